@@ -1,0 +1,2 @@
+//! The `dx-py` command line.
+fn main() {}
