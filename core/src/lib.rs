@@ -20,6 +20,8 @@ pub mod hash;
 pub mod index;
 pub mod layout;
 pub mod mmap;
+pub mod names;
 pub mod python;
+pub mod requirements;
 pub mod store;
 pub mod wheel;

@@ -1,1 +1,5 @@
-//! (in progress)
+//! Wheels: file names and tags, and (as untrusted input) their validation and conversion into
+//! `.dxpkg`.
+mod filename;
+
+pub use filename::{Tag, WheelFilename, WheelFilenameError};
