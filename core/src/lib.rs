@@ -14,6 +14,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod dpl;
 pub mod dxpkg;
 pub mod hash;
@@ -23,5 +24,6 @@ pub mod mmap;
 pub mod names;
 pub mod python;
 pub mod requirements;
+pub mod scripts;
 pub mod store;
 pub mod wheel;

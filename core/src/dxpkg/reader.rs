@@ -275,10 +275,8 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
         let mut prev: Option<FileEntry<'_>> = None;
         for i in 0..self.entry_count {
             let e = self.entry(i)?;
-            if let Some(p) = prev {
-                if (p.scheme, p.path) >= (e.scheme, e.path) {
-                    return Err(DxpkgError::Corrupt("entries not sorted"));
-                }
+            if prev.is_some_and(|p| (p.scheme, p.path) >= (e.scheme, e.path)) {
+                return Err(DxpkgError::Corrupt("entries not sorted"));
             }
             match self.get(e.scheme, e.path)? {
                 Some(found) if found == e => {}

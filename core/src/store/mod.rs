@@ -1,1 +1,272 @@
-//! (in progress)
+//! The content-addressed package store.
+//!
+//! ```text
+//! {store}/
+//! ├── ab/cd/abcd….dxpkg        immutable objects, named by the blake3 of their bytes
+//! ├── unpacked/abcd…/          one read-only unpacked copy per object, made on first use
+//! │   ├── site-packages/…      purelib + platlib
+//! │   ├── bin/…                scripts (shebangs rewritten)
+//! │   ├── headers/…
+//! │   └── data/…
+//! └── tmp/                     (never: temp files live beside their final name)
+//! ```
+//!
+//! Objects are written to a temporary file in their final directory, fsynced, made read-only
+//! and linked into place without replacing an existing object, so concurrent writers of the same
+//! package end with one intact file and readers never see a partial one.
+mod link;
+mod mapped;
+mod unpack;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::dxpkg::{DxpkgError, DxpkgReader};
+use crate::hash::ContentHash;
+
+pub use link::{LinkMode, link_tree};
+pub use mapped::MappedPackage;
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No object with this hash.
+    #[error("Package `{0}` is not in the store")]
+    PackageNotFound(ContentHash),
+    /// `store_verified` got bytes whose hash differs from the expected one.
+    #[error("Hash mismatch: expected `{expected}`, got `{actual}`")]
+    HashMismatch {
+        /// The hash the caller expected.
+        expected: ContentHash,
+        /// The hash of the bytes given.
+        actual: ContentHash,
+    },
+    /// An object (or bytes offered for storing) is not a valid `.dxpkg`.
+    #[error("Invalid package object `{path}`")]
+    InvalidObject {
+        /// The object's path (or `<input>`).
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: DxpkgError,
+    },
+    /// A package entry whose path would leave its directory.
+    #[error("Package `{hash}` has an unsafe path `{path}`")]
+    UnsafePath {
+        /// The package.
+        hash: ContentHash,
+        /// The offending path.
+        path: String,
+    },
+    /// The store directory cannot be written (a read-only shared store).
+    #[error("The store at `{path}` is read-only; cannot add `{what}`")]
+    ReadOnly {
+        /// The store root.
+        path: PathBuf,
+        /// What was to be written.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other I/O failure; fs-err puts the path in the message.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The package store rooted at one directory.
+#[derive(Debug)]
+pub struct PackageStore {
+    root: PathBuf,
+    mapped: DashMap<ContentHash, Arc<MappedPackage>>,
+}
+
+impl PackageStore {
+    /// Opens (without creating) the store at `root`; directories are made on first write, so a
+    /// read-only store can be opened and read.
+    pub fn open(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            mapped: DashMap::new(),
+        }
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the object `hash` lives: `{root}/{hex[0:2]}/{hex[2:4]}/{hex}.dxpkg`.
+    pub fn get_path(&self, hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root
+            .join(&hex[0..2])
+            .join(&hex[2..4])
+            .join(format!("{hex}.dxpkg"))
+    }
+
+    /// True when the object is present.
+    pub fn contains(&self, hash: &ContentHash) -> bool {
+        self.mapped.contains_key(hash) || self.get_path(hash).is_file()
+    }
+
+    /// Stores `bytes` (a `.dxpkg`) under its blake3 hash; storing an existing object is a no-op.
+    pub fn store(&self, bytes: &[u8]) -> Result<ContentHash, StoreError> {
+        let hash = ContentHash::of(bytes);
+        self.write_object(&hash, bytes)?;
+        Ok(hash)
+    }
+
+    /// Stores `bytes` only if they hash to `expected`; on a mismatch nothing is written.
+    pub fn store_verified(&self, bytes: &[u8], expected: &ContentHash) -> Result<(), StoreError> {
+        let actual = ContentHash::of(bytes);
+        if actual != *expected {
+            return Err(StoreError::HashMismatch {
+                expected: *expected,
+                actual,
+            });
+        }
+        self.write_object(expected, bytes)
+    }
+
+    fn write_object(&self, hash: &ContentHash, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.get_path(hash);
+        if path.is_file() {
+            return Ok(());
+        }
+        DxpkgReader::new(bytes)
+            .and_then(|r| r.validate())
+            .map_err(|source| StoreError::InvalidObject {
+                path: "<input>".into(),
+                source,
+            })?;
+        let dir = path.parent().expect("object paths have a parent");
+        let read_only = |source| StoreError::ReadOnly {
+            path: self.root.clone(),
+            what: hash.to_hex(),
+            source,
+        };
+        fs_err::create_dir_all(dir)
+            .and_then(|()| crate::atomic::write_new(&path, bytes, 0o444))
+            .map_err(|e| classify(e, read_only))
+    }
+
+    /// The mapped object `hash`, opened once per process and shared.
+    pub fn get(&self, hash: &ContentHash) -> Result<Arc<MappedPackage>, StoreError> {
+        if let Some(p) = self.mapped.get(hash) {
+            return Ok(Arc::clone(&p));
+        }
+        let path = self.get_path(hash);
+        let package = match MappedPackage::open(&path) {
+            Ok(p) => Arc::new(p),
+            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::PackageNotFound(*hash));
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Arc::clone(
+            self.mapped.entry(*hash).or_insert(package).value(),
+        ))
+    }
+
+    /// Re-hashes the object: `Ok(true)` when its bytes still match its name.
+    pub fn verify(&self, hash: &ContentHash) -> Result<bool, StoreError> {
+        let path = self.get_path(hash);
+        let bytes = match fs_err::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::PackageNotFound(*hash));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ContentHash::of(&bytes) == *hash)
+    }
+
+    /// Every object in the store (by file name; unreadable directories are skipped).
+    pub fn objects(&self) -> Result<Vec<ContentHash>, StoreError> {
+        let mut out = Vec::new();
+        let Ok(level1) = std::fs::read_dir(&self.root) else {
+            return Ok(out);
+        };
+        for a in level1.flatten() {
+            let a_name = a.file_name();
+            if a_name.len() != 2 {
+                continue;
+            }
+            let Ok(level2) = std::fs::read_dir(a.path()) else {
+                continue;
+            };
+            for b in level2.flatten() {
+                let Ok(files) = std::fs::read_dir(b.path()) else {
+                    continue;
+                };
+                for f in files.flatten() {
+                    let name = f.file_name();
+                    let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".dxpkg")) else {
+                        continue;
+                    };
+                    if let Ok(h) = stem.parse() {
+                        out.push(h);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The read-only unpacked copy of `hash`, made on first use (see the module docs).
+    pub fn unpacked(&self, hash: &ContentHash) -> Result<PathBuf, StoreError> {
+        let dir = self.unpacked_path(hash);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let package = self.get(hash)?;
+        unpack::unpack(&package, hash, &dir).map_err(|e| match e {
+            StoreError::Io(io) => classify(io, |source| StoreError::ReadOnly {
+                path: self.root.clone(),
+                what: format!("unpacked/{hash}"),
+                source,
+            }),
+            other => other,
+        })?;
+        Ok(dir)
+    }
+
+    /// Where the unpacked copy of `hash` lives (whether or not it exists yet).
+    pub fn unpacked_path(&self, hash: &ContentHash) -> PathBuf {
+        self.root.join("unpacked").join(hash.to_hex())
+    }
+
+    /// Links the package's site-packages files into `site_packages` (symlinks, junctions on
+    /// Windows, copies when links fail) and says which mode was used.
+    pub fn install_to_venv(
+        &self,
+        hash: &ContentHash,
+        site_packages: &Path,
+    ) -> Result<LinkMode, StoreError> {
+        let src = self.unpacked(hash)?.join("site-packages");
+        fs_err::create_dir_all(site_packages)?;
+        if !src.is_dir() {
+            return Ok(LinkMode::Symlink);
+        }
+        Ok(link_tree(&src, site_packages)?)
+    }
+}
+
+/// Turns permission and read-only-filesystem errors into `ReadOnly`, keeps the rest as `Io`.
+fn classify(
+    io: std::io::Error,
+    read_only: impl FnOnce(std::io::Error) -> StoreError,
+) -> StoreError {
+    if io.kind() == std::io::ErrorKind::PermissionDenied || io.raw_os_error() == Some(libc::EROFS) {
+        read_only(io)
+    } else {
+        StoreError::Io(io)
+    }
+}
+
+#[cfg(test)]
+mod tests;

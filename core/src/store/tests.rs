@@ -1,0 +1,294 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+
+use super::*;
+use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+
+fn package(name: &str, files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
+    for (p, d) in files {
+        w.add(Scheme::SitePackages, p, EntryKind::File, 0o644, d.clone());
+    }
+    w.finish().unwrap()
+}
+
+fn arb_files() -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
+    // Top-level names are prefixed so files never collide with directories of the same name.
+    btree_map(
+        "(d[a-z]{1,4}/){0,2}f[a-z]{1,6}\\.py",
+        vec(any::<u8>(), 0..48),
+        1..12,
+    )
+}
+
+fn tree(root: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if std::fs::metadata(&p).unwrap().is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn missing_hash_is_package_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let h = ContentHash::of(b"nothing");
+    assert!(matches!(store.get(&h), Err(StoreError::PackageNotFound(x)) if x == h));
+    assert!(matches!(
+        store.verify(&h),
+        Err(StoreError::PackageNotFound(_))
+    ));
+    assert!(!store.contains(&h));
+}
+
+#[test]
+fn store_verified_refuses_a_mismatch_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let bytes = package("a", &BTreeMap::from([("a.py".into(), b"1".to_vec())]));
+    let wrong = ContentHash::of(b"other");
+    assert!(matches!(
+        store.store_verified(&bytes, &wrong),
+        Err(StoreError::HashMismatch { .. })
+    ));
+    assert!(store.objects().unwrap().is_empty());
+    store
+        .store_verified(&bytes, &ContentHash::of(&bytes))
+        .unwrap();
+    assert_eq!(store.objects().unwrap(), vec![ContentHash::of(&bytes)]);
+}
+
+#[test]
+fn garbage_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    assert!(matches!(
+        store.store(b"not a package"),
+        Err(StoreError::InvalidObject { .. })
+    ));
+}
+
+#[test]
+fn corruption_is_detected_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let bytes = package("a", &BTreeMap::from([("a.py".into(), b"hello".to_vec())]));
+    let h = store.store(&bytes).unwrap();
+    assert!(store.verify(&h).unwrap());
+    let path = store.get_path(&h);
+    let mut data = std::fs::read(&path).unwrap();
+    let last = data.len() - 8;
+    data[last] ^= 1;
+    crate::atomic::set_mode(&path, 0o644).unwrap();
+    std::fs::write(&path, data).unwrap();
+    assert!(!store.verify(&h).unwrap());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn path_format(bytes in any::<[u8; 32]>()) {
+        let store = PackageStore::open("/s");
+        let h = ContentHash::from_bytes(bytes);
+        let hex = h.to_hex();
+        let expected = format!("/s/{}/{}/{}.dxpkg", &hex[0..2], &hex[2..4], hex);
+        prop_assert_eq!(store.get_path(&h), std::path::PathBuf::from(expected));
+    }
+
+    /// Same content -> same path, one file; every file is found with its bytes.
+    #[test]
+    fn dedup_and_lookup(files in arb_files()) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path());
+        let bytes = package("p", &files);
+        let a = store.store(&bytes).unwrap();
+        let b = store.store(&bytes).unwrap();
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(store.objects().unwrap().len(), 1);
+        let pkg = store.get(&a).unwrap();
+        for (p, d) in &files {
+            prop_assert_eq!(pkg.get_file(p).unwrap().unwrap().data, &d[..]);
+        }
+        prop_assert!(pkg.get_file("absent/name.py").unwrap().is_none());
+    }
+
+    /// Any single corrupted byte of an object is caught by `verify`.
+    #[test]
+    fn verify_detects_any_flip(files in arb_files(), at in any::<usize>(), bit in 0u8..8) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path());
+        let h = store.store(&package("p", &files)).unwrap();
+        let path = store.get_path(&h);
+        let mut data = std::fs::read(&path).unwrap();
+        let i = at % data.len();
+        data[i] ^= 1 << bit;
+        crate::atomic::set_mode(&path, 0o644).unwrap();
+        std::fs::write(&path, data).unwrap();
+        prop_assert!(!store.verify(&h).unwrap());
+    }
+
+    /// Installing two packages into one site-packages gives the union of their trees.
+    #[test]
+    fn symlink_install_equals_contents(a in arb_files(), b in arb_files()) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        // Keep b's file names apart from a's so "last wins" does not blur the comparison.
+        let b: BTreeMap<String, Vec<u8>> = b.into_iter().map(|(p, d)| (p.replace('f', "g"), d)).collect();
+        let ha = store.store(&package("a", &a)).unwrap();
+        let hb = store.store(&package("b", &b)).unwrap();
+        let sp = dir.path().join("venv/site-packages");
+        prop_assert_eq!(store.install_to_venv(&ha, &sp).unwrap(), LinkMode::Symlink);
+        store.install_to_venv(&hb, &sp).unwrap();
+        let mut expected = a.clone();
+        expected.extend(b);
+        prop_assert_eq!(tree(&sp), expected);
+    }
+}
+
+#[test]
+fn concurrent_store_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(PackageStore::open(dir.path()));
+    let packages: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            package(
+                &format!("p{i}"),
+                &BTreeMap::from([(format!("m{i}.py"), vec![i as u8; 4096])]),
+            )
+        })
+        .collect();
+    let packages = Arc::new(packages);
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let packages = Arc::clone(&packages);
+            std::thread::spawn(move || {
+                for round in 0..20 {
+                    let i = (t + round) % packages.len();
+                    let h = store.store(&packages[i]).unwrap();
+                    let pkg = store.get(&h).unwrap();
+                    let f = pkg.get_file(&format!("m{i}.py")).unwrap().unwrap();
+                    assert_eq!(f.data, &vec![i as u8; 4096][..]);
+                    let unpacked = store.unpacked(&h).unwrap();
+                    assert_eq!(
+                        std::fs::read(unpacked.join(format!("site-packages/m{i}.py")))
+                            .unwrap()
+                            .len(),
+                        4096
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(store.objects().unwrap().len(), 4);
+    for h in store.objects().unwrap() {
+        assert!(store.verify(&h).unwrap());
+    }
+    // No temporary files or directories are left behind.
+    let leftovers: Vec<_> = walk_names(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        out.push(e.file_name().to_string_lossy().into_owned());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_names(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn namespace_packages_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path().join("store"));
+    let a = store
+        .store(&package(
+            "a",
+            &BTreeMap::from([("google/a/__init__.py".into(), b"a".to_vec())]),
+        ))
+        .unwrap();
+    let b = store
+        .store(&package(
+            "b",
+            &BTreeMap::from([("google/b/__init__.py".into(), b"b".to_vec())]),
+        ))
+        .unwrap();
+    let sp = dir.path().join("sp");
+    store.install_to_venv(&a, &sp).unwrap();
+    store.install_to_venv(&b, &sp).unwrap();
+    assert!(
+        !std::fs::symlink_metadata(sp.join("google"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read(sp.join("google/a/__init__.py")).unwrap(),
+        b"a"
+    );
+    assert_eq!(
+        std::fs::read(sp.join("google/b/__init__.py")).unwrap(),
+        b"b"
+    );
+}
+
+#[test]
+fn unpack_refuses_escaping_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path().join("store"));
+    let mut w = DxpkgWriter::new("evil", "1", "evil-1.dist-info");
+    w.add(
+        Scheme::SitePackages,
+        "../../escape.py",
+        EntryKind::File,
+        0o644,
+        b"x".to_vec(),
+    );
+    let h = store.store(&w.finish().unwrap()).unwrap();
+    assert!(matches!(
+        store.unpacked(&h),
+        Err(StoreError::UnsafePath { .. })
+    ));
+    assert!(!dir.path().join("escape.py").exists());
+    let mut w = DxpkgWriter::new("evil", "2", "evil-2.dist-info");
+    w.add(
+        Scheme::SitePackages,
+        "pkg/link",
+        EntryKind::Symlink,
+        0o777,
+        b"../../../etc".to_vec(),
+    );
+    let h = store.store(&w.finish().unwrap()).unwrap();
+    assert!(matches!(
+        store.unpacked(&h),
+        Err(StoreError::UnsafePath { .. })
+    ));
+}
