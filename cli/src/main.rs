@@ -1,2 +1,58 @@
-//! The `dx-py` command line.
-fn main() {}
+//! The `dx-py` command line: a thin layer over `dx-py-core`.
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod printer;
+mod settings;
+
+use cli::{Cli, Command};
+use printer::Printer;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.verbose, cli.quiet);
+    init_tracing(cli.verbose, cli.quiet);
+    let settings = settings::Settings::from_cli(&cli);
+    let result = match &cli.command {
+        Command::Store(cmd) => commands::store::run(cmd, &settings, &printer),
+        Command::Cache(cmd) => commands::cache::run(cmd, &settings, &printer),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            printer.error(&err);
+            ExitCode::from(commands::exit_code(&err))
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "warn",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("DX_PY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod cache_lock;
 pub mod dpl;
 pub mod dxpkg;
 pub mod hash;

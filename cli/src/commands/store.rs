@@ -1,0 +1,69 @@
+//! `dx-py store add | verify | path`.
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use dx_py_core::hash::ContentHash;
+use dx_py_core::store::{PackageStore, StoreError};
+
+use crate::cli::StoreCommand;
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
+    let store = PackageStore::open(&settings.store_dir);
+    match cmd {
+        StoreCommand::Add { wheels } => {
+            let _ = (wheels, &store);
+            anyhow::bail!("`store add` lands with wheel conversion")
+        }
+        StoreCommand::Verify { hashes } => {
+            let hashes = if hashes.is_empty() {
+                store.objects()?
+            } else {
+                hashes
+                    .iter()
+                    .map(|h| parse_hash(h))
+                    .collect::<Result<_>>()?
+            };
+            let mut bad = Vec::new();
+            for hash in &hashes {
+                match store.verify(hash) {
+                    Ok(true) => {}
+                    Ok(false) => bad.push(*hash),
+                    Err(StoreError::PackageNotFound(h)) => {
+                        printer.warn(format_args!("{h} is not in the store"));
+                        bad.push(h);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            for hash in &bad {
+                printer.out(hash)?;
+            }
+            if bad.is_empty() {
+                printer.info(format_args!("{} objects verified", hashes.len()));
+                Ok(ExitCode::SUCCESS)
+            } else {
+                printer.info(format_args!(
+                    "{} of {} objects are corrupt or missing",
+                    bad.len(),
+                    hashes.len()
+                ));
+                Ok(ExitCode::from(1))
+            }
+        }
+        StoreCommand::Path { hash } => {
+            let hash = parse_hash(hash)?;
+            if !store.contains(&hash) {
+                return Err(StoreError::PackageNotFound(hash).into());
+            }
+            printer.out(store.get_path(&hash).display())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_hash(s: &str) -> Result<ContentHash> {
+    s.parse::<ContentHash>()
+        .with_context(|| format!("`{s}` is not a store hash"))
+}
