@@ -396,7 +396,12 @@ impl<'s> LayoutCache<'s> {
                     }
                 }
             }
-            Ok(None) => (BTreeMap::new(), 0, 0, false),
+            // No index yet: a new cache (nothing on disk) or a deleted index (layouts to find).
+            Ok(None) => {
+                let found = self.scan_layouts();
+                let dirty = !found.is_empty();
+                (found, 0, 0, dirty)
+            }
             Err(e) => {
                 tracing::warn!("Layout index `{}` is unreadable ({e}); rebuilding it from the layouts on disk", path.display());
                 (self.scan_layouts(), 0, 0, true)
