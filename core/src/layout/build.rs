@@ -61,7 +61,7 @@ pub(crate) fn sources(
             .map_err(|source| LayoutError::Store {
                 name: p.name.clone(),
                 hash: p.hash,
-                source,
+                source: Box::new(source),
             })?;
         out.push((i, absolute(&root)?));
         for extra in &p.extra_trees {
@@ -237,7 +237,10 @@ fn place_file(src: &Path, to: &Path, strongest: LinkMode) -> Result<LinkMode, La
         match std::fs::hard_link(src, to) {
             Ok(()) => return Ok(LinkMode::Hardlink),
             Err(e) if link_impossible(&e) => {
-                tracing::debug!("hard link `{}` failed ({e}); trying a symlink", to.display());
+                tracing::debug!(
+                    "hard link `{}` failed ({e}); trying a symlink",
+                    to.display()
+                );
             }
             Err(e) => return Err(LayoutError::fs("hard-link", to)(e)),
         }

@@ -126,9 +126,10 @@ impl<'s> LayoutCache<'s> {
             // never modified afterwards, so the mapped bytes cannot change (see `map_file`).
             #[allow(unsafe_code)]
             let map = unsafe { crate::mmap::map_file(&path) };
-            match map.map_err(|e| e.to_string()).and_then(|m| {
-                LayoutIndex::new(m).map_err(|e| e.to_string())
-            }) {
+            match map
+                .map_err(|e| e.to_string())
+                .and_then(|m| LayoutIndex::new(m).map_err(|e| e.to_string()))
+            {
                 Ok(ix) => Some(ix),
                 Err(e) => {
                     tracing::warn!(
@@ -160,7 +161,9 @@ impl<'s> LayoutCache<'s> {
         match view.index.as_ref()?.get(hash) {
             Ok(found) => found,
             Err(e) => {
-                tracing::warn!("Layout index entry for `{hash}` is damaged ({e}); treating it as a miss");
+                tracing::warn!(
+                    "Layout index entry for `{hash}` is damaged ({e}); treating it as a miss"
+                );
                 None
             }
         }
@@ -213,7 +216,8 @@ impl<'s> LayoutCache<'s> {
             return Ok(done);
         }
         let layout = self.build_layout(spec)?;
-        let installed = install::install(&self.root, &layout.path, &hash, spec.python_version, venv)?;
+        let installed =
+            install::install(&self.root, &layout.path, &hash, spec.python_version, venv)?;
         Ok(Installed {
             hit: false,
             ..installed
@@ -274,8 +278,12 @@ impl<'s> LayoutCache<'s> {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".tmp-{}-", &hash.to_hex()[..16]))
             .tempdir_in(&self.root)
-            .map_err(LayoutError::fs("create a temporary directory in", &self.root))?;
-        let manifest = build::build_tree(self.store, spec, hash, tmp.path(), self.strongest, now())?;
+            .map_err(LayoutError::fs(
+                "create a temporary directory in",
+                &self.root,
+            ))?;
+        let manifest =
+            build::build_tree(self.store, spec, hash, tmp.path(), self.strongest, now())?;
         let tmp = tmp.keep();
         let outcome = if replace {
             swap_in(&tmp, &dir)?;
@@ -286,7 +294,10 @@ impl<'s> LayoutCache<'s> {
                 Err(e) if std::fs::symlink_metadata(&dir).is_ok() => {
                     // Another process published this layout first.
                     if let Ok(theirs) = verify::quick(&dir, hash) {
-                        tracing::debug!("layout `{}` was built concurrently ({e}); using it", dir.display());
+                        tracing::debug!(
+                            "layout `{}` was built concurrently ({e}); using it",
+                            dir.display()
+                        );
                         let _ = install::remove_tree(&tmp);
                         self.record(hash, &theirs)?;
                         return Ok(theirs.to_layout(*hash, dir, BuildOutcome::Reused));
@@ -321,8 +332,10 @@ impl<'s> LayoutCache<'s> {
     }
 
     /// Rebuilds the index from the layouts on disk (their manifests), dropping entries whose
-    /// layout is gone. Returns the number of layouts indexed.
+    /// layout is gone, and removes temporary trees older than a day (left by crashed builds).
+    /// Returns the number of layouts indexed.
     pub fn rebuild_index(&self) -> Result<usize, LayoutError> {
+        self.remove_stale_temps(std::time::Duration::from_secs(24 * 60 * 60));
         let mut n = 0;
         self.update_index(|entries| {
             let scanned = self.scan_layouts();
@@ -333,6 +346,29 @@ impl<'s> LayoutCache<'s> {
         Ok(n)
     }
 
+    /// Removes `.tmp-*` entries not modified for `age`: a build in progress keeps touching its
+    /// tree, so only leftovers of crashed builds are that old.
+    fn remove_stale_temps(&self, age: std::time::Duration) {
+        let Ok(dirs) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for d in dirs.flatten() {
+            let stale = d
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".tmp-"))
+                && d.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|e| e > age);
+            if stale {
+                tracing::debug!("removing stale `{}`", d.path().display());
+                let _ = remove_any(&d.path());
+            }
+        }
+    }
+
     /// Every layout directory with a readable manifest, as index entries.
     fn scan_layouts(&self) -> BTreeMap<ProjectHash, LayoutEntry> {
         let mut out = BTreeMap::new();
@@ -340,7 +376,10 @@ impl<'s> LayoutCache<'s> {
             return out;
         };
         for d in dirs.flatten() {
-            let Some(hash) = d.file_name().to_str().and_then(|n| n.parse::<ProjectHash>().ok())
+            let Some(hash) = d
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<ProjectHash>().ok())
             else {
                 continue;
             };
@@ -391,8 +430,16 @@ impl<'s> LayoutCache<'s> {
                         false,
                     ),
                     Err(e) => {
-                        tracing::warn!("Layout index `{}` is damaged ({e}); rebuilding it from the layouts on disk", path.display());
-                        (self.scan_layouts(), header.capacity, header.generation, true)
+                        tracing::warn!(
+                            "Layout index `{}` is damaged ({e}); rebuilding it from the layouts on disk",
+                            path.display()
+                        );
+                        (
+                            self.scan_layouts(),
+                            header.capacity,
+                            header.generation,
+                            true,
+                        )
                     }
                 }
             }
@@ -403,18 +450,22 @@ impl<'s> LayoutCache<'s> {
                 (found, 0, 0, dirty)
             }
             Err(e) => {
-                tracing::warn!("Layout index `{}` is unreadable ({e}); rebuilding it from the layouts on disk", path.display());
+                tracing::warn!(
+                    "Layout index `{}` is unreadable ({e}); rebuilding it from the layouts on disk",
+                    path.display()
+                );
                 (self.scan_layouts(), 0, 0, true)
             }
         };
         dirty |= change(&mut entries);
         if dirty {
             let list: Vec<LayoutEntry> = entries.into_values().collect();
-            let bytes = encode_index(&list, capacity, generation.wrapping_add(1), now())
-                .map_err(|source| LayoutError::Index {
+            let bytes = encode_index(&list, capacity, generation.wrapping_add(1), now()).map_err(
+                |source| LayoutError::Index {
                     path: path.clone(),
                     source,
-                })?;
+                },
+            )?;
             publish(&self.root, &path, &bytes)?;
         }
         drop(_guard);
@@ -505,7 +556,10 @@ fn swap_in(new: &Path, dir: &Path) -> Result<(), LayoutError> {
     }
     // After the exchange, `new` holds the old tree.
     if let Err(e) = remove_any(new) {
-        tracing::warn!("Failed to remove the replaced layout `{}`: {e}", new.display());
+        tracing::warn!(
+            "Failed to remove the replaced layout `{}`: {e}",
+            new.display()
+        );
     }
     Ok(())
 }

@@ -127,7 +127,9 @@ pub enum IndexError {
         got: u64,
     },
     /// A slot's checksum does not match its bytes.
-    #[error("Layout index slot {slot} is corrupt: checksum expected {expected:#018x}, got {got:#018x}")]
+    #[error(
+        "Layout index slot {slot} is corrupt: checksum expected {expected:#018x}, got {got:#018x}"
+    )]
     EntryChecksum {
         /// Slot number.
         slot: usize,
@@ -361,7 +363,9 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     let rest = chunks.remainder();
     if !rest.is_empty() {
         tail[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K).rotate_left(31);
+        h = (h ^ u64::from_le_bytes(tail))
+            .wrapping_mul(K)
+            .rotate_left(31);
     }
     h ^= h >> 33;
     h = h.wrapping_mul(K2);
@@ -382,13 +386,13 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
     /// Checks the header (magic, version, flags, sizes, checksum) and the file length.
     pub fn new(bytes: B) -> Result<Self, IndexError> {
         let b = bytes.as_ref();
-        let head: &[u8; HEADER_LEN] = b
-            .get(..HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or(IndexError::Truncated {
-                expected: HEADER_LEN,
-                got: b.len(),
-            })?;
+        let head: &[u8; HEADER_LEN] =
+            b.get(..HEADER_LEN)
+                .and_then(|h| h.try_into().ok())
+                .ok_or(IndexError::Truncated {
+                    expected: HEADER_LEN,
+                    got: b.len(),
+                })?;
         let mut magic = [0u8; 4];
         magic.copy_from_slice(&head[..4]);
         if magic != MAGIC {
@@ -674,7 +678,10 @@ mod tests {
                 got: 10
             }
         );
-        assert_eq!(err(&with(0, b"DXLX")), IndexError::BadMagic { got: *b"DXLX" });
+        assert_eq!(
+            err(&with(0, b"DXLX")),
+            IndexError::BadMagic { got: *b"DXLX" }
+        );
         assert_eq!(
             err(&with(H_VERSION, &2u32.to_le_bytes())),
             IndexError::UnsupportedVersion { got: 2 }
@@ -733,7 +740,9 @@ mod tests {
         let e = entry([3; 32], 1);
         let mut bytes = encode_index(&[e], 0, 1, 1).unwrap();
         let ix = LayoutIndex::new(&bytes[..]).unwrap();
-        let slot = (0..16).find(|&i| ix.slot(i).unwrap()[E_FLAGS] != 0).unwrap();
+        let slot = (0..16)
+            .find(|&i| ix.slot(i).unwrap()[E_FLAGS] != 0)
+            .unwrap();
         let at = HEADER_LEN + slot * ENTRY_LEN;
         bytes[at + E_LINK_MODE] = 9;
         let sum = checksum(&bytes[at..at + E_CHECKSUM]);
@@ -760,9 +769,15 @@ mod tests {
     fn the_table_grows_and_honours_min_capacity() {
         let entries: Vec<_> = (0..9u8).map(|i| entry([i; 32], 1)).collect();
         let ix_bytes = encode_index(&entries, 0, 1, 1).unwrap();
-        assert_eq!(LayoutIndex::new(&ix_bytes[..]).unwrap().header().capacity, 32);
+        assert_eq!(
+            LayoutIndex::new(&ix_bytes[..]).unwrap().header().capacity,
+            32
+        );
         let ix_bytes = encode_index(&entries[..2], 100, 1, 1).unwrap();
-        assert_eq!(LayoutIndex::new(&ix_bytes[..]).unwrap().header().capacity, 128);
+        assert_eq!(
+            LayoutIndex::new(&ix_bytes[..]).unwrap().header().capacity,
+            128
+        );
         assert_eq!(
             encode_index(&[entries[0], entries[0]], 0, 1, 1).unwrap_err(),
             IndexError::Duplicate(entries[0].project_hash)
@@ -818,9 +833,8 @@ mod tests {
             if let Ok(ix) = LayoutIndex::new(&damaged[..]) {
                 prop_assert!(pos >= HEADER_LEN, "header damage must be caught");
                 for e in &entries {
-                    match ix.get(&e.project_hash) {
-                        Ok(Some(found)) => prop_assert_eq!(found, *e),
-                        Ok(None) | Err(_) => {}
+                    if let Ok(Some(found)) = ix.get(&e.project_hash) {
+                        prop_assert_eq!(found, *e);
                     }
                 }
                 let slot = (pos - HEADER_LEN) / ENTRY_LEN;

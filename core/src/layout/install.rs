@@ -43,7 +43,9 @@ fn is_protected(name: &str) -> bool {
 fn temp_beside(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{name}.dx-py-{}-{n}", std::process::id()))
 }
 
@@ -221,7 +223,10 @@ impl VenvLock {
         )))
     }
 
-    fn lock(&mut self, venv: &Path) -> Result<fd_lock::RwLockWriteGuard<'_, std::fs::File>, LayoutError> {
+    fn lock(
+        &mut self,
+        venv: &Path,
+    ) -> Result<fd_lock::RwLockWriteGuard<'_, std::fs::File>, LayoutError> {
         self.0.write().map_err(LayoutError::fs("lock", venv))
     }
 }

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::index::link_mode_from_u8;
-use super::{
-    Layout, LayoutEntry, LayoutError, LayoutPackage, LayoutSpec, LinkMode, ProjectHash,
-};
+use super::{Layout, LayoutEntry, LayoutError, LayoutPackage, LayoutSpec, LinkMode, ProjectHash};
 use crate::hash::ContentHash;
 
 /// File name of the manifest inside a layout directory.

@@ -34,7 +34,7 @@ mod index;
 mod install;
 mod manifest;
 mod project_hash;
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests;
 mod verify;
 
@@ -164,9 +164,9 @@ pub enum LayoutError {
         name: String,
         /// Store hash.
         hash: ContentHash,
-        /// Why.
+        /// Why (boxed: store errors are large and rare).
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// A path is a directory in one package and a file in another.
     #[error(
@@ -211,7 +211,10 @@ pub enum LayoutError {
 }
 
 impl LayoutError {
-    pub(crate) fn fs(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn fs(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Fs {
             action,

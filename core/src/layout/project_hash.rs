@@ -105,10 +105,7 @@ mod tests {
     type Pkg = (String, String, [u8; 32]);
 
     fn hash_of(tag: &str, pkgs: &[Pkg]) -> ProjectHash {
-        let hashes: Vec<ContentHash> = pkgs
-            .iter()
-            .map(|p| ContentHash::from_bytes(p.2))
-            .collect();
+        let hashes: Vec<ContentHash> = pkgs.iter().map(|p| ContentHash::from_bytes(p.2)).collect();
         ProjectHash::compute(
             tag,
             pkgs.iter()

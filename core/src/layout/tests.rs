@@ -34,13 +34,22 @@ impl Pkg {
                 .collect(),
             scripts: scripts
                 .iter()
-                .map(|s| ((*s).to_string(), format!("#!/bin/sh\necho {s}\n").into_bytes()))
+                .map(|s| {
+                    (
+                        (*s).to_string(),
+                        format!("#!/bin/sh\necho {s}\n").into_bytes(),
+                    )
+                })
                 .collect(),
         }
     }
 
     fn dxpkg(&self) -> Vec<u8> {
-        let dist_info = format!("{}-{}.dist-info", normalize_name(&self.name).replace('-', "_"), self.version);
+        let dist_info = format!(
+            "{}-{}.dist-info",
+            normalize_name(&self.name).replace('-', "_"),
+            self.version
+        );
         let mut w = DxpkgWriter::new(&self.name, &self.version, &dist_info);
         w.add(
             Scheme::SitePackages,
@@ -59,7 +68,11 @@ impl Pkg {
     }
 
     fn dist_info(&self) -> String {
-        format!("{}-{}.dist-info", normalize_name(&self.name).replace('-', "_"), self.version)
+        format!(
+            "{}-{}.dist-info",
+            normalize_name(&self.name).replace('-', "_"),
+            self.version
+        )
     }
 }
 
@@ -117,7 +130,10 @@ type Snapshot = BTreeMap<String, Option<Vec<u8>>>;
 
 fn snapshot(root: &Path) -> Snapshot {
     fn walk(base: &Path, dir: &Path, out: &mut Snapshot) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
@@ -159,7 +175,10 @@ fn oracle(pkgs: &[Pkg]) -> Snapshot {
         out.insert(path.to_string(), Some(data.to_vec()));
     };
     for p in sorted {
-        add_file(&format!("{}/METADATA", p.dist_info()), format!("Name: {}\n", p.name).as_bytes());
+        add_file(
+            &format!("{}/METADATA", p.dist_info()),
+            format!("Name: {}\n", p.name).as_bytes(),
+        );
         for (f, d) in &p.files {
             add_file(f, d);
         }
@@ -168,7 +187,10 @@ fn oracle(pkgs: &[Pkg]) -> Snapshot {
 }
 
 fn launchers_of(pkgs: &[Pkg]) -> Vec<String> {
-    let set: BTreeSet<String> = pkgs.iter().flat_map(|p| p.scripts.keys().cloned()).collect();
+    let set: BTreeSet<String> = pkgs
+        .iter()
+        .flat_map(|p| p.scripts.keys().cloned())
+        .collect();
     set.into_iter().collect()
 }
 
@@ -179,17 +201,28 @@ fn venv_site_packages(venv: &Path) -> PathBuf {
 /// Checks that `venv` holds exactly the layout of `pkgs`.
 fn assert_venv_is(venv: &Path, pkgs: &[Pkg]) {
     let sp = venv_site_packages(venv);
-    assert!(std::fs::symlink_metadata(&sp).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&sp)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(snapshot(&sp), oracle(pkgs));
     let mut bin: Vec<String> = std::fs::read_dir(venv.join("bin"))
-        .map(|r| r.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
         .unwrap_or_default();
     bin.retain(|n| !n.starts_with("python") && !n.starts_with("activate"));
     bin.sort();
     assert_eq!(bin, launchers_of(pkgs));
     let marker = install::read_marker(&venv.join(install::MARKER_NAME)).unwrap();
     assert_eq!(marker.launchers, launchers_of(pkgs));
-    assert_eq!(std::fs::read_link(&sp).unwrap(), marker.layout.join("site-packages"));
+    assert_eq!(
+        std::fs::read_link(&sp).unwrap(),
+        marker.layout.join("site-packages")
+    );
 }
 
 fn arb_pkgs() -> impl Strategy<Value = Vec<Pkg>> {
@@ -212,10 +245,12 @@ fn arb_pkgs() -> impl Strategy<Value = Vec<Pkg>> {
                     p.files.insert(format!("p{i}/{f}"), d);
                 }
                 if ns {
-                    p.files.insert(format!("ns/p{i}/__init__.py"), vec![i as u8]);
+                    p.files
+                        .insert(format!("ns/p{i}/__init__.py"), vec![i as u8]);
                 }
                 if shared {
-                    p.files.insert("shared.py".into(), format!("# from {i}\n").into_bytes());
+                    p.files
+                        .insert("shared.py".into(), format!("# from {i}\n").into_bytes());
                 }
                 p
             })
@@ -383,7 +418,9 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd {
             let p = e.unwrap().path();
             if std::fs::symlink_metadata(&p).unwrap().is_dir() {
@@ -398,9 +435,21 @@ fn walk(root: &Path) -> Vec<PathBuf> {
 
 /// Three overlapping sets, the same in every process.
 fn fixed_sets() -> Vec<Vec<Pkg>> {
-    let a = Pkg::new("alpha", &[("alpha/__init__.py", "A = 1\n"), ("ns/alpha.py", "")], &["alpha-cli"]);
-    let b = Pkg::new("Beta.Pkg", &[("beta/__init__.py", "B = 2\n"), ("ns/beta.py", "")], &["beta"]);
-    let c = Pkg::new("gamma", &[("gamma/__init__.py", "G\n"), ("gamma/sub/x.py", "x\n")], &[]);
+    let a = Pkg::new(
+        "alpha",
+        &[("alpha/__init__.py", "A = 1\n"), ("ns/alpha.py", "")],
+        &["alpha-cli"],
+    );
+    let b = Pkg::new(
+        "Beta.Pkg",
+        &[("beta/__init__.py", "B = 2\n"), ("ns/beta.py", "")],
+        &["beta"],
+    );
+    let c = Pkg::new(
+        "gamma",
+        &[("gamma/__init__.py", "G\n"), ("gamma/sub/x.py", "x\n")],
+        &[],
+    );
     vec![vec![a.clone(), b.clone()], vec![b, c.clone()], vec![a, c]]
 }
 
@@ -426,16 +475,26 @@ fn a_file_in_two_packages_goes_to_the_later_one_whatever_the_input_order() {
     let a = Pkg::new("aaa", &[("same.py", "from a")], &[]);
     let z = Pkg::new("zzz", &[("same.py", "from z")], &[]);
     let cache = fx.cache();
-    let one = cache.build_layout(&spec_of(&fx.store, &[a.clone(), z.clone()])).unwrap();
-    assert_eq!(std::fs::read(one.site_packages().join("same.py")).unwrap(), b"from z");
-    let two = cache.build_layout(&spec_of(&fx.store, &[z.clone(), a.clone()])).unwrap();
+    let one = cache
+        .build_layout(&spec_of(&fx.store, &[a.clone(), z.clone()]))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(one.site_packages().join("same.py")).unwrap(),
+        b"from z"
+    );
+    let two = cache
+        .build_layout(&spec_of(&fx.store, &[z.clone(), a.clone()]))
+        .unwrap();
     assert_eq!(two.outcome, BuildOutcome::Reused);
     assert_eq!(one.path, two.path);
     // Built from scratch in the other order, the tree is the same.
     let other = LayoutCache::open(&fx.dir.path().join("other"), &fx.store).unwrap();
     let three = other.build_layout(&spec_of(&fx.store, &[z, a])).unwrap();
     assert_eq!(three.outcome, BuildOutcome::Built);
-    assert_eq!(std::fs::read(three.site_packages().join("same.py")).unwrap(), b"from z");
+    assert_eq!(
+        std::fs::read(three.site_packages().join("same.py")).unwrap(),
+        b"from z"
+    );
 }
 
 #[test]
@@ -443,15 +502,26 @@ fn a_file_against_a_directory_is_a_conflict() {
     let fx = Fixture::new();
     let a = Pkg::new("aaa", &[("thing", "file")], &[]);
     let b = Pkg::new("bbb", &[("thing/inner.py", "dir")], &[]);
-    let err = fx.cache().build_layout(&spec_of(&fx.store, &[a, b])).unwrap_err();
+    let err = fx
+        .cache()
+        .build_layout(&spec_of(&fx.store, &[a, b]))
+        .unwrap_err();
     assert!(
         matches!(&err, LayoutError::Conflict { path, dir_package, file_package }
             if path == Path::new("site-packages/thing") && dir_package == "bbb" && file_package == "aaa"),
         "{err}"
     );
     // Nothing half-built is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(fx.layouts()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(leftovers.iter().all(|n| n == "index.lock" || n == "index.dxlc"), "{leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(fx.layouts())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        leftovers
+            .iter()
+            .all(|n| n == "index.lock" || n == "index.dxlc"),
+        "{leftovers:?}"
+    );
 }
 
 #[test]
@@ -461,16 +531,38 @@ fn extra_trees_are_merged_over_their_package() {
     let mut spec = spec_of(&fx.store, std::slice::from_ref(&p));
     let extra = fx.dir.path().join("bytecode");
     std::fs::create_dir_all(extra.join("site-packages/demo/__pycache__")).unwrap();
-    std::fs::write(extra.join("site-packages/demo/__pycache__/__init__.cpython-311.pyc"), b"pyc").unwrap();
+    std::fs::write(
+        extra.join("site-packages/demo/__pycache__/__init__.cpython-311.pyc"),
+        b"pyc",
+    )
+    .unwrap();
     spec.packages[0].extra_trees.push(extra.clone());
     let cache = fx.cache();
     let layout = cache.build_layout(&spec).unwrap();
     assert_eq!(
-        std::fs::read(layout.site_packages().join("demo/__pycache__/__init__.cpython-311.pyc")).unwrap(),
+        std::fs::read(
+            layout
+                .site_packages()
+                .join("demo/__pycache__/__init__.cpython-311.pyc")
+        )
+        .unwrap(),
         b"pyc"
     );
-    assert!(cache.verify_layout(&spec.project_hash(), VerifyLevel::Full).unwrap().is_ok());
-    assert_eq!(cache.manifest(&spec.project_hash()).unwrap().to_spec().packages[0].extra_trees, vec![extra]);
+    assert!(
+        cache
+            .verify_layout(&spec.project_hash(), VerifyLevel::Full)
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        cache
+            .manifest(&spec.project_hash())
+            .unwrap()
+            .to_spec()
+            .packages[0]
+            .extra_trees,
+        vec![extra]
+    );
     // A missing extra tree is an error, not a silently smaller layout.
     spec.packages[0].extra_trees = vec![fx.dir.path().join("nope")];
     spec.interpreter_tag = "cp311-other".into();
@@ -489,23 +581,37 @@ fn symlink_and_copy_modes_are_recorded_and_verified() {
         let layout = cache.build_layout(&spec).unwrap();
         assert_eq!(layout.link_mode, mode);
         let init = layout.site_packages().join("alpha/__init__.py");
-        let is_link = std::fs::symlink_metadata(&init).unwrap().file_type().is_symlink();
+        let is_link = std::fs::symlink_metadata(&init)
+            .unwrap()
+            .file_type()
+            .is_symlink();
         assert_eq!(is_link, mode == LinkMode::Symlink);
         if mode == LinkMode::Symlink {
             // realpath lands in the package's own complete site-packages tree.
             let real = std::fs::canonicalize(&init).unwrap();
-            assert!(real.ends_with("site-packages/alpha/__init__.py"), "{}", real.display());
+            assert!(
+                real.ends_with("site-packages/alpha/__init__.py"),
+                "{}",
+                real.display()
+            );
             assert!(real.starts_with(std::fs::canonicalize(fx.store.root()).unwrap()));
         }
         let venv = fx.venv(name);
         assert!(cache.install(&spec, &venv).unwrap().hit);
         assert_venv_is(&venv, &pkgs);
         assert_eq!(cache.get(&spec.project_hash()).unwrap().link_mode, mode);
-        assert!(cache.verify_layout(&spec.project_hash(), VerifyLevel::Full).unwrap().is_ok());
+        assert!(
+            cache
+                .verify_layout(&spec.project_hash(), VerifyLevel::Full)
+                .unwrap()
+                .is_ok()
+        );
         // A copy of the wrong size is caught.
         std::fs::remove_file(&init).unwrap();
         std::fs::write(&init, b"changed size").unwrap();
-        let report = cache.verify_layout(&spec.project_hash(), VerifyLevel::Full).unwrap();
+        let report = cache
+            .verify_layout(&spec.project_hash(), VerifyLevel::Full)
+            .unwrap();
         assert!(!report.is_ok());
     }
 }
@@ -524,9 +630,14 @@ fn another_filesystem_falls_back_to_symlinks() {
     let layout = cache.build_layout(&spec).unwrap();
     let same_fs = {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(shm.path()).unwrap().dev() == std::fs::metadata(fx.dir.path()).unwrap().dev()
+        std::fs::metadata(shm.path()).unwrap().dev()
+            == std::fs::metadata(fx.dir.path()).unwrap().dev()
     };
-    let want = if same_fs { LinkMode::Hardlink } else { LinkMode::Symlink };
+    let want = if same_fs {
+        LinkMode::Hardlink
+    } else {
+        LinkMode::Symlink
+    };
     assert_eq!(layout.link_mode, want);
     let venv = fx.venv("x");
     cache.install(&spec, &venv).unwrap();
@@ -557,14 +668,20 @@ fn install_replaces_a_real_site_packages_and_stale_launchers_only() {
     assert!(venv.join("bin/alpha-cli").exists());
     assert_eq!(std::fs::read(venv.join("bin/beta")).unwrap(), b"mine");
     for own in ["python", "python3.11", "activate", "activate.fish"] {
-        assert_eq!(std::fs::read(venv.join("bin").join(own)).unwrap(), own.as_bytes());
+        assert_eq!(
+            std::fs::read(venv.join("bin").join(own)).unwrap(),
+            own.as_bytes()
+        );
     }
     // Back to a set with `beta`: the user's file is replaced by the launcher, as pip would.
     cache.install(&spec_of(&fx.store, &sets[1]), &venv).unwrap();
     assert_venv_is(&venv, &sets[1]);
     assert!(!venv.join("bin/alpha-cli").exists());
     // Nothing left beside site-packages (the old directory was moved aside and deleted).
-    let lib: Vec<_> = std::fs::read_dir(sp.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let lib: Vec<_> = std::fs::read_dir(sp.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(lib, vec!["site-packages"]);
 }
 
@@ -577,19 +694,30 @@ fn a_layout_deleted_behind_the_index_is_a_miss_then_rebuilt() {
     let layout = cache.build_layout(&spec).unwrap();
     std::fs::remove_dir_all(&layout.path).unwrap();
     assert!(cache.get(&spec.project_hash()).is_some());
-    assert!(cache.install_cached(&spec.project_hash(), &fx.venv("v")).unwrap().is_none());
+    assert!(
+        cache
+            .install_cached(&spec.project_hash(), &fx.venv("v"))
+            .unwrap()
+            .is_none()
+    );
     let installed = cache.install(&spec, &fx.venv("v")).unwrap();
     assert!(!installed.hit);
     assert_venv_is(&fx.venv("v"), &pkgs);
     // Quick check failures other than "missing" swap a fresh tree in.
     std::fs::remove_file(layout.path.join("dx-py-layout.json")).unwrap();
-    assert_eq!(cache.build_layout(&spec).unwrap().outcome, BuildOutcome::Rebuilt);
+    assert_eq!(
+        cache.build_layout(&spec).unwrap().outcome,
+        BuildOutcome::Rebuilt
+    );
     assert_eq!(cache.entries().len(), 1);
 }
 
 #[test]
 fn realpath_sibling_lookups_work_from_python() {
-    let Ok(out) = std::process::Command::new("python3").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+    else {
         return;
     };
     if !out.status.success() {
@@ -612,7 +740,8 @@ fn realpath_sibling_lookups_work_from_python() {
     let spec = spec_of(&fx.store, &[numpyish, other]);
     let mut results = Vec::new();
     for mode in [LinkMode::Hardlink, LinkMode::Symlink] {
-        let mut cache = LayoutCache::open(&fx.dir.path().join(format!("layouts-{mode}")), &fx.store).unwrap();
+        let mut cache =
+            LayoutCache::open(&fx.dir.path().join(format!("layouts-{mode}")), &fx.store).unwrap();
         cache.set_link_mode(mode);
         let venv = fx.venv(&mode.to_string());
         let installed = cache.install(&spec, &venv).unwrap();
@@ -622,7 +751,11 @@ fn realpath_sibling_lookups_work_from_python() {
             .args(["-S", "-c", "import numpyish, other; print(numpyish.FOUND)"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         results.push(String::from_utf8(out.stdout).unwrap());
     }
     assert_eq!(results, vec!["['libfake.so']\n"; 2]);
@@ -694,7 +827,10 @@ fn check_after_workers(root: &Path, store: &PackageStore) {
     let ix = LayoutIndex::new(std::fs::read(root.join("layouts/index.dxlc")).unwrap()).unwrap();
     ix.verify().unwrap();
     let got: Vec<ProjectHash> = ix.entries().map(|e| e.unwrap().project_hash).collect();
-    let want: BTreeSet<ProjectHash> = sets.iter().map(|s| spec_of(store, s).project_hash()).collect();
+    let want: BTreeSet<ProjectHash> = sets
+        .iter()
+        .map(|s| spec_of(store, s).project_hash())
+        .collect();
     assert_eq!(got.len(), want.len());
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
     for h in &want {
@@ -755,7 +891,12 @@ fn processes_build_and_install_at_once() {
     let children: Vec<_> = (0..3)
         .map(|i| {
             std::process::Command::new(&exe)
-                .args(["--exact", "layout::tests::concurrent_child", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "layout::tests::concurrent_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(CHILD_ENV, format!("{}|p{i}", root.display()))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -767,7 +908,11 @@ fn processes_build_and_install_at_once() {
     for c in children {
         let out = c.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains("1 passed"), "the child ran no test:\n{text}");
     }
     check_after_workers(root, &Fixture::at(root));

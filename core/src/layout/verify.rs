@@ -147,7 +147,12 @@ pub(crate) fn verify(
     Ok(report)
 }
 
-fn check_one(dir: &Path, rel: &Path, item: &build::Item, all_hardlinked: bool) -> Option<LayoutProblem> {
+fn check_one(
+    dir: &Path,
+    rel: &Path,
+    item: &build::Item,
+    all_hardlinked: bool,
+) -> Option<LayoutProblem> {
     let path = dir.join(rel);
     let Ok(meta) = std::fs::symlink_metadata(&path) else {
         return Some(LayoutProblem::Missing(rel.to_path_buf()));
