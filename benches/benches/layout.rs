@@ -51,10 +51,11 @@ fn package(i: usize, script: bool) -> Vec<u8> {
     w.finish().expect("valid package")
 }
 
-/// A fresh venv as `dx-py venv` leaves it: `pyvenv.cfg`, `bin/python`, `lib/python3.11/`.
+/// A fresh venv as `python -m venv --without-pip` leaves it: `pyvenv.cfg`, `bin/python`, an
+/// empty `lib/python3.11/site-packages/`.
 fn fresh_venv(root: &Path) -> tempfile::TempDir {
     let venv = tempfile::tempdir_in(root).expect("venv dir");
-    std::fs::create_dir_all(venv.path().join("lib/python3.11")).expect("lib");
+    std::fs::create_dir_all(venv.path().join("lib/python3.11/site-packages")).expect("lib");
     std::fs::create_dir_all(venv.path().join("bin")).expect("bin");
     std::fs::write(venv.path().join("pyvenv.cfg"), "home = /usr/bin\n").expect("cfg");
     #[cfg(unix)]

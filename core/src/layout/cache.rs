@@ -18,6 +18,8 @@ use crate::store::PackageStore;
 
 const INDEX_NAME: &str = "index.dxlc";
 const LOCK_NAME: &str = "index.lock";
+/// How precisely a hit records the layout's last use.
+const USED_GRANULARITY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// The layout cache in one directory (`{cache}/layouts`), backed by a package store.
 ///
@@ -195,14 +197,20 @@ impl<'s> LayoutCache<'s> {
             return Ok(None);
         };
         let dir = self.layout_dir(hash);
-        if !verify::looks_whole(&dir) {
+        let Some(manifest) = verify::looks_whole(&dir) else {
             tracing::warn!("Layout `{}` is damaged; it will be rebuilt", dir.display());
             return Ok(None);
-        }
+        };
         let installed = install::install(&self.root, &dir, hash, entry.python_version, venv)?;
         // Last use goes on the manifest's mtime: updating the index on every hit would need the
-        // writer lock and a whole new index file. Read-only caches simply keep the old time.
-        if let Ok(f) = std::fs::File::open(dir.join(MANIFEST_NAME)) {
+        // writer lock and a whole new index file. At most once an hour, since each update is a
+        // metadata write; read-only caches simply keep the old time.
+        let stale = manifest
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age > USED_GRANULARITY);
+        if stale && let Ok(f) = std::fs::File::open(dir.join(MANIFEST_NAME)) {
             let _ = f.set_modified(SystemTime::now());
         }
         Ok(Some(installed))

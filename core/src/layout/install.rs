@@ -116,9 +116,7 @@ pub(crate) fn install(
         layout: layout.to_path_buf(),
         launchers: launchers.clone(),
     };
-    let tmp = temp_beside(&marker_path);
-    fs_err::write(&tmp, serde_json::to_vec(&marker).unwrap_or_default())?;
-    fs_err::rename(&tmp, &marker_path)?;
+    write_marker(&marker_path, &serde_json::to_vec(&marker).unwrap_or_default())?;
 
     Ok(Installed {
         project_hash: *hash,
@@ -127,6 +125,23 @@ pub(crate) fn install(
         launchers,
         hit: true,
     })
+}
+
+/// Writes the marker: straight to its name in a fresh venv (one file created, no rename; the
+/// venv lock keeps other installers out, and a torn marker is ignored on the next install),
+/// through a temporary name and a rename when one is already there.
+fn write_marker(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+    use std::io::Write;
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut f) => f.write_all(bytes).map_err(LayoutError::fs("write", path)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let tmp = temp_beside(path);
+            fs_err::write(&tmp, bytes)?;
+            fs_err::rename(&tmp, path)?;
+            Ok(())
+        }
+        Err(e) => Err(LayoutError::fs("create", path)(e)),
+    }
 }
 
 pub(crate) fn read_marker(path: &Path) -> Option<Marker> {
@@ -141,8 +156,8 @@ pub(crate) fn read_marker(path: &Path) -> Option<Marker> {
 }
 
 /// Makes `link` a symlink to `target`, atomically replacing what is there: a file or symlink is
-/// replaced by renaming a new symlink over it; a real directory (only when `dir_ok`) is first
-/// moved aside and deleted once the symlink is in place.
+/// replaced by renaming a new symlink over it; a real directory (only when `dir_ok`) is removed
+/// if empty, else moved aside and deleted once the symlink is in place.
 fn point_at(target: &Path, link: &Path, dir_ok: bool) -> Result<(), LayoutError> {
     match symlink_dir(target, link) {
         Ok(()) => return Ok(()),
@@ -160,6 +175,16 @@ fn point_at(target: &Path, link: &Path, dir_ok: bool) -> Result<(), LayoutError>
                 path: link.to_path_buf(),
                 reason: "expected a file or a symlink, found a directory".into(),
             });
+        }
+        // A fresh venv's empty `site-packages`: remove it and link (the venv lock keeps other
+        // installers out of the short window without one).
+        if std::fs::remove_dir(link).is_ok() {
+            return match symlink_dir(target, link) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    replace_with_symlink(target, link)
+                }
+                other => other.map_err(LayoutError::fs("create the symlink", link)),
+            };
         }
         let aside = temp_beside(link);
         fs_err::rename(link, &aside)?;

@@ -686,6 +686,29 @@ fn install_replaces_a_real_site_packages_and_stale_launchers_only() {
 }
 
 #[test]
+fn an_empty_site_packages_and_a_torn_marker_are_handled() {
+    let fx = Fixture::new();
+    let sets = fixed_sets();
+    let cache = fx.cache();
+    let venv = fx.venv("v");
+    std::fs::create_dir_all(venv_site_packages(&venv)).unwrap();
+    cache.install(&spec_of(&fx.store, &sets[0]), &venv).unwrap();
+    assert_venv_is(&venv, &sets[0]);
+    // A marker cut short by a crash is ignored: the next install still ends whole, except that
+    // a launcher only the lost marker named (`alpha-cli`) stays, still a working link.
+    std::fs::write(venv.join(install::MARKER_NAME), b"{\"format\":1,\"proj").unwrap();
+    cache.install(&spec_of(&fx.store, &sets[1]), &venv).unwrap();
+    assert_eq!(snapshot(&venv_site_packages(&venv)), oracle(&sets[1]));
+    let marker = install::read_marker(&venv.join(install::MARKER_NAME)).unwrap();
+    assert_eq!(marker.launchers, launchers_of(&sets[1]));
+    assert!(venv.join("bin/alpha-cli").is_file());
+    // With a whole marker again, switching layouts cleans up as usual.
+    cache.install(&spec_of(&fx.store, &sets[2]), &venv).unwrap();
+    cache.install(&spec_of(&fx.store, &sets[1]), &venv).unwrap();
+    assert_venv_is(&venv, &sets[1]);
+}
+
+#[test]
 fn a_layout_deleted_behind_the_index_is_a_miss_then_rebuilt() {
     let fx = Fixture::new();
     let pkgs = fixed_sets().remove(1);

@@ -89,10 +89,15 @@ pub(crate) fn quick(dir: &Path, hash: &ProjectHash) -> Result<LayoutManifest, La
     }
 }
 
-/// The cheapest check, two `stat`s: used on every cache hit.
-pub(crate) fn looks_whole(dir: &Path) -> bool {
-    std::fs::symlink_metadata(dir.join(MANIFEST_NAME)).is_ok_and(|m| m.is_file())
-        && std::fs::symlink_metadata(dir.join("site-packages")).is_ok_and(|m| m.is_dir())
+/// The cheapest check, two `stat`s, used on every cache hit: the manifest and `site-packages/`
+/// exist. Returns the manifest's metadata (its mtime records the last use).
+pub(crate) fn looks_whole(dir: &Path) -> Option<std::fs::Metadata> {
+    let manifest = std::fs::symlink_metadata(dir.join(MANIFEST_NAME))
+        .ok()
+        .filter(std::fs::Metadata::is_file)?;
+    std::fs::symlink_metadata(dir.join("site-packages"))
+        .is_ok_and(|m| m.is_dir())
+        .then_some(manifest)
 }
 
 pub(crate) fn verify(
