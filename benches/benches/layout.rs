@@ -58,9 +58,18 @@ fn fresh_venv(root: &Path) -> tempfile::TempDir {
     std::fs::create_dir_all(venv.path().join("lib/python3.11/site-packages")).expect("lib");
     std::fs::create_dir_all(venv.path().join("bin")).expect("bin");
     std::fs::write(venv.path().join("pyvenv.cfg"), "home = /usr/bin\n").expect("cfg");
-    #[cfg(unix)]
-    std::os::unix::fs::symlink("/usr/bin/python3", venv.path().join("bin/python")).expect("python");
+    symlink(
+        Path::new("/usr/bin/python3"),
+        &venv.path().join("bin/python"),
+    );
     venv
+}
+
+fn symlink(target: &Path, link: &Path) {
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(target, link).expect("symlink");
+    #[cfg(not(unix))]
+    std::fs::write(link, target.to_string_lossy().as_bytes()).expect("link stand-in");
 }
 
 struct Fixture {
@@ -140,6 +149,26 @@ fn warm_install(c: &mut Criterion) {
             );
         });
     }
+    // The floor: the same metadata operations as a 3-launcher install into a fresh venv (remove
+    // the empty site-packages, 4 symlinks, 1 small file) and nothing else. Creating a directory
+    // entry costs 10 us to over 1 ms on a shared VM, so this tells install overhead from noise.
+    group.bench_function("fs_floor_same_6_ops", |b| {
+        b.iter_batched(
+            || fresh_venv(&venvs),
+            |venv| {
+                let v = venv.path();
+                let sp = v.join("lib/python3.11/site-packages");
+                std::fs::remove_dir(&sp).expect("rmdir");
+                symlink(Path::new("/nonexistent/site-packages"), &sp);
+                for i in 0..3 {
+                    symlink(Path::new("/nonexistent/cli"), &v.join(format!("bin/l{i}")));
+                }
+                std::fs::write(v.join(".dx-py-layout"), b"{}").expect("marker");
+                venv
+            },
+            BatchSize::PerIteration,
+        );
+    });
     group.finish();
 
     // For comparison: the cold path, building a 100-package layout from unpacked trees.

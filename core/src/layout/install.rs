@@ -116,7 +116,10 @@ pub(crate) fn install(
         layout: layout.to_path_buf(),
         launchers: launchers.clone(),
     };
-    write_marker(&marker_path, &serde_json::to_vec(&marker).unwrap_or_default())?;
+    write_marker(
+        &marker_path,
+        &serde_json::to_vec(&marker).unwrap_or_default(),
+    )?;
 
     Ok(Installed {
         project_hash: *hash,
@@ -132,7 +135,11 @@ pub(crate) fn install(
 /// through a temporary name and a rename when one is already there.
 fn write_marker(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     use std::io::Write;
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
         Ok(mut f) => f.write_all(bytes).map_err(LayoutError::fs("write", path)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let tmp = temp_beside(path);
