@@ -9,16 +9,26 @@ pub fn dx_py_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join(format!("dx-py{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} is missing: run `cargo test --workspace` (it builds the binary)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo test --workspace` (it builds the binary)",
+        bin.display()
+    );
     bin
 }
 
 /// `target/` of the workspace, where downloaded wheels are cached between runs.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    exe.ancestors().nth(3).expect("target/<profile>/deps/<test>").to_path_buf()
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 /// The interpreter the tests use: `$DX_PY_TEST_PYTHON` or `python3`.
@@ -34,7 +44,11 @@ pub fn other_python() -> Option<PathBuf> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(&versions)
             .ok()?
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{minor}.")))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{minor}."))
+            })
             .map(|e| e.path().join("bin").join(format!("python{minor}")))
             .filter(|p| p.is_file())
             .collect();
@@ -61,7 +75,10 @@ impl Default for TestContext {
 impl TestContext {
     /// A fresh context.
     pub fn new() -> Self {
-        let temp = tempfile::Builder::new().prefix("dx-py-e2e-").tempdir().expect("tempdir");
+        let temp = tempfile::Builder::new()
+            .prefix("dx-py-e2e-")
+            .tempdir()
+            .expect("tempdir");
         std::fs::create_dir_all(temp.path().join("project")).unwrap();
         Self { temp }
     }
@@ -98,7 +115,12 @@ impl TestContext {
     pub fn run_err(&self, args: &[&str], code: i32) -> String {
         let out = self.dx_py().args(args).output().expect("run dx-py");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "dx-py {}: stderr:\n{stderr}", args.join(" "));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "dx-py {}: stderr:\n{stderr}",
+            args.join(" ")
+        );
         assert!(!stderr.contains("panicked"), "dx-py panicked:\n{stderr}");
         stderr
     }
@@ -135,7 +157,14 @@ pub fn fetch_wheels(name: &str, requirements: &[&str]) -> Option<PathBuf> {
     }
     std::fs::create_dir_all(&dir).ok()?;
     let status = Command::new(python())
-        .args(["-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--dest",
+        ])
         .arg(&dir)
         .args(requirements)
         .env("PIP_FIND_LINKS", "")
