@@ -118,7 +118,11 @@ fn parse_value(value: &str) -> Option<(String, Option<String>)> {
     if !is_dotted(module) {
         return None;
     }
-    let module: String = module.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+    let module: String = module
+        .split('.')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(".");
     match attr {
         Some(a) if !is_dotted(a) => None,
         Some(a) => Some((
@@ -160,12 +164,12 @@ impl EntryPoints {
                 Section::Console => (&mut out.console_scripts, "console_scripts"),
                 Section::Gui => (&mut out.gui_scripts, "gui_scripts"),
             };
-            let (name, value) = line
-                .split_once('=')
-                .ok_or_else(|| EntryPointsError::MissingEquals {
-                    line: line_no,
-                    text: line.chars().take(80).collect(),
-                })?;
+            let (name, value) =
+                line.split_once('=')
+                    .ok_or_else(|| EntryPointsError::MissingEquals {
+                        line: line_no,
+                        text: line.chars().take(80).collect(),
+                    })?;
             let name = name.trim();
             if !is_script_name(name) {
                 return Err(EntryPointsError::InvalidName {
@@ -243,7 +247,8 @@ anything goes here
 
     #[test]
     fn each_refusal_is_typed() {
-        let cases: [(&str, fn(&EntryPointsError) -> bool); 7] = [
+        type Check = fn(&EntryPointsError) -> bool;
+        let cases: [(&str, Check); 7] = [
             ("[console_scripts]\ndemo demo:main\n", |e| {
                 matches!(e, EntryPointsError::MissingEquals { line: 2, .. })
             }),

@@ -198,9 +198,7 @@ pub enum EntryProblem {
         limit: u64,
     },
     /// Compresses suspiciously well (a zip bomb).
-    #[error(
-        "{size} bytes from {compressed} compressed is a ratio above {limit}:1 (a zip bomb?)"
-    )]
+    #[error("{size} bytes from {compressed} compressed is a ratio above {limit}:1 (a zip bomb?)")]
     CompressionRatio {
         /// Declared size.
         size: u64,
@@ -313,9 +311,7 @@ pub enum EntryProblem {
     )]
     NoDataScheme,
     /// A `.data/` subdirectory that is not a known scheme.
-    #[error(
-        "unknown .data scheme `{0}`; expected purelib, platlib, scripts, headers or data"
-    )]
+    #[error("unknown .data scheme `{0}`; expected purelib, platlib, scripts, headers or data")]
     UnknownDataScheme(String),
     /// A path below something that is a file (`a` and `a/b`).
     #[error("`{file}` is a file in this wheel, so it cannot be a directory")]

@@ -62,10 +62,10 @@ impl WheelFilename {
         if [name, version, py, abi, plat].iter().any(|s| s.is_empty()) {
             return Err(err("empty part"));
         }
-        if let Some(b) = build {
-            if !b.starts_with(|c: char| c.is_ascii_digit()) {
-                return Err(err("build tag must start with a digit"));
-            }
+        if let Some(b) = build
+            && !b.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(err("build tag must start with a digit"));
         }
         let mut tags = Vec::new();
         for p in py.split('.') {

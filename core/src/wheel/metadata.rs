@@ -65,7 +65,8 @@ pub struct WheelMetadata {
 impl WheelMetadata {
     /// Parses the bytes of a `METADATA` file.
     pub fn parse(bytes: &[u8]) -> Result<Self, MetadataError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| MetadataError::NotUtf8(e.valid_up_to()))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| MetadataError::NotUtf8(e.valid_up_to()))?;
         let mut headers: Vec<(&str, String)> = Vec::new();
         for (i, raw) in text.split('\n').enumerate() {
             let line = raw.strip_suffix('\r').unwrap_or(raw);

@@ -37,7 +37,9 @@ pub enum RecordError {
         text: String,
     },
     /// A hash algorithm weaker than sha256, or unknown.
-    #[error("RECORD line {line}: hash algorithm `{algorithm}` is not allowed (use sha256, sha384 or sha512)")]
+    #[error(
+        "RECORD line {line}: hash algorithm `{algorithm}` is not allowed (use sha256, sha384 or sha512)"
+    )]
     WeakHash {
         /// 1-based line number.
         line: usize,

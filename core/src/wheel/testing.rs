@@ -103,7 +103,8 @@ pub fn zip_entries(entries: &[RawEntry]) -> Vec<u8> {
         };
         match e.kind {
             RawKind::File => {
-                zip.start_file(e.path.as_str(), opts).expect("start zip entry");
+                zip.start_file(e.path.as_str(), opts)
+                    .expect("start zip entry");
                 zip.write_all(&e.data).expect("write zip entry");
             }
             RawKind::Symlink => zip
@@ -264,7 +265,8 @@ impl WheelBuilder {
 
     /// Adds `name = target` to `[gui_scripts]`.
     pub fn gui_script(mut self, name: &str, target: &str) -> Self {
-        self.gui_scripts.push((name.to_string(), target.to_string()));
+        self.gui_scripts
+            .push((name.to_string(), target.to_string()));
         self
     }
 

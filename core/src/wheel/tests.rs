@@ -44,7 +44,10 @@ fn archive_problem(result: Result<ConvertedWheel, WheelError>) -> ArchiveProblem
 }
 
 /// Converts `entries` zipped as the demo wheel's file name, after giving them a right RECORD.
-fn convert_with_record(w: &WheelBuilder, entries: Vec<RawEntry>) -> Result<ConvertedWheel, WheelError> {
+fn convert_with_record(
+    w: &WheelBuilder,
+    entries: Vec<RawEntry>,
+) -> Result<ConvertedWheel, WheelError> {
     let bytes = zip_entries(&with_record(entries, &w.record_path()));
     convert_wheel(&w.filename(), &bytes)
 }
@@ -61,7 +64,8 @@ fn header_positions(bytes: &[u8], name: &[u8]) -> (Vec<usize>, Vec<usize>) {
     let mut local = Vec::new();
     let mut central = Vec::new();
     for at in 0..bytes.len().saturating_sub(46) {
-        let len = |off: usize| usize::from(u16::from_le_bytes([bytes[at + off], bytes[at + off + 1]]));
+        let len =
+            |off: usize| usize::from(u16::from_le_bytes([bytes[at + off], bytes[at + off + 1]]));
         if bytes[at..].starts_with(b"PK\x03\x04")
             && len(26) == name.len()
             && bytes.get(at + 30..at + 30 + name.len()) == Some(name)
@@ -75,7 +79,10 @@ fn header_positions(bytes: &[u8], name: &[u8]) -> (Vec<usize>, Vec<usize>) {
             central.push(at);
         }
     }
-    assert!(!local.is_empty() && !central.is_empty(), "no headers for {name:?}");
+    assert!(
+        !local.is_empty() && !central.is_empty(),
+        "no headers for {name:?}"
+    );
     (local, central)
 }
 
@@ -90,7 +97,10 @@ fn converts_a_wheel_with_every_scheme() {
     assert_eq!(c.name, "Demo.Pkg");
     assert_eq!(c.version, "1.0");
     assert_eq!(c.dist_info, "Demo_Pkg-1.0.dist-info");
-    assert_eq!(c.metadata.requires_dist, ["six>=1.0", "attrs; extra == 'x'"]);
+    assert_eq!(
+        c.metadata.requires_dist,
+        ["six>=1.0", "attrs; extra == 'x'"]
+    );
     assert_eq!(c.metadata.requires_python.as_deref(), Some(">=3.8"));
     assert_eq!(c.metadata.provides_extra, ["x"]);
     assert_eq!(c.entry_points.console_scripts[0].name, "demo");
@@ -98,22 +108,49 @@ fn converts_a_wheel_with_every_scheme() {
 
     let r = DxpkgReader::new(&c.dxpkg[..]).unwrap();
     r.validate().unwrap();
-    assert_eq!((r.name(), r.version(), r.dist_info()), ("Demo.Pkg", "1.0", "Demo_Pkg-1.0.dist-info"));
-    let get = |scheme, path: &str| r.get(scheme, path).unwrap().unwrap_or_else(|| panic!("{path}"));
+    assert_eq!(
+        (r.name(), r.version(), r.dist_info()),
+        ("Demo.Pkg", "1.0", "Demo_Pkg-1.0.dist-info")
+    );
+    let get = |scheme, path: &str| {
+        r.get(scheme, path)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{path}"))
+    };
     assert_eq!(get(Scheme::SitePackages, "demo_pkg/core.py").mode, 0o644);
     assert_eq!(get(Scheme::SitePackages, "demo_pkg/tool.sh").mode, 0o755);
-    assert_eq!(get(Scheme::SitePackages, "demo_pkg/extra.py").data, b"EXTRA = 1\n");
-    assert_eq!(get(Scheme::SitePackages, "demo_pkg/_native.so").data, b"\x7fELF fake");
-    assert_eq!(get(Scheme::Scripts, "demo-script").data, b"#!python\nprint('hi')\n");
+    assert_eq!(
+        get(Scheme::SitePackages, "demo_pkg/extra.py").data,
+        b"EXTRA = 1\n"
+    );
+    assert_eq!(
+        get(Scheme::SitePackages, "demo_pkg/_native.so").data,
+        b"\x7fELF fake"
+    );
+    assert_eq!(
+        get(Scheme::Scripts, "demo-script").data,
+        b"#!python\nprint('hi')\n"
+    );
     assert_eq!(get(Scheme::Scripts, "demo-script").mode, 0o755);
     assert_eq!(get(Scheme::Headers, "demo.h").data, b"int demo(void);\n");
-    assert_eq!(get(Scheme::Data, "share/man/man1/demo.1").data, b".TH DEMO 1\n");
-    assert_eq!(get(Scheme::SitePackages, "Demo_Pkg-1.0.dist-info/LICENSE").data, b"MIT\n");
-    assert_eq!(get(Scheme::SitePackages, "Demo_Pkg-1.0.dist-info/INSTALLER").data, b"dx-py\n");
+    assert_eq!(
+        get(Scheme::Data, "share/man/man1/demo.1").data,
+        b".TH DEMO 1\n"
+    );
+    assert_eq!(
+        get(Scheme::SitePackages, "Demo_Pkg-1.0.dist-info/LICENSE").data,
+        b"MIT\n"
+    );
+    assert_eq!(
+        get(Scheme::SitePackages, "Demo_Pkg-1.0.dist-info/INSTALLER").data,
+        b"dx-py\n"
+    );
     // Nothing of the .data directory itself is installed.
     assert!(r.entries().all(|e| !e.unwrap().path.contains(".data")));
 
-    let record = std::str::from_utf8(get(Scheme::SitePackages, "Demo_Pkg-1.0.dist-info/RECORD").data).unwrap();
+    let record =
+        std::str::from_utf8(get(Scheme::SitePackages, "Demo_Pkg-1.0.dist-info/RECORD").data)
+            .unwrap();
     let h = |d: &[u8]| format!("sha256={},{}", sha256_record(d), d.len());
     let want = [
         "../../../bin/demo,,".to_string(),
@@ -124,7 +161,10 @@ fn converts_a_wheel_with_every_scheme() {
         format!("../../../share/man/man1/demo.1,{}", h(b".TH DEMO 1\n")),
         format!("Demo_Pkg-1.0.dist-info/INSTALLER,{}", h(b"dx-py\n")),
         format!("Demo_Pkg-1.0.dist-info/LICENSE,{}", h(b"MIT\n")),
-        format!("Demo_Pkg-1.0.dist-info/METADATA,{}", h(w.metadata_text().as_bytes())),
+        format!(
+            "Demo_Pkg-1.0.dist-info/METADATA,{}",
+            h(w.metadata_text().as_bytes())
+        ),
         "Demo_Pkg-1.0.dist-info/RECORD,,".to_string(),
     ];
     let lines: Vec<&str> = record.lines().collect();
@@ -190,11 +230,23 @@ fn directories_are_skipped_and_symlinks_inside_kept() {
     let c = convert_wheel(&w.filename(), &w.build()).unwrap();
     let r = DxpkgReader::new(&c.dxpkg[..]).unwrap();
     let alias = r.get_file("pkg/alias.py").unwrap().unwrap();
-    assert_eq!((alias.kind, alias.data, alias.mode), (EntryKind::Symlink, &b"sub/impl.py"[..], 0o777));
-    assert_eq!(r.get_file("pkg/subdir").unwrap().unwrap().kind, EntryKind::Symlink);
+    assert_eq!(
+        (alias.kind, alias.data, alias.mode),
+        (EntryKind::Symlink, &b"sub/impl.py"[..], 0o777)
+    );
+    assert_eq!(
+        r.get_file("pkg/subdir").unwrap().unwrap().kind,
+        EntryKind::Symlink
+    );
     assert!(r.get_file("pkg").unwrap().is_none());
     assert!(r.get_file("pkg/empty").unwrap().is_none());
-    let record = std::str::from_utf8(r.get_file("links-1.0.dist-info/RECORD").unwrap().unwrap().data).unwrap();
+    let record = std::str::from_utf8(
+        r.get_file("links-1.0.dist-info/RECORD")
+            .unwrap()
+            .unwrap()
+            .data,
+    )
+    .unwrap();
     assert!(record.contains("pkg/alias.py,,\n"));
 }
 
@@ -236,7 +288,9 @@ fn error_names_wheel_entry_and_reason() {
 
 #[test]
 fn refuses_record_mismatches() {
-    let w = WheelBuilder::new("p", "1").file("p/a.py", b"abc").file("p/b.py", b"xyz");
+    let w = WheelBuilder::new("p", "1")
+        .file("p/a.py", b"abc")
+        .file("p/b.py", b"xyz");
     let record = w.record_path();
 
     // Same length, other bytes: hash mismatch.
@@ -244,25 +298,49 @@ fn refuses_record_mismatches() {
     entries[0].data = b"abd".to_vec();
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &zip_entries(&entries)));
     assert_eq!(entry, "p/a.py");
-    assert!(matches!(problem, EntryProblem::HashMismatch { algorithm: "sha256", .. }), "{problem:?}");
+    assert!(
+        matches!(
+            problem,
+            EntryProblem::HashMismatch {
+                algorithm: "sha256",
+                ..
+            }
+        ),
+        "{problem:?}"
+    );
 
     // Other length: size mismatch.
     let mut entries = w.entries();
     entries[0].data = b"abcd".to_vec();
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &zip_entries(&entries)));
-    assert_eq!((entry.as_str(), problem), ("p/a.py", EntryProblem::SizeMismatch { expected: 3, got: 4 }));
+    assert_eq!(
+        (entry.as_str(), problem),
+        (
+            "p/a.py",
+            EntryProblem::SizeMismatch {
+                expected: 3,
+                got: 4
+            }
+        )
+    );
 
     // A file RECORD does not list.
     let mut entries = w.entries();
     entries.push(RawEntry::file("p/extra.py", b""));
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &zip_entries(&entries)));
-    assert_eq!((entry.as_str(), problem), ("p/extra.py", EntryProblem::NotInRecord));
+    assert_eq!(
+        (entry.as_str(), problem),
+        ("p/extra.py", EntryProblem::NotInRecord)
+    );
 
     // A RECORD row for a file the archive lacks.
     let mut entries = w.entries();
     entries.remove(1);
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &zip_entries(&entries)));
-    assert_eq!((entry.as_str(), problem), ("p/b.py", EntryProblem::NotInArchive));
+    assert_eq!(
+        (entry.as_str(), problem),
+        ("p/b.py", EntryProblem::NotInArchive)
+    );
 
     // Rows without hash or size, a row twice, a weak hash, no RECORD at all.
     let base = base_entries(&w);
@@ -274,15 +352,27 @@ fn refuses_record_mismatches() {
     let good = String::from_utf8(record_for(&base, &record)).unwrap();
     let first = good.lines().next().unwrap().to_string();
     let (entry, problem) = entry_problem(rewrite(good.replacen(&first, "p/a.py,,3", 1)));
-    assert_eq!((entry.as_str(), problem), ("p/a.py", EntryProblem::MissingHash { line: 1 }));
+    assert_eq!(
+        (entry.as_str(), problem),
+        ("p/a.py", EntryProblem::MissingHash { line: 1 })
+    );
     let no_size = first.rsplit_once(',').unwrap().0.to_string() + ",";
     let (_, problem) = entry_problem(rewrite(good.replacen(&first, &no_size, 1)));
     assert_eq!(problem, EntryProblem::MissingSize { line: 1 });
     let (_, problem) = entry_problem(rewrite(format!("{first}\n{good}")));
-    assert_eq!(problem, EntryProblem::DuplicateRecordRow { first: 1, second: 2 });
+    assert_eq!(
+        problem,
+        EntryProblem::DuplicateRecordRow {
+            first: 1,
+            second: 2
+        }
+    );
     let (entry, problem) = entry_problem(rewrite(good.replacen("sha256=", "md5=", 1)));
     assert_eq!(entry, record);
-    assert!(matches!(problem, EntryProblem::Record(RecordError::WeakHash { .. })));
+    assert!(matches!(
+        problem,
+        EntryProblem::Record(RecordError::WeakHash { .. })
+    ));
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &zip_entries(&base)));
     assert_eq!((entry, problem), (record.clone(), EntryProblem::Missing));
 
@@ -302,20 +392,48 @@ fn refuses_zip_bombs_and_oversized_files() {
     let w = WheelBuilder::new("p", "1").file("p/zeros.bin", &vec![0u8; 2 << 20]);
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &w.build()));
     assert_eq!(entry, "p/zeros.bin");
-    assert!(matches!(problem, EntryProblem::CompressionRatio { size: 2097152, limit: 200, .. }), "{problem:?}");
+    assert!(
+        matches!(
+            problem,
+            EntryProblem::CompressionRatio {
+                size: 2097152,
+                limit: 200,
+                ..
+            }
+        ),
+        "{problem:?}"
+    );
 
     // The same file passes under a looser ratio, fails under a per-file or total limit.
-    let loose = ConvertLimits { max_ratio: 10_000, ..ConvertLimits::default() };
+    let loose = ConvertLimits {
+        max_ratio: 10_000,
+        ..ConvertLimits::default()
+    };
     convert_wheel_with_limits(&w.filename(), &w.build(), &loose).unwrap();
-    let small = ConvertLimits { max_file_size: 1 << 20, ..loose.clone() };
+    let small = ConvertLimits {
+        max_file_size: 1 << 20,
+        ..loose.clone()
+    };
     let (_, problem) = entry_problem(convert_wheel_with_limits(&w.filename(), &w.build(), &small));
-    assert_eq!(problem, EntryProblem::TooLarge { size: 2 << 20, limit: 1 << 20 });
-    let total = ConvertLimits { max_total_size: 2 << 20, ..loose.clone() };
+    assert_eq!(
+        problem,
+        EntryProblem::TooLarge {
+            size: 2 << 20,
+            limit: 1 << 20
+        }
+    );
+    let total = ConvertLimits {
+        max_total_size: 2 << 20,
+        ..loose.clone()
+    };
     assert!(matches!(
         archive_problem(convert_wheel_with_limits(&w.filename(), &w.build(), &total)),
         ArchiveProblem::TotalTooLarge { limit: 2097152, .. }
     ));
-    let few = ConvertLimits { max_entries: 2, ..loose };
+    let few = ConvertLimits {
+        max_entries: 2,
+        ..loose
+    };
     assert_eq!(
         archive_problem(convert_wheel_with_limits(&w.filename(), &w.build(), &few)),
         ArchiveProblem::TooManyEntries { count: 4, limit: 2 }
@@ -347,7 +465,9 @@ fn a_lying_size_header_is_caught() {
 
 #[test]
 fn refuses_archive_tricks() {
-    let w = WheelBuilder::new("p", "1").file("p/a.py", b"a").file("p/b.py", b"b");
+    let w = WheelBuilder::new("p", "1")
+        .file("p/a.py", b"a")
+        .file("p/b.py", b"b");
 
     // The same name twice in the central directory.
     let mut bytes = w.build();
@@ -355,14 +475,25 @@ fn refuses_archive_tricks() {
     bytes[local[0] + 30 + 2] = b'a';
     bytes[central[0] + 46 + 2] = b'a';
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &bytes));
-    assert_eq!((entry.as_str(), problem), ("p/a.py", EntryProblem::Duplicate));
+    assert_eq!(
+        (entry.as_str(), problem),
+        ("p/a.py", EntryProblem::Duplicate)
+    );
 
     // A local header that names another file than the central directory.
     let mut bytes = w.build();
     let (local, _) = header_positions(&bytes, b"p/b.py");
     bytes[local[0] + 30 + 2] = b'c';
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &bytes));
-    assert_eq!((entry.as_str(), problem), ("p/b.py", EntryProblem::LocalHeaderMismatch { local: "p/c.py".into() }));
+    assert_eq!(
+        (entry.as_str(), problem),
+        (
+            "p/b.py",
+            EntryProblem::LocalHeaderMismatch {
+                local: "p/c.py".into()
+            }
+        )
+    );
 
     // Compression methods other than stored and deflate (12 = bzip2, 93 = zstd).
     for method in [12u16, 93] {
@@ -372,7 +503,10 @@ fn refuses_archive_tricks() {
         put_u16(&mut bytes, central[0] + 10, method);
         let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &bytes));
         assert_eq!(entry, "p/a.py");
-        assert!(matches!(problem, EntryProblem::UnsupportedCompression { .. }), "{problem:?}");
+        assert!(
+            matches!(problem, EntryProblem::UnsupportedCompression { .. }),
+            "{problem:?}"
+        );
     }
 
     // Encrypted (general purpose flag bit 0).
@@ -388,16 +522,25 @@ fn refuses_archive_tricks() {
     bytes.extend(w.build());
     assert!(matches!(
         convert_wheel(&w.filename(), &bytes),
-        Err(WheelError::Archive { problem: ArchiveProblem::PrefixedData { .. }, .. } | WheelError::Zip { .. })
+        Err(WheelError::Archive {
+            problem: ArchiveProblem::PrefixedData { .. },
+            ..
+        } | WheelError::Zip { .. })
     ));
 
     // Not a zip at all, or an empty one.
-    assert!(matches!(convert_wheel(&w.filename(), b"not a zip"), Err(WheelError::Zip { .. })));
+    assert!(matches!(
+        convert_wheel(&w.filename(), b"not a zip"),
+        Err(WheelError::Zip { .. })
+    ));
     assert!(matches!(
         archive_problem(convert_wheel(&w.filename(), &zip_entries(&[]))),
         ArchiveProblem::NoDistInfo { .. }
     ));
-    assert!(matches!(convert_wheel("p-1.zip", &w.build()), Err(WheelError::Filename(_))));
+    assert!(matches!(
+        convert_wheel("p-1.zip", &w.build()),
+        Err(WheelError::Filename(_))
+    ));
 }
 
 #[test]
@@ -408,7 +551,10 @@ fn refuses_special_files() {
     dev.mode = 0o020_644; // character device
     entries.push(dev);
     let (_, problem) = entry_problem(convert_with_record(&w, entries));
-    assert_eq!(problem, EntryProblem::UnsupportedFileType { mode: 0o020_644 });
+    assert_eq!(
+        problem,
+        EntryProblem::UnsupportedFileType { mode: 0o020_644 }
+    );
 
     let mut entries = base_entries(&w);
     let mut dir = RawEntry::file("p/dir", b"");
@@ -420,7 +566,9 @@ fn refuses_special_files() {
 
 #[test]
 fn refuses_bad_symlinks() {
-    let w = WheelBuilder::new("p", "1").file("p/a.py", b"a").file("p/sub/b.py", b"b");
+    let w = WheelBuilder::new("p", "1")
+        .file("p/a.py", b"a")
+        .file("p/sub/b.py", b"b");
     for (link, target, want) in [
         ("p/evil", "../../etc/passwd", "escapes"),
         ("p/evil", "../..", "escapes"),
@@ -451,14 +599,26 @@ fn refuses_bad_symlinks() {
     let (entry, problem) = entry_problem(convert_with_record(&w, entries));
     assert_eq!(
         (entry.as_str(), problem),
-        ("p/evil", EntryProblem::SymlinkThroughSymlink { target: "here/../a.py".into(), via: "p/here".into() })
+        (
+            "p/evil",
+            EntryProblem::SymlinkThroughSymlink {
+                target: "here/../a.py".into(),
+                via: "p/here".into()
+            }
+        )
     );
     // A symlink in the scripts scheme may not reach site-packages.
     let w2 = w.clone().data_file("scripts", "tool", b"#!/bin/sh\n");
     let mut entries = base_entries(&w2);
-    entries.push(RawEntry::symlink(&format!("{}/scripts/alias", w2.data_dir()), "../p/a.py"));
+    entries.push(RawEntry::symlink(
+        &format!("{}/scripts/alias", w2.data_dir()),
+        "../p/a.py",
+    ));
     let (_, problem) = entry_problem(convert_with_record(&w2, entries));
-    assert!(matches!(problem, EntryProblem::SymlinkEscapes { .. }), "{problem:?}");
+    assert!(
+        matches!(problem, EntryProblem::SymlinkEscapes { .. }),
+        "{problem:?}"
+    );
 }
 
 #[test]
@@ -468,7 +628,13 @@ fn refuses_bad_data_directories() {
     let mut entries = base_entries(&w);
     entries.push(RawEntry::file(&format!("{data}/lib/x.py"), b"x"));
     let (entry, problem) = entry_problem(convert_with_record(&w, entries));
-    assert_eq!((entry, problem), (format!("{data}/lib/x.py"), EntryProblem::UnknownDataScheme("lib".into())));
+    assert_eq!(
+        (entry, problem),
+        (
+            format!("{data}/lib/x.py"),
+            EntryProblem::UnknownDataScheme("lib".into())
+        )
+    );
 
     let mut entries = base_entries(&w);
     entries.push(RawEntry::file(&format!("{data}/x.py"), b"x"));
@@ -491,7 +657,10 @@ fn refuses_bad_data_directories() {
         .collect();
     assert_eq!(
         archive_problem(convert_with_record(&w, renamed)),
-        ArchiveProblem::DataDirMismatch { found: "p-2.data".into(), expected: data }
+        ArchiveProblem::DataDirMismatch {
+            found: "p-2.data".into(),
+            expected: data
+        }
     );
 
     // purelib and the root both install `p/x.py`.
@@ -499,7 +668,12 @@ fn refuses_bad_data_directories() {
     entries.insert(0, RawEntry::file("p/x.py", b"y"));
     let (entry, problem) = entry_problem(convert_with_record(&w, entries));
     assert_eq!(entry, format!("{}/purelib/p/x.py", w.data_dir()));
-    assert_eq!(problem, EntryProblem::Collision { other: "p/x.py".into() });
+    assert_eq!(
+        problem,
+        EntryProblem::Collision {
+            other: "p/x.py".into()
+        }
+    );
 
     // A file where a directory must be.
     let mut entries = base_entries(&w);
@@ -513,14 +687,28 @@ fn refuses_metadata_mismatches() {
     let w = WheelBuilder::new("p", "1.0").metadata_name("q");
     let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &w.build()));
     assert_eq!(entry, "p-1.0.dist-info/METADATA");
-    assert_eq!(problem, EntryProblem::NameMismatch { metadata: "q".into(), filename: "p".into() });
+    assert_eq!(
+        problem,
+        EntryProblem::NameMismatch {
+            metadata: "q".into(),
+            filename: "p".into()
+        }
+    );
 
     let w = WheelBuilder::new("p", "1.0").metadata_version("1.1");
     let (_, problem) = entry_problem(convert_wheel(&w.filename(), &w.build()));
-    assert_eq!(problem, EntryProblem::VersionMismatch { metadata: "1.1".into(), filename: "1.0".into() });
+    assert_eq!(
+        problem,
+        EntryProblem::VersionMismatch {
+            metadata: "1.1".into(),
+            filename: "1.0".into()
+        }
+    );
 
     // Normalized names and PEP 440-equal versions agree.
-    let w = WheelBuilder::new("Foo.Bar", "1.0").metadata_name("foo-bar").metadata_version("1.0.0");
+    let w = WheelBuilder::new("Foo.Bar", "1.0")
+        .metadata_name("foo-bar")
+        .metadata_version("1.0.0");
     let c = convert_wheel(&w.filename(), &w.build()).unwrap();
     assert_eq!((c.name.as_str(), c.version.as_str()), ("foo-bar", "1.0.0"));
 
@@ -535,7 +723,10 @@ fn refuses_metadata_mismatches() {
         ArchiveProblem::DistInfoMismatch { .. }
     ));
     let mut entries = base_entries(&w);
-    entries.push(RawEntry::file("q-1.0.dist-info/METADATA", b"Name: q\nVersion: 1.0\n"));
+    entries.push(RawEntry::file(
+        "q-1.0.dist-info/METADATA",
+        b"Name: q\nVersion: 1.0\n",
+    ));
     assert!(matches!(
         archive_problem(convert_with_record(&w, entries)),
         ArchiveProblem::MultipleDistInfo { .. }
@@ -543,7 +734,10 @@ fn refuses_metadata_mismatches() {
 
     // Missing METADATA, a bad METADATA, a Wheel-Version 2, a bad entry_points.txt.
     let drop_named = |name: &str| -> Vec<RawEntry> {
-        base_entries(&w).into_iter().filter(|e| !e.path.ends_with(name)).collect()
+        base_entries(&w)
+            .into_iter()
+            .filter(|e| !e.path.ends_with(name))
+            .collect()
     };
     let (_, problem) = entry_problem(convert_with_record(&w, drop_named("/METADATA")));
     assert_eq!(problem, EntryProblem::Missing);
@@ -552,15 +746,27 @@ fn refuses_metadata_mismatches() {
     let mut entries = drop_named("/METADATA");
     entries.push(RawEntry::file("p-1.0.dist-info/METADATA", b"Name: p\n"));
     let (_, problem) = entry_problem(convert_with_record(&w, entries));
-    assert_eq!(problem, EntryProblem::Metadata(MetadataError::MissingField("Version")));
+    assert_eq!(
+        problem,
+        EntryProblem::Metadata(MetadataError::MissingField("Version"))
+    );
     let mut entries = drop_named("/WHEEL");
-    entries.push(RawEntry::file("p-1.0.dist-info/WHEEL", b"Wheel-Version: 2.0\n"));
+    entries.push(RawEntry::file(
+        "p-1.0.dist-info/WHEEL",
+        b"Wheel-Version: 2.0\n",
+    ));
     let (_, problem) = entry_problem(convert_with_record(&w, entries));
     assert_eq!(problem, EntryProblem::WheelVersion("`2.0`".into()));
     let mut entries = base_entries(&w);
-    entries.push(RawEntry::file("p-1.0.dist-info/entry_points.txt", b"[console_scripts]\n../x = a:b\n"));
+    entries.push(RawEntry::file(
+        "p-1.0.dist-info/entry_points.txt",
+        b"[console_scripts]\n../x = a:b\n",
+    ));
     let (_, problem) = entry_problem(convert_with_record(&w, entries));
-    assert!(matches!(problem, EntryProblem::EntryPoints(EntryPointsError::InvalidName { .. })));
+    assert!(matches!(
+        problem,
+        EntryProblem::EntryPoints(EntryPointsError::InvalidName { .. })
+    ));
 }
 
 #[test]
@@ -568,7 +774,10 @@ fn wheel_installer_file_is_replaced() {
     let w = WheelBuilder::new("p", "1").dist_info_file("INSTALLER", b"pip\n");
     let c = convert_wheel(&w.filename(), &w.build()).unwrap();
     let r = DxpkgReader::new(&c.dxpkg[..]).unwrap();
-    assert_eq!(r.get_file("p-1.dist-info/INSTALLER").unwrap().unwrap().data, b"dx-py\n");
+    assert_eq!(
+        r.get_file("p-1.dist-info/INSTALLER").unwrap().unwrap().data,
+        b"dx-py\n"
+    );
 }
 
 // ---- properties -------------------------------------------------------------------------------
@@ -582,12 +791,13 @@ const SCHEMES: [(&str, Scheme); 5] = [
 ];
 
 type Oracle = BTreeMap<(Scheme, String), (Vec<u8>, bool)>;
+/// Root files `(path, bytes, executable)`.
+type RootFiles = Vec<(String, Vec<u8>, bool)>;
+/// `.data` files `(scheme index, path, bytes)`.
+type DataFiles = Vec<(usize, String, Vec<u8>)>;
 
 /// A wheel from generated files, and what each installed file must hold (the naive oracle).
-fn generated_wheel(
-    root: Vec<(String, Vec<u8>, bool)>,
-    data: Vec<(usize, String, Vec<u8>)>,
-) -> (WheelBuilder, Oracle) {
+fn generated_wheel(root: RootFiles, data: DataFiles) -> (WheelBuilder, Oracle) {
     let mut oracle: Oracle = BTreeMap::new();
     let mut w = WheelBuilder::new("gen", "0.1");
     let mut wanted: Vec<(Option<usize>, String, Vec<u8>, bool)> = Vec::new();
@@ -604,7 +814,9 @@ fn generated_wheel(
         let scheme = s.map_or(Scheme::SitePackages, |i| SCHEMES[i].1);
         let clash = taken.iter().any(|(ts, tp)| {
             *ts == scheme
-                && (*tp == p || tp.starts_with(&format!("{p}/")) || p.starts_with(&format!("{tp}/")))
+                && (*tp == p
+                    || tp.starts_with(&format!("{p}/"))
+                    || p.starts_with(&format!("{tp}/")))
         });
         if clash {
             continue;
@@ -620,11 +832,25 @@ fn generated_wheel(
     (w, oracle)
 }
 
-fn arb_files() -> impl Strategy<Value = (Vec<(String, Vec<u8>, bool)>, Vec<(usize, String, Vec<u8>)>)> {
+fn arb_files() -> impl Strategy<Value = (RootFiles, DataFiles)> {
     let path = "[a-z]{1,6}(/[a-z_][a-z0-9_.]{0,7}){0,3}";
     (
-        proptest::collection::vec((path, proptest::collection::vec(any::<u8>(), 0..300), any::<bool>()), 0..20),
-        proptest::collection::vec((0usize..5, path, proptest::collection::vec(any::<u8>(), 0..100)), 0..8),
+        proptest::collection::vec(
+            (
+                path,
+                proptest::collection::vec(any::<u8>(), 0..300),
+                any::<bool>(),
+            ),
+            0..20,
+        ),
+        proptest::collection::vec(
+            (
+                0usize..5,
+                path,
+                proptest::collection::vec(any::<u8>(), 0..100),
+            ),
+            0..8,
+        ),
     )
 }
 
@@ -755,7 +981,11 @@ print(d.metadata["Name"], d.version, n)
         .env_remove("PYTHONPATH")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -781,21 +1011,36 @@ fn installed_tree_is_a_valid_distribution_for_python() {
 fn real_wheel_six() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wheels");
     let find = || {
-        fs_err::read_dir(&dir).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("six-") && n.ends_with(".whl"))
-        })
+        fs_err::read_dir(&dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("six-") && n.ends_with(".whl"))
+            })
     };
     if find().is_none() && python().is_some() {
         let _ = std::process::Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+            ])
             .arg(&dir)
             .arg("six")
             .output();
     }
     let Some(path) = find() else {
-        eprintln!("skipped: no six wheel in {} and none could be downloaded", dir.display());
+        eprintln!(
+            "skipped: no six wheel in {} and none could be downloaded",
+            dir.display()
+        );
         return;
     };
     let bytes = fs_err::read(&path).unwrap();
@@ -820,7 +1065,9 @@ fn real_wheel_six() {
 #[test]
 fn raw_kinds_round_trip_through_the_builder() {
     // The builder's own output is what the converter expects: a guard for the helpers above.
-    let w = WheelBuilder::new("p", "1").symlink("p/l", "x.py").file("p/x.py", b"");
+    let w = WheelBuilder::new("p", "1")
+        .symlink("p/l", "x.py")
+        .file("p/x.py", b"");
     let kinds: Vec<RawKind> = w.entries().iter().map(|e| e.kind).collect();
     assert_eq!(kinds[0], RawKind::Symlink);
     convert_wheel(&w.filename(), &w.build()).unwrap();

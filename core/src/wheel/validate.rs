@@ -166,7 +166,10 @@ fn find_duplicate_name(bytes: &[u8], dir_start: u64) -> Option<String> {
 
 /// PEP 440 comparison when both parse, exact comparison otherwise.
 fn same_version(a: &str, b: &str) -> bool {
-    match (pep440_rs::Version::from_str(a), pep440_rs::Version::from_str(b)) {
+    match (
+        pep440_rs::Version::from_str(a),
+        pep440_rs::Version::from_str(b),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
@@ -273,15 +276,14 @@ fn check_symlink(
         stack.push(component);
         let so_far = stack.join("/");
         let is_last = i + 1 == components.len();
-        if !is_last {
-            if let Some(via) = installed.get(&(link.scheme, so_far.as_str())) {
-                if via.kind == EntryKind::Symlink {
-                    return Err(EntryProblem::SymlinkThroughSymlink {
-                        target: lossy,
-                        via: via.archive_path.clone(),
-                    });
-                }
-            }
+        if !is_last
+            && let Some(via) = installed.get(&(link.scheme, so_far.as_str()))
+            && via.kind == EntryKind::Symlink
+        {
+            return Err(EntryProblem::SymlinkThroughSymlink {
+                target: lossy,
+                via: via.archive_path.clone(),
+            });
         }
     }
     let resolved = stack.join("/");
@@ -313,10 +315,11 @@ pub fn validate_wheel(
         problem,
     };
 
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| WheelError::Zip {
-        wheel: wheel.clone(),
-        source,
-    })?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| WheelError::Zip {
+            wheel: wheel.clone(),
+            source,
+        })?;
     if archive.offset() != 0 {
         return Err(archive_err(ArchiveProblem::PrefixedData {
             offset: archive.offset(),
@@ -341,10 +344,12 @@ pub fn validate_wheel(
     let mut pending = Vec::with_capacity(archive.len());
     let mut total: u64 = 0;
     for index in 0..archive.len() {
-        let entry = archive.by_index_data(index).map_err(|source| WheelError::Zip {
-            wheel: wheel.clone(),
-            source,
-        })?;
+        let entry = archive
+            .by_index_data(index)
+            .map_err(|source| WheelError::Zip {
+                wheel: wheel.clone(),
+                source,
+            })?;
         let raw = entry.name_raw();
         let name = std::str::from_utf8(raw)
             .map_err(|_| entry_err(&String::from_utf8_lossy(raw), EntryProblem::NameNotUtf8))?;
@@ -486,13 +491,13 @@ pub fn validate_wheel(
         }
         (d, _) => d.map(|d| (*d).to_string()),
     };
-    if let Some(d) = &data_dir {
-        if !dir_matches(d, ".data", &parsed) {
-            return Err(archive_err(ArchiveProblem::DataDirMismatch {
-                found: d.clone(),
-                expected: format!("{}-{}.data", parsed.name, parsed.version),
-            }));
-        }
+    if let Some(d) = &data_dir
+        && !dir_matches(d, ".data", &parsed)
+    {
+        return Err(archive_err(ArchiveProblem::DataDirMismatch {
+            found: d.clone(),
+            expected: format!("{}-{}.data", parsed.name, parsed.version),
+        }));
     }
 
     // RECORD against the archive, both ways.
@@ -536,7 +541,10 @@ pub fn validate_wheel(
             if exempt {
                 continue;
             }
-            return Err(entry_err(path, EntryProblem::MissingHash { line: row.line }));
+            return Err(entry_err(
+                path,
+                EntryProblem::MissingHash { line: row.line },
+            ));
         };
         let expected_size = row
             .size
@@ -603,7 +611,8 @@ pub fn validate_wheel(
         None => EntryPoints::default(),
         Some(b) => {
             let ep_path = format!("{dist_info}/entry_points.txt");
-            let text = std::str::from_utf8(b).map_err(|_| entry_err(&ep_path, EntryProblem::NotUtf8))?;
+            let text =
+                std::str::from_utf8(b).map_err(|_| entry_err(&ep_path, EntryProblem::NotUtf8))?;
             EntryPoints::parse(text).map_err(|e| entry_err(&ep_path, e.into()))?
         }
     };
