@@ -916,6 +916,7 @@ proptest! {
 
 // ---- against Python -----------------------------------------------------------------------------
 
+#[cfg(unix)]
 fn python() -> Option<std::path::PathBuf> {
     let ok = std::process::Command::new("python3")
         .arg("-c")
@@ -927,6 +928,7 @@ fn python() -> Option<std::path::PathBuf> {
 
 /// Unpacks a package as a POSIX venv would hold it (`bin/`, `lib/pythonX.Y/site-packages/`, the
 /// root for data), and returns the site-packages directory.
+#[cfg(unix)]
 fn unpack(dxpkg: &[u8], root: &std::path::Path, py: &str) -> std::path::PathBuf {
     let r = DxpkgReader::new(dxpkg).unwrap();
     let site = root.join(format!("lib/python{py}/site-packages"));
@@ -943,7 +945,6 @@ fn unpack(dxpkg: &[u8], root: &std::path::Path, py: &str) -> std::path::PathBuf 
         match e.kind {
             EntryKind::File => fs_err::write(&dest, e.data).unwrap(),
             EntryKind::Symlink => {
-                #[cfg(unix)]
                 std::os::unix::fs::symlink(std::str::from_utf8(e.data).unwrap(), &dest).unwrap();
             }
         }
@@ -953,6 +954,7 @@ fn unpack(dxpkg: &[u8], root: &std::path::Path, py: &str) -> std::path::PathBuf 
 
 /// Asks Python's `importlib.metadata` for the distribution in `site` and checks every RECORD row
 /// with a hash against the installed file; prints `name version n_checked`.
+#[cfg(unix)]
 fn python_check(site: &std::path::Path, dist: &str) -> String {
     let script = r#"
 import base64, hashlib, importlib.metadata as m, sys
@@ -1002,6 +1004,80 @@ fn installed_tree_is_a_valid_distribution_for_python() {
     let site = unpack(&c.dxpkg, dir.path(), "3.11");
     // Every hashed row checks out: 5 package files, 5 dist-info files, bin/demo-sh, share/….
     assert_eq!(python_check(&site, "Demo.Pkg"), "Demo.Pkg 1.0 12");
+}
+
+/// pip reads the installed RECORD: `pip uninstall` in a venv removes every file the package put
+/// there, in site-packages, `bin/` (scripts and entry-point wrappers) and the venv root.
+#[cfg(unix)]
+#[test]
+fn pip_uninstall_removes_every_installed_file() {
+    use std::process::Command;
+    if python().is_none() {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let venv = tmp.path().join("venv");
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    let pip_ok = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !made || !pip_ok {
+        eprintln!("skipped: cannot make a venv or run pip");
+        return;
+    }
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    let py = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let w = demo();
+    let c = convert_wheel(&w.filename(), &w.build()).unwrap();
+    let site = unpack(&c.dxpkg, &venv, &py);
+    // The wrappers an installer generates for the entry points.
+    for ep in c
+        .entry_points
+        .console_scripts
+        .iter()
+        .chain(&c.entry_points.gui_scripts)
+    {
+        fs_err::write(venv.join("bin").join(&ep.name), "#!/bin/sh\n").unwrap();
+    }
+    let installed = [
+        site.join("demo_pkg/core.py"),
+        site.join("demo_pkg/extra.py"),
+        site.join(&c.dist_info).join("RECORD"),
+        venv.join("bin/demo"),
+        venv.join("bin/demo-gui"),
+        venv.join("bin/demo-script"),
+        venv.join("bin/demo-sh"),
+        venv.join("share/man/man1/demo.1"),
+    ];
+    assert!(installed.iter().all(|p| p.exists()));
+    let out = Command::new("python3")
+        .args(["-m", "pip", "--python"])
+        .arg(venv.join("bin/python"))
+        .args(["uninstall", "-y", "Demo.Pkg"])
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in &installed {
+        assert!(!p.exists(), "{} survived pip uninstall", p.display());
+    }
+    assert!(!site.join("demo_pkg").exists());
+    assert!(!site.join(&c.dist_info).exists());
 }
 
 /// A real wheel, downloaded once into `target/wheels` with the user's pip configuration; skipped
