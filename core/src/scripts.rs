@@ -39,28 +39,6 @@ pub fn launcher(module: &str, attr: Option<&str>) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rewrites_only_python_shebangs() {
-        let out = rewrite_shebang(b"#!python\nprint(1)\n").unwrap();
-        assert!(out.starts_with(b"#!/bin/sh\n"));
-        assert!(out.ends_with(b"' '''\nprint(1)\n"));
-        assert!(rewrite_shebang(b"#!/usr/bin/env bash\necho\n").is_none());
-        assert!(rewrite_shebang(b"#!python3.11-config\n").is_none());
-        assert!(rewrite_shebang(b"#!pythonw\nx\n").is_some());
-    }
-
-    #[test]
-    fn launcher_imports_the_head_of_a_dotted_attr() {
-        let l = launcher("pkg.cli", Some("App.main"));
-        assert!(l.contains("from pkg.cli import App\n"));
-        assert!(l.contains("sys.exit(App.main())"));
-    }
-}
-
 /// The console and GUI script launchers a package's `entry_points.txt` asks for, as
 /// `(file name in bin/, bytes)`. A package without entry points, or with an unreadable file,
 /// gets none (pip refuses such wheels at install; conversion already checked the file).
@@ -88,4 +66,26 @@ pub fn launchers_for<B: AsRef<[u8]>>(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_python_shebangs() {
+        let out = rewrite_shebang(b"#!python\nprint(1)\n").unwrap();
+        assert!(out.starts_with(b"#!/bin/sh\n"));
+        assert!(out.ends_with(b"' '''\nprint(1)\n"));
+        assert!(rewrite_shebang(b"#!/usr/bin/env bash\necho\n").is_none());
+        assert!(rewrite_shebang(b"#!python3.11-config\n").is_none());
+        assert!(rewrite_shebang(b"#!pythonw\nx\n").is_some());
+    }
+
+    #[test]
+    fn launcher_imports_the_head_of_a_dotted_attr() {
+        let l = launcher("pkg.cli", Some("App.main"));
+        assert!(l.contains("from pkg.cli import App\n"));
+        assert!(l.contains("sys.exit(App.main())"));
+    }
 }
