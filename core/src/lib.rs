@@ -24,4 +24,6 @@ pub mod names;
 pub mod python;
 pub mod requirements;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wheel;
