@@ -199,22 +199,8 @@ pub enum RequirementsError {
         target: String,
     },
     /// The same package pinned to two versions that can apply together.
-    #[error(
-        "Conflicting pins for `{name}`: `{first_version}` at `{first}` and `{second_version}` at \
-         `{second}`"
-    )]
-    Conflict {
-        /// The normalized name.
-        name: String,
-        /// The first pin's location.
-        first: Location,
-        /// The first pin.
-        first_version: String,
-        /// The second pin's location.
-        second: Location,
-        /// The second pin.
-        second_version: String,
-    },
+    #[error(transparent)]
+    Conflict(Box<PinConflict>),
     /// Hash-checking mode with a requirement that has no hash.
     #[error(
         "Requirement `{name}` at `{at}` has no `--hash`: in hash-checking mode (`--require-hashes`, \
@@ -226,6 +212,25 @@ pub enum RequirementsError {
         /// The package name.
         name: String,
     },
+}
+
+/// Two pins of one package to different versions that can apply together.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "Conflicting pins for `{name}`: `{first_version}` at `{first}` and `{second_version}` at \
+     `{second}`"
+)]
+pub struct PinConflict {
+    /// The normalized name.
+    pub name: String,
+    /// The first pin's location.
+    pub first: Location,
+    /// The first pin.
+    pub first_version: String,
+    /// The second pin's location.
+    pub second: Location,
+    /// The second pin.
+    pub second_version: String,
 }
 
 impl Requirements {
@@ -365,18 +370,17 @@ fn logical_lines(content: &str) -> Vec<LogicalLine> {
             logical.text.push(' ');
         }
         logical.text.push_str(piece.trim());
-        if !continues {
-            if let Some(done) = current.take() {
-                if !done.text.trim().is_empty() {
-                    out.push(done);
-                }
-            }
-        }
-    }
-    if let Some(done) = current.take() {
-        if !done.text.trim().is_empty() {
+        if !continues
+            && let Some(done) = current.take()
+            && !done.text.trim().is_empty()
+        {
             out.push(done);
         }
+    }
+    if let Some(done) = current.take()
+        && !done.text.trim().is_empty()
+    {
+        out.push(done);
     }
     out
 }
@@ -502,10 +506,12 @@ impl Parser {
                 if let Some(v) = inline {
                     return Ok(v.to_string());
                 }
-                let v = options.get(*i).ok_or_else(|| RequirementsError::MissingValue {
-                    at: at.clone(),
-                    option: option.to_string(),
-                })?;
+                let v = options
+                    .get(*i)
+                    .ok_or_else(|| RequirementsError::MissingValue {
+                        at: at.clone(),
+                        option: option.to_string(),
+                    })?;
                 *i += 1;
                 Ok((*v).to_string())
             };
@@ -588,9 +594,10 @@ impl Parser {
 
     /// Adds an entry, merging it with an earlier pin of the same package under the same version.
     fn add(&mut self, entry: PinnedRequirement) -> Result<(), RequirementsError> {
-        let same = self.out.entries.iter_mut().find(|e| {
-            e.normalized == entry.normalized && e.pep440_version == entry.pep440_version
-        });
+        let same =
+            self.out.entries.iter_mut().find(|e| {
+                e.normalized == entry.normalized && e.pep440_version == entry.pep440_version
+            });
         if let Some(existing) = same {
             for x in entry.extras {
                 push_unique(&mut existing.extras, x);
@@ -626,25 +633,25 @@ impl Parser {
                     _ => false,
                 };
                 if !disjoint {
-                    return Err(RequirementsError::Conflict {
+                    return Err(RequirementsError::Conflict(Box::new(PinConflict {
                         name: a.normalized.clone(),
                         first: a.location(),
                         first_version: a.version.clone(),
                         second: b.location(),
                         second_version: b.version.clone(),
-                    });
+                    })));
                 }
             }
         }
         let any_hash = entries.iter().any(|e| !e.hashes.is_empty());
         self.out.require_hashes = self.require_hashes_explicit || any_hash;
-        if self.out.require_hashes {
-            if let Some(e) = entries.iter().find(|e| e.hashes.is_empty()) {
-                return Err(RequirementsError::MissingHashes {
-                    at: e.location(),
-                    name: e.name.clone(),
-                });
-            }
+        if self.out.require_hashes
+            && let Some(e) = entries.iter().find(|e| e.hashes.is_empty())
+        {
+            return Err(RequirementsError::MissingHashes {
+                at: e.location(),
+                name: e.name.clone(),
+            });
         }
         Ok(self.out)
     }
@@ -990,13 +997,16 @@ mod tests {
         let freeze = "# Editable install with no version control (foo==0.1)\n\
                       -e /home/u/foo\n";
         let e = parse(freeze).unwrap_err();
-        assert!(matches!(&e, RequirementsError::Editable { at, .. } if at.line == 2), "{e}");
+        assert!(
+            matches!(&e, RequirementsError::Editable { at, .. } if at.line == 2),
+            "{e}"
+        );
         assert!(e.to_string().contains("`-e /home/u/foo`"));
-        for text in [
-            "-e git+https://host.invalid/x/y@abc#egg=y",
-            "--editable=.",
-        ] {
-            assert!(matches!(parse(text), Err(RequirementsError::Editable { .. })), "{text}");
+        for text in ["-e git+https://host.invalid/x/y@abc#egg=y", "--editable=."] {
+            assert!(
+                matches!(parse(text), Err(RequirementsError::Editable { .. })),
+                "{text}"
+            );
         }
         for text in [
             "foo @ file:///home/u/foo-1.0-py3-none-any.whl",
@@ -1019,21 +1029,36 @@ mod tests {
             ("--no-binary :all:", "building from source is not supported"),
             ("--frobnicate", "Unsupported option `--frobnicate`"),
             ("foo==1 --install-option=x", "only `--hash` may follow"),
-            ("-i", "Option `-i` at `/nonexistent/requirements.txt:1` needs a value"),
+            (
+                "-i",
+                "Option `-i` at `/nonexistent/requirements.txt:1` needs a value",
+            ),
             ("foo==1 --hash", "Option `--hash`"),
-            ("foo==1 --hash=md5:abc", "only `sha256` hashes are supported"),
+            (
+                "foo==1 --hash=md5:abc",
+                "only `sha256` hashes are supported",
+            ),
             ("foo==1 --hash=sha256:abc", "expected 64 hex digits"),
             ("foo==1 --hash=abc", "expected `sha256:<64 hex digits>`"),
             ("--hash=sha256:00", "must follow a requirement"),
-            ("-r https://host.invalid/r.txt", "only local files can be included"),
-            ("foo==1 ; nonsense marker", "Invalid requirement `foo==1 ; nonsense marker`"),
+            (
+                "-r https://host.invalid/r.txt",
+                "only local files can be included",
+            ),
+            (
+                "foo==1 ; nonsense marker",
+                "Invalid requirement `foo==1 ; nonsense marker`",
+            ),
             ("foo[=1", "Invalid requirement"),
             ("0_~", "`0_` is not a valid package name"),
             ("foo[a_]==1", "`a_` is not a valid extra name"),
             ("foo[ok, x- ]==1", "`x-` is not a valid extra name"),
             ("foo[a_", "`a_` is not a valid extra name"),
             ("[x]==1", "`` is not a valid package name"),
-            ("-r missing.txt", "Failed to read requirements file `/nonexistent/missing.txt`"),
+            (
+                "-r missing.txt",
+                "Failed to read requirements file `/nonexistent/missing.txt`",
+            ),
         ];
         for (text, want) in cases {
             let msg = err(text);
@@ -1056,14 +1081,12 @@ mod tests {
              `/nonexistent/requirements.txt:3`"
         );
         // Different versions under markers that never hold together are fine.
-        let r = parse(
-            "foo==1.0 ; python_version < '3.9'\nfoo==2.0 ; python_version >= '3.9'\n",
-        )
-        .unwrap();
+        let r = parse("foo==1.0 ; python_version < '3.9'\nfoo==2.0 ; python_version >= '3.9'\n")
+            .unwrap();
         assert_eq!(r.entries.len(), 2);
         assert!(matches!(
             parse("foo==1.0 ; python_version < '3.10'\nfoo==2.0 ; python_version >= '3.9'\n"),
-            Err(RequirementsError::Conflict { .. })
+            Err(RequirementsError::Conflict(_))
         ));
         // Same version under two markers: one entry under either marker.
         let r = parse("foo==1.0 ; sys_platform == 'linux'\nfoo==1.0 ; sys_platform == 'win32'\n")
@@ -1078,7 +1101,10 @@ mod tests {
     #[test]
     fn hash_checking_mode_needs_every_hash() {
         let msg = err(&format!("foo==1 --hash=sha256:{H1}\nbar==2\n"));
-        assert!(msg.contains("`bar` at `/nonexistent/requirements.txt:2` has no `--hash`"), "{msg}");
+        assert!(
+            msg.contains("`bar` at `/nonexistent/requirements.txt:2` has no `--hash`"),
+            "{msg}"
+        );
         assert!(matches!(
             parse("--require-hashes\nfoo==1\n"),
             Err(RequirementsError::MissingHashes { .. })
@@ -1099,8 +1125,11 @@ mod tests {
         .unwrap();
         // a includes b (relative to sub/), b includes a and top again: cycles end quietly.
         fs_err::write(sub.join("a.txt"), "a==1\n-r b.txt\n").unwrap();
-        fs_err::write(sub.join("b.txt"), "-r a.txt\n-r ../top.txt\nb==2 \\\n  ; os_name == 'nt'\n")
-            .unwrap();
+        fs_err::write(
+            sub.join("b.txt"),
+            "-r a.txt\n-r ../top.txt\nb==2 \\\n  ; os_name == 'nt'\n",
+        )
+        .unwrap();
         let r = Requirements::from_file(&dir.path().join("top.txt")).unwrap();
         let names: Vec<_> = r.entries.iter().map(|e| e.normalized.as_str()).collect();
         assert_eq!(names, ["a", "b", "top"]);
@@ -1129,7 +1158,9 @@ mod tests {
     #[test]
     fn inputs_hash_examples() {
         let a = parse("foo==1.0\nbar==2.0\n").unwrap().inputs_hash();
-        let b = parse("# hi\nbar==2.0   # x\n\nfoo==1.0\n").unwrap().inputs_hash();
+        let b = parse("# hi\nbar==2.0   # x\n\nfoo==1.0\n")
+            .unwrap()
+            .inputs_hash();
         assert_eq!(a, b);
         assert_ne!(a, parse("foo==1.0\nbar==2.1\n").unwrap().inputs_hash());
         assert_ne!(a, parse("foo==1.0\nbar[x]==2.0\n").unwrap().inputs_hash());
@@ -1156,7 +1187,12 @@ mod tests {
     fn version() -> impl Strategy<Value = String> {
         (
             prop::collection::vec(0u32..30, 1..4),
-            prop::option::of(prop_oneof![Just("a1"), Just("rc2"), Just(".post3"), Just(".dev1")]),
+            prop::option::of(prop_oneof![
+                Just("a1"),
+                Just("rc2"),
+                Just(".post3"),
+                Just(".dev1")
+            ]),
         )
             .prop_map(|(parts, suffix)| {
                 let mut v = parts

@@ -124,14 +124,21 @@ impl IndexClient {
                         continue;
                     }
                 },
-                FindLinks::Page(url) => match self.fetch(url, Some("text/html"), self.options.max_page_bytes) {
-                    Ok(page) => simple::parse_html(&String::from_utf8_lossy(&page.body), &page.url),
-                    Err(FetchError::NotFound) => {
-                        tracing::warn!("Skipping find-links page `{}`: not found", redact_url(url.as_str()));
-                        continue;
+                FindLinks::Page(url) => {
+                    match self.fetch(url, Some("text/html"), self.options.max_page_bytes) {
+                        Ok(page) => {
+                            simple::parse_html(&String::from_utf8_lossy(&page.body), &page.url)
+                        }
+                        Err(FetchError::NotFound) => {
+                            tracing::warn!(
+                                "Skipping find-links page `{}`: not found",
+                                redact_url(url.as_str())
+                            );
+                            continue;
+                        }
+                        Err(FetchError::Failed(e)) => return Err(e),
                     }
-                    Err(FetchError::Failed(e)) => return Err(e),
-                },
+                }
             };
             files.extend(
                 listed
@@ -140,20 +147,25 @@ impl IndexClient {
             );
         }
         for index in self.sources.indexes() {
-            let page_url = index.url.join(&format!("{name}/")).map_err(|e| IndexError::InvalidUrl {
-                url: redact_url(index.url.as_str()),
-                reason: e.to_string(),
-            })?;
+            let page_url =
+                index
+                    .url
+                    .join(&format!("{name}/"))
+                    .map_err(|e| IndexError::InvalidUrl {
+                        url: redact_url(index.url.as_str()),
+                        reason: e.to_string(),
+                    })?;
             searched.push(redact_url(page_url.as_str()));
             match self.fetch(&page_url, Some(simple::ACCEPT), self.options.max_page_bytes) {
                 Ok(page) => {
                     let format = PageFormat::detect(page.content_type.as_deref(), &page.body);
-                    let listed = simple::parse_page(&page.body, format, &page.url).map_err(|reason| {
-                        IndexError::InvalidPage {
-                            url: redact_url(page.url.as_str()),
-                            reason,
-                        }
-                    })?;
+                    let listed =
+                        simple::parse_page(&page.body, format, &page.url).map_err(|reason| {
+                            IndexError::InvalidPage {
+                                url: redact_url(page.url.as_str()),
+                                reason,
+                            }
+                        })?;
                     known = true;
                     files.extend(listed.into_iter().map(|mut f| {
                         f.url = self.with_credentials(&f.url);
@@ -173,7 +185,11 @@ impl IndexClient {
     /// Downloads `url` (`http`, `https`, `file`, or a local path), checks its sha256 when one is
     /// expected, and enforces the size limit. With a cache directory and an expected hash, a
     /// verified copy is kept and later served without the network.
-    pub fn download(&self, url: &str, expected_sha256: Option<&str>) -> Result<Vec<u8>, IndexError> {
+    pub fn download(
+        &self,
+        url: &str,
+        expected_sha256: Option<&str>,
+    ) -> Result<Vec<u8>, IndexError> {
         let expected = match expected_sha256 {
             Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Some(h.to_ascii_lowercase())
@@ -189,10 +205,10 @@ impl IndexClient {
         let cached = expected
             .as_deref()
             .and_then(|h| self.options.cache_dir.as_ref().map(|d| cache_path(d, h)));
-        if let (Some(path), Some(h)) = (&cached, &expected) {
-            if let Some(bytes) = read_cached(path, h, self.options.max_download_bytes) {
-                return Ok(bytes);
-            }
+        if let (Some(path), Some(h)) = (&cached, &expected)
+            && let Some(bytes) = read_cached(path, h, self.options.max_download_bytes)
+        {
+            return Ok(bytes);
         }
         let limit = self.options.max_download_bytes;
         let bytes = match Url::parse(url) {
@@ -235,10 +251,10 @@ impl IndexClient {
                     got,
                 });
             }
-            if let Some(path) = cached {
-                if let Err(e) = write_cached(&path, &bytes) {
-                    tracing::warn!("Could not cache `{}`: {e}", path.display());
-                }
+            if let Some(path) = cached
+                && let Err(e) = write_cached(&path, &bytes)
+            {
+                tracing::warn!("Could not cache `{}`: {e}", path.display());
             }
         }
         Ok(bytes)
@@ -276,7 +292,10 @@ impl IndexClient {
         let mut last = String::new();
         for attempt in 1..=attempts {
             if attempt > 1 {
-                let wait = self.options.backoff.saturating_mul(1 << (attempt - 2).min(16));
+                let wait = self
+                    .options
+                    .backoff
+                    .saturating_mul(1 << (attempt - 2).min(16));
                 tracing::warn!(
                     "Retrying `{}` in {wait:?} (attempt {attempt} of {attempts}): {last}",
                     redact_url(url.as_str())
@@ -309,7 +328,9 @@ impl IndexClient {
             429 | 500..=599 => return Err(Attempt::Retry(format!("HTTP {status}"))),
             _ => {
                 let hint = match status {
-                    401 | 403 => ": check the credentials for this index (user:password in the URL)",
+                    401 | 403 => {
+                        ": check the credentials for this index (user:password in the URL)"
+                    }
                     _ => "",
                 };
                 return Err(Attempt::Fail(FetchError::Failed(IndexError::Status {
@@ -324,10 +345,12 @@ impl IndexClient {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        if let Some(len) = response.body().content_length() {
-            if len > limit {
-                return Err(too_large(url, limit));
-            }
+        if response
+            .body()
+            .content_length()
+            .is_some_and(|len| len > limit)
+        {
+            return Err(too_large(url, limit));
         }
         let final_url = {
             use ureq::ResponseExt;
@@ -365,11 +388,9 @@ fn classify(error: ureq::Error, url: &Url, limit: u64) -> Attempt {
     use ureq::Error as E;
     match error {
         E::BodyExceedsLimit(_) => too_large(url, limit),
-        E::Io(_)
-        | E::Timeout(_)
-        | E::ConnectionFailed
-        | E::HostNotFound
-        | E::Protocol(_) => Attempt::Retry(error.to_string()),
+        E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::HostNotFound | E::Protocol(_) => {
+            Attempt::Retry(error.to_string())
+        }
         other => Attempt::Fail(FetchError::Failed(IndexError::Fetch {
             url: redact_url(url.as_str()),
             attempts: 1,
@@ -469,9 +490,8 @@ fn load_certificates(path: &Path) -> Result<ureq::tls::RootCerts, IndexError> {
     let pem = fs_err::read(path).map_err(|e| bad(e.to_string()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
-        match item.map_err(|e| bad(e.to_string()))? {
-            ureq::tls::PemItem::Certificate(c) => certs.push(c),
-            _ => {}
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+            certs.push(c);
         }
     }
     if certs.is_empty() {
@@ -534,7 +554,10 @@ mod tests {
             assert_eq!(names(&files), [WHEEL, SDIST], "{format:?}");
             let w = &files[0];
             assert_eq!(w.url, server.file_url(WHEEL));
-            assert_eq!(w.sha256.as_deref(), Some(sha256_hex(b"wheel bytes").as_str()));
+            assert_eq!(
+                w.sha256.as_deref(),
+                Some(sha256_hex(b"wheel bytes").as_str())
+            );
             assert_eq!(w.requires_python.as_deref(), Some(">=3.8,<4"));
             assert!(!w.yanked);
             assert!(files[1].yanked);
@@ -556,13 +579,17 @@ mod tests {
         let (_dir, server) = fixture();
         let c = client(&server.index_url(), fast());
         let files = c.wheels("foo").unwrap();
-        let bytes = c.download(&files[0].url, files[0].sha256.as_deref()).unwrap();
+        let bytes = c
+            .download(&files[0].url, files[0].sha256.as_deref())
+            .unwrap();
         assert_eq!(bytes, b"wheel bytes");
         assert_eq!(c.download(&files[0].url, None).unwrap(), b"wheel bytes");
 
         server.set_wrong_hash(true);
         let files = c.wheels("foo").unwrap();
-        let e = c.download(&files[0].url, files[0].sha256.as_deref()).unwrap_err();
+        let e = c
+            .download(&files[0].url, files[0].sha256.as_deref())
+            .unwrap_err();
         let expected = sha256_hex(b"wheel byteswrong");
         let got = sha256_hex(b"wheel bytes");
         assert_eq!(
@@ -605,7 +632,10 @@ mod tests {
         assert_eq!(names(&c.wheels("foo").unwrap()).len(), 2);
         assert_eq!(server.requests().len(), 3);
         server.fail_next(2);
-        assert_eq!(c.download(&server.file_url(WHEEL), None).unwrap(), b"wheel bytes");
+        assert_eq!(
+            c.download(&server.file_url(WHEEL), None).unwrap(),
+            b"wheel bytes"
+        );
     }
 
     #[test]
@@ -645,7 +675,10 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let c = client(&format!("http://user:secret@127.0.0.1:{port}/simple"), fast());
+        let c = client(
+            &format!("http://user:secret@127.0.0.1:{port}/simple"),
+            fast(),
+        );
         let e = c.wheels("foo").unwrap_err();
         let msg = e.to_string();
         assert!(
@@ -664,7 +697,10 @@ mod tests {
         let e = c.wheels("nope").unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("Package `nope` was not found in {}nope/", server.index_url())
+            format!(
+                "Package `nope` was not found in {}nope/",
+                server.index_url()
+            )
         );
     }
 
@@ -687,11 +723,19 @@ mod tests {
         assert_eq!(names(&listed), [WHEEL]);
         assert_eq!(
             listed[0].url,
-            url::Url::from_file_path(files.join(WHEEL)).unwrap().as_str()
+            url::Url::from_file_path(files.join(WHEEL))
+                .unwrap()
+                .as_str()
         );
-        assert_eq!(c.download(&listed[0].url, Some(&sha)).unwrap(), b"local wheel");
+        assert_eq!(
+            c.download(&listed[0].url, Some(&sha)).unwrap(),
+            b"local wheel"
+        );
         let path = files.join(WHEEL);
-        assert_eq!(c.download(path.to_str().unwrap(), Some(&sha)).unwrap(), b"local wheel");
+        assert_eq!(
+            c.download(path.to_str().unwrap(), Some(&sha)).unwrap(),
+            b"local wheel"
+        );
         assert!(matches!(c.wheels("bar"), Err(IndexError::NotFound { .. })));
         let e = c.download("/nonexistent/x.whl", None).unwrap_err();
         assert_eq!(e.to_string(), "Failed to read `/nonexistent/x.whl`");
@@ -701,7 +745,11 @@ mod tests {
     fn find_links_come_first_and_missing_dirs_are_skipped() {
         let (_dir, server) = fixture();
         let local = tempfile::tempdir().unwrap();
-        fs_err::write(local.path().join("foo-1.0-cp311-cp311-linux_x86_64.whl"), b"x").unwrap();
+        fs_err::write(
+            local.path().join("foo-1.0-cp311-cp311-linux_x86_64.whl"),
+            b"x",
+        )
+        .unwrap();
         fs_err::write(local.path().join("foobar-1.0-py3-none-any.whl"), b"x").unwrap();
         let mut sources = PackageSources::with_index(&server.index_url()).unwrap();
         sources.find_links = vec![
@@ -726,7 +774,11 @@ mod tests {
         let c = IndexClient::new(sources, fast()).unwrap();
         assert_eq!(c.wheels("foo").unwrap().len(), 1);
         let e = c.wheels("baz").unwrap_err();
-        assert!(e.to_string().starts_with("Package `baz` was not found in /nonexistent/wheels, "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("Package `baz` was not found in /nonexistent/wheels, "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -744,7 +796,10 @@ mod tests {
         let cached = cache_path(cache.path(), &sha);
         assert!(cached.is_file());
         drop(server);
-        assert_eq!(c.download(&url, Some(&sha.to_uppercase())).unwrap(), b"wheel bytes");
+        assert_eq!(
+            c.download(&url, Some(&sha.to_uppercase())).unwrap(),
+            b"wheel bytes"
+        );
         // A damaged copy is dropped and the network is tried again (and fails: server gone).
         fs_err::write(&cached, b"damaged").unwrap();
         assert!(c.download(&url, Some(&sha)).is_err());
@@ -791,7 +846,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("Invalid CA certificate bundle `{}`: no PEM certificates in it", pem.display())
+            format!(
+                "Invalid CA certificate bundle `{}`: no PEM certificates in it",
+                pem.display()
+            )
         );
     }
 
@@ -803,8 +861,11 @@ mod tests {
                 ca_bundle: Some(system.to_path_buf()),
                 ..fast()
             };
-            IndexClient::new(PackageSources::with_index("https://h.invalid/").unwrap(), options)
-                .unwrap();
+            IndexClient::new(
+                PackageSources::with_index("https://h.invalid/").unwrap(),
+                options,
+            )
+            .unwrap();
         }
     }
 }

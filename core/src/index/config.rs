@@ -232,7 +232,11 @@ pub fn discover(
 ) -> Result<PackageSources, ConfigError> {
     let mut layers = Vec::new();
     // The command line and the requirements file act as one layer for list settings.
-    let mut explicit = Layer::named("`--index-url`");
+    let mut explicit = Layer::named(if cli.index_url.is_some() {
+        "`--index-url`"
+    } else {
+        "the command line or requirements file"
+    });
     explicit.index_url.clone_from(&cli.index_url);
     explicit.extra_index_urls.clone_from(&cli.extra_index_urls);
     explicit.find_links.clone_from(&cli.find_links);
@@ -294,7 +298,10 @@ pub fn discover(
             find_links: find_links.iter().map(ToString::to_string).collect(),
         });
     };
-    let index_url = parse_index_url(layer.index_url.as_deref().unwrap_or_default(), &layer.origin)?;
+    let index_url = parse_index_url(
+        layer.index_url.as_deref().unwrap_or_default(),
+        &layer.origin,
+    )?;
     let mut extra_index_urls: Vec<IndexUrl> = Vec::new();
     if let Some(layer) = layers.iter().find(|l| !l.extra_index_urls.is_empty()) {
         for value in &layer.extra_index_urls {
@@ -383,10 +390,7 @@ fn strip_index_name(value: &str) -> &str {
 }
 
 fn is_truthy(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    )
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
 /// Reads a configuration file; a missing file is `None`.
@@ -479,14 +483,13 @@ fn parse_ini(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, S
         if trimmed.starts_with('#') || trimmed.starts_with(';') {
             continue;
         }
-        if raw.starts_with([' ', '\t']) {
-            if let (Some(s), Some(k)) = (&section, &last_key) {
-                if let Some(v) = out.get_mut(s).and_then(|m| m.get_mut(k)) {
-                    v.push('\n');
-                    v.push_str(trimmed);
-                    continue;
-                }
-            }
+        if raw.starts_with([' ', '\t'])
+            && let (Some(s), Some(k)) = (&section, &last_key)
+            && let Some(v) = out.get_mut(s).and_then(|m| m.get_mut(k))
+        {
+            v.push('\n');
+            v.push_str(trimmed);
+            continue;
         }
         if let Some(name) = trimmed.strip_prefix('[') {
             let name = name
@@ -506,7 +509,10 @@ fn parse_ini(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, S
         let split = trimmed
             .find(['=', ':'])
             .ok_or_else(|| format!("line {}: expected `key = value`, got `{trimmed}`", i + 1))?;
-        let key = trimmed[..split].trim().to_ascii_lowercase().replace('_', "-");
+        let key = trimmed[..split]
+            .trim()
+            .to_ascii_lowercase()
+            .replace('_', "-");
         let value = trimmed[split + 1..].trim().to_string();
         out.entry(s.clone()).or_default().insert(key.clone(), value);
         last_key = Some(key);
@@ -548,9 +554,9 @@ fn uv_config_layers(env: &ConfigEnv, layers: &mut Vec<Layer>) -> Result<(), Conf
             read_uv_table(table, &mut l).map_err(invalid)?;
         }
         if let Some(indexes) = top.get("index") {
-            let indexes = indexes
-                .as_array_of_tables()
-                .ok_or_else(|| invalid("`index` must be an array of tables (`[[index]]`)".into()))?;
+            let indexes = indexes.as_array_of_tables().ok_or_else(|| {
+                invalid("`index` must be an array of tables (`[[index]]`)".into())
+            })?;
             let mut extra = Vec::new();
             for index in indexes {
                 let url = index
@@ -713,7 +719,10 @@ mod tests {
         let e = discover(
             &SourceOverrides::default(),
             None,
-            &env(&[("PIP_FIND_LINKS", "/opt/wheels"), ("HOME", "/nonexistent")], root.path()),
+            &env(
+                &[("PIP_FIND_LINKS", "/opt/wheels"), ("HOME", "/nonexistent")],
+                root.path(),
+            ),
         )
         .unwrap_err();
         assert_eq!(
@@ -724,7 +733,11 @@ mod tests {
              `--no-index`"
         );
         let e = discover(&SourceOverrides::default(), None, &env(&[], root.path())).unwrap_err();
-        assert!(e.to_string().starts_with("No package index is configured: pass"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("No package index is configured: pass"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -744,9 +757,11 @@ mod tests {
             assert_eq!(origin, format!("`{}`", all[n - 1].0));
         }
         // The requirements file beats the environment, the command line beats both.
-        let mut req = Requirements::default();
-        req.index_url = Some("https://req.invalid/simple/".into());
-        req.extra_index_urls = vec!["https://req-extra.invalid/".into()];
+        let req = Requirements {
+            index_url: Some("https://req.invalid/simple/".into()),
+            extra_index_urls: vec!["https://req-extra.invalid/".into()],
+            ..Requirements::default()
+        };
         let s = discover(&cli, Some(&req), &env(&all, root.path())).unwrap();
         assert_eq!(index(&s).0, "https://req.invalid/simple/");
         assert_eq!(s.extra_index_urls.len(), 1);
@@ -758,7 +773,10 @@ mod tests {
         let s = discover(&cli, Some(&req), &env(&all, root.path())).unwrap();
         assert_eq!(index(&s), ("file:///srv/index/", "`--index-url`"));
         let extras: Vec<_> = s.extra_index_urls.iter().map(|e| e.url.as_str()).collect();
-        assert_eq!(extras, ["https://cli-extra.invalid/x/", "https://req-extra.invalid/"]);
+        assert_eq!(
+            extras,
+            ["https://cli-extra.invalid/x/", "https://req-extra.invalid/"]
+        );
     }
 
     #[test]
@@ -793,7 +811,10 @@ mod tests {
         let home = root.path().join("home/u");
         let vars = [("HOME", home.to_str().unwrap())];
         let sys_xdg = root.path().join("etc/xdg/pip/pip.conf");
-        write(&sys_xdg, "[global]\nindex-url = https://xdg.invalid/simple\ncert = /ca.pem\n");
+        write(
+            &sys_xdg,
+            "[global]\nindex-url = https://xdg.invalid/simple\ncert = /ca.pem\n",
+        );
         let s = discover(&SourceOverrides::default(), None, &env(&vars, root.path())).unwrap();
         assert_eq!(index(&s).0, "https://xdg.invalid/simple/");
         assert_eq!(s.cert.as_deref(), Some(Path::new("/ca.pem")));
@@ -825,7 +846,10 @@ mod tests {
         assert_eq!(s.find_links, [FindLinks::Dir(home.join("wheels"))]);
 
         let explicit = root.path().join("explicit.conf");
-        write(&explicit, "[global]\nindex-url = https://explicit.invalid/simple\n");
+        write(
+            &explicit,
+            "[global]\nindex-url = https://explicit.invalid/simple\n",
+        );
         let vars2 = [
             ("HOME", home.to_str().unwrap()),
             ("PIP_CONFIG_FILE", explicit.to_str().unwrap()),
@@ -833,7 +857,10 @@ mod tests {
         let s = discover(&SourceOverrides::default(), None, &env(&vars2, root.path())).unwrap();
         assert_eq!(index(&s).0, "https://explicit.invalid/simple/");
         // PIP_INDEX_URL beats every file; /dev/null turns files off.
-        let vars3 = [("HOME", home.to_str().unwrap()), ("PIP_CONFIG_FILE", "/dev/null")];
+        let vars3 = [
+            ("HOME", home.to_str().unwrap()),
+            ("PIP_CONFIG_FILE", "/dev/null"),
+        ];
         assert!(matches!(
             discover(&SourceOverrides::default(), None, &env(&vars3, root.path())),
             Err(ConfigError::NoIndex { .. })
@@ -874,7 +901,10 @@ mod tests {
         let extras: Vec<_> = s.extra_index_urls.iter().map(|e| e.url.as_str()).collect();
         assert_eq!(extras, ["https://a.invalid/simple/"]);
 
-        write(&f, "index-url = \"https://old.invalid/simple\"\n[pip]\nfind-links = [\"/w\"]\n");
+        write(
+            &f,
+            "index-url = \"https://old.invalid/simple\"\n[pip]\nfind-links = [\"/w\"]\n",
+        );
         let s = discover(&SourceOverrides::default(), None, &env(&vars, root.path())).unwrap();
         assert_eq!(index(&s).0, "https://old.invalid/simple/");
         assert_eq!(s.find_links, [FindLinks::Dir("/w".into())]);
@@ -889,7 +919,10 @@ mod tests {
 
         write(&f, "index-url = 3\n");
         let e = discover(&SourceOverrides::default(), None, &env(&vars, root.path())).unwrap_err();
-        assert!(e.to_string().contains("`index-url` must be a string"), "{e}");
+        assert!(
+            e.to_string().contains("`index-url` must be a string"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -900,8 +933,12 @@ mod tests {
             find_links: vec!["/w".into()],
             ..SourceOverrides::default()
         };
-        let s = discover(&cli, None, &env(&[("PIP_INDEX_URL", "https://x.invalid/")], root.path()))
-            .unwrap();
+        let s = discover(
+            &cli,
+            None,
+            &env(&[("PIP_INDEX_URL", "https://x.invalid/")], root.path()),
+        )
+        .unwrap();
         assert!(s.no_index && s.index_url.is_none());
         assert_eq!(s.find_links, [FindLinks::Dir("/w".into())]);
         let cli = SourceOverrides {

@@ -23,6 +23,8 @@ pub use client::{ClientOptions, IndexClient};
 pub use config::{ConfigEnv, ConfigError, FindLinks, IndexUrl, PackageSources, SourceOverrides};
 pub use filename::{DistFilename, SDIST_EXTENSIONS, is_dist_filename};
 pub use select::{SelectError, SelectedWheel, select_wheel};
+/// URLs as this module takes and gives them.
+pub use url::Url;
 
 /// One distribution file of a project, as an index page or a find-links location lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +85,9 @@ pub enum IndexError {
         reason: String,
     },
     /// Downloaded bytes whose sha256 is not the expected one.
-    #[error("Hash mismatch for `{filename}` from `{url}`: expected sha256 `{expected}`, got `{got}`")]
+    #[error(
+        "Hash mismatch for `{filename}` from `{url}`: expected sha256 `{expected}`, got `{got}`"
+    )]
     HashMismatch {
         /// The file name.
         filename: String,

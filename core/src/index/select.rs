@@ -121,7 +121,7 @@ pub fn select_wheel(
     let mut sdists = Vec::new();
     let mut tags_seen: Vec<String> = Vec::new();
     let mut python_excluded: Option<String> = None;
-    let mut best: Option<(SelectedWheel, (bool, usize, std::cmp::Reverse<BuildTag>))> = None;
+    let mut best: Option<(SelectedWheel, Preference)> = None;
 
     for file in candidates {
         let Some(dist) = DistFilename::parse_for(&file.filename, &normalized) else {
@@ -161,7 +161,10 @@ pub fn select_wheel(
                 }
                 Ok(_) => {}
                 // pip ignores a Requires-Python it cannot parse.
-                Err(e) => tracing::debug!("Ignoring invalid Requires-Python `{spec}` of `{}`: {e}", file.filename),
+                Err(e) => tracing::debug!(
+                    "Ignoring invalid Requires-Python `{spec}` of `{}`: {e}",
+                    file.filename
+                ),
             }
         }
         let key = (
@@ -219,6 +222,10 @@ pub fn select_wheel(
     })
 }
 
+/// How good a candidate is, smallest best: unyanked first, then tag priority, then the highest
+/// build tag.
+type Preference = (bool, usize, std::cmp::Reverse<BuildTag>);
+
 /// A wheel build tag: leading digits, then the rest compared as a string; no tag sorts first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct BuildTag(Option<(u64, String)>);
@@ -227,7 +234,10 @@ impl BuildTag {
     fn parse(tag: Option<&str>) -> Self {
         Self(tag.map(|t| {
             let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-            let number = t.get(..digits).and_then(|d| d.parse().ok()).unwrap_or(u64::MAX);
+            let number = t
+                .get(..digits)
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(u64::MAX);
             (number, t.get(digits..).unwrap_or_default().to_string())
         }))
     }
@@ -319,7 +329,9 @@ mod tests {
         let s = select_wheel(&[new.clone(), old], "foo", "1.0", cp311, &py("3.11.2")).unwrap();
         assert_eq!(s.file.filename, "foo-1.0-py3-none-any.whl");
         assert_eq!(
-            select_wheel(&[new.clone()], "foo", "1.0", cp311, &py("3.11.2")).unwrap_err().to_string(),
+            select_wheel(&[new.clone()], "foo", "1.0", cp311, &py("3.11.2"))
+                .unwrap_err()
+                .to_string(),
             "Every compatible wheel of `foo==1.0` requires Python `>=3.12`, but the interpreter \
              is Python 3.11.2"
         );
@@ -342,23 +354,31 @@ mod tests {
             file("foo-0.10.tar.gz"),
         ];
         assert_eq!(
-            select_wheel(&files, "foo", "3.0", cp311, &py("3.11")).unwrap_err().to_string(),
+            select_wheel(&files, "foo", "3.0", cp311, &py("3.11"))
+                .unwrap_err()
+                .to_string(),
             "Version `3.0` of `foo` was not found; available versions (newest first): 2.0, 1.0, \
              0.10, 0.9"
         );
         assert_eq!(
-            select_wheel(&files, "foo", "1.0", cp311, &py("3.11")).unwrap_err().to_string(),
+            select_wheel(&files, "foo", "1.0", cp311, &py("3.11"))
+                .unwrap_err()
+                .to_string(),
             "Only a source distribution is available for `foo==1.0` (foo-1.0.tar.gz, foo-1.0.zip): \
              building from source is not supported yet, pin a version that has wheels or provide \
              a wheel with `--find-links`"
         );
         assert_eq!(
-            select_wheel(&files, "foo", "2.0", cp311, &py("3.11")).unwrap_err().to_string(),
+            select_wheel(&files, "foo", "2.0", cp311, &py("3.11"))
+                .unwrap_err()
+                .to_string(),
             "No wheel of `foo==2.0` is compatible with this interpreter; the wheels have tags: \
              cp39-cp39-macosx_11_0_arm64, cp39-cp39-win_amd64"
         );
         assert_eq!(
-            select_wheel(&[], "foo", "1.0", cp311, &py("3.11")).unwrap_err().to_string(),
+            select_wheel(&[], "foo", "1.0", cp311, &py("3.11"))
+                .unwrap_err()
+                .to_string(),
             "Version `1.0` of `foo` was not found; no versions are available"
         );
         assert!(matches!(

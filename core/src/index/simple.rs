@@ -11,8 +11,7 @@ use super::IndexFile;
 use super::filename::is_dist_filename;
 
 /// The `Accept` header for project pages: JSON first, HTML as fallback.
-pub const ACCEPT: &str =
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
 /// Which format a page is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +43,11 @@ impl PageFormat {
 }
 
 /// Parses a project page in `format`, resolving file URLs against `page_url`.
-pub fn parse_page(body: &[u8], format: PageFormat, page_url: &Url) -> Result<Vec<IndexFile>, String> {
+pub fn parse_page(
+    body: &[u8],
+    format: PageFormat,
+    page_url: &Url,
+) -> Result<Vec<IndexFile>, String> {
     match format {
         PageFormat::Json => parse_json(body, page_url),
         PageFormat::Html => {
@@ -107,6 +110,7 @@ pub fn parse_json(body: &[u8], page_url: &Url) -> Result<Vec<IndexFile>, String>
             tracing::debug!("Skipping `{}`: unusable URL `{}`", file.filename, file.url);
             continue;
         };
+        let url = String::from(url);
         let sha256 = file
             .hashes
             .get("sha256")
@@ -142,14 +146,16 @@ pub fn parse_html(html: &str, page_url: &Url) -> Vec<IndexFile> {
         }
         match tag.name.as_str() {
             "base" => {
-                if let Some(href) = tag.attr("href") {
-                    if let Ok(u) = page_url.join(href.trim()) {
-                        base = u;
-                    }
+                if let Some(href) = tag.attr("href")
+                    && let Ok(u) = page_url.join(href.trim())
+                {
+                    base = u;
                 }
             }
             "a" => {
-                let Some(href) = tag.attr("href") else { continue };
+                let Some(href) = tag.attr("href") else {
+                    continue;
+                };
                 let text = unescape(html.get(tag.end..scanner.next_lt()).unwrap_or_default());
                 if let Some(file) = anchor_file(&base, href, text.trim(), &tag) {
                     out.push(file);
@@ -163,9 +169,10 @@ pub fn parse_html(html: &str, page_url: &Url) -> Vec<IndexFile> {
 
 fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFile> {
     let (url, sha256) = resolve(base, href.trim())?;
-    let from_url = Url::parse(&url)
-        .ok()
-        .and_then(|u| u.path_segments()?.next_back().map(percent_decode))
+    let from_url = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .map(percent_decode)
         .unwrap_or_default();
     let filename = if is_dist_filename(&from_url) {
         from_url
@@ -181,7 +188,7 @@ fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFil
         .filter(|s| !s.is_empty());
     Some(IndexFile {
         filename,
-        url,
+        url: url.into(),
         sha256,
         requires_python,
         yanked: yanked_attr.is_some(),
@@ -192,7 +199,7 @@ fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFil
 
 /// Resolves a link against `base`, returning the URL without its fragment and the sha256 that
 /// the fragment names (`#sha256=...`), if any. Only `http`, `https` and `file` URLs are kept.
-fn resolve(base: &Url, href: &str) -> Option<(String, Option<String>)> {
+fn resolve(base: &Url, href: &str) -> Option<(Url, Option<String>)> {
     let mut url = base.join(href).ok()?;
     if !matches!(url.scheme(), "http" | "https" | "file") {
         return None;
@@ -204,15 +211,19 @@ fn resolve(base: &Url, href: &str) -> Option<(String, Option<String>)> {
             .and_then(valid_sha256)
     });
     url.set_fragment(None);
-    Some((url.into(), sha256))
+    Some((url, sha256))
 }
 
 fn valid_sha256(hex: &str) -> Option<String> {
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
 }
 
 /// Decodes `%XX` escapes (invalid escapes are kept as written; invalid UTF-8 is replaced).
 pub(crate) fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -256,8 +267,9 @@ pub fn unescape(s: &str) -> String {
                 "apos" => Some('\''),
                 "nbsp" => Some('\u{a0}'),
                 _ => {
-                    let code = if let Some(hex) =
-                        entity.strip_prefix("#x").or_else(|| entity.strip_prefix("#X"))
+                    let code = if let Some(hex) = entity
+                        .strip_prefix("#x")
+                        .or_else(|| entity.strip_prefix("#X"))
                     {
                         u32::from_str_radix(hex, 16).ok()
                     } else if let Some(dec) = entity.strip_prefix('#') {
@@ -350,7 +362,9 @@ impl<'a> TagScanner<'a> {
             let lt = self.find_from(self.pos, "<")?;
             let rest = self.html.get(lt..)?;
             if rest.starts_with("<!--") {
-                self.pos = self.find_from(lt + 4, "-->").map_or(self.html.len(), |i| i + 3);
+                self.pos = self
+                    .find_from(lt + 4, "-->")
+                    .map_or(self.html.len(), |i| i + 3);
                 continue;
             }
             if rest.starts_with("<!") || rest.starts_with("<?") {
@@ -359,12 +373,18 @@ impl<'a> TagScanner<'a> {
             }
             let closing = rest.starts_with("</");
             let name_start = lt + if closing { 2 } else { 1 };
-            if !self.peek(name_start).is_some_and(|b| b.is_ascii_alphabetic()) {
+            if !self
+                .peek(name_start)
+                .is_some_and(|b| b.is_ascii_alphabetic())
+            {
                 self.pos = lt + 1;
                 continue;
             }
             let mut i = name_start;
-            while self.peek(i).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            while self
+                .peek(i)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
                 i += 1;
             }
             let name = self.html.get(name_start..i)?.to_ascii_lowercase();
@@ -372,9 +392,7 @@ impl<'a> TagScanner<'a> {
             self.pos = end;
             if !closing && (name == "script" || name == "style") {
                 let close = format!("</{name}");
-                self.pos = self
-                    .find_ci_from(end, &close)
-                    .unwrap_or(self.html.len());
+                self.pos = self.find_ci_from(end, &close).unwrap_or(self.html.len());
             }
             return Some(Tag {
                 name,
@@ -505,7 +523,8 @@ mod tests {
 
     #[test]
     fn html_base_href() {
-        let html = r#"<base href="https://mirror.invalid/pkgs/"><a href="foo-1.0.zip">foo-1.0.zip</a>"#;
+        let html =
+            r#"<base href="https://mirror.invalid/pkgs/"><a href="foo-1.0.zip">foo-1.0.zip</a>"#;
         let files = parse_html(html, &page());
         assert_eq!(files[0].url, "https://mirror.invalid/pkgs/foo-1.0.zip");
     }
@@ -558,33 +577,53 @@ mod tests {
 
     #[test]
     fn json_errors() {
-        let e = parse_json(br#"{"meta": {"api-version": "2.0"}, "files": []}"#, &page()).unwrap_err();
+        let e =
+            parse_json(br#"{"meta": {"api-version": "2.0"}, "files": []}"#, &page()).unwrap_err();
         assert_eq!(e, "unsupported simple API version `2.0`: expected 1.x");
         let e = parse_json(b"{\"files\": []}", &page()).unwrap_err();
-        assert!(e.starts_with("invalid PEP 691 JSON: missing field `meta`"), "{e}");
+        assert!(
+            e.starts_with("invalid PEP 691 JSON: missing field `meta`"),
+            "{e}"
+        );
         assert!(parse_json(b"[", &page()).is_err());
     }
 
     #[test]
     fn format_detection() {
         use PageFormat::*;
-        assert_eq!(PageFormat::detect(Some("application/vnd.pypi.simple.v1+json"), b""), Json);
-        assert_eq!(PageFormat::detect(Some("text/html; charset=utf-8"), b"{"), Html);
+        assert_eq!(
+            PageFormat::detect(Some("application/vnd.pypi.simple.v1+json"), b""),
+            Json
+        );
+        assert_eq!(
+            PageFormat::detect(Some("text/html; charset=utf-8"), b"{"),
+            Html
+        );
         assert_eq!(PageFormat::detect(None, b"  {\"meta\""), Json);
-        assert_eq!(PageFormat::detect(Some("application/octet-stream"), b"<html>"), Html);
+        assert_eq!(
+            PageFormat::detect(Some("application/octet-stream"), b"<html>"),
+            Html
+        );
     }
 
     #[test]
     fn entities() {
-        assert_eq!(unescape("&gt;=3.8&#44;&#x3c;4 &amp;&bogus; &#xZZ; &"), ">=3.8,<4 &&bogus; &#xZZ; &");
+        assert_eq!(
+            unescape("&gt;=3.8&#44;&#x3c;4 &amp;&bogus; &#xZZ; &"),
+            ">=3.8,<4 &&bogus; &#xZZ; &"
+        );
         assert_eq!(unescape("&#1114112;"), "&#1114112;");
         assert_eq!(percent_decode("a%2Bb%zz%4"), "a+b%zz%4");
     }
 
     proptest! {
         #[test]
-        fn html_never_panics(html in "(<|>|a|href|=|\"|'|&|#|;|/|!|-|\\PC){0,80}") {
-            let _ = parse_html(&html, &page());
+        fn html_never_panics(pieces in prop::collection::vec(prop::sample::select(vec![
+            "<a ", "<a", "<!--", "-->", "<base ", "<script>", "</script", "href", "=", "\"", "'",
+            "&", "&#x3e;", "#sha256=", ";", "/", "!", "-", ">", " ", "x", "1.0", ".whl", ".tar.gz",
+            "\u{e9}", "\u{4e2d}", "data-yanked", "data-requires-python",
+        ]), 0..40)) {
+            let _ = parse_html(&pieces.concat(), &page());
         }
 
         #[test]

@@ -206,10 +206,10 @@ fn handle(stream: TcpStream, state: &Mutex<State>, addr: SocketAddr) -> std::io:
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("accept") {
-                accept = v.trim().to_string();
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim().eq_ignore_ascii_case("accept")
+        {
+            accept = v.trim().to_string();
         }
     }
     let path = request_line
@@ -402,7 +402,11 @@ fn html_page(project: &str, files: &[FileEntry]) -> String {
          <title>Links for {project}</title></head>\n<body>\n<h1>Links for {project}</h1>\n"
     );
     for f in files {
-        html.push_str(&format!("<a href=\"{}#sha256={}\"", escape(&f.url), f.sha256));
+        html.push_str(&format!(
+            "<a href=\"{}#sha256={}\"",
+            escape(&f.url),
+            f.sha256
+        ));
         if let Some(spec) = &f.requires_python {
             html.push_str(&format!(" data-requires-python=\"{}\"", escape(spec)));
         }
