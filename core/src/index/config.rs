@@ -28,12 +28,22 @@ use super::redact_url;
 use crate::requirements::Requirements;
 
 /// An index URL (always ending in `/`) and where it was configured.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct IndexUrl {
     /// The base URL; project pages are at `{url}{name}/`.
     pub url: Url,
     /// Where it was set, for messages: an option, a variable or a file.
     pub origin: String,
+}
+
+/// Hides the password, so that debug logs of the configuration do not leak it.
+impl std::fmt::Debug for IndexUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexUrl")
+            .field("url", &redact_url(self.url.as_str()))
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// A `--find-links` location.
@@ -965,6 +975,16 @@ mod tests {
         );
         assert!(parse_index_url("https://", "t").is_err());
         assert!(parse_index_url("mailto:x@y", "t").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let u = parse_index_url("https://u:secret@h.invalid/simple", "t").unwrap();
+        let debug = format!("{u:?}");
+        assert!(
+            !debug.contains("secret") && debug.contains("u:****@h.invalid"),
+            "{debug}"
+        );
     }
 
     #[test]
