@@ -28,4 +28,6 @@ pub mod python;
 pub mod requirements;
 pub mod scripts;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wheel;
