@@ -224,7 +224,11 @@ pub fn write_pycs(dir: &Path, pycs: &[(String, Vec<u8>)]) -> Result<(), Bytecode
     Ok(())
 }
 
-fn collect_py_files(dir: &Path, prefix: String, out: &mut Vec<String>) -> Result<(), BytecodeError> {
+fn collect_py_files(
+    dir: &Path,
+    prefix: String,
+    out: &mut Vec<String>,
+) -> Result<(), BytecodeError> {
     let io = |source| BytecodeError::Io {
         path: dir.to_path_buf(),
         source,
@@ -275,7 +279,9 @@ fn pyc_path(name: &str, cache_tag: &str) -> Option<String> {
 /// than [`MIN_BATCH_BYTES`] (so small inputs get one process).
 fn split_batches(items: &[(&str, &[u8], String)], jobs: usize) -> Vec<std::ops::Range<usize>> {
     let total: usize = items.iter().map(|(_, s, _)| s.len()).sum();
-    let count = jobs.clamp(1, (total / MIN_BATCH_BYTES).max(1)).min(items.len());
+    let count = jobs
+        .clamp(1, (total / MIN_BATCH_BYTES).max(1))
+        .min(items.len());
     let target = total.div_ceil(count);
     let mut batches = Vec::with_capacity(count);
     let (mut start, mut acc) = (0, 0);
@@ -377,7 +383,7 @@ fn read_answers(mut r: impl Read, count: usize) -> Result<Vec<Option<Vec<u8>>>, 
             answers.push(None);
             continue;
         }
-        if len > MAX_PYC_LEN || len < 16 {
+        if !(16..=MAX_PYC_LEN).contains(&len) {
             return Err(format!(
                 "answer {i} of {count}: expected a pyc length of 16 bytes to 1 GiB, got {len}"
             ));
@@ -423,20 +429,38 @@ mod tests {
             .env_remove("PYTHONPYCACHEPREFIX")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
     #[test]
     fn pyc_paths_follow_cache_from_source() {
         let t = "cpython-311";
-        assert_eq!(pyc_path("mod.py", t).unwrap(), "__pycache__/mod.cpython-311.pyc");
+        assert_eq!(
+            pyc_path("mod.py", t).unwrap(),
+            "__pycache__/mod.cpython-311.pyc"
+        );
         assert_eq!(
             pyc_path("pkg/sub/__init__.py", t).unwrap(),
             "pkg/sub/__pycache__/__init__.cpython-311.pyc"
         );
-        assert_eq!(pyc_path("a.b.py", t).unwrap(), "__pycache__/a.b.cpython-311.pyc");
-        for bad in ["mod.txt", "/abs/mod.py", "../mod.py", "pkg/../mod.py", "pkg//m.py", ".py", "pkg/.py"] {
+        assert_eq!(
+            pyc_path("a.b.py", t).unwrap(),
+            "__pycache__/a.b.cpython-311.pyc"
+        );
+        for bad in [
+            "mod.txt",
+            "/abs/mod.py",
+            "../mod.py",
+            "pkg/../mod.py",
+            "pkg//m.py",
+            ".py",
+            "pkg/.py",
+        ] {
             assert!(pyc_path(bad, t).is_none(), "{bad}");
         }
     }
@@ -444,17 +468,25 @@ mod tests {
     #[test]
     fn batches_cover_everything_in_order() {
         let big = vec![b'x'; MIN_BATCH_BYTES / 2];
-        let items: Vec<(&str, &[u8], String)> =
-            (0..9).map(|_| ("m.py", big.as_slice(), String::new())).collect();
+        let items: Vec<(&str, &[u8], String)> = (0..9)
+            .map(|_| ("m.py", big.as_slice(), String::new()))
+            .collect();
         for jobs in 1..6 {
             let batches = split_batches(&items, jobs);
-            assert!(batches.len() <= jobs && batches.len() <= 4, "{jobs}: {batches:?}");
+            assert!(
+                batches.len() <= jobs && batches.len() <= 4,
+                "{jobs}: {batches:?}"
+            );
             let flat: Vec<usize> = batches.into_iter().flatten().collect();
             assert_eq!(flat, (0..9).collect::<Vec<_>>());
         }
-        let small: Vec<(&str, &[u8], String)> =
-            (0..100).map(|_| ("m.py", &b"x = 1"[..], String::new())).collect();
-        assert_eq!(split_batches(&small, 8), [0..100]);
+        let small: Vec<(&str, &[u8], String)> = (0..100)
+            .map(|_| ("m.py", &b"x = 1"[..], String::new()))
+            .collect();
+        assert_eq!(
+            split_batches(&small, 8),
+            vec![std::ops::Range { start: 0, end: 100 }]
+        );
     }
 
     #[test]
@@ -466,10 +498,26 @@ mod tests {
         };
         assert_eq!(read_answers(&ok(16, 16)[..], 1).unwrap().len(), 1);
         assert_eq!(read_answers(&SKIPPED.to_le_bytes()[..], 1).unwrap(), [None]);
-        assert!(read_answers(&ok(16, 15)[..], 1).unwrap_err().contains("expected 16 bytes"));
-        assert!(read_answers(&ok(3, 3)[..], 1).unwrap_err().contains("got 3"));
-        assert!(read_answers(&[1u8, 0][..], 1).unwrap_err().contains("expected a length"));
-        assert!(read_answers(&ok(16, 17)[..], 1).unwrap_err().contains("got more"));
+        assert!(
+            read_answers(&ok(16, 15)[..], 1)
+                .unwrap_err()
+                .contains("expected 16 bytes")
+        );
+        assert!(
+            read_answers(&ok(3, 3)[..], 1)
+                .unwrap_err()
+                .contains("got 3")
+        );
+        assert!(
+            read_answers(&[1u8, 0][..], 1)
+                .unwrap_err()
+                .contains("expected a length")
+        );
+        assert!(
+            read_answers(&ok(16, 17)[..], 1)
+                .unwrap_err()
+                .contains("got more")
+        );
         assert!(read_answers(&ok(u32::MAX - 1, 0)[..], 1).is_err());
     }
 
@@ -492,7 +540,11 @@ mod tests {
 
             fs_err::create_dir_all(dir.path().join("pkg")).unwrap();
             fs_err::write(dir.path().join("pkg/__init__.py"), "").unwrap();
-            fs_err::write(dir.path().join("pkg/mod.py"), "WHO = 'B, a longer source'\n").unwrap();
+            fs_err::write(
+                dir.path().join("pkg/mod.py"),
+                "WHO = 'B, a longer source'\n",
+            )
+            .unwrap();
             write_pycs(dir.path(), &pycs).unwrap();
             let python = interp.path();
             let out = python_out(
@@ -534,7 +586,11 @@ mod tests {
                 "b/__pycache__/c.cpython-311.pyc"
             ]
         );
-        assert!(compile_sources(&interp, std::iter::empty()).unwrap().is_empty());
+        assert!(
+            compile_sources(&interp, std::iter::empty())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -543,10 +599,14 @@ mod tests {
         let Some(interp) = interp(11, cache.path()) else {
             return;
         };
-        let body: String = (0..2000).map(|i| format!("def f{i}(x):\n    return x + {i}\n")).collect();
+        let body: String = (0..2000)
+            .map(|i| format!("def f{i}(x):\n    return x + {i}\n"))
+            .collect();
         let names: Vec<String> = (0..40).map(|i| format!("m{i}.py")).collect();
-        let sources: Vec<(&str, &[u8])> =
-            names.iter().map(|n| (n.as_str(), body.as_bytes())).collect();
+        let sources: Vec<(&str, &[u8])> = names
+            .iter()
+            .map(|n| (n.as_str(), body.as_bytes()))
+            .collect();
         let one = compile_sources_with(&interp, sources.clone(), 1).unwrap();
         let many = compile_sources_with(&interp, sources, 4).unwrap();
         assert_eq!(one.len(), 40);
@@ -583,7 +643,10 @@ mod tests {
         );
         write_pycs(d, &pycs).unwrap();
         fs_err::write(d.join("pkg/sub/__init__.py"), "v = 0\n").unwrap();
-        assert_eq!(python_out(interp.path(), d, "import pkg; print(pkg.v)").trim(), "42");
+        assert_eq!(
+            python_out(interp.path(), d, "import pkg; print(pkg.v)").trim(),
+            "42"
+        );
     }
 
     #[test]
@@ -592,11 +655,13 @@ mod tests {
         let Some(real) = interp(11, cache.path()) else {
             return;
         };
-        let fake = Interpreter::from_info(PathBuf::from("/bin/false"), real.info().clone()).unwrap();
+        let fake =
+            Interpreter::from_info(PathBuf::from("/bin/false"), real.info().clone()).unwrap();
         let err = compile_sources(&fake, [("a.py", &b"x = 1"[..])]).unwrap_err();
         assert!(matches!(err, BytecodeError::WorkerFailed { .. }), "{err}");
-        let missing = Interpreter::from_info(PathBuf::from("/nonexistent/python"), real.info().clone())
-            .unwrap();
+        let missing =
+            Interpreter::from_info(PathBuf::from("/nonexistent/python"), real.info().clone())
+                .unwrap();
         let err = compile_sources(&missing, [("a.py", &b"x = 1"[..])]).unwrap_err();
         assert!(matches!(err, BytecodeError::Spawn { .. }), "{err}");
         let mut old = real.info().clone();

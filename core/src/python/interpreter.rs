@@ -251,20 +251,21 @@ impl Request {
         if version == "3" {
             return Self::Name("python3".to_string());
         }
-        if let Some(minor) = version.strip_prefix("3.") {
-            if !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()) && minor.len() < 4 {
-                if let Ok(minor) = minor.parse() {
-                    return Self::Minor(minor);
-                }
-            }
+        if let Some(minor) = version.strip_prefix("3.")
+            && !minor.is_empty()
+            && minor.len() < 4
+            && minor.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(minor) = minor.parse()
+        {
+            return Self::Minor(minor);
         }
         if s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) || s.starts_with('.') {
             return Self::Path(PathBuf::from(s));
         }
-        if let Some(rest) = s.strip_prefix("~/") {
-            if let Some(home) = std::env::var_os("HOME") {
-                return Self::Path(PathBuf::from(home).join(rest));
-            }
+        if let Some(rest) = s.strip_prefix("~/")
+            && let Some(home) = std::env::var_os("HOME")
+        {
+            return Self::Path(PathBuf::from(home).join(rest));
         }
         Self::Name(s.to_string())
     }
@@ -286,9 +287,10 @@ impl Interpreter {
     /// Describes the interpreter at `path` (no `PATH` search), using the cache when valid.
     pub fn from_path_cached(path: &Path, cache_dir: &Path) -> Result<Self, InterpreterError> {
         let key = cache_key(path)?;
-        let cache_file = cache_dir
-            .join("interpreters")
-            .join(format!("{}.json", ContentHash::of(key.path.as_os_str().as_encoded_bytes())));
+        let cache_file = cache_dir.join("interpreters").join(format!(
+            "{}.json",
+            ContentHash::of(key.path.as_os_str().as_encoded_bytes())
+        ));
         if let Some(interp) = read_cache(&cache_file, &key) {
             tracing::debug!("Interpreter cache hit for `{}`", path.display());
             return Ok(interp);
@@ -331,18 +333,33 @@ impl Interpreter {
             .ok_or_else(|| bad("no output".to_string()))?;
         let info: InterpreterInfo =
             serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        Self::from_info(path.to_path_buf(), info).map_err(|reason| bad(reason))
+        let markers = build_markers(&info.markers).map_err(bad)?;
+        Ok(Self::with_markers(path.to_path_buf(), info, markers))
     }
 
-    /// Builds an interpreter from a stored answer; fails when the marker versions do not parse.
-    pub fn from_info(path: PathBuf, info: InterpreterInfo) -> Result<Self, String> {
-        let markers = build_markers(&info.markers)?;
-        Ok(Self {
+    /// Builds an interpreter from a stored answer (`path` is where it runs from); fails when the
+    /// marker versions do not parse.
+    pub fn from_info(path: PathBuf, info: InterpreterInfo) -> Result<Self, InterpreterError> {
+        let markers =
+            build_markers(&info.markers).map_err(|reason| InterpreterError::BadOutput {
+                path: path.clone(),
+                reason,
+                output: String::new(),
+            })?;
+        Ok(Self::with_markers(path, info, markers))
+    }
+
+    fn with_markers(
+        path: PathBuf,
+        info: InterpreterInfo,
+        markers: pep508_rs::MarkerEnvironment,
+    ) -> Self {
+        Self {
             path,
             info,
             markers,
             tags: OnceLock::new(),
-        })
+        }
     }
 
     /// The path the interpreter was found at (a pyenv shim is replaced by the binary it runs).
@@ -469,7 +486,10 @@ fn write_cache(cache_file: &Path, key: CacheKey, info: &InterpreterInfo) {
         Ok(())
     })();
     if let Err(e) = result {
-        tracing::debug!("Failed to cache the interpreter answer in `{}`: {e}", cache_file.display());
+        tracing::debug!(
+            "Failed to cache the interpreter answer in `{}`: {e}",
+            cache_file.display()
+        );
     }
 }
 
@@ -569,8 +589,10 @@ fn pyenv_root() -> PathBuf {
     if let Some(root) = std::env::var_os("PYENV_ROOT").filter(|r| !r.is_empty()) {
         return PathBuf::from(root);
     }
-    std::env::var_os("HOME")
-        .map_or_else(|| PathBuf::from(".pyenv"), |h| PathBuf::from(h).join(".pyenv"))
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".pyenv"),
+        |h| PathBuf::from(h).join(".pyenv"),
+    )
 }
 
 /// Orders pyenv version directory names: plain releases (`3.12.1` -> (true, [3, 12, 1])) above
@@ -669,7 +691,10 @@ impl PyenvShim {
 
     /// `PYENV_VERSION`, else the nearest `.python-version`, else `{root}/version`.
     fn active_versions(&self) -> Vec<String> {
-        if let Some(v) = std::env::var("PYENV_VERSION").ok().filter(|v| !v.is_empty()) {
+        if let Some(v) = std::env::var("PYENV_VERSION")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             return v.split(':').map(str::to_string).collect();
         }
         let mut starts = Vec::new();
@@ -707,7 +732,10 @@ impl PyenvShim {
         for entry in std::fs::read_dir(&versions).ok()?.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if !name.strip_prefix(version).is_some_and(|r| r.starts_with('.')) {
+            if !name
+                .strip_prefix(version)
+                .is_some_and(|r| r.starts_with('.'))
+            {
                 continue;
             }
             let key = version_key(name);
@@ -760,18 +788,41 @@ pub(crate) mod tests {
 
     #[test]
     fn version_keys_order_pyenv_directories() {
-        let mut names = vec!["3.14.0t", "3.9.18", "3.13.0", "3.10.13", "3.14.0rc1", "3.13.1"];
+        let mut names = vec![
+            "3.14.0t",
+            "3.9.18",
+            "3.13.0",
+            "3.10.13",
+            "3.14.0rc1",
+            "3.13.1",
+        ];
         names.sort_by_key(|n| version_key(n));
-        assert_eq!(names, ["3.14.0t", "3.14.0rc1", "3.9.18", "3.10.13", "3.13.0", "3.13.1"]);
+        assert_eq!(
+            names,
+            [
+                "3.14.0t",
+                "3.14.0rc1",
+                "3.9.18",
+                "3.10.13",
+                "3.13.0",
+                "3.13.1"
+            ]
+        );
     }
 
     #[test]
     fn pyenv_lookup_picks_newest_matching_minor() {
         let root = tempfile::tempdir().unwrap();
-        for v in ["3.1.5", "3.12.0", "3.12.10", "3.12.9", "3.12.11t", "3.120.1"] {
+        for v in [
+            "3.1.5", "3.12.0", "3.12.10", "3.12.9", "3.12.11t", "3.120.1",
+        ] {
             let bin = root.path().join("versions").join(v).join("bin");
             fs_err::create_dir_all(&bin).unwrap();
-            let exe = bin.join(if v == "3.1.5" { "python3.1" } else { "python3.12" });
+            let exe = bin.join(if v == "3.1.5" {
+                "python3.1"
+            } else {
+                "python3.12"
+            });
             fs_err::write(&exe, "").unwrap();
             #[cfg(unix)]
             {
@@ -780,9 +831,17 @@ pub(crate) mod tests {
             }
         }
         let found = pyenv_version_binary(root.path(), 12, "python3.12").unwrap();
-        assert!(found.ends_with("3.12.10/bin/python3.12"), "{}", found.display());
+        assert!(
+            found.ends_with("3.12.10/bin/python3.12"),
+            "{}",
+            found.display()
+        );
         let found = pyenv_version_binary(root.path(), 1, "python3.1").unwrap();
-        assert!(found.ends_with("3.1.5/bin/python3.1"), "{}", found.display());
+        assert!(
+            found.ends_with("3.1.5/bin/python3.1"),
+            "{}",
+            found.display()
+        );
         assert!(pyenv_version_binary(root.path(), 11, "python3.11").is_none());
     }
 
@@ -792,7 +851,10 @@ pub(crate) mod tests {
         let msg = err.to_string();
         assert!(msg.contains("`python3.99` in PATH"), "{msg}");
         assert!(msg.contains("3.99*"), "{msg}");
-        assert!(msg.starts_with("No Python interpreter found for `3.99`"), "{msg}");
+        assert!(
+            msg.starts_with("No Python interpreter found for `3.99`"),
+            "{msg}"
+        );
         let err = locate(Some("/nonexistent/python")).unwrap_err();
         assert!(err.to_string().contains("`/nonexistent/python`"), "{err}");
     }
@@ -810,16 +872,36 @@ pub(crate) mod tests {
             info.markers.python_version,
             format!("{}.{}", info.version.major, info.version.minor)
         );
-        assert_eq!(info.cache_tag.as_deref(), Some(&*format!("cpython-3{}", info.version.minor)));
+        assert_eq!(
+            info.cache_tag.as_deref(),
+            Some(&*format!("cpython-3{}", info.version.minor))
+        );
         assert!(info.base_executable.is_absolute());
         // The pyenv shim is resolved: the path is the real binary, not a shell script.
         assert!(pyenv_shim(interp.path()).is_none());
         let env = interp.marker_env();
         assert_eq!(env.sys_platform(), info.markers.sys_platform);
         assert_eq!(
-            fs_err::read_dir(cache.path().join("interpreters")).unwrap().count(),
+            fs_err::read_dir(cache.path().join("interpreters"))
+                .unwrap()
+                .count(),
             1
         );
+    }
+
+    #[test]
+    fn minor_requests_find_that_minor() {
+        let cache = tempfile::tempdir().unwrap();
+        for minor in [11, 12, 13] {
+            if pyenv_python(minor).is_none() {
+                continue;
+            }
+            for request in [format!("3.{minor}"), format!("python3.{minor}")] {
+                let interp = Interpreter::find(Some(&request), cache.path()).unwrap();
+                assert_eq!(interp.version().minor, minor, "{request}");
+                assert!(pyenv_shim(interp.path()).is_none(), "{request}");
+            }
+        }
     }
 
     #[test]
@@ -941,7 +1023,10 @@ pub(crate) mod tests {
             read_version_file(&root.path().join("version")).unwrap(),
             ["3.12"]
         );
-        assert_eq!(parsed.version_dir("3.12").unwrap(), root.path().join("versions/3.12.4"));
+        assert_eq!(
+            parsed.version_dir("3.12").unwrap(),
+            root.path().join("versions/3.12.4")
+        );
         assert_eq!(
             parsed.version_dir("python-3.12.4").unwrap(),
             root.path().join("versions/3.12.4")

@@ -24,7 +24,6 @@ mod venv;
 
 pub use bytecode::{BytecodeError, compile_dir, compile_sources, compile_sources_with, write_pycs};
 pub use interpreter::{
-    Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion,
-    SchemePaths,
+    Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
 pub use venv::{Venv, VenvError, VenvOptions, create_venv};

@@ -114,9 +114,11 @@ impl Interpreter {
         } else if soabi.starts_with("cp") {
             dash.first().unwrap_or(&"").to_string()
         } else if soabi.starts_with("pypy") {
-            dash.get(..2).map_or_else(|| soabi.to_string(), |p| p.join("-"))
+            dash.get(..2)
+                .map_or_else(|| soabi.to_string(), |p| p.join("-"))
         } else if soabi.starts_with("graalpy") {
-            dash.get(..3).map_or_else(|| soabi.to_string(), |p| p.join("-"))
+            dash.get(..3)
+                .map_or_else(|| soabi.to_string(), |p| p.join("-"))
         } else if !soabi.is_empty() {
             soabi.to_string()
         } else {
@@ -258,7 +260,10 @@ impl Interpreter {
             .into_iter()
             .next()
             .unwrap_or_else(|| format!("{}{}", self.short_name(), self.version_nodot()));
-        let platform = self.platform_tags().pop().unwrap_or_else(|| "any".to_string());
+        let platform = self
+            .platform_tags()
+            .pop()
+            .unwrap_or_else(|| "any".to_string());
         format!("{abi}-{platform}")
     }
 }
@@ -269,8 +274,8 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::python::interpreter::{InterpreterInfo, MarkerValues, PythonVersion, SchemePaths};
     use crate::python::interpreter::tests::pyenv_python;
+    use crate::python::interpreter::{InterpreterInfo, MarkerValues, PythonVersion, SchemePaths};
 
     fn fake(minor: u32, libc: Libc, f: impl FnOnce(&mut InterpreterInfo)) -> Interpreter {
         let mut info = InterpreterInfo {
@@ -325,7 +330,14 @@ mod tests {
 
     #[test]
     fn order_for_cpython_311_on_glibc() {
-        let i = fake(11, Libc::Glibc { major: 2, minor: 36 }, |_| {});
+        let i = fake(
+            11,
+            Libc::Glibc {
+                major: 2,
+                minor: 36,
+            },
+            |_| {},
+        );
         let platforms = i.platform_tags();
         // 2_36..2_5 plus three legacy aliases plus linux.
         assert_eq!(platforms.len(), 32 + 3 + 1);
@@ -371,9 +383,16 @@ mod tests {
                 "linux_aarch64"
             ]
         );
-        let arm = fake(12, Libc::Glibc { major: 2, minor: 18 }, |i| {
-            i.sysconfig_platform = "linux-aarch64".into();
-        });
+        let arm = fake(
+            12,
+            Libc::Glibc {
+                major: 2,
+                minor: 18,
+            },
+            |i| {
+                i.sysconfig_platform = "linux-aarch64".into();
+            },
+        );
         assert_eq!(
             arm.platform_tags(),
             [
@@ -389,12 +408,18 @@ mod tests {
         let ft = fake(13, Libc::None, |i| i.gil_disabled = true);
         let tags = strings(&ft.supported_tags());
         assert_eq!(tags[0], "cp313-cp313t-linux_x86_64");
-        assert!(!tags.iter().any(|t| t.contains("abi3")), "no abi3 when free-threaded");
+        assert!(
+            !tags.iter().any(|t| t.contains("abi3")),
+            "no abi3 when free-threaded"
+        );
         assert_eq!(tags[1], "cp313-none-linux_x86_64");
         assert_eq!(ft.tag(), "cp313t-linux_x86_64");
 
         let old = fake(7, Libc::None, |_| {});
-        assert_eq!(old.supported_tags()[0].to_string(), "cp37-cp37m-linux_x86_64");
+        assert_eq!(
+            old.supported_tags()[0].to_string(),
+            "cp37-cp37m-linux_x86_64"
+        );
         let dbg = fake(12, Libc::None, |i| i.py_debug = true);
         assert_eq!(
             strings(&dbg.supported_tags()[..2]),
@@ -412,8 +437,27 @@ mod tests {
     }
 
     #[test]
+    fn marker_env_accepts_dev_builds_and_refuses_garbage() {
+        let dev = fake(13, Libc::None, |i| {
+            i.markers.python_full_version = "3.13.0+".into();
+        });
+        assert_eq!(dev.marker_env().python_full_version().to_string(), "3.13.0");
+        let mut info = dev.info().clone();
+        info.markers.python_version = "three".into();
+        let err = Interpreter::from_info("/x".into(), info).unwrap_err();
+        assert!(err.to_string().contains("invalid marker version"), "{err}");
+    }
+
+    #[test]
     fn priority_is_the_best_rank_and_none_when_incompatible() {
-        let i = fake(11, Libc::Glibc { major: 2, minor: 28 }, |_| {});
+        let i = fake(
+            11,
+            Libc::Glibc {
+                major: 2,
+                minor: 28,
+            },
+            |_| {},
+        );
         let t = |s: &str| {
             let mut p = s.split('-');
             tag(p.next().unwrap(), p.next().unwrap(), p.next().unwrap())
@@ -423,9 +467,18 @@ mod tests {
         let p_native = i.tag_priority(std::slice::from_ref(&native)).unwrap();
         let p_pure = i.tag_priority(std::slice::from_ref(&pure)).unwrap();
         assert!(p_native < p_pure);
-        assert_eq!(i.tag_priority(&[pure.clone(), native.clone()]), Some(p_native));
-        assert_eq!(i.tag_priority(&[t("cp311-cp311-manylinux_2_34_x86_64")]), None);
-        assert_eq!(i.tag_priority(&[t("cp312-cp312-manylinux_2_17_x86_64")]), None);
+        assert_eq!(
+            i.tag_priority(&[pure.clone(), native.clone()]),
+            Some(p_native)
+        );
+        assert_eq!(
+            i.tag_priority(&[t("cp311-cp311-manylinux_2_34_x86_64")]),
+            None
+        );
+        assert_eq!(
+            i.tag_priority(&[t("cp312-cp312-manylinux_2_17_x86_64")]),
+            None
+        );
         assert_eq!(i.tag_priority(&[t("py3-none-win_amd64")]), None);
         assert_eq!(i.tag_priority(&[]), None);
         // Every supported tag's priority is its first position in the list.
@@ -473,8 +526,15 @@ mod tests {
              print('\\n'.join(str(x) for x in t.sys_tags()))",
             vendor.display().to_string()
         );
-        let out = Command::new(python).args(["-I", "-c", &script]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(python)
+            .args(["-I", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()

@@ -114,7 +114,12 @@ pub fn create_venv(
     let base = interp.base_executable();
     fs_err::write(
         root.join("pyvenv.cfg"),
-        pyvenv_cfg(interp, &root, opts.system_site_packages, opts.prompt.as_deref()),
+        pyvenv_cfg(
+            interp,
+            &root,
+            opts.system_site_packages,
+            opts.prompt.as_deref(),
+        ),
     )?;
 
     let bin = root.join(BIN_DIR);
@@ -573,10 +578,8 @@ mod tests {
             assert_eq!(lines[..2], ["True", "True"], "3.{minor}: {out}");
             assert_eq!(Path::new(lines[2]), venv.root());
             assert!(venv.site_packages().is_dir());
-            let site = run(Command::new(venv.python()).args([
-                "-c",
-                "import site; print(site.getsitepackages()[0])",
-            ]));
+            let site = run(Command::new(venv.python())
+                .args(["-c", "import site; print(site.getsitepackages()[0])"]));
             assert_eq!(Path::new(site.trim()), venv.site_packages(), "3.{minor}");
 
             // `source activate` puts the venv first on PATH; `deactivate` restores it.
@@ -591,7 +594,13 @@ mod tests {
             assert_eq!(lines[2], "/usr/bin:/bin");
 
             let opened = Venv::open(&path).unwrap();
-            assert_eq!(opened, Venv { prompt: None, ..venv });
+            assert_eq!(
+                opened,
+                Venv {
+                    prompt: None,
+                    ..venv
+                }
+            );
             assert_eq!(opened.version(), interp.version());
             made += 1;
         }
@@ -638,14 +647,20 @@ mod tests {
             ]
         );
         let cfg = fs_err::read_to_string(path.join("pyvenv.cfg")).unwrap();
-        assert!(cfg.contains("include-system-site-packages = false\n"), "{cfg}");
+        assert!(
+            cfg.contains("include-system-site-packages = false\n"),
+            "{cfg}"
+        );
         assert!(cfg.contains("implementation = CPython\n"), "{cfg}");
         assert!(cfg.contains("version = 3.11."), "{cfg}");
         assert_eq!(
             fs_err::read_link(path.join("bin/python")).unwrap(),
             interp.base_executable()
         );
-        assert_eq!(fs_err::read_link(path.join("lib64")).unwrap(), Path::new("lib"));
+        assert_eq!(
+            fs_err::read_link(path.join("lib64")).unwrap(),
+            Path::new("lib")
+        );
     }
 
     #[test]
@@ -707,7 +722,12 @@ mod tests {
         assert!(v.site_packages().ends_with("lib/python3.12/site-packages"));
         assert_eq!(v.bin_dir(), dir.path().join("bin"));
 
-        for bad in ["home = /usr/bin\n", "version = three\n", "version = 3\n", ""] {
+        for bad in [
+            "home = /usr/bin\n",
+            "version = three\n",
+            "version = 3\n",
+            "",
+        ] {
             fs_err::write(dir.path().join("pyvenv.cfg"), bad).unwrap();
             let err = Venv::open(dir.path()).unwrap_err();
             assert!(matches!(err, VenvError::BadConfig { .. }), "{bad:?}: {err}");
@@ -716,7 +736,9 @@ mod tests {
 
     #[test]
     fn quoting_survives_hostile_paths() {
-        for s in ["plain", "sp ace", "it's", "a\\b", "$HOME", "`x`", "!bang", "\"q\""] {
+        for s in [
+            "plain", "sp ace", "it's", "a\\b", "$HOME", "`x`", "!bang", "\"q\"",
+        ] {
             let out = run(Command::new("bash").args(["-c", &format!("printf %s {}", sh_quote(s))]));
             assert_eq!(out, s);
             let out = run(Command::new("dash").args(["-c", &format!("printf %s {}", sh_quote(s))]));
