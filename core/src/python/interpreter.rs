@@ -500,10 +500,29 @@ fn locate(request: Option<&str>) -> Result<PathBuf, InterpreterError> {
     let found = match Request::parse(request) {
         Request::Path(path) => {
             let found = from_directory_or_file(&path);
-            if found.is_none() {
-                tried.push(format!("`{}`", path.display()));
+            match found
+                .as_deref()
+                .and_then(|p| Some((pyenv_shim(p)?, p.file_name()?)))
+            {
+                // A shim given by path: its own mtime says nothing about the version it runs.
+                Some((shim, name)) => {
+                    let name = name.to_string_lossy();
+                    let real = shim.resolve(&name);
+                    if real.is_none() {
+                        tried.push(format!(
+                            "pyenv shim `{}` (no active pyenv version provides `{name}`)",
+                            path.display()
+                        ));
+                    }
+                    real
+                }
+                None => {
+                    if found.is_none() {
+                        tried.push(format!("`{}`", path.display()));
+                    }
+                    found
+                }
             }
-            found
         }
         Request::Name(name) => search_path(&name, &mut tried),
         Request::Minor(minor) => {
@@ -1033,5 +1052,15 @@ pub(crate) mod tests {
         );
         assert!(parsed.version_dir("../etc").is_none());
         assert!(parsed.version_dir("3.13").is_none());
+
+        // Given by path, the shim is resolved too, through `{root}/version` (unless this
+        // process has a PYENV_VERSION or `.python-version` of its own, which would win).
+        let local = std::env::current_dir()
+            .unwrap()
+            .ancestors()
+            .any(|d| d.join(".python-version").is_file());
+        if std::env::var_os("PYENV_VERSION").is_none() && !local {
+            assert_eq!(locate(shim.to_str()).unwrap(), bin.join("python3"));
+        }
     }
 }
