@@ -16,6 +16,7 @@
 
 pub mod atomic;
 pub mod cache_lock;
+pub mod closure;
 pub mod dpl;
 pub mod dxpkg;
 pub mod hash;
@@ -27,4 +28,6 @@ pub mod python;
 pub mod requirements;
 pub mod scripts;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wheel;
