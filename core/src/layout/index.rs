@@ -384,10 +384,17 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
 ///
 /// [`LayoutIndex::new`] checks the header in O(1); slots are checked when a lookup reads them,
 /// and all of them by [`LayoutIndex::verify`].
-#[derive(Debug)]
 pub struct LayoutIndex<B> {
     bytes: B,
     header: LayoutIndexHeader,
+}
+
+impl<B> std::fmt::Debug for LayoutIndex<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayoutIndex")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B: AsRef<[u8]>> LayoutIndex<B> {
