@@ -940,3 +940,42 @@ fn processes_build_and_install_at_once() {
     }
     check_after_workers(root, &Fixture::at(root));
 }
+
+#[test]
+fn rebuilds_race_with_installs_of_the_same_layout() {
+    let fx = Fixture::new();
+    let pkgs = fixed_sets().remove(0);
+    let spec = spec_of(&fx.store, &pkgs);
+    let cache = fx.cache();
+    cache.build_layout(&spec).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..5 {
+                assert_eq!(
+                    cache.rebuild_layout(&spec).unwrap().outcome,
+                    BuildOutcome::Rebuilt
+                );
+            }
+        });
+        for t in 0..3 {
+            let (cache, spec, fx) = (&cache, &spec, &fx);
+            s.spawn(move || {
+                for k in 0..10 {
+                    cache.install(spec, &fx.venv(&format!("{t}-{k}"))).unwrap();
+                }
+            });
+        }
+    });
+    for t in 0..3 {
+        for k in 0..10 {
+            assert_venv_is(&fx.venv(&format!("{t}-{k}")), &pkgs);
+        }
+    }
+    assert_eq!(cache.entries().len(), 1);
+    assert!(
+        cache
+            .verify_layout(&spec.project_hash(), VerifyLevel::Full)
+            .unwrap()
+            .is_ok()
+    );
+}
