@@ -56,14 +56,12 @@ pub(crate) fn install(
     python: (u8, u8),
     venv: &Path,
 ) -> Result<Installed, LayoutError> {
-    fs_err::create_dir_all(venv)?;
+    // Directories are created only when an operation finds them missing: in the usual venv they
+    // exist, and each avoided `mkdir` + `stat` is time on the warm path.
     let mut lock = VenvLock::open(venv)?;
     let _guard = lock.lock(venv)?;
 
     let site_packages = site_packages_path(venv, python);
-    if let Some(parent) = site_packages.parent() {
-        fs_err::create_dir_all(parent)?;
-    }
     point_at(&layout.join("site-packages"), &site_packages, true)?;
 
     let bin = venv.join(BIN_DIR);
@@ -86,9 +84,6 @@ pub(crate) fn install(
         Err(e) => return Err(LayoutError::fs("read", &layout_bin)(e)),
     }
     launchers.sort();
-    if !launchers.is_empty() {
-        fs_err::create_dir_all(&bin)?;
-    }
     for name in &launchers {
         let link = bin.join(name);
         if let Err(e) = point_at(&layout_bin.join(name), &link, false) {
@@ -166,7 +161,14 @@ pub(crate) fn read_marker(path: &Path) -> Option<Marker> {
 /// replaced by renaming a new symlink over it; a real directory (only when `dir_ok`) is removed
 /// if empty, else moved aside and deleted once the symlink is in place.
 fn point_at(target: &Path, link: &Path, dir_ok: bool) -> Result<(), LayoutError> {
-    match symlink_dir(target, link) {
+    let mut made = symlink_dir(target, link);
+    if let (Err(e), Some(parent)) = (&made, link.parent())
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        fs_err::create_dir_all(parent)?;
+        made = symlink_dir(target, link);
+    }
+    match made {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(LayoutError::fs("create the symlink", link)(e)),
@@ -241,15 +243,26 @@ fn symlink_dir(target: &Path, link: &Path) -> std::io::Result<()> {
 struct VenvLock(fd_lock::RwLock<std::fs::File>);
 
 impl VenvLock {
+    /// Opens the lock, creating the venv directory if it does not exist yet.
     fn open(venv: &Path) -> Result<Self, LayoutError> {
-        #[cfg(unix)]
-        let file = std::fs::File::open(venv);
-        #[cfg(not(unix))]
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(venv.join(".dx-py-layout.lock"));
+        let open = || {
+            #[cfg(unix)]
+            let file = std::fs::File::open(venv);
+            #[cfg(not(unix))]
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(venv.join(".dx-py-layout.lock"));
+            file
+        };
+        let file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs_err::create_dir_all(venv)?;
+                open()
+            }
+            other => other,
+        };
         Ok(Self(fd_lock::RwLock::new(
             file.map_err(LayoutError::fs("open for locking", venv))?,
         )))

@@ -706,6 +706,15 @@ fn an_empty_site_packages_and_a_torn_marker_are_handled() {
     cache.install(&spec_of(&fx.store, &sets[2]), &venv).unwrap();
     cache.install(&spec_of(&fx.store, &sets[1]), &venv).unwrap();
     assert_venv_is(&venv, &sets[1]);
+    // A venv directory that does not exist yet is created.
+    let new = fx.dir.path().join("not/yet/venv");
+    assert!(
+        cache
+            .install_cached(&spec_of(&fx.store, &sets[0]).project_hash(), &new)
+            .unwrap()
+            .is_some()
+    );
+    assert_venv_is(&new, &sets[0]);
 }
 
 #[test]
