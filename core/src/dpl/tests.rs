@@ -1,0 +1,1 @@
+//! Property tests of the DPL format and the pylock.toml round trip.
