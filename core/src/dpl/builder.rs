@@ -78,7 +78,9 @@ impl DplBuilder {
         prepared.sort_by(|a, b| a.normalized.cmp(&b.normalized));
         for pair in prepared.windows(2) {
             if pair[0].normalized == pair[1].normalized {
-                return Err(DplBuildError::DuplicatePackage(pair[1].package.name.clone()));
+                return Err(DplBuildError::DuplicatePackage(
+                    pair[1].package.name.clone(),
+                ));
             }
         }
         let index: HashMap<&str, u32> = prepared

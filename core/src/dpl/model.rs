@@ -86,7 +86,9 @@ pub fn version_components(version: &str) -> Result<(u64, u64, u64), String> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DplBuildError {
     /// A package name is not a valid distribution name.
-    #[error("Invalid package name `{0}`: expected ASCII letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit")]
+    #[error(
+        "Invalid package name `{0}`: expected ASCII letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit"
+    )]
     InvalidName(String),
     /// Two packages have the same normalized name.
     #[error("Package `{0}` is locked twice; a DPL holds one version of each package")]
@@ -136,7 +138,9 @@ pub enum DplBuildError {
         count: usize,
     },
     /// A bitmap bit with no extra behind it.
-    #[error("Extras bitmap {bitmap:#x} of package `{package}` selects extras past the {count} it has")]
+    #[error(
+        "Extras bitmap {bitmap:#x} of package `{package}` selects extras past the {count} it has"
+    )]
     BitmapOutOfRange {
         /// The package.
         package: String,
@@ -338,7 +342,8 @@ impl Lock {
     /// The form a lock takes after a DPL round trip: packages sorted by normalized name,
     /// dependencies normalized, sorted and deduplicated.
     pub fn canonicalize(&mut self) {
-        self.packages.sort_by_cached_key(LockedPackage::normalized_name);
+        self.packages
+            .sort_by_cached_key(LockedPackage::normalized_name);
         for p in &mut self.packages {
             for d in &mut p.dependencies {
                 *d = normalize_name(d);

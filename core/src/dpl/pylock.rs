@@ -54,7 +54,9 @@ pub enum PylockError {
     #[error("Unsupported pylock.toml lock-version `{0}`: expected 1.x")]
     UnsupportedLockVersion(String),
     /// A package with no wheel (sdist, VCS, directory or archive only).
-    #[error("Package `{0}` has no wheel; dx-py installs wheels only (sdist, VCS, directory and archive sources are not supported)")]
+    #[error(
+        "Package `{0}` has no wheel; dx-py installs wheels only (sdist, VCS, directory and archive sources are not supported)"
+    )]
     NoWheel(String),
     /// Several wheels and nothing to choose between them.
     #[error("Package `{package}` has {count} wheels and nothing chose one for this environment")]
@@ -65,7 +67,9 @@ pub enum PylockError {
         count: usize,
     },
     /// A wheel without a sha256 hash.
-    #[error("Wheel `{wheel}` of package `{package}` has no sha256 in `hashes`; dx-py checks every wheel against its sha256")]
+    #[error(
+        "Wheel `{wheel}` of package `{package}` has no sha256 in `hashes`; dx-py checks every wheel against its sha256"
+    )]
     MissingSha256 {
         /// The package.
         package: String,
@@ -83,7 +87,9 @@ pub enum PylockError {
         value: String,
     },
     /// Two packages of the same name apply to this environment.
-    #[error("Package `{0}` appears twice for this environment; a DPL holds one version of each package")]
+    #[error(
+        "Package `{0}` appears twice for this environment; a DPL holds one version of each package"
+    )]
     DuplicatePackage(String),
     /// A dependency naming no package of the lock.
     #[error("Package `{package}` depends on `{dependency}`, which the lock does not contain")]
@@ -248,7 +254,9 @@ impl Lock {
         };
         let lock_version = top.str("lock-version")?;
         if lock_version.split('.').next() != Some("1") {
-            return Err(PylockError::UnsupportedLockVersion(lock_version.to_string()));
+            return Err(PylockError::UnsupportedLockVersion(
+                lock_version.to_string(),
+            ));
         }
         let mut meta = LockMeta {
             requires_python: top.opt_str("requires-python")?.map(str::to_string),
@@ -303,7 +311,8 @@ impl Lock {
         for c in &kept {
             let mut package = c.package.clone();
             for (dep, spelled, version) in &c.deps {
-                let matches = |n: &str, v: &str| n == dep && version.as_deref().is_none_or(|x| x == v);
+                let matches =
+                    |n: &str, v: &str| n == dep && version.as_deref().is_none_or(|x| x == v);
                 if kept
                     .iter()
                     .any(|k| matches(&k.normalized, &k.package.version))
@@ -393,7 +402,12 @@ impl Lock {
             }
             packages.push(t);
         }
-        doc["packages"] = Item::ArrayOfTables(packages);
+        doc["packages"] = if packages.is_empty() {
+            // An empty array of tables prints nothing; PEP 751 requires the key.
+            toml_edit::value(Array::new())
+        } else {
+            Item::ArrayOfTables(packages)
+        };
 
         let mut ours = Table::new();
         ours["environment"] = toml_edit::value(self.meta.environment.as_str());

@@ -28,7 +28,9 @@ pub enum DplError {
         got: Vec<u8>,
     },
     /// Written in another format version.
-    #[error("Unsupported DPL format version: expected {expected}, got {got}; re-create the lock with this dx-py")]
+    #[error(
+        "Unsupported DPL format version: expected {expected}, got {got}; re-create the lock with this dx-py"
+    )]
     UnsupportedVersion {
         /// The version this build reads.
         expected: u32,
@@ -345,14 +347,14 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                     limit: META_STRING_MAX as u64,
                 });
             }
-            let end = off
-                .checked_add(n)
-                .filter(|&e| e <= strings_len)
-                .ok_or(DplError::OutOfRange {
-                    what,
-                    value: off as u64,
-                    limit: strings_len as u64,
-                })?;
+            let end =
+                off.checked_add(n)
+                    .filter(|&e| e <= strings_len)
+                    .ok_or(DplError::OutOfRange {
+                        what,
+                        value: off as u64,
+                        limit: strings_len as u64,
+                    })?;
             if strings_off.saturating_add(end) > b.len() {
                 return Err(DplError::OutOfRange {
                     what,
@@ -453,7 +455,11 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             entries_off,
             header_u64(b, H_ENTRIES_OFF),
         )?;
-        expect("dependency section offset", deps_off, header_u64(b, H_DEPS_OFF))?;
+        expect(
+            "dependency section offset",
+            deps_off,
+            header_u64(b, H_DEPS_OFF),
+        )?;
         expect("string section offset", strings_at, strings_off as u64)?;
         let end = strings_at
             .checked_add(strings_len as u64)
@@ -478,9 +484,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             environment,
             python_version,
             requires_python,
-            inputs_hash: ContentHash::from_bytes(
-                hash_at(b, H_INPUTS_HASH).unwrap_or_default(),
-            ),
+            inputs_hash: ContentHash::from_bytes(hash_at(b, H_INPUTS_HASH).unwrap_or_default()),
             bytes,
         };
         for (field, s) in [
@@ -489,9 +493,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             ("requires-python", requires_python),
         ] {
             if let Some(s) = s {
-                reader
-                    .meta_str(s)
-                    .ok_or(DplError::MetaNotUtf8 { field })?;
+                reader.meta_str(s).ok_or(DplError::MetaNotUtf8 { field })?;
             }
         }
         Ok(reader)
@@ -612,12 +614,10 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         }
         let b = self.bytes.as_ref();
         let at = self.entries_off + index * ENTRY_LEN;
-        let rec = b
-            .get(at..at + ENTRY_LEN)
-            .ok_or(DplError::Truncated {
-                needed: (at + ENTRY_LEN) as u64,
-                len: b.len() as u64,
-            })?;
+        let rec = b.get(at..at + ENTRY_LEN).ok_or(DplError::Truncated {
+            needed: (at + ENTRY_LEN) as u64,
+            len: b.len() as u64,
+        })?;
         let field32 = |at| u32_at(rec, at).unwrap_or_default();
         let field64 = |at| u64_at(rec, at).unwrap_or_default();
 
@@ -633,7 +633,8 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         }
         let blob_at = self.strings_off + blob_off as usize;
         let blob = &b[blob_at..self.strings_off + blob_end as usize];
-        let deps = &b[self.deps_off + deps_start as usize * 4..self.deps_off + deps_end as usize * 4];
+        let deps =
+            &b[self.deps_off + deps_start as usize * 4..self.deps_off + deps_end as usize * 4];
 
         let mut sum = checksum(ENTRY_SEED ^ index as u64, &rec[E_CHECKSUM + 8..]);
         sum = checksum(sum, blob);
@@ -685,12 +686,10 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         let mut strs = [""; STRING_COUNT];
         let mut pos = 0;
         for s in 0..STRING_COUNT {
-            strs[s] = text
-                .get(pos..pos + lens[s])
-                .ok_or(DplError::NotUtf8 {
-                    index: index as u32,
-                    field: STRING_NAMES[s],
-                })?;
+            strs[s] = text.get(pos..pos + lens[s]).ok_or(DplError::NotUtf8 {
+                index: index as u32,
+                field: STRING_NAMES[s],
+            })?;
             pos += lens[s];
         }
         let opt = |s: usize| (flags & STRING_FLAGS[s] != 0).then_some(strs[s]);
@@ -705,7 +704,9 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         if extra_count > MAX_EXTRAS
             || (extra_count < MAX_EXTRAS && extras_bitmap >> extra_count != 0)
         {
-            return Err(bad("extras bitmap selects extras the package does not have"));
+            return Err(bad(
+                "extras bitmap selects extras the package does not have",
+            ));
         }
         for w in deps.chunks_exact(4) {
             let d = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
@@ -839,14 +840,20 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             }
             match self.get(e.name)? {
                 Some(found) if found.index == e.index => {}
-                _ => return Err(inconsistent("an entry is unreachable through the hash table")),
+                _ => {
+                    return Err(inconsistent(
+                        "an entry is unreachable through the hash table",
+                    ));
+                }
             }
         }
         if blob_at != self.strings_len as u64 {
             return Err(inconsistent("the string section has bytes no entry uses"));
         }
         if dep_at != self.dep_count as u64 {
-            return Err(inconsistent("the dependency section has edges no entry uses"));
+            return Err(inconsistent(
+                "the dependency section has edges no entry uses",
+            ));
         }
         Ok(())
     }

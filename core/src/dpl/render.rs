@@ -77,7 +77,11 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                 .extras()
                 .enumerate()
                 .map(|(i, x)| {
-                    let on = if e.extras_bitmap & (1 << i) != 0 { "x" } else { " " };
+                    let on = if e.extras_bitmap & (1 << i) != 0 {
+                        "x"
+                    } else {
+                        " "
+                    };
                     format!("[{on}] {x}")
                 })
                 .collect();
