@@ -161,10 +161,10 @@ impl DplBuilder {
                 strings.extend_from_slice(text.as_bytes());
             }
             let blob_len = strings.len() - blob_off;
-            let blob_len32 = u32::try_from(blob_len).map_err(|_| DplBuildError::TooLong {
+            let blob_off32 = u32::try_from(blob_off).map_err(|_| DplBuildError::TooLong {
                 package: pkg.name.clone(),
-                field: "strings",
-                len: blob_len,
+                field: "string table",
+                len: blob_off,
                 max: u32::MAX as usize,
             })?;
             if let Some(h) = &pkg.store_hash {
@@ -184,8 +184,7 @@ impl DplBuilder {
             put_u32(rec, E_FLAGS, flags);
             put_u32(rec, E_DEPS_START, deps_start as u32);
             put_u32(rec, E_DEPS_COUNT, targets.len() as u32);
-            put_u32(rec, E_BLOB_LEN, blob_len32);
-            put_u64(rec, E_BLOB_OFF, blob_off as u64);
+            put_u32(rec, E_BLOB_OFF, blob_off32);
             blob_ranges.push(blob_off..blob_off + blob_len);
             dep_ranges.push(deps_start..deps_start + targets.len());
         }
@@ -210,10 +209,13 @@ impl DplBuilder {
         let dep_bytes: Vec<u8> = deps.iter().flat_map(|d| d.to_le_bytes()).collect();
         for i in 0..n {
             let rec = &mut entries[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
-            let mut c = checksum(ENTRY_SEED ^ i as u64, &rec[E_CHECKSUM + 8..]);
-            c = checksum(c, &strings[blob_ranges[i].clone()]);
             let d = &dep_ranges[i];
-            c = checksum(c, &dep_bytes[d.start * 4..d.end * 4]);
+            let c = entry_checksum(
+                ENTRY_SEED ^ i as u64,
+                &rec[E_CHECKSUM + 8..],
+                &strings[blob_ranges[i].clone()],
+                &dep_bytes[d.start * 4..d.end * 4],
+            );
             put_u64(rec, E_CHECKSUM, c);
         }
 
@@ -267,11 +269,12 @@ impl DplBuilder {
         }
         h[H_INPUTS_HASH..H_INPUTS_HASH + 32].copy_from_slice(self.meta.inputs_hash.as_bytes());
         h[H_BODY_HASH..H_BODY_HASH + 32].copy_from_slice(body_hash.as_bytes());
-        let mut c = checksum(HEADER_SEED, &h[..H_CHECKSUM]);
+        let mut c = Checksum::new(HEADER_SEED);
+        c.update(&h[..H_CHECKSUM]);
         for (off, len) in [env_ref, py_ref, rp_ref] {
-            c = checksum(c, &strings[off as usize..(off + len) as usize]);
+            c.update(&strings[off as usize..(off + len) as usize]);
         }
-        put_u64(h, H_CHECKSUM, c);
+        put_u64(h, H_CHECKSUM, c.finish());
         Ok(out)
     }
 }

@@ -9,7 +9,10 @@ pub(crate) const MAGIC: [u8; 8] = *b"DXDPL\0\r\n";
 pub(crate) const VERSION: u32 = 1;
 
 pub(crate) const HEADER_LEN: usize = 192;
-pub(crate) const ENTRY_LEN: usize = 176;
+pub(crate) const ENTRY_LEN: usize = 168;
+// The checksummed part of an entry is whole 32-byte checksum blocks, so the blob that follows it
+// in the checksum stream needs no buffering.
+const _: () = assert!((ENTRY_LEN - 8) % 32 == 0);
 pub(crate) const BUCKET_LEN: usize = 12;
 /// Longest meta string (environment, python version, requires-python) a file may hold, so that
 /// checking the header stays O(1).
@@ -56,9 +59,8 @@ pub(crate) const E_WHEEL_SIZE: usize = 104; // u64, zero unless F_SIZE
 pub(crate) const E_FLAGS: usize = 112; // u32, F_* bits
 pub(crate) const E_DEPS_START: usize = 116; // u32, first edge in the dependency section
 pub(crate) const E_DEPS_COUNT: usize = 120; // u32
-pub(crate) const E_BLOB_LEN: usize = 124; // u32
-pub(crate) const E_BLOB_OFF: usize = 128; // u64, relative to the string section
-pub(crate) const E_LENS: usize = 136; // [u32; STRING_COUNT], lengths of the blob's strings
+pub(crate) const E_BLOB_OFF: usize = 124; // u32, relative to the string section
+pub(crate) const E_LENS: usize = 128; // [u32; STRING_COUNT]; the blob's length is their sum
 
 /// The strings of an entry's blob, in blob order.
 pub(crate) const STRING_COUNT: usize = 10;
@@ -143,15 +145,102 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
     normalized_bytes(a).eq(normalized_bytes(b))
 }
 
-/// FNV-1a over the normalized name: the hash-table key. The low bits pick the first slot, the
-/// high 32 bits are kept in the bucket as a tag that rejects most non-matches without an entry read.
-pub(crate) fn name_hash(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in normalized_bytes(name) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `w` equal to `c` (exact: no carries cross bytes).
+#[inline(always)]
+const fn eq_mask(w: u64, c: u8) -> u64 {
+    let v = w ^ (ONES * c as u64);
+    !(((v & !HIGHS) + !HIGHS) | v) & HIGHS
+}
+
+/// The high bit of every byte of `w` that is an ASCII uppercase letter.
+#[inline(always)]
+const fn upper_mask(w: u64) -> u64 {
+    let x = w & !HIGHS;
+    let ge_a = x + ONES * (0x80 - b'A' as u64);
+    let gt_z = x + ONES * (0x80 - b'Z' as u64 - 1);
+    ge_a & !gt_z & !w & HIGHS
+}
+
+/// True when `name` is already PEP 503 normalized: no ASCII uppercase, no `_` or `.`, no `--`.
+/// One pass over 8-byte words.
+pub(crate) fn is_normalized(name: &str) -> bool {
+    let (mut bad, mut prev_dash) = (0u64, 0u64);
+    let mut step = |w: u64| {
+        let dash = eq_mask(w, b'-');
+        bad |= upper_mask(w)
+            | eq_mask(w, b'_')
+            | eq_mask(w, b'.')
+            | (dash & ((dash << 8) | (prev_dash >> 56)));
+        prev_dash = dash;
+    };
+    let mut words = name.as_bytes().chunks_exact(8);
+    for w in &mut words {
+        step(word(w));
     }
-    h
+    step(tail_word(words.remainder()));
+    bad == 0
+}
+
+/// The last 0..8 bytes of a string as a little-endian word, zero-padded.
+#[inline(always)]
+fn tail_word(rest: &[u8]) -> u64 {
+    let mut w = 0u64;
+    for (i, &b) in rest.iter().enumerate() {
+        w |= u64::from(b) << (8 * i);
+    }
+    w
+}
+
+const NAME_SEED: u64 = 0x4450_4c5f_4e41_4d45;
+
+#[inline(always)]
+fn name_mix(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(P1).rotate_left(29)
+}
+
+#[inline(always)]
+fn name_finish(h: u64, len: usize) -> u64 {
+    avalanche(h ^ (len as u64).wrapping_mul(P2))
+}
+
+/// The hash-table key of an already normalized name: its bytes as little-endian 8-byte words
+/// (the last one zero-padded) folded by multiply-rotate, then the length. The low bits pick the
+/// first slot; the high 32 bits are kept in the bucket as a tag that rejects most non-matches
+/// without reading an entry.
+#[inline]
+pub(crate) fn hash_normalized(bytes: &[u8]) -> u64 {
+    let mut h = NAME_SEED;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        h = name_mix(h, word(w));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        h = name_mix(h, tail_word(rest));
+    }
+    name_finish(h, bytes.len())
+}
+
+/// [`hash_normalized`] of the PEP 503 normalization of `name`, computed on the fly.
+pub(crate) fn name_hash(name: &str) -> u64 {
+    let mut h = NAME_SEED;
+    let (mut w, mut k, mut len) = (0u64, 0u32, 0usize);
+    for b in normalized_bytes(name) {
+        w |= u64::from(b) << (8 * k);
+        k += 1;
+        len += 1;
+        if k == 8 {
+            h = name_mix(h, w);
+            (w, k) = (0, 0);
+        }
+    }
+    if k > 0 {
+        h = name_mix(h, w);
+    }
+    name_finish(h, len)
 }
 
 /// A bijective 32-bit mixer (the usual multiply-xorshift finalizer).
@@ -182,52 +271,139 @@ fn word(b: &[u8]) -> u64 {
 
 #[inline(always)]
 fn lane(acc: u64, w: u64) -> u64 {
-    acc.wrapping_add(w.wrapping_mul(P2))
-        .rotate_left(31)
-        .wrapping_mul(P1)
+    (acc ^ w).wrapping_mul(P1).rotate_left(31)
 }
 
-/// A fast 64-bit checksum (not cryptographic): four independent multiply-rotate lanes over
-/// 32-byte blocks, then the tail word by word, then an avalanche. Each step is a bijection of the
-/// running state, so a change confined to one input word always changes the result; anything else
-/// slips through with probability about 2^-64. Speed matters: `get` checks an entry on every hit.
-pub(crate) fn checksum(seed: u64, data: &[u8]) -> u64 {
-    let mut lanes = [
-        seed.wrapping_add(P1).wrapping_add(P2),
-        seed.wrapping_add(P2),
-        seed,
-        seed.wrapping_sub(P1),
-    ];
-    let mut blocks = data.chunks_exact(32);
-    for block in &mut blocks {
-        lanes[0] = lane(lanes[0], word(&block[0..]));
-        lanes[1] = lane(lanes[1], word(&block[8..]));
-        lanes[2] = lane(lanes[2], word(&block[16..]));
-        lanes[3] = lane(lanes[3], word(&block[24..]));
-    }
-    let mut h = lanes[0]
-        .rotate_left(1)
-        .wrapping_add(lanes[1].rotate_left(7))
-        .wrapping_add(lanes[2].rotate_left(12))
-        .wrapping_add(lanes[3].rotate_left(18))
-        .wrapping_add(data.len() as u64);
-    let mut words = blocks.remainder().chunks_exact(8);
-    for w in &mut words {
-        h = (h ^ lane(0, word(w)))
-            .rotate_left(27)
-            .wrapping_mul(P1)
-            .wrapping_add(P3);
-    }
-    for &b in words.remainder() {
-        h = (h ^ u64::from(b).wrapping_mul(P3))
-            .rotate_left(11)
-            .wrapping_mul(P1);
-    }
+#[inline(always)]
+fn avalanche(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(P2);
     h ^= h >> 29;
     h = h.wrapping_mul(P3);
     h ^ (h >> 32)
+}
+
+/// A fast streaming 64-bit checksum (not cryptographic): four independent multiply-rotate lanes
+/// over 32-byte blocks, then the tail word by word, then an avalanche. Every step is a bijection
+/// of the running state and of the input word, so a change confined to one input word always
+/// changes the result; other changes slip through with probability about 2^-64. Speed matters:
+/// `get` checks an entry (about 400 bytes) on every hit.
+pub(crate) struct Checksum {
+    lanes: [u64; 4],
+    buf: [u8; 32],
+    buf_len: usize,
+    total: u64,
+}
+
+impl Checksum {
+    #[inline]
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            lanes: [
+                seed.wrapping_add(P1).wrapping_add(P2),
+                seed.wrapping_add(P2),
+                seed,
+                seed.wrapping_sub(P1),
+            ],
+            buf: [0; 32],
+            buf_len: 0,
+            total: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn block(&mut self, b: &[u8]) {
+        self.lanes[0] = lane(self.lanes[0], word(&b[0..]));
+        self.lanes[1] = lane(self.lanes[1], word(&b[8..]));
+        self.lanes[2] = lane(self.lanes[2], word(&b[16..]));
+        self.lanes[3] = lane(self.lanes[3], word(&b[24..]));
+    }
+
+    #[inline]
+    pub(crate) fn update(&mut self, mut data: &[u8]) -> &mut Self {
+        self.total = self.total.wrapping_add(data.len() as u64);
+        if self.buf_len > 0 {
+            let take = (32 - self.buf_len).min(data.len());
+            self.buf[self.buf_len..self.buf_len + take].copy_from_slice(&data[..take]);
+            self.buf_len += take;
+            data = &data[take..];
+            if self.buf_len < 32 {
+                return self;
+            }
+            let buf = self.buf;
+            self.block(&buf);
+            self.buf_len = 0;
+        }
+        let mut blocks = data.chunks_exact(32);
+        for b in &mut blocks {
+            self.block(b);
+        }
+        let rest = blocks.remainder();
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.buf_len = rest.len();
+        self
+    }
+
+    #[inline(always)]
+    fn merge(&self, total: u64) -> u64 {
+        let [a, b, c, d] = self.lanes;
+        a.rotate_left(1)
+            .wrapping_add(b.rotate_left(7))
+            .wrapping_add(c.rotate_left(12))
+            .wrapping_add(d.rotate_left(18))
+            .wrapping_add(total)
+    }
+
+    #[inline]
+    pub(crate) fn finish(&self) -> u64 {
+        let mut h = self.merge(self.total);
+        let tail = &self.buf[..self.buf_len];
+        let mut words = tail.chunks_exact(8);
+        for w in &mut words {
+            h = lane(h, word(w)).wrapping_add(P3);
+        }
+        for &b in words.remainder() {
+            h = lane(h, u64::from(b).wrapping_mul(P3));
+        }
+        avalanche(h)
+    }
+}
+
+/// The checksum of an entry: its fixed part after the checksum field (whole blocks), its string
+/// blob, then its dependency edges as 32-bit words. Equal to streaming the three through
+/// [`Checksum`] except that the edges are mixed as words; no copying.
+#[inline]
+pub(crate) fn entry_checksum(seed: u64, fixed: &[u8], blob: &[u8], deps: &[u8]) -> u64 {
+    let mut c = Checksum::new(seed);
+    // `fixed` is `ENTRY_LEN - 8` bytes, whole blocks (asserted at compile time above).
+    for b in fixed.chunks_exact(32) {
+        c.block(b);
+    }
+    let mut blocks = blob.chunks_exact(32);
+    for b in &mut blocks {
+        c.block(b);
+    }
+    let total = (fixed.len() + blob.len() + deps.len()) as u64;
+    let mut h = c.merge(total);
+    let tail = blocks.remainder();
+    let mut words = tail.chunks_exact(8);
+    for w in &mut words {
+        h = lane(h, word(w)).wrapping_add(P3);
+    }
+    for &b in words.remainder() {
+        h = lane(h, u64::from(b).wrapping_mul(P3));
+    }
+    for d in deps.chunks_exact(4) {
+        let d = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+        h = lane(h, u64::from(d) ^ P2).wrapping_add(P3);
+    }
+    avalanche(h)
+}
+
+/// The checksum of one byte string.
+#[cfg(test)]
+pub(crate) fn checksum(seed: u64, data: &[u8]) -> u64 {
+    Checksum::new(seed).update(data).finish()
 }
 
 pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
@@ -283,6 +459,52 @@ mod tests {
             let shouted = name.to_ascii_uppercase().replace('-', "_.").replace('.', "--");
             prop_assert!(same_name(&name, &shouted));
             prop_assert_eq!(name_hash(&name), name_hash(&shouted));
+        }
+
+        /// The on-the-fly name hash equals the hash of the normalized bytes, and the fast path
+        /// is taken exactly for normalized names.
+        #[test]
+        fn name_hash_matches_normalized(name in "[a-zA-Z0-9._-]{0,40}|\\PC{0,12}") {
+            let normalized = normalize_name(&name);
+            prop_assert_eq!(name_hash(&name), hash_normalized(normalized.as_bytes()));
+            prop_assert_eq!(is_normalized(&name), normalized == name);
+            if normalized == name {
+                prop_assert_eq!(hash_normalized(name.as_bytes()), name_hash(&name));
+            }
+        }
+
+        /// Feeding the checksum in pieces gives the same result as in one go.
+        #[test]
+        fn checksum_streams(data in proptest::collection::vec(any::<u8>(), 0..300), cuts in proptest::collection::vec(any::<usize>(), 0..4)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (data.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut c = Checksum::new(9);
+            let mut at = 0;
+            for cut in cuts {
+                c.update(&data[at..cut]);
+                at = cut;
+            }
+            c.update(&data[at..]);
+            prop_assert_eq!(c.finish(), checksum(9, &data));
+        }
+
+        /// Changing one byte of any part of an entry changes its checksum.
+        #[test]
+        fn entry_checksum_sees_every_byte(
+            fixed in proptest::collection::vec(any::<u8>(), ENTRY_LEN - 8),
+            blob in proptest::collection::vec(any::<u8>(), 0..200),
+            deps in proptest::collection::vec(any::<u8>(), 0..5).prop_map(|d| d.repeat(4)),
+            at in any::<usize>(),
+            x in 1u8..,
+        ) {
+            let base = entry_checksum(3, &fixed, &blob, &deps);
+            let mut all = [&fixed[..], &blob[..], &deps[..]].concat();
+            let at = at % all.len();
+            all[at] ^= x;
+            let (f, rest) = all.split_at(ENTRY_LEN - 8);
+            let (b, d) = rest.split_at(blob.len());
+            prop_assert_ne!(base, entry_checksum(3, f, b, d));
+            prop_assert_ne!(base, entry_checksum(4, &fixed, &blob, &deps));
         }
 
         /// Flipping any bits of one byte changes the checksum (guaranteed by construction).

@@ -17,6 +17,8 @@
 //! python-version = "3.11.9"
 //! inputs-hash = "<blake3 hex>"
 //! ```
+use std::collections::HashMap;
+
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 use super::model::{Lock, LockMeta, LockedPackage, LockedWheel};
@@ -307,18 +309,32 @@ impl Lock {
                 return Err(PylockError::DuplicatePackage(pair[1].package.name.clone()));
             }
         }
+        // name -> versions, for the kept entries and for every entry of the file.
+        let mut kept_versions: HashMap<&str, Vec<&str>> = HashMap::new();
+        for k in &kept {
+            kept_versions
+                .entry(&k.normalized)
+                .or_default()
+                .push(&k.package.version);
+        }
+        let mut all_versions: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (n, v) in &all {
+            all_versions.entry(n).or_default().push(v);
+        }
         let mut packages = Vec::with_capacity(kept.len());
         for c in &kept {
             let mut package = c.package.clone();
             for (dep, spelled, version) in &c.deps {
-                let matches =
-                    |n: &str, v: &str| n == dep && version.as_deref().is_none_or(|x| x == v);
-                if kept
-                    .iter()
-                    .any(|k| matches(&k.normalized, &k.package.version))
-                {
+                let matches = |map: &HashMap<&str, Vec<&str>>| {
+                    map.get(dep.as_str()).is_some_and(|versions| {
+                        versions
+                            .iter()
+                            .any(|v| version.as_deref().is_none_or(|x| x == *v))
+                    })
+                };
+                if matches(&kept_versions) {
                     package.dependencies.push(dep.clone());
-                } else if !all.iter().any(|(n, v)| matches(n, v)) {
+                } else if !matches(&all_versions) {
                     return Err(PylockError::UnknownDependency {
                         package: package.name.clone(),
                         dependency: spelled.clone(),

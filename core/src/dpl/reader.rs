@@ -1,6 +1,8 @@
 //! Reads DPL bytes as untrusted input: every offset is checked, every entry is checksummed on
 //! access, nothing panics.
 use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
@@ -131,36 +133,18 @@ pub enum DplError {
     Inconsistent(&'static str),
 }
 
-/// One locked package, borrowed from the file. Its checksum and strings have been checked.
+/// One locked package, borrowed from the file: a small view whose checksum, UTF-8 strings,
+/// extras bitmap and dependency indices were checked when it was read, so every accessor is a
+/// cheap infallible read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DplEntry<'a> {
-    /// Position in the file (entries are sorted by normalized name).
-    pub index: u32,
-    /// The name as the index spells it.
-    pub name: &'a str,
-    /// The PEP 503 normalized name, the lookup key.
-    pub normalized_name: &'a str,
-    /// The full version string.
-    pub version: &'a str,
-    /// First release segment of the version (0 when absent).
-    pub version_major: u64,
-    /// Second release segment (0 when absent).
-    pub version_minor: u64,
-    /// Third release segment (0 when absent).
-    pub version_patch: u64,
-    /// The environment marker, if the source lock had one.
-    pub marker: Option<&'a str>,
-    /// The package's `Requires-Python`, if the source lock had one.
-    pub requires_python: Option<&'a str>,
-    /// The index URL the package came from, if recorded.
-    pub index_url: Option<&'a str>,
-    /// Bit `i` set = extra `i` of [`DplEntry::extras`] is selected.
-    pub extras_bitmap: u64,
-    /// The wheel to install.
-    pub wheel: DplWheel<'a>,
-    /// The blake3 of the package's `.dxpkg`, once stored.
-    pub store_hash: Option<ContentHash>,
-    extras: &'a str,
+    index: u32,
+    flags: u32,
+    rec: &'a [u8; ENTRY_LEN],
+    /// The string blob, checked to be UTF-8 with every string on a char boundary.
+    text: &'a [u8],
+    /// End offset in `text` of each string.
+    ends: [u32; STRING_COUNT],
     deps: &'a [u8],
 }
 
@@ -198,16 +182,121 @@ impl DplWheel<'_> {
 }
 
 impl<'a> DplEntry<'a> {
+    fn le64(&self, at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.rec[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+
+    fn hash32(&self, at: usize) -> [u8; 32] {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&self.rec[at..at + 32]);
+        h
+    }
+
+    fn string_bytes(&self, s: usize) -> &'a [u8] {
+        let start = if s == 0 { 0 } else { self.ends[s - 1] as usize };
+        self.text
+            .get(start..self.ends[s] as usize)
+            .unwrap_or_default()
+    }
+
+    fn string(&self, s: usize) -> &'a str {
+        // The blob was checked to be UTF-8 with each string on char boundaries when the entry
+        // was first read, and the bytes never change; re-checking one short string is cheap and
+        // keeps this free of `unsafe` and of panics.
+        std::str::from_utf8(self.string_bytes(s)).unwrap_or_default()
+    }
+
+    fn optional(&self, s: usize) -> Option<&'a str> {
+        (self.flags & STRING_FLAGS[s] != 0).then(|| self.string(s))
+    }
+
+    /// Position in the file (entries are sorted by normalized name).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The name as the index spells it.
+    pub fn name(&self) -> &'a str {
+        self.string(S_NAME)
+    }
+
+    /// The PEP 503 normalized name, the lookup key.
+    pub fn normalized_name(&self) -> &'a str {
+        self.string(S_NORMALIZED)
+    }
+
+    /// The full version string.
+    pub fn version(&self) -> &'a str {
+        self.string(S_VERSION)
+    }
+
+    /// First release segment of the version (0 when absent).
+    pub fn version_major(&self) -> u64 {
+        self.le64(E_MAJOR)
+    }
+
+    /// Second release segment (0 when absent).
+    pub fn version_minor(&self) -> u64 {
+        self.le64(E_MINOR)
+    }
+
+    /// Third release segment (0 when absent).
+    pub fn version_patch(&self) -> u64 {
+        self.le64(E_PATCH)
+    }
+
+    /// The environment marker, if the source lock had one.
+    pub fn marker(&self) -> Option<&'a str> {
+        self.optional(S_MARKER)
+    }
+
+    /// The package's `Requires-Python`, if the source lock had one.
+    pub fn requires_python(&self) -> Option<&'a str> {
+        self.optional(S_REQUIRES_PYTHON)
+    }
+
+    /// The index URL the package came from, if recorded.
+    pub fn index_url(&self) -> Option<&'a str> {
+        self.optional(S_INDEX)
+    }
+
+    /// Bit `i` set = extra `i` of [`DplEntry::extras`] is selected.
+    pub fn extras_bitmap(&self) -> u64 {
+        self.le64(E_EXTRAS_BITMAP)
+    }
+
+    /// The wheel to install.
+    pub fn wheel(&self) -> DplWheel<'a> {
+        DplWheel {
+            filename: self.string(S_FILENAME),
+            url: self.optional(S_URL),
+            path: self.optional(S_PATH),
+            sha256: self.wheel_sha256(),
+            size: (self.flags & F_SIZE != 0).then(|| self.le64(E_WHEEL_SIZE)),
+        }
+    }
+
+    /// The sha256 of the wheel file (without building the whole [`DplWheel`]).
+    pub fn wheel_sha256(&self) -> [u8; 32] {
+        self.hash32(E_SHA256)
+    }
+
+    /// The blake3 of the package's `.dxpkg`, once stored.
+    pub fn store_hash(&self) -> Option<ContentHash> {
+        (self.flags & F_STORE_HASH != 0).then(|| ContentHash::from_bytes(self.hash32(E_STORE_HASH)))
+    }
+
     /// The package's extras table, in bit order.
     pub fn extras(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        self.extras
-            .split(EXTRAS_SEP)
-            .filter(|_| !self.extras.is_empty())
+        let extras = self.string(S_EXTRAS);
+        extras.split(EXTRAS_SEP).filter(move |_| !extras.is_empty())
     }
 
     /// True when `extra` (compared PEP 685-normalized) is in the extras table and selected.
     pub fn has_extra(&self, extra: &str) -> bool {
-        let bitmap = self.extras_bitmap;
+        let bitmap = self.extras_bitmap();
         self.extras()
             .position(|e| same_name(e, extra))
             .is_some_and(|i| bitmap & (1 << i) != 0)
@@ -215,7 +304,7 @@ impl<'a> DplEntry<'a> {
 
     /// The selected extras, in table order.
     pub fn selected_extras(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        let bitmap = self.extras_bitmap;
+        let bitmap = self.extras_bitmap();
         self.extras()
             .enumerate()
             .filter(move |(i, _)| bitmap & (1 << i) != 0)
@@ -232,15 +321,15 @@ impl<'a> DplEntry<'a> {
     /// An owned copy, given the normalized names of its dependencies.
     pub fn to_package(&self, dependencies: Vec<String>) -> LockedPackage {
         LockedPackage {
-            name: self.name.to_string(),
-            version: self.version.to_string(),
-            marker: self.marker.map(str::to_string),
-            requires_python: self.requires_python.map(str::to_string),
-            index_url: self.index_url.map(str::to_string),
+            name: self.name().to_string(),
+            version: self.version().to_string(),
+            marker: self.marker().map(str::to_string),
+            requires_python: self.requires_python().map(str::to_string),
+            index_url: self.index_url().map(str::to_string),
             extras: self.extras().map(str::to_string).collect(),
-            extras_bitmap: self.extras_bitmap,
-            wheel: self.wheel.to_owned(),
-            store_hash: self.store_hash,
+            extras_bitmap: self.extras_bitmap(),
+            wheel: self.wheel().to_owned(),
+            store_hash: self.store_hash(),
             dependencies,
         }
     }
@@ -249,7 +338,10 @@ impl<'a> DplEntry<'a> {
 /// A checked view of DPL bytes (a `Mmap`, a `Vec<u8>`, a slice).
 ///
 /// Opening checks the header (its checksum and that every section fits): O(1) in the number of
-/// entries. Each entry is checked when it is read; [`DplReader::verify`] checks everything.
+/// entries. Each entry is fully checked (checksum, UTF-8, extras, edges) the first time it is read
+/// through this reader, which then remembers it in a bitset (one bit per entry, allocated on the
+/// first read) so that later reads of it cost only the bounds checks: the bytes cannot change
+/// while the reader lives. [`DplReader::verify`] checks everything, always.
 #[derive(Debug)]
 pub struct DplReader<B> {
     bytes: B,
@@ -266,6 +358,8 @@ pub struct DplReader<B> {
     python_version: (usize, usize),
     requires_python: Option<(usize, usize)>,
     inputs_hash: ContentHash,
+    /// Bit `i` set: entry `i` passed every check.
+    verified: OnceLock<Box<[AtomicU64]>>,
 }
 
 fn header_u32(b: &[u8], at: usize) -> u32 {
@@ -367,10 +461,12 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         let environment = meta(H_ENVIRONMENT, "environment string")?;
         let python_version = meta(H_PYTHON_VERSION, "python version string")?;
         let requires_python = meta(H_REQUIRES_PYTHON, "requires-python string")?;
-        let mut sum = checksum(HEADER_SEED, &b[..H_CHECKSUM]);
+        let mut sum = Checksum::new(HEADER_SEED);
+        sum.update(&b[..H_CHECKSUM]);
         for (off, n) in [environment, python_version, requires_python] {
-            sum = checksum(sum, &b[strings_off + off..strings_off + off + n]);
+            sum.update(&b[strings_off + off..strings_off + off + n]);
         }
+        let sum = sum.finish();
         let stored = header_u64(b, H_CHECKSUM);
         if sum != stored {
             return Err(DplError::HeaderChecksum {
@@ -485,6 +581,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             python_version,
             requires_python,
             inputs_hash: ContentHash::from_bytes(hash_at(b, H_INPUTS_HASH).unwrap_or_default()),
+            verified: OnceLock::new(),
             bytes,
         };
         for (field, s) in [
@@ -564,12 +661,13 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         let b = self.bytes.as_ref();
         let at = self.buckets_off + slot * BUCKET_LEN;
         let slot32 = slot as u32;
-        let bad = DplError::BucketChecksum { slot: slot32 };
-        let e = u32_at(b, at).ok_or(bad.clone())?;
-        let tag = u32_at(b, at + 4).ok_or(bad.clone())?;
-        let check = u32_at(b, at + 8).ok_or(bad.clone())?;
+        let bad = || DplError::BucketChecksum { slot: slot32 };
+        let bucket = b.get(at..at + BUCKET_LEN).ok_or_else(bad)?;
+        let le =
+            |i: usize| u32::from_le_bytes([bucket[i], bucket[i + 1], bucket[i + 2], bucket[i + 3]]);
+        let (e, tag, check) = (le(0), le(4), le(8));
         if check != bucket_check(slot32, e, tag) {
-            return Err(bad);
+            return Err(bad());
         }
         Ok((e, tag))
     }
@@ -577,10 +675,28 @@ impl<B: AsRef<[u8]>> DplReader<B> {
     /// Looks a package up by name (any spelling PEP 503 normalizes alike): a probe of at most
     /// the file's longest probe sequence, no allocation. The entry found is checksummed.
     pub fn get(&self, name: &str) -> Result<Option<DplEntry<'_>>, DplError> {
-        let h = name_hash(name);
-        let tag = (h >> 32) as u32;
+        // Names are usually passed already normalized: hash and compare their bytes as they
+        // are, and normalize on the fly only when that finds nothing and the name needs it.
+        let raw = self.probe(hash_normalized(name.as_bytes()), |n| n == name.as_bytes())?;
+        if raw.is_some() || is_normalized(name) {
+            return Ok(raw);
+        }
+        self.probe(name_hash(name), |n| {
+            normalized_bytes(name).eq(n.iter().copied())
+        })
+    }
+
+    /// Follows the probe sequence of `hash` and returns the first entry whose normalized name
+    /// satisfies `matches`.
+    #[inline]
+    fn probe(
+        &self,
+        hash: u64,
+        matches: impl Fn(&[u8]) -> bool,
+    ) -> Result<Option<DplEntry<'_>>, DplError> {
+        let tag = (hash >> 32) as u32;
         let mask = self.bucket_count - 1;
-        let mut slot = (h as usize) & mask;
+        let mut slot = (hash as usize) & mask;
         for _ in 0..self.max_probe {
             let (e, t) = self.bucket(slot)?;
             if e == 0 {
@@ -588,7 +704,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             }
             if t == tag {
                 let entry = self.entry(e as usize - 1)?;
-                if normalized_bytes(name).eq(entry.normalized_name.bytes()) {
+                if matches(entry.string_bytes(S_NORMALIZED)) {
                     return Ok(Some(entry));
                 }
             }
@@ -598,9 +714,26 @@ impl<B: AsRef<[u8]>> DplReader<B> {
     }
 
     /// Entry `index` (in normalized-name order), bounds-checked and checksummed.
+    #[inline]
     pub fn entry(&self, index: usize) -> Result<DplEntry<'_>, DplError> {
+        self.read_entry(index, false)
+    }
+
+    fn verified_bits(&self) -> &[AtomicU64] {
+        self.verified.get_or_init(|| {
+            (0..self.entry_count.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect()
+        })
+    }
+
+    /// Reads entry `index`; its checksum and contents are checked unless this reader already
+    /// checked them (and `recheck` is false).
+    #[inline]
+    fn read_entry(&self, index: usize, recheck: bool) -> Result<DplEntry<'_>, DplError> {
+        let index32 = index as u32;
         let oob = |what, value: u64, limit: u64| DplError::EntryOutOfRange {
-            index: index as u32,
+            index: index32,
             what,
             value,
             limit,
@@ -614,35 +747,80 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         }
         let b = self.bytes.as_ref();
         let at = self.entries_off + index * ENTRY_LEN;
-        let rec = b.get(at..at + ENTRY_LEN).ok_or(DplError::Truncated {
-            needed: (at + ENTRY_LEN) as u64,
-            len: b.len() as u64,
-        })?;
-        let field32 = |at| u32_at(rec, at).unwrap_or_default();
-        let field64 = |at| u64_at(rec, at).unwrap_or_default();
+        let rec: &[u8; ENTRY_LEN] = b
+            .get(at..at + ENTRY_LEN)
+            .and_then(|r| r.try_into().ok())
+            .ok_or(DplError::Truncated {
+                needed: (at + ENTRY_LEN) as u64,
+                len: b.len() as u64,
+            })?;
+        let le32 = |at: usize| u32::from_le_bytes([rec[at], rec[at + 1], rec[at + 2], rec[at + 3]]);
+        let le64 = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&rec[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
 
-        let deps_start = u64::from(field32(E_DEPS_START));
-        let deps_end = deps_start + u64::from(field32(E_DEPS_COUNT));
-        if deps_end > self.dep_count as u64 {
-            return Err(oob("dependency range end", deps_end, self.dep_count as u64));
+        let deps_start = le32(E_DEPS_START) as usize;
+        let deps_end = deps_start + le32(E_DEPS_COUNT) as usize;
+        if deps_end > self.dep_count {
+            return Err(oob(
+                "dependency range end",
+                deps_end as u64,
+                self.dep_count as u64,
+            ));
         }
-        let blob_off = field64(E_BLOB_OFF);
-        let blob_end = blob_off.saturating_add(field32(E_BLOB_LEN).into());
-        if blob_end > self.strings_len as u64 {
-            return Err(oob("string blob end", blob_end, self.strings_len as u64));
+        let mut lens = [0usize; STRING_COUNT];
+        let mut blob_len = 0usize;
+        for (len, w) in lens.iter_mut().zip(rec[E_LENS..].chunks_exact(4)) {
+            *len = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize;
+            blob_len += *len;
         }
-        let blob_at = self.strings_off + blob_off as usize;
-        let blob = &b[blob_at..self.strings_off + blob_end as usize];
-        let deps =
-            &b[self.deps_off + deps_start as usize * 4..self.deps_off + deps_end as usize * 4];
+        let blob_off = le32(E_BLOB_OFF) as usize;
+        let blob_end = blob_off + blob_len;
+        if blob_end > self.strings_len {
+            return Err(oob(
+                "string blob end",
+                blob_end as u64,
+                self.strings_len as u64,
+            ));
+        }
+        let blob = &b[self.strings_off + blob_off..self.strings_off + blob_end];
+        let deps = &b[self.deps_off + deps_start * 4..self.deps_off + deps_end * 4];
+        let mut ends = [0u32; STRING_COUNT];
+        let mut pos = 0;
+        for (end, len) in ends.iter_mut().zip(lens) {
+            pos += len;
+            *end = pos as u32;
+        }
+        let flags = le32(E_FLAGS);
+        let entry = DplEntry {
+            index: index32,
+            flags,
+            rec,
+            text: blob,
+            ends,
+            deps,
+        };
+        let bits = self.verified_bits();
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        let seen = bits
+            .get(word)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0);
+        if seen && !recheck {
+            return Ok(entry);
+        }
 
-        let mut sum = checksum(ENTRY_SEED ^ index as u64, &rec[E_CHECKSUM + 8..]);
-        sum = checksum(sum, blob);
-        sum = checksum(sum, deps);
-        let stored = field64(E_CHECKSUM);
+        let sum = entry_checksum(
+            ENTRY_SEED ^ index as u64,
+            &rec[E_CHECKSUM + 8..],
+            blob,
+            deps,
+        );
+        let stored = le64(E_CHECKSUM);
         if sum != stored {
             return Err(DplError::EntryChecksum {
-                index: index as u32,
+                index: index32,
                 expected: stored,
                 got: sum,
             });
@@ -650,24 +828,11 @@ impl<B: AsRef<[u8]>> DplReader<B> {
 
         // The checksum matched: what follows only catches files crafted to be inconsistent.
         let bad = |what| DplError::BadEntry {
-            index: index as u32,
+            index: index32,
             what,
         };
-        let flags = field32(E_FLAGS);
         if flags & !F_KNOWN != 0 {
             return Err(bad("unknown flags"));
-        }
-        let mut lens = [0usize; STRING_COUNT];
-        let mut total = 0usize;
-        for (s, len) in lens.iter_mut().enumerate() {
-            *len = field32(E_LENS + 4 * s) as usize;
-            total = total.saturating_add(*len);
-            if STRING_FLAGS[s] != 0 && flags & STRING_FLAGS[s] == 0 && *len != 0 {
-                return Err(bad("an absent string has a length"));
-            }
-        }
-        if total != blob.len() {
-            return Err(bad("string lengths do not add up to the blob length"));
         }
         let text = std::str::from_utf8(blob).map_err(|e| {
             let mut end = 0;
@@ -679,34 +844,39 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                 })
                 .unwrap_or(0);
             DplError::NotUtf8 {
-                index: index as u32,
+                index: index32,
                 field: STRING_NAMES[field],
             }
         })?;
-        let mut strs = [""; STRING_COUNT];
-        let mut pos = 0;
         for s in 0..STRING_COUNT {
-            strs[s] = text.get(pos..pos + lens[s]).ok_or(DplError::NotUtf8 {
-                index: index as u32,
-                field: STRING_NAMES[s],
-            })?;
-            pos += lens[s];
+            if STRING_FLAGS[s] != 0 && flags & STRING_FLAGS[s] == 0 && lens[s] != 0 {
+                return Err(bad("an absent string has a length"));
+            }
+            if !text.is_char_boundary(ends[s] as usize) {
+                return Err(DplError::NotUtf8 {
+                    index: index32,
+                    field: STRING_NAMES[s],
+                });
+            }
         }
-        let opt = |s: usize| (flags & STRING_FLAGS[s] != 0).then_some(strs[s]);
 
-        let extras = strs[S_EXTRAS];
-        let extra_count = if extras.is_empty() {
-            0
-        } else {
-            extras.bytes().filter(|&c| c == EXTRAS_SEP as u8).count() + 1
-        };
-        let extras_bitmap = field64(E_EXTRAS_BITMAP);
-        if extra_count > MAX_EXTRAS
-            || (extra_count < MAX_EXTRAS && extras_bitmap >> extra_count != 0)
-        {
-            return Err(bad(
-                "extras bitmap selects extras the package does not have",
-            ));
+        let extras_bitmap = le64(E_EXTRAS_BITMAP);
+        let extras = text
+            .get(ends[S_EXTRAS - 1] as usize..ends[S_EXTRAS] as usize)
+            .unwrap_or_default();
+        if extras_bitmap != 0 || !extras.is_empty() {
+            let extra_count = if extras.is_empty() {
+                0
+            } else {
+                extras.bytes().filter(|&c| c == EXTRAS_SEP as u8).count() + 1
+            };
+            if extra_count > MAX_EXTRAS
+                || (extra_count < MAX_EXTRAS && extras_bitmap >> extra_count != 0)
+            {
+                return Err(bad(
+                    "extras bitmap selects extras the package does not have",
+                ));
+            }
         }
         for w in deps.chunks_exact(4) {
             let d = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
@@ -718,31 +888,10 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                 ));
             }
         }
-
-        Ok(DplEntry {
-            index: index as u32,
-            name: strs[S_NAME],
-            normalized_name: strs[S_NORMALIZED],
-            version: strs[S_VERSION],
-            version_major: field64(E_MAJOR),
-            version_minor: field64(E_MINOR),
-            version_patch: field64(E_PATCH),
-            marker: opt(S_MARKER),
-            requires_python: opt(S_REQUIRES_PYTHON),
-            index_url: opt(S_INDEX),
-            extras_bitmap,
-            wheel: DplWheel {
-                filename: strs[S_FILENAME],
-                url: opt(S_URL),
-                path: opt(S_PATH),
-                sha256: hash_at(rec, E_SHA256).unwrap_or_default(),
-                size: (flags & F_SIZE != 0).then(|| field64(E_WHEEL_SIZE)),
-            },
-            store_hash: (flags & F_STORE_HASH != 0)
-                .then(|| ContentHash::from_bytes(hash_at(rec, E_STORE_HASH).unwrap_or_default())),
-            extras,
-            deps,
-        })
+        if let Some(w) = bits.get(word) {
+            w.fetch_or(bit, Ordering::Relaxed);
+        }
+        Ok(entry)
     }
 
     /// All entries in normalized-name order.
@@ -758,7 +907,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             .map(|e| {
                 let deps = e
                     .dependencies()
-                    .map(|d| entries[d as usize].normalized_name.to_string())
+                    .map(|d| entries[d as usize].normalized_name().to_string())
                     .collect();
                 e.to_package(deps)
             })
@@ -806,25 +955,27 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         let mut dep_at = 0u64;
         let mut prev: Option<&str> = None;
         for i in 0..self.entry_count {
-            let e = self.entry(i)?;
+            let e = self.read_entry(i, true)?;
             let rec = &b[self.entries_off + i * ENTRY_LEN..];
-            if u64_at(rec, E_BLOB_OFF) != Some(blob_at) {
+            if u32_at(rec, E_BLOB_OFF).map(u64::from) != Some(blob_at) {
                 return Err(inconsistent("string blobs are not laid out in order"));
             }
-            blob_at += u64::from(u32_at(rec, E_BLOB_LEN).unwrap_or_default());
+            blob_at += (0..STRING_COUNT)
+                .map(|s| u64::from(u32_at(rec, E_LENS + 4 * s).unwrap_or_default()))
+                .sum::<u64>();
             if u64::from(u32_at(rec, E_DEPS_START).unwrap_or_default()) != dep_at {
                 return Err(inconsistent("dependency lists are not laid out in order"));
             }
             dep_at += e.dependencies().len() as u64;
-            if e.normalized_name != normalize_name(e.name) {
+            if e.normalized_name() != normalize_name(e.name()) {
                 return Err(inconsistent("a normalized name does not match its name"));
             }
-            if prev.is_some_and(|p| p >= e.normalized_name) {
+            if prev.is_some_and(|p| p >= e.normalized_name()) {
                 return Err(inconsistent("entries are not sorted by normalized name"));
             }
-            prev = Some(e.normalized_name);
-            if version_components(e.version).ok()
-                != Some((e.version_major, e.version_minor, e.version_patch))
+            prev = Some(e.normalized_name());
+            if version_components(e.version()).ok()
+                != Some((e.version_major(), e.version_minor(), e.version_patch()))
             {
                 return Err(inconsistent("version components do not match the version"));
             }
@@ -838,8 +989,8 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             {
                 return Err(inconsistent("an absent field is not zero"));
             }
-            match self.get(e.name)? {
-                Some(found) if found.index == e.index => {}
+            match self.get(e.name())? {
+                Some(found) if found.index() == e.index() => {}
                 _ => {
                     return Err(inconsistent(
                         "an entry is unreachable through the hash table",

@@ -35,41 +35,43 @@ impl<B: AsRef<[u8]>> DplReader<B> {
     pub fn render_entry(&self, index: usize) -> Result<String, DplError> {
         let e = self.entry(index)?;
         let mut out = String::new();
-        let _ = writeln!(out, "[{}] {} {}", e.index, e.name, e.version);
+        let _ = writeln!(out, "[{}] {} {}", e.index(), e.name(), e.version());
         let mut line = |k: &str, v: &str| {
             let _ = writeln!(out, "    {k:<16} {v}");
         };
-        line("normalized name", e.normalized_name);
+        line("normalized name", e.normalized_name());
         line(
             "version parts",
             &format!(
                 "{}.{}.{}",
-                e.version_major, e.version_minor, e.version_patch
+                e.version_major(),
+                e.version_minor(),
+                e.version_patch()
             ),
         );
-        line("wheel", e.wheel.filename);
-        if let Some(url) = e.wheel.url {
+        line("wheel", e.wheel().filename);
+        if let Some(url) = e.wheel().url {
             line("url", url);
         }
-        if let Some(path) = e.wheel.path {
+        if let Some(path) = e.wheel().path {
             line("path", path);
         }
-        line("sha256", &e.wheel.sha256_hex());
-        if let Some(size) = e.wheel.size {
+        line("sha256", &e.wheel().sha256_hex());
+        if let Some(size) = e.wheel().size {
             line("size", &format!("{size} bytes"));
         }
         line(
             "store hash",
-            &e.store_hash
+            &e.store_hash()
                 .map_or_else(|| "(not stored yet)".to_string(), |h| h.to_hex()),
         );
-        if let Some(index) = e.index_url {
+        if let Some(index) = e.index_url() {
             line("index", index);
         }
-        if let Some(marker) = e.marker {
+        if let Some(marker) = e.marker() {
             line("marker", marker);
         }
-        if let Some(rp) = e.requires_python {
+        if let Some(rp) = e.requires_python() {
             line("requires-python", rp);
         }
         if e.extras().next().is_some() {
@@ -77,7 +79,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                 .extras()
                 .enumerate()
                 .map(|(i, x)| {
-                    let on = if e.extras_bitmap & (1 << i) != 0 {
+                    let on = if e.extras_bitmap() & (1 << i) != 0 {
                         "x"
                     } else {
                         " "
@@ -89,7 +91,10 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         }
         let deps = e
             .dependencies()
-            .map(|d| self.entry(d as usize).map(|t| format!("{} [{d}]", t.name)))
+            .map(|d| {
+                self.entry(d as usize)
+                    .map(|t| format!("{} [{d}]", t.name()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if !deps.is_empty() {
             line("dependencies", &deps.join(", "));
@@ -121,32 +126,32 @@ fn entry_json(e: &DplEntry<'_>, all: &[DplEntry<'_>]) -> Value {
         .map(|d| {
             json!({
                 "index": d,
-                "name": all.get(d as usize).map(|t| t.name),
+                "name": all.get(d as usize).map(|t| t.name()),
             })
         })
         .collect();
     json!({
-        "index": e.index,
-        "name": e.name,
-        "normalized_name": e.normalized_name,
-        "version": e.version,
-        "version_major": e.version_major,
-        "version_minor": e.version_minor,
-        "version_patch": e.version_patch,
-        "marker": opt(e.marker),
-        "requires_python": opt(e.requires_python),
-        "index_url": opt(e.index_url),
+        "index": e.index(),
+        "name": e.name(),
+        "normalized_name": e.normalized_name(),
+        "version": e.version(),
+        "version_major": e.version_major(),
+        "version_minor": e.version_minor(),
+        "version_patch": e.version_patch(),
+        "marker": opt(e.marker()),
+        "requires_python": opt(e.requires_python()),
+        "index_url": opt(e.index_url()),
         "extras": e.extras().collect::<Vec<_>>(),
-        "extras_bitmap": e.extras_bitmap,
+        "extras_bitmap": e.extras_bitmap(),
         "selected_extras": e.selected_extras().collect::<Vec<_>>(),
         "wheel": {
-            "filename": e.wheel.filename,
-            "url": opt(e.wheel.url),
-            "path": opt(e.wheel.path),
-            "sha256": e.wheel.sha256_hex(),
-            "size": e.wheel.size,
+            "filename": e.wheel().filename,
+            "url": opt(e.wheel().url),
+            "path": opt(e.wheel().path),
+            "sha256": e.wheel().sha256_hex(),
+            "size": e.wheel().size,
         },
-        "store_hash": e.store_hash.map(|h| h.to_hex()),
+        "store_hash": e.store_hash().map(|h| h.to_hex()),
         "dependencies": deps,
     })
 }

@@ -185,13 +185,15 @@ fn try_reseal(bytes: &mut [u8]) -> Option<()> {
         let sum = (|| {
             let at = entries.checked_add(i.checked_mul(ENTRY_LEN)?)?;
             let rec = bytes.get(at..at.checked_add(ENTRY_LEN)?)?;
-            let blob = strings.checked_add(u64f(rec, E_BLOB_OFF)?)?;
-            let blob = bytes.get(blob..blob.checked_add(u32f(rec, E_BLOB_LEN)?)?)?;
+            let blob_len = (0..STRING_COUNT)
+                .map(|s| u32f(rec, E_LENS + 4 * s))
+                .sum::<Option<usize>>()?;
+            let blob = strings.checked_add(u32f(rec, E_BLOB_OFF)?)?;
+            let blob = bytes.get(blob..blob.checked_add(blob_len)?)?;
             let d = deps.checked_add(4 * u32f(rec, E_DEPS_START)?)?;
             let d = bytes.get(d..d.checked_add(4 * u32f(rec, E_DEPS_COUNT)?)?)?;
-            let mut c = checksum(ENTRY_SEED ^ i as u64, &rec[8..]);
-            c = checksum(c, blob);
-            Some((at, checksum(c, d)))
+            let c = entry_checksum(ENTRY_SEED ^ i as u64, &rec[8..], blob, d);
+            Some((at, c))
         })();
         if let Some((at, c)) = sum {
             put_u64(bytes, at, c);
@@ -199,12 +201,13 @@ fn try_reseal(bytes: &mut [u8]) -> Option<()> {
     }
     let body = blake3::hash(bytes.get(HEADER_LEN..)?);
     bytes[H_BODY_HASH..H_BODY_HASH + 32].copy_from_slice(body.as_bytes());
-    let mut c = checksum(HEADER_SEED, &bytes[..H_CHECKSUM]);
+    let mut c = Checksum::new(HEADER_SEED);
+    c.update(&bytes[..H_CHECKSUM]);
     for at in [H_ENVIRONMENT, H_PYTHON_VERSION, H_REQUIRES_PYTHON] {
         let off = strings.checked_add(u32f(bytes, at)?)?;
-        c = checksum(c, bytes.get(off..off.checked_add(u32f(bytes, at + 4)?)?)?);
+        c.update(bytes.get(off..off.checked_add(u32f(bytes, at + 4)?)?)?);
     }
-    put_u64(bytes, H_CHECKSUM, c);
+    put_u64(bytes, H_CHECKSUM, c.finish());
     Some(())
 }
 
@@ -278,21 +281,21 @@ fn sample_reads_back() {
 
     let e = r.get("requests").unwrap().unwrap();
     assert_eq!(
-        (e.name, e.normalized_name, e.version),
+        (e.name(), e.normalized_name(), e.version()),
         ("Requests", "requests", "2.31.0")
     );
     assert_eq!(
-        (e.version_major, e.version_minor, e.version_patch),
+        (e.version_major(), e.version_minor(), e.version_patch()),
         (2, 31, 0)
     );
     assert!(e.has_extra("socks") && e.has_extra("SOCKS"));
     assert!(!e.has_extra("use-chardet-on-py3") && !e.has_extra("nope"));
     assert_eq!(e.selected_extras().collect::<Vec<_>>(), ["socks"]);
-    assert_eq!(e.store_hash, Some(ContentHash::of(b"requests")));
-    assert_eq!(e.wheel.size, Some(1234));
+    assert_eq!(e.store_hash(), Some(ContentHash::of(b"requests")));
+    assert_eq!(e.wheel().size, Some(1234));
     let deps: Vec<&str> = e
         .dependencies()
-        .map(|d| r.entry(d as usize).unwrap().name)
+        .map(|d| r.entry(d as usize).unwrap().name())
         .collect();
     assert_eq!(deps, ["certifi", "charset-normalizer", "idna"]);
     for spelling in [
@@ -301,14 +304,14 @@ fn sample_reads_back() {
         "Charset-_.Normalizer",
     ] {
         assert_eq!(
-            r.get(spelling).unwrap().unwrap().name,
+            r.get(spelling).unwrap().unwrap().name(),
             "charset-normalizer",
             "{spelling}"
         );
     }
     assert!(r.get("charsetnormalizer").unwrap().is_none());
     assert!(r.get("").unwrap().is_none());
-    assert_eq!(r.get("idna").unwrap().unwrap().store_hash, None);
+    assert_eq!(r.get("idna").unwrap().unwrap().store_hash(), None);
     assert_eq!(r.to_lock().unwrap(), canonical(&sample()));
 }
 
@@ -496,9 +499,9 @@ fn entry_damage_is_typed() {
     let strings = u64_at(&bytes, H_STRINGS_OFF).unwrap() as usize;
     let buckets = u64_at(&bytes, H_BUCKETS_OFF).unwrap() as usize;
     let r = DplReader::from_bytes(&bytes[..]).unwrap();
-    let idna = r.get("idna").unwrap().unwrap().index as usize;
+    let idna = r.get("idna").unwrap().unwrap().index() as usize;
     let rec = entries + idna * ENTRY_LEN;
-    let blob = strings + u64_at(&bytes, rec + E_BLOB_OFF).unwrap() as usize;
+    let blob = strings + u32_at(&bytes, rec + E_BLOB_OFF).unwrap() as usize;
     let name_at = blob + u32_at(&bytes, rec + E_LENS).unwrap() as usize;
 
     // A flipped name byte: the checksum catches it, and `verify` too.
@@ -514,7 +517,7 @@ fn entry_damage_is_typed() {
         DplError::BodyChecksum { .. }
     ));
     // Other entries still answer correctly.
-    assert_eq!(r.get("certifi").unwrap().unwrap().version, "2024.2.2");
+    assert_eq!(r.get("certifi").unwrap().unwrap().version(), "2024.2.2");
 
     // A forged name that is not UTF-8.
     let mut b = bytes.clone();
@@ -530,7 +533,7 @@ fn entry_damage_is_typed() {
     );
 
     // A forged dependency index past the entries.
-    let requests = r.get("requests").unwrap().unwrap().index as usize;
+    let requests = r.get("requests").unwrap().unwrap().index() as usize;
     let deps = u64_at(&bytes, H_DEPS_OFF).unwrap() as usize;
     let first_edge =
         deps + 4 * u32_at(&bytes, entries + requests * ENTRY_LEN + E_DEPS_START).unwrap() as usize;
@@ -550,7 +553,7 @@ fn entry_damage_is_typed() {
 
     // A forged blob offset past the string section.
     let mut b = bytes.clone();
-    put_u64(&mut b, rec + E_BLOB_OFF, 1 << 40);
+    put_u32(&mut b, rec + E_BLOB_OFF, u32::MAX);
     reseal(&mut b);
     let r = DplReader::from_bytes(&b[..]).unwrap();
     assert!(matches!(
@@ -615,7 +618,7 @@ fn write_is_atomic_and_open_maps() {
     assert_eq!(names, ["dx-py.dpl"]);
     let r = DplReader::open(&path).unwrap();
     r.verify().unwrap();
-    assert_eq!(r.get("idna").unwrap().unwrap().version, "3.7");
+    assert_eq!(r.get("idna").unwrap().unwrap().version(), "3.7");
 
     let missing = dir.path().join("missing.dpl");
     assert!(matches!(
@@ -647,7 +650,7 @@ fn write_is_atomic_and_open_maps() {
 #[test]
 fn renderings_show_every_field() {
     let r = DplReader::from_bytes(build(&sample())).unwrap();
-    let requests = r.get("requests").unwrap().unwrap().index as usize;
+    let requests = r.get("requests").unwrap().unwrap().index() as usize;
     let text = r.render_entry(requests).unwrap();
     for needle in [
         "Requests 2.31.0",
@@ -919,14 +922,14 @@ proptest! {
         prop_assert_eq!(r.meta(), lock.meta.clone());
         for p in &lock.packages {
             let e = r.get(&p.name).unwrap().unwrap();
-            prop_assert_eq!(e.version, p.version.as_str());
+            prop_assert_eq!(e.version(), p.version.as_str());
             prop_assert_eq!(
-                (e.version_major, e.version_minor, e.version_patch),
+                (e.version_major(), e.version_minor(), e.version_patch()),
                 version_components(&p.version).unwrap()
             );
-            prop_assert_eq!(e.extras_bitmap, p.extras_bitmap);
-            prop_assert_eq!(e.wheel.sha256, p.wheel.sha256);
-            prop_assert_eq!(e.store_hash, p.store_hash);
+            prop_assert_eq!(e.extras_bitmap(), p.extras_bitmap);
+            prop_assert_eq!(e.wheel().sha256, p.wheel.sha256);
+            prop_assert_eq!(e.store_hash(), p.store_hash);
             for (i, x) in p.extras.iter().enumerate() {
                 let on = p.extras_bitmap & (1 << i) != 0;
                 prop_assert_eq!(e.has_extra(x), on);
@@ -934,7 +937,7 @@ proptest! {
                 prop_assert_eq!(p.has_extra(x), on);
             }
             prop_assert!(!e.has_extra("not-an-extra-0"));
-            let by_index = r.entry(e.index as usize).unwrap();
+            let by_index = r.entry(e.index() as usize).unwrap();
             prop_assert_eq!(by_index, e);
         }
         prop_assert!(r.get("zz-not-in-any-lock-9").unwrap().is_none());
