@@ -12,7 +12,7 @@ pub(crate) const HEADER_LEN: usize = 192;
 pub(crate) const ENTRY_LEN: usize = 168;
 // The checksummed part of an entry is whole 32-byte checksum blocks, so the blob that follows it
 // in the checksum stream needs no buffering.
-const _: () = assert!((ENTRY_LEN - 8) % 32 == 0);
+const _: () = assert!((ENTRY_LEN - 8).is_multiple_of(32));
 pub(crate) const BUCKET_LEN: usize = 12;
 /// Longest meta string (environment, python version, requires-python) a file may hold, so that
 /// checking the header stays O(1).
