@@ -140,6 +140,25 @@ pub(crate) fn normalized_bytes(name: &str) -> impl Iterator<Item = u8> + '_ {
     })
 }
 
+/// Longest name [`normalize_into`] handles; longer names are normalized on the fly.
+pub(crate) const NAME_BUF: usize = 128;
+
+/// Writes the PEP 503 normalization of `name` into `buf`, returning its length, or `None` when
+/// it does not fit.
+#[inline]
+pub(crate) fn normalize_into(name: &str, buf: &mut [u8; NAME_BUF]) -> Option<usize> {
+    if name.len() > NAME_BUF {
+        return None;
+    }
+    let mut n = 0;
+    for b in normalized_bytes(name) {
+        // The normalization is never longer than the name, so `n` stays below NAME_BUF.
+        *buf.get_mut(n)? = b;
+        n += 1;
+    }
+    Some(n)
+}
+
 /// True when `a` and `b` are the same name after PEP 503 (or PEP 685, for extras) normalization.
 pub(crate) fn same_name(a: &str, b: &str) -> bool {
     normalized_bytes(a).eq(normalized_bytes(b))
@@ -450,7 +469,11 @@ mod tests {
         #[test]
         fn normalized_bytes_matches_normalize_name(name in "[a-zA-Z0-9._ -]{0,24}|\\PC{0,12}") {
             let fly: Vec<u8> = normalized_bytes(&name).collect();
-            prop_assert_eq!(fly, normalize_name(&name).into_bytes());
+            prop_assert_eq!(&fly, &normalize_name(&name).into_bytes());
+            let mut buf = [0u8; NAME_BUF];
+            if let Some(n) = normalize_into(&name, &mut buf) {
+                prop_assert_eq!(&buf[..n], &fly[..]);
+            }
         }
 
         /// Names that normalize alike hash alike.

@@ -678,12 +678,23 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         // Names are usually passed already normalized: hash and compare their bytes as they
         // are, and normalize on the fly only when that finds nothing and the name needs it.
         let raw = self.probe(hash_normalized(name.as_bytes()), |n| n == name.as_bytes())?;
-        if raw.is_some() || is_normalized(name) {
+        if raw.is_some() {
             return Ok(raw);
         }
-        self.probe(name_hash(name), |n| {
-            normalized_bytes(name).eq(n.iter().copied())
-        })
+        let mut buf = [0u8; NAME_BUF];
+        match normalize_into(name, &mut buf) {
+            Some(len) => {
+                let normalized = buf.get(..len).unwrap_or_default();
+                if normalized == name.as_bytes() {
+                    return Ok(None);
+                }
+                self.probe(hash_normalized(normalized), |n| n == normalized)
+            }
+            None if is_normalized(name) => Ok(None),
+            None => self.probe(name_hash(name), |n| {
+                normalized_bytes(name).eq(n.iter().copied())
+            }),
+        }
     }
 
     /// Follows the probe sequence of `hash` and returns the first entry whose normalized name

@@ -316,6 +316,21 @@ fn sample_reads_back() {
 }
 
 #[test]
+fn long_names_are_found_in_any_spelling() {
+    let long = format!("{}-tail", "x".repeat(NAME_BUF + 20));
+    let mut lock = sample();
+    lock.packages.push(package(&long, "1.0", &[]));
+    let r = DplReader::from_bytes(build(&lock)).unwrap();
+    for spelling in [long.clone(), long.to_uppercase(), long.replace('-', "_.-")] {
+        let e = r.get(&spelling).unwrap().unwrap();
+        assert_eq!(e.name(), long);
+    }
+    assert!(r.get(&format!("{long}x")).unwrap().is_none());
+    assert!(r.get(&format!("{long}X")).unwrap().is_none());
+    assert!(r.get(&"y".repeat(NAME_BUF + 1)).unwrap().is_none());
+}
+
+#[test]
 fn empty_lock_round_trips() {
     let lock = Lock::default();
     let bytes = build(&lock);
