@@ -192,7 +192,10 @@ pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
             }
         }
     }
-    Closure { problems: problems.into_iter().collect(), dependencies }
+    Closure {
+        problems: problems.into_iter().collect(),
+        dependencies,
+    }
 }
 
 fn active_extras(extras: &BTreeMap<String, BTreeSet<String>>, name: &str) -> Vec<ExtraName> {

@@ -12,7 +12,11 @@ pub(crate) fn run(cmd: &DplCommand, printer: &Printer) -> Result<ExitCode> {
         DplCommand::Build { pylock, output } => {
             let lock = Lock::read_pylock(pylock)?;
             lock.write_dpl(output)?;
-            printer.info(format_args!("Wrote {} ({} packages)", output.display(), lock.packages.len()));
+            printer.info(format_args!(
+                "Wrote {} ({} packages)",
+                output.display(),
+                lock.packages.len()
+            ));
         }
         DplCommand::Dump { dpl, json } => {
             let reader = DplReader::open(dpl)?;
@@ -29,7 +33,7 @@ pub(crate) fn run(cmd: &DplCommand, printer: &Printer) -> Result<ExitCode> {
         DplCommand::Get { dpl, name } => {
             let reader = DplReader::open(dpl)?;
             match reader.get(name)? {
-                Some(entry) => printer.out(reader.render_entry(entry.index as usize)?)?,
+                Some(entry) => printer.out(reader.render_entry(entry.index() as usize)?)?,
                 None => bail!("`{name}` is not in {}", dpl.display()),
             }
         }

@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplReader, Lock};
-use dx_py_core::install::{InstallReport, NoReporter, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm};
+use dx_py_core::install::{
+    InstallReport, NoReporter, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
+};
 use dx_py_core::layout::{LayoutCache, LinkMode};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
@@ -43,7 +45,9 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         return Ok(ExitCode::SUCCESS);
     }
     if args.venv.join(".dx-py-layout").exists() {
-        printer.info("The venv's layout is missing or damaged (was the cache cleaned?); rebuilding it");
+        printer.info(
+            "The venv's layout is missing or damaged (was the cache cleaned?); rebuilding it",
+        );
     }
 
     let sources = settings::sources(&args.sources, None);
@@ -64,7 +68,9 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         client: client.as_ref(),
         find_links: &find_links,
         lock_dir: &lock_dir,
-        options: SyncOptions { compile_bytecode: !args.no_compile_bytecode },
+        options: SyncOptions {
+            compile_bytecode: !args.no_compile_bytecode,
+        },
         reporter: &NoReporter,
     };
     let (report, updated) = sync_venv(&dpl, &ctx)?;
@@ -80,7 +86,12 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
 }
 
 /// Which DPL to install: fresh for `-r`, else `--lock`, else `./dx-py.dpl` or `./pylock.toml`.
-fn resolve_lock(args: &InstallArgs, settings: &Settings, interp: &Interpreter, printer: &Printer) -> Result<PathBuf> {
+fn resolve_lock(
+    args: &InstallArgs,
+    settings: &Settings,
+    interp: &Interpreter,
+    printer: &Printer,
+) -> Result<PathBuf> {
     if let Some(reqs_path) = &args.requirements {
         let reqs = Requirements::from_file(reqs_path)?;
         let dpl_path = PathBuf::from(DPL);
@@ -103,7 +114,11 @@ fn resolve_lock(args: &InstallArgs, settings: &Settings, interp: &Interpreter, p
     match (dpl_time, pylock_time) {
         (Some(d), Some(p)) if d >= p => Ok(dpl_path),
         (_, Some(_)) => {
-            printer.verbose(format_args!("Rebuilding {} from {}", dpl_path.display(), pylock_path.display()));
+            printer.verbose(format_args!(
+                "Rebuilding {} from {}",
+                dpl_path.display(),
+                pylock_path.display()
+            ));
             let lock = Lock::read_pylock(&pylock_path)?;
             lock.write_dpl(&dpl_path)
                 .with_context(|| format!("Failed to write `{}`", dpl_path.display()))?;
@@ -123,7 +138,11 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 
 fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: Instant) {
     let elapsed = start.elapsed();
-    let how = if report.layout_hit { "layout hit" } else { "layout built" };
+    let how = if report.layout_hit {
+        "layout hit"
+    } else {
+        "layout built"
+    };
     printer.info(format_args!(
         "Installed {} packages into {} in {:.1} ms ({how})",
         report.packages,
@@ -137,10 +156,16 @@ fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: I
         report.store_misses,
         report.downloads,
         report.compiled,
-        report.link_mode.map(|m| format!("; link mode: {m}")).unwrap_or_default()
+        report
+            .link_mode
+            .map(|m| format!("; link mode: {m}"))
+            .unwrap_or_default()
     ));
     for (phase, took) in &report.phases {
-        printer.verbose(format_args!("  {phase:<9} {:>8.2} ms", took.as_secs_f64() * 1e3));
+        printer.verbose(format_args!(
+            "  {phase:<9} {:>8.2} ms",
+            took.as_secs_f64() * 1e3
+        ));
     }
     for note in &report.notes {
         printer.info(note);

@@ -20,7 +20,10 @@ pub(crate) const DPL: &str = "dx-py.dpl";
 pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     let interp = settings.interpreter(args.python.as_deref())?;
     let reqs = Requirements::from_file(&args.requirements)?;
-    let dir = args.output_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
     let start = Instant::now();
     let lock = lock_and_write(&reqs, &interp, &args.sources, settings, &dir)?;
     printer.info(format_args!(
@@ -43,7 +46,12 @@ pub(crate) fn lock_and_write(
 ) -> Result<Lock> {
     let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
     let store = settings.store();
-    let options = LockOptions { interp, client: &client, store: &store, reporter: &NoReporter };
+    let options = LockOptions {
+        interp,
+        client: &client,
+        store: &store,
+        reporter: &NoReporter,
+    };
     let lock = lock_requirements(reqs, &options)?;
     fs_create_dir_all(dir)?;
     lock.write_pylock(&dir.join(PYLOCK))?;

@@ -10,7 +10,10 @@ use crate::settings::Settings;
 
 pub(crate) fn run(args: &VenvArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     let interp = settings.interpreter(args.python.as_deref())?;
-    let options = VenvOptions { prompt: args.prompt.clone(), system_site_packages: args.system_site_packages };
+    let options = VenvOptions {
+        prompt: args.prompt.clone(),
+        system_site_packages: args.system_site_packages,
+    };
     let venv = create_venv(&interp, &args.path, &options)?;
     printer.info(format_args!(
         "Created venv at {} (Python {}, {})",

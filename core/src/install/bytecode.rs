@@ -13,11 +13,19 @@ use crate::python::{Interpreter, compile_sources};
 use crate::store::PackageStore;
 
 fn map_path(store: &PackageStore, package: &ContentHash, cache_tag: &str) -> PathBuf {
-    store.root().join("bytecode").join(cache_tag).join(package.to_hex())
+    store
+        .root()
+        .join("bytecode")
+        .join(cache_tag)
+        .join(package.to_hex())
 }
 
 /// The bytecode pack of `package` for `cache_tag`, if one was made.
-pub fn bytecode_pack(store: &PackageStore, package: &ContentHash, cache_tag: &str) -> Option<ContentHash> {
+pub fn bytecode_pack(
+    store: &PackageStore,
+    package: &ContentHash,
+    cache_tag: &str,
+) -> Option<ContentHash> {
     let text = std::fs::read_to_string(map_path(store, package, cache_tag)).ok()?;
     let hash: ContentHash = text.trim().parse().ok()?;
     store.contains(&hash).then_some(hash)
@@ -37,7 +45,9 @@ pub fn ensure_bytecode(
         return Ok((Some(hash), false));
     }
     if !store.is_writable() {
-        tracing::warn!("The read-only store has no bytecode for {package} ({cache_tag}); imports will compile in memory");
+        tracing::warn!(
+            "The read-only store has no bytecode for {package} ({cache_tag}); imports will compile in memory"
+        );
         return Ok((None, false));
     }
     let mapped = store.get(package)?;
@@ -45,7 +55,10 @@ pub fn ensure_bytecode(
     let mut sources = Vec::new();
     for entry in reader.entries() {
         let entry = entry?;
-        if entry.scheme == Scheme::SitePackages && entry.kind == EntryKind::File && entry.path.ends_with(".py") {
+        if entry.scheme == Scheme::SitePackages
+            && entry.kind == EntryKind::File
+            && entry.path.ends_with(".py")
+        {
             sources.push((entry.path, entry.data));
         }
     }

@@ -15,7 +15,7 @@ pub enum InstallError {
         version: String,
         /// Why.
         #[source]
-        source: crate::index::SelectError,
+        source: Box<crate::index::SelectError>,
     },
     /// Listing or downloading from a source failed.
     #[error("Failed to get `{name}`")]
@@ -24,7 +24,7 @@ pub enum InstallError {
         name: String,
         /// The failure.
         #[source]
-        source: crate::index::IndexError,
+        source: Box<crate::index::IndexError>,
     },
     /// A wheel's sha256 is not one the requirements or the lock allow.
     #[error("Hash mismatch for `{filename}` ({name}): expected {expected}, got {actual}")]
@@ -45,13 +45,15 @@ pub enum InstallError {
         filename: String,
         /// What is wrong.
         #[source]
-        source: crate::wheel::WheelError,
+        source: Box<crate::wheel::WheelError>,
     },
     /// The locked set is not closed under its dependencies.
     #[error("The requirements are not a complete set:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     NotClosed(Vec<ClosureProblem>),
     /// A locked package has no wheel source left (no path, no URL, not in a find-links dir).
-    #[error("No source for `{filename}` ({name}): it is not in the store, and the lock gives no URL or path that exists; pass `--find-links` or `--index-url`")]
+    #[error(
+        "No source for `{filename}` ({name}): it is not in the store, and the lock gives no URL or path that exists; pass `--find-links` or `--index-url`"
+    )]
     NoSource {
         /// The package.
         name: String,
@@ -59,7 +61,9 @@ pub enum InstallError {
         filename: String,
     },
     /// A read-only store lacks a package and nothing may be written to it.
-    #[error("The read-only store at `{store}` does not contain `{name}` {version}; add it where the store is writable (`dx-py install` with that store), or drop `--store`")]
+    #[error(
+        "The read-only store at `{store}` does not contain `{name}` {version}; add it where the store is writable (`dx-py install` with that store), or drop `--store`"
+    )]
     MissingFromReadOnlyStore {
         /// The store root.
         store: PathBuf,

@@ -11,14 +11,18 @@ use crate::index::IndexClient;
 use crate::store::PackageStore;
 use crate::wheel::{ConvertedWheel, convert_wheel};
 
+type FetchResult = Result<(ContentHash, bool), InstallError>;
+
 /// Converts wheel bytes and stores the result; returns the object's hash and the conversion.
 pub fn store_wheel_bytes(
     store: &PackageStore,
     filename: &str,
     bytes: &[u8],
 ) -> Result<(ContentHash, ConvertedWheel), InstallError> {
-    let converted = convert_wheel(filename, bytes)
-        .map_err(|source| InstallError::Wheel { filename: filename.to_string(), source })?;
+    let converted = convert_wheel(filename, bytes).map_err(|source| InstallError::Wheel {
+        filename: filename.to_string(),
+        source: Box::new(source),
+    })?;
     let hash = store.store(&converted.dxpkg)?;
     Ok((hash, converted))
 }
@@ -65,7 +69,7 @@ pub fn ensure_stored(
         });
     }
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<(ContentHash, bool), InstallError>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, FetchResult)>> = Mutex::new(Vec::new());
     let workers = todo.len().min(8);
     let shared: &[LockedPackage] = packages;
     std::thread::scope(|s| {
@@ -75,7 +79,10 @@ pub fn ensure_stored(
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = todo.get(k) else { break };
                     let r = fetch_one(&shared[i], store, client, find_links, lock_dir, reporter);
-                    results.lock().expect("no worker panics while holding the lock").push((i, r));
+                    results
+                        .lock()
+                        .expect("no worker panics while holding the lock")
+                        .push((i, r));
                 }
             });
         }
@@ -113,13 +120,20 @@ fn fetch_one(
         (fs_err::read(&path)?, false)
     } else if let (Some(url), Some(client)) = (p.wheel.url.as_deref(), client) {
         reporter.on_download_start(&p.name, p.wheel.size);
-        let bytes = client
-            .download(url, Some(&expected))
-            .map_err(|source| InstallError::Index { name: p.name.clone(), source })?;
+        let bytes =
+            client
+                .download(url, Some(&expected))
+                .map_err(|source| InstallError::Index {
+                    name: p.name.clone(),
+                    source: Box::new(source),
+                })?;
         reporter.on_download_done(&p.name, bytes.len() as u64);
         (bytes, true)
     } else {
-        return Err(InstallError::NoSource { name: p.name.clone(), filename: filename.clone() });
+        return Err(InstallError::NoSource {
+            name: p.name.clone(),
+            filename: filename.clone(),
+        });
     };
     let actual = sha256_hex(&bytes);
     if actual != expected {
@@ -132,7 +146,9 @@ fn fetch_one(
     }
     let (hash, _) = store_wheel_bytes(store, filename, &bytes)?;
     if p.store_hash.is_some_and(|h| h != hash) {
-        tracing::warn!("{filename} converts to a different store object than the lock records; using the new one");
+        tracing::warn!(
+            "{filename} converts to a different store object than the lock records; using the new one"
+        );
     }
     reporter.on_stored(&p.name);
     Ok((hash, downloaded))

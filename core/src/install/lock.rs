@@ -47,7 +47,10 @@ struct Locked {
 
 /// Locks `reqs` for `opts.interp`: picks, downloads, verifies and stores one wheel per pin
 /// whose marker applies, and refuses a set that is not closed (every problem listed).
-pub fn lock_requirements(reqs: &Requirements, opts: &LockOptions<'_>) -> Result<Lock, InstallError> {
+pub fn lock_requirements(
+    reqs: &Requirements,
+    opts: &LockOptions<'_>,
+) -> Result<Lock, InstallError> {
     let env = opts.interp.marker_env();
     let applicable: Vec<&PinnedRequirement> = reqs
         .entries
@@ -63,7 +66,10 @@ pub fn lock_requirements(reqs: &Requirements, opts: &LockOptions<'_>) -> Result<
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(req) = applicable.get(k) else { break };
                     let r = lock_one(req, opts);
-                    results.lock().expect("no worker panics while holding the lock").push((k, r));
+                    results
+                        .lock()
+                        .expect("no worker panics while holding the lock")
+                        .push((k, r));
                 }
             });
         }
@@ -108,23 +114,40 @@ pub fn lock_requirements(reqs: &Requirements, opts: &LockOptions<'_>) -> Result<
 }
 
 fn lock_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<Locked, InstallError> {
-    let index_err = |source| InstallError::Index { name: req.name.clone(), source };
+    let index_err = |source| InstallError::Index {
+        name: req.name.clone(),
+        source: Box::new(source),
+    };
     let files = opts.client.wheels(&req.normalized).map_err(index_err)?;
     let python_version = pep440_rs::Version::from_str(&opts.interp.version().to_string())
         .expect("x.y.z is a valid version");
-    let selected = select_wheel(&files, &req.name, &req.version, |t| opts.interp.tag_priority(t), &python_version)
-        .map_err(|source| InstallError::Select {
-            name: req.name.clone(),
-            version: req.version.clone(),
-            source,
-        })?;
+    let selected = select_wheel(
+        &files,
+        &req.name,
+        &req.version,
+        |t| opts.interp.tag_priority(t),
+        &python_version,
+    )
+    .map_err(|source| InstallError::Select {
+        name: req.name.clone(),
+        version: req.version.clone(),
+        source: Box::new(source),
+    })?;
     if selected.yanked {
-        tracing::warn!("{} {} is yanked; installing it because it is pinned", req.name, req.version);
+        tracing::warn!(
+            "{} {} is yanked; installing it because it is pinned",
+            req.name,
+            req.version
+        );
     }
     let file = &selected.file;
     opts.reporter.on_download_start(&req.name, file.size);
-    let bytes = opts.client.download(&file.url, file.sha256.as_deref()).map_err(index_err)?;
-    opts.reporter.on_download_done(&req.name, bytes.len() as u64);
+    let bytes = opts
+        .client
+        .download(&file.url, file.sha256.as_deref())
+        .map_err(index_err)?;
+    opts.reporter
+        .on_download_done(&req.name, bytes.len() as u64);
     let actual = sha256_hex(&bytes);
     if !req.hashes.is_empty() && !req.hashes.contains(&actual) {
         return Err(InstallError::HashMismatch {
@@ -137,7 +160,12 @@ fn lock_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<Locked, I
     let (store_hash, converted) = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
     opts.reporter.on_stored(&req.name);
 
-    let mut extras: Vec<String> = converted.metadata.provides_extra.iter().map(|e| normalize_name(e)).collect();
+    let mut extras: Vec<String> = converted
+        .metadata
+        .provides_extra
+        .iter()
+        .map(|e| normalize_name(e))
+        .collect();
     extras.dedup();
     extras.truncate(64);
     let mut extras_bitmap = 0u64;
@@ -148,13 +176,17 @@ fn lock_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<Locked, I
     }
     let (url, path) = match file.url.strip_prefix("file://") {
         Some(_) => {
-            let p = url::Url::parse(&file.url).ok().and_then(|u| u.to_file_path().ok());
+            let p = url::Url::parse(&file.url)
+                .ok()
+                .and_then(|u| u.to_file_path().ok());
             (None, p.map(|p| p.to_string_lossy().into_owned()))
         }
         None => (Some(file.url.clone()), None),
     };
     let mut sha256 = [0u8; 32];
-    data_encoding::HEXLOWER.decode_mut(actual.as_bytes(), &mut sha256).expect("64 hex digits");
+    data_encoding::HEXLOWER
+        .decode_mut(actual.as_bytes(), &mut sha256)
+        .expect("64 hex digits");
     Ok(Locked {
         package: LockedPackage {
             name: converted.name.clone(),

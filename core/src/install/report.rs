@@ -53,7 +53,9 @@ pub(crate) struct PhaseTimer {
 
 impl PhaseTimer {
     pub(crate) fn start() -> Self {
-        Self { last: Instant::now() }
+        Self {
+            last: Instant::now(),
+        }
     }
 
     /// Records the time since the previous mark as `phase`.

@@ -23,7 +23,9 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { compile_bytecode: true }
+        Self {
+            compile_bytecode: true,
+        }
     }
 }
 
@@ -57,10 +59,14 @@ pub fn try_warm<B: AsRef<[u8]>>(
     venv: &Path,
     layouts: &LayoutCache<'_>,
 ) -> Result<Option<InstallReport>, InstallError> {
-    let mut report = InstallReport { packages: dpl.len(), ..InstallReport::default() };
+    let mut report = InstallReport {
+        packages: dpl.len(),
+        ..InstallReport::default()
+    };
     let mut timer = PhaseTimer::start();
     let version = interp.version();
-    let venv_ok = Venv::open(venv).is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
+    let venv_ok = Venv::open(venv)
+        .is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
     let Some(hash) = project_hash(dpl, &interp.tag())? else {
         return Ok(None);
     };
@@ -82,16 +88,22 @@ pub fn try_warm<B: AsRef<[u8]>>(
 }
 
 /// The project hash of the locked set, when every entry has its store hash.
-fn project_hash<B: AsRef<[u8]>>(dpl: &DplReader<B>, tag: &str) -> Result<Option<ProjectHash>, InstallError> {
+fn project_hash<B: AsRef<[u8]>>(
+    dpl: &DplReader<B>,
+    tag: &str,
+) -> Result<Option<ProjectHash>, InstallError> {
     let mut keys = Vec::with_capacity(dpl.len());
     for entry in dpl.entries() {
         let entry = entry?;
-        match entry.store_hash {
-            Some(h) => keys.push((entry.name, entry.version, h)),
+        match entry.store_hash() {
+            Some(h) => keys.push((entry.name(), entry.version(), h)),
             None => return Ok(None),
         }
     }
-    Ok(Some(ProjectHash::compute(tag, keys.iter().map(|(n, v, h)| (*n, *v, h)))))
+    Ok(Some(ProjectHash::compute(
+        tag,
+        keys.iter().map(|(n, v, h)| (*n, *v, h)),
+    )))
 }
 
 /// Makes `ctx.venv` hold exactly the set in `dpl`. Returns the report and, when the lock lacked
@@ -100,10 +112,14 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     dpl: &DplReader<B>,
     ctx: &SyncContext<'_>,
 ) -> Result<(InstallReport, Option<Lock>), InstallError> {
-    let mut report = InstallReport { packages: dpl.len(), ..InstallReport::default() };
+    let mut report = InstallReport {
+        packages: dpl.len(),
+        ..InstallReport::default()
+    };
     let mut timer = PhaseTimer::start();
     let version = ctx.interp.version();
-    let venv_ok = Venv::open(ctx.venv).is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
+    let venv_ok = Venv::open(ctx.venv)
+        .is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
     if !venv_ok {
         create_venv(ctx.interp, ctx.venv, &VenvOptions::default())?;
         report.venv_created = true;
@@ -112,20 +128,27 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     let tag = ctx.interp.tag();
 
     // Warm path: every package already has a store hash, so the project hash is known.
-    if let Some(hash) = project_hash(dpl, &tag)? {
-        if ctx.layouts.install_cached(&hash, ctx.venv)?.is_some() {
-            report.layout_hit = true;
-            report.store_hits = dpl.len();
-            timer.mark(&mut report, "link");
-            return Ok((report, None));
-        }
+    if let Some(hash) = project_hash(dpl, &tag)?
+        && ctx.layouts.install_cached(&hash, ctx.venv)?.is_some()
+    {
+        report.layout_hit = true;
+        report.store_hits = dpl.len();
+        timer.mark(&mut report, "link");
+        return Ok((report, None));
     }
     timer.mark(&mut report, "lookup");
 
     // Cold path.
     let mut lock = dpl.to_lock()?;
     let before: Vec<_> = lock.packages.iter().map(|p| p.store_hash).collect();
-    let stats = ensure_stored(&mut lock.packages, ctx.store, ctx.client, ctx.find_links, ctx.lock_dir, ctx.reporter)?;
+    let stats = ensure_stored(
+        &mut lock.packages,
+        ctx.store,
+        ctx.client,
+        ctx.find_links,
+        ctx.lock_dir,
+        ctx.reporter,
+    )?;
     report.store_hits = stats.hits;
     report.store_misses = stats.misses;
     report.downloads = stats.downloads;
@@ -142,7 +165,12 @@ pub fn sync_venv<B: AsRef<[u8]>>(
                 extra_trees.push(ctx.store.unpacked(&pack)?);
             }
         }
-        packages.push(LayoutPackage { name: p.name.clone(), version: p.version.clone(), hash, extra_trees });
+        packages.push(LayoutPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            hash,
+            extra_trees,
+        });
     }
     timer.mark(&mut report, "bytecode");
 
