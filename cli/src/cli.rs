@@ -11,7 +11,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
     /// Package store location, e.g. a read-only shared store; default: {cache}/store.
-    #[arg(long, global = true, value_name = "DIR", env = "DX_PY_STORE")]
+    #[arg(long, value_name = "DIR", env = "DX_PY_STORE")]
     pub(crate) store: Option<PathBuf>,
     /// More output (per-phase timings, cache hits); repeat for debug logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -168,6 +168,9 @@ pub(crate) struct InstallArgs {
     /// Do not compile `.pyc` files.
     #[arg(long)]
     pub(crate) no_compile_bytecode: bool,
+    /// Package store location (e.g. a read-only shared store); default: {cache}/store.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,4 +198,14 @@ pub(crate) enum DplCommand {
         /// The package name.
         name: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -28,6 +28,15 @@ impl Settings {
         }
     }
 
+    /// These settings with the store moved to `store` when a subcommand names one.
+    pub(crate) fn with_store(&self, store: Option<&std::path::Path>) -> Self {
+        let mut s = self.clone();
+        if let Some(store) = store {
+            s.store_dir = store.to_path_buf();
+        }
+        s
+    }
+
     pub(crate) fn layouts_dir(&self) -> PathBuf {
         self.cache_dir.join("layouts")
     }

@@ -20,6 +20,7 @@ use crate::settings::{self, Settings};
 
 pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     let start = Instant::now();
+    let settings = &settings.with_store(args.store.as_deref());
     let venv_python = args.venv.join("bin").join("python");
     let request = match &args.python {
         Some(p) => Some(p.clone()),
