@@ -9,7 +9,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,9 +60,39 @@ pub enum FsError {
     },
 }
 
+/// How many requests of each kind reached the server (the kernel answers the rest from its
+/// caches). Shared with the caller through [`TreeFs::counters`].
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// `lookup` requests, found or not.
+    pub lookups: AtomicU64,
+    /// `lookup` requests for absent names.
+    pub negative_lookups: AtomicU64,
+    /// `getattr` requests.
+    pub getattrs: AtomicU64,
+    /// `open` requests (none after the first once no-open is negotiated).
+    pub opens: AtomicU64,
+    /// `read` requests.
+    pub reads: AtomicU64,
+    /// `readdir` and `readdirplus` requests.
+    pub readdirs: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current value of `counter`.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
 /// A read-only venv served from a tree and a store.
 #[derive(Debug)]
 pub struct TreeFs {
+    counters: Arc<Counters>,
     tree: Tree<Mmap>,
     store: PackageStore,
     /// Opened on first read, so mounting opens no pack at all.
@@ -79,6 +109,7 @@ impl TreeFs {
         let packs = (0..tree.pack_count()).map(|_| OnceLock::new()).collect();
         let (uid, gid) = crate::sys::ids();
         Self {
+            counters: Arc::default(),
             tree,
             store,
             packs,
@@ -95,6 +126,11 @@ impl TreeFs {
             open_tree(tree_path)?,
             PackageStore::open(store_dir),
         ))
+    }
+
+    /// The request counters, to read while the file system is mounted.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
     }
 
     /// The tree being served.
@@ -248,6 +284,7 @@ impl Filesystem for TreeFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        Counters::bump(&self.counters.lookups);
         let dir = match self.dir_or_reply(parent) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -255,6 +292,7 @@ impl Filesystem for TreeFs {
         match self.tree.lookup(&dir, name.as_bytes()) {
             Ok(Some(node)) => reply.entry(&TTL, &self.attr(&node), Generation(0)),
             Ok(None) => {
+                Counters::bump(&self.counters.negative_lookups);
                 // Inode 0 is a negative entry that the kernel caches for the entry TTL, so a
                 // failed import probe is answered once per mount, not once per run.
                 let mut attr = self.attr(&dir);
@@ -269,6 +307,7 @@ impl Filesystem for TreeFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        Counters::bump(&self.counters.getattrs);
         match self.node_or_reply(ino) {
             Ok(node) => reply.attr(&TTL, &self.attr(&node)),
             Err(e) => reply.error(e),
@@ -293,6 +332,7 @@ impl Filesystem for TreeFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        Counters::bump(&self.counters.opens);
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
@@ -316,6 +356,7 @@ impl Filesystem for TreeFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        Counters::bump(&self.counters.reads);
         let node = match self.node_or_reply(ino) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -381,6 +422,7 @@ impl Filesystem for TreeFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        Counters::bump(&self.counters.readdirs);
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -415,6 +457,7 @@ impl Filesystem for TreeFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        Counters::bump(&self.counters.readdirs);
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),

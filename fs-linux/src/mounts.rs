@@ -104,9 +104,13 @@ pub fn absolute(path: &Path) -> Result<PathBuf, MountError> {
     }
 }
 
-/// True when `path` is a FUSE mount whose server is gone (`stat` fails with `ENOTCONN`).
+/// True when `path` is a FUSE mount whose server is gone: `statfs` (or `stat`) fails with
+/// `ENOTCONN`. `stat` alone is not enough: the kernel answers it from its attribute cache for
+/// as long as the TTL given by the dead server.
 pub fn is_dead_mount(path: &Path) -> bool {
-    matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+    let enotconn = |e: std::io::Error| e.raw_os_error() == Some(libc::ENOTCONN);
+    std::fs::metadata(path).err().is_some_and(enotconn)
+        || crate::sys::statvfs(path).err().is_some_and(enotconn)
 }
 
 /// Unmounts the dx-py mount at `path`: `fusermount3 -u`; if that fails (busy, or no

@@ -48,3 +48,20 @@ pub(crate) fn umount_detach(path: &Path) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// `statvfs(path)`: asks the file system itself (FUSE never answers it from a cache), so a
+/// mount whose server is gone fails with `ENOTCONN`.
+pub(crate) fn statvfs(path: &Path) -> std::io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has a NUL byte")
+    })?;
+    let mut out = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is NUL-terminated and `out` points at writable memory of the right type; the
+    // result is not read.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), out.as_mut_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
