@@ -130,46 +130,73 @@ pub struct Effective {
     pub auto_unmount: bool,
 }
 
+/// What this machine offers, as far as mounting goes.
+struct Host {
+    /// `Ok` when `/dev/fuse` exists (and, as root, opens).
+    dev_fuse: std::io::Result<()>,
+    root: bool,
+    fusermount: bool,
+    user_allow_other: bool,
+}
+
+impl Host {
+    fn probe() -> Self {
+        let root = crate::sys::is_root();
+        let dev_fuse = std::fs::metadata("/dev/fuse").and_then(|_| {
+            // Root mounts directly and needs the device itself; a user goes through the
+            // setuid fusermount3, which opens it.
+            if root {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/fuse")
+                    .map(drop)
+            } else {
+                Ok(())
+            }
+        });
+        Self {
+            dev_fuse,
+            root,
+            fusermount: find_in_path("fusermount3").is_some(),
+            user_allow_other: user_allow_other(),
+        }
+    }
+
+    fn decide(self, opts: &MountOptions) -> Result<Effective, MountError> {
+        match self.dev_fuse {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(MountError::NoFuseDevice);
+            }
+            Err(e) => return Err(MountError::FuseDevicePermission(e)),
+            Ok(()) => {}
+        }
+        if !self.fusermount && (!self.root || opts.auto_unmount) {
+            return Err(MountError::NoFusermount);
+        }
+        let may_allow_other = self.root || self.user_allow_other;
+        if opts.allow_other && !may_allow_other {
+            return Err(MountError::AllowOtherNotPermitted);
+        }
+        // fuser passes auto_unmount only together with allow_other (or allow_root).
+        let auto_unmount = opts.auto_unmount && may_allow_other;
+        if opts.auto_unmount && !auto_unmount {
+            tracing::warn!(
+                "auto-unmount needs `user_allow_other` in /etc/fuse.conf; a killed server will leave a dead mount that the next `dx-py mount`/`unmount` cleans up"
+            );
+        }
+        Ok(Effective {
+            allow_other: opts.allow_other,
+            auto_unmount,
+        })
+    }
+}
+
 /// Checks, before touching the mount point, that a FUSE mount can work here, and says why not:
 /// `/dev/fuse` present and (as root) openable, `fusermount3` on PATH when it is needed
 /// (unprivileged users, auto-unmount), `allow_other` permitted.
 pub fn preflight(opts: &MountOptions) -> Result<Effective, MountError> {
-    let root = crate::sys::is_root();
-    match std::fs::metadata("/dev/fuse") {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(MountError::NoFuseDevice),
-        Err(e) => return Err(MountError::FuseDevicePermission(e)),
-        Ok(_) => {}
-    }
-    if root {
-        // Root mounts directly and needs the device itself; a user goes through the setuid
-        // fusermount3, which opens it.
-        if let Err(e) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/fuse")
-        {
-            return Err(MountError::FuseDevicePermission(e));
-        }
-    }
-    let fusermount = find_in_path("fusermount3").is_some();
-    if !fusermount && (!root || opts.auto_unmount) {
-        return Err(MountError::NoFusermount);
-    }
-    let may_allow_other = root || user_allow_other();
-    if opts.allow_other && !may_allow_other {
-        return Err(MountError::AllowOtherNotPermitted);
-    }
-    // fusermount3 only auto-unmounts together with allow_other (or allow_root).
-    let auto_unmount = opts.auto_unmount && may_allow_other;
-    if opts.auto_unmount && !auto_unmount {
-        tracing::warn!(
-            "auto-unmount needs `user_allow_other` in /etc/fuse.conf; a killed server will leave a dead mount that the next `dx-py mount`/`unmount` cleans up"
-        );
-    }
-    Ok(Effective {
-        allow_other: opts.allow_other,
-        auto_unmount,
-    })
+    Host::probe().decide(opts)
 }
 
 /// The fuser configuration for `opts` (after [`preflight`]).
@@ -321,5 +348,117 @@ impl Drop for MountedSession {
         if let Err(e) = self.shutdown() {
             tracing::warn!("unmounting {}: {e}", self.mountpoint.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Host {
+        Host {
+            dev_fuse: Ok(()),
+            root: false,
+            fusermount: true,
+            user_allow_other: false,
+        }
+    }
+
+    #[test]
+    fn each_missing_piece_is_named() {
+        let opts = MountOptions::default();
+        let err = |h: Host, o: &MountOptions| h.decide(o).unwrap_err().to_string();
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = err(
+            Host {
+                dev_fuse: Err(missing),
+                ..host()
+            },
+            &opts,
+        );
+        assert!(
+            e.contains("`/dev/fuse` does not exist") && e.contains("modprobe fuse"),
+            "{e}"
+        );
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = err(
+            Host {
+                dev_fuse: Err(denied),
+                ..host()
+            },
+            &opts,
+        );
+        assert!(e.contains("cannot be opened"), "{e}");
+        let e = err(
+            Host {
+                fusermount: false,
+                ..host()
+            },
+            &opts,
+        );
+        assert!(e.contains("install the `fuse3` package"), "{e}");
+        let e = err(
+            Host {
+                fusermount: false,
+                root: true,
+                ..host()
+            },
+            &opts,
+        );
+        assert!(
+            e.contains("fusermount3"),
+            "root still needs it for auto-unmount: {e}"
+        );
+        let o = MountOptions {
+            allow_other: true,
+            ..MountOptions::default()
+        };
+        let e = err(host(), &o);
+        assert!(e.contains("user_allow_other"), "{e}");
+    }
+
+    #[test]
+    fn what_is_possible_is_used() {
+        let no_auto = MountOptions {
+            auto_unmount: false,
+            ..MountOptions::default()
+        };
+        let eff = Host {
+            fusermount: false,
+            root: true,
+            ..host()
+        }
+        .decide(&no_auto)
+        .unwrap();
+        assert_eq!(
+            eff,
+            Effective {
+                allow_other: false,
+                auto_unmount: false
+            }
+        );
+        // A user without user_allow_other gets no auto-unmount rather than an error.
+        let eff = host().decide(&MountOptions::default()).unwrap();
+        assert!(!eff.auto_unmount);
+        let eff = Host {
+            user_allow_other: true,
+            ..host()
+        }
+        .decide(&MountOptions::default())
+        .unwrap();
+        assert!(eff.auto_unmount);
+        let c = config(
+            &MountOptions {
+                threads: 3,
+                ..MountOptions::default()
+            },
+            &eff,
+        );
+        assert_eq!(
+            (c.n_threads, c.clone_fd, c.acl),
+            (Some(3), true, SessionACL::RootAndOwner)
+        );
+        assert!(c.mount_options.contains(&MountOption::RO));
+        assert!(c.mount_options.contains(&MountOption::AutoUnmount));
     }
 }
