@@ -16,6 +16,7 @@
 
 pub mod atomic;
 pub mod cache_lock;
+pub mod closure;
 pub mod dpl;
 pub mod dxpkg;
 pub mod hash;

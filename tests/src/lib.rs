@@ -1,1 +1,178 @@
-//! Shared helpers for the end-to-end tests: building synthetic wheels, locating the binary.
+//! Shared helpers for the end-to-end suites: a per-test context with its own cache, the `dx-py`
+//! binary, and real wheels fetched once with `pip download` into `target/wheel-cache/`.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `dx-py` binary next to the test executables (`target/<profile>/dx-py`).
+pub fn dx_py_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DX_PY_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join(format!("dx-py{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo test --workspace` (it builds the binary)",
+        bin.display()
+    );
+    bin
+}
+
+/// `target/` of the workspace, where downloaded wheels are cached between runs.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+/// The interpreter the tests use: `$DX_PY_TEST_PYTHON` or `python3`.
+pub fn python() -> String {
+    std::env::var("DX_PY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// A second CPython from pyenv (3.12, else 3.10), for tests where the interpreter matters.
+pub fn other_python() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let versions = Path::new(&home).join(".pyenv/versions");
+    for minor in ["3.12", "3.10"] {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&versions)
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{minor}."))
+            })
+            .map(|e| e.path().join("bin").join(format!("python{minor}")))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        if let Some(p) = found.pop() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// One test's world: a temp dir holding the cache, a project dir and venvs.
+pub struct TestContext {
+    /// Owns the directory; removed on drop.
+    pub temp: tempfile::TempDir,
+}
+
+impl Default for TestContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestContext {
+    /// A fresh context.
+    pub fn new() -> Self {
+        let temp = tempfile::Builder::new()
+            .prefix("dx-py-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir_all(temp.path().join("project")).unwrap();
+        Self { temp }
+    }
+
+    /// The cache root this context's commands use.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.temp.path().join("cache")
+    }
+
+    /// The project directory (the working directory of commands).
+    pub fn project(&self) -> PathBuf {
+        self.temp.path().join("project")
+    }
+
+    /// A `dx-py` command with this context's cache, run in the project directory.
+    pub fn dx_py(&self) -> Command {
+        let mut cmd = Command::new(dx_py_bin());
+        cmd.current_dir(self.project())
+            .env("DX_PY_CACHE_DIR", self.cache_dir())
+            .env_remove("DX_PY_STORE")
+            .env_remove("DX_PY_INDEX_URL")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs `dx-py ARGS`, asserting success; returns stdout.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.dx_py().args(args).output().expect("run dx-py");
+        assert_success(&out, &format!("dx-py {}", args.join(" ")));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `dx-py ARGS`, asserting failure with exit code `code`; returns stderr.
+    pub fn run_err(&self, args: &[&str], code: i32) -> String {
+        let out = self.dx_py().args(args).output().expect("run dx-py");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "dx-py {}: stderr:\n{stderr}",
+            args.join(" ")
+        );
+        assert!(!stderr.contains("panicked"), "dx-py panicked:\n{stderr}");
+        stderr
+    }
+}
+
+/// Panics with both streams when a command failed.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `python -c CODE` with the interpreter at `python`, bytecode writing as the caller means it.
+pub fn run_python(python: &Path, code: &str) -> Output {
+    Command::new(python)
+        .args(["-c", code])
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .output()
+        .expect("run python")
+}
+
+/// Real wheels for `requirements` (pinned), downloaded once with `pip download` into
+/// `target/wheel-cache/<name>/` and reused; `None` when the registry is unreachable.
+pub fn fetch_wheels(name: &str, requirements: &[&str]) -> Option<PathBuf> {
+    let dir = target_dir().join("wheel-cache").join(name);
+    let done = dir.join(".complete");
+    if done.is_file() {
+        return Some(dir);
+    }
+    std::fs::create_dir_all(&dir).ok()?;
+    let status = Command::new(python())
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--dest",
+        ])
+        .arg(&dir)
+        .args(requirements)
+        .env("PIP_FIND_LINKS", "")
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    std::fs::write(&done, requirements.join("\n")).ok()?;
+    Some(dir)
+}

@@ -80,6 +80,7 @@ pub enum StoreError {
 #[derive(Debug)]
 pub struct PackageStore {
     root: PathBuf,
+    unpacked_root: PathBuf,
     mapped: DashMap<ContentHash, Arc<MappedPackage>>,
 }
 
@@ -87,9 +88,34 @@ impl PackageStore {
     /// Opens (without creating) the store at `root`; directories are made on first write, so a
     /// read-only store can be opened and read.
     pub fn open(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let unpacked_root = root.join("unpacked");
         Self {
-            root: root.into(),
+            root,
+            unpacked_root,
             mapped: DashMap::new(),
+        }
+    }
+
+    /// Keeps unpacked trees under `dir` instead of `{root}/unpacked`: for a read-only shared
+    /// store, unpacked copies go to the user's own cache.
+    pub fn with_unpacked_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.unpacked_root = dir.into();
+        self
+    }
+
+    /// True when objects can be added (the store directory, or its nearest existing ancestor,
+    /// is writable).
+    pub fn is_writable(&self) -> bool {
+        let mut dir = self.root.as_path();
+        loop {
+            if dir.exists() {
+                return is_dir_writable(dir);
+            }
+            match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => dir = p,
+                _ => return true,
+            }
         }
     }
 
@@ -237,7 +263,7 @@ impl PackageStore {
 
     /// Where the unpacked copy of `hash` lives (whether or not it exists yet).
     pub fn unpacked_path(&self, hash: &ContentHash) -> PathBuf {
-        self.root.join("unpacked").join(hash.to_hex())
+        self.unpacked_root.join(hash.to_hex())
     }
 
     /// Links the package's site-packages files into `site_packages` (symlinks, junctions on
@@ -254,6 +280,40 @@ impl PackageStore {
         }
         Ok(link_tree(&src, site_packages)?)
     }
+}
+
+#[cfg(unix)]
+fn is_dir_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::access(c.as_ptr(), libc::W_OK) };
+    // access(2) ignores read-only mounts for root only on some kernels; statvfs settles it.
+    rc == 0 && !is_read_only_mount(&c)
+}
+
+#[cfg(unix)]
+fn is_read_only_mount(c: &std::ffi::CStr) -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid path and `st` is a writable statvfs buffer.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    #[allow(unsafe_code)]
+    let flags = if rc == 0 {
+        unsafe { st.assume_init() }.f_flag
+    } else {
+        0
+    };
+    flags & libc::ST_RDONLY != 0
+}
+
+#[cfg(not(unix))]
+fn is_dir_writable(dir: &Path) -> bool {
+    fs_err::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 /// Turns permission and read-only-filesystem errors into `ReadOnly`, keeps the rest as `Io`.

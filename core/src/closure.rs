@@ -1,0 +1,277 @@
+//! Checking that a pinned set is closed under its dependencies, as `pip check` reports it.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use pep440_rs::Version;
+use pep508_rs::{ExtraName, MarkerEnvironment, Requirement, VersionOrUrl};
+
+use crate::names::normalize_name;
+
+/// One distribution of the set, with what its METADATA requires.
+#[derive(Debug, Clone)]
+pub struct Dist {
+    /// Name as written.
+    pub name: String,
+    /// Version as written.
+    pub version: String,
+    /// Its `Requires-Dist` lines.
+    pub requires_dist: Vec<String>,
+    /// Extras asked of it at the top level (e.g. `requests[socks]==…` in requirements).
+    pub extras: Vec<String>,
+}
+
+/// A dependency the set does not satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClosureProblem {
+    /// A requirement names a distribution that is not in the set.
+    Missing {
+        /// The requiring distribution.
+        package: String,
+        /// Its version.
+        version: String,
+        /// The requirement as written.
+        requirement: String,
+    },
+    /// A requirement's version range excludes the version in the set.
+    Conflict {
+        /// The requiring distribution.
+        package: String,
+        /// Its version.
+        version: String,
+        /// The requirement as written.
+        requirement: String,
+        /// The name of the dependency.
+        dependency: String,
+        /// The version in the set.
+        locked: String,
+    },
+    /// A `Requires-Dist` line that does not parse.
+    Invalid {
+        /// The requiring distribution.
+        package: String,
+        /// The line.
+        requirement: String,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for ClosureProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing {
+                package,
+                version,
+                requirement,
+            } => {
+                write!(
+                    f,
+                    "{package} {version} requires {requirement}, which is not in the lock"
+                )
+            }
+            Self::Conflict {
+                package,
+                version,
+                requirement,
+                dependency,
+                locked,
+            } => write!(
+                f,
+                "{package} {version} has requirement {requirement}, but the lock has {dependency} {locked}"
+            ),
+            Self::Invalid {
+                package,
+                requirement,
+                message,
+            } => {
+                write!(
+                    f,
+                    "{package} has an invalid requirement `{requirement}`: {message}"
+                )
+            }
+        }
+    }
+}
+
+/// Every problem with `dists` on the environment `env`, sorted; empty when the set is closed.
+pub fn check_closure(dists: &[Dist], env: &MarkerEnvironment) -> Vec<ClosureProblem> {
+    let by_name: BTreeMap<String, &Dist> =
+        dists.iter().map(|d| (normalize_name(&d.name), d)).collect();
+    let mut problems = BTreeSet::new();
+    let mut parsed: BTreeMap<String, Vec<(String, Requirement)>> = BTreeMap::new();
+    for d in dists {
+        let mut reqs = Vec::new();
+        for line in &d.requires_dist {
+            match Requirement::<pep508_rs::VerbatimUrl>::from_str(line) {
+                Ok(r) => reqs.push((line.clone(), r)),
+                Err(e) => {
+                    problems.insert(ClosureProblem::Invalid {
+                        package: d.name.clone(),
+                        requirement: line.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        parsed.insert(normalize_name(&d.name), reqs);
+    }
+    // Extras in force per distribution: the top-level ones, plus those other members ask for,
+    // until nothing changes (an extra can pull in requirements that ask for more extras).
+    let mut extras: BTreeMap<String, BTreeSet<String>> = dists
+        .iter()
+        .map(|d| {
+            (
+                normalize_name(&d.name),
+                d.extras.iter().map(|e| normalize_name(e)).collect(),
+            )
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for (name, reqs) in &parsed {
+            let active = active_extras(&extras, name);
+            for (_, r) in reqs {
+                if !r.marker.evaluate(env, &active) {
+                    continue;
+                }
+                let dep = normalize_name(r.name.as_ref());
+                let set = extras.entry(dep).or_default();
+                for e in &r.extras {
+                    changed |= set.insert(normalize_name(e.as_ref()));
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (name, reqs) in &parsed {
+        let d = by_name[name];
+        let active = active_extras(&extras, name);
+        for (line, r) in reqs {
+            if !r.marker.evaluate(env, &active) {
+                continue;
+            }
+            let dep = normalize_name(r.name.as_ref());
+            let Some(locked) = by_name.get(&dep) else {
+                problems.insert(ClosureProblem::Missing {
+                    package: d.name.clone(),
+                    version: d.version.clone(),
+                    requirement: line.clone(),
+                });
+                continue;
+            };
+            if let Some(VersionOrUrl::VersionSpecifier(spec)) = &r.version_or_url {
+                let ok = Version::from_str(&locked.version).is_ok_and(|v| spec.contains(&v));
+                if !ok {
+                    problems.insert(ClosureProblem::Conflict {
+                        package: d.name.clone(),
+                        version: d.version.clone(),
+                        requirement: line.clone(),
+                        dependency: locked.name.clone(),
+                        locked: locked.version.clone(),
+                    });
+                }
+            }
+        }
+    }
+    problems.into_iter().collect()
+}
+
+fn active_extras(extras: &BTreeMap<String, BTreeSet<String>>, name: &str) -> Vec<ExtraName> {
+    extras
+        .get(name)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| ExtraName::from_str(e).ok())
+        .collect()
+}
+
+impl PartialOrd for ClosureProblem {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ClosureProblem {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> MarkerEnvironment {
+        pep508_rs::MarkerEnvironmentBuilder {
+            implementation_name: "cpython",
+            implementation_version: "3.11.7",
+            os_name: "posix",
+            platform_machine: "x86_64",
+            platform_python_implementation: "CPython",
+            platform_release: "6.1.0",
+            platform_system: "Linux",
+            platform_version: "#1 SMP",
+            python_full_version: "3.11.7",
+            python_version: "3.11",
+            sys_platform: "linux",
+        }
+        .try_into()
+        .unwrap()
+    }
+
+    fn dist(name: &str, version: &str, reqs: &[&str]) -> Dist {
+        Dist {
+            name: name.into(),
+            version: version.into(),
+            requires_dist: reqs.iter().map(|s| s.to_string()).collect(),
+            extras: vec![],
+        }
+    }
+
+    #[test]
+    fn closed_set_has_no_problems() {
+        let set = [
+            dist(
+                "requests",
+                "2.32.3",
+                &[
+                    "idna<4,>=2.5",
+                    "PySocks!=1.5.7,>=1.5.6; extra == \"socks\"",
+                    "colorama; sys_platform == \"win32\"",
+                ],
+            ),
+            dist("idna", "3.7", &[]),
+        ];
+        assert_eq!(check_closure(&set, &env()), vec![]);
+    }
+
+    #[test]
+    fn reports_missing_and_conflicting_like_pip_check() {
+        let set = [
+            dist("requests", "2.32.3", &["idna<3", "urllib3>=1.21"]),
+            dist("idna", "3.7", &[]),
+        ];
+        let problems = check_closure(&set, &env());
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            vec![
+                "requests 2.32.3 has requirement idna<3, but the lock has idna 3.7",
+                "requests 2.32.3 requires urllib3>=1.21, which is not in the lock",
+            ]
+        );
+    }
+
+    #[test]
+    fn extras_pull_in_their_requirements_transitively() {
+        let mut top = dist("app", "1", &["lib[fast]>=1"]);
+        top.extras = vec![];
+        let set = [top, dist("lib", "1.0", &["speedup; extra == 'fast'"])];
+        let problems = check_closure(&set, &env());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].to_string().contains("speedup"));
+    }
+}
