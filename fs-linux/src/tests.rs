@@ -441,6 +441,21 @@ fn serve_helper() {
     crate::serve::serve(fs, Path::new(a[2]), &opts).unwrap();
 }
 
+/// Not a test on its own: with `DX_PY_TEST_FIXTURE=DIR`, leaves the fixture's store and tree in
+/// `DIR` (for trying the CLI by hand).
+#[test]
+fn fixture_helper() {
+    let Some(out) = std::env::var_os("DX_PY_TEST_FIXTURE") else {
+        return;
+    };
+    let fx = Fixture::new();
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out).unwrap();
+    let kept = fx.dir.keep();
+    std::fs::rename(kept.join("store"), out.join("store")).unwrap();
+    std::fs::rename(kept.join("venv.dxtree"), out.join("venv.dxtree")).unwrap();
+}
+
 fn background(fx: &Fixture, mnt: &Path, auto_unmount: bool) -> daemon::BackgroundMount {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
