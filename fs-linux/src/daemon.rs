@@ -102,6 +102,39 @@ pub fn forget(state_dir: &Path, mountpoint: &Path) {
     }
 }
 
+/// The body of an [`crate::serve::AutoUnmount::Watcher`] process: blocks until stdin (a pipe
+/// whose write end the server holds) reaches EOF — the server exited or was killed — then, if
+/// a dead dx-py mount is left at `mountpoint`, unmounts it. A mount that is gone or alive (a new
+/// server mounted there) is left alone.
+pub fn watch(mountpoint: &Path) -> Result<(), MountError> {
+    use std::io::Read;
+    let abs = mounts::absolute(mountpoint)?;
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 64];
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    // The kernel aborts the connection when the server's last /dev/fuse fd closes, which may be
+    // a moment after the pipe closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if mounts::find_mount(&abs)?.is_none() {
+            return Ok(());
+        }
+        if mounts::is_dead_mount(&abs) {
+            tracing::warn!("the server of {} died; unmounting", abs.display());
+            return mounts::unmount(&abs);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// The last 20 lines of a log file (or a note that it is unreadable).
 pub fn log_tail(log: &Path) -> String {
     match std::fs::read(log) {

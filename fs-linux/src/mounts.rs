@@ -113,23 +113,27 @@ pub fn is_dead_mount(path: &Path) -> bool {
         || crate::sys::statvfs(path).err().is_some_and(enotconn)
 }
 
-/// Unmounts the dx-py mount at `path`: `fusermount3 -u`; if that fails (busy, or no
-/// fusermount3), a lazy unmount (`umount2(MNT_DETACH)` as root, `fusermount3 -u -z` otherwise),
-/// which detaches it now and frees it when the last open file closes. Waits until it is gone
-/// from mountinfo. The server process notices and exits by itself; nothing is killed.
+/// Unmounts the dx-py mount at `path`. Root calls umount2 itself, others run `fusermount3 -u`;
+/// if that fails (the mount is busy) it falls back to a lazy unmount (`MNT_DETACH`,
+/// `fusermount3 -u -z`), which detaches it now and frees it when the last open file closes.
+/// Waits until it is gone from mountinfo. The server process notices and exits by itself;
+/// nothing is killed.
 pub fn unmount(path: &Path) -> Result<(), MountError> {
     let abs = absolute(path)?;
     if find_mount(&abs)?.is_none() {
         return Err(MountError::NotMounted(abs));
     }
-    let mut detail = Vec::new();
     let fusermount = find_in_path("fusermount3");
-    let run = |args: &[&str]| -> Result<(), String> {
+    let run = |lazy: bool| -> Result<(), String> {
         let Some(bin) = &fusermount else {
             return Err("fusermount3 is not on PATH".to_string());
         };
-        let out = Command::new(bin)
-            .args(args)
+        let mut cmd = Command::new(bin);
+        cmd.arg("-u");
+        if lazy {
+            cmd.arg("-z");
+        }
+        let out = cmd
             .arg("--")
             .arg(&abs)
             .output()
@@ -138,25 +142,22 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
             Ok(())
         } else {
             Err(format!(
-                "fusermount3 {}: {}",
-                args.join(" "),
+                "fusermount3 -u: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
     };
-    let attempts: [&dyn Fn() -> Result<(), String>; 2] = [&|| run(&["-u"]), &|| {
-        if crate::sys::is_root() {
-            crate::sys::umount_detach(&abs).map_err(|e| format!("umount2(MNT_DETACH): {e}"))
+    let root = crate::sys::is_root();
+    let mut detail = Vec::new();
+    for lazy in [false, true] {
+        let result = if root {
+            crate::sys::umount(&abs, lazy)
+                .map_err(|e| format!("umount2({}): {e}", if lazy { "MNT_DETACH" } else { "0" }))
         } else {
-            run(&["-u", "-z"])
-        }
-    }];
-    for attempt in attempts {
-        match attempt() {
-            Ok(()) => {
-                wait_gone(&abs, Duration::from_secs(5))?;
-                return Ok(());
-            }
+            run(lazy)
+        };
+        match result {
+            Ok(()) => return wait_gone(&abs, Duration::from_secs(5)),
             Err(e) => detail.push(e),
         }
     }

@@ -2,9 +2,9 @@
 //! run the server (blocking in this thread, or on background threads of this process).
 //!
 //! The mount is read-only (`ro`), named `dx-py` (`fsname`, `subtype`: it shows as `fuse.dx-py`
-//! in `/proc/self/mountinfo`), lets the kernel check permissions (`default_permissions`: no
-//! `access` round trips), and by default asks `fusermount3` to unmount it when the server dies
-//! (`auto_unmount`), so a killed server leaves no dead mount behind.
+//! in `/proc/self/mountinfo`) and lets the kernel check permissions (`default_permissions`: no
+//! `access` round trips). Root mounts with mount(2) directly; other users go through the setuid
+//! `fusermount3`. [`AutoUnmount`] says who cleans up if the server is killed.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,8 +21,35 @@ pub struct MountOptions {
     /// Let every user read the mount (`allow_other`); non-root users need `user_allow_other`
     /// in `/etc/fuse.conf`.
     pub allow_other: bool,
-    /// Have `fusermount3` unmount when the server exits, even by `kill -9`.
-    pub auto_unmount: bool,
+    /// What unmounts the file system if the server dies (`kill -9`, a crash).
+    pub auto_unmount: AutoUnmount,
+}
+
+/// Who cleans up the mount when its server dies without unmounting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AutoUnmount {
+    /// Nobody: a dead mount stays (every access fails with `ENOTCONN`) until the next
+    /// `dx-py mount`/`unmount` of that path cleans it up.
+    Off,
+    /// `fusermount3 -o auto_unmount`: every mount then goes through fusermount3 (a setuid
+    /// helper, 20-50 ms here instead of about 1 ms for root's direct mount(2)), and fuser allows
+    /// it only with `allow_other`, which non-root users may not have.
+    Fusermount,
+    /// A watcher process started once the mount is live, whose stdin is a pipe held by the
+    /// server: when the server dies the watcher reads EOF and unmounts the dead mount
+    /// ([`crate::daemon::watch`] is its body). Off the mount's critical path, no allow_other.
+    Watcher(WatcherCommand),
+}
+
+/// The program that runs [`crate::daemon::watch`] (e.g. `dx-py __watch-mount MOUNTPOINT`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatcherCommand {
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<std::ffi::OsString>,
+    /// Extra environment variables.
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl Default for MountOptions {
@@ -31,7 +58,7 @@ impl Default for MountOptions {
         Self {
             threads: cores.clamp(2, 8),
             allow_other: false,
-            auto_unmount: true,
+            auto_unmount: AutoUnmount::Off,
         }
     }
 }
@@ -49,7 +76,7 @@ pub enum MountError {
         "`/dev/fuse` cannot be opened: {0}; give this user access to it (in a container: `--device /dev/fuse --cap-add SYS_ADMIN`)"
     )]
     FuseDevicePermission(#[source] std::io::Error),
-    /// `fusermount3` is needed (unprivileged mounts, auto-unmount) but not on `PATH`.
+    /// `fusermount3` is needed (unprivileged mounts, its auto-unmount) but not on `PATH`.
     #[error(
         "`fusermount3` is not on PATH; install the `fuse3` package (e.g. `apt-get install fuse3`)"
     )]
@@ -126,8 +153,8 @@ fn user_allow_other() -> bool {
 pub struct Effective {
     /// `allow_other` will be passed.
     pub allow_other: bool,
-    /// `auto_unmount` will be passed.
-    pub auto_unmount: bool,
+    /// `auto_unmount` will be passed to fusermount3.
+    pub fusermount_auto_unmount: bool,
 }
 
 /// What this machine offers, as far as mounting goes.
@@ -171,7 +198,8 @@ impl Host {
             Err(e) => return Err(MountError::FuseDevicePermission(e)),
             Ok(()) => {}
         }
-        if !self.fusermount && (!self.root || opts.auto_unmount) {
+        let via_fusermount = opts.auto_unmount == AutoUnmount::Fusermount;
+        if !self.fusermount && (!self.root || via_fusermount) {
             return Err(MountError::NoFusermount);
         }
         let may_allow_other = self.root || self.user_allow_other;
@@ -179,22 +207,22 @@ impl Host {
             return Err(MountError::AllowOtherNotPermitted);
         }
         // fuser passes auto_unmount only together with allow_other (or allow_root).
-        let auto_unmount = opts.auto_unmount && may_allow_other;
-        if opts.auto_unmount && !auto_unmount {
+        let fusermount_auto_unmount = via_fusermount && may_allow_other;
+        if via_fusermount && !fusermount_auto_unmount {
             tracing::warn!(
-                "auto-unmount needs `user_allow_other` in /etc/fuse.conf; a killed server will leave a dead mount that the next `dx-py mount`/`unmount` cleans up"
+                "fusermount3's auto-unmount needs `user_allow_other` in /etc/fuse.conf; a killed server will leave a dead mount that the next `dx-py mount`/`unmount` cleans up"
             );
         }
         Ok(Effective {
             allow_other: opts.allow_other,
-            auto_unmount,
+            fusermount_auto_unmount,
         })
     }
 }
 
 /// Checks, before touching the mount point, that a FUSE mount can work here, and says why not:
 /// `/dev/fuse` present and (as root) openable, `fusermount3` on PATH when it is needed
-/// (unprivileged users, auto-unmount), `allow_other` permitted.
+/// (unprivileged users, [`AutoUnmount::Fusermount`]), `allow_other` permitted.
 pub fn preflight(opts: &MountOptions) -> Result<Effective, MountError> {
     Host::probe().decide(opts)
 }
@@ -211,14 +239,14 @@ pub fn config(opts: &MountOptions, eff: &Effective) -> Config {
         MountOption::NoSuid,
         MountOption::NoAtime,
     ];
-    if eff.auto_unmount {
+    if eff.fusermount_auto_unmount {
         mount_options.push(MountOption::AutoUnmount);
     }
     let mut config = Config::default();
     config.mount_options = mount_options;
     config.acl = if eff.allow_other {
         SessionACL::All
-    } else if eff.auto_unmount {
+    } else if eff.fusermount_auto_unmount {
         SessionACL::RootAndOwner
     } else {
         SessionACL::Owner
@@ -279,10 +307,44 @@ fn session(
 /// Mounts `fs` on `mountpoint` and serves it on this thread (and `opts.threads - 1` more) until
 /// it is unmounted.
 pub fn serve(fs: TreeFs, mountpoint: &Path, opts: &MountOptions) -> Result<(), MountError> {
-    let session = session(fs, mountpoint, opts)?;
-    tracing::info!("serving {}", mountpoint.display());
+    let abs = mounts::absolute(mountpoint)?;
+    let session = session(fs, &abs, opts)?;
+    let _watcher = start_watcher(&opts.auto_unmount, &abs)?;
+    tracing::info!("serving {}", abs.display());
     session.run()?;
     Ok(())
+}
+
+/// Keeps a watcher's pipe open: dropping it (or the process dying) wakes the watcher.
+#[derive(Debug)]
+struct WatcherGuard {
+    _pipe: std::io::PipeWriter,
+    _child: std::process::Child,
+}
+
+fn start_watcher(
+    auto: &AutoUnmount,
+    mountpoint: &Path,
+) -> Result<Option<WatcherGuard>, MountError> {
+    let AutoUnmount::Watcher(w) = auto else {
+        return Ok(None);
+    };
+    // Both ends are close-on-exec; only the read end is passed on, as the watcher's stdin.
+    let (read, write) = std::io::pipe()?;
+    let child = std::process::Command::new(&w.program)
+        .args(&w.args)
+        .envs(w.env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(read)
+        .spawn()
+        .map_err(|source| MountError::MountFailed {
+            path: mountpoint.to_path_buf(),
+            source,
+        })?;
+    Ok(Some(WatcherGuard {
+        _pipe: write,
+        _child: child,
+    }))
 }
 
 /// A mount served by threads of this process; dropping it unmounts.
@@ -290,6 +352,7 @@ pub fn serve(fs: TreeFs, mountpoint: &Path, opts: &MountOptions) -> Result<(), M
 pub struct MountedSession {
     session: Option<fuser::BackgroundSession>,
     mountpoint: PathBuf,
+    watcher: Option<WatcherGuard>,
 }
 
 /// Mounts `fs` on `mountpoint` and serves it from background threads of this process. The
@@ -301,9 +364,11 @@ pub fn spawn(
 ) -> Result<MountedSession, MountError> {
     let abs = mounts::absolute(mountpoint)?;
     let session = session(fs, &abs, opts)?.spawn()?;
+    let watcher = start_watcher(&opts.auto_unmount, &abs)?;
     Ok(MountedSession {
         session: Some(session),
         mountpoint: abs,
+        watcher,
     })
 }
 
@@ -339,6 +404,7 @@ impl MountedSession {
             std::thread::sleep(Duration::from_millis(2));
         }
         session.join()?;
+        self.watcher = None;
         Ok(())
     }
 }
@@ -364,10 +430,17 @@ mod tests {
         }
     }
 
+    fn err(h: Host, o: &MountOptions) -> String {
+        h.decide(o).unwrap_err().to_string()
+    }
+
     #[test]
     fn each_missing_piece_is_named() {
         let opts = MountOptions::default();
-        let err = |h: Host, o: &MountOptions| h.decide(o).unwrap_err().to_string();
+        let fm = MountOptions {
+            auto_unmount: AutoUnmount::Fusermount,
+            ..MountOptions::default()
+        };
         let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
         let e = err(
             Host {
@@ -396,18 +469,21 @@ mod tests {
             },
             &opts,
         );
-        assert!(e.contains("install the `fuse3` package"), "{e}");
+        assert!(
+            e.contains("install the `fuse3` package"),
+            "a user always needs it: {e}"
+        );
         let e = err(
             Host {
                 fusermount: false,
                 root: true,
                 ..host()
             },
-            &opts,
+            &fm,
         );
         assert!(
-            e.contains("fusermount3"),
-            "root still needs it for auto-unmount: {e}"
+            e.contains("install the `fuse3` package"),
+            "root needs it for its auto-unmount: {e}"
         );
         let o = MountOptions {
             allow_other: true,
@@ -419,34 +495,21 @@ mod tests {
 
     #[test]
     fn what_is_possible_is_used() {
-        let no_auto = MountOptions {
-            auto_unmount: false,
-            ..MountOptions::default()
-        };
+        // Root mounts directly: no fusermount3 needed unless its auto-unmount is asked for.
         let eff = Host {
             fusermount: false,
             root: true,
             ..host()
         }
-        .decide(&no_auto)
+        .decide(&MountOptions::default())
         .unwrap();
         assert_eq!(
             eff,
             Effective {
                 allow_other: false,
-                auto_unmount: false
+                fusermount_auto_unmount: false
             }
         );
-        // A user without user_allow_other gets no auto-unmount rather than an error.
-        let eff = host().decide(&MountOptions::default()).unwrap();
-        assert!(!eff.auto_unmount);
-        let eff = Host {
-            user_allow_other: true,
-            ..host()
-        }
-        .decide(&MountOptions::default())
-        .unwrap();
-        assert!(eff.auto_unmount);
         let c = config(
             &MountOptions {
                 threads: 3,
@@ -456,9 +519,25 @@ mod tests {
         );
         assert_eq!(
             (c.n_threads, c.clone_fd, c.acl),
-            (Some(3), true, SessionACL::RootAndOwner)
+            (Some(3), true, SessionACL::Owner)
         );
         assert!(c.mount_options.contains(&MountOption::RO));
+        assert!(!c.mount_options.contains(&MountOption::AutoUnmount));
+        // A user without user_allow_other gets no fusermount3 auto-unmount rather than an error.
+        let fm = MountOptions {
+            auto_unmount: AutoUnmount::Fusermount,
+            ..MountOptions::default()
+        };
+        assert!(!host().decide(&fm).unwrap().fusermount_auto_unmount);
+        let eff = Host {
+            user_allow_other: true,
+            ..host()
+        }
+        .decide(&fm)
+        .unwrap();
+        assert!(eff.fusermount_auto_unmount);
+        let c = config(&fm, &eff);
+        assert_eq!(c.acl, SessionACL::RootAndOwner);
         assert!(c.mount_options.contains(&MountOption::AutoUnmount));
     }
 }

@@ -34,14 +34,15 @@ pub(crate) fn detach_on_spawn(cmd: &mut Command) {
     }
 }
 
-/// `umount2(path, MNT_DETACH)`: detaches the mount now, frees it when the last user is gone.
-/// Needs CAP_SYS_ADMIN.
-pub(crate) fn umount_detach(path: &Path) -> std::io::Result<()> {
+/// `umount2(path, 0)`, or with `detach` `MNT_DETACH`: detach the mount now and free it when
+/// the last user is gone. Needs CAP_SYS_ADMIN.
+pub(crate) fn umount(path: &Path, detach: bool) -> std::io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has a NUL byte")
     })?;
+    let flags = if detach { libc::MNT_DETACH } else { 0 };
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
     if rc == 0 {
         Ok(())
     } else {

@@ -10,7 +10,7 @@ use dx_py_core::dxpkg::{EntryKind, Scheme};
 use dx_py_core::store::PackageStore;
 
 use crate::fs::TreeFs;
-use crate::serve::{MountError, MountOptions, MountedSession, spawn};
+use crate::serve::{AutoUnmount, MountError, MountOptions, MountedSession, WatcherCommand, spawn};
 use crate::testutil::{E, add_pack, sp};
 use crate::tree::{FIXED_MTIME, PackPlacement, SyntheticFile, TreeSpec};
 use crate::{daemon, mounts};
@@ -434,11 +434,30 @@ fn serve_helper() {
     };
     let a: Vec<&str> = args.split('\n').collect();
     let fs = TreeFs::open(Path::new(a[0]), Path::new(a[1])).unwrap();
+    let auto_unmount = match a[3] {
+        "watcher" => AutoUnmount::Watcher(WatcherCommand {
+            program: std::env::current_exe().unwrap(),
+            args: ["--exact", "tests::watch_helper", "--nocapture"]
+                .map(Into::into)
+                .to_vec(),
+            env: vec![("DX_PY_TEST_WATCH".into(), a[2].into())],
+        }),
+        "fusermount" => AutoUnmount::Fusermount,
+        _ => AutoUnmount::Off,
+    };
     let opts = MountOptions {
-        auto_unmount: a[3] == "1",
+        auto_unmount,
         ..MountOptions::default()
     };
     crate::serve::serve(fs, Path::new(a[2]), &opts).unwrap();
+}
+
+/// Not a test on its own: the watcher process of `serve_helper`.
+#[test]
+fn watch_helper() {
+    if let Some(mnt) = std::env::var_os("DX_PY_TEST_WATCH") {
+        daemon::watch(Path::new(&mnt)).unwrap();
+    }
 }
 
 /// Not a test on its own: with `DX_PY_TEST_FIXTURE=DIR`, leaves the fixture's store and tree in
@@ -456,7 +475,7 @@ fn fixture_helper() {
     std::fs::rename(kept.join("venv.dxtree"), out.join("venv.dxtree")).unwrap();
 }
 
-fn background(fx: &Fixture, mnt: &Path, auto_unmount: bool) -> daemon::BackgroundMount {
+fn background(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> daemon::BackgroundMount {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
@@ -468,7 +487,7 @@ fn background(fx: &Fixture, mnt: &Path, auto_unmount: bool) -> daemon::Backgroun
         fx.tree.to_str().unwrap(),
         fx.store_dir.to_str().unwrap(),
         mnt.to_str().unwrap(),
-        if auto_unmount { "1" } else { "0" },
+        auto_unmount,
     ];
     cmd.env("DX_PY_TEST_SERVE", spec.join("\n"));
     daemon::mount_background(
@@ -495,7 +514,7 @@ fn a_killed_server_leaves_a_dead_mount_that_unmount_and_mount_recover() {
     let fx = Fixture::new();
     let mnt = fx.mountpoint("mnt");
     let _guard = Unmount(mounts::absolute(&mnt).unwrap());
-    let mut server = background(&fx, &mnt, false);
+    let mut server = background(&fx, &mnt, "off");
     let state = fx.dir.path().join("state");
     assert_eq!(daemon::recorded_pid(&state, &mnt), Some(server.child.id()));
     assert_eq!(
@@ -519,7 +538,7 @@ fn a_killed_server_leaves_a_dead_mount_that_unmount_and_mount_recover() {
     );
     m.unmount().unwrap();
     // And `unmount` alone recovers one too.
-    let mut server = background(&fx, &mnt, false);
+    let mut server = background(&fx, &mnt, "off");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     assert!(mounts::is_dead_mount(&mnt));
@@ -533,17 +552,37 @@ fn a_killed_server_leaves_a_dead_mount_that_unmount_and_mount_recover() {
 #[test]
 fn with_auto_unmount_a_killed_server_unmounts_itself() {
     let fx = Fixture::new();
+    for mode in ["watcher", "fusermount"] {
+        let mnt = fx.mountpoint(mode);
+        let _guard = Unmount(mounts::absolute(&mnt).unwrap());
+        let mut server = background(&fx, &mnt, mode);
+        assert_eq!(
+            std::fs::read(mnt.join("bin/alpha-cli")).unwrap(),
+            b"#!/bin/sh\necho alpha\n"
+        );
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        mounts::wait_gone(&server.mountpoint, Duration::from_secs(10)).unwrap();
+        assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0, "{mode}");
+    }
+}
+
+#[test]
+fn a_watcher_leaves_a_cleanly_unmounted_or_live_mount_alone() {
+    let fx = Fixture::new();
     let mnt = fx.mountpoint("mnt");
     let _guard = Unmount(mounts::absolute(&mnt).unwrap());
-    let mut server = background(&fx, &mnt, true);
-    assert_eq!(
-        std::fs::read(mnt.join("bin/alpha-cli")).unwrap(),
-        b"#!/bin/sh\necho alpha\n"
-    );
-    server.child.kill().unwrap();
+    let mut server = background(&fx, &mnt, "watcher");
+    mounts::unmount(&mnt).unwrap();
     server.child.wait().unwrap();
-    mounts::wait_gone(&server.mountpoint, Duration::from_secs(10)).unwrap();
-    assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0);
+    // The old watcher wakes up now; a new mount at the same place must survive it.
+    let m = fx.mount("mnt");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read(mnt.join("pyvenv.cfg")).unwrap(),
+        b"home = /usr/bin\n"
+    );
+    m.unmount().unwrap();
 }
 
 #[test]

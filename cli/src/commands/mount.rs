@@ -1,15 +1,16 @@
-//! `dx-py mount`, `dx-py unmount` and the hidden `__serve-mount` server they start.
+//! `dx-py mount`, `dx-py unmount` and the hidden processes they start.
 //!
 //! `mount` checks everything it can in the foreground (FUSE usable, mount point empty, tree
 //! readable), then starts `dx-py __serve-mount` detached, with its log in `{cache}/mounts/`,
-//! and returns once the mount is live.
+//! and returns once the mount is live. The server starts `dx-py __watch-mount`, which unmounts
+//! the venv if the server dies (see `dx_py_fs_linux::serve::AutoUnmount::Watcher`).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use dx_py_fs_linux::serve::MountOptions;
+use dx_py_fs_linux::serve::{AutoUnmount, MountOptions, WatcherCommand};
 use dx_py_fs_linux::{daemon, fs::TreeFs, mounts, serve, tree};
 
 use crate::printer::Printer;
@@ -33,7 +34,7 @@ pub(crate) struct MountArgs {
     /// Let other users read the mount (needs `user_allow_other` in /etc/fuse.conf unless root).
     #[arg(long)]
     pub(crate) allow_other: bool,
-    /// Do not have fusermount3 unmount when the server dies (a killed server then leaves a dead
+    /// Start no watcher that unmounts if the server dies (a killed server then leaves a dead
     /// mount until the next `mount`/`unmount`).
     #[arg(long)]
     pub(crate) no_auto_unmount: bool,
@@ -62,7 +63,7 @@ pub(crate) struct ServeMountArgs {
     /// Pass `allow_other`.
     #[arg(long)]
     pub(crate) allow_other: bool,
-    /// Do not pass `auto_unmount`.
+    /// Start no `__watch-mount` watcher.
     #[arg(long)]
     pub(crate) no_auto_unmount: bool,
     /// Request-serving threads.
@@ -72,14 +73,24 @@ pub(crate) struct ServeMountArgs {
     pub(crate) mountpoint: PathBuf,
 }
 
+/// `dx-py __watch-mount MOUNTPOINT` (hidden): unmounts `MOUNTPOINT` when stdin closes and the
+/// mount is dead.
+#[derive(Args, Debug)]
+pub(crate) struct WatchMountArgs {
+    /// The mount point to watch.
+    pub(crate) mountpoint: PathBuf,
+}
+
 fn options(allow_other: bool, no_auto_unmount: bool, threads: Option<usize>) -> MountOptions {
     let mut opts = MountOptions {
         allow_other,
-        auto_unmount: !no_auto_unmount,
         ..MountOptions::default()
     };
     if let Some(n) = threads {
         opts.threads = n.max(1);
+    }
+    if no_auto_unmount {
+        opts.auto_unmount = AutoUnmount::Off;
     }
     opts
 }
@@ -106,8 +117,21 @@ pub(crate) fn run_mount(
             args.venv.display()
         );
     };
-    let opts = options(args.allow_other, args.no_auto_unmount, None);
+    let mut opts = options(args.allow_other, args.no_auto_unmount, None);
+    if !args.no_auto_unmount {
+        opts.auto_unmount = watcher(&mounts::absolute(&args.venv)?)?;
+    }
     mount_tree(tree, &args.venv, &opts, args.foreground, settings, printer)
+}
+
+/// `dx-py __watch-mount MOUNTPOINT`, run by the server once its mount is live.
+fn watcher(mountpoint: &Path) -> Result<AutoUnmount> {
+    let exe = std::env::current_exe().context("Cannot find the dx-py executable")?;
+    Ok(AutoUnmount::Watcher(WatcherCommand {
+        program: exe,
+        args: vec!["__watch-mount".into(), mountpoint.as_os_str().to_owned()],
+        env: Vec::new(),
+    }))
 }
 
 /// Serves `tree` on `venv`: in the background (returns once the mount is live) or, with
@@ -155,7 +179,7 @@ pub(crate) fn mount_tree(
     if opts.allow_other {
         cmd.arg("--allow-other");
     }
-    if !opts.auto_unmount {
+    if opts.auto_unmount == AutoUnmount::Off {
         cmd.arg("--no-auto-unmount");
     }
     cmd.arg(&venv);
@@ -215,8 +239,16 @@ fn list(settings: &Settings, printer: &Printer) -> Result<ExitCode> {
 }
 
 pub(crate) fn run_serve(args: &ServeMountArgs, settings: &Settings) -> Result<ExitCode> {
-    let opts = options(args.allow_other, args.no_auto_unmount, args.threads);
+    let mut opts = options(args.allow_other, args.no_auto_unmount, args.threads);
+    if !args.no_auto_unmount {
+        opts.auto_unmount = watcher(&mounts::absolute(&args.mountpoint)?)?;
+    }
     let fs = TreeFs::open(&args.tree, &settings.store_dir)?;
     serve::serve(fs, &args.mountpoint, &opts)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_watch(args: &WatchMountArgs) -> Result<ExitCode> {
+    daemon::watch(&args.mountpoint)?;
     Ok(ExitCode::SUCCESS)
 }
