@@ -272,6 +272,10 @@ fn the_kernel_caches_entries_negative_lookups_and_opens() {
         "opens: {}",
         Counters::get(&c.opens)
     );
+    assert!(
+        Counters::get(&c.flushes) <= 1,
+        "flush is sent once, answered ENOSYS"
+    );
     let reads = Counters::get(&c.reads);
     std::fs::read(site.join("beta.py")).unwrap();
     assert_eq!(Counters::get(&c.reads), reads, "kept in the page cache");
