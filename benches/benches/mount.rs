@@ -13,7 +13,7 @@ mod linux {
     use dx_py_core::dxpkg::{DxpkgWriter, EntryKind, Scheme};
     use dx_py_core::store::PackageStore;
     use dx_py_fs_linux::fs::TreeFs;
-    use dx_py_fs_linux::serve::{MountOptions, spawn};
+    use dx_py_fs_linux::serve::{AutoUnmount, MountOptions, spawn};
     use dx_py_fs_linux::tree::{PackPlacement, TreeSpec};
 
     const SP: &str = "lib/python3.11/site-packages";
@@ -152,7 +152,12 @@ mod linux {
         g.sample_size(20);
         for n in [1_000, 10_000] {
             let corpus = corpus(n);
-            for (name, auto_unmount) in [("direct", false), ("fusermount3", true)] {
+            // `direct`: root's mount(2), what `dx-py mount` does (its watcher starts after the
+            // mount is live); `fusermount3`: through fusermount3's auto_unmount.
+            for (name, auto_unmount) in [
+                ("direct", AutoUnmount::Off),
+                ("fusermount3", AutoUnmount::Fusermount),
+            ] {
                 let opts = MountOptions {
                     auto_unmount,
                     ..MountOptions::default()

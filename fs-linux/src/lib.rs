@@ -7,6 +7,7 @@
 //! - [`mounts`]: finding, unmounting and cleaning up (dead) dx-py mounts.
 #![cfg(target_os = "linux")]
 #![deny(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod daemon;
 pub mod fs;
