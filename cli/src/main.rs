@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose, cli.quiet);
     let settings = settings::Settings::from_cli(&cli);
     let result = match &cli.command {
+        Command::Venv(args) => commands::venv::run(args, &settings, &printer),
+        Command::Lock(args) => commands::lock::run(args, &settings, &printer),
+        Command::Install(args) => commands::install::run(args, &settings, &printer),
+        Command::Dpl(cmd) => commands::dpl::run(cmd, &printer),
         Command::Store(cmd) => commands::store::run(cmd, &settings, &printer),
         Command::Cache(cmd) => commands::cache::run(cmd, &settings, &printer),
     };

@@ -21,6 +21,7 @@ pub mod dpl;
 pub mod dxpkg;
 pub mod hash;
 pub mod index;
+pub mod install;
 pub mod layout;
 pub mod mmap;
 pub mod names;
@@ -28,4 +29,6 @@ pub mod python;
 pub mod requirements;
 pub mod scripts;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wheel;

@@ -39,6 +39,35 @@ pub fn launcher(module: &str, attr: Option<&str>) -> String {
     )
 }
 
+/// The console and GUI script launchers a package's `entry_points.txt` asks for, as
+/// `(file name in bin/, bytes)`. A package without entry points, or with an unreadable file,
+/// gets none (pip refuses such wheels at install; conversion already checked the file).
+pub fn launchers_for<B: AsRef<[u8]>>(
+    package: &crate::dxpkg::DxpkgReader<B>,
+) -> Vec<(String, Vec<u8>)> {
+    let path = format!("{}/entry_points.txt", package.dist_info());
+    let Ok(Some(entry)) = package.get_file(&path) else {
+        return Vec::new();
+    };
+    let Ok(text) = std::str::from_utf8(entry.data) else {
+        return Vec::new();
+    };
+    let Ok(points) = crate::wheel::EntryPoints::parse(text) else {
+        return Vec::new();
+    };
+    points
+        .console_scripts
+        .iter()
+        .chain(&points.gui_scripts)
+        .map(|ep| {
+            (
+                ep.name.clone(),
+                launcher(&ep.module, ep.attr.as_deref()).into_bytes(),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

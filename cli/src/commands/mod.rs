@@ -1,6 +1,10 @@
 //! One module per subcommand.
 pub(crate) mod cache;
+pub(crate) mod dpl;
+pub(crate) mod install;
+pub(crate) mod lock;
 pub(crate) mod store;
+pub(crate) mod venv;
 
 /// Exit 1 for errors in what the user asked (bad input, missing packages), 2 for the rest
 /// (I/O failures the user did not cause).

@@ -13,8 +13,21 @@ pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) ->
     let store = PackageStore::open(&settings.store_dir);
     match cmd {
         StoreCommand::Add { wheels } => {
-            let _ = (wheels, &store);
-            anyhow::bail!("`store add` lands with wheel conversion")
+            for wheel in wheels {
+                let bytes = std::fs::read(wheel)
+                    .with_context(|| format!("Failed to read `{}`", wheel.display()))?;
+                let filename = wheel
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let converted = dx_py_core::wheel::convert_wheel(filename, &bytes)?;
+                let hash = store.store(&converted.dxpkg)?;
+                printer.out(format_args!(
+                    "{hash}  {} {}",
+                    converted.name, converted.version
+                ))?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         StoreCommand::Verify { hashes } => {
             let hashes = if hashes.is_empty() {

@@ -8,7 +8,7 @@
 //!        …     data (8-aligned)         file bytes, in entry order
 //! ```
 //!
-//! The byte layout and the reasons behind it are in `docs/formats.md`. [`DxpkgWriter`] produces
+//! The byte layout and the reasons behind it are in `docs/formats/dxpkg.md`. [`DxpkgWriter`] produces
 //! a file deterministically; [`DxpkgReader`] reads one as untrusted input.
 mod format;
 mod reader;

@@ -1,1 +1,29 @@
-//! (in progress)
+//! Python interpreters: finding one and describing it ([`Interpreter`]), the wheel tags it
+//! accepts, creating venvs for it ([`create_venv`]) and compiling bytecode with it
+//! ([`compile_sources`]).
+//!
+//! A venv made by [`create_venv`]:
+//!
+//! ```text
+//! .venv/
+//! ├── pyvenv.cfg               home, implementation, version, executable, command
+//! ├── bin/
+//! │   ├── python -> {base executable}
+//! │   ├── python3 -> python
+//! │   ├── python3.X -> python
+//! │   ├── activate             bash/zsh
+//! │   ├── activate.fish
+//! │   └── activate.csh
+//! ├── lib/pythonX.Y/site-packages/
+//! └── lib64 -> lib             on 64-bit POSIX other than macOS
+//! ```
+mod bytecode;
+mod interpreter;
+mod tags;
+mod venv;
+
+pub use bytecode::{BytecodeError, compile_dir, compile_sources, compile_sources_with, write_pycs};
+pub use interpreter::{
+    Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
+};
+pub use venv::{Venv, VenvError, VenvOptions, create_venv};

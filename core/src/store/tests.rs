@@ -292,3 +292,54 @@ fn unpack_refuses_escaping_paths() {
         Err(StoreError::UnsafePath { .. })
     ));
 }
+
+/// Launchers from entry points and `#!python` scripts both run with the `python` beside them,
+/// whatever directory they are called from.
+#[test]
+fn unpacked_scripts_run_from_any_venv() {
+    use crate::wheel::testing::WheelBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path().join("store"));
+    let wheel = WheelBuilder::new("tool", "1.0")
+        .file(
+            "tool/__init__.py",
+            b"def main():\n    print('tool says hi')\n    return 3\n",
+        )
+        .console_script("tool-cli", "tool:main")
+        .data_file(
+            "scripts",
+            "raw-script",
+            b"#!python\nimport sys\nprint('raw', sys.argv[1:])\n",
+        );
+    let converted = crate::wheel::convert_wheel(&wheel.filename(), &wheel.build()).unwrap();
+    let h = store.store(&converted.dxpkg).unwrap();
+    let unpacked = store.unpacked(&h).unwrap();
+    // A fake venv: bin/python -> the real interpreter, the scripts beside it, site-packages on PYTHONPATH.
+    let bin = dir.path().join("venv/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(python.stdout).unwrap();
+    std::os::unix::fs::symlink(python.trim(), bin.join("python")).unwrap();
+    for name in ["tool-cli", "raw-script"] {
+        std::os::unix::fs::symlink(unpacked.join("bin").join(name), bin.join(name)).unwrap();
+    }
+    let out = std::process::Command::new(bin.join("tool-cli"))
+        .env("PYTHONPATH", unpacked.join("site-packages"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tool says hi\n");
+    let out = std::process::Command::new(bin.join("raw-script"))
+        .arg("x")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "raw ['x']\n");
+}

@@ -113,6 +113,18 @@ pub(crate) fn unpack(
             }
         }
     }
+    // Console and GUI script launchers, unless the wheel ships a script of the same name.
+    for (name, bytes) in crate::scripts::launchers_for(reader) {
+        let rel = safe_relative(&name).ok_or_else(|| unsafe_path(&name))?;
+        let bin = tmp.path().join("bin");
+        let target = bin.join(rel);
+        if target.exists() {
+            continue;
+        }
+        fs_err::create_dir_all(&bin)?;
+        fs_err::write(&target, bytes)?;
+        crate::atomic::set_mode(&target, 0o555)?;
+    }
     let tmp_path = tmp.keep();
     match std::fs::rename(&tmp_path, dest) {
         Ok(()) => Ok(()),

@@ -1,5 +1,41 @@
 //! Wheels: file names and tags, and (as untrusted input) their validation and conversion into
 //! `.dxpkg`.
+//!
+//! ```text
+//! demo-1.0-py3-none-any.whl              ->  .dxpkg entries (scheme, path)
+//! ├── demo/__init__.py                       SitePackages demo/__init__.py
+//! ├── demo-1.0.data/purelib/demo/x.py        SitePackages demo/x.py
+//! ├── demo-1.0.data/scripts/demo-tool        Scripts      demo-tool            (0o755)
+//! ├── demo-1.0.data/headers/demo.h           Headers      demo.h
+//! ├── demo-1.0.data/data/share/demo.1        Data         share/demo.1
+//! └── demo-1.0.dist-info/                    SitePackages demo-1.0.dist-info/…
+//!     ├── METADATA, WHEEL, entry_points.txt  kept as they are
+//!     ├── RECORD                             rewritten for the installed layout
+//!     └── (INSTALLER)                        added: `dx-py\n`
+//! ```
+//!
+//! [`convert_wheel`] checks everything [`validate_wheel`] lists before writing a byte; the rules
+//! and their reasons are in `docs/formats/dxpkg.md`.
+mod convert;
+mod entry_points;
+mod error;
 mod filename;
+mod metadata;
+mod record;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+mod validate;
 
+pub use convert::{
+    ConvertedWheel, INSTALLER, convert_validated, convert_wheel, convert_wheel_with_limits,
+};
+pub use entry_points::{EntryPoint, EntryPoints, EntryPointsError};
+pub use error::{ArchiveProblem, EntryProblem, WheelError};
 pub use filename::{Tag, WheelFilename, WheelFilenameError};
+pub use metadata::{MetadataError, WheelMetadata};
+pub use record::{
+    RecordEntry, RecordError, RecordHash, RecordHashAlgorithm, parse_record, write_record,
+};
+pub use validate::{ConvertLimits, ValidatedWheel, WheelFile, validate_wheel};

@@ -1,0 +1,255 @@
+//! Layout cache: warm install (`install_cached` into a fresh venv) for 10, 100 and 1,000
+//! packages, and DXLC index lookups.
+//!
+//! Run: `cargo bench -p dx-py-benches --bench layout`
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use dx_py_core::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+use dx_py_core::layout::{
+    LayoutCache, LayoutEntry, LayoutIndex, LayoutPackage, LayoutSpec, ProjectHash, encode_index,
+};
+use dx_py_core::store::PackageStore;
+
+const SIZES: [usize; 3] = [10, 100, 1000];
+
+/// Package `i`: three small files, and a launcher when `script`.
+fn package(i: usize, script: bool) -> Vec<u8> {
+    let name = format!("pkg{i}");
+    let dist_info = format!("{name}-1.0.dist-info");
+    let mut w = DxpkgWriter::new(&name, "1.0", &dist_info);
+    let mut file = |scheme, path: String, mode, data: String| {
+        w.add(scheme, &path, EntryKind::File, mode, data.into_bytes());
+    };
+    file(
+        Scheme::SitePackages,
+        format!("{dist_info}/METADATA"),
+        0o644,
+        format!("Name: {name}\n"),
+    );
+    file(
+        Scheme::SitePackages,
+        format!("{name}/__init__.py"),
+        0o644,
+        format!("from .core import *\nNAME = {name:?}\n"),
+    );
+    file(
+        Scheme::SitePackages,
+        format!("{name}/core.py"),
+        0o644,
+        "def f():\n    return 1\n".repeat(20),
+    );
+    if script {
+        file(
+            Scheme::Scripts,
+            format!("{name}-cli"),
+            0o755,
+            format!("#!python\nimport {name}\n"),
+        );
+    }
+    w.finish().expect("valid package")
+}
+
+/// A fresh venv as `python -m venv --without-pip` leaves it: `pyvenv.cfg`, `bin/python`, an
+/// empty `lib/python3.11/site-packages/`.
+fn fresh_venv(root: &Path) -> tempfile::TempDir {
+    let venv = tempfile::tempdir_in(root).expect("venv dir");
+    std::fs::create_dir_all(venv.path().join("lib/python3.11/site-packages")).expect("lib");
+    std::fs::create_dir_all(venv.path().join("bin")).expect("bin");
+    std::fs::write(venv.path().join("pyvenv.cfg"), "home = /usr/bin\n").expect("cfg");
+    symlink(
+        Path::new("/usr/bin/python3"),
+        &venv.path().join("bin/python"),
+    );
+    venv
+}
+
+fn symlink(target: &Path, link: &Path) {
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(target, link).expect("symlink");
+    #[cfg(not(unix))]
+    std::fs::write(link, target.to_string_lossy().as_bytes()).expect("link stand-in");
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: PackageStore,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        // Under the target directory: the same filesystem as a real cache, not tmpfs.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench dir");
+        let root = dir.path().to_path_buf();
+        let store = PackageStore::open(root.join("store"));
+        Self {
+            _dir: dir,
+            root,
+            store,
+        }
+    }
+
+    /// A set of the first `n` packages; package `i` has a launcher when `script(i)`.
+    fn spec(&self, n: usize, tag: &str, script: impl Fn(usize) -> bool) -> LayoutSpec {
+        LayoutSpec {
+            interpreter_tag: tag.to_string(),
+            python_version: (3, 11),
+            packages: (0..n)
+                .map(|i| LayoutPackage {
+                    name: format!("pkg{i}"),
+                    version: "1.0".into(),
+                    hash: self.store.store(&package(i, script(i))).expect("store"),
+                    extra_trees: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn warm_install(c: &mut Criterion) {
+    let fx = Fixture::new();
+    let cache = LayoutCache::open(&fx.root.join("layouts"), &fx.store).expect("cache");
+    let venvs = fx.root.join("venvs");
+    std::fs::create_dir_all(&venvs).expect("venvs");
+
+    // Three launchers in every set: measures the part that must not grow with the set.
+    let mut group = c.benchmark_group("layout/install_cached");
+    for n in SIZES {
+        let spec = fx.spec(n, "cp311-linux_x86_64", |i| i < 3);
+        let hash = spec.project_hash();
+        cache.build_layout(&spec).expect("build");
+        group.bench_function(format!("{n}_packages_3_launchers"), |b| {
+            b.iter_batched(
+                || fresh_venv(&venvs),
+                |venv| {
+                    let done = cache.install_cached(&hash, venv.path()).expect("install");
+                    assert!(done.is_some());
+                    venv
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    // One launcher per ten packages: `bin/` costs O(launchers).
+    for n in SIZES {
+        let spec = fx.spec(n, "cp311-scripts", |i| i % 10 == 0);
+        let hash = spec.project_hash();
+        cache.build_layout(&spec).expect("build");
+        group.bench_function(format!("{n}_packages_{}_launchers", n / 10), |b| {
+            b.iter_batched(
+                || fresh_venv(&venvs),
+                |venv| {
+                    let done = cache.install_cached(&hash, venv.path()).expect("install");
+                    assert!(done.is_some());
+                    venv
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    // The floor: the same metadata operations as a 3-launcher install into a fresh venv (remove
+    // the empty site-packages, 4 symlinks, 1 small file) and nothing else. Creating a directory
+    // entry costs 10 us to over 1 ms on a shared VM, so this tells install overhead from noise.
+    group.bench_function("fs_floor_same_6_ops", |b| {
+        b.iter_batched(
+            || fresh_venv(&venvs),
+            |venv| {
+                let v = venv.path();
+                let sp = v.join("lib/python3.11/site-packages");
+                std::fs::remove_dir(&sp).expect("rmdir");
+                symlink(Path::new("/nonexistent/site-packages"), &sp);
+                for i in 0..3 {
+                    symlink(Path::new("/nonexistent/cli"), &v.join(format!("bin/l{i}")));
+                }
+                std::fs::write(v.join(".dx-py-layout"), b"{}").expect("marker");
+                venv
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+
+    // For comparison: the cold path, building a 100-package layout from unpacked trees.
+    let mut group = c.benchmark_group("layout/build_layout");
+    group.sample_size(10);
+    let spec = fx.spec(100, "cp311-cold", |i| i < 3);
+    let mut round = 0u32;
+    group.bench_function("100_packages_cold", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                let dir = fx.root.join(format!("cold-{round}"));
+                LayoutCache::open(&dir, &fx.store).expect("cache")
+            },
+            |cold| {
+                cold.build_layout(black_box(&spec)).expect("build");
+                cold
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+fn index_get(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut group = c.benchmark_group("layout/index_get");
+    for n in [100usize, 10_000] {
+        let entries: Vec<LayoutEntry> = (0..n)
+            .map(|i| {
+                let h = ProjectHash::from_bytes(spread_key(i));
+                LayoutEntry::new(h, "cp311-linux_x86_64", (3, 11))
+            })
+            .collect();
+        let bytes = encode_index(&entries, 0, 1, 0).expect("encode");
+        let path = dir.path().join(format!("index-{n}.dxlc"));
+        std::fs::write(&path, &bytes).expect("write");
+        // SAFETY: the file was written above and nothing modifies it while it is mapped.
+        #[allow(unsafe_code)]
+        let map = unsafe { dx_py_core::mmap::map_file(&path) }.expect("map");
+        let index = LayoutIndex::new(map).expect("index");
+        let keys: Vec<ProjectHash> = entries.iter().map(|e| e.project_hash).collect();
+        let mut k = 0usize;
+        group.bench_function(format!("hit_{n}"), |b| {
+            b.iter(|| {
+                k = (k + 1) % keys.len();
+                black_box(index.get(black_box(&keys[k])).expect("entry"))
+            });
+        });
+        let absent = ProjectHash::from_bytes([0xee; 32]);
+        group.bench_function(format!("miss_{n}"), |b| {
+            b.iter(|| black_box(index.get(black_box(&absent)).expect("entry")));
+        });
+    }
+
+    // Through the cache: read lock, Arc clone, mapped lookup.
+    let fx = Fixture::new();
+    let cache = LayoutCache::open(&fx.root.join("layouts"), &fx.store).expect("cache");
+    let spec = fx.spec(10, "cp311-linux_x86_64", |_| false);
+    cache.build_layout(&spec).expect("build");
+    let hash = spec.project_hash();
+    group.bench_function("layout_cache_get_hit", |b| {
+        b.iter(|| black_box(cache.get(black_box(&hash))).expect("hit"));
+    });
+    group.finish();
+}
+
+/// Distinct, well-spread 32-byte keys without pulling blake3 into the benches crate.
+fn spread_key(i: usize) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut x = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    for chunk in out.chunks_mut(8) {
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+criterion_group!(benches, warm_install, index_get);
+criterion_main!(benches);

@@ -1,0 +1,871 @@
+//! Fetching project pages and files: HTTP(S) with ureq (rustls), `file://` URLs and paths.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use super::config::{FindLinks, PackageSources};
+use super::simple::{self, PageFormat};
+use super::{DistFilename, IndexError, IndexFile, find_links, redact_url};
+use crate::hash::sha256_hex;
+use crate::names::normalize_name;
+
+/// How the client behaves on the network.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Where verified downloads are kept, by sha256 (`{cache_dir}/sha256/ab/abcd…`); `None`
+    /// keeps nothing.
+    pub cache_dir: Option<PathBuf>,
+    /// Attempts per request before giving up on connection errors, timeouts and 5xx/429.
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each later one.
+    pub backoff: Duration,
+    /// Time allowed to connect (including TLS).
+    pub connect_timeout: Duration,
+    /// Time allowed for the response headers, and for each read of the body.
+    pub read_timeout: Duration,
+    /// Largest project page accepted.
+    pub max_page_bytes: u64,
+    /// Largest file download accepted.
+    pub max_download_bytes: u64,
+    /// A PEM CA bundle to trust instead of the built-in roots; overrides the sources' `cert`.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            max_page_bytes: 256 << 20,
+            max_download_bytes: 4 << 30,
+            ca_bundle: None,
+        }
+    }
+}
+
+/// Lists and downloads distribution files from configured sources. Cheap to share between
+/// threads (`&self` everywhere; connections are pooled).
+#[derive(Debug)]
+pub struct IndexClient {
+    sources: PackageSources,
+    options: ClientOptions,
+    agent: ureq::Agent,
+}
+
+/// A page or file as fetched.
+struct Fetched {
+    body: Vec<u8>,
+    content_type: Option<String>,
+    /// The URL the body came from, after redirects.
+    url: Url,
+}
+
+enum FetchError {
+    /// 404 (or a missing local file).
+    NotFound,
+    /// Anything else, already final.
+    Failed(IndexError),
+}
+
+/// The outcome of one attempt.
+enum Attempt {
+    Retry(String),
+    Fail(FetchError),
+}
+
+impl IndexClient {
+    /// A client for `sources`.
+    pub fn new(sources: PackageSources, options: ClientOptions) -> Result<Self, IndexError> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(bundle) = options.ca_bundle.as_ref().or(sources.cert.as_ref()) {
+            tls = tls.root_certs(load_certificates(bundle)?);
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_recv_response(Some(options.read_timeout))
+            .timeout_per_read(Some(options.read_timeout))
+            .user_agent(concat!("dx-py/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls.build())
+            .build();
+        Ok(Self {
+            sources,
+            options,
+            agent: ureq::Agent::new_with_config(config),
+        })
+    }
+
+    /// The sources this client searches.
+    pub fn sources(&self) -> &PackageSources {
+        &self.sources
+    }
+
+    /// Every distribution file (wheels *and* source distributions, so that selection can say
+    /// when only a source distribution exists) of the project `name` (normalized here), from
+    /// the find-links locations first, then every index in order. A project no source knows is
+    /// [`IndexError::NotFound`]; an unreadable find-links directory is skipped with a warning;
+    /// any other failure is an error.
+    pub fn wheels(&self, name: &str) -> Result<Vec<IndexFile>, IndexError> {
+        let name = normalize_name(name);
+        let mut files = Vec::new();
+        let mut searched = Vec::new();
+        let mut known = false;
+        for location in &self.sources.find_links {
+            searched.push(location.to_string());
+            let listed = match location {
+                FindLinks::Dir(dir) => match find_links::scan(dir) {
+                    Ok(list) => list,
+                    Err(e) => {
+                        tracing::warn!("Skipping find-links location: {e}");
+                        continue;
+                    }
+                },
+                FindLinks::Page(url) => {
+                    match self.fetch(url, Some("text/html"), self.options.max_page_bytes) {
+                        Ok(page) => {
+                            simple::parse_html(&String::from_utf8_lossy(&page.body), &page.url)
+                        }
+                        Err(FetchError::NotFound) => {
+                            tracing::warn!(
+                                "Skipping find-links page `{}`: not found",
+                                redact_url(url.as_str())
+                            );
+                            continue;
+                        }
+                        Err(FetchError::Failed(e)) => return Err(e),
+                    }
+                }
+            };
+            files.extend(
+                listed
+                    .into_iter()
+                    .filter(|f| DistFilename::parse_for(&f.filename, &name).is_some()),
+            );
+        }
+        for index in self.sources.indexes() {
+            let page_url =
+                index
+                    .url
+                    .join(&format!("{name}/"))
+                    .map_err(|e| IndexError::InvalidUrl {
+                        url: redact_url(index.url.as_str()),
+                        reason: e.to_string(),
+                    })?;
+            searched.push(redact_url(page_url.as_str()));
+            match self.fetch(&page_url, Some(simple::ACCEPT), self.options.max_page_bytes) {
+                Ok(page) => {
+                    let format = PageFormat::detect(page.content_type.as_deref(), &page.body);
+                    let listed =
+                        simple::parse_page(&page.body, format, &page.url).map_err(|reason| {
+                            IndexError::InvalidPage {
+                                url: redact_url(page.url.as_str()),
+                                reason,
+                            }
+                        })?;
+                    known = true;
+                    files.extend(listed.into_iter().map(|mut f| {
+                        f.url = self.with_credentials(&f.url);
+                        f
+                    }));
+                }
+                Err(FetchError::NotFound) => {}
+                Err(FetchError::Failed(e)) => return Err(e),
+            }
+        }
+        if files.is_empty() && !known {
+            return Err(IndexError::NotFound { name, searched });
+        }
+        Ok(files)
+    }
+
+    /// Downloads `url` (`http`, `https`, `file`, or a local path), checks its sha256 when one is
+    /// expected, and enforces the size limit. With a cache directory and an expected hash, a
+    /// verified copy is kept and later served without the network.
+    pub fn download(
+        &self,
+        url: &str,
+        expected_sha256: Option<&str>,
+    ) -> Result<Vec<u8>, IndexError> {
+        let expected = match expected_sha256 {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(h.to_ascii_lowercase())
+            }
+            Some(h) => {
+                return Err(IndexError::InvalidUrl {
+                    url: redact_url(url),
+                    reason: format!("expected sha256 `{h}` is not 64 hex digits"),
+                });
+            }
+            None => None,
+        };
+        let cached = expected
+            .as_deref()
+            .and_then(|h| self.options.cache_dir.as_ref().map(|d| cache_path(d, h)));
+        if let (Some(path), Some(h)) = (&cached, &expected)
+            && let Some(bytes) = read_cached(path, h, self.options.max_download_bytes)
+        {
+            return Ok(bytes);
+        }
+        let limit = self.options.max_download_bytes;
+        let bytes = match Url::parse(url) {
+            Ok(u) if u.scheme() == "file" => {
+                let path = u.to_file_path().map_err(|()| IndexError::InvalidUrl {
+                    url: redact_url(url),
+                    reason: "not a local file URL".to_string(),
+                })?;
+                read_limited(&path, limit, url)?
+            }
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                let u = Url::parse(&self.with_credentials(u.as_str())).unwrap_or(u);
+                match self.fetch(&u, None, limit) {
+                    Ok(f) => f.body,
+                    Err(FetchError::NotFound) => {
+                        return Err(IndexError::Status {
+                            url: redact_url(url),
+                            status: 404,
+                            hint: "",
+                        });
+                    }
+                    Err(FetchError::Failed(e)) => return Err(e),
+                }
+            }
+            Ok(u) => {
+                return Err(IndexError::InvalidUrl {
+                    url: redact_url(url),
+                    reason: format!("unsupported scheme `{}`", u.scheme()),
+                });
+            }
+            Err(_) => read_limited(Path::new(url), limit, url)?,
+        };
+        if let Some(expected) = expected {
+            let got = sha256_hex(&bytes);
+            if got != expected {
+                return Err(IndexError::HashMismatch {
+                    filename: file_name_of(url),
+                    url: redact_url(url),
+                    expected,
+                    got,
+                });
+            }
+            if let Some(path) = cached
+                && let Err(e) = write_cached(&path, &bytes)
+            {
+                tracing::warn!("Could not cache `{}`: {e}", path.display());
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Copies the credentials of a configured index on the same host onto `url` when it has
+    /// none, so that files linked from a private index can be downloaded.
+    fn with_credentials(&self, url: &str) -> String {
+        let Ok(mut u) = Url::parse(url) else {
+            return url.to_string();
+        };
+        if !u.username().is_empty() {
+            return url.to_string();
+        }
+        let same = self.sources.indexes().find(|i| {
+            !i.url.username().is_empty()
+                && i.url.scheme() == u.scheme()
+                && i.url.host_str() == u.host_str()
+                && i.url.port_or_known_default() == u.port_or_known_default()
+        });
+        if let Some(index) = same {
+            let _ = u.set_username(index.url.username());
+            let _ = u.set_password(index.url.password());
+        }
+        u.into()
+    }
+
+    /// GETs `url` with retries; local `file://` URLs are read from disk (a directory serves its
+    /// `index.html`, as pip does for local indexes).
+    fn fetch(&self, url: &Url, accept: Option<&str>, limit: u64) -> Result<Fetched, FetchError> {
+        if url.scheme() == "file" {
+            return fetch_file(url, limit);
+        }
+        let attempts = self.options.attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                let wait = self
+                    .options
+                    .backoff
+                    .saturating_mul(1 << (attempt - 2).min(16));
+                tracing::warn!(
+                    "Retrying `{}` in {wait:?} (attempt {attempt} of {attempts}): {last}",
+                    redact_url(url.as_str())
+                );
+                std::thread::sleep(wait);
+            }
+            match self.try_fetch(url, accept, limit) {
+                Ok(fetched) => return Ok(fetched),
+                Err(Attempt::Retry(why)) => last = why,
+                Err(Attempt::Fail(e)) => return Err(e),
+            }
+        }
+        Err(FetchError::Failed(IndexError::Fetch {
+            url: redact_url(url.as_str()),
+            attempts,
+            last,
+        }))
+    }
+
+    fn try_fetch(&self, url: &Url, accept: Option<&str>, limit: u64) -> Result<Fetched, Attempt> {
+        let mut request = self.agent.get(url.as_str());
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        let mut response = request.call().map_err(|e| classify(e, url, limit))?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => {}
+            404 => return Err(Attempt::Fail(FetchError::NotFound)),
+            429 | 500..=599 => return Err(Attempt::Retry(format!("HTTP {status}"))),
+            _ => {
+                let hint = match status {
+                    401 | 403 => {
+                        ": check the credentials for this index (user:password in the URL)"
+                    }
+                    _ => "",
+                };
+                return Err(Attempt::Fail(FetchError::Failed(IndexError::Status {
+                    url: redact_url(url.as_str()),
+                    status,
+                    hint,
+                })));
+            }
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if response
+            .body()
+            .content_length()
+            .is_some_and(|len| len > limit)
+        {
+            return Err(too_large(url, limit));
+        }
+        let final_url = {
+            use ureq::ResponseExt;
+            let uri = response.get_uri().to_string();
+            match Url::parse(&uri) {
+                // Unchanged (no redirect): keep the original, which may carry credentials.
+                Ok(u) if u.host_str() == url.host_str() && u.path() == url.path() => url.clone(),
+                Ok(u) => Url::parse(&self.with_credentials(u.as_str())).unwrap_or(u),
+                Err(_) => url.clone(),
+            }
+        };
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| classify(e, url, limit))?;
+        Ok(Fetched {
+            body,
+            content_type,
+            url: final_url,
+        })
+    }
+}
+
+fn too_large(url: &Url, limit: u64) -> Attempt {
+    Attempt::Fail(FetchError::Failed(IndexError::TooLarge {
+        url: redact_url(url.as_str()),
+        limit,
+    }))
+}
+
+/// Which transport failures are worth another attempt.
+fn classify(error: ureq::Error, url: &Url, limit: u64) -> Attempt {
+    use ureq::Error as E;
+    match error {
+        E::BodyExceedsLimit(_) => too_large(url, limit),
+        E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::HostNotFound | E::Protocol(_) => {
+            Attempt::Retry(error.to_string())
+        }
+        other => Attempt::Fail(FetchError::Failed(IndexError::Fetch {
+            url: redact_url(url.as_str()),
+            attempts: 1,
+            last: other.to_string(),
+        })),
+    }
+}
+
+fn fetch_file(url: &Url, limit: u64) -> Result<Fetched, FetchError> {
+    let path = url.to_file_path().map_err(|()| {
+        FetchError::Failed(IndexError::InvalidUrl {
+            url: redact_url(url.as_str()),
+            reason: "not a local file URL".to_string(),
+        })
+    })?;
+    let (path, url) = if path.is_dir() {
+        let index = path.join("index.html");
+        let url = Url::from_file_path(&index).unwrap_or_else(|()| url.clone());
+        (index, url)
+    } else {
+        (path, url.clone())
+    };
+    if !path.exists() {
+        return Err(FetchError::NotFound);
+    }
+    let body = read_limited(&path, limit, url.as_str()).map_err(FetchError::Failed)?;
+    let content_type = path
+        .extension()
+        .is_some_and(|e| e == "json")
+        .then(|| "application/vnd.pypi.simple.v1+json".to_string());
+    Ok(Fetched {
+        body,
+        content_type,
+        url,
+    })
+}
+
+fn read_limited(path: &Path, limit: u64, url: &str) -> Result<Vec<u8>, IndexError> {
+    use std::io::Read;
+    let io = |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs_err::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(IndexError::TooLarge {
+            url: redact_url(url),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+fn file_name_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    simple::percent_decode(path.rsplit(['/', '\\']).next().unwrap_or(path))
+}
+
+fn cache_path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join("sha256")
+        .join(sha256.get(..2).unwrap_or("xx"))
+        .join(sha256)
+}
+
+/// A cached copy, if present, within the limit and still matching its hash; a damaged copy
+/// is removed.
+fn read_cached(path: &Path, sha256: &str, limit: u64) -> Option<Vec<u8>> {
+    let bytes = read_limited(path, limit, &path.to_string_lossy()).ok()?;
+    if sha256_hex(&bytes) == sha256 {
+        return Some(bytes);
+    }
+    tracing::warn!("Removing damaged cached download `{}`", path.display());
+    let _ = fs_err::remove_file(path);
+    None
+}
+
+fn write_cached(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn load_certificates(path: &Path) -> Result<ureq::tls::RootCerts, IndexError> {
+    let bad = |reason: String| IndexError::Certificates {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = fs_err::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad("no PEM certificates in it".to_string()));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::config::parse_index_url;
+    use crate::testing::{ServedFormat, TestIndex};
+
+    const WHEEL: &str = "foo-1.0-py3-none-any.whl";
+    const SDIST: &str = "foo-1.0.tar.gz";
+
+    fn fixture() -> (tempfile::TempDir, TestIndex) {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join(WHEEL), b"wheel bytes").unwrap();
+        fs_err::write(dir.path().join(SDIST), b"sdist bytes").unwrap();
+        fs_err::write(dir.path().join("bar-2.0-py3-none-any.whl"), b"bar").unwrap();
+        let server = TestIndex::serve(dir.path()).unwrap();
+        (dir, server)
+    }
+
+    fn fast() -> ClientOptions {
+        ClientOptions {
+            backoff: Duration::from_millis(1),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        }
+    }
+
+    fn client(index: &str, options: ClientOptions) -> IndexClient {
+        IndexClient::new(PackageSources::with_index(index).unwrap(), options).unwrap()
+    }
+
+    fn names(files: &[IndexFile]) -> Vec<&str> {
+        files.iter().map(|f| f.filename.as_str()).collect()
+    }
+
+    #[test]
+    fn json_and_html_pages_list_the_same_files() {
+        let (_dir, server) = fixture();
+        server.set_requires_python(WHEEL, ">=3.8,<4");
+        server.yank(SDIST, Some("bad & broken"));
+        let c = client(&server.index_url(), fast());
+        let mut seen = Vec::new();
+        for (format, absolute) in [
+            (ServedFormat::Negotiate, false),
+            (ServedFormat::Html, false),
+            (ServedFormat::Html, true),
+            (ServedFormat::Json, true),
+        ] {
+            server.set_format(format);
+            server.set_absolute_urls(absolute);
+            let files = c.wheels("FOO").unwrap();
+            assert_eq!(names(&files), [WHEEL, SDIST], "{format:?}");
+            let w = &files[0];
+            assert_eq!(w.url, server.file_url(WHEEL));
+            assert_eq!(
+                w.sha256.as_deref(),
+                Some(sha256_hex(b"wheel bytes").as_str())
+            );
+            assert_eq!(w.requires_python.as_deref(), Some(">=3.8,<4"));
+            assert!(!w.yanked);
+            assert!(files[1].yanked);
+            assert_eq!(files[1].yanked_reason.as_deref(), Some("bad & broken"));
+            seen.push(files);
+        }
+        // Sizes are only in JSON; everything else is the same either way.
+        for files in &mut seen {
+            for f in files.iter_mut() {
+                f.size = None;
+            }
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]));
+        assert!(server.requests().iter().all(|p| p == "/simple/foo/"));
+    }
+
+    #[test]
+    fn downloads_are_verified() {
+        let (_dir, server) = fixture();
+        let c = client(&server.index_url(), fast());
+        let files = c.wheels("foo").unwrap();
+        let bytes = c
+            .download(&files[0].url, files[0].sha256.as_deref())
+            .unwrap();
+        assert_eq!(bytes, b"wheel bytes");
+        assert_eq!(c.download(&files[0].url, None).unwrap(), b"wheel bytes");
+
+        server.set_wrong_hash(true);
+        let files = c.wheels("foo").unwrap();
+        let e = c
+            .download(&files[0].url, files[0].sha256.as_deref())
+            .unwrap_err();
+        let expected = sha256_hex(b"wheel byteswrong");
+        let got = sha256_hex(b"wheel bytes");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Hash mismatch for `{WHEEL}` from `{}`: expected sha256 `{expected}`, got `{got}`",
+                server.file_url(WHEEL)
+            )
+        );
+        let e = c.download(&server.file_url("nope.whl"), None).unwrap_err();
+        assert!(matches!(e, IndexError::Status { status: 404, .. }), "{e}");
+        assert!(matches!(
+            c.download(&files[0].url, Some("abc")),
+            Err(IndexError::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn size_limit() {
+        let (dir, server) = fixture();
+        let c = client(
+            &server.index_url(),
+            ClientOptions {
+                max_download_bytes: 4,
+                ..fast()
+            },
+        );
+        let e = c.download(&server.file_url(WHEEL), None).unwrap_err();
+        assert!(matches!(e, IndexError::TooLarge { limit: 4, .. }), "{e}");
+        let path = dir.path().join(WHEEL);
+        let e = c.download(path.to_str().unwrap(), None).unwrap_err();
+        assert!(matches!(e, IndexError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn retries_then_succeeds() {
+        let (_dir, server) = fixture();
+        server.fail_next(2);
+        let c = client(&server.index_url(), fast());
+        assert_eq!(names(&c.wheels("foo").unwrap()).len(), 2);
+        assert_eq!(server.requests().len(), 3);
+        server.fail_next(2);
+        assert_eq!(
+            c.download(&server.file_url(WHEEL), None).unwrap(),
+            b"wheel bytes"
+        );
+    }
+
+    #[test]
+    fn retries_then_fails_naming_the_url() {
+        let (_dir, server) = fixture();
+        server.fail_next(10);
+        let c = client(&server.index_url(), fast());
+        let e = c.wheels("foo").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Failed to fetch `{}foo/` after 3 attempt(s): HTTP 503",
+                server.index_url()
+            )
+        );
+        assert_eq!(server.requests().len(), 3);
+    }
+
+    #[test]
+    fn retries_timeouts() {
+        let (_dir, server) = fixture();
+        server.stall_next(1, Duration::from_millis(1500));
+        let c = client(
+            &server.index_url(),
+            ClientOptions {
+                read_timeout: Duration::from_millis(300),
+                ..fast()
+            },
+        );
+        assert_eq!(c.wheels("foo").unwrap().len(), 2);
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    #[test]
+    fn connection_refused_is_retried_then_reported() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = client(
+            &format!("http://user:secret@127.0.0.1:{port}/simple"),
+            fast(),
+        );
+        let e = c.wheels("foo").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "Failed to fetch `http://user:****@127.0.0.1:{port}/simple/foo/` after 3 attempt(s): "
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains("secret"));
+    }
+
+    #[test]
+    fn unknown_project_is_not_found() {
+        let (_dir, server) = fixture();
+        let c = client(&server.index_url(), fast());
+        let e = c.wheels("nope").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Package `nope` was not found in {}nope/",
+                server.index_url()
+            )
+        );
+    }
+
+    #[test]
+    fn file_index_and_paths() {
+        let root = tempfile::tempdir().unwrap();
+        let files = root.path().join("files");
+        fs_err::create_dir_all(root.path().join("simple/foo")).unwrap();
+        fs_err::create_dir_all(&files).unwrap();
+        fs_err::write(files.join(WHEEL), b"local wheel").unwrap();
+        let sha = sha256_hex(b"local wheel");
+        fs_err::write(
+            root.path().join("simple/foo/index.html"),
+            format!("<a href=\"../../files/{WHEEL}#sha256={sha}\">{WHEEL}</a>"),
+        )
+        .unwrap();
+        let index = url::Url::from_directory_path(root.path().join("simple")).unwrap();
+        let c = client(index.as_str(), fast());
+        let listed = c.wheels("foo").unwrap();
+        assert_eq!(names(&listed), [WHEEL]);
+        assert_eq!(
+            listed[0].url,
+            url::Url::from_file_path(files.join(WHEEL))
+                .unwrap()
+                .as_str()
+        );
+        assert_eq!(
+            c.download(&listed[0].url, Some(&sha)).unwrap(),
+            b"local wheel"
+        );
+        let path = files.join(WHEEL);
+        assert_eq!(
+            c.download(path.to_str().unwrap(), Some(&sha)).unwrap(),
+            b"local wheel"
+        );
+        assert!(matches!(c.wheels("bar"), Err(IndexError::NotFound { .. })));
+        let e = c.download("/nonexistent/x.whl", None).unwrap_err();
+        assert_eq!(e.to_string(), "Failed to read `/nonexistent/x.whl`");
+    }
+
+    #[test]
+    fn find_links_come_first_and_missing_dirs_are_skipped() {
+        let (_dir, server) = fixture();
+        let local = tempfile::tempdir().unwrap();
+        fs_err::write(
+            local.path().join("foo-1.0-cp311-cp311-linux_x86_64.whl"),
+            b"x",
+        )
+        .unwrap();
+        fs_err::write(local.path().join("foobar-1.0-py3-none-any.whl"), b"x").unwrap();
+        let mut sources = PackageSources::with_index(&server.index_url()).unwrap();
+        sources.find_links = vec![
+            FindLinks::Dir("/nonexistent/wheels".into()),
+            FindLinks::Dir(local.path().to_path_buf()),
+            FindLinks::Page(Url::parse(&format!("{}bar", server.index_url())).unwrap()),
+        ];
+        let c = IndexClient::new(sources.clone(), fast()).unwrap();
+        let files = c.wheels("foo").unwrap();
+        assert_eq!(
+            names(&files),
+            ["foo-1.0-cp311-cp311-linux_x86_64.whl", WHEEL, SDIST]
+        );
+        // The find-links page (redirected to `/simple/bar/`) lists bar's wheel, then the index.
+        let files = c.wheels("bar").unwrap();
+        assert_eq!(names(&files), ["bar-2.0-py3-none-any.whl"; 2]);
+        assert_eq!(files[0].url, server.file_url("bar-2.0-py3-none-any.whl"));
+        assert!(server.requests().contains(&"/simple/bar".to_string()));
+        // With --no-index only find-links are searched.
+        sources.index_url = None;
+        sources.no_index = true;
+        let c = IndexClient::new(sources, fast()).unwrap();
+        assert_eq!(c.wheels("foo").unwrap().len(), 1);
+        let e = c.wheels("baz").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("Package `baz` was not found in /nonexistent/wheels, "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn download_cache_serves_verified_copies() {
+        let (_dir, server) = fixture();
+        let cache = tempfile::tempdir().unwrap();
+        let options = ClientOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..fast()
+        };
+        let c = client(&server.index_url(), options);
+        let sha = sha256_hex(b"wheel bytes");
+        let url = server.file_url(WHEEL);
+        assert_eq!(c.download(&url, Some(&sha)).unwrap(), b"wheel bytes");
+        let cached = cache_path(cache.path(), &sha);
+        assert!(cached.is_file());
+        drop(server);
+        assert_eq!(
+            c.download(&url, Some(&sha.to_uppercase())).unwrap(),
+            b"wheel bytes"
+        );
+        // A damaged copy is dropped and the network is tried again (and fails: server gone).
+        fs_err::write(&cached, b"damaged").unwrap();
+        assert!(c.download(&url, Some(&sha)).is_err());
+        assert!(!cached.exists());
+    }
+
+    #[test]
+    fn credentials_follow_to_the_same_host() {
+        let mut sources = PackageSources::with_index("https://u:pw@h.invalid/simple").unwrap();
+        sources
+            .extra_index_urls
+            .push(parse_index_url("https://other.invalid/", "t").unwrap());
+        let c = IndexClient::new(sources, fast()).unwrap();
+        assert_eq!(
+            c.with_credentials("https://h.invalid/files/x.whl"),
+            "https://u:pw@h.invalid/files/x.whl"
+        );
+        assert_eq!(
+            c.with_credentials("https://h.invalid:8443/x.whl"),
+            "https://h.invalid:8443/x.whl"
+        );
+        assert_eq!(
+            c.with_credentials("https://v@h.invalid/x.whl"),
+            "https://v@h.invalid/x.whl"
+        );
+        assert_eq!(
+            c.with_credentials("https://other.invalid/x.whl"),
+            "https://other.invalid/x.whl"
+        );
+    }
+
+    #[test]
+    fn bad_ca_bundle_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        fs_err::write(&pem, "not a certificate").unwrap();
+        let e = IndexClient::new(
+            PackageSources::with_index("https://h.invalid/").unwrap(),
+            ClientOptions {
+                ca_bundle: Some(pem.clone()),
+                ..fast()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Invalid CA certificate bundle `{}`: no PEM certificates in it",
+                pem.display()
+            )
+        );
+    }
+
+    #[test]
+    fn system_ca_bundle_loads_when_present() {
+        let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+        if system.is_file() {
+            let options = ClientOptions {
+                ca_bundle: Some(system.to_path_buf()),
+                ..fast()
+            };
+            IndexClient::new(
+                PackageSources::with_index("https://h.invalid/").unwrap(),
+                options,
+            )
+            .unwrap();
+        }
+    }
+}

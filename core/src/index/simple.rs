@@ -1,0 +1,651 @@
+//! Project pages of the simple repository API: PEP 691 JSON and PEP 503 HTML.
+//!
+//! Both parsers treat the page as untrusted input: a malformed page is an error or (for HTML,
+//! which is parsed leniently like browsers and pip do) a link that is skipped, never a panic.
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::IndexFile;
+use super::filename::is_dist_filename;
+
+/// The `Accept` header for project pages: JSON first, HTML as fallback.
+pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// Which format a page is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageFormat {
+    /// PEP 691 JSON.
+    Json,
+    /// PEP 503 HTML.
+    Html,
+}
+
+impl PageFormat {
+    /// Decides the format from the `Content-Type` header, sniffing the body when the header is
+    /// missing or generic.
+    pub fn detect(content_type: Option<&str>, body: &[u8]) -> Self {
+        let ct = content_type.unwrap_or_default().to_ascii_lowercase();
+        if ct.contains("json") {
+            return Self::Json;
+        }
+        if ct.contains("html") {
+            return Self::Html;
+        }
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'{') {
+            Self::Json
+        } else {
+            Self::Html
+        }
+    }
+}
+
+/// Parses a project page in `format`, resolving file URLs against `page_url`.
+pub fn parse_page(
+    body: &[u8],
+    format: PageFormat,
+    page_url: &Url,
+) -> Result<Vec<IndexFile>, String> {
+    match format {
+        PageFormat::Json => parse_json(body, page_url),
+        PageFormat::Html => {
+            let text = String::from_utf8_lossy(body);
+            Ok(parse_html(&text, page_url))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonPage {
+    meta: JsonMeta,
+    files: Vec<JsonFile>,
+}
+
+#[derive(Deserialize)]
+struct JsonMeta {
+    #[serde(rename = "api-version")]
+    api_version: String,
+}
+
+#[derive(Deserialize)]
+struct JsonFile {
+    filename: String,
+    url: String,
+    #[serde(default)]
+    hashes: HashMap<String, String>,
+    #[serde(rename = "requires-python", default)]
+    requires_python: Option<String>,
+    #[serde(default)]
+    yanked: Option<JsonYanked>,
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonYanked {
+    Flag(bool),
+    Reason(String),
+}
+
+/// Parses a PEP 691 JSON project page (API version 1.x).
+pub fn parse_json(body: &[u8], page_url: &Url) -> Result<Vec<IndexFile>, String> {
+    let page: JsonPage =
+        serde_json::from_slice(body).map_err(|e| format!("invalid PEP 691 JSON: {e}"))?;
+    let major = page.meta.api_version.split('.').next().unwrap_or_default();
+    if major != "1" {
+        return Err(format!(
+            "unsupported simple API version `{}`: expected 1.x",
+            page.meta.api_version
+        ));
+    }
+    let mut out = Vec::with_capacity(page.files.len());
+    for file in page.files {
+        if !is_dist_filename(&file.filename) {
+            continue;
+        }
+        let Some((url, fragment_hash)) = resolve(page_url, &file.url) else {
+            tracing::debug!("Skipping `{}`: unusable URL `{}`", file.filename, file.url);
+            continue;
+        };
+        let url = String::from(url);
+        let sha256 = file
+            .hashes
+            .get("sha256")
+            .and_then(|h| valid_sha256(h))
+            .or(fragment_hash);
+        let (yanked, yanked_reason) = match file.yanked {
+            None | Some(JsonYanked::Flag(false)) => (false, None),
+            Some(JsonYanked::Flag(true)) => (true, None),
+            Some(JsonYanked::Reason(r)) => (true, (!r.is_empty()).then_some(r)),
+        };
+        out.push(IndexFile {
+            filename: file.filename,
+            url,
+            sha256,
+            requires_python: file.requires_python.filter(|s| !s.trim().is_empty()),
+            yanked,
+            yanked_reason,
+            size: file.size,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses a PEP 503 HTML project page (or a `--find-links` page): every anchor that links to a
+/// wheel or source distribution. A `<base href>` changes what relative links resolve against.
+pub fn parse_html(html: &str, page_url: &Url) -> Vec<IndexFile> {
+    let mut base = page_url.clone();
+    let mut out = Vec::new();
+    let mut scanner = TagScanner::new(html);
+    while let Some(tag) = scanner.next_tag() {
+        if tag.closing {
+            continue;
+        }
+        match tag.name.as_str() {
+            "base" => {
+                if let Some(href) = tag.attr("href")
+                    && let Ok(u) = page_url.join(href.trim())
+                {
+                    base = u;
+                }
+            }
+            "a" => {
+                let Some(href) = tag.attr("href") else {
+                    continue;
+                };
+                let text = unescape(html.get(tag.end..scanner.next_lt()).unwrap_or_default());
+                if let Some(file) = anchor_file(&base, href, text.trim(), &tag) {
+                    out.push(file);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFile> {
+    let (url, sha256) = resolve(base, href.trim())?;
+    let from_url = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .map(percent_decode)
+        .unwrap_or_default();
+    let filename = if is_dist_filename(&from_url) {
+        from_url
+    } else if is_dist_filename(text) {
+        text.to_string()
+    } else {
+        return None;
+    };
+    let yanked_attr = tag.attr("data-yanked");
+    let requires_python = tag
+        .attr("data-requires-python")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    Some(IndexFile {
+        filename,
+        url: url.into(),
+        sha256,
+        requires_python,
+        yanked: yanked_attr.is_some(),
+        yanked_reason: yanked_attr.filter(|r| !r.is_empty()).map(str::to_string),
+        size: None,
+    })
+}
+
+/// Resolves a link against `base`, returning the URL without its fragment and the sha256 that
+/// the fragment names (`#sha256=...`), if any. Only `http`, `https` and `file` URLs are kept.
+fn resolve(base: &Url, href: &str) -> Option<(Url, Option<String>)> {
+    let mut url = base.join(href).ok()?;
+    if !matches!(url.scheme(), "http" | "https" | "file") {
+        return None;
+    }
+    let sha256 = url.fragment().and_then(|fragment| {
+        fragment
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("sha256="))
+            .and_then(valid_sha256)
+    });
+    url.set_fragment(None);
+    Some((url, sha256))
+}
+
+fn valid_sha256(hex: &str) -> Option<String> {
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+/// Decodes `%XX` escapes (invalid escapes are kept as written; invalid UTF-8 is replaced).
+pub(crate) fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(v) = hex {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Replaces HTML character references: the named ones an index uses (`&amp;`, `&lt;`, `&gt;`,
+/// `&quot;`, `&apos;`, `&nbsp;`) and numeric ones (`&#62;`, `&#x3E;`). Others are kept as
+/// written.
+pub fn unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let decoded = after.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let entity = &after[..end];
+            let c = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ => {
+                    let code = if let Some(hex) = entity
+                        .strip_prefix("#x")
+                        .or_else(|| entity.strip_prefix("#X"))
+                    {
+                        u32::from_str_radix(hex, 16).ok()
+                    } else if let Some(dec) = entity.strip_prefix('#') {
+                        dec.parse::<u32>().ok()
+                    } else {
+                        None
+                    };
+                    code.and_then(char::from_u32)
+                }
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One start or end tag.
+struct Tag {
+    /// Lowercase tag name.
+    name: String,
+    /// `</name>`.
+    closing: bool,
+    /// Attributes with lowercase names and unescaped values (`None` for a bare attribute).
+    attrs: Vec<(String, Option<String>)>,
+    /// Byte offset just past the closing `>`.
+    end: usize,
+}
+
+impl Tag {
+    /// The value of an attribute; a bare attribute reads as the empty string.
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_deref().unwrap_or_default())
+    }
+}
+
+/// A forgiving scanner for HTML tags: it finds start and end tags with their attributes, skips
+/// comments, doctypes and the contents of `<script>` and `<style>`, and never fails.
+struct TagScanner<'a> {
+    html: &'a str,
+    pos: usize,
+}
+
+impl<'a> TagScanner<'a> {
+    fn new(html: &'a str) -> Self {
+        Self { html, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.html.as_bytes()
+    }
+
+    fn peek(&self, at: usize) -> Option<u8> {
+        self.bytes().get(at).copied()
+    }
+
+    /// Offset of the next `<` at or after the current position (or the end).
+    fn next_lt(&self) -> usize {
+        self.find_from(self.pos, "<").unwrap_or(self.html.len())
+    }
+
+    fn find_from(&self, from: usize, needle: &str) -> Option<usize> {
+        self.html.get(from..)?.find(needle).map(|i| i + from)
+    }
+
+    /// Finds `needle` ASCII-case-insensitively.
+    fn find_ci_from(&self, from: usize, needle: &str) -> Option<usize> {
+        let hay = self.bytes().get(from..)?;
+        let n = needle.as_bytes();
+        hay.windows(n.len())
+            .position(|w| w.eq_ignore_ascii_case(n))
+            .map(|i| i + from)
+    }
+
+    fn next_tag(&mut self) -> Option<Tag> {
+        loop {
+            let lt = self.find_from(self.pos, "<")?;
+            let rest = self.html.get(lt..)?;
+            if rest.starts_with("<!--") {
+                self.pos = self
+                    .find_from(lt + 4, "-->")
+                    .map_or(self.html.len(), |i| i + 3);
+                continue;
+            }
+            if rest.starts_with("<!") || rest.starts_with("<?") {
+                self.pos = self.find_from(lt, ">").map_or(self.html.len(), |i| i + 1);
+                continue;
+            }
+            let closing = rest.starts_with("</");
+            let name_start = lt + if closing { 2 } else { 1 };
+            if !self
+                .peek(name_start)
+                .is_some_and(|b| b.is_ascii_alphabetic())
+            {
+                self.pos = lt + 1;
+                continue;
+            }
+            let mut i = name_start;
+            while self
+                .peek(i)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                i += 1;
+            }
+            let name = self.html.get(name_start..i)?.to_ascii_lowercase();
+            let (attrs, end) = self.attributes(i);
+            self.pos = end;
+            if !closing && (name == "script" || name == "style") {
+                let close = format!("</{name}");
+                self.pos = self.find_ci_from(end, &close).unwrap_or(self.html.len());
+            }
+            return Some(Tag {
+                name,
+                closing,
+                attrs,
+                end,
+            });
+        }
+    }
+
+    /// Reads attributes from `i` up to and including the `>` that ends the tag.
+    fn attributes(&self, mut i: usize) -> (Vec<(String, Option<String>)>, usize) {
+        let mut attrs = Vec::new();
+        let len = self.html.len();
+        loop {
+            while self
+                .peek(i)
+                .is_some_and(|b| b.is_ascii_whitespace() || b == b'/')
+            {
+                i += 1;
+            }
+            match self.peek(i) {
+                None => return (attrs, len),
+                Some(b'>') => return (attrs, i + 1),
+                Some(_) => {}
+            }
+            let name_start = i;
+            while self
+                .peek(i)
+                .is_some_and(|b| !(b.is_ascii_whitespace() || matches!(b, b'=' | b'>' | b'/')))
+            {
+                i += 1;
+            }
+            let name = self
+                .html
+                .get(name_start..i)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let mut j = i;
+            while self.peek(j).is_some_and(|b| b.is_ascii_whitespace()) {
+                j += 1;
+            }
+            if self.peek(j) != Some(b'=') {
+                attrs.push((name, None));
+                continue;
+            }
+            j += 1;
+            while self.peek(j).is_some_and(|b| b.is_ascii_whitespace()) {
+                j += 1;
+            }
+            let value = match self.peek(j) {
+                Some(q @ (b'"' | b'\'')) => {
+                    let start = j + 1;
+                    let end = self
+                        .find_from(start, if q == b'"' { "\"" } else { "'" })
+                        .unwrap_or(len);
+                    i = (end + 1).min(len);
+                    self.html.get(start..end).unwrap_or_default()
+                }
+                _ => {
+                    let start = j;
+                    i = j;
+                    while self
+                        .peek(i)
+                        .is_some_and(|b| !(b.is_ascii_whitespace() || b == b'>'))
+                    {
+                        i += 1;
+                    }
+                    self.html.get(start..i).unwrap_or_default()
+                }
+            };
+            attrs.push((name, Some(unescape(value))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn page() -> Url {
+        Url::parse("https://idx.invalid/simple/foo/").unwrap()
+    }
+
+    #[test]
+    fn html_anchors() {
+        let html = format!(
+            r#"<!DOCTYPE html>
+<html><head><meta name="pypi:repository-version" content="1.1"><title>Links for foo</title></head>
+<body><h1>Links for foo</h1>
+<!-- <a href="commented-1.0.tar.gz">no</a> -->
+<a href="../../files/foo-1.0-py3-none-any.whl#sha256={upper}" data-requires-python="&gt;=3.8,&lt;4">foo-1.0-py3-none-any.whl</a><br/>
+<A HREF='https://cdn.invalid/p/foo-1.0.tar.gz#md5=abc' data-yanked>foo-1.0.tar.gz</A>
+<a href=/abs/foo-2.0-cp311-cp311-manylinux_2_17_x86_64.whl data-yanked="broken &amp; bad" data-requires-python="">foo-2.0-cp311-cp311-manylinux_2_17_x86_64.whl</a>
+<a href="foo%2B-3.0-py3-none-any.whl">foo+-3.0-py3-none-any.whl</a>
+<a href="javascript:alert(1)">foo-9.0.tar.gz</a>
+<a href="other/">not a file</a>
+<a>no href</a>
+<script>var s = '<a href="x-1.0.tar.gz">';</script>
+</body></html>"#,
+            upper = H.to_uppercase()
+        );
+        let files = parse_html(&html, &page());
+        assert_eq!(files.len(), 4, "{files:#?}");
+        assert_eq!(files[0].filename, "foo-1.0-py3-none-any.whl");
+        assert_eq!(
+            files[0].url,
+            "https://idx.invalid/files/foo-1.0-py3-none-any.whl"
+        );
+        assert_eq!(files[0].sha256.as_deref(), Some(H));
+        assert_eq!(files[0].requires_python.as_deref(), Some(">=3.8,<4"));
+        assert!(!files[0].yanked);
+        assert_eq!(files[1].url, "https://cdn.invalid/p/foo-1.0.tar.gz");
+        assert_eq!(files[1].sha256, None);
+        assert!(files[1].yanked);
+        assert_eq!(files[1].yanked_reason, None);
+        assert_eq!(
+            files[2].url,
+            "https://idx.invalid/abs/foo-2.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+        );
+        assert_eq!(files[2].yanked_reason.as_deref(), Some("broken & bad"));
+        assert_eq!(files[2].requires_python, None);
+        assert_eq!(files[3].filename, "foo+-3.0-py3-none-any.whl");
+    }
+
+    #[test]
+    fn html_base_href() {
+        let html =
+            r#"<base href="https://mirror.invalid/pkgs/"><a href="foo-1.0.zip">foo-1.0.zip</a>"#;
+        let files = parse_html(html, &page());
+        assert_eq!(files[0].url, "https://mirror.invalid/pkgs/foo-1.0.zip");
+    }
+
+    #[test]
+    fn html_is_forgiving() {
+        for html in [
+            "<a href=\"foo-1.0.zip",
+            "<a href='foo-1.0.zip' data-yanked=",
+            "<<<a",
+            "<!--",
+            "<a href=foo-1.0.zip>foo-1.0.zip",
+            "</",
+            "<a\u{e9}>",
+        ] {
+            let _ = parse_html(html, &page());
+        }
+        let files = parse_html("<a href=foo-1.0.zip>foo-1.0.zip", &page());
+        assert_eq!(files.len(), 1);
+    }
+
+    #[test]
+    fn json_page() {
+        let body = format!(
+            r#"{{"meta": {{"api-version": "1.1", "_last-serial": 3}}, "name": "foo", "versions": ["1.0"],
+            "files": [
+              {{"filename": "foo-1.0-py3-none-any.whl", "url": "../../files/foo-1.0-py3-none-any.whl",
+                "hashes": {{"sha256": "{H}", "md5": "x"}}, "requires-python": ">=3.8", "yanked": false,
+                "size": 1234, "upload-time": "2024-01-01T00:00:00Z"}},
+              {{"filename": "foo-1.0.tar.gz", "url": "https://cdn.invalid/foo-1.0.tar.gz#sha256={H}",
+                "hashes": {{}}, "yanked": "security issue"}},
+              {{"filename": "foo-0.9.tar.gz", "url": "https://cdn.invalid/foo-0.9.tar.gz",
+                "hashes": {{}}, "requires-python": null, "yanked": true}},
+              {{"filename": "foo-1.0.exe", "url": "x", "hashes": {{}}}}
+            ]}}"#
+        );
+        let files = parse_json(body.as_bytes(), &page()).unwrap();
+        assert_eq!(files.len(), 3);
+        assert_eq!(
+            files[0].url,
+            "https://idx.invalid/files/foo-1.0-py3-none-any.whl"
+        );
+        assert_eq!(files[0].sha256.as_deref(), Some(H));
+        assert_eq!(files[0].size, Some(1234));
+        assert_eq!(files[0].requires_python.as_deref(), Some(">=3.8"));
+        assert_eq!(files[1].sha256.as_deref(), Some(H));
+        assert_eq!(files[1].yanked_reason.as_deref(), Some("security issue"));
+        assert!(files[2].yanked && files[2].yanked_reason.is_none());
+    }
+
+    #[test]
+    fn json_errors() {
+        let e =
+            parse_json(br#"{"meta": {"api-version": "2.0"}, "files": []}"#, &page()).unwrap_err();
+        assert_eq!(e, "unsupported simple API version `2.0`: expected 1.x");
+        let e = parse_json(b"{\"files\": []}", &page()).unwrap_err();
+        assert!(
+            e.starts_with("invalid PEP 691 JSON: missing field `meta`"),
+            "{e}"
+        );
+        assert!(parse_json(b"[", &page()).is_err());
+    }
+
+    #[test]
+    fn format_detection() {
+        use PageFormat::*;
+        assert_eq!(
+            PageFormat::detect(Some("application/vnd.pypi.simple.v1+json"), b""),
+            Json
+        );
+        assert_eq!(
+            PageFormat::detect(Some("text/html; charset=utf-8"), b"{"),
+            Html
+        );
+        assert_eq!(PageFormat::detect(None, b"  {\"meta\""), Json);
+        assert_eq!(
+            PageFormat::detect(Some("application/octet-stream"), b"<html>"),
+            Html
+        );
+    }
+
+    #[test]
+    fn entities() {
+        assert_eq!(
+            unescape("&gt;=3.8&#44;&#x3c;4 &amp;&bogus; &#xZZ; &"),
+            ">=3.8,<4 &&bogus; &#xZZ; &"
+        );
+        assert_eq!(unescape("&#1114112;"), "&#1114112;");
+        assert_eq!(percent_decode("a%2Bb%zz%4"), "a+b%zz%4");
+    }
+
+    proptest! {
+        #[test]
+        fn html_never_panics(pieces in prop::collection::vec(prop::sample::select(vec![
+            "<a ", "<a", "<!--", "-->", "<base ", "<script>", "</script", "href", "=", "\"", "'",
+            "&", "&#x3e;", "#sha256=", ";", "/", "!", "-", ">", " ", "x", "1.0", ".whl", ".tar.gz",
+            "\u{e9}", "\u{4e2d}", "data-yanked", "data-requires-python",
+        ]), 0..40)) {
+            let _ = parse_html(&pieces.concat(), &page());
+        }
+
+        #[test]
+        fn anchors_round_trip(
+            names in prop::collection::vec("[a-z]{1,8}-[0-9]{1,3}\\.[0-9]{1,3}-py3-none-any\\.whl", 0..6),
+            spec in "[<>=!~,.0-9 ]{0,12}",
+        ) {
+            let mut html = String::from("<html><body>\n");
+            for n in &names {
+                let escaped = spec.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+                html.push_str(&format!(
+                    "<a href=\"../../f/{n}#sha256={H}\" data-requires-python=\"{escaped}\">{n}</a>\n"
+                ));
+            }
+            let files = parse_html(&html, &page());
+            prop_assert_eq!(files.len(), names.len());
+            for (f, n) in files.iter().zip(&names) {
+                prop_assert_eq!(&f.filename, n);
+                prop_assert_eq!(f.url.clone(), format!("https://idx.invalid/f/{n}"));
+                let want = spec.trim();
+                prop_assert_eq!(f.requires_python.as_deref(), (!want.is_empty()).then_some(want));
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! A validated wheel becomes one `.dxpkg`: its files at their installed paths, plus an
+//! `INSTALLER` and a RECORD rewritten for the installed layout.
+//!
+//! The installed RECORD lists paths relative to site-packages, as pip writes them for a POSIX
+//! venv (`lib/pythonX.Y/site-packages`): scripts as `../../../bin/NAME`, `.data/data` files as
+//! `../../../PATH`. Rows whose bytes the installer makes per venv carry no hash: the RECORD row
+//! itself, `#!python` scripts (their shebang is rewritten), console and GUI script wrappers
+//! (generated), and symlinks. Header files are listed only when the wheel's tags name exactly one
+//! CPython minor version, since their installed path contains it.
+use std::collections::BTreeMap;
+
+use super::entry_points::EntryPoints;
+use super::error::WheelError;
+use super::metadata::WheelMetadata;
+use super::record::write_record;
+use super::validate::{ConvertLimits, ValidatedWheel, validate_wheel};
+use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+use crate::hash::sha256_record;
+
+/// The contents of the `INSTALLER` file written into every installed `.dist-info`.
+pub const INSTALLER: &[u8] = b"dx-py\n";
+
+/// A wheel converted into `.dxpkg` bytes.
+#[derive(Clone, Debug)]
+pub struct ConvertedWheel {
+    /// The `.dxpkg` bytes; the same wheel always gives the same bytes.
+    pub dxpkg: Vec<u8>,
+    /// The distribution name as METADATA gives it.
+    pub name: String,
+    /// The version as METADATA gives it.
+    pub version: String,
+    /// The `.dist-info` directory name.
+    pub dist_info: String,
+    /// The parsed METADATA.
+    pub metadata: WheelMetadata,
+    /// The console and GUI scripts the installer must generate in `bin/`.
+    pub entry_points: EntryPoints,
+}
+
+/// Checks the wheel `filename` (a file name, not a path) with default limits and converts it.
+pub fn convert_wheel(filename: &str, bytes: &[u8]) -> Result<ConvertedWheel, WheelError> {
+    convert_wheel_with_limits(filename, bytes, &ConvertLimits::default())
+}
+
+/// [`convert_wheel`] with explicit size limits.
+pub fn convert_wheel_with_limits(
+    filename: &str,
+    bytes: &[u8],
+    limits: &ConvertLimits,
+) -> Result<ConvertedWheel, WheelError> {
+    convert_validated(validate_wheel(filename, bytes, limits)?)
+}
+
+/// The Python `X.Y` every tag of the wheel names, when they name exactly one CPython version.
+fn single_cpython_version(wheel: &ValidatedWheel) -> Option<String> {
+    let mut found: Option<String> = None;
+    for tag in &wheel.filename.tags {
+        let digits = tag.python.strip_prefix("cp3")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let version = format!("3.{digits}");
+        match &found {
+            Some(v) if *v != version => return None,
+            _ => found = Some(version),
+        }
+    }
+    found
+}
+
+/// Turns a validated wheel into `.dxpkg` bytes.
+pub fn convert_validated(wheel: ValidatedWheel) -> Result<ConvertedWheel, WheelError> {
+    let name = wheel.metadata.name.clone();
+    let py = single_cpython_version(&wheel);
+    let dist_info = wheel.dist_info.clone();
+    let mut rows: BTreeMap<String, Option<(String, u64)>> = BTreeMap::new();
+    let mut writer = DxpkgWriter::new(&name, &wheel.metadata.version, &dist_info);
+
+    for f in wheel.files {
+        let record_path = match f.scheme {
+            Scheme::SitePackages => Some(f.path.clone()),
+            Scheme::Scripts => Some(format!("../../../bin/{}", f.path)),
+            Scheme::Data => Some(format!("../../../{}", f.path)),
+            Scheme::Headers => py
+                .as_ref()
+                .map(|py| format!("../../../include/site/python{py}/{name}/{}", f.path)),
+        };
+        if let Some(record_path) = record_path {
+            let rewritten = f.scheme == Scheme::Scripts && f.data.starts_with(b"#!python");
+            let hash = (f.kind == EntryKind::File && !rewritten)
+                .then(|| (sha256_record(&f.data), f.data.len() as u64));
+            rows.insert(record_path, hash);
+        }
+        writer.add(f.scheme, &f.path, f.kind, f.mode, f.data);
+    }
+    for ep in wheel
+        .entry_points
+        .console_scripts
+        .iter()
+        .chain(&wheel.entry_points.gui_scripts)
+    {
+        rows.entry(format!("../../../bin/{}", ep.name))
+            .or_insert(None);
+    }
+    let installer_path = format!("{dist_info}/INSTALLER");
+    rows.insert(
+        installer_path.clone(),
+        Some((sha256_record(INSTALLER), INSTALLER.len() as u64)),
+    );
+    let record_path = format!("{dist_info}/RECORD");
+    rows.insert(record_path.clone(), None);
+    let rows: Vec<_> = rows.into_iter().collect();
+    writer.add(
+        Scheme::SitePackages,
+        &installer_path,
+        EntryKind::File,
+        0o644,
+        INSTALLER.to_vec(),
+    );
+    writer.add(
+        Scheme::SitePackages,
+        &record_path,
+        EntryKind::File,
+        0o644,
+        write_record(&rows),
+    );
+    let dxpkg = writer.finish().map_err(|source| WheelError::Write {
+        wheel: wheel.file_name.clone(),
+        source,
+    })?;
+    Ok(ConvertedWheel {
+        dxpkg,
+        name,
+        version: wheel.metadata.version.clone(),
+        dist_info,
+        metadata: wheel.metadata,
+        entry_points: wheel.entry_points,
+    })
+}
