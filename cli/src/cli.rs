@@ -34,6 +34,18 @@ pub(crate) enum Command {
     /// Build, dump and query binary locks.
     #[command(subcommand)]
     Dpl(DplCommand),
+    /// Serve a venv read-only through FUSE, straight from the store.
+    #[cfg(target_os = "linux")]
+    Mount(crate::commands::mount::MountArgs),
+    /// Unmount a venv served by `dx-py mount`.
+    #[cfg(target_os = "linux")]
+    Unmount(crate::commands::mount::UnmountArgs),
+    #[cfg(target_os = "linux")]
+    #[command(name = "__serve-mount", hide = true)]
+    ServeMount(crate::commands::mount::ServeMountArgs),
+    #[cfg(target_os = "linux")]
+    #[command(name = "__watch-mount", hide = true)]
+    WatchMount(crate::commands::mount::WatchMountArgs),
     /// Inspect and add to the package store.
     #[command(subcommand)]
     Store(StoreCommand),

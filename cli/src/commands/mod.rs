@@ -3,6 +3,8 @@ pub(crate) mod cache;
 pub(crate) mod dpl;
 pub(crate) mod install;
 pub(crate) mod lock;
+#[cfg(target_os = "linux")]
+pub(crate) mod mount;
 pub(crate) mod store;
 pub(crate) mod venv;
 

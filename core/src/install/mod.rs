@@ -11,6 +11,7 @@ mod bytecode;
 mod error;
 mod fetch;
 mod lock;
+mod prepare;
 mod report;
 mod sync;
 
@@ -18,5 +19,6 @@ pub use bytecode::{bytecode_pack, ensure_bytecode};
 pub use error::InstallError;
 pub use fetch::{FetchStats, ensure_stored, store_wheel_bytes};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
+pub use prepare::{PreparedPackage, WheelSources, prepare_packages};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use sync::{SyncContext, SyncOptions, sync_venv, try_warm};

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::report::PhaseTimer;
-use super::{InstallError, InstallReport, Reporter, ensure_bytecode, ensure_stored};
+use super::{InstallError, InstallReport, Reporter, WheelSources, prepare_packages};
 use crate::dpl::{DplReader, Lock};
 use crate::index::IndexClient;
 use crate::layout::{LayoutCache, LayoutPackage, LayoutSpec, ProjectHash};
@@ -139,40 +139,34 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     timer.mark(&mut report, "lookup");
 
     // Cold path.
-    let mut lock = dpl.to_lock()?;
-    let before: Vec<_> = lock.packages.iter().map(|p| p.store_hash).collect();
-    let stats = ensure_stored(
-        &mut lock.packages,
+    let sources = WheelSources {
+        client: ctx.client,
+        find_links: ctx.find_links,
+        lock_dir: ctx.lock_dir,
+    };
+    let (prepared, updated) = prepare_packages(
+        dpl,
+        ctx.interp,
         ctx.store,
-        ctx.client,
-        ctx.find_links,
-        ctx.lock_dir,
+        &sources,
+        ctx.options.compile_bytecode,
         ctx.reporter,
+        &mut report,
     )?;
-    report.store_hits = stats.hits;
-    report.store_misses = stats.misses;
-    report.downloads = stats.downloads;
-    timer.mark(&mut report, "fetch");
-
-    let mut packages = Vec::with_capacity(lock.packages.len());
-    for p in &lock.packages {
-        let hash = p.store_hash.expect("ensure_stored filled every store hash");
-        let mut extra_trees = Vec::new();
-        if ctx.options.compile_bytecode {
-            let (pack, compiled) = ensure_bytecode(ctx.store, &hash, ctx.interp)?;
-            report.compiled += usize::from(compiled);
-            if let Some(pack) = pack {
-                extra_trees.push(ctx.store.unpacked(&pack)?);
-            }
-        }
+    let mut packages = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let extra_trees = match p.bytecode {
+            Some(pack) => vec![ctx.store.unpacked(&pack)?],
+            None => Vec::new(),
+        };
         packages.push(LayoutPackage {
-            name: p.name.clone(),
-            version: p.version.clone(),
-            hash,
+            name: p.name,
+            version: p.version,
+            hash: p.hash,
             extra_trees,
         });
     }
-    timer.mark(&mut report, "bytecode");
+    timer.mark(&mut report, "unpack");
 
     let spec = LayoutSpec {
         interpreter_tag: tag,
@@ -185,6 +179,5 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     ctx.layouts.install(&spec, ctx.venv)?;
     timer.mark(&mut report, "link");
 
-    let changed = lock.packages.iter().map(|p| p.store_hash).ne(before);
-    Ok((report, changed.then_some(lock)))
+    Ok((report, updated))
 }
