@@ -99,7 +99,7 @@ def run(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Pr
             pass
         out, err = p.communicate()
         secs = time.perf_counter() - t0
-        return Proc(False, secs, None, f"timed out after {timeout:.0f} s\n{tail_of(err) or tail_of(out)}")
+        return Proc(False, secs, None, f"timed out after {timeout:g} s\n{tail_of(err) or tail_of(out)}")
     secs = time.perf_counter() - t0
     ok = p.returncode == 0
     tail = "" if ok else f"exit code {p.returncode}\n{tail_of(err) or tail_of(out)}"
@@ -846,6 +846,7 @@ def main(argv=None) -> int:
         "dx-py": f"{version_of([dx, '--version'], work) if dx else 'unavailable'} ({dx or ''} {dx_note})".strip(),
         "repo commit": commit or "?",
         "runs": args.runs,
+        "load average at start (1/5/15 min)": "%.2f %.2f %.2f" % os.getloadavg(),
         "process spawn floor (/bin/true, median)": f"{spawn_floor(args.runs, work) * 1000:.2f} ms",
         "environment": "PYTHONDONTWRITEBYTECODE, PYTHONPATH, PIP_*, UV_*, DX_PY_* removed for every timed "
         "process (so imports write .pyc where they can); UV_NO_CONFIG=1, UV_PYTHON_DOWNLOADS=never, "
@@ -888,6 +889,7 @@ def main(argv=None) -> int:
         else:
             log(f"kept {work}")
 
+    meta["load average at end (1/5/15 min)"] = "%.2f %.2f %.2f" % os.getloadavg()
     md = markdown(meta, rows, setup_failures)
     out = Path(args.out) if args.out else TARGET / "bench-results" / f"compare-uv-{now:%Y-%m-%d-%H%M%S}"
     out.parent.mkdir(parents=True, exist_ok=True)
