@@ -14,7 +14,7 @@ use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
 use super::lock::{DPL, PYLOCK, lock_and_write};
-use crate::cli::{InstallArgs, LinkModeArg};
+use crate::cli::{InstallArgs, LinkModeArg, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -31,7 +31,14 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
 
-    let dpl_path = resolve_lock(args, settings, &interp, printer)?;
+    let dpl_path = resolve_lock(
+        args.requirements.as_deref(),
+        args.lock.as_deref(),
+        &args.sources,
+        settings,
+        &interp,
+        printer,
+    )?;
     let dpl = DplReader::open(&dpl_path)?;
     let store = settings.store();
     let mut layouts = LayoutCache::open(&settings.layouts_dir(), &store)?;
@@ -87,13 +94,15 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
 }
 
 /// Which DPL to install: fresh for `-r`, else `--lock`, else `./dx-py.dpl` or `./pylock.toml`.
-fn resolve_lock(
-    args: &InstallArgs,
+pub(crate) fn resolve_lock(
+    requirements: Option<&Path>,
+    lock: Option<&Path>,
+    sources: &SourceArgs,
     settings: &Settings,
     interp: &Interpreter,
     printer: &Printer,
 ) -> Result<PathBuf> {
-    if let Some(reqs_path) = &args.requirements {
+    if let Some(reqs_path) = requirements {
         let reqs = Requirements::from_file(reqs_path)?;
         let dpl_path = PathBuf::from(DPL);
         let inputs = inputs_hash(&reqs, interp);
@@ -101,10 +110,10 @@ fn resolve_lock(
             return Ok(dpl_path);
         }
         printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");
-        lock_and_write(&reqs, interp, &args.sources, settings, Path::new("."))?;
+        lock_and_write(&reqs, interp, sources, settings, Path::new("."))?;
         return Ok(dpl_path);
     }
-    let given = args.lock.clone();
+    let given = lock.map(Path::to_path_buf);
     let (dpl_path, pylock_path) = match &given {
         Some(p) if p.extension().is_some_and(|e| e == "dpl") => return Ok(p.clone()),
         Some(p) => (p.with_file_name(DPL), p.clone()),

@@ -38,6 +38,17 @@ pub(crate) struct MountArgs {
     /// mount until the next `mount`/`unmount`).
     #[arg(long)]
     pub(crate) no_auto_unmount: bool,
+    /// The lock to serve: `dx-py.dpl` or `pylock.toml` (default: ./dx-py.dpl or ./pylock.toml).
+    #[arg(long, value_name = "FILE", conflicts_with = "tree")]
+    pub(crate) lock: Option<PathBuf>,
+    /// Interpreter of the served venv (default `python3`).
+    #[arg(long, short = 'p')]
+    pub(crate) python: Option<String>,
+    /// Package store (e.g. a read-only shared store); default: {cache}/store.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) sources: crate::cli::SourceArgs,
     /// List the dx-py mounts instead, with their server pids.
     #[arg(long, conflicts_with_all = ["tree", "foreground", "allow_other", "no_auto_unmount"])]
     pub(crate) list: bool,
@@ -111,17 +122,39 @@ pub(crate) fn run_mount(
     if args.list {
         return list(settings, printer);
     }
-    let Some(tree) = &args.tree else {
-        anyhow::bail!(
-            "No tree to serve for `{}`: pass `--tree FILE` (building it from the lock lands with `dx-py install`)",
-            args.venv.display()
-        );
-    };
+    let settings = &settings.with_store(args.store.as_deref());
     let mut opts = options(args.allow_other, args.no_auto_unmount, None);
     if !args.no_auto_unmount {
         opts.auto_unmount = watcher(&mounts::absolute(&args.venv)?)?;
     }
-    mount_tree(tree, &args.venv, &opts, args.foreground, settings, printer)
+    let tree = match &args.tree {
+        Some(tree) => tree.clone(),
+        None => {
+            if let Err(why) = serve::preflight(&opts) {
+                printer.warn(format_args!(
+                    "FUSE is not usable here ({why}); installing the symlink layout of the same lock instead"
+                ));
+                return fallback_install(args, settings, printer);
+            }
+            super::mount_tree_build::tree_for_lock(args, settings, printer)?
+        }
+    };
+    mount_tree(&tree, &args.venv, &opts, args.foreground, settings, printer)
+}
+
+/// Without FUSE, the venv gets the symlink layout of the same lock.
+fn fallback_install(args: &MountArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
+    let install = crate::cli::InstallArgs {
+        requirements: None,
+        lock: args.lock.clone(),
+        venv: args.venv.clone(),
+        python: args.python.clone(),
+        sources: args.sources.clone(),
+        link_mode: crate::cli::LinkModeArg::Auto,
+        no_compile_bytecode: false,
+        store: args.store.clone(),
+    };
+    super::install::run(&install, settings, printer)
 }
 
 /// `dx-py __watch-mount MOUNTPOINT`, run by the server once its mount is live.

@@ -23,7 +23,17 @@ pub fn store_wheel_bytes(
         filename: filename.to_string(),
         source: Box::new(source),
     })?;
-    let hash = store.store(&converted.dxpkg)?;
+    let hash = match store.store(&converted.dxpkg) {
+        Ok(hash) => hash,
+        Err(crate::store::StoreError::ReadOnly { path, .. }) => {
+            return Err(InstallError::MissingFromReadOnlyStore {
+                store: path,
+                name: converted.name,
+                version: converted.version,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((hash, converted))
 }
 

@@ -21,4 +21,4 @@ pub use fetch::{FetchStats, ensure_stored, store_wheel_bytes};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
 pub use prepare::{PreparedPackage, WheelSources, prepare_packages};
 pub use report::{InstallReport, NoReporter, Reporter};
-pub use sync::{SyncContext, SyncOptions, sync_venv, try_warm};
+pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};

@@ -87,8 +87,9 @@ pub fn try_warm<B: AsRef<[u8]>>(
     Ok(Some(report))
 }
 
-/// The project hash of the locked set, when every entry has its store hash.
-fn project_hash<B: AsRef<[u8]>>(
+/// The project hash of the locked set for the interpreter `tag`, when every entry has its
+/// store hash.
+pub fn project_hash<B: AsRef<[u8]>>(
     dpl: &DplReader<B>,
     tag: &str,
 ) -> Result<Option<ProjectHash>, InstallError> {
