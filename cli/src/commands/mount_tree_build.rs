@@ -64,10 +64,10 @@ pub(crate) fn tree_for_lock(
         &mut report,
     )?;
     drop(dpl);
-    if let Some(lock) = updated {
-        if let Err(e) = lock.write_dpl(&dpl_path) {
-            printer.warn(format_args!("could not update {}: {e}", dpl_path.display()));
-        }
+    if let Some(lock) = updated
+        && let Err(e) = lock.write_dpl(&dpl_path)
+    {
+        printer.warn(format_args!("could not update {}: {e}", dpl_path.display()));
     }
     let dpl = DplReader::open(&dpl_path)?;
     let project =
