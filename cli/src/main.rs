@@ -6,6 +6,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod printer;
+mod reporter;
 mod settings;
 
 use cli::{Cli, Command};

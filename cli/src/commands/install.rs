@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplReader, Lock};
 use dx_py_core::install::{
-    InstallReport, NoReporter, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
+    InstallReport, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
 };
 use dx_py_core::layout::{LayoutCache, LinkMode};
 use dx_py_core::python::Interpreter;
@@ -68,6 +68,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     };
     let find_links: Vec<PathBuf> = args.sources.find_links.iter().map(PathBuf::from).collect();
     let lock_dir = dpl_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let reporter = crate::reporter::BarReporter::new(printer, "Installing");
     let ctx = SyncContext {
         interp: &interp,
         venv: &args.venv,
@@ -79,7 +80,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         options: SyncOptions {
             compile_bytecode: !args.no_compile_bytecode,
         },
-        reporter: &NoReporter,
+        reporter: &reporter,
     };
     let (report, updated) = sync_venv(&dpl, &ctx)?;
     drop(dpl);
@@ -110,7 +111,7 @@ pub(crate) fn resolve_lock(
             return Ok(dpl_path);
         }
         printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");
-        lock_and_write(&reqs, interp, sources, settings, Path::new("."))?;
+        lock_and_write(&reqs, interp, sources, settings, Path::new("."), printer)?;
         return Ok(dpl_path);
     }
     let given = lock.map(Path::to_path_buf);

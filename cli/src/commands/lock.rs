@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dx_py_core::dpl::Lock;
-use dx_py_core::install::{LockOptions, NoReporter, lock_requirements};
+use dx_py_core::install::{LockOptions, lock_requirements};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
@@ -25,7 +25,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
     let start = Instant::now();
-    let lock = lock_and_write(&reqs, &interp, &args.sources, settings, &dir)?;
+    let lock = lock_and_write(&reqs, &interp, &args.sources, settings, &dir, printer)?;
     printer.info(format_args!(
         "Locked {} packages in {} ms: {}, {}",
         lock.packages.len(),
@@ -43,14 +43,16 @@ pub(crate) fn lock_and_write(
     sources: &SourceArgs,
     settings: &Settings,
     dir: &Path,
+    printer: &Printer,
 ) -> Result<Lock> {
     let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
     let store = settings.store();
+    let reporter = crate::reporter::BarReporter::new(printer, "Locking");
     let options = LockOptions {
         interp,
         client: &client,
         store: &store,
-        reporter: &NoReporter,
+        reporter: &reporter,
     };
     let lock = lock_requirements(reqs, &options)?;
     fs_create_dir_all(dir)?;
