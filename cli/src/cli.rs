@@ -11,7 +11,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
     /// Package store location, e.g. a read-only shared store; default: {cache}/store.
-    #[arg(long, global = true, value_name = "DIR", env = "DX_PY_STORE")]
+    #[arg(long, value_name = "DIR", env = "DX_PY_STORE")]
     pub(crate) store: Option<PathBuf>,
     /// More output (per-phase timings, cache hits); repeat for debug logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -25,6 +25,27 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
+    /// Create a venv (like `python -m venv --without-pip`).
+    Venv(VenvArgs),
+    /// Lock pinned requirements: write `pylock.toml` and `dx-py.dpl`.
+    Lock(LockArgs),
+    /// Make a venv hold exactly the locked set.
+    Install(InstallArgs),
+    /// Build, dump and query binary locks.
+    #[command(subcommand)]
+    Dpl(DplCommand),
+    /// Serve a venv read-only through FUSE, straight from the store.
+    #[cfg(target_os = "linux")]
+    Mount(crate::commands::mount::MountArgs),
+    /// Unmount a venv served by `dx-py mount`.
+    #[cfg(target_os = "linux")]
+    Unmount(crate::commands::mount::UnmountArgs),
+    #[cfg(target_os = "linux")]
+    #[command(name = "__serve-mount", hide = true)]
+    ServeMount(crate::commands::mount::ServeMountArgs),
+    #[cfg(target_os = "linux")]
+    #[command(name = "__watch-mount", hide = true)]
+    WatchMount(crate::commands::mount::WatchMountArgs),
     /// Inspect and add to the package store.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -75,4 +96,128 @@ pub(crate) struct CleanArgs {
     /// Remove everything.
     #[arg(long)]
     pub(crate) all: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VenvArgs {
+    /// Where to create it.
+    #[arg(default_value = ".venv")]
+    pub(crate) path: PathBuf,
+    /// Interpreter: a path, `3.X`, or `python3.X`; default `python3` on PATH.
+    #[arg(long, short = 'p')]
+    pub(crate) python: Option<String>,
+    /// Prompt shown by the activation scripts.
+    #[arg(long)]
+    pub(crate) prompt: Option<String>,
+    /// Give the venv access to the base interpreter's site-packages.
+    #[arg(long)]
+    pub(crate) system_site_packages: bool,
+}
+
+/// Where wheels come from.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct SourceArgs {
+    /// A directory (or page) of wheels, searched before the index; repeatable.
+    #[arg(long, short = 'f', value_name = "DIR")]
+    pub(crate) find_links: Vec<String>,
+    /// The package index (PEP 503/691 simple API); default from DX_PY_INDEX_URL or pip/uv config.
+    #[arg(long, short = 'i', value_name = "URL")]
+    pub(crate) index_url: Option<String>,
+    /// More indexes; repeatable.
+    #[arg(long, value_name = "URL")]
+    pub(crate) extra_index_url: Vec<String>,
+    /// Use only `--find-links` locations.
+    #[arg(long)]
+    pub(crate) no_index: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LockArgs {
+    /// Pinned requirements (`name==version`, `pip freeze` output).
+    #[arg(long, short = 'r', value_name = "FILE")]
+    pub(crate) requirements: PathBuf,
+    /// Directory for `pylock.toml` and `dx-py.dpl` (default: the current directory).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub(crate) output_dir: Option<PathBuf>,
+    /// Interpreter to lock for.
+    #[arg(long, short = 'p')]
+    pub(crate) python: Option<String>,
+    #[command(flatten)]
+    pub(crate) sources: SourceArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LinkModeArg {
+    /// Hardlinks, falling back to symlinks, then copies.
+    Auto,
+    /// Hardlinks (then copies where impossible).
+    Hardlink,
+    /// Symlinks (then copies).
+    Symlink,
+    /// Copies.
+    Copy,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct InstallArgs {
+    /// Pinned requirements to lock (reusing `./dx-py.dpl` when it is fresh) and install.
+    #[arg(long, short = 'r', value_name = "FILE", conflicts_with = "lock")]
+    pub(crate) requirements: Option<PathBuf>,
+    /// A lock to install: `dx-py.dpl` or `pylock.toml` (default: ./dx-py.dpl or ./pylock.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) lock: Option<PathBuf>,
+    /// The venv (created when missing).
+    #[arg(long, default_value = ".venv", value_name = "PATH")]
+    pub(crate) venv: PathBuf,
+    /// Interpreter for a new venv (default: the venv's own, else `python3`).
+    #[arg(long, short = 'p')]
+    pub(crate) python: Option<String>,
+    #[command(flatten)]
+    pub(crate) sources: SourceArgs,
+    /// How layout files link to the store.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) link_mode: LinkModeArg,
+    /// Do not compile `.pyc` files.
+    #[arg(long)]
+    pub(crate) no_compile_bytecode: bool,
+    /// Package store location (e.g. a read-only shared store); default: {cache}/store.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DplCommand {
+    /// Build a DPL from a `pylock.toml`.
+    Build {
+        /// The PEP 751 lock.
+        pylock: PathBuf,
+        /// Output file.
+        #[arg(short, long, default_value = "dx-py.dpl")]
+        output: PathBuf,
+    },
+    /// Print every entry.
+    Dump {
+        /// The DPL file.
+        dpl: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one entry (name compared PEP 503-normalized).
+    Get {
+        /// The DPL file.
+        dpl: PathBuf,
+        /// The package name.
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -6,6 +6,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod printer;
+mod reporter;
 mod settings;
 
 use cli::{Cli, Command};
@@ -17,6 +18,18 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose, cli.quiet);
     let settings = settings::Settings::from_cli(&cli);
     let result = match &cli.command {
+        Command::Venv(args) => commands::venv::run(args, &settings, &printer),
+        Command::Lock(args) => commands::lock::run(args, &settings, &printer),
+        Command::Install(args) => commands::install::run(args, &settings, &printer),
+        Command::Dpl(cmd) => commands::dpl::run(cmd, &printer),
+        #[cfg(target_os = "linux")]
+        Command::Mount(args) => commands::mount::run_mount(args, &settings, &printer),
+        #[cfg(target_os = "linux")]
+        Command::Unmount(args) => commands::mount::run_unmount(args, &settings, &printer),
+        #[cfg(target_os = "linux")]
+        Command::ServeMount(args) => commands::mount::run_serve(args, &settings),
+        #[cfg(target_os = "linux")]
+        Command::WatchMount(args) => commands::mount::run_watch(args),
         Command::Store(cmd) => commands::store::run(cmd, &settings, &printer),
         Command::Cache(cmd) => commands::cache::run(cmd, &settings, &printer),
     };

@@ -1,7 +1,5 @@
 //! The one owner of user-facing output: results to stdout, messages to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
-// `verbose` and `show_progress` serve the install commands.
-#![allow(dead_code)]
 
 use std::io::{IsTerminal, Write};
 

@@ -28,6 +28,15 @@ impl Settings {
         }
     }
 
+    /// These settings with the store moved to `store` when a subcommand names one.
+    pub(crate) fn with_store(&self, store: Option<&std::path::Path>) -> Self {
+        let mut s = self.clone();
+        if let Some(store) = store {
+            s.store_dir = store.to_path_buf();
+        }
+        s
+    }
+
     pub(crate) fn layouts_dir(&self) -> PathBuf {
         self.cache_dir.join("layouts")
     }
@@ -50,4 +59,54 @@ fn default_cache_dir() -> PathBuf {
         return home.join(".cache").join("dx-py");
     }
     std::env::temp_dir().join("dx-py-cache")
+}
+
+impl Settings {
+    /// The package store; a read-only one keeps its unpacked trees in the user's cache.
+    pub(crate) fn store(&self) -> dx_py_core::store::PackageStore {
+        let store = dx_py_core::store::PackageStore::open(&self.store_dir);
+        if store.is_writable() {
+            store
+        } else {
+            store.with_unpacked_root(self.cache_dir.join("unpacked"))
+        }
+    }
+
+    /// Finds the interpreter (`--python`, else `fallback`, else `python3`), cached by path and mtime.
+    pub(crate) fn interpreter(
+        &self,
+        request: Option<&str>,
+    ) -> Result<dx_py_core::python::Interpreter, dx_py_core::python::InterpreterError> {
+        dx_py_core::python::Interpreter::find(request, &self.cache_dir)
+    }
+}
+
+/// The package sources from flags, the requirements file and the user's configuration.
+pub(crate) fn sources(
+    args: &crate::cli::SourceArgs,
+    requirements: Option<&dx_py_core::requirements::Requirements>,
+) -> anyhow::Result<dx_py_core::index::PackageSources> {
+    let overrides = dx_py_core::index::SourceOverrides {
+        index_url: args.index_url.clone(),
+        extra_index_urls: args.extra_index_url.clone(),
+        find_links: args.find_links.clone(),
+        no_index: args.no_index,
+    };
+    Ok(dx_py_core::index::config::discover(
+        &overrides,
+        requirements,
+        &dx_py_core::index::ConfigEnv::from_process(),
+    )?)
+}
+
+/// An index client over `sources`, keeping verified downloads in the cache.
+pub(crate) fn client(
+    settings: &Settings,
+    sources: dx_py_core::index::PackageSources,
+) -> anyhow::Result<dx_py_core::index::IndexClient> {
+    let options = dx_py_core::index::ClientOptions {
+        cache_dir: Some(settings.cache_dir.join("wheels")),
+        ..Default::default()
+    };
+    Ok(dx_py_core::index::IndexClient::new(sources, options)?)
 }

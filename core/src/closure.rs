@@ -94,8 +94,23 @@ impl fmt::Display for ClosureProblem {
     }
 }
 
+/// What [`analyze`] found: the problems and, per distribution, the members it depends on.
+#[derive(Debug, Clone, Default)]
+pub struct Closure {
+    /// Sorted; empty when the set is closed.
+    pub problems: Vec<ClosureProblem>,
+    /// Normalized name -> normalized names of the members it requires on this environment.
+    pub dependencies: BTreeMap<String, BTreeSet<String>>,
+}
+
 /// Every problem with `dists` on the environment `env`, sorted; empty when the set is closed.
 pub fn check_closure(dists: &[Dist], env: &MarkerEnvironment) -> Vec<ClosureProblem> {
+    analyze(dists, env).problems
+}
+
+/// Checks `dists` on `env` and collects the dependency edges between its members.
+pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
+    let mut dependencies: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let by_name: BTreeMap<String, &Dist> =
         dists.iter().map(|d| (normalize_name(&d.name), d)).collect();
     let mut problems = BTreeSet::new();
@@ -162,6 +177,7 @@ pub fn check_closure(dists: &[Dist], env: &MarkerEnvironment) -> Vec<ClosureProb
                 });
                 continue;
             };
+            dependencies.entry(name.clone()).or_default().insert(dep);
             if let Some(VersionOrUrl::VersionSpecifier(spec)) = &r.version_or_url {
                 let ok = Version::from_str(&locked.version).is_ok_and(|v| spec.contains(&v));
                 if !ok {
@@ -176,7 +192,10 @@ pub fn check_closure(dists: &[Dist], env: &MarkerEnvironment) -> Vec<ClosureProb
             }
         }
     }
-    problems.into_iter().collect()
+    Closure {
+        problems: problems.into_iter().collect(),
+        dependencies,
+    }
 }
 
 fn active_extras(extras: &BTreeMap<String, BTreeSet<String>>, name: &str) -> Vec<ExtraName> {

@@ -21,6 +21,7 @@ pub mod dpl;
 pub mod dxpkg;
 pub mod hash;
 pub mod index;
+pub mod install;
 pub mod layout;
 pub mod mmap;
 pub mod names;

@@ -1,1 +1,22 @@
 //! FUSE filesystem that serves a dx-py venv read-only, straight from memory-mapped `.dxpkg` files.
+//!
+//! - [`tree`]: the `.dxtree` file, the venv's merged directory tree built once per package set;
+//! - [`fs`]: the `fuser::Filesystem` that answers from a mapped tree and the mapped packs;
+//! - [`serve`]: checks that FUSE is usable, mount options, foreground and in-process sessions;
+//! - [`daemon`]: the detached server process a `dx-py mount` leaves behind;
+//! - [`mounts`]: finding, unmounting and cleaning up (dead) dx-py mounts.
+#![cfg(target_os = "linux")]
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod daemon;
+pub mod fs;
+pub mod mounts;
+pub mod serve;
+mod sys;
+pub mod tree;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;

@@ -176,3 +176,39 @@ pub fn fetch_wheels(name: &str, requirements: &[&str]) -> Option<PathBuf> {
     std::fs::write(&done, requirements.join("\n")).ok()?;
     Some(dir)
 }
+
+/// `name==version` lines for every wheel in `dir` (the closure `pip download` fetched).
+pub fn pins_for(dir: &Path) -> String {
+    let mut pins: Vec<String> = std::fs::read_dir(dir)
+        .expect("wheel dir")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let w = dx_py_core::wheel::WheelFilename::parse(&name).ok()?;
+            Some(format!("{}=={}", w.name, w.version))
+        })
+        .collect();
+    pins.sort();
+    pins.join("\n") + "\n"
+}
+
+/// Writes synthetic wheels into `dir` and returns it.
+pub fn write_wheels(dir: &Path, wheels: &[dx_py_core::wheel::testing::WheelBuilder]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for w in wheels {
+        std::fs::write(dir.join(w.filename()), w.build()).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// Runs the venv's python with `code`, writing no bytecode, and returns stdout (asserting success).
+pub fn venv_python(venv: &Path, code: &str) -> String {
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", code])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTHONPATH")
+        .output()
+        .expect("run venv python");
+    assert_success(&out, &format!("{}/bin/python -c {code}", venv.display()));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

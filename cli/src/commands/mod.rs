@@ -1,6 +1,14 @@
 //! One module per subcommand.
 pub(crate) mod cache;
+pub(crate) mod dpl;
+pub(crate) mod install;
+pub(crate) mod lock;
+#[cfg(target_os = "linux")]
+pub(crate) mod mount;
+#[cfg(target_os = "linux")]
+mod mount_tree_build;
 pub(crate) mod store;
+pub(crate) mod venv;
 
 /// Exit 1 for errors in what the user asked (bad input, missing packages), 2 for the rest
 /// (I/O failures the user did not cause).

@@ -1,1 +1,131 @@
-//! (in progress)
+//! DPL (`dx-py.dpl`): the binary lock, read in O(1) from a memory-mapped file, and its
+//! human-readable twin `pylock.toml` (PEP 751).
+//!
+//! ```text
+//! offset 0   header (192 B)             magic, version, counts, section offsets, environment,
+//!                                       inputs hash, whole-body blake3, header checksum
+//!        192 buckets (12 B × buckets)   open addressing on the PEP 503 name: entry + 1, tag, check
+//!        …   entries (176 B × count)    sorted by normalized name; fixed fields + checksum
+//!        …   dependencies (u32 × edges) each entry's edges, as entry indices
+//!        …   strings                    project strings, then one UTF-8 blob per entry
+//! ```
+//!
+//! The byte layout and the reasons behind it are in `docs/formats/dpl.md`. [`Lock`] is the
+//! in-memory model shared by [`DplBuilder`], the pylock.toml reader and writer, and the installer;
+//! [`DplReader`] reads a file as untrusted input: opening checks the header in O(1), every entry is
+//! checksummed when read, and [`DplReader::verify`] checks the whole file.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+mod builder;
+mod format;
+mod model;
+mod pylock;
+mod reader;
+mod render;
+
+pub use builder::DplBuilder;
+pub use model::{DplBuildError, Lock, LockMeta, LockedPackage, LockedWheel, version_components};
+pub use pylock::{DefaultSelector, PylockError, PylockSelector};
+pub use reader::{DplEntry, DplError, DplReader, DplWheel};
+
+/// A DPL (or pylock.toml) file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DplFileError {
+    /// The file could not be read or mapped.
+    #[error("Failed to read lock file `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be written.
+    #[error("Failed to write lock file `{}`", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid DPL; re-create it with `dx-py lock`.
+    #[error("Lock file `{}` is not a valid DPL lock; re-create it with `dx-py lock`", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: DplError,
+    },
+    /// The lock cannot be written as a DPL.
+    #[error("Cannot write lock file `{}`", path.display())]
+    Build {
+        /// The file.
+        path: PathBuf,
+        /// What the format cannot hold.
+        #[source]
+        source: DplBuildError,
+    },
+    /// The pylock.toml cannot be read.
+    #[error("Lock file `{}` is not a usable pylock.toml", path.display())]
+    Pylock {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: PylockError,
+    },
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the target directory, fsync, rename,
+/// then (on Unix) fsync of the directory so the rename itself is durable.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".dx-py-lock-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    fs_err::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+impl Lock {
+    /// Writes this lock as a DPL file at `path`, atomically.
+    pub fn write_dpl(&self, path: &Path) -> Result<(), DplFileError> {
+        DplBuilder::from_lock(self).write(path)
+    }
+
+    /// Reads the pylock.toml at `path` (see [`Lock::from_pylock_str`]).
+    pub fn read_pylock(path: &Path) -> Result<Self, DplFileError> {
+        let text = fs_err::read_to_string(path).map_err(|source| DplFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_pylock_str(&text).map_err(|source| DplFileError::Pylock {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Writes this lock as a pylock.toml at `path`, atomically.
+    pub fn write_pylock(&self, path: &Path) -> Result<(), DplFileError> {
+        write_atomic(path, self.to_pylock_string().as_bytes()).map_err(|source| {
+            DplFileError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

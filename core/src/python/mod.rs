@@ -26,4 +26,4 @@ pub use bytecode::{BytecodeError, compile_dir, compile_sources, compile_sources_
 pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
-pub use venv::{Venv, VenvError, VenvOptions, create_venv};
+pub use venv::{Venv, VenvError, VenvOptions, create_venv, venv_text_files};

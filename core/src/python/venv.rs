@@ -159,6 +159,44 @@ pub fn create_venv(
     })
 }
 
+/// The text files of a venv at `root` (`pyvenv.cfg` and the activation scripts), as
+/// `(path relative to root, contents)`, for venvs that are served rather than written (a FUSE
+/// mount). The same bytes [`create_venv`] writes.
+pub fn venv_text_files(
+    interp: &Interpreter,
+    root: &Path,
+    opts: &VenvOptions,
+) -> Vec<(String, String)> {
+    let root_str = root.to_string_lossy();
+    let prompt = opts.prompt.clone().unwrap_or_else(|| {
+        root.file_name()
+            .map_or_else(|| "venv".to_string(), |n| n.to_string_lossy().into_owned())
+    });
+    vec![
+        (
+            "pyvenv.cfg".to_string(),
+            pyvenv_cfg(
+                interp,
+                root,
+                opts.system_site_packages,
+                opts.prompt.as_deref(),
+            ),
+        ),
+        (
+            format!("{BIN_DIR}/activate"),
+            activate_sh(&root_str, &prompt),
+        ),
+        (
+            format!("{BIN_DIR}/activate.fish"),
+            activate_fish(&root_str, &prompt),
+        ),
+        (
+            format!("{BIN_DIR}/activate.csh"),
+            activate_csh(&root_str, &prompt),
+        ),
+    ]
+}
+
 #[cfg(not(windows))]
 const BIN_DIR: &str = "bin";
 #[cfg(windows)]

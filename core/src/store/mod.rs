@@ -321,7 +321,11 @@ fn classify(
     io: std::io::Error,
     read_only: impl FnOnce(std::io::Error) -> StoreError,
 ) -> StoreError {
-    if io.kind() == std::io::ErrorKind::PermissionDenied || io.raw_os_error() == Some(libc::EROFS) {
+    if matches!(
+        io.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    ) || io.raw_os_error() == Some(libc::EROFS)
+    {
         read_only(io)
     } else {
         StoreError::Io(io)

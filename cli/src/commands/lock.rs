@@ -1,0 +1,66 @@
+//! `dx-py lock -r requirements.txt [-o DIR]`.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use dx_py_core::dpl::Lock;
+use dx_py_core::install::{LockOptions, lock_requirements};
+use dx_py_core::python::Interpreter;
+use dx_py_core::requirements::Requirements;
+
+use crate::cli::{LockArgs, SourceArgs};
+use crate::printer::Printer;
+use crate::settings::{self, Settings};
+
+/// File names of the two lock forms.
+pub(crate) const PYLOCK: &str = "pylock.toml";
+pub(crate) const DPL: &str = "dx-py.dpl";
+
+pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
+    let interp = settings.interpreter(args.python.as_deref())?;
+    let reqs = Requirements::from_file(&args.requirements)?;
+    let dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let start = Instant::now();
+    let lock = lock_and_write(&reqs, &interp, &args.sources, settings, &dir, printer)?;
+    printer.info(format_args!(
+        "Locked {} packages in {} ms: {}, {}",
+        lock.packages.len(),
+        start.elapsed().as_millis(),
+        dir.join(PYLOCK).display(),
+        dir.join(DPL).display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Locks `reqs` and writes `pylock.toml` and `dx-py.dpl` into `dir`.
+pub(crate) fn lock_and_write(
+    reqs: &Requirements,
+    interp: &Interpreter,
+    sources: &SourceArgs,
+    settings: &Settings,
+    dir: &Path,
+    printer: &Printer,
+) -> Result<Lock> {
+    let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
+    let store = settings.store();
+    let reporter = crate::reporter::BarReporter::new(printer, "Locking");
+    let options = LockOptions {
+        interp,
+        client: &client,
+        store: &store,
+        reporter: &reporter,
+    };
+    let lock = lock_requirements(reqs, &options)?;
+    fs_create_dir_all(dir)?;
+    lock.write_pylock(&dir.join(PYLOCK))?;
+    lock.write_dpl(&dir.join(DPL))?;
+    Ok(lock)
+}
+
+fn fs_create_dir_all(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("Failed to create `{}`", dir.display()))
+}

@@ -1,0 +1,287 @@
+//! `dx-py mount`, `dx-py unmount` and the hidden processes they start.
+//!
+//! `mount` checks everything it can in the foreground (FUSE usable, mount point empty, tree
+//! readable), then starts `dx-py __serve-mount` detached, with its log in `{cache}/mounts/`,
+//! and returns once the mount is live. The server starts `dx-py __watch-mount`, which unmounts
+//! the venv if the server dies (see `dx_py_fs_linux::serve::AutoUnmount::Watcher`).
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use dx_py_fs_linux::serve::{AutoUnmount, MountOptions, WatcherCommand};
+use dx_py_fs_linux::{daemon, fs::TreeFs, mounts, serve, tree};
+
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// How long `mount` waits for the server to bring the mount up.
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `dx-py mount [VENV]`.
+#[derive(Args, Debug)]
+pub(crate) struct MountArgs {
+    /// The venv directory to serve; made if missing, must be empty.
+    #[arg(default_value = ".venv")]
+    pub(crate) venv: PathBuf,
+    /// Serve this prebuilt `.dxtree` file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tree: Option<PathBuf>,
+    /// Serve in this process until unmounted, instead of in a background server.
+    #[arg(long)]
+    pub(crate) foreground: bool,
+    /// Let other users read the mount (needs `user_allow_other` in /etc/fuse.conf unless root).
+    #[arg(long)]
+    pub(crate) allow_other: bool,
+    /// Start no watcher that unmounts if the server dies (a killed server then leaves a dead
+    /// mount until the next `mount`/`unmount`).
+    #[arg(long)]
+    pub(crate) no_auto_unmount: bool,
+    /// The lock to serve: `dx-py.dpl` or `pylock.toml` (default: ./dx-py.dpl or ./pylock.toml).
+    #[arg(long, value_name = "FILE", conflicts_with = "tree")]
+    pub(crate) lock: Option<PathBuf>,
+    /// Interpreter of the served venv (default `python3`).
+    #[arg(long, short = 'p')]
+    pub(crate) python: Option<String>,
+    /// Package store (e.g. a read-only shared store); default: {cache}/store.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) sources: crate::cli::SourceArgs,
+    /// List the dx-py mounts instead, with their server pids.
+    #[arg(long, conflicts_with_all = ["tree", "foreground", "allow_other", "no_auto_unmount"])]
+    pub(crate) list: bool,
+}
+
+/// `dx-py unmount [VENV]`.
+#[derive(Args, Debug)]
+pub(crate) struct UnmountArgs {
+    /// The mounted venv.
+    #[arg(default_value = ".venv")]
+    pub(crate) venv: PathBuf,
+    /// Unmount every dx-py mount.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+/// `dx-py __serve-mount --tree FILE MOUNTPOINT` (hidden): the server process.
+#[derive(Args, Debug)]
+pub(crate) struct ServeMountArgs {
+    /// The tree file to serve.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tree: PathBuf,
+    /// Pass `allow_other`.
+    #[arg(long)]
+    pub(crate) allow_other: bool,
+    /// Start no `__watch-mount` watcher.
+    #[arg(long)]
+    pub(crate) no_auto_unmount: bool,
+    /// Request-serving threads.
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Where to mount.
+    pub(crate) mountpoint: PathBuf,
+}
+
+/// `dx-py __watch-mount MOUNTPOINT` (hidden): unmounts `MOUNTPOINT` when stdin closes and the
+/// mount is dead.
+#[derive(Args, Debug)]
+pub(crate) struct WatchMountArgs {
+    /// The mount point to watch.
+    pub(crate) mountpoint: PathBuf,
+}
+
+fn options(allow_other: bool, no_auto_unmount: bool, threads: Option<usize>) -> MountOptions {
+    let mut opts = MountOptions {
+        allow_other,
+        ..MountOptions::default()
+    };
+    if let Some(n) = threads {
+        opts.threads = n.max(1);
+    }
+    if no_auto_unmount {
+        opts.auto_unmount = AutoUnmount::Off;
+    }
+    opts
+}
+
+fn state_dir(settings: &Settings) -> PathBuf {
+    settings.cache_dir.join("mounts")
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("Cannot resolve `{}`", path.display()))
+}
+
+pub(crate) fn run_mount(
+    args: &MountArgs,
+    settings: &Settings,
+    printer: &Printer,
+) -> Result<ExitCode> {
+    if args.list {
+        return list(settings, printer);
+    }
+    let settings = &settings.with_store(args.store.as_deref());
+    let mut opts = options(args.allow_other, args.no_auto_unmount, None);
+    if !args.no_auto_unmount {
+        opts.auto_unmount = watcher(&mounts::absolute(&args.venv)?)?;
+    }
+    let tree = match &args.tree {
+        Some(tree) => tree.clone(),
+        None => {
+            if let Err(why) = serve::preflight(&opts) {
+                printer.warn(format_args!(
+                    "FUSE is not usable here ({why}); installing the symlink layout of the same lock instead"
+                ));
+                return fallback_install(args, settings, printer);
+            }
+            super::mount_tree_build::tree_for_lock(args, settings, printer)?
+        }
+    };
+    mount_tree(&tree, &args.venv, &opts, args.foreground, settings, printer)
+}
+
+/// Without FUSE, the venv gets the symlink layout of the same lock.
+fn fallback_install(args: &MountArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
+    let install = crate::cli::InstallArgs {
+        requirements: None,
+        lock: args.lock.clone(),
+        venv: args.venv.clone(),
+        python: args.python.clone(),
+        sources: args.sources.clone(),
+        link_mode: crate::cli::LinkModeArg::Auto,
+        no_compile_bytecode: false,
+        store: args.store.clone(),
+    };
+    super::install::run(&install, settings, printer)
+}
+
+/// `dx-py __watch-mount MOUNTPOINT`, run by the server once its mount is live.
+fn watcher(mountpoint: &Path) -> Result<AutoUnmount> {
+    let exe = std::env::current_exe().context("Cannot find the dx-py executable")?;
+    Ok(AutoUnmount::Watcher(WatcherCommand {
+        program: exe,
+        args: vec!["__watch-mount".into(), mountpoint.as_os_str().to_owned()],
+        env: Vec::new(),
+    }))
+}
+
+/// Serves `tree` on `venv`: in the background (returns once the mount is live) or, with
+/// `foreground`, in this process until it is unmounted.
+pub(crate) fn mount_tree(
+    tree: &Path,
+    venv: &Path,
+    opts: &MountOptions,
+    foreground: bool,
+    settings: &Settings,
+    printer: &Printer,
+) -> Result<ExitCode> {
+    let tree = absolute(tree)?;
+    // Refuse a bad tree, a missing FUSE or a busy mount point here, with the real message,
+    // rather than in the server's log.
+    tree::open_tree(&tree)?;
+    serve::preflight(opts)?;
+    // Not `exists()`: that is false on a dead mount, which `prepare_mountpoint` cleans up.
+    if std::fs::symlink_metadata(venv).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        fs_err_create_dir_all(venv)?;
+    }
+    let venv = serve::prepare_mountpoint(venv)?;
+    if foreground {
+        let fs = TreeFs::open(&tree, &settings.store_dir)?;
+        printer.info(format_args!(
+            "Serving {} (Ctrl-C or `dx-py unmount` to stop)",
+            venv.display()
+        ));
+        serve::serve(fs, &venv, opts)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let exe = std::env::current_exe()
+        .context("Cannot find the dx-py executable to start the mount server")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.current_dir("/")
+        .arg("--cache-dir")
+        .arg(absolute(&settings.cache_dir)?)
+        .arg("--store")
+        .arg(absolute(&settings.store_dir)?)
+        .arg("__serve-mount")
+        .arg("--tree")
+        .arg(&tree)
+        .arg("--threads")
+        .arg(opts.threads.to_string());
+    if opts.allow_other {
+        cmd.arg("--allow-other");
+    }
+    if opts.auto_unmount == AutoUnmount::Off {
+        cmd.arg("--no-auto-unmount");
+    }
+    cmd.arg(&venv);
+    let started = std::time::Instant::now();
+    let server = daemon::mount_background(cmd, &venv, &state_dir(settings), MOUNT_TIMEOUT)?;
+    printer.info(format_args!(
+        "Mounted {} in {:.0?} (server pid {}, log {})",
+        venv.display(),
+        started.elapsed(),
+        server.child.id(),
+        server.log.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fs_err_create_dir_all(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("Cannot create `{}`", path.display()))
+}
+
+pub(crate) fn run_unmount(
+    args: &UnmountArgs,
+    settings: &Settings,
+    printer: &Printer,
+) -> Result<ExitCode> {
+    let targets: Vec<PathBuf> = if args.all {
+        mounts::list_mounts()?
+            .into_iter()
+            .map(|m| m.mountpoint)
+            .collect()
+    } else {
+        vec![mounts::absolute(&args.venv)?]
+    };
+    for target in &targets {
+        let dead = mounts::is_dead_mount(target);
+        mounts::unmount(target)?;
+        daemon::forget(&state_dir(settings), target);
+        let note = if dead { " (its server had died)" } else { "" };
+        printer.info(format_args!("Unmounted {}{note}", target.display()));
+    }
+    if targets.is_empty() {
+        printer.info("No dx-py mounts");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(settings: &Settings, printer: &Printer) -> Result<ExitCode> {
+    for m in mounts::list_mounts()? {
+        let state = if mounts::is_dead_mount(&m.mountpoint) {
+            "dead".to_string()
+        } else {
+            daemon::recorded_pid(&state_dir(settings), &m.mountpoint)
+                .map_or_else(|| "live".to_string(), |pid| format!("pid {pid}"))
+        };
+        printer.out(format_args!("{}\t{state}", m.mountpoint.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_serve(args: &ServeMountArgs, settings: &Settings) -> Result<ExitCode> {
+    let mut opts = options(args.allow_other, args.no_auto_unmount, args.threads);
+    if !args.no_auto_unmount {
+        opts.auto_unmount = watcher(&mounts::absolute(&args.mountpoint)?)?;
+    }
+    let fs = TreeFs::open(&args.tree, &settings.store_dir)?;
+    serve::serve(fs, &args.mountpoint, &opts)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_watch(args: &WatchMountArgs) -> Result<ExitCode> {
+    daemon::watch(&args.mountpoint)?;
+    Ok(ExitCode::SUCCESS)
+}

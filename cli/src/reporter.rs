@@ -1,0 +1,56 @@
+//! Progress bars for downloads and conversions, shown only on a terminal (see `Printer`).
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dx_py_core::install::Reporter;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::printer::Printer;
+
+/// One bar: packages stored, with bytes downloaded in the message.
+pub(crate) struct BarReporter {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+}
+
+impl BarReporter {
+    /// A hidden bar unless the printer allows progress output.
+    pub(crate) fn new(printer: &Printer, what: &str) -> Self {
+        let bar = if printer.show_progress() {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {pos} packages {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(what.to_string());
+        Self {
+            bar,
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Reporter for BarReporter {
+    fn on_download_start(&self, name: &str, _size: Option<u64>) {
+        self.bar.set_message(format!("(downloading {name})"));
+        self.bar.tick();
+    }
+
+    fn on_download_done(&self, _name: &str, bytes: u64) {
+        let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.bar
+            .set_message(format!("({:.1} MiB downloaded)", total as f64 / 1048576.0));
+    }
+
+    fn on_stored(&self, _name: &str) {
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for BarReporter {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}

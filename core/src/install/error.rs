@@ -1,0 +1,105 @@
+//! Everything that can stop an install, each naming the package or file it concerns.
+use std::path::PathBuf;
+
+use crate::closure::ClosureProblem;
+
+/// A lock or install that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// No wheel fits the pin (absent version, only an sdist, no compatible tags).
+    #[error("Cannot lock `{name}=={version}`")]
+    Select {
+        /// The package.
+        name: String,
+        /// The pinned version.
+        version: String,
+        /// Why.
+        #[source]
+        source: Box<crate::index::SelectError>,
+    },
+    /// Listing or downloading from a source failed.
+    #[error("Failed to get `{name}`")]
+    Index {
+        /// The package.
+        name: String,
+        /// The failure.
+        #[source]
+        source: Box<crate::index::IndexError>,
+    },
+    /// A wheel's sha256 is not one the requirements or the lock allow.
+    #[error("Hash mismatch for `{filename}` ({name}): expected {expected}, got {actual}")]
+    HashMismatch {
+        /// The package.
+        name: String,
+        /// The wheel.
+        filename: String,
+        /// What was allowed.
+        expected: String,
+        /// What the file hashes to.
+        actual: String,
+    },
+    /// A wheel failed validation or conversion.
+    #[error("Invalid wheel `{filename}`")]
+    Wheel {
+        /// The wheel.
+        filename: String,
+        /// What is wrong.
+        #[source]
+        source: Box<crate::wheel::WheelError>,
+    },
+    /// The locked set is not closed under its dependencies.
+    #[error("The requirements are not a complete set:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    NotClosed(Vec<ClosureProblem>),
+    /// A locked package has no wheel source left (no path, no URL, not in a find-links dir).
+    #[error(
+        "No source for `{filename}` ({name}): it is not in the store, and the lock gives no URL or path that exists; pass `--find-links` or `--index-url`"
+    )]
+    NoSource {
+        /// The package.
+        name: String,
+        /// The wheel.
+        filename: String,
+    },
+    /// A read-only store lacks a package and nothing may be written to it.
+    #[error(
+        "The read-only store at `{store}` does not contain `{name}` {version}; add it where the store is writable (`dx-py install` with that store), or drop `--store`"
+    )]
+    MissingFromReadOnlyStore {
+        /// The store root.
+        store: PathBuf,
+        /// The package.
+        name: String,
+        /// Its version.
+        version: String,
+    },
+    /// The lock itself is unreadable or corrupt.
+    #[error(transparent)]
+    Dpl(#[from] crate::dpl::DplFileError),
+    /// A lock entry could not be read.
+    #[error("Corrupt lock entry")]
+    DplEntry(#[from] crate::dpl::DplError),
+    /// The lock could not be built.
+    #[error("Cannot write the lock")]
+    DplBuild(#[from] crate::dpl::DplBuildError),
+    /// A store operation failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A layout operation failed.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
+    /// The venv could not be made or read.
+    #[error(transparent)]
+    Venv(#[from] crate::python::VenvError),
+    /// Compiling bytecode failed.
+    #[error(transparent)]
+    Bytecode(#[from] crate::python::BytecodeError),
+    /// A `.dxpkg` in the store is unreadable.
+    #[error("Corrupt package in the store")]
+    Dxpkg(#[from] crate::dxpkg::DxpkgError),
+    /// Writing a bytecode pack failed.
+    #[error("Cannot build a bytecode pack")]
+    DxpkgWrite(#[from] crate::dxpkg::DxpkgWriterError),
+    /// Another I/O failure.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,165 @@
+//! Getting locked wheels into the store: local paths, find-links, then the index; verified by
+//! sha256, converted, stored. Work items run on a few threads since downloads wait on the network.
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{InstallError, Reporter};
+use crate::dpl::LockedPackage;
+use crate::hash::{ContentHash, sha256_hex};
+use crate::index::IndexClient;
+use crate::store::PackageStore;
+use crate::wheel::{ConvertedWheel, convert_wheel};
+
+type FetchResult = Result<(ContentHash, bool), InstallError>;
+
+/// Converts wheel bytes and stores the result; returns the object's hash and the conversion.
+pub fn store_wheel_bytes(
+    store: &PackageStore,
+    filename: &str,
+    bytes: &[u8],
+) -> Result<(ContentHash, ConvertedWheel), InstallError> {
+    let converted = convert_wheel(filename, bytes).map_err(|source| InstallError::Wheel {
+        filename: filename.to_string(),
+        source: Box::new(source),
+    })?;
+    let hash = match store.store(&converted.dxpkg) {
+        Ok(hash) => hash,
+        Err(crate::store::StoreError::ReadOnly { path, .. }) => {
+            return Err(InstallError::MissingFromReadOnlyStore {
+                store: path,
+                name: converted.name,
+                version: converted.version,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((hash, converted))
+}
+
+/// What [`ensure_stored`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FetchStats {
+    /// Already in the store.
+    pub hits: usize,
+    /// Converted now.
+    pub misses: usize,
+    /// Downloaded from an index (the rest came from local files).
+    pub downloads: usize,
+}
+
+/// Makes sure every package of `packages` is in the store, filling in `store_hash` where it was
+/// missing or stale. Wheels come from the lock's path (relative to `lock_dir`), a find-links
+/// directory, or the lock's URL.
+pub fn ensure_stored(
+    packages: &mut [LockedPackage],
+    store: &PackageStore,
+    client: Option<&IndexClient>,
+    find_links: &[PathBuf],
+    lock_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<FetchStats, InstallError> {
+    let mut stats = FetchStats::default();
+    let mut todo = Vec::new();
+    for (i, p) in packages.iter().enumerate() {
+        match p.store_hash {
+            Some(h) if store.contains(&h) => stats.hits += 1,
+            _ => todo.push(i),
+        }
+    }
+    if todo.is_empty() {
+        return Ok(stats);
+    }
+    if !store.is_writable() {
+        let p = &packages[todo[0]];
+        return Err(InstallError::MissingFromReadOnlyStore {
+            store: store.root().to_path_buf(),
+            name: p.name.clone(),
+            version: p.version.clone(),
+        });
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, FetchResult)>> = Mutex::new(Vec::new());
+    let workers = todo.len().min(8);
+    let shared: &[LockedPackage] = packages;
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = todo.get(k) else { break };
+                    let r = fetch_one(&shared[i], store, client, find_links, lock_dir, reporter);
+                    results
+                        .lock()
+                        .expect("no worker panics while holding the lock")
+                        .push((i, r));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers are done");
+    results.sort_by_key(|(i, _)| *i);
+    for (i, r) in results {
+        let (hash, downloaded) = r?;
+        stats.misses += 1;
+        stats.downloads += usize::from(downloaded);
+        packages[i].store_hash = Some(hash);
+    }
+    Ok(stats)
+}
+
+fn fetch_one(
+    p: &LockedPackage,
+    store: &PackageStore,
+    client: Option<&IndexClient>,
+    find_links: &[PathBuf],
+    lock_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(ContentHash, bool), InstallError> {
+    let filename = &p.wheel.filename;
+    let expected = p.wheel.sha256_hex();
+    let local = p
+        .wheel
+        .path
+        .as_deref()
+        .map(|path| lock_dir.join(path))
+        .into_iter()
+        .chain(find_links.iter().map(|d| d.join(filename)))
+        .find(|candidate| candidate.is_file());
+    let (bytes, downloaded) = if let Some(path) = local {
+        (fs_err::read(&path)?, false)
+    } else if let (Some(url), Some(client)) = (p.wheel.url.as_deref(), client) {
+        reporter.on_download_start(&p.name, p.wheel.size);
+        let bytes =
+            client
+                .download(url, Some(&expected))
+                .map_err(|source| InstallError::Index {
+                    name: p.name.clone(),
+                    source: Box::new(source),
+                })?;
+        reporter.on_download_done(&p.name, bytes.len() as u64);
+        (bytes, true)
+    } else {
+        return Err(InstallError::NoSource {
+            name: p.name.clone(),
+            filename: filename.clone(),
+        });
+    };
+    let actual = sha256_hex(&bytes);
+    if actual != expected {
+        return Err(InstallError::HashMismatch {
+            name: p.name.clone(),
+            filename: filename.clone(),
+            expected,
+            actual,
+        });
+    }
+    let (hash, _) = store_wheel_bytes(store, filename, &bytes)?;
+    if p.store_hash.is_some_and(|h| h != hash) {
+        tracing::warn!(
+            "{filename} converts to a different store object than the lock records; using the new one"
+        );
+    }
+    reporter.on_stored(&p.name);
+    Ok((hash, downloaded))
+}

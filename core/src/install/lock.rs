@@ -1,0 +1,212 @@
+//! Locking pinned requirements: one wheel per pin for the interpreter, verified and stored, and
+//! a check that the set is closed under its dependencies.
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{InstallError, Reporter, store_wheel_bytes};
+use crate::closure::{Dist, analyze};
+use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
+use crate::hash::{ContentHash, sha256_hex};
+use crate::index::{IndexClient, select_wheel};
+use crate::names::normalize_name;
+use crate::python::Interpreter;
+use crate::requirements::{PinnedRequirement, Requirements};
+use crate::store::PackageStore;
+use crate::wheel::WheelMetadata;
+
+/// What locking needs besides the requirements.
+pub struct LockOptions<'a> {
+    /// The interpreter the lock is for.
+    pub interp: &'a Interpreter,
+    /// Where wheels come from.
+    pub client: &'a IndexClient,
+    /// Where converted packages go.
+    pub store: &'a PackageStore,
+    /// Progress.
+    pub reporter: &'a dyn Reporter,
+}
+
+/// The hash a lock records of its inputs: the requirements and the interpreter they were locked
+/// for. A lock whose recorded hash differs is stale.
+pub fn inputs_hash(reqs: &Requirements, interp: &Interpreter) -> ContentHash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"dx-py lock inputs v1\0");
+    h.update(&reqs.inputs_hash());
+    h.update(interp.tag().as_bytes());
+    h.update(b"\0");
+    h.update(interp.version().to_string().as_bytes());
+    ContentHash::from_bytes(*h.finalize().as_bytes())
+}
+
+struct Locked {
+    package: LockedPackage,
+    metadata: WheelMetadata,
+    extras: Vec<String>,
+}
+
+/// Locks `reqs` for `opts.interp`: picks, downloads, verifies and stores one wheel per pin
+/// whose marker applies, and refuses a set that is not closed (every problem listed).
+pub fn lock_requirements(
+    reqs: &Requirements,
+    opts: &LockOptions<'_>,
+) -> Result<Lock, InstallError> {
+    let env = opts.interp.marker_env();
+    let applicable: Vec<&PinnedRequirement> = reqs
+        .entries
+        .iter()
+        .filter(|r| r.marker.as_ref().is_none_or(|m| m.evaluate(&env, &[])))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<Locked, InstallError>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..applicable.len().clamp(1, 8) {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(req) = applicable.get(k) else { break };
+                    let r = lock_one(req, opts);
+                    results
+                        .lock()
+                        .expect("no worker panics while holding the lock")
+                        .push((k, r));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers are done");
+    results.sort_by_key(|(k, _)| *k);
+    let mut locked = Vec::with_capacity(results.len());
+    for (_, r) in results {
+        locked.push(r?);
+    }
+
+    let dists: Vec<Dist> = locked
+        .iter()
+        .map(|l| Dist {
+            name: l.package.name.clone(),
+            version: l.package.version.clone(),
+            requires_dist: l.metadata.requires_dist.clone(),
+            extras: l.extras.clone(),
+        })
+        .collect();
+    let closure = analyze(&dists, &env);
+    if !closure.problems.is_empty() {
+        return Err(InstallError::NotClosed(closure.problems));
+    }
+    let mut packages: Vec<LockedPackage> = locked.into_iter().map(|l| l.package).collect();
+    for p in &mut packages {
+        if let Some(deps) = closure.dependencies.get(&normalize_name(&p.name)) {
+            p.dependencies = deps.iter().cloned().collect();
+        }
+    }
+    let mut lock = Lock {
+        meta: LockMeta {
+            environment: opts.interp.tag(),
+            python_version: opts.interp.version().to_string(),
+            requires_python: None,
+            inputs_hash: inputs_hash(reqs, opts.interp),
+        },
+        packages,
+    };
+    lock.canonicalize();
+    Ok(lock)
+}
+
+fn lock_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<Locked, InstallError> {
+    let index_err = |source| InstallError::Index {
+        name: req.name.clone(),
+        source: Box::new(source),
+    };
+    let files = opts.client.wheels(&req.normalized).map_err(index_err)?;
+    let python_version = pep440_rs::Version::from_str(&opts.interp.version().to_string())
+        .expect("x.y.z is a valid version");
+    let selected = select_wheel(
+        &files,
+        &req.name,
+        &req.version,
+        |t| opts.interp.tag_priority(t),
+        &python_version,
+    )
+    .map_err(|source| InstallError::Select {
+        name: req.name.clone(),
+        version: req.version.clone(),
+        source: Box::new(source),
+    })?;
+    if selected.yanked {
+        tracing::warn!(
+            "{} {} is yanked; installing it because it is pinned",
+            req.name,
+            req.version
+        );
+    }
+    let file = &selected.file;
+    opts.reporter.on_download_start(&req.name, file.size);
+    let bytes = opts
+        .client
+        .download(&file.url, file.sha256.as_deref())
+        .map_err(index_err)?;
+    opts.reporter
+        .on_download_done(&req.name, bytes.len() as u64);
+    let actual = sha256_hex(&bytes);
+    if !req.hashes.is_empty() && !req.hashes.contains(&actual) {
+        return Err(InstallError::HashMismatch {
+            name: req.name.clone(),
+            filename: file.filename.clone(),
+            expected: req.hashes.join(" or "),
+            actual,
+        });
+    }
+    let (store_hash, converted) = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
+    opts.reporter.on_stored(&req.name);
+
+    let mut extras: Vec<String> = converted
+        .metadata
+        .provides_extra
+        .iter()
+        .map(|e| normalize_name(e))
+        .collect();
+    extras.dedup();
+    extras.truncate(64);
+    let mut extras_bitmap = 0u64;
+    for wanted in &req.extras {
+        if let Some(i) = extras.iter().position(|e| *e == normalize_name(wanted)) {
+            extras_bitmap |= 1 << i;
+        }
+    }
+    let (url, path) = match file.url.strip_prefix("file://") {
+        Some(_) => {
+            let p = url::Url::parse(&file.url)
+                .ok()
+                .and_then(|u| u.to_file_path().ok());
+            (None, p.map(|p| p.to_string_lossy().into_owned()))
+        }
+        None => (Some(file.url.clone()), None),
+    };
+    let mut sha256 = [0u8; 32];
+    data_encoding::HEXLOWER
+        .decode_mut(actual.as_bytes(), &mut sha256)
+        .expect("64 hex digits");
+    Ok(Locked {
+        package: LockedPackage {
+            name: converted.name.clone(),
+            version: converted.version.clone(),
+            marker: req.marker_string(),
+            requires_python: converted.metadata.requires_python.clone(),
+            index_url: None,
+            extras,
+            extras_bitmap,
+            wheel: LockedWheel {
+                filename: file.filename.clone(),
+                url,
+                path,
+                sha256,
+                size: Some(bytes.len() as u64),
+            },
+            store_hash: Some(store_hash),
+            dependencies: Vec::new(),
+        },
+        metadata: converted.metadata,
+        extras: req.extras.clone(),
+    })
+}

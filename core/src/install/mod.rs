@@ -1,0 +1,24 @@
+//! The install pipeline: pinned requirements -> lock (DPL + pylock.toml) -> store -> layout -> venv.
+//!
+//! ```text
+//! lock::lock_requirements    pick one wheel per pin, download, verify, convert into the store,
+//!                            check the set is closed, return a `Lock`
+//! fetch::ensure_stored       bring every locked package into the store (cold installs)
+//! bytecode::ensure_bytecode  compile each package once per interpreter, kept in the store
+//! sync::sync_venv            layout hit = one symlink; miss = build the layout, then link it
+//! ```
+mod bytecode;
+mod error;
+mod fetch;
+mod lock;
+mod prepare;
+mod report;
+mod sync;
+
+pub use bytecode::{bytecode_pack, ensure_bytecode};
+pub use error::InstallError;
+pub use fetch::{FetchStats, ensure_stored, store_wheel_bytes};
+pub use lock::{LockOptions, inputs_hash, lock_requirements};
+pub use prepare::{PreparedPackage, WheelSources, prepare_packages};
+pub use report::{InstallReport, NoReporter, Reporter};
+pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};

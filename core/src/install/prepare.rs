@@ -1,0 +1,84 @@
+//! Bringing a lock's packages, and their bytecode for one interpreter, into the store: the
+//! part of a cold install that layouts and mounts share.
+use std::path::{Path, PathBuf};
+
+use super::report::PhaseTimer;
+use super::{InstallError, InstallReport, Reporter, ensure_bytecode, ensure_stored};
+use crate::dpl::{DplReader, Lock};
+use crate::hash::ContentHash;
+use crate::index::IndexClient;
+use crate::python::Interpreter;
+use crate::store::PackageStore;
+
+/// Where wheels missing from the store come from.
+#[derive(Clone, Copy)]
+pub struct WheelSources<'a> {
+    /// The index client, if any source is configured.
+    pub client: Option<&'a IndexClient>,
+    /// Find-links directories searched by wheel file name.
+    pub find_links: &'a [PathBuf],
+    /// The lock file's directory (lock paths are relative to it).
+    pub lock_dir: &'a Path,
+}
+
+/// One locked package, in the store.
+#[derive(Debug, Clone)]
+pub struct PreparedPackage {
+    /// Distribution name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Its store object.
+    pub hash: ContentHash,
+    /// Its bytecode pack for the interpreter, when compiled.
+    pub bytecode: Option<ContentHash>,
+}
+
+/// Stores every package of `dpl` that the store lacks and compiles missing bytecode packs
+/// (when `compile`). Returns the packages and, when the lock lacked store hashes or recorded
+/// stale ones, the corrected lock.
+pub fn prepare_packages<B: AsRef<[u8]>>(
+    dpl: &DplReader<B>,
+    interp: &Interpreter,
+    store: &PackageStore,
+    sources: &WheelSources<'_>,
+    compile: bool,
+    reporter: &dyn Reporter,
+    report: &mut InstallReport,
+) -> Result<(Vec<PreparedPackage>, Option<Lock>), InstallError> {
+    let mut timer = PhaseTimer::start();
+    let mut lock = dpl.to_lock()?;
+    let before: Vec<_> = lock.packages.iter().map(|p| p.store_hash).collect();
+    let stats = ensure_stored(
+        &mut lock.packages,
+        store,
+        sources.client,
+        sources.find_links,
+        sources.lock_dir,
+        reporter,
+    )?;
+    report.store_hits = stats.hits;
+    report.store_misses = stats.misses;
+    report.downloads = stats.downloads;
+    timer.mark(report, "fetch");
+
+    let mut packages = Vec::with_capacity(lock.packages.len());
+    for p in &lock.packages {
+        let hash = p.store_hash.expect("ensure_stored filled every store hash");
+        let mut bytecode = None;
+        if compile {
+            let (pack, compiled) = ensure_bytecode(store, &hash, interp)?;
+            report.compiled += usize::from(compiled);
+            bytecode = pack;
+        }
+        packages.push(PreparedPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            hash,
+            bytecode,
+        });
+    }
+    timer.mark(report, "bytecode");
+    let changed = lock.packages.iter().map(|p| p.store_hash).ne(before);
+    Ok((packages, changed.then_some(lock)))
+}

@@ -1,0 +1,184 @@
+//! Making a venv hold exactly a locked set.
+//!
+//! Warm path (a layout for this set and interpreter exists): compute the project hash from the
+//! mapped lock, look it up in the mapped layout index, swap one symlink. Nothing else is read or
+//! written. Cold path: bring the packages into the store, compile bytecode once per package and
+//! interpreter, build the layout, then link it.
+use std::path::{Path, PathBuf};
+
+use super::report::PhaseTimer;
+use super::{InstallError, InstallReport, Reporter, WheelSources, prepare_packages};
+use crate::dpl::{DplReader, Lock};
+use crate::index::IndexClient;
+use crate::layout::{LayoutCache, LayoutPackage, LayoutSpec, ProjectHash};
+use crate::python::{Interpreter, Venv, VenvOptions, create_venv};
+use crate::store::PackageStore;
+
+/// Choices for [`sync_venv`].
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// Compile `.pyc` files (once per package and interpreter, kept in the store).
+    pub compile_bytecode: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            compile_bytecode: true,
+        }
+    }
+}
+
+/// Everything a sync needs.
+pub struct SyncContext<'a> {
+    /// The venv's interpreter.
+    pub interp: &'a Interpreter,
+    /// The venv directory (created when missing).
+    pub venv: &'a Path,
+    /// The package store.
+    pub store: &'a PackageStore,
+    /// The layout cache.
+    pub layouts: &'a LayoutCache<'a>,
+    /// Where missing wheels come from, if anywhere.
+    pub client: Option<&'a IndexClient>,
+    /// Find-links directories searched for wheels the lock names.
+    pub find_links: &'a [PathBuf],
+    /// The lock file's directory (lock paths are relative to it).
+    pub lock_dir: &'a Path,
+    /// Choices.
+    pub options: SyncOptions,
+    /// Progress.
+    pub reporter: &'a dyn Reporter,
+}
+
+/// The warm path alone: when the venv exists for this interpreter and a layout of exactly this
+/// set is cached, links it and returns the report; otherwise `None` and nothing is changed.
+pub fn try_warm<B: AsRef<[u8]>>(
+    dpl: &DplReader<B>,
+    interp: &Interpreter,
+    venv: &Path,
+    layouts: &LayoutCache<'_>,
+) -> Result<Option<InstallReport>, InstallError> {
+    let mut report = InstallReport {
+        packages: dpl.len(),
+        ..InstallReport::default()
+    };
+    let mut timer = PhaseTimer::start();
+    let version = interp.version();
+    let venv_ok = Venv::open(venv)
+        .is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
+    let Some(hash) = project_hash(dpl, &interp.tag())? else {
+        return Ok(None);
+    };
+    if layouts.get(&hash).is_none() {
+        return Ok(None);
+    }
+    if !venv_ok {
+        create_venv(interp, venv, &VenvOptions::default())?;
+        report.venv_created = true;
+        timer.mark(&mut report, "venv");
+    }
+    if layouts.install_cached(&hash, venv)?.is_none() {
+        return Ok(None);
+    }
+    report.layout_hit = true;
+    report.store_hits = dpl.len();
+    timer.mark(&mut report, "link");
+    Ok(Some(report))
+}
+
+/// The project hash of the locked set for the interpreter `tag`, when every entry has its
+/// store hash.
+pub fn project_hash<B: AsRef<[u8]>>(
+    dpl: &DplReader<B>,
+    tag: &str,
+) -> Result<Option<ProjectHash>, InstallError> {
+    let mut keys = Vec::with_capacity(dpl.len());
+    for entry in dpl.entries() {
+        let entry = entry?;
+        match entry.store_hash() {
+            Some(h) => keys.push((entry.name(), entry.version(), h)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(ProjectHash::compute(
+        tag,
+        keys.iter().map(|(n, v, h)| (*n, *v, h)),
+    )))
+}
+
+/// Makes `ctx.venv` hold exactly the set in `dpl`. Returns the report and, when the lock lacked
+/// store hashes or recorded stale ones, the corrected lock for the caller to write back.
+pub fn sync_venv<B: AsRef<[u8]>>(
+    dpl: &DplReader<B>,
+    ctx: &SyncContext<'_>,
+) -> Result<(InstallReport, Option<Lock>), InstallError> {
+    let mut report = InstallReport {
+        packages: dpl.len(),
+        ..InstallReport::default()
+    };
+    let mut timer = PhaseTimer::start();
+    let version = ctx.interp.version();
+    let venv_ok = Venv::open(ctx.venv)
+        .is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
+    if !venv_ok {
+        create_venv(ctx.interp, ctx.venv, &VenvOptions::default())?;
+        report.venv_created = true;
+        timer.mark(&mut report, "venv");
+    }
+    let tag = ctx.interp.tag();
+
+    // Warm path: every package already has a store hash, so the project hash is known.
+    if let Some(hash) = project_hash(dpl, &tag)?
+        && ctx.layouts.install_cached(&hash, ctx.venv)?.is_some()
+    {
+        report.layout_hit = true;
+        report.store_hits = dpl.len();
+        timer.mark(&mut report, "link");
+        return Ok((report, None));
+    }
+    timer.mark(&mut report, "lookup");
+
+    // Cold path.
+    let sources = WheelSources {
+        client: ctx.client,
+        find_links: ctx.find_links,
+        lock_dir: ctx.lock_dir,
+    };
+    let (prepared, updated) = prepare_packages(
+        dpl,
+        ctx.interp,
+        ctx.store,
+        &sources,
+        ctx.options.compile_bytecode,
+        ctx.reporter,
+        &mut report,
+    )?;
+    let mut packages = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let extra_trees = match p.bytecode {
+            Some(pack) => vec![ctx.store.unpacked(&pack)?],
+            None => Vec::new(),
+        };
+        packages.push(LayoutPackage {
+            name: p.name,
+            version: p.version,
+            hash: p.hash,
+            extra_trees,
+        });
+    }
+    timer.mark(&mut report, "unpack");
+
+    let spec = LayoutSpec {
+        interpreter_tag: tag,
+        python_version: (version.major as u8, version.minor as u8),
+        packages,
+    };
+    let layout = ctx.layouts.build_layout(&spec)?;
+    report.link_mode = Some(layout.link_mode);
+    timer.mark(&mut report, "layout");
+    ctx.layouts.install(&spec, ctx.venv)?;
+    timer.mark(&mut report, "link");
+
+    Ok((report, updated))
+}

@@ -1,0 +1,153 @@
+//! The detached mount server: `dx-py mount` starts itself again with a hidden subcommand that
+//! calls [`crate::serve::serve`], and returns once the mount is live.
+//!
+//! ```text
+//! {cache}/mounts/
+//! ├── <key>.log     the server's stdout and stderr (key = blake3 of the mount point, 16 hex)
+//! └── <key>.pid     "<pid>\n<mount point>\n" while it runs
+//! ```
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::mounts;
+use crate::serve::MountError;
+
+/// A server process started by [`mount_background`].
+#[derive(Debug)]
+pub struct BackgroundMount {
+    /// The server process (already detached into its own session).
+    pub child: Child,
+    /// The absolute mount point.
+    pub mountpoint: PathBuf,
+    /// The server's log file.
+    pub log: PathBuf,
+}
+
+/// The file-name stem of a mount point's files in the state directory.
+pub fn state_key(mountpoint: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    dx_py_core::hash::ContentHash::of(mountpoint.as_os_str().as_bytes()).to_hex()[..16].to_string()
+}
+
+/// Runs `server` (a command that mounts on `mountpoint` and serves until unmounted) in a new
+/// session with its output in `{state_dir}/<key>.log`, and waits until `mountpoint` shows up
+/// as a dx-py mount in `/proc/self/mountinfo`. If the server exits first, or `timeout` passes
+/// (the server is then killed), the error carries the end of its log.
+pub fn mount_background(
+    mut server: Command,
+    mountpoint: &Path,
+    state_dir: &Path,
+    timeout: Duration,
+) -> Result<BackgroundMount, MountError> {
+    let abs = mounts::absolute(mountpoint)?;
+    fs_err::create_dir_all(state_dir)?;
+    let key = state_key(&abs);
+    let log = state_dir.join(format!("{key}.log"));
+    let out = fs_err::File::create(&log)?;
+    let err = out.file().try_clone()?;
+    server
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.into_parts().0))
+        .stderr(Stdio::from(err));
+    crate::sys::detach_on_spawn(&mut server);
+    let mut child = server.spawn()?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if mounts::find_mount(&abs)?.is_some() {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(MountError::ServerFailed {
+                path: abs,
+                what: format!("exited with {status}"),
+                log_tail: log_tail(&log),
+            });
+        }
+        if Instant::now() > deadline {
+            // Ours to stop: we started it a moment ago.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(MountError::ServerFailed {
+                path: abs,
+                what: format!("did not mount within {timeout:?}"),
+                log_tail: log_tail(&log),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let record = format!("{}\n{}\n", child.id(), abs.display());
+    fs_err::write(state_dir.join(format!("{key}.pid")), record)?;
+    Ok(BackgroundMount {
+        child,
+        mountpoint: abs,
+        log,
+    })
+}
+
+/// The pid recorded for the server of `mountpoint`, if its record exists and the process is
+/// still alive.
+pub fn recorded_pid(state_dir: &Path, mountpoint: &Path) -> Option<u32> {
+    let abs = mounts::absolute(mountpoint).ok()?;
+    let text = std::fs::read_to_string(state_dir.join(format!("{}.pid", state_key(&abs)))).ok()?;
+    let pid: u32 = text.lines().next()?.trim().parse().ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// Removes the pid record (and log) of `mountpoint` after it was unmounted.
+pub fn forget(state_dir: &Path, mountpoint: &Path) {
+    if let Ok(abs) = mounts::absolute(mountpoint) {
+        let key = state_key(&abs);
+        let _ = std::fs::remove_file(state_dir.join(format!("{key}.pid")));
+    }
+}
+
+/// The body of an [`crate::serve::AutoUnmount::Watcher`] process: blocks until stdin (a pipe
+/// whose write end the server holds) reaches EOF — the server exited or was killed — then, if
+/// a dead dx-py mount is left at `mountpoint`, unmounts it. A mount that is gone or alive (a new
+/// server mounted there) is left alone.
+pub fn watch(mountpoint: &Path) -> Result<(), MountError> {
+    use std::io::Read;
+    let abs = mounts::absolute(mountpoint)?;
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 64];
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    // The kernel aborts the connection when the server's last /dev/fuse fd closes, which may be
+    // a moment after the pipe closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if mounts::find_mount(&abs)?.is_none() {
+            return Ok(());
+        }
+        if mounts::is_dead_mount(&abs) {
+            tracing::warn!("the server of {} died; unmounting", abs.display());
+            return mounts::unmount(&abs);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// The last 20 lines of a log file (or a note that it is unreadable).
+pub fn log_tail(log: &Path) -> String {
+    match std::fs::read(log) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            if tail.is_empty() {
+                "(empty log)".to_string()
+            } else {
+                tail
+            }
+        }
+        Err(e) => format!("(cannot read {}: {e})", log.display()),
+    }
+}

@@ -1,0 +1,721 @@
+//! The `fuser::Filesystem` that serves a mapped [`Tree`] and reads file bytes out of the mapped
+//! store objects.
+//!
+//! Nothing here allocates per file or walks the tree: a lookup is a binary search over one
+//! directory's children, a read is a slice of a mapped pack. The tree never changes while it is
+//! mounted, so every reply carries a long TTL (negative lookups too), files are opened with
+//! `FOPEN_KEEP_CACHE` (or not opened at all when the kernel supports no-open), and every request
+//! that would change something is answered `EROFS`.
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dx_py_core::hash::ContentHash;
+use dx_py_core::store::{MappedPackage, PackageStore, StoreError};
+use fuser::{
+    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use memmap2::Mmap;
+
+use crate::tree::{DataSource, Node, NodeKind, OpenTreeError, Tree, TreeError, open_tree};
+
+/// How long the kernel may cache entries, attributes and negative lookups: the tree is
+/// immutable while mounted, so "forever" (a bit over 11 days).
+pub const TTL: Duration = Duration::from_secs(1_000_000);
+
+/// A leaf whose bytes cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// The tree's records are inconsistent.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// A pack the tree needs cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A pack's object is not the one the tree was built from.
+    #[error(
+        "Package `{hash}` changed since the tree was built: expected {expected} bytes, got {got}"
+    )]
+    PackChanged {
+        /// The object.
+        hash: ContentHash,
+        /// Its length when the tree was built.
+        expected: u64,
+        /// Its length now.
+        got: u64,
+    },
+    /// A record points past the end of its pack.
+    #[error("File data of inode {ino} lies outside package `{hash}`")]
+    OutOfRange {
+        /// The inode.
+        ino: u64,
+        /// The object.
+        hash: ContentHash,
+    },
+}
+
+/// How many requests of each kind reached the server (the kernel answers the rest from its
+/// caches). Shared with the caller through [`TreeFs::counters`].
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// `lookup` requests, found or not.
+    pub lookups: AtomicU64,
+    /// `lookup` requests for absent names.
+    pub negative_lookups: AtomicU64,
+    /// `getattr` requests.
+    pub getattrs: AtomicU64,
+    /// `open` requests (none after the first once no-open is negotiated).
+    pub opens: AtomicU64,
+    /// `read` requests.
+    pub reads: AtomicU64,
+    /// `readdir` and `readdirplus` requests.
+    pub readdirs: AtomicU64,
+    /// `flush` requests (one per close(2) until the kernel learns they are not implemented).
+    pub flushes: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current value of `counter`.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A read-only venv served from a tree and a store.
+#[derive(Debug)]
+pub struct TreeFs {
+    counters: Arc<Counters>,
+    tree: Tree<Mmap>,
+    store: PackageStore,
+    /// Opened on first read, so mounting opens no pack at all.
+    packs: Vec<OnceLock<Arc<MappedPackage>>>,
+    uid: u32,
+    gid: u32,
+    no_open: AtomicBool,
+    no_opendir: AtomicBool,
+}
+
+impl TreeFs {
+    /// Serves `tree` with bytes from `store`.
+    pub fn new(tree: Tree<Mmap>, store: PackageStore) -> Self {
+        let packs = (0..tree.pack_count()).map(|_| OnceLock::new()).collect();
+        let (uid, gid) = crate::sys::ids();
+        Self {
+            counters: Arc::default(),
+            tree,
+            store,
+            packs,
+            uid,
+            gid,
+            no_open: AtomicBool::new(false),
+            no_opendir: AtomicBool::new(false),
+        }
+    }
+
+    /// Maps the tree file at `tree_path` (O(1)) and opens the store at `store_dir` lazily.
+    pub fn open(tree_path: &Path, store_dir: &Path) -> Result<Self, OpenTreeError> {
+        Ok(Self::new(
+            open_tree(tree_path)?,
+            PackageStore::open(store_dir),
+        ))
+    }
+
+    /// The request counters, to read while the file system is mounted.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// The tree being served.
+    pub fn tree(&self) -> &Tree<Mmap> {
+        &self.tree
+    }
+
+    fn pack(&self, index: u32) -> Result<&MappedPackage, FsError> {
+        let slot = self
+            .packs
+            .get(index as usize)
+            .ok_or(TreeError::Corrupt("pack index out of range"))?;
+        if let Some(p) = slot.get() {
+            return Ok(p);
+        }
+        let want = self.tree.pack(index)?;
+        let pkg = self.store.get(&want.hash)?;
+        let got = pkg.reader().bytes().len() as u64;
+        if got != want.size {
+            return Err(FsError::PackChanged {
+                hash: want.hash,
+                expected: want.size,
+                got,
+            });
+        }
+        // A racing thread may have set it first; both hold the same shared map.
+        Ok(slot.get_or_init(|| pkg))
+    }
+
+    /// The bytes of a leaf: file contents or symlink target (empty for directories).
+    pub fn data(&self, node: &Node<'_>) -> Result<&[u8], FsError> {
+        match node.source {
+            DataSource::None => Ok(&[]),
+            DataSource::Inline { .. } => Ok(self.tree.inline_data(node)?.unwrap_or_default()),
+            DataSource::Pack { pack, offset } => {
+                let pkg = self.pack(pack)?;
+                let bytes = pkg.reader().bytes();
+                usize::try_from(offset)
+                    .ok()
+                    .zip(usize::try_from(node.size).ok())
+                    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
+                    .ok_or_else(|| FsError::OutOfRange {
+                        ino: node.ino,
+                        hash: self
+                            .tree
+                            .pack(pack)
+                            .map(|p| p.hash)
+                            .unwrap_or(ContentHash::from_bytes([0; 32])),
+                    })
+            }
+        }
+    }
+
+    fn attr(&self, node: &Node<'_>) -> FileAttr {
+        let time = UNIX_EPOCH + Duration::from_secs(self.tree.mtime().max(0) as u64);
+        let (kind, size) = match node.kind {
+            NodeKind::Dir => (FileType::Directory, 4096),
+            NodeKind::File => (FileType::RegularFile, node.size),
+            NodeKind::Symlink => (FileType::Symlink, node.size),
+        };
+        FileAttr {
+            ino: INodeNo(node.ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: time,
+            mtime: time,
+            ctime: time,
+            crtime: time,
+            kind,
+            perm: (node.mode & 0o7777) as u16,
+            nlink: node.nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn node_or_reply(&self, ino: INodeNo) -> Result<Node<'_>, Errno> {
+        self.tree.node(ino.0).map_err(|e| {
+            tracing::warn!("inode {}: {e}", ino.0);
+            match e {
+                TreeError::NoSuchInode { .. } => Errno::ENOENT,
+                _ => Errno::EIO,
+            }
+        })
+    }
+
+    fn dir_or_reply(&self, ino: INodeNo) -> Result<Node<'_>, Errno> {
+        let node = self.node_or_reply(ino)?;
+        if node.kind != NodeKind::Dir {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(node)
+    }
+
+    /// The `.`, `..`, children... sequence of a directory at position `pos`.
+    fn dir_entry<'a>(
+        &'a self,
+        dir: &Node<'a>,
+        pos: u64,
+    ) -> Result<Option<(Node<'a>, &'a [u8])>, Errno> {
+        let io = |e: TreeError| {
+            tracing::warn!("directory {}: {e}", dir.ino);
+            Errno::EIO
+        };
+        match pos {
+            0 => Ok(Some((*dir, b"."))),
+            1 => Ok(Some((self.tree.node(dir.parent).map_err(io)?, b".."))),
+            n => Ok(self
+                .tree
+                .child(dir, n - 2)
+                .map_err(io)?
+                .map(|c| (c, c.name))),
+        }
+    }
+}
+
+fn file_type(kind: NodeKind) -> FileType {
+    match kind {
+        NodeKind::Dir => FileType::Directory,
+        NodeKind::File => FileType::RegularFile,
+        NodeKind::Symlink => FileType::Symlink,
+    }
+}
+
+impl Filesystem for TreeFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let caps = config.capabilities();
+        // ENOSYS to the first open makes a kernel with no-open support stop sending opens and
+        // treat every file as opened with FOPEN_KEEP_CACHE (FOPEN_CACHE_DIR for directories).
+        self.no_open.store(
+            caps.contains(InitFlags::FUSE_NO_OPEN_SUPPORT),
+            Ordering::Relaxed,
+        );
+        self.no_opendir.store(
+            caps.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT),
+            Ordering::Relaxed,
+        );
+        for wanted in [
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO,
+        ] {
+            if config.add_capabilities(wanted).is_err() {
+                tracing::debug!("kernel lacks {wanted:?}");
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        Counters::bump(&self.counters.lookups);
+        let dir = match self.dir_or_reply(parent) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        match self.tree.lookup(&dir, name.as_bytes()) {
+            Ok(Some(node)) => reply.entry(&TTL, &self.attr(&node), Generation(0)),
+            Ok(None) => {
+                Counters::bump(&self.counters.negative_lookups);
+                // Inode 0 is a negative entry that the kernel caches for the entry TTL, so a
+                // failed import probe is answered once per mount, not once per run.
+                let mut attr = self.attr(&dir);
+                attr.ino = INodeNo(0);
+                reply.entry_with_ttls(&TTL, &TTL, &attr, Generation(0));
+            }
+            Err(e) => {
+                tracing::warn!("lookup {name:?} in {}: {e}", parent.0);
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        Counters::bump(&self.counters.getattrs);
+        match self.node_or_reply(ino) {
+            Ok(node) => reply.attr(&TTL, &self.attr(&node)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let node = match self.node_or_reply(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        if node.kind != NodeKind::Symlink {
+            return reply.error(Errno::EINVAL);
+        }
+        match self.data(&node) {
+            Ok(target) => reply.data(target),
+            Err(e) => {
+                tracing::error!("readlink {}: {e}", ino.0);
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        Counters::bump(&self.counters.opens);
+        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        if let Err(e) = self.node_or_reply(ino) {
+            return reply.error(e);
+        }
+        if self.no_open.load(Ordering::Relaxed) {
+            return reply.error(Errno::ENOSYS);
+        }
+        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        Counters::bump(&self.counters.reads);
+        let node = match self.node_or_reply(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        if node.kind == NodeKind::Dir {
+            return reply.error(Errno::EISDIR);
+        }
+        match self.data(&node) {
+            Ok(bytes) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = start.saturating_add(size as usize).min(bytes.len());
+                reply.data(&bytes[start..end]);
+            }
+            Err(e) => {
+                tracing::error!("read inode {}: {e}", ino.0);
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        Counters::bump(&self.counters.flushes);
+        // Nothing to flush in a read-only tree. ENOSYS (not `ok`) makes the kernel stop sending
+        // FLUSH on every close(2): one round trip per file read, otherwise.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Likewise: the kernel then answers fsync(2) with success by itself.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if let Err(e) = self.dir_or_reply(ino) {
+            return reply.error(e);
+        }
+        if self.no_opendir.load(Ordering::Relaxed) {
+            return reply.error(Errno::ENOSYS);
+        }
+        reply.opened(
+            FileHandle(0),
+            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+        );
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        Counters::bump(&self.counters.readdirs);
+        let dir = match self.dir_or_reply(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        let mut pos = offset;
+        loop {
+            match self.dir_entry(&dir, pos) {
+                Ok(Some((node, name))) => {
+                    // The offset of an entry is the position of the next one.
+                    if reply.add(
+                        INodeNo(node.ino),
+                        pos + 1,
+                        file_type(node.kind),
+                        OsStr::from_bytes(name),
+                    ) {
+                        break;
+                    }
+                    pos += 1;
+                }
+                Ok(None) => break,
+                Err(e) => return reply.error(e),
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        Counters::bump(&self.counters.readdirs);
+        let dir = match self.dir_or_reply(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        let mut pos = offset;
+        loop {
+            match self.dir_entry(&dir, pos) {
+                Ok(Some((node, name))) => {
+                    let attr = self.attr(&node);
+                    if reply.add(
+                        INodeNo(node.ino),
+                        pos + 1,
+                        OsStr::from_bytes(name),
+                        &TTL,
+                        &attr,
+                        Generation(0),
+                    ) {
+                        break;
+                    }
+                    pos += 1;
+                }
+                Ok(None) => break,
+                Err(e) => return reply.error(e),
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // Nothing is free on a read-only tree; the file count is known.
+        reply.statfs(0, 0, 0, u64::from(self.tree.len()), 0, 4096, 255, 4096);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::NO_XATTR);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let node = match self.node_or_reply(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        if mask.contains(AccessFlags::W_OK) {
+            return reply.error(Errno::EROFS);
+        }
+        let bits = if req.uid() == 0 {
+            // root may read anything and execute what anyone may execute.
+            0o4 | ((node.mode | node.mode >> 3 | node.mode >> 6) & 0o1)
+        } else if req.uid() == self.uid {
+            node.mode >> 6
+        } else if req.gid() == self.gid {
+            node.mode >> 3
+        } else {
+            node.mode
+        } & 0o7;
+        let denied = (mask.contains(AccessFlags::R_OK) && bits & 0o4 == 0)
+            || (mask.contains(AccessFlags::X_OK) && bits & 0o1 == 0);
+        if denied {
+            reply.error(Errno::EACCES);
+        } else {
+            reply.ok();
+        }
+    }
+
+    // Everything below would change the tree: a read-only file system says EROFS.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}

@@ -1,0 +1,543 @@
+//! Mounting a [`TreeFs`]: checks that FUSE can work here, the mount options, and the two ways to
+//! run the server (blocking in this thread, or on background threads of this process).
+//!
+//! The mount is read-only (`ro`), named `dx-py` (`fsname`, `subtype`: it shows as `fuse.dx-py`
+//! in `/proc/self/mountinfo`) and lets the kernel check permissions (`default_permissions`: no
+//! `access` round trips). Root mounts with mount(2) directly; other users go through the setuid
+//! `fusermount3`. [`AutoUnmount`] says who cleans up if the server is killed.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fuser::{Config, MountOption, SessionACL};
+
+use crate::fs::TreeFs;
+use crate::mounts;
+
+/// How to mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Threads reading requests from the kernel (each with its own cloned `/dev/fuse` fd).
+    pub threads: usize,
+    /// Let every user read the mount (`allow_other`); non-root users need `user_allow_other`
+    /// in `/etc/fuse.conf`.
+    pub allow_other: bool,
+    /// What unmounts the file system if the server dies (`kill -9`, a crash).
+    pub auto_unmount: AutoUnmount,
+}
+
+/// Who cleans up the mount when its server dies without unmounting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AutoUnmount {
+    /// Nobody: a dead mount stays (every access fails with `ENOTCONN`) until the next
+    /// `dx-py mount`/`unmount` of that path cleans it up.
+    Off,
+    /// `fusermount3 -o auto_unmount`: every mount then goes through fusermount3 (a setuid
+    /// helper, 20-50 ms here instead of about 1 ms for root's direct mount(2)), and fuser allows
+    /// it only with `allow_other`, which non-root users may not have.
+    Fusermount,
+    /// A watcher process started once the mount is live, whose stdin is a pipe held by the
+    /// server: when the server dies the watcher reads EOF and unmounts the dead mount
+    /// ([`crate::daemon::watch`] is its body). Off the mount's critical path, no allow_other.
+    Watcher(WatcherCommand),
+}
+
+/// The program that runs [`crate::daemon::watch`] (e.g. `dx-py __watch-mount MOUNTPOINT`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatcherCommand {
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<std::ffi::OsString>,
+    /// Extra environment variables.
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            threads: cores.clamp(2, 8),
+            allow_other: false,
+            auto_unmount: AutoUnmount::Off,
+        }
+    }
+}
+
+/// Why a mount could not be made, found or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// No FUSE device: the kernel module is not loaded, or a container was started without it.
+    #[error(
+        "`/dev/fuse` does not exist: load the FUSE kernel module (`modprobe fuse`) or start the container with `--device /dev/fuse`; `dx-py install` works without FUSE"
+    )]
+    NoFuseDevice,
+    /// The FUSE device exists but cannot be opened.
+    #[error(
+        "`/dev/fuse` cannot be opened: {0}; give this user access to it (in a container: `--device /dev/fuse --cap-add SYS_ADMIN`)"
+    )]
+    FuseDevicePermission(#[source] std::io::Error),
+    /// `fusermount3` is needed (unprivileged mounts, its auto-unmount) but not on `PATH`.
+    #[error(
+        "`fusermount3` is not on PATH; install the `fuse3` package (e.g. `apt-get install fuse3`)"
+    )]
+    NoFusermount,
+    /// `allow_other` was asked for by a user that may not use it.
+    #[error("`--allow-other` needs `user_allow_other` in `/etc/fuse.conf` (or running as root)")]
+    AllowOtherNotPermitted,
+    /// The mount point is not an (empty) directory.
+    #[error("Cannot mount on `{path}`: {reason}")]
+    BadMountPoint {
+        /// The mount point.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Something is already mounted there.
+    #[error("`{0}` is already mounted; run `dx-py unmount` on it first")]
+    AlreadyMounted(PathBuf),
+    /// Nothing dx-py mounted is there.
+    #[error("`{0}` is not a dx-py mount")]
+    NotMounted(PathBuf),
+    /// The tree file cannot be served.
+    #[error(transparent)]
+    Tree(#[from] crate::tree::OpenTreeError),
+    /// The kernel or `fusermount3` refused the mount.
+    #[error("Cannot mount `{path}`")]
+    MountFailed {
+        /// The mount point.
+        path: PathBuf,
+        /// The error from mount(2) or fusermount3.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The background server did not bring the mount up.
+    #[error("The mount server for `{path}` {what}; its log ends with:\n{log_tail}")]
+    ServerFailed {
+        /// The mount point.
+        path: PathBuf,
+        /// What happened (`exited with status 1`, `did not mount within 10s`).
+        what: String,
+        /// The last lines of the server's log.
+        log_tail: String,
+    },
+    /// Neither `fusermount3 -u` nor a lazy unmount worked.
+    #[error("Cannot unmount `{path}`: {detail}")]
+    UnmountFailed {
+        /// The mount point.
+        path: PathBuf,
+        /// What each attempt said.
+        detail: String,
+    },
+    /// Any other I/O failure; fs-err puts the path in the message.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where `name` is on `PATH`, if anywhere.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn user_allow_other() -> bool {
+    std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|text| {
+        text.lines()
+            .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
+    })
+}
+
+/// What [`preflight`] settled: the options that will really be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective {
+    /// `allow_other` will be passed.
+    pub allow_other: bool,
+    /// `auto_unmount` will be passed to fusermount3.
+    pub fusermount_auto_unmount: bool,
+}
+
+/// What this machine offers, as far as mounting goes.
+struct Host {
+    /// `Ok` when `/dev/fuse` exists (and, as root, opens).
+    dev_fuse: std::io::Result<()>,
+    root: bool,
+    fusermount: bool,
+    user_allow_other: bool,
+}
+
+impl Host {
+    fn probe() -> Self {
+        let root = crate::sys::is_root();
+        let dev_fuse = std::fs::metadata("/dev/fuse").and_then(|_| {
+            // Root mounts directly and needs the device itself; a user goes through the
+            // setuid fusermount3, which opens it.
+            if root {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/fuse")
+                    .map(drop)
+            } else {
+                Ok(())
+            }
+        });
+        Self {
+            dev_fuse,
+            root,
+            fusermount: find_in_path("fusermount3").is_some(),
+            user_allow_other: user_allow_other(),
+        }
+    }
+
+    fn decide(self, opts: &MountOptions) -> Result<Effective, MountError> {
+        match self.dev_fuse {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(MountError::NoFuseDevice);
+            }
+            Err(e) => return Err(MountError::FuseDevicePermission(e)),
+            Ok(()) => {}
+        }
+        let via_fusermount = opts.auto_unmount == AutoUnmount::Fusermount;
+        if !self.fusermount && (!self.root || via_fusermount) {
+            return Err(MountError::NoFusermount);
+        }
+        let may_allow_other = self.root || self.user_allow_other;
+        if opts.allow_other && !may_allow_other {
+            return Err(MountError::AllowOtherNotPermitted);
+        }
+        // fuser passes auto_unmount only together with allow_other (or allow_root).
+        let fusermount_auto_unmount = via_fusermount && may_allow_other;
+        if via_fusermount && !fusermount_auto_unmount {
+            tracing::warn!(
+                "fusermount3's auto-unmount needs `user_allow_other` in /etc/fuse.conf; a killed server will leave a dead mount that the next `dx-py mount`/`unmount` cleans up"
+            );
+        }
+        Ok(Effective {
+            allow_other: opts.allow_other,
+            fusermount_auto_unmount,
+        })
+    }
+}
+
+/// Checks, before touching the mount point, that a FUSE mount can work here, and says why not:
+/// `/dev/fuse` present and (as root) openable, `fusermount3` on PATH when it is needed
+/// (unprivileged users, [`AutoUnmount::Fusermount`]), `allow_other` permitted.
+pub fn preflight(opts: &MountOptions) -> Result<Effective, MountError> {
+    Host::probe().decide(opts)
+}
+
+/// The fuser configuration for `opts` (after [`preflight`]).
+pub fn config(opts: &MountOptions, eff: &Effective) -> Config {
+    let mut mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName("dx-py".to_string()),
+        // As a kernel option (not `Subtype`), so that a direct mount(2) by root carries it too.
+        MountOption::CUSTOM("subtype=dx-py".to_string()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+    ];
+    if eff.fusermount_auto_unmount {
+        mount_options.push(MountOption::AutoUnmount);
+    }
+    let mut config = Config::default();
+    config.mount_options = mount_options;
+    config.acl = if eff.allow_other {
+        SessionACL::All
+    } else if eff.fusermount_auto_unmount {
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(opts.threads.max(1));
+    config.clone_fd = opts.threads > 1;
+    config
+}
+
+/// Makes `mountpoint` ready: an existing empty directory with nothing mounted on it. A dead
+/// dx-py mount (its server was killed) is unmounted first. Returns the absolute mount point.
+pub fn prepare_mountpoint(mountpoint: &Path) -> Result<PathBuf, MountError> {
+    let abs = mounts::absolute(mountpoint)?;
+    if mounts::is_dead_mount(&abs) {
+        tracing::info!("cleaning up the dead mount at {}", abs.display());
+        mounts::unmount(&abs)?;
+    }
+    if mounts::find_mount(&abs)?.is_some() {
+        return Err(MountError::AlreadyMounted(abs));
+    }
+    let bad = |reason| MountError::BadMountPoint {
+        path: abs.clone(),
+        reason,
+    };
+    match std::fs::read_dir(&abs) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(bad("the directory is not empty"));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(bad("it does not exist")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(bad("it is not a directory"));
+        }
+        Err(e) => return Err(fs_err::read_dir(&abs).map(|_| ()).err().unwrap_or(e).into()),
+    }
+    Ok(abs)
+}
+
+fn session(
+    fs: TreeFs,
+    mountpoint: &Path,
+    opts: &MountOptions,
+) -> Result<fuser::Session<TreeFs>, MountError> {
+    let eff = preflight(opts)?;
+    let abs = prepare_mountpoint(mountpoint)?;
+    let config = config(opts, &eff);
+    fuser::Session::new(fs, &abs, &config).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::PermissionDenied
+            && source.to_string().contains("user_allow_other")
+        {
+            return MountError::AllowOtherNotPermitted;
+        }
+        MountError::MountFailed { path: abs, source }
+    })
+}
+
+/// Mounts `fs` on `mountpoint` and serves it on this thread (and `opts.threads - 1` more) until
+/// it is unmounted.
+pub fn serve(fs: TreeFs, mountpoint: &Path, opts: &MountOptions) -> Result<(), MountError> {
+    let abs = mounts::absolute(mountpoint)?;
+    let session = session(fs, &abs, opts)?;
+    let _watcher = start_watcher(&opts.auto_unmount, &abs)?;
+    tracing::info!("serving {}", abs.display());
+    session.run()?;
+    Ok(())
+}
+
+/// Keeps a watcher's pipe open: dropping it (or the process dying) wakes the watcher.
+#[derive(Debug)]
+struct WatcherGuard {
+    _pipe: std::io::PipeWriter,
+    _child: std::process::Child,
+}
+
+fn start_watcher(
+    auto: &AutoUnmount,
+    mountpoint: &Path,
+) -> Result<Option<WatcherGuard>, MountError> {
+    let AutoUnmount::Watcher(w) = auto else {
+        return Ok(None);
+    };
+    // Both ends are close-on-exec; only the read end is passed on, as the watcher's stdin.
+    let (read, write) = std::io::pipe()?;
+    let child = std::process::Command::new(&w.program)
+        .args(&w.args)
+        .envs(w.env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(read)
+        .spawn()
+        .map_err(|source| MountError::MountFailed {
+            path: mountpoint.to_path_buf(),
+            source,
+        })?;
+    Ok(Some(WatcherGuard {
+        _pipe: write,
+        _child: child,
+    }))
+}
+
+/// A mount served by threads of this process; dropping it unmounts.
+#[derive(Debug)]
+pub struct MountedSession {
+    session: Option<fuser::BackgroundSession>,
+    mountpoint: PathBuf,
+    watcher: Option<WatcherGuard>,
+}
+
+/// Mounts `fs` on `mountpoint` and serves it from background threads of this process. The
+/// mount is live when this returns.
+pub fn spawn(
+    fs: TreeFs,
+    mountpoint: &Path,
+    opts: &MountOptions,
+) -> Result<MountedSession, MountError> {
+    let abs = mounts::absolute(mountpoint)?;
+    let session = session(fs, &abs, opts)?.spawn()?;
+    let watcher = start_watcher(&opts.auto_unmount, &abs)?;
+    Ok(MountedSession {
+        session: Some(session),
+        mountpoint: abs,
+        watcher,
+    })
+}
+
+impl MountedSession {
+    /// The absolute mount point.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts and waits for the server threads to finish.
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), MountError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        // fuser's own unmount fails on a busy mount (and with auto_unmount only asks fusermount3
+        // to do it later); ours falls back to a lazy unmount, after which the threads see ENODEV.
+        if mounts::find_mount(&self.mountpoint)?.is_some() {
+            mounts::unmount(&self.mountpoint)?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !session.guard.is_finished() {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(
+                    "server threads for {} did not stop",
+                    self.mountpoint.display()
+                );
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        session.join()?;
+        self.watcher = None;
+        Ok(())
+    }
+}
+
+impl Drop for MountedSession {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!("unmounting {}: {e}", self.mountpoint.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Host {
+        Host {
+            dev_fuse: Ok(()),
+            root: false,
+            fusermount: true,
+            user_allow_other: false,
+        }
+    }
+
+    fn err(h: Host, o: &MountOptions) -> String {
+        h.decide(o).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_missing_piece_is_named() {
+        let opts = MountOptions::default();
+        let fm = MountOptions {
+            auto_unmount: AutoUnmount::Fusermount,
+            ..MountOptions::default()
+        };
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = err(
+            Host {
+                dev_fuse: Err(missing),
+                ..host()
+            },
+            &opts,
+        );
+        assert!(
+            e.contains("`/dev/fuse` does not exist") && e.contains("modprobe fuse"),
+            "{e}"
+        );
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = err(
+            Host {
+                dev_fuse: Err(denied),
+                ..host()
+            },
+            &opts,
+        );
+        assert!(e.contains("cannot be opened"), "{e}");
+        let e = err(
+            Host {
+                fusermount: false,
+                ..host()
+            },
+            &opts,
+        );
+        assert!(
+            e.contains("install the `fuse3` package"),
+            "a user always needs it: {e}"
+        );
+        let e = err(
+            Host {
+                fusermount: false,
+                root: true,
+                ..host()
+            },
+            &fm,
+        );
+        assert!(
+            e.contains("install the `fuse3` package"),
+            "root needs it for its auto-unmount: {e}"
+        );
+        let o = MountOptions {
+            allow_other: true,
+            ..MountOptions::default()
+        };
+        let e = err(host(), &o);
+        assert!(e.contains("user_allow_other"), "{e}");
+    }
+
+    #[test]
+    fn what_is_possible_is_used() {
+        // Root mounts directly: no fusermount3 needed unless its auto-unmount is asked for.
+        let eff = Host {
+            fusermount: false,
+            root: true,
+            ..host()
+        }
+        .decide(&MountOptions::default())
+        .unwrap();
+        assert_eq!(
+            eff,
+            Effective {
+                allow_other: false,
+                fusermount_auto_unmount: false
+            }
+        );
+        let c = config(
+            &MountOptions {
+                threads: 3,
+                ..MountOptions::default()
+            },
+            &eff,
+        );
+        assert_eq!(
+            (c.n_threads, c.clone_fd, c.acl),
+            (Some(3), true, SessionACL::Owner)
+        );
+        assert!(c.mount_options.contains(&MountOption::RO));
+        assert!(!c.mount_options.contains(&MountOption::AutoUnmount));
+        // A user without user_allow_other gets no fusermount3 auto-unmount rather than an error.
+        let fm = MountOptions {
+            auto_unmount: AutoUnmount::Fusermount,
+            ..MountOptions::default()
+        };
+        assert!(!host().decide(&fm).unwrap().fusermount_auto_unmount);
+        let eff = Host {
+            user_allow_other: true,
+            ..host()
+        }
+        .decide(&fm)
+        .unwrap();
+        assert!(eff.fusermount_auto_unmount);
+        let c = config(&fm, &eff);
+        assert_eq!(c.acl, SessionACL::RootAndOwner);
+        assert!(c.mount_options.contains(&MountOption::AutoUnmount));
+    }
+}

@@ -1,0 +1,610 @@
+//! Mount tests: real FUSE mounts of synthetic packages (needs `/dev/fuse` and `fusermount3`).
+//! Every mount is undone by a guard's `Drop`, also when an assertion panics.
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use dx_py_core::dxpkg::{EntryKind, Scheme};
+use dx_py_core::store::PackageStore;
+
+use crate::fs::TreeFs;
+use crate::serve::{AutoUnmount, MountError, MountOptions, MountedSession, WatcherCommand, spawn};
+use crate::testutil::{E, add_pack, sp};
+use crate::tree::{FIXED_MTIME, PackPlacement, SyntheticFile, TreeSpec};
+use crate::{daemon, mounts};
+
+const SP: &str = "lib/python3.11/site-packages";
+
+/// What a path in the mount should be.
+#[derive(Debug, PartialEq, Eq)]
+enum Want {
+    File(Vec<u8>, u32),
+    Link(String),
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store_dir: PathBuf,
+    tree: PathBuf,
+    want: BTreeMap<String, Want>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let store = PackageStore::open(&store_dir);
+        let big = noise(1 << 20, 7);
+        let so = noise(64 << 10, 9);
+        let mut want = BTreeMap::new();
+        let mut file = |p: String, d: &[u8], mode| want.insert(p, Want::File(d.to_vec(), mode));
+        let alpha = add_pack(
+            &store,
+            "alpha",
+            &[
+                sp("alpha/__init__.py", b"VALUE = 42\n"),
+                sp("alpha/data.bin", &big),
+                E(
+                    Scheme::SitePackages,
+                    "alpha/_native.so",
+                    EntryKind::File,
+                    0o755,
+                    &so,
+                ),
+                sp("ns/alpha_part/__init__.py", b"PART = 'alpha'\n"),
+                sp("alpha-1.0.dist-info/METADATA", b"Name: alpha\n"),
+            ],
+        );
+        file(format!("{SP}/alpha/__init__.py"), b"VALUE = 42\n", 0o444);
+        file(format!("{SP}/alpha/data.bin"), &big, 0o444);
+        file(format!("{SP}/alpha/_native.so"), &so, 0o555);
+        file(
+            format!("{SP}/ns/alpha_part/__init__.py"),
+            b"PART = 'alpha'\n",
+            0o444,
+        );
+        file(
+            format!("{SP}/alpha-1.0.dist-info/METADATA"),
+            b"Name: alpha\n",
+            0o444,
+        );
+        let beta = add_pack(
+            &store,
+            "beta",
+            &[
+                sp("ns/beta_part/__init__.py", b"PART = 'beta'\n"),
+                sp("beta.py", b"B = 'b'\n"),
+            ],
+        );
+        file(
+            format!("{SP}/ns/beta_part/__init__.py"),
+            b"PART = 'beta'\n",
+            0o444,
+        );
+        file(format!("{SP}/beta.py"), b"B = 'b'\n", 0o444);
+        // Enough entries that readdir needs several replies.
+        let names: Vec<String> = (0..600)
+            .map(|i| format!("many/module_{i:04}_with_a_long_name.py"))
+            .collect();
+        let entries: Vec<E<'_>> = names.iter().map(|n| sp(n, n.as_bytes())).collect();
+        let many = add_pack(&store, "many", &entries);
+        for n in &names {
+            file(format!("{SP}/{n}"), n.as_bytes(), 0o444);
+        }
+        file("pyvenv.cfg".into(), b"home = /usr/bin\n", 0o444);
+        file("bin/alpha-cli".into(), b"#!/bin/sh\necho alpha\n", 0o555);
+        let python = which_python();
+        want.insert("bin/python".into(), Want::Link(python.clone()));
+        let spec = TreeSpec {
+            packs: [alpha, beta, many]
+                .into_iter()
+                .map(|h| (h, PackPlacement::venv("3.11", "x")))
+                .collect(),
+            files: vec![
+                SyntheticFile {
+                    path: "pyvenv.cfg".into(),
+                    bytes: b"home = /usr/bin\n".to_vec(),
+                    mode: 0o644,
+                },
+                SyntheticFile {
+                    path: "bin/alpha-cli".into(),
+                    bytes: b"#!/bin/sh\necho alpha\n".to_vec(),
+                    mode: 0o755,
+                },
+            ],
+            symlinks: vec![("bin/python".into(), python)],
+        };
+        let tree = dir.path().join("venv.dxtree");
+        spec.build_to_file(&store, &tree).unwrap();
+        Self {
+            dir,
+            store_dir,
+            tree,
+            want,
+        }
+    }
+
+    fn mountpoint(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn mount(&self, name: &str) -> MountedSession {
+        let fs = TreeFs::open(&self.tree, &self.store_dir).unwrap();
+        spawn(fs, &self.mountpoint(name), &MountOptions::default()).unwrap()
+    }
+}
+
+fn which_python() -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `ls -R` with contents: every leaf under `root`.
+fn walk(root: &Path) -> BTreeMap<String, Want> {
+    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<String, Want>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            assert_eq!(meta.mtime(), FIXED_MTIME, "{rel}");
+            if meta.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    Want::Link(std::fs::read_link(&p).unwrap().to_str().unwrap().into()),
+                );
+            } else if meta.is_dir() {
+                assert_eq!(meta.permissions().mode() & 0o777, 0o555, "{rel}");
+                go(root, &p, out);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                assert_eq!(meta.len(), bytes.len() as u64, "{rel}");
+                out.insert(rel, Want::File(bytes, meta.permissions().mode() & 0o777));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    go(root, root, &mut out);
+    out
+}
+
+#[test]
+fn walk_and_bytes_match_and_namespaces_merge() {
+    let fx = Fixture::new();
+    let m = fx.mount("mnt");
+    let root = m.mountpoint();
+    let entry = mounts::find_mount(root)
+        .unwrap()
+        .expect("listed in mountinfo");
+    assert_eq!(
+        (entry.fstype.as_str(), entry.source.as_str()),
+        ("fuse.dx-py", "dx-py")
+    );
+    assert!(
+        mounts::list_mounts()
+            .unwrap()
+            .iter()
+            .any(|e| e.mountpoint == root)
+    );
+    assert_eq!(walk(root), fx.want);
+    let mut ns: Vec<String> = std::fs::read_dir(root.join(SP).join("ns"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    ns.sort();
+    assert_eq!(ns, ["alpha_part", "beta_part"]);
+    // Absent names, twice (the second answer comes from the kernel's negative cache).
+    for _ in 0..2 {
+        let err = std::fs::metadata(root.join(SP).join("missing.py")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+    assert_eq!(
+        std::fs::read_dir(root.join("pyvenv.cfg"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::ENOTDIR)
+    );
+    // Reads at odd offsets and past the end are clamped.
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(root.join(SP).join("alpha/data.bin")).unwrap();
+    f.seek(SeekFrom::Start((1 << 20) - 3)).unwrap();
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).unwrap();
+    let Want::File(big, _) = &fx.want[&format!("{SP}/alpha/data.bin")] else {
+        unreachable!()
+    };
+    assert_eq!(tail, big[big.len() - 3..]);
+    f.seek(SeekFrom::Start(5 << 20)).unwrap();
+    assert_eq!(f.read(&mut [0u8; 16]).unwrap(), 0);
+    m.unmount().unwrap();
+}
+
+#[test]
+fn the_kernel_caches_entries_negative_lookups_and_opens() {
+    use crate::fs::Counters;
+    let fx = Fixture::new();
+    let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
+    let c = fs.counters();
+    let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    let site = m.mountpoint().join(SP);
+    for name in ["absent_a.py", "absent_b.py"] {
+        let before = Counters::get(&c.negative_lookups);
+        for _ in 0..3 {
+            assert!(std::fs::metadata(site.join(name)).is_err());
+        }
+        assert_eq!(
+            Counters::get(&c.negative_lookups),
+            before + 1,
+            "{name}: one request, then cached"
+        );
+    }
+    let before = Counters::get(&c.lookups);
+    for _ in 0..3 {
+        std::fs::read(site.join("beta.py")).unwrap();
+        std::fs::read(site.join("alpha/__init__.py")).unwrap();
+    }
+    assert!(
+        Counters::get(&c.lookups) - before <= 3,
+        "beta.py, alpha, alpha/__init__.py once each"
+    );
+    // With no-open support the first open is answered ENOSYS and no other open is sent.
+    assert!(
+        Counters::get(&c.opens) <= 1,
+        "opens: {}",
+        Counters::get(&c.opens)
+    );
+    assert!(
+        Counters::get(&c.flushes) <= 1,
+        "flush is sent once, answered ENOSYS"
+    );
+    let reads = Counters::get(&c.reads);
+    std::fs::read(site.join("beta.py")).unwrap();
+    assert_eq!(Counters::get(&c.reads), reads, "kept in the page cache");
+}
+
+#[test]
+fn a_mapped_shared_object_reads_like_the_original() {
+    let fx = Fixture::new();
+    let m = fx.mount("mnt");
+    let path = m.mountpoint().join(SP).join("alpha/_native.so");
+    // SAFETY: the mounted file is immutable (a read-only mount of an immutable store object).
+    #[allow(unsafe_code)]
+    let map = unsafe { dx_py_core::mmap::map_file(&path) }.unwrap();
+    let Want::File(so, _) = &fx.want[&format!("{SP}/alpha/_native.so")] else {
+        unreachable!()
+    };
+    assert_eq!(&map[..], &so[..]);
+    drop(map);
+}
+
+#[test]
+fn every_change_fails_with_erofs() {
+    let fx = Fixture::new();
+    let m = fx.mount("mnt");
+    let root = m.mountpoint();
+    let existing = root.join("pyvenv.cfg");
+    let erofs = |what: &str, r: std::io::Result<()>| {
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS), "{what}");
+    };
+    erofs(
+        "create",
+        std::fs::File::create(root.join("new.txt")).map(drop),
+    );
+    erofs(
+        "write",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&existing)
+            .map(drop),
+    );
+    erofs(
+        "append",
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&existing)
+            .map(drop),
+    );
+    erofs("rename", std::fs::rename(&existing, root.join("moved.cfg")));
+    erofs(
+        "chmod",
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o600)),
+    );
+    erofs("unlink", std::fs::remove_file(&existing));
+    erofs("mkdir", std::fs::create_dir(root.join("newdir")));
+    erofs("rmdir", std::fs::remove_dir(root.join("bin")));
+    erofs(
+        "symlink",
+        std::os::unix::fs::symlink("x", root.join("link")),
+    );
+    erofs("link", std::fs::hard_link(&existing, root.join("hard")));
+    // And nothing changed.
+    assert_eq!(std::fs::read(&existing).unwrap(), b"home = /usr/bin\n");
+}
+
+#[test]
+fn eight_concurrent_readers_see_the_right_bytes() {
+    let fx = Fixture::new();
+    let m = fx.mount("mnt");
+    let root = m.mountpoint();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let want = &fx.want;
+            s.spawn(move || {
+                for round in 0..3 {
+                    for (i, (rel, w)) in want.iter().enumerate() {
+                        if (i + t + round) % 3 != 0 {
+                            continue;
+                        }
+                        if let Want::File(bytes, _) = w {
+                            assert_eq!(&std::fs::read(root.join(rel)).unwrap(), bytes, "{rel}");
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn unmount_leaves_the_directory_empty() {
+    let fx = Fixture::new();
+    let m = fx.mount("mnt");
+    let root = m.mountpoint().to_path_buf();
+    assert!(std::fs::read_dir(&root).unwrap().count() > 0);
+    m.unmount().unwrap();
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    assert!(mounts::find_mount(&root).unwrap().is_none());
+    assert!(matches!(
+        mounts::unmount(&root),
+        Err(MountError::NotMounted(_))
+    ));
+}
+
+#[test]
+fn python_imports_from_the_mount() {
+    let fx = Fixture::new();
+    let m = fx.mount("mnt");
+    let site = m.mountpoint().join(SP);
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import alpha, beta, ns.alpha_part as a, ns.beta_part as b, sys\nprint(alpha.VALUE, beta.B, a.PART, b.PART, alpha.__file__.startswith(sys.argv[1]))",
+        ])
+        .arg(&site)
+        .env("PYTHONPATH", &site)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTHONHOME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "42 b alpha beta True"
+    );
+    // The venv's python link resolves to a working interpreter.
+    let out = Command::new(m.mountpoint().join("bin/python"))
+        .args(["-c", "print(1)"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"1\n");
+}
+
+#[test]
+fn bad_mount_points_are_refused() {
+    let fx = Fixture::new();
+    let fs = || TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
+    let opts = MountOptions::default();
+    let full = fx.mountpoint("full");
+    std::fs::write(full.join("x"), b"").unwrap();
+    let err = spawn(fs(), &full, &opts).unwrap_err();
+    assert!(matches!(err, MountError::BadMountPoint { .. }), "{err}");
+    assert!(err.to_string().contains("not empty"), "{err}");
+    let err = spawn(fs(), &fx.dir.path().join("absent"), &opts).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    let m = fx.mount("mnt");
+    let err = spawn(fs(), m.mountpoint(), &opts).unwrap_err();
+    assert!(matches!(err, MountError::AlreadyMounted(_)), "{err}");
+}
+
+/// Not a test on its own: the body of the background server that the tests below start by
+/// running this test binary again with `DX_PY_TEST_SERVE` set.
+#[test]
+fn serve_helper() {
+    let Ok(args) = std::env::var("DX_PY_TEST_SERVE") else {
+        return;
+    };
+    let a: Vec<&str> = args.split('\n').collect();
+    let fs = TreeFs::open(Path::new(a[0]), Path::new(a[1])).unwrap();
+    let auto_unmount = match a[3] {
+        "watcher" => AutoUnmount::Watcher(WatcherCommand {
+            program: std::env::current_exe().unwrap(),
+            args: ["--exact", "tests::watch_helper", "--nocapture"]
+                .map(Into::into)
+                .to_vec(),
+            env: vec![("DX_PY_TEST_WATCH".into(), a[2].into())],
+        }),
+        "fusermount" => AutoUnmount::Fusermount,
+        _ => AutoUnmount::Off,
+    };
+    let opts = MountOptions {
+        auto_unmount,
+        ..MountOptions::default()
+    };
+    crate::serve::serve(fs, Path::new(a[2]), &opts).unwrap();
+}
+
+/// Not a test on its own: the watcher process of `serve_helper`.
+#[test]
+fn watch_helper() {
+    if let Some(mnt) = std::env::var_os("DX_PY_TEST_WATCH") {
+        daemon::watch(Path::new(&mnt)).unwrap();
+    }
+}
+
+/// Not a test on its own: with `DX_PY_TEST_FIXTURE=DIR`, leaves the fixture's store and tree in
+/// `DIR` (for trying the CLI by hand).
+#[test]
+fn fixture_helper() {
+    let Some(out) = std::env::var_os("DX_PY_TEST_FIXTURE") else {
+        return;
+    };
+    let fx = Fixture::new();
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out).unwrap();
+    let kept = fx.dir.keep();
+    std::fs::rename(kept.join("store"), out.join("store")).unwrap();
+    std::fs::rename(kept.join("venv.dxtree"), out.join("venv.dxtree")).unwrap();
+}
+
+fn background(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> daemon::BackgroundMount {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "tests::serve_helper",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    let spec = [
+        fx.tree.to_str().unwrap(),
+        fx.store_dir.to_str().unwrap(),
+        mnt.to_str().unwrap(),
+        auto_unmount,
+    ];
+    cmd.env("DX_PY_TEST_SERVE", spec.join("\n"));
+    daemon::mount_background(
+        cmd,
+        mnt,
+        &fx.dir.path().join("state"),
+        Duration::from_secs(30),
+    )
+    .unwrap()
+}
+
+/// Unmounts (lazily if need be) on drop, so a failing test leaves no mount behind.
+struct Unmount(PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if mounts::find_mount(&self.0).ok().flatten().is_some() {
+            let _ = mounts::unmount(&self.0);
+        }
+    }
+}
+
+#[test]
+fn a_killed_server_leaves_a_dead_mount_that_unmount_and_mount_recover() {
+    let fx = Fixture::new();
+    let mnt = fx.mountpoint("mnt");
+    let _guard = Unmount(mounts::absolute(&mnt).unwrap());
+    let mut server = background(&fx, &mnt, "off");
+    let state = fx.dir.path().join("state");
+    assert_eq!(daemon::recorded_pid(&state, &mnt), Some(server.child.id()));
+    assert_eq!(
+        std::fs::read(mnt.join("pyvenv.cfg")).unwrap(),
+        b"home = /usr/bin\n"
+    );
+    // SIGKILL to the server we started: no chance to unmount.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert!(
+        mounts::is_dead_mount(&mnt),
+        "stat should fail with ENOTCONN"
+    );
+    assert!(mounts::find_mount(&server.mountpoint).unwrap().is_some());
+    // Mounting again cleans the dead mount up first.
+    let m = fx.mount("mnt");
+    assert!(!mounts::is_dead_mount(&mnt));
+    assert_eq!(
+        std::fs::read(mnt.join("pyvenv.cfg")).unwrap(),
+        b"home = /usr/bin\n"
+    );
+    m.unmount().unwrap();
+    // And `unmount` alone recovers one too.
+    let mut server = background(&fx, &mnt, "off");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert!(mounts::is_dead_mount(&mnt));
+    mounts::unmount(&mnt).unwrap();
+    assert!(!mounts::is_dead_mount(&mnt));
+    assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0);
+    daemon::forget(&state, &mnt);
+    assert_eq!(daemon::recorded_pid(&state, &mnt), None);
+}
+
+#[test]
+fn with_auto_unmount_a_killed_server_unmounts_itself() {
+    let fx = Fixture::new();
+    for mode in ["watcher", "fusermount"] {
+        let mnt = fx.mountpoint(mode);
+        let _guard = Unmount(mounts::absolute(&mnt).unwrap());
+        let mut server = background(&fx, &mnt, mode);
+        assert_eq!(
+            std::fs::read(mnt.join("bin/alpha-cli")).unwrap(),
+            b"#!/bin/sh\necho alpha\n"
+        );
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        mounts::wait_gone(&server.mountpoint, Duration::from_secs(10)).unwrap();
+        assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0, "{mode}");
+    }
+}
+
+#[test]
+fn a_watcher_leaves_a_cleanly_unmounted_or_live_mount_alone() {
+    let fx = Fixture::new();
+    let mnt = fx.mountpoint("mnt");
+    let _guard = Unmount(mounts::absolute(&mnt).unwrap());
+    let mut server = background(&fx, &mnt, "watcher");
+    mounts::unmount(&mnt).unwrap();
+    server.child.wait().unwrap();
+    // The old watcher wakes up now; a new mount at the same place must survive it.
+    let m = fx.mount("mnt");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read(mnt.join("pyvenv.cfg")).unwrap(),
+        b"home = /usr/bin\n"
+    );
+    m.unmount().unwrap();
+}
+
+#[test]
+fn a_server_that_fails_reports_its_log() {
+    let fx = Fixture::new();
+    let mnt = fx.mountpoint("mnt");
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "echo the tree is broken >&2; exit 3"]);
+    let err = daemon::mount_background(
+        cmd,
+        &mnt,
+        &fx.dir.path().join("state"),
+        Duration::from_secs(10),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("exited with") && text.contains("the tree is broken"),
+        "{text}"
+    );
+}

@@ -1,0 +1,27 @@
+//! Shared test fixtures: synthetic packages in a temporary store.
+use dx_py_core::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+use dx_py_core::hash::ContentHash;
+use dx_py_core::store::PackageStore;
+
+/// One entry of a synthetic package.
+pub(crate) struct E<'a>(
+    pub Scheme,
+    pub &'a str,
+    pub EntryKind,
+    pub u32,
+    pub &'a [u8],
+);
+
+/// A site-packages file with mode 0o644.
+pub(crate) fn sp<'a>(path: &'a str, data: &'a [u8]) -> E<'a> {
+    E(Scheme::SitePackages, path, EntryKind::File, 0o644, data)
+}
+
+/// Writes a package and stores it; returns its hash.
+pub(crate) fn add_pack(store: &PackageStore, name: &str, entries: &[E<'_>]) -> ContentHash {
+    let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
+    for E(scheme, path, kind, mode, data) in entries {
+        w.add(*scheme, path, *kind, *mode, data.to_vec());
+    }
+    store.store(&w.finish().unwrap()).unwrap()
+}

@@ -1,0 +1,513 @@
+//! Builds `.dxtree` bytes from a package set: the merged venv tree, numbered once.
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use dx_py_core::dxpkg::{DxpkgError, EntryKind, Scheme};
+use dx_py_core::hash::ContentHash;
+use dx_py_core::store::{PackageStore, StoreError};
+
+use super::format::*;
+
+/// Where each install scheme of one package goes in the tree: a `/`-separated directory
+/// relative to the tree's root (`""` is the root itself), or `None` to leave it out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PackPlacement {
+    /// `Scheme::SitePackages`, e.g. `lib/python3.11/site-packages`.
+    pub site_packages: Option<String>,
+    /// `Scheme::Scripts`, e.g. `bin`. `#!python` shebangs are rewritten to the venv trampoline.
+    pub scripts: Option<String>,
+    /// `Scheme::Headers`, e.g. `include/site/python3.11/<name>`.
+    pub headers: Option<String>,
+    /// `Scheme::Data`, normally the root.
+    pub data: Option<String>,
+}
+
+impl PackPlacement {
+    /// The venv layout for Python `python` (`"3.11"`) and a distribution called `name`:
+    /// site-packages under `lib/pythonX.Y/site-packages`, scripts in `bin`, headers in
+    /// `include/site/pythonX.Y/<name>`, data at the venv root (as pip installs them).
+    pub fn venv(python: &str, name: &str) -> Self {
+        Self {
+            site_packages: Some(format!("lib/python{python}/site-packages")),
+            scripts: Some("bin".to_string()),
+            headers: Some(format!("include/site/python{python}/{name}")),
+            data: Some(String::new()),
+        }
+    }
+
+    fn prefix(&self, scheme: Scheme) -> Option<&str> {
+        match scheme {
+            Scheme::SitePackages => self.site_packages.as_deref(),
+            Scheme::Scripts => self.scripts.as_deref(),
+            Scheme::Headers => self.headers.as_deref(),
+            Scheme::Data => self.data.as_deref(),
+        }
+    }
+}
+
+/// A file that exists only in the tree (`pyvenv.cfg`, console-script launchers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntheticFile {
+    /// `/`-separated path relative to the root.
+    pub path: String,
+    /// Contents, stored inline in the tree file.
+    pub bytes: Vec<u8>,
+    /// Permission bits; write bits are dropped (the tree is served read-only).
+    pub mode: u32,
+}
+
+/// Everything a tree is made of. Later sources win: packs in order, then `files`, then
+/// `symlinks`; a file given twice keeps the last one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreeSpec {
+    /// Store objects and where their schemes go.
+    pub packs: Vec<(ContentHash, PackPlacement)>,
+    /// Files made by the installer.
+    pub files: Vec<SyntheticFile>,
+    /// `(path, target)`: symlinks such as `bin/python -> /usr/bin/python3.11`. Targets are kept
+    /// as given (absolute targets are allowed here, unlike inside packages).
+    pub symlinks: Vec<(String, String)>,
+}
+
+/// A reason a tree cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeBuildError {
+    /// A pack is missing from the store or cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A pack's entries cannot be read.
+    #[error("Package `{hash}` is unreadable")]
+    Package {
+        /// The pack.
+        hash: ContentHash,
+        /// What is wrong with it.
+        #[source]
+        source: DxpkgError,
+    },
+    /// A path that is empty, absolute, has `.`/`..` or empty components, a NUL or a backslash,
+    /// or a component longer than 255 bytes.
+    #[error("Unsafe path `{path}` in {origin}")]
+    UnsafePath {
+        /// Where the path came from (`package <hash>`, `synthetic files`).
+        origin: String,
+        /// The path.
+        path: String,
+    },
+    /// A package symlink whose target leaves its scheme's directory.
+    #[error("Symlink `{path}` in package `{hash}` points outside its package: `{target}`")]
+    EscapingLink {
+        /// The pack.
+        hash: ContentHash,
+        /// The link's path in the package.
+        path: String,
+        /// Its target.
+        target: String,
+    },
+    /// One source has a directory where another has a file.
+    #[error("`{path}` is a directory in one source and a file in {origin}")]
+    Conflict {
+        /// The clashing path in the tree.
+        path: String,
+        /// The later source.
+        origin: String,
+    },
+    /// More inodes or name bytes than the format's 32-bit fields hold.
+    #[error("The tree is too large for the .dxtree format: {0}")]
+    TooLarge(&'static str),
+    /// The tree file could not be written.
+    #[error("Cannot write the tree file `{path}`")]
+    Write {
+        /// The tree file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+enum Data {
+    Pack { pack: u32, offset: u64 },
+    Inline(Vec<u8>),
+}
+
+enum Pending {
+    Dir(BTreeMap<String, usize>),
+    Leaf {
+        kind: NodeKind,
+        mode: u32,
+        size: u64,
+        data: Data,
+    },
+}
+
+struct Arena {
+    nodes: Vec<Pending>,
+}
+
+/// Splits `path` into safe components, or `None`.
+fn components(path: &str) -> Option<Vec<&str>> {
+    if path.is_empty() || path.contains('\\') {
+        return None;
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    parts
+        .iter()
+        .all(|p| valid_name(p.as_bytes()) && p.len() <= 255)
+        .then_some(parts)
+}
+
+/// True when a link at `link_path` pointing at `target` stays inside the link's scheme root.
+fn link_stays_inside(link_path: &str, target: &str) -> bool {
+    if target.is_empty() || target.starts_with('/') || target.contains(['\0', '\\']) {
+        return false;
+    }
+    let mut depth = link_path.split('/').count().saturating_sub(1);
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => depth += 1,
+        }
+    }
+    true
+}
+
+impl Arena {
+    fn new() -> Self {
+        Self {
+            nodes: vec![Pending::Dir(BTreeMap::new())],
+        }
+    }
+
+    /// Places a leaf at `parts`, creating directories; an existing leaf there is replaced.
+    fn insert(
+        &mut self,
+        parts: &[&str],
+        leaf: Pending,
+        origin: &dyn Fn() -> String,
+    ) -> Result<(), TreeBuildError> {
+        let conflict = |upto: usize| TreeBuildError::Conflict {
+            path: parts[..upto].join("/"),
+            origin: origin(),
+        };
+        let Some((last, dirs)) = parts.split_last() else {
+            return Err(conflict(0));
+        };
+        let mut cur = 0;
+        for (depth, part) in dirs.iter().enumerate() {
+            let next = self.nodes.len();
+            let Pending::Dir(children) = &mut self.nodes[cur] else {
+                return Err(conflict(depth));
+            };
+            match children.get(*part) {
+                Some(&id) => cur = id,
+                None => {
+                    children.insert((*part).to_string(), next);
+                    self.nodes.push(Pending::Dir(BTreeMap::new()));
+                    cur = next;
+                }
+            }
+        }
+        let next = self.nodes.len();
+        let Pending::Dir(children) = &mut self.nodes[cur] else {
+            return Err(conflict(dirs.len()));
+        };
+        match children.get(*last) {
+            Some(&id) => {
+                if matches!(self.nodes[id], Pending::Dir(_)) {
+                    return Err(conflict(parts.len()));
+                }
+                self.nodes[id] = leaf;
+            }
+            None => {
+                children.insert((*last).to_string(), next);
+                self.nodes.push(leaf);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn join(prefix: &str, path: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        path.to_string()
+    } else {
+        format!("{prefix}/{path}")
+    }
+}
+
+impl TreeSpec {
+    /// Reads every pack's index from `store` and lays out the merged tree: O(files). The
+    /// result is deterministic (same spec and objects, same bytes).
+    pub fn build(&self, store: &PackageStore) -> Result<Vec<u8>, TreeBuildError> {
+        let mut arena = Arena::new();
+        let mut packs: Vec<(ContentHash, u64)> = Vec::new();
+        let mut pack_index: HashMap<ContentHash, u32> = HashMap::new();
+        for (hash, placement) in &self.packs {
+            let pkg = store.get(hash)?;
+            let reader = pkg.reader();
+            let index = match pack_index.get(hash) {
+                Some(&i) => i,
+                None => {
+                    let i = u32::try_from(packs.len())
+                        .map_err(|_| TreeBuildError::TooLarge("packs"))?;
+                    packs.push((*hash, reader.bytes().len() as u64));
+                    pack_index.insert(*hash, i);
+                    i
+                }
+            };
+            let origin = || format!("package `{hash}`");
+            for entry in reader.entries() {
+                let entry = entry.map_err(|source| TreeBuildError::Package {
+                    hash: *hash,
+                    source,
+                })?;
+                let Some(prefix) = placement.prefix(entry.scheme) else {
+                    continue;
+                };
+                if components(entry.path).is_none() {
+                    return Err(TreeBuildError::UnsafePath {
+                        origin: origin(),
+                        path: entry.path.to_string(),
+                    });
+                }
+                let full = join(prefix, entry.path);
+                let parts = components(&full).ok_or_else(|| TreeBuildError::UnsafePath {
+                    origin: origin(),
+                    path: full.clone(),
+                })?;
+                let size = entry.data.len() as u64;
+                let leaf = match entry.kind {
+                    EntryKind::File => {
+                        let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
+                        let mode = if exec { 0o555 } else { 0o444 };
+                        let rewritten = (entry.scheme == Scheme::Scripts)
+                            .then(|| dx_py_core::scripts::rewrite_shebang(entry.data))
+                            .flatten();
+                        match rewritten {
+                            Some(bytes) => Pending::Leaf {
+                                kind: NodeKind::File,
+                                mode,
+                                size: bytes.len() as u64,
+                                data: Data::Inline(bytes),
+                            },
+                            None => Pending::Leaf {
+                                kind: NodeKind::File,
+                                mode,
+                                size,
+                                data: Data::Pack {
+                                    pack: index,
+                                    offset: entry.data_offset,
+                                },
+                            },
+                        }
+                    }
+                    EntryKind::Symlink => {
+                        let target = std::str::from_utf8(entry.data).unwrap_or("");
+                        if !link_stays_inside(entry.path, target) {
+                            return Err(TreeBuildError::EscapingLink {
+                                hash: *hash,
+                                path: entry.path.to_string(),
+                                target: String::from_utf8_lossy(entry.data).into_owned(),
+                            });
+                        }
+                        Pending::Leaf {
+                            kind: NodeKind::Symlink,
+                            mode: 0o777,
+                            size,
+                            data: Data::Pack {
+                                pack: index,
+                                offset: entry.data_offset,
+                            },
+                        }
+                    }
+                };
+                arena.insert(&parts, leaf, &origin)?;
+            }
+        }
+        let synthetic = || "synthetic files".to_string();
+        for file in &self.files {
+            let parts = components(&file.path).ok_or_else(|| TreeBuildError::UnsafePath {
+                origin: synthetic(),
+                path: file.path.clone(),
+            })?;
+            let leaf = Pending::Leaf {
+                kind: NodeKind::File,
+                mode: file.mode & 0o555,
+                size: file.bytes.len() as u64,
+                data: Data::Inline(file.bytes.clone()),
+            };
+            arena.insert(&parts, leaf, &synthetic)?;
+        }
+        for (path, target) in &self.symlinks {
+            let parts = components(path).ok_or_else(|| TreeBuildError::UnsafePath {
+                origin: synthetic(),
+                path: path.clone(),
+            })?;
+            if target.is_empty() || target.contains('\0') {
+                return Err(TreeBuildError::UnsafePath {
+                    origin: synthetic(),
+                    path: format!("{path} -> {target}"),
+                });
+            }
+            let leaf = Pending::Leaf {
+                kind: NodeKind::Symlink,
+                mode: 0o777,
+                size: target.len() as u64,
+                data: Data::Inline(target.as_bytes().to_vec()),
+            };
+            arena.insert(&parts, leaf, &synthetic)?;
+        }
+        encode(&arena, &packs)
+    }
+
+    /// Builds the tree and publishes it at `path` atomically (readers see the old file or the
+    /// new one, never a torn one).
+    pub fn build_to_file(&self, store: &PackageStore, path: &Path) -> Result<(), TreeBuildError> {
+        let bytes = self.build(store)?;
+        write_tree(path, &bytes)
+    }
+}
+
+/// Publishes tree bytes at `path` through a temporary file and a rename.
+pub fn write_tree(path: &Path, bytes: &[u8]) -> Result<(), TreeBuildError> {
+    let write = |source| TreeBuildError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs_err::create_dir_all(dir).map_err(write)?;
+    }
+    dx_py_core::atomic::replace(path, bytes).map_err(write)
+}
+
+/// Numbers the reachable nodes in one preorder DFS (children by name) and writes the sections.
+fn encode(arena: &Arena, packs: &[(ContentHash, u64)]) -> Result<Vec<u8>, TreeBuildError> {
+    // order[ino - 1] = arena id; ino_of[arena id] = ino.
+    let mut order: Vec<usize> = Vec::new();
+    let mut ino_of = vec![0u32; arena.nodes.len()];
+    let mut stack = vec![0usize];
+    while let Some(id) = stack.pop() {
+        order.push(id);
+        ino_of[id] = u32::try_from(order.len()).map_err(|_| TreeBuildError::TooLarge("inodes"))?;
+        if let Pending::Dir(children) = &arena.nodes[id] {
+            stack.extend(children.values().rev());
+        }
+    }
+    let inode_count = u32::try_from(order.len()).map_err(|_| TreeBuildError::TooLarge("inodes"))?;
+    // Names are stored once per inode, in inode order; parents come from the directories.
+    let mut parent_of = vec![1u32; arena.nodes.len()];
+    let mut name_of: Vec<&str> = vec![""; arena.nodes.len()];
+    for &id in &order {
+        if let Pending::Dir(children) = &arena.nodes[id] {
+            for (name, &child) in children {
+                parent_of[child] = ino_of[id];
+                name_of[child] = name;
+            }
+        }
+    }
+
+    let mut inodes = Vec::with_capacity(order.len() * INODE_LEN);
+    let mut children_table: Vec<u8> = Vec::with_capacity(order.len().saturating_sub(1) * CHILD_LEN);
+    let mut names: Vec<u8> = Vec::new();
+    let mut inline: Vec<u8> = Vec::new();
+    let too_large = |what| TreeBuildError::TooLarge(what);
+    for &id in &order {
+        let name = name_of[id].as_bytes();
+        let name_off = u32::try_from(names.len()).map_err(|_| too_large("names"))?;
+        names.extend_from_slice(name);
+        let mut rec = [0u8; INODE_LEN];
+        rec[I_PARENT..I_PARENT + 4].copy_from_slice(&parent_of[id].to_le_bytes());
+        rec[I_NAME_OFF..I_NAME_OFF + 4].copy_from_slice(&name_off.to_le_bytes());
+        rec[I_NAME_LEN..I_NAME_LEN + 2].copy_from_slice(&(name.len() as u16).to_le_bytes());
+        let (kind, source, mode, size, offset, pack, nlink) = match &arena.nodes[id] {
+            Pending::Dir(children) => {
+                let first = (children_table.len() / CHILD_LEN) as u64;
+                let mut subdirs = 0u32;
+                for &child in children.values() {
+                    children_table.extend_from_slice(&ino_of[child].to_le_bytes());
+                    subdirs += u32::from(matches!(arena.nodes[child], Pending::Dir(_)));
+                }
+                (
+                    NodeKind::Dir,
+                    SOURCE_NONE,
+                    0o555,
+                    children.len() as u64,
+                    first,
+                    0,
+                    subdirs + 2,
+                )
+            }
+            Pending::Leaf {
+                kind,
+                mode,
+                size,
+                data,
+            } => match data {
+                Data::Pack { pack, offset } => {
+                    (*kind, SOURCE_PACK, *mode, *size, *offset, *pack, 1)
+                }
+                Data::Inline(bytes) => {
+                    let offset = inline.len() as u64;
+                    inline.extend_from_slice(bytes);
+                    (*kind, SOURCE_INLINE, *mode, *size, offset, 0, 1)
+                }
+            },
+        };
+        rec[I_KIND] = kind as u8;
+        rec[I_SOURCE] = source;
+        rec[I_MODE..I_MODE + 4].copy_from_slice(&mode.to_le_bytes());
+        rec[I_SIZE..I_SIZE + 8].copy_from_slice(&size.to_le_bytes());
+        rec[I_OFFSET..I_OFFSET + 8].copy_from_slice(&offset.to_le_bytes());
+        rec[I_PACK..I_PACK + 4].copy_from_slice(&pack.to_le_bytes());
+        rec[I_NLINK..I_NLINK + 4].copy_from_slice(&nlink.to_le_bytes());
+        inodes.extend_from_slice(&rec);
+    }
+
+    let pack_count = u32::try_from(packs.len()).map_err(|_| too_large("packs"))?;
+    let packs_off = HEADER_LEN;
+    let inodes_off = packs_off + packs.len() * PACK_LEN;
+    let children_off = inodes_off + inodes.len();
+    let names_off = children_off + children_table.len();
+    let inline_off = names_off + names.len();
+    let total = inline_off + inline.len();
+
+    let mut out = Vec::with_capacity(total);
+    let mut header = [0u8; HEADER_LEN];
+    header[..MAGIC.len()].copy_from_slice(&MAGIC);
+    let put32 = |h: &mut [u8; HEADER_LEN], at: usize, v: u32| {
+        h[at..at + 4].copy_from_slice(&v.to_le_bytes())
+    };
+    let put64 = |h: &mut [u8; HEADER_LEN], at: usize, v: u64| {
+        h[at..at + 8].copy_from_slice(&v.to_le_bytes())
+    };
+    put32(&mut header, H_VERSION, VERSION);
+    put32(&mut header, H_INODE_COUNT, inode_count);
+    put32(&mut header, H_PACK_COUNT, pack_count);
+    put32(&mut header, H_CHILD_COUNT, inode_count - 1);
+    put64(&mut header, H_MTIME, FIXED_MTIME as u64);
+    put64(&mut header, H_PACKS_OFF, packs_off as u64);
+    put64(&mut header, H_INODES_OFF, inodes_off as u64);
+    put64(&mut header, H_CHILDREN_OFF, children_off as u64);
+    put64(&mut header, H_NAMES_OFF, names_off as u64);
+    put64(&mut header, H_NAMES_LEN, names.len() as u64);
+    put64(&mut header, H_INLINE_OFF, inline_off as u64);
+    put64(&mut header, H_INLINE_LEN, inline.len() as u64);
+    out.extend_from_slice(&header);
+    for (hash, size) in packs {
+        out.extend_from_slice(hash.as_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+    }
+    out.extend_from_slice(&inodes);
+    out.extend_from_slice(&children_table);
+    out.extend_from_slice(&names);
+    out.extend_from_slice(&inline);
+    debug_assert_eq!(out.len(), total);
+    let sum = super::reader::checksum(&out);
+    out[H_CHECKSUM..H_CHECKSUM + 32].copy_from_slice(&sum);
+    Ok(out)
+}

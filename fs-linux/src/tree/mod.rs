@@ -1,0 +1,65 @@
+//! `.dxtree`: the merged directory tree of one venv, built once per package set and memory-mapped
+//! by the mount so that mounting costs O(1) whatever the number of files.
+//!
+//! ```text
+//! offset 0     header (128 bytes)        magic, version, counts, section offsets, mtime, blake3
+//!        128   packs (40 B × packs)      store hash + object length, indexed by inode records
+//!        …     inodes (40 B × inodes)    record of inode n at (n - 1) × 40; root = 1
+//!        …     children (u32 × inodes-1) each directory's children, contiguous, sorted by name
+//!        …     names                     entry names, in inode order
+//!        …     inline                    bytes of synthetic files and rewritten scripts
+//! ```
+//!
+//! Inodes are numbered in one preorder DFS over the name-sorted tree, so the same package set
+//! always gives the same numbers. A lookup is a binary search over a directory's children; a
+//! `readdir` offset is an index into them. `docs/formats/dxtree.md` has the details.
+mod builder;
+mod format;
+mod reader;
+
+pub use builder::{PackPlacement, SyntheticFile, TreeBuildError, TreeSpec, write_tree};
+pub use format::{FIXED_MTIME, NodeKind};
+pub use reader::{DataSource, Node, PackRef, Tree, TreeError};
+
+use std::path::Path;
+
+/// Maps a tree file read-only and checks its header: O(1), the records are read on demand.
+pub fn open_tree(path: &Path) -> Result<Tree<memmap2::Mmap>, OpenTreeError> {
+    // SAFETY: tree files are published with a temporary file and a rename and never modified
+    // in place (see `write_tree` and `dx_py_core::mmap::map_file`).
+    #[allow(unsafe_code)]
+    let map = unsafe { dx_py_core::mmap::map_file(path) }.map_err(|source| OpenTreeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Tree::new(map).map_err(|source| OpenTreeError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A tree file that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenTreeError {
+    /// The file cannot be read.
+    #[error("Cannot read the tree file `{path}`")]
+    Io {
+        /// The tree file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid tree.
+    #[error("Invalid tree file `{path}`; rebuild it")]
+    Invalid {
+        /// The tree file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        #[source]
+        source: TreeError,
+    },
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+//! `dx-py install` end to end: real wheels from the registry (fetched once with pip), a real
+//! interpreter, and checks made by importing and by `importlib.metadata`.
+use std::path::Path;
+
+use dx_py_core::testing::TestIndex;
+use dx_py_core::wheel::testing::WheelBuilder;
+use dx_py_tests::{TestContext, fetch_wheels, pins_for, venv_python, write_wheels};
+
+/// Installs the wheels in `dir` (all of them pinned) into `venv` with find-links only.
+fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
+    std::fs::write(cx.project().join("requirements.txt"), pins_for(dir)).unwrap();
+    let out = cx
+        .dx_py()
+        .args([
+            "install",
+            "-r",
+            "requirements.txt",
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(dir)
+        .args(["--venv", venv])
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "dx-py install");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn requests_closure_installs_and_a_second_venv_is_a_layout_hit() {
+    let Some(dir) = fetch_wheels("requests", &["requests==2.32.3"]) else {
+        eprintln!("skipping: wheels could not be downloaded");
+        return;
+    };
+    let cx = TestContext::new();
+    let first = install_dir(&cx, &dir, ".venv");
+    assert!(first.contains("layout built"), "{first}");
+    let venv = cx.project().join(".venv");
+    let out = venv_python(
+        &venv,
+        "import requests, importlib.metadata as m, sys\n\
+         assert sys.prefix != sys.base_prefix\n\
+         print(requests.__version__)\n\
+         print(sorted((d.metadata['Name'].lower(), d.version) for d in m.distributions()))\n\
+         print(m.distribution('requests').read_text('INSTALLER'))",
+    );
+    assert!(out.starts_with("2.32.3\n"), "{out}");
+    for name in [
+        "certifi",
+        "charset-normalizer",
+        "idna",
+        "requests",
+        "urllib3",
+    ] {
+        assert!(
+            out.contains(&format!("('{name}', ")),
+            "{name} missing from {out}"
+        );
+    }
+    assert!(out.contains("dx-py"), "{out}");
+    // The lock files were written to the project directory.
+    assert!(cx.project().join("pylock.toml").is_file());
+    assert!(cx.project().join("dx-py.dpl").is_file());
+
+    // Same lock, new venv: a layout hit, and site-packages is a symlink to the same layout.
+    let second = install_dir(&cx, &dir, "second");
+    assert!(second.contains("layout hit"), "{second}");
+    let sp = |v: &str| {
+        cx.project()
+            .join(v)
+            .join("lib")
+            .join(python_dir(&venv))
+            .join("site-packages")
+    };
+    let a = std::fs::read_link(sp(".venv")).unwrap();
+    let b = std::fs::read_link(sp("second")).unwrap();
+    assert_eq!(a, b);
+    venv_python(
+        &cx.project().join("second"),
+        "import requests, urllib3, idna, certifi, charset_normalizer",
+    );
+
+    // Bytecode was compiled once into the store and is served to the venv.
+    let pycache = sp("second").join("requests/__pycache__");
+    assert!(
+        std::fs::read_dir(&pycache).unwrap().count() > 5,
+        "{}",
+        pycache.display()
+    );
+}
+
+fn python_dir(venv: &Path) -> String {
+    std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("python"))
+        .expect("lib/pythonX.Y")
+}
+
+#[test]
+fn console_scripts_run_from_the_venv() {
+    let Some(dir) = fetch_wheels("pyflakes", &["pyflakes==3.2.0"]) else {
+        eprintln!("skipping: wheels could not be downloaded");
+        return;
+    };
+    let cx = TestContext::new();
+    install_dir(&cx, &dir, ".venv");
+    let out = std::process::Command::new(cx.project().join(".venv/bin/pyflakes"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "pyflakes --version");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3.2.0"));
+    // Called through PATH from elsewhere, as an activated venv does.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "cd / && pyflakes --version"])
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", cx.project().join(".venv/bin").display()),
+        )
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "pyflakes via PATH");
+}
+
+#[test]
+fn numpy_with_compiled_extensions_and_vendored_libs() {
+    let Some(dir) = fetch_wheels("numpy", &["numpy==2.2.6"]) else {
+        eprintln!("skipping: wheels could not be downloaded");
+        return;
+    };
+    let cx = TestContext::new();
+    install_dir(&cx, &dir, ".venv");
+    let out = venv_python(
+        &cx.project().join(".venv"),
+        "import numpy, os\n\
+         a = numpy.arange(12.0).reshape(3, 4)\n\
+         print(numpy.__version__, float((a @ a.T).trace()), numpy.linalg.det(numpy.eye(3)))\n\
+         libs = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__))), 'numpy.libs')\n\
+         print(os.path.isdir(libs))",
+    );
+    assert!(out.starts_with("2.2.6 "), "{out}");
+    assert!(
+        out.trim_end().ends_with("True"),
+        "realpath must stay inside a complete tree: {out}"
+    );
+}
+
+#[test]
+fn two_distributions_share_a_namespace_package() {
+    let cx = TestContext::new();
+    let dir = write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[
+            WheelBuilder::new("ns-alpha", "1.0").file("ns/alpha/__init__.py", b"NAME = 'alpha'\n"),
+            WheelBuilder::new("ns-beta", "2.0").file("ns/beta/__init__.py", b"NAME = 'beta'\n"),
+        ],
+    );
+    install_dir(&cx, &dir, ".venv");
+    let out = venv_python(
+        &cx.project().join(".venv"),
+        "import ns.alpha, ns.beta, importlib.metadata as m\n\
+         print(ns.alpha.NAME, ns.beta.NAME, m.version('ns-alpha'), m.version('ns-beta'))",
+    );
+    assert_eq!(out.trim(), "alpha beta 1.0 2.0");
+}
+
+#[test]
+fn sync_removes_packages_that_left_the_lock() {
+    let cx = TestContext::new();
+    let wheels = cx.temp.path().join("wheels");
+    write_wheels(
+        &wheels,
+        &[
+            WheelBuilder::new("keep", "1.0").file("keep.py", b""),
+            WheelBuilder::new("gone", "1.0")
+                .file("gone.py", b"")
+                .console_script("gone-cli", "gone:main"),
+        ],
+    );
+    let install = |reqs: &str| {
+        std::fs::write(cx.project().join("requirements.txt"), reqs).unwrap();
+        cx.run_ok(&[
+            "install",
+            "-r",
+            "requirements.txt",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ]);
+    };
+    install("keep==1.0\ngone==1.0\n");
+    let venv = cx.project().join(".venv");
+    venv_python(&venv, "import keep, gone");
+    assert!(venv.join("bin/gone-cli").exists());
+    install("keep==1.0\n");
+    let out = venv_python(
+        &venv,
+        "import importlib.util as u, importlib.metadata as m\n\
+         print(u.find_spec('keep') is not None, u.find_spec('gone') is None, sorted(d.metadata['Name'] for d in m.distributions()))",
+    );
+    assert_eq!(out.trim(), "True True ['keep']");
+    assert!(
+        !venv.join("bin/gone-cli").exists(),
+        "launchers of removed packages go too"
+    );
+}
+
+#[test]
+fn cache_clean_then_install_repairs_the_venv() {
+    let cx = TestContext::new();
+    let wheels = write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[WheelBuilder::new("fixme", "1.0").file("fixme.py", b"OK = 1\n")],
+    );
+    install_dir(&cx, &wheels, ".venv");
+    cx.run_ok(&["cache", "clean", "--layouts"]);
+    let venv = cx.project().join(".venv");
+    let broken = std::process::Command::new(venv.join("bin/python"))
+        .args(["-c", "import fixme"])
+        .output()
+        .unwrap();
+    assert!(!broken.status.success());
+    let msg = install_dir(&cx, &wheels, ".venv");
+    assert!(msg.contains("rebuilding"), "{msg}");
+    venv_python(&venv, "import fixme; assert fixme.OK == 1");
+    // Cleaning the whole store too: the lock still names the wheels, so install fetches again.
+    cx.run_ok(&["cache", "clean", "--all"]);
+    install_dir(&cx, &wheels, ".venv");
+    venv_python(&venv, "import fixme");
+}
+
+#[test]
+fn index_errors_are_clear() {
+    let cx = TestContext::new();
+    let wheels = write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[WheelBuilder::new("present", "1.0").file("present.py", b"")],
+    );
+    std::fs::write(wheels.join("sdistonly-1.0.tar.gz"), b"not really").unwrap();
+    let index = TestIndex::serve(&wheels).unwrap();
+    let url = index.index_url();
+    let lock = |reqs: &str, code: i32| {
+        std::fs::write(cx.project().join("requirements.txt"), reqs).unwrap();
+        cx.run_err(
+            &["lock", "-r", "requirements.txt", "--index-url", &url],
+            code,
+        )
+    };
+    let err = lock("present==2.0\n", 1);
+    assert!(
+        err.contains("present") && err.contains("1.0"),
+        "absent version lists what exists: {err}"
+    );
+    let err = lock("sdistonly==1.0\n", 1);
+    assert!(
+        err.contains("sdistonly") && err.to_lowercase().contains("source distribution"),
+        "{err}"
+    );
+    let err = lock(
+        &format!("present==1.0 --hash=sha256:{}\n", "0".repeat(64)),
+        1,
+    );
+    assert!(
+        err.to_lowercase().contains("hash mismatch") && err.contains("present"),
+        "{err}"
+    );
+    let err = lock("nosuchthing==1.0\n", 1);
+    assert!(err.contains("nosuchthing"), "{err}");
+    // Retries, then success.
+    index.fail_next(2);
+    std::fs::write(cx.project().join("requirements.txt"), "present==1.0\n").unwrap();
+    cx.run_ok(&["lock", "-r", "requirements.txt", "--index-url", &url]);
+    // An index that is not there: retried, then a clear failure.
+    let dead = "http://127.0.0.1:9/simple/";
+    let err = cx.run_err(&["lock", "-r", "requirements.txt", "--index-url", dead], 1);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+}
+
+#[test]
+fn local_errors_are_clear_and_corrupt_nothing() {
+    let cx = TestContext::new();
+    let wheels = write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[WheelBuilder::new("solid", "1.0").file("solid.py", b"")],
+    );
+    install_dir(&cx, &wheels, ".venv");
+    let err = cx.run_err(
+        &[
+            "install",
+            "--python",
+            "/nonexistent/python3",
+            "--venv",
+            "other",
+            "--lock",
+            "dx-py.dpl",
+        ],
+        1,
+    );
+    assert!(err.contains("/nonexistent/python3"), "{err}");
+    // A truncated DPL: a clear error, and the venv keeps working.
+    let dpl = std::fs::read(cx.project().join("dx-py.dpl")).unwrap();
+    std::fs::write(cx.project().join("broken.dpl"), &dpl[..dpl.len() / 2]).unwrap();
+    let err = cx.run_err(&["install", "--lock", "broken.dpl"], 1);
+    assert!(err.to_lowercase().contains("dpl"), "{err}");
+    venv_python(&cx.project().join(".venv"), "import solid");
+    // No lock at all.
+    let empty = TestContext::new();
+    let err = empty.run_err(&["install"], 1);
+    assert!(err.contains("dx-py lock"), "{err}");
+}

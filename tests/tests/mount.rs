@@ -1,0 +1,298 @@
+//! `dx-py mount` end to end: a venv served by FUSE from the store, compared with the symlink
+//! layout of the same lock; read-only stores. Needs root and /dev/fuse, as CI has.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dx_py_core::wheel::testing::WheelBuilder;
+use dx_py_tests::{TestContext, assert_success, venv_python, write_wheels};
+
+/// Unmounts on drop, also when the test fails.
+struct Mounted<'a> {
+    cx: &'a TestContext,
+    venv: PathBuf,
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        let _ = self.cx.dx_py().arg("unmount").arg(&self.venv).output();
+        let _ = Command::new("umount").arg("-l").arg(&self.venv).output();
+    }
+}
+
+fn wheels(cx: &TestContext) -> PathBuf {
+    write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[
+            WheelBuilder::new("ns-alpha", "1.0").file("ns/alpha/__init__.py", b"NAME = 'alpha'\n"),
+            WheelBuilder::new("ns-beta", "2.0").file("ns/beta/__init__.py", b"NAME = 'beta'\n"),
+            WheelBuilder::new("tool", "0.1")
+                .file("tool/__init__.py", b"def main():\n    print('tool ran')\n")
+                .file(
+                    "tool/data.bin",
+                    &(0..=255u8).cycle().take(300_000).collect::<Vec<u8>>(),
+                )
+                .console_script("tool", "tool:main"),
+        ],
+    )
+}
+
+fn lock(cx: &TestContext, wheels: &Path) {
+    std::fs::write(
+        cx.project().join("requirements.txt"),
+        "ns-alpha==1.0\nns-beta==2.0\ntool==0.1\n",
+    )
+    .unwrap();
+    cx.run_ok(&[
+        "lock",
+        "-r",
+        "requirements.txt",
+        "--no-index",
+        "--find-links",
+        wheels.to_str().unwrap(),
+    ]);
+}
+
+/// Every file under `root` (following the tree, not symlinked directories' targets) with its
+/// bytes, and every symlink with its target.
+fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn mounted_venv_matches_the_layout_and_is_read_only() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    // The symlink layout of the same lock, for comparison.
+    cx.run_ok(&[
+        "install",
+        "--venv",
+        "linked",
+        "--find-links",
+        w.to_str().unwrap(),
+    ]);
+    let out = cx.run_ok(&["mount", "mounted", "--find-links", w.to_str().unwrap()]);
+    let _ = out;
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("mounted"),
+    };
+    let venv = guard.venv.clone();
+
+    let got = venv_python(
+        &venv,
+        "import ns.alpha, ns.beta, tool, sys\nprint(ns.alpha.NAME, ns.beta.NAME, sys.prefix != sys.base_prefix)",
+    );
+    assert_eq!(got.trim(), "alpha beta True");
+    let run = Command::new(venv.join("bin/tool")).output().unwrap();
+    assert_success(&run, "bin/tool");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "tool ran\n");
+
+    // Same site-packages, byte for byte (bytecode included).
+    let py = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name();
+    let sp = |v: &Path| v.join("lib").join(&py).join("site-packages");
+    let linked = snapshot(&sp(&cx.project().join("linked")));
+    let mounted = snapshot(&sp(&venv));
+    assert_eq!(
+        linked.keys().collect::<Vec<_>>(),
+        mounted.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(linked, mounted);
+    assert!(
+        mounted.keys().any(|k| k.ends_with(".pyc")),
+        "bytecode is served"
+    );
+
+    // Writes of every kind fail with EROFS.
+    let erofs = |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(30));
+    erofs(std::fs::write(venv.join("new.txt"), b"x"));
+    erofs(std::fs::write(sp(&venv).join("tool/__init__.py"), b"x"));
+    erofs(std::fs::rename(
+        sp(&venv).join("tool"),
+        sp(&venv).join("tool2"),
+    ));
+    erofs(std::fs::create_dir(venv.join("d")));
+    erofs(std::fs::set_permissions(
+        venv.join("pyvenv.cfg"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    ));
+    erofs(std::fs::remove_file(venv.join("pyvenv.cfg")));
+
+    // 8 concurrent readers see the right bytes.
+    let expected = std::fs::read(sp(&cx.project().join("linked")).join("tool/data.bin")).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    assert_eq!(
+                        std::fs::read(sp(&venv).join("tool/data.bin")).unwrap(),
+                        expected
+                    );
+                }
+            });
+        }
+    });
+
+    let listed = cx.run_ok(&["mount", "--list"]);
+    assert!(listed.contains(venv.to_str().unwrap()), "{listed}");
+    cx.run_ok(&["unmount", venv.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_dir(&venv).unwrap().count(),
+        0,
+        "unmount leaves the directory empty"
+    );
+}
+
+#[test]
+fn killed_server_is_recovered() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    cx.run_ok(&[
+        "mount",
+        "v",
+        "--no-auto-unmount",
+        "--find-links",
+        w.to_str().unwrap(),
+    ]);
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("v"),
+    };
+    let listed = cx.run_ok(&["mount", "--list"]);
+    let pid: i32 = listed
+        .lines()
+        .find(|l| l.starts_with(guard.venv.to_str().unwrap()))
+        .and_then(|l| l.rsplit("pid ").next())
+        .and_then(|p| p.trim().parse().ok())
+        .expect("mount --list shows the server pid");
+    // The server is our child's child: this test started it, so it may end it.
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let msg = cx.run_ok(&["unmount", guard.venv.to_str().unwrap()]);
+    let _ = msg;
+    assert_eq!(std::fs::read_dir(&guard.venv).unwrap().count(), 0);
+    // And it can be mounted again.
+    cx.run_ok(&["mount", "v", "--find-links", w.to_str().unwrap()]);
+    venv_python(&guard.venv, "import tool");
+}
+
+#[test]
+fn read_only_bind_mounted_store_works_without_writes() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    cx.run_ok(&["install", "--find-links", w.to_str().unwrap()]);
+    let store = cx.cache_dir().join("store");
+    let ro = cx.temp.path().join("ro-store");
+    std::fs::create_dir_all(&ro).unwrap();
+    assert_success(
+        &Command::new("mount")
+            .args(["--bind"])
+            .arg(&store)
+            .arg(&ro)
+            .output()
+            .unwrap(),
+        "bind",
+    );
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+        }
+    }
+    let _ro_guard = Umount(ro.clone());
+    assert_success(
+        &Command::new("mount")
+            .args(["-o", "remount,ro,bind"])
+            .arg(&ro)
+            .output()
+            .unwrap(),
+        "remount ro",
+    );
+    let before = snapshot(&store);
+
+    // Another user's cache, the shared read-only store: install and mount both work.
+    let other = cx.temp.path().join("other-cache");
+    let run = |args: &[&str]| {
+        let out = cx
+            .dx_py()
+            .env("DX_PY_CACHE_DIR", &other)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_success(&out, &format!("dx-py {}", args.join(" ")));
+    };
+    run(&[
+        "install",
+        "--venv",
+        "ro-venv",
+        "--store",
+        ro.to_str().unwrap(),
+    ]);
+    venv_python(&cx.project().join("ro-venv"), "import ns.alpha, tool");
+    run(&["mount", "ro-mounted", "--store", ro.to_str().unwrap()]);
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("ro-mounted"),
+    };
+    venv_python(&guard.venv, "import ns.beta, tool");
+    assert_eq!(
+        snapshot(&store),
+        before,
+        "nothing was written into the store"
+    );
+
+    // A package the read-only store lacks: a clear error naming it.
+    let extra = write_wheels(
+        &cx.temp.path().join("more"),
+        &[WheelBuilder::new("newcomer", "3.0").file("newcomer.py", b"")],
+    );
+    std::fs::write(cx.project().join("requirements.txt"), "newcomer==3.0\n").unwrap();
+    let out = cx
+        .dx_py()
+        .env("DX_PY_CACHE_DIR", &other)
+        .args([
+            "install",
+            "-r",
+            "requirements.txt",
+            "--venv",
+            "x",
+            "--no-index",
+            "--find-links",
+            extra.to_str().unwrap(),
+            "--store",
+            ro.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("read-only") && err.contains("newcomer"),
+        "{err}"
+    );
+}
