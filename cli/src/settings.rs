@@ -97,8 +97,15 @@ pub(crate) fn sources(
         // `--find-links` with no index configured anywhere: use the find-links alone, as an
         // offline install from a wheel directory means.
         Err(_) if !args.find_links.is_empty() && args.index_url.is_none() => {
-            let offline = dx_py_core::index::SourceOverrides { no_index: true, ..overrides };
-            Ok(dx_py_core::index::config::discover(&offline, requirements, &env)?)
+            let offline = dx_py_core::index::SourceOverrides {
+                no_index: true,
+                ..overrides
+            };
+            Ok(dx_py_core::index::config::discover(
+                &offline,
+                requirements,
+                &env,
+            )?)
         }
         other => Ok(other?),
     }
