@@ -92,11 +92,23 @@ pub(crate) fn sources(
         find_links: args.find_links.clone(),
         no_index: args.no_index,
     };
-    Ok(dx_py_core::index::config::discover(
-        &overrides,
-        requirements,
-        &dx_py_core::index::ConfigEnv::from_process(),
-    )?)
+    let env = dx_py_core::index::ConfigEnv::from_process();
+    match dx_py_core::index::config::discover(&overrides, requirements, &env) {
+        // `--find-links` with no index configured anywhere: use the find-links alone, as an
+        // offline install from a wheel directory means.
+        Err(_) if !args.find_links.is_empty() && args.index_url.is_none() => {
+            let offline = dx_py_core::index::SourceOverrides {
+                no_index: true,
+                ..overrides
+            };
+            Ok(dx_py_core::index::config::discover(
+                &offline,
+                requirements,
+                &env,
+            )?)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// An index client over `sources`, keeping verified downloads in the cache.

@@ -310,3 +310,103 @@ fn local_errors_are_clear_and_corrupt_nothing() {
     let err = empty.run_err(&["install"], 1);
     assert!(err.contains("dx-py lock"), "{err}");
 }
+
+/// Mounts `fs` (root only, as CI runs) and unmounts on drop.
+struct TempMount(std::path::PathBuf);
+
+impl TempMount {
+    fn new(dir: &Path, args: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(args)
+            .arg(dir)
+            .output()
+            .unwrap();
+        dx_py_tests::assert_success(&out, "mount");
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for TempMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[test]
+fn read_only_and_full_cache_dirs_fail_clearly() {
+    let cx = TestContext::new();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let wheels = write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[WheelBuilder::new("bulky", "1.0")
+            .file("bulky/__init__.py", b"")
+            .file("bulky/blob.bin", &big)],
+    );
+    std::fs::write(cx.project().join("requirements.txt"), "bulky==1.0\n").unwrap();
+    let args = [
+        "install",
+        "-r",
+        "requirements.txt",
+        "--no-index",
+        "--find-links",
+        wheels.to_str().unwrap(),
+    ];
+
+    // A read-only cache directory.
+    let ro = cx.temp.path().join("ro-cache");
+    let _ro = TempMount::new(&ro, &["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"]);
+    let out = cx
+        .dx_py()
+        .env("DX_PY_CACHE_DIR", &ro)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(101),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("read-only"), "{err}");
+
+    // A cache on a full filesystem: a clear error, and what was stored before stays sound.
+    let small = cx.temp.path().join("small-cache");
+    let _small = TempMount::new(&small, &["-t", "tmpfs", "-o", "size=2m", "tmpfs"]);
+    let ok = write_wheels(
+        &cx.temp.path().join("ok"),
+        &[WheelBuilder::new("tiny", "1.0").file("tiny.py", b"")],
+    );
+    let out = cx
+        .dx_py()
+        .env("DX_PY_CACHE_DIR", &small)
+        .args(["store", "add"])
+        .arg(ok.join("tiny-1.0-py3-none-any.whl"))
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "store add tiny");
+    let out = cx
+        .dx_py()
+        .env("DX_PY_CACHE_DIR", &small)
+        .args(args)
+        .args(["--venv", "full"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(101),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("no space"), "{err}");
+    let out = cx
+        .dx_py()
+        .env("DX_PY_CACHE_DIR", &small)
+        .args(["store", "verify"])
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "store verify after ENOSPC");
+}
