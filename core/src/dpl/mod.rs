@@ -5,7 +5,7 @@
 //! offset 0   header (192 B)             magic, version, counts, section offsets, environment,
 //!                                       inputs hash, whole-body blake3, header checksum
 //!        192 buckets (12 B × buckets)   open addressing on the PEP 503 name: entry + 1, tag, check
-//!        …   entries (176 B × count)    sorted by normalized name; fixed fields + checksum
+//!        …   entries (168 B × count)    sorted by normalized name; fixed fields + checksum
 //!        …   dependencies (u32 × edges) each entry's edges, as entry indices
 //!        …   strings                    project strings, then one UTF-8 blob per entry
 //! ```
@@ -13,7 +13,7 @@
 //! The byte layout and the reasons behind it are in `docs/formats/dpl.md`. [`Lock`] is the
 //! in-memory model shared by [`DplBuilder`], the pylock.toml reader and writer, and the installer;
 //! [`DplReader`] reads a file as untrusted input: opening checks the header in O(1), every entry is
-//! checksummed when read, and [`DplReader::verify`] checks the whole file.
+//! checksummed when first read, and [`DplReader::verify`] checks the whole file.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
