@@ -16,7 +16,23 @@ const PROBE_NAMES: [&str; 5] = [
 ];
 
 /// `DplReader::from_bytes`, then every accessor, lookup and rendering.
+///
+/// The first byte picks a mode: odd = recompute every checksum of the rest first (as someone
+/// crafting a file would), so that the fuzzer also explores what lies behind the checksums.
 pub fn dpl_reader(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode & 1 == 1 {
+        let mut forged = rest.to_vec();
+        dx_py_core::dpl::reseal(&mut forged);
+        dpl_bytes(&forged);
+    } else {
+        dpl_bytes(rest);
+    }
+}
+
+fn dpl_bytes(data: &[u8]) {
     let Ok(r) = DplReader::from_bytes(data) else {
         return;
     };
@@ -143,9 +159,27 @@ mod tests {
         w.finish().unwrap()
     }
 
+    /// Writes valid files to `corpus/<target>/` as starting points for `cargo fuzz run`.
+    #[test]
+    #[ignore = "writes files; run with --ignored to seed a fuzz corpus"]
+    fn write_seed_corpus() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+        // The first byte of a dpl_reader input picks the mode (see `dpl_reader`).
+        let dpl = sample_dpl();
+        let seeds = [
+            ("dpl_reader", "seed", [&[0u8][..], &dpl].concat()),
+            ("dpl_reader", "seed-forged", [&[1u8][..], &dpl].concat()),
+            ("dxpkg_reader", "seed", sample_dxpkg()),
+        ];
+        for (target, name, bytes) in seeds {
+            std::fs::create_dir_all(dir.join(target)).unwrap();
+            std::fs::write(dir.join(target).join(name), bytes).unwrap();
+        }
+    }
+
     #[test]
     fn valid_files_pass_their_own_checks() {
-        dpl_reader(&sample_dpl());
+        dpl_bytes(&sample_dpl());
         dxpkg_reader(&sample_dxpkg());
     }
 
@@ -175,7 +209,8 @@ mod tests {
 
         #[test]
         fn mutated_files(edits in vec((any::<usize>(), any::<u8>()), 1..6), cut in any::<usize>()) {
-            for (mut bytes, body) in [(sample_dpl(), dpl_reader as fn(&[u8])), (sample_dxpkg(), dxpkg_reader)] {
+            let forged = [&[1u8][..], &sample_dpl()].concat();
+            for (mut bytes, body) in [(sample_dpl(), dpl_bytes as fn(&[u8])), (forged, dpl_reader), (sample_dxpkg(), dxpkg_reader)] {
                 for &(at, v) in &edits {
                     let len = bytes.len();
                     bytes[at % len] = v;

@@ -98,6 +98,61 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Recomputes, in place, every checksum and hash of a DPL file that was edited byte by byte:
+/// what someone crafting a file would do. For fuzzing and tests of the reader's handling of
+/// crafted files only; a file too damaged to locate its parts is left partly unsealed.
+#[doc(hidden)]
+pub fn reseal(bytes: &mut [u8]) {
+    use format::*;
+    let u32f = |b: &[u8], at| u32_at(b, at).map(|v| v as usize);
+    let u64f = |b: &[u8], at| u64_at(b, at).and_then(|v| usize::try_from(v).ok());
+    let (Some(n), Some(entries), Some(deps), Some(strings)) = (
+        u32f(bytes, H_ENTRY_COUNT),
+        u64f(bytes, H_ENTRIES_OFF),
+        u64f(bytes, H_DEPS_OFF),
+        u64f(bytes, H_STRINGS_OFF),
+    ) else {
+        return;
+    };
+    for i in 0..n.min(bytes.len() / ENTRY_LEN) {
+        let sum = (|| {
+            let at = entries.checked_add(i.checked_mul(ENTRY_LEN)?)?;
+            let rec = bytes.get(at..at.checked_add(ENTRY_LEN)?)?;
+            let blob_len = (0..STRING_COUNT)
+                .map(|s| u32f(rec, E_LENS + 4 * s))
+                .sum::<Option<usize>>()?;
+            let blob = strings.checked_add(u32f(rec, E_BLOB_OFF)?)?;
+            let blob = bytes.get(blob..blob.checked_add(blob_len)?)?;
+            let d = deps.checked_add(4 * u32f(rec, E_DEPS_START)?)?;
+            let d = bytes.get(d..d.checked_add(4 * u32f(rec, E_DEPS_COUNT)?)?)?;
+            Some((
+                at,
+                entry_checksum(ENTRY_SEED ^ i as u64, rec.get(8..)?, blob, d),
+            ))
+        })();
+        if let Some((at, c)) = sum {
+            put_u64(bytes, at, c);
+        }
+    }
+    let Some(body) = bytes.get(HEADER_LEN..).map(blake3::hash) else {
+        return;
+    };
+    bytes[H_BODY_HASH..H_BODY_HASH + 32].copy_from_slice(body.as_bytes());
+    let mut c = Checksum::new(HEADER_SEED);
+    c.update(&bytes[..H_CHECKSUM]);
+    for at in [H_ENVIRONMENT, H_PYTHON_VERSION, H_REQUIRES_PYTHON] {
+        let range = (|| {
+            let off = strings.checked_add(u32f(bytes, at)?)?;
+            Some(off..off.checked_add(u32f(bytes, at + 4)?)?)
+        })();
+        match range.and_then(|r| bytes.get(r)) {
+            Some(s) => c.update(s),
+            None => return,
+        };
+    }
+    put_u64(bytes, H_CHECKSUM, c.finish());
+}
+
 impl Lock {
     /// Writes this lock as a DPL file at `path`, atomically.
     pub fn write_dpl(&self, path: &Path) -> Result<(), DplFileError> {
