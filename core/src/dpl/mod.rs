@@ -5,7 +5,7 @@
 //! offset 0   header (192 B)             magic, version, counts, section offsets, environment,
 //!                                       inputs hash, whole-body blake3, header checksum
 //!        192 buckets (12 B × buckets)   open addressing on the PEP 503 name: entry + 1, tag, check
-//!        …   entries (176 B × count)    sorted by normalized name; fixed fields + checksum
+//!        …   entries (168 B × count)    sorted by normalized name; fixed fields + checksum
 //!        …   dependencies (u32 × edges) each entry's edges, as entry indices
 //!        …   strings                    project strings, then one UTF-8 blob per entry
 //! ```
@@ -13,7 +13,7 @@
 //! The byte layout and the reasons behind it are in `docs/formats/dpl.md`. [`Lock`] is the
 //! in-memory model shared by [`DplBuilder`], the pylock.toml reader and writer, and the installer;
 //! [`DplReader`] reads a file as untrusted input: opening checks the header in O(1), every entry is
-//! checksummed when read, and [`DplReader::verify`] checks the whole file.
+//! checksummed when first read, and [`DplReader::verify`] checks the whole file.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -96,6 +96,61 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     fs_err::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Recomputes, in place, every checksum and hash of a DPL file that was edited byte by byte:
+/// what someone crafting a file would do. For fuzzing and tests of the reader's handling of
+/// crafted files only; a file too damaged to locate its parts is left partly unsealed.
+#[doc(hidden)]
+pub fn reseal(bytes: &mut [u8]) {
+    use format::*;
+    let u32f = |b: &[u8], at| u32_at(b, at).map(|v| v as usize);
+    let u64f = |b: &[u8], at| u64_at(b, at).and_then(|v| usize::try_from(v).ok());
+    let (Some(n), Some(entries), Some(deps), Some(strings)) = (
+        u32f(bytes, H_ENTRY_COUNT),
+        u64f(bytes, H_ENTRIES_OFF),
+        u64f(bytes, H_DEPS_OFF),
+        u64f(bytes, H_STRINGS_OFF),
+    ) else {
+        return;
+    };
+    for i in 0..n.min(bytes.len() / ENTRY_LEN) {
+        let sum = (|| {
+            let at = entries.checked_add(i.checked_mul(ENTRY_LEN)?)?;
+            let rec = bytes.get(at..at.checked_add(ENTRY_LEN)?)?;
+            let blob_len = (0..STRING_COUNT)
+                .map(|s| u32f(rec, E_LENS + 4 * s))
+                .sum::<Option<usize>>()?;
+            let blob = strings.checked_add(u32f(rec, E_BLOB_OFF)?)?;
+            let blob = bytes.get(blob..blob.checked_add(blob_len)?)?;
+            let d = deps.checked_add(4 * u32f(rec, E_DEPS_START)?)?;
+            let d = bytes.get(d..d.checked_add(4 * u32f(rec, E_DEPS_COUNT)?)?)?;
+            Some((
+                at,
+                entry_checksum(ENTRY_SEED ^ i as u64, rec.get(8..)?, blob, d),
+            ))
+        })();
+        if let Some((at, c)) = sum {
+            put_u64(bytes, at, c);
+        }
+    }
+    let Some(body) = bytes.get(HEADER_LEN..).map(blake3::hash) else {
+        return;
+    };
+    bytes[H_BODY_HASH..H_BODY_HASH + 32].copy_from_slice(body.as_bytes());
+    let mut c = Checksum::new(HEADER_SEED);
+    c.update(&bytes[..H_CHECKSUM]);
+    for at in [H_ENVIRONMENT, H_PYTHON_VERSION, H_REQUIRES_PYTHON] {
+        let range = (|| {
+            let off = strings.checked_add(u32f(bytes, at)?)?;
+            Some(off..off.checked_add(u32f(bytes, at + 4)?)?)
+        })();
+        match range.and_then(|r| bytes.get(r)) {
+            Some(s) => c.update(s),
+            None => return,
+        };
+    }
+    put_u64(bytes, H_CHECKSUM, c.finish());
 }
 
 impl Lock {

@@ -677,20 +677,21 @@ impl<B: AsRef<[u8]>> DplReader<B> {
     pub fn get(&self, name: &str) -> Result<Option<DplEntry<'_>>, DplError> {
         // Names are usually passed already normalized: hash and compare their bytes as they
         // are, and normalize on the fly only when that finds nothing and the name needs it.
-        let raw = self.probe(hash_normalized(name.as_bytes()), |n| n == name.as_bytes())?;
-        if raw.is_some() {
-            return Ok(raw);
+        let raw = self.probe(hash_normalized(name.as_bytes()), |n| n == name.as_bytes());
+        if let Ok(Some(_)) = raw {
+            return raw;
         }
+        // Not found (or damage met) as spelled: that is the answer if the name is normalized.
         let mut buf = [0u8; NAME_BUF];
         match normalize_into(name, &mut buf) {
             Some(len) => {
                 let normalized = buf.get(..len).unwrap_or_default();
                 if normalized == name.as_bytes() {
-                    return Ok(None);
+                    return raw;
                 }
                 self.probe(hash_normalized(normalized), |n| n == normalized)
             }
-            None if is_normalized(name) => Ok(None),
+            None if is_normalized(name) => raw,
             None => self.probe(name_hash(name), |n| {
                 normalized_bytes(name).eq(n.iter().copied())
             }),

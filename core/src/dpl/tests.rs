@@ -168,47 +168,9 @@ fn build(lock: &Lock) -> Vec<u8> {
     DplBuilder::from_lock(lock).to_bytes().unwrap()
 }
 
-/// Recomputes every checksum of a (deliberately edited) file, as a forger would. Entries whose
-/// ranges do not fit are left alone; a file too damaged to reseal is left as it is.
+/// Recomputes every checksum of a (deliberately edited) file, as a forger would.
 fn reseal(bytes: &mut [u8]) {
-    let _ = try_reseal(bytes);
-}
-
-fn try_reseal(bytes: &mut [u8]) -> Option<()> {
-    let u32f = |b: &[u8], at| u32_at(b, at).map(|v| v as usize);
-    let u64f = |b: &[u8], at| u64_at(b, at).and_then(|v| usize::try_from(v).ok());
-    let n = u32f(bytes, H_ENTRY_COUNT)?;
-    let entries = u64f(bytes, H_ENTRIES_OFF)?;
-    let deps = u64f(bytes, H_DEPS_OFF)?;
-    let strings = u64f(bytes, H_STRINGS_OFF)?;
-    for i in 0..n.min(100_000) {
-        let sum = (|| {
-            let at = entries.checked_add(i.checked_mul(ENTRY_LEN)?)?;
-            let rec = bytes.get(at..at.checked_add(ENTRY_LEN)?)?;
-            let blob_len = (0..STRING_COUNT)
-                .map(|s| u32f(rec, E_LENS + 4 * s))
-                .sum::<Option<usize>>()?;
-            let blob = strings.checked_add(u32f(rec, E_BLOB_OFF)?)?;
-            let blob = bytes.get(blob..blob.checked_add(blob_len)?)?;
-            let d = deps.checked_add(4 * u32f(rec, E_DEPS_START)?)?;
-            let d = bytes.get(d..d.checked_add(4 * u32f(rec, E_DEPS_COUNT)?)?)?;
-            let c = entry_checksum(ENTRY_SEED ^ i as u64, &rec[8..], blob, d);
-            Some((at, c))
-        })();
-        if let Some((at, c)) = sum {
-            put_u64(bytes, at, c);
-        }
-    }
-    let body = blake3::hash(bytes.get(HEADER_LEN..)?);
-    bytes[H_BODY_HASH..H_BODY_HASH + 32].copy_from_slice(body.as_bytes());
-    let mut c = Checksum::new(HEADER_SEED);
-    c.update(&bytes[..H_CHECKSUM]);
-    for at in [H_ENVIRONMENT, H_PYTHON_VERSION, H_REQUIRES_PYTHON] {
-        let off = strings.checked_add(u32f(bytes, at)?)?;
-        c.update(bytes.get(off..off.checked_add(u32f(bytes, at + 4)?)?)?);
-    }
-    put_u64(bytes, H_CHECKSUM, c.finish());
-    Some(())
+    super::reseal(bytes);
 }
 
 fn wheel(name: &str, version: &str) -> LockedWheel {
