@@ -397,7 +397,7 @@ fn refuses_zip_bombs_and_oversized_files() {
             problem,
             EntryProblem::CompressionRatio {
                 size: 2097152,
-                limit: 200,
+                limit: 1000,
                 ..
             }
         ),
