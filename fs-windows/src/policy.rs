@@ -164,9 +164,9 @@ pub fn windows_name_ok(name: &str) -> bool {
     !name.is_empty()
         && name.encode_utf16().count() <= 255
         && !name.ends_with(['.', ' '])
-        && !name
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*'))
+        && !name.chars().any(|c| {
+            c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*')
+        })
 }
 
 /// Splits a Dokan path (`\dir\file`, `\` for the root) into its components, dropping empty
@@ -215,36 +215,85 @@ mod tests {
     fn writes_creates_and_deletes_are_write_protected() {
         let wp = Err(Refusal::WriteProtected);
         // open(path, "w") / "a" / "r+" on an existing file.
-        assert_eq!(decide_open(req(GENERIC_WRITE, FILE_OVERWRITE_IF, 0), Some(false)), wp);
-        assert_eq!(decide_open(req(FILE_APPEND_DATA, FILE_OPEN_IF, 0), Some(false)), wp);
-        assert_eq!(decide_open(req(FILE_WRITE_DATA | FILE_READ_DATA, FILE_OPEN, 0), Some(false)), wp);
+        assert_eq!(
+            decide_open(req(GENERIC_WRITE, FILE_OVERWRITE_IF, 0), Some(false)),
+            wp
+        );
+        assert_eq!(
+            decide_open(req(FILE_APPEND_DATA, FILE_OPEN_IF, 0), Some(false)),
+            wp
+        );
+        assert_eq!(
+            decide_open(
+                req(FILE_WRITE_DATA | FILE_READ_DATA, FILE_OPEN, 0),
+                Some(false)
+            ),
+            wp
+        );
         // A new file, a new directory, a truncation, a delete, a rename, an attribute change.
         assert_eq!(decide_open(req(GENERIC_WRITE, FILE_CREATE, 0), None), wp);
-        assert_eq!(decide_open(req(FILE_READ_DATA, FILE_OPEN_IF, FILE_DIRECTORY_FILE), None), wp);
-        assert_eq!(decide_open(req(FILE_READ_DATA, FILE_SUPERSEDE, 0), Some(false)), wp);
+        assert_eq!(
+            decide_open(req(FILE_READ_DATA, FILE_OPEN_IF, FILE_DIRECTORY_FILE), None),
+            wp
+        );
+        assert_eq!(
+            decide_open(req(FILE_READ_DATA, FILE_SUPERSEDE, 0), Some(false)),
+            wp
+        );
         assert_eq!(decide_open(req(DELETE, FILE_OPEN, 0), Some(false)), wp);
-        assert_eq!(decide_open(req(DELETE | SYNCHRONIZE, FILE_OPEN, 0), Some(true)), wp);
-        assert_eq!(decide_open(req(FILE_WRITE_ATTRIBUTES, FILE_OPEN, 0), Some(false)), wp);
+        assert_eq!(
+            decide_open(req(DELETE | SYNCHRONIZE, FILE_OPEN, 0), Some(true)),
+            wp
+        );
+        assert_eq!(
+            decide_open(req(FILE_WRITE_ATTRIBUTES, FILE_OPEN, 0), Some(false)),
+            wp
+        );
         assert_eq!(decide_open(req(WRITE_DAC, FILE_OPEN, 0), Some(true)), wp);
-        assert_eq!(decide_open(req(FILE_READ_DATA, FILE_OPEN, FILE_DELETE_ON_CLOSE), Some(false)), wp);
+        assert_eq!(
+            decide_open(
+                req(FILE_READ_DATA, FILE_OPEN, FILE_DELETE_ON_CLOSE),
+                Some(false)
+            ),
+            wp
+        );
     }
 
     #[test]
     fn names_and_kinds_are_reported_as_ntfs_would() {
         // os.makedirs(exist_ok=True) needs "exists", not "write-protected".
-        let mkdir = req(FILE_READ_DATA | SYNCHRONIZE, FILE_CREATE, FILE_DIRECTORY_FILE);
+        let mkdir = req(
+            FILE_READ_DATA | SYNCHRONIZE,
+            FILE_CREATE,
+            FILE_DIRECTORY_FILE,
+        );
         assert_eq!(decide_open(mkdir, Some(true)), Err(Refusal::NameCollision));
-        assert_eq!(decide_open(req(FILE_READ_DATA, FILE_OPEN, 0), None), Err(Refusal::NotFound));
-        assert_eq!(decide_open(req(FILE_READ_DATA, FILE_OVERWRITE, 0), None), Err(Refusal::NotFound));
         assert_eq!(
-            decide_open(req(FILE_READ_DATA, FILE_OPEN, FILE_DIRECTORY_FILE), Some(false)),
+            decide_open(req(FILE_READ_DATA, FILE_OPEN, 0), None),
+            Err(Refusal::NotFound)
+        );
+        assert_eq!(
+            decide_open(req(FILE_READ_DATA, FILE_OVERWRITE, 0), None),
+            Err(Refusal::NotFound)
+        );
+        assert_eq!(
+            decide_open(
+                req(FILE_READ_DATA, FILE_OPEN, FILE_DIRECTORY_FILE),
+                Some(false)
+            ),
             Err(Refusal::NotADirectory)
         );
         assert_eq!(
-            decide_open(req(FILE_READ_DATA, FILE_OPEN, FILE_NON_DIRECTORY_FILE), Some(true)),
+            decide_open(
+                req(FILE_READ_DATA, FILE_OPEN, FILE_NON_DIRECTORY_FILE),
+                Some(true)
+            ),
             Err(Refusal::IsADirectory)
         );
-        assert_eq!(decide_open(req(FILE_READ_DATA, 6, 0), Some(false)), Err(Refusal::InvalidParameter));
+        assert_eq!(
+            decide_open(req(FILE_READ_DATA, 6, 0), Some(false)),
+            Err(Refusal::InvalidParameter)
+        );
     }
 
     proptest! {
@@ -298,11 +347,34 @@ mod tests {
 
     #[test]
     fn windows_names() {
-        for ok in ["__init__.py", "numpy", "a b", "Ünïcode.txt", ".hidden", "x.tar.gz"] {
+        for ok in [
+            "__init__.py",
+            "numpy",
+            "a b",
+            "Ünïcode.txt",
+            ".hidden",
+            "x.tar.gz",
+        ] {
             assert!(windows_name_ok(ok), "{ok}");
         }
         let long = "a".repeat(256);
-        for bad in ["", ".", "..", "trailing.", "trailing ", "a:b", "a*b", "a?b", "a|b", "a\"b", "a<b", "a\nb", "a\\b", "a/b", &long] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "trailing.",
+            "trailing ",
+            "a:b",
+            "a*b",
+            "a?b",
+            "a|b",
+            "a\"b",
+            "a<b",
+            "a\nb",
+            "a\\b",
+            "a/b",
+            &long,
+        ] {
             assert!(!windows_name_ok(bad), "{bad:?}");
         }
         assert!(windows_name_ok(&"a".repeat(255)));
