@@ -14,10 +14,8 @@
 #[cfg(any(windows, test))]
 pub mod policy;
 
-// `view` and `handler` read the `.dxtree` through `dx_py_core::tree`, so they compile once
-// `fs-linux/src/tree` lives in core (docs/design/windows.md). `view` has no Dokan dependency:
-// its gate then becomes `any(windows, test)` so that its tests run on every platform.
-#[cfg(windows)]
+// `view` has no Dokan dependency, so its tests run on every platform.
+#[cfg(any(windows, test))]
 pub mod view;
 
 #[cfg(windows)]
