@@ -31,4 +31,5 @@ pub mod scripts;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tree;
 pub mod wheel;

@@ -1,6 +1,7 @@
 //! FUSE filesystem that serves a dx-py venv read-only, straight from memory-mapped `.dxpkg` files.
 //!
-//! - [`tree`]: the `.dxtree` file, the venv's merged directory tree built once per package set;
+//! - [`tree`]: the `.dxtree` file, the venv's merged directory tree built once per package set
+//!   (re-exported from `dx_py_core::tree`);
 //! - [`fs`]: the `fuser::Filesystem` that answers from a mapped tree and the mapped packs;
 //! - [`serve`]: checks that FUSE is usable, mount options, foreground and in-process sessions;
 //! - [`daemon`]: the detached server process a `dx-py mount` leaves behind;
@@ -14,7 +15,8 @@ pub mod fs;
 pub mod mounts;
 pub mod serve;
 mod sys;
-pub mod tree;
+/// The `.dxtree` format, shared with `fs-windows`; it lives in core.
+pub use dx_py_core::tree;
 
 #[cfg(test)]
 mod tests;

@@ -26,9 +26,9 @@ use std::path::Path;
 /// Maps a tree file read-only and checks its header: O(1), the records are read on demand.
 pub fn open_tree(path: &Path) -> Result<Tree<memmap2::Mmap>, OpenTreeError> {
     // SAFETY: tree files are published with a temporary file and a rename and never modified
-    // in place (see `write_tree` and `dx_py_core::mmap::map_file`).
+    // in place (see `write_tree` and `crate::mmap::map_file`).
     #[allow(unsafe_code)]
-    let map = unsafe { dx_py_core::mmap::map_file(path) }.map_err(|source| OpenTreeError::Io {
+    let map = unsafe { crate::mmap::map_file(path) }.map_err(|source| OpenTreeError::Io {
         path: path.to_path_buf(),
         source,
     })?;

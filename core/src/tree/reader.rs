@@ -1,5 +1,5 @@
 //! Reads `.dxtree` bytes as untrusted input: every offset is checked, nothing panics.
-use dx_py_core::hash::ContentHash;
+use crate::hash::ContentHash;
 
 use super::format::*;
 

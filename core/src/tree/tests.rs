@@ -1,13 +1,30 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use dx_py_core::dxpkg::{EntryKind, Scheme};
-use dx_py_core::store::PackageStore;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
 use super::format::{H_FLAGS, H_VERSION};
 use super::*;
-use crate::testutil::{E, add_pack, sp};
+use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+use crate::hash::ContentHash;
+use crate::store::PackageStore;
+
+/// One entry of a synthetic package.
+struct E<'a>(Scheme, &'a str, EntryKind, u32, &'a [u8]);
+
+/// A site-packages file with mode 0o644.
+fn sp<'a>(path: &'a str, data: &'a [u8]) -> E<'a> {
+    E(Scheme::SitePackages, path, EntryKind::File, 0o644, data)
+}
+
+/// Writes a package and stores it; returns its hash.
+fn add_pack(store: &PackageStore, name: &str, entries: &[E<'_>]) -> ContentHash {
+    let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
+    for E(scheme, path, kind, mode, data) in entries {
+        w.add(*scheme, path, *kind, *mode, data.to_vec());
+    }
+    store.store(&w.finish().unwrap()).unwrap()
+}
 
 const SP: &str = "lib/python3.11/site-packages";
 
@@ -257,7 +274,7 @@ fn bad_specs_are_typed_errors() {
         Err(TreeBuildError::EscapingLink { .. })
     ));
 
-    let missing = dx_py_core::hash::ContentHash::of(b"nothing");
+    let missing = crate::hash::ContentHash::of(b"nothing");
     let spec = TreeSpec {
         packs: vec![(missing, placement())],
         ..TreeSpec::default()
@@ -359,6 +376,8 @@ fn open_tree_maps_a_written_file() {
     let tree = open_tree(&path).unwrap();
     tree.verify().unwrap();
     assert_eq!(tree.resolve("x").unwrap().unwrap().size, 1);
+    // Windows refuses to write to a file while a view of it is mapped.
+    drop(tree);
     std::fs::write(&path, b"not a tree").unwrap();
     assert!(matches!(
         open_tree(&path),

@@ -2,9 +2,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use dx_py_core::dxpkg::{DxpkgError, EntryKind, Scheme};
-use dx_py_core::hash::ContentHash;
-use dx_py_core::store::{PackageStore, StoreError};
+use crate::dxpkg::{DxpkgError, EntryKind, Scheme};
+use crate::hash::ContentHash;
+use crate::store::{PackageStore, StoreError};
 
 use super::format::*;
 
@@ -286,7 +286,7 @@ impl TreeSpec {
                         let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
                         let mode = if exec { 0o555 } else { 0o444 };
                         let rewritten = (entry.scheme == Scheme::Scripts)
-                            .then(|| dx_py_core::scripts::rewrite_shebang(entry.data))
+                            .then(|| crate::scripts::rewrite_shebang(entry.data))
                             .flatten();
                         match rewritten {
                             Some(bytes) => Pending::Leaf {
@@ -382,7 +382,7 @@ pub fn write_tree(path: &Path, bytes: &[u8]) -> Result<(), TreeBuildError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs_err::create_dir_all(dir).map_err(write)?;
     }
-    dx_py_core::atomic::replace(path, bytes).map_err(write)
+    crate::atomic::replace(path, bytes).map_err(write)
 }
 
 /// Numbers the reachable nodes in one preorder DFS (children by name) and writes the sections.
