@@ -295,6 +295,7 @@ fn unpack_refuses_escaping_paths() {
 
 /// Launchers from entry points and `#!python` scripts both run with the `python` beside them,
 /// whatever directory they are called from.
+#[cfg(unix)]
 #[test]
 fn unpacked_scripts_run_from_any_venv() {
     use crate::wheel::testing::WheelBuilder;
