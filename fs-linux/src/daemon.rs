@@ -94,6 +94,29 @@ pub fn recorded_pid(state_dir: &Path, mountpoint: &Path) -> Option<u32> {
     Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
 }
 
+/// Waits (up to `timeout`) for process `pid` to be gone or a zombie: after an unmount, the old
+/// server must be finished before a new mount at the same place, or its exit could take the new
+/// mount down. Returns whether it ended in time.
+pub fn wait_for_exit(pid: u32, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        // Field 3 of /proc/PID/stat is the state; `Z` (zombie) or `X` (dead) count as gone.
+        let alive = state
+            .as_deref()
+            .and_then(|s| s.rsplit(')').next())
+            .map(str::trim_start)
+            .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'));
+        if !alive {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Removes the pid record (and log) of `mountpoint` after it was unmounted.
 pub fn forget(state_dir: &Path, mountpoint: &Path) {
     if let Ok(abs) = mounts::absolute(mountpoint) {

@@ -381,6 +381,22 @@ impl Filesystem for TreeFs {
         }
     }
 
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // Python's `open()` asks `isatty()` (TCGETS) of every file it reads: answer "not a
+        // terminal" quietly. fuser's default logs a warning per request.
+        reply.error(Errno::ENOTTY);
+    }
+
     fn flush(
         &self,
         _req: &Request,

@@ -296,3 +296,38 @@ fn read_only_bind_mounted_store_works_without_writes() {
         "{err}"
     );
 }
+
+#[test]
+fn quick_remounts_survive_and_the_server_stays_quiet() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("cycle"),
+    };
+    for _ in 0..10 {
+        cx.run_ok(&["mount", "cycle", "--find-links", w.to_str().unwrap()]);
+        // `isatty()` on every opened file, as Python's `open()` does, must not fill the log.
+        venv_python(
+            &guard.venv,
+            "import tool, ns.alpha\nassert not open(tool.__file__).isatty()",
+        );
+        cx.run_ok(&["unmount", "cycle"]);
+        assert_eq!(std::fs::read_dir(&guard.venv).unwrap().count(), 0);
+    }
+    for log in std::fs::read_dir(cx.cache_dir().join("mounts"))
+        .unwrap()
+        .flatten()
+    {
+        let path = log.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains("Not Implemented"),
+                "{}: {text}",
+                path.display()
+            );
+        }
+    }
+}

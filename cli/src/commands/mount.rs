@@ -247,7 +247,17 @@ pub(crate) fn run_unmount(
     };
     for target in &targets {
         let dead = mounts::is_dead_mount(target);
+        let server = daemon::recorded_pid(&state_dir(settings), target);
         mounts::unmount(target)?;
+        // Return only once the old server is gone, so a mount made right after cannot be taken
+        // down by its exit.
+        if let Some(pid) = server
+            && !daemon::wait_for_exit(pid, Duration::from_secs(5))
+        {
+            printer.warn(format_args!(
+                "the mount server (pid {pid}) is still running"
+            ));
+        }
         daemon::forget(&state_dir(settings), target);
         let note = if dead { " (its server had died)" } else { "" };
         printer.info(format_args!("Unmounted {}{note}", target.display()));
