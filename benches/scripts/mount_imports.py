@@ -765,11 +765,12 @@ class Bench:
         acc2 = Acc(targets)
         if "mount" in targets:
 
+            sub = Acc(["mount"])
+
             def fresh(t, i):
                 self.remount(s)
-                acc2.add(t, "fresh", mibs(read_whole(paths[t])))
+                sub.add(t, "fresh", mibs(read_whole(paths[t])))
 
-            sub = Acc(["mount"])
             sub.rotate(n, fresh, self.log)
             acc2.samples["mount"]["fresh"] = sub.samples["mount"].get("fresh", [])
             acc2.error["mount"] = sub.error["mount"]
