@@ -125,12 +125,25 @@ def is_mounted(path: Path) -> bool:
     return str(path) in mountinfo_points()
 
 
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class Mounts:
     """`dx-py mount` / `dx-py unmount`, remembering every mount point so that none is left behind."""
 
-    def __init__(self, dx: Path, cache: Path, py: Path, env, timeout: float, log) -> None:
+    def __init__(self, dx: Path, cache: Path, py: Path, env, timeout: float, log, wait_server: bool) -> None:
         self.dx, self.cache, self.py, self.env, self.timeout, self.log = dx, cache, py, env, timeout, log
+        self.wait_server = wait_server
         self.points: list[Path] = []
+        self.server: dict[Path, int] = {}  # mount point -> pid of its server, from `dx-py mount`
+        self.logs: dict[Path, Path] = {}  # mount point -> the server's log file
+        # Seconds each unmount waited for the old server to exit (0: it was already gone).
+        self.server_waits: list[float] = []
 
     def mount(self, point: Path, lock: Path, wheels: Path) -> Out:
         if point not in self.points:
@@ -141,6 +154,10 @@ class Mounts:
         if out.ok and not is_mounted(point):
             out.ok = False
             out.tail = f"dx-py mount exited 0 but {point} is not in /proc/self/mountinfo"
+        m = re.search(r"server pid (\d+), log (.*)\)\s*$", out.stderr + out.stdout, re.M)
+        if m:
+            self.server[point] = int(m.group(1))
+            self.logs[point] = Path(m.group(2))
         return out
 
     def unmount(self, point: Path) -> Out:
@@ -148,6 +165,15 @@ class Mounts:
         if out.ok and is_mounted(point):
             out.ok = False
             out.tail = f"dx-py unmount exited 0 but {point} is still mounted"
+        pid = self.server.pop(point, None)
+        if out.ok and pid is not None and self.wait_server:
+            # `dx-py unmount` returns once the mount is gone from mountinfo, sometimes before its
+            # server has exited; that server's exit path unmounts by path (fuser's Drop), which
+            # takes down a new mount made there in between. Wait for it (untimed, bounded).
+            t0 = time.perf_counter()
+            while os.path.exists(f"/proc/{pid}") and not _is_zombie(pid) and time.perf_counter() - t0 < 10:
+                time.sleep(0.001)
+            self.server_waits.append(time.perf_counter() - t0)
         return out
 
     def cleanup(self) -> list[str]:
@@ -253,7 +279,7 @@ class Acc:
 
 @dataclass
 class Replay:
-    ops: list  # [kind, relative path, bytes read]
+    ops: list  # [kind, relative path, bytes read, isatty calls]
     traced: int  # path-based file operations in the trace
     outside: int  # of which outside the venv (interpreter, stdlib): not replayed
     skipped: int  # inside but not replayable (dirfd-relative, unknown call)
@@ -273,10 +299,11 @@ def _unescape(s: str) -> str:
 
 
 def parse_strace(text: str, prefixes: list[tuple[str, str]]) -> Replay:
-    """The venv-relative path operations of an `strace -f -e trace=%file,read` log, in order.
+    """The venv-relative path operations of an `strace -f -e trace=%file,read,ioctl` log, in order.
 
     `prefixes` maps absolute path prefixes (the venv, the real layout directory) to the relative
-    prefix they stand for. Reads are summed per opened file descriptor (until it is reused).
+    prefix they stand for. Reads and TCGETS ioctls are counted per opened file descriptor (until
+    the number is reused).
     """
     pending: dict[str, tuple[str, str]] = {}
     ops: list = []
@@ -296,10 +323,13 @@ def parse_strace(text: str, prefixes: list[tuple[str, str]]) -> Replay:
             continue
         name, args, ret = m.group(2), m.group(3), m.group(4)
         rc = int(ret) if ret != "?" else -1
-        if name == "read":
-            fd = int(args.split(",", 1)[0]) if args.split(",", 1)[0].strip().isdigit() else -1
-            if fd in fds and rc > 0:
+        if name in ("read", "ioctl"):
+            first = args.split(",", 1)[0].strip()
+            fd = int(first) if first.isdigit() else -1
+            if fd in fds and name == "read" and rc > 0:
                 fds[fd][2] += rc
+            elif fd in fds and name == "ioctl" and "TCGETS" in args:
+                fds[fd][3] += 1  # isatty(): Python 3.12's open() asks it of every file it opens
             continue
         sm = STR_RE.search(args)
         if not sm:
@@ -326,31 +356,32 @@ def parse_strace(text: str, prefixes: list[tuple[str, str]]) -> Replay:
             continue
         if name in ("openat", "open"):
             if rc < 0:
-                ops.append(["open_fail", rel, 0])
+                ops.append(["open_fail", rel, 0, 0])
             elif "O_DIRECTORY" in args:
-                ops.append(["listdir", rel, 0])
+                ops.append(["listdir", rel, 0, 0])
             else:
-                op = ["read", rel, 0]
+                op = ["read", rel, 0, 0]
                 ops.append(op)
                 fds[rc] = op
         elif name in ("newfstatat", "fstatat64", "statx", "stat", "lstat"):
             nofollow = "AT_SYMLINK_NOFOLLOW" in args or name == "lstat"
-            ops.append(["lstat" if nofollow else "stat", rel, 0])
+            ops.append(["lstat" if nofollow else "stat", rel, 0, 0])
         elif name in ("access", "faccessat", "faccessat2"):
-            ops.append(["access", rel, 0])
+            ops.append(["access", rel, 0, 0])
         elif name in ("readlink", "readlinkat"):
-            ops.append(["readlink", rel, 0])
+            ops.append(["readlink", rel, 0, 0])
         else:
             skipped += 1
     counts: dict[str, int] = {}
     for op in ops:
         counts[op[0]] = counts.get(op[0], 0) + 1
     counts["bytes read"] = sum(op[2] for op in ops)
+    counts["isatty"] = sum(op[3] for op in ops)
     return Replay(ops, traced, outside, skipped, counts)
 
 
 def replay_plan(root: Path, ops: list) -> list:
-    return [(kind, f"{root}/{rel}" if rel else str(root), n) for kind, rel, n in ops]
+    return [(kind, f"{root}/{rel}" if rel else str(root), n, tty) for kind, rel, n, tty in ops]
 
 
 def replay_once(plan: list, buf: bytearray) -> tuple[float, int]:
@@ -359,7 +390,7 @@ def replay_once(plan: list, buf: bytearray) -> tuple[float, int]:
     errors = 0
     flags = os.O_RDONLY | os.O_CLOEXEC
     t0 = time.perf_counter()
-    for kind, p, n in plan:
+    for kind, p, n, tty in plan:
         try:
             if kind == "stat":
                 os.stat(p)
@@ -371,6 +402,8 @@ def replay_once(plan: list, buf: bytearray) -> tuple[float, int]:
                 fd = os.open(p, flags)
                 try:
                     os.fstat(fd)
+                    for _ in range(tty):
+                        os.isatty(fd)
                     left = n
                     while left > 0:
                         got = os.readv(fd, [mv[: min(left, len(mv))]])
@@ -426,7 +459,7 @@ class Bench:
         self.env = cu.tool_env()
         self.dx_cache = work / "dx-cache"
         self.uv_cache = work / "uv-cache"
-        self.mounts = Mounts(dx, self.dx_cache, py, self.env, args.timeout, log)
+        self.mounts = Mounts(dx, self.dx_cache, py, self.env, args.timeout, log, not args.no_wait_server)
         self.rows: list[Row] = []
         self.failures: list[str] = []
         self.can_drop: str | None = None  # why the page cache cannot be dropped
@@ -474,6 +507,14 @@ class Bench:
         if is_mounted(s["mnt"]):
             self.unmount(s)
         return self.mount(s)
+
+    def server_log_lines(self, s) -> int | None:
+        log = self.mounts.logs.get(s["mnt"])
+        try:
+            with open(log, "rb") as f:  # records: lines not continuing a multi-line record
+                return sum(1 for line in f if line[:1] not in (b" ", b")", b"\t", b"\n"))
+        except (OSError, TypeError):
+            return None
 
     def python(self, s, target: str) -> Path:
         return s["venvs"][target] / "bin" / "python"
@@ -647,12 +688,27 @@ class Bench:
                 acc.error[t] = str(e)
 
         def trial(t, i):
+            lines = self.server_log_lines(s) if t == "mount" else None
             wall, inner = self.timed_import(s, t)
             acc.add(t, "wall", wall)
             acc.add(t, "inner", inner)
+            if lines is not None:
+                after = self.server_log_lines(s)
+                if after is not None:
+                    acc.add(t, "log", after - lines)
 
         acc.rotate(n, trial, self.log)
         self.add(s["name"], f"warm import: `{s['import']}` (process)", self.cells(acc, "wall"), "the same venv/mount, after one untimed import")
+        if "mount" in targets:
+            c = acc.cell("mount", "log", "count")
+            c.values = [int(statistics.median(c.values))] if c.values else []
+            self.add(
+                s["name"],
+                "mount server log records per warm import",
+                {"mount": c},
+                "requests the kernel still sends when warm and the server logs (fuser's default `ioctl` answer: "
+                "a WARN per TCGETS); 0 is the goal",
+            )
         self.add(s["name"], "warm import (import statement only)", self.cells(acc, "inner"))
 
     def bench_replay(self, s, targets) -> None:
@@ -664,7 +720,7 @@ class Bench:
             return
         layout_venv = s["venvs"]["layout"]
         trace = s["dir"] / "import.strace"
-        cmd = [strace, "-f", "-e", "trace=%file,read", "-o", trace, self.python(s, "layout"), "-c", s["import"]]
+        cmd = [strace, "-f", "-e", "trace=%file,read,ioctl", "-o", trace, self.python(s, "layout"), "-c", s["import"]]
         self.timed_import(s, "layout")  # the traced import is warm
         out = run(cmd, env=self.env, cwd=s["dir"], timeout=self.args.timeout)
         if not out.ok:
@@ -680,6 +736,8 @@ class Bench:
         s["replay"] = rep
         buf = bytearray(READ_CHUNK)
         plans = {t: replay_plan(s["venvs"][t], rep.ops) for t in targets}
+        # The same without the isatty() calls: the file system operations alone.
+        bare = {t: [(k, p, n, 0) for k, p, n, _tty in plan] for t, plan in plans.items()}
         acc = Acc(targets)
         errs: dict[str, set] = {t: set() for t in targets}
         if "mount" in targets:
@@ -691,8 +749,11 @@ class Bench:
             errs[t].add(replay_once(plans[t], buf)[1])
 
         def trial(t, i):
-            secs, e = replay_once(plans[t], buf)
+            secs, e = replay_once(bare[t], buf)
             acc.add(t, "warm", secs)
+            errs[t].add(e)
+            secs, e = replay_once(plans[t], buf)
+            acc.add(t, "warm tty", secs)
             errs[t].add(e)
 
         acc.rotate(n, trial, self.log)
@@ -702,11 +763,17 @@ class Bench:
             f"{len(rep.ops):,} venv-relative ops of {rep.traced:,} traced path ops ({rep.outside:,} outside the venv, "
             f"{rep.skipped:,} skipped): {desc}; median of {n} passes"
         )
-        self.add(s["name"], "replay of the import's file ops, warm", self.cells(acc, "warm"), note)
+        self.add(s["name"], "replay of the import's file ops (stat/open/read/listdir), warm", self.cells(acc, "warm"), note)
+        self.add(
+            s["name"],
+            "replay, the same + isatty() on each file as Python 3.12's open() does, warm",
+            self.cells(acc, "warm tty"),
+            f"{c.get('isatty', 0):,} TCGETS ioctls per pass",
+        )
         if "mount" in targets:
             self.add(
                 s["name"],
-                "replay, first pass on a fresh mount",
+                "replay with isatty, first pass on a fresh mount",
                 {"mount": acc.cell("mount", "fresh")},
                 "one pass right after `dx-py mount` (compare with the warm native rows)",
             )
@@ -777,7 +844,7 @@ class Bench:
             self.add(
                 s["name"],
                 "read largest .so, fresh mount (store pages cached)",
-                {"mount": acc2.cell("mount", "fresh")},
+                {"mount": acc2.cell("mount", "fresh", "MiB/s")},
                 "MiB/s; first read after `dx-py mount`, no drop",
             )
         if not is_mounted(s["mnt"]):
@@ -942,6 +1009,11 @@ def main(argv=None) -> int:
     ap.add_argument("--sets-dir", default=str(cu.DEFAULT_SETS_DIR), help="where SET.txt live (default: %(default)s)")
     ap.add_argument("--work-dir", help="parent of the temporary directory (default: target/bench-tmp)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per subprocess (default: %(default)s)")
+    ap.add_argument(
+        "--no-wait-server",
+        action="store_true",
+        help="after `dx-py unmount`, do not wait for the old server to exit before mounting again (exposes the race)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary venvs and caches (never mounts)")
     ap.add_argument("--out", help="output stem (default: target/bench-results/mount-imports-<date>-<time>)")
     args = ap.parse_args(argv)
@@ -1020,6 +1092,14 @@ def main(argv=None) -> int:
     meta["load average at end (1/5/15 min)"] = "%.2f %.2f %.2f" % os.getloadavg()
     meta["page cache drops"] = str(bench.drops) + (f" (unavailable: {bench.can_drop})" if bench.can_drop else "")
     meta["mounts left behind"] = ", ".join(left) or "none"
+    w = bench.mounts.server_waits
+    if w:
+        late = [x for x in w if x > 0.0005]
+        meta["old server still running when `dx-py unmount` returned"] = (
+            f"{len(late)} of {len(w)} unmounts (waited for it, untimed; longest {max(w) * 1000:.1f} ms)"
+            if not args.no_wait_server
+            else "not checked (--no-wait-server)"
+        )
     md = markdown(meta, bench.rows, bench.failures)
     out = Path(args.out) if args.out else TARGET / "bench-results" / f"mount-imports-{now:%Y-%m-%d-%H%M%S}"
     out.parent.mkdir(parents=True, exist_ok=True)
