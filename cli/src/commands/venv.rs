@@ -13,6 +13,7 @@ pub(crate) fn run(args: &VenvArgs, settings: &Settings, printer: &Printer) -> Re
     let options = VenvOptions {
         prompt: args.prompt.clone(),
         system_site_packages: args.system_site_packages,
+        ..VenvOptions::default()
     };
     let venv = create_venv(&interp, &args.path, &options)?;
     printer.info(format_args!(

@@ -74,7 +74,11 @@ pub fn try_warm<B: AsRef<[u8]>>(
         return Ok(None);
     }
     if !venv_ok {
-        create_venv(interp, venv, &VenvOptions::default())?;
+        let opts = VenvOptions {
+            without_site_packages: true,
+            ..VenvOptions::default()
+        };
+        create_venv(interp, venv, &opts)?;
         report.venv_created = true;
         timer.mark(&mut report, "venv");
     }
@@ -122,7 +126,11 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     let venv_ok = Venv::open(ctx.venv)
         .is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
     if !venv_ok {
-        create_venv(ctx.interp, ctx.venv, &VenvOptions::default())?;
+        let opts = VenvOptions {
+            without_site_packages: true,
+            ..VenvOptions::default()
+        };
+        create_venv(ctx.interp, ctx.venv, &opts)?;
         report.venv_created = true;
         timer.mark(&mut report, "venv");
     }

@@ -18,6 +18,9 @@ pub struct VenvOptions {
     /// Let the venv see the base interpreter's site-packages
     /// (`include-system-site-packages = true`).
     pub system_site_packages: bool,
+    /// Leave out the `site-packages` directory itself (its parent is made): for an installer that
+    /// links a ready site-packages there next, which saves making and removing a directory.
+    pub without_site_packages: bool,
 }
 
 /// A venv on disk, as described by its `pyvenv.cfg`.
@@ -140,12 +143,16 @@ pub fn create_venv(
     fs_err::write(bin.join("activate.csh"), activate_csh(root_str, &prompt))?;
 
     let purelib = root.join(&info.scheme.purelib);
-    fs_err::create_dir_all(&purelib)?;
+    if opts.without_site_packages {
+        fs_err::create_dir_all(purelib.parent().unwrap_or(&root))?;
+    } else {
+        fs_err::create_dir_all(&purelib)?;
+    }
     if cfg!(all(unix, not(target_os = "macos"))) && info.pointer_bits == 64 {
         symlink(Path::new("lib"), &root.join("lib64"))?;
     }
     let platlib = root.join(&info.scheme.platlib);
-    if platlib != purelib {
+    if platlib != purelib && !opts.without_site_packages {
         fs_err::create_dir_all(&platlib)?;
     }
     Ok(Venv {
@@ -584,6 +591,23 @@ mod tests {
     fn interp(minor: u32, cache: &Path) -> Option<Interpreter> {
         let python = pyenv_python(minor)?;
         Some(Interpreter::find(python.to_str(), cache).unwrap())
+    }
+
+    #[test]
+    fn without_site_packages_leaves_only_its_parent() {
+        let cache = tempfile::tempdir().unwrap();
+        let Some(interp) = interp(11, cache.path()) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let opts = VenvOptions {
+            without_site_packages: true,
+            ..VenvOptions::default()
+        };
+        let venv = create_venv(&interp, &dir.path().join("v"), &opts).unwrap();
+        assert!(!venv.site_packages().exists());
+        assert!(venv.site_packages().parent().unwrap().is_dir());
+        assert_eq!(Venv::open(venv.root()).unwrap().version(), interp.version());
     }
 
     fn run(cmd: &mut Command) -> String {
