@@ -331,3 +331,41 @@ fn quick_remounts_survive_and_the_server_stays_quiet() {
         }
     }
 }
+
+#[test]
+fn without_fuse_mount_falls_back_to_the_layout() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    let out = cx
+        .dx_py()
+        .env("DX_PY_NO_FUSE", "1")
+        .args(["mount", "nofuse", "--find-links", w.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_success(&out, "dx-py mount without FUSE");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FUSE is not usable here") && err.contains("DX_PY_NO_FUSE"),
+        "{err}"
+    );
+    let venv = cx.project().join("nofuse");
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(venv.to_str().unwrap())
+    );
+    let py = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("python"))
+        .unwrap()
+        .file_name();
+    assert!(
+        std::fs::symlink_metadata(venv.join("lib").join(py).join("site-packages"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    venv_python(&venv, "import ns.alpha, ns.beta, tool");
+}

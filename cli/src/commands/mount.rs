@@ -130,7 +130,18 @@ pub(crate) fn run_mount(
     let tree = match &args.tree {
         Some(tree) => tree.clone(),
         None => {
-            if let Err(why) = serve::preflight(&opts) {
+            // `DX_PY_NO_FUSE=1` asks for the layout even where FUSE works (containers that
+            // allow /dev/fuse but should not mount, and the fallback's own tests).
+            let unusable = match serve::preflight(&opts) {
+                _ if std::env::var_os("DX_PY_NO_FUSE")
+                    .is_some_and(|v| !v.is_empty() && v != "0") =>
+                {
+                    Some("DX_PY_NO_FUSE is set".to_string())
+                }
+                Err(why) => Some(why.to_string()),
+                Ok(_) => None,
+            };
+            if let Some(why) = unusable {
                 printer.warn(format_args!(
                     "FUSE is not usable here ({why}); installing the symlink layout of the same lock instead"
                 ));
