@@ -369,3 +369,23 @@ fn without_fuse_mount_falls_back_to_the_layout() {
     );
     venv_python(&venv, "import ns.alpha, ns.beta, tool");
 }
+
+#[test]
+fn mount_after_cache_clean_rebuilds_what_it_needs() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("again"),
+    };
+    cx.run_ok(&["mount", "again", "--find-links", w.to_str().unwrap()]);
+    cx.run_ok(&["unmount", "again"]);
+    cx.run_ok(&["cache", "clean", "--all"]);
+    assert!(
+        !cx.cache_dir().join("mounts/trees").exists(),
+        "trees name store objects: cleaned with them"
+    );
+    cx.run_ok(&["mount", "again", "--find-links", w.to_str().unwrap()]);
+    venv_python(&guard.venv, "import tool, ns.beta");
+}

@@ -44,6 +44,9 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
             remove(&layouts)
                 .with_context(|| format!("Failed to remove `{}`", layouts.display()))?;
             printer.info(format_args!("Removed layouts in {}", layouts.display()));
+            // Mount trees are derived like layouts and name store objects: they go too.
+            let trees = settings.cache_dir.join("mounts").join("trees");
+            remove(&trees).with_context(|| format!("Failed to remove `{}`", trees.display()))?;
             if args.store || args.all {
                 let store = &settings.store_dir;
                 remove(store).with_context(|| format!("Failed to remove `{}`", store.display()))?;
