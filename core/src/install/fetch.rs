@@ -1,8 +1,6 @@
 //! Getting locked wheels into the store: local paths, find-links, then the index; verified by
 //! sha256, converted, stored. Work items run on a few threads since downloads wait on the network.
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{InstallError, Reporter};
 use crate::dpl::LockedPackage;
@@ -10,8 +8,6 @@ use crate::hash::{ContentHash, sha256_hex};
 use crate::index::IndexClient;
 use crate::store::PackageStore;
 use crate::wheel::{ConvertedWheel, convert_wheel};
-
-type FetchResult = Result<(ContentHash, bool), InstallError>;
 
 /// Converts wheel bytes and stores the result; returns the object's hash and the conversion.
 pub fn store_wheel_bytes(
@@ -78,28 +74,11 @@ pub fn ensure_stored(
             version: p.version.clone(),
         });
     }
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, FetchResult)>> = Mutex::new(Vec::new());
-    let workers = todo.len().min(8);
     let shared: &[LockedPackage] = packages;
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = todo.get(k) else { break };
-                    let r = fetch_one(&shared[i], store, client, find_links, lock_dir, reporter);
-                    results
-                        .lock()
-                        .expect("no worker panics while holding the lock")
-                        .push((i, r));
-                }
-            });
-        }
+    let results = super::parallel::map_in_order(&todo, 8, |&i| {
+        fetch_one(&shared[i], store, client, find_links, lock_dir, reporter)
     });
-    let mut results = results.into_inner().expect("workers are done");
-    results.sort_by_key(|(i, _)| *i);
-    for (i, r) in results {
+    for (&i, r) in todo.iter().zip(results) {
         let (hash, downloaded) = r?;
         stats.misses += 1;
         stats.downloads += usize::from(downloaded);

@@ -1,8 +1,6 @@
 //! Locking pinned requirements: one wheel per pin for the interpreter, verified and stored, and
 //! a check that the set is closed under its dependencies.
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{InstallError, Reporter, store_wheel_bytes};
 use crate::closure::{Dist, analyze};
@@ -57,29 +55,9 @@ pub fn lock_requirements(
         .iter()
         .filter(|r| r.marker.as_ref().is_none_or(|m| m.evaluate(&env, &[])))
         .collect();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Locked, InstallError>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..applicable.len().clamp(1, 8) {
-            s.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(req) = applicable.get(k) else { break };
-                    let r = lock_one(req, opts);
-                    results
-                        .lock()
-                        .expect("no worker panics while holding the lock")
-                        .push((k, r));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().expect("workers are done");
-    results.sort_by_key(|(k, _)| *k);
-    let mut locked = Vec::with_capacity(results.len());
-    for (_, r) in results {
-        locked.push(r?);
-    }
+    let locked = super::parallel::map_in_order(&applicable, 8, |req| lock_one(req, opts))
+        .into_iter()
+        .collect::<Result<Vec<Locked>, InstallError>>()?;
 
     let dists: Vec<Dist> = locked
         .iter()

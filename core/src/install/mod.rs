@@ -11,6 +11,7 @@ mod bytecode;
 mod error;
 mod fetch;
 mod lock;
+mod parallel;
 mod prepare;
 mod report;
 mod sync;
