@@ -64,24 +64,13 @@ pub fn try_warm<B: AsRef<[u8]>>(
         ..InstallReport::default()
     };
     let mut timer = PhaseTimer::start();
-    let version = interp.version();
-    let venv_ok = Venv::open(venv)
-        .is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
     let Some(hash) = project_hash(dpl, &interp.tag())? else {
         return Ok(None);
     };
     if layouts.get(&hash).is_none() {
         return Ok(None);
     }
-    if !venv_ok {
-        let opts = VenvOptions {
-            without_site_packages: true,
-            ..VenvOptions::default()
-        };
-        create_venv(interp, venv, &opts)?;
-        report.venv_created = true;
-        timer.mark(&mut report, "venv");
-    }
+    ensure_venv(interp, venv, &mut report, &mut timer)?;
     if layouts.install_cached(&hash, venv)?.is_none() {
         return Ok(None);
     }
@@ -123,17 +112,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     };
     let mut timer = PhaseTimer::start();
     let version = ctx.interp.version();
-    let venv_ok = Venv::open(ctx.venv)
-        .is_ok_and(|v| (v.version().major, v.version().minor) == (version.major, version.minor));
-    if !venv_ok {
-        let opts = VenvOptions {
-            without_site_packages: true,
-            ..VenvOptions::default()
-        };
-        create_venv(ctx.interp, ctx.venv, &opts)?;
-        report.venv_created = true;
-        timer.mark(&mut report, "venv");
-    }
+    ensure_venv(ctx.interp, ctx.venv, &mut report, &mut timer)?;
     let tag = ctx.interp.tag();
 
     // Warm path: every package already has a store hash, so the project hash is known.
@@ -189,4 +168,27 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     timer.mark(&mut report, "link");
 
     Ok((report, updated))
+}
+
+/// Creates the venv unless one for the interpreter's `X.Y` is already there. Its site-packages
+/// is left out: the layout's symlink goes there next.
+fn ensure_venv(
+    interp: &Interpreter,
+    venv: &Path,
+    report: &mut InstallReport,
+    timer: &mut PhaseTimer,
+) -> Result<(), InstallError> {
+    let want = interp.version();
+    let same = Venv::open(venv)
+        .is_ok_and(|v| (v.version().major, v.version().minor) == (want.major, want.minor));
+    if !same {
+        let opts = VenvOptions {
+            without_site_packages: true,
+            ..VenvOptions::default()
+        };
+        create_venv(interp, venv, &opts)?;
+        report.venv_created = true;
+        timer.mark(report, "venv");
+    }
+    Ok(())
 }
