@@ -414,6 +414,24 @@ class SetBench:
             cmd.append("--no-compile-bytecode")
         return must(self.exe(cmd), "dx-py install")
 
+    def dx_lock_and_mount(self, done: list[Path]) -> dict[str, float]:
+        """Cold `dx-py lock` then `dx-py mount` of a fresh venv (unmounted afterwards, untimed);
+        the directories used are appended to `done` for the caller to remove."""
+        cache, project, venv = (self.fresh(s) for s in ("dx-cache-mount", "dx-proj-mount", "dx-venv-mount"))
+        done.extend([venv, project, cache])
+        project.mkdir()
+        os.sync()
+        lock = [self.dx, "--cache-dir", cache, "lock", "-r", self.reqs, "--find-links", self.wheels]
+        lock += ["--python", self.py, "--output-dir", project]
+        t_lock = must(self.exe(lock), "dx-py lock")
+        mount = [self.dx, "--cache-dir", cache, "mount", venv, "--lock", project / "dx-py.dpl"]
+        mount += ["--find-links", self.wheels, "--python", self.py]
+        try:
+            t_mount = must(self.exe(mount), "dx-py mount")
+        finally:
+            self.exe([self.dx, "--cache-dir", cache, "unmount", venv])
+        return {"mount": t_lock + t_mount}
+
     def add(self, metric, dx, uv, note=""):
         cells = []
         for tool, s in (("dx-py", dx), ("uv", uv)):
@@ -456,26 +474,35 @@ class SetBench:
         bc = variant == "bytecode"
         self.log(f"  [{self.name}] cold install, {variant}, x{n}")
 
+        # Trial directories are removed only after the last trial: ext4 will not reuse an inode
+        # freed in the last minutes, and a file created right after a large removal pays for
+        # scanning past those inodes, so removing between trials would charge one tool for the
+        # other's clean-up. `sync` before each trial keeps the previous trial's writeback out.
+        done: list[Path] = []
+
         def dx_trial(i):
             cache, venv = self.fresh("dx-cache-cold"), self.fresh("dx-venv-cold")
-            try:
-                return {"total": self.dx_install(venv, cache, bc)}
-            finally:
-                rmtree(venv)
-                rmtree(cache)
+            done.extend([venv, cache])
+            os.sync()
+            out = {"total": self.dx_install(venv, cache, bc)}
+            if bc and self.args.mount:
+                out.update(self.dx_lock_and_mount(done))
+            return out
 
         def uv_trial(i):
             cache, venv = self.fresh("uv-cache-cold"), self.fresh("uv-venv-cold")
-            try:
-                t_venv = self.uv_venv(venv, cache)
-                t_inst = self.uv_install(venv, cache, bc)
-                return {"total": t_venv + t_inst, "install": t_inst}
-            finally:
-                rmtree(venv)
-                rmtree(cache)
+            done.extend([venv, cache])
+            os.sync()
+            t_venv = self.uv_venv(venv, cache)
+            t_inst = self.uv_install(venv, cache, bc)
+            return {"total": t_venv + t_inst, "install": t_inst}
 
         trials = {"dx-py": dx_trial, "uv": uv_trial}
-        acc = alternate(n, {t: trials[t] for t in self.tools}, self._only_tools(Trials()), self.log)
+        try:
+            acc = alternate(n, {t: trials[t] for t in self.tools}, self._only_tools(Trials()), self.log)
+        finally:
+            for d in done:
+                rmtree(d)
         dx_flag = "default" if bc else "--no-compile-bytecode"
         uv_flag = "--compile-bytecode" if bc else "default"
         self.add(
@@ -490,6 +517,14 @@ class SetBench:
             acc.series("uv", "install"),
             "dx-py column still includes its venv creation (one process)",
         )
+        if bc and self.args.mount:
+            self.add(
+                "cold lock+mount (dx-py) vs cold install (uv), bytecode",
+                acc.series("dx-py", "mount"),
+                acc.series("uv", "total"),
+                "dx-py lock + dx-py mount (FUSE, served from the store, .pyc included); "
+                "uv venv + install --compile-bytecode; both from an empty cache",
+            )
 
     def _only_tools(self, acc: Trials) -> Trials:
         for t in TOOLS:
@@ -783,6 +818,12 @@ def main(argv=None) -> int:
         help="do not pip-install uv: reuse target/bench-tools/uv-venv from an earlier run, else uv on PATH",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary venvs and caches")
+    ap.add_argument(
+        "--no-mount",
+        dest="mount",
+        action="store_false",
+        help="skip the cold `dx-py lock` + `dx-py mount` row (it needs FUSE)",
+    )
     ap.add_argument("--tools", default="dx-py,uv", help="tools to run (default: %(default)s)")
     ap.add_argument("--phases", default=",".join(PHASES), help="phases to run (default: %(default)s)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="install variants (default: %(default)s)")

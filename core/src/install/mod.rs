@@ -16,7 +16,7 @@ mod prepare;
 mod report;
 mod sync;
 
-pub use bytecode::{bytecode_pack, ensure_bytecode};
+pub use bytecode::{bytecode_pack, ensure_bytecode, ensure_bytecode_packs};
 pub use error::InstallError;
 pub use fetch::{FetchStats, ensure_stored, store_wheel_bytes};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};

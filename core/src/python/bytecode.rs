@@ -7,8 +7,8 @@
 //! mtime (which a mount or a hardlinked tree does not preserve), and Python does not re-read the
 //! source to check it.
 //!
-//! One interpreter process (`-I -S -B`, so no `site` and no environment) per batch compiles
-//! everything streamed to its stdin:
+//! A few interpreter processes (`-I -S -B`, so no `site` and no environment; one per core) take
+//! sources from a shared queue, largest first, streamed to their stdin:
 //!
 //! ```text
 //! request  (repeated): u32 LE name length | name (UTF-8) | u32 LE source length | source
@@ -18,14 +18,21 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::interpreter::Interpreter;
 
-/// The worker program run as `python -I -S -B -c`.
+/// The worker program run as `python -I -S -B -W ignore -c`.
 const WORKER_SCRIPT: &str = include_str!("compile_worker.py");
 
 /// Answer length meaning "skipped".
 const SKIPPED: u32 = u32::MAX;
+
+/// A compiled file: its pyc path relative to site-packages and the pyc bytes.
+pub type Pyc = (String, Vec<u8>);
+
+/// A worker's answers: source position and the pyc, `None` when the source did not compile.
+type Answers = Vec<(usize, Option<Vec<u8>>)>;
 
 /// No pyc is larger than this; a longer length means the worker's answer is garbled.
 const MAX_PYC_LEN: u32 = 1 << 30;
@@ -101,13 +108,12 @@ pub enum BytecodeError {
 ///
 /// Only `.py` paths are compiled; absolute paths, paths with `..`, and sources that do not
 /// compile (syntax errors, Python 2 files, bad encodings) are skipped without error, as pip does.
-/// Large inputs are split over several processes (one per available core).
+/// Large inputs are spread over several processes (one per available core).
 pub fn compile_sources<'a>(
     interp: &Interpreter,
     sources: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<Vec<(String, Vec<u8>)>, BytecodeError> {
-    let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    compile_sources_with(interp, sources, jobs)
+    compile_sources_with(interp, sources, default_jobs())
 }
 
 /// [`compile_sources`] with at most `jobs` worker processes (at least one is used).
@@ -116,6 +122,29 @@ pub fn compile_sources_with<'a>(
     sources: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     jobs: usize,
 ) -> Result<Vec<(String, Vec<u8>)>, BytecodeError> {
+    let sources: Vec<(&str, &[u8])> = sources.into_iter().collect();
+    Ok(compile_each(interp, &sources, jobs)?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// One worker process per available core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Like [`compile_sources_with`], but answers every input: `Some((pyc path, pyc))`, or `None` for
+/// an input that is not compiled (not a `.py` path, or a source that does not compile). Callers
+/// that compile many packages at once use the positions to give each package its own pycs.
+///
+/// Sources are handed out largest first to whichever worker is free, so one large file does
+/// not leave the other cores idle at the end.
+pub fn compile_each(
+    interp: &Interpreter,
+    sources: &[(&str, &[u8])],
+    jobs: usize,
+) -> Result<Vec<Option<Pyc>>, BytecodeError> {
     let info = interp.info();
     if (info.version.major, info.version.minor) < (3, 7) {
         return Err(BytecodeError::Unsupported {
@@ -130,53 +159,52 @@ pub fn compile_sources_with<'a>(
             path: interp.path().to_path_buf(),
         })?;
 
-    let mut items: Vec<(&str, &[u8], String)> = Vec::new();
-    for (name, source) in sources {
-        let Some(pyc) = pyc_path(name, cache_tag) else {
-            continue;
-        };
-        if u32::try_from(source.len()).is_err() || u32::try_from(name.len()).is_err() {
-            return Err(BytecodeError::TooLarge {
-                name: name.to_string(),
-                len: source.len(),
-            });
+    let mut pycs: Vec<Option<String>> = Vec::with_capacity(sources.len());
+    let mut queue: Vec<usize> = Vec::new();
+    for (i, (name, source)) in sources.iter().enumerate() {
+        let pyc = pyc_path(name, cache_tag);
+        if pyc.is_some() {
+            if u32::try_from(source.len()).is_err() || u32::try_from(name.len()).is_err() {
+                return Err(BytecodeError::TooLarge {
+                    name: (*name).to_string(),
+                    len: source.len(),
+                });
+            }
+            queue.push(i);
         }
-        items.push((name, source, pyc));
+        pycs.push(pyc);
     }
-    if items.is_empty() {
-        return Ok(Vec::new());
+    let mut out: Vec<Option<Pyc>> = vec![None; sources.len()];
+    if queue.is_empty() {
+        return Ok(out);
     }
-
-    let batches = split_batches(&items, jobs);
+    // Largest first (ties by position, so runs are repeatable).
+    queue.sort_by_key(|&i| (std::cmp::Reverse(sources[i].1.len()), i));
+    let total: usize = queue.iter().map(|&i| sources[i].1.len()).sum();
+    let workers = worker_count(total, queue.len(), jobs);
+    let next = AtomicUsize::new(0);
+    let take = || queue.get(next.fetch_add(1, Ordering::Relaxed)).copied();
     let python = interp.path();
-    let answers: Vec<Result<Vec<Option<Vec<u8>>>, BytecodeError>> = if batches.len() == 1 {
-        vec![run_worker(python, &items)]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = batches
-                .iter()
-                .map(|range| s.spawn(|| run_worker(python, &items[range.clone()])))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(BytecodeError::BadOutput {
-                            path: python.to_path_buf(),
-                            reason: "the reader thread panicked".to_string(),
-                        })
+    let answers: Vec<Result<Answers, BytecodeError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| s.spawn(|| run_worker(python, sources, &take)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(BytecodeError::BadOutput {
+                        path: python.to_path_buf(),
+                        reason: "a worker thread panicked".to_string(),
                     })
                 })
-                .collect()
-        })
-    };
-
-    let mut out = Vec::with_capacity(items.len());
-    let mut pycs = items.into_iter().map(|(_, _, pyc)| pyc);
+            })
+            .collect()
+    });
     for answer in answers {
-        for (bytes, pyc) in answer?.into_iter().zip(pycs.by_ref()) {
-            if let Some(bytes) = bytes {
-                out.push((pyc, bytes));
+        for (i, pyc) in answer? {
+            if let (Some(bytes), Some(path)) = (pyc, pycs[i].take()) {
+                out[i] = Some((path, bytes));
             }
         }
     }
@@ -275,37 +303,23 @@ fn pyc_path(name: &str, cache_tag: &str) -> Option<String> {
     Some(format!("{dir}__pycache__/{stem}.{cache_tag}.pyc"))
 }
 
-/// Contiguous index ranges of roughly equal source bytes, at most `jobs` of them, none smaller
-/// than [`MIN_BATCH_BYTES`] (so small inputs get one process).
-fn split_batches(items: &[(&str, &[u8], String)], jobs: usize) -> Vec<std::ops::Range<usize>> {
-    let total: usize = items.iter().map(|(_, s, _)| s.len()).sum();
-    let count = jobs
-        .clamp(1, (total / MIN_BATCH_BYTES).max(1))
-        .min(items.len());
-    let target = total.div_ceil(count);
-    let mut batches = Vec::with_capacity(count);
-    let (mut start, mut acc) = (0, 0);
-    for (i, (_, source, _)) in items.iter().enumerate() {
-        acc += source.len();
-        if acc >= target && batches.len() + 1 < count {
-            batches.push(start..i + 1);
-            start = i + 1;
-            acc = 0;
-        }
-    }
-    if start < items.len() {
-        batches.push(start..items.len());
-    }
-    batches
+/// How many workers to start for `total` source bytes in `count` sources: at most `jobs`, and
+/// one per [`MIN_BATCH_BYTES`] (a process start costs more than compiling less than that).
+fn worker_count(total: usize, count: usize, jobs: usize) -> usize {
+    jobs.clamp(1, (total / MIN_BATCH_BYTES).max(1))
+        .min(count)
+        .max(1)
 }
 
-/// Streams `items` through one worker; `None` answers are sources that did not compile.
+/// Runs one worker process over the sources `take` hands out, until it hands out no more.
+/// Returns the answers by source position; `None` answers are sources that did not compile.
 fn run_worker(
     python: &Path,
-    items: &[(&str, &[u8], String)],
-) -> Result<Vec<Option<Vec<u8>>>, BytecodeError> {
+    sources: &[(&str, &[u8])],
+    take: &(dyn Fn() -> Option<usize> + Sync),
+) -> Result<Answers, BytecodeError> {
     let mut child = Command::new(python)
-        .args(["-I", "-S", "-B", "-c", WORKER_SCRIPT])
+        .args(["-I", "-S", "-B", "-W", "ignore", "-c", WORKER_SCRIPT])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -326,18 +340,26 @@ fn run_worker(
     };
 
     let (answers, stderr_text) = std::thread::scope(|s| {
-        // Feed stdin from one thread and drain stderr from another while this one reads stdout,
-        // so that no pipe fills up and blocks the worker.
+        // Requests go out from one thread and stderr drains in another, so that no pipe fills
+        // up and blocks the worker. The rendezvous channel lets the writer send one request
+        // ahead of the answer being read: the worker never waits for the next source, and
+        // takes no more than that from the shared queue, which keeps the workers even.
+        let (sent, in_flight) = std::sync::mpsc::sync_channel::<usize>(0);
         let writer = s.spawn(move || -> std::io::Result<()> {
             let mut w = BufWriter::with_capacity(1 << 16, stdin);
-            for (name, source, _) in items {
+            while let Some(i) = take() {
+                let (name, source) = sources[i];
                 // Lengths were checked against u32 by the caller.
                 w.write_all(&u32::try_from(name.len()).unwrap_or(0).to_le_bytes())?;
                 w.write_all(name.as_bytes())?;
                 w.write_all(&u32::try_from(source.len()).unwrap_or(0).to_le_bytes())?;
                 w.write_all(source)?;
+                w.flush()?;
+                if sent.send(i).is_err() {
+                    break; // The reader gave up.
+                }
             }
-            w.flush()
+            Ok(())
             // Dropping the writer closes stdin: the worker's end of input.
         });
         let errors = s.spawn(move || {
@@ -345,7 +367,7 @@ fn run_worker(
             let _ = stderr.read_to_end(&mut buf);
             buf
         });
-        let answers = read_answers(BufReader::with_capacity(1 << 16, stdout), items.len());
+        let answers = read_answers(BufReader::with_capacity(1 << 16, stdout), in_flight);
         let _ = writer.join();
         let text = errors.join().unwrap_or_default();
         (answers, text)
@@ -372,27 +394,34 @@ fn run_worker(
     }
 }
 
-fn read_answers(mut r: impl Read, count: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
-    let mut answers = Vec::with_capacity(count);
-    for i in 0..count {
+/// Reads one answer per position received from `in_flight` (in order), then expects the end
+/// of output.
+fn read_answers(
+    mut r: impl Read,
+    in_flight: impl IntoIterator<Item = usize>,
+) -> Result<Answers, String> {
+    let mut answers = Vec::new();
+    for i in in_flight {
+        let n = answers.len();
         let mut len = [0u8; 4];
         r.read_exact(&mut len)
-            .map_err(|e| format!("answer {i} of {count}: expected a length, got {e}"))?;
+            .map_err(|e| format!("answer {n}: expected a length, got {e}"))?;
         let len = u32::from_le_bytes(len);
         if len == SKIPPED {
-            answers.push(None);
+            answers.push((i, None));
             continue;
         }
         if !(16..=MAX_PYC_LEN).contains(&len) {
             return Err(format!(
-                "answer {i} of {count}: expected a pyc length of 16 bytes to 1 GiB, got {len}"
+                "answer {n}: expected a pyc length of 16 bytes to 1 GiB, got {len}"
             ));
         }
         let mut pyc = vec![0u8; len as usize];
         r.read_exact(&mut pyc)
-            .map_err(|e| format!("answer {i} of {count}: expected {len} bytes, got {e}"))?;
-        answers.push(Some(pyc));
+            .map_err(|e| format!("answer {n}: expected {len} bytes, got {e}"))?;
+        answers.push((i, Some(pyc)));
     }
+    let count = answers.len();
     let mut rest = [0u8; 1];
     match r.read(&mut rest) {
         Ok(0) => Ok(answers),
@@ -466,27 +495,16 @@ mod tests {
     }
 
     #[test]
-    fn batches_cover_everything_in_order() {
-        let big = vec![b'x'; MIN_BATCH_BYTES / 2];
-        let items: Vec<(&str, &[u8], String)> = (0..9)
-            .map(|_| ("m.py", big.as_slice(), String::new()))
-            .collect();
-        for jobs in 1..6 {
-            let batches = split_batches(&items, jobs);
-            assert!(
-                batches.len() <= jobs && batches.len() <= 4,
-                "{jobs}: {batches:?}"
-            );
-            let flat: Vec<usize> = batches.into_iter().flatten().collect();
-            assert_eq!(flat, (0..9).collect::<Vec<_>>());
-        }
-        let small: Vec<(&str, &[u8], String)> = (0..100)
-            .map(|_| ("m.py", &b"x = 1"[..], String::new()))
-            .collect();
+    fn one_worker_per_half_mebibyte_up_to_jobs() {
+        assert_eq!(worker_count(10, 100, 8), 1, "small input: one process");
+        assert_eq!(worker_count(MIN_BATCH_BYTES * 3, 100, 8), 3);
+        assert_eq!(worker_count(MIN_BATCH_BYTES * 30, 100, 2), 2);
         assert_eq!(
-            split_batches(&small, 8),
-            vec![std::ops::Range { start: 0, end: 100 }]
+            worker_count(MIN_BATCH_BYTES * 30, 1, 8),
+            1,
+            "no more than sources"
         );
+        assert_eq!(worker_count(MIN_BATCH_BYTES * 30, 100, 0), 1);
     }
 
     #[test]
@@ -496,29 +514,32 @@ mod tests {
             v.extend(std::iter::repeat_n(0u8, body));
             v
         };
-        assert_eq!(read_answers(&ok(16, 16)[..], 1).unwrap().len(), 1);
-        assert_eq!(read_answers(&SKIPPED.to_le_bytes()[..], 1).unwrap(), [None]);
+        assert_eq!(read_answers(&ok(16, 16)[..], [0]).unwrap().len(), 1);
+        assert_eq!(
+            read_answers(&SKIPPED.to_le_bytes()[..], [7]).unwrap(),
+            [(7, None)]
+        );
         assert!(
-            read_answers(&ok(16, 15)[..], 1)
+            read_answers(&ok(16, 15)[..], [0])
                 .unwrap_err()
                 .contains("expected 16 bytes")
         );
         assert!(
-            read_answers(&ok(3, 3)[..], 1)
+            read_answers(&ok(3, 3)[..], [0])
                 .unwrap_err()
                 .contains("got 3")
         );
         assert!(
-            read_answers(&[1u8, 0][..], 1)
+            read_answers(&[1u8, 0][..], [0])
                 .unwrap_err()
                 .contains("expected a length")
         );
         assert!(
-            read_answers(&ok(16, 17)[..], 1)
+            read_answers(&ok(16, 17)[..], [0])
                 .unwrap_err()
                 .contains("got more")
         );
-        assert!(read_answers(&ok(u32::MAX - 1, 0)[..], 1).is_err());
+        assert!(read_answers(&ok(u32::MAX - 1, 0)[..], [0]).is_err());
     }
 
     /// Compile source A, then replace the `.py` with source B: importing shows A's behaviour,

@@ -1,16 +1,18 @@
-# Run by dx-py as `python -I -S -B -c <this file>`: compiles sources streamed on stdin into
-# unchecked-hash pycs (PEP 552) streamed back on stdout.
+# Run by dx-py as `python -I -S -B -W ignore -c <this file>`: compiles sources streamed on stdin
+# into unchecked-hash pycs (PEP 552) streamed back on stdout. `-W ignore`: SyntaxWarnings and
+# DeprecationWarnings would go to stderr. Each answer is flushed at once: dx-py hands out the
+# next source to whichever worker answers first.
 #
 # Request, repeated until end of input:  u32 LE name length, name (UTF-8),
 #                                        u32 LE source length, source bytes.
 # Answer, one per request, in order:     u32 LE pyc length then the pyc bytes,
 #                                        or 0xFFFFFFFF when the source does not compile.
+import _imp
 import marshal
 import sys
-import warnings
-from importlib.util import MAGIC_NUMBER, source_hash
 
-warnings.simplefilter("ignore")  # SyntaxWarnings and DeprecationWarnings would go to stderr.
+# The frozen bootstrap is always loaded; importing importlib.util would cost start-up time.
+from _frozen_importlib_external import _RAW_MAGIC_NUMBER, MAGIC_NUMBER
 
 HEADER_FLAGS = (0b01).to_bytes(4, "little")  # hash-based, check_source off: "unchecked"
 SKIPPED = b"\xff\xff\xff\xff"
@@ -35,10 +37,11 @@ while True:
     source = read_exactly(int.from_bytes(read_exactly(4), "little"))
     try:
         code = compile(source, name, "exec", dont_inherit=True)
-        pyc = MAGIC_NUMBER + HEADER_FLAGS + source_hash(source) + marshal.dumps(code)
+        pyc = MAGIC_NUMBER + HEADER_FLAGS + _imp.source_hash(_RAW_MAGIC_NUMBER, source) + marshal.dumps(code)
     except Exception:  # SyntaxError, ValueError (NUL bytes), bad encodings, recursion: skip it
         out.write(SKIPPED)
+        out.flush()
         continue
     out.write(len(pyc).to_bytes(4, "little"))
     out.write(pyc)
-out.flush()
+    out.flush()

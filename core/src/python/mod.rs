@@ -18,11 +18,14 @@
 //! └── lib64 -> lib             on 64-bit POSIX other than macOS
 //! ```
 mod bytecode;
-mod interpreter;
+pub(crate) mod interpreter;
 mod tags;
 mod venv;
 
-pub use bytecode::{BytecodeError, compile_dir, compile_sources, compile_sources_with, write_pycs};
+pub use bytecode::{
+    BytecodeError, Pyc, compile_dir, compile_each, compile_sources, compile_sources_with,
+    default_jobs, write_pycs,
+};
 pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
