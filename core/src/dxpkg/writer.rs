@@ -149,3 +149,67 @@ impl DxpkgWriter {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A package touching every scheme, a symlink, an empty file and unaligned sizes.
+    fn sample() -> DxpkgWriter {
+        let mut w = DxpkgWriter::new("demo", "1.0", "demo-1.0.dist-info");
+        w.add(
+            Scheme::SitePackages,
+            "demo/__init__.py",
+            EntryKind::File,
+            0o644,
+            b"x = 1\n".to_vec(),
+        );
+        w.add(
+            Scheme::SitePackages,
+            "demo/empty.py",
+            EntryKind::File,
+            0o644,
+            Vec::new(),
+        );
+        w.add(
+            Scheme::SitePackages,
+            "demo/link.py",
+            EntryKind::Symlink,
+            0o777,
+            b"__init__.py".to_vec(),
+        );
+        w.add(
+            Scheme::Scripts,
+            "demo-cli",
+            EntryKind::File,
+            0o755,
+            b"#!python\nprint(1)\n".to_vec(),
+        );
+        w.add(
+            Scheme::Headers,
+            "demo.h",
+            EntryKind::File,
+            0o644,
+            vec![7u8; 1000],
+        );
+        w.add(
+            Scheme::Data,
+            "share/demo.1",
+            EntryKind::File,
+            0o100_644,
+            b".TH DEMO 1\n".to_vec(),
+        );
+        w
+    }
+
+    /// The bytes of a fixed package, pinned: a format change must be deliberate.
+    #[test]
+    fn sample_bytes_are_pinned() {
+        let bytes = sample().finish().unwrap();
+        assert_eq!(bytes.len(), 1480);
+        assert_eq!(
+            crate::hash::ContentHash::of(&bytes).to_hex(),
+            "8d1dfd3de23f77bc336312086c1347ee1f051fd24cd2240a3e69cce1e235b713"
+        );
+    }
+}

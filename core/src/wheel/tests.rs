@@ -1148,3 +1148,15 @@ fn raw_kinds_round_trip_through_the_builder() {
     assert_eq!(kinds[0], RawKind::Symlink);
     convert_wheel(&w.filename(), &w.build()).unwrap();
 }
+
+/// The package made from the demo wheel, pinned: conversion changes that alter bytes (the
+/// installed RECORD, modes, paths) must be deliberate.
+#[test]
+fn demo_package_bytes_are_pinned() {
+    let w = demo();
+    let c = convert_wheel(&w.filename(), &w.build()).unwrap();
+    assert_eq!(
+        crate::hash::ContentHash::of(&c.dxpkg).to_hex(),
+        "ee99beeb0c74dc8aa20fb110e61c678883ca328bbeb3c3192bf862c5f7b1c406"
+    );
+}
