@@ -161,14 +161,15 @@ impl PackageStore {
     }
 
     /// Stores the `.dxpkg` that `write` streams, hashing it on the way, so the package never
-    /// has to sit whole in memory; storing an existing object is a no-op and leaves it untouched.
+    /// has to sit whole in memory; returns its hash and what `write` returned. Storing an
+    /// existing object is a no-op and leaves it untouched.
     ///
     /// The bytes go to a temporary file in the store root (buffered, so small writes are cheap);
     /// an error from `write`, or bytes that are not a valid `.dxpkg`, remove it and store nothing.
-    pub fn store_with(
+    pub fn store_with<T>(
         &self,
-        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-    ) -> Result<ContentHash, StoreError> {
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+    ) -> Result<(ContentHash, T), StoreError> {
         let read_only = |source| StoreError::ReadOnly {
             path: self.root.clone(),
             what: "a new package".to_string(),
@@ -191,14 +192,14 @@ impl PackageStore {
             inner: BufWriter::with_capacity(STREAM_BUFFER, tmp.as_file()),
             hasher: blake3::Hasher::new(),
         };
-        write(&mut sink)
-            .and_then(|()| sink.inner.flush())
+        let value = write(&mut sink)
+            .and_then(|value| sink.inner.flush().map(|()| value))
             .map_err(|e| classify(e, read_only))?;
         let hash = ContentHash::from_bytes(*sink.hasher.finalize().as_bytes());
         drop(sink);
         let path = self.get_path(&hash);
         if path.is_file() {
-            return Ok(hash);
+            return Ok((hash, value));
         }
         // SAFETY: the temporary file is new, private (mode 0600, a random name) and only this
         // function writes it, and it has finished writing; the map is dropped before the file is
@@ -223,7 +224,7 @@ impl PackageStore {
             .and_then(|()| fs_err::create_dir_all(dir))
             .and_then(|()| crate::atomic::persist_new(tmp, &path))
             .map_err(|e| classify(e, read_only))?;
-        Ok(hash)
+        Ok((hash, value))
     }
 
     fn write_object(&self, hash: &ContentHash, bytes: &[u8]) -> Result<(), StoreError> {

@@ -114,7 +114,7 @@ fn streamed_garbage_and_failed_writes_store_nothing() {
     let err = store
         .store_with(|w| {
             w.write_all(&bytes[..100])?;
-            Err(std::io::Error::other("source went away"))
+            Err::<(), _>(std::io::Error::other("source went away"))
         })
         .unwrap_err();
     assert!(
@@ -156,7 +156,7 @@ fn streaming_an_existing_object_is_a_no_op() {
     let bytes = package("a", &BTreeMap::from([("a.py".into(), b"1".to_vec())]));
     let h = store.store(&bytes).unwrap();
     let before = std::fs::metadata(store.get_path(&h)).unwrap();
-    assert_eq!(store.store_with(|w| w.write_all(&bytes)).unwrap(), h);
+    assert_eq!(store.store_with(|w| w.write_all(&bytes)).unwrap().0, h);
     let after = std::fs::metadata(store.get_path(&h)).unwrap();
     assert_eq!(
         (before.ino(), before.mtime_nsec()),
@@ -225,9 +225,9 @@ proptest! {
             }))
         };
         let (a, b) = if stream_first {
-            (stream().unwrap(), store.store(&bytes).unwrap())
+            (stream().unwrap().0, store.store(&bytes).unwrap())
         } else {
-            (store.store(&bytes).unwrap(), stream().unwrap())
+            (store.store(&bytes).unwrap(), stream().unwrap().0)
         };
         prop_assert_eq!(a, b);
         prop_assert_eq!(a, ContentHash::of(&bytes));
@@ -300,7 +300,7 @@ fn concurrent_store_and_read() {
                     let h = if (t + round) % 2 == 0 {
                         store.store(&packages[i]).unwrap()
                     } else {
-                        store.store_with(|w| w.write_all(&packages[i])).unwrap()
+                        store.store_with(|w| w.write_all(&packages[i])).unwrap().0
                     };
                     let pkg = store.get(&h).unwrap();
                     let f = pkg.get_file(&format!("m{i}.py")).unwrap().unwrap();

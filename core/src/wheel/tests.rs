@@ -877,6 +877,45 @@ proptest! {
         prop_assert_eq!(r.len(), oracle.len() + 4);
     }
 
+    /// Whatever algorithms the wheel's RECORD uses, the package is byte-identical to the one
+    /// from an all-sha256 RECORD (the installed RECORD is always sha256), and a file carries a
+    /// checked sha256 exactly when its row was sha256.
+    #[test]
+    fn record_algorithms_do_not_change_the_package(
+        (root, data) in arb_files(),
+        picks in proptest::collection::vec(0usize..3, 32),
+    ) {
+        let (w, _) = generated_wheel(root, data);
+        let want = convert_wheel(&w.filename(), &w.build()).unwrap().dxpkg;
+        let entries = base_entries(&w);
+        let algorithms = [
+            RecordHashAlgorithm::Sha256,
+            RecordHashAlgorithm::Sha384,
+            RecordHashAlgorithm::Sha512,
+        ];
+        let mut record = String::new();
+        let mut chosen = BTreeMap::new();
+        for (i, e) in entries.iter().filter(|e| e.kind != RawKind::Dir).enumerate() {
+            let algorithm = algorithms[picks[i % picks.len()]];
+            let digest = data_encoding::BASE64URL_NOPAD.encode(&algorithm.digest(&e.data));
+            record.push_str(&format!("{},{}={digest},{}\n", e.path, algorithm.name(), e.data.len()));
+            chosen.insert(e.path.clone(), algorithm);
+        }
+        record.push_str(&format!("{},,\n", w.record_path()));
+        let mut mixed = entries;
+        mixed.push(RawEntry::file(&w.record_path(), record.as_bytes()));
+        let bytes = zip_entries(&mixed);
+        prop_assert_eq!(&convert_wheel(&w.filename(), &bytes).unwrap().dxpkg, &want);
+        let v = validate_wheel(&w.filename(), &bytes, &ConvertLimits::default()).unwrap();
+        for f in &v.files {
+            let sha256 = chosen.get(&f.archive_path) == Some(&RecordHashAlgorithm::Sha256);
+            let expected = sha256.then(|| {
+                <[u8; 32]>::try_from(RecordHashAlgorithm::Sha256.digest(&f.data)).unwrap()
+            });
+            prop_assert_eq!(f.sha256, expected, "{}", f.archive_path);
+        }
+    }
+
     /// The same files zipped in another order (or twice) give byte-identical packages.
     #[test]
     fn conversion_is_deterministic((root, data) in arb_files(), seed in any::<usize>()) {

@@ -21,7 +21,7 @@ use super::entry_points::EntryPoints;
 use super::error::{ArchiveProblem, EntryProblem, WheelError};
 use super::filename::WheelFilename;
 use super::metadata::WheelMetadata;
-use super::record::{RecordEntry, parse_record};
+use super::record::{RecordEntry, RecordHashAlgorithm, parse_record};
 use crate::dxpkg::{EntryKind, Scheme};
 use crate::names::normalize_name;
 
@@ -75,6 +75,10 @@ pub struct WheelFile {
     pub mode: u32,
     /// The bytes (the link target for a symlink).
     pub data: Vec<u8>,
+    /// The sha256 of `data` when the wheel's RECORD gave one and it matched, so that writing the
+    /// installed RECORD need not hash the file again; `None` for other algorithms and unhashed
+    /// rows.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// A wheel that passed every check, with its files mapped to their install locations.
@@ -101,6 +105,16 @@ struct Pending {
     kind: EntryKind,
     executable: bool,
     size: u64,
+    /// Bytes to reserve before decompressing: the declared size, bounded by what the
+    /// compressed bytes may expand to under the limits.
+    capacity: u64,
+}
+
+/// A decompressed file and, once RECORD has vouched for it, its sha256.
+struct Contents {
+    pending: Pending,
+    data: Vec<u8>,
+    sha256: Option<[u8; 32]>,
 }
 
 /// Checks that `path` (without a trailing `/`) is a plain relative path.
@@ -417,12 +431,18 @@ pub fn validate_wheel(
             ));
         }
         total = total.saturating_add(size);
+        // The compressed size may lie too; the archive bounds it.
+        let expandable = compressed
+            .min(bytes.len() as u64)
+            .saturating_mul(limits.max_ratio)
+            .max(limits.ratio_min_size);
         pending.push(Pending {
             index,
             path: path.to_string(),
             kind,
             executable: mode & 0o111 != 0,
             size,
+            capacity: size.min(expandable),
         });
     }
     if total > limits.max_total_size {
@@ -432,14 +452,15 @@ pub fn validate_wheel(
         }));
     }
 
-    // Pass 2: the bytes, each read with a limit one past its declared size.
-    let mut contents: HashMap<String, (Pending, Vec<u8>)> = HashMap::with_capacity(pending.len());
+    // Pass 2: the bytes, each read with a limit one past its declared size into a buffer of
+    // the declared size (so an honest file is read without reallocating).
+    let mut contents: HashMap<String, Contents> = HashMap::with_capacity(pending.len());
     let mut order = Vec::with_capacity(pending.len());
     for p in pending {
         let mut file = archive
             .by_index(p.index)
             .map_err(|e| entry_err(&p.path, EntryProblem::Read(e.to_string())))?;
-        let cap = usize::try_from(p.size.min(1 << 20)).unwrap_or(0);
+        let cap = usize::try_from(p.capacity).unwrap_or(0);
         let mut data = Vec::with_capacity(cap);
         (&mut file)
             .take(p.size.saturating_add(1))
@@ -455,7 +476,14 @@ pub fn validate_wheel(
             ));
         }
         order.push(p.path.clone());
-        contents.insert(p.path.clone(), (p, data));
+        contents.insert(
+            p.path.clone(),
+            Contents {
+                pending: p,
+                data,
+                sha256: None,
+            },
+        );
     }
 
     // The .dist-info and .data directories.
@@ -506,7 +534,7 @@ pub fn validate_wheel(
     let record_path = format!("{dist_info}/RECORD");
     let signatures = [format!("{record_path}.jws"), format!("{record_path}.p7s")];
     let record_bytes = match contents.get(&record_path) {
-        Some((p, data)) if p.kind == EntryKind::File => data,
+        Some(c) if c.pending.kind == EntryKind::File => &c.data,
         _ => return Err(entry_err(&record_path, EntryProblem::Missing)),
     };
     let rows = parse_record(record_bytes).map_err(|e| entry_err(&record_path, e.into()))?;
@@ -526,7 +554,7 @@ pub fn validate_wheel(
         }
     }
     for path in &order {
-        let Some((_, data)) = contents.get(path) else {
+        let Some(Contents { data, sha256, .. }) = contents.get_mut(path) else {
             continue;
         };
         let exempt = *path == record_path || signatures.contains(path);
@@ -572,14 +600,17 @@ pub fn validate_wheel(
                 },
             ));
         }
+        if hash.algorithm == RecordHashAlgorithm::Sha256 {
+            *sha256 = got.try_into().ok();
+        }
     }
 
     // METADATA, WHEEL, entry_points.txt.
     let file_bytes = |name: &str| {
         contents
             .get(&format!("{dist_info}/{name}"))
-            .filter(|(p, _)| p.kind == EntryKind::File)
-            .map(|(_, d)| d.as_slice())
+            .filter(|c| c.pending.kind == EntryKind::File)
+            .map(|c| c.data.as_slice())
     };
     let metadata_path = format!("{dist_info}/METADATA");
     let metadata = WheelMetadata::parse(
@@ -628,7 +659,12 @@ pub fn validate_wheel(
     ];
     let mut files = Vec::with_capacity(order.len());
     for path in order {
-        let Some((p, data)) = contents.remove(&path) else {
+        let Some(Contents {
+            pending: p,
+            data,
+            sha256,
+        }) = contents.remove(&path)
+        else {
             continue;
         };
         let (scheme, installed) =
@@ -648,6 +684,7 @@ pub fn validate_wheel(
             kind: p.kind,
             mode,
             data,
+            sha256,
         });
     }
     files.sort_by(|a, b| (a.scheme, &a.path).cmp(&(b.scheme, &b.path)));
