@@ -145,11 +145,10 @@ pub fn prepare_validated(wheel: ValidatedWheel) -> Result<PreparedWheel, WheelEr
         if let Some(record_path) = record_path {
             let rewritten = f.scheme == Scheme::Scripts && f.data.starts_with(b"#!python");
             let hash = (f.kind == EntryKind::File && !rewritten).then(|| {
-                let digest = match f.sha256 {
-                    Some(d) => data_encoding::BASE64URL_NOPAD.encode(&d),
-                    None => sha256_record(&f.data),
-                };
-                (digest, f.data.len() as u64)
+                (
+                    data_encoding::BASE64URL_NOPAD.encode(&f.sha256),
+                    f.data.len() as u64,
+                )
             });
             rows.insert(record_path, hash);
         }

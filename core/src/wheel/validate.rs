@@ -75,10 +75,9 @@ pub struct WheelFile {
     pub mode: u32,
     /// The bytes (the link target for a symlink).
     pub data: Vec<u8>,
-    /// The sha256 of `data` when the wheel's RECORD gave one and it matched, so that writing the
-    /// installed RECORD need not hash the file again; `None` for other algorithms and unhashed
-    /// rows.
-    pub sha256: Option<[u8; 32]>,
+    /// The sha256 of `data`, computed once as the file is decompressed: RECORD's sha256 rows are
+    /// checked against it, and the installed RECORD is written from it.
+    pub sha256: [u8; 32],
 }
 
 /// A wheel that passed every check, with its files mapped to their install locations.
@@ -110,11 +109,109 @@ struct Pending {
     capacity: u64,
 }
 
-/// A decompressed file and, once RECORD has vouched for it, its sha256.
+/// A decompressed file and its sha256.
 struct Contents {
     pending: Pending,
     data: Vec<u8>,
-    sha256: Option<[u8; 32]>,
+    sha256: [u8; 32],
+}
+
+/// Wheels whose files declare at least this many bytes in all are decompressed on more than one
+/// thread; below it a thread costs more than it saves.
+const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+
+/// The most threads that decompress one wheel.
+const MAX_THREADS: usize = 4;
+
+type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
+
+/// Decompresses one file with a read limit one past its declared size, into a buffer reserved
+/// for the declared size (so an honest file is read without reallocating), and hashes it.
+fn read_entry(archive: &mut Archive<'_>, p: &Pending) -> Result<(Vec<u8>, [u8; 32]), EntryProblem> {
+    use sha2::Digest;
+    let mut file = archive
+        .by_index(p.index)
+        .map_err(|e| EntryProblem::Read(e.to_string()))?;
+    let mut data = Vec::with_capacity(usize::try_from(p.capacity).unwrap_or(0));
+    (&mut file)
+        .take(p.size.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| EntryProblem::Read(e.to_string()))?;
+    if data.len() as u64 != p.size {
+        return Err(EntryProblem::HeaderSizeMismatch {
+            declared: p.size,
+            got: data.len() as u64,
+        });
+    }
+    let sha256 = sha2::Sha256::digest(&data).into();
+    Ok((data, sha256))
+}
+
+/// Reads every pending file, on up to `threads` threads, and returns the results in `pending`'s
+/// order, up to and including the first failure; which failure comes first is the same as for
+/// one thread, since every file before it is read.
+fn read_entries(
+    archive: &Archive<'_>,
+    pending: &[Pending],
+    threads: usize,
+) -> Vec<Result<(Vec<u8>, [u8; 32]), EntryProblem>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    if threads <= 1 {
+        let mut archive = archive.clone();
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            let r = read_entry(&mut archive, p);
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        return out;
+    }
+    // Largest first, so that the threads finish together.
+    let mut by_size: Vec<usize> = (0..pending.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(pending[i].size));
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let slots: Mutex<Vec<Option<Result<(Vec<u8>, [u8; 32]), EntryProblem>>>> =
+        Mutex::new((0..pending.len()).map(|_| None).collect());
+    let work = || {
+        let mut archive = archive.clone();
+        loop {
+            let Some(&i) = by_size.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            // Files after a failure cannot change the outcome.
+            if i > first_failure.load(Ordering::Relaxed) {
+                continue;
+            }
+            let r = read_entry(&mut archive, &pending[i]);
+            if r.is_err() {
+                first_failure.fetch_min(i, Ordering::Relaxed);
+            }
+            slots.lock().expect("no reader panics holding the lock")[i] = Some(r);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let slots = slots.into_inner().expect("readers are done");
+    let mut out = Vec::with_capacity(pending.len());
+    for slot in slots {
+        let Some(r) = slot else { break };
+        let failed = r.is_err();
+        out.push(r);
+        if failed {
+            break;
+        }
+    }
+    out
 }
 
 /// Checks that `path` (without a trailing `/`) is a plain relative path.
@@ -319,6 +416,17 @@ pub fn validate_wheel(
     bytes: &[u8],
     limits: &ConvertLimits,
 ) -> Result<ValidatedWheel, WheelError> {
+    validate_wheel_on(filename, bytes, limits, None)
+}
+
+/// [`validate_wheel`] decompressing on `threads` threads (`None`: by the wheel's size and the
+/// machine's cores); the outcome is the same for any count.
+pub(crate) fn validate_wheel_on(
+    filename: &str,
+    bytes: &[u8],
+    limits: &ConvertLimits,
+    threads: Option<usize>,
+) -> Result<ValidatedWheel, WheelError> {
     let parsed = WheelFilename::parse(filename)?;
     let wheel = filename.to_string();
     let entry_err = |entry: &str, problem: EntryProblem| WheelError::Entry {
@@ -331,7 +439,7 @@ pub fn validate_wheel(
         problem,
     };
 
-    let mut archive =
+    let archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| WheelError::Zip {
             wheel: wheel.clone(),
             source,
@@ -452,36 +560,30 @@ pub fn validate_wheel(
         }));
     }
 
-    // Pass 2: the bytes, each read with a limit one past its declared size into a buffer of
-    // the declared size (so an honest file is read without reallocating).
+    // Pass 2: the bytes, hashed as they are read; a large wheel is read on several threads.
+    let threads = threads.unwrap_or_else(|| {
+        if total >= PARALLEL_MIN_BYTES {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+        } else {
+            1
+        }
+    });
+    let mut read = read_entries(&archive, &pending, threads).into_iter();
     let mut contents: HashMap<String, Contents> = HashMap::with_capacity(pending.len());
     let mut order = Vec::with_capacity(pending.len());
     for p in pending {
-        let mut file = archive
-            .by_index(p.index)
-            .map_err(|e| entry_err(&p.path, EntryProblem::Read(e.to_string())))?;
-        let cap = usize::try_from(p.capacity).unwrap_or(0);
-        let mut data = Vec::with_capacity(cap);
-        (&mut file)
-            .take(p.size.saturating_add(1))
-            .read_to_end(&mut data)
-            .map_err(|e| entry_err(&p.path, EntryProblem::Read(e.to_string())))?;
-        if data.len() as u64 != p.size {
-            return Err(entry_err(
-                &p.path,
-                EntryProblem::HeaderSizeMismatch {
-                    declared: p.size,
-                    got: data.len() as u64,
-                },
-            ));
-        }
+        // `read_entries` stops early only after a failure, which returns here first.
+        let r = read
+            .next()
+            .unwrap_or_else(|| Err(EntryProblem::Read("not read".into())));
+        let (data, sha256) = r.map_err(|problem| entry_err(&p.path, problem))?;
         order.push(p.path.clone());
         contents.insert(
             p.path.clone(),
             Contents {
                 pending: p,
                 data,
-                sha256: None,
+                sha256,
             },
         );
     }
@@ -554,7 +656,7 @@ pub fn validate_wheel(
         }
     }
     for path in &order {
-        let Some(Contents { data, sha256, .. }) = contents.get_mut(path) else {
+        let Some(Contents { data, sha256, .. }) = contents.get(path) else {
             continue;
         };
         let exempt = *path == record_path || signatures.contains(path);
@@ -588,7 +690,10 @@ pub fn validate_wheel(
                 },
             ));
         }
-        let got = hash.algorithm.digest(data);
+        let got = match hash.algorithm {
+            RecordHashAlgorithm::Sha256 => sha256.to_vec(),
+            other => other.digest(data),
+        };
         if got != hash.digest {
             let b64 = |d: &[u8]| data_encoding::BASE64URL_NOPAD.encode(d);
             return Err(entry_err(
@@ -599,9 +704,6 @@ pub fn validate_wheel(
                     got: b64(&got),
                 },
             ));
-        }
-        if hash.algorithm == RecordHashAlgorithm::Sha256 {
-            *sha256 = got.try_into().ok();
         }
     }
 
