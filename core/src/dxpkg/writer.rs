@@ -257,7 +257,10 @@ mod tests {
             if self.out.len() >= self.fail_after {
                 return Err(std::io::Error::other("disk full"));
             }
-            let n = buf.len().min(self.chunk).min(self.fail_after - self.out.len());
+            let n = buf
+                .len()
+                .min(self.chunk)
+                .min(self.fail_after - self.out.len());
             self.out.extend_from_slice(&buf[..n]);
             Ok(n)
         }
@@ -285,7 +288,11 @@ mod tests {
         .prop_map(|files| {
             let mut w = DxpkgWriter::new("p", "1.0", "p-1.0.dist-info");
             for ((scheme, path), (link, mode, data)) in files {
-                let kind = if link { EntryKind::Symlink } else { EntryKind::File };
+                let kind = if link {
+                    EntryKind::Symlink
+                } else {
+                    EntryKind::File
+                };
                 w.add(scheme, &path, kind, mode, data);
             }
             w
@@ -326,7 +333,12 @@ mod tests {
         let mut w = DxpkgWriter::new("p", "1", "p-1.dist-info");
         w.add(Scheme::SitePackages, "a", EntryKind::File, 0o644, vec![1]);
         w.add(Scheme::SitePackages, "a", EntryKind::File, 0o644, vec![2]);
-        let mut sink = Choppy { out: Vec::new(), chunk: 1, fail_after: usize::MAX, calls: 0 };
+        let mut sink = Choppy {
+            out: Vec::new(),
+            chunk: 1,
+            fail_after: usize::MAX,
+            calls: 0,
+        };
         assert!(matches!(
             w.finish_to(&mut sink),
             Err(DxpkgWriterError::Duplicate(p)) if p == "a"

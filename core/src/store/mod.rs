@@ -181,10 +181,7 @@ impl PackageStore {
                     .prefix(".tmp-")
                     .tempfile_in(&self.root)
                     .map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!("{}: {e}", self.root.display()),
-                        )
+                        std::io::Error::new(e.kind(), format!("{}: {e}", self.root.display()))
                     })
             })
             .map_err(|e| classify(e, read_only))?;

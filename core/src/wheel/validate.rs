@@ -125,9 +125,12 @@ const MAX_THREADS: usize = 4;
 
 type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
 
+/// A decompressed file and its sha256, or why it could not be read.
+type ReadResult = Result<(Vec<u8>, [u8; 32]), EntryProblem>;
+
 /// Decompresses one file with a read limit one past its declared size, into a buffer reserved
 /// for the declared size (so an honest file is read without reallocating), and hashes it.
-fn read_entry(archive: &mut Archive<'_>, p: &Pending) -> Result<(Vec<u8>, [u8; 32]), EntryProblem> {
+fn read_entry(archive: &mut Archive<'_>, p: &Pending) -> ReadResult {
     use sha2::Digest;
     let mut file = archive
         .by_index(p.index)
@@ -150,11 +153,7 @@ fn read_entry(archive: &mut Archive<'_>, p: &Pending) -> Result<(Vec<u8>, [u8; 3
 /// Reads every pending file, on up to `threads` threads, and returns the results in `pending`'s
 /// order, up to and including the first failure; which failure comes first is the same as for
 /// one thread, since every file before it is read.
-fn read_entries(
-    archive: &Archive<'_>,
-    pending: &[Pending],
-    threads: usize,
-) -> Vec<Result<(Vec<u8>, [u8; 32]), EntryProblem>> {
+fn read_entries(archive: &Archive<'_>, pending: &[Pending], threads: usize) -> Vec<ReadResult> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -176,14 +175,11 @@ fn read_entries(
     by_size.sort_by_key(|&i| std::cmp::Reverse(pending[i].size));
     let next = AtomicUsize::new(0);
     let first_failure = AtomicUsize::new(usize::MAX);
-    let slots: Mutex<Vec<Option<Result<(Vec<u8>, [u8; 32]), EntryProblem>>>> =
+    let slots: Mutex<Vec<Option<ReadResult>>> =
         Mutex::new((0..pending.len()).map(|_| None).collect());
     let work = || {
         let mut archive = archive.clone();
-        loop {
-            let Some(&i) = by_size.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                break;
-            };
+        while let Some(&i) = by_size.get(next.fetch_add(1, Ordering::Relaxed)) {
             // Files after a failure cannot change the outcome.
             if i > first_failure.load(Ordering::Relaxed) {
                 continue;
@@ -197,7 +193,8 @@ fn read_entries(
     };
     std::thread::scope(|scope| {
         for _ in 1..threads {
-            scope.spawn(work);
+            // A thread that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new().spawn_scoped(scope, work);
         }
         work();
     });
@@ -439,11 +436,10 @@ pub(crate) fn validate_wheel_on(
         problem,
     };
 
-    let archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| WheelError::Zip {
-            wheel: wheel.clone(),
-            source,
-        })?;
+    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| WheelError::Zip {
+        wheel: wheel.clone(),
+        source,
+    })?;
     if archive.offset() != 0 {
         return Err(archive_err(ArchiveProblem::PrefixedData {
             offset: archive.offset(),
