@@ -14,7 +14,12 @@ fn temp_beside(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile
 /// Publishes `bytes` at `path` unless a file is already there (immutable objects): the existing
 /// file wins and is never rewritten.
 pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = temp_beside(path, bytes, mode)?;
+    persist_new(temp_beside(path, bytes, mode)?, path)
+}
+
+/// Links the finished (synced) `tmp` at `path` unless a file is already there: the existing
+/// file wins and is never rewritten, and `tmp` is removed either way.
+pub(crate) fn persist_new(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
     match tmp.persist_noclobber(path) {
         Ok(_) => Ok(()),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),

@@ -20,12 +20,9 @@ pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) ->
                     .file_name()
                     .and_then(|n| n.to_str())
                     .unwrap_or_default();
-                let converted = dx_py_core::wheel::convert_wheel(filename, &bytes)?;
-                let hash = store.store(&converted.dxpkg)?;
-                printer.out(format_args!(
-                    "{hash}  {} {}",
-                    converted.name, converted.version
-                ))?;
+                let (hash, info) =
+                    dx_py_core::install::store_wheel_bytes(&store, filename, &bytes)?;
+                printer.out(format_args!("{hash}  {} {}", info.name, info.version))?;
             }
             Ok(ExitCode::SUCCESS)
         }

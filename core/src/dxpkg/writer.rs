@@ -1,4 +1,9 @@
 //! Builds `.dxpkg` bytes. Output depends only on the entries given, never on their order.
+//!
+//! [`DxpkgWriter::finish`] returns the bytes; [`DxpkgWriter::finish_to`] streams the same bytes
+//! to a writer (a store's temporary file) without building a second copy of the data in memory.
+use std::io::Write;
+
 use super::format::*;
 
 /// A reason the writer refuses its input.
@@ -13,8 +18,12 @@ pub enum DxpkgWriterError {
     /// Too many entries for the format's u32 counters.
     #[error("Too many files in package ({0})")]
     TooManyEntries(usize),
+    /// Streaming the bytes to their destination failed.
+    #[error("Failed to write the package")]
+    Write(#[source] std::io::Error),
 }
 
+#[derive(Clone)]
 struct PendingEntry {
     scheme: Scheme,
     path: String,
@@ -24,6 +33,7 @@ struct PendingEntry {
 }
 
 /// Collects a package's files and writes them as one `.dxpkg`.
+#[derive(Clone)]
 pub struct DxpkgWriter {
     name: String,
     version: String,
@@ -54,7 +64,28 @@ impl DxpkgWriter {
     }
 
     /// Writes the file. Entries are sorted by (scheme, path) so that the bytes are deterministic.
-    pub fn finish(mut self) -> Result<Vec<u8>, DxpkgWriterError> {
+    pub fn finish(self) -> Result<Vec<u8>, DxpkgWriterError> {
+        let prepared = self.prepare()?;
+        let mut out = Vec::with_capacity(usize::try_from(prepared.len()).unwrap_or(0));
+        prepared
+            .write_to(&mut out)
+            .map_err(DxpkgWriterError::Write)?;
+        Ok(out)
+    }
+
+    /// Streams the file to `out` (the same bytes [`finish`](Self::finish) returns) and returns
+    /// their count. Each file's buffer is freed once written.
+    pub fn finish_to<W: Write>(self, out: W) -> Result<u64, DxpkgWriterError> {
+        let prepared = self.prepare()?;
+        let len = prepared.len();
+        prepared.write_to(out).map_err(DxpkgWriterError::Write)?;
+        Ok(len)
+    }
+
+    /// Sorts and checks the entries and lays out the header, index and strings, without writing
+    /// any file data: every refusal happens here, so [`PreparedDxpkg::write_to`] can only fail
+    /// on I/O.
+    pub fn prepare(mut self) -> Result<PreparedDxpkg, DxpkgWriterError> {
         self.entries
             .sort_by(|a, b| (a.scheme, &a.path).cmp(&(b.scheme, &b.path)));
         for pair in self.entries.windows(2) {
@@ -117,7 +148,7 @@ impl DxpkgWriter {
             data_len = (data_len + e.data.len()).next_multiple_of(DATA_ALIGN);
         }
 
-        let mut out = Vec::with_capacity(data_off + data_len);
+        let mut head = Vec::with_capacity(data_off);
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(&MAGIC);
         header[H_VERSION..H_VERSION + 4].copy_from_slice(&VERSION.to_le_bytes());
@@ -134,18 +165,246 @@ impl DxpkgWriter {
             .copy_from_slice(&(self.version.len() as u16).to_le_bytes());
         header[H_DIST_INFO_LEN..H_DIST_INFO_LEN + 2]
             .copy_from_slice(&(self.dist_info.len() as u16).to_le_bytes());
-        out.extend_from_slice(&header);
+        head.extend_from_slice(&header);
         for slot in table {
-            out.extend_from_slice(&slot.to_le_bytes());
+            head.extend_from_slice(&slot.to_le_bytes());
         }
-        out.extend_from_slice(&entry_bytes);
-        out.extend_from_slice(&strings);
-        out.resize(data_off, 0);
-        for e in &self.entries {
-            out.extend_from_slice(&e.data);
-            out.resize(out.len().next_multiple_of(DATA_ALIGN), 0);
+        head.extend_from_slice(&entry_bytes);
+        head.extend_from_slice(&strings);
+        head.resize(data_off, 0);
+        Ok(PreparedDxpkg {
+            head,
+            data: self.entries.into_iter().map(|e| e.data).collect(),
+            len: (data_off + data_len) as u64,
+        })
+    }
+}
+
+impl std::fmt::Debug for DxpkgWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DxpkgWriter")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A checked, laid-out package whose bytes are ready to stream: the header, index and strings
+/// are built, the file data waits in its own buffers, in entry order.
+pub struct PreparedDxpkg {
+    /// Everything before the data section, padded to it.
+    head: Vec<u8>,
+    /// Each entry's data, in entry order.
+    data: Vec<Vec<u8>>,
+    /// The size of the whole file.
+    len: u64,
+}
+
+impl PreparedDxpkg {
+    /// The size of the file [`write_to`](Self::write_to) writes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for the impossible empty file (a package has at least a header); here for clippy.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes the file to `out`, freeing each file's buffer once it is written. `out` gets large
+    /// writes for large files; wrap it in a `BufWriter` if many small ones cost.
+    pub fn write_to<W: Write>(self, mut out: W) -> std::io::Result<()> {
+        const PAD: [u8; DATA_ALIGN] = [0; DATA_ALIGN];
+        out.write_all(&self.head)?;
+        drop(self.head);
+        for data in self.data {
+            out.write_all(&data)?;
+            let pad = data.len().next_multiple_of(DATA_ALIGN) - data.len();
+            out.write_all(&PAD[..pad])?;
         }
-        debug_assert_eq!(out.len(), data_off + data_len);
-        Ok(out)
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for PreparedDxpkg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedDxpkg")
+            .field("entries", &self.data.len())
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A sink that takes at most `chunk` bytes per call, and fails once `fail_after` bytes are in.
+    struct Choppy {
+        out: Vec<u8>,
+        chunk: usize,
+        fail_after: usize,
+        calls: usize,
+    }
+
+    impl Write for Choppy {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.out.len() >= self.fail_after {
+                return Err(std::io::Error::other("disk full"));
+            }
+            let n = buf
+                .len()
+                .min(self.chunk)
+                .min(self.fail_after - self.out.len());
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn arb_scheme() -> impl Strategy<Value = Scheme> {
+        prop_oneof![
+            Just(Scheme::SitePackages),
+            Just(Scheme::Scripts),
+            Just(Scheme::Headers),
+            Just(Scheme::Data),
+        ]
+    }
+
+    fn arb_writer() -> impl Strategy<Value = DxpkgWriter> {
+        btree_map(
+            (arb_scheme(), "[a-z]{1,6}(/[a-z_.]{1,8}){0,2}"),
+            (any::<bool>(), any::<u32>(), vec(any::<u8>(), 0..100)),
+            0..30,
+        )
+        .prop_map(|files| {
+            let mut w = DxpkgWriter::new("p", "1.0", "p-1.0.dist-info");
+            for ((scheme, path), (link, mode, data)) in files {
+                let kind = if link {
+                    EntryKind::Symlink
+                } else {
+                    EntryKind::File
+                };
+                w.add(scheme, &path, kind, mode, data);
+            }
+            w
+        })
+    }
+
+    proptest! {
+        /// Streaming through any pattern of short writes gives exactly `finish`'s bytes, and the
+        /// count returned and `PreparedDxpkg::len` agree with them.
+        #[test]
+        fn finish_to_matches_finish(w in arb_writer(), chunk in 1usize..200) {
+            let want = w.clone().finish().unwrap();
+            prop_assert_eq!(w.clone().prepare().unwrap().len(), want.len() as u64);
+            let mut sink = Choppy { out: Vec::new(), chunk, fail_after: usize::MAX, calls: 0 };
+            let n = w.finish_to(&mut sink).unwrap();
+            prop_assert_eq!(n, want.len() as u64);
+            prop_assert_eq!(sink.out, want);
+        }
+
+        /// A sink that fails part-way gives a typed write error, never a panic.
+        #[test]
+        fn write_errors_are_typed(w in arb_writer(), fail_after in 0usize..2000) {
+            let len = w.clone().finish().unwrap().len();
+            let mut sink = Choppy { out: Vec::new(), chunk: 64, fail_after, calls: 0 };
+            match w.finish_to(&mut sink) {
+                Ok(n) => prop_assert!(fail_after >= len && n == len as u64),
+                Err(DxpkgWriterError::Write(e)) => {
+                    prop_assert!(fail_after < len);
+                    prop_assert_eq!(e.to_string(), "disk full");
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_come_before_any_write() {
+        let mut w = DxpkgWriter::new("p", "1", "p-1.dist-info");
+        w.add(Scheme::SitePackages, "a", EntryKind::File, 0o644, vec![1]);
+        w.add(Scheme::SitePackages, "a", EntryKind::File, 0o644, vec![2]);
+        let mut sink = Choppy {
+            out: Vec::new(),
+            chunk: 1,
+            fail_after: usize::MAX,
+            calls: 0,
+        };
+        assert!(matches!(
+            w.finish_to(&mut sink),
+            Err(DxpkgWriterError::Duplicate(p)) if p == "a"
+        ));
+        assert_eq!(sink.calls, 0);
+    }
+
+    /// A package touching every scheme, a symlink, an empty file and unaligned sizes.
+    fn sample() -> DxpkgWriter {
+        let mut w = DxpkgWriter::new("demo", "1.0", "demo-1.0.dist-info");
+        w.add(
+            Scheme::SitePackages,
+            "demo/__init__.py",
+            EntryKind::File,
+            0o644,
+            b"x = 1\n".to_vec(),
+        );
+        w.add(
+            Scheme::SitePackages,
+            "demo/empty.py",
+            EntryKind::File,
+            0o644,
+            Vec::new(),
+        );
+        w.add(
+            Scheme::SitePackages,
+            "demo/link.py",
+            EntryKind::Symlink,
+            0o777,
+            b"__init__.py".to_vec(),
+        );
+        w.add(
+            Scheme::Scripts,
+            "demo-cli",
+            EntryKind::File,
+            0o755,
+            b"#!python\nprint(1)\n".to_vec(),
+        );
+        w.add(
+            Scheme::Headers,
+            "demo.h",
+            EntryKind::File,
+            0o644,
+            vec![7u8; 1000],
+        );
+        w.add(
+            Scheme::Data,
+            "share/demo.1",
+            EntryKind::File,
+            0o100_644,
+            b".TH DEMO 1\n".to_vec(),
+        );
+        w
+    }
+
+    /// The bytes of a fixed package, pinned: a format change must be deliberate.
+    #[test]
+    fn sample_bytes_are_pinned() {
+        let bytes = sample().finish().unwrap();
+        let mut streamed = Vec::new();
+        assert_eq!(sample().finish_to(&mut streamed).unwrap(), 1480);
+        assert_eq!(streamed, bytes);
+        assert_eq!(bytes.len(), 1480);
+        assert_eq!(
+            crate::hash::ContentHash::of(&bytes).to_hex(),
+            "8d1dfd3de23f77bc336312086c1347ee1f051fd24cd2240a3e69cce1e235b713"
+        );
     }
 }

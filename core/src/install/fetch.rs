@@ -7,30 +7,35 @@ use crate::dpl::LockedPackage;
 use crate::hash::{ContentHash, sha256_hex};
 use crate::index::IndexClient;
 use crate::store::PackageStore;
-use crate::wheel::{ConvertedWheel, convert_wheel};
+use crate::wheel::{ConvertLimits, WheelInfo, prepare_validated, validate_wheel};
 
-/// Converts wheel bytes and stores the result; returns the object's hash and the conversion.
+/// Checks and converts wheel bytes and streams the package into the store, so the package is
+/// never built as a second copy in memory; returns the object's hash and what the wheel says
+/// about itself. Nothing is stored unless every check passes.
 pub fn store_wheel_bytes(
     store: &PackageStore,
     filename: &str,
     bytes: &[u8],
-) -> Result<(ContentHash, ConvertedWheel), InstallError> {
-    let converted = convert_wheel(filename, bytes).map_err(|source| InstallError::Wheel {
+) -> Result<(ContentHash, WheelInfo), InstallError> {
+    let wheel_err = |source| InstallError::Wheel {
         filename: filename.to_string(),
         source: Box::new(source),
-    })?;
-    let hash = match store.store(&converted.dxpkg) {
-        Ok(hash) => hash,
-        Err(crate::store::StoreError::ReadOnly { path, .. }) => {
-            return Err(InstallError::MissingFromReadOnlyStore {
-                store: path,
-                name: converted.name,
-                version: converted.version,
-            });
-        }
-        Err(e) => return Err(e.into()),
     };
-    Ok((hash, converted))
+    let validated =
+        validate_wheel(filename, bytes, &ConvertLimits::default()).map_err(wheel_err)?;
+    let prepared = prepare_validated(validated).map_err(wheel_err)?;
+    let (name, version) = (prepared.info.name.clone(), prepared.info.version.clone());
+    match store.store_with(|w| prepared.write_to(w)) {
+        Ok(stored) => Ok(stored),
+        Err(crate::store::StoreError::ReadOnly { path, .. }) => {
+            Err(InstallError::MissingFromReadOnlyStore {
+                store: path,
+                name,
+                version,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What [`ensure_stored`] did.

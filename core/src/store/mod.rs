@@ -8,16 +8,19 @@
 //! │   ├── bin/…                scripts (shebangs rewritten)
 //! │   ├── headers/…
 //! │   └── data/…
-//! └── tmp/                     (never: temp files live beside their final name)
+//! └── .tmp-…                   an object being streamed in ([`PackageStore::store_with`])
 //! ```
 //!
-//! Objects are written to a temporary file in their final directory, fsynced, made read-only
-//! and linked into place without replacing an existing object, so concurrent writers of the same
-//! package end with one intact file and readers never see a partial one.
+//! Objects are written to a temporary file, fsynced, made read-only and linked into place
+//! without replacing an existing object, so concurrent writers of the same package end with one
+//! intact file and readers never see a partial one. [`PackageStore::store`] knows the name first
+//! and writes beside it; [`PackageStore::store_with`] learns the name only once the bytes are
+//! written, so its temporary file sits in the root, on the same filesystem.
 mod link;
 mod mapped;
 mod unpack;
 
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -157,6 +160,70 @@ impl PackageStore {
         self.write_object(expected, bytes)
     }
 
+    /// Stores the `.dxpkg` that `write` streams, hashing it on the way, so the package never
+    /// has to sit whole in memory; returns its hash and what `write` returned. Storing an
+    /// existing object is a no-op and leaves it untouched.
+    ///
+    /// The bytes go to a temporary file in the store root (buffered, so small writes are cheap);
+    /// an error from `write`, or bytes that are not a valid `.dxpkg`, remove it and store nothing.
+    pub fn store_with<T>(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+    ) -> Result<(ContentHash, T), StoreError> {
+        let read_only = |source| StoreError::ReadOnly {
+            path: self.root.clone(),
+            what: "a new package".to_string(),
+            source,
+        };
+        let tmp = fs_err::create_dir_all(&self.root)
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix(".tmp-")
+                    .tempfile_in(&self.root)
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", self.root.display()))
+                    })
+            })
+            .map_err(|e| classify(e, read_only))?;
+        let mut sink = HashingWriter {
+            inner: BufWriter::with_capacity(STREAM_BUFFER, tmp.as_file()),
+            hasher: blake3::Hasher::new(),
+        };
+        let value = write(&mut sink)
+            .and_then(|value| sink.inner.flush().map(|()| value))
+            .map_err(|e| classify(e, read_only))?;
+        let hash = ContentHash::from_bytes(*sink.hasher.finalize().as_bytes());
+        drop(sink);
+        let path = self.get_path(&hash);
+        if path.is_file() {
+            return Ok((hash, value));
+        }
+        // SAFETY: the temporary file is new, private (mode 0600, a random name) and only this
+        // function writes it, and it has finished writing; the map is dropped before the file is
+        // published.
+        #[allow(unsafe_code)]
+        let map = unsafe { crate::mmap::map_file(tmp.path()) }?;
+        DxpkgReader::new(&map[..])
+            .and_then(|r| r.validate())
+            .map_err(|source| StoreError::InvalidObject {
+                path: "<input>".into(),
+                source,
+            })?;
+        drop(map);
+        let dir = path.parent().expect("object paths have a parent");
+        let read_only = |source| StoreError::ReadOnly {
+            path: self.root.clone(),
+            what: hash.to_hex(),
+            source,
+        };
+        crate::atomic::set_mode(tmp.path(), 0o444)
+            .and_then(|()| tmp.as_file().sync_all())
+            .and_then(|()| fs_err::create_dir_all(dir))
+            .and_then(|()| crate::atomic::persist_new(tmp, &path))
+            .map_err(|e| classify(e, read_only))?;
+        Ok((hash, value))
+    }
+
     fn write_object(&self, hash: &ContentHash, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.get_path(hash);
         if path.is_file() {
@@ -279,6 +346,34 @@ impl PackageStore {
             return Ok(LinkMode::Symlink);
         }
         Ok(link_tree(&src, site_packages)?)
+    }
+}
+
+/// The buffer between [`PackageStore::store_with`]'s writer and its file: large enough that a
+/// package of small files costs few system calls; larger writes go straight through.
+const STREAM_BUFFER: usize = 256 << 10;
+
+/// Hashes every byte on its way to `inner`.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.hasher.update(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

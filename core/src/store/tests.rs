@@ -7,12 +7,24 @@ use proptest::prelude::*;
 use super::*;
 use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
 
-fn package(name: &str, files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+fn writer(name: &str, files: &BTreeMap<String, Vec<u8>>) -> DxpkgWriter {
     let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
     for (p, d) in files {
         w.add(Scheme::SitePackages, p, EntryKind::File, 0o644, d.clone());
     }
-    w.finish().unwrap()
+    w
+}
+
+fn package(name: &str, files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    writer(name, files).finish().unwrap()
+}
+
+/// Names of `.tmp-*` entries anywhere under `dir`.
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    walk_names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp"))
+        .collect()
 }
 
 fn arb_files() -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
@@ -87,6 +99,74 @@ fn garbage_is_not_stored() {
 }
 
 #[test]
+fn streamed_garbage_and_failed_writes_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path().join("store"));
+    assert!(matches!(
+        store.store_with(|w| w.write_all(b"not a package")),
+        Err(StoreError::InvalidObject { .. })
+    ));
+    assert!(matches!(
+        store.store_with(|_| Ok(())),
+        Err(StoreError::InvalidObject { .. })
+    ));
+    let bytes = package("a", &BTreeMap::from([("a.py".into(), b"1".to_vec())]));
+    let err = store
+        .store_with(|w| {
+            w.write_all(&bytes[..100])?;
+            Err::<(), _>(std::io::Error::other("source went away"))
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Io(e) if e.to_string() == "source went away"),
+        "{err:?}"
+    );
+    // A truncated package is refused too.
+    assert!(matches!(
+        store.store_with(|w| w.write_all(&bytes[..bytes.len() - 1])),
+        Err(StoreError::InvalidObject { .. })
+    ));
+    assert!(store.objects().unwrap().is_empty());
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+/// A store root below a regular file cannot be made: a plain I/O error naming the path, not a
+/// panic and not a read-only store.
+#[test]
+fn streaming_into_an_impossible_root_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let store = PackageStore::open(dir.path().join("file/store"));
+    let bytes = package("a", &BTreeMap::from([("a.py".into(), b"1".to_vec())]));
+    let err = store.store_with(|w| w.write_all(&bytes)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Io(_)) && err.to_string().contains("file/store"),
+        "{err}"
+    );
+}
+
+/// Streaming an object that is already there leaves the existing file alone (same inode, still
+/// read-only) and no temporary file behind.
+#[cfg(unix)]
+#[test]
+fn streaming_an_existing_object_is_a_no_op() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let bytes = package("a", &BTreeMap::from([("a.py".into(), b"1".to_vec())]));
+    let h = store.store(&bytes).unwrap();
+    let before = std::fs::metadata(store.get_path(&h)).unwrap();
+    assert_eq!(store.store_with(|w| w.write_all(&bytes)).unwrap().0, h);
+    let after = std::fs::metadata(store.get_path(&h)).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+    assert_eq!(after.mode() & 0o777, 0o444);
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[test]
 fn corruption_is_detected_by_verify() {
     let dir = tempfile::tempdir().unwrap();
     let store = PackageStore::open(dir.path());
@@ -129,6 +209,38 @@ proptest! {
             prop_assert_eq!(pkg.get_file(p).unwrap().unwrap().data, &d[..]);
         }
         prop_assert!(pkg.get_file("absent/name.py").unwrap().is_none());
+    }
+
+    /// Streaming a package through `finish_to` stores the same object, with the same bytes and
+    /// mode, as storing `finish`'s bytes; either way round, the second is a no-op.
+    #[test]
+    fn streamed_equals_stored(files in arb_files(), stream_first in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        let bytes = package("p", &files);
+        let stream = || {
+            store.store_with(|w| writer("p", &files).finish_to(w).map(drop).map_err(|e| match e {
+                crate::dxpkg::DxpkgWriterError::Write(io) => io,
+                other => std::io::Error::other(other),
+            }))
+        };
+        let (a, b) = if stream_first {
+            (stream().unwrap().0, store.store(&bytes).unwrap())
+        } else {
+            (store.store(&bytes).unwrap(), stream().unwrap().0)
+        };
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(a, ContentHash::of(&bytes));
+        prop_assert_eq!(store.objects().unwrap(), vec![a]);
+        prop_assert_eq!(std::fs::read(store.get_path(&a)).unwrap(), bytes);
+        prop_assert!(store.verify(&a).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(store.get_path(&a)).unwrap().permissions().mode();
+            prop_assert_eq!(mode & 0o777, 0o444);
+        }
+        prop_assert!(temp_files(dir.path()).is_empty());
     }
 
     /// Any single corrupted byte of an object is caught by `verify`.
@@ -184,7 +296,12 @@ fn concurrent_store_and_read() {
             std::thread::spawn(move || {
                 for round in 0..20 {
                     let i = (t + round) % packages.len();
-                    let h = store.store(&packages[i]).unwrap();
+                    // Half the writers stream, half hand over the bytes: both race to one object.
+                    let h = if (t + round) % 2 == 0 {
+                        store.store(&packages[i]).unwrap()
+                    } else {
+                        store.store_with(|w| w.write_all(&packages[i])).unwrap().0
+                    };
                     let pkg = store.get(&h).unwrap();
                     let f = pkg.get_file(&format!("m{i}.py")).unwrap().unwrap();
                     assert_eq!(f.data, &vec![i as u8; 4096][..]);
@@ -207,10 +324,7 @@ fn concurrent_store_and_read() {
         assert!(store.verify(&h).unwrap());
     }
     // No temporary files or directories are left behind.
-    let leftovers: Vec<_> = walk_names(dir.path())
-        .into_iter()
-        .filter(|n| n.starts_with(".tmp"))
-        .collect();
+    let leftovers = temp_files(dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 

@@ -8,13 +8,14 @@
 //! (generated), and symlinks. Header files are listed only when the wheel's tags name exactly one
 //! CPython minor version, since their installed path contains it.
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use super::entry_points::EntryPoints;
 use super::error::WheelError;
 use super::metadata::WheelMetadata;
 use super::record::write_record;
 use super::validate::{ConvertLimits, ValidatedWheel, validate_wheel};
-use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+use crate::dxpkg::{DxpkgWriter, EntryKind, PreparedDxpkg, Scheme};
 use crate::hash::sha256_record;
 
 /// The contents of the `INSTALLER` file written into every installed `.dist-info`.
@@ -35,6 +36,40 @@ pub struct ConvertedWheel {
     pub metadata: WheelMetadata,
     /// The console and GUI scripts the installer must generate in `bin/`.
     pub entry_points: EntryPoints,
+}
+
+/// What conversion tells about a wheel besides the package bytes.
+#[derive(Clone, Debug)]
+pub struct WheelInfo {
+    /// The distribution name as METADATA gives it.
+    pub name: String,
+    /// The version as METADATA gives it.
+    pub version: String,
+    /// The `.dist-info` directory name.
+    pub dist_info: String,
+    /// The parsed METADATA.
+    pub metadata: WheelMetadata,
+    /// The console and GUI scripts the installer must generate in `bin/`.
+    pub entry_points: EntryPoints,
+}
+
+/// A validated wheel laid out as a `.dxpkg` whose bytes are not written yet: stream them with
+/// [`PreparedDxpkg::write_to`] (for instance into [`crate::store::PackageStore::store_with`]),
+/// so the package never exists as a second copy in memory.
+#[derive(Debug)]
+pub struct PreparedWheel {
+    /// The package, ready to write; the same wheel always gives the same bytes.
+    pub package: PreparedDxpkg,
+    /// The wheel's name, version and metadata.
+    pub info: WheelInfo,
+}
+
+impl PreparedWheel {
+    /// Writes the package to `out` and returns the wheel's description.
+    pub fn write_to(self, out: impl Write) -> std::io::Result<WheelInfo> {
+        self.package.write_to(out)?;
+        Ok(self.info)
+    }
 }
 
 /// Checks the wheel `filename` (a file name, not a path) with default limits and converts it.
@@ -70,6 +105,28 @@ fn single_cpython_version(wheel: &ValidatedWheel) -> Option<String> {
 
 /// Turns a validated wheel into `.dxpkg` bytes.
 pub fn convert_validated(wheel: ValidatedWheel) -> Result<ConvertedWheel, WheelError> {
+    let file_name = wheel.file_name.clone();
+    let prepared = prepare_validated(wheel)?;
+    let mut dxpkg = Vec::with_capacity(usize::try_from(prepared.package.len()).unwrap_or(0));
+    let info = prepared
+        .write_to(&mut dxpkg)
+        .map_err(|source| WheelError::Write {
+            wheel: file_name,
+            source: crate::dxpkg::DxpkgWriterError::Write(source),
+        })?;
+    Ok(ConvertedWheel {
+        dxpkg,
+        name: info.name,
+        version: info.version,
+        dist_info: info.dist_info,
+        metadata: info.metadata,
+        entry_points: info.entry_points,
+    })
+}
+
+/// Lays a validated wheel out as a `.dxpkg` (its files at their installed paths, the installed
+/// RECORD and INSTALLER added) without writing the bytes; every refusal happens here.
+pub fn prepare_validated(wheel: ValidatedWheel) -> Result<PreparedWheel, WheelError> {
     let name = wheel.metadata.name.clone();
     let py = single_cpython_version(&wheel);
     let dist_info = wheel.dist_info.clone();
@@ -87,8 +144,12 @@ pub fn convert_validated(wheel: ValidatedWheel) -> Result<ConvertedWheel, WheelE
         };
         if let Some(record_path) = record_path {
             let rewritten = f.scheme == Scheme::Scripts && f.data.starts_with(b"#!python");
-            let hash = (f.kind == EntryKind::File && !rewritten)
-                .then(|| (sha256_record(&f.data), f.data.len() as u64));
+            let hash = (f.kind == EntryKind::File && !rewritten).then(|| {
+                (
+                    data_encoding::BASE64URL_NOPAD.encode(&f.sha256),
+                    f.data.len() as u64,
+                )
+            });
             rows.insert(record_path, hash);
         }
         writer.add(f.scheme, &f.path, f.kind, f.mode, f.data);
@@ -124,16 +185,18 @@ pub fn convert_validated(wheel: ValidatedWheel) -> Result<ConvertedWheel, WheelE
         0o644,
         write_record(&rows),
     );
-    let dxpkg = writer.finish().map_err(|source| WheelError::Write {
+    let package = writer.prepare().map_err(|source| WheelError::Write {
         wheel: wheel.file_name.clone(),
         source,
     })?;
-    Ok(ConvertedWheel {
-        dxpkg,
-        name,
-        version: wheel.metadata.version.clone(),
-        dist_info,
-        metadata: wheel.metadata,
-        entry_points: wheel.entry_points,
+    Ok(PreparedWheel {
+        package,
+        info: WheelInfo {
+            name,
+            version: wheel.metadata.version.clone(),
+            dist_info,
+            metadata: wheel.metadata,
+            entry_points: wheel.entry_points,
+        },
     })
 }

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! [`convert_wheel`] checks everything [`validate_wheel`] lists before writing a byte; the rules
-//! and their reasons are in `docs/formats/dxpkg.md`.
+//! and their reasons are in `docs/formats/dxpkg.md`. [`prepare_validated`] stops short of the
+//! bytes so that a caller can stream them into the store instead of holding a second copy.
 mod convert;
 mod entry_points;
 mod error;
@@ -29,7 +30,8 @@ mod tests;
 mod validate;
 
 pub use convert::{
-    ConvertedWheel, INSTALLER, convert_validated, convert_wheel, convert_wheel_with_limits,
+    ConvertedWheel, INSTALLER, PreparedWheel, WheelInfo, convert_validated, convert_wheel,
+    convert_wheel_with_limits, prepare_validated,
 };
 pub use entry_points::{EntryPoint, EntryPoints, EntryPointsError};
 pub use error::{ArchiveProblem, EntryProblem, WheelError};

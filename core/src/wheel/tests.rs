@@ -877,6 +877,73 @@ proptest! {
         prop_assert_eq!(r.len(), oracle.len() + 4);
     }
 
+    /// Whatever algorithms the wheel's RECORD uses, the package is byte-identical to the one
+    /// from an all-sha256 RECORD (the installed RECORD is always sha256), and every file carries
+    /// the sha256 of its bytes.
+    #[test]
+    fn record_algorithms_do_not_change_the_package(
+        (root, data) in arb_files(),
+        picks in proptest::collection::vec(0usize..3, 32),
+    ) {
+        let (w, _) = generated_wheel(root, data);
+        let want = convert_wheel(&w.filename(), &w.build()).unwrap().dxpkg;
+        let entries = base_entries(&w);
+        let algorithms = [
+            RecordHashAlgorithm::Sha256,
+            RecordHashAlgorithm::Sha384,
+            RecordHashAlgorithm::Sha512,
+        ];
+        let mut record = String::new();
+        let mut chosen = BTreeMap::new();
+        for (i, e) in entries.iter().filter(|e| e.kind != RawKind::Dir).enumerate() {
+            let algorithm = algorithms[picks[i % picks.len()]];
+            let digest = data_encoding::BASE64URL_NOPAD.encode(&algorithm.digest(&e.data));
+            record.push_str(&format!("{},{}={digest},{}\n", e.path, algorithm.name(), e.data.len()));
+            chosen.insert(e.path.clone(), algorithm);
+        }
+        record.push_str(&format!("{},,\n", w.record_path()));
+        let mut mixed = entries;
+        mixed.push(RawEntry::file(&w.record_path(), record.as_bytes()));
+        let bytes = zip_entries(&mixed);
+        prop_assert_eq!(&convert_wheel(&w.filename(), &bytes).unwrap().dxpkg, &want);
+        let v = validate_wheel(&w.filename(), &bytes, &ConvertLimits::default()).unwrap();
+        prop_assert!(v.files.iter().all(|f| chosen.contains_key(&f.archive_path)));
+        for f in &v.files {
+            let expected = RecordHashAlgorithm::Sha256.digest(&f.data);
+            prop_assert_eq!(&f.sha256[..], &expected[..], "{}", f.archive_path);
+        }
+    }
+
+    /// Decompressing on several threads gives the same files, or the same first error, as on
+    /// one thread, however the archive is damaged (flipped bytes hit data, headers and CRCs).
+    #[test]
+    fn threads_do_not_change_the_outcome(
+        (root, data) in arb_files(),
+        flips in proptest::collection::vec((any::<usize>(), 1u8..), 0..6),
+    ) {
+        let (w, _) = generated_wheel(root, data);
+        let mut bytes = w.build();
+        // Damage only the file data and local headers, so pass 1 (the central directory) passes
+        // more often and the readers meet the damage.
+        let central = bytes
+            .windows(4)
+            .position(|x| x == b"PK\x01\x02")
+            .unwrap_or(bytes.len());
+        for (at, v) in flips {
+            bytes[at % central.max(1)] ^= v;
+        }
+        let run = |threads| {
+            let limits = ConvertLimits::default();
+            match super::validate::validate_wheel_on(&w.filename(), &bytes, &limits, Some(threads)) {
+                Ok(v) => Ok(v.files),
+                Err(e) => Err(format!("{e:?}")),
+            }
+        };
+        let one = run(1);
+        prop_assert_eq!(&run(2), &one);
+        prop_assert_eq!(&run(4), &one);
+    }
+
     /// The same files zipped in another order (or twice) give byte-identical packages.
     #[test]
     fn conversion_is_deterministic((root, data) in arb_files(), seed in any::<usize>()) {
@@ -1147,4 +1214,16 @@ fn raw_kinds_round_trip_through_the_builder() {
     let kinds: Vec<RawKind> = w.entries().iter().map(|e| e.kind).collect();
     assert_eq!(kinds[0], RawKind::Symlink);
     convert_wheel(&w.filename(), &w.build()).unwrap();
+}
+
+/// The package made from the demo wheel, pinned: conversion changes that alter bytes (the
+/// installed RECORD, modes, paths) must be deliberate.
+#[test]
+fn demo_package_bytes_are_pinned() {
+    let w = demo();
+    let c = convert_wheel(&w.filename(), &w.build()).unwrap();
+    assert_eq!(
+        crate::hash::ContentHash::of(&c.dxpkg).to_hex(),
+        "ee99beeb0c74dc8aa20fb110e61c678883ca328bbeb3c3192bf862c5f7b1c406"
+    );
 }

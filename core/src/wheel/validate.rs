@@ -21,7 +21,7 @@ use super::entry_points::EntryPoints;
 use super::error::{ArchiveProblem, EntryProblem, WheelError};
 use super::filename::WheelFilename;
 use super::metadata::WheelMetadata;
-use super::record::{RecordEntry, parse_record};
+use super::record::{RecordEntry, RecordHashAlgorithm, parse_record};
 use crate::dxpkg::{EntryKind, Scheme};
 use crate::names::normalize_name;
 
@@ -75,6 +75,9 @@ pub struct WheelFile {
     pub mode: u32,
     /// The bytes (the link target for a symlink).
     pub data: Vec<u8>,
+    /// The sha256 of `data`, computed once as the file is decompressed: RECORD's sha256 rows are
+    /// checked against it, and the installed RECORD is written from it.
+    pub sha256: [u8; 32],
 }
 
 /// A wheel that passed every check, with its files mapped to their install locations.
@@ -101,6 +104,111 @@ struct Pending {
     kind: EntryKind,
     executable: bool,
     size: u64,
+    /// Bytes to reserve before decompressing: the declared size, bounded by what the
+    /// compressed bytes may expand to under the limits.
+    capacity: u64,
+}
+
+/// A decompressed file and its sha256.
+struct Contents {
+    pending: Pending,
+    data: Vec<u8>,
+    sha256: [u8; 32],
+}
+
+/// Wheels whose files declare at least this many bytes in all are decompressed on more than one
+/// thread; below it a thread costs more than it saves.
+const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+
+/// The most threads that decompress one wheel.
+const MAX_THREADS: usize = 4;
+
+type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
+
+/// A decompressed file and its sha256, or why it could not be read.
+type ReadResult = Result<(Vec<u8>, [u8; 32]), EntryProblem>;
+
+/// Decompresses one file with a read limit one past its declared size, into a buffer reserved
+/// for the declared size (so an honest file is read without reallocating), and hashes it.
+fn read_entry(archive: &mut Archive<'_>, p: &Pending) -> ReadResult {
+    use sha2::Digest;
+    let mut file = archive
+        .by_index(p.index)
+        .map_err(|e| EntryProblem::Read(e.to_string()))?;
+    let mut data = Vec::with_capacity(usize::try_from(p.capacity).unwrap_or(0));
+    (&mut file)
+        .take(p.size.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| EntryProblem::Read(e.to_string()))?;
+    if data.len() as u64 != p.size {
+        return Err(EntryProblem::HeaderSizeMismatch {
+            declared: p.size,
+            got: data.len() as u64,
+        });
+    }
+    let sha256 = sha2::Sha256::digest(&data).into();
+    Ok((data, sha256))
+}
+
+/// Reads every pending file, on up to `threads` threads, and returns the results in `pending`'s
+/// order, up to and including the first failure; which failure comes first is the same as for
+/// one thread, since every file before it is read.
+fn read_entries(archive: &Archive<'_>, pending: &[Pending], threads: usize) -> Vec<ReadResult> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    if threads <= 1 {
+        let mut archive = archive.clone();
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            let r = read_entry(&mut archive, p);
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        return out;
+    }
+    // Largest first, so that the threads finish together.
+    let mut by_size: Vec<usize> = (0..pending.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(pending[i].size));
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let slots: Mutex<Vec<Option<ReadResult>>> =
+        Mutex::new((0..pending.len()).map(|_| None).collect());
+    let work = || {
+        let mut archive = archive.clone();
+        while let Some(&i) = by_size.get(next.fetch_add(1, Ordering::Relaxed)) {
+            // Files after a failure cannot change the outcome.
+            if i > first_failure.load(Ordering::Relaxed) {
+                continue;
+            }
+            let r = read_entry(&mut archive, &pending[i]);
+            if r.is_err() {
+                first_failure.fetch_min(i, Ordering::Relaxed);
+            }
+            slots.lock().expect("no reader panics holding the lock")[i] = Some(r);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // A thread that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new().spawn_scoped(scope, work);
+        }
+        work();
+    });
+    let slots = slots.into_inner().expect("readers are done");
+    let mut out = Vec::with_capacity(pending.len());
+    for slot in slots {
+        let Some(r) = slot else { break };
+        let failed = r.is_err();
+        out.push(r);
+        if failed {
+            break;
+        }
+    }
+    out
 }
 
 /// Checks that `path` (without a trailing `/`) is a plain relative path.
@@ -305,6 +413,17 @@ pub fn validate_wheel(
     bytes: &[u8],
     limits: &ConvertLimits,
 ) -> Result<ValidatedWheel, WheelError> {
+    validate_wheel_on(filename, bytes, limits, None)
+}
+
+/// [`validate_wheel`] decompressing on `threads` threads (`None`: by the wheel's size and the
+/// machine's cores); the outcome is the same for any count.
+pub(crate) fn validate_wheel_on(
+    filename: &str,
+    bytes: &[u8],
+    limits: &ConvertLimits,
+    threads: Option<usize>,
+) -> Result<ValidatedWheel, WheelError> {
     let parsed = WheelFilename::parse(filename)?;
     let wheel = filename.to_string();
     let entry_err = |entry: &str, problem: EntryProblem| WheelError::Entry {
@@ -317,11 +436,10 @@ pub fn validate_wheel(
         problem,
     };
 
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| WheelError::Zip {
-            wheel: wheel.clone(),
-            source,
-        })?;
+    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| WheelError::Zip {
+        wheel: wheel.clone(),
+        source,
+    })?;
     if archive.offset() != 0 {
         return Err(archive_err(ArchiveProblem::PrefixedData {
             offset: archive.offset(),
@@ -417,12 +535,18 @@ pub fn validate_wheel(
             ));
         }
         total = total.saturating_add(size);
+        // The compressed size may lie too; the archive bounds it.
+        let expandable = compressed
+            .min(bytes.len() as u64)
+            .saturating_mul(limits.max_ratio)
+            .max(limits.ratio_min_size);
         pending.push(Pending {
             index,
             path: path.to_string(),
             kind,
             executable: mode & 0o111 != 0,
             size,
+            capacity: size.min(expandable),
         });
     }
     if total > limits.max_total_size {
@@ -432,30 +556,32 @@ pub fn validate_wheel(
         }));
     }
 
-    // Pass 2: the bytes, each read with a limit one past its declared size.
-    let mut contents: HashMap<String, (Pending, Vec<u8>)> = HashMap::with_capacity(pending.len());
+    // Pass 2: the bytes, hashed as they are read; a large wheel is read on several threads.
+    let threads = threads.unwrap_or_else(|| {
+        if total >= PARALLEL_MIN_BYTES {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+        } else {
+            1
+        }
+    });
+    let mut read = read_entries(&archive, &pending, threads).into_iter();
+    let mut contents: HashMap<String, Contents> = HashMap::with_capacity(pending.len());
     let mut order = Vec::with_capacity(pending.len());
     for p in pending {
-        let mut file = archive
-            .by_index(p.index)
-            .map_err(|e| entry_err(&p.path, EntryProblem::Read(e.to_string())))?;
-        let cap = usize::try_from(p.size.min(1 << 20)).unwrap_or(0);
-        let mut data = Vec::with_capacity(cap);
-        (&mut file)
-            .take(p.size.saturating_add(1))
-            .read_to_end(&mut data)
-            .map_err(|e| entry_err(&p.path, EntryProblem::Read(e.to_string())))?;
-        if data.len() as u64 != p.size {
-            return Err(entry_err(
-                &p.path,
-                EntryProblem::HeaderSizeMismatch {
-                    declared: p.size,
-                    got: data.len() as u64,
-                },
-            ));
-        }
+        // `read_entries` stops early only after a failure, which returns here first.
+        let r = read
+            .next()
+            .unwrap_or_else(|| Err(EntryProblem::Read("not read".into())));
+        let (data, sha256) = r.map_err(|problem| entry_err(&p.path, problem))?;
         order.push(p.path.clone());
-        contents.insert(p.path.clone(), (p, data));
+        contents.insert(
+            p.path.clone(),
+            Contents {
+                pending: p,
+                data,
+                sha256,
+            },
+        );
     }
 
     // The .dist-info and .data directories.
@@ -506,7 +632,7 @@ pub fn validate_wheel(
     let record_path = format!("{dist_info}/RECORD");
     let signatures = [format!("{record_path}.jws"), format!("{record_path}.p7s")];
     let record_bytes = match contents.get(&record_path) {
-        Some((p, data)) if p.kind == EntryKind::File => data,
+        Some(c) if c.pending.kind == EntryKind::File => &c.data,
         _ => return Err(entry_err(&record_path, EntryProblem::Missing)),
     };
     let rows = parse_record(record_bytes).map_err(|e| entry_err(&record_path, e.into()))?;
@@ -526,7 +652,7 @@ pub fn validate_wheel(
         }
     }
     for path in &order {
-        let Some((_, data)) = contents.get(path) else {
+        let Some(Contents { data, sha256, .. }) = contents.get(path) else {
             continue;
         };
         let exempt = *path == record_path || signatures.contains(path);
@@ -560,7 +686,10 @@ pub fn validate_wheel(
                 },
             ));
         }
-        let got = hash.algorithm.digest(data);
+        let got = match hash.algorithm {
+            RecordHashAlgorithm::Sha256 => sha256.to_vec(),
+            other => other.digest(data),
+        };
         if got != hash.digest {
             let b64 = |d: &[u8]| data_encoding::BASE64URL_NOPAD.encode(d);
             return Err(entry_err(
@@ -578,8 +707,8 @@ pub fn validate_wheel(
     let file_bytes = |name: &str| {
         contents
             .get(&format!("{dist_info}/{name}"))
-            .filter(|(p, _)| p.kind == EntryKind::File)
-            .map(|(_, d)| d.as_slice())
+            .filter(|c| c.pending.kind == EntryKind::File)
+            .map(|c| c.data.as_slice())
     };
     let metadata_path = format!("{dist_info}/METADATA");
     let metadata = WheelMetadata::parse(
@@ -628,7 +757,12 @@ pub fn validate_wheel(
     ];
     let mut files = Vec::with_capacity(order.len());
     for path in order {
-        let Some((p, data)) = contents.remove(&path) else {
+        let Some(Contents {
+            pending: p,
+            data,
+            sha256,
+        }) = contents.remove(&path)
+        else {
             continue;
         };
         let (scheme, installed) =
@@ -648,6 +782,7 @@ pub fn validate_wheel(
             kind: p.kind,
             mode,
             data,
+            sha256,
         });
     }
     files.sort_by(|a, b| (a.scheme, &a.path).cmp(&(b.scheme, &b.path)));
