@@ -389,3 +389,56 @@ fn mount_after_cache_clean_rebuilds_what_it_needs() {
     cx.run_ok(&["mount", "again", "--find-links", w.to_str().unwrap()]);
     venv_python(&guard.venv, "import tool, ns.beta");
 }
+
+/// Files under `root`, counted (directories included); 0 when `root` is missing.
+fn count_entries(root: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            1 + if p.is_dir() && !p.is_symlink() {
+                count_entries(&p)
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+/// The mount's cold path creates O(packages) files: objects, bytecode packs and the tree, never
+/// the unpacked trees layouts link from; `install -r` does unpack (while it locks).
+#[test]
+fn cold_lock_and_mount_unpack_nothing() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    cx.run_ok(&["mount", "mounted", "--find-links", w.to_str().unwrap()]);
+    let _guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("mounted"),
+    };
+    let store = cx.cache_dir().join("store");
+    assert_eq!(count_entries(&store.join("unpacked")), 0);
+    // 3 packages: 3 objects + 3 bytecode packs, their fan-out directories, 3 pack maps.
+    let created = count_entries(&store);
+    assert!(created <= 40, "the store holds {created} entries");
+
+    let other = TestContext::new();
+    let w = wheels(&other);
+    std::fs::write(
+        other.project().join("requirements.txt"),
+        "ns-alpha==1.0\nns-beta==2.0\ntool==0.1\n",
+    )
+    .unwrap();
+    other.run_ok(&[
+        "install",
+        "-r",
+        "requirements.txt",
+        "--no-index",
+        "--find-links",
+        w.to_str().unwrap(),
+    ]);
+    assert!(count_entries(&other.cache_dir().join("store/unpacked")) > 3);
+}

@@ -111,7 +111,15 @@ pub(crate) fn resolve_lock(
             return Ok(dpl_path);
         }
         printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");
-        lock_and_write(&reqs, interp, sources, settings, Path::new("."), printer)?;
+        lock_and_write(
+            &reqs,
+            interp,
+            sources,
+            settings,
+            Path::new("."),
+            true,
+            printer,
+        )?;
         return Ok(dpl_path);
     }
     let given = lock.map(Path::to_path_buf);

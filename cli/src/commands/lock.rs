@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dx_py_core::dpl::Lock;
+use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{LockOptions, lock_requirements};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
@@ -25,7 +26,15 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
     let start = Instant::now();
-    let lock = lock_and_write(&reqs, &interp, &args.sources, settings, &dir, printer)?;
+    let lock = lock_and_write(
+        &reqs,
+        &interp,
+        &args.sources,
+        settings,
+        &dir,
+        false,
+        printer,
+    )?;
     printer.info(format_args!(
         "Locked {} packages in {} ms: {}, {}",
         lock.packages.len(),
@@ -36,23 +45,30 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// Locks `reqs` and writes `pylock.toml` and `dx-py.dpl` into `dir`.
+/// Locks `reqs` and writes `pylock.toml` and `dx-py.dpl` into `dir`. With `unpack`, each
+/// package's read-only tree (what layouts link from) is unpacked as soon as it is stored.
 pub(crate) fn lock_and_write(
     reqs: &Requirements,
     interp: &Interpreter,
     sources: &SourceArgs,
     settings: &Settings,
     dir: &Path,
+    unpack: bool,
     printer: &Printer,
 ) -> Result<Lock> {
     let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
     let store = settings.store();
     let reporter = crate::reporter::BarReporter::new(printer, "Locking");
+    // Errors are left for the layout build, which unpacks again and reports them.
+    let unpack_tree = |hash: &ContentHash| {
+        let _ = store.unpacked(hash);
+    };
     let options = LockOptions {
         interp,
         client: &client,
         store: &store,
         reporter: &reporter,
+        after_store: unpack.then_some(&unpack_tree as &(dyn Fn(&ContentHash) + Sync)),
     };
     let lock = lock_requirements(reqs, &options)?;
     fs_create_dir_all(dir)?;

@@ -23,6 +23,9 @@ pub struct LockOptions<'a> {
     pub store: &'a PackageStore,
     /// Progress.
     pub reporter: &'a dyn Reporter,
+    /// Run on each package right after it is stored, on the thread that stored it (an install
+    /// unpacks there, so that unpacking one package overlaps converting the next).
+    pub after_store: Option<&'a (dyn Fn(&ContentHash) + Sync)>,
 }
 
 /// The hash a lock records of its inputs: the requirements and the interpreter they were locked
@@ -137,6 +140,9 @@ fn lock_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<Locked, I
     }
     let (store_hash, converted) = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
     opts.reporter.on_stored(&req.name);
+    if let Some(after_store) = opts.after_store {
+        after_store(&store_hash);
+    }
 
     let mut extras: Vec<String> = converted
         .metadata
