@@ -37,12 +37,16 @@ fn wheels(cx: &TestContext) -> PathBuf {
     )
 }
 
-fn lock(cx: &TestContext, wheels: &Path) {
+fn write_requirements(cx: &TestContext) {
     std::fs::write(
         cx.project().join("requirements.txt"),
         "ns-alpha==1.0\nns-beta==2.0\ntool==0.1\n",
     )
     .unwrap();
+}
+
+fn lock(cx: &TestContext, wheels: &Path) {
+    write_requirements(cx);
     cx.run_ok(&[
         "lock",
         "-r",
@@ -427,11 +431,7 @@ fn cold_lock_and_mount_unpack_nothing() {
 
     let other = TestContext::new();
     let w = wheels(&other);
-    std::fs::write(
-        other.project().join("requirements.txt"),
-        "ns-alpha==1.0\nns-beta==2.0\ntool==0.1\n",
-    )
-    .unwrap();
+    write_requirements(&other);
     other.run_ok(&[
         "install",
         "-r",
