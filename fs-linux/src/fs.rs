@@ -49,6 +49,10 @@ pub struct Counters {
     pub readdirs: AtomicU64,
     /// `flush` requests (one per close(2) until the kernel learns they are not implemented).
     pub flushes: AtomicU64,
+    /// `ioctl` requests (Python's `isatty()` on every file it opens).
+    pub ioctls: AtomicU64,
+    /// Bytes of pack page cache handed back to the kernel after reads ([`PackPages::Release`]).
+    pub released_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -56,11 +60,18 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// The current value of `counter`.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 }
+
+/// What a pack's page cache is used for; [`TreeFs`] uses [`PackPages::Release`].
+pub use crate::tree::PackPages;
 
 /// A read-only venv served from a tree and a store.
 #[derive(Debug)]
@@ -80,7 +91,7 @@ impl TreeFs {
         let (uid, gid) = crate::sys::ids();
         Self {
             counters: Arc::default(),
-            data: TreeData::new(tree, store),
+            data: TreeData::new(tree, store).with_pack_pages(PackPages::Release),
             uid,
             gid,
             no_open: AtomicBool::new(false),
@@ -94,6 +105,14 @@ impl TreeFs {
             open_tree(tree_path)?,
             PackageStore::open(store_dir),
         ))
+    }
+
+    /// How the packs' page cache is used (default [`PackPages::Release`]: the mounted files'
+    /// own page cache, which the kernel keeps, is the one cached copy of a served byte).
+    #[must_use]
+    pub fn pack_pages(mut self, mode: PackPages) -> Self {
+        self.data = self.data.with_pack_pages(mode);
+        self
     }
 
     /// The request counters, to read while the file system is mounted.
@@ -279,7 +298,7 @@ impl Filesystem for TreeFs {
         _fh: FileHandle,
         offset: u64,
         size: u32,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
@@ -297,7 +316,19 @@ impl Filesystem for TreeFs {
                     .unwrap_or(usize::MAX)
                     .min(bytes.len());
                 let end = start.saturating_add(size as usize).min(bytes.len());
+                let (off, len) = (start as u64, (end - start) as u64);
+                if let Err(e) = self.data.prefetch(&node, off, len) {
+                    tracing::debug!("prefetching inode {}: {e}", ino.0);
+                }
                 reply.data(&bytes[start..end]);
+                // The reply now sits in the mounted file's page cache, which the kernel keeps
+                // (FOPEN_KEEP_CACHE); an O_DIRECT read is not cached there, so its pages stay.
+                if flags.0 & libc::O_DIRECT == 0 {
+                    match self.data.release_served(&node, off, len) {
+                        Ok(n) => Counters::add(&self.counters.released_bytes, n),
+                        Err(e) => tracing::debug!("releasing pack pages of inode {}: {e}", ino.0),
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!("read inode {}: {e}", ino.0);
@@ -317,6 +348,7 @@ impl Filesystem for TreeFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        Counters::bump(&self.counters.ioctls);
         // Python's `open()` asks `isatty()` (TCGETS) of every file it reads: answer "not a
         // terminal" quietly. fuser's default logs a warning per request.
         reply.error(Errno::ENOTTY);

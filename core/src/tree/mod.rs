@@ -23,7 +23,9 @@ mod reader;
 
 pub use builder::{PackPlacement, SyntheticFile, TreeBuildError, TreeSpec, write_tree};
 pub use format::{FIXED_MTIME, NodeKind};
-pub use packs::{DataError, TreeData};
+#[cfg(target_os = "linux")]
+pub use packs::PackPages;
+pub use packs::{DataError, TreeData, release_range};
 pub use reader::{DataSource, Node, PackRef, Tree, TreeError};
 
 use std::path::Path;
