@@ -87,8 +87,8 @@ pub struct TreeData<B> {
 #[derive(Debug, Default)]
 struct Slot {
     map: OnceLock<Arc<MappedPackage>>,
-    /// Opened on the first release; `None` when the object cannot be opened (then nothing of this
-    /// pack is released).
+    /// Opened when the pack is mapped ([`PackPages::Release`]) or on the first release; `None`
+    /// when the object cannot be opened (then nothing of this pack is released).
     #[cfg(target_os = "linux")]
     file: OnceLock<Option<fs_err::File>>,
 }
@@ -135,6 +135,14 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             return Ok(p);
         }
         let want = self.tree.pack(index)?;
+        #[cfg(target_os = "linux")]
+        if self.pack_pages == PackPages::Release {
+            // Before the map exists: opening it reads the pack's index, and that first fault
+            // would read ahead around it (8 MiB on a disk set up for it; the whole of a small
+            // pack). `MADV_RANDOM` can only come after.
+            let file = prefetch_index(&self.store.get_path(&want.hash));
+            let _ = slot.file.set(file);
+        }
         let pkg = self.store.get(&want.hash)?;
         let got = pkg.reader().bytes().len() as u64;
         if got != want.size {
@@ -313,6 +321,37 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         }
         Ok(n as u64)
     }
+}
+
+/// Opens the `.dxpkg` at `path` and reads its index (header, buckets, entries and strings: the
+/// bytes before the data section) into the page cache, exactly, without read-ahead around it.
+/// Returns the descriptor, for [`TreeData::release_served`]; `None` when the file cannot be
+/// opened (the store reports that when it maps the file).
+#[cfg(target_os = "linux")]
+fn prefetch_index(path: &std::path::Path) -> Option<fs_err::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let file = fs_err::File::open(path).ok()?;
+    let fd = file.as_raw_fd();
+    // SAFETY: plain system calls on a descriptor we own; they touch no memory of ours.
+    // POSIX_FADV_RANDOM: this descriptor's reads read no more than asked.
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_RANDOM) };
+    let mut head = [0u8; 64];
+    if file.file().read_exact_at(&mut head, 0).is_ok() {
+        // `data_off` of the `.dxpkg` header (docs/formats/dxpkg.md); a bad header is the
+        // reader's to report, this only bounds the prefetch.
+        let data_off = head
+            .get(40..48)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes);
+        let len = file.metadata().map_or(0, |m| m.len());
+        let end = libc::off_t::try_from(data_off.min(len)).unwrap_or(0);
+        // SAFETY: as above.
+        #[allow(unsafe_code)]
+        let _ = unsafe { libc::posix_fadvise(fd, 0, end, libc::POSIX_FADV_WILLNEED) };
+    }
+    Some(file)
 }
 
 /// Turns off read-around for faults in `bytes` (a whole map): only what is touched, or asked
