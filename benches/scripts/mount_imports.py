@@ -210,7 +210,7 @@ def drop_caches(env) -> str | None:
     return None
 
 
-def evict(paths, env) -> None:
+def evict(paths) -> None:
     """Drop these files' unmapped pages from the page cache (posix_fadvise DONTNEED): a targeted
     drop_caches that leaves the rest of the machine's cache alone. `sync` first: dirty pages (a
     layout just written) cannot be dropped."""
@@ -689,8 +689,8 @@ class Bench:
 
         acc.rotate(n, trial, self.log)
         note = (
-            "mount: right after a fresh `dx-py mount` (the mount's kernel caches empty, the store's pages "
-            "cached); layout: a new `dx-py install` venv (same layout); uv: a new --compile-bytecode venv; "
+            "mount: right after a fresh `dx-py mount` (the mount's kernel caches empty; the store's pages as "
+            "the earlier mount left them: released once served, by default); layout: a new `dx-py install` venv (same layout); uv: a new --compile-bytecode venv; "
             "page cache warm for all"
         )
         self.add(s["name"], f"first import, page cache warm: `{s['import']}` (process)", self.cells(acc, "wall"), note)
@@ -890,7 +890,7 @@ class Bench:
             acc2.error["mount"] = sub.error["mount"]
             self.add(
                 s["name"],
-                "read largest .so, fresh mount (store pages cached)",
+                "read largest .so, fresh mount (store pages as earlier mounts left them)",
                 {"mount": acc2.cell("mount", "fresh", "MiB/s")},
                 "MiB/s; first read after `dx-py mount`, no drop",
             )
@@ -922,7 +922,7 @@ class Bench:
             for start in ("packs evicted", "packs cached"):
                 if is_mounted(s["mnt"]):
                     self.unmount(s)
-                evict(packs, self.env)
+                evict(packs)
                 if start == "packs cached":
                     warm_up(packs)
                 before = resident(packs, self.env)
@@ -943,7 +943,7 @@ class Bench:
                          {"mount": Cell("MiB", [mib(mounted_after)])}, "`fincore` over every file of the mount's site-packages")
         if "layout" in targets:
             files = files_under(Path(os.path.realpath(s["venvs"]["layout"] / sp_rel)))
-            evict(files, self.env)
+            evict(files)
             for _ in range(2):
                 self.timed_import(s, "layout")
             self.add(s["name"], "resident after warm import: layout files", {"layout": Cell("MiB", [mib(resident(files, self.env))])},

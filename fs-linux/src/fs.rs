@@ -5,7 +5,8 @@
 //! directory's children, a read is a slice of a mapped pack. The tree never changes while it is
 //! mounted, so every reply carries a long TTL (negative lookups too), files are opened with
 //! `FOPEN_KEEP_CACHE` (or not opened at all when the kernel supports no-open), and every request
-//! that would change something is answered `EROFS`.
+//! that would change something is answered `EROFS`. What a read copies into the mounted file's page
+//! cache is then handed back from the pack's ([`PackPages::Release`]): hot bytes are cached once.
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

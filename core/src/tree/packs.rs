@@ -106,7 +106,8 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         }
     }
 
-    /// Uses the packs' page cache as `mode` says (default [`PackPages::Keep`]).
+    /// Uses the packs' page cache as `mode` says (default [`PackPages::Keep`]). A builder, so that
+    /// it is set before the first read maps a pack.
     #[cfg(target_os = "linux")]
     #[must_use]
     pub fn with_pack_pages(mut self, mode: PackPages) -> Self {
