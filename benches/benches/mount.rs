@@ -1,7 +1,8 @@
 //! The FUSE mount: building a tree, mounting it, and file operations on the mount against the
 //! same files in a native directory.
 //!
-//! Corpus: packs of 100 `.py`-sized files (1-3 KiB), `pkgNNN/subN/mod_NN.py`, in a temporary store.
+//! Corpus: packs of 100 `.py`-sized files (1-3 KiB), `pkgNNN/subN/mod_NN.py`, in a temporary store;
+//! for `pack_pages`, one pack holding a 16 MiB file between two small ones.
 //! Needs `/dev/fuse` and `fusermount3`, like the mount tests.
 #[cfg(target_os = "linux")]
 mod linux {
@@ -12,7 +13,7 @@ mod linux {
     use criterion::{BenchmarkId, Criterion};
     use dx_py_core::dxpkg::{DxpkgWriter, EntryKind, Scheme};
     use dx_py_core::store::PackageStore;
-    use dx_py_fs_linux::fs::TreeFs;
+    use dx_py_fs_linux::fs::{PackPages, TreeFs};
     use dx_py_fs_linux::serve::{AutoUnmount, MountOptions, spawn};
     use dx_py_fs_linux::tree::{PackPlacement, TreeSpec};
 
@@ -240,10 +241,76 @@ mod linux {
         m.unmount().unwrap();
         g.finish();
     }
+
+    /// Reading a 16 MiB file on a fresh mount whose pack is in the page cache: what
+    /// `PackPages::Release` (prefetch exactly, hand the pages back after each reply) costs per
+    /// byte against the kernel's defaults. The pack is read whole (untimed) before every
+    /// iteration, so both start from a cached pack.
+    pub(crate) fn pack_pages(c: &mut Criterion) {
+        const BIG: usize = 16 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        let mut w = DxpkgWriter::new("big", "1.0", "big-1.0.dist-info");
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let big: Vec<u8> = (0..BIG)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for (path, data) in [
+            ("big/a.py", b"A = 1\n".to_vec()),
+            ("big/data.bin", big),
+            ("big/z.py", b"Z = 1\n".to_vec()),
+        ] {
+            w.add(Scheme::SitePackages, path, EntryKind::File, 0o644, data);
+        }
+        let hash = store.store(&w.finish().unwrap()).unwrap();
+        let pack_path = store.get_path(&hash);
+        let spec = TreeSpec {
+            packs: vec![(hash, PackPlacement::venv("3.11", "x"))],
+            ..TreeSpec::default()
+        };
+        let tree = dir.path().join("venv.dxtree");
+        spec.build_to_file(&store, &tree).unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let file = mnt.join(SP).join("big/data.bin");
+
+        let mut g = c.benchmark_group("read_16MiB_fresh_mount_pack_cached");
+        g.sample_size(10);
+        g.throughput(criterion::Throughput::Bytes(BIG as u64));
+        for (name, mode) in [("keep", PackPages::Keep), ("release", PackPages::Release)] {
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        black_box(std::fs::read(&pack_path).unwrap().len());
+                        let fs = TreeFs::open(&tree, store.root()).unwrap().pack_pages(mode);
+                        let m = spawn(fs, &mnt, &MountOptions::default()).unwrap();
+                        let start = Instant::now();
+                        black_box(std::fs::read(&file).unwrap().len());
+                        total += start.elapsed();
+                        m.unmount().unwrap();
+                    }
+                    total
+                })
+            });
+        }
+        g.finish();
+    }
 }
 
 #[cfg(target_os = "linux")]
-criterion::criterion_group!(benches, linux::build, linux::mount, linux::ops);
+criterion::criterion_group!(
+    benches,
+    linux::build,
+    linux::mount,
+    linux::ops,
+    linux::pack_pages
+);
 #[cfg(target_os = "linux")]
 criterion::criterion_main!(benches);
 

@@ -7,8 +7,10 @@ drops the page cache for the cold rows). See benches/scripts/README.md for what 
 Per set, in one run: the same lock served three ways -- (a) `dx-py mount` (FUSE), (b) a venv made
 by `dx-py install` (site-packages is one symlink to a cached layout), (c) `uv pip install
 --compile-bytecode` from the same local wheels -- then first and warm imports, mount times, the
-sequential read of the largest `.so`, and a replay of the file operations of one import. Every
-subprocess has a timeout; every mount made is unmounted on the way out, whatever happens.
+sequential read of the largest `.so`, a replay of the file operations of one import, and (phase
+`memory`) the bytes left in the page cache after a warm import: the store's packs and the mounted
+files for the mount, the layout's files for the layout (`fincore`, util-linux). Every subprocess has a
+timeout; every mount made is unmounted on the way out, whatever happens.
 """
 
 from __future__ import annotations
@@ -208,6 +210,51 @@ def drop_caches(env) -> str | None:
     return None
 
 
+def evict(paths) -> None:
+    """Drop these files' unmapped pages from the page cache (posix_fadvise DONTNEED): a targeted
+    drop_caches that leaves the rest of the machine's cache alone. `sync` first: dirty pages (a
+    layout just written) cannot be dropped."""
+    os.sync()
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def warm_up(paths) -> None:
+    """Read these files whole, so that all their pages are cached (as right after they were written)."""
+    buf = bytearray(READ_CHUNK)
+    for p in paths:
+        with open(p, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+
+def resident(paths, env) -> int:
+    """Bytes of these files in the page cache, summed (`fincore`; for FUSE files, the mount's own cache)."""
+    total, paths = 0, [str(p) for p in paths]
+    for i in range(0, len(paths), 200):
+        out = run(["fincore", "-b", "-n", "-r", "-o", "RES", *paths[i : i + 200]], env=env, cwd=Path("/"), timeout=300)
+        total += sum(int(x) for x in out.stdout.split() if x.isdigit())
+    return total
+
+
+def files_under(root: Path) -> list[Path]:
+    """Regular files under `root` (symlinks not followed)."""
+    found = []
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            p = Path(dirpath) / f
+            if p.is_file() and not p.is_symlink():
+                found.append(p)
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 
@@ -216,7 +263,7 @@ def drop_caches(env) -> str | None:
 class Cell:
     """Samples of one quantity for one target, or why there are none."""
 
-    unit: str  # "s", "MiB/s", "count", "text"
+    unit: str  # "s", "MiB/s", "MiB", "count", "text"
     values: list = field(default_factory=list)
     error: str | None = None
 
@@ -642,8 +689,8 @@ class Bench:
 
         acc.rotate(n, trial, self.log)
         note = (
-            "mount: right after a fresh `dx-py mount` (the mount's kernel caches empty, the store's pages "
-            "cached); layout: a new `dx-py install` venv (same layout); uv: a new --compile-bytecode venv; "
+            "mount: right after a fresh `dx-py mount` (the mount's kernel caches empty; the store's pages as "
+            "the earlier mount left them: released once served, by default); layout: a new `dx-py install` venv (same layout); uv: a new --compile-bytecode venv; "
             "page cache warm for all"
         )
         self.add(s["name"], f"first import, page cache warm: `{s['import']}` (process)", self.cells(acc, "wall"), note)
@@ -843,7 +890,7 @@ class Bench:
             acc2.error["mount"] = sub.error["mount"]
             self.add(
                 s["name"],
-                "read largest .so, fresh mount (store pages cached)",
+                "read largest .so, fresh mount (store pages as earlier mounts left them)",
                 {"mount": acc2.cell("mount", "fresh", "MiB/s")},
                 "MiB/s; first read after `dx-py mount`, no drop",
             )
@@ -857,6 +904,50 @@ class Bench:
 
         acc2.rotate(n, warm, self.log)
         self.add(s["name"], "read largest .so, warm", self.cells(acc2, "warm", "MiB/s"), "MiB/s, median")
+
+    def bench_memory(self, s, targets) -> None:
+        """Resident bytes after a warm import: the store's pack files and the mounted files (mount),
+        the layout's files (layout). Two starting points for the mount: packs evicted from the page
+        cache before mounting (each byte is read from disk once), and packs fully cached (as right
+        after `dx-py install` wrote them)."""
+        sp_rel = Path("lib") / f"python{self.py_version}" / "site-packages"
+        packs = sorted(self.dx_cache.glob("store/*/*/*.dxpkg"))
+        if not packs:
+            self.failures.append(f"{s['name']}: no .dxpkg under {self.dx_cache / 'store'}")
+            return
+        mib = lambda n: n / 2**20  # noqa: E731
+        self.log(f"  [{s['name']}] resident bytes after a warm import ({len(packs)} packs)")
+        rows = {}
+        if "mount" in targets:
+            for start in ("packs evicted", "packs cached"):
+                if is_mounted(s["mnt"]):
+                    self.unmount(s)
+                evict(packs)
+                if start == "packs cached":
+                    warm_up(packs)
+                before = resident(packs, self.env)
+                self.mount(s)
+                first = self.timed_import(s, "mount")[0]
+                self.timed_import(s, "mount")
+                time.sleep(0.2)
+                mounted = files_under(s["mnt"] / sp_rel)
+                rows[start] = (before, resident(packs, self.env), resident(mounted, self.env), first)
+                self.log(f"    mount, {start}: packs {mib(rows[start][0]):.1f} MiB before mount, after import: packs "
+                         f"{mib(rows[start][1]):.1f} MiB, mounted files {mib(rows[start][2]):.1f} MiB")
+            for start, (before, packs_after, mounted_after, first) in rows.items():
+                self.add(s["name"], f"first import after mounting, {start} before mounting", {"mount": Cell("s", [first])},
+                         "one sample (process wall time); the import that fills the mount's cache")
+                self.add(s["name"], f"resident after warm import, {start} before mounting: pack files",
+                         {"mount": Cell("MiB", [mib(packs_after)])}, f"`fincore` over the store's .dxpkg; {mib(before):.1f} MiB before mounting")
+                self.add(s["name"], f"resident after warm import, {start} before mounting: mounted files",
+                         {"mount": Cell("MiB", [mib(mounted_after)])}, "`fincore` over every file of the mount's site-packages")
+        if "layout" in targets:
+            files = files_under(Path(os.path.realpath(s["venvs"]["layout"] / sp_rel)))
+            evict(files)
+            for _ in range(2):
+                self.timed_import(s, "layout")
+            self.add(s["name"], "resident after warm import: layout files", {"layout": Cell("MiB", [mib(resident(files, self.env))])},
+                     "`fincore` over the layout's files (evicted first): the bytes imports use, cached once")
 
     def cells(self, acc: Acc, part: str, unit: str = "s") -> dict:
         return {t: acc.cell(t, part, unit) for t in acc.targets}
@@ -892,6 +983,8 @@ class Bench:
                 self.bench_replay(s, targets)
             if "read" in phases and name == "large":
                 self.bench_throughput(s, targets)
+            if "memory" in phases:
+                self.bench_memory(s, targets)
         except Failed as e:
             self.failures.append(f"{name}: {e}")
         finally:
@@ -920,12 +1013,14 @@ def fmt(cell: Cell | None, which: str = "median") -> str:
         return f"{ms:,.2f} ms" if ms < 10 else f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
     if cell.unit == "MiB/s":
         return f"{v:,.0f} MiB/s"
+    if cell.unit == "MiB":
+        return f"{v:,.1f} MiB"
     return f"{v:,}"
 
 
 def cell_text(cell: Cell | None) -> str:
     med = fmt(cell)
-    if cell is None or cell.error or cell.unit in ("text", "count") or len(cell.values) < 2:
+    if cell is None or cell.error or cell.unit in ("text", "count", "MiB") or len(cell.values) < 2:
         return med
     return f"{med} ({'max' if cell.unit == 'MiB/s' else 'min'} {fmt(cell, 'min')})"
 
@@ -983,7 +1078,7 @@ def markdown(meta: dict | None, rows: list[Row], failures: list[str]) -> str:
 
 # --------------------------------------------------------------------------------------------
 
-PHASES = ("mount", "first", "cold", "warm", "replay", "read")
+PHASES = ("mount", "first", "cold", "warm", "replay", "read", "memory")
 
 
 def main(argv=None) -> int:

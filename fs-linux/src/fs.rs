@@ -5,16 +5,16 @@
 //! directory's children, a read is a slice of a mapped pack. The tree never changes while it is
 //! mounted, so every reply carries a long TTL (negative lookups too), files are opened with
 //! `FOPEN_KEEP_CACHE` (or not opened at all when the kernel supports no-open), and every request
-//! that would change something is answered `EROFS`.
+//! that would change something is answered `EROFS`. What a read copies into the mounted file's page
+//! cache is then handed back from the pack's ([`PackPages::Release`]): hot bytes are cached once.
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dx_py_core::hash::ContentHash;
-use dx_py_core::store::{MappedPackage, PackageStore, StoreError};
+use dx_py_core::store::PackageStore;
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
@@ -23,42 +23,14 @@ use fuser::{
 };
 use memmap2::Mmap;
 
-use crate::tree::{DataSource, Node, NodeKind, OpenTreeError, Tree, TreeError, open_tree};
+use crate::tree::{Node, NodeKind, OpenTreeError, Tree, TreeData, TreeError, open_tree};
 
 /// How long the kernel may cache entries, attributes and negative lookups: the tree is
 /// immutable while mounted, so "forever" (a bit over 11 days).
 pub const TTL: Duration = Duration::from_secs(1_000_000);
 
-/// A leaf whose bytes cannot be served.
-#[derive(Debug, thiserror::Error)]
-pub enum FsError {
-    /// The tree's records are inconsistent.
-    #[error(transparent)]
-    Tree(#[from] TreeError),
-    /// A pack the tree needs cannot be opened.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A pack's object is not the one the tree was built from.
-    #[error(
-        "Package `{hash}` changed since the tree was built: expected {expected} bytes, got {got}"
-    )]
-    PackChanged {
-        /// The object.
-        hash: ContentHash,
-        /// Its length when the tree was built.
-        expected: u64,
-        /// Its length now.
-        got: u64,
-    },
-    /// A record points past the end of its pack.
-    #[error("File data of inode {ino} lies outside package `{hash}`")]
-    OutOfRange {
-        /// The inode.
-        ino: u64,
-        /// The object.
-        hash: ContentHash,
-    },
-}
+/// A leaf whose bytes cannot be served (shared with `fs-windows`, it lives in core).
+pub use crate::tree::DataError as FsError;
 
 /// How many requests of each kind reached the server (the kernel answers the rest from its
 /// caches). Shared with the caller through [`TreeFs::counters`].
@@ -78,11 +50,19 @@ pub struct Counters {
     pub readdirs: AtomicU64,
     /// `flush` requests (one per close(2) until the kernel learns they are not implemented).
     pub flushes: AtomicU64,
+    /// `ioctl` requests (Python's `isatty()` on every file it opens).
+    pub ioctls: AtomicU64,
+    /// Bytes of pack page cache handed back to the kernel after reads ([`PackPages::Release`]).
+    pub released_bytes: AtomicU64,
 }
 
 impl Counters {
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The current value of `counter`.
@@ -91,14 +71,15 @@ impl Counters {
     }
 }
 
+/// What a pack's page cache is used for; [`TreeFs`] uses [`PackPages::Release`].
+pub use crate::tree::PackPages;
+
 /// A read-only venv served from a tree and a store.
 #[derive(Debug)]
 pub struct TreeFs {
     counters: Arc<Counters>,
-    tree: Tree<Mmap>,
-    store: PackageStore,
-    /// Opened on first read, so mounting opens no pack at all.
-    packs: Vec<OnceLock<Arc<MappedPackage>>>,
+    /// The tree and its packs (opened on first read, so mounting opens no pack at all).
+    data: TreeData<Mmap>,
     uid: u32,
     gid: u32,
     no_open: AtomicBool,
@@ -108,13 +89,10 @@ pub struct TreeFs {
 impl TreeFs {
     /// Serves `tree` with bytes from `store`.
     pub fn new(tree: Tree<Mmap>, store: PackageStore) -> Self {
-        let packs = (0..tree.pack_count()).map(|_| OnceLock::new()).collect();
         let (uid, gid) = crate::sys::ids();
         Self {
             counters: Arc::default(),
-            tree,
-            store,
-            packs,
+            data: TreeData::new(tree, store).with_pack_pages(PackPages::Release),
             uid,
             gid,
             no_open: AtomicBool::new(false),
@@ -130,6 +108,14 @@ impl TreeFs {
         ))
     }
 
+    /// How the packs' page cache is used (default [`PackPages::Release`]: the mounted files'
+    /// own page cache, which the kernel keeps, is the one cached copy of a served byte).
+    #[must_use]
+    pub fn pack_pages(mut self, mode: PackPages) -> Self {
+        self.data = self.data.with_pack_pages(mode);
+        self
+    }
+
     /// The request counters, to read while the file system is mounted.
     pub fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.counters)
@@ -137,57 +123,16 @@ impl TreeFs {
 
     /// The tree being served.
     pub fn tree(&self) -> &Tree<Mmap> {
-        &self.tree
-    }
-
-    fn pack(&self, index: u32) -> Result<&MappedPackage, FsError> {
-        let slot = self
-            .packs
-            .get(index as usize)
-            .ok_or(TreeError::Corrupt("pack index out of range"))?;
-        if let Some(p) = slot.get() {
-            return Ok(p);
-        }
-        let want = self.tree.pack(index)?;
-        let pkg = self.store.get(&want.hash)?;
-        let got = pkg.reader().bytes().len() as u64;
-        if got != want.size {
-            return Err(FsError::PackChanged {
-                hash: want.hash,
-                expected: want.size,
-                got,
-            });
-        }
-        // A racing thread may have set it first; both hold the same shared map.
-        Ok(slot.get_or_init(|| pkg))
+        self.data.tree()
     }
 
     /// The bytes of a leaf: file contents or symlink target (empty for directories).
     pub fn data(&self, node: &Node<'_>) -> Result<&[u8], FsError> {
-        match node.source {
-            DataSource::None => Ok(&[]),
-            DataSource::Inline { .. } => Ok(self.tree.inline_data(node)?.unwrap_or_default()),
-            DataSource::Pack { pack, offset } => {
-                let pkg = self.pack(pack)?;
-                let bytes = pkg.reader().bytes();
-                usize::try_from(offset)
-                    .ok()
-                    .zip(usize::try_from(node.size).ok())
-                    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
-                    .ok_or_else(|| FsError::OutOfRange {
-                        ino: node.ino,
-                        hash: self
-                            .tree
-                            .pack(pack)
-                            .map(|p| p.hash)
-                            .unwrap_or(ContentHash::from_bytes([0; 32])),
-                    })
-            }
-        }
+        self.data.data(node)
     }
 
     fn attr(&self, node: &Node<'_>) -> FileAttr {
-        let time = UNIX_EPOCH + Duration::from_secs(self.tree.mtime().max(0) as u64);
+        let time = UNIX_EPOCH + Duration::from_secs(self.tree().mtime().max(0) as u64);
         let (kind, size) = match node.kind {
             NodeKind::Dir => (FileType::Directory, 4096),
             NodeKind::File => (FileType::RegularFile, node.size),
@@ -213,7 +158,7 @@ impl TreeFs {
     }
 
     fn node_or_reply(&self, ino: INodeNo) -> Result<Node<'_>, Errno> {
-        self.tree.node(ino.0).map_err(|e| {
+        self.tree().node(ino.0).map_err(|e| {
             tracing::warn!("inode {}: {e}", ino.0);
             match e {
                 TreeError::NoSuchInode { .. } => Errno::ENOENT,
@@ -242,9 +187,9 @@ impl TreeFs {
         };
         match pos {
             0 => Ok(Some((*dir, b"."))),
-            1 => Ok(Some((self.tree.node(dir.parent).map_err(io)?, b".."))),
+            1 => Ok(Some((self.tree().node(dir.parent).map_err(io)?, b".."))),
             n => Ok(self
-                .tree
+                .tree()
                 .child(dir, n - 2)
                 .map_err(io)?
                 .map(|c| (c, c.name))),
@@ -291,7 +236,7 @@ impl Filesystem for TreeFs {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
-        match self.tree.lookup(&dir, name.as_bytes()) {
+        match self.tree().lookup(&dir, name.as_bytes()) {
             Ok(Some(node)) => reply.entry(&TTL, &self.attr(&node), Generation(0)),
             Ok(None) => {
                 Counters::bump(&self.counters.negative_lookups);
@@ -354,7 +299,7 @@ impl Filesystem for TreeFs {
         _fh: FileHandle,
         offset: u64,
         size: u32,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
@@ -372,7 +317,19 @@ impl Filesystem for TreeFs {
                     .unwrap_or(usize::MAX)
                     .min(bytes.len());
                 let end = start.saturating_add(size as usize).min(bytes.len());
+                let (off, len) = (start as u64, (end - start) as u64);
+                if let Err(e) = self.data.prefetch(&node, off, len) {
+                    tracing::debug!("prefetching inode {}: {e}", ino.0);
+                }
                 reply.data(&bytes[start..end]);
+                // The reply now sits in the mounted file's page cache, which the kernel keeps
+                // (FOPEN_KEEP_CACHE); an O_DIRECT read is not cached there, so its pages stay.
+                if flags.0 & libc::O_DIRECT == 0 {
+                    match self.data.release_served(&node, off, len) {
+                        Ok(n) => Counters::add(&self.counters.released_bytes, n),
+                        Err(e) => tracing::debug!("releasing pack pages of inode {}: {e}", ino.0),
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!("read inode {}: {e}", ino.0);
@@ -392,6 +349,7 @@ impl Filesystem for TreeFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        Counters::bump(&self.counters.ioctls);
         // Python's `open()` asks `isatty()` (TCGETS) of every file it reads: answer "not a
         // terminal" quietly. fuser's default logs a warning per request.
         reply.error(Errno::ENOTTY);
@@ -521,7 +479,7 @@ impl Filesystem for TreeFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         // Nothing is free on a read-only tree; the file count is known.
-        reply.statfs(0, 0, 0, u64::from(self.tree.len()), 0, 4096, 255, 4096);
+        reply.statfs(0, 0, 0, u64::from(self.tree().len()), 0, 4096, 255, 4096);
     }
 
     fn getxattr(

@@ -608,3 +608,133 @@ fn a_server_that_fails_reports_its_log() {
         "{text}"
     );
 }
+
+/// Pages of `path` in `range` (rounded out to pages) that are in the page cache, and how many
+/// pages that is; mincore over a fresh map (the caller owns the file, so the answer is true).
+#[allow(unsafe_code)]
+fn resident_pages(path: &Path, range: std::ops::Range<u64>) -> (usize, usize) {
+    // SAFETY: a store object, never modified.
+    let map = unsafe { dx_py_core::mmap::map_file(path) }.unwrap();
+    let page = page_size();
+    let lo = range.start / page * page;
+    let hi = (range.end.div_ceil(page) * page).min(map.len() as u64);
+    let mut vec = vec![0u8; (hi - lo).div_ceil(page) as usize];
+    // SAFETY: `[lo, hi)` lies inside the map, `vec` has one byte per page of it.
+    let rc = unsafe {
+        libc::mincore(
+            map.as_ptr().add(lo as usize).cast_mut().cast(),
+            (hi - lo) as usize,
+            vec.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    (vec.iter().filter(|&&b| b & 1 != 0).count(), vec.len())
+}
+
+#[allow(unsafe_code)]
+fn page_size() -> u64 {
+    // SAFETY: reads a constant of the running system.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap()
+}
+
+/// Reads the 1 MiB `alpha/data.bin` through a mount with `threads` server threads and returns
+/// how many pack pages wholly inside that file are still cached afterwards, of how many. `evict_first` drops
+/// the pack from the page cache before mounting; otherwise it is all cached, as just written
+/// (in large folios).
+fn pack_pages_left_after_reading_through_a_mount(
+    threads: usize,
+    evict_first: bool,
+) -> (usize, usize) {
+    use crate::fs::Counters;
+    use crate::tree::{DataSource, release_range};
+    let fx = Fixture::new();
+    let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
+    let c = fs.counters();
+    let rel = format!("{SP}/alpha/data.bin");
+    let node = fs.tree().resolve(&rel).unwrap().unwrap();
+    let DataSource::Pack { pack, offset } = node.source else {
+        panic!("{node:?}")
+    };
+    let pack_path = PackageStore::open(&fx.store_dir).get_path(&fs.tree().pack(pack).unwrap().hash);
+    let file = offset..offset + node.size;
+    let inner = release_range(file.clone(), file, page_size());
+    let (resident, pages) = resident_pages(&pack_path, inner.clone());
+    assert!(pages >= 255, "{inner:?}");
+    assert_eq!(resident, pages, "the store was just written: all cached");
+    if evict_first {
+        evict(&pack_path);
+        assert_eq!(resident_pages(&pack_path, inner.clone()).0, 0, "evicted");
+    }
+    let opts = MountOptions {
+        threads,
+        ..MountOptions::default()
+    };
+    let m = spawn(fs, &fx.mountpoint("mnt"), &opts).unwrap();
+    let Want::File(big, _) = &fx.want[&rel] else {
+        unreachable!()
+    };
+    assert_eq!(&std::fs::read(m.mountpoint().join(&rel)).unwrap(), big);
+    // The server releases right after each reply, so the reader may get there first: wait.
+    let t0 = std::time::Instant::now();
+    while Counters::get(&c.released_bytes) < inner.end - inner.start
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        Counters::get(&c.released_bytes) >= inner.end - inner.start,
+        "every page inside the file went through the pack's cache and was released"
+    );
+    // Served again from the mounted file's page cache: no read reaches the server.
+    let reads = Counters::get(&c.reads);
+    assert_eq!(&std::fs::read(m.mountpoint().join(&rel)).unwrap(), big);
+    assert_eq!(Counters::get(&c.reads), reads);
+    (resident_pages(&pack_path, inner).0, pages)
+}
+
+/// Drops the unmapped pages of `path` from the page cache.
+#[allow(unsafe_code)]
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: a system call on a descriptor we own; it touches no memory of ours.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn a_read_through_the_mount_leaves_none_of_its_pack_pages_cached() {
+    // Pages the server read in itself (prefetched exactly, in small folios).
+    assert_eq!(pack_pages_left_after_reading_through_a_mount(1, true).0, 0);
+    // The pack cached in large folios, as `dx-py install` leaves it: split and released too.
+    assert_eq!(pack_pages_left_after_reading_through_a_mount(1, false).0, 0);
+    // With parallel server threads, a reply can still be copying the page it shares with the
+    // next request when that request's thread releases it; the page faults back in and stays.
+    // At most one page per request boundary (the kernel reads ahead in 128 KiB or more).
+    let (left, pages) = pack_pages_left_after_reading_through_a_mount(4, true);
+    assert!(left <= pages / 32, "{left} of {pages} pages left");
+}
+
+#[test]
+fn isatty_on_a_mounted_file_is_false() {
+    use crate::fs::Counters;
+    use std::os::fd::AsRawFd;
+    let fx = Fixture::new();
+    let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
+    let c = fs.counters();
+    let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    let path = m.mountpoint().join(SP).join("beta.py");
+    for _ in 0..3 {
+        let f = std::fs::File::open(&path).unwrap();
+        // SAFETY: isatty on a descriptor we own.
+        #[allow(unsafe_code)]
+        let tty = unsafe { libc::isatty(f.as_raw_fd()) };
+        assert_eq!(tty, 0);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
+    }
+    // The kernel asks every time, whatever the server answers (docs/design/mount.md).
+    assert_eq!(Counters::get(&c.ioctls), 3);
+}

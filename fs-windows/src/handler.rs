@@ -81,11 +81,15 @@ fn status(e: &ViewError) -> NTSTATUS {
         ViewError::NotFound => STATUS_OBJECT_NAME_NOT_FOUND,
         ViewError::PathNotFound => STATUS_OBJECT_PATH_NOT_FOUND,
         ViewError::InvalidName => STATUS_OBJECT_NAME_INVALID,
-        ViewError::Tree(_) | ViewError::OutOfRange { .. } => {
+        ViewError::Tree(_) => {
             tracing::error!("{e}");
             STATUS_FILE_CORRUPT_ERROR
         }
-        ViewError::Store(_) | ViewError::PackChanged { .. } => {
+        ViewError::Data(d) if d.is_corrupt_tree() => {
+            tracing::error!("{e}");
+            STATUS_FILE_CORRUPT_ERROR
+        }
+        ViewError::Data(_) => {
             tracing::error!("{e}");
             STATUS_IO_DEVICE_ERROR
         }

@@ -3,11 +3,8 @@
 //! bytes sliced out of the mapped store objects.
 //!
 //! Nothing here depends on Dokan; the handler maps [`ViewError`] to `NTSTATUS`.
-use std::sync::{Arc, OnceLock};
-
-use dx_py_core::hash::ContentHash;
-use dx_py_core::store::{MappedPackage, PackageStore, StoreError};
-use dx_py_core::tree::{DataSource, Node, NodeKind, Tree, TreeError};
+use dx_py_core::store::PackageStore;
+use dx_py_core::tree::{DataError, Node, NodeKind, Tree, TreeData, TreeError};
 
 use crate::policy;
 
@@ -29,27 +26,9 @@ pub enum ViewError {
     /// The tree's records are inconsistent.
     #[error(transparent)]
     Tree(#[from] TreeError),
-    /// A pack the tree needs cannot be opened.
+    /// A file's bytes cannot be served: a missing or changed pack, or a bad record.
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A pack's object is not the one the tree was built from.
-    #[error(
-        "Package `{hash}` changed since the tree was built: expected {expected} bytes, got {got}"
-    )]
-    PackChanged {
-        /// The object.
-        hash: ContentHash,
-        /// Its length when the tree was built.
-        expected: u64,
-        /// Its length now.
-        got: u64,
-    },
-    /// A record points past the end of its pack.
-    #[error("File data of inode {ino} lies outside its package")]
-    OutOfRange {
-        /// The inode.
-        ino: u64,
-    },
+    Data(#[from] DataError),
 }
 
 /// One directory entry as Windows lists it: a link shows under its own name with the
@@ -65,30 +44,29 @@ pub struct Entry<'a> {
 /// A read-only venv: a tree and the store its packs live in. Packs are mapped on first read.
 #[derive(Debug)]
 pub struct TreeView<B> {
-    tree: Tree<B>,
-    store: PackageStore,
-    packs: Vec<OnceLock<Arc<MappedPackage>>>,
+    data: TreeData<B>,
 }
 
 impl<B: AsRef<[u8]>> TreeView<B> {
     /// Serves `tree` with bytes from `store`; opens no pack yet, so this is O(packs) at most.
     pub fn new(tree: Tree<B>, store: PackageStore) -> Self {
-        let packs = (0..tree.pack_count()).map(|_| OnceLock::new()).collect();
-        Self { tree, store, packs }
+        Self {
+            data: TreeData::new(tree, store),
+        }
     }
 
     /// The tree being served.
     pub fn tree(&self) -> &Tree<B> {
-        &self.tree
+        self.data.tree()
     }
 
     /// Bytes the volume holds: every pack object plus the tree's own file (O(packs)).
     pub fn total_bytes(&self) -> u64 {
-        let packs: u64 = (0..self.tree.pack_count())
-            .filter_map(|i| self.tree.pack(i).ok())
+        let packs: u64 = (0..self.tree().pack_count())
+            .filter_map(|i| self.tree().pack(i).ok())
             .map(|p| p.size)
             .sum();
-        packs.saturating_add(self.tree.bytes().len() as u64)
+        packs.saturating_add(self.tree().bytes().len() as u64)
     }
 
     /// Resolves a Dokan path (`\`, `\Lib\site-packages\six.py`) to a directory or file node,
@@ -96,7 +74,7 @@ impl<B: AsRef<[u8]>> TreeView<B> {
     /// case is then looked for among the directory's children.
     pub fn resolve(&self, path: &str) -> Result<Node<'_>, ViewError> {
         let parts = policy::components(path).ok_or(ViewError::InvalidName)?;
-        let mut node = self.tree.root()?;
+        let mut node = self.tree().root()?;
         let mut hops = 0;
         for (i, part) in parts.iter().enumerate() {
             let last = i + 1 == parts.len();
@@ -118,11 +96,11 @@ impl<B: AsRef<[u8]>> TreeView<B> {
 
     /// `name` in directory `dir`: exact match first, then ignoring case.
     pub fn lookup(&self, dir: &Node<'_>, name: &str) -> Result<Option<Node<'_>>, ViewError> {
-        if let Some(node) = self.tree.lookup(dir, name.as_bytes())? {
+        if let Some(node) = self.tree().lookup(dir, name.as_bytes())? {
             return Ok(Some(node));
         }
         for i in 0..dir.size {
-            match self.tree.child(dir, i)? {
+            match self.tree().child(dir, i)? {
                 Some(c) if policy::eq_ignore_case(c.name, name) => return Ok(Some(c)),
                 Some(_) => {}
                 None => break,
@@ -151,18 +129,18 @@ impl<B: AsRef<[u8]>> TreeView<B> {
             if target.starts_with('/') || target.contains('\\') || target.contains(':') {
                 return Ok(None);
             }
-            let mut at = self.tree.node(node.parent)?;
+            let mut at = self.tree().node(node.parent)?;
             let parts: Vec<&str> = target.split('/').filter(|p| !p.is_empty()).collect();
             for (i, part) in parts.iter().enumerate() {
                 match *part {
                     "." => continue,
                     ".." if at.ino == 1 => return Ok(None),
-                    ".." => at = self.tree.node(at.parent)?,
+                    ".." => at = self.tree().node(at.parent)?,
                     name => {
                         if at.kind != NodeKind::Dir {
                             return Ok(None);
                         }
-                        let Some(child) = self.tree.lookup(&at, name.as_bytes())? else {
+                        let Some(child) = self.tree().lookup(&at, name.as_bytes())? else {
                             return Ok(None);
                         };
                         // Links on the way are followed; the last one is followed by the loop.
@@ -190,7 +168,7 @@ impl<B: AsRef<[u8]>> TreeView<B> {
     ) -> impl Iterator<Item = Result<Entry<'a>, ViewError>> + 'a {
         let dir = *dir;
         (0..dir.size).filter_map(move |i| {
-            let child = match self.tree.child(&dir, i) {
+            let child = match self.tree().child(&dir, i) {
                 Ok(Some(c)) => c,
                 Ok(None) => return None,
                 Err(e) => return Some(Err(e.into())),
@@ -206,42 +184,9 @@ impl<B: AsRef<[u8]>> TreeView<B> {
         })
     }
 
-    fn pack(&self, index: u32) -> Result<&MappedPackage, ViewError> {
-        let slot = self
-            .packs
-            .get(index as usize)
-            .ok_or(TreeError::Corrupt("pack index out of range"))?;
-        if let Some(p) = slot.get() {
-            return Ok(p);
-        }
-        let want = self.tree.pack(index)?;
-        let pkg = self.store.get(&want.hash)?;
-        let got = pkg.reader().bytes().len() as u64;
-        if got != want.size {
-            return Err(ViewError::PackChanged {
-                hash: want.hash,
-                expected: want.size,
-                got,
-            });
-        }
-        // A racing thread may have set it first; both hold the same shared map.
-        Ok(slot.get_or_init(|| pkg))
-    }
-
     /// The bytes of a leaf: file contents or symlink target (empty for directories).
     pub fn data(&self, node: &Node<'_>) -> Result<&[u8], ViewError> {
-        match node.source {
-            DataSource::None => Ok(&[]),
-            DataSource::Inline { .. } => Ok(self.tree.inline_data(node)?.unwrap_or_default()),
-            DataSource::Pack { pack, offset } => {
-                let bytes = self.pack(pack)?.reader().bytes();
-                usize::try_from(offset)
-                    .ok()
-                    .zip(usize::try_from(node.size).ok())
-                    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
-                    .ok_or(ViewError::OutOfRange { ino: node.ino })
-            }
-        }
+        Ok(self.data.data(node)?)
     }
 
     /// Copies the bytes of file `node` from `offset` into `buf`; returns how many were copied

@@ -13,12 +13,19 @@
 //! Inodes are numbered in one preorder DFS over the name-sorted tree, so the same package set
 //! always gives the same numbers. A lookup is a binary search over a directory's children; a
 //! `readdir` offset is an index into them. `docs/formats/dxtree.md` has the details.
+//!
+//! [`TreeData`] pairs a tree with the store its packs live in and serves the bytes of its files;
+//! both mount front ends (`fs-linux`, `fs-windows`) wrap it.
 mod builder;
 mod format;
+mod packs;
 mod reader;
 
 pub use builder::{PackPlacement, SyntheticFile, TreeBuildError, TreeSpec, write_tree};
 pub use format::{FIXED_MTIME, NodeKind};
+#[cfg(target_os = "linux")]
+pub use packs::PackPages;
+pub use packs::{DataError, TreeData, release_range};
 pub use reader::{DataSource, Node, PackRef, Tree, TreeError};
 
 use std::path::Path;

@@ -237,7 +237,7 @@ fn a_missing_pack_is_a_store_error_not_a_panic() {
     let node = view.resolve("\\Lib\\site-packages\\six.py").unwrap();
     assert!(matches!(
         view.read(&node, 0, &mut [0; 4]),
-        Err(ViewError::Store(_))
+        Err(ViewError::Data(DataError::Store(_)))
     ));
     assert_eq!(
         read_all(&view, "\\pyvenv.cfg"),
