@@ -442,3 +442,31 @@ fn cold_lock_and_mount_unpack_nothing() {
     ]);
     assert!(count_entries(&other.cache_dir().join("store/unpacked")) > 3);
 }
+
+/// `--keep-pack-cache` changes only what stays cached, not what is served.
+#[test]
+fn keep_pack_cache_serves_the_same_bytes() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    let fl = w.to_str().unwrap();
+    cx.run_ok(&["mount", "released", "--find-links", fl]);
+    let _released = Mounted {
+        cx: &cx,
+        venv: cx.project().join("released"),
+    };
+    cx.run_ok(&["mount", "kept", "--keep-pack-cache", "--find-links", fl]);
+    let _kept = Mounted {
+        cx: &cx,
+        venv: cx.project().join("kept"),
+    };
+    let released = snapshot(&cx.project().join("released/lib"));
+    let kept = snapshot(&cx.project().join("kept/lib"));
+    assert!(released.keys().any(|k| k.ends_with("tool/data.bin")));
+    assert_eq!(released, kept);
+    let got = venv_python(
+        &cx.project().join("kept"),
+        "import tool, ns.alpha; print('ok')",
+    );
+    assert_eq!(got.trim(), "ok");
+}
