@@ -25,6 +25,7 @@ pub mod install;
 pub mod layout;
 pub mod mmap;
 pub mod names;
+mod parallel;
 pub mod python;
 pub mod requirements;
 pub mod scripts;

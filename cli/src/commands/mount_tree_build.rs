@@ -60,6 +60,7 @@ pub(crate) fn tree_for_lock(
         &store,
         &sources,
         true,
+        None,
         &NoReporter,
         &mut report,
     )?;

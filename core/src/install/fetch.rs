@@ -49,15 +49,21 @@ pub struct FetchStats {
     pub downloads: usize,
 }
 
+/// Run on each package right after it is stored, on the thread that stored it (an install
+/// unpacks there, so that unpacking one package overlaps converting the next).
+pub type AfterStore<'a> = &'a (dyn Fn(&ContentHash) + Sync);
+
 /// Makes sure every package of `packages` is in the store, filling in `store_hash` where it was
 /// missing or stale. Wheels come from the lock's path (relative to `lock_dir`), a find-links
-/// directory, or the lock's URL.
+/// directory, or the lock's URL; `after_store` runs on each one stored now.
+#[allow(clippy::too_many_arguments)]
 pub fn ensure_stored(
     packages: &mut [LockedPackage],
     store: &PackageStore,
     client: Option<&IndexClient>,
     find_links: &[PathBuf],
     lock_dir: &Path,
+    after_store: Option<AfterStore<'_>>,
     reporter: &dyn Reporter,
 ) -> Result<FetchStats, InstallError> {
     let mut stats = FetchStats::default();
@@ -80,8 +86,16 @@ pub fn ensure_stored(
         });
     }
     let shared: &[LockedPackage] = packages;
-    let results = super::parallel::map_in_order(&todo, 8, |&i| {
-        fetch_one(&shared[i], store, client, find_links, lock_dir, reporter)
+    let results = crate::parallel::map_in_order(&todo, 8, |&i| {
+        fetch_one(
+            &shared[i],
+            store,
+            client,
+            find_links,
+            lock_dir,
+            after_store,
+            reporter,
+        )
     });
     for (&i, r) in todo.iter().zip(results) {
         let (hash, downloaded) = r?;
@@ -98,6 +112,7 @@ fn fetch_one(
     client: Option<&IndexClient>,
     find_links: &[PathBuf],
     lock_dir: &Path,
+    after_store: Option<AfterStore<'_>>,
     reporter: &dyn Reporter,
 ) -> Result<(ContentHash, bool), InstallError> {
     let filename = &p.wheel.filename;
@@ -145,5 +160,8 @@ fn fetch_one(
         );
     }
     reporter.on_stored(&p.name);
+    if let Some(after_store) = after_store {
+        after_store(&hash);
+    }
     Ok((hash, downloaded))
 }

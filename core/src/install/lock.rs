@@ -23,9 +23,8 @@ pub struct LockOptions<'a> {
     pub store: &'a PackageStore,
     /// Progress.
     pub reporter: &'a dyn Reporter,
-    /// Run on each package right after it is stored, on the thread that stored it (an install
-    /// unpacks there, so that unpacking one package overlaps converting the next).
-    pub after_store: Option<&'a (dyn Fn(&ContentHash) + Sync)>,
+    /// Run on each package right after it is stored (see [`super::AfterStore`]).
+    pub after_store: Option<super::AfterStore<'a>>,
 }
 
 /// The hash a lock records of its inputs: the requirements and the interpreter they were locked
@@ -58,7 +57,7 @@ pub fn lock_requirements(
         .iter()
         .filter(|r| r.marker.as_ref().is_none_or(|m| m.evaluate(&env, &[])))
         .collect();
-    let locked = super::parallel::map_in_order(&applicable, 8, |req| lock_one(req, opts))
+    let locked = crate::parallel::map_in_order(&applicable, 8, |req| lock_one(req, opts))
         .into_iter()
         .collect::<Result<Vec<Locked>, InstallError>>()?;
 

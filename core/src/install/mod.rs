@@ -11,14 +11,13 @@ mod bytecode;
 mod error;
 mod fetch;
 mod lock;
-mod parallel;
 mod prepare;
 mod report;
 mod sync;
 
 pub use bytecode::{bytecode_pack, ensure_bytecode, ensure_bytecode_packs};
 pub use error::InstallError;
-pub use fetch::{FetchStats, ensure_stored, store_wheel_bytes};
+pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
 pub use prepare::{PreparedPackage, WheelSources, prepare_packages};
 pub use report::{InstallReport, NoReporter, Reporter};

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::report::PhaseTimer;
-use super::{InstallError, InstallReport, Reporter, ensure_bytecode_packs, ensure_stored};
+use super::{
+    AfterStore, InstallError, InstallReport, Reporter, ensure_bytecode_packs, ensure_stored,
+};
 use crate::dpl::{DplReader, Lock};
 use crate::hash::ContentHash;
 use crate::index::IndexClient;
@@ -34,15 +36,17 @@ pub struct PreparedPackage {
     pub bytecode: Option<ContentHash>,
 }
 
-/// Stores every package of `dpl` that the store lacks and compiles missing bytecode packs
-/// (when `compile`). Returns the packages and, when the lock lacked store hashes or recorded
-/// stale ones, the corrected lock.
+/// Stores every package of `dpl` that the store lacks (running `after_store` on each) and
+/// compiles missing bytecode packs (when `compile`). Returns the packages and, when the lock
+/// lacked store hashes or recorded stale ones, the corrected lock.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare_packages<B: AsRef<[u8]>>(
     dpl: &DplReader<B>,
     interp: &Interpreter,
     store: &PackageStore,
     sources: &WheelSources<'_>,
     compile: bool,
+    after_store: Option<AfterStore<'_>>,
     reporter: &dyn Reporter,
     report: &mut InstallReport,
 ) -> Result<(Vec<PreparedPackage>, Option<Lock>), InstallError> {
@@ -55,6 +59,7 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
         sources.client,
         sources.find_links,
         sources.lock_dir,
+        after_store,
         reporter,
     )?;
     report.store_hits = stats.hits;

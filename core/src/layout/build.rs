@@ -11,6 +11,9 @@ use crate::store::PackageStore;
 /// The top-level directories of an unpacked tree that a layout merges.
 pub(crate) const SCHEME_DIRS: [&str; 4] = ["site-packages", "bin", "headers", "data"];
 
+/// Threads unpacking packages for a layout.
+const UNPACK_THREADS: usize = 4;
+
 /// What a plan entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -54,15 +57,17 @@ pub(crate) fn sources(
     store: &PackageStore,
     ordered: &[&LayoutPackage],
 ) -> Result<Vec<(usize, PathBuf)>, LayoutError> {
+    // Unpacking is mostly kernel time in inode allocation, which runs in parallel on ext4
+    // (measured: a cold install of the large set spent 3 s unpacking one package at a time
+    // where uv's parallel unzip spent under 2 s), so packages unpack on a few threads.
+    let roots = crate::parallel::map_in_order(ordered, UNPACK_THREADS, |p| store.unpacked(&p.hash));
     let mut out = Vec::new();
-    for (i, p) in ordered.iter().enumerate() {
-        let root = store
-            .unpacked(&p.hash)
-            .map_err(|source| LayoutError::Store {
-                name: p.name.clone(),
-                hash: p.hash,
-                source: Box::new(source),
-            })?;
+    for ((i, p), root) in ordered.iter().enumerate().zip(roots) {
+        let root = root.map_err(|source| LayoutError::Store {
+            name: p.name.clone(),
+            hash: p.hash,
+            source: Box::new(source),
+        })?;
         out.push((i, absolute(&root)?));
         for extra in &p.extra_trees {
             let meta = fs_err::metadata(extra)?;

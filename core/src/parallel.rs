@@ -1,5 +1,5 @@
-//! A small work queue: downloads wait on the network, so a few threads overlap them even on two
-//! cores.
+//! A small work queue: downloads wait on the network and ext4 inode allocation is kernel time
+//! that runs in parallel, so a few threads overlap them even on two cores.
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
