@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dx_py_core::dpl::Lock;
-use dx_py_core::hash::ContentHash;
-use dx_py_core::install::{LockOptions, lock_requirements};
+use dx_py_core::install::{AfterStore, LockOptions, lock_requirements, unpack_when_stored};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
@@ -59,16 +58,13 @@ pub(crate) fn lock_and_write(
     let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
     let store = settings.store();
     let reporter = crate::reporter::BarReporter::new(printer, "Locking");
-    // Errors are left for the layout build, which unpacks again and reports them.
-    let unpack_tree = |hash: &ContentHash| {
-        let _ = store.unpacked(hash);
-    };
+    let unpack_tree = unpack_when_stored(&store);
     let options = LockOptions {
         interp,
         client: &client,
         store: &store,
         reporter: &reporter,
-        after_store: unpack.then_some(&unpack_tree as &(dyn Fn(&ContentHash) + Sync)),
+        after_store: unpack.then_some(&unpack_tree as AfterStore<'_>),
     };
     let lock = lock_requirements(reqs, &options)?;
     fs_create_dir_all(dir)?;

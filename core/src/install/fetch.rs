@@ -53,6 +53,14 @@ pub struct FetchStats {
 /// unpacks there, so that unpacking one package overlaps converting the next).
 pub type AfterStore<'a> = &'a (dyn Fn(&ContentHash) + Sync);
 
+/// The work installs run as their [`AfterStore`]: unpack the package's read-only tree for the
+/// layout. A failure is left for the layout build, which unpacks again and reports it.
+pub fn unpack_when_stored(store: &PackageStore) -> impl Fn(&ContentHash) + Sync + '_ {
+    move |hash| {
+        let _ = store.unpacked(hash);
+    }
+}
+
 /// Makes sure every package of `packages` is in the store, filling in `store_hash` where it was
 /// missing or stale. Wheels come from the lock's path (relative to `lock_dir`), a find-links
 /// directory, or the lock's URL; `after_store` runs on each one stored now.

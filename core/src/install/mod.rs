@@ -17,7 +17,7 @@ mod sync;
 
 pub use bytecode::{bytecode_pack, ensure_bytecode, ensure_bytecode_packs};
 pub use error::InstallError;
-pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes};
+pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes, unpack_when_stored};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
 pub use prepare::{PreparedPackage, WheelSources, prepare_packages};
 pub use report::{InstallReport, NoReporter, Reporter};

@@ -132,10 +132,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
         find_links: ctx.find_links,
         lock_dir: ctx.lock_dir,
     };
-    // Errors are left for the layout build, which unpacks again and reports them.
-    let unpack = |hash: &crate::hash::ContentHash| {
-        let _ = ctx.store.unpacked(hash);
-    };
+    let unpack = super::unpack_when_stored(ctx.store);
     let (prepared, updated) = prepare_packages(
         dpl,
         ctx.interp,
