@@ -414,10 +414,11 @@ class SetBench:
             cmd.append("--no-compile-bytecode")
         return must(self.exe(cmd), "dx-py install")
 
-    def dx_lock_and_mount(self, done: list[Path]) -> dict[str, float]:
-        """Cold `dx-py lock` then `dx-py mount` of a fresh venv (unmounted afterwards, untimed);
-        the directories used are appended to `done` for the caller to remove."""
-        cache, project, venv = (self.fresh(s) for s in ("dx-cache-mount", "dx-proj-mount", "dx-venv-mount"))
+    def dx_lock_and_mount(self, done: list[Path], root: Path) -> dict[str, float]:
+        """Cold `dx-py lock` then `dx-py mount` of a fresh venv under `root` (unmounted afterwards,
+        untimed); the directories used are appended to `done` for the caller to remove."""
+        self.counter += 1
+        cache, project, venv = (root / f"{s}-{self.counter}" for s in ("dx-cache-mount", "dx-proj-mount", "dx-venv-mount"))
         done.extend([venv, project, cache])
         project.mkdir()
         os.sync()
@@ -479,18 +480,36 @@ class SetBench:
         # scanning past those inodes, so removing between trials would charge one tool for the
         # other's clean-up. `sync` before each trial keeps the previous trial's writeback out.
         done: list[Path] = []
+        filesystems: list[tuple[Path, Path]] = []
+
+        def trial_dir(stem: str) -> Path:
+            """Where one trial's cache and venv go: the work directory, or with --fresh-fs a new,
+            empty ext4 file system (a loop-mounted image) so no trial inherits another's freed
+            inodes."""
+            if not self.args.fresh_fs:
+                return self.work
+            img, mnt = self.fresh(f"{stem}.img"), self.fresh(stem)
+            mnt.mkdir()
+            with open(img, "wb") as f:
+                f.truncate(16 << 30)
+            subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], check=True)
+            filesystems.append((mnt, img))
+            return mnt
 
         def dx_trial(i):
-            cache, venv = self.fresh("dx-cache-cold"), self.fresh("dx-venv-cold")
+            root = trial_dir("dx-fs")
+            cache, venv = root / f"dx-cache-cold-{i}", root / f"dx-venv-cold-{i}"
             done.extend([venv, cache])
             os.sync()
             out = {"total": self.dx_install(venv, cache, bc)}
             if bc and self.args.mount:
-                out.update(self.dx_lock_and_mount(done))
+                out.update(self.dx_lock_and_mount(done, trial_dir("dx-mount-fs")))
             return out
 
         def uv_trial(i):
-            cache, venv = self.fresh("uv-cache-cold"), self.fresh("uv-venv-cold")
+            root = trial_dir("uv-fs")
+            cache, venv = root / f"uv-cache-cold-{i}", root / f"uv-venv-cold-{i}"
             done.extend([venv, cache])
             os.sync()
             t_venv = self.uv_venv(venv, cache)
@@ -503,6 +522,10 @@ class SetBench:
         finally:
             for d in done:
                 rmtree(d)
+            for mnt, img in filesystems:
+                subprocess.run(["umount", str(mnt)], check=False)
+                rmtree(mnt)
+                rmtree(img)
         dx_flag = "default" if bc else "--no-compile-bytecode"
         uv_flag = "--compile-bytecode" if bc else "default"
         self.add(
@@ -818,6 +841,11 @@ def main(argv=None) -> int:
         help="do not pip-install uv: reuse target/bench-tools/uv-venv from an earlier run, else uv on PATH",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary venvs and caches")
+    ap.add_argument(
+        "--fresh-fs",
+        action="store_true",
+        help="run each cold trial on a new loop-mounted ext4 file system (root; see README)",
+    )
     ap.add_argument(
         "--no-mount",
         dest="mount",
