@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use dx_py_core::dpl::DplReader;
 use dx_py_core::install::{
-    InstallReport, NoReporter, WheelSources, prepare_packages, project_hash,
+    InstallReport, NoReporter, PrepareOptions, WheelSources, prepare_packages, project_hash,
 };
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
 use dx_py_fs_linux::tree::{PackPlacement, SyntheticFile, TreeSpec};
@@ -59,8 +59,10 @@ pub(crate) fn tree_for_lock(
         &interp,
         &store,
         &sources,
-        true,
-        None,
+        PrepareOptions {
+            compile: true,
+            after_store: None,
+        },
         &NoReporter,
         &mut report,
     )?;

@@ -1,11 +1,9 @@
 //! Getting locked wheels into the store: local paths, find-links, then the index; verified by
 //! sha256, converted, stored. Work items run on a few threads since downloads wait on the network.
-use std::path::{Path, PathBuf};
 
-use super::{InstallError, Reporter};
+use super::{InstallError, Reporter, WheelSources};
 use crate::dpl::LockedPackage;
 use crate::hash::{ContentHash, sha256_hex};
-use crate::index::IndexClient;
 use crate::store::PackageStore;
 use crate::wheel::{ConvertLimits, WheelInfo, prepare_validated, validate_wheel};
 
@@ -62,15 +60,12 @@ pub fn unpack_when_stored(store: &PackageStore) -> impl Fn(&ContentHash) + Sync 
 }
 
 /// Makes sure every package of `packages` is in the store, filling in `store_hash` where it was
-/// missing or stale. Wheels come from the lock's path (relative to `lock_dir`), a find-links
-/// directory, or the lock's URL; `after_store` runs on each one stored now.
-#[allow(clippy::too_many_arguments)]
+/// missing or stale. Wheels come from the lock's path (relative to the lock's directory), a
+/// find-links directory, or the lock's URL; `after_store` runs on each one stored now.
 pub fn ensure_stored(
     packages: &mut [LockedPackage],
     store: &PackageStore,
-    client: Option<&IndexClient>,
-    find_links: &[PathBuf],
-    lock_dir: &Path,
+    sources: &WheelSources<'_>,
     after_store: Option<AfterStore<'_>>,
     reporter: &dyn Reporter,
 ) -> Result<FetchStats, InstallError> {
@@ -95,15 +90,7 @@ pub fn ensure_stored(
     }
     let shared: &[LockedPackage] = packages;
     let results = crate::parallel::map_in_order(&todo, 8, |&i| {
-        fetch_one(
-            &shared[i],
-            store,
-            client,
-            find_links,
-            lock_dir,
-            after_store,
-            reporter,
-        )
+        fetch_one(&shared[i], store, sources, after_store, reporter)
     });
     for (&i, r) in todo.iter().zip(results) {
         let (hash, downloaded) = r?;
@@ -117,12 +104,15 @@ pub fn ensure_stored(
 fn fetch_one(
     p: &LockedPackage,
     store: &PackageStore,
-    client: Option<&IndexClient>,
-    find_links: &[PathBuf],
-    lock_dir: &Path,
+    sources: &WheelSources<'_>,
     after_store: Option<AfterStore<'_>>,
     reporter: &dyn Reporter,
 ) -> Result<(ContentHash, bool), InstallError> {
+    let WheelSources {
+        client,
+        find_links,
+        lock_dir,
+    } = *sources;
     let filename = &p.wheel.filename;
     let expected = p.wheel.sha256_hex();
     let local = p

@@ -19,6 +19,6 @@ pub use bytecode::{bytecode_pack, ensure_bytecode, ensure_bytecode_packs};
 pub use error::InstallError;
 pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes, unpack_when_stored};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
-pub use prepare::{PreparedPackage, WheelSources, prepare_packages};
+pub use prepare::{PrepareOptions, PreparedPackage, WheelSources, prepare_packages};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};

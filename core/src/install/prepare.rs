@@ -36,17 +36,24 @@ pub struct PreparedPackage {
     pub bytecode: Option<ContentHash>,
 }
 
-/// Stores every package of `dpl` that the store lacks (running `after_store` on each) and
-/// compiles missing bytecode packs (when `compile`). Returns the packages and, when the lock
-/// lacked store hashes or recorded stale ones, the corrected lock.
-#[allow(clippy::too_many_arguments)]
+/// What [`prepare_packages`] does besides storing.
+#[derive(Clone, Copy, Default)]
+pub struct PrepareOptions<'a> {
+    /// Compile bytecode packs for the interpreter.
+    pub compile: bool,
+    /// Run on each package stored now, on the thread that stored it.
+    pub after_store: Option<AfterStore<'a>>,
+}
+
+/// Stores every package of `dpl` that the store lacks and compiles missing bytecode packs, as
+/// `options` ask. Returns the packages and, when the lock lacked store hashes or recorded stale
+/// ones, the corrected lock.
 pub fn prepare_packages<B: AsRef<[u8]>>(
     dpl: &DplReader<B>,
     interp: &Interpreter,
     store: &PackageStore,
     sources: &WheelSources<'_>,
-    compile: bool,
-    after_store: Option<AfterStore<'_>>,
+    options: PrepareOptions<'_>,
     reporter: &dyn Reporter,
     report: &mut InstallReport,
 ) -> Result<(Vec<PreparedPackage>, Option<Lock>), InstallError> {
@@ -56,10 +63,8 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
     let stats = ensure_stored(
         &mut lock.packages,
         store,
-        sources.client,
-        sources.find_links,
-        sources.lock_dir,
-        after_store,
+        sources,
+        options.after_store,
         reporter,
     )?;
     report.store_hits = stats.hits;
@@ -74,7 +79,7 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
         .collect();
     // Unpacking trees for a layout while Python compiles was tried: on two cores it only
     // slowed compilation down (ext4 inode allocation is CPU work, not waiting).
-    let packs = if compile {
+    let packs = if options.compile {
         ensure_bytecode_packs(store, &hashes, interp)?
     } else {
         vec![(None, false); hashes.len()]

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use super::report::PhaseTimer;
-use super::{InstallError, InstallReport, Reporter, WheelSources, prepare_packages};
+use super::{
+    InstallError, InstallReport, PrepareOptions, Reporter, WheelSources, prepare_packages,
+};
 use crate::dpl::{DplReader, Lock};
 use crate::index::IndexClient;
 use crate::layout::{LayoutCache, LayoutPackage, LayoutSpec, ProjectHash};
@@ -138,8 +140,10 @@ pub fn sync_venv<B: AsRef<[u8]>>(
         ctx.interp,
         ctx.store,
         &sources,
-        ctx.options.compile_bytecode,
-        Some(&unpack),
+        PrepareOptions {
+            compile: ctx.options.compile_bytecode,
+            after_store: Some(&unpack),
+        },
         ctx.reporter,
         &mut report,
     )?;
