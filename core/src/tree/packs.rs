@@ -289,14 +289,14 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         };
         let (at, n) = (range.start as usize, (range.end - range.start) as usize);
         // SAFETY: `[at, at + n)` lies inside the file's bytes, which `served_map` checked lie
-        // inside the mapping, and starts on a page boundary (the map starts on one). The map is a shared, read-only mapping of a store
-        // object that is never modified: MADV_PAGEOUT and MADV_DONTNEED only remove this
-        // process's page table entries (and may evict the clean pages), and the next access
-        // faults the same bytes back in from the file, so slices other threads hold into the map
-        // stay valid and unchanged.
+        // inside the mapping, and starts on a page boundary (the map starts on one). The map is
+        // a shared, read-only mapping of a store object that is never modified: MADV_PAGEOUT
+        // and MADV_DONTNEED only remove this process's page table entries (and may evict the
+        // clean pages), and the next access faults the same bytes back in from the file, so
+        // slices other threads hold into the map stay valid and unchanged.
         #[allow(unsafe_code)]
         let addr = unsafe { base.add(at) }.cast_mut().cast::<libc::c_void>();
-        // Advisory: an older kernel (before 5.4) answers EINVAL, and the next two calls still work.
+        // Advisory: an older kernel (before 5.4) answers EINVAL; the next two calls still work.
         // SAFETY: as above.
         #[allow(unsafe_code)]
         let _ = unsafe { libc::madvise(addr, n, libc::MADV_PAGEOUT) };
