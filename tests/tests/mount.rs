@@ -412,7 +412,7 @@ fn count_entries(root: &Path) -> usize {
 }
 
 /// The mount's cold path creates O(packages) files: objects, bytecode packs and the tree, never
-/// the unpacked trees layouts link from; `install -r` does unpack (while it locks).
+/// the unpacked trees layouts link from, which `install -r` does make (the counter-check).
 #[test]
 fn cold_lock_and_mount_unpack_nothing() {
     let cx = TestContext::new();
