@@ -31,6 +31,27 @@ pub(crate) fn map_in_order<T: Sync, R: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// [`map_in_order`], starting the items `size` says are largest first, so the longest job never
+/// starts last and runs alone while the other cores idle; results still come back in input order.
+pub(crate) fn map_largest_first<T: Sync, R: Send>(
+    items: &[T],
+    max_workers: usize,
+    size: impl Fn(&T) -> u64,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&items[i])));
+    let done = map_in_order(&order, max_workers, |&i| (i, f(&items[i])));
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for (i, r) in done {
+        slots[i] = Some(r);
+    }
+    slots
+        .into_iter()
+        .map(|r| r.expect("every item ran once"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -43,5 +64,25 @@ mod tests {
             let want: Vec<u64> = items.iter().map(|x| u64::from(*x) * 3).collect();
             prop_assert_eq!(got, want);
         }
+
+        /// Largest first changes when items run, never what comes back or in which order.
+        #[test]
+        fn largest_first_returns_input_order(items in proptest::collection::vec(any::<u32>(), 0..64), workers in 0usize..10) {
+            let got = super::map_largest_first(&items, workers, |x| u64::from(*x % 7), |x| u64::from(*x) * 3);
+            let want: Vec<u64> = items.iter().map(|x| u64::from(*x) * 3).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn one_worker_takes_the_largest_first() {
+        let started = std::sync::Mutex::new(Vec::new());
+        super::map_largest_first(
+            &[3u64, 9, 1, 5],
+            1,
+            |x| *x,
+            |x| started.lock().unwrap().push(*x),
+        );
+        assert_eq!(started.into_inner().unwrap(), [9, 5, 3, 1]);
     }
 }

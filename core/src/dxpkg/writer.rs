@@ -23,13 +23,34 @@ pub enum DxpkgWriterError {
     Write(#[source] std::io::Error),
 }
 
+/// An entry's bytes: held in memory, or produced while the package is written (so a large file
+/// never needs a buffer of its own).
+#[derive(Clone)]
+enum EntryBytes {
+    Inline(Vec<u8>),
+    /// `len` bytes that the filler given to [`PreparedDxpkg::write_with`] writes for `token`.
+    Deferred {
+        len: u64,
+        token: usize,
+    },
+}
+
+impl EntryBytes {
+    fn len(&self) -> u64 {
+        match self {
+            Self::Inline(data) => data.len() as u64,
+            Self::Deferred { len, .. } => *len,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct PendingEntry {
     scheme: Scheme,
     path: String,
     kind: EntryKind,
     mode: u32,
-    data: Vec<u8>,
+    data: EntryBytes,
 }
 
 /// Collects a package's files and writes them as one `.dxpkg`.
@@ -59,7 +80,27 @@ impl DxpkgWriter {
             path: path.to_string(),
             kind,
             mode: mode & 0o7777,
-            data,
+            data: EntryBytes::Inline(data),
+        });
+    }
+
+    /// Adds an entry of `len` bytes that are written later, when [`PreparedDxpkg::write_with`]
+    /// calls its filler with `token`.
+    pub fn add_deferred(
+        &mut self,
+        scheme: Scheme,
+        path: &str,
+        kind: EntryKind,
+        mode: u32,
+        len: u64,
+        token: usize,
+    ) {
+        self.entries.push(PendingEntry {
+            scheme,
+            path: path.to_string(),
+            kind,
+            mode: mode & 0o7777,
+            data: EntryBytes::Deferred { len, token },
         });
     }
 
@@ -126,7 +167,7 @@ impl DxpkgWriter {
         let mut table = vec![0u32; buckets];
         let mask = buckets - 1;
         let mut entry_bytes = Vec::with_capacity(n * ENTRY_LEN);
-        let mut data_len = 0usize;
+        let mut data_len = 0u64;
         for (i, e) in self.entries.iter().enumerate() {
             let h = key_hash(e.scheme, e.path.as_bytes());
             let mut slot = (h as usize) & mask;
@@ -142,10 +183,10 @@ impl DxpkgWriter {
             rec[E_KIND] = e.kind as u8;
             rec[E_SCHEME] = e.scheme as u8;
             rec[E_MODE..E_MODE + 4].copy_from_slice(&e.mode.to_le_bytes());
-            rec[E_DATA_OFF..E_DATA_OFF + 8].copy_from_slice(&(data_len as u64).to_le_bytes());
-            rec[E_DATA_LEN..E_DATA_LEN + 8].copy_from_slice(&(e.data.len() as u64).to_le_bytes());
+            rec[E_DATA_OFF..E_DATA_OFF + 8].copy_from_slice(&data_len.to_le_bytes());
+            rec[E_DATA_LEN..E_DATA_LEN + 8].copy_from_slice(&e.data.len().to_le_bytes());
             entry_bytes.extend_from_slice(&rec);
-            data_len = (data_len + e.data.len()).next_multiple_of(DATA_ALIGN);
+            data_len = (data_len + e.data.len()).next_multiple_of(DATA_ALIGN as u64);
         }
 
         let mut head = Vec::with_capacity(data_off);
@@ -159,7 +200,7 @@ impl DxpkgWriter {
         header[H_STRINGS_LEN..H_STRINGS_LEN + 8]
             .copy_from_slice(&(strings.len() as u64).to_le_bytes());
         header[H_DATA_OFF..H_DATA_OFF + 8].copy_from_slice(&(data_off as u64).to_le_bytes());
-        header[H_DATA_LEN..H_DATA_LEN + 8].copy_from_slice(&(data_len as u64).to_le_bytes());
+        header[H_DATA_LEN..H_DATA_LEN + 8].copy_from_slice(&data_len.to_le_bytes());
         header[H_NAME_LEN..H_NAME_LEN + 2].copy_from_slice(&(self.name.len() as u16).to_le_bytes());
         header[H_VERSION_LEN..H_VERSION_LEN + 2]
             .copy_from_slice(&(self.version.len() as u16).to_le_bytes());
@@ -175,7 +216,7 @@ impl DxpkgWriter {
         Ok(PreparedDxpkg {
             head,
             data: self.entries.into_iter().map(|e| e.data).collect(),
-            len: (data_off + data_len) as u64,
+            len: data_off as u64 + data_len,
         })
     }
 }
@@ -191,12 +232,12 @@ impl std::fmt::Debug for DxpkgWriter {
 }
 
 /// A checked, laid-out package whose bytes are ready to stream: the header, index and strings
-/// are built, the file data waits in its own buffers, in entry order.
+/// are built, the file data waits in its own buffers (or with the caller), in entry order.
 pub struct PreparedDxpkg {
     /// Everything before the data section, padded to it.
     head: Vec<u8>,
     /// Each entry's data, in entry order.
-    data: Vec<Vec<u8>>,
+    data: Vec<EntryBytes>,
     /// The size of the whole file.
     len: u64,
 }
@@ -213,17 +254,72 @@ impl PreparedDxpkg {
     }
 
     /// Writes the file to `out`, freeing each file's buffer once it is written. `out` gets large
-    /// writes for large files; wrap it in a `BufWriter` if many small ones cost.
-    pub fn write_to<W: Write>(self, mut out: W) -> std::io::Result<()> {
+    /// writes for large files; wrap it in a `BufWriter` if many small ones cost. Fails on an
+    /// entry added with [`DxpkgWriter::add_deferred`]: those need [`write_with`](Self::write_with).
+    pub fn write_to<W: Write>(self, out: W) -> std::io::Result<()> {
+        self.write_with(out, |token, _| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("deferred entry {token} has no filler"),
+            ))
+        })
+    }
+
+    /// [`write_to`](Self::write_to), with `fill` writing each deferred entry's bytes where they
+    /// belong (called in entry order, once per token). A filler that writes more or fewer bytes
+    /// than the entry declared fails the write, so the file never disagrees with its index.
+    pub fn write_with<W: Write, E: From<std::io::Error>>(
+        self,
+        mut out: W,
+        mut fill: impl FnMut(usize, &mut dyn Write) -> Result<(), E>,
+    ) -> Result<(), E> {
         const PAD: [u8; DATA_ALIGN] = [0; DATA_ALIGN];
         out.write_all(&self.head)?;
         drop(self.head);
         for data in self.data {
-            out.write_all(&data)?;
-            let pad = data.len().next_multiple_of(DATA_ALIGN) - data.len();
-            out.write_all(&PAD[..pad])?;
+            let len = data.len();
+            match data {
+                EntryBytes::Inline(bytes) => out.write_all(&bytes)?,
+                EntryBytes::Deferred { token, .. } => {
+                    let mut counted = Counted {
+                        inner: &mut out,
+                        written: 0,
+                    };
+                    fill(token, &mut counted)?;
+                    if counted.written != len {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "deferred entry {token} wrote {} bytes, declared {len}",
+                                counted.written
+                            ),
+                        )
+                        .into());
+                    }
+                }
+            }
+            let pad = len.next_multiple_of(DATA_ALIGN as u64) - len;
+            out.write_all(&PAD[..pad as usize])?;
         }
         Ok(())
+    }
+}
+
+/// Counts what a filler writes.
+struct Counted<'a, W> {
+    inner: &'a mut W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

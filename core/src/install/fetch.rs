@@ -5,11 +5,12 @@ use super::{InstallError, Reporter, WheelSources};
 use crate::dpl::LockedPackage;
 use crate::hash::{ContentHash, sha256_hex};
 use crate::store::PackageStore;
-use crate::wheel::{ConvertLimits, WheelInfo, prepare_validated, validate_wheel};
+use crate::wheel::{ConvertLimits, WheelInfo, WheelWriteError, prepare_wheel};
 
-/// Checks and converts wheel bytes and streams the package into the store, so the package is
-/// never built as a second copy in memory; returns the object's hash and what the wheel says
-/// about itself. Nothing is stored unless every check passes.
+/// Checks and converts wheel bytes and streams the package into the store, each file
+/// decompressed straight into the store's temporary file (the wheel is never held decompressed);
+/// returns the object's hash and what the wheel says about itself. Nothing is stored unless
+/// every check passes, including the RECORD hashes checked as the files stream.
 pub fn store_wheel_bytes(
     store: &PackageStore,
     filename: &str,
@@ -19,11 +20,24 @@ pub fn store_wheel_bytes(
         filename: filename.to_string(),
         source: Box::new(source),
     };
-    let validated =
-        validate_wheel(filename, bytes, &ConvertLimits::default()).map_err(wheel_err)?;
-    let prepared = prepare_validated(validated).map_err(wheel_err)?;
+    let prepared = prepare_wheel(filename, bytes, &ConvertLimits::default()).map_err(wheel_err)?;
     let (name, version) = (prepared.info.name.clone(), prepared.info.version.clone());
-    match store.store_with(|w| prepared.write_to(w)) {
+    // The store sees only I/O errors; a file that fails its check mid-stream fails the write
+    // (so the temporary file is dropped) and is reported from here.
+    let mut bad_file = None;
+    let stored = store.store_with(|w| {
+        prepared.write_to(w).map_err(|e| match e {
+            WheelWriteError::Io(e) => e,
+            WheelWriteError::Wheel(e) => {
+                bad_file = Some(*e);
+                std::io::Error::other("a wheel file failed its check")
+            }
+        })
+    });
+    if let Some(e) = bad_file {
+        return Err(wheel_err(e));
+    }
+    match stored {
         Ok(stored) => Ok(stored),
         Err(crate::store::StoreError::ReadOnly { path, .. }) => {
             Err(InstallError::MissingFromReadOnlyStore {
@@ -89,9 +103,12 @@ pub fn ensure_stored(
         });
     }
     let shared: &[LockedPackage] = packages;
-    let results = crate::parallel::map_in_order(&todo, 8, |&i| {
-        fetch_one(&shared[i], store, sources, after_store, reporter)
-    });
+    let results = crate::parallel::map_largest_first(
+        &todo,
+        8,
+        |&i| shared[i].wheel.size.unwrap_or(0),
+        |&i| fetch_one(&shared[i], store, sources, after_store, reporter),
+    );
     for (&i, r) in todo.iter().zip(results) {
         let (hash, downloaded) = r?;
         stats.misses += 1;
@@ -162,4 +179,51 @@ fn fetch_one(
         after_store(&hash);
     }
     Ok((hash, downloaded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wheel::testing::{WheelBuilder, zip_entries};
+
+    fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    /// A file whose bytes differ from RECORD is found only as it streams into the store's
+    /// temporary file: the install fails naming it, and nothing is published or left behind.
+    #[test]
+    fn a_file_failing_its_check_mid_stream_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        let w = WheelBuilder::new("p", "1")
+            .file("p/a.py", &[b'a'; 600_000])
+            .file("p/b.py", b"xyz");
+        let mut entries = w.entries();
+        assert_eq!(entries[0].path, "p/a.py");
+        entries[0].data[500_000] = b'b';
+        let err = store_wheel_bytes(&store, &w.filename(), &zip_entries(&entries)).unwrap_err();
+        let InstallError::Wheel { source, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            matches!(
+                source.entry_problem(),
+                Some(crate::wheel::EntryProblem::HashMismatch { .. })
+            ),
+            "{source}"
+        );
+        assert_eq!(files_under(dir.path()), Vec::<std::path::PathBuf>::new());
+        let (hash, _) = store_wheel_bytes(&store, &w.filename(), &w.build()).unwrap();
+        assert!(store.contains(&hash));
+    }
 }

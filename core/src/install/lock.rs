@@ -6,7 +6,7 @@ use super::{InstallError, Reporter, store_wheel_bytes};
 use crate::closure::{Dist, analyze};
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
-use crate::index::{IndexClient, select_wheel};
+use crate::index::{IndexClient, IndexFile, select_wheel};
 use crate::names::normalize_name;
 use crate::python::Interpreter;
 use crate::requirements::{PinnedRequirement, Requirements};
@@ -57,9 +57,19 @@ pub fn lock_requirements(
         .iter()
         .filter(|r| r.marker.as_ref().is_none_or(|m| m.evaluate(&env, &[])))
         .collect();
-    let locked = crate::parallel::map_in_order(&applicable, 8, |req| lock_one(req, opts))
+    let selected = crate::parallel::map_in_order(&applicable, 8, |req| select_one(req, opts))
         .into_iter()
-        .collect::<Result<Vec<Locked>, InstallError>>()?;
+        .collect::<Result<Vec<IndexFile>, InstallError>>()?;
+    let picks: Vec<(&PinnedRequirement, IndexFile)> =
+        applicable.iter().copied().zip(selected).collect();
+    let locked = crate::parallel::map_largest_first(
+        &picks,
+        8,
+        |(_, file)| file.size.unwrap_or(0),
+        |(req, file)| lock_one(req, file, opts),
+    )
+    .into_iter()
+    .collect::<Result<Vec<Locked>, InstallError>>()?;
 
     let dists: Vec<Dist> = locked
         .iter()
@@ -93,7 +103,8 @@ pub fn lock_requirements(
     Ok(lock)
 }
 
-fn lock_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<Locked, InstallError> {
+/// The wheel of `req` that suits the interpreter best.
+fn select_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<IndexFile, InstallError> {
     let index_err = |source| InstallError::Index {
         name: req.name.clone(),
         source: Box::new(source),
@@ -120,7 +131,19 @@ fn lock_one(req: &PinnedRequirement, opts: &LockOptions<'_>) -> Result<Locked, I
             req.version
         );
     }
-    let file = &selected.file;
+    Ok(selected.file)
+}
+
+/// Downloads, checks and stores the wheel `file` picked for `req`.
+fn lock_one(
+    req: &PinnedRequirement,
+    file: &IndexFile,
+    opts: &LockOptions<'_>,
+) -> Result<Locked, InstallError> {
+    let index_err = |source| InstallError::Index {
+        name: req.name.clone(),
+        source: Box::new(source),
+    };
     opts.reporter.on_download_start(&req.name, file.size);
     let bytes = opts
         .client

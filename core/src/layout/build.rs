@@ -91,6 +91,62 @@ fn absolute(path: &Path) -> Result<PathBuf, LayoutError> {
     std::path::absolute(path).map_err(LayoutError::fs("make absolute", path))
 }
 
+/// One entry of a source tree, as [`walk`] finds it.
+struct Found {
+    rel: PathBuf,
+    src: PathBuf,
+    kind: Kind,
+    size: u64,
+}
+
+/// Lists a source tree's scheme directories, parents before children. Mostly `readdir` and
+/// `stat` calls, so [`plan`] walks the trees on a few threads.
+fn walk(root: &Path) -> Result<Vec<Found>, LayoutError> {
+    let mut found = Vec::new();
+    let mut stack: Vec<PathBuf> = SCHEME_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .filter(|rel| root.join(rel).is_dir())
+        .collect();
+    for rel in &stack {
+        found.push(Found {
+            rel: rel.clone(),
+            src: root.join(rel),
+            kind: Kind::Dir,
+            size: 0,
+        });
+    }
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            let child = rel.join(entry.file_name());
+            let src = entry.path();
+            let ty = entry
+                .file_type()
+                .map_err(LayoutError::fs("read the type of", &src))?;
+            let (kind, size) = if ty.is_dir() {
+                stack.push(child.clone());
+                (Kind::Dir, 0)
+            } else if ty.is_symlink() {
+                (Kind::Symlink, 0)
+            } else if ty.is_file() {
+                let meta = entry.metadata().map_err(LayoutError::fs("stat", &src))?;
+                (Kind::File, meta.len())
+            } else {
+                return Err(LayoutError::FileType(src));
+            };
+            found.push(Found {
+                rel: child,
+                src,
+                kind,
+                size,
+            });
+        }
+    }
+    Ok(found)
+}
+
 /// Merges the source trees. Directories merge (namespace packages become real directories); a
 /// file shipped by two packages goes to the later one, with a warning, as pip does.
 pub(crate) fn plan(sources: &[(usize, PathBuf)], names: &[String]) -> Result<Plan, LayoutError> {
@@ -105,71 +161,55 @@ pub(crate) fn plan(sources: &[(usize, PathBuf)], names: &[String]) -> Result<Pla
         },
     );
     let name = |i: usize| names.get(i).map_or("<layout>", String::as_str).to_string();
-    for (package, root) in sources {
-        let mut stack: Vec<PathBuf> = SCHEME_DIRS
-            .iter()
-            .map(PathBuf::from)
-            .filter(|rel| root.join(rel).is_dir())
-            .collect();
-        for rel in &stack {
-            insert_dir(&mut plan, rel, root.join(rel), *package, &name)?;
-        }
-        while let Some(rel) = stack.pop() {
-            let dir = root.join(&rel);
-            for entry in fs_err::read_dir(&dir)? {
-                let entry = entry?;
-                let child = rel.join(entry.file_name());
-                let src = entry.path();
-                let ty = entry
-                    .file_type()
-                    .map_err(LayoutError::fs("read the type of", &src))?;
-                if ty.is_dir() {
-                    insert_dir(&mut plan, &child, src, *package, &name)?;
-                    stack.push(child);
-                    continue;
-                }
-                let (kind, size) = if ty.is_symlink() {
-                    (Kind::Symlink, 0)
-                } else if ty.is_file() {
-                    let meta = entry.metadata().map_err(LayoutError::fs("stat", &src))?;
-                    (Kind::File, meta.len())
-                } else {
-                    return Err(LayoutError::FileType(src));
-                };
-                match plan.get(&child) {
-                    Some(old) if old.kind == Kind::Dir => {
-                        return Err(LayoutError::Conflict {
-                            path: child,
-                            dir_package: name(old.package),
-                            file_package: name(*package),
-                        });
-                    }
-                    Some(old) if old.package != *package => {
-                        tracing::warn!(
-                            "`{}` is in both `{}` and `{}`; using the one from `{}`",
-                            child.display(),
-                            name(old.package),
-                            name(*package),
-                            name(*package)
-                        );
-                    }
-                    // Same package: an extra tree overriding the package's own file.
-                    _ => {}
-                }
-                plan.insert(
-                    child,
-                    Item {
-                        src,
-                        kind,
-                        package: *package,
-                        size,
-                    },
-                );
+    let walked = crate::parallel::map_in_order(sources, WALK_THREADS, |(_, root)| walk(root));
+    for ((package, _), found) in sources.iter().zip(walked) {
+        for Found {
+            rel,
+            src,
+            kind,
+            size,
+        } in found?
+        {
+            if kind == Kind::Dir {
+                insert_dir(&mut plan, &rel, src, *package, &name)?;
+                continue;
             }
+            match plan.get(&rel) {
+                Some(old) if old.kind == Kind::Dir => {
+                    return Err(LayoutError::Conflict {
+                        path: rel,
+                        dir_package: name(old.package),
+                        file_package: name(*package),
+                    });
+                }
+                Some(old) if old.package != *package => {
+                    tracing::warn!(
+                        "`{}` is in both `{}` and `{}`; using the one from `{}`",
+                        rel.display(),
+                        name(old.package),
+                        name(*package),
+                        name(*package)
+                    );
+                }
+                // Same package: an extra tree overriding the package's own file.
+                _ => {}
+            }
+            plan.insert(
+                rel,
+                Item {
+                    src,
+                    kind,
+                    package: *package,
+                    size,
+                },
+            );
         }
     }
     Ok(plan)
 }
+
+/// Threads listing source trees.
+const WALK_THREADS: usize = 4;
 
 fn insert_dir(
     plan: &mut Plan,
@@ -201,37 +241,71 @@ fn insert_dir(
 }
 
 /// Creates the planned tree under `dest` (which exists and is empty). `strongest` is the best
-/// mode to try: hard links, then symlinks, then copies.
+/// mode to try: hard links, then symlinks, then copies. Directories come first, parents before
+/// children (the plan's order); then files and links are placed on a few threads, since each
+/// is a directory-entry operation in the kernel and those run in parallel (in different
+/// directories).
 pub(crate) fn materialize(
     plan: &Plan,
     dest: &Path,
     strongest: LinkMode,
 ) -> Result<(LinkCounts, u64, u64), LayoutError> {
-    let mut links = LinkCounts::default();
-    let (mut dirs, mut bytes) = (0u64, 0u64);
+    let mut dirs = 0u64;
+    let mut leaves = Vec::with_capacity(plan.len());
     for (rel, item) in plan {
-        let to = dest.join(rel);
-        match item.kind {
-            Kind::Dir => {
-                fs_err::create_dir(&to)?;
-                dirs += 1;
-            }
-            Kind::Symlink => {
-                let target = fs_err::read_link(&item.src)?;
-                package_symlink(&target, &item.src, &to)?;
-                links.package_symlink += 1;
-            }
-            Kind::File => {
-                match place_file(&item.src, &to, strongest)? {
-                    LinkMode::Hardlink => links.hardlink += 1,
-                    LinkMode::Symlink => links.symlink += 1,
-                    LinkMode::Copy => links.copy += 1,
-                }
-                bytes += item.size;
-            }
+        if item.kind == Kind::Dir {
+            fs_err::create_dir(dest.join(rel))?;
+            dirs += 1;
+        } else {
+            leaves.push((rel, item));
         }
     }
+    let chunks: Vec<_> = leaves.chunks(PLACE_CHUNK).collect();
+    let placed = crate::parallel::map_in_order(&chunks, PLACE_THREADS, |chunk| {
+        place_leaves(chunk, dest, strongest)
+    });
+    let (mut links, mut bytes) = (LinkCounts::default(), 0u64);
+    for result in placed {
+        let (l, b) = result?;
+        links.hardlink += l.hardlink;
+        links.symlink += l.symlink;
+        links.copy += l.copy;
+        links.package_symlink += l.package_symlink;
+        bytes += b;
+    }
     Ok((links, dirs, bytes))
+}
+
+/// Threads placing a layout's files.
+const PLACE_THREADS: usize = 4;
+
+/// Files one thread places at a time: neighbours in the plan share a directory.
+const PLACE_CHUNK: usize = 512;
+
+/// Places files and package symlinks; returns what was made and the bytes of the files.
+fn place_leaves(
+    leaves: &[(&PathBuf, &Item)],
+    dest: &Path,
+    strongest: LinkMode,
+) -> Result<(LinkCounts, u64), LayoutError> {
+    let mut links = LinkCounts::default();
+    let mut bytes = 0u64;
+    for (rel, item) in leaves {
+        let to = dest.join(rel);
+        if item.kind == Kind::Symlink {
+            let target = fs_err::read_link(&item.src)?;
+            package_symlink(&target, &item.src, &to)?;
+            links.package_symlink += 1;
+            continue;
+        }
+        match place_file(&item.src, &to, strongest)? {
+            LinkMode::Hardlink => links.hardlink += 1,
+            LinkMode::Symlink => links.symlink += 1,
+            LinkMode::Copy => links.copy += 1,
+        }
+        bytes += item.size;
+    }
+    Ok((links, bytes))
 }
 
 /// Hard link, else symlink, else copy. A hard link keeps `realpath(__file__)` inside the layout,

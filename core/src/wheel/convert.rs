@@ -8,13 +8,15 @@
 //! (generated), and symlinks. Header files are listed only when the wheel's tags name exactly one
 //! CPython minor version, since their installed path contains it.
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 
 use super::entry_points::EntryPoints;
-use super::error::WheelError;
+use super::error::{EntryProblem, WheelError};
 use super::metadata::WheelMetadata;
-use super::record::write_record;
-use super::validate::{ConvertLimits, ValidatedWheel, validate_wheel};
+use super::record::{RecordHashAlgorithm, write_record};
+use super::validate::{
+    Archive, ConvertLimits, InArchive, Reading, ValidatedWheel, validate_wheel_on,
+};
 use crate::dxpkg::{DxpkgWriter, EntryKind, PreparedDxpkg, Scheme};
 use crate::hash::sha256_record;
 
@@ -54,22 +56,173 @@ pub struct WheelInfo {
 }
 
 /// A validated wheel laid out as a `.dxpkg` whose bytes are not written yet: stream them with
-/// [`PreparedDxpkg::write_to`] (for instance into [`crate::store::PackageStore::store_with`]),
-/// so the package never exists as a second copy in memory.
+/// [`PreparedWheel::write_to`] (for instance into [`crate::store::PackageStore::store_with`]),
+/// so the package never exists as a second copy in memory. Files [`prepare_wheel`] left in the
+/// archive are decompressed as they are written, and checked against RECORD there.
 #[derive(Debug)]
-pub struct PreparedWheel {
+pub struct PreparedWheel<'a> {
     /// The package, ready to write; the same wheel always gives the same bytes.
     pub package: PreparedDxpkg,
     /// The wheel's name, version and metadata.
     pub info: WheelInfo,
+    /// The wheel's file name, for errors.
+    file_name: String,
+    /// The files still in the archive, indexed by their package entry's token.
+    deferred: Vec<DeferredFile>,
+    /// The archive they are in.
+    archive: Option<Archive<'a>>,
 }
 
-impl PreparedWheel {
-    /// Writes the package to `out` and returns the wheel's description.
-    pub fn write_to(self, out: impl Write) -> std::io::Result<WheelInfo> {
-        self.package.write_to(out)?;
-        Ok(self.info)
+/// A file whose bytes go from the archive straight into the package.
+#[derive(Debug)]
+struct DeferredFile {
+    archive_path: String,
+    at: InArchive,
+    /// RECORD's sha256 of the file: the bytes must match it.
+    sha256: [u8; 32],
+}
+
+/// Why writing a [`PreparedWheel`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WheelWriteError {
+    /// The destination refused the bytes.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A file left in the archive turned out bad as it was read (hash or size mismatch, corrupt
+    /// data): what was written is not a package and must be thrown away.
+    #[error(transparent)]
+    Wheel(Box<WheelError>),
+}
+
+impl From<WheelError> for WheelWriteError {
+    fn from(e: WheelError) -> Self {
+        Self::Wheel(Box::new(e))
     }
+}
+
+/// Bytes decompressed at a time while streaming a file into the package: the buffer is reused
+/// for every file, so it stays in cache and memory is never freshly faulted in.
+const STREAM_CHUNK: usize = 256 << 10;
+
+impl PreparedWheel<'_> {
+    /// Writes the package to `out` and returns the wheel's description.
+    pub fn write_to(self, out: impl Write) -> Result<WheelInfo, WheelWriteError> {
+        let Self {
+            package,
+            info,
+            file_name,
+            deferred,
+            mut archive,
+        } = self;
+        let mut buf = Vec::new();
+        package.write_with(out, |token, out| {
+            let file = &deferred[token];
+            let Some(archive) = archive.as_mut() else {
+                let problem = EntryProblem::Read("no archive to read it from".into());
+                return Err(entry_error(&file_name, file, problem).into());
+            };
+            if buf.is_empty() {
+                buf = vec![0; STREAM_CHUNK];
+            }
+            stream_file(archive, file, &mut buf, out)
+                .map_err(|e| e.map_wheel(|problem| entry_error(&file_name, file, problem)))
+        })?;
+        Ok(info)
+    }
+}
+
+impl PreparedWheel<'_> {
+    /// Writes the package into memory.
+    fn into_bytes(self) -> Result<ConvertedWheel, WheelError> {
+        let file_name = self.file_name.clone();
+        let mut dxpkg = Vec::with_capacity(usize::try_from(self.package.len()).unwrap_or(0));
+        let info = self.write_to(&mut dxpkg).map_err(|e| match e {
+            WheelWriteError::Wheel(e) => *e,
+            WheelWriteError::Io(source) => WheelError::Write {
+                wheel: file_name,
+                source: crate::dxpkg::DxpkgWriterError::Write(source),
+            },
+        })?;
+        Ok(ConvertedWheel {
+            dxpkg,
+            name: info.name,
+            version: info.version,
+            dist_info: info.dist_info,
+            metadata: info.metadata,
+            entry_points: info.entry_points,
+        })
+    }
+}
+
+fn entry_error(wheel: &str, file: &DeferredFile, problem: EntryProblem) -> WheelError {
+    WheelError::Entry {
+        wheel: wheel.to_string(),
+        entry: file.archive_path.clone(),
+        problem,
+    }
+}
+
+/// A failure while streaming one file: the destination's, or the file's own.
+enum StreamFailure {
+    Io(std::io::Error),
+    Entry(EntryProblem),
+}
+
+impl StreamFailure {
+    fn map_wheel(self, wheel: impl FnOnce(EntryProblem) -> WheelError) -> WheelWriteError {
+        match self {
+            Self::Io(e) => WheelWriteError::Io(e),
+            Self::Entry(problem) => WheelWriteError::from(wheel(problem)),
+        }
+    }
+}
+
+/// Decompresses one file into `out` through `buf`, reading at most one byte past its declared
+/// size (as validation does), and checks its size and sha256 at the end.
+fn stream_file(
+    archive: &mut Archive<'_>,
+    file: &DeferredFile,
+    buf: &mut [u8],
+    out: &mut dyn Write,
+) -> Result<(), StreamFailure> {
+    use sha2::Digest;
+    let read_err =
+        |e: &dyn std::fmt::Display| StreamFailure::Entry(EntryProblem::Read(e.to_string()));
+    let mut entry = archive.by_index(file.at.index).map_err(|e| read_err(&e))?;
+    let declared = file.at.size;
+    let mut hasher = sha2::Sha256::new();
+    let mut got = 0u64;
+    while got <= declared {
+        let want = usize::try_from(declared + 1 - got).map_or(buf.len(), |w| w.min(buf.len()));
+        let n = match entry.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(&e)),
+        };
+        got += n as u64;
+        if got > declared {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(StreamFailure::Io)?;
+    }
+    if got != declared {
+        return Err(StreamFailure::Entry(EntryProblem::HeaderSizeMismatch {
+            declared,
+            got,
+        }));
+    }
+    let digest: [u8; 32] = hasher.finalize().into();
+    if digest != file.sha256 {
+        let b64 = |d: &[u8]| data_encoding::BASE64URL_NOPAD.encode(d);
+        return Err(StreamFailure::Entry(EntryProblem::HashMismatch {
+            algorithm: RecordHashAlgorithm::Sha256.name(),
+            expected: b64(&file.sha256),
+            got: b64(&digest),
+        }));
+    }
+    Ok(())
 }
 
 /// Checks the wheel `filename` (a file name, not a path) with default limits and converts it.
@@ -83,7 +236,21 @@ pub fn convert_wheel_with_limits(
     bytes: &[u8],
     limits: &ConvertLimits,
 ) -> Result<ConvertedWheel, WheelError> {
-    convert_validated(validate_wheel(filename, bytes, limits)?)
+    prepare_wheel(filename, bytes, limits)?.into_bytes()
+}
+
+/// Checks the wheel `filename` within `limits` and lays it out as a package, decompressing only
+/// what the checks need; the rest is decompressed (and checked against RECORD) as the package
+/// is written, so a wheel never sits in memory decompressed.
+pub fn prepare_wheel<'a>(
+    filename: &str,
+    bytes: &'a [u8],
+    limits: &ConvertLimits,
+) -> Result<PreparedWheel<'a>, WheelError> {
+    let (wheel, archive) = validate_wheel_on(filename, bytes, limits, None, Reading::Deferred)?;
+    let mut prepared = prepare_validated(wheel)?;
+    prepared.archive = Some(archive);
+    Ok(prepared)
 }
 
 /// The Python `X.Y` every tag of the wheel names, when they name exactly one CPython version.
@@ -105,33 +272,18 @@ fn single_cpython_version(wheel: &ValidatedWheel) -> Option<String> {
 
 /// Turns a validated wheel into `.dxpkg` bytes.
 pub fn convert_validated(wheel: ValidatedWheel) -> Result<ConvertedWheel, WheelError> {
-    let file_name = wheel.file_name.clone();
-    let prepared = prepare_validated(wheel)?;
-    let mut dxpkg = Vec::with_capacity(usize::try_from(prepared.package.len()).unwrap_or(0));
-    let info = prepared
-        .write_to(&mut dxpkg)
-        .map_err(|source| WheelError::Write {
-            wheel: file_name,
-            source: crate::dxpkg::DxpkgWriterError::Write(source),
-        })?;
-    Ok(ConvertedWheel {
-        dxpkg,
-        name: info.name,
-        version: info.version,
-        dist_info: info.dist_info,
-        metadata: info.metadata,
-        entry_points: info.entry_points,
-    })
+    prepare_validated(wheel)?.into_bytes()
 }
 
 /// Lays a validated wheel out as a `.dxpkg` (its files at their installed paths, the installed
 /// RECORD and INSTALLER added) without writing the bytes; every refusal happens here.
-pub fn prepare_validated(wheel: ValidatedWheel) -> Result<PreparedWheel, WheelError> {
+pub fn prepare_validated(wheel: ValidatedWheel) -> Result<PreparedWheel<'static>, WheelError> {
     let name = wheel.metadata.name.clone();
     let py = single_cpython_version(&wheel);
     let dist_info = wheel.dist_info.clone();
     let mut rows: BTreeMap<String, Option<(String, u64)>> = BTreeMap::new();
     let mut writer = DxpkgWriter::new(&name, &wheel.metadata.version, &dist_info);
+    let mut deferred = Vec::new();
 
     for f in wheel.files {
         let record_path = match f.scheme {
@@ -144,15 +296,21 @@ pub fn prepare_validated(wheel: ValidatedWheel) -> Result<PreparedWheel, WheelEr
         };
         if let Some(record_path) = record_path {
             let rewritten = f.scheme == Scheme::Scripts && f.data.starts_with(b"#!python");
-            let hash = (f.kind == EntryKind::File && !rewritten).then(|| {
-                (
-                    data_encoding::BASE64URL_NOPAD.encode(&f.sha256),
-                    f.data.len() as u64,
-                )
-            });
+            let hash = (f.kind == EntryKind::File && !rewritten)
+                .then(|| (data_encoding::BASE64URL_NOPAD.encode(&f.sha256), f.len()));
             rows.insert(record_path, hash);
         }
-        writer.add(f.scheme, &f.path, f.kind, f.mode, f.data);
+        match f.deferred {
+            None => writer.add(f.scheme, &f.path, f.kind, f.mode, f.data),
+            Some(at) => {
+                writer.add_deferred(f.scheme, &f.path, f.kind, f.mode, at.size, deferred.len());
+                deferred.push(DeferredFile {
+                    archive_path: f.archive_path,
+                    at,
+                    sha256: f.sha256,
+                });
+            }
+        }
     }
     for ep in wheel
         .entry_points
@@ -191,6 +349,9 @@ pub fn prepare_validated(wheel: ValidatedWheel) -> Result<PreparedWheel, WheelEr
     })?;
     Ok(PreparedWheel {
         package,
+        file_name: wheel.file_name,
+        deferred,
+        archive: None,
         info: WheelInfo {
             name,
             version: wheel.metadata.version.clone(),

@@ -30,8 +30,8 @@ mod tests;
 mod validate;
 
 pub use convert::{
-    ConvertedWheel, INSTALLER, PreparedWheel, WheelInfo, convert_validated, convert_wheel,
-    convert_wheel_with_limits, prepare_validated,
+    ConvertedWheel, INSTALLER, PreparedWheel, WheelInfo, WheelWriteError, convert_validated,
+    convert_wheel, convert_wheel_with_limits, prepare_validated, prepare_wheel,
 };
 pub use entry_points::{EntryPoint, EntryPoints, EntryPointsError};
 pub use error::{ArchiveProblem, EntryProblem, WheelError};

@@ -854,6 +854,19 @@ fn arb_files() -> impl Strategy<Value = (RootFiles, DataFiles)> {
     )
 }
 
+/// Flips bytes of the file data and local headers only, so pass 1 (the central directory)
+/// passes more often and the readers meet the damage.
+fn damage_before_central_directory(mut bytes: Vec<u8>, flips: &[(usize, u8)]) -> Vec<u8> {
+    let central = bytes
+        .windows(4)
+        .position(|x| x == b"PK\x01\x02")
+        .unwrap_or(bytes.len());
+    for &(at, v) in flips {
+        bytes[at % central.max(1)] ^= v;
+    }
+    bytes
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -922,26 +935,39 @@ proptest! {
         flips in proptest::collection::vec((any::<usize>(), 1u8..), 0..6),
     ) {
         let (w, _) = generated_wheel(root, data);
-        let mut bytes = w.build();
-        // Damage only the file data and local headers, so pass 1 (the central directory) passes
-        // more often and the readers meet the damage.
-        let central = bytes
-            .windows(4)
-            .position(|x| x == b"PK\x01\x02")
-            .unwrap_or(bytes.len());
-        for (at, v) in flips {
-            bytes[at % central.max(1)] ^= v;
-        }
+        let bytes = damage_before_central_directory(w.build(), &flips);
         let run = |threads| {
             let limits = ConvertLimits::default();
-            match super::validate::validate_wheel_on(&w.filename(), &bytes, &limits, Some(threads)) {
-                Ok(v) => Ok(v.files),
+            let reading = super::validate::Reading::All;
+            match super::validate::validate_wheel_on(&w.filename(), &bytes, &limits, Some(threads), reading) {
+                Ok((v, _)) => Ok(v.files),
                 Err(e) => Err(format!("{e:?}")),
             }
         };
         let one = run(1);
         prop_assert_eq!(&run(2), &one);
         prop_assert_eq!(&run(4), &one);
+    }
+
+    /// Streaming the files from the archive into the package (what installs do) gives the same
+    /// bytes as decompressing everything first, and fails on the same damaged archives: bytes
+    /// that do not match RECORD never make a package either way.
+    #[test]
+    fn streaming_matches_reading_everything_first(
+        (root, data) in arb_files(),
+        flips in proptest::collection::vec((any::<usize>(), 1u8..), 0..4),
+    ) {
+        let (w, _) = generated_wheel(root, data);
+        let bytes = damage_before_central_directory(w.build(), &flips);
+        let streamed = convert_wheel(&w.filename(), &bytes).map(|c| c.dxpkg);
+        let eager = validate_wheel(&w.filename(), &bytes, &ConvertLimits::default())
+            .and_then(convert_validated)
+            .map(|c| c.dxpkg);
+        match (&streamed, &eager) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "streamed {:?}, eager {:?}", streamed.is_ok(), eager.is_ok()),
+        }
     }
 
     /// The same files zipped in another order (or twice) give byte-identical packages.

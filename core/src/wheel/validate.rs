@@ -73,11 +73,46 @@ pub struct WheelFile {
     pub kind: EntryKind,
     /// `0o755`, `0o644`, or `0o777` for symlinks.
     pub mode: u32,
-    /// The bytes (the link target for a symlink).
+    /// The bytes (the link target for a symlink); empty while `deferred`.
     pub data: Vec<u8>,
     /// The sha256 of `data`, computed once as the file is decompressed: RECORD's sha256 rows are
-    /// checked against it, and the installed RECORD is written from it.
+    /// checked against it, and the installed RECORD is written from it. For a deferred file, the
+    /// digest RECORD gives, which the bytes must match when they are streamed.
     pub sha256: [u8; 32],
+    /// Set when the bytes were left in the archive, to be decompressed (and checked against
+    /// `sha256`) while the package is written: see [`Reading::Deferred`].
+    pub(crate) deferred: Option<InArchive>,
+}
+
+/// Where a deferred file's bytes are: its entry in the archive and its declared size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InArchive {
+    pub(crate) index: usize,
+    pub(crate) size: u64,
+}
+
+impl WheelFile {
+    /// The file's size (declared by the archive and RECORD, and checked, for a deferred file).
+    pub fn len(&self) -> u64 {
+        self.deferred.map_or(self.data.len() as u64, |d| d.size)
+    }
+
+    /// True for an empty file.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How much of a wheel validation decompresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Every file, each checked against RECORD here.
+    All,
+    /// Only what the checks and the installed RECORD need: the `.dist-info` files, symlinks,
+    /// scripts (their shebang decides their RECORD row) and files whose RECORD row is not sha256.
+    /// The rest stay in the archive, to be decompressed into the package as it is written, one
+    /// reused buffer at a time, with RECORD's sha256 checked there; a mismatch fails the write.
+    Deferred,
 }
 
 /// A wheel that passed every check, with its files mapped to their install locations.
@@ -109,11 +144,12 @@ struct Pending {
     capacity: u64,
 }
 
-/// A decompressed file and its sha256.
+/// A file and, once decompressed, its bytes and sha256.
 struct Contents {
     pending: Pending,
-    data: Vec<u8>,
-    sha256: [u8; 32],
+    read: Option<(Vec<u8>, [u8; 32])>,
+    /// For a file left unread: the sha256 its RECORD row gives.
+    expected: Option<[u8; 32]>,
 }
 
 /// Wheels whose files declare at least this many bytes in all are decompressed on more than one
@@ -123,7 +159,7 @@ const PARALLEL_MIN_BYTES: u64 = 4 << 20;
 /// The most threads that decompress one wheel.
 const MAX_THREADS: usize = 4;
 
-type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
+pub(crate) type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
 
 /// A decompressed file and its sha256, or why it could not be read.
 type ReadResult = Result<(Vec<u8>, [u8; 32]), EntryProblem>;
@@ -131,18 +167,23 @@ type ReadResult = Result<(Vec<u8>, [u8; 32]), EntryProblem>;
 /// Decompresses one file with a read limit one past its declared size, into a buffer reserved
 /// for the declared size (so an honest file is read without reallocating), and hashes it.
 fn read_entry(archive: &mut Archive<'_>, p: &Pending) -> ReadResult {
+    read_entry_at(archive, p.index, p.size, p.capacity)
+}
+
+/// [`read_entry`] of the entry `index`, declared `size` bytes long, into a buffer of `capacity`.
+fn read_entry_at(archive: &mut Archive<'_>, index: usize, size: u64, capacity: u64) -> ReadResult {
     use sha2::Digest;
     let mut file = archive
-        .by_index(p.index)
+        .by_index(index)
         .map_err(|e| EntryProblem::Read(e.to_string()))?;
-    let mut data = Vec::with_capacity(usize::try_from(p.capacity).unwrap_or(0));
+    let mut data = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     (&mut file)
-        .take(p.size.saturating_add(1))
+        .take(size.saturating_add(1))
         .read_to_end(&mut data)
         .map_err(|e| EntryProblem::Read(e.to_string()))?;
-    if data.len() as u64 != p.size {
+    if data.len() as u64 != size {
         return Err(EntryProblem::HeaderSizeMismatch {
-            declared: p.size,
+            declared: size,
             got: data.len() as u64,
         });
     }
@@ -413,17 +454,30 @@ pub fn validate_wheel(
     bytes: &[u8],
     limits: &ConvertLimits,
 ) -> Result<ValidatedWheel, WheelError> {
-    validate_wheel_on(filename, bytes, limits, None)
+    validate_wheel_on(filename, bytes, limits, None, Reading::All).map(|(wheel, _)| wheel)
 }
 
-/// [`validate_wheel`] decompressing on `threads` threads (`None`: by the wheel's size and the
-/// machine's cores); the outcome is the same for any count.
-pub(crate) fn validate_wheel_on(
+/// Is `path` one that [`Reading::Deferred`] reads during validation: a file of a `.dist-info`
+/// directory or a `.data` directory's script?
+fn read_upfront(path: &str) -> bool {
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next()) {
+        (Some(top), _) if top.ends_with(".dist-info") => true,
+        (Some(top), Some("scripts")) => top.ends_with(".data"),
+        _ => false,
+    }
+}
+
+/// [`validate_wheel`] decompressing what `reading` asks for on `threads` threads (`None`: by the
+/// wheel's size and the machine's cores); the outcome is the same for any count. Returns the
+/// opened archive too, for the deferred files' bytes.
+pub(crate) fn validate_wheel_on<'a>(
     filename: &str,
-    bytes: &[u8],
+    bytes: &'a [u8],
     limits: &ConvertLimits,
     threads: Option<usize>,
-) -> Result<ValidatedWheel, WheelError> {
+    reading: Reading,
+) -> Result<(ValidatedWheel, Archive<'a>), WheelError> {
     let parsed = WheelFilename::parse(filename)?;
     let wheel = filename.to_string();
     let entry_err = |entry: &str, problem: EntryProblem| WheelError::Entry {
@@ -557,29 +611,42 @@ pub(crate) fn validate_wheel_on(
     }
 
     // Pass 2: the bytes, hashed as they are read; a large wheel is read on several threads.
+    let order: Vec<String> = pending.iter().map(|p| p.path.clone()).collect();
+    let (now, later): (Vec<Pending>, Vec<Pending>) = pending.into_iter().partition(|p| {
+        reading == Reading::All || p.kind == EntryKind::Symlink || read_upfront(&p.path)
+    });
+    let total_now: u64 = now.iter().map(|p| p.size).sum();
     let threads = threads.unwrap_or_else(|| {
-        if total >= PARALLEL_MIN_BYTES {
+        if total_now >= PARALLEL_MIN_BYTES {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
         } else {
             1
         }
     });
-    let mut read = read_entries(&archive, &pending, threads).into_iter();
-    let mut contents: HashMap<String, Contents> = HashMap::with_capacity(pending.len());
-    let mut order = Vec::with_capacity(pending.len());
-    for p in pending {
+    let mut read = read_entries(&archive, &now, threads).into_iter();
+    let mut contents: HashMap<String, Contents> = HashMap::with_capacity(order.len());
+    for p in now {
         // `read_entries` stops early only after a failure, which returns here first.
         let r = read
             .next()
             .unwrap_or_else(|| Err(EntryProblem::Read("not read".into())));
-        let (data, sha256) = r.map_err(|problem| entry_err(&p.path, problem))?;
-        order.push(p.path.clone());
+        let r = r.map_err(|problem| entry_err(&p.path, problem))?;
         contents.insert(
             p.path.clone(),
             Contents {
                 pending: p,
-                data,
-                sha256,
+                read: Some(r),
+                expected: None,
+            },
+        );
+    }
+    for p in later {
+        contents.insert(
+            p.path.clone(),
+            Contents {
+                pending: p,
+                read: None,
+                expected: None,
             },
         );
     }
@@ -632,7 +699,11 @@ pub(crate) fn validate_wheel_on(
     let record_path = format!("{dist_info}/RECORD");
     let signatures = [format!("{record_path}.jws"), format!("{record_path}.p7s")];
     let record_bytes = match contents.get(&record_path) {
-        Some(c) if c.pending.kind == EntryKind::File => &c.data,
+        Some(Contents {
+            pending,
+            read: Some((data, _)),
+            ..
+        }) if pending.kind == EntryKind::File => data,
         _ => return Err(entry_err(&record_path, EntryProblem::Missing)),
     };
     let rows = parse_record(record_bytes).map_err(|e| entry_err(&record_path, e.into()))?;
@@ -651,8 +722,27 @@ pub(crate) fn validate_wheel_on(
             return Err(entry_err(&row.path, EntryProblem::NotInArchive));
         }
     }
+    // A deferred file is checked as it streams against a sha256 row; any other row needs the
+    // bytes now, for the check and for the installed RECORD's sha256.
+    let mut reader = archive.clone();
+    for row in &rows {
+        let Some(hash) = &row.hash else { continue };
+        let sha256_row = hash.algorithm == RecordHashAlgorithm::Sha256 && hash.digest.len() == 32;
+        if let Some(c) = contents.get_mut(&row.path)
+            && c.read.is_none()
+            && !sha256_row
+        {
+            let r = read_entry(&mut reader, &c.pending).map_err(|e| entry_err(&row.path, e))?;
+            c.read = Some(r);
+        }
+    }
     for path in &order {
-        let Some(Contents { data, sha256, .. }) = contents.get(path) else {
+        let Some(Contents {
+            pending,
+            read,
+            expected,
+        }) = contents.get_mut(path)
+        else {
             continue;
         };
         let exempt = *path == record_path || signatures.contains(path);
@@ -677,15 +767,24 @@ pub(crate) fn validate_wheel_on(
         let expected_size = row
             .size
             .ok_or_else(|| entry_err(path, EntryProblem::MissingSize { line: row.line }))?;
-        if expected_size != data.len() as u64 {
+        if expected_size != pending.size {
+            // Unread, the archive's word is all there is: read the file to say which is wrong.
+            if read.is_none() {
+                read_entry(&mut reader, pending).map_err(|e| entry_err(path, e))?;
+            }
             return Err(entry_err(
                 path,
                 EntryProblem::SizeMismatch {
                     expected: expected_size,
-                    got: data.len() as u64,
+                    got: pending.size,
                 },
             ));
         }
+        let Some((data, sha256)) = read else {
+            // Only sha256 rows are left unread (see above).
+            *expected = <[u8; 32]>::try_from(hash.digest.as_slice()).ok();
+            continue;
+        };
         let got = match hash.algorithm {
             RecordHashAlgorithm::Sha256 => sha256.to_vec(),
             other => other.digest(data),
@@ -708,7 +807,8 @@ pub(crate) fn validate_wheel_on(
         contents
             .get(&format!("{dist_info}/{name}"))
             .filter(|c| c.pending.kind == EntryKind::File)
-            .map(|c| c.data.as_slice())
+            .and_then(|c| c.read.as_ref())
+            .map(|(data, _)| data.as_slice())
     };
     let metadata_path = format!("{dist_info}/METADATA");
     let metadata = WheelMetadata::parse(
@@ -759,8 +859,8 @@ pub(crate) fn validate_wheel_on(
     for path in order {
         let Some(Contents {
             pending: p,
-            data,
-            sha256,
+            read,
+            expected,
         }) = contents.remove(&path)
         else {
             continue;
@@ -770,6 +870,20 @@ pub(crate) fn validate_wheel_on(
         if scheme == Scheme::SitePackages && generated.contains(&installed) {
             continue;
         }
+        let (data, sha256, deferred) = match (read, expected) {
+            (Some((data, sha256)), _) => (data, sha256, None),
+            (None, Some(sha256)) => {
+                let at = InArchive {
+                    index: p.index,
+                    size: p.size,
+                };
+                (Vec::new(), sha256, Some(at))
+            }
+            // Every unread file has a sha256 row by now; this is a bug, not the wheel's fault.
+            (None, None) => {
+                return Err(entry_err(&path, EntryProblem::Read("not read".into())));
+            }
+        };
         let mode = match (p.kind, scheme, p.executable) {
             (EntryKind::Symlink, _, _) => 0o777,
             (_, Scheme::Scripts, _) | (_, _, true) => 0o755,
@@ -783,6 +897,7 @@ pub(crate) fn validate_wheel_on(
             mode,
             data,
             sha256,
+            deferred,
         });
     }
     files.sort_by(|a, b| (a.scheme, &a.path).cmp(&(b.scheme, &b.path)));
@@ -820,14 +935,15 @@ pub(crate) fn validate_wheel_on(
     drop(installed);
     drop(dirs);
 
-    Ok(ValidatedWheel {
+    let validated = ValidatedWheel {
         file_name: wheel.clone(),
         filename: parsed,
         dist_info,
         metadata,
         entry_points,
         files,
-    })
+    };
+    Ok((validated, archive))
 }
 
 #[cfg(test)]
