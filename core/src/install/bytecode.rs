@@ -5,8 +5,9 @@
 //! `.pyc` files are unchecked-hash (PEP 552): valid without consulting source mtimes, which
 //! read-only trees and mounts cannot keep in step.
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-use super::InstallError;
+use super::{AfterStore, InstallError};
 use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
 use crate::hash::ContentHash;
 use crate::python::{Interpreter, compile_each, default_jobs};
@@ -38,18 +39,20 @@ pub fn ensure_bytecode(
     package: &ContentHash,
     interp: &Interpreter,
 ) -> Result<(Option<ContentHash>, bool), InstallError> {
-    let mut packs = ensure_bytecode_packs(store, std::slice::from_ref(package), interp)?;
+    let mut packs = ensure_bytecode_packs(store, std::slice::from_ref(package), interp, None)?;
     Ok(packs.pop().unwrap_or((None, false)))
 }
 
 /// [`ensure_bytecode`] for many packages at once: the sources of every package that lacks a
 /// pack are compiled in one session of worker processes, so the cores stay busy across
 /// package boundaries and each worker starts once per install, not once per package. Returns,
-/// per package in order, its pack and whether it was compiled now.
+/// per package in order, its pack and whether it was compiled now; `after_store` runs on each
+/// pack stored now, on the thread that stored it.
 pub fn ensure_bytecode_packs(
     store: &PackageStore,
     packages: &[ContentHash],
     interp: &Interpreter,
+    after_store: Option<AfterStore<'_>>,
 ) -> Result<Vec<(Option<ContentHash>, bool)>, InstallError> {
     let Some(cache_tag) = interp.info().cache_tag.clone() else {
         return Ok(vec![(None, false); packages.len()]);
@@ -96,6 +99,9 @@ pub fn ensure_bytecode_packs(
     }
     let mut pycs = compile_each(interp, &sources, default_jobs())?.into_iter();
 
+    // Each package's pycs become one pack; packs are stored on a few threads, since each ends
+    // in an fsync that would otherwise wait alone.
+    let mut packs = Vec::with_capacity(todo.len());
     let mut start = 0;
     for ((package, m), end) in todo.iter().zip(&mapped).zip(ends) {
         let reader = m.reader();
@@ -104,10 +110,29 @@ pub fn ensure_bytecode_packs(
             writer.add(Scheme::SitePackages, &path, EntryKind::File, 0o444, bytes);
         }
         start = end;
-        let hash = store.store(&writer.finish()?)?;
-        let map = map_path(store, package, &cache_tag);
-        fs_err::create_dir_all(map.parent().expect("map paths have a parent"))?;
-        crate::atomic::write_new(&map, hash.to_hex().as_bytes(), 0o444)?;
+        let pack = writer.prepare()?;
+        packs.push((*package, pack.len(), Mutex::new(Some(pack))));
+    }
+    let stored = crate::parallel::map_largest_first(
+        &packs,
+        PACK_THREADS,
+        |(_, len, _)| *len,
+        |(package, _, pack)| -> Result<ContentHash, InstallError> {
+            // Each pack is taken exactly once: the lock only moves it to its thread.
+            let pack = pack.lock().ok().and_then(|mut p| p.take());
+            let pack = pack.expect("each pack is stored once");
+            let (hash, ()) = store.store_with(|w| pack.write_to(w))?;
+            let map = map_path(store, package, &cache_tag);
+            fs_err::create_dir_all(map.parent().expect("map paths have a parent"))?;
+            crate::atomic::write_new(&map, hash.to_hex().as_bytes(), 0o444)?;
+            if let Some(after_store) = after_store {
+                after_store(&hash);
+            }
+            Ok(hash)
+        },
+    );
+    for ((package, _, _), hash) in packs.iter().zip(stored) {
+        let hash = hash?;
         for (slot, p) in out.iter_mut().zip(packages) {
             if p == package {
                 *slot = (Some(hash), true);
@@ -116,6 +141,9 @@ pub fn ensure_bytecode_packs(
     }
     Ok(out)
 }
+
+/// Threads storing bytecode packs.
+const PACK_THREADS: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -162,7 +190,7 @@ mod tests {
             })
             .collect();
         let asked = [hashes[0], hashes[1], hashes[0], hashes[2]];
-        let packs = ensure_bytecode_packs(&store, &asked, &interp).unwrap();
+        let packs = ensure_bytecode_packs(&store, &asked, &interp, None).unwrap();
         assert_eq!(packs.len(), 4);
         assert!(
             packs
@@ -184,7 +212,7 @@ mod tests {
         );
         assert!(pack_paths(&store, &packs[3].0.unwrap()).is_empty());
 
-        let again = ensure_bytecode_packs(&store, &asked, &interp).unwrap();
+        let again = ensure_bytecode_packs(&store, &asked, &interp, None).unwrap();
         assert!(again.iter().all(|(_, compiled)| !compiled));
         let same: Vec<_> = again.iter().map(|(p, _)| *p).collect();
         assert_eq!(same, packs.iter().map(|(p, _)| *p).collect::<Vec<_>>());

@@ -41,7 +41,8 @@ pub struct PreparedPackage {
 pub struct PrepareOptions<'a> {
     /// Compile bytecode packs for the interpreter.
     pub compile: bool,
-    /// Run on each package stored now, on the thread that stored it.
+    /// Run on each object stored now (packages, then bytecode packs), on the thread that
+    /// stored it.
     pub after_store: Option<AfterStore<'a>>,
 }
 
@@ -78,9 +79,10 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
         .map(|p| p.store_hash.expect("ensure_stored filled every store hash"))
         .collect();
     // Unpacking trees for a layout while Python compiles was tried: on two cores it only
-    // slowed compilation down (ext4 inode allocation is CPU work, not waiting).
+    // slowed compilation down (ext4 inode allocation is CPU work, not waiting). Bytecode packs
+    // are unpacked as they are stored, after compilation.
     let packs = if options.compile {
-        ensure_bytecode_packs(store, &hashes, interp)?
+        ensure_bytecode_packs(store, &hashes, interp, options.after_store)?
     } else {
         vec![(None, false); hashes.len()]
     };
