@@ -166,6 +166,60 @@ fn two_distributions_share_a_namespace_package() {
     assert_eq!(out.trim(), "alpha beta 1.0 2.0");
 }
 
+/// A cold `install -r` compiles each package's bytecode while the lock is still converting the
+/// others: every package gets a pack of unchecked-hash pycs that Python uses, counted in `-v`'s
+/// report; the same lock in another venv compiles nothing.
+#[test]
+fn cold_install_compiles_bytecode_while_locking() {
+    let cx = TestContext::new();
+    let wheels: Vec<WheelBuilder> = (0..4)
+        .map(|i| {
+            let body = format!("VALUE = {i}\n").repeat(2000);
+            WheelBuilder::new(&format!("bc-{i}"), "1.0")
+                .file(&format!("bc{i}/__init__.py"), body.as_bytes())
+                .file(&format!("bc{i}/data.txt"), b"not python")
+        })
+        .collect();
+    let dir = write_wheels(&cx.temp.path().join("wheels"), &wheels);
+    std::fs::write(cx.project().join("requirements.txt"), pins_for(&dir)).unwrap();
+    let install = |venv: &str| {
+        let out = cx
+            .dx_py()
+            .args(["install", "-v", "-r", "requirements.txt", "--find-links"])
+            .arg(&dir)
+            .args(["--venv", venv])
+            .output()
+            .unwrap();
+        dx_py_tests::assert_success(&out, "dx-py install");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = install(".venv");
+    assert!(first.contains("bytecode packs compiled: 4"), "{first}");
+    let venv = cx.project().join(".venv");
+    let sp = venv
+        .join("lib")
+        .join(python_dir(&venv))
+        .join("site-packages");
+    for i in 0..4 {
+        let pycache = sp.join(format!("bc{i}/__pycache__"));
+        let pycs: Vec<_> = std::fs::read_dir(&pycache).unwrap().flatten().collect();
+        assert_eq!(pycs.len(), 1, "{}", pycache.display());
+        // PEP 552 flags: 0b01 = hash-based, unchecked.
+        let pyc = std::fs::read(pycs[0].path()).unwrap();
+        assert_eq!(pyc[4..8], [1, 0, 0, 0]);
+    }
+    // Python loads the pycs: a module imported from one reports it as its cached file.
+    let out = venv_python(
+        &venv,
+        "import bc3, os\nprint(bc3.VALUE, os.path.exists(bc3.__cached__))",
+    );
+    assert_eq!(out.trim(), "3 True");
+
+    let second = install("second");
+    assert!(second.contains("layout hit"), "{second}");
+    assert!(!second.contains("bytecode packs compiled: 4"), "{second}");
+}
+
 #[test]
 fn sync_removes_packages_that_left_the_lock() {
     let cx = TestContext::new();

@@ -6,8 +6,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplReader, Lock};
+use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    InstallReport, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
+    AfterStore, BytecodeBatch, InstallReport, SyncContext, SyncOptions, inputs_hash, sync_venv,
+    try_warm, unpack_when_stored,
 };
 use dx_py_core::layout::{LayoutCache, LinkMode};
 use dx_py_core::python::Interpreter;
@@ -31,16 +33,34 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
 
+    // A lock made now hands each package on as it is stored: its tree is unpacked and its
+    // sources compiled while later wheels are still being converted.
+    let store = settings.store();
+    let batch = match args.no_compile_bytecode {
+        true => None,
+        false => BytecodeBatch::start(&store, &interp)?,
+    };
+    let unpack = unpack_when_stored(&store);
+    let stored = |hash: &ContentHash| {
+        if let Some(batch) = &batch {
+            batch.add(hash);
+        }
+        unpack(hash);
+    };
     let dpl_path = resolve_lock(
         args.requirements.as_deref(),
         args.lock.as_deref(),
         &args.sources,
         settings,
         &interp,
+        Some(&stored),
         printer,
     )?;
+    let compiled_while_locking = match batch {
+        Some(batch) => batch.finish(Some(&unpack))?.len(),
+        None => 0,
+    };
     let dpl = DplReader::open(&dpl_path)?;
-    let store = settings.store();
     let mut layouts = LayoutCache::open(&settings.layouts_dir(), &store)?;
     layouts.set_link_mode(match args.link_mode {
         LinkModeArg::Auto | LinkModeArg::Hardlink => LinkMode::Hardlink,
@@ -82,7 +102,8 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         },
         reporter: &reporter,
     };
-    let (report, updated) = sync_venv(&dpl, &ctx)?;
+    let (mut report, updated) = sync_venv(&dpl, &ctx)?;
+    report.compiled += compiled_while_locking;
     drop(dpl);
     if let Some(lock) = updated {
         // Record the store hashes so the next install of this lock takes the warm path.
@@ -101,6 +122,7 @@ pub(crate) fn resolve_lock(
     sources: &SourceArgs,
     settings: &Settings,
     interp: &Interpreter,
+    after_store: Option<AfterStore<'_>>,
     printer: &Printer,
 ) -> Result<PathBuf> {
     if let Some(reqs_path) = requirements {
@@ -117,7 +139,7 @@ pub(crate) fn resolve_lock(
             sources,
             settings,
             Path::new("."),
-            true,
+            after_store,
             printer,
         )?;
         return Ok(dpl_path);

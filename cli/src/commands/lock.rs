@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dx_py_core::dpl::Lock;
-use dx_py_core::install::{AfterStore, LockOptions, lock_requirements, unpack_when_stored};
+use dx_py_core::install::{AfterStore, LockOptions, lock_requirements};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
@@ -25,15 +25,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
     let start = Instant::now();
-    let lock = lock_and_write(
-        &reqs,
-        &interp,
-        &args.sources,
-        settings,
-        &dir,
-        false,
-        printer,
-    )?;
+    let lock = lock_and_write(&reqs, &interp, &args.sources, settings, &dir, None, printer)?;
     printer.info(format_args!(
         "Locked {} packages in {} ms: {}, {}",
         lock.packages.len(),
@@ -44,27 +36,26 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// Locks `reqs` and writes `pylock.toml` and `dx-py.dpl` into `dir`. With `unpack`, each
-/// package's read-only tree (what layouts link from) is unpacked as soon as it is stored.
+/// Locks `reqs` and writes `pylock.toml` and `dx-py.dpl` into `dir`. `after_store` runs on
+/// each package as soon as it is stored (an install unpacks it and queues its bytecode).
 pub(crate) fn lock_and_write(
     reqs: &Requirements,
     interp: &Interpreter,
     sources: &SourceArgs,
     settings: &Settings,
     dir: &Path,
-    unpack: bool,
+    after_store: Option<AfterStore<'_>>,
     printer: &Printer,
 ) -> Result<Lock> {
     let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
     let store = settings.store();
     let reporter = crate::reporter::BarReporter::new(printer, "Locking");
-    let unpack_tree = unpack_when_stored(&store);
     let options = LockOptions {
         interp,
         client: &client,
         store: &store,
         reporter: &reporter,
-        after_store: unpack.then_some(&unpack_tree as AfterStore<'_>),
+        after_store,
     };
     let lock = lock_requirements(reqs, &options)?;
     fs_create_dir_all(dir)?;

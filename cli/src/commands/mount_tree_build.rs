@@ -27,6 +27,7 @@ pub(crate) fn tree_for_lock(
         &args.sources,
         settings,
         &interp,
+        None,
         printer,
     )?;
     let dpl = DplReader::open(&dpl_path)?;

@@ -4,14 +4,15 @@
 //! `{store}/bytecode/{cache_tag}/{package hash}` holds the hex hash of the pack object. The pack's
 //! `.pyc` files are unchecked-hash (PEP 552): valid without consulting source mtimes, which
 //! read-only trees and mounts cannot keep in step.
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{AfterStore, InstallError};
 use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
 use crate::hash::ContentHash;
-use crate::python::{Interpreter, compile_each, default_jobs};
-use crate::store::PackageStore;
+use crate::python::{CompileSession, Interpreter, SessionSource, default_jobs};
+use crate::store::{MappedPackage, PackageStore};
 
 fn map_path(store: &PackageStore, package: &ContentHash, cache_tag: &str) -> PathBuf {
     store
@@ -54,92 +55,221 @@ pub fn ensure_bytecode_packs(
     interp: &Interpreter,
     after_store: Option<AfterStore<'_>>,
 ) -> Result<Vec<(Option<ContentHash>, bool)>, InstallError> {
-    let Some(cache_tag) = interp.info().cache_tag.clone() else {
-        return Ok(vec![(None, false); packages.len()]);
+    let Some(batch) = BytecodeBatch::start(store, interp)? else {
+        let tag = interp.info().cache_tag.as_deref();
+        let packs = packages.iter().map(|p| {
+            let pack = tag.and_then(|tag| bytecode_pack(store, p, tag));
+            if let (None, Some(tag)) = (pack, tag) {
+                tracing::warn!(
+                    "The read-only store has no bytecode for {p} ({tag}); imports will compile in memory"
+                );
+            }
+            (pack, false)
+        });
+        return Ok(packs.collect());
     };
-    let mut out: Vec<(Option<ContentHash>, bool)> = Vec::with_capacity(packages.len());
-    let mut todo = Vec::new();
     for package in packages {
-        let pack = bytecode_pack(store, package, &cache_tag);
-        if pack.is_none() && !todo.contains(package) {
-            todo.push(*package);
-        }
-        out.push((pack, false));
+        batch.add(package);
     }
-    if todo.is_empty() {
-        return Ok(out);
-    }
-    if !store.is_writable() {
-        for package in &todo {
-            tracing::warn!(
-                "The read-only store has no bytecode for {package} ({cache_tag}); imports will compile in memory"
-            );
-        }
-        return Ok(out);
+    let tag = batch.cache_tag.clone();
+    let compiled = batch.finish(after_store)?;
+    Ok(packs_of(store, &tag, packages, &compiled))
+}
+
+/// For each of `packages`: its pack for `cache_tag` and whether it is among those `compiled`
+/// now (package -> pack, as [`BytecodeBatch::finish`] returns them).
+pub fn packs_of(
+    store: &PackageStore,
+    cache_tag: &str,
+    packages: &[ContentHash],
+    compiled: &HashMap<ContentHash, ContentHash>,
+) -> Vec<(Option<ContentHash>, bool)> {
+    packages
+        .iter()
+        .map(|p| match compiled.get(p) {
+            Some(pack) => (Some(*pack), true),
+            None => (bytecode_pack(store, p, cache_tag), false),
+        })
+        .collect()
+}
+
+/// A source of a stored package, read from its map when a worker sends it.
+struct PackageSource {
+    package: Arc<MappedPackage>,
+    index: usize,
+}
+
+impl SessionSource for PackageSource {
+    fn name(&self) -> &str {
+        // The entry was read once already: the map does not change.
+        self.package
+            .reader()
+            .entry(self.index)
+            .map_or("", |e| e.path)
     }
 
-    let mapped = todo
-        .iter()
-        .map(|package| store.get(package))
-        .collect::<Result<Vec<_>, _>>()?;
-    // Every package's sources in one list; `ends[k]` is where package k's sources stop.
-    let mut sources: Vec<(&str, &[u8])> = Vec::new();
-    let mut ends = Vec::with_capacity(mapped.len());
-    for m in &mapped {
-        for entry in m.reader().entries() {
+    fn bytes(&self) -> &[u8] {
+        self.package
+            .reader()
+            .entry(self.index)
+            .map_or(&[], |e| e.data)
+    }
+}
+
+/// A package whose sources are queued: its map and, per source, the answer's id and pyc path.
+struct Queued {
+    package: ContentHash,
+    map: Arc<MappedPackage>,
+    pycs: Vec<(usize, String)>,
+}
+
+/// Bytecode packs compiled for packages as they arrive: [`add`](Self::add) queues a package's
+/// sources at once (an install calls it as each package is stored, so Python compiles while
+/// later wheels are converted), [`finish`](Self::finish) waits and stores one pack per package.
+pub struct BytecodeBatch<'a> {
+    store: &'a PackageStore,
+    cache_tag: String,
+    session: CompileSession<PackageSource>,
+    queued: Mutex<Vec<Queued>>,
+    /// The first failure of `add`, reported by `finish`.
+    failed: Mutex<Option<InstallError>>,
+}
+
+impl<'a> BytecodeBatch<'a> {
+    /// A batch for `interp`'s bytecode; `None` when there is none to make: the interpreter
+    /// keeps no bytecode, or the store is read-only (imports then compile in memory).
+    pub fn start(
+        store: &'a PackageStore,
+        interp: &Interpreter,
+    ) -> Result<Option<Self>, InstallError> {
+        let Some(cache_tag) = interp.info().cache_tag.clone() else {
+            return Ok(None);
+        };
+        if !store.is_writable() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            store,
+            cache_tag,
+            session: CompileSession::new(interp, default_jobs())?,
+            queued: Mutex::new(Vec::new()),
+            failed: Mutex::new(None),
+        }))
+    }
+
+    /// Queues the sources of `package` unless it has a pack or is queued already. A failure is
+    /// kept for [`finish`](Self::finish), so this can run where errors cannot be returned.
+    pub fn add(&self, package: &ContentHash) {
+        if bytecode_pack(self.store, package, &self.cache_tag).is_some() {
+            return;
+        }
+        let mut queued = lock(&self.queued);
+        if queued.iter().any(|q| q.package == *package) {
+            return;
+        }
+        match self.queue(package) {
+            Ok(q) => queued.push(q),
+            Err(e) => {
+                lock(&self.failed).get_or_insert(e);
+            }
+        }
+    }
+
+    fn queue(&self, package: &ContentHash) -> Result<Queued, InstallError> {
+        let map = self.store.get(package)?;
+        let mut pycs = Vec::new();
+        for (index, entry) in map.reader().entries().enumerate() {
             let entry = entry?;
             if entry.scheme == Scheme::SitePackages
                 && entry.kind == EntryKind::File
                 && entry.path.ends_with(".py")
             {
-                sources.push((entry.path, entry.data));
+                let source = PackageSource {
+                    package: Arc::clone(&map),
+                    index,
+                };
+                if let Some(answer) = self.session.push(source)? {
+                    pycs.push(answer);
+                }
             }
         }
-        ends.push(sources.len());
+        Ok(Queued {
+            package: *package,
+            map,
+            pycs,
+        })
     }
-    let mut pycs = compile_each(interp, &sources, default_jobs())?.into_iter();
 
-    // Each package's pycs become one pack; packs are stored on a few threads, since each ends
-    // in an fsync that would otherwise wait alone.
-    let mut packs = Vec::with_capacity(todo.len());
-    let mut start = 0;
-    for ((package, m), end) in todo.iter().zip(&mapped).zip(ends) {
-        let reader = m.reader();
-        let mut writer = DxpkgWriter::new(reader.name(), reader.version(), reader.dist_info());
-        for (path, bytes) in pycs.by_ref().take(end - start).flatten() {
-            writer.add(Scheme::SitePackages, &path, EntryKind::File, 0o444, bytes);
-        }
-        start = end;
-        let pack = writer.prepare()?;
-        packs.push((*package, pack.len(), Mutex::new(Some(pack))));
+    /// The interpreter's cache tag (`cpython-312`), which names its packs.
+    pub fn cache_tag(&self) -> &str {
+        &self.cache_tag
     }
-    let stored = crate::parallel::map_largest_first(
-        &packs,
-        PACK_THREADS,
-        |(_, len, _)| *len,
-        |(package, _, pack)| -> Result<ContentHash, InstallError> {
-            // Each pack is taken exactly once: the lock only moves it to its thread.
-            let pack = pack.lock().ok().and_then(|mut p| p.take());
-            let pack = pack.expect("each pack is stored once");
-            let (hash, ()) = store.store_with(|w| pack.write_to(w))?;
-            let map = map_path(store, package, &cache_tag);
-            fs_err::create_dir_all(map.parent().expect("map paths have a parent"))?;
-            crate::atomic::write_new(&map, hash.to_hex().as_bytes(), 0o444)?;
-            if let Some(after_store) = after_store {
-                after_store(&hash);
-            }
-            Ok(hash)
-        },
-    );
-    for ((package, _, _), hash) in packs.iter().zip(stored) {
-        let hash = hash?;
-        for (slot, p) in out.iter_mut().zip(packages) {
-            if p == package {
-                *slot = (Some(hash), true);
-            }
+
+    /// Waits for the compilation, stores one pack per queued package and returns them (package
+    /// -> pack). `after_store` runs on each pack stored, on the thread that stored it.
+    pub fn finish(
+        self,
+        after_store: Option<AfterStore<'_>>,
+    ) -> Result<HashMap<ContentHash, ContentHash>, InstallError> {
+        let Self {
+            store,
+            cache_tag,
+            session,
+            queued,
+            failed,
+        } = self;
+        let answers = session.finish();
+        if let Some(e) = into_inner(failed) {
+            return Err(e);
         }
+        let mut answers: HashMap<usize, Option<Vec<u8>>> = answers?.into_iter().collect();
+
+        // Each package's pycs become one pack; packs are stored on a few threads, since each
+        // ends in an fsync that would otherwise wait alone.
+        let mut packs = Vec::new();
+        for q in into_inner(queued) {
+            let reader = q.map.reader();
+            let mut writer = DxpkgWriter::new(reader.name(), reader.version(), reader.dist_info());
+            for (id, path) in q.pycs {
+                if let Some(Some(bytes)) = answers.remove(&id) {
+                    writer.add(Scheme::SitePackages, &path, EntryKind::File, 0o444, bytes);
+                }
+            }
+            let pack = writer.prepare()?;
+            packs.push((q.package, pack.len(), Mutex::new(Some(pack))));
+        }
+        let stored = crate::parallel::map_largest_first(
+            &packs,
+            PACK_THREADS,
+            |(_, len, _)| *len,
+            |(package, _, pack)| -> Result<ContentHash, InstallError> {
+                // Each pack is taken exactly once: the lock only moves it to its thread.
+                let pack = lock(pack).take().expect("each pack is stored once");
+                let (hash, ()) = store.store_with(|w| pack.write_to(w))?;
+                let map = map_path(store, package, &cache_tag);
+                fs_err::create_dir_all(map.parent().expect("map paths have a parent"))?;
+                crate::atomic::write_new(&map, hash.to_hex().as_bytes(), 0o444)?;
+                if let Some(after_store) = after_store {
+                    after_store(&hash);
+                }
+                Ok(hash)
+            },
+        );
+        let mut compiled = HashMap::with_capacity(packs.len());
+        for ((package, _, _), hash) in packs.iter().zip(stored) {
+            compiled.insert(*package, hash?);
+        }
+        Ok(compiled)
     }
-    Ok(out)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn into_inner<T>(m: Mutex<T>) -> T {
+    m.into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Threads storing bytecode packs.

@@ -15,7 +15,9 @@ mod prepare;
 mod report;
 mod sync;
 
-pub use bytecode::{bytecode_pack, ensure_bytecode, ensure_bytecode_packs};
+pub use bytecode::{
+    BytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs, packs_of,
+};
 pub use error::InstallError;
 pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes, unpack_when_stored};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};

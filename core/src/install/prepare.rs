@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use super::report::PhaseTimer;
 use super::{
-    AfterStore, InstallError, InstallReport, Reporter, ensure_bytecode_packs, ensure_stored,
+    AfterStore, BytecodeBatch, InstallError, InstallReport, Reporter, ensure_bytecode_packs,
+    ensure_stored, packs_of,
 };
 use crate::dpl::{DplReader, Lock};
 use crate::hash::ContentHash;
@@ -61,13 +62,20 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
     let mut timer = PhaseTimer::start();
     let mut lock = dpl.to_lock()?;
     let before: Vec<_> = lock.packages.iter().map(|p| p.store_hash).collect();
-    let stats = ensure_stored(
-        &mut lock.packages,
-        store,
-        sources,
-        options.after_store,
-        reporter,
-    )?;
+    // Packages stored now are compiled as they arrive, while later wheels are converted.
+    let batch = match options.compile {
+        true => BytecodeBatch::start(store, interp)?,
+        false => None,
+    };
+    let stored = |hash: &ContentHash| {
+        if let Some(batch) = &batch {
+            batch.add(hash);
+        }
+        if let Some(after_store) = options.after_store {
+            after_store(hash);
+        }
+    };
+    let stats = ensure_stored(&mut lock.packages, store, sources, Some(&stored), reporter)?;
     report.store_hits = stats.hits;
     report.store_misses = stats.misses;
     report.downloads = stats.downloads;
@@ -81,10 +89,17 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
     // Unpacking trees for a layout while Python compiles was tried: on two cores it only
     // slowed compilation down (ext4 inode allocation is CPU work, not waiting). Bytecode packs
     // are unpacked as they are stored, after compilation.
-    let packs = if options.compile {
-        ensure_bytecode_packs(store, &hashes, interp, options.after_store)?
-    } else {
-        vec![(None, false); hashes.len()]
+    let packs = match batch {
+        Some(batch) => {
+            for hash in &hashes {
+                batch.add(hash);
+            }
+            let tag = batch.cache_tag().to_string();
+            let compiled = batch.finish(options.after_store)?;
+            packs_of(store, &tag, &hashes, &compiled)
+        }
+        None if options.compile => ensure_bytecode_packs(store, &hashes, interp, None)?,
+        None => vec![(None, false); hashes.len()],
     };
     let mut packages = Vec::with_capacity(lock.packages.len());
     for ((p, hash), (bytecode, compiled)) in lock.packages.iter().zip(hashes).zip(packs) {

@@ -32,13 +32,13 @@ const SKIPPED: u32 = u32::MAX;
 pub type Pyc = (String, Vec<u8>);
 
 /// A worker's answers: source position and the pyc, `None` when the source did not compile.
-type Answers = Vec<(usize, Option<Vec<u8>>)>;
+pub type Answers = Vec<(usize, Option<Vec<u8>>)>;
 
 /// No pyc is larger than this; a longer length means the worker's answer is garbled.
 const MAX_PYC_LEN: u32 = 1 << 30;
 
 /// Inputs smaller than this go to one process: a second start-up costs more than it saves.
-const MIN_BATCH_BYTES: usize = 512 * 1024;
+pub(super) const MIN_BATCH_BYTES: usize = 512 * 1024;
 
 /// Compilation that could not run.
 #[derive(Debug, thiserror::Error)]
@@ -145,20 +145,7 @@ pub fn compile_each(
     sources: &[(&str, &[u8])],
     jobs: usize,
 ) -> Result<Vec<Option<Pyc>>, BytecodeError> {
-    let info = interp.info();
-    if (info.version.major, info.version.minor) < (3, 7) {
-        return Err(BytecodeError::Unsupported {
-            path: interp.path().to_path_buf(),
-            version: info.version.to_string(),
-        });
-    }
-    let cache_tag = info
-        .cache_tag
-        .as_deref()
-        .ok_or_else(|| BytecodeError::NoCacheTag {
-            path: interp.path().to_path_buf(),
-        })?;
-
+    let cache_tag = &checked_cache_tag(interp)?;
     let mut pycs: Vec<Option<String>> = Vec::with_capacity(sources.len());
     let mut queue: Vec<usize> = Vec::new();
     for (i, (name, source)) in sources.iter().enumerate() {
@@ -183,11 +170,14 @@ pub fn compile_each(
     let total: usize = queue.iter().map(|&i| sources[i].1.len()).sum();
     let workers = worker_count(total, queue.len(), jobs);
     let next = AtomicUsize::new(0);
-    let take = || queue.get(next.fetch_add(1, Ordering::Relaxed)).copied();
+    let take = || {
+        let i = *queue.get(next.fetch_add(1, Ordering::Relaxed))?;
+        Some((i, sources[i]))
+    };
     let python = interp.path();
     let answers: Vec<Result<Answers, BytecodeError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| s.spawn(|| run_worker(python, sources, &take)))
+            .map(|_| s.spawn(|| run_worker(python, &take)))
             .collect();
         handles
             .into_iter()
@@ -286,9 +276,25 @@ fn collect_py_files(
     Ok(())
 }
 
+/// The cache tag of an interpreter that can compile unchecked-hash pycs (3.7 or newer).
+pub(super) fn checked_cache_tag(interp: &Interpreter) -> Result<String, BytecodeError> {
+    let info = interp.info();
+    if (info.version.major, info.version.minor) < (3, 7) {
+        return Err(BytecodeError::Unsupported {
+            path: interp.path().to_path_buf(),
+            version: info.version.to_string(),
+        });
+    }
+    info.cache_tag
+        .clone()
+        .ok_or_else(|| BytecodeError::NoCacheTag {
+            path: interp.path().to_path_buf(),
+        })
+}
+
 /// `pkg/mod.py` -> `pkg/__pycache__/mod.{tag}.pyc` (`importlib.util.cache_from_source`);
 /// `None` for non-`.py`, absolute or `..` paths.
-fn pyc_path(name: &str, cache_tag: &str) -> Option<String> {
+pub(super) fn pyc_path(name: &str, cache_tag: &str) -> Option<String> {
     let stem_path = name.strip_suffix(".py")?;
     if name.starts_with('/') || name.split('/').any(|c| c == ".." || c.is_empty()) {
         return None;
@@ -305,18 +311,29 @@ fn pyc_path(name: &str, cache_tag: &str) -> Option<String> {
 
 /// How many workers to start for `total` source bytes in `count` sources: at most `jobs`, and
 /// one per [`MIN_BATCH_BYTES`] (a process start costs more than compiling less than that).
-fn worker_count(total: usize, count: usize, jobs: usize) -> usize {
+pub(super) fn worker_count(total: usize, count: usize, jobs: usize) -> usize {
     jobs.clamp(1, (total / MIN_BATCH_BYTES).max(1))
         .min(count)
         .max(1)
 }
 
-/// Runs one worker process over the sources `take` hands out, until it hands out no more.
-/// Returns the answers by source position; `None` answers are sources that did not compile.
-fn run_worker(
+/// A source to compile: its path relative to site-packages and its bytes.
+pub(super) trait SourceParts {
+    fn parts(&self) -> (&str, &[u8]);
+}
+
+impl SourceParts for (&str, &[u8]) {
+    fn parts(&self) -> (&str, &[u8]) {
+        (self.0, self.1)
+    }
+}
+
+/// Runs one worker process over the sources `take` hands out (with their positions), until it
+/// hands out no more. Returns the answers by source position; `None` answers are sources that
+/// did not compile.
+pub(super) fn run_worker<T: SourceParts + Send>(
     python: &Path,
-    sources: &[(&str, &[u8])],
-    take: &(dyn Fn() -> Option<usize> + Sync),
+    take: &(dyn Fn() -> Option<(usize, T)> + Sync),
 ) -> Result<Answers, BytecodeError> {
     let mut child = Command::new(python)
         .args(["-I", "-S", "-B", "-W", "ignore", "-c", WORKER_SCRIPT])
@@ -347,8 +364,8 @@ fn run_worker(
         let (sent, in_flight) = std::sync::mpsc::sync_channel::<usize>(0);
         let writer = s.spawn(move || -> std::io::Result<()> {
             let mut w = BufWriter::with_capacity(1 << 16, stdin);
-            while let Some(i) = take() {
-                let (name, source) = sources[i];
+            while let Some((i, item)) = take() {
+                let (name, source) = item.parts();
                 // Lengths were checked against u32 by the caller.
                 w.write_all(&u32::try_from(name.len()).unwrap_or(0).to_le_bytes())?;
                 w.write_all(name.as_bytes())?;

@@ -19,14 +19,16 @@
 //! ```
 mod bytecode;
 pub(crate) mod interpreter;
+mod session;
 mod tags;
 mod venv;
 
 pub use bytecode::{
-    BytecodeError, Pyc, compile_dir, compile_each, compile_sources, compile_sources_with,
+    Answers, BytecodeError, Pyc, compile_dir, compile_each, compile_sources, compile_sources_with,
     default_jobs, write_pycs,
 };
 pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
+pub use session::{CompileSession, SessionSource};
 pub use venv::{Venv, VenvError, VenvOptions, create_venv, venv_text_files};

@@ -1,0 +1,347 @@
+//! Compiling sources that become known over time: an install queues each package's sources as
+//! soon as the package is stored, so the interpreter workers run while later wheels are still
+//! being converted instead of after all of them.
+//!
+//! Workers are the same processes as [`compile_each`](super::compile_each)'s (one per core, one
+//! per 512 KiB of source queued so far); each takes the largest source among those waiting.
+use std::collections::BinaryHeap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::bytecode::{
+    Answers, BytecodeError, SourceParts, checked_cache_tag, pyc_path, run_worker, worker_count,
+};
+use super::interpreter::Interpreter;
+
+/// A source a [`CompileSession`] owns until a worker has sent it.
+pub trait SessionSource: Send + 'static {
+    /// The source's path relative to site-packages (`pkg/mod.py`).
+    fn name(&self) -> &str;
+    /// The source's bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+struct Owned<S>(S);
+
+impl<S: SessionSource> SourceParts for Owned<S> {
+    fn parts(&self) -> (&str, &[u8]) {
+        (self.0.name(), self.0.bytes())
+    }
+}
+
+/// A queued source, ordered largest first (ties: first queued first).
+struct Waiting<S> {
+    len: usize,
+    id: usize,
+    source: S,
+}
+
+impl<S> PartialEq for Waiting<S> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.len, self.id) == (other.len, other.id)
+    }
+}
+
+impl<S> Eq for Waiting<S> {}
+
+impl<S> PartialOrd for Waiting<S> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<S> Ord for Waiting<S> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.len
+            .cmp(&other.len)
+            .then_with(|| other.id.cmp(&self.id))
+    }
+}
+
+struct State<S> {
+    waiting: BinaryHeap<Waiting<S>>,
+    /// No more sources will come: workers finish what is waiting and stop.
+    closed: bool,
+    /// Sources and bytes queued so far, for the worker count.
+    count: usize,
+    bytes: usize,
+}
+
+struct Queue<S> {
+    state: Mutex<State<S>>,
+    ready: Condvar,
+}
+
+impl<S> Queue<S> {
+    fn lock(&self) -> MutexGuard<'_, State<S>> {
+        // A worker thread that panicked cannot leave the queue half-changed: every change is
+        // one push or pop.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The largest waiting source; blocks while none waits and the queue is open.
+    fn take(&self) -> Option<(usize, S)> {
+        let mut state = self.lock();
+        loop {
+            if let Some(w) = state.waiting.pop() {
+                return Some((w.id, w.source));
+            }
+            if state.closed {
+                return None;
+            }
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+/// Compiles sources handed to it one at a time, on worker processes started as work arrives.
+/// [`finish`](Self::finish) waits for every answer; dropping the session unfinished stops the
+/// workers after what they hold.
+pub struct CompileSession<S: SessionSource> {
+    python: PathBuf,
+    cache_tag: String,
+    jobs: usize,
+    queue: Arc<Queue<S>>,
+    workers: Mutex<Vec<JoinHandle<Result<Answers, BytecodeError>>>>,
+    next_id: AtomicUsize,
+}
+
+impl<S: SessionSource> CompileSession<S> {
+    /// A session compiling with `interp` on at most `jobs` workers (at least one).
+    pub fn new(interp: &Interpreter, jobs: usize) -> Result<Self, BytecodeError> {
+        let cache_tag = checked_cache_tag(interp)?;
+        Ok(Self {
+            python: interp.path().to_path_buf(),
+            cache_tag,
+            jobs: jobs.max(1),
+            queue: Arc::new(Queue {
+                state: Mutex::new(State {
+                    waiting: BinaryHeap::new(),
+                    closed: false,
+                    count: 0,
+                    bytes: 0,
+                }),
+                ready: Condvar::new(),
+            }),
+            workers: Mutex::new(Vec::new()),
+            next_id: AtomicUsize::new(0),
+        })
+    }
+
+    /// Queues `source`. Returns its id (the key of its answer) and its pyc path, or `None` when
+    /// it is not compiled (not a `.py` path, or an absolute or `..` one).
+    pub fn push(&self, source: S) -> Result<Option<(usize, String)>, BytecodeError> {
+        let (name, len) = (source.name(), source.bytes().len());
+        let Some(pyc) = pyc_path(name, &self.cache_tag) else {
+            return Ok(None);
+        };
+        if u32::try_from(len).is_err() || u32::try_from(name.len()).is_err() {
+            return Err(BytecodeError::TooLarge {
+                name: name.to_string(),
+                len,
+            });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let want = {
+            let mut state = self.queue.lock();
+            state.waiting.push(Waiting { len, id, source });
+            state.count += 1;
+            state.bytes += len;
+            worker_count(state.bytes, state.count, self.jobs)
+        };
+        self.queue.ready.notify_one();
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while workers.len() < want {
+            let (python, queue) = (self.python.clone(), Arc::clone(&self.queue));
+            let worker = std::thread::Builder::new()
+                .name("dx-py-compile".into())
+                .spawn(move || run_worker(&python, &|| queue.take().map(|(i, s)| (i, Owned(s)))))
+                .map_err(|source| BytecodeError::Spawn {
+                    path: self.python.clone(),
+                    source,
+                })?;
+            workers.push(worker);
+        }
+        Ok(Some((id, pyc)))
+    }
+
+    /// Waits for every queued source and returns the pycs by id (`None`: did not compile).
+    pub fn finish(self) -> Result<Answers, BytecodeError> {
+        let workers = self.close();
+        let mut answers = Vec::new();
+        let mut first_error = None;
+        for worker in workers {
+            let result = worker.join().unwrap_or_else(|_| {
+                Err(BytecodeError::BadOutput {
+                    path: self.python.clone(),
+                    reason: "a worker thread panicked".to_string(),
+                })
+            });
+            match result {
+                Ok(a) => answers.extend(a),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Sources a failed worker had taken have no answer: the error says why.
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let queued = self.next_id.load(Ordering::Relaxed);
+        if answers.len() != queued {
+            return Err(BytecodeError::BadOutput {
+                path: self.python.clone(),
+                reason: format!("{queued} sources queued, {} answered", answers.len()),
+            });
+        }
+        Ok(answers)
+    }
+}
+
+impl<S: SessionSource> CompileSession<S> {
+    /// Lets the workers run out of work and hands over their threads, to join once each.
+    fn close(&self) -> Vec<JoinHandle<Result<Answers, BytecodeError>>> {
+        self.queue.close();
+        std::mem::take(
+            &mut *self
+                .workers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl<S: SessionSource> Drop for CompileSession<S> {
+    fn drop(&mut self) {
+        for worker in self.close() {
+            let _ = worker.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::compile_sources;
+    use crate::python::interpreter::tests::pyenv_python;
+
+    impl SessionSource for (String, Vec<u8>) {
+        fn name(&self) -> &str {
+            &self.0
+        }
+        fn bytes(&self) -> &[u8] {
+            &self.1
+        }
+    }
+
+    fn interp(cache: &std::path::Path) -> Option<Interpreter> {
+        let python = pyenv_python(11)?;
+        Some(Interpreter::find(python.to_str(), cache).unwrap())
+    }
+
+    fn sources(n: usize) -> Vec<(String, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let body = format!("X = {i}\n").repeat(1 + i * 4000);
+                (format!("pkg/m{i}.py"), body.into_bytes())
+            })
+            .collect()
+    }
+
+    /// Sources pushed over time, from several threads, while workers already run: every one
+    /// is answered once, with the pyc `compile_sources` makes for it; non-sources are refused
+    /// up front and sources that do not compile answer `None`.
+    #[test]
+    fn pushed_sources_match_compiling_at_once() {
+        let cache = tempfile::tempdir().unwrap();
+        let Some(interp) = interp(cache.path()) else {
+            return;
+        };
+        let all = sources(24);
+        let session = CompileSession::new(&interp, 2).unwrap();
+        let ids = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for half in all.chunks(12) {
+                let (session, ids) = (&session, &ids);
+                s.spawn(move || {
+                    for src in half {
+                        let (id, pyc) = session.push(src.clone()).unwrap().unwrap();
+                        ids.lock().unwrap().push((id, pyc, src.0.clone()));
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                });
+            }
+        });
+        assert!(
+            session
+                .push(("pkg/data.txt".into(), b"x".to_vec()))
+                .unwrap()
+                .is_none()
+        );
+        let (bad, _) = session
+            .push(("pkg/bad.py".into(), b"def (".to_vec()))
+            .unwrap()
+            .unwrap();
+        let answers: std::collections::HashMap<usize, Option<Vec<u8>>> =
+            session.finish().unwrap().into_iter().collect();
+        assert_eq!(answers.len(), all.len() + 1);
+        assert_eq!(answers[&bad], None);
+        let want: std::collections::HashMap<String, Vec<u8>> =
+            compile_sources(&interp, all.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
+                .unwrap()
+                .into_iter()
+                .collect();
+        for (id, pyc, _) in ids.into_inner().unwrap() {
+            assert_eq!(answers[&id].as_ref(), Some(&want[&pyc]), "{pyc}");
+        }
+    }
+
+    /// Nothing pushed: no worker starts and finishing answers nothing.
+    #[test]
+    fn an_empty_session_starts_no_worker() {
+        let cache = tempfile::tempdir().unwrap();
+        let Some(interp) = interp(cache.path()) else {
+            return;
+        };
+        let session: CompileSession<(String, Vec<u8>)> = CompileSession::new(&interp, 4).unwrap();
+        assert!(session.workers.lock().unwrap().is_empty());
+        assert!(session.finish().unwrap().is_empty());
+    }
+
+    /// A worker that dies (here `/bin/false`) fails the session instead of leaving sources
+    /// unanswered; dropping an unfinished session ends its workers.
+    #[test]
+    fn a_dead_worker_fails_the_session() {
+        let cache = tempfile::tempdir().unwrap();
+        let Some(real) = interp(cache.path()) else {
+            return;
+        };
+        let fake = Interpreter::from_info("/bin/false".into(), real.info().clone()).unwrap();
+        let session = CompileSession::new(&fake, 2).unwrap();
+        for (name, bytes) in sources(3) {
+            session.push((name, bytes)).unwrap();
+        }
+        let err = session.finish().unwrap_err();
+        assert!(matches!(err, BytecodeError::WorkerFailed { .. }), "{err}");
+
+        let session = CompileSession::new(&real, 2).unwrap();
+        session.push(("a.py".into(), b"x = 1".to_vec())).unwrap();
+        drop(session);
+    }
+}
