@@ -386,8 +386,8 @@ class SetBench:
         self.counter += 1
         return self.work / f"{stem}-{self.counter}"
 
-    def exe(self, cmd) -> Proc:
-        return run(cmd, env=self.env, cwd=self.work, timeout=self.args.timeout)
+    def exe(self, cmd, cwd: Path | None = None) -> Proc:
+        return run(cmd, env=self.env, cwd=cwd or self.work, timeout=self.args.timeout)
 
     def uv_exe(self, cmd, cache: Path) -> Proc:
         env = dict(self.env, UV_CACHE_DIR=str(cache))
@@ -415,23 +415,21 @@ class SetBench:
         return must(self.exe(cmd), "dx-py install")
 
     def dx_lock_and_mount(self, done: list[Path], root: Path) -> dict[str, float]:
-        """Cold `dx-py lock` then `dx-py mount` of a fresh venv under `root` (unmounted afterwards,
-        untimed); the directories used are appended to `done` for the caller to remove."""
+        """Cold `dx-py mount -r` (lock, bytecode, tree, mount) of a fresh venv under `root`, run
+        in an empty project directory (unmounted afterwards, untimed); the directories used are
+        appended to `done` for the caller to remove."""
         self.counter += 1
         cache, project, venv = (root / f"{s}-{self.counter}" for s in ("dx-cache-mount", "dx-proj-mount", "dx-venv-mount"))
         done.extend([venv, project, cache])
         project.mkdir()
         os.sync()
-        lock = [self.dx, "--cache-dir", cache, "lock", "-r", self.reqs, "--find-links", self.wheels]
-        lock += ["--python", self.py, "--output-dir", project]
-        t_lock = must(self.exe(lock), "dx-py lock")
-        mount = [self.dx, "--cache-dir", cache, "mount", venv, "--lock", project / "dx-py.dpl"]
+        mount = [self.dx, "--cache-dir", cache, "mount", venv, "-r", self.reqs]
         mount += ["--find-links", self.wheels, "--python", self.py]
         try:
-            t_mount = must(self.exe(mount), "dx-py mount")
+            t_mount = must(self.exe(mount, cwd=project), "dx-py mount -r")
         finally:
             self.exe([self.dx, "--cache-dir", cache, "unmount", venv])
-        return {"mount": t_lock + t_mount}
+        return {"mount": t_mount}
 
     def add(self, metric, dx, uv, note=""):
         cells = []
@@ -479,8 +477,20 @@ class SetBench:
         # freed in the last minutes, and a file created right after a large removal pays for
         # scanning past those inodes, so removing between trials would charge one tool for the
         # other's clean-up. `sync` before each trial keeps the previous trial's writeback out.
+        # With --fresh-fs each trial's file system is unmounted (which writes it back) and its
+        # image removed as soon as the trial ends: a loop device's writeback lands in its
+        # image's page cache on the host file system, which `sync` alone may leave dirty for
+        # the next trial to pay for.
         done: list[Path] = []
         filesystems: list[tuple[Path, Path]] = []
+
+        def release_filesystems():
+            for mnt, img in filesystems:
+                subprocess.run(["umount", str(mnt)], check=False)
+                rmtree(mnt)
+                rmtree(img)
+            filesystems.clear()
+            os.sync()
 
         def trial_dir(stem: str) -> Path:
             """Where one trial's cache and venv go: the work directory, or with --fresh-fs a new,
@@ -503,8 +513,10 @@ class SetBench:
             done.extend([venv, cache])
             os.sync()
             out = {"total": self.dx_install(venv, cache, bc)}
+            release_filesystems()
             if bc and self.args.mount:
                 out.update(self.dx_lock_and_mount(done, trial_dir("dx-mount-fs")))
+                release_filesystems()
             return out
 
         def uv_trial(i):
@@ -514,18 +526,16 @@ class SetBench:
             os.sync()
             t_venv = self.uv_venv(venv, cache)
             t_inst = self.uv_install(venv, cache, bc)
+            release_filesystems()
             return {"total": t_venv + t_inst, "install": t_inst}
 
         trials = {"dx-py": dx_trial, "uv": uv_trial}
         try:
             acc = alternate(n, {t: trials[t] for t in self.tools}, self._only_tools(Trials()), self.log)
         finally:
+            release_filesystems()
             for d in done:
                 rmtree(d)
-            for mnt, img in filesystems:
-                subprocess.run(["umount", str(mnt)], check=False)
-                rmtree(mnt)
-                rmtree(img)
         dx_flag = "default" if bc else "--no-compile-bytecode"
         uv_flag = "--compile-bytecode" if bc else "default"
         self.add(
@@ -542,10 +552,10 @@ class SetBench:
         )
         if bc and self.args.mount:
             self.add(
-                "cold lock+mount (dx-py) vs cold install (uv), bytecode",
+                "cold mount -r (dx-py) vs cold install (uv), bytecode",
                 acc.series("dx-py", "mount"),
                 acc.series("uv", "total"),
-                "dx-py lock + dx-py mount (FUSE, served from the store, .pyc included); "
+                "dx-py mount -r: lock, bytecode, mount (FUSE, served from the store, .pyc included); "
                 "uv venv + install --compile-bytecode; both from an empty cache",
             )
 
@@ -850,7 +860,7 @@ def main(argv=None) -> int:
         "--no-mount",
         dest="mount",
         action="store_false",
-        help="skip the cold `dx-py lock` + `dx-py mount` row (it needs FUSE)",
+        help="skip the cold `dx-py mount -r` row (it needs FUSE)",
     )
     ap.add_argument("--tools", default="dx-py,uv", help="tools to run (default: %(default)s)")
     ap.add_argument("--phases", default=",".join(PHASES), help="phases to run (default: %(default)s)")

@@ -443,6 +443,62 @@ fn cold_lock_and_mount_unpack_nothing() {
     assert!(count_entries(&other.cache_dir().join("store/unpacked")) > 3);
 }
 
+/// `mount -r` locks the requirements first as `install -r` does (the lock files land in the
+/// project), compiles each package's bytecode while locking, serves it, and unpacks nothing;
+/// a second `mount -r` of the same requirements reuses the lock.
+#[test]
+fn mount_r_locks_compiles_and_serves() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    write_requirements(&cx);
+    let fl = w.to_str().unwrap();
+    cx.run_ok(&[
+        "mount",
+        "mounted",
+        "-r",
+        "requirements.txt",
+        "--find-links",
+        fl,
+    ]);
+    let _mounted = Mounted {
+        cx: &cx,
+        venv: cx.project().join("mounted"),
+    };
+    assert!(cx.project().join("pylock.toml").is_file());
+    assert!(cx.project().join("dx-py.dpl").is_file());
+    let venv = cx.project().join("mounted");
+    let got = venv_python(
+        &venv,
+        "import tool, ns.alpha, ns.beta, os\n\
+         print(ns.alpha.NAME, ns.beta.NAME, os.path.exists(tool.__cached__))",
+    );
+    assert_eq!(got.trim(), "alpha beta True");
+    let store = cx.cache_dir().join("store");
+    assert_eq!(count_entries(&store.join("unpacked")), 0);
+
+    let dpl = std::fs::metadata(cx.project().join("dx-py.dpl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    cx.run_ok(&[
+        "mount",
+        "again",
+        "-r",
+        "requirements.txt",
+        "--find-links",
+        fl,
+    ]);
+    let _again = Mounted {
+        cx: &cx,
+        venv: cx.project().join("again"),
+    };
+    let after = std::fs::metadata(cx.project().join("dx-py.dpl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(dpl, after, "the fresh lock was rewritten");
+}
+
 /// `--keep-pack-cache` changes only what stays cached, not what is served.
 #[test]
 fn keep_pack_cache_serves_the_same_bytes() {

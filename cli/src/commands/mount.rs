@@ -47,6 +47,10 @@ pub(crate) struct MountArgs {
     /// The lock to serve: `dx-py.dpl` or `pylock.toml` (default: ./dx-py.dpl or ./pylock.toml).
     #[arg(long, value_name = "FILE", conflicts_with = "tree")]
     pub(crate) lock: Option<PathBuf>,
+    /// Pinned requirements to lock first, as `install -r` does (./dx-py.dpl is reused when it
+    /// matches them); each package's bytecode is compiled as soon as it is stored.
+    #[arg(long, short = 'r', value_name = "FILE", conflicts_with_all = ["tree", "lock"])]
+    pub(crate) requirements: Option<PathBuf>,
     /// Interpreter of the served venv (default `python3`).
     #[arg(long, short = 'p')]
     pub(crate) python: Option<String>,
@@ -188,7 +192,7 @@ fn open_fs(tree: &Path, settings: &Settings, keep_pack_cache: bool) -> Result<Tr
 /// Without FUSE, the venv gets the symlink layout of the same lock.
 fn fallback_install(args: &MountArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     let install = crate::cli::InstallArgs {
-        requirements: None,
+        requirements: args.requirements.clone(),
         lock: args.lock.clone(),
         venv: args.venv.clone(),
         python: args.python.clone(),

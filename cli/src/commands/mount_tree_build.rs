@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use dx_py_core::dpl::DplReader;
+use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    InstallReport, NoReporter, PrepareOptions, WheelSources, prepare_packages, project_hash,
+    BytecodeBatch, InstallReport, NoReporter, PrepareOptions, WheelSources, prepare_packages,
+    project_hash,
 };
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
 use dx_py_fs_linux::tree::{PackPlacement, SyntheticFile, TreeSpec};
@@ -21,15 +23,31 @@ pub(crate) fn tree_for_lock(
     printer: &Printer,
 ) -> Result<PathBuf> {
     let interp = settings.interpreter(args.python.as_deref())?;
+    let store = settings.store();
+    // A lock made now (`-r`) queues each package's bytecode as soon as it is stored, so Python
+    // compiles while later wheels are converted.
+    let batch = match args.requirements {
+        Some(_) => BytecodeBatch::start(&store, &interp)?,
+        None => None,
+    };
+    let queue_bytecode = |hash: &ContentHash| {
+        if let Some(batch) = &batch {
+            batch.add(hash);
+        }
+    };
     let dpl_path = super::install::resolve_lock(
-        None,
+        args.requirements.as_deref(),
         args.lock.as_deref(),
         &args.sources,
         settings,
         &interp,
-        None,
+        Some(&queue_bytecode),
         printer,
     )?;
+    let compiled_while_locking = match batch {
+        Some(batch) => batch.finish(None)?.len(),
+        None => 0,
+    };
     let dpl = DplReader::open(&dpl_path)?;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
     let trees = settings.cache_dir.join("mounts").join("trees");
@@ -42,7 +60,6 @@ pub(crate) fn tree_for_lock(
             return Ok(path);
         }
     }
-    let store = settings.store();
     let client = settings::sources(&args.sources, None)
         .ok()
         .map(|s| settings::client(settings, s))
@@ -54,7 +71,10 @@ pub(crate) fn tree_for_lock(
         find_links: &find_links,
         lock_dir: &lock_dir,
     };
-    let mut report = InstallReport::default();
+    let mut report = InstallReport {
+        compiled: compiled_while_locking,
+        ..InstallReport::default()
+    };
     let (packages, updated) = prepare_packages(
         &dpl,
         &interp,

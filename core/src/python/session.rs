@@ -100,15 +100,21 @@ impl<S> Queue<S> {
         }
     }
 
-    fn close(&self) {
-        self.lock().closed = true;
+    /// Closes the queue; with `discard`, what still waits is dropped unanswered.
+    fn close(&self, discard: bool) {
+        let mut state = self.lock();
+        state.closed = true;
+        if discard {
+            state.waiting.clear();
+        }
+        drop(state);
         self.ready.notify_all();
     }
 }
 
 /// Compiles sources handed to it one at a time, on worker processes started as work arrives.
-/// [`finish`](Self::finish) waits for every answer; dropping the session unfinished stops the
-/// workers after what they hold.
+/// [`finish`](Self::finish) waits for every answer; dropping the session unfinished (an install
+/// that failed) drops what still waits and stops the workers after the source each holds.
 pub struct CompileSession<S: SessionSource> {
     python: PathBuf,
     cache_tag: String,
@@ -182,7 +188,7 @@ impl<S: SessionSource> CompileSession<S> {
 
     /// Waits for every queued source and returns the pycs by id (`None`: did not compile).
     pub fn finish(self) -> Result<Answers, BytecodeError> {
-        let workers = self.close();
+        let workers = self.close(false);
         let mut answers = Vec::new();
         let mut first_error = None;
         for worker in workers {
@@ -215,9 +221,10 @@ impl<S: SessionSource> CompileSession<S> {
 }
 
 impl<S: SessionSource> CompileSession<S> {
-    /// Lets the workers run out of work and hands over their threads, to join once each.
-    fn close(&self) -> Vec<JoinHandle<Result<Answers, BytecodeError>>> {
-        self.queue.close();
+    /// Lets the workers run out of work (all of it, or with `discard` only what they hold) and
+    /// hands over their threads, to join once each.
+    fn close(&self, discard: bool) -> Vec<JoinHandle<Result<Answers, BytecodeError>>> {
+        self.queue.close(discard);
         std::mem::take(
             &mut *self
                 .workers
@@ -229,7 +236,7 @@ impl<S: SessionSource> CompileSession<S> {
 
 impl<S: SessionSource> Drop for CompileSession<S> {
     fn drop(&mut self) {
-        for worker in self.close() {
+        for worker in self.close(true) {
             let _ = worker.join();
         }
     }
@@ -325,7 +332,7 @@ mod tests {
     }
 
     /// A worker that dies (here `/bin/false`) fails the session instead of leaving sources
-    /// unanswered; dropping an unfinished session ends its workers.
+    /// unanswered.
     #[test]
     fn a_dead_worker_fails_the_session() {
         let cache = tempfile::tempdir().unwrap();
@@ -340,8 +347,15 @@ mod tests {
         let err = session.finish().unwrap_err();
         assert!(matches!(err, BytecodeError::WorkerFailed { .. }), "{err}");
 
-        let session = CompileSession::new(&real, 2).unwrap();
-        session.push(("a.py".into(), b"x = 1".to_vec())).unwrap();
+        // Dropped unfinished (an install that failed), a session throws away what still waits
+        // instead of compiling it: here no worker is left to take it.
+        let session = CompileSession::new(&fake, 2).unwrap();
+        for (name, bytes) in sources(40) {
+            session.push((name, bytes)).unwrap();
+        }
+        let queue = Arc::clone(&session.queue);
         drop(session);
+        assert!(queue.lock().waiting.is_empty());
+        assert!(queue.lock().closed);
     }
 }
