@@ -452,23 +452,22 @@ fn mount_r_locks_compiles_and_serves() {
     let w = wheels(&cx);
     write_requirements(&cx);
     let fl = w.to_str().unwrap();
-    cx.run_ok(&[
-        "mount",
-        "mounted",
-        "-r",
-        "requirements.txt",
-        "--find-links",
-        fl,
-    ]);
-    let _mounted = Mounted {
-        cx: &cx,
-        venv: cx.project().join("mounted"),
+    let mount_r = |venv: &str| {
+        cx.run_ok(&["mount", venv, "-r", "requirements.txt", "--find-links", fl]);
+        Mounted {
+            cx: &cx,
+            venv: cx.project().join(venv),
+        }
     };
+    let dpl_time = || {
+        let dpl = std::fs::metadata(cx.project().join("dx-py.dpl")).unwrap();
+        dpl.modified().unwrap()
+    };
+    let _mounted = mount_r("mounted");
     assert!(cx.project().join("pylock.toml").is_file());
-    assert!(cx.project().join("dx-py.dpl").is_file());
-    let venv = cx.project().join("mounted");
+    let locked = dpl_time();
     let got = venv_python(
-        &venv,
+        &cx.project().join("mounted"),
         "import tool, ns.alpha, ns.beta, os\n\
          print(ns.alpha.NAME, ns.beta.NAME, os.path.exists(tool.__cached__))",
     );
@@ -476,27 +475,8 @@ fn mount_r_locks_compiles_and_serves() {
     let store = cx.cache_dir().join("store");
     assert_eq!(count_entries(&store.join("unpacked")), 0);
 
-    let dpl = std::fs::metadata(cx.project().join("dx-py.dpl"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    cx.run_ok(&[
-        "mount",
-        "again",
-        "-r",
-        "requirements.txt",
-        "--find-links",
-        fl,
-    ]);
-    let _again = Mounted {
-        cx: &cx,
-        venv: cx.project().join("again"),
-    };
-    let after = std::fs::metadata(cx.project().join("dx-py.dpl"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    assert_eq!(dpl, after, "the fresh lock was rewritten");
+    let _again = mount_r("again");
+    assert_eq!(dpl_time(), locked, "the fresh lock was rewritten");
 }
 
 /// `--keep-pack-cache` changes only what stays cached, not what is served.
