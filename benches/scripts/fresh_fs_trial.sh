@@ -12,7 +12,7 @@ set -euo pipefail
 tool=$1 set=$2
 shift 2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-python=${PYTHON:-$(command -v python3.12 || command -v python3)}
+python=${PYTHON:-$(command -v python3)}
 wheels=$root/target/bench-wheels/$set
 reqs=${SETS_DIR:-$root/../shared/bench-sets}/$set.txt
 img=$(mktemp -p "$root/target" fresh-XXXXXX.img)

@@ -458,3 +458,35 @@ fn unpacked_scripts_run_from_any_venv() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "raw ['x']\n");
 }
+
+/// Unpacked files get their final modes as they are created: read-only, executables (shipped
+/// executable, scripts, launchers) 0o555, everything else 0o444, with the package's bytes.
+#[cfg(unix)]
+#[test]
+fn unpacked_files_are_read_only_with_their_modes() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::wheel::testing::WheelBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path().join("store"));
+    let wheel = WheelBuilder::new("tool", "1.0")
+        .file("tool/__init__.py", b"X = 1\n")
+        .executable("tool/run.sh", b"#!/bin/sh\necho hi\n")
+        .console_script("tool-cli", "tool:main")
+        .data_file("scripts", "raw-script", b"#!/bin/sh\necho raw\n");
+    let converted = crate::wheel::convert_wheel(&wheel.filename(), &wheel.build()).unwrap();
+    let h = store.store(&converted.dxpkg).unwrap();
+    let unpacked = store.unpacked(&h).unwrap();
+    let mode = |rel: &str| {
+        let meta = std::fs::metadata(unpacked.join(rel)).unwrap();
+        meta.permissions().mode() & 0o7777
+    };
+    assert_eq!(mode("site-packages/tool/__init__.py"), 0o444);
+    assert_eq!(mode("site-packages/tool/run.sh"), 0o555);
+    assert_eq!(mode("bin/raw-script"), 0o555);
+    assert_eq!(mode("bin/tool-cli"), 0o555);
+    assert_eq!(
+        std::fs::read(unpacked.join("site-packages/tool/__init__.py")).unwrap(),
+        b"X = 1\n"
+    );
+}

@@ -2,7 +2,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::{MappedPackage, StoreError};
-use crate::dxpkg::{EntryKind, Scheme};
+use crate::dxpkg::{EntryKind, FileEntry, Scheme};
 use crate::hash::ContentHash;
 
 /// The subdirectory of an unpacked tree that holds `scheme`.
@@ -87,31 +87,13 @@ pub(crate) fn unpack(
         if made_dirs.insert(dir.to_path_buf()) {
             fs_err::create_dir_all(dir)?;
         }
-        match entry.kind {
-            EntryKind::File => {
-                let data = if entry.scheme == Scheme::Scripts {
-                    crate::scripts::rewrite_shebang(entry.data)
-                } else {
-                    None
-                };
-                fs_err::write(&target, data.as_deref().unwrap_or(entry.data))?;
-                let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
-                crate::atomic::set_mode(&target, if exec { 0o555 } else { 0o444 })?;
-            }
-            EntryKind::Symlink => {
-                let link = std::str::from_utf8(entry.data).map_err(|_| unsafe_path(entry.path))?;
-                if !link_stays_inside(entry.path, link) {
-                    return Err(unsafe_path(entry.path));
-                }
-                #[cfg(unix)]
-                std::os::unix::fs::symlink(link, &target)?;
-                #[cfg(not(unix))]
-                {
-                    let src = dir.join(link);
-                    fs_err::copy(&src, &target)?;
-                }
+        if entry.kind == EntryKind::Symlink {
+            let link = std::str::from_utf8(entry.data).map_err(|_| unsafe_path(entry.path))?;
+            if !link_stays_inside(entry.path, link) {
+                return Err(unsafe_path(entry.path));
             }
         }
+        write_entry(&entry, &target)?;
     }
     // Console and GUI script launchers, unless the wheel ships a script of the same name.
     for (name, bytes) in crate::scripts::launchers_for(reader) {
@@ -122,8 +104,7 @@ pub(crate) fn unpack(
             continue;
         }
         fs_err::create_dir_all(&bin)?;
-        fs_err::write(&target, bytes)?;
-        crate::atomic::set_mode(&target, 0o555)?;
+        create_file(&target, &bytes, 0o555)?;
     }
     let tmp_path = tmp.keep();
     match std::fs::rename(&tmp_path, dest) {
@@ -138,6 +119,84 @@ pub(crate) fn unpack(
             Err(e.into())
         }
     }
+}
+
+/// Writes `entry` (its path and link target already checked) at `target`.
+fn write_entry(entry: &FileEntry<'_>, target: &Path) -> Result<(), StoreError> {
+    match entry.kind {
+        EntryKind::File => {
+            let data = if entry.scheme == Scheme::Scripts {
+                crate::scripts::rewrite_shebang(entry.data)
+            } else {
+                None
+            };
+            let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
+            let mode = if exec { 0o555 } else { 0o444 };
+            create_file(target, data.as_deref().unwrap_or(entry.data), mode)?;
+        }
+        EntryKind::Symlink => {
+            // The target was checked to stay inside the package (and to be UTF-8).
+            let link = std::str::from_utf8(entry.data).unwrap_or_default();
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(link, target)?;
+            #[cfg(not(unix))]
+            {
+                let dir = target.parent().expect("joined paths have a parent");
+                fs_err::copy(dir.join(link), target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` (which must not exist yet) holding `bytes` with permission bits `mode`, given
+/// at creation: no separate chmod, which costs a path lookup and an inode update per file (a
+/// large package unpacks thousands), unless the umask took bits away.
+#[cfg(unix)]
+fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let with_path = |e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!("failed to write `{}`: {e}", path.display()),
+        )
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(with_path)?;
+    file.write_all(bytes).map_err(with_path)?;
+    if mode & umask() != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(with_path)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    fs_err::write(path, bytes)?;
+    crate::atomic::set_mode(path, mode)
+}
+
+/// The process umask, read once (Linux reports it in `/proc/self/status`; reading it with
+/// `umask(2)` means setting it, which races other threads). Unknown: all bits, so callers
+/// always set the mode themselves.
+#[cfg(unix)]
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            })
+            .unwrap_or(0o777)
+    })
 }
 
 /// Removes a tree whose files may be read-only.

@@ -8,15 +8,14 @@
 //! (generated), and symlinks. Header files are listed only when the wheel's tags name exactly one
 //! CPython minor version, since their installed path contains it.
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use super::entry_points::EntryPoints;
-use super::error::{EntryProblem, WheelError};
+use super::error::WheelError;
 use super::metadata::WheelMetadata;
-use super::record::{RecordHashAlgorithm, write_record};
-use super::validate::{
-    Archive, ConvertLimits, InArchive, Reading, ValidatedWheel, validate_wheel_on,
-};
+use super::record::write_record;
+use super::stream::{DeferredFile, write_package};
+use super::validate::{Archive, ConvertLimits, Reading, ValidatedWheel, validate_wheel_on};
 use crate::dxpkg::{DxpkgWriter, EntryKind, PreparedDxpkg, Scheme};
 use crate::hash::sha256_record;
 
@@ -73,15 +72,6 @@ pub struct PreparedWheel<'a> {
     archive: Option<Archive<'a>>,
 }
 
-/// A file whose bytes go from the archive straight into the package.
-#[derive(Debug)]
-struct DeferredFile {
-    archive_path: String,
-    at: InArchive,
-    /// RECORD's sha256 of the file: the bytes must match it.
-    sha256: [u8; 32],
-}
-
 /// Why writing a [`PreparedWheel`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WheelWriteError {
@@ -100,10 +90,6 @@ impl From<WheelError> for WheelWriteError {
     }
 }
 
-/// Bytes decompressed at a time while streaming a file into the package: the buffer is reused
-/// for every file, so it stays in cache and memory is never freshly faulted in.
-const STREAM_CHUNK: usize = 256 << 10;
-
 impl PreparedWheel<'_> {
     /// Writes the package to `out` and returns the wheel's description.
     pub fn write_to(self, out: impl Write) -> Result<WheelInfo, WheelWriteError> {
@@ -114,19 +100,7 @@ impl PreparedWheel<'_> {
             deferred,
             mut archive,
         } = self;
-        let mut buf = Vec::new();
-        package.write_with(out, |token, out| {
-            let file = &deferred[token];
-            let Some(archive) = archive.as_mut() else {
-                let problem = EntryProblem::Read("no archive to read it from".into());
-                return Err(entry_error(&file_name, file, problem).into());
-            };
-            if buf.is_empty() {
-                buf = vec![0; STREAM_CHUNK];
-            }
-            stream_file(archive, file, &mut buf, out)
-                .map_err(|e| e.map_wheel(|problem| entry_error(&file_name, file, problem)))
-        })?;
+        write_package(package, out, &deferred, archive.as_mut(), &file_name)?;
         Ok(info)
     }
 }
@@ -152,77 +126,6 @@ impl PreparedWheel<'_> {
             entry_points: info.entry_points,
         })
     }
-}
-
-fn entry_error(wheel: &str, file: &DeferredFile, problem: EntryProblem) -> WheelError {
-    WheelError::Entry {
-        wheel: wheel.to_string(),
-        entry: file.archive_path.clone(),
-        problem,
-    }
-}
-
-/// A failure while streaming one file: the destination's, or the file's own.
-enum StreamFailure {
-    Io(std::io::Error),
-    Entry(EntryProblem),
-}
-
-impl StreamFailure {
-    fn map_wheel(self, wheel: impl FnOnce(EntryProblem) -> WheelError) -> WheelWriteError {
-        match self {
-            Self::Io(e) => WheelWriteError::Io(e),
-            Self::Entry(problem) => WheelWriteError::from(wheel(problem)),
-        }
-    }
-}
-
-/// Decompresses one file into `out` through `buf`, reading at most one byte past its declared
-/// size (as validation does), and checks its size and sha256 at the end.
-fn stream_file(
-    archive: &mut Archive<'_>,
-    file: &DeferredFile,
-    buf: &mut [u8],
-    out: &mut dyn Write,
-) -> Result<(), StreamFailure> {
-    use sha2::Digest;
-    let read_err =
-        |e: &dyn std::fmt::Display| StreamFailure::Entry(EntryProblem::Read(e.to_string()));
-    let mut entry = archive.by_index(file.at.index).map_err(|e| read_err(&e))?;
-    let declared = file.at.size;
-    let mut hasher = sha2::Sha256::new();
-    let mut got = 0u64;
-    while got <= declared {
-        let want = usize::try_from(declared + 1 - got).map_or(buf.len(), |w| w.min(buf.len()));
-        let n = match entry.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(&e)),
-        };
-        got += n as u64;
-        if got > declared {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(StreamFailure::Io)?;
-    }
-    if got != declared {
-        return Err(StreamFailure::Entry(EntryProblem::HeaderSizeMismatch {
-            declared,
-            got,
-        }));
-    }
-    let digest: [u8; 32] = hasher.finalize().into();
-    if digest != file.sha256 {
-        let b64 = |d: &[u8]| data_encoding::BASE64URL_NOPAD.encode(d);
-        return Err(StreamFailure::Entry(EntryProblem::HashMismatch {
-            algorithm: RecordHashAlgorithm::Sha256.name(),
-            expected: b64(&file.sha256),
-            got: b64(&digest),
-        }));
-    }
-    Ok(())
 }
 
 /// Checks the wheel `filename` (a file name, not a path) with default limits and converts it.

@@ -23,6 +23,7 @@ mod error;
 mod filename;
 mod metadata;
 mod record;
+mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
