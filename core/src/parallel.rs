@@ -52,8 +52,76 @@ pub(crate) fn map_largest_first<T: Sync, R: Send>(
         .collect()
 }
 
+/// Slots for CPU-bound steps inside I/O-bound work: lock and fetch run up to 8 packages at
+/// once so that downloads overlap, but converting more wheels at once than there are cores
+/// only time-shares them, and the largest then finishes last, alone. A freed slot goes to the
+/// largest job waiting.
+pub(crate) struct CpuSlots {
+    state: Mutex<SlotState>,
+    changed: std::sync::Condvar,
+}
+
+struct SlotState {
+    free: usize,
+    /// Sizes of the jobs waiting for a slot.
+    waiting: Vec<u64>,
+}
+
+impl CpuSlots {
+    /// One slot per core, plus one to cover a step's own waits (fsync, page faults).
+    pub(crate) fn per_core() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self::new(cores + 1)
+    }
+
+    pub(crate) fn new(slots: usize) -> Self {
+        Self {
+            state: Mutex::new(SlotState {
+                free: slots.max(1),
+                waiting: Vec::new(),
+            }),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f`, a job of `size`, once a slot is free and no larger job waits for one.
+    pub(crate) fn run<R>(&self, size: u64, f: impl FnOnce() -> R) -> R {
+        let mut state = self.lock();
+        state.waiting.push(size);
+        while state.free == 0 || state.waiting.iter().any(|&w| w > size) {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        state.free -= 1;
+        if let Some(at) = state.waiting.iter().position(|&w| w == size) {
+            state.waiting.swap_remove(at);
+        }
+        drop(state);
+        // Given back even if `f` panics.
+        struct Release<'a>(&'a CpuSlots);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.lock().free += 1;
+                self.0.changed.notify_all();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use proptest::prelude::*;
 
     proptest! {
@@ -72,6 +140,46 @@ mod tests {
             let want: Vec<u64> = items.iter().map(|x| u64::from(*x) * 3).collect();
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// No more than the slots run at once, however many threads ask.
+    #[test]
+    fn slots_bound_how_many_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let slots = super::CpuSlots::new(2);
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        super::map_in_order(&[0u8; 16], 8, |_| {
+            slots.run(1, || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        assert_eq!(most.into_inner(), 2);
+    }
+
+    /// A freed slot goes to the largest job waiting for one.
+    #[test]
+    fn a_freed_slot_goes_to_the_largest_waiting_job() {
+        let slots = super::CpuSlots::new(1);
+        let order = Mutex::new(Vec::new());
+        let gate = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                slots.run(0, || {
+                    gate.wait();
+                    // Let the others queue up behind this one.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                })
+            });
+            gate.wait();
+            for size in [3u64, 9, 5] {
+                let (slots, order) = (&slots, &order);
+                s.spawn(move || slots.run(size, || order.lock().unwrap().push(size)));
+            }
+        });
+        assert_eq!(order.into_inner().unwrap(), [9, 5, 3]);
     }
 
     #[test]

@@ -103,11 +103,12 @@ pub fn ensure_stored(
         });
     }
     let shared: &[LockedPackage] = packages;
+    let slots = crate::parallel::CpuSlots::per_core();
     let results = crate::parallel::map_largest_first(
         &todo,
         8,
         |&i| shared[i].wheel.size.unwrap_or(0),
-        |&i| fetch_one(&shared[i], store, sources, after_store, reporter),
+        |&i| fetch_one(&shared[i], store, sources, after_store, reporter, &slots),
     );
     for (&i, r) in todo.iter().zip(results) {
         let (hash, downloaded) = r?;
@@ -124,6 +125,7 @@ fn fetch_one(
     sources: &WheelSources<'_>,
     after_store: Option<AfterStore<'_>>,
     reporter: &dyn Reporter,
+    slots: &crate::parallel::CpuSlots,
 ) -> Result<(ContentHash, bool), InstallError> {
     let WheelSources {
         client,
@@ -168,15 +170,18 @@ fn fetch_one(
             actual,
         });
     }
-    let (hash, _) = store_wheel_bytes(store, filename, &bytes)?;
+    let hash = slots.run(bytes.len() as u64, || {
+        let (hash, _) = store_wheel_bytes(store, filename, &bytes)?;
+        reporter.on_stored(&p.name);
+        if let Some(after_store) = after_store {
+            after_store(&hash);
+        }
+        Ok::<_, InstallError>(hash)
+    })?;
     if p.store_hash.is_some_and(|h| h != hash) {
         tracing::warn!(
             "{filename} converts to a different store object than the lock records; using the new one"
         );
-    }
-    reporter.on_stored(&p.name);
-    if let Some(after_store) = after_store {
-        after_store(&hash);
     }
     Ok((hash, downloaded))
 }

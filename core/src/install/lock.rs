@@ -62,11 +62,12 @@ pub fn lock_requirements(
         .collect::<Result<Vec<IndexFile>, InstallError>>()?;
     let picks: Vec<(&PinnedRequirement, IndexFile)> =
         applicable.iter().copied().zip(selected).collect();
+    let slots = crate::parallel::CpuSlots::per_core();
     let locked = crate::parallel::map_largest_first(
         &picks,
         8,
         |(_, file)| file.size.unwrap_or(0),
-        |(req, file)| lock_one(req, file, opts),
+        |(req, file)| lock_one(req, file, opts, &slots),
     )
     .into_iter()
     .collect::<Result<Vec<Locked>, InstallError>>()?;
@@ -139,6 +140,7 @@ fn lock_one(
     req: &PinnedRequirement,
     file: &IndexFile,
     opts: &LockOptions<'_>,
+    slots: &crate::parallel::CpuSlots,
 ) -> Result<Locked, InstallError> {
     let index_err = |source| InstallError::Index {
         name: req.name.clone(),
@@ -160,11 +162,14 @@ fn lock_one(
             actual,
         });
     }
-    let (store_hash, converted) = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
-    opts.reporter.on_stored(&req.name);
-    if let Some(after_store) = opts.after_store {
-        after_store(&store_hash);
-    }
+    let (store_hash, converted) = slots.run(bytes.len() as u64, || {
+        let stored = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
+        opts.reporter.on_stored(&req.name);
+        if let Some(after_store) = opts.after_store {
+            after_store(&stored.0);
+        }
+        Ok::<_, InstallError>(stored)
+    })?;
 
     let mut extras: Vec<String> = converted
         .metadata
