@@ -8,7 +8,7 @@ use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplReader, Lock};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    AfterStore, BytecodeBatch, InstallReport, SyncContext, SyncOptions, inputs_hash, sync_venv,
+    AfterStore, InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, inputs_hash, sync_venv,
     try_warm, unpack_when_stored,
 };
 use dx_py_core::layout::{LayoutCache, LinkMode};
@@ -36,13 +36,10 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     // A lock made now hands each package on as it is stored: its tree is unpacked and its
     // sources compiled while later wheels are still being converted.
     let store = settings.store();
-    let batch = match args.no_compile_bytecode {
-        true => None,
-        false => BytecodeBatch::start(&store, &interp)?,
-    };
+    let batch = LazyBytecodeBatch::new(&store, &interp);
     let unpack = unpack_when_stored(&store);
     let stored = |hash: &ContentHash| {
-        if let Some(batch) = &batch {
+        if !args.no_compile_bytecode {
             batch.add(hash);
         }
         unpack(hash);
@@ -56,10 +53,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         Some(&stored),
         printer,
     )?;
-    let compiled_while_locking = match batch {
-        Some(batch) => batch.finish(Some(&unpack))?.len(),
-        None => 0,
-    };
+    let compiled_while_locking = batch.finish(Some(&unpack))?.len();
     let dpl = DplReader::open(&dpl_path)?;
     let mut layouts = LayoutCache::open(&settings.layouts_dir(), &store)?;
     layouts.set_link_mode(match args.link_mode {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use dx_py_core::dpl::DplReader;
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    BytecodeBatch, InstallReport, NoReporter, PrepareOptions, WheelSources, prepare_packages,
+    InstallReport, LazyBytecodeBatch, NoReporter, PrepareOptions, WheelSources, prepare_packages,
     project_hash,
 };
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
@@ -26,15 +26,8 @@ pub(crate) fn tree_for_lock(
     let store = settings.store();
     // A lock made now (`-r`) queues each package's bytecode as soon as it is stored, so Python
     // compiles while later wheels are converted.
-    let batch = match args.requirements {
-        Some(_) => BytecodeBatch::start(&store, &interp)?,
-        None => None,
-    };
-    let queue_bytecode = |hash: &ContentHash| {
-        if let Some(batch) = &batch {
-            batch.add(hash);
-        }
-    };
+    let batch = LazyBytecodeBatch::new(&store, &interp);
+    let queue_bytecode = |hash: &ContentHash| batch.add(hash);
     let dpl_path = super::install::resolve_lock(
         args.requirements.as_deref(),
         args.lock.as_deref(),
@@ -44,10 +37,7 @@ pub(crate) fn tree_for_lock(
         Some(&queue_bytecode),
         printer,
     )?;
-    let compiled_while_locking = match batch {
-        Some(batch) => batch.finish(None)?.len(),
-        None => 0,
-    };
+    let compiled_while_locking = batch.finish(None)?.len();
     let dpl = DplReader::open(&dpl_path)?;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
     let trees = settings.cache_dir.join("mounts").join("trees");

@@ -263,6 +263,58 @@ impl<'a> BytecodeBatch<'a> {
     }
 }
 
+/// A [`BytecodeBatch`] started when the first package is added, so that a run which stores
+/// nothing (a warm install, a fresh lock) starts nothing and touches nothing.
+pub struct LazyBytecodeBatch<'a> {
+    store: &'a PackageStore,
+    interp: &'a Interpreter,
+    batch: std::sync::OnceLock<Option<BytecodeBatch<'a>>>,
+    /// Why the batch could not start, reported by `finish`.
+    failed: Mutex<Option<InstallError>>,
+}
+
+impl<'a> LazyBytecodeBatch<'a> {
+    /// A batch for `interp` in `store`, not started yet.
+    pub fn new(store: &'a PackageStore, interp: &'a Interpreter) -> Self {
+        Self {
+            store,
+            interp,
+            batch: std::sync::OnceLock::new(),
+            failed: Mutex::new(None),
+        }
+    }
+
+    /// [`BytecodeBatch::add`], starting the batch first if needed.
+    pub fn add(&self, package: &ContentHash) {
+        let batch =
+            self.batch
+                .get_or_init(|| match BytecodeBatch::start(self.store, self.interp) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        lock(&self.failed).get_or_insert(e);
+                        None
+                    }
+                });
+        if let Some(batch) = batch {
+            batch.add(package);
+        }
+    }
+
+    /// [`BytecodeBatch::finish`]; nothing compiled when nothing was added.
+    pub fn finish(
+        self,
+        after_store: Option<AfterStore<'_>>,
+    ) -> Result<HashMap<ContentHash, ContentHash>, InstallError> {
+        if let Some(e) = into_inner(self.failed) {
+            return Err(e);
+        }
+        match self.batch.into_inner().flatten() {
+            Some(batch) => batch.finish(after_store),
+            None => Ok(HashMap::new()),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

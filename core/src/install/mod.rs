@@ -16,7 +16,8 @@ mod report;
 mod sync;
 
 pub use bytecode::{
-    BytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs, packs_of,
+    BytecodeBatch, LazyBytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs,
+    packs_of,
 };
 pub use error::InstallError;
 pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes, unpack_when_stored};
