@@ -150,7 +150,7 @@ pub fn prepare_wheel<'a>(
     bytes: &'a [u8],
     limits: &ConvertLimits,
 ) -> Result<PreparedWheel<'a>, WheelError> {
-    let (wheel, archive) = validate_wheel_on(filename, bytes, limits, None, Reading::Deferred)?;
+    let (wheel, archive) = validate_wheel_on(filename, bytes, limits, Reading::Deferred)?;
     let mut prepared = prepare_validated(wheel)?;
     prepared.archive = Some(archive);
     Ok(prepared)

@@ -927,28 +927,6 @@ proptest! {
         }
     }
 
-    /// Decompressing on several threads gives the same files, or the same first error, as on
-    /// one thread, however the archive is damaged (flipped bytes hit data, headers and CRCs).
-    #[test]
-    fn threads_do_not_change_the_outcome(
-        (root, data) in arb_files(),
-        flips in proptest::collection::vec((any::<usize>(), 1u8..), 0..6),
-    ) {
-        let (w, _) = generated_wheel(root, data);
-        let bytes = damage_before_central_directory(w.build(), &flips);
-        let run = |threads| {
-            let limits = ConvertLimits::default();
-            let reading = super::validate::Reading::All;
-            match super::validate::validate_wheel_on(&w.filename(), &bytes, &limits, Some(threads), reading) {
-                Ok((v, _)) => Ok(v.files),
-                Err(e) => Err(format!("{e:?}")),
-            }
-        };
-        let one = run(1);
-        prop_assert_eq!(&run(2), &one);
-        prop_assert_eq!(&run(4), &one);
-    }
-
     /// Streaming the files from the archive into the package (what installs do) gives the same
     /// bytes as decompressing everything first, and fails on the same damaged archives: bytes
     /// that do not match RECORD never make a package either way.

@@ -10,7 +10,9 @@
 //! `Wheel-Version` is 1.x; `entry_points.txt` parses; `.data` files map to a known scheme; no two
 //! files install to the same place and no file sits below another file; symlinks resolve inside
 //! their scheme directory to a file or directory of the package, without passing through another
-//! symlink.
+//! symlink. With [`Reading::Deferred`] the files the checks do not need are decompressed later,
+//! as the package is written, and their RECORD sizes and sha256 are checked there
+//! (`super::stream`).
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Cursor, Read};
 use std::str::FromStr;
@@ -152,13 +154,6 @@ struct Contents {
     expected: Option<[u8; 32]>,
 }
 
-/// Wheels whose files declare at least this many bytes in all are decompressed on more than one
-/// thread; below it a thread costs more than it saves.
-const PARALLEL_MIN_BYTES: u64 = 4 << 20;
-
-/// The most threads that decompress one wheel.
-const MAX_THREADS: usize = 4;
-
 pub(crate) type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
 
 /// A decompressed file and its sha256, or why it could not be read.
@@ -167,12 +162,8 @@ type ReadResult = Result<(Vec<u8>, [u8; 32]), EntryProblem>;
 /// Decompresses one file with a read limit one past its declared size, into a buffer reserved
 /// for the declared size (so an honest file is read without reallocating), and hashes it.
 fn read_entry(archive: &mut Archive<'_>, p: &Pending) -> ReadResult {
-    read_entry_at(archive, p.index, p.size, p.capacity)
-}
-
-/// [`read_entry`] of the entry `index`, declared `size` bytes long, into a buffer of `capacity`.
-fn read_entry_at(archive: &mut Archive<'_>, index: usize, size: u64, capacity: u64) -> ReadResult {
     use sha2::Digest;
+    let (index, size, capacity) = (p.index, p.size, p.capacity);
     let mut file = archive
         .by_index(index)
         .map_err(|e| EntryProblem::Read(e.to_string()))?;
@@ -189,67 +180,6 @@ fn read_entry_at(archive: &mut Archive<'_>, index: usize, size: u64, capacity: u
     }
     let sha256 = sha2::Sha256::digest(&data).into();
     Ok((data, sha256))
-}
-
-/// Reads every pending file, on up to `threads` threads, and returns the results in `pending`'s
-/// order, up to and including the first failure; which failure comes first is the same as for
-/// one thread, since every file before it is read.
-fn read_entries(archive: &Archive<'_>, pending: &[Pending], threads: usize) -> Vec<ReadResult> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    if threads <= 1 {
-        let mut archive = archive.clone();
-        let mut out = Vec::with_capacity(pending.len());
-        for p in pending {
-            let r = read_entry(&mut archive, p);
-            let failed = r.is_err();
-            out.push(r);
-            if failed {
-                break;
-            }
-        }
-        return out;
-    }
-    // Largest first, so that the threads finish together.
-    let mut by_size: Vec<usize> = (0..pending.len()).collect();
-    by_size.sort_by_key(|&i| std::cmp::Reverse(pending[i].size));
-    let next = AtomicUsize::new(0);
-    let first_failure = AtomicUsize::new(usize::MAX);
-    let slots: Mutex<Vec<Option<ReadResult>>> =
-        Mutex::new((0..pending.len()).map(|_| None).collect());
-    let work = || {
-        let mut archive = archive.clone();
-        while let Some(&i) = by_size.get(next.fetch_add(1, Ordering::Relaxed)) {
-            // Files after a failure cannot change the outcome.
-            if i > first_failure.load(Ordering::Relaxed) {
-                continue;
-            }
-            let r = read_entry(&mut archive, &pending[i]);
-            if r.is_err() {
-                first_failure.fetch_min(i, Ordering::Relaxed);
-            }
-            slots.lock().expect("no reader panics holding the lock")[i] = Some(r);
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            // A thread that cannot start leaves its share to the others.
-            let _ = std::thread::Builder::new().spawn_scoped(scope, work);
-        }
-        work();
-    });
-    let slots = slots.into_inner().expect("readers are done");
-    let mut out = Vec::with_capacity(pending.len());
-    for slot in slots {
-        let Some(r) = slot else { break };
-        let failed = r.is_err();
-        out.push(r);
-        if failed {
-            break;
-        }
-    }
-    out
 }
 
 /// Checks that `path` (without a trailing `/`) is a plain relative path.
@@ -454,7 +384,7 @@ pub fn validate_wheel(
     bytes: &[u8],
     limits: &ConvertLimits,
 ) -> Result<ValidatedWheel, WheelError> {
-    validate_wheel_on(filename, bytes, limits, None, Reading::All).map(|(wheel, _)| wheel)
+    validate_wheel_on(filename, bytes, limits, Reading::All).map(|(wheel, _)| wheel)
 }
 
 /// Is `path` one that [`Reading::Deferred`] reads during validation: a file of a `.dist-info`
@@ -468,14 +398,12 @@ fn read_upfront(path: &str) -> bool {
     }
 }
 
-/// [`validate_wheel`] decompressing what `reading` asks for on `threads` threads (`None`: by the
-/// wheel's size and the machine's cores); the outcome is the same for any count. Returns the
-/// opened archive too, for the deferred files' bytes.
+/// [`validate_wheel`] decompressing what `reading` asks for. Returns the opened archive too,
+/// for the deferred files' bytes.
 pub(crate) fn validate_wheel_on<'a>(
     filename: &str,
     bytes: &'a [u8],
     limits: &ConvertLimits,
-    threads: Option<usize>,
     reading: Reading,
 ) -> Result<(ValidatedWheel, Archive<'a>), WheelError> {
     let parsed = WheelFilename::parse(filename)?;
@@ -610,27 +538,16 @@ pub(crate) fn validate_wheel_on<'a>(
         }));
     }
 
-    // Pass 2: the bytes, hashed as they are read; a large wheel is read on several threads.
+    // Pass 2: the bytes, hashed as they are read (with `Reading::Deferred`, only what the checks
+    // need; the rest is read as the package is written).
     let order: Vec<String> = pending.iter().map(|p| p.path.clone()).collect();
     let (now, later): (Vec<Pending>, Vec<Pending>) = pending.into_iter().partition(|p| {
         reading == Reading::All || p.kind == EntryKind::Symlink || read_upfront(&p.path)
     });
-    let total_now: u64 = now.iter().map(|p| p.size).sum();
-    let threads = threads.unwrap_or_else(|| {
-        if total_now >= PARALLEL_MIN_BYTES {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
-        } else {
-            1
-        }
-    });
-    let mut read = read_entries(&archive, &now, threads).into_iter();
+    let mut reader = archive.clone();
     let mut contents: HashMap<String, Contents> = HashMap::with_capacity(order.len());
     for p in now {
-        // `read_entries` stops early only after a failure, which returns here first.
-        let r = read
-            .next()
-            .unwrap_or_else(|| Err(EntryProblem::Read("not read".into())));
-        let r = r.map_err(|problem| entry_err(&p.path, problem))?;
+        let r = read_entry(&mut reader, &p).map_err(|problem| entry_err(&p.path, problem))?;
         contents.insert(
             p.path.clone(),
             Contents {
@@ -724,7 +641,6 @@ pub(crate) fn validate_wheel_on<'a>(
     }
     // A deferred file is checked as it streams against a sha256 row; any other row needs the
     // bytes now, for the check and for the installed RECORD's sha256.
-    let mut reader = archive.clone();
     for row in &rows {
         let Some(hash) = &row.hash else { continue };
         let sha256_row = hash.algorithm == RecordHashAlgorithm::Sha256 && hash.digest.len() == 32;
