@@ -490,3 +490,25 @@ fn unpacked_files_are_read_only_with_their_modes() {
         b"X = 1\n"
     );
 }
+
+/// Starting writeback along the way changes nothing of what is written, across several steps
+/// and with writes that straddle them.
+#[test]
+fn early_writeback_passes_bytes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object");
+    let file = std::fs::File::create(&path).unwrap();
+    let want: Vec<u8> = (0..(20u32 << 20) + 12_345)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut w = super::EarlyWriteback::new(&file);
+    for chunk in want.chunks(3 << 20 | 17) {
+        w.write_all(chunk).unwrap();
+    }
+    assert_eq!(w.written, want.len() as u64);
+    if cfg!(target_os = "linux") {
+        assert!(w.started >= 16 << 20, "writeback started at {}", w.started);
+    }
+    drop(file);
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+}
