@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::Lock;
 use dx_py_core::install::{AfterStore, LockOptions, lock_requirements};
 use dx_py_core::python::Interpreter;
@@ -20,6 +21,9 @@ pub(crate) const DPL: &str = "dx-py.dpl";
 pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     let interp = settings.interpreter(args.python.as_deref())?;
     let reqs = Requirements::from_file(&args.requirements)?;
+    // Locking stores packages: held shared, like install, so `cache clean` waits for it.
+    let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
+    let _shared = cache_lock.shared()?;
     let dir = args
         .output_dir
         .clone()

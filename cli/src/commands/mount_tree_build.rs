@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::DplReader;
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
@@ -23,6 +24,10 @@ pub(crate) fn tree_for_lock(
     printer: &Printer,
 ) -> Result<PathBuf> {
     let interp = settings.interpreter(args.python.as_deref())?;
+    // Locking, fetching and compiling store packages: held shared, like install, so that
+    // `cache clean` waits for them.
+    let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
+    let _shared = cache_lock.shared()?;
     let store = settings.store();
     // A lock made now (`-r`) queues each package's bytecode as soon as it is stored, so Python
     // compiles while later wheels are converted.

@@ -124,8 +124,8 @@ impl DxpkgWriter {
     }
 
     /// Sorts and checks the entries and lays out the header, index and strings, without writing
-    /// any file data: every refusal happens here, so [`PreparedDxpkg::write_to`] can only fail
-    /// on I/O.
+    /// any file data: every refusal of the writer happens here, so writing can fail only on I/O
+    /// or in a deferred entry's filler (see [`PreparedDxpkg::write_with`]).
     pub fn prepare(mut self) -> Result<PreparedDxpkg, DxpkgWriterError> {
         self.entries
             .sort_by(|a, b| (a.scheme, &a.path).cmp(&(b.scheme, &b.path)));

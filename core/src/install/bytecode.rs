@@ -218,11 +218,12 @@ impl<'a> BytecodeBatch<'a> {
             queued,
             failed,
         } = self;
-        let answers = session.finish();
         if let Some(e) = into_inner(failed) {
+            // Dropped unfinished, the session compiles nothing more of what waits.
+            drop(session);
             return Err(e);
         }
-        let mut answers: HashMap<usize, Option<Vec<u8>>> = answers?.into_iter().collect();
+        let mut answers: HashMap<usize, Option<Vec<u8>>> = session.finish()?.into_iter().collect();
 
         // Each package's pycs become one pack; packs are stored on a few threads, since each
         // ends in an fsync that would otherwise wait alone.

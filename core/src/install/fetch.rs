@@ -8,7 +8,8 @@ use crate::store::PackageStore;
 use crate::wheel::{ConvertLimits, WheelInfo, WheelWriteError, prepare_wheel};
 
 /// Checks and converts wheel bytes and streams the package into the store, each file
-/// decompressed straight into the store's temporary file (the wheel is never held decompressed);
+/// decompressed straight into the store's temporary file (only the metadata files, scripts and
+/// symlinks are held decompressed);
 /// returns the object's hash and what the wheel says about itself. Nothing is stored unless
 /// every check passes, including the RECORD hashes checked as the files stream.
 pub fn store_wheel_bytes(

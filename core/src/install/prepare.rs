@@ -86,9 +86,9 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
         .iter()
         .map(|p| p.store_hash.expect("ensure_stored filled every store hash"))
         .collect();
-    // Unpacking trees for a layout while Python compiles was tried: on two cores it only
-    // slowed compilation down (ext4 inode allocation is CPU work, not waiting). Bytecode packs
-    // are unpacked as they are stored, after compilation.
+    // Packages stored now were queued for compilation as they were stored (and unpacked, when
+    // `after_store` does): compilation overlaps the rest of the conversion. Bytecode packs are
+    // unpacked as they are stored, after compilation.
     let packs = match batch {
         Some(batch) => {
             for hash in &hashes {

@@ -2,8 +2,9 @@
 //! soon as the package is stored, so the interpreter workers run while later wheels are still
 //! being converted instead of after all of them.
 //!
-//! Workers are the same processes as [`compile_each`](super::compile_each)'s (one per core, one
-//! per 512 KiB of source queued so far); each takes the largest source among those waiting.
+//! Workers are the same processes as [`compile_each`](super::compile_each)'s (at most one per
+//! core, and at most one per 512 KiB of source queued so far); each takes the largest source
+//! among those waiting.
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,7 +115,8 @@ impl<S> Queue<S> {
 
 /// Compiles sources handed to it one at a time, on worker processes started as work arrives.
 /// [`finish`](Self::finish) waits for every answer; dropping the session unfinished (an install
-/// that failed) drops what still waits and stops the workers after the source each holds.
+/// that failed) drops what still waits and stops the workers after the sources each holds (the
+/// one it compiles and at most one sent ahead).
 pub struct CompileSession<S: SessionSource> {
     python: PathBuf,
     cache_tag: String,

@@ -60,8 +60,9 @@ pub struct WheelInfo {
 /// archive are decompressed as they are written, and checked against RECORD there.
 #[derive(Debug)]
 pub struct PreparedWheel<'a> {
-    /// The package, ready to write; the same wheel always gives the same bytes.
-    pub package: PreparedDxpkg,
+    /// The package, ready to write; the same wheel always gives the same bytes. Private: its
+    /// deferred entries must be filled by [`PreparedWheel::write_to`], which checks them.
+    package: PreparedDxpkg,
     /// The wheel's name, version and metadata.
     pub info: WheelInfo,
     /// The wheel's file name, for errors.
@@ -91,6 +92,16 @@ impl From<WheelError> for WheelWriteError {
 }
 
 impl PreparedWheel<'_> {
+    /// The size of the package [`write_to`](Self::write_to) writes.
+    pub fn len(&self) -> u64 {
+        self.package.len()
+    }
+
+    /// True for the impossible empty package; here for clippy.
+    pub fn is_empty(&self) -> bool {
+        self.package.is_empty()
+    }
+
     /// Writes the package to `out` and returns the wheel's description.
     pub fn write_to(self, out: impl Write) -> Result<WheelInfo, WheelWriteError> {
         let Self {
@@ -179,7 +190,8 @@ pub fn convert_validated(wheel: ValidatedWheel) -> Result<ConvertedWheel, WheelE
 }
 
 /// Lays a validated wheel out as a `.dxpkg` (its files at their installed paths, the installed
-/// RECORD and INSTALLER added) without writing the bytes; every refusal happens here.
+/// RECORD and INSTALLER added) without writing the bytes; every refusal happens here, except
+/// the size and hash checks of files left in the archive, made as they are written.
 pub fn prepare_validated(wheel: ValidatedWheel) -> Result<PreparedWheel<'static>, WheelError> {
     let name = wheel.metadata.name.clone();
     let py = single_cpython_version(&wheel);

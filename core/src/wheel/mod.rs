@@ -14,9 +14,10 @@
 //!     └── (INSTALLER)                        added: `dx-py\n`
 //! ```
 //!
-//! [`convert_wheel`] checks everything [`validate_wheel`] lists before writing a byte; the rules
-//! and their reasons are in `docs/formats/dxpkg.md`. [`prepare_validated`] stops short of the
-//! bytes so that a caller can stream them into the store instead of holding a second copy.
+//! [`convert_wheel`] checks everything [`validate_wheel`] lists; the rules and their reasons are
+//! in `docs/formats/dxpkg.md`. [`prepare_wheel`] checks all but the file contents and lays the
+//! package out; [`PreparedWheel::write_to`] then streams each remaining file from the archive
+//! into the package, checking its RECORD size and sha256 as it goes (a mismatch fails the write).
 mod convert;
 mod entry_points;
 mod error;

@@ -89,7 +89,8 @@ fn stream_file(
     let mut hasher = sha2::Sha256::new();
     let mut got = 0u64;
     while got <= declared {
-        let want = usize::try_from(declared + 1 - got).map_or(buf.len(), |w| w.min(buf.len()));
+        let want = usize::try_from(declared.saturating_add(1) - got)
+            .map_or(buf.len(), |w| w.min(buf.len()));
         let n = match entry.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,

@@ -286,6 +286,41 @@ fn error_names_wheel_entry_and_reason() {
     );
 }
 
+/// A file that installs where a generated file goes (an INSTALLER under `.data/purelib`) is
+/// dropped, but its bytes are still checked against RECORD, streaming or not.
+#[test]
+fn dropped_files_are_checked_against_record_too() {
+    let w = WheelBuilder::new("p", "1")
+        .file("p/a.py", b"abc")
+        .data_file("purelib", &format!("{}/INSTALLER", w_dist_info()), b"pip\n");
+    let mut entries = w.entries();
+    let installer = entries
+        .iter_mut()
+        .find(|e| e.path.ends_with("/INSTALLER"))
+        .unwrap();
+    installer.data = b"pop\n".to_vec();
+    let bytes = zip_entries(&entries);
+    let (entry, problem) = entry_problem(convert_wheel(&w.filename(), &bytes));
+    assert!(entry.ends_with("INSTALLER"), "{entry}");
+    assert!(
+        matches!(problem, EntryProblem::HashMismatch { .. }),
+        "{problem:?}"
+    );
+    assert!(validate_wheel(&w.filename(), &bytes, &ConvertLimits::default()).is_err());
+    // Unchanged, it converts, and the package's INSTALLER is dx-py's.
+    let c = convert_wheel(&w.filename(), &w.build()).unwrap();
+    let r = DxpkgReader::new(&c.dxpkg[..]).unwrap();
+    let installed = r
+        .get_file(&format!("{}/INSTALLER", w_dist_info()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(installed.data, INSTALLER);
+}
+
+fn w_dist_info() -> String {
+    WheelBuilder::new("p", "1").dist_info()
+}
+
 #[test]
 fn refuses_record_mismatches() {
     let w = WheelBuilder::new("p", "1")

@@ -388,12 +388,17 @@ pub fn validate_wheel(
 }
 
 /// Is `path` one that [`Reading::Deferred`] reads during validation: a file of a `.dist-info`
-/// directory or a `.data` directory's script?
+/// directory (also one shipped under `.data/purelib|platlib`, which installs there and may be
+/// dropped as generated, so it is never streamed and must be checked here) or a `.data`
+/// directory's script?
 fn read_upfront(path: &str) -> bool {
     let mut parts = path.split('/');
-    match (parts.next(), parts.next()) {
-        (Some(top), _) if top.ends_with(".dist-info") => true,
-        (Some(top), Some("scripts")) => top.ends_with(".data"),
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(top), ..) if top.ends_with(".dist-info") => true,
+        (Some(top), Some("scripts"), _) => top.ends_with(".data"),
+        (Some(top), Some("purelib" | "platlib"), Some(dir)) => {
+            top.ends_with(".data") && dir.ends_with(".dist-info")
+        }
         _ => false,
     }
 }
