@@ -576,6 +576,10 @@ class SetBench:
         def make(tool) -> dict[str, float]:
             v = self.fresh(f"{tool}-venv-warm-{variant}")
             venvs[tool].append(v)
+            # Untimed: let the previous install's writeback (the cold warm-up wrote ~1 GB for the
+            # large set, each uv trial thousands of files) finish, so a trial measures a warm
+            # install on a disk at rest, not the other's leftovers.
+            os.sync()
             if tool == "dx-py":
                 return {"total": self.dx_install(v, caches[tool], bc)}
             t_venv = self.uv_venv(v, caches[tool])
