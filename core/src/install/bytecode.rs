@@ -55,42 +55,30 @@ pub fn ensure_bytecode_packs(
     interp: &Interpreter,
     after_store: Option<AfterStore<'_>>,
 ) -> Result<Vec<(Option<ContentHash>, bool)>, InstallError> {
-    let Some(batch) = BytecodeBatch::start(store, interp)? else {
-        let tag = interp.info().cache_tag.as_deref();
-        let packs = packages.iter().map(|p| {
-            let pack = tag.and_then(|tag| bytecode_pack(store, p, tag));
-            if let (None, Some(tag)) = (pack, tag) {
-                tracing::warn!(
-                    "The read-only store has no bytecode for {p} ({tag}); imports will compile in memory"
-                );
-            }
-            (pack, false)
-        });
-        return Ok(packs.collect());
-    };
-    for package in packages {
-        batch.add(package);
+    match BytecodeBatch::start(store, interp)? {
+        Some(batch) => batch.finish_for(packages, after_store),
+        None => Ok(existing_packs(store, interp, packages)),
     }
-    let tag = batch.cache_tag.clone();
-    let compiled = batch.finish(after_store)?;
-    Ok(packs_of(store, &tag, packages, &compiled))
 }
 
-/// For each of `packages`: its pack for `cache_tag` and whether it is among those `compiled`
-/// now (package -> pack, as [`BytecodeBatch::finish`] returns them).
-pub fn packs_of(
+/// The packs `packages` already have, when none can be made (the interpreter keeps no bytecode,
+/// or the store is read-only: then a missing pack is worth a warning).
+pub fn existing_packs(
     store: &PackageStore,
-    cache_tag: &str,
+    interp: &Interpreter,
     packages: &[ContentHash],
-    compiled: &HashMap<ContentHash, ContentHash>,
 ) -> Vec<(Option<ContentHash>, bool)> {
-    packages
-        .iter()
-        .map(|p| match compiled.get(p) {
-            Some(pack) => (Some(*pack), true),
-            None => (bytecode_pack(store, p, cache_tag), false),
-        })
-        .collect()
+    let tag = interp.info().cache_tag.as_deref();
+    let packs = packages.iter().map(|p| {
+        let pack = tag.and_then(|tag| bytecode_pack(store, p, tag));
+        if let (None, Some(tag)) = (pack, tag) {
+            tracing::warn!(
+                "The read-only store has no bytecode for {p} ({tag}); imports will compile in memory"
+            );
+        }
+        (pack, false)
+    });
+    packs.collect()
 }
 
 /// A source of a stored package, read from its map when a worker sends it.
@@ -160,11 +148,10 @@ impl<'a> BytecodeBatch<'a> {
     /// Queues the sources of `package` unless it has a pack or is queued already. A failure is
     /// kept for [`finish`](Self::finish), so this can run where errors cannot be returned.
     pub fn add(&self, package: &ContentHash) {
-        if bytecode_pack(self.store, package, &self.cache_tag).is_some() {
-            return;
-        }
         let mut queued = lock(&self.queued);
-        if queued.iter().any(|q| q.package == *package) {
+        if queued.iter().any(|q| q.package == *package)
+            || bytecode_pack(self.store, package, &self.cache_tag).is_some()
+        {
             return;
         }
         match self.queue(package) {
@@ -200,9 +187,25 @@ impl<'a> BytecodeBatch<'a> {
         })
     }
 
-    /// The interpreter's cache tag (`cpython-312`), which names its packs.
-    pub fn cache_tag(&self) -> &str {
-        &self.cache_tag
+    /// Queues `packages` (those not queued yet), finishes, and returns for each of them, in
+    /// order, its pack and whether it was compiled now.
+    pub fn finish_for(
+        self,
+        packages: &[ContentHash],
+        after_store: Option<AfterStore<'_>>,
+    ) -> Result<Vec<(Option<ContentHash>, bool)>, InstallError> {
+        for package in packages {
+            self.add(package);
+        }
+        let (store, tag) = (self.store, self.cache_tag.clone());
+        let compiled = self.finish(after_store)?;
+        Ok(packages
+            .iter()
+            .map(|p| match compiled.get(p) {
+                Some(pack) => (Some(*pack), true),
+                None => (bytecode_pack(store, p, &tag), false),
+            })
+            .collect())
     }
 
     /// Waits for the compilation, stores one pack per queued package and returns them (package

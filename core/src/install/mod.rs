@@ -17,7 +17,7 @@ mod sync;
 
 pub use bytecode::{
     BytecodeBatch, LazyBytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs,
-    packs_of,
+    existing_packs,
 };
 pub use error::InstallError;
 pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes, unpack_when_stored};

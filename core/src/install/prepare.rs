@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::report::PhaseTimer;
 use super::{
-    AfterStore, BytecodeBatch, InstallError, InstallReport, Reporter, ensure_bytecode_packs,
-    ensure_stored, packs_of,
+    AfterStore, BytecodeBatch, InstallError, InstallReport, Reporter, ensure_stored, existing_packs,
 };
 use crate::dpl::{DplReader, Lock};
 use crate::hash::ContentHash;
@@ -90,15 +89,8 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
     // `after_store` does): compilation overlaps the rest of the conversion. Bytecode packs are
     // unpacked as they are stored, after compilation.
     let packs = match batch {
-        Some(batch) => {
-            for hash in &hashes {
-                batch.add(hash);
-            }
-            let tag = batch.cache_tag().to_string();
-            let compiled = batch.finish(options.after_store)?;
-            packs_of(store, &tag, &hashes, &compiled)
-        }
-        None if options.compile => ensure_bytecode_packs(store, &hashes, interp, None)?,
+        Some(batch) => batch.finish_for(&hashes, options.after_store)?,
+        None if options.compile => existing_packs(store, interp, &hashes),
         None => vec![(None, false); hashes.len()],
     };
     let mut packages = Vec::with_capacity(lock.packages.len());

@@ -7,7 +7,6 @@
 //! among those waiting.
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -123,7 +122,6 @@ pub struct CompileSession<S: SessionSource> {
     jobs: usize,
     queue: Arc<Queue<S>>,
     workers: Mutex<Vec<JoinHandle<Result<Answers, BytecodeError>>>>,
-    next_id: AtomicUsize,
 }
 
 impl<S: SessionSource> CompileSession<S> {
@@ -144,7 +142,6 @@ impl<S: SessionSource> CompileSession<S> {
                 ready: Condvar::new(),
             }),
             workers: Mutex::new(Vec::new()),
-            next_id: AtomicUsize::new(0),
         })
     }
 
@@ -161,13 +158,14 @@ impl<S: SessionSource> CompileSession<S> {
                 len,
             });
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let want = {
+        // A source's id is its position in push order.
+        let (id, want) = {
             let mut state = self.queue.lock();
+            let id = state.count;
             state.waiting.push(Waiting { len, id, source });
             state.count += 1;
             state.bytes += len;
-            worker_count(state.bytes, state.count, self.jobs)
+            (id, worker_count(state.bytes, state.count, self.jobs))
         };
         self.queue.ready.notify_one();
         let mut workers = self
@@ -211,7 +209,7 @@ impl<S: SessionSource> CompileSession<S> {
         if let Some(e) = first_error {
             return Err(e);
         }
-        let queued = self.next_id.load(Ordering::Relaxed);
+        let queued = self.queue.lock().count;
         if answers.len() != queued {
             return Err(BytecodeError::BadOutput {
                 path: self.python.clone(),
