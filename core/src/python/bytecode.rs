@@ -15,10 +15,10 @@
 //! answer (one each):   u32 LE pyc length | pyc      or   0xFFFFFFFF (did not compile: skipped)
 //! pyc:                 magic (4) | flags = 0b01 (4, LE) | source hash (8) | marshal(code)
 //! ```
+use super::session::{CompileSession, SessionSource};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::interpreter::Interpreter;
 
@@ -38,7 +38,7 @@ pub type Answers = Vec<(usize, Option<Vec<u8>>)>;
 const MAX_PYC_LEN: u32 = 1 << 30;
 
 /// Inputs smaller than this go to one process: a second start-up costs more than it saves.
-pub(super) const MIN_BATCH_BYTES: usize = 512 * 1024;
+const MIN_BATCH_BYTES: usize = 512 * 1024;
 
 /// Compilation that could not run.
 #[derive(Debug, thiserror::Error)]
@@ -145,57 +145,21 @@ pub fn compile_each(
     sources: &[(&str, &[u8])],
     jobs: usize,
 ) -> Result<Vec<Option<Pyc>>, BytecodeError> {
-    let cache_tag = &checked_cache_tag(interp)?;
-    let mut pycs: Vec<Option<String>> = Vec::with_capacity(sources.len());
-    let mut queue: Vec<usize> = Vec::new();
-    for (i, (name, source)) in sources.iter().enumerate() {
-        let pyc = pyc_path(name, cache_tag);
-        if pyc.is_some() {
-            if u32::try_from(source.len()).is_err() || u32::try_from(name.len()).is_err() {
-                return Err(BytecodeError::TooLarge {
-                    name: (*name).to_string(),
-                    len: source.len(),
-                });
-            }
-            queue.push(i);
+    let session = CompileSession::new(interp, jobs)?;
+    // Largest first (ties by position, so runs are repeatable). Ids are push positions.
+    let mut order: Vec<usize> = (0..sources.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(sources[i].1.len()), i));
+    let mut pushed: Vec<(usize, String)> = Vec::with_capacity(sources.len());
+    for i in order {
+        let (name, bytes) = sources[i];
+        if let Some((_, pyc)) = session.push((name.to_string(), bytes.to_vec()))? {
+            pushed.push((i, pyc));
         }
-        pycs.push(pyc);
     }
     let mut out: Vec<Option<Pyc>> = vec![None; sources.len()];
-    if queue.is_empty() {
-        return Ok(out);
-    }
-    // Largest first (ties by position, so runs are repeatable).
-    queue.sort_by_key(|&i| (std::cmp::Reverse(sources[i].1.len()), i));
-    let total: usize = queue.iter().map(|&i| sources[i].1.len()).sum();
-    let workers = worker_count(total, queue.len(), jobs);
-    let next = AtomicUsize::new(0);
-    let take = || {
-        let i = *queue.get(next.fetch_add(1, Ordering::Relaxed))?;
-        Some((i, sources[i]))
-    };
-    let python = interp.path();
-    let answers: Vec<Result<Answers, BytecodeError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| s.spawn(|| run_worker(python, &take)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(BytecodeError::BadOutput {
-                        path: python.to_path_buf(),
-                        reason: "a worker thread panicked".to_string(),
-                    })
-                })
-            })
-            .collect()
-    });
-    for answer in answers {
-        for (i, pyc) in answer? {
-            if let (Some(bytes), Some(path)) = (pyc, pycs[i].take()) {
-                out[i] = Some((path, bytes));
-            }
+    for (id, pyc) in session.finish()? {
+        if let (Some(bytes), Some((i, path))) = (pyc, pushed.get_mut(id)) {
+            out[*i] = Some((std::mem::take(path), bytes));
         }
     }
     Ok(out)
@@ -317,23 +281,12 @@ pub(super) fn worker_count(total: usize, count: usize, jobs: usize) -> usize {
         .max(1)
 }
 
-/// A source to compile: its path relative to site-packages and its bytes.
-pub(super) trait SourceParts {
-    fn parts(&self) -> (&str, &[u8]);
-}
-
-impl SourceParts for (&str, &[u8]) {
-    fn parts(&self) -> (&str, &[u8]) {
-        (self.0, self.1)
-    }
-}
-
 /// Runs one worker process over the sources `take` hands out (with their positions), until it
 /// hands out no more. Returns the answers by source position; `None` answers are sources that
 /// did not compile.
-pub(super) fn run_worker<T: SourceParts + Send>(
+pub(super) fn run_worker<S: SessionSource>(
     python: &Path,
-    take: &(dyn Fn() -> Option<(usize, T)> + Sync),
+    take: &(dyn Fn() -> Option<(usize, S)> + Sync),
 ) -> Result<Answers, BytecodeError> {
     let mut child = Command::new(python)
         .args(["-I", "-S", "-B", "-W", "ignore", "-c", WORKER_SCRIPT])
@@ -365,7 +318,7 @@ pub(super) fn run_worker<T: SourceParts + Send>(
         let writer = s.spawn(move || -> std::io::Result<()> {
             let mut w = BufWriter::with_capacity(1 << 16, stdin);
             while let Some((i, item)) = take() {
-                let (name, source) = item.parts();
+                let (name, source) = (item.name(), item.bytes());
                 // Lengths were checked against u32 by the caller.
                 w.write_all(&u32::try_from(name.len()).unwrap_or(0).to_le_bytes())?;
                 w.write_all(name.as_bytes())?;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::bytecode::{
-    Answers, BytecodeError, SourceParts, checked_cache_tag, pyc_path, run_worker, worker_count,
+    Answers, BytecodeError, checked_cache_tag, pyc_path, run_worker, worker_count,
 };
 use super::interpreter::Interpreter;
 
@@ -23,11 +23,14 @@ pub trait SessionSource: Send + 'static {
     fn bytes(&self) -> &[u8];
 }
 
-struct Owned<S>(S);
+/// A source held in memory: its name and bytes.
+impl SessionSource for (String, Vec<u8>) {
+    fn name(&self) -> &str {
+        &self.0
+    }
 
-impl<S: SessionSource> SourceParts for Owned<S> {
-    fn parts(&self) -> (&str, &[u8]) {
-        (self.0.name(), self.0.bytes())
+    fn bytes(&self) -> &[u8] {
+        &self.1
     }
 }
 
@@ -176,7 +179,7 @@ impl<S: SessionSource> CompileSession<S> {
             let (python, queue) = (self.python.clone(), Arc::clone(&self.queue));
             let worker = std::thread::Builder::new()
                 .name("dx-py-compile".into())
-                .spawn(move || run_worker(&python, &|| queue.take().map(|(i, s)| (i, Owned(s)))))
+                .spawn(move || run_worker(&python, &|| queue.take()))
                 .map_err(|source| BytecodeError::Spawn {
                     path: self.python.clone(),
                     source,
@@ -247,15 +250,6 @@ mod tests {
     use super::*;
     use crate::python::compile_sources;
     use crate::python::interpreter::tests::pyenv_python;
-
-    impl SessionSource for (String, Vec<u8>) {
-        fn name(&self) -> &str {
-            &self.0
-        }
-        fn bytes(&self) -> &[u8] {
-            &self.1
-        }
-    }
 
     fn interp(cache: &std::path::Path) -> Option<Interpreter> {
         let python = pyenv_python(11)?;
