@@ -11,8 +11,9 @@ use crate::store::PackageStore;
 /// The top-level directories of an unpacked tree that a layout merges.
 pub(crate) const SCHEME_DIRS: [&str; 4] = ["site-packages", "bin", "headers", "data"];
 
-/// Threads unpacking packages for a layout.
-const UNPACK_THREADS: usize = 4;
+/// Threads for a layout's file-system work (unpacking packages, listing their trees, placing
+/// files): mostly kernel time in directory and inode operations, which runs in parallel.
+const FS_THREADS: usize = 4;
 
 /// What a plan entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub(crate) fn sources(
     // Unpacking is mostly kernel time in inode allocation, which runs in parallel on ext4
     // (measured: a cold install of the large set spent 3 s unpacking one package at a time
     // where uv's parallel unzip spent under 2 s), so packages unpack on a few threads.
-    let roots = crate::parallel::map_in_order(ordered, UNPACK_THREADS, |p| store.unpacked(&p.hash));
+    let roots = crate::parallel::map_in_order(ordered, FS_THREADS, |p| store.unpacked(&p.hash));
     let mut out = Vec::new();
     for ((i, p), root) in ordered.iter().enumerate().zip(roots) {
         let root = root.map_err(|source| LayoutError::Store {
@@ -161,7 +162,7 @@ pub(crate) fn plan(sources: &[(usize, PathBuf)], names: &[String]) -> Result<Pla
         },
     );
     let name = |i: usize| names.get(i).map_or("<layout>", String::as_str).to_string();
-    let walked = crate::parallel::map_in_order(sources, WALK_THREADS, |(_, root)| walk(root));
+    let walked = crate::parallel::map_in_order(sources, FS_THREADS, |(_, root)| walk(root));
     for ((package, _), found) in sources.iter().zip(walked) {
         for Found {
             rel,
@@ -207,9 +208,6 @@ pub(crate) fn plan(sources: &[(usize, PathBuf)], names: &[String]) -> Result<Pla
     }
     Ok(plan)
 }
-
-/// Threads listing source trees.
-const WALK_THREADS: usize = 4;
 
 fn insert_dir(
     plan: &mut Plan,
@@ -261,7 +259,7 @@ pub(crate) fn materialize(
         }
     }
     let chunks: Vec<_> = leaves.chunks(PLACE_CHUNK).collect();
-    let placed = crate::parallel::map_in_order(&chunks, PLACE_THREADS, |chunk| {
+    let placed = crate::parallel::map_in_order(&chunks, FS_THREADS, |chunk| {
         place_leaves(chunk, dest, strongest)
     });
     let (mut links, mut bytes) = (LinkCounts::default(), 0u64);
@@ -275,9 +273,6 @@ pub(crate) fn materialize(
     }
     Ok((links, dirs, bytes))
 }
-
-/// Threads placing a layout's files.
-const PLACE_THREADS: usize = 4;
 
 /// Files one thread places at a time: neighbours in the plan share a directory.
 const PLACE_CHUNK: usize = 512;

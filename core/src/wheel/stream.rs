@@ -50,7 +50,7 @@ pub(crate) fn write_package(
     })
 }
 
-pub(crate) fn entry_error(wheel: &str, file: &DeferredFile, problem: EntryProblem) -> WheelError {
+fn entry_error(wheel: &str, file: &DeferredFile, problem: EntryProblem) -> WheelError {
     WheelError::Entry {
         wheel: wheel.to_string(),
         entry: file.archive_path.clone(),
