@@ -48,6 +48,23 @@ TIMED_IMPORTS = {
 # Sets whose imports are measured (small only gets the mount time).
 IMPORT_SETS = ("medium", "large")
 SO_RE = re.compile(r"\.so(\.[0-9.]+)?$")
+# Preloaded into the `warm import, isatty() from fstat` rows: an isatty() that answers a regular
+# file from fstat without the TCGETS ioctl, as CPython 3.14's open() does (3.8-3.13 ask the file
+# system, and the kernel forwards every such ioctl to a FUSE server). It separates the round
+# trips no FUSE server can avoid from everything else the mount costs.
+ISATTY_SHIM_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <sys/stat.h>
+int isatty(int fd) {
+    static int (*next)(int);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) { errno = ENOTTY; return 0; }
+    if (!next) next = (int (*)(int))dlsym(RTLD_NEXT, "isatty");
+    return next ? next(fd) : 0;
+}
+"""
 READ_CHUNK = 1 << 20
 
 
@@ -500,6 +517,17 @@ def reported_mount_secs(out: Out) -> float | None:
     return float(m.group(1)) * scale
 
 
+def build_isatty_shim(work: Path, env, timeout: float) -> tuple[Path | None, str]:
+    """Compile ISATTY_SHIM_C into work/ with the system C compiler: (library, or None and why not)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None, "no C compiler (cc) on PATH"
+    src, lib = work / "isatty_shim.c", work / "isatty_shim.so"
+    src.write_text(ISATTY_SHIM_C)
+    out = run([cc, "-O2", "-shared", "-fPIC", "-o", lib, src, "-ldl"], env=env, cwd=work, timeout=timeout)
+    return (lib, "") if out.ok and lib.exists() else (None, f"cc failed: {out.tail}")
+
+
 class Bench:
     def __init__(self, args, py: Path, dx: Path, uv: Path | None, work: Path, log) -> None:
         self.args, self.py, self.dx, self.uv, self.work, self.log = args, py, dx, uv, work, log
@@ -513,6 +541,7 @@ class Bench:
         self.drops = 0
         self.counter = 0
         self.py_version = "".join(cu.version_of([py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], work))
+        self.isatty_shim, self.isatty_shim_note = build_isatty_shim(work, self.env, args.timeout)
 
     # -- helpers
 
@@ -566,11 +595,13 @@ class Bench:
     def python(self, s, target: str) -> Path:
         return s["venvs"][target] / "bin" / "python"
 
-    def timed_import(self, s, target: str, venv: Path | None = None) -> tuple[float, float]:
-        """(process wall seconds, seconds of the import statement alone) of the set's timed import."""
+    def timed_import(self, s, target: str, venv: Path | None = None, preload: Path | None = None) -> tuple[float, float]:
+        """(process wall seconds, seconds of the import statement alone) of the set's timed import,
+        with `preload` as LD_PRELOAD if given."""
         py = (venv or s["venvs"][target]) / "bin" / "python"
         code = f"import time; t = time.perf_counter(); {s['import']}; print(time.perf_counter() - t)"
-        out = must(run([py, "-c", code], env=self.env, cwd=s["dir"], timeout=self.args.timeout), s["import"])
+        env = self.env if preload is None else dict(self.env, LD_PRELOAD=str(preload))
+        out = must(run([py, "-c", code], env=env, cwd=s["dir"], timeout=self.args.timeout), s["import"])
         try:
             inner = float(out.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -739,6 +770,8 @@ class Bench:
             wall, inner = self.timed_import(s, t)
             acc.add(t, "wall", wall)
             acc.add(t, "inner", inner)
+            if self.isatty_shim is not None:
+                acc.add(t, "no-tcgets", self.timed_import(s, t, preload=self.isatty_shim)[0])
             if lines is not None:
                 after = self.server_log_lines(s)
                 if after is not None:
@@ -757,6 +790,17 @@ class Bench:
                 "a WARN per TCGETS); 0 is the goal",
             )
         self.add(s["name"], "warm import (import statement only)", self.cells(acc, "inner"))
+        if self.isatty_shim is not None:
+            self.add(
+                s["name"],
+                "warm import, isatty() answered from fstat (process)",
+                self.cells(acc, "no-tcgets"),
+                "the same, with an LD_PRELOAD isatty() that skips the TCGETS ioctl for regular files, as CPython "
+                "3.14's open() does: what the mount costs apart from the one round trip per opened file that the "
+                "kernel forwards (`replay` rows)",
+            )
+        else:
+            self.log(f"  [{s['name']}] no `isatty() from fstat` row: {self.isatty_shim_note}")
 
     def bench_replay(self, s, targets) -> None:
         n = self.args.replay_runs
