@@ -12,6 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::late::{Late, LateBytecode, LateSlot, PYCACHE};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dx_py_core::store::PackageStore;
@@ -84,6 +86,17 @@ pub struct TreeFs {
     gid: u32,
     no_open: AtomicBool,
     no_opendir: AtomicBool,
+    /// Bytecode compiled after mounting ([`TreeFs::expect_bytecode`]); empty otherwise.
+    late: Arc<LateSlot>,
+}
+
+/// An inode as served: its node, the tree data it comes from, and the number the kernel knows
+/// it by (a full-tree inode of late bytecode is offset past the first tree's).
+#[derive(Clone, Copy)]
+struct Served<'a> {
+    node: Node<'a>,
+    data: &'a TreeData<Mmap>,
+    ino: u64,
 }
 
 impl TreeFs {
@@ -97,6 +110,18 @@ impl TreeFs {
             gid,
             no_open: AtomicBool::new(false),
             no_opendir: AtomicBool::new(false),
+            late: Arc::default(),
+        }
+    }
+
+    /// Serves this tree now and its bytecode when it arrives: the returned handle's
+    /// [`LateBytecode::arrive`] adds the full tree's `__pycache__` directories. Until then an
+    /// absent `__pycache__` is not cached by the kernel, so it can appear later.
+    pub fn expect_bytecode(&self) -> LateBytecode {
+        self.late.expecting.store(true, Ordering::Release);
+        LateBytecode {
+            slot: Arc::clone(&self.late),
+            base: u64::from(self.tree().len()),
         }
     }
 
@@ -131,15 +156,16 @@ impl TreeFs {
         self.data.data(node)
     }
 
-    fn attr(&self, node: &Node<'_>) -> FileAttr {
-        let time = UNIX_EPOCH + Duration::from_secs(self.tree().mtime().max(0) as u64);
+    fn attr(&self, served: &Served<'_>) -> FileAttr {
+        let node = &served.node;
+        let time = UNIX_EPOCH + Duration::from_secs(served.data.tree().mtime().max(0) as u64);
         let (kind, size) = match node.kind {
             NodeKind::Dir => (FileType::Directory, 4096),
             NodeKind::File => (FileType::RegularFile, node.size),
             NodeKind::Symlink => (FileType::Symlink, node.size),
         };
         FileAttr {
-            ino: INodeNo(node.ino),
+            ino: INodeNo(served.ino),
             size,
             blocks: size.div_ceil(512),
             atime: time,
@@ -157,8 +183,47 @@ impl TreeFs {
         }
     }
 
-    fn node_or_reply(&self, ino: INodeNo) -> Result<Node<'_>, Errno> {
-        self.tree().node(ino.0).map_err(|e| {
+    fn late(&self) -> Option<&Late> {
+        self.late.ready.get()
+    }
+
+    fn base_len(&self) -> u64 {
+        u64::from(self.tree().len())
+    }
+
+    /// Node `ino` of the first tree.
+    fn base(&self, ino: u64) -> Result<Served<'_>, TreeError> {
+        Ok(Served {
+            node: self.tree().node(ino)?,
+            data: &self.data,
+            ino,
+        })
+    }
+
+    /// Node `ino` of the full tree of late bytecode, as served.
+    fn in_late<'a>(&'a self, late: &'a Late, ino: u64) -> Result<Served<'a>, TreeError> {
+        // A directory that holds an added `__pycache__` is the first tree's own directory.
+        if let Some(&base) = late.base_of.get(&ino) {
+            return self.base(base);
+        }
+        Ok(Served {
+            node: late.data.tree().node(ino)?,
+            data: &late.data,
+            ino: self.base_len() + ino,
+        })
+    }
+
+    /// The inode the kernel calls `ino`.
+    fn served(&self, ino: u64) -> Result<Served<'_>, TreeError> {
+        let base = self.base_len();
+        match self.late() {
+            Some(late) if ino > base => self.in_late(late, ino - base),
+            _ => self.base(ino),
+        }
+    }
+
+    fn node_or_reply(&self, ino: INodeNo) -> Result<Served<'_>, Errno> {
+        self.served(ino.0).map_err(|e| {
             tracing::warn!("inode {}: {e}", ino.0);
             match e {
                 TreeError::NoSuchInode { .. } => Errno::ENOENT,
@@ -167,32 +232,99 @@ impl TreeFs {
         })
     }
 
-    fn dir_or_reply(&self, ino: INodeNo) -> Result<Node<'_>, Errno> {
-        let node = self.node_or_reply(ino)?;
-        if node.kind != NodeKind::Dir {
+    fn dir_or_reply(&self, ino: INodeNo) -> Result<Served<'_>, Errno> {
+        let served = self.node_or_reply(ino)?;
+        if served.node.kind != NodeKind::Dir {
             return Err(Errno::ENOTDIR);
         }
-        Ok(node)
+        Ok(served)
     }
 
-    /// The `.`, `..`, children... sequence of a directory at position `pos`.
+    /// `name` in directory `dir`: `Ok(None)` when absent.
+    fn lookup_in<'a>(
+        &'a self,
+        dir: &Served<'a>,
+        name: &[u8],
+    ) -> Result<Option<Served<'a>>, TreeError> {
+        let Some(found) = dir.data.tree().lookup(&dir.node, name)? else {
+            if name == PYCACHE
+                && dir.ino <= self.base_len()
+                && let Some(late) = self.late()
+                && let Some(&pycache) = late.gained.get(&dir.ino)
+            {
+                return self.in_late(late, pycache).map(Some);
+            }
+            return Ok(None);
+        };
+        if std::ptr::eq(dir.data, &self.data) {
+            return self.base(found.ino).map(Some);
+        }
+        let late = self
+            .late()
+            .expect("a late directory comes from the late tree");
+        self.in_late(late, found.ino).map(Some)
+    }
+
+    /// The `.`, `..`, children... sequence of a directory at position `pos`. A directory that
+    /// gained a `__pycache__` is listed from the full tree (the same names plus that one).
     fn dir_entry<'a>(
         &'a self,
-        dir: &Node<'a>,
+        dir: &Served<'a>,
         pos: u64,
-    ) -> Result<Option<(Node<'a>, &'a [u8])>, Errno> {
+    ) -> Result<Option<(Served<'a>, &'a [u8])>, Errno> {
         let io = |e: TreeError| {
             tracing::warn!("directory {}: {e}", dir.ino);
             Errno::EIO
         };
+        let in_late = |late: &'a Late, ino| self.in_late(late, ino).map_err(io);
         match pos {
             0 => Ok(Some((*dir, b"."))),
-            1 => Ok(Some((self.tree().node(dir.parent).map_err(io)?, b".."))),
-            n => Ok(self
-                .tree()
-                .child(dir, n - 2)
-                .map_err(io)?
-                .map(|c| (c, c.name))),
+            1 if std::ptr::eq(dir.data, &self.data) => {
+                Ok(Some((self.base(dir.node.parent).map_err(io)?, b"..")))
+            }
+            1 => {
+                let late = self
+                    .late()
+                    .expect("a late directory comes from the late tree");
+                Ok(Some((in_late(late, dir.node.parent)?, b"..")))
+            }
+            n => {
+                let late = self.late();
+                // The full tree's copy of this directory, when it lists more.
+                let listed = match late {
+                    Some(late) if !std::ptr::eq(dir.data, &self.data) => Some((late, dir.node)),
+                    Some(late) => match late.gained.get(&dir.ino) {
+                        Some(&pycache) => {
+                            let parent = late.data.tree().node(pycache).map_err(io)?.parent;
+                            Some((late, late.data.tree().node(parent).map_err(io)?))
+                        }
+                        None => None,
+                    },
+                    None => None,
+                };
+                let Some((late, full_dir)) = listed else {
+                    let child = self.tree().child(&dir.node, n - 2).map_err(io)?;
+                    return child
+                        .map(|c| Ok((self.base(c.ino).map_err(io)?, c.name)))
+                        .transpose();
+                };
+                let Some(child) = late.data.tree().child(&full_dir, n - 2).map_err(io)? else {
+                    return Ok(None);
+                };
+                let served = if std::ptr::eq(dir.data, &self.data) && child.name != PYCACHE {
+                    // One of the first tree's own entries: served under its first-tree number.
+                    self.tree()
+                        .lookup(&dir.node, child.name)
+                        .map_err(io)?
+                        .map(|c| self.base(c.ino))
+                        .transpose()
+                        .map_err(io)?
+                        .ok_or(Errno::EIO)?
+                } else {
+                    in_late(late, child.ino)?
+                };
+                Ok(Some((served, child.name)))
+            }
         }
     }
 }
@@ -236,8 +368,16 @@ impl Filesystem for TreeFs {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
-        match self.tree().lookup(&dir, name.as_bytes()) {
-            Ok(Some(node)) => reply.entry(&TTL, &self.attr(&node), Generation(0)),
+        match self.lookup_in(&dir, name.as_bytes()) {
+            Ok(Some(found)) => reply.entry(&TTL, &self.attr(&found), Generation(0)),
+            Ok(None)
+                if name.as_bytes() == PYCACHE && self.late.expecting.load(Ordering::Acquire) =>
+            {
+                // Bytecode is still being compiled: an error entry is not cached, so the
+                // directory shows up once it arrives.
+                Counters::bump(&self.counters.negative_lookups);
+                reply.error(Errno::ENOENT);
+            }
             Ok(None) => {
                 Counters::bump(&self.counters.negative_lookups);
                 // Inode 0 is a negative entry that the kernel caches for the entry TTL, so a
@@ -256,20 +396,20 @@ impl Filesystem for TreeFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         Counters::bump(&self.counters.getattrs);
         match self.node_or_reply(ino) {
-            Ok(node) => reply.attr(&TTL, &self.attr(&node)),
+            Ok(served) => reply.attr(&TTL, &self.attr(&served)),
             Err(e) => reply.error(e),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let node = match self.node_or_reply(ino) {
+        let served = match self.node_or_reply(ino) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        if node.kind != NodeKind::Symlink {
+        if served.node.kind != NodeKind::Symlink {
             return reply.error(Errno::EINVAL);
         }
-        match self.data(&node) {
+        match served.data.data(&served.node) {
             Ok(target) => reply.data(target),
             Err(e) => {
                 tracing::error!("readlink {}: {e}", ino.0);
@@ -304,28 +444,28 @@ impl Filesystem for TreeFs {
         reply: ReplyData,
     ) {
         Counters::bump(&self.counters.reads);
-        let node = match self.node_or_reply(ino) {
+        let Served { node, data, .. } = match self.node_or_reply(ino) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
         if node.kind == NodeKind::Dir {
             return reply.error(Errno::EISDIR);
         }
-        match self.data(&node) {
+        match data.data(&node) {
             Ok(bytes) => {
                 let start = usize::try_from(offset)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len());
                 let end = start.saturating_add(size as usize).min(bytes.len());
                 let (off, len) = (start as u64, (end - start) as u64);
-                if let Err(e) = self.data.prefetch(&node, off, len) {
+                if let Err(e) = data.prefetch(&node, off, len) {
                     tracing::debug!("prefetching inode {}: {e}", ino.0);
                 }
                 reply.data(&bytes[start..end]);
                 // The reply now sits in the mounted file's page cache, which the kernel keeps
                 // (FOPEN_KEEP_CACHE); an O_DIRECT read is not cached there, so its pages stay.
                 if flags.0 & libc::O_DIRECT == 0 {
-                    match self.data.release_served(&node, off, len) {
+                    match data.release_served(&node, off, len) {
                         Ok(n) => Counters::add(&self.counters.released_bytes, n),
                         Err(e) => tracing::debug!("releasing pack pages of inode {}: {e}", ino.0),
                     }
@@ -410,12 +550,12 @@ impl Filesystem for TreeFs {
         let mut pos = offset;
         loop {
             match self.dir_entry(&dir, pos) {
-                Ok(Some((node, name))) => {
+                Ok(Some((served, name))) => {
                     // The offset of an entry is the position of the next one.
                     if reply.add(
-                        INodeNo(node.ino),
+                        INodeNo(served.ino),
                         pos + 1,
-                        file_type(node.kind),
+                        file_type(served.node.kind),
                         OsStr::from_bytes(name),
                     ) {
                         break;
@@ -445,10 +585,10 @@ impl Filesystem for TreeFs {
         let mut pos = offset;
         loop {
             match self.dir_entry(&dir, pos) {
-                Ok(Some((node, name))) => {
-                    let attr = self.attr(&node);
+                Ok(Some((served, name))) => {
+                    let attr = self.attr(&served);
                     if reply.add(
-                        INodeNo(node.ino),
+                        INodeNo(served.ino),
                         pos + 1,
                         OsStr::from_bytes(name),
                         &TTL,
@@ -503,7 +643,7 @@ impl Filesystem for TreeFs {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let node = match self.node_or_reply(ino) {
-            Ok(n) => n,
+            Ok(n) => n.node,
             Err(e) => return reply.error(e),
         };
         if mask.contains(AccessFlags::W_OK) {

@@ -3,6 +3,7 @@
 //! - [`tree`]: the `.dxtree` file, the venv's merged directory tree built once per package set
 //!   (re-exported from `dx_py_core::tree`);
 //! - [`fs`]: the `fuser::Filesystem` that answers from a mapped tree and the mapped packs;
+//! - [`late`]: bytecode compiled after mounting, added to a running mount;
 //! - [`serve`]: checks that FUSE is usable, mount options, foreground and in-process sessions;
 //! - [`daemon`]: the detached server process a `dx-py mount` leaves behind;
 //! - [`mounts`]: finding, unmounting and cleaning up (dead) dx-py mounts.
@@ -12,6 +13,7 @@
 
 pub mod daemon;
 pub mod fs;
+pub mod late;
 pub mod mounts;
 pub mod serve;
 mod sys;

@@ -307,12 +307,45 @@ fn session(
 /// Mounts `fs` on `mountpoint` and serves it on this thread (and `opts.threads - 1` more) until
 /// it is unmounted.
 pub fn serve(fs: TreeFs, mountpoint: &Path, opts: &MountOptions) -> Result<(), MountError> {
+    serve_with(fs, mountpoint, opts, |_| {})
+}
+
+/// [`serve`], running `mounted` on a thread of its own once the mount is live (for work that
+/// changes the mount later and tells the kernel through the [`Notify`] it is given).
+pub fn serve_with(
+    fs: TreeFs,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    mounted: impl FnOnce(Notify) + Send + 'static,
+) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
     let session = session(fs, &abs, opts)?;
     let _watcher = start_watcher(&opts.auto_unmount, &abs)?;
     tracing::info!("serving {}", abs.display());
+    let notify = Notify(session.notifier());
+    // Detached: it ends with the process, which ends when the mount does.
+    std::thread::Builder::new()
+        .name("after-mount".into())
+        .spawn(move || mounted(notify))?;
     session.run()?;
     Ok(())
+}
+
+/// Tells the kernel that something under a running mount changed.
+pub struct Notify(fuser::Notifier);
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notify")
+    }
+}
+
+impl Notify {
+    /// Drops the kernel's cached attributes and listing of directory `ino`, so that the next
+    /// `readdir` asks the server again.
+    pub fn directory_changed(&self, ino: u64) -> std::io::Result<()> {
+        self.0.inval_inode(fuser::INodeNo(ino), 0, 0)
+    }
 }
 
 /// Keeps a watcher's pipe open: dropping it (or the process dying) wakes the watcher.
@@ -376,6 +409,11 @@ impl MountedSession {
     /// The absolute mount point.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// Tells the kernel about changes to this mount; `None` once it is unmounted.
+    pub fn notify(&self) -> Option<Notify> {
+        self.session.as_ref().map(|s| Notify(s.notifier()))
     }
 
     /// Unmounts and waits for the server threads to finish.

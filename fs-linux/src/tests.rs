@@ -738,3 +738,135 @@ fn isatty_on_a_mounted_file_is_false() {
     // The kernel asks every time, whatever the server answers (docs/design/mount.md).
     assert_eq!(Counters::get(&c.ioctls), 3);
 }
+
+#[test]
+fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
+    use crate::fs::Counters;
+    use crate::tree::{PackPages, TreeData, open_tree};
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = PackageStore::open(&store_dir);
+    let alpha = add_pack(
+        &store,
+        "alpha",
+        &[
+            sp("alpha/__init__.py", b"A = 1\n"),
+            sp("alpha/sub/mod.py", b"M = 2\n"),
+        ],
+    );
+    // A wheel that ships its own `__pycache__`: the first tree's stays as it is.
+    let shipped = add_pack(
+        &store,
+        "shipped",
+        &[sp("pre/__pycache__/x.pyc", b"shipped")],
+    );
+    let bytecode = add_pack(
+        &store,
+        "alpha",
+        &[
+            sp(
+                "alpha/__pycache__/__init__.cpython-311.pyc",
+                b"pyc of alpha",
+            ),
+            sp("alpha/sub/__pycache__/mod.cpython-311.pyc", b"pyc of mod"),
+            sp("pre/__pycache__/y.pyc", b"compiled later"),
+        ],
+    );
+    let tree = |packs: &[_], name: &str| {
+        let spec = TreeSpec {
+            packs: packs
+                .iter()
+                .map(|h| (*h, PackPlacement::venv("3.11", "x")))
+                .collect(),
+            files: Vec::new(),
+            symlinks: Vec::new(),
+        };
+        let path = dir.path().join(name);
+        spec.build_to_file(&store, &path).unwrap();
+        path
+    };
+    let first = tree(&[alpha, shipped], "first.dxtree");
+    let full = tree(&[alpha, shipped, bytecode], "full.dxtree");
+
+    let fs = TreeFs::open(&first, &store_dir).unwrap();
+    let late = fs.expect_bytecode();
+    let c = fs.counters();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = spawn(fs, &mnt, &MountOptions::default()).unwrap();
+    let site = m.mountpoint().join(SP);
+    let ino = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+    let list = |p: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = (
+        ino(&site.join("alpha")),
+        ino(&site.join("alpha/__init__.py")),
+    );
+    assert_eq!(list(&site.join("alpha")), ["__init__.py", "sub"]);
+    // While bytecode is expected, an absent `__pycache__` is asked again every time.
+    let n = Counters::get(&c.negative_lookups);
+    for _ in 0..3 {
+        assert!(std::fs::metadata(site.join("alpha/__pycache__")).is_err());
+    }
+    assert_eq!(Counters::get(&c.negative_lookups), n + 3);
+
+    let first_tree = open_tree(&first).unwrap();
+    let data = TreeData::new(open_tree(&full).unwrap(), PackageStore::open(&store_dir))
+        .with_pack_pages(PackPages::Release);
+    let mut gained = late.arrive(&first_tree, data).unwrap();
+    gained.sort_unstable();
+    assert_eq!(gained.len(), 2, "alpha and alpha/sub, not pre: {gained:?}");
+    let notify = m.notify().unwrap();
+    for d in gained {
+        notify.directory_changed(d).unwrap();
+    }
+
+    assert_eq!(
+        std::fs::read(site.join("alpha/__pycache__/__init__.cpython-311.pyc")).unwrap(),
+        b"pyc of alpha"
+    );
+    assert_eq!(
+        std::fs::read(site.join("alpha/sub/__pycache__/mod.cpython-311.pyc")).unwrap(),
+        b"pyc of mod"
+    );
+    assert_eq!(
+        list(&site.join("alpha")),
+        ["__init__.py", "__pycache__", "sub"]
+    );
+    assert_eq!(list(&site.join("pre/__pycache__")), ["x.pyc"]);
+    assert_eq!(
+        (
+            ino(&site.join("alpha")),
+            ino(&site.join("alpha/__init__.py"))
+        ),
+        before,
+        "inodes the kernel knew keep their numbers"
+    );
+    assert_eq!(ino(&site.join("alpha/__pycache__/..")), before.0);
+    assert!(ino(&site.join("alpha/__pycache__")) > u64::from(first_tree.len()));
+    // Now the same tree as the full one, path for path and byte for byte.
+    let direct = dir.path().join("direct");
+    std::fs::create_dir(&direct).unwrap();
+    let full_fs = TreeFs::open(&full, &store_dir).unwrap();
+    let d = spawn(full_fs, &direct, &MountOptions::default()).unwrap();
+    let mut want = walk(d.mountpoint());
+    want.remove(&format!("{SP}/pre/__pycache__/y.pyc"));
+    assert_eq!(walk(m.mountpoint()), want);
+    // Absent names are cached again.
+    let n = Counters::get(&c.negative_lookups);
+    for _ in 0..3 {
+        assert!(std::fs::metadata(site.join("absent/__pycache__")).is_err());
+        assert!(std::fs::metadata(site.join("alpha/sub/__pycache__/no.pyc")).is_err());
+    }
+    assert_eq!(Counters::get(&c.negative_lookups), n + 2);
+    let again = TreeData::new(open_tree(&full).unwrap(), PackageStore::open(&store_dir));
+    assert!(late.arrive(&first_tree, again).is_err());
+    d.unmount().unwrap();
+    m.unmount().unwrap();
+}

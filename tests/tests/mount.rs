@@ -444,39 +444,93 @@ fn cold_lock_and_mount_unpack_nothing() {
 }
 
 /// `mount -r` locks the requirements first as `install -r` does (the lock files land in the
-/// project), compiles each package's bytecode while locking, serves it, and unpacks nothing;
-/// a second `mount -r` of the same requirements reuses the lock.
+/// project), mounts as soon as the packages are stored, and compiles their bytecode afterwards in
+/// the server: the venv imports at once (from source until the bytecode is there), the
+/// `__pycache__` directories appear in the running mount when it is ready, and a later mount of
+/// the same set serves them from the start. Nothing is unpacked.
 #[test]
-fn mount_r_locks_compiles_and_serves() {
+fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
     let fl = w.to_str().unwrap();
     let mount_r = |venv: &str| {
-        cx.run_ok(&["mount", venv, "-r", "requirements.txt", "--find-links", fl]);
-        Mounted {
+        let args = ["mount", venv, "-r", "requirements.txt", "--find-links", fl];
+        let out = cx.dx_py().args(args).output().unwrap();
+        let mounted = Mounted {
             cx: &cx,
             venv: cx.project().join(venv),
-        }
+        };
+        assert_success(&out, "dx-py mount -r");
+        let said = [out.stdout, out.stderr].concat();
+        (mounted, String::from_utf8_lossy(&said).into_owned())
     };
     let dpl_time = || {
         let dpl = std::fs::metadata(cx.project().join("dx-py.dpl")).unwrap();
         dpl.modified().unwrap()
     };
-    let _mounted = mount_r("mounted");
+    let (first, said) = mount_r("mounted");
+    assert!(
+        said.contains("Compiling the bytecode of 3 packages"),
+        "{said}"
+    );
     assert!(cx.project().join("pylock.toml").is_file());
     let locked = dpl_time();
+    // Imports work whether or not the bytecode has arrived yet.
     let got = venv_python(
-        &cx.project().join("mounted"),
-        "import tool, ns.alpha, ns.beta, os\n\
-         print(ns.alpha.NAME, ns.beta.NAME, os.path.exists(tool.__cached__))",
+        &first.venv,
+        "import tool, ns.alpha, ns.beta\nprint(ns.alpha.NAME, ns.beta.NAME)",
     );
-    assert_eq!(got.trim(), "alpha beta True");
+    assert_eq!(got.trim(), "alpha beta");
+    wait_for_bytecode(&first.venv);
+    let loaded_from_pyc = "import tool, os, sys\n\
+         print(os.path.exists(tool.__cached__), sys.modules['tool'].__spec__.cached is not None)";
+    assert_eq!(
+        venv_python(&first.venv, loaded_from_pyc).trim(),
+        "True True"
+    );
+    let verbose = Command::new(first.venv.join("bin/python"))
+        .args(["-v", "-c", "import tool"])
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&verbose.stderr).contains("tool/__pycache__/__init__."),
+        "tool was not loaded from its .pyc"
+    );
     let store = cx.cache_dir().join("store");
     assert_eq!(count_entries(&store.join("unpacked")), 0);
 
-    let _again = mount_r("again");
+    let (again, said) = mount_r("again");
     assert_eq!(dpl_time(), locked, "the fresh lock was rewritten");
+    assert!(!said.contains("Compiling"), "{said}");
+    assert!(site_packages(&again.venv).join("tool/__pycache__").is_dir());
+}
+
+/// The site-packages directory of a mounted venv.
+fn site_packages(venv: &Path) -> PathBuf {
+    let lib = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    lib.join("site-packages")
+}
+
+/// Waits until the bytecode a mount compiles after mounting is served (an absent
+/// `__pycache__` is not cached meanwhile, so each look asks the server).
+fn wait_for_bytecode(venv: &Path) {
+    let pycache = site_packages(venv).join("tool/__pycache__");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !pycache.is_dir() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bytecode in {} after 120 s",
+            venv.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// `--keep-pack-cache` changes only what stays cached, not what is served.
@@ -496,6 +550,9 @@ fn keep_pack_cache_serves_the_same_bytes() {
         cx: &cx,
         venv: cx.project().join("kept"),
     };
+    // Both compile the bytecode after mounting; compare once it is there.
+    wait_for_bytecode(&cx.project().join("released"));
+    wait_for_bytecode(&cx.project().join("kept"));
     let released = snapshot(&cx.project().join("released/lib"));
     let kept = snapshot(&cx.project().join("kept/lib"));
     assert!(released.keys().any(|k| k.ends_with("tool/data.bin")));

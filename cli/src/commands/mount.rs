@@ -14,6 +14,7 @@ use dx_py_fs_linux::fs::{PackPages, TreeFs};
 use dx_py_fs_linux::serve::{AutoUnmount, MountOptions, WatcherCommand};
 use dx_py_fs_linux::{daemon, mounts, serve, tree};
 
+use super::mount_tree_build::MountTree;
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -93,6 +94,12 @@ pub(crate) struct ServeMountArgs {
     /// See `dx-py mount --keep-pack-cache`.
     #[arg(long)]
     pub(crate) keep_pack_cache: bool,
+    /// After mounting, compile the bytecode this lock's packages lack and add it to the mount.
+    #[arg(long, value_name = "FILE", requires = "python")]
+    pub(crate) bytecode_lock: Option<PathBuf>,
+    /// The interpreter of that bytecode (and of the venv).
+    #[arg(long, value_name = "PYTHON")]
+    pub(crate) python: Option<PathBuf>,
     /// Where to mount.
     pub(crate) mountpoint: PathBuf,
 }
@@ -140,8 +147,8 @@ pub(crate) fn run_mount(
     if !args.no_auto_unmount {
         opts.auto_unmount = watcher(&mounts::absolute(&args.venv)?)?;
     }
-    let tree = match &args.tree {
-        Some(tree) => tree.clone(),
+    let (tree, later) = match &args.tree {
+        Some(tree) => (tree.clone(), None),
         None => {
             // `DX_PY_NO_FUSE=1` asks for the layout even where FUSE works (containers that
             // allow /dev/fuse but should not mount, and the fallback's own tests).
@@ -160,14 +167,94 @@ pub(crate) fn run_mount(
                 ));
                 return fallback_install(args, settings, printer);
             }
-            super::mount_tree_build::tree_for_lock(args, settings, printer)?
+            match super::mount_tree_build::tree_for_lock(args, settings, printer)? {
+                MountTree::Complete(tree) => (tree, None),
+                MountTree::BytecodeLater {
+                    first,
+                    lock,
+                    python,
+                    missing,
+                } => (first, Some((BytecodeLater { lock, python }, missing))),
+            }
         }
     };
     let serving = Serving {
         foreground: args.foreground,
         keep_pack_cache: args.keep_pack_cache,
     };
-    mount_tree(&tree, &args.venv, &opts, serving, settings, printer)
+    let (later, missing) = later.unzip();
+    let code = mount_tree(&tree, &args.venv, &opts, serving, later, settings, printer)?;
+    if let Some(n) = missing
+        && !args.foreground
+    {
+        printer.info(format_args!(
+            "Compiling the bytecode of {n} package{} in the background; the mount serves it once it is ready (imports until then compile in memory)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(code)
+}
+
+/// Bytecode the server compiles after mounting ([`MountTree::BytecodeLater`]).
+#[derive(Clone, Debug)]
+pub(crate) struct BytecodeLater {
+    /// The lock whose packages lack it.
+    pub(crate) lock: PathBuf,
+    /// Its interpreter.
+    pub(crate) python: PathBuf,
+}
+
+impl BytecodeLater {
+    /// The work to run once `fs` is mounted on `venv`: compile, build the complete tree, hand
+    /// its `__pycache__` directories to the running mount.
+    fn job(
+        self,
+        fs: &TreeFs,
+        first: &Path,
+        venv: &Path,
+        settings: &Settings,
+        pages: PackPages,
+    ) -> impl FnOnce(serve::Notify) + Send + 'static {
+        let late = fs.expect_bytecode();
+        let (first, venv, settings) = (first.to_path_buf(), venv.to_path_buf(), settings.clone());
+        move |notify| {
+            let started = std::time::Instant::now();
+            let arrived = || -> Result<usize> {
+                let python = self.python.to_string_lossy();
+                let interp = settings.interpreter(Some(&python))?;
+                let full = super::mount_tree_build::complete_bytecode(
+                    &self.lock, &settings, &interp, &venv,
+                )?;
+                let first_tree = tree::open_tree(&first)?;
+                let data = tree::TreeData::new(tree::open_tree(&full)?, settings.store())
+                    .with_pack_pages(pages);
+                let dirs = late.arrive(&first_tree, data)?;
+                // Mapped here until unmounted; a later mount of the set maps the complete tree.
+                if let Err(e) = std::fs::remove_file(&first) {
+                    tracing::debug!("removing the first tree: {e}");
+                }
+                for dir in &dirs {
+                    if let Err(e) = notify.directory_changed(*dir) {
+                        tracing::debug!("invalidating directory {dir}: {e}");
+                    }
+                }
+                Ok(dirs.len())
+            };
+            match arrived() {
+                // Not a tracing record: the log says this whatever the log level.
+                Ok(n) => eprintln!(
+                    "dx-py: bytecode ready after {:.2?}: {n} directories gained __pycache__",
+                    started.elapsed()
+                ),
+                Err(e) => {
+                    late.abandon();
+                    eprintln!(
+                        "dx-py: no bytecode for this mount ({e:#}); imports compile in memory"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// How the mount's server runs.
@@ -179,14 +266,18 @@ pub(crate) struct Serving {
     pub(crate) keep_pack_cache: bool,
 }
 
-/// The file system over `tree`, its pack cache used as `keep_pack_cache` says.
-fn open_fs(tree: &Path, settings: &Settings, keep_pack_cache: bool) -> Result<TreeFs> {
-    let pages = if keep_pack_cache {
+/// How the packs' page cache is used, as `keep_pack_cache` says.
+fn pack_pages(keep_pack_cache: bool) -> PackPages {
+    if keep_pack_cache {
         PackPages::Keep
     } else {
         PackPages::Release
-    };
-    Ok(TreeFs::open(tree, &settings.store_dir)?.pack_pages(pages))
+    }
+}
+
+/// The file system over `tree`, its pack cache used as `keep_pack_cache` says.
+fn open_fs(tree: &Path, settings: &Settings, keep_pack_cache: bool) -> Result<TreeFs> {
+    Ok(TreeFs::open(tree, &settings.store_dir)?.pack_pages(pack_pages(keep_pack_cache)))
 }
 
 /// Without FUSE, the venv gets the symlink layout of the same lock.
@@ -215,12 +306,14 @@ fn watcher(mountpoint: &Path) -> Result<AutoUnmount> {
 }
 
 /// Serves `tree` on `venv`: in the background (returns once the mount is live) or, with
-/// `serving.foreground`, in this process until it is unmounted.
+/// `serving.foreground`, in this process until it is unmounted; `later` is bytecode the server
+/// compiles once the mount is live.
 pub(crate) fn mount_tree(
     tree: &Path,
     venv: &Path,
     opts: &MountOptions,
     serving: Serving,
+    later: Option<BytecodeLater>,
     settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitCode> {
@@ -240,7 +333,14 @@ pub(crate) fn mount_tree(
             "Serving {} (Ctrl-C or `dx-py unmount` to stop)",
             venv.display()
         ));
-        serve::serve(fs, &venv, opts)?;
+        match later {
+            Some(later) => {
+                let pages = pack_pages(serving.keep_pack_cache);
+                let job = later.job(&fs, &tree, &venv, settings, pages);
+                serve::serve_with(fs, &venv, opts, job)?;
+            }
+            None => serve::serve(fs, &venv, opts)?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let exe = std::env::current_exe()
@@ -264,6 +364,12 @@ pub(crate) fn mount_tree(
     }
     if serving.keep_pack_cache {
         cmd.arg("--keep-pack-cache");
+    }
+    if let Some(later) = &later {
+        cmd.arg("--bytecode-lock")
+            .arg(absolute(&later.lock)?)
+            .arg("--python")
+            .arg(&later.python);
     }
     cmd.arg(&venv);
     let started = std::time::Instant::now();
@@ -337,7 +443,19 @@ pub(crate) fn run_serve(args: &ServeMountArgs, settings: &Settings) -> Result<Ex
         opts.auto_unmount = watcher(&mounts::absolute(&args.mountpoint)?)?;
     }
     let fs = open_fs(&args.tree, settings, args.keep_pack_cache)?;
-    serve::serve(fs, &args.mountpoint, &opts)?;
+    match (&args.bytecode_lock, &args.python) {
+        (Some(lock), Some(python)) => {
+            let later = BytecodeLater {
+                lock: lock.clone(),
+                python: python.clone(),
+            };
+            let venv = mounts::absolute(&args.mountpoint)?;
+            let pages = pack_pages(args.keep_pack_cache);
+            let job = later.job(&fs, &args.tree, &venv, settings, pages);
+            serve::serve_with(fs, &args.mountpoint, &opts, job)?;
+        }
+        _ => serve::serve(fs, &args.mountpoint, &opts)?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,7 @@
 //! The `.dxtree` of a locked set for one venv path and interpreter, built once and cached in
-//! `{cache}/mounts/trees/`; a later mount of the same set maps the cached file.
+//! `{cache}/mounts/trees/`; a later mount of the same set maps the cached file. When the store
+//! lacks bytecode for the set, a first tree without it is mounted and the server compiles the
+//! bytecode afterwards ([`complete_bytecode`]).
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -7,42 +9,58 @@ use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::DplReader;
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    InstallReport, LazyBytecodeBatch, NoReporter, PrepareOptions, WheelSources, prepare_packages,
-    project_hash,
+    InstallReport, NoReporter, PrepareOptions, PreparedPackage, WheelSources, bytecode_pack,
+    ensure_bytecode_packs, existing_packs, prepare_packages, project_hash,
 };
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
+use dx_py_core::store::PackageStore;
 use dx_py_fs_linux::tree::{PackPlacement, SyntheticFile, TreeSpec};
 
 use super::mount::MountArgs;
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
-/// Returns the tree file serving `args.venv` with the lock's packages, building it if needed.
+/// What a mount serves.
+pub(crate) enum MountTree {
+    /// A tree with everything, bytecode included.
+    Complete(PathBuf),
+    /// A tree without the bytecode packs the lock still lacks: the server mounts it and then
+    /// compiles them ([`complete_bytecode`]), adding the `__pycache__` directories as they come.
+    BytecodeLater {
+        /// The tree to mount now.
+        first: PathBuf,
+        /// The lock whose bytecode is compiled after mounting.
+        lock: PathBuf,
+        /// The interpreter it is compiled for.
+        python: PathBuf,
+        /// Packages without bytecode yet.
+        missing: usize,
+    },
+}
+
+/// Returns the tree serving `args.venv` with the lock's packages, building it if needed. The
+/// lock is made (`-r`) and its packages stored first; bytecode the store lacks is not waited for
+/// (when it can be made): the mount is served at once and the server compiles it.
 pub(crate) fn tree_for_lock(
     args: &MountArgs,
     settings: &Settings,
     printer: &Printer,
-) -> Result<PathBuf> {
+) -> Result<MountTree> {
     let interp = settings.interpreter(args.python.as_deref())?;
-    // Locking, fetching and compiling store packages: held shared, like install, so that
-    // `cache clean` waits for them.
+    // Locking and fetching store packages: held shared, like install, so that `cache clean`
+    // waits for them.
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     let store = settings.store();
-    // A lock made now (`-r`) queues each package's bytecode as soon as it is stored, so Python
-    // compiles while later wheels are converted.
-    let batch = LazyBytecodeBatch::new(&store, &interp);
-    let queue_bytecode = |hash: &ContentHash| batch.add(hash);
     let dpl_path = super::install::resolve_lock(
         args.requirements.as_deref(),
         args.lock.as_deref(),
         &args.sources,
         settings,
         &interp,
-        Some(&queue_bytecode),
+        None,
         printer,
     )?;
-    let compiled_while_locking = batch.finish(None)?.len();
     let dpl = DplReader::open(&dpl_path)?;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
     let trees = settings.cache_dir.join("mounts").join("trees");
@@ -52,7 +70,7 @@ pub(crate) fn tree_for_lock(
             tree_key(&project.to_string(), &venv, &interp)
         ));
         if path.is_file() {
-            return Ok(path);
+            return Ok(MountTree::Complete(path));
         }
     }
     let client = settings::sources(&args.sources, None)
@@ -66,17 +84,14 @@ pub(crate) fn tree_for_lock(
         find_links: &find_links,
         lock_dir: &lock_dir,
     };
-    let mut report = InstallReport {
-        compiled: compiled_while_locking,
-        ..InstallReport::default()
-    };
-    let (packages, updated) = prepare_packages(
+    let mut report = InstallReport::default();
+    let (mut packages, updated) = prepare_packages(
         &dpl,
         &interp,
         &store,
         &sources,
         PrepareOptions {
-            compile: true,
+            compile: false,
             after_store: None,
         },
         &NoReporter,
@@ -88,14 +103,101 @@ pub(crate) fn tree_for_lock(
     {
         printer.warn(format_args!("could not update {}: {e}", dpl_path.display()));
     }
+    let hashes: Vec<ContentHash> = packages.iter().map(|p| p.hash).collect();
+    let can_compile = interp.info().cache_tag.is_some() && store.is_writable();
+    let packs = if can_compile {
+        let tag = interp.info().cache_tag.as_deref().unwrap_or_default();
+        hashes
+            .iter()
+            .map(|h| bytecode_pack(&store, h, tag))
+            .collect()
+    } else {
+        // Nothing can be compiled: serve what there is (with a warning per missing pack).
+        existing_packs(&store, &interp, &hashes)
+            .into_iter()
+            .map(|(pack, _)| pack)
+            .collect::<Vec<_>>()
+    };
+    for (p, pack) in packages.iter_mut().zip(packs) {
+        p.bytecode = pack;
+    }
+    let missing = packages.iter().filter(|p| p.bytecode.is_none()).count();
     let dpl = DplReader::open(&dpl_path)?;
     let project =
         project_hash(&dpl, &interp.tag())?.context("The lock still lacks store hashes")?;
+    let key = tree_key(&project.to_string(), &venv, &interp);
+    if can_compile && missing > 0 {
+        let first = trees.join(format!("{key}.first.dxtree"));
+        build_tree(&packages, &store, &interp, &venv, &first)?;
+        printer.verbose(format_args!(
+            "Built {} ({} packages, {} stored now; bytecode for {missing} compiled after mounting)",
+            first.display(),
+            packages.len(),
+            report.store_misses,
+        ));
+        return Ok(MountTree::BytecodeLater {
+            first,
+            lock: dpl_path,
+            python: interp.base_executable().to_path_buf(),
+            missing,
+        });
+    }
+    let path = trees.join(format!("{key}.dxtree"));
+    build_tree(&packages, &store, &interp, &venv, &path)?;
+    printer.verbose(format_args!(
+        "Built {} ({} packages, {} stored now)",
+        path.display(),
+        packages.len(),
+        report.store_misses,
+    ));
+    Ok(MountTree::Complete(path))
+}
+
+/// The server's half of [`MountTree::BytecodeLater`]: compiles the bytecode packs `lock` lacks
+/// for `interp` and builds the complete tree (the one a later mount of the same set maps).
+/// Returns its path.
+pub(crate) fn complete_bytecode(
+    lock: &Path,
+    settings: &Settings,
+    interp: &Interpreter,
+    venv: &Path,
+) -> Result<PathBuf> {
+    let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
+    let _shared = cache_lock.shared()?;
+    let store = settings.store();
+    let dpl = DplReader::open(lock)?;
+    let project = project_hash(&dpl, &interp.tag())?.context("The lock lacks store hashes")?;
+    let mut packages = Vec::new();
+    for p in dpl.to_lock()?.packages {
+        packages.push(PreparedPackage {
+            hash: p.store_hash.context("The lock lacks store hashes")?,
+            name: p.name,
+            version: p.version,
+            bytecode: None,
+        });
+    }
+    let hashes: Vec<ContentHash> = packages.iter().map(|p| p.hash).collect();
+    let packs = ensure_bytecode_packs(&store, &hashes, interp, None)?;
+    for (p, (pack, _)) in packages.iter_mut().zip(packs) {
+        p.bytecode = pack;
+    }
+    let trees = settings.cache_dir.join("mounts").join("trees");
     let path = trees.join(format!(
         "{}.dxtree",
-        tree_key(&project.to_string(), &venv, &interp)
+        tree_key(&project.to_string(), venv, interp)
     ));
+    build_tree(&packages, &store, interp, venv, &path)?;
+    Ok(path)
+}
 
+/// Writes the tree of `packages` (and their bytecode packs) for a venv at `venv` to `path`.
+fn build_tree(
+    packages: &[PreparedPackage],
+    store: &PackageStore,
+    interp: &Interpreter,
+    venv: &Path,
+    path: &Path,
+) -> Result<()> {
     let v = interp.version();
     let pyver = format!("{}.{}", v.major, v.minor);
     let mut spec = TreeSpec {
@@ -103,7 +205,7 @@ pub(crate) fn tree_for_lock(
         files: Vec::new(),
         symlinks: Vec::new(),
     };
-    for p in &packages {
+    for p in packages {
         spec.packs
             .push((p.hash, PackPlacement::venv(&pyver, &p.name)));
         if let Some(pack) = p.bytecode {
@@ -124,7 +226,7 @@ pub(crate) fn tree_for_lock(
             });
         }
     }
-    for (rel, text) in venv_text_files(&interp, &venv, &VenvOptions::default()) {
+    for (rel, text) in venv_text_files(interp, venv, &VenvOptions::default()) {
         spec.files.push(SyntheticFile {
             path: rel,
             bytes: text.into_bytes(),
@@ -140,17 +242,10 @@ pub(crate) fn tree_for_lock(
     spec.symlinks
         .push((format!("bin/python{pyver}"), "python".into()));
     spec.symlinks.push(("lib64".into(), "lib".into()));
-    std::fs::create_dir_all(&trees)
-        .with_context(|| format!("Cannot create `{}`", trees.display()))?;
-    spec.build_to_file(&store, &path)?;
-    printer.verbose(format_args!(
-        "Built {} ({} packages, {} stored now, {} bytecode packs compiled)",
-        path.display(),
-        packages.len(),
-        report.store_misses,
-        report.compiled
-    ));
-    Ok(path)
+    let dir = path.parent().context("A tree path has a parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("Cannot create `{}`", dir.display()))?;
+    spec.build_to_file(store, path)?;
+    Ok(())
 }
 
 /// The cache key of a tree: the set, where it is served (pyvenv.cfg and activate name it) and
