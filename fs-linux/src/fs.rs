@@ -3,7 +3,8 @@
 //!
 //! Nothing here allocates per file or walks the tree: a lookup is a binary search over one
 //! directory's children, a read is a slice of a mapped pack. The tree never changes while it is
-//! mounted, so every reply carries a long TTL (negative lookups too), files are opened with
+//! mounted (bytecode compiled after mounting is added beside it, see [`crate::late`]), so every
+//! reply carries a long TTL (negative lookups too), files are opened with
 //! `FOPEN_KEEP_CACHE` (or not opened at all when the kernel supports no-open), and every request
 //! that would change something is answered `EROFS`. What a read copies into the mounted file's page
 //! cache is then handed back from the pack's ([`PackPages::Release`]): hot bytes are cached once.

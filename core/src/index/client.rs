@@ -1,5 +1,6 @@
 //! Fetching project pages and files: HTTP(S) with ureq (rustls), `file://` URLs and paths.
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use url::Url;
@@ -54,7 +55,13 @@ pub struct IndexClient {
     sources: PackageSources,
     options: ClientOptions,
     agent: ureq::Agent,
+    /// Each find-links location's listing, made on first use and kept for the client's life
+    /// (one directory scan or page fetch per run, not one per project); `Some(None)`: skipped.
+    listings: Vec<Mutex<Option<Listing>>>,
 }
+
+/// A find-links location as listed: its files, or `None` when it was skipped.
+type Listing = Option<Arc<Vec<IndexFile>>>;
 
 /// A page or file as fetched.
 struct Fetched {
@@ -93,6 +100,11 @@ impl IndexClient {
             .tls_config(tls.build())
             .build();
         Ok(Self {
+            listings: sources
+                .find_links
+                .iter()
+                .map(|_| Mutex::default())
+                .collect(),
             sources,
             options,
             agent: ureq::Agent::new_with_config(config),
@@ -114,36 +126,16 @@ impl IndexClient {
         let mut files = Vec::new();
         let mut searched = Vec::new();
         let mut known = false;
-        for location in &self.sources.find_links {
+        for (slot, location) in self.listings.iter().zip(&self.sources.find_links) {
             searched.push(location.to_string());
-            let listed = match location {
-                FindLinks::Dir(dir) => match find_links::scan(dir) {
-                    Ok(list) => list,
-                    Err(e) => {
-                        tracing::warn!("Skipping find-links location: {e}");
-                        continue;
-                    }
-                },
-                FindLinks::Page(url) => {
-                    match self.fetch(url, Some("text/html"), self.options.max_page_bytes) {
-                        Ok(page) => {
-                            simple::parse_html(&String::from_utf8_lossy(&page.body), &page.url)
-                        }
-                        Err(FetchError::NotFound) => {
-                            tracing::warn!(
-                                "Skipping find-links page `{}`: not found",
-                                redact_url(url.as_str())
-                            );
-                            continue;
-                        }
-                        Err(FetchError::Failed(e)) => return Err(e),
-                    }
-                }
+            let Some(listed) = self.find_links_listing(slot, location)? else {
+                continue;
             };
             files.extend(
                 listed
-                    .into_iter()
-                    .filter(|f| DistFilename::parse_for(&f.filename, &name).is_some()),
+                    .iter()
+                    .filter(|f| DistFilename::parse_for(&f.filename, &name).is_some())
+                    .cloned(),
             );
         }
         for index in self.sources.indexes() {
@@ -180,6 +172,48 @@ impl IndexClient {
             return Err(IndexError::NotFound { name, searched });
         }
         Ok(files)
+    }
+
+    /// The files `location` lists, read once (the first caller lists, concurrent ones wait for
+    /// it). An unreadable directory or a missing page is skipped with one warning.
+    fn find_links_listing(
+        &self,
+        slot: &Mutex<Option<Listing>>,
+        location: &FindLinks,
+    ) -> Result<Listing, IndexError> {
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(listed) = &*slot {
+            return Ok(listed.clone());
+        }
+        let listed = match location {
+            FindLinks::Dir(dir) => match find_links::scan(dir) {
+                Ok(list) => Some(list),
+                Err(e) => {
+                    tracing::warn!("Skipping find-links location: {e}");
+                    None
+                }
+            },
+            FindLinks::Page(url) => {
+                match self.fetch(url, Some("text/html"), self.options.max_page_bytes) {
+                    Ok(page) => Some(simple::parse_html(
+                        &String::from_utf8_lossy(&page.body),
+                        &page.url,
+                    )),
+                    Err(FetchError::NotFound) => {
+                        tracing::warn!(
+                            "Skipping find-links page `{}`: not found",
+                            redact_url(url.as_str())
+                        );
+                        None
+                    }
+                    // Not kept: a later project may try again.
+                    Err(FetchError::Failed(e)) => return Err(e),
+                }
+            }
+        };
+        let listed = listed.map(Arc::new);
+        *slot = Some(listed.clone());
+        Ok(listed)
     }
 
     /// Downloads `url` (`http`, `https`, `file`, or a local path), checks its sha256 when one is
@@ -767,7 +801,14 @@ mod tests {
         let files = c.wheels("bar").unwrap();
         assert_eq!(names(&files), ["bar-2.0-py3-none-any.whl"; 2]);
         assert_eq!(files[0].url, server.file_url("bar-2.0-py3-none-any.whl"));
-        assert!(server.requests().contains(&"/simple/bar".to_string()));
+        // Each location is listed once for every project asked about.
+        assert_eq!(c.wheels("foo").unwrap().len(), 3);
+        let page_fetches = server
+            .requests()
+            .iter()
+            .filter(|r| *r == "/simple/bar")
+            .count();
+        assert_eq!(page_fetches, 1, "{:?}", server.requests());
         // With --no-index only find-links are searched.
         sources.index_url = None;
         sources.no_index = true;
