@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::late::{Late, LateBytecode, LateSlot, PYCACHE};
+use crate::late::{Late, LateBytecode, LateSlot, is_bytecode_name};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dx_py_core::store::PackageStore;
@@ -92,7 +92,7 @@ pub struct TreeFs {
 }
 
 /// An inode as served: its node, the tree data it comes from, and the number the kernel knows
-/// it by (a full-tree inode of late bytecode is offset past the first tree's).
+/// it by (a complete-tree inode of late bytecode is offset past the first tree's).
 #[derive(Clone, Copy)]
 struct Served<'a> {
     node: Node<'a>,
@@ -116,14 +116,16 @@ impl TreeFs {
     }
 
     /// Serves this tree now and its bytecode when it arrives: the returned handle's
-    /// [`LateBytecode::arrive`] adds the full tree's `__pycache__` directories. Until then an
-    /// absent `__pycache__` is not cached by the kernel, so it can appear later.
-    pub fn expect_bytecode(&self) -> LateBytecode {
+    /// [`LateBytecode::arrive`] adds what the complete tree adds. Until then an absent
+    /// `__pycache__` or `.pyc` is not cached by the kernel (so it can appear later), nor is any
+    /// directory listing.
+    pub fn expect_bytecode(&self) -> Result<LateBytecode, TreeError> {
+        let first = Tree::new(self.tree().bytes().to_vec())?;
         self.late.expecting.store(true, Ordering::Release);
-        LateBytecode {
+        Ok(LateBytecode {
             slot: Arc::clone(&self.late),
-            base: u64::from(self.tree().len()),
-        }
+            first,
+        })
     }
 
     /// Maps the tree file at `tree_path` (O(1)) and opens the store at `store_dir` lazily.
@@ -194,16 +196,23 @@ impl TreeFs {
 
     /// Node `ino` of the first tree.
     fn base(&self, ino: u64) -> Result<Served<'_>, TreeError> {
+        let mut node = self.tree().node(ino)?;
+        if let Some(late) = self.late()
+            && let Some(&full) = late.extended.get(&ino)
+        {
+            // An extended directory links the `__pycache__` it gained too.
+            node.nlink = late.data.tree().node(full)?.nlink;
+        }
         Ok(Served {
-            node: self.tree().node(ino)?,
+            node,
             data: &self.data,
             ino,
         })
     }
 
-    /// Node `ino` of the full tree of late bytecode, as served.
+    /// Node `ino` of the complete tree of late bytecode, as served.
     fn in_late<'a>(&'a self, late: &'a Late, ino: u64) -> Result<Served<'a>, TreeError> {
-        // A directory that holds an added `__pycache__` is the first tree's own directory.
+        // A directory that bytecode extends is the first tree's own directory.
         if let Some(&base) = late.base_of.get(&ino) {
             return self.base(base);
         }
@@ -212,6 +221,10 @@ impl TreeFs {
             data: &late.data,
             ino: self.base_len() + ino,
         })
+    }
+
+    fn is_base(&self, served: &Served<'_>) -> bool {
+        std::ptr::eq(served.data, &self.data)
     }
 
     /// The inode the kernel calls `ino`.
@@ -247,27 +260,28 @@ impl TreeFs {
         dir: &Served<'a>,
         name: &[u8],
     ) -> Result<Option<Served<'a>>, TreeError> {
-        let Some(found) = dir.data.tree().lookup(&dir.node, name)? else {
-            if name == PYCACHE
-                && dir.ino <= self.base_len()
-                && let Some(late) = self.late()
-                && let Some(&pycache) = late.gained.get(&dir.ino)
-            {
-                return self.in_late(late, pycache).map(Some);
-            }
-            return Ok(None);
-        };
-        if std::ptr::eq(dir.data, &self.data) {
-            return self.base(found.ino).map(Some);
+        if let Some(found) = dir.data.tree().lookup(&dir.node, name)? {
+            return match self.late() {
+                Some(late) if !self.is_base(dir) => self.in_late(late, found.ino).map(Some),
+                _ => self.base(found.ino).map(Some),
+            };
         }
-        let late = self
-            .late()
-            .expect("a late directory comes from the late tree");
-        self.in_late(late, found.ino).map(Some)
+        // A miss in an extended directory may be something the bytecode added.
+        if let Some(late) = self.late()
+            && self.is_base(dir)
+            && let Some(&full) = late.extended.get(&dir.ino)
+        {
+            let full_dir = late.data.tree().node(full)?;
+            if let Some(found) = late.data.tree().lookup(&full_dir, name)? {
+                return self.in_late(late, found.ino).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     /// The `.`, `..`, children... sequence of a directory at position `pos`. A directory that
-    /// gained a `__pycache__` is listed from the full tree (the same names plus that one).
+    /// bytecode extended is listed from the complete tree: its first-tree entries under their
+    /// first-tree numbers, plus what was added.
     fn dir_entry<'a>(
         &'a self,
         dir: &Served<'a>,
@@ -277,32 +291,25 @@ impl TreeFs {
             tracing::warn!("directory {}: {e}", dir.ino);
             Errno::EIO
         };
-        let in_late = |late: &'a Late, ino| self.in_late(late, ino).map_err(io);
+        // The complete tree's copy of this directory, when it lists it.
+        let listed = match self.late() {
+            Some(late) if !self.is_base(dir) => Some((late, dir.node)),
+            Some(late) => match late.extended.get(&dir.ino) {
+                Some(&full) => Some((late, late.data.tree().node(full).map_err(io)?)),
+                None => None,
+            },
+            None => None,
+        };
         match pos {
             0 => Ok(Some((*dir, b"."))),
-            1 if std::ptr::eq(dir.data, &self.data) => {
-                Ok(Some((self.base(dir.node.parent).map_err(io)?, b"..")))
-            }
             1 => {
-                let late = self
-                    .late()
-                    .expect("a late directory comes from the late tree");
-                Ok(Some((in_late(late, dir.node.parent)?, b"..")))
+                let parent = match listed {
+                    Some((late, node)) => self.in_late(late, node.parent),
+                    None => self.base(dir.node.parent),
+                };
+                Ok(Some((parent.map_err(io)?, b"..")))
             }
             n => {
-                let late = self.late();
-                // The full tree's copy of this directory, when it lists more.
-                let listed = match late {
-                    Some(late) if !std::ptr::eq(dir.data, &self.data) => Some((late, dir.node)),
-                    Some(late) => match late.gained.get(&dir.ino) {
-                        Some(&pycache) => {
-                            let parent = late.data.tree().node(pycache).map_err(io)?.parent;
-                            Some((late, late.data.tree().node(parent).map_err(io)?))
-                        }
-                        None => None,
-                    },
-                    None => None,
-                };
                 let Some((late, full_dir)) = listed else {
                     let child = self.tree().child(&dir.node, n - 2).map_err(io)?;
                     return child
@@ -312,19 +319,16 @@ impl TreeFs {
                 let Some(child) = late.data.tree().child(&full_dir, n - 2).map_err(io)? else {
                     return Ok(None);
                 };
-                let served = if std::ptr::eq(dir.data, &self.data) && child.name != PYCACHE {
-                    // One of the first tree's own entries: served under its first-tree number.
-                    self.tree()
-                        .lookup(&dir.node, child.name)
-                        .map_err(io)?
-                        .map(|c| self.base(c.ino))
-                        .transpose()
-                        .map_err(io)?
-                        .ok_or(Errno::EIO)?
-                } else {
-                    in_late(late, child.ino)?
+                // One of the first tree's own entries keeps its first-tree number.
+                let own = match self.is_base(dir) {
+                    true => self.tree().lookup(&dir.node, child.name).map_err(io)?,
+                    false => None,
                 };
-                Ok(Some((served, child.name)))
+                let served = match own {
+                    Some(own) => self.base(own.ino),
+                    None => self.in_late(late, child.ino),
+                };
+                Ok(Some((served.map_err(io)?, child.name)))
             }
         }
     }
@@ -369,13 +373,14 @@ impl Filesystem for TreeFs {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
+        // Read before looking: if the bytecode arrives in between, the lookup below may still
+        // have missed it, and the miss must then not be cached.
+        let expecting = self.late.expecting.load(Ordering::Acquire);
         match self.lookup_in(&dir, name.as_bytes()) {
             Ok(Some(found)) => reply.entry(&TTL, &self.attr(&found), Generation(0)),
-            Ok(None)
-                if name.as_bytes() == PYCACHE && self.late.expecting.load(Ordering::Acquire) =>
-            {
-                // Bytecode is still being compiled: an error entry is not cached, so the
-                // directory shows up once it arrives.
+            Ok(None) if expecting && is_bytecode_name(name.as_bytes()) => {
+                // Bytecode is still being compiled: an error reply is not cached, so the name
+                // shows up once it arrives.
                 Counters::bump(&self.counters.negative_lookups);
                 reply.error(Errno::ENOENT);
             }
@@ -525,6 +530,11 @@ impl Filesystem for TreeFs {
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         if let Err(e) = self.dir_or_reply(ino) {
             return reply.error(e);
+        }
+        if self.late.expecting.load(Ordering::Acquire) {
+            // No cached listings while bytecode may still extend them: a reply computed before
+            // it arrives must not outlive it in the kernel's directory cache.
+            return reply.opened(FileHandle(0), FopenFlags::empty());
         }
         if self.no_opendir.load(Ordering::Relaxed) {
             return reply.error(Errno::ENOSYS);

@@ -1,13 +1,16 @@
 //! Bytecode that arrives after mounting. A cold `dx-py mount -r` mounts a tree made before the
-//! bytecode packs exist and compiles them in the background; when they are stored, the full tree
-//! (the same files plus the `__pycache__` directories) is handed to the running mount.
+//! bytecode packs exist and compiles them in the background; when they are stored, the complete
+//! tree (the same files plus the `.pyc` files and their `__pycache__` directories) is handed to
+//! the running mount.
 //!
-//! Inode numbers the kernel already holds must keep meaning the same file, so the full tree is
-//! not served in place of the first: every inode of the first tree stays as it is, and only the
-//! `__pycache__` directories that the full tree adds (and the files in them) are served from the
-//! full tree, under numbers above the first tree's (`base + full-tree inode`). Until the
-//! bytecode arrives, a lookup of an absent `__pycache__` is answered `ENOENT` (which the kernel
-//! does not cache) instead of a cached negative entry, so the names appear once it is there.
+//! Inode numbers the kernel already holds must keep meaning the same file, so the complete tree
+//! is not served in place of the first: every inode of the first tree stays as it is, and only
+//! the entries the complete tree adds (`__pycache__` directories and `.pyc` files, with what is
+//! in them) are served from it, under numbers above the first tree's (`base + complete-tree
+//! inode`). A first-tree directory that gains entries is *extended*: it is listed from the
+//! complete tree and its misses are looked up there. Until the bytecode arrives, a lookup of an
+//! absent bytecode name is answered `ENOENT` (which the kernel does not cache) instead of a cached
+//! negative entry, so the name can appear later.
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,122 +19,163 @@ use memmap2::Mmap;
 
 use crate::tree::{Node, NodeKind, Tree, TreeData, TreeError};
 
-/// The name every added directory has.
-pub(crate) const PYCACHE: &[u8] = b"__pycache__";
+/// Whether a name is one that bytecode adds: a `__pycache__` directory or a `.pyc` file.
+pub(crate) fn is_bytecode_name(name: &[u8]) -> bool {
+    name == b"__pycache__" || name.ends_with(b".pyc")
+}
 
-/// The full tree, and where its added `__pycache__` directories hang in the first tree.
+/// The complete tree, and which first-tree directories it extends.
 #[derive(Debug)]
 pub(crate) struct Late {
     pub(crate) data: TreeData<Mmap>,
-    /// First-tree directory -> the full tree's `__pycache__` inside it (full-tree inode).
-    pub(crate) gained: HashMap<u64, u64>,
-    /// Full-tree directory holding an added `__pycache__` -> the same directory in the first tree.
+    /// Extended first-tree directory -> the same directory in the complete tree.
+    pub(crate) extended: HashMap<u64, u64>,
+    /// Complete-tree directory -> the first-tree directory it extends.
     pub(crate) base_of: HashMap<u64, u64>,
 }
 
 /// Shared between the mount's [`TreeFs`](crate::fs::TreeFs) and the [`LateBytecode`] handle.
 #[derive(Debug, Default)]
 pub(crate) struct LateSlot {
-    /// Bytecode is still coming: absent `__pycache__` names must not be cached.
+    /// Bytecode is still coming: absent bytecode names must not be cached, nor listings.
     pub(crate) expecting: AtomicBool,
     pub(crate) ready: OnceLock<Late>,
 }
 
-/// Why the full tree cannot be served alongside the first.
+/// Why the complete tree cannot be served beside the first.
 #[derive(Debug, thiserror::Error)]
 pub enum LateError {
     /// A tree record could not be read.
     #[error(transparent)]
     Tree(#[from] TreeError),
+    /// The complete tree is not the first one plus bytecode.
+    #[error("The complete tree does not extend the mounted one: {0}")]
+    Mismatch(String),
     /// [`LateBytecode::arrive`] was called twice.
-    #[error("the bytecode has already arrived")]
+    #[error("The bytecode has already arrived")]
     AlreadyArrived,
 }
 
 /// The handle a background compile uses to give its result to a running mount; made by
-/// [`TreeFs::expect_bytecode`](crate::fs::TreeFs::expect_bytecode).
-#[derive(Debug, Clone)]
+/// [`TreeFs::expect_bytecode`](crate::fs::TreeFs::expect_bytecode). Dropping the last handle
+/// without [`arrive`](Self::arrive) (a failed or panicking compile) ends the wait.
+#[derive(Debug)]
 pub struct LateBytecode {
     pub(crate) slot: std::sync::Arc<LateSlot>,
-    /// The first tree's inode count: full-tree inode `n` is served as `base + n`.
-    pub(crate) base: u64,
+    /// A copy of the mounted tree (the server's own is mapped inside the file system).
+    pub(crate) first: Tree<Vec<u8>>,
+}
+
+/// What [`LateBytecode::arrive`] changed: the kernel's cached view of these is stale.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Arrived {
+    /// Extended first-tree directories (their listings and attributes changed).
+    pub dirs: Vec<u64>,
+    /// (extended directory, added name) pairs (a stale negative entry may be cached).
+    pub names: Vec<(u64, Vec<u8>)>,
 }
 
 impl LateBytecode {
-    /// Serves the `__pycache__` directories of `full` (the tree the mount would have had with
-    /// its bytecode) from now on. Returns the first-tree directories that gained one; their
-    /// cached listings are stale (see [`crate::serve::Notify`]).
-    pub fn arrive(&self, first: &Tree<Mmap>, full: TreeData<Mmap>) -> Result<Vec<u64>, LateError> {
-        let late = Late::new(first, full)?;
-        let dirs = late.gained.keys().copied().collect();
+    /// Serves what `complete` (the tree the mount would have had with its bytecode) adds to the
+    /// mounted tree, from now on. `complete` must be the mounted tree plus `__pycache__`
+    /// directories and `.pyc` files, or nothing changes ([`LateError::Mismatch`]).
+    pub fn arrive(&self, complete: TreeData<Mmap>) -> Result<Arrived, LateError> {
+        let (late, arrived) = Late::new(&self.first, complete)?;
         self.slot
             .ready
             .set(late)
             .map_err(|_| LateError::AlreadyArrived)?;
         self.slot.expecting.store(false, Ordering::Release);
-        Ok(dirs)
+        Ok(arrived)
     }
+}
 
-    /// No bytecode is coming after all (the compile failed): absent `__pycache__` names are
-    /// cached again like every other absent name.
-    pub fn abandon(&self) {
+impl Drop for LateBytecode {
+    fn drop(&mut self) {
+        // After `arrive` this changes nothing; otherwise no bytecode is coming after all, and
+        // absent bytecode names are cached again like every other absent name.
         self.slot.expecting.store(false, Ordering::Release);
-    }
-
-    /// The number the kernel knows full-tree inode `ino` by.
-    pub fn served_ino(&self, ino: u64) -> u64 {
-        self.base + ino
     }
 }
 
 impl Late {
-    /// `full` served beside `first`: finds the `__pycache__` directories `full` has where
-    /// `first` has none.
-    fn new(first: &Tree<Mmap>, data: TreeData<Mmap>) -> Result<Self, TreeError> {
-        let (mut gained, mut base_of) = (HashMap::new(), HashMap::new());
+    /// `complete` served beside `first`: walks both trees together (each directory's children
+    /// are sorted by name) to find the directories `complete` extends, and checks that it only
+    /// adds bytecode.
+    fn new(first: &Tree<Vec<u8>>, data: TreeData<Mmap>) -> Result<(Self, Arrived), LateError> {
+        let (mut extended, mut base_of) = (HashMap::new(), HashMap::new());
+        let mut arrived = Arrived::default();
         let full = data.tree();
-        for ino in 1..=u64::from(full.len()) {
-            let node = full.node(ino)?;
-            if node.kind != NodeKind::Dir || node.name != PYCACHE || node.ino == node.parent {
-                continue;
+        let mut stack = vec![(first.root()?, full.root()?)];
+        while let Some((a, b)) = stack.pop() {
+            let a_children = children(first, &a)?;
+            let b_children = children(full, &b)?;
+            let mut a_iter = a_children.iter().peekable();
+            let mut added = Vec::new();
+            for bc in &b_children {
+                match a_iter.peek() {
+                    Some(ac) if ac.name == bc.name => {
+                        if ac.kind != bc.kind {
+                            return Err(mismatch(first, ac, "changed kind"));
+                        }
+                        if ac.kind == NodeKind::Dir {
+                            stack.push((**ac, *bc));
+                        }
+                        a_iter.next();
+                    }
+                    Some(ac) if ac.name < bc.name => {
+                        return Err(mismatch(first, ac, "missing from the complete tree"));
+                    }
+                    _ if is_bytecode_name(bc.name) => added.push(bc.name.to_vec()),
+                    _ => return Err(mismatch(full, bc, "added but is not bytecode")),
+                }
             }
-            let Some(dir) = same_dir(first, full, node.parent)? else {
-                continue;
-            };
-            if first.lookup(&dir, PYCACHE)?.is_none() {
-                gained.insert(dir.ino, node.ino);
-                base_of.insert(node.parent, dir.ino);
+            if let Some(ac) = a_iter.next() {
+                return Err(mismatch(first, ac, "missing from the complete tree"));
+            }
+            if !added.is_empty() {
+                extended.insert(a.ino, b.ino);
+                base_of.insert(b.ino, a.ino);
+                arrived.dirs.push(a.ino);
+                arrived
+                    .names
+                    .extend(added.into_iter().map(|name| (a.ino, name)));
             }
         }
-        Ok(Self {
+        let late = Self {
             data,
-            gained,
+            extended,
             base_of,
-        })
+        };
+        Ok((late, arrived))
     }
 }
 
-/// The directory of `first` at the path full-tree directory `ino` has.
-fn same_dir<'a>(
-    first: &'a Tree<Mmap>,
-    full: &Tree<Mmap>,
-    ino: u64,
-) -> Result<Option<Node<'a>>, TreeError> {
-    let mut names = Vec::new();
-    let mut node = full.node(ino)?;
-    while node.ino != node.parent {
-        names.push(node.name);
-        if names.len() > 4096 {
-            return Err(TreeError::Corrupt("parent chain does not reach the root"));
-        }
-        node = full.node(node.parent)?;
+/// The children of directory `dir`, in name order.
+fn children<'a, B: AsRef<[u8]>>(
+    tree: &'a Tree<B>,
+    dir: &Node<'a>,
+) -> Result<Vec<Node<'a>>, TreeError> {
+    let mut out = Vec::new();
+    while let Some(child) = tree.child(dir, out.len() as u64)? {
+        out.push(child);
     }
-    let mut dir = first.root()?;
-    for name in names.iter().rev() {
-        match first.lookup(&dir, name)? {
-            Some(next) if next.kind == NodeKind::Dir => dir = next,
-            _ => return Ok(None),
+    Ok(out)
+}
+
+fn mismatch<B: AsRef<[u8]>>(tree: &Tree<B>, node: &Node<'_>, what: &str) -> LateError {
+    let mut names = vec![String::from_utf8_lossy(node.name).into_owned()];
+    let mut parent = node.parent;
+    // Bounded: a damaged tree could loop.
+    for _ in 0..4096 {
+        match tree.node(parent) {
+            Ok(p) if p.ino != p.parent => {
+                names.push(String::from_utf8_lossy(p.name).into_owned());
+                parent = p.parent;
+            }
+            _ => break,
         }
     }
-    Ok(Some(dir))
+    names.reverse();
+    LateError::Mismatch(format!("`{}` {what}", names.join("/")))
 }

@@ -346,6 +346,13 @@ impl Notify {
     pub fn directory_changed(&self, ino: u64) -> std::io::Result<()> {
         self.0.inval_inode(fuser::INodeNo(ino), 0, 0)
     }
+
+    /// Drops the kernel's cached entry (positive or negative) for `name` in directory `parent`.
+    pub fn entry_changed(&self, parent: u64, name: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        self.0
+            .inval_entry(fuser::INodeNo(parent), std::ffi::OsStr::from_bytes(name))
+    }
 }
 
 /// Keeps a watcher's pipe open: dropping it (or the process dying) wakes the watcher.

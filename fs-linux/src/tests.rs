@@ -752,9 +752,10 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
         &[
             sp("alpha/__init__.py", b"A = 1\n"),
             sp("alpha/sub/mod.py", b"M = 2\n"),
+            sp("top.py", b"T = 3\n"),
         ],
     );
-    // A wheel that ships its own `__pycache__`: the first tree's stays as it is.
+    // A `__pycache__` the first tree has already (a wheel's own, or a pack compiled earlier).
     let shipped = add_pack(
         &store,
         "shipped",
@@ -772,6 +773,7 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
             sp("pre/__pycache__/y.pyc", b"compiled later"),
         ],
     );
+    let stray = add_pack(&store, "stray", &[sp("stray.py", b"not bytecode")]);
     let tree = |packs: &[_], name: &str| {
         let spec = TreeSpec {
             packs: packs
@@ -787,9 +789,15 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
     };
     let first = tree(&[alpha, shipped], "first.dxtree");
     let full = tree(&[alpha, shipped, bytecode], "full.dxtree");
+    let not_bytecode = tree(&[alpha, shipped, bytecode, stray], "stray.dxtree");
+    let fewer = tree(&[alpha, bytecode], "fewer.dxtree");
+    let data = |path: &Path| {
+        TreeData::new(open_tree(path).unwrap(), PackageStore::open(&store_dir))
+            .with_pack_pages(PackPages::Release)
+    };
 
     let fs = TreeFs::open(&first, &store_dir).unwrap();
-    let late = fs.expect_bytecode();
+    let late = fs.expect_bytecode().unwrap();
     let c = fs.counters();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -807,24 +815,39 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
     let before = (
         ino(&site.join("alpha")),
         ino(&site.join("alpha/__init__.py")),
+        ino(&site.join("pre/__pycache__")),
     );
     assert_eq!(list(&site.join("alpha")), ["__init__.py", "sub"]);
-    // While bytecode is expected, an absent `__pycache__` is asked again every time.
+    assert_eq!(list(&site.join("pre/__pycache__")), ["x.pyc"]);
+    // While bytecode is expected, absent bytecode names are asked again every time; other
+    // absent names are cached.
     let n = Counters::get(&c.negative_lookups);
     for _ in 0..3 {
         assert!(std::fs::metadata(site.join("alpha/__pycache__")).is_err());
+        assert!(std::fs::metadata(site.join("pre/__pycache__/y.pyc")).is_err());
+        assert!(std::fs::metadata(site.join("alpha/absent.py")).is_err());
     }
-    assert_eq!(Counters::get(&c.negative_lookups), n + 3);
+    assert_eq!(Counters::get(&c.negative_lookups), n + 7);
 
-    let first_tree = open_tree(&first).unwrap();
-    let data = TreeData::new(open_tree(&full).unwrap(), PackageStore::open(&store_dir))
-        .with_pack_pages(PackPages::Release);
-    let mut gained = late.arrive(&first_tree, data).unwrap();
-    gained.sort_unstable();
-    assert_eq!(gained.len(), 2, "alpha and alpha/sub, not pre: {gained:?}");
+    // A complete tree that is not this one plus bytecode changes nothing.
+    for wrong in [&not_bytecode, &fewer] {
+        let e = late.arrive(data(wrong)).unwrap_err();
+        assert!(matches!(e, crate::late::LateError::Mismatch(_)), "{e}");
+    }
+    let mut arrived = late.arrive(data(&full)).unwrap();
+    arrived.dirs.sort_unstable();
+    assert_eq!(
+        arrived.dirs.len(),
+        3,
+        "alpha, alpha/sub and pre/__pycache__"
+    );
+    assert_eq!(arrived.names.len(), 3, "{:?}", arrived.names);
     let notify = m.notify().unwrap();
-    for d in gained {
-        notify.directory_changed(d).unwrap();
+    for d in &arrived.dirs {
+        notify.directory_changed(*d).unwrap();
+    }
+    for (d, name) in &arrived.names {
+        notify.entry_changed(*d, name).unwrap();
     }
 
     assert_eq!(
@@ -836,28 +859,39 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
         b"pyc of mod"
     );
     assert_eq!(
+        std::fs::read(site.join("pre/__pycache__/y.pyc")).unwrap(),
+        b"compiled later"
+    );
+    assert_eq!(
         list(&site.join("alpha")),
         ["__init__.py", "__pycache__", "sub"]
     );
-    assert_eq!(list(&site.join("pre/__pycache__")), ["x.pyc"]);
+    assert_eq!(list(&site.join("pre/__pycache__")), ["x.pyc", "y.pyc"]);
     assert_eq!(
         (
             ino(&site.join("alpha")),
-            ino(&site.join("alpha/__init__.py"))
+            ino(&site.join("alpha/__init__.py")),
+            ino(&site.join("pre/__pycache__")),
         ),
         before,
         "inodes the kernel knew keep their numbers"
     );
     assert_eq!(ino(&site.join("alpha/__pycache__/..")), before.0);
-    assert!(ino(&site.join("alpha/__pycache__")) > u64::from(first_tree.len()));
-    // Now the same tree as the full one, path for path and byte for byte.
+    let first_len = u64::from(open_tree(&first).unwrap().len());
+    assert!(ino(&site.join("alpha/__pycache__")) > first_len);
+    assert_eq!(
+        std::fs::symlink_metadata(site.join("alpha"))
+            .unwrap()
+            .nlink(),
+        4,
+        "., .., sub and __pycache__"
+    );
+    // Now the same tree as the complete one, path for path and byte for byte.
     let direct = dir.path().join("direct");
     std::fs::create_dir(&direct).unwrap();
     let full_fs = TreeFs::open(&full, &store_dir).unwrap();
     let d = spawn(full_fs, &direct, &MountOptions::default()).unwrap();
-    let mut want = walk(d.mountpoint());
-    want.remove(&format!("{SP}/pre/__pycache__/y.pyc"));
-    assert_eq!(walk(m.mountpoint()), want);
+    assert_eq!(walk(m.mountpoint()), walk(d.mountpoint()));
     // Absent names are cached again.
     let n = Counters::get(&c.negative_lookups);
     for _ in 0..3 {
@@ -865,8 +899,40 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
         assert!(std::fs::metadata(site.join("alpha/sub/__pycache__/no.pyc")).is_err());
     }
     assert_eq!(Counters::get(&c.negative_lookups), n + 2);
-    let again = TreeData::new(open_tree(&full).unwrap(), PackageStore::open(&store_dir));
-    assert!(late.arrive(&first_tree, again).is_err());
+    assert!(matches!(
+        late.arrive(data(&full)),
+        Err(crate::late::LateError::AlreadyArrived)
+    ));
     d.unmount().unwrap();
+    m.unmount().unwrap();
+}
+
+/// A compile that fails drops its handle: the mount stops waiting and caches misses again.
+#[test]
+fn bytecode_that_never_arrives_ends_the_wait() {
+    use crate::fs::Counters;
+    let fx = Fixture::new();
+    let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
+    let late = fs.expect_bytecode().unwrap();
+    let c = fs.counters();
+    let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    let pycache = m.mountpoint().join(SP).join("alpha/__pycache__");
+    let n = Counters::get(&c.negative_lookups);
+    assert!(std::fs::metadata(&pycache).is_err());
+    assert!(std::fs::metadata(&pycache).is_err());
+    assert_eq!(
+        Counters::get(&c.negative_lookups),
+        n + 2,
+        "not cached while waiting"
+    );
+    drop(late);
+    for _ in 0..3 {
+        assert!(std::fs::metadata(&pycache).is_err());
+    }
+    assert_eq!(
+        Counters::get(&c.negative_lookups),
+        n + 3,
+        "cached once the wait ended"
+    );
     m.unmount().unwrap();
 }

@@ -423,6 +423,8 @@ fn cold_lock_and_mount_unpack_nothing() {
         cx: &cx,
         venv: cx.project().join("mounted"),
     };
+    // The bytecode is compiled after mounting: count once it is there too.
+    wait_for_bytecode(&cx.project().join("mounted"));
     let store = cx.cache_dir().join("store");
     assert_eq!(count_entries(&store.join("unpacked")), 0);
     // 3 packages: 3 objects + 3 bytecode packs, their fan-out directories, 3 pack maps.

@@ -198,15 +198,15 @@ pub(crate) fn run_mount(
 /// Bytecode the server compiles after mounting ([`MountTree::BytecodeLater`]).
 #[derive(Clone, Debug)]
 pub(crate) struct BytecodeLater {
-    /// The lock whose packages lack it.
+    /// The server's own copy of the lock whose packages lack it (removed when read).
     pub(crate) lock: PathBuf,
     /// Its interpreter.
     pub(crate) python: PathBuf,
 }
 
 impl BytecodeLater {
-    /// The work to run once `fs` is mounted on `venv`: compile, build the complete tree, hand
-    /// its `__pycache__` directories to the running mount.
+    /// The work to run once `fs` (served from the tree file `first`) is mounted on `venv`:
+    /// compile, build the complete tree, hand what it adds to the running mount.
     fn job(
         self,
         fs: &TreeFs,
@@ -214,46 +214,54 @@ impl BytecodeLater {
         venv: &Path,
         settings: &Settings,
         pages: PackPages,
-    ) -> impl FnOnce(serve::Notify) + Send + 'static {
-        let late = fs.expect_bytecode();
+    ) -> Result<impl FnOnce(serve::Notify) + Send + 'static> {
+        // Dropped unused (an error, a panic), the handle tells the mount to stop waiting.
+        let late = fs.expect_bytecode()?;
         let (first, venv, settings) = (first.to_path_buf(), venv.to_path_buf(), settings.clone());
-        move |notify| {
+        Ok(move |notify: serve::Notify| {
             let started = std::time::Instant::now();
+            // The server maps the first tree and `late` holds a copy: the file is not needed.
+            remove_quietly(&first);
             let arrived = || -> Result<usize> {
                 let python = self.python.to_string_lossy();
                 let interp = settings.interpreter(Some(&python))?;
-                let full = super::mount_tree_build::complete_bytecode(
+                let complete = super::mount_tree_build::complete_bytecode(
                     &self.lock, &settings, &interp, &venv,
                 )?;
-                let first_tree = tree::open_tree(&first)?;
-                let data = tree::TreeData::new(tree::open_tree(&full)?, settings.store())
-                    .with_pack_pages(pages);
-                let dirs = late.arrive(&first_tree, data)?;
-                // Mapped here until unmounted; a later mount of the set maps the complete tree.
-                if let Err(e) = std::fs::remove_file(&first) {
-                    tracing::debug!("removing the first tree: {e}");
-                }
-                for dir in &dirs {
+                let data = tree::TreeData::new(complete, settings.store()).with_pack_pages(pages);
+                let arrived = late.arrive(data)?;
+                for dir in &arrived.dirs {
                     if let Err(e) = notify.directory_changed(*dir) {
                         tracing::debug!("invalidating directory {dir}: {e}");
                     }
                 }
-                Ok(dirs.len())
+                for (dir, name) in &arrived.names {
+                    if let Err(e) = notify.entry_changed(*dir, name) {
+                        tracing::debug!("invalidating an entry of directory {dir}: {e}");
+                    }
+                }
+                Ok(arrived.dirs.len())
             };
-            match arrived() {
+            let arrived = arrived();
+            remove_quietly(&self.lock);
+            match arrived {
                 // Not a tracing record: the log says this whatever the log level.
                 Ok(n) => eprintln!(
-                    "dx-py: bytecode ready after {:.2?}: {n} directories gained __pycache__",
+                    "dx-py: bytecode ready after {:.2?}: {n} directories gained bytecode",
                     started.elapsed()
                 ),
-                Err(e) => {
-                    late.abandon();
-                    eprintln!(
-                        "dx-py: no bytecode for this mount ({e:#}); imports compile in memory"
-                    );
-                }
+                Err(e) => eprintln!(
+                    "dx-py: no bytecode for this mount ({e:#}); imports compile in memory"
+                ),
             }
-        }
+        })
+    }
+}
+
+/// Removes a file this process no longer needs; failing to is not worth more than a debug line.
+fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::debug!("removing {}: {e}", path.display());
     }
 }
 
@@ -336,7 +344,7 @@ pub(crate) fn mount_tree(
         match later {
             Some(later) => {
                 let pages = pack_pages(serving.keep_pack_cache);
-                let job = later.job(&fs, &tree, &venv, settings, pages);
+                let job = later.job(&fs, &tree, &venv, settings, pages)?;
                 serve::serve_with(fs, &venv, opts, job)?;
             }
             None => serve::serve(fs, &venv, opts)?,
@@ -451,7 +459,7 @@ pub(crate) fn run_serve(args: &ServeMountArgs, settings: &Settings) -> Result<Ex
             };
             let venv = mounts::absolute(&args.mountpoint)?;
             let pages = pack_pages(args.keep_pack_cache);
-            let job = later.job(&fs, &args.tree, &venv, settings, pages);
+            let job = later.job(&fs, &args.tree, &venv, settings, pages)?;
             serve::serve_with(fs, &args.mountpoint, &opts, job)?;
         }
         _ => serve::serve(fs, &args.mountpoint, &opts)?,

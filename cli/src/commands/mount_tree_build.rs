@@ -14,7 +14,7 @@ use dx_py_core::install::{
 };
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
 use dx_py_core::store::PackageStore;
-use dx_py_fs_linux::tree::{PackPlacement, SyntheticFile, TreeSpec};
+use dx_py_fs_linux::tree::{MappedTree, PackPlacement, SyntheticFile, TreeSpec, open_tree};
 
 use super::mount::MountArgs;
 use crate::printer::Printer;
@@ -129,6 +129,12 @@ pub(crate) fn tree_for_lock(
     if can_compile && missing > 0 {
         let first = trees.join(format!("{key}.first.dxtree"));
         build_tree(&packages, &store, &interp, &venv, &first)?;
+        // The server reads the lock after mounting; `./dx-py.dpl` may be another set's by then.
+        let lock = trees.join(format!("{key}.first.dpl"));
+        let bytes = std::fs::read(&dpl_path)
+            .with_context(|| format!("Cannot read `{}`", dpl_path.display()))?;
+        dx_py_core::atomic::replace(&lock, &bytes)
+            .with_context(|| format!("Cannot write `{}`", lock.display()))?;
         printer.verbose(format_args!(
             "Built {} ({} packages, {} stored now; bytecode for {missing} compiled after mounting)",
             first.display(),
@@ -137,7 +143,7 @@ pub(crate) fn tree_for_lock(
         ));
         return Ok(MountTree::BytecodeLater {
             first,
-            lock: dpl_path,
+            lock,
             python: interp.base_executable().to_path_buf(),
             missing,
         });
@@ -155,13 +161,13 @@ pub(crate) fn tree_for_lock(
 
 /// The server's half of [`MountTree::BytecodeLater`]: compiles the bytecode packs `lock` lacks
 /// for `interp` and builds the complete tree (the one a later mount of the same set maps).
-/// Returns its path.
+/// Returns it mapped (before the cache lock is let go).
 pub(crate) fn complete_bytecode(
     lock: &Path,
     settings: &Settings,
     interp: &Interpreter,
     venv: &Path,
-) -> Result<PathBuf> {
+) -> Result<MappedTree> {
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     let store = settings.store();
@@ -187,7 +193,7 @@ pub(crate) fn complete_bytecode(
         tree_key(&project.to_string(), venv, interp)
     ));
     build_tree(&packages, &store, interp, venv, &path)?;
-    Ok(path)
+    Ok(open_tree(&path)?)
 }
 
 /// Writes the tree of `packages` (and their bytecode packs) for a venv at `venv` to `path`.

@@ -30,8 +30,11 @@ pub use reader::{DataSource, Node, PackRef, Tree, TreeError};
 
 use std::path::Path;
 
+/// A tree file as [`open_tree`] maps it.
+pub type MappedTree = Tree<memmap2::Mmap>;
+
 /// Maps a tree file read-only and checks its header: O(1), the records are read on demand.
-pub fn open_tree(path: &Path) -> Result<Tree<memmap2::Mmap>, OpenTreeError> {
+pub fn open_tree(path: &Path) -> Result<MappedTree, OpenTreeError> {
     // SAFETY: tree files are published with a temporary file and a rename and never modified
     // in place (see `write_tree` and `crate::mmap::map_file`).
     #[allow(unsafe_code)]
