@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::late::{Late, LateBytecode, LateSlot, is_bytecode_name};
+use crate::late::{Late, LateBytecode, LateError, LateSlot, is_bytecode_name};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dx_py_core::store::PackageStore;
@@ -119,9 +119,13 @@ impl TreeFs {
     /// [`LateBytecode::arrive`] adds what the complete tree adds. Until then an absent
     /// `__pycache__` or `.pyc` is not cached by the kernel (so it can appear later), nor is any
     /// directory listing.
-    pub fn expect_bytecode(&self) -> Result<LateBytecode, TreeError> {
+    /// Call it once, before mounting.
+    pub fn expect_bytecode(&self) -> Result<LateBytecode, LateError> {
+        // A copy (under 1 MiB for the large bench set): the mapping stays inside `self.data`.
         let first = Tree::new(self.tree().bytes().to_vec())?;
-        self.late.expecting.store(true, Ordering::Release);
+        if self.late.ready.get().is_some() || self.late.expecting.swap(true, Ordering::AcqRel) {
+            return Err(LateError::AlreadyExpected);
+        }
         Ok(LateBytecode {
             slot: Arc::clone(&self.late),
             first,
@@ -303,9 +307,11 @@ impl TreeFs {
         match pos {
             0 => Ok(Some((*dir, b"."))),
             1 => {
+                // A first-tree directory's parent is a first-tree directory; an added
+                // directory's is extended or added, which `in_late` serves as such.
                 let parent = match listed {
-                    Some((late, node)) => self.in_late(late, node.parent),
-                    None => self.base(dir.node.parent),
+                    Some((late, node)) if !self.is_base(dir) => self.in_late(late, node.parent),
+                    _ => self.base(dir.node.parent),
                 };
                 Ok(Some((parent.map_err(io)?, b"..")))
             }
@@ -630,7 +636,9 @@ impl Filesystem for TreeFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         // Nothing is free on a read-only tree; the file count is known.
-        reply.statfs(0, 0, 0, u64::from(self.tree().len()), 0, 4096, 255, 4096);
+        let late = self.late().map_or(0, |l| u64::from(l.data.tree().len()));
+        let files = self.base_len() + late;
+        reply.statfs(0, 0, 0, files, 0, 4096, 255, 4096);
     }
 
     fn getxattr(

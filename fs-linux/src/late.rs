@@ -54,11 +54,14 @@ pub enum LateError {
     /// [`LateBytecode::arrive`] was called twice.
     #[error("The bytecode has already arrived")]
     AlreadyArrived,
+    /// [`TreeFs::expect_bytecode`](crate::fs::TreeFs::expect_bytecode) was called twice.
+    #[error("Bytecode is already expected")]
+    AlreadyExpected,
 }
 
-/// The handle a background compile uses to give its result to a running mount; made by
-/// [`TreeFs::expect_bytecode`](crate::fs::TreeFs::expect_bytecode). Dropping the last handle
-/// without [`arrive`](Self::arrive) (a failed or panicking compile) ends the wait.
+/// The handle a background compile uses to give its result to a running mount; made (once) by
+/// [`TreeFs::expect_bytecode`](crate::fs::TreeFs::expect_bytecode). Dropping it without
+/// [`arrive`](Self::arrive) (a failed or panicking compile) ends the wait.
 #[derive(Debug)]
 pub struct LateBytecode {
     pub(crate) slot: std::sync::Arc<LateSlot>,
@@ -115,8 +118,11 @@ impl Late {
             for bc in &b_children {
                 match a_iter.peek() {
                     Some(ac) if ac.name == bc.name => {
-                        if ac.kind != bc.kind {
-                            return Err(mismatch(first, ac, "changed kind"));
+                        if ac.kind != bc.kind || ac.mode != bc.mode {
+                            return Err(mismatch(first, ac, "changed kind or mode"));
+                        }
+                        if ac.kind != NodeKind::Dir && ac.size != bc.size {
+                            return Err(mismatch(first, ac, "changed size"));
                         }
                         if ac.kind == NodeKind::Dir {
                             stack.push((**ac, *bc));

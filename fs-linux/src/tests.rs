@@ -877,6 +877,13 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
         "inodes the kernel knew keep their numbers"
     );
     assert_eq!(ino(&site.join("alpha/__pycache__/..")), before.0);
+    // `..` as readdir lists it (not resolved through the kernel's entries).
+    assert_eq!(listed_dotdot(&site.join("alpha")), ino(&site));
+    assert_eq!(listed_dotdot(&site.join("alpha/__pycache__")), before.0);
+    assert_eq!(
+        listed_dotdot(&site.join("pre/__pycache__")),
+        ino(&site.join("pre"))
+    );
     let first_len = u64::from(open_tree(&first).unwrap().len());
     assert!(ino(&site.join("alpha/__pycache__")) > first_len);
     assert_eq!(
@@ -903,8 +910,53 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
         late.arrive(data(&full)),
         Err(crate::late::LateError::AlreadyArrived)
     ));
+    let statfs = statfs_files(m.mountpoint());
+    assert_eq!(
+        statfs,
+        first_len + u64::from(open_tree(&full).unwrap().len())
+    );
     d.unmount().unwrap();
     m.unmount().unwrap();
+}
+
+/// The inode number readdir gives for `..` in `dir`.
+fn listed_dotdot(dir: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut found = None;
+    // SAFETY: opendir/readdir/closedir on a directory stream this function owns; each entry is
+    // read before the next readdir call.
+    #[allow(unsafe_code)]
+    unsafe {
+        let stream = libc::opendir(path.as_ptr());
+        assert!(!stream.is_null(), "opendir {}", dir.display());
+        loop {
+            let entry = libc::readdir(stream);
+            if entry.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr());
+            if name.to_bytes() == b".." {
+                found = Some((*entry).d_ino);
+            }
+        }
+        libc::closedir(stream);
+    }
+    found.expect("every directory lists ..")
+}
+
+/// The file count `statfs` reports for the file system at `path`.
+fn statfs_files(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statfs fills the zeroed struct we own.
+    #[allow(unsafe_code)]
+    let st = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        assert_eq!(libc::statfs(path.as_ptr(), &mut st), 0);
+        st
+    };
+    st.f_files
 }
 
 /// A compile that fails drops its handle: the mount stops waiting and caches misses again.
@@ -914,6 +966,10 @@ fn bytecode_that_never_arrives_ends_the_wait() {
     let fx = Fixture::new();
     let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
     let late = fs.expect_bytecode().unwrap();
+    assert!(matches!(
+        fs.expect_bytecode(),
+        Err(crate::late::LateError::AlreadyExpected)
+    ));
     let c = fs.counters();
     let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
     let pycache = m.mountpoint().join(SP).join("alpha/__pycache__");
