@@ -21,7 +21,8 @@ use crate::settings::Settings;
 /// How long `mount` waits for the server to bring the mount up.
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `dx-py mount [VENV]`.
+/// `dx-py mount [VENV]`. The venv works when it returns; bytecode the store lacks is compiled
+/// by the server afterwards and appears in the mount when it is ready.
 #[derive(Args, Debug)]
 pub(crate) struct MountArgs {
     /// The venv directory to serve; made if missing, must be empty.
@@ -49,7 +50,8 @@ pub(crate) struct MountArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "tree")]
     pub(crate) lock: Option<PathBuf>,
     /// Pinned requirements to lock first, as `install -r` does (./dx-py.dpl is reused when it
-    /// matches them); each package's bytecode is compiled as soon as it is stored.
+    /// matches them). Bytecode the store lacks is compiled by the server after mounting and
+    /// served once it is ready.
     #[arg(long, short = 'r', value_name = "FILE", conflicts_with_all = ["tree", "lock"])]
     pub(crate) requirements: Option<PathBuf>,
     /// Interpreter of the served venv (default `python3`).
