@@ -509,6 +509,40 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
     assert!(site_packages(&again.venv).join("tool/__pycache__").is_dir());
 }
 
+/// Unmounting while the server may still be compiling leaves nothing half-done behind: the
+/// next mount of the same set serves, compiles what is missing and serves the bytecode.
+#[test]
+fn a_mount_unmounted_while_compiling_is_completed_by_the_next() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    write_requirements(&cx);
+    let fl = w.to_str().unwrap();
+    let args = |venv| ["mount", venv, "-r", "requirements.txt", "--find-links", fl];
+    cx.run_ok(&args("first"));
+    cx.run_ok(&["unmount", "first"]);
+    assert_eq!(count_entries(&cx.project().join("first")), 0);
+    cx.run_ok(&args("second"));
+    let second = Mounted {
+        cx: &cx,
+        venv: cx.project().join("second"),
+    };
+    wait_for_bytecode(&second.venv);
+    let got = venv_python(
+        &second.venv,
+        "import tool, os\nprint(os.path.exists(tool.__cached__))",
+    );
+    assert_eq!(got.trim(), "True");
+    let trees = cx.cache_dir().join("mounts/trees");
+    let left: Vec<_> = std::fs::read_dir(&trees)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".first."))
+        .collect();
+    // The first mount's own files may stay if it was unmounted mid-compile; the second's are
+    // removed once used.
+    assert!(left.len() <= 2, "{left:?}");
+}
+
 /// The site-packages directory of a mounted venv.
 fn site_packages(venv: &Path) -> PathBuf {
     let lib = std::fs::read_dir(venv.join("lib"))
