@@ -150,6 +150,10 @@ pub(crate) fn tree_for_lock(
     }
     let path = trees.join(format!("{key}.dxtree"));
     build_tree(&packages, &store, &interp, &venv, &path)?;
+    // What a server stopped mid-compile may have left for this venv.
+    for stale in [format!("{key}.first.dxtree"), format!("{key}.first.dpl")] {
+        let _ = std::fs::remove_file(trees.join(stale));
+    }
     printer.verbose(format_args!(
         "Built {} ({} packages, {} stored now)",
         path.display(),
