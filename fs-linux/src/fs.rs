@@ -13,8 +13,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use crate::late::{Late, LateBytecode, LateError, LateSlot, is_bytecode_name};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dx_py_core::store::PackageStore;
@@ -26,6 +24,7 @@ use fuser::{
 };
 use memmap2::Mmap;
 
+use crate::late::{Late, LateBytecode, LateError, LateSlot, is_bytecode_name};
 use crate::tree::{Node, NodeKind, OpenTreeError, Tree, TreeData, TreeError, open_tree};
 
 /// How long the kernel may cache entries, attributes and negative lookups: the tree is
@@ -118,8 +117,7 @@ impl TreeFs {
     /// Serves this tree now and its bytecode when it arrives: the returned handle's
     /// [`LateBytecode::arrive`] adds what the complete tree adds. Until then an absent
     /// `__pycache__` or `.pyc` is not cached by the kernel (so it can appear later), nor is any
-    /// directory listing.
-    /// Call it once, before mounting.
+    /// directory listing. Call it once, before mounting.
     pub fn expect_bytecode(&self) -> Result<LateBytecode, LateError> {
         // A copy (under 1 MiB for the large bench set): the mapping stays inside `self.data`.
         let first = Tree::new(self.tree().bytes().to_vec())?;
