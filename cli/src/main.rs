@@ -54,10 +54,12 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
+    // fuser's session warns when its own unmount at the end finds the mount already gone,
+    // which is how every `dx-py unmount` ends a server: not worth a line in the log.
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (_, 0) => "warn",
-        (_, 1) => "warn",
+        (_, 0) => "warn,fuser::session=error",
+        (_, 1) => "warn,fuser::session=error",
         (_, 2) => "debug",
         _ => "trace",
     };
