@@ -317,8 +317,15 @@ fn quick_remounts_survive_and_the_server_stays_quiet() {
             &guard.venv,
             "import tool, ns.alpha\nassert not open(tool.__file__).isatty()",
         );
+        let pid = server_pid(&cx);
         cx.run_ok(&["unmount", "cycle"]);
         assert_eq!(std::fs::read_dir(&guard.venv).unwrap().count(), 0);
+        wait_for_exit(pid);
+        // The server's last words after an unmount: none (fuser's own unmount at the end finds
+        // the mount gone; that is not worth a warning).
+        for text in server_logs(&cx) {
+            assert!(!text.contains("WARN"), "{text}");
+        }
     }
     for log in std::fs::read_dir(cx.cache_dir().join("mounts"))
         .unwrap()
@@ -541,6 +548,45 @@ fn a_mount_unmounted_while_compiling_is_completed_by_the_next() {
     // The first mount's own files may stay if it was unmounted mid-compile; the second's are
     // removed once used.
     assert!(left.len() <= 2, "{left:?}");
+}
+
+/// The pid of the (one) mount server `cx` has running, from its `{key}.pid` record.
+fn server_pid(cx: &TestContext) -> u32 {
+    let mounts = cx.cache_dir().join("mounts");
+    let record = std::fs::read_dir(&mounts)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .expect("a server pid record");
+    record.lines().next().unwrap().parse().unwrap()
+}
+
+/// Waits (up to 10 s) until process `pid` has exited (gone, or a zombie).
+fn wait_for_exit(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let gone = status.is_empty() || status.lines().any(|l| l.starts_with("State:\tZ"));
+        if gone {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {pid} still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The text of every mount server log in `cx`'s cache.
+fn server_logs(cx: &TestContext) -> Vec<String> {
+    std::fs::read_dir(cx.cache_dir().join("mounts"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect()
 }
 
 /// The site-packages directory of a mounted venv.
