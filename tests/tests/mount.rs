@@ -550,6 +550,97 @@ fn a_mount_unmounted_while_compiling_is_completed_by_the_next() {
     assert!(left.len() <= 2, "{left:?}");
 }
 
+/// Python keeps importing while the bytecode arrives: every run sees every module and every
+/// listing whole, before, during and after the hand-over, and the last ones load `.pyc` files.
+#[test]
+fn imports_running_while_the_bytecode_arrives_never_fail() {
+    const MODULES: usize = 300;
+    let cx = TestContext::new();
+    let dir = cx.temp.path().join("wheels");
+    let mut big = WheelBuilder::new("big", "1.0").file(
+        "big/__init__.py",
+        format!(
+            "import importlib, os\n\
+             N = {MODULES}\n\
+             def total():\n    \
+                 return sum(importlib.import_module(f'big.m{{i}}').VALUE for i in range(N))\n\
+             def listed():\n    \
+                 return sorted(n for n in os.listdir(os.path.dirname(__file__)) if n.endswith('.py'))\n"
+        )
+        .as_bytes(),
+    );
+    let bodies: Vec<String> = (0..MODULES)
+        .map(|i| {
+            let helpers: String = (0..40)
+                .map(|j| {
+                    format!("def f{j}(x):\n    return [x * {j} + k for k in range({i} % 7 + 3)]\n")
+                })
+                .collect();
+            format!("{helpers}VALUE = {i}\n")
+        })
+        .collect();
+    for (i, body) in bodies.iter().enumerate() {
+        big = big.file(&format!("big/m{i}.py"), body.as_bytes());
+    }
+    let w = write_wheels(&dir, &[big]);
+    std::fs::write(cx.project().join("requirements.txt"), "big==1.0\n").unwrap();
+    cx.run_ok(&[
+        "mount",
+        "venv",
+        "-r",
+        "requirements.txt",
+        "--find-links",
+        w.to_str().unwrap(),
+    ]);
+    let mounted = Mounted {
+        cx: &cx,
+        venv: cx.project().join("venv"),
+    };
+    let want_total = MODULES * (MODULES - 1) / 2;
+    let check = format!(
+        "import big\n\
+         assert big.total() == {want_total}, big.total()\n\
+         assert len(big.listed()) == {MODULES} + 1, big.listed()"
+    );
+    let pycache = site_packages(&mounted.venv).join("big/__pycache__");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (mut before, mut after) = (0, 0);
+    // Imports until a few runs after the bytecode is served (and at least one before, when
+    // the compile is still running: the first runs start right after `mount` returned).
+    while after < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bytecode after 120 s"
+        );
+        let ready = pycache.is_dir();
+        let out = Command::new(mounted.venv.join("bin/python"))
+            .args(["-c", &check])
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .env_remove("PYTHONPATH")
+            .output()
+            .unwrap();
+        assert_success(&out, "import while the bytecode arrives");
+        if ready {
+            after += 1;
+        } else {
+            before += 1;
+        }
+    }
+    let verbose = Command::new(mounted.venv.join("bin/python"))
+        .args(["-v", "-c", "import big; big.total()"])
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .output()
+        .unwrap();
+    assert_success(&verbose, "python -v");
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    let from_pyc = stderr
+        .lines()
+        .filter(|l| l.starts_with("# code object from") && l.contains("big/__pycache__/"))
+        .count();
+    assert_eq!(from_pyc, MODULES + 1, "modules of big loaded from .pyc");
+    eprintln!("{before} runs before the bytecode, {after} after");
+}
+
 /// The pid of the (one) mount server `cx` has running, from its `{key}.pid` record.
 fn server_pid(cx: &TestContext) -> u32 {
     let mounts = cx.cache_dir().join("mounts");
