@@ -516,6 +516,33 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
     assert!(site_packages(&again.venv).join("tool/__pycache__").is_dir());
 }
 
+/// `--wait-bytecode` returns only once the bytecode compiled after mounting is served.
+#[test]
+fn mount_wait_bytecode_returns_with_the_bytecode_served() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    write_requirements(&cx);
+    let out = cx
+        .dx_py()
+        .args(["mount", "venv", "-r", "requirements.txt", "--wait-bytecode"])
+        .args(["--find-links", w.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let mounted = Mounted {
+        cx: &cx,
+        venv: cx.project().join("venv"),
+    };
+    assert_success(&out, "dx-py mount --wait-bytecode");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("Bytecode served after"), "{said}");
+    // No waiting here: it is there when the command returns.
+    assert!(
+        site_packages(&mounted.venv)
+            .join("tool/__pycache__")
+            .is_dir()
+    );
+}
+
 /// Unmounting while the server may still be compiling leaves nothing half-done behind: the
 /// next mount of the same set serves, compiles what is missing and serves the bytecode.
 #[test]
