@@ -110,7 +110,12 @@ impl Late {
         let mut arrived = Arrived::default();
         let full = data.tree();
         let mut stack = vec![(first.root()?, full.root()?)];
+        // Each first-tree directory is visited once; a damaged tree could make the walk cycle.
+        let mut budget = first.len();
         while let Some((a, b)) = stack.pop() {
+            budget = budget
+                .checked_sub(1)
+                .ok_or(TreeError::Corrupt("directories visited more than once"))?;
             let a_children = children(first, &a)?;
             let b_children = children(full, &b)?;
             let mut a_iter = a_children.iter().peekable();
