@@ -177,17 +177,15 @@ pub(crate) fn run_mount(
                 MountTree::Complete(tree) => (tree, None),
                 MountTree::BytecodeLater {
                     first,
-                    lock,
-                    python,
+                    later,
                     missing,
-                } => (
-                    first,
-                    Some(BytecodeLater {
-                        lock,
-                        python,
-                        missing,
-                    }),
-                ),
+                } => {
+                    let s = if missing == 1 { "" } else { "s" };
+                    printer.info(format_args!(
+                        "The bytecode of {missing} package{s} is compiled after mounting (imports until then compile in memory)"
+                    ));
+                    (first, Some(later))
+                }
             }
         }
     };
@@ -211,8 +209,6 @@ pub(crate) struct BytecodeLater {
     pub(crate) lock: PathBuf,
     /// Its interpreter.
     pub(crate) python: PathBuf,
-    /// How many packages lack it.
-    pub(crate) missing: usize,
 }
 
 impl BytecodeLater {
@@ -400,18 +396,7 @@ pub(crate) fn mount_tree(
         server.child.id(),
         server.log.display()
     ));
-    if let Some(later) = &later {
-        let n = later.missing;
-        let s = if n == 1 { "" } else { "s" };
-        if !serving.wait_bytecode {
-            printer.info(format_args!(
-                "Compiling the bytecode of {n} package{s} in the background; the mount serves it once it is ready (imports until then compile in memory)"
-            ));
-            return Ok(ExitCode::SUCCESS);
-        }
-        printer.info(format_args!(
-            "Compiling the bytecode of {n} package{s} (the venv works meanwhile)"
-        ));
+    if later.is_some() && serving.wait_bytecode {
         wait_for_bytecode(&mut server, printer)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -432,7 +417,7 @@ fn wait_for_bytecode(server: &mut daemon::BackgroundMount, printer: &Printer) ->
             return Ok(());
         }
         if let Some(line) = log.lines().find(|l| l.starts_with(BYTECODE_NONE)) {
-            printer.warn(format_args!("{}", &line["dx-py: ".len()..]));
+            printer.warn(format_args!("{}", line.trim_start_matches("dx-py: ")));
             return Ok(());
         }
         if let Some(status) = server.child.try_wait()? {
@@ -509,7 +494,6 @@ pub(crate) fn run_serve(args: &ServeMountArgs, settings: &Settings) -> Result<Ex
             let later = BytecodeLater {
                 lock: lock.clone(),
                 python: python.clone(),
-                missing: 0,
             };
             let venv = mounts::absolute(&args.mountpoint)?;
             let pages = pack_pages(args.keep_pack_cache);

@@ -16,7 +16,7 @@ use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
 use dx_py_core::store::PackageStore;
 use dx_py_fs_linux::tree::{MappedTree, PackPlacement, SyntheticFile, TreeSpec, open_tree};
 
-use super::mount::MountArgs;
+use super::mount::{BytecodeLater, MountArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -29,10 +29,8 @@ pub(crate) enum MountTree {
     BytecodeLater {
         /// The tree to mount now.
         first: PathBuf,
-        /// The lock whose bytecode is compiled after mounting.
-        lock: PathBuf,
-        /// The interpreter it is compiled for.
-        python: PathBuf,
+        /// What the server compiles.
+        later: BytecodeLater,
         /// Packages without bytecode yet.
         missing: usize,
     },
@@ -126,11 +124,10 @@ pub(crate) fn tree_for_lock(
     let project =
         project_hash(&dpl, &interp.tag())?.context("The lock still lacks store hashes")?;
     let key = tree_key(&project.to_string(), &venv, &interp);
+    let (first, lock) = first_tree_files(&trees, &key);
     if can_compile && missing > 0 {
-        let first = trees.join(format!("{key}.first.dxtree"));
         build_tree(&packages, &store, &interp, &venv, &first)?;
         // The server reads the lock after mounting; `./dx-py.dpl` may be another set's by then.
-        let lock = trees.join(format!("{key}.first.dpl"));
         let bytes = std::fs::read(&dpl_path)
             .with_context(|| format!("Cannot read `{}`", dpl_path.display()))?;
         dx_py_core::atomic::replace(&lock, &bytes)
@@ -141,18 +138,21 @@ pub(crate) fn tree_for_lock(
             packages.len(),
             report.store_misses,
         ));
-        return Ok(MountTree::BytecodeLater {
-            first,
+        let later = BytecodeLater {
             lock,
             python: interp.base_executable().to_path_buf(),
+        };
+        return Ok(MountTree::BytecodeLater {
+            first,
+            later,
             missing,
         });
     }
     let path = trees.join(format!("{key}.dxtree"));
     build_tree(&packages, &store, &interp, &venv, &path)?;
     // What a server stopped mid-compile may have left for this venv.
-    for stale in [format!("{key}.first.dxtree"), format!("{key}.first.dpl")] {
-        let _ = std::fs::remove_file(trees.join(stale));
+    for stale in [first, lock] {
+        let _ = std::fs::remove_file(stale);
     }
     printer.verbose(format_args!(
         "Built {} ({} packages, {} stored now)",
@@ -161,6 +161,13 @@ pub(crate) fn tree_for_lock(
         report.store_misses,
     ));
     Ok(MountTree::Complete(path))
+}
+
+/// The first tree of a venv whose bytecode is compiled after mounting, and the server's copy of
+/// its lock.
+fn first_tree_files(trees: &Path, key: &str) -> (PathBuf, PathBuf) {
+    let file = |ext| trees.join(format!("{key}.first.{ext}"));
+    (file("dxtree"), file("dpl"))
 }
 
 /// The server's half of [`MountTree::BytecodeLater`]: compiles the bytecode packs `lock` lacks
