@@ -307,8 +307,8 @@ impl TreeFs {
             1 => {
                 // A first-tree directory's parent is a first-tree directory; an added
                 // directory's is extended or added, which `in_late` serves as such.
-                let parent = match listed {
-                    Some((late, node)) if !self.is_base(dir) => self.in_late(late, node.parent),
+                let parent = match self.late() {
+                    Some(late) if !self.is_base(dir) => self.in_late(late, dir.node.parent),
                     _ => self.base(dir.node.parent),
                 };
                 Ok(Some((parent.map_err(io)?, b"..")))
