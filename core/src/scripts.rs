@@ -52,9 +52,14 @@ pub fn launchers_for<B: AsRef<[u8]>>(
     let Ok(text) = std::str::from_utf8(entry.data) else {
         return Vec::new();
     };
-    let Ok(points) = crate::wheel::EntryPoints::parse(text) else {
-        return Vec::new();
-    };
+    match crate::wheel::EntryPoints::parse(text) {
+        Ok(points) => launchers(&points),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The console and GUI script launchers of `points`, as `(file name in bin/, bytes)`.
+pub fn launchers(points: &crate::wheel::EntryPoints) -> Vec<(String, Vec<u8>)> {
     points
         .console_scripts
         .iter()

@@ -16,4 +16,4 @@ mod writer;
 
 pub use format::{EntryKind, Scheme};
 pub use reader::{DxpkgError, DxpkgReader, FileEntry};
-pub use writer::{DxpkgWriter, DxpkgWriterError, PreparedDxpkg};
+pub use writer::{DxpkgWriter, DxpkgWriterError, PackageLayout, PlannedEntry, PreparedDxpkg};

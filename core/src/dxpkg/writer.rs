@@ -168,7 +168,9 @@ impl DxpkgWriter {
         let mask = buckets - 1;
         let mut entry_bytes = Vec::with_capacity(n * ENTRY_LEN);
         let mut data_len = 0u64;
+        let mut offsets = Vec::with_capacity(n);
         for (i, e) in self.entries.iter().enumerate() {
+            offsets.push(data_off as u64 + data_len);
             let h = key_hash(e.scheme, e.path.as_bytes());
             let mut slot = (h as usize) & mask;
             while table[slot] != 0 {
@@ -213,9 +215,26 @@ impl DxpkgWriter {
         head.extend_from_slice(&entry_bytes);
         head.extend_from_slice(&strings);
         head.resize(data_off, 0);
+        let (index, data) = self
+            .entries
+            .into_iter()
+            .zip(offsets)
+            .map(|(e, data_offset)| {
+                let planned = PlannedEntry {
+                    scheme: e.scheme,
+                    path: e.path,
+                    kind: e.kind,
+                    mode: e.mode,
+                    data_offset,
+                    len: e.data.len(),
+                };
+                (planned, e.data)
+            })
+            .unzip();
         Ok(PreparedDxpkg {
             head,
-            data: self.entries.into_iter().map(|e| e.data).collect(),
+            index,
+            data,
             len: data_off as u64 + data_len,
         })
     }
@@ -236,6 +255,8 @@ impl std::fmt::Debug for DxpkgWriter {
 pub struct PreparedDxpkg {
     /// Everything before the data section, padded to it.
     head: Vec<u8>,
+    /// Where each entry's bytes will lie, in entry order.
+    index: Vec<PlannedEntry>,
     /// Each entry's data, in entry order.
     data: Vec<EntryBytes>,
     /// The size of the whole file.
@@ -251,6 +272,30 @@ impl PreparedDxpkg {
     /// True for the impossible empty file (a package has at least a header); here for clippy.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The package as it will be written, before any byte of it is: every entry with the place
+    /// of its bytes in the file, and the bytes of the scripts and links (which a tree rewrites
+    /// or serves inline) — what a mount needs to serve the package while it is being stored.
+    pub fn layout(&self) -> PackageLayout {
+        let entries = self
+            .index
+            .iter()
+            .zip(&self.data)
+            .map(|(planned, data)| {
+                let wanted =
+                    planned.kind == EntryKind::Symlink || planned.scheme == Scheme::Scripts;
+                let bytes = match data {
+                    EntryBytes::Inline(bytes) if wanted => Some(bytes.clone()),
+                    _ => None,
+                };
+                (planned.clone(), bytes)
+            })
+            .collect();
+        PackageLayout {
+            len: self.len,
+            entries,
+        }
     }
 
     /// Writes the file to `out`, freeing each file's buffer once it is written. `out` gets large
@@ -303,6 +348,33 @@ impl PreparedDxpkg {
         }
         Ok(())
     }
+}
+
+/// One entry of a package laid out but not written: where its bytes will lie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEntry {
+    /// Install scheme.
+    pub scheme: Scheme,
+    /// Path relative to the scheme's root.
+    pub path: String,
+    /// File or in-package symlink.
+    pub kind: EntryKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Absolute offset of the bytes in the written file.
+    pub data_offset: u64,
+    /// Their length.
+    pub len: u64,
+}
+
+/// What [`PreparedDxpkg::layout`] tells: the written file's length and its entries in entry
+/// order, each with its bytes when they are a script's or a link's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageLayout {
+    /// The length of the written file.
+    pub len: u64,
+    /// Every entry, with the bytes of scripts and symlinks.
+    pub entries: Vec<(PlannedEntry, Option<Vec<u8>>)>,
 }
 
 /// Counts what a filler writes.
@@ -406,6 +478,26 @@ mod tests {
             let n = w.finish_to(&mut sink).unwrap();
             prop_assert_eq!(n, want.len() as u64);
             prop_assert_eq!(sink.out, want);
+        }
+
+        /// The layout known before writing is the written file's index: same entries, same
+        /// offsets and lengths, the script and link bytes it keeps equal to what was written.
+        #[test]
+        fn layout_is_the_written_index(w in arb_writer()) {
+            let prepared = w.prepare().unwrap();
+            let layout = prepared.layout();
+            let mut bytes = Vec::new();
+            prepared.write_to(&mut bytes).unwrap();
+            prop_assert_eq!(layout.len, bytes.len() as u64);
+            let reader = crate::dxpkg::DxpkgReader::new(&bytes[..]).unwrap();
+            let written: Vec<_> = reader.entries().map(Result::unwrap).collect();
+            prop_assert_eq!(written.len(), layout.entries.len());
+            for (e, (planned, kept)) in written.iter().zip(&layout.entries) {
+                prop_assert_eq!((e.scheme, e.path, e.kind, e.mode), (planned.scheme, planned.path.as_str(), planned.kind, planned.mode));
+                prop_assert_eq!((e.data_offset, e.data.len() as u64), (planned.data_offset, planned.len));
+                let wanted = e.kind == EntryKind::Symlink || e.scheme == Scheme::Scripts;
+                prop_assert_eq!(kept.as_deref(), wanted.then_some(e.data));
+            }
         }
 
         /// A sink that fails part-way gives a typed write error, never a panic.

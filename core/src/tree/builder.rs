@@ -2,7 +2,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::dxpkg::{DxpkgError, EntryKind, Scheme};
+use crate::dxpkg::{DxpkgError, EntryKind, PackageLayout, Scheme};
 use crate::hash::ContentHash;
 use crate::store::{PackageStore, StoreError};
 
@@ -103,6 +103,14 @@ pub enum TreeBuildError {
         /// Its target.
         target: String,
     },
+    /// A planned package's layout lacks the bytes of a script or link (which the tree needs).
+    #[error("The layout of package `{hash}` lacks the bytes of `{path}`")]
+    BytesNotLaidOut {
+        /// The planned pack's key.
+        hash: ContentHash,
+        /// The entry.
+        path: String,
+    },
     /// One source has a directory where another has a file.
     #[error("`{path}` is a directory in one source and a file in {origin}")]
     Conflict {
@@ -144,6 +152,19 @@ struct Arena {
     nodes: Vec<Pending>,
 }
 
+/// One entry of a pack, stored (read from its object) or planned (from its layout).
+struct PackEntry<'a> {
+    scheme: Scheme,
+    path: &'a str,
+    kind: EntryKind,
+    mode: u32,
+    /// Absolute, in the object.
+    data_offset: u64,
+    len: u64,
+    /// The bytes, when at hand: always for stored packs, for scripts and links of planned ones.
+    bytes: Option<&'a [u8]>,
+}
+
 /// Splits `path` into safe components, or `None`.
 fn components(path: &str) -> Option<Vec<&str>> {
     if path.is_empty() || path.contains('\\') {
@@ -180,6 +201,86 @@ impl Arena {
         Self {
             nodes: vec![Pending::Dir(BTreeMap::new())],
         }
+    }
+
+    /// Places one entry of pack `index` (object `hash`) where `placement` puts its scheme.
+    fn add_entry(
+        &mut self,
+        entry: &PackEntry<'_>,
+        hash: ContentHash,
+        index: u32,
+        placement: &PackPlacement,
+    ) -> Result<(), TreeBuildError> {
+        let origin = || format!("package `{hash}`");
+        let Some(prefix) = placement.prefix(entry.scheme) else {
+            return Ok(());
+        };
+        if components(entry.path).is_none() {
+            return Err(TreeBuildError::UnsafePath {
+                origin: origin(),
+                path: entry.path.to_string(),
+            });
+        }
+        let full = join(prefix, entry.path);
+        let parts = components(&full).ok_or_else(|| TreeBuildError::UnsafePath {
+            origin: origin(),
+            path: full.clone(),
+        })?;
+        let pack_data = Data::Pack {
+            pack: index,
+            offset: entry.data_offset,
+        };
+        let needs_bytes = entry.kind == EntryKind::Symlink || entry.scheme == Scheme::Scripts;
+        let bytes = match entry.bytes {
+            Some(bytes) => bytes,
+            None if needs_bytes => {
+                return Err(TreeBuildError::BytesNotLaidOut {
+                    hash,
+                    path: entry.path.to_string(),
+                });
+            }
+            None => &[],
+        };
+        let leaf = match entry.kind {
+            EntryKind::File => {
+                let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
+                let mode = if exec { 0o555 } else { 0o444 };
+                let rewritten = (entry.scheme == Scheme::Scripts)
+                    .then(|| crate::scripts::rewrite_shebang(bytes))
+                    .flatten();
+                match rewritten {
+                    Some(bytes) => Pending::Leaf {
+                        kind: NodeKind::File,
+                        mode,
+                        size: bytes.len() as u64,
+                        data: Data::Inline(bytes),
+                    },
+                    None => Pending::Leaf {
+                        kind: NodeKind::File,
+                        mode,
+                        size: entry.len,
+                        data: pack_data,
+                    },
+                }
+            }
+            EntryKind::Symlink => {
+                let target = std::str::from_utf8(bytes).unwrap_or("");
+                if !link_stays_inside(entry.path, target) {
+                    return Err(TreeBuildError::EscapingLink {
+                        hash,
+                        path: entry.path.to_string(),
+                        target: String::from_utf8_lossy(bytes).into_owned(),
+                    });
+                }
+                Pending::Leaf {
+                    kind: NodeKind::Symlink,
+                    mode: 0o777,
+                    size: entry.len,
+                    data: pack_data,
+                }
+            }
+        };
+        self.insert(&parts, leaf, &origin)
     }
 
     /// Places a leaf at `parts`, creating directories; an existing leaf there is replaced.
@@ -244,89 +345,71 @@ impl TreeSpec {
     /// Reads every pack's index from `store` and lays out the merged tree: O(files). The
     /// result is deterministic (same spec and objects, same bytes).
     pub fn build(&self, store: &PackageStore) -> Result<Vec<u8>, TreeBuildError> {
+        self.build_with(store, &HashMap::new())
+    }
+
+    /// [`build`](Self::build), with the packs named in `planned` not read from the store but
+    /// laid out from their [`PackageLayout`]: packages being stored while the tree is served.
+    /// Their pack records carry the key given here and the length the object will have.
+    pub fn build_with(
+        &self,
+        store: &PackageStore,
+        planned: &HashMap<ContentHash, PackageLayout>,
+    ) -> Result<Vec<u8>, TreeBuildError> {
         let mut arena = Arena::new();
         let mut packs: Vec<(ContentHash, u64)> = Vec::new();
         let mut pack_index: HashMap<ContentHash, u32> = HashMap::new();
         for (hash, placement) in &self.packs {
-            let pkg = store.get(hash)?;
-            let reader = pkg.reader();
+            let stored;
+            let (len, entries): (u64, Box<dyn Iterator<Item = Result<PackEntry<'_>, _>>>) =
+                match planned.get(hash) {
+                    Some(layout) => {
+                        let entries = layout.entries.iter().map(|(e, bytes)| {
+                            Ok(PackEntry {
+                                scheme: e.scheme,
+                                path: &e.path,
+                                kind: e.kind,
+                                mode: e.mode,
+                                data_offset: e.data_offset,
+                                len: e.len,
+                                bytes: bytes.as_deref(),
+                            })
+                        });
+                        (layout.len, Box::new(entries))
+                    }
+                    None => {
+                        stored = store.get(hash)?;
+                        let reader = stored.reader();
+                        let entries = reader.entries().map(|entry| {
+                            entry.map(|e| PackEntry {
+                                scheme: e.scheme,
+                                path: e.path,
+                                kind: e.kind,
+                                mode: e.mode,
+                                data_offset: e.data_offset,
+                                len: e.data.len() as u64,
+                                bytes: Some(e.data),
+                            })
+                        });
+                        (reader.bytes().len() as u64, Box::new(entries))
+                    }
+                };
             let index = match pack_index.get(hash) {
                 Some(&i) => i,
                 None => {
                     let i = u32::try_from(packs.len())
                         .map_err(|_| TreeBuildError::TooLarge("packs"))?;
-                    packs.push((*hash, reader.bytes().len() as u64));
+                    packs.push((*hash, len));
                     pack_index.insert(*hash, i);
                     i
                 }
             };
-            let origin = || format!("package `{hash}`");
-            for entry in reader.entries() {
+            for entry in entries {
                 let entry = entry.map_err(|source| TreeBuildError::Package {
                     hash: *hash,
                     source,
                 })?;
-                let Some(prefix) = placement.prefix(entry.scheme) else {
-                    continue;
-                };
-                if components(entry.path).is_none() {
-                    return Err(TreeBuildError::UnsafePath {
-                        origin: origin(),
-                        path: entry.path.to_string(),
-                    });
-                }
-                let full = join(prefix, entry.path);
-                let parts = components(&full).ok_or_else(|| TreeBuildError::UnsafePath {
-                    origin: origin(),
-                    path: full.clone(),
-                })?;
-                let size = entry.data.len() as u64;
-                let leaf = match entry.kind {
-                    EntryKind::File => {
-                        let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
-                        let mode = if exec { 0o555 } else { 0o444 };
-                        let rewritten = (entry.scheme == Scheme::Scripts)
-                            .then(|| crate::scripts::rewrite_shebang(entry.data))
-                            .flatten();
-                        match rewritten {
-                            Some(bytes) => Pending::Leaf {
-                                kind: NodeKind::File,
-                                mode,
-                                size: bytes.len() as u64,
-                                data: Data::Inline(bytes),
-                            },
-                            None => Pending::Leaf {
-                                kind: NodeKind::File,
-                                mode,
-                                size,
-                                data: Data::Pack {
-                                    pack: index,
-                                    offset: entry.data_offset,
-                                },
-                            },
-                        }
-                    }
-                    EntryKind::Symlink => {
-                        let target = std::str::from_utf8(entry.data).unwrap_or("");
-                        if !link_stays_inside(entry.path, target) {
-                            return Err(TreeBuildError::EscapingLink {
-                                hash: *hash,
-                                path: entry.path.to_string(),
-                                target: String::from_utf8_lossy(entry.data).into_owned(),
-                            });
-                        }
-                        Pending::Leaf {
-                            kind: NodeKind::Symlink,
-                            mode: 0o777,
-                            size,
-                            data: Data::Pack {
-                                pack: index,
-                                offset: entry.data_offset,
-                            },
-                        }
-                    }
-                };
-                arena.insert(&parts, leaf, &origin)?;
+                arena.add_entry(&entry, *hash, index, placement)?;
             }
         }
         let synthetic = || "synthetic files".to_string();

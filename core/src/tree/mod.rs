@@ -16,11 +16,13 @@
 //!
 //! [`TreeData`] pairs a tree with the store its packs live in and serves the bytes of its files;
 //! both mount front ends (`fs-linux`, `fs-windows`) wrap it.
+mod arriving;
 mod builder;
 mod format;
 mod packs;
 mod reader;
 
+pub use arriving::{ArrivingPacks, NotStored};
 pub use builder::{PackPlacement, SyntheticFile, TreeBuildError, TreeSpec, write_tree};
 pub use format::{FIXED_MTIME, NodeKind};
 #[cfg(target_os = "linux")]

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use crate::hash::ContentHash;
 use crate::store::{MappedPackage, PackageStore, StoreError};
 
+use super::arriving::ArrivingPacks;
 use super::reader::{DataSource, Node, Tree, TreeError};
 
 /// A leaf whose bytes cannot be served.
@@ -39,6 +40,9 @@ pub enum DataError {
         /// Its length now.
         got: u64,
     },
+    /// A pack being stored while the tree is served could not be stored.
+    #[error(transparent)]
+    NotStored(#[from] super::arriving::NotStored),
     /// A record points past the end of its pack.
     #[error("File data of inode {ino} lies outside package `{hash}`")]
     OutOfRange {
@@ -79,6 +83,8 @@ pub struct TreeData<B> {
     store: PackageStore,
     /// Opened on first read, so that opening a tree opens no pack.
     packs: Vec<Slot>,
+    /// Packs stored while the tree is served, if any: their records carry a placeholder hash.
+    arriving: Option<Arc<ArrivingPacks>>,
     #[cfg(target_os = "linux")]
     pack_pages: PackPages,
 }
@@ -101,9 +107,17 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             tree,
             store,
             packs,
+            arriving: None,
             #[cfg(target_os = "linux")]
             pack_pages: PackPages::default(),
         }
+    }
+
+    /// Serves the packs `arriving` names once they are stored, a read of one waiting for it.
+    #[must_use]
+    pub fn with_arriving(mut self, arriving: Arc<ArrivingPacks>) -> Self {
+        self.arriving = Some(arriving);
+        self
     }
 
     /// Uses the packs' page cache as `mode` says (default [`PackPages::Keep`]). A builder, so that
@@ -135,7 +149,12 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         if let Some(p) = slot.map.get() {
             return Ok(p);
         }
-        let want = self.tree.pack(index)?;
+        let mut want = self.tree.pack(index)?;
+        if let Some(arriving) = &self.arriving
+            && let Some(stored) = arriving.wait(index)?
+        {
+            want.hash = stored;
+        }
         #[cfg(target_os = "linux")]
         if self.pack_pages == PackPages::Release {
             // Before the map exists: opening it reads the pack's index, and that first fault

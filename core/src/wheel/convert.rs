@@ -102,6 +102,11 @@ impl PreparedWheel<'_> {
         self.package.is_empty()
     }
 
+    /// The package's entries and where [`write_to`](Self::write_to) will put their bytes.
+    pub fn layout(&self) -> crate::dxpkg::PackageLayout {
+        self.package.layout()
+    }
+
     /// Writes the package to `out` and returns the wheel's description.
     pub fn write_to(self, out: impl Write) -> Result<WheelInfo, WheelWriteError> {
         let Self {
