@@ -25,7 +25,9 @@ use fuser::{
 use memmap2::Mmap;
 
 use crate::late::{Late, LateBytecode, LateError, LateSlot, is_bytecode_name};
-use crate::tree::{Node, NodeKind, OpenTreeError, Tree, TreeData, TreeError, open_tree};
+use crate::tree::{
+    ArrivingPacks, Node, NodeKind, OpenTreeError, Tree, TreeData, TreeError, open_tree,
+};
 
 /// How long the kernel may cache entries, attributes and negative lookups: the tree is
 /// immutable while mounted, so "forever" (a bit over 11 days).
@@ -143,6 +145,14 @@ impl TreeFs {
     #[must_use]
     pub fn pack_pages(mut self, mode: PackPages) -> Self {
         self.data = self.data.with_pack_pages(mode);
+        self
+    }
+
+    /// Serves the packs `arriving` names once they are stored (built from layouts, the tree
+    /// names them by placeholder keys): a read of one waits until it is stored.
+    #[must_use]
+    pub fn arriving(mut self, arriving: Arc<ArrivingPacks>) -> Self {
+        self.data = self.data.with_arriving(arriving);
         self
     }
 

@@ -992,3 +992,94 @@ fn bytecode_that_never_arrives_ends_the_wait() {
     );
     m.unmount().unwrap();
 }
+
+/// A tree laid out from a package not stored yet mounts at once: its names and sizes are
+/// there, a read of its bytes waits until the package arrives (and then gets them), and a
+/// package that fails to arrive fails its reads with `EIO` instead of hanging.
+#[test]
+fn a_package_stored_after_mounting_is_read_once_it_arrives() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use dx_py_core::dxpkg::DxpkgWriter;
+    use dx_py_core::hash::ContentHash;
+
+    use crate::tree::ArrivingPacks;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = PackageStore::open(&store_dir);
+    let body = noise(300 << 10, 3);
+    let mut w = DxpkgWriter::new("late", "1.0", "late-1.0.dist-info");
+    w.add(
+        Scheme::SitePackages,
+        "late/__init__.py",
+        EntryKind::File,
+        0o644,
+        b"L = 1\n".to_vec(),
+    );
+    w.add_deferred(
+        Scheme::SitePackages,
+        "late/data.bin",
+        EntryKind::File,
+        0o644,
+        body.len() as u64,
+        0,
+    );
+    let prepared = w.prepare().unwrap();
+    let layout = prepared.layout();
+    let mut bytes = Vec::new();
+    prepared
+        .write_with(&mut bytes, |_, out| out.write_all(&body))
+        .unwrap();
+    let key = ContentHash::from_bytes([5; 32]);
+    let spec = TreeSpec {
+        packs: vec![(key, PackPlacement::venv("3.11", "late"))],
+        files: vec![],
+        symlinks: vec![],
+    };
+    let tree = dir.path().join("planned.dxtree");
+    crate::tree::write_tree(
+        &tree,
+        &spec
+            .build_with(&store, &HashMap::from([(key, layout)]))
+            .unwrap(),
+    )
+    .unwrap();
+
+    for arrives in [true, false] {
+        let arriving = Arc::new(ArrivingPacks::new([0]));
+        let fs = TreeFs::open(&tree, &store_dir)
+            .unwrap()
+            .arriving(Arc::clone(&arriving));
+        let name = if arrives { "mnt-arrives" } else { "mnt-fails" };
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        let m = spawn(fs, &dir.path().join(name), &MountOptions::default()).unwrap();
+        let data = m.mountpoint().join(SP).join("late/data.bin");
+        assert_eq!(std::fs::metadata(&data).unwrap().len(), body.len() as u64);
+        let reader = {
+            let data = data.clone();
+            std::thread::spawn(move || std::fs::read(data))
+        };
+        // The read asks for the package and waits; the storer takes it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !arriving.wanted(0) {
+            assert!(std::time::Instant::now() < deadline, "the read never asked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!reader.is_finished(), "the read did not wait");
+        let slot = arriving.next(&[0]).unwrap();
+        if arrives {
+            arriving.stored(slot, store.store(&bytes).unwrap());
+            assert_eq!(reader.join().unwrap().unwrap(), body);
+            let init = m.mountpoint().join(SP).join("late/__init__.py");
+            assert_eq!(std::fs::read(init).unwrap(), b"L = 1\n");
+        } else {
+            arriving.failed(slot, "RECORD mismatch".into());
+            let err = reader.join().unwrap().unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        }
+        m.unmount().unwrap();
+    }
+}

@@ -8,14 +8,14 @@ use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplReader, Lock};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    AfterStore, InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, inputs_hash, sync_venv,
-    try_warm, unpack_when_stored,
+    InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
+    unpack_when_stored,
 };
 use dx_py_core::layout::{LayoutCache, LinkMode};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
-use super::lock::{DPL, PYLOCK, lock_and_write};
+use super::lock::{DPL, PYLOCK, WhileLocking, lock_and_write};
 use crate::cli::{InstallArgs, LinkModeArg, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
@@ -50,7 +50,10 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         &args.sources,
         settings,
         &interp,
-        Some(&stored),
+        WhileLocking {
+            after_store: Some(&stored),
+            planned: None,
+        },
         printer,
     )?;
     let compiled_while_locking = batch.finish(Some(&unpack))?.len();
@@ -116,7 +119,7 @@ pub(crate) fn resolve_lock(
     sources: &SourceArgs,
     settings: &Settings,
     interp: &Interpreter,
-    after_store: Option<AfterStore<'_>>,
+    also: WhileLocking<'_>,
     printer: &Printer,
 ) -> Result<PathBuf> {
     if let Some(reqs_path) = requirements {
@@ -133,7 +136,7 @@ pub(crate) fn resolve_lock(
             sources,
             settings,
             Path::new("."),
-            after_store,
+            also,
             printer,
         )?;
         return Ok(dpl_path);

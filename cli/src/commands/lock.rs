@@ -1,12 +1,13 @@
 //! `dx-py lock -r requirements.txt [-o DIR]`.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::Lock;
-use dx_py_core::install::{AfterStore, LockOptions, lock_requirements};
+use dx_py_core::install::{AfterStore, LockOptions, PlannedPackage, lock_requirements};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
@@ -29,7 +30,15 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
     let start = Instant::now();
-    let lock = lock_and_write(&reqs, &interp, &args.sources, settings, &dir, None, printer)?;
+    let lock = lock_and_write(
+        &reqs,
+        &interp,
+        &args.sources,
+        settings,
+        &dir,
+        WhileLocking::default(),
+        printer,
+    )?;
     printer.info(format_args!(
         "Locked {} packages in {} ms: {}, {}",
         lock.packages.len(),
@@ -40,15 +49,24 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// Locks `reqs` and writes `pylock.toml` and `dx-py.dpl` into `dir`. `after_store` runs on
-/// each package as soon as it is stored (an install unpacks it and queues its bytecode).
+/// What locking does with the wheels it checks besides locking them.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct WhileLocking<'a> {
+    /// Runs on each package as soon as it is stored (an install unpacks it and queues its
+    /// bytecode).
+    pub(crate) after_store: Option<AfterStore<'a>>,
+    /// Local wheels are laid out here instead of stored (a mount stores them after mounting).
+    pub(crate) planned: Option<&'a Mutex<Vec<PlannedPackage>>>,
+}
+
+/// Locks `reqs` and writes `pylock.toml` and `dx-py.dpl` into `dir`.
 pub(crate) fn lock_and_write(
     reqs: &Requirements,
     interp: &Interpreter,
     sources: &SourceArgs,
     settings: &Settings,
     dir: &Path,
-    after_store: Option<AfterStore<'_>>,
+    also: WhileLocking<'_>,
     printer: &Printer,
 ) -> Result<Lock> {
     let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
@@ -59,7 +77,8 @@ pub(crate) fn lock_and_write(
         client: &client,
         store: &store,
         reporter: &reporter,
-        after_store,
+        after_store: also.after_store,
+        planned: also.planned,
     };
     let lock = lock_requirements(reqs, &options)?;
     fs_create_dir_all(dir)?;

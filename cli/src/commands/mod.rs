@@ -6,6 +6,8 @@ pub(crate) mod lock;
 #[cfg(target_os = "linux")]
 pub(crate) mod mount;
 #[cfg(target_os = "linux")]
+mod mount_after;
+#[cfg(target_os = "linux")]
 mod mount_tree_build;
 pub(crate) mod store;
 pub(crate) mod venv;

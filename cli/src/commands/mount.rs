@@ -14,6 +14,7 @@ use dx_py_fs_linux::fs::{PackPages, TreeFs};
 use dx_py_fs_linux::serve::{AutoUnmount, MountOptions, WatcherCommand};
 use dx_py_fs_linux::{daemon, mounts, serve, tree};
 
+use super::mount_after::{AfterMounting, BYTECODE_NONE, BYTECODE_READY, PACKAGES_FAILED};
 use super::mount_tree_build::MountTree;
 use crate::printer::Printer;
 use crate::settings::Settings;
@@ -100,12 +101,22 @@ pub(crate) struct ServeMountArgs {
     /// See `dx-py mount --keep-pack-cache`.
     #[arg(long)]
     pub(crate) keep_pack_cache: bool,
-    /// After mounting, compile the bytecode this lock's packages lack and add it to the mount.
+    /// After mounting, store the packages this lock's tree was laid out from, compile the
+    /// bytecode its packages lack and add it to the mount.
     #[arg(long, value_name = "FILE", requires = "python")]
-    pub(crate) bytecode_lock: Option<PathBuf>,
+    pub(crate) after_lock: Option<PathBuf>,
     /// The interpreter of that bytecode (and of the venv).
     #[arg(long, value_name = "PYTHON")]
     pub(crate) python: Option<PathBuf>,
+    /// The project's lock, given the stored packages' objects if it is still unchanged.
+    #[arg(long, value_name = "FILE", requires = "after_lock")]
+    pub(crate) project_lock: Option<PathBuf>,
+    /// Where the wheels of the packages stored after mounting are (the lock's directory).
+    #[arg(long, value_name = "DIR", requires = "after_lock")]
+    pub(crate) lock_dir: Option<PathBuf>,
+    /// Find-links directories holding those wheels.
+    #[arg(long, value_name = "DIR", requires = "after_lock")]
+    pub(crate) find_links: Vec<PathBuf>,
     /// Where to mount.
     pub(crate) mountpoint: PathBuf,
 }
@@ -175,15 +186,25 @@ pub(crate) fn run_mount(
             }
             match super::mount_tree_build::tree_for_lock(args, settings, printer)? {
                 MountTree::Complete(tree) => (tree, None),
-                MountTree::BytecodeLater {
+                MountTree::Later {
                     first,
                     later,
+                    planned,
                     missing,
                 } => {
-                    let s = if missing == 1 { "" } else { "s" };
-                    printer.info(format_args!(
-                        "The bytecode of {missing} package{s} is compiled after mounting (imports until then compile in memory)"
-                    ));
+                    let s = |n| if n == 1 { "" } else { "s" };
+                    if planned > 0 {
+                        printer.info(format_args!(
+                            "{planned} package{} are stored after mounting (reading one waits for it)",
+                            s(planned)
+                        ));
+                    }
+                    if missing > 0 {
+                        printer.info(format_args!(
+                            "The bytecode of {missing} package{} is compiled after mounting (imports until then compile in memory)",
+                            s(missing)
+                        ));
+                    }
                     (first, Some(later))
                 }
             }
@@ -195,79 +216,6 @@ pub(crate) fn run_mount(
         wait_bytecode: args.wait_bytecode,
     };
     mount_tree(&tree, &args.venv, &opts, serving, later, settings, printer)
-}
-
-/// What a mount server logs when the bytecode it compiled after mounting is served, or is not
-/// (`mount --wait-bytecode` and the benchmarks wait for these).
-const BYTECODE_READY: &str = "dx-py: bytecode ready";
-const BYTECODE_NONE: &str = "dx-py: no bytecode for this mount";
-
-/// Bytecode the server compiles after mounting ([`MountTree::BytecodeLater`]).
-#[derive(Clone, Debug)]
-pub(crate) struct BytecodeLater {
-    /// The server's own copy of the lock whose packages lack it (removed when read).
-    pub(crate) lock: PathBuf,
-    /// Its interpreter.
-    pub(crate) python: PathBuf,
-}
-
-impl BytecodeLater {
-    /// The work to run once `fs` (served from the tree file `first`) is mounted on `venv`:
-    /// compile, build the complete tree, hand what it adds to the running mount.
-    fn job(
-        self,
-        fs: &TreeFs,
-        first: &Path,
-        venv: &Path,
-        settings: &Settings,
-        pages: PackPages,
-    ) -> Result<impl FnOnce(serve::Notify) + Send + 'static> {
-        // Dropped unused (an error, a panic), the handle tells the mount to stop waiting.
-        let late = fs.expect_bytecode()?;
-        let (first, venv, settings) = (first.to_path_buf(), venv.to_path_buf(), settings.clone());
-        Ok(move |notify: serve::Notify| {
-            let started = std::time::Instant::now();
-            // The server maps the first tree and `late` holds a copy: the file is not needed.
-            remove_quietly(&first);
-            let arrived = || -> Result<usize> {
-                let python = self.python.to_string_lossy();
-                let interp = settings.interpreter(Some(&python))?;
-                let complete = super::mount_tree_build::complete_bytecode(
-                    &self.lock, &settings, &interp, &venv,
-                )?;
-                let data = tree::TreeData::new(complete, settings.store()).with_pack_pages(pages);
-                let arrived = late.arrive(data)?;
-                for dir in &arrived.dirs {
-                    if let Err(e) = notify.directory_changed(*dir) {
-                        tracing::debug!("invalidating directory {dir}: {e}");
-                    }
-                }
-                for (dir, name) in &arrived.names {
-                    if let Err(e) = notify.entry_changed(*dir, name) {
-                        tracing::debug!("invalidating an entry of directory {dir}: {e}");
-                    }
-                }
-                Ok(arrived.dirs.len())
-            };
-            let arrived = arrived();
-            remove_quietly(&self.lock);
-            match arrived {
-                // Not a tracing record: the log says this whatever the log level.
-                Ok(n) => eprintln!(
-                    "{BYTECODE_READY} after {:.2?}: {n} directories gained bytecode",
-                    started.elapsed()
-                ),
-                Err(e) => eprintln!("{BYTECODE_NONE} ({e:#}); imports compile in memory"),
-            }
-        })
-    }
-}
-
-/// Removes a file this process no longer needs; failing to is not worth more than a debug line.
-fn remove_quietly(path: &Path) {
-    if let Err(e) = std::fs::remove_file(path) {
-        tracing::debug!("removing {}: {e}", path.display());
-    }
 }
 
 /// How the mount's server runs.
@@ -328,7 +276,7 @@ pub(crate) fn mount_tree(
     venv: &Path,
     opts: &MountOptions,
     serving: Serving,
-    later: Option<BytecodeLater>,
+    later: Option<AfterMounting>,
     settings: &Settings,
     printer: &Printer,
 ) -> Result<ExitCode> {
@@ -351,7 +299,7 @@ pub(crate) fn mount_tree(
         match later {
             Some(later) => {
                 let pages = pack_pages(serving.keep_pack_cache);
-                let job = later.job(&fs, &tree, &venv, settings, pages)?;
+                let (fs, job) = later.job(fs, &tree, &venv, settings, pages)?;
                 serve::serve_with(fs, &venv, opts, job)?;
             }
             None => serve::serve(fs, &venv, opts)?,
@@ -381,10 +329,18 @@ pub(crate) fn mount_tree(
         cmd.arg("--keep-pack-cache");
     }
     if let Some(later) = &later {
-        cmd.arg("--bytecode-lock")
+        cmd.arg("--after-lock")
             .arg(absolute(&later.lock)?)
             .arg("--python")
-            .arg(&later.python);
+            .arg(&later.python)
+            .arg("--lock-dir")
+            .arg(&later.lock_dir);
+        if let Some(project) = &later.project_lock {
+            cmd.arg("--project-lock").arg(project);
+        }
+        for dir in &later.find_links {
+            cmd.arg("--find-links").arg(dir);
+        }
     }
     cmd.arg(&venv);
     let started = std::time::Instant::now();
@@ -415,6 +371,12 @@ fn wait_for_bytecode(server: &mut daemon::BackgroundMount, printer: &Printer) ->
                 started.elapsed()
             ));
             return Ok(());
+        }
+        if let Some(line) = log.lines().find(|l| l.starts_with(PACKAGES_FAILED)) {
+            anyhow::bail!(
+                "The mount server could not store every package: {}",
+                line.trim_start_matches("dx-py: ")
+            );
         }
         if let Some(line) = log.lines().find(|l| l.starts_with(BYTECODE_NONE)) {
             printer.warn(format_args!("{}", line.trim_start_matches("dx-py: ")));
@@ -489,15 +451,18 @@ pub(crate) fn run_serve(args: &ServeMountArgs, settings: &Settings) -> Result<Ex
         opts.auto_unmount = watcher(&mounts::absolute(&args.mountpoint)?)?;
     }
     let fs = open_fs(&args.tree, settings, args.keep_pack_cache)?;
-    match (&args.bytecode_lock, &args.python) {
+    match (&args.after_lock, &args.python) {
         (Some(lock), Some(python)) => {
-            let later = BytecodeLater {
+            let later = AfterMounting {
                 lock: lock.clone(),
                 python: python.clone(),
+                project_lock: args.project_lock.clone(),
+                find_links: args.find_links.clone(),
+                lock_dir: args.lock_dir.clone().unwrap_or_default(),
             };
             let venv = mounts::absolute(&args.mountpoint)?;
             let pages = pack_pages(args.keep_pack_cache);
-            let job = later.job(&fs, &args.tree, &venv, settings, pages)?;
+            let (fs, job) = later.job(fs, &args.tree, &venv, settings, pages)?;
             serve::serve_with(fs, &args.mountpoint, &opts, job)?;
         }
         _ => serve::serve(fs, &args.mountpoint, &opts)?,

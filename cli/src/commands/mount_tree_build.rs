@@ -2,6 +2,7 @@
 //! `{cache}/mounts/trees/`; a later mount of the same set maps the cached file. When the store
 //! lacks bytecode for the set, a first tree without it is mounted and the server compiles the
 //! bytecode afterwards ([`complete_bytecode`]).
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -9,14 +10,17 @@ use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::DplReader;
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    InstallReport, NoReporter, PrepareOptions, PreparedPackage, WheelSources, bytecode_pack,
-    ensure_bytecode_packs, existing_packs, prepare_packages, project_hash,
+    NoReporter, PlannedPackage, PreparedPackage, WheelSources, bytecode_pack,
+    ensure_bytecode_packs, ensure_stored_or_planned, existing_packs, project_hash,
 };
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
 use dx_py_core::store::PackageStore;
-use dx_py_fs_linux::tree::{MappedTree, PackPlacement, SyntheticFile, TreeSpec, open_tree};
+use dx_py_fs_linux::tree::{
+    MappedTree, PackPlacement, SyntheticFile, TreeSpec, open_tree, write_tree,
+};
 
-use super::mount::{BytecodeLater, MountArgs};
+use super::mount::MountArgs;
+use super::mount_after::AfterMounting;
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -24,21 +28,25 @@ use crate::settings::{self, Settings};
 pub(crate) enum MountTree {
     /// A tree with everything, bytecode included.
     Complete(PathBuf),
-    /// A tree without the bytecode packs the lock still lacks: the server mounts it and then
-    /// compiles them ([`complete_bytecode`]), adding the `__pycache__` directories as they come.
-    BytecodeLater {
+    /// A first tree the server completes after mounting: it stores the packages laid out from
+    /// their wheels (their reads wait until then), then compiles the bytecode packs the store
+    /// lacks, adding the `__pycache__` directories as they come ([`complete_bytecode`]).
+    Later {
         /// The tree to mount now.
         first: PathBuf,
-        /// What the server compiles.
-        later: BytecodeLater,
-        /// Packages without bytecode yet.
+        /// What the server does.
+        later: AfterMounting,
+        /// Packages to store after mounting.
+        planned: usize,
+        /// Packages without bytecode yet (the planned ones included).
         missing: usize,
     },
 }
 
 /// Returns the tree serving `args.venv` with the lock's packages, building it if needed. The
-/// lock is made (`-r`) and its packages stored first; bytecode the store lacks is not waited for
-/// (when it can be made): the mount is served at once and the server compiles it.
+/// lock is made (`-r`) first. Neither the conversion of local wheels the store lacks nor their
+/// bytecode is waited for (when the store can take them): the mount is served from the
+/// packages' layouts at once and the server stores and compiles them.
 pub(crate) fn tree_for_lock(
     args: &MountArgs,
     settings: &Settings,
@@ -50,13 +58,18 @@ pub(crate) fn tree_for_lock(
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     let store = settings.store();
+    // Local wheels are laid out while locking and stored by the server (when it can store).
+    let plans = std::sync::Mutex::new(Vec::new());
     let dpl_path = super::install::resolve_lock(
         args.requirements.as_deref(),
         args.lock.as_deref(),
         &args.sources,
         settings,
         &interp,
-        None,
+        super::lock::WhileLocking {
+            after_store: None,
+            planned: store.is_writable().then_some(&plans),
+        },
         printer,
     )?;
     let dpl = DplReader::open(&dpl_path)?;
@@ -76,91 +89,127 @@ pub(crate) fn tree_for_lock(
         .map(|s| settings::client(settings, s))
         .transpose()?;
     let find_links: Vec<PathBuf> = args.sources.find_links.iter().map(PathBuf::from).collect();
-    let lock_dir = dpl_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let lock_dir = absolute(&dpl_path)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let sources = WheelSources {
         client: client.as_ref(),
         find_links: &find_links,
         lock_dir: &lock_dir,
     };
-    let mut report = InstallReport::default();
-    let (mut packages, updated) = prepare_packages(
-        &dpl,
-        &interp,
-        &store,
-        &sources,
-        PrepareOptions {
-            compile: false,
-            after_store: None,
-        },
-        &NoReporter,
-        &mut report,
-    )?;
+    let mut lock = dpl.to_lock()?;
     drop(dpl);
-    if let Some(lock) = updated
+    let known = plans.into_inner().unwrap_or_else(|e| e.into_inner());
+    let before: Vec<_> = lock.packages.iter().map(|p| p.store_hash).collect();
+    let (stats, planned) =
+        ensure_stored_or_planned(&mut lock.packages, &store, &sources, &NoReporter, known)?;
+    if lock.packages.iter().map(|p| p.store_hash).ne(before)
         && let Err(e) = lock.write_dpl(&dpl_path)
     {
         printer.warn(format_args!("could not update {}: {e}", dpl_path.display()));
     }
-    let hashes: Vec<ContentHash> = packages.iter().map(|p| p.hash).collect();
+    let planned_by_key: HashMap<ContentHash, &PlannedPackage> =
+        planned.iter().map(|p| (p.key, p)).collect();
+    let mut packages: Vec<PreparedPackage> = Vec::with_capacity(lock.packages.len());
+    for (i, p) in lock.packages.iter().enumerate() {
+        let hash = match planned.iter().find(|pl| pl.index == i) {
+            Some(pl) => pl.key,
+            None => p
+                .store_hash
+                .context("A locked package was neither stored nor planned")?,
+        };
+        packages.push(PreparedPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            hash,
+            bytecode: None,
+        });
+    }
+    let stored: Vec<(usize, ContentHash)> = packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !planned_by_key.contains_key(&p.hash))
+        .map(|(i, p)| (i, p.hash))
+        .collect();
     let can_compile = interp.info().cache_tag.is_some() && store.is_writable();
-    let packs = if can_compile {
+    if can_compile {
         let tag = interp.info().cache_tag.as_deref().unwrap_or_default();
-        hashes
-            .iter()
-            .map(|h| bytecode_pack(&store, h, tag))
-            .collect()
+        for &(i, h) in &stored {
+            packages[i].bytecode = bytecode_pack(&store, &h, tag);
+        }
     } else {
         // Nothing can be compiled: serve what there is (with a warning per missing pack).
-        existing_packs(&store, &interp, &hashes)
-            .into_iter()
-            .map(|(pack, _)| pack)
-            .collect::<Vec<_>>()
-    };
-    for (p, pack) in packages.iter_mut().zip(packs) {
-        p.bytecode = pack;
+        let hashes: Vec<ContentHash> = stored.iter().map(|&(_, h)| h).collect();
+        for (&(i, _), (pack, _)) in stored.iter().zip(existing_packs(&store, &interp, &hashes)) {
+            packages[i].bytecode = pack;
+        }
     }
     let missing = packages.iter().filter(|p| p.bytecode.is_none()).count();
+    if !planned.is_empty() || (can_compile && missing > 0) {
+        // The server reads the lock after mounting; `./dx-py.dpl` may be another set's by then.
+        let bytes = std::fs::read(&dpl_path)
+            .with_context(|| format!("Cannot read `{}`", dpl_path.display()))?;
+        let set = match planned.is_empty() {
+            false => format!("planned {}", blake3::hash(&bytes).to_hex()),
+            true => project_hash(&DplReader::from_bytes(bytes.as_slice())?, &interp.tag())?
+                .context("The lock still lacks store hashes")?
+                .to_string(),
+        };
+        let (first, lock_copy) = first_tree_files(&trees, &tree_key(&set, &venv, &interp));
+        build_tree(&packages, &planned_by_key, &store, &interp, &venv, &first)?;
+        dx_py_core::atomic::replace(&lock_copy, &bytes)
+            .with_context(|| format!("Cannot write `{}`", lock_copy.display()))?;
+        printer.verbose(format_args!(
+            "Built {} ({} packages, {} stored now, {} after mounting; bytecode for {missing} compiled after mounting)",
+            first.display(),
+            packages.len(),
+            stats.misses,
+            planned.len(),
+        ));
+        let later = AfterMounting {
+            lock: lock_copy,
+            python: interp.base_executable().to_path_buf(),
+            project_lock: (!planned.is_empty())
+                .then(|| absolute(&dpl_path))
+                .transpose()?,
+            find_links: find_links
+                .iter()
+                .map(|d| absolute(d))
+                .collect::<Result<_>>()?,
+            lock_dir: absolute(&lock_dir)?,
+        };
+        return Ok(MountTree::Later {
+            first,
+            later,
+            planned: planned.len(),
+            missing,
+        });
+    }
     let dpl = DplReader::open(&dpl_path)?;
     let project =
         project_hash(&dpl, &interp.tag())?.context("The lock still lacks store hashes")?;
     let key = tree_key(&project.to_string(), &venv, &interp);
-    let (first, lock) = first_tree_files(&trees, &key);
-    if can_compile && missing > 0 {
-        build_tree(&packages, &store, &interp, &venv, &first)?;
-        // The server reads the lock after mounting; `./dx-py.dpl` may be another set's by then.
-        let bytes = std::fs::read(&dpl_path)
-            .with_context(|| format!("Cannot read `{}`", dpl_path.display()))?;
-        dx_py_core::atomic::replace(&lock, &bytes)
-            .with_context(|| format!("Cannot write `{}`", lock.display()))?;
-        printer.verbose(format_args!(
-            "Built {} ({} packages, {} stored now; bytecode for {missing} compiled after mounting)",
-            first.display(),
-            packages.len(),
-            report.store_misses,
-        ));
-        let later = BytecodeLater {
-            lock,
-            python: interp.base_executable().to_path_buf(),
-        };
-        return Ok(MountTree::BytecodeLater {
-            first,
-            later,
-            missing,
-        });
-    }
     let path = trees.join(format!("{key}.dxtree"));
-    build_tree(&packages, &store, &interp, &venv, &path)?;
+    build_tree(&packages, &HashMap::new(), &store, &interp, &venv, &path)?;
     // What a server stopped mid-compile may have left for this venv.
-    for stale in [first, lock] {
+    for stale in [
+        first_tree_files(&trees, &key).0,
+        first_tree_files(&trees, &key).1,
+    ] {
         let _ = std::fs::remove_file(stale);
     }
     printer.verbose(format_args!(
         "Built {} ({} packages, {} stored now)",
         path.display(),
         packages.len(),
-        report.store_misses,
+        stats.misses,
     ));
     Ok(MountTree::Complete(path))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("Cannot resolve `{}`", path.display()))
 }
 
 /// The first tree of a venv whose bytecode is compiled after mounting, and the server's copy of
@@ -203,13 +252,14 @@ pub(crate) fn complete_bytecode(
         "{}.dxtree",
         tree_key(&project.to_string(), venv, interp)
     ));
-    build_tree(&packages, &store, interp, venv, &path)?;
+    build_tree(&packages, &HashMap::new(), &store, interp, venv, &path)?;
     Ok(open_tree(&path)?)
 }
 
 /// Writes the tree of `packages` (and their bytecode packs) for a venv at `venv` to `path`.
 fn build_tree(
     packages: &[PreparedPackage],
+    planned: &HashMap<ContentHash, &PlannedPackage>,
     store: &PackageStore,
     interp: &Interpreter,
     venv: &Path,
@@ -234,8 +284,11 @@ fn build_tree(
             };
             spec.packs.push((pack, site_packages));
         }
-        let mapped = store.get(&p.hash)?;
-        for (name, bytes) in dx_py_core::scripts::launchers_for(mapped.reader()) {
+        let launchers = match planned.get(&p.hash) {
+            Some(planned) => planned.launchers.clone(),
+            None => dx_py_core::scripts::launchers_for(store.get(&p.hash)?.reader()),
+        };
+        for (name, bytes) in launchers {
             spec.files.push(SyntheticFile {
                 path: format!("bin/{name}"),
                 bytes,
@@ -261,7 +314,11 @@ fn build_tree(
     spec.symlinks.push(("lib64".into(), "lib".into()));
     let dir = path.parent().context("A tree path has a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("Cannot create `{}`", dir.display()))?;
-    spec.build_to_file(store, path)?;
+    let layouts = planned
+        .iter()
+        .map(|(key, p)| (*key, p.layout.clone()))
+        .collect();
+    write_tree(path, &spec.build_with(store, &layouts)?)?;
     Ok(())
 }
 

@@ -60,6 +60,18 @@ pub enum InstallError {
         /// The wheel.
         filename: String,
     },
+    /// A package stored after mounting is not the one its tree was laid out from.
+    #[error(
+        "`{filename}` was laid out as a package of {laid_out} bytes but stored as one of {stored}"
+    )]
+    LayoutChanged {
+        /// The wheel's file name.
+        filename: String,
+        /// The package's length as laid out.
+        laid_out: u64,
+        /// Its length as stored.
+        stored: u64,
+    },
     /// A read-only store lacks a package and nothing may be written to it.
     #[error(
         "The read-only store at `{store}` does not contain `{name}` {version}; add it where the store is writable (`dx-py install` with that store), or drop `--store`"

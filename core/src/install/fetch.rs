@@ -1,6 +1,8 @@
 //! Getting locked wheels into the store: local paths, find-links, then the index; verified by
 //! sha256, converted, stored. Work items run on a few threads since downloads wait on the network.
 
+use std::path::PathBuf;
+
 use super::{InstallError, Reporter, WheelSources};
 use crate::dpl::LockedPackage;
 use crate::hash::{ContentHash, sha256_hex};
@@ -96,12 +98,7 @@ pub fn ensure_stored(
         return Ok(stats);
     }
     if !store.is_writable() {
-        let p = &packages[todo[0]];
-        return Err(InstallError::MissingFromReadOnlyStore {
-            store: store.root().to_path_buf(),
-            name: p.name.clone(),
-            version: p.version.clone(),
-        });
+        return Err(missing_from_read_only(store, &packages[todo[0]]));
     }
     let shared: &[LockedPackage] = packages;
     let slots = crate::parallel::CpuSlots::per_core();
@@ -128,21 +125,10 @@ fn fetch_one(
     reporter: &dyn Reporter,
     slots: &crate::parallel::CpuSlots,
 ) -> Result<(ContentHash, bool), InstallError> {
-    let WheelSources {
-        client,
-        find_links,
-        lock_dir,
-    } = *sources;
+    let client = sources.client;
     let filename = &p.wheel.filename;
     let expected = p.wheel.sha256_hex();
-    let local = p
-        .wheel
-        .path
-        .as_deref()
-        .map(|path| lock_dir.join(path))
-        .into_iter()
-        .chain(find_links.iter().map(|d| d.join(filename)))
-        .find(|candidate| candidate.is_file());
+    let local = local_wheel(p, sources);
     let (bytes, downloaded) = if let Some(path) = local {
         (fs_err::read(&path)?, false)
     } else if let (Some(url), Some(client)) = (p.wheel.url.as_deref(), client) {
@@ -162,15 +148,7 @@ fn fetch_one(
             filename: filename.clone(),
         });
     };
-    let actual = sha256_hex(&bytes);
-    if actual != expected {
-        return Err(InstallError::HashMismatch {
-            name: p.name.clone(),
-            filename: filename.clone(),
-            expected,
-            actual,
-        });
-    }
+    check_sha256(p, &bytes)?;
     let hash = slots.run(bytes.len() as u64, || {
         let (hash, _) = store_wheel_bytes(store, filename, &bytes)?;
         reporter.on_stored(&p.name);
@@ -185,6 +163,41 @@ fn fetch_one(
         );
     }
     Ok((hash, downloaded))
+}
+
+/// The local file of `p`'s wheel: the lock's path (relative to the lock's directory), else the
+/// first find-links directory that has the file name.
+pub fn local_wheel(p: &LockedPackage, sources: &WheelSources<'_>) -> Option<PathBuf> {
+    p.wheel
+        .path
+        .as_deref()
+        .map(|path| sources.lock_dir.join(path))
+        .into_iter()
+        .chain(sources.find_links.iter().map(|d| d.join(&p.wheel.filename)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The error for a package `store` lacks and cannot take.
+pub(crate) fn missing_from_read_only(store: &PackageStore, p: &LockedPackage) -> InstallError {
+    InstallError::MissingFromReadOnlyStore {
+        store: store.root().to_path_buf(),
+        name: p.name.clone(),
+        version: p.version.clone(),
+    }
+}
+
+/// Refuses wheel bytes whose sha256 is not the one `p` locks.
+pub(crate) fn check_sha256(p: &LockedPackage, bytes: &[u8]) -> Result<(), InstallError> {
+    let (expected, actual) = (p.wheel.sha256_hex(), sha256_hex(bytes));
+    if actual != expected {
+        return Err(InstallError::HashMismatch {
+            name: p.name.clone(),
+            filename: p.wheel.filename.clone(),
+            expected,
+            actual,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

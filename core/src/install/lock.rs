@@ -25,6 +25,9 @@ pub struct LockOptions<'a> {
     pub reporter: &'a dyn Reporter,
     /// Run on each package right after it is stored (see [`super::AfterStore`]).
     pub after_store: Option<super::AfterStore<'a>>,
+    /// When given, local wheels are checked and laid out into it instead of stored (a mount
+    /// stores them after mounting; see [`super::PlannedPackage`]); their `store_hash` is `None`.
+    pub planned: Option<&'a std::sync::Mutex<Vec<super::PlannedPackage>>>,
 }
 
 /// The hash a lock records of its inputs: the requirements and the interpreter they were locked
@@ -162,14 +165,33 @@ fn lock_one(
             actual,
         });
     }
-    let (store_hash, converted) = slots.run(bytes.len() as u64, || {
-        let stored = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
-        opts.reporter.on_stored(&req.name);
-        if let Some(after_store) = opts.after_store {
-            after_store(&stored.0);
+    let local_path = file
+        .url
+        .starts_with("file://")
+        .then(|| url::Url::parse(&file.url).ok()?.to_file_path().ok())
+        .flatten();
+    let (store_hash, converted) = match (opts.planned, local_path) {
+        // A mount serves a local wheel from its layout and stores it after mounting.
+        (Some(plans), Some(path)) => {
+            let plan = slots.run(bytes.len() as u64, || {
+                super::planned::plan_bytes(&file.filename, &bytes, &actual, &path)
+            })?;
+            let info = plan.1;
+            plans.lock().unwrap_or_else(|e| e.into_inner()).push(plan.0);
+            (None, info)
         }
-        Ok::<_, InstallError>(stored)
-    })?;
+        _ => {
+            let (hash, info) = slots.run(bytes.len() as u64, || {
+                let stored = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
+                opts.reporter.on_stored(&req.name);
+                if let Some(after_store) = opts.after_store {
+                    after_store(&stored.0);
+                }
+                Ok::<_, InstallError>(stored)
+            })?;
+            (Some(hash), info)
+        }
+    };
 
     let mut extras: Vec<String> = converted
         .metadata
@@ -214,7 +236,7 @@ fn lock_one(
                 sha256,
                 size: Some(bytes.len() as u64),
             },
-            store_hash: Some(store_hash),
+            store_hash,
             dependencies: Vec::new(),
         },
         metadata: converted.metadata,

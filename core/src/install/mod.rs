@@ -11,6 +11,7 @@ mod bytecode;
 mod error;
 mod fetch;
 mod lock;
+mod planned;
 mod prepare;
 mod report;
 mod sync;
@@ -20,8 +21,11 @@ pub use bytecode::{
     existing_packs,
 };
 pub use error::InstallError;
-pub use fetch::{AfterStore, FetchStats, ensure_stored, store_wheel_bytes, unpack_when_stored};
+pub use fetch::{
+    AfterStore, FetchStats, ensure_stored, local_wheel, store_wheel_bytes, unpack_when_stored,
+};
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
+pub use planned::{PlannedPackage, ensure_stored_or_planned, planned_pack_key, store_planned};
 pub use prepare::{PrepareOptions, PreparedPackage, WheelSources, prepare_packages};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};

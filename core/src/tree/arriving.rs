@@ -95,6 +95,14 @@ impl ArrivingPacks {
         Some(slot)
     }
 
+    /// True once a read has waited for pack `slot` (and it has not been taken to be stored).
+    pub fn wanted(&self, slot: u32) -> bool {
+        matches!(
+            self.lock().get(&slot),
+            Some(Arrival::Queued { wanted: true })
+        )
+    }
+
     /// Pack `slot` is stored as `hash`.
     pub fn stored(&self, slot: u32, hash: ContentHash) {
         self.settle(slot, Arrival::Stored(hash));
@@ -160,7 +168,7 @@ mod tests {
             std::thread::spawn(move || a.wait(2))
         };
         // Until the read has asked, the order decides.
-        while !matches!(a.lock().get(&2), Some(Arrival::Queued { wanted: true })) {
+        while !a.wanted(2) {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(a.next(&[0, 1, 2]), Some(2));

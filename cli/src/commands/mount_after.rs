@@ -1,0 +1,228 @@
+//! What a mount server does once its mount is live ([`super::mount_tree_build::MountTree::Later`]):
+//! store the packages the first tree was laid out from (reads of one wait until it is stored,
+//! and ask for it first), record their store objects in the lock, compile the bytecode the store
+//! lacks, and hand the complete tree's additions to the running mount.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use dx_py_core::cache_lock::CacheLock;
+use dx_py_core::dpl::{DplReader, Lock};
+use dx_py_core::hash::ContentHash;
+use dx_py_core::install::{WheelSources, local_wheel, planned_pack_key, store_planned};
+use dx_py_fs_linux::fs::{PackPages, TreeFs};
+use dx_py_fs_linux::serve;
+use dx_py_fs_linux::tree::{self, ArrivingPacks};
+
+use crate::settings::Settings;
+
+/// What a mount server logs when what it completes after mounting is served, or is not
+/// (`mount --wait-bytecode` and the benchmarks wait for these).
+pub(crate) const BYTECODE_READY: &str = "dx-py: bytecode ready";
+pub(crate) const BYTECODE_NONE: &str = "dx-py: no bytecode for this mount";
+pub(crate) const PACKAGES_FAILED: &str = "dx-py: packages not stored";
+
+/// The server's inputs for [`super::mount_tree_build::MountTree::Later`].
+#[derive(Clone, Debug)]
+pub(crate) struct AfterMounting {
+    /// The server's own copy of the lock (removed when done).
+    pub(crate) lock: PathBuf,
+    /// The venv's interpreter (of its bytecode).
+    pub(crate) python: PathBuf,
+    /// The project's lock, given the store objects of the packages stored after mounting if it
+    /// is still the server's copy then.
+    pub(crate) project_lock: Option<PathBuf>,
+    /// Where the planned packages' wheels are, as for `install`.
+    pub(crate) find_links: Vec<PathBuf>,
+    /// The lock's directory (lock paths are relative to it).
+    pub(crate) lock_dir: PathBuf,
+}
+
+/// A package the first tree was laid out from.
+struct Planned {
+    slot: u32,
+    /// Its index in the lock.
+    index: usize,
+    wheel: PathBuf,
+    /// The object's length as laid out.
+    len: u64,
+}
+
+impl AfterMounting {
+    /// Prepares `fs` (served from the tree file `first`, to be mounted on `venv`) for what
+    /// arrives after mounting, and returns it with the work to run once it is mounted.
+    pub(crate) fn job(
+        self,
+        fs: TreeFs,
+        first: &Path,
+        venv: &Path,
+        settings: &Settings,
+        pages: PackPages,
+    ) -> Result<(TreeFs, impl FnOnce(serve::Notify) + Send + 'static)> {
+        let lock = DplReader::open(&self.lock)?.to_lock()?;
+        let planned = self.planned(&lock, fs.tree(), settings)?;
+        let arriving = Arc::new(ArrivingPacks::new(planned.iter().map(|p| p.slot)));
+        let fs = fs.arriving(Arc::clone(&arriving));
+        // Dropped unused (an error, a panic), the handle tells the mount to stop waiting.
+        let late = fs.expect_bytecode()?;
+        let (first, venv, settings) = (first.to_path_buf(), venv.to_path_buf(), settings.clone());
+        let job = move |notify: serve::Notify| {
+            let started = std::time::Instant::now();
+            // The server maps the first tree and `late` holds a copy: the file is not needed.
+            remove_quietly(&first);
+            if !planned.is_empty() {
+                let stored = self.store_planned(lock, &planned, &arriving, &settings);
+                // Nothing may wait for a package that will not come.
+                arriving.fail_unsettled("the server stopped storing packages");
+                match stored {
+                    Ok(()) => eprintln!(
+                        "dx-py: {} packages stored after {:.2?}",
+                        planned.len(),
+                        started.elapsed()
+                    ),
+                    Err(e) => {
+                        remove_quietly(&self.lock);
+                        eprintln!("{PACKAGES_FAILED} ({e:#}); their files cannot be read");
+                        return;
+                    }
+                }
+            }
+            let arrived = || -> Result<usize> {
+                let python = self.python.to_string_lossy();
+                let interp = settings.interpreter(Some(&python))?;
+                let complete = super::mount_tree_build::complete_bytecode(
+                    &self.lock, &settings, &interp, &venv,
+                )?;
+                let data = tree::TreeData::new(complete, settings.store()).with_pack_pages(pages);
+                let arrived = late.arrive(data)?;
+                for dir in &arrived.dirs {
+                    if let Err(e) = notify.directory_changed(*dir) {
+                        tracing::debug!("invalidating directory {dir}: {e}");
+                    }
+                }
+                for (dir, name) in &arrived.names {
+                    if let Err(e) = notify.entry_changed(*dir, name) {
+                        tracing::debug!("invalidating an entry of directory {dir}: {e}");
+                    }
+                }
+                Ok(arrived.dirs.len())
+            };
+            let arrived = arrived();
+            remove_quietly(&self.lock);
+            match arrived {
+                // Not a tracing record: the log says this whatever the log level.
+                Ok(n) => eprintln!(
+                    "{BYTECODE_READY} after {:.2?}: {n} directories gained bytecode",
+                    started.elapsed()
+                ),
+                Err(e) => eprintln!("{BYTECODE_NONE} ({e:#}); imports compile in memory"),
+            }
+        };
+        Ok((fs, job))
+    }
+
+    /// The packages of `lock` the tree names by a planned key, with their pack slots and wheels.
+    fn planned(
+        &self,
+        lock: &Lock,
+        tree: &tree::MappedTree,
+        settings: &Settings,
+    ) -> Result<Vec<Planned>> {
+        let mut slots = HashMap::new();
+        for slot in 0..tree.pack_count() {
+            let pack = tree.pack(slot)?;
+            slots.insert(pack.hash, (slot, pack.size));
+        }
+        let store = settings.store();
+        let sources = WheelSources {
+            client: None,
+            find_links: &self.find_links,
+            lock_dir: &self.lock_dir,
+        };
+        let mut planned = Vec::new();
+        for (index, p) in lock.packages.iter().enumerate() {
+            if p.store_hash.is_some_and(|h| store.contains(&h)) {
+                continue;
+            }
+            let Some(&(slot, len)) = slots.get(&planned_pack_key(&p.wheel.sha256_hex())) else {
+                continue;
+            };
+            let wheel = local_wheel(p, &sources)
+                .with_context(|| format!("The wheel of {} is gone", p.wheel.filename))?;
+            planned.push(Planned {
+                slot,
+                index,
+                wheel,
+                len,
+            });
+        }
+        // Largest first, so the longest conversion does not start last.
+        planned.sort_by_key(|p| std::cmp::Reverse(p.len));
+        Ok(planned)
+    }
+
+    /// Stores the planned packages on a thread per core, each next one the one a read waits for
+    /// if any; then writes their store objects into the server's lock (and the project's, if
+    /// it has not changed since the mount wrote it).
+    fn store_planned(
+        &self,
+        mut lock: Lock,
+        planned: &[Planned],
+        arriving: &ArrivingPacks,
+        settings: &Settings,
+    ) -> Result<()> {
+        let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
+        let _shared = cache_lock.shared()?;
+        let store = settings.store();
+        let order: Vec<u32> = planned.iter().map(|p| p.slot).collect();
+        let by_slot: HashMap<u32, &Planned> = planned.iter().map(|p| (p.slot, p)).collect();
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let results: Vec<(usize, Result<ContentHash>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        while let Some(slot) = arriving.next(&order) {
+                            let p = by_slot[&slot];
+                            let locked = &lock.packages[p.index];
+                            let stored = store_planned(&store, locked, &p.wheel, p.len);
+                            match &stored {
+                                Ok(hash) => arriving.stored(slot, *hash),
+                                Err(e) => arriving.failed(slot, format!("{e:#}")),
+                            }
+                            done.push((p.index, stored.map_err(anyhow::Error::from)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for (index, stored) in results {
+            let p = &mut lock.packages[index];
+            p.store_hash =
+                Some(stored.with_context(|| format!("Cannot store {}", p.wheel.filename))?);
+        }
+        let copy = std::fs::read(&self.lock)
+            .with_context(|| format!("Cannot read `{}`", self.lock.display()))?;
+        lock.write_dpl(&self.lock)?;
+        if let Some(project) = &self.project_lock
+            && std::fs::read(project).is_ok_and(|now| now == copy)
+            && let Err(e) = lock.write_dpl(project)
+        {
+            tracing::warn!("could not update {}: {e}", project.display());
+        }
+        Ok(())
+    }
+}
+
+/// Removes a file this process no longer needs; failing to is not worth more than a debug line.
+pub(crate) fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::debug!("removing {}: {e}", path.display());
+    }
+}
