@@ -765,3 +765,86 @@ fn keep_pack_cache_serves_the_same_bytes() {
     );
     assert_eq!(got.trim(), "ok");
 }
+
+/// A wheel whose file differs from its RECORD is found only as the server stores it after
+/// mounting: its files fail with `EIO` (never wrong bytes) while the other packages work, the
+/// server logs why, and `--wait-bytecode` fails naming it and leaves no mount behind.
+#[test]
+fn a_package_failing_its_record_after_mounting_is_never_served() {
+    let cx = TestContext::new();
+    let dir = cx.temp.path().join("wheels");
+    write_wheels(
+        &dir,
+        &[WheelBuilder::new("good", "1.0").file("good.py", b"OK = 1\n")],
+    );
+    let bad = WheelBuilder::new("bad", "1.0").file("bad/__init__.py", b"X = 1\n");
+    let mut entries = bad.entries();
+    let init = entries
+        .iter_mut()
+        .find(|e| e.path == "bad/__init__.py")
+        .unwrap();
+    init.data = b"X = 2\n".to_vec();
+    std::fs::write(
+        dir.join(bad.filename()),
+        dx_py_core::wheel::testing::zip_entries(&entries),
+    )
+    .unwrap();
+    std::fs::write(
+        cx.project().join("requirements.txt"),
+        "good==1.0\nbad==1.0\n",
+    )
+    .unwrap();
+    let fl = dir.to_str().unwrap();
+
+    let out = cx
+        .dx_py()
+        .args([
+            "mount",
+            "waited",
+            "-r",
+            "requirements.txt",
+            "--wait-bytecode",
+        ])
+        .args(["--find-links", fl])
+        .output()
+        .unwrap();
+    let _waited = Mounted {
+        cx: &cx,
+        venv: cx.project().join("waited"),
+    };
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("could not store every package"), "{said}");
+    assert!(said.contains("bad-1.0"), "{said}");
+    assert_eq!(
+        count_entries(&cx.project().join("waited")),
+        0,
+        "left mounted"
+    );
+
+    let out = cx
+        .dx_py()
+        .args([
+            "mount",
+            "venv",
+            "-r",
+            "requirements.txt",
+            "--find-links",
+            fl,
+        ])
+        .output()
+        .unwrap();
+    let mounted = Mounted {
+        cx: &cx,
+        venv: cx.project().join("venv"),
+    };
+    assert_success(&out, "dx-py mount -r");
+    assert_eq!(
+        venv_python(&mounted.venv, "import good; print(good.OK)").trim(),
+        "1"
+    );
+    let err = std::fs::read(site_packages(&mounted.venv).join("bad/__init__.py")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(5), "EIO expected: {err}");
+    let logs = server_logs(&cx).concat();
+    assert!(logs.contains("dx-py: packages not stored"), "{logs}");
+}

@@ -353,14 +353,20 @@ pub(crate) fn mount_tree(
         server.log.display()
     ));
     if later.is_some() && serving.wait_bytecode {
-        wait_for_bytecode(&mut server, printer)?;
+        wait_for_bytecode(&mut server, &state_dir(settings), printer)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Waits until `server` logs whether the bytecode it compiles after mounting is served. Its
-/// absence is a warning (the mount works without); the server exiting first is an error.
-fn wait_for_bytecode(server: &mut daemon::BackgroundMount, printer: &Printer) -> Result<()> {
+/// absence is a warning (the mount works without); packages the server could not store are an
+/// error (the venv is unmounted: some of its files cannot be read), and so is the server
+/// exiting first.
+fn wait_for_bytecode(
+    server: &mut daemon::BackgroundMount,
+    state_dir: &Path,
+    printer: &Printer,
+) -> Result<()> {
     let started = std::time::Instant::now();
     loop {
         let log = std::fs::read_to_string(&server.log).unwrap_or_default();
@@ -373,9 +379,17 @@ fn wait_for_bytecode(server: &mut daemon::BackgroundMount, printer: &Printer) ->
             return Ok(());
         }
         if let Some(line) = log.lines().find(|l| l.starts_with(PACKAGES_FAILED)) {
+            // Asked for a complete venv, leave none that cannot read some of its files.
+            let venv = &server.mountpoint;
+            if let Err(e) = mounts::unmount(venv) {
+                printer.warn(format_args!("could not unmount {}: {e}", venv.display()));
+            }
+            let _ = server.child.wait();
+            daemon::forget(state_dir, venv);
             anyhow::bail!(
-                "The mount server could not store every package: {}",
-                line.trim_start_matches("dx-py: ")
+                "The mount server could not store every package ({}); {} is unmounted",
+                line.trim_start_matches("dx-py: "),
+                venv.display()
             );
         }
         if let Some(line) = log.lines().find(|l| l.starts_with(BYTECODE_NONE)) {
