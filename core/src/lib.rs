@@ -25,7 +25,7 @@ pub mod install;
 pub mod layout;
 pub mod mmap;
 pub mod names;
-mod parallel;
+pub mod parallel;
 pub mod python;
 pub mod requirements;
 pub mod scripts;

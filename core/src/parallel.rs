@@ -124,6 +124,32 @@ impl CpuSlots {
     }
 }
 
+/// Lowers the calling thread's scheduling priority to nice 10 (or leaves a lower one), and with
+/// it that of the threads
+/// and processes it starts from now on (they inherit it): for work nobody waits for, such as a
+/// mount server compiling bytecode while the venv is already in use, so that it yields the CPU
+/// to the work someone does wait for. Linux only (a thread's nice value is its own there);
+/// elsewhere it does nothing. Failing to is harmless and ignored.
+pub fn yield_cpu_to_others() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on this thread's own id; no memory is passed.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            // -1 is also a valid answer; then 10 is as good a guess as any.
+            let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, now.max(10))
+        };
+        if rc != 0 {
+            tracing::debug!(
+                "lowering the thread priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -146,6 +172,28 @@ mod tests {
             let want: Vec<u64> = items.iter().map(|x| u64::from(*x) * 3).collect();
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// The lowered priority is the calling thread's, and what it starts inherits it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_yielding_the_cpu_passes_it_on_to_its_children() {
+        let nice = || {
+            let out = std::process::Command::new("sh")
+                .args(["-c", "nice"])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let before = nice();
+        let inside = std::thread::spawn(move || {
+            super::yield_cpu_to_others();
+            nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, before.parse::<i32>().unwrap().max(10).to_string());
+        assert_eq!(nice(), before, "other threads keep their priority");
     }
 
     /// No more than the slots run at once, however many threads ask.

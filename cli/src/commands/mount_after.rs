@@ -72,9 +72,10 @@ impl AfterMounting {
             // The server maps the first tree and `late` holds a copy: the file is not needed.
             remove_quietly(&first);
             if !planned.is_empty() {
+                // Nothing may wait for a package that will not come, also after a panic.
+                let settle = Settle(&arriving);
                 let stored = self.store_planned(lock, &planned, &arriving, &settings);
-                // Nothing may wait for a package that will not come.
-                arriving.fail_unsettled("the server stopped storing packages");
+                drop(settle);
                 match stored {
                     Ok(()) => eprintln!(
                         "dx-py: {} packages stored after {:.2?}",
@@ -88,6 +89,9 @@ impl AfterMounting {
                     }
                 }
             }
+            // The venv is in use meanwhile: its imports come first (the compile workers this
+            // thread starts inherit the lower priority; the request threads keep theirs).
+            dx_py_core::parallel::yield_cpu_to_others();
             let arrived = || -> Result<usize> {
                 let python = self.python.to_string_lossy();
                 let interp = settings.interpreter(Some(&python))?;
@@ -217,6 +221,15 @@ impl AfterMounting {
             tracing::warn!("could not update {}: {e}", project.display());
         }
         Ok(())
+    }
+}
+
+/// Fails every package not stored yet when dropped.
+struct Settle<'a>(&'a ArrivingPacks);
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.0.fail_unsettled("the server stopped storing packages");
     }
 }
 
