@@ -46,20 +46,21 @@ pub fn launchers_for<B: AsRef<[u8]>>(
     package: &crate::dxpkg::DxpkgReader<B>,
 ) -> Vec<(String, Vec<u8>)> {
     let path = format!("{}/entry_points.txt", package.dist_info());
-    let Ok(Some(entry)) = package.get_file(&path) else {
-        return Vec::new();
-    };
-    let Ok(text) = std::str::from_utf8(entry.data) else {
-        return Vec::new();
-    };
-    match crate::wheel::EntryPoints::parse(text) {
-        Ok(points) => launchers(&points),
-        Err(_) => Vec::new(),
+    match package.get_file(&path) {
+        Ok(Some(entry)) => launchers_from(entry.data),
+        _ => Vec::new(),
     }
 }
 
-/// The console and GUI script launchers of `points`, as `(file name in bin/, bytes)`.
-pub fn launchers(points: &crate::wheel::EntryPoints) -> Vec<(String, Vec<u8>)> {
+/// The launchers an installed `entry_points.txt` with bytes `text` asks for (none when it
+/// cannot be read), as [`launchers_for`] gives them.
+pub fn launchers_from(text: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return Vec::new();
+    };
+    let Ok(points) = crate::wheel::EntryPoints::parse(text) else {
+        return Vec::new();
+    };
     points
         .console_scripts
         .iter()

@@ -1042,7 +1042,7 @@ fn a_package_stored_after_mounting_is_read_once_it_arrives() {
     crate::tree::write_tree(
         &tree,
         &spec
-            .build_with(&store, &HashMap::from([(key, layout)]))
+            .build_with(&store, &HashMap::from([(key, &layout)]))
             .unwrap(),
     )
     .unwrap();

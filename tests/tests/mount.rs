@@ -299,6 +299,34 @@ fn read_only_bind_mounted_store_works_without_writes() {
         err.contains("read-only") && err.contains("newcomer"),
         "{err}"
     );
+    // The same from `mount`, whose local wheels are otherwise stored after mounting: refused
+    // before anything is mounted.
+    let out = cx
+        .dx_py()
+        .env("DX_PY_CACHE_DIR", &other)
+        .args(["mount", "ro-new", "-r", "requirements.txt", "--no-index"])
+        .args([
+            "--find-links",
+            extra.to_str().unwrap(),
+            "--store",
+            ro.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let _new = Mounted {
+        cx: &cx,
+        venv: cx.project().join("ro-new"),
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("read-only") && err.contains("newcomer"),
+        "{err}"
+    );
+    assert!(
+        !cx.run_ok(&["mount", "--list"]).contains("ro-new"),
+        "mounted anyway"
+    );
 }
 
 #[test]

@@ -47,8 +47,10 @@ pub(crate) struct MountArgs {
     /// keeping them makes a remount's first imports faster at the cost of that memory.
     #[arg(long)]
     pub(crate) keep_pack_cache: bool,
-    /// Return only once the bytecode compiled after mounting is served (by default `mount`
-    /// returns as soon as the venv works, and the bytecode follows).
+    /// Return only once the packages stored and the bytecode compiled after mounting are served
+    /// (by default `mount` returns as soon as the venv works, and they follow). A package that
+    /// then fails its checks (a file whose bytes differ from RECORD) fails the command and the
+    /// venv is unmounted; without this flag its files fail to read and the server's log says why.
     #[arg(long, conflicts_with = "foreground")]
     pub(crate) wait_bytecode: bool,
     /// The lock to serve: `dx-py.dpl` or `pylock.toml` (default: ./dx-py.dpl or ./pylock.toml).
@@ -109,8 +111,11 @@ pub(crate) struct ServeMountArgs {
     #[arg(long, value_name = "PYTHON")]
     pub(crate) python: Option<PathBuf>,
     /// The project's lock, given the stored packages' objects if it is still unchanged.
-    #[arg(long, value_name = "FILE", requires = "after_lock")]
+    #[arg(long, value_name = "FILE", requires_all = ["after_lock", "project_lock_hash"])]
     pub(crate) project_lock: Option<PathBuf>,
+    /// The blake3 (hex) of the bytes `mount` left in that lock.
+    #[arg(long, value_name = "HEX", requires = "project_lock")]
+    pub(crate) project_lock_hash: Option<String>,
     /// Where the wheels of the packages stored after mounting are (the lock's directory).
     #[arg(long, value_name = "DIR", requires = "after_lock")]
     pub(crate) lock_dir: Option<PathBuf>,
@@ -194,8 +199,9 @@ pub(crate) fn run_mount(
                 } => {
                     let s = |n| if n == 1 { "" } else { "s" };
                     if planned > 0 {
+                        let are = if planned == 1 { "is" } else { "are" };
                         printer.info(format_args!(
-                            "{planned} package{} are stored after mounting (reading one waits for it)",
+                            "{planned} package{} {are} stored after mounting (reading one waits for it)",
                             s(planned)
                         ));
                     }
@@ -335,8 +341,11 @@ pub(crate) fn mount_tree(
             .arg(&later.python)
             .arg("--lock-dir")
             .arg(&later.lock_dir);
-        if let Some(project) = &later.project_lock {
-            cmd.arg("--project-lock").arg(project);
+        if let Some((project, hash)) = &later.project_lock {
+            cmd.arg("--project-lock")
+                .arg(project)
+                .arg("--project-lock-hash")
+                .arg(hash);
         }
         for dir in &later.find_links {
             cmd.arg("--find-links").arg(dir);
@@ -470,7 +479,10 @@ pub(crate) fn run_serve(args: &ServeMountArgs, settings: &Settings) -> Result<Ex
             let later = AfterMounting {
                 lock: lock.clone(),
                 python: python.clone(),
-                project_lock: args.project_lock.clone(),
+                project_lock: args
+                    .project_lock
+                    .clone()
+                    .zip(args.project_lock_hash.clone()),
                 find_links: args.find_links.clone(),
                 lock_dir: args.lock_dir.clone().unwrap_or_default(),
             };

@@ -26,13 +26,13 @@ pub(crate) const PACKAGES_FAILED: &str = "dx-py: packages not stored";
 /// The server's inputs for [`super::mount_tree_build::MountTree::Later`].
 #[derive(Clone, Debug)]
 pub(crate) struct AfterMounting {
-    /// The server's own copy of the lock (removed when done).
+    /// The server's own copy of the lock (removed once read).
     pub(crate) lock: PathBuf,
     /// The venv's interpreter (of its bytecode).
     pub(crate) python: PathBuf,
-    /// The project's lock, given the store objects of the packages stored after mounting if it
-    /// is still the server's copy then.
-    pub(crate) project_lock: Option<PathBuf>,
+    /// The project's lock and the blake3 (hex) of the bytes `mount` left in it: it is given the
+    /// store objects of the packages stored after mounting if it still holds those bytes then.
+    pub(crate) project_lock: Option<(PathBuf, String)>,
     /// Where the planned packages' wheels are, as for `install`.
     pub(crate) find_links: Vec<PathBuf>,
     /// The lock's directory (lock paths are relative to it).
@@ -61,7 +61,9 @@ impl AfterMounting {
         pages: PackPages,
     ) -> Result<(TreeFs, impl FnOnce(serve::Notify) + Send + 'static)> {
         let lock = DplReader::open(&self.lock)?.to_lock()?;
-        let planned = self.planned(&lock, fs.tree(), settings)?;
+        // Read: a `cache clean` removing it meanwhile must not matter.
+        remove_quietly(&self.lock);
+        let planned = self.planned(&lock, fs.tree())?;
         let arriving = Arc::new(ArrivingPacks::new(planned.iter().map(|p| p.slot)));
         let fs = fs.arriving(Arc::clone(&arriving));
         // Dropped unused (an error, a panic), the handle tells the mount to stop waiting.
@@ -71,10 +73,11 @@ impl AfterMounting {
             let started = std::time::Instant::now();
             // The server maps the first tree and `late` holds a copy: the file is not needed.
             remove_quietly(&first);
+            let mut lock = lock;
             if !planned.is_empty() {
                 // Nothing may wait for a package that will not come, also after a panic.
                 let settle = Settle(&arriving);
-                let stored = self.store_planned(lock, &planned, &arriving, &settings);
+                let stored = self.store_planned(&mut lock, &planned, &arriving, &settings);
                 drop(settle);
                 match stored {
                     Ok(()) => eprintln!(
@@ -83,7 +86,6 @@ impl AfterMounting {
                         started.elapsed()
                     ),
                     Err(e) => {
-                        remove_quietly(&self.lock);
                         eprintln!("{PACKAGES_FAILED} ({e:#}); their files cannot be read");
                         return;
                     }
@@ -95,9 +97,8 @@ impl AfterMounting {
             let arrived = || -> Result<usize> {
                 let python = self.python.to_string_lossy();
                 let interp = settings.interpreter(Some(&python))?;
-                let complete = super::mount_tree_build::complete_bytecode(
-                    &self.lock, &settings, &interp, &venv,
-                )?;
+                let complete =
+                    super::mount_tree_build::complete_bytecode(&lock, &settings, &interp, &venv)?;
                 let data = tree::TreeData::new(complete, settings.store()).with_pack_pages(pages);
                 let arrived = late.arrive(data)?;
                 for dir in &arrived.dirs {
@@ -112,9 +113,7 @@ impl AfterMounting {
                 }
                 Ok(arrived.dirs.len())
             };
-            let arrived = arrived();
-            remove_quietly(&self.lock);
-            match arrived {
+            match arrived() {
                 // Not a tracing record: the log says this whatever the log level.
                 Ok(n) => eprintln!(
                     "{BYTECODE_READY} after {:.2?}: {n} directories gained bytecode",
@@ -126,19 +125,15 @@ impl AfterMounting {
         Ok((fs, job))
     }
 
-    /// The packages of `lock` the tree names by a planned key, with their pack slots and wheels.
-    fn planned(
-        &self,
-        lock: &Lock,
-        tree: &tree::MappedTree,
-        settings: &Settings,
-    ) -> Result<Vec<Planned>> {
+    /// The packages of `lock` the tree names by a planned key, with their pack slots and wheels:
+    /// all of them, also those another process has stored since (storing again finds the
+    /// object there), or a slot would never be served.
+    fn planned(&self, lock: &Lock, tree: &tree::MappedTree) -> Result<Vec<Planned>> {
         let mut slots = HashMap::new();
         for slot in 0..tree.pack_count() {
             let pack = tree.pack(slot)?;
             slots.insert(pack.hash, (slot, pack.size));
         }
-        let store = settings.store();
         let sources = WheelSources {
             client: None,
             find_links: &self.find_links,
@@ -146,9 +141,6 @@ impl AfterMounting {
         };
         let mut planned = Vec::new();
         for (index, p) in lock.packages.iter().enumerate() {
-            if p.store_hash.is_some_and(|h| store.contains(&h)) {
-                continue;
-            }
             let Some(&(slot, len)) = slots.get(&planned_pack_key(&p.wheel.sha256_hex())) else {
                 continue;
             };
@@ -171,7 +163,7 @@ impl AfterMounting {
     /// it has not changed since the mount wrote it).
     fn store_planned(
         &self,
-        mut lock: Lock,
+        lock: &mut Lock,
         planned: &[Planned],
         arriving: &ArrivingPacks,
         settings: &Settings,
@@ -201,26 +193,50 @@ impl AfterMounting {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+            let mut all = Vec::new();
+            for handle in handles {
+                all.extend(
+                    handle
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("A storing thread panicked"))?,
+                );
+            }
+            Ok::<_, anyhow::Error>(all)
+        })?;
+        if results.len() != planned.len() {
+            anyhow::bail!(
+                "{} of {} packages were stored",
+                results.len(),
+                planned.len()
+            );
+        }
         for (index, stored) in results {
             let p = &mut lock.packages[index];
             p.store_hash =
                 Some(stored.with_context(|| format!("Cannot store {}", p.wheel.filename))?);
         }
-        let copy = std::fs::read(&self.lock)
-            .with_context(|| format!("Cannot read `{}`", self.lock.display()))?;
-        lock.write_dpl(&self.lock)?;
-        if let Some(project) = &self.project_lock
-            && std::fs::read(project).is_ok_and(|now| now == copy)
-            && let Err(e) = lock.write_dpl(project)
-        {
-            tracing::warn!("could not update {}: {e}", project.display());
+        if let Some((project, left)) = &self.project_lock {
+            update_project_lock(project, left, lock);
         }
         Ok(())
+    }
+}
+
+/// Writes `lock` to `project` if the file still holds the bytes whose blake3 (hex) is `left`.
+/// Returns whether it did. Compare and write are two steps: a lock another command writes in
+/// between (microseconds) is overwritten.
+fn update_project_lock(project: &Path, left: &str, lock: &Lock) -> bool {
+    let unchanged =
+        std::fs::read(project).is_ok_and(|now| blake3::hash(&now).to_hex().as_str() == left);
+    if !unchanged {
+        return false;
+    }
+    match lock.write_dpl(project) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("could not update {}: {e}", project.display());
+            false
+        }
     }
 }
 
@@ -237,5 +253,40 @@ impl Drop for Settle<'_> {
 pub(crate) fn remove_quietly(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         tracing::debug!("removing {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The project's lock gains the stored packages only while it holds what `mount` left.
+    #[test]
+    fn the_project_lock_is_updated_only_if_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dx-py.dpl");
+        let lock = Lock {
+            meta: dx_py_core::dpl::LockMeta {
+                environment: "cp312-cp312-manylinux_2_39_x86_64".into(),
+                python_version: "3.12.1".into(),
+                requires_python: None,
+                inputs_hash: ContentHash::from_bytes([1; 32]),
+            },
+            packages: Vec::new(),
+        };
+        let left = b"what mount left";
+        std::fs::write(&path, left).unwrap();
+        let hash = blake3::hash(left).to_hex().to_string();
+        std::fs::write(&path, b"another set's lock").unwrap();
+        assert!(!update_project_lock(&path, &hash, &lock));
+        assert_eq!(std::fs::read(&path).unwrap(), b"another set's lock");
+        std::fs::write(&path, left).unwrap();
+        assert!(update_project_lock(&path, &hash, &lock));
+        assert_eq!(std::fs::read(&path).unwrap(), lock.dpl_bytes().unwrap());
+        assert!(!update_project_lock(
+            &dir.path().join("gone.dpl"),
+            &hash,
+            &lock
+        ));
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use dx_py_core::cache_lock::CacheLock;
-use dx_py_core::dpl::DplReader;
+use dx_py_core::dpl::{DplReader, Lock};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
     NoReporter, PlannedPackage, PreparedPackage, WheelSources, bytecode_pack,
@@ -72,7 +72,12 @@ pub(crate) fn tree_for_lock(
         },
         printer,
     )?;
-    let dpl = DplReader::open(&dpl_path)?;
+    // Read once: everything after this works from these bytes (the file may be rewritten by
+    // another `lock` or `mount -r` in the same directory meanwhile).
+    let read = std::fs::read(&dpl_path)
+        .with_context(|| format!("Cannot read `{}`", dpl_path.display()))?;
+    let dpl = DplReader::from_bytes(read.as_slice())
+        .with_context(|| format!("Invalid lock `{}`", dpl_path.display()))?;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
     let trees = settings.cache_dir.join("mounts").join("trees");
     if let Some(project) = project_hash(&dpl, &interp.tag())? {
@@ -104,10 +109,15 @@ pub(crate) fn tree_for_lock(
     let before: Vec<_> = lock.packages.iter().map(|p| p.store_hash).collect();
     let (stats, planned) =
         ensure_stored_or_planned(&mut lock.packages, &store, &sources, &NoReporter, known)?;
-    if lock.packages.iter().map(|p| p.store_hash).ne(before)
-        && let Err(e) = lock.write_dpl(&dpl_path)
-    {
-        printer.warn(format_args!("could not update {}: {e}", dpl_path.display()));
+    let lock_bytes = lock.dpl_bytes()?;
+    // The project's lock as this command leaves it: the server adds the store objects of the
+    // packages it stores only if the file is still this.
+    let mut project_bytes = &read;
+    if lock.packages.iter().map(|p| p.store_hash).ne(before) {
+        match dx_py_core::atomic::replace(&dpl_path, &lock_bytes) {
+            Ok(()) => project_bytes = &lock_bytes,
+            Err(e) => printer.warn(format_args!("could not update {}: {e}", dpl_path.display())),
+        }
     }
     let planned_by_key: HashMap<ContentHash, &PlannedPackage> =
         planned.iter().map(|p| (p.key, p)).collect();
@@ -145,20 +155,23 @@ pub(crate) fn tree_for_lock(
             packages[i].bytecode = pack;
         }
     }
-    let missing = packages.iter().filter(|p| p.bytecode.is_none()).count();
-    if !planned.is_empty() || (can_compile && missing > 0) {
-        // The server reads the lock after mounting; `./dx-py.dpl` may be another set's by then.
-        let bytes = std::fs::read(&dpl_path)
-            .with_context(|| format!("Cannot read `{}`", dpl_path.display()))?;
-        let set = match planned.is_empty() {
-            false => format!("planned {}", blake3::hash(&bytes).to_hex()),
-            true => project_hash(&DplReader::from_bytes(bytes.as_slice())?, &interp.tag())?
-                .context("The lock still lacks store hashes")?
-                .to_string(),
+    let missing = match can_compile {
+        true => packages.iter().filter(|p| p.bytecode.is_none()).count(),
+        false => 0,
+    };
+    let project = project_hash(
+        &DplReader::from_bytes(lock_bytes.as_slice())?,
+        &interp.tag(),
+    )?;
+    if !planned.is_empty() || missing > 0 {
+        let set = match project {
+            Some(project) if planned.is_empty() => project.to_string(),
+            _ => format!("planned {}", blake3::hash(&lock_bytes).to_hex()),
         };
         let (first, lock_copy) = first_tree_files(&trees, &tree_key(&set, &venv, &interp));
         build_tree(&packages, &planned_by_key, &store, &interp, &venv, &first)?;
-        dx_py_core::atomic::replace(&lock_copy, &bytes)
+        // The server works from its own copy: `./dx-py.dpl` may be another set's by then.
+        dx_py_core::atomic::replace(&lock_copy, &lock_bytes)
             .with_context(|| format!("Cannot write `{}`", lock_copy.display()))?;
         printer.verbose(format_args!(
             "Built {} ({} packages, {} stored now, {} after mounting; bytecode for {missing} compiled after mounting)",
@@ -170,9 +183,13 @@ pub(crate) fn tree_for_lock(
         let later = AfterMounting {
             lock: lock_copy,
             python: interp.base_executable().to_path_buf(),
-            project_lock: (!planned.is_empty())
-                .then(|| absolute(&dpl_path))
-                .transpose()?,
+            project_lock: match planned.is_empty() {
+                true => None,
+                false => Some((
+                    absolute(&dpl_path)?,
+                    blake3::hash(project_bytes).to_hex().to_string(),
+                )),
+            },
             find_links: find_links
                 .iter()
                 .map(|d| absolute(d))
@@ -186,17 +203,13 @@ pub(crate) fn tree_for_lock(
             missing,
         });
     }
-    let dpl = DplReader::open(&dpl_path)?;
-    let project =
-        project_hash(&dpl, &interp.tag())?.context("The lock still lacks store hashes")?;
+    let project = project.context("The lock still lacks store hashes")?;
     let key = tree_key(&project.to_string(), &venv, &interp);
     let path = trees.join(format!("{key}.dxtree"));
     build_tree(&packages, &HashMap::new(), &store, &interp, &venv, &path)?;
     // What a server stopped mid-compile may have left for this venv.
-    for stale in [
-        first_tree_files(&trees, &key).0,
-        first_tree_files(&trees, &key).1,
-    ] {
+    let (first, lock_copy) = first_tree_files(&trees, &key);
+    for stale in [first, lock_copy] {
         let _ = std::fs::remove_file(stale);
     }
     printer.verbose(format_args!(
@@ -219,11 +232,11 @@ fn first_tree_files(trees: &Path, key: &str) -> (PathBuf, PathBuf) {
     (file("dxtree"), file("dpl"))
 }
 
-/// The server's half of [`MountTree::BytecodeLater`]: compiles the bytecode packs `lock` lacks
+/// The server's half of [`MountTree::Later`]: compiles the bytecode packs `lock` lacks
 /// for `interp` and builds the complete tree (the one a later mount of the same set maps).
 /// Returns it mapped (before the cache lock is let go).
 pub(crate) fn complete_bytecode(
-    lock: &Path,
+    lock: &Lock,
     settings: &Settings,
     interp: &Interpreter,
     venv: &Path,
@@ -231,10 +244,11 @@ pub(crate) fn complete_bytecode(
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     let store = settings.store();
-    let dpl = DplReader::open(lock)?;
-    let project = project_hash(&dpl, &interp.tag())?.context("The lock lacks store hashes")?;
+    let bytes = lock.dpl_bytes()?;
+    let project = project_hash(&DplReader::from_bytes(bytes.as_slice())?, &interp.tag())?
+        .context("The lock lacks store hashes")?;
     let mut packages = Vec::new();
-    for p in dpl.to_lock()?.packages {
+    for p in lock.packages.iter().cloned() {
         packages.push(PreparedPackage {
             hash: p.store_hash.context("The lock lacks store hashes")?,
             name: p.name,
@@ -314,10 +328,7 @@ fn build_tree(
     spec.symlinks.push(("lib64".into(), "lib".into()));
     let dir = path.parent().context("A tree path has a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("Cannot create `{}`", dir.display()))?;
-    let layouts = planned
-        .iter()
-        .map(|(key, p)| (*key, p.layout.clone()))
-        .collect();
+    let layouts = planned.iter().map(|(key, p)| (*key, &p.layout)).collect();
     write_tree(path, &spec.build_with(store, &layouts)?)?;
     Ok(())
 }

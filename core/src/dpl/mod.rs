@@ -154,6 +154,11 @@ pub fn reseal(bytes: &mut [u8]) {
 }
 
 impl Lock {
+    /// This lock as DPL bytes (what [`write_dpl`](Self::write_dpl) writes).
+    pub fn dpl_bytes(&self) -> Result<Vec<u8>, DplBuildError> {
+        DplBuilder::from_lock(self).to_bytes()
+    }
+
     /// Writes this lock as a DPL file at `path`, atomically.
     pub fn write_dpl(&self, path: &Path) -> Result<(), DplFileError> {
         DplBuilder::from_lock(self).write(path)

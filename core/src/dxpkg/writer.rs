@@ -274,6 +274,19 @@ impl PreparedDxpkg {
         self.len == 0
     }
 
+    /// The bytes of entry `path` of `scheme` when they are held in memory (the files validation
+    /// read: metadata, scripts, links), `None` for absent entries and those still to be written.
+    pub fn inline(&self, scheme: Scheme, path: &str) -> Option<&[u8]> {
+        let i = self
+            .index
+            .binary_search_by(|e| (e.scheme, e.path.as_str()).cmp(&(scheme, path)))
+            .ok()?;
+        match &self.data[i] {
+            EntryBytes::Inline(bytes) => Some(bytes),
+            EntryBytes::Deferred { .. } => None,
+        }
+    }
+
     /// The package as it will be written, before any byte of it is: every entry with the place
     /// of its bytes in the file, and the bytes of the scripts and links (which a tree rewrites
     /// or serves inline) — what a mount needs to serve the package while it is being stored.

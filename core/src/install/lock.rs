@@ -165,16 +165,12 @@ fn lock_one(
             actual,
         });
     }
-    let local_path = file
-        .url
-        .starts_with("file://")
-        .then(|| url::Url::parse(&file.url).ok()?.to_file_path().ok())
-        .flatten();
-    let (store_hash, converted) = match (opts.planned, local_path) {
+    let local = file.url.starts_with("file://");
+    let (store_hash, converted) = match opts.planned {
         // A mount serves a local wheel from its layout and stores it after mounting.
-        (Some(plans), Some(path)) => {
+        Some(plans) if local => {
             let plan = slots.run(bytes.len() as u64, || {
-                super::planned::plan_bytes(&file.filename, &bytes, &actual, &path)
+                super::planned::plan_bytes(&file.filename, &bytes, &actual)
             })?;
             let info = plan.1;
             plans.lock().unwrap_or_else(|e| e.into_inner()).push(plan.0);

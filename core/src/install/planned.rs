@@ -4,12 +4,12 @@
 //! So a mount checks each local wheel (sha256 against the lock, every check of
 //! [`prepare_wheel`]), builds its tree from the layouts and mounts it, and its server stores the
 //! packages afterwards ([`store_planned`]), reads of a package waiting until it is stored.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::fetch::{check_sha256, local_wheel, missing_from_read_only};
 use super::{FetchStats, InstallError, Reporter, WheelSources, ensure_stored, store_wheel_bytes};
 use crate::dpl::LockedPackage;
-use crate::dxpkg::PackageLayout;
+use crate::dxpkg::{PackageLayout, Scheme};
 use crate::hash::ContentHash;
 use crate::store::PackageStore;
 use crate::wheel::{ConvertLimits, WheelInfo, prepare_wheel};
@@ -19,8 +19,6 @@ use crate::wheel::{ConvertLimits, WheelInfo, prepare_wheel};
 pub struct PlannedPackage {
     /// Its index in the lock's packages.
     pub index: usize,
-    /// The wheel file the server stores it from.
-    pub wheel: PathBuf,
     /// The key its pack carries in a tree built before it is stored ([`planned_pack_key`]).
     pub key: ContentHash,
     /// Its entries, and where their bytes will lie in the stored object.
@@ -110,18 +108,17 @@ pub fn ensure_stored_or_planned(
 fn plan(index: usize, p: &LockedPackage, wheel: &Path) -> Result<PlannedPackage, InstallError> {
     let bytes = fs_err::read(wheel)?;
     check_sha256(p, &bytes)?;
-    let (mut planned, _) = plan_bytes(&p.wheel.filename, &bytes, &p.wheel.sha256_hex(), wheel)?;
+    let (mut planned, _) = plan_bytes(&p.wheel.filename, &bytes, &p.wheel.sha256_hex())?;
     planned.index = index;
     Ok(planned)
 }
 
-/// Checks the bytes of the wheel `filename` (at `wheel`, whose sha256 is `sha256`) and lays its
-/// package out; the plan's `index` is left for the caller to set.
+/// Checks the bytes of the wheel `filename` (whose sha256 is `sha256`) and lays its package out;
+/// the plan's `index` is left for the caller to set.
 pub(crate) fn plan_bytes(
     filename: &str,
     bytes: &[u8],
     sha256: &str,
-    wheel: &Path,
 ) -> Result<(PlannedPackage, WheelInfo), InstallError> {
     let prepared = prepare_wheel(filename, bytes, &ConvertLimits::default()).map_err(|source| {
         InstallError::Wheel {
@@ -129,12 +126,17 @@ pub(crate) fn plan_bytes(
             source: Box::new(source),
         }
     })?;
+    // From the installed `entry_points.txt`, as a tree of the stored package has them.
+    let entry_points = format!("{}/entry_points.txt", prepared.info.dist_info);
+    let launchers = prepared
+        .inline(Scheme::SitePackages, &entry_points)
+        .map(crate::scripts::launchers_from)
+        .unwrap_or_default();
     let planned = PlannedPackage {
         index: usize::MAX,
-        wheel: wheel.to_path_buf(),
         key: planned_pack_key(sha256),
         layout: prepared.layout(),
-        launchers: crate::scripts::launchers(&prepared.info.entry_points),
+        launchers,
     };
     Ok((planned, prepared.info))
 }
@@ -160,4 +162,83 @@ pub fn store_planned(
         });
     }
     Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::collection::btree_map;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::hash::sha256_hex;
+    use crate::tree::{PackPlacement, Tree, TreeSpec};
+    use crate::wheel::testing::WheelBuilder;
+
+    /// A wheel with every kind of entry a tree treats specially: package files, an executable,
+    /// a link, `#!python` and other scripts under `.data/scripts`, headers, data files, console
+    /// and GUI scripts.
+    fn arb_wheel() -> impl Strategy<Value = WheelBuilder> {
+        let files = btree_map("[a-z]{1,5}(/[a-z]{1,5}){0,2}\\.py", "[ -~]{0,40}", 1..6);
+        let scripts = btree_map("[a-z]{1,6}", (any::<bool>(), "[ -~]{0,20}"), 0..3);
+        (files, scripts, any::<bool>(), any::<bool>()).prop_map(|(files, scripts, link, points)| {
+            let mut w = WheelBuilder::new("demo", "1.0");
+            for (path, text) in &files {
+                w = w.file(&format!("demo/{path}"), text.as_bytes());
+            }
+            w = w.executable("demo/run.sh", b"#!/bin/sh\necho\n");
+            if link {
+                w = w.symlink("demo/alias.py", "run.sh");
+            }
+            for (name, (python, body)) in &scripts {
+                let shebang = if *python { "#!python" } else { "#!/bin/sh" };
+                w = w.data_file("scripts", name, format!("{shebang}\n{body}\n").as_bytes());
+            }
+            w = w.data_file("headers", "demo.h", b"int x;\n");
+            w = w.data_file("data", "share/demo/readme.txt", b"hello\n");
+            if points {
+                w = w
+                    .console_script("demo-cli", "demo.cli:main")
+                    .gui_script("demo-gui", "demo:gui");
+            }
+            w
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// The tree built from a wheel's layout before it is stored is the tree built from the
+        /// stored package, byte for byte but for the pack's key, and names the same launchers.
+        #[test]
+        fn a_planned_tree_is_the_stored_tree(w in arb_wheel()) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = PackageStore::open(dir.path());
+            let (bytes, filename) = (w.build(), w.filename());
+            let sha256 = sha256_hex(&bytes);
+            let (plan, _) = plan_bytes(&filename, &bytes, &sha256).unwrap();
+            let (stored, _) = store_wheel_bytes(&store, &filename, &bytes).unwrap();
+            let spec = |hash| TreeSpec {
+                packs: vec![(hash, PackPlacement::venv("3.12", "demo"))],
+                files: vec![],
+                symlinks: vec![],
+            };
+            let planned_tree = spec(plan.key)
+                .build_with(&store, &HashMap::from([(plan.key, &plan.layout)]))
+                .unwrap();
+            let stored_tree = spec(stored).build(&store).unwrap();
+            let (a, b) = (Tree::new(&planned_tree[..]).unwrap(), Tree::new(&stored_tree[..]).unwrap());
+            prop_assert_eq!(a.pack(0).unwrap().hash, plan.key);
+            prop_assert_eq!(a.pack(0).unwrap().size, b.pack(0).unwrap().size);
+            prop_assert_eq!(a.len(), b.len());
+            for ino in 1..=u64::from(a.len()) {
+                let (x, y) = (a.node(ino).unwrap(), b.node(ino).unwrap());
+                prop_assert_eq!((x.name, x.kind, x.mode, x.size, x.source), (y.name, y.kind, y.mode, y.size, y.source));
+                prop_assert_eq!(a.inline_data(&x).unwrap(), b.inline_data(&y).unwrap());
+            }
+            let mapped = store.get(&stored).unwrap();
+            prop_assert_eq!(plan.launchers, crate::scripts::launchers_for(mapped.reader()));
+        }
+    }
 }

@@ -70,11 +70,8 @@ impl ArrivingPacks {
                         why: why.clone(),
                     });
                 }
-                Some(Arrival::Queued { wanted }) if !*wanted => {
-                    *wanted = true;
-                    // Wake the storers' `next`, which may be waiting for nothing else.
-                    self.changed.notify_all();
-                }
+                // `next` hands out wanted slots first.
+                Some(Arrival::Queued { wanted }) => *wanted = true,
                 Some(_) => {}
             }
             slots = self.changed.wait(slots).unwrap_or_else(|e| e.into_inner());

@@ -354,7 +354,7 @@ impl TreeSpec {
     pub fn build_with(
         &self,
         store: &PackageStore,
-        planned: &HashMap<ContentHash, PackageLayout>,
+        planned: &HashMap<ContentHash, &PackageLayout>,
     ) -> Result<Vec<u8>, TreeBuildError> {
         let mut arena = Arena::new();
         let mut packs: Vec<(ContentHash, u64)> = Vec::new();

@@ -570,7 +570,7 @@ fn a_planned_pack_is_served_once_it_arrives() {
         symlinks: vec![],
     };
     let planned = spec(key)
-        .build_with(&store, &HashMap::from([(key, layout)]))
+        .build_with(&store, &HashMap::from([(key, &layout)]))
         .unwrap();
     let stored = store.store(&bytes).unwrap();
     let direct = spec(stored).build(&store).unwrap();

@@ -102,6 +102,12 @@ impl PreparedWheel<'_> {
         self.package.is_empty()
     }
 
+    /// The bytes of the package's entry `path` of `scheme`, when held in memory (see
+    /// [`crate::dxpkg::PreparedDxpkg::inline`]).
+    pub fn inline(&self, scheme: crate::dxpkg::Scheme, path: &str) -> Option<&[u8]> {
+        self.package.inline(scheme, path)
+    }
+
     /// The package's entries and where [`write_to`](Self::write_to) will put their bytes.
     pub fn layout(&self) -> crate::dxpkg::PackageLayout {
         self.package.layout()
