@@ -276,53 +276,31 @@ fn read_only_bind_mounted_store_works_without_writes() {
         &[WheelBuilder::new("newcomer", "3.0").file("newcomer.py", b"")],
     );
     std::fs::write(cx.project().join("requirements.txt"), "newcomer==3.0\n").unwrap();
-    let out = cx
-        .dx_py()
-        .env("DX_PY_CACHE_DIR", &other)
-        .args([
-            "install",
-            "-r",
-            "requirements.txt",
-            "--venv",
-            "x",
-            "--no-index",
-            "--find-links",
-            extra.to_str().unwrap(),
-            "--store",
-            ro.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("read-only") && err.contains("newcomer"),
-        "{err}"
-    );
+    let refused = |args: &[&str]| {
+        let out = cx
+            .dx_py()
+            .env("DX_PY_CACHE_DIR", &other)
+            .args(args)
+            .args(["-r", "requirements.txt", "--no-index"])
+            .args(["--find-links", extra.to_str().unwrap()])
+            .args(["--store", ro.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("read-only") && err.contains("newcomer"),
+            "{err}"
+        );
+    };
+    refused(&["install", "--venv", "x"]);
     // The same from `mount`, whose local wheels are otherwise stored after mounting: refused
     // before anything is mounted.
-    let out = cx
-        .dx_py()
-        .env("DX_PY_CACHE_DIR", &other)
-        .args(["mount", "ro-new", "-r", "requirements.txt", "--no-index"])
-        .args([
-            "--find-links",
-            extra.to_str().unwrap(),
-            "--store",
-            ro.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
     let _new = Mounted {
         cx: &cx,
         venv: cx.project().join("ro-new"),
     };
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("read-only") && err.contains("newcomer"),
-        "{err}"
-    );
+    refused(&["mount", "ro-new"]);
     assert!(
         !cx.run_ok(&["mount", "--list"]).contains("ro-new"),
         "mounted anyway"
