@@ -25,7 +25,7 @@ pub mod install;
 pub mod layout;
 pub mod mmap;
 pub mod names;
-pub mod parallel;
+mod parallel;
 pub mod python;
 pub mod requirements;
 pub mod scripts;

@@ -130,7 +130,7 @@ impl CpuSlots {
 /// mount server compiling bytecode while the venv is already in use, so that it yields the CPU
 /// to the work someone does wait for. Linux only (a thread's nice value is its own there);
 /// elsewhere it does nothing. Failing to is harmless and ignored.
-pub fn yield_cpu_to_others() {
+pub(crate) fn yield_cpu_to_others() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain system calls on this thread's own id; no memory is passed.

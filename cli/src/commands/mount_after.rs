@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplReader, Lock};
 use dx_py_core::hash::ContentHash;
-use dx_py_core::install::{WheelSources, local_wheel, planned_pack_key, store_planned};
+use dx_py_core::install::{
+    BytecodeBatch, WheelSources, local_wheel, planned_pack_key, store_planned,
+};
 use dx_py_fs_linux::fs::{PackPages, TreeFs};
 use dx_py_fs_linux::serve;
 use dx_py_fs_linux::tree::{self, ArrivingPacks};
@@ -74,10 +76,22 @@ impl AfterMounting {
             // The server maps the first tree and `late` holds a copy: the file is not needed.
             remove_quietly(&first);
             let mut lock = lock;
+            let store = settings.store();
+            let python = self.python.to_string_lossy().into_owned();
+            let interp = settings.interpreter(Some(&python));
+            // Packages are compiled as they are stored, at a lower priority than the storing
+            // (reads may wait for it) and than the venv's own imports.
+            let batch = match &interp {
+                Ok(interp) => BytecodeBatch::start(&store, interp)
+                    .map(|b| b.map(BytecodeBatch::in_background))
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            };
             if !planned.is_empty() {
                 // Nothing may wait for a package that will not come, also after a panic.
                 let settle = Settle(&arriving);
-                let stored = self.store_planned(&mut lock, &planned, &arriving, &settings);
+                let compile = batch.as_ref().ok().and_then(Option::as_ref);
+                let stored = self.store_planned(&mut lock, &planned, &arriving, &settings, compile);
                 drop(settle);
                 match stored {
                     Ok(()) => eprintln!(
@@ -91,14 +105,11 @@ impl AfterMounting {
                     }
                 }
             }
-            // The venv is in use meanwhile: its imports come first (the compile workers this
-            // thread starts inherit the lower priority; the request threads keep theirs).
-            dx_py_core::parallel::yield_cpu_to_others();
             let arrived = || -> Result<usize> {
-                let python = self.python.to_string_lossy();
-                let interp = settings.interpreter(Some(&python))?;
-                let complete =
-                    super::mount_tree_build::complete_bytecode(&lock, &settings, &interp, &venv)?;
+                let (interp, batch) = (interp?, batch?);
+                let complete = super::mount_tree_build::complete_bytecode(
+                    &lock, &settings, &store, &interp, &venv, batch,
+                )?;
                 let data = tree::TreeData::new(complete, settings.store()).with_pack_pages(pages);
                 let arrived = late.arrive(data)?;
                 for dir in &arrived.dirs {
@@ -167,6 +178,7 @@ impl AfterMounting {
         planned: &[Planned],
         arriving: &ArrivingPacks,
         settings: &Settings,
+        compile: Option<&BytecodeBatch<'_>>,
     ) -> Result<()> {
         let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
         let _shared = cache_lock.shared()?;
@@ -184,7 +196,12 @@ impl AfterMounting {
                             let locked = &lock.packages[p.index];
                             let stored = store_planned(&store, locked, &p.wheel, p.len);
                             match &stored {
-                                Ok(hash) => arriving.stored(slot, *hash),
+                                Ok(hash) => {
+                                    arriving.stored(slot, *hash);
+                                    if let Some(batch) = compile {
+                                        batch.add(hash);
+                                    }
+                                }
                                 Err(e) => arriving.failed(slot, format!("{e:#}")),
                             }
                             done.push((p.index, stored.map_err(anyhow::Error::from)));

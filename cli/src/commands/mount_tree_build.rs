@@ -10,8 +10,8 @@ use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplReader, Lock};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    NoReporter, PlannedPackage, PreparedPackage, WheelSources, bytecode_pack,
-    ensure_bytecode_packs, ensure_stored_or_planned, existing_packs, project_hash,
+    BytecodeBatch, NoReporter, PlannedPackage, PreparedPackage, WheelSources, bytecode_pack,
+    ensure_stored_or_planned, existing_packs, project_hash,
 };
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
 use dx_py_core::store::PackageStore;
@@ -232,18 +232,20 @@ fn first_tree_files(trees: &Path, key: &str) -> (PathBuf, PathBuf) {
     (file("dxtree"), file("dpl"))
 }
 
-/// The server's half of [`MountTree::Later`]: compiles the bytecode packs `lock` lacks
-/// for `interp` and builds the complete tree (the one a later mount of the same set maps).
-/// Returns it mapped (before the cache lock is let go).
+/// The server's half of [`MountTree::Later`]: finishes `batch` (the bytecode packs `lock`
+/// lacks for `interp`, compiling since the packages were stored; `None` when none can be made)
+/// and builds the complete tree (the one a later mount of the same set maps). Returns it mapped
+/// (before the cache lock is let go).
 pub(crate) fn complete_bytecode(
     lock: &Lock,
     settings: &Settings,
+    store: &PackageStore,
     interp: &Interpreter,
     venv: &Path,
+    batch: Option<BytecodeBatch<'_>>,
 ) -> Result<MappedTree> {
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
-    let store = settings.store();
     let bytes = lock.dpl_bytes()?;
     let project = project_hash(&DplReader::from_bytes(bytes.as_slice())?, &interp.tag())?
         .context("The lock lacks store hashes")?;
@@ -257,7 +259,10 @@ pub(crate) fn complete_bytecode(
         });
     }
     let hashes: Vec<ContentHash> = packages.iter().map(|p| p.hash).collect();
-    let packs = ensure_bytecode_packs(&store, &hashes, interp, None)?;
+    let packs = match batch {
+        Some(batch) => batch.finish_for(&hashes, None)?,
+        None => existing_packs(store, interp, &hashes),
+    };
     for (p, (pack, _)) in packages.iter_mut().zip(packs) {
         p.bytecode = pack;
     }
@@ -266,7 +271,7 @@ pub(crate) fn complete_bytecode(
         "{}.dxtree",
         tree_key(&project.to_string(), venv, interp)
     ));
-    build_tree(&packages, &HashMap::new(), &store, interp, venv, &path)?;
+    build_tree(&packages, &HashMap::new(), store, interp, venv, &path)?;
     Ok(open_tree(&path)?)
 }
 

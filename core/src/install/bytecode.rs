@@ -145,6 +145,13 @@ impl<'a> BytecodeBatch<'a> {
         }))
     }
 
+    /// Compiles at a lower priority (see [`CompileSession::in_background`]).
+    #[must_use]
+    pub fn in_background(mut self) -> Self {
+        self.session = self.session.in_background();
+        self
+    }
+
     /// Queues the sources of `package` unless it has a pack or is queued already. A failure is
     /// kept for [`finish`](Self::finish), so this can run where errors cannot be returned.
     pub fn add(&self, package: &ContentHash) {

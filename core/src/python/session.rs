@@ -125,6 +125,8 @@ pub struct CompileSession<S: SessionSource> {
     jobs: usize,
     queue: Arc<Queue<S>>,
     workers: Mutex<Vec<JoinHandle<Result<Answers, BytecodeError>>>>,
+    /// Workers run at a lower priority ([`CompileSession::in_background`]).
+    background: bool,
 }
 
 impl<S: SessionSource> CompileSession<S> {
@@ -145,7 +147,16 @@ impl<S: SessionSource> CompileSession<S> {
                 ready: Condvar::new(),
             }),
             workers: Mutex::new(Vec::new()),
+            background: false,
         })
+    }
+
+    /// Runs the workers (the threads and the interpreters they start) at a lower priority:
+    /// for compiling nobody waits for, beside work someone does (a mounted venv in use).
+    #[must_use]
+    pub fn in_background(mut self) -> Self {
+        self.background = true;
+        self
     }
 
     /// Queues `source`. Returns its id (the key of its answer) and its pyc path, or `None` when
@@ -177,9 +188,15 @@ impl<S: SessionSource> CompileSession<S> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         while workers.len() < want {
             let (python, queue) = (self.python.clone(), Arc::clone(&self.queue));
+            let background = self.background;
             let worker = std::thread::Builder::new()
                 .name("dx-py-compile".into())
-                .spawn(move || run_worker(&python, &|| queue.take()))
+                .spawn(move || {
+                    if background {
+                        crate::parallel::yield_cpu_to_others();
+                    }
+                    run_worker(&python, &|| queue.take())
+                })
                 .map_err(|source| BytecodeError::Spawn {
                     path: self.python.clone(),
                     source,
