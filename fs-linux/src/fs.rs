@@ -58,11 +58,35 @@ pub struct Counters {
     pub ioctls: AtomicU64,
     /// Bytes of pack page cache handed back to the kernel after reads ([`PackPages::Release`]).
     pub released_bytes: AtomicU64,
+    /// When the last request came: milliseconds since [`activity_epoch`], plus one (0: never).
+    last_request: AtomicU64,
+}
+
+/// The clock [`Counters::idle_for`] measures against (the first use in this process).
+fn activity_epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
 
 impl Counters {
-    fn bump(counter: &AtomicU64) {
+    /// Counts a request in `counter` and notes that one came now.
+    fn request(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+        let now = activity_epoch().elapsed().as_millis() as u64 + 1;
+        self.last_request.store(now, Ordering::Relaxed);
+    }
+
+    /// How long since the last request (`None`: none came yet): work that can wait (compiling
+    /// bytecode after mounting) waits while the mount is in use.
+    pub fn idle_for(&self) -> Option<Duration> {
+        match self.last_request.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(
+                activity_epoch()
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(at - 1)),
+            ),
+        }
     }
 
     fn add(counter: &AtomicU64, n: u64) {
@@ -382,7 +406,7 @@ impl Filesystem for TreeFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        Counters::bump(&self.counters.lookups);
+        self.counters.request(&self.counters.lookups);
         let dir = match self.dir_or_reply(parent) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -395,11 +419,11 @@ impl Filesystem for TreeFs {
             Ok(None) if expecting && is_bytecode_name(name.as_bytes()) => {
                 // Bytecode is still being compiled: an error reply is not cached, so the name
                 // shows up once it arrives.
-                Counters::bump(&self.counters.negative_lookups);
+                self.counters.request(&self.counters.negative_lookups);
                 reply.error(Errno::ENOENT);
             }
             Ok(None) => {
-                Counters::bump(&self.counters.negative_lookups);
+                self.counters.request(&self.counters.negative_lookups);
                 // Inode 0 is a negative entry that the kernel caches for the entry TTL, so a
                 // failed import probe is answered once per mount, not once per run.
                 let mut attr = self.attr(&dir);
@@ -414,7 +438,7 @@ impl Filesystem for TreeFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        Counters::bump(&self.counters.getattrs);
+        self.counters.request(&self.counters.getattrs);
         match self.node_or_reply(ino) {
             Ok(served) => reply.attr(&TTL, &self.attr(&served)),
             Err(e) => reply.error(e),
@@ -439,7 +463,7 @@ impl Filesystem for TreeFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        Counters::bump(&self.counters.opens);
+        self.counters.request(&self.counters.opens);
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
@@ -463,7 +487,7 @@ impl Filesystem for TreeFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        Counters::bump(&self.counters.reads);
+        self.counters.request(&self.counters.reads);
         let Served { node, data, .. } = match self.node_or_reply(ino) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -509,7 +533,7 @@ impl Filesystem for TreeFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
-        Counters::bump(&self.counters.ioctls);
+        self.counters.request(&self.counters.ioctls);
         // Python's `open()` asks `isatty()` (TCGETS) of every file it reads: answer "not a
         // terminal" quietly. fuser's default logs a warning per request.
         reply.error(Errno::ENOTTY);
@@ -523,7 +547,7 @@ impl Filesystem for TreeFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        Counters::bump(&self.counters.flushes);
+        self.counters.request(&self.counters.flushes);
         // Nothing to flush in a read-only tree. ENOSYS (not `ok`) makes the kernel stop sending
         // FLUSH on every close(2): one round trip per file read, otherwise.
         reply.error(Errno::ENOSYS);
@@ -567,7 +591,7 @@ impl Filesystem for TreeFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        Counters::bump(&self.counters.readdirs);
+        self.counters.request(&self.counters.readdirs);
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -602,7 +626,7 @@ impl Filesystem for TreeFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        Counters::bump(&self.counters.readdirs);
+        self.counters.request(&self.counters.readdirs);
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),

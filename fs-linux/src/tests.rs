@@ -1083,3 +1083,27 @@ fn a_package_stored_after_mounting_is_read_once_it_arrives() {
         m.unmount().unwrap();
     }
 }
+
+/// The server knows how long its mount has been idle (a compile after mounting waits while it
+/// is in use).
+#[test]
+fn idle_time_counts_from_the_last_request() {
+    let fx = Fixture::new();
+    let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
+    let c = fs.counters();
+    let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    std::fs::read(m.mountpoint().join(SP).join("alpha/__init__.py")).unwrap();
+    let just_now = c.idle_for().expect("a request came");
+    std::thread::sleep(Duration::from_millis(300));
+    let later = c.idle_for().unwrap();
+    assert!(
+        later >= just_now + Duration::from_millis(300),
+        "{just_now:?} then {later:?}"
+    );
+    let _ = std::fs::metadata(m.mountpoint().join(SP).join("absent-name"));
+    assert!(
+        c.idle_for().unwrap() < later,
+        "a new request restarts the count"
+    );
+    m.unmount().unwrap();
+}

@@ -25,6 +25,11 @@ pub(crate) const BYTECODE_READY: &str = "dx-py: bytecode ready";
 pub(crate) const BYTECODE_NONE: &str = "dx-py: no bytecode for this mount";
 pub(crate) const PACKAGES_FAILED: &str = "dx-py: packages not stored";
 
+/// A mount that answered a request this recently is in use: the compile waits.
+const IN_USE_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
+/// The most each compile worker waits for the mount to be idle, in all.
+const HOLD_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The server's inputs for [`super::mount_tree_build::MountTree::Later`].
 #[derive(Clone, Debug)]
 pub(crate) struct AfterMounting {
@@ -70,6 +75,7 @@ impl AfterMounting {
         let fs = fs.arriving(Arc::clone(&arriving));
         // Dropped unused (an error, a panic), the handle tells the mount to stop waiting.
         let late = fs.expect_bytecode()?;
+        let counters = fs.counters();
         let (first, venv, settings) = (first.to_path_buf(), venv.to_path_buf(), settings.clone());
         let job = move |notify: serve::Notify| {
             let started = std::time::Instant::now();
@@ -80,10 +86,12 @@ impl AfterMounting {
             let python = self.python.to_string_lossy().into_owned();
             let interp = settings.interpreter(Some(&python));
             // Packages are compiled as they are stored, at a lower priority than the storing
-            // (reads may wait for it) and than the venv's own imports.
+            // (reads may wait for it), and not while the venv is in use (its imports compile
+            // in memory and would share the CPUs), up to a few seconds of waiting.
+            let in_use = move || counters.idle_for().is_some_and(|idle| idle < IN_USE_WINDOW);
             let batch = match &interp {
                 Ok(interp) => BytecodeBatch::start(&store, interp)
-                    .map(|b| b.map(BytecodeBatch::in_background))
+                    .map(|b| b.map(|b| b.in_background().hold_while(in_use, HOLD_BUDGET)))
                     .map_err(anyhow::Error::from),
                 Err(e) => Err(anyhow::anyhow!("{e:#}")),
             };

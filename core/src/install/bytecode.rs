@@ -152,6 +152,17 @@ impl<'a> BytecodeBatch<'a> {
         self
     }
 
+    /// Holds the compiling back while `busy()` (see [`CompileSession::hold_while`]).
+    #[must_use]
+    pub fn hold_while(
+        mut self,
+        busy: impl Fn() -> bool + Send + Sync + 'static,
+        budget: std::time::Duration,
+    ) -> Self {
+        self.session = self.session.hold_while(busy, budget);
+        self
+    }
+
     /// Queues the sources of `package` unless it has a pack or is queued already. A failure is
     /// kept for [`finish`](Self::finish), so this can run where errors cannot be returned.
     pub fn add(&self, package: &ContentHash) {

@@ -7,8 +7,10 @@
 //! among those waiting.
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::bytecode::{
     Answers, BytecodeError, checked_cache_tag, pyc_path, run_worker, worker_count,
@@ -75,7 +77,19 @@ struct State<S> {
 struct Queue<S> {
     state: Mutex<State<S>>,
     ready: Condvar,
+    /// Set by [`CompileSession::hold_while`].
+    hold: std::sync::OnceLock<Hold>,
 }
+
+/// What holds workers back from taking sources: see [`CompileSession::hold_while`].
+struct Hold {
+    busy: Box<dyn Fn() -> bool + Send + Sync>,
+    /// The most one worker waits, in all.
+    budget: Duration,
+}
+
+/// How often a held worker looks again.
+const HOLD_STEP: Duration = Duration::from_millis(10);
 
 impl<S> Queue<S> {
     fn lock(&self) -> MutexGuard<'_, State<S>> {
@@ -86,20 +100,48 @@ impl<S> Queue<S> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The largest waiting source; blocks while none waits and the queue is open.
-    fn take(&self) -> Option<(usize, S)> {
-        let mut state = self.lock();
+    /// The largest waiting source; blocks while none waits and the queue is open, and, while
+    /// the session is held ([`CompileSession::hold_while`]), until it is not or the worker's
+    /// budget (`held`: what it waited so far, in milliseconds) is spent.
+    fn take(&self, held: &AtomicU64) -> Option<(usize, S)> {
         loop {
-            if let Some(w) = state.waiting.pop() {
-                return Some((w.id, w.source));
+            self.wait_while_held(held);
+            let mut state = self.lock();
+            while state.waiting.is_empty() && !state.closed {
+                state = self
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
-            if state.closed {
+            if state.waiting.is_empty() {
                 return None;
             }
-            state = self
-                .ready
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Woken by a source: the session may have become held while this worker waited.
+            if !self.is_held(held) {
+                return state.waiting.pop().map(|w| (w.id, w.source));
+            }
+        }
+    }
+
+    /// True while [`CompileSession::hold_while`]'s `busy()` holds and `held` is under budget.
+    fn is_held(&self, held: &AtomicU64) -> bool {
+        self.hold.get().is_some_and(|hold| {
+            let budget = u64::try_from(hold.budget.as_millis()).unwrap_or(u64::MAX);
+            held.load(Ordering::Relaxed) < budget && (hold.busy)()
+        })
+    }
+
+    /// Sleeps while the session is held, counting the time in `held`; returns at once when
+    /// nothing is left to compile.
+    fn wait_while_held(&self, held: &AtomicU64) {
+        while self.is_held(held) {
+            let state = self.lock();
+            if state.closed && state.waiting.is_empty() {
+                return;
+            }
+            drop(state);
+            std::thread::sleep(HOLD_STEP);
+            held.fetch_add(HOLD_STEP.as_millis() as u64, Ordering::Relaxed);
         }
     }
 
@@ -145,6 +187,7 @@ impl<S: SessionSource> CompileSession<S> {
                     bytes: 0,
                 }),
                 ready: Condvar::new(),
+                hold: std::sync::OnceLock::new(),
             }),
             workers: Mutex::new(Vec::new()),
             background: false,
@@ -156,6 +199,22 @@ impl<S: SessionSource> CompileSession<S> {
     #[must_use]
     pub fn in_background(mut self) -> Self {
         self.background = true;
+        self
+    }
+
+    /// Holds the workers back while `busy()` is true (a mounted venv in use: its imports first),
+    /// each for at most `budget` in all, so the session still ends: a worker looks again every
+    /// 10 ms, and finishes the source it has before waiting. Set once, before the first push.
+    #[must_use]
+    pub fn hold_while(
+        self,
+        busy: impl Fn() -> bool + Send + Sync + 'static,
+        budget: Duration,
+    ) -> Self {
+        let _ = self.queue.hold.set(Hold {
+            busy: Box::new(busy),
+            budget,
+        });
         self
     }
 
@@ -195,7 +254,8 @@ impl<S: SessionSource> CompileSession<S> {
                     if background {
                         crate::parallel::yield_cpu_to_others();
                     }
-                    run_worker(&python, &|| queue.take())
+                    let held = AtomicU64::new(0);
+                    run_worker(&python, &|| queue.take(&held))
                 })
                 .map_err(|source| BytecodeError::Spawn {
                     path: self.python.clone(),
@@ -331,6 +391,64 @@ mod tests {
     }
 
     /// Nothing pushed: no worker starts and finishing answers nothing.
+    /// A source that counts how often its bytes are read.
+    struct Counted(String, Vec<u8>, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl SessionSource for Counted {
+        fn name(&self) -> &str {
+            &self.0
+        }
+
+        fn bytes(&self) -> &[u8] {
+            self.2.fetch_add(1, Ordering::SeqCst);
+            &self.1
+        }
+    }
+
+    /// While held, no worker takes a source; once the hold lifts, or a worker's budget is
+    /// spent, everything is compiled.
+    #[test]
+    fn a_held_session_waits_then_compiles_everything() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let cache = tempfile::tempdir().unwrap();
+        let Some(interp) = interp(cache.path()) else {
+            return;
+        };
+        for lifted in [true, false] {
+            let busy = Arc::new(AtomicBool::new(true));
+            let sent = Arc::new(AtomicUsize::new(0));
+            let flag = Arc::clone(&busy);
+            // Lifted by hand, or never: then the budget ends the wait.
+            let budget = if lifted {
+                Duration::from_secs(600)
+            } else {
+                Duration::from_millis(50)
+            };
+            let session = CompileSession::new(&interp, 2)
+                .unwrap()
+                .hold_while(move || flag.load(Ordering::SeqCst), budget);
+            for (name, bytes) in sources(6) {
+                session
+                    .push(Counted(name, bytes, Arc::clone(&sent)))
+                    .unwrap();
+            }
+            // `push` read each once (for its length); a worker reads it again to send it.
+            let pushed = sent.load(Ordering::SeqCst);
+            if lifted {
+                std::thread::sleep(Duration::from_millis(150));
+                assert_eq!(
+                    sent.load(Ordering::SeqCst),
+                    pushed,
+                    "a held worker took a source"
+                );
+                busy.store(false, Ordering::SeqCst);
+            }
+            let answers = session.finish().unwrap();
+            assert_eq!(answers.len(), 6);
+            assert!(answers.iter().all(|(_, pyc)| pyc.is_some()));
+        }
+    }
+
     #[test]
     fn an_empty_session_starts_no_worker() {
         let cache = tempfile::tempdir().unwrap();
