@@ -58,7 +58,8 @@ pub struct Counters {
     pub ioctls: AtomicU64,
     /// Bytes of pack page cache handed back to the kernel after reads ([`PackPages::Release`]).
     pub released_bytes: AtomicU64,
-    /// When the last request came: milliseconds since [`activity_epoch`], plus one (0: never).
+    /// When the last read or listing came: milliseconds since [`activity_epoch`], plus one
+    /// (0: never).
     last_request: AtomicU64,
 }
 
@@ -69,15 +70,20 @@ fn activity_epoch() -> std::time::Instant {
 }
 
 impl Counters {
-    /// Counts a request in `counter` and notes that one came now.
+    /// Counts a request in `counter`.
     fn request(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes that the mount is in use now: a read or a listing, what an import makes of the
+    /// files it has not seen (lookups and `getattr` alone are also what a poller makes).
+    fn touch(&self) {
         let now = activity_epoch().elapsed().as_millis() as u64 + 1;
         self.last_request.store(now, Ordering::Relaxed);
     }
 
-    /// How long since the last request (`None`: none came yet): work that can wait (compiling
-    /// bytecode after mounting) waits while the mount is in use.
+    /// How long since the last read or listing (`None`: none came yet): work that can wait
+    /// (compiling bytecode after mounting) waits while the mount is in use.
     pub fn idle_for(&self) -> Option<Duration> {
         match self.last_request.load(Ordering::Relaxed) {
             0 => None,
@@ -488,6 +494,7 @@ impl Filesystem for TreeFs {
         reply: ReplyData,
     ) {
         self.counters.request(&self.counters.reads);
+        self.counters.touch();
         let Served { node, data, .. } = match self.node_or_reply(ino) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -592,6 +599,7 @@ impl Filesystem for TreeFs {
         mut reply: ReplyDirectory,
     ) {
         self.counters.request(&self.counters.readdirs);
+        self.counters.touch();
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -627,6 +635,7 @@ impl Filesystem for TreeFs {
         mut reply: ReplyDirectoryPlus,
     ) {
         self.counters.request(&self.counters.readdirs);
+        self.counters.touch();
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),

@@ -1084,8 +1084,8 @@ fn a_package_stored_after_mounting_is_read_once_it_arrives() {
     }
 }
 
-/// The server knows how long its mount has been idle (a compile after mounting waits while it
-/// is in use).
+/// The server knows how long since its mount was last read or listed (a compile after
+/// mounting waits while it is in use).
 #[test]
 fn idle_time_counts_from_the_last_request() {
     let fx = Fixture::new();
@@ -1100,10 +1100,13 @@ fn idle_time_counts_from_the_last_request() {
         later >= just_now + Duration::from_millis(300),
         "{just_now:?} then {later:?}"
     );
+    // A lookup alone (what a poller makes) is not use; a listing is.
     let _ = std::fs::metadata(m.mountpoint().join(SP).join("absent-name"));
+    assert!(c.idle_for().unwrap() >= later, "a lookup counted as use");
+    assert!(std::fs::read_dir(m.mountpoint().join(SP)).unwrap().count() > 0);
     assert!(
         c.idle_for().unwrap() < later,
-        "a new request restarts the count"
+        "a listing restarts the count"
     );
     m.unmount().unwrap();
 }

@@ -54,6 +54,8 @@ struct Planned {
     wheel: PathBuf,
     /// The object's length as laid out.
     len: u64,
+    /// The `(offset, length)` of every file the tree serves from it.
+    ranges: Vec<(u64, u64)>,
 }
 
 impl AfterMounting {
@@ -170,7 +172,20 @@ impl AfterMounting {
                 index,
                 wheel,
                 len,
+                ranges: Vec::new(),
             });
+        }
+        let at: HashMap<u32, usize> = planned
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.slot, i))
+            .collect();
+        for ino in 1..=u64::from(tree.len()) {
+            if let tree::DataSource::Pack { pack, offset } = tree.node(ino)?.source
+                && let Some(&i) = at.get(&pack)
+            {
+                planned[i].ranges.push((offset, tree.node(ino)?.size));
+            }
         }
         // Largest first, so the longest conversion does not start last.
         planned.sort_by_key(|p| std::cmp::Reverse(p.len));
@@ -202,7 +217,12 @@ impl AfterMounting {
                         while let Some(slot) = arriving.next(&order) {
                             let p = by_slot[&slot];
                             let locked = &lock.packages[p.index];
-                            let stored = store_planned(&store, locked, &p.wheel, p.len);
+                            let stored = store_planned(&store, locked, &p.wheel, p.len)
+                                .map_err(anyhow::Error::from)
+                                .and_then(|hash| {
+                                    serves_its_files(&store, hash, &p.ranges)?;
+                                    Ok(hash)
+                                });
                             match &stored {
                                 Ok(hash) => {
                                     arriving.stored(slot, *hash);
@@ -212,7 +232,7 @@ impl AfterMounting {
                                 }
                                 Err(e) => arriving.failed(slot, format!("{e:#}")),
                             }
-                            done.push((p.index, stored.map_err(anyhow::Error::from)));
+                            done.push((p.index, stored));
                         }
                         done
                     })
@@ -244,6 +264,28 @@ impl AfterMounting {
             update_project_lock(project, left, lock);
         }
         Ok(())
+    }
+}
+
+/// Checks that every `(offset, length)` the tree serves from the stored object `hash` is one of
+/// its files: the tree was laid out before the object existed, so this is what makes a read of
+/// a file return that file's bytes, whatever the conversion did.
+fn serves_its_files(
+    store: &dx_py_core::store::PackageStore,
+    hash: ContentHash,
+    ranges: &[(u64, u64)],
+) -> Result<()> {
+    let package = store.get(&hash)?;
+    let mut files = std::collections::HashSet::new();
+    for entry in package.reader().entries() {
+        let entry = entry?;
+        files.insert((entry.data_offset, entry.data.len() as u64));
+    }
+    match ranges.iter().find(|r| !files.contains(r)) {
+        None => Ok(()),
+        Some((offset, len)) => anyhow::bail!(
+            "Package `{hash}` has no file of {len} bytes at offset {offset}, where the tree laid out before it was stored expects one"
+        ),
     }
 }
 
@@ -284,6 +326,44 @@ pub(crate) fn remove_quietly(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stored package is served only where the tree's ranges are its files.
+    #[test]
+    fn a_stored_package_must_hold_the_files_the_tree_expects() {
+        use dx_py_core::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+        let dir = tempfile::tempdir().unwrap();
+        let store = dx_py_core::store::PackageStore::open(dir.path());
+        let mut w = DxpkgWriter::new("p", "1", "p-1.dist-info");
+        w.add(
+            Scheme::SitePackages,
+            "p/a.py",
+            EntryKind::File,
+            0o644,
+            b"A = 1\n".to_vec(),
+        );
+        w.add(
+            Scheme::SitePackages,
+            "p/b.py",
+            EntryKind::File,
+            0o644,
+            b"B = 22\n".to_vec(),
+        );
+        let prepared = w.prepare().unwrap();
+        let ranges: Vec<(u64, u64)> = prepared
+            .layout()
+            .entries
+            .iter()
+            .map(|(e, _)| (e.data_offset, e.len))
+            .collect();
+        let mut bytes = Vec::new();
+        prepared.write_to(&mut bytes).unwrap();
+        let hash = store.store(&bytes).unwrap();
+        serves_its_files(&store, hash, &ranges).unwrap();
+        let (offset, len) = ranges[1];
+        let err = serves_its_files(&store, hash, &[(offset, len + 1)]).unwrap_err();
+        assert!(err.to_string().contains("no file of"), "{err}");
+        assert!(serves_its_files(&store, hash, &[(offset + 8, len)]).is_err());
+    }
 
     /// The project's lock gains the stored packages only while it holds what `mount` left.
     #[test]
