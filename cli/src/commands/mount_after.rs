@@ -83,6 +83,24 @@ impl AfterMounting {
             let started = std::time::Instant::now();
             // The server maps the first tree and `late` holds a copy: the file is not needed.
             remove_quietly(&first);
+            // Storing and compiling: held shared throughout, like install, so that
+            // `cache clean` waits for them.
+            let failed = |e: &dyn std::fmt::Display| {
+                let what = if planned.is_empty() {
+                    BYTECODE_NONE
+                } else {
+                    PACKAGES_FAILED
+                };
+                eprintln!("{what} (the cache lock: {e})");
+            };
+            let mut cache_lock = match CacheLock::open(&settings.cache_dir) {
+                Ok(lock) => lock,
+                Err(e) => return failed(&e),
+            };
+            let _shared = match cache_lock.shared() {
+                Ok(guard) => guard,
+                Err(e) => return failed(&e),
+            };
             let mut lock = lock;
             let store = settings.store();
             let python = self.python.to_string_lossy().into_owned();
@@ -203,8 +221,6 @@ impl AfterMounting {
         settings: &Settings,
         compile: Option<&BytecodeBatch<'_>>,
     ) -> Result<()> {
-        let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
-        let _shared = cache_lock.shared()?;
         let store = settings.store();
         let order: Vec<u32> = planned.iter().map(|p| p.slot).collect();
         let by_slot: HashMap<u32, &Planned> = planned.iter().map(|p| (p.slot, p)).collect();

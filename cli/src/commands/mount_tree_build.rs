@@ -244,8 +244,6 @@ pub(crate) fn complete_bytecode(
     venv: &Path,
     batch: Option<BytecodeBatch<'_>>,
 ) -> Result<MappedTree> {
-    let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
-    let _shared = cache_lock.shared()?;
     let bytes = lock.dpl_bytes()?;
     let project = project_hash(&DplReader::from_bytes(bytes.as_slice())?, &interp.tag())?
         .context("The lock lacks store hashes")?;
