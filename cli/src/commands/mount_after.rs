@@ -83,23 +83,21 @@ impl AfterMounting {
             let started = std::time::Instant::now();
             // The server maps the first tree and `late` holds a copy: the file is not needed.
             remove_quietly(&first);
-            // Storing and compiling: held shared throughout, like install, so that
-            // `cache clean` waits for them.
-            let failed = |e: &dyn std::fmt::Display| {
-                let what = if planned.is_empty() {
-                    BYTECODE_NONE
-                } else {
-                    PACKAGES_FAILED
-                };
-                eprintln!("{what} (the cache lock: {e})");
-            };
+            // Whatever happens below (a panic included), nothing waits for a package that will
+            // not come, and the log gets a last word (`mount --wait-bytecode` waits for one).
+            let settle = Settle(&arriving);
+            let mut last = LastWord::new(match planned.is_empty() {
+                true => BYTECODE_NONE,
+                false => PACKAGES_FAILED,
+            });
+            // Storing and compiling: held shared, like install, so that `cache clean` waits.
             let mut cache_lock = match CacheLock::open(&settings.cache_dir) {
                 Ok(lock) => lock,
-                Err(e) => return failed(&e),
+                Err(e) => return last.fail(format_args!("the cache lock: {e}")),
             };
-            let _shared = match cache_lock.shared() {
+            let shared = match cache_lock.shared() {
                 Ok(guard) => guard,
-                Err(e) => return failed(&e),
+                Err(e) => return last.fail(format_args!("the cache lock: {e}")),
             };
             let mut lock = lock;
             let store = settings.store();
@@ -116,29 +114,29 @@ impl AfterMounting {
                 Err(e) => Err(anyhow::anyhow!("{e:#}")),
             };
             if !planned.is_empty() {
-                // Nothing may wait for a package that will not come, also after a panic.
-                let settle = Settle(&arriving);
                 let compile = batch.as_ref().ok().and_then(Option::as_ref);
                 let stored = self.store_planned(&mut lock, &planned, &arriving, &settings, compile);
-                drop(settle);
-                match stored {
-                    Ok(()) => eprintln!(
-                        "dx-py: {} packages stored after {:.2?}",
-                        planned.len(),
-                        started.elapsed()
-                    ),
-                    Err(e) => {
-                        eprintln!("{PACKAGES_FAILED} ({e:#}); their files cannot be read");
-                        return;
-                    }
+                if let Err(e) = stored {
+                    return last.fail(format_args!("{e:#}; their files cannot be read"));
                 }
+                drop(settle);
+                eprintln!(
+                    "dx-py: {} packages stored after {:.2?}",
+                    planned.len(),
+                    started.elapsed()
+                );
+                last.stage = BYTECODE_NONE;
             }
-            let arrived = || -> Result<usize> {
-                let (interp, batch) = (interp?, batch?);
-                let complete = super::mount_tree_build::complete_bytecode(
+            let complete = interp.map_err(anyhow::Error::from).and_then(|interp| {
+                let batch = batch?;
+                super::mount_tree_build::complete_bytecode(
                     &lock, &settings, &store, &interp, &venv, batch,
-                )?;
-                let data = tree::TreeData::new(complete, settings.store()).with_pack_pages(pages);
+                )
+            });
+            // Built and mapped: what follows changes nothing in the cache.
+            drop(shared);
+            let arrived = complete.and_then(|complete| -> Result<usize> {
+                let data = tree::TreeData::new(complete, store).with_pack_pages(pages);
                 let arrived = late.arrive(data)?;
                 for dir in &arrived.dirs {
                     if let Err(e) = notify.directory_changed(*dir) {
@@ -151,14 +149,13 @@ impl AfterMounting {
                     }
                 }
                 Ok(arrived.dirs.len())
-            };
-            match arrived() {
-                // Not a tracing record: the log says this whatever the log level.
-                Ok(n) => eprintln!(
+            });
+            match arrived {
+                Ok(n) => last.say(format_args!(
                     "{BYTECODE_READY} after {:.2?}: {n} directories gained bytecode",
                     started.elapsed()
-                ),
-                Err(e) => eprintln!("{BYTECODE_NONE} ({e:#}); imports compile in memory"),
+                )),
+                Err(e) => last.fail(format_args!("{e:#}; imports compile in memory")),
             }
         };
         Ok((fs, job))
@@ -284,8 +281,8 @@ impl AfterMounting {
 }
 
 /// Checks that every `(offset, length)` the tree serves from the stored object `hash` is one of
-/// its files: the tree was laid out before the object existed, so this is what makes a read of
-/// a file return that file's bytes, whatever the conversion did.
+/// its files: the tree was laid out before the object existed, and no read may straddle or
+/// miss a file (which file sits where follows from the deterministic layout).
 fn serves_its_files(
     store: &dx_py_core::store::PackageStore,
     hash: ContentHash,
@@ -319,6 +316,41 @@ fn update_project_lock(project: &Path, left: &str, lock: &Lock) -> bool {
         Err(e) => {
             tracing::warn!("could not update {}: {e}", project.display());
             false
+        }
+    }
+}
+
+/// The last line a server's work after mounting logs: said once, or (an early return, a panic)
+/// said for it when dropped. Not a tracing record: the log says it whatever the log level.
+struct LastWord {
+    /// The line a failure now starts with: packages not stored, or no bytecode.
+    stage: &'static str,
+    said: bool,
+}
+
+impl LastWord {
+    fn new(stage: &'static str) -> Self {
+        Self { stage, said: false }
+    }
+
+    fn say(&mut self, line: std::fmt::Arguments<'_>) {
+        eprintln!("{line}");
+        self.said = true;
+    }
+
+    fn fail(&mut self, why: std::fmt::Arguments<'_>) {
+        let stage = self.stage;
+        self.say(format_args!("{stage} ({why})"));
+    }
+}
+
+impl Drop for LastWord {
+    fn drop(&mut self) {
+        if !self.said {
+            let stage = self.stage;
+            self.say(format_args!(
+                "{stage} (the server's work after mounting stopped)"
+            ));
         }
     }
 }

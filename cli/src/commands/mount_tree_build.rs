@@ -29,8 +29,9 @@ pub(crate) enum MountTree {
     /// A tree with everything, bytecode included.
     Complete(PathBuf),
     /// A first tree the server completes after mounting: it stores the packages laid out from
-    /// their wheels (their reads wait until then), then compiles the bytecode packs the store
-    /// lacks, adding the `__pycache__` directories as they come ([`complete_bytecode`]).
+    /// their wheels (their reads wait until then), compiling each as it is stored along with
+    /// the bytecode packs the store lacks, and adds the `__pycache__` directories once all are
+    /// there ([`complete_bytecode`]).
     Later {
         /// The tree to mount now.
         first: PathBuf,

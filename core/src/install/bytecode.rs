@@ -119,6 +119,8 @@ pub struct BytecodeBatch<'a> {
     cache_tag: String,
     session: CompileSession<PackageSource>,
     queued: Mutex<Vec<Queued>>,
+    /// Packages `add` has taken on (queued, or being queued).
+    claimed: Mutex<std::collections::HashSet<ContentHash>>,
     /// The first failure of `add`, reported by `finish`.
     failed: Mutex<Option<InstallError>>,
 }
@@ -141,6 +143,7 @@ impl<'a> BytecodeBatch<'a> {
             cache_tag,
             session: CompileSession::new(interp, default_jobs())?,
             queued: Mutex::new(Vec::new()),
+            claimed: Mutex::new(std::collections::HashSet::new()),
             failed: Mutex::new(None),
         }))
     }
@@ -166,14 +169,16 @@ impl<'a> BytecodeBatch<'a> {
     /// Queues the sources of `package` unless it has a pack or is queued already. A failure is
     /// kept for [`finish`](Self::finish), so this can run where errors cannot be returned.
     pub fn add(&self, package: &ContentHash) {
-        let mut queued = lock(&self.queued);
-        if queued.iter().any(|q| q.package == *package)
+        // Claimed under the lock, queued outside it: queueing a large package takes a while,
+        // and the thread that stores the next one (a mount's reads may wait for it) must not
+        // wait behind it.
+        if !lock(&self.claimed).insert(*package)
             || bytecode_pack(self.store, package, &self.cache_tag).is_some()
         {
             return;
         }
         match self.queue(package) {
-            Ok(q) => queued.push(q),
+            Ok(q) => lock(&self.queued).push(q),
             Err(e) => {
                 lock(&self.failed).get_or_insert(e);
             }
@@ -237,6 +242,7 @@ impl<'a> BytecodeBatch<'a> {
             cache_tag,
             session,
             queued,
+            claimed: _,
             failed,
         } = self;
         if let Some(e) = into_inner(failed) {

@@ -101,11 +101,11 @@ impl<S> Queue<S> {
     }
 
     /// The largest waiting source; blocks while none waits and the queue is open, and, while
-    /// the session is held ([`CompileSession::hold_while`]), until it is not or the worker's
-    /// budget (`held`: what it waited so far, in milliseconds) is spent.
+    /// a source waits but the session is held ([`CompileSession::hold_while`]), until it is
+    /// not or the worker's budget is spent (`held`: the microseconds it has waited so far;
+    /// only waiting with a source to take counts).
     fn take(&self, held: &AtomicU64) -> Option<(usize, S)> {
         loop {
-            self.wait_while_held(held);
             let mut state = self.lock();
             while state.waiting.is_empty() && !state.closed {
                 state = self
@@ -116,9 +116,18 @@ impl<S> Queue<S> {
             if state.waiting.is_empty() {
                 return None;
             }
-            // Woken by a source: the session may have become held while this worker waited.
-            if !self.is_held(held) {
-                return state.waiting.pop().map(|w| (w.id, w.source));
+            // `busy()` is the caller's: not called with the queue locked.
+            drop(state);
+            if self.is_held(held) {
+                let slept = std::time::Instant::now();
+                std::thread::sleep(HOLD_STEP);
+                let micros = u64::try_from(slept.elapsed().as_micros()).unwrap_or(u64::MAX);
+                held.fetch_add(micros, Ordering::Relaxed);
+                continue;
+            }
+            // Another worker may have taken it meanwhile: then wait again.
+            if let Some(w) = self.lock().waiting.pop() {
+                return Some((w.id, w.source));
             }
         }
     }
@@ -126,23 +135,9 @@ impl<S> Queue<S> {
     /// True while [`CompileSession::hold_while`]'s `busy()` holds and `held` is under budget.
     fn is_held(&self, held: &AtomicU64) -> bool {
         self.hold.get().is_some_and(|hold| {
-            let budget = u64::try_from(hold.budget.as_millis()).unwrap_or(u64::MAX);
+            let budget = u64::try_from(hold.budget.as_micros()).unwrap_or(u64::MAX);
             held.load(Ordering::Relaxed) < budget && (hold.busy)()
         })
-    }
-
-    /// Sleeps while the session is held, counting the time in `held`; returns at once when
-    /// nothing is left to compile.
-    fn wait_while_held(&self, held: &AtomicU64) {
-        while self.is_held(held) {
-            let state = self.lock();
-            if state.closed && state.waiting.is_empty() {
-                return;
-            }
-            drop(state);
-            std::thread::sleep(HOLD_STEP);
-            held.fetch_add(HOLD_STEP.as_millis() as u64, Ordering::Relaxed);
-        }
     }
 
     /// Closes the queue; with `discard`, what still waits is dropped unanswered.
@@ -203,8 +198,9 @@ impl<S: SessionSource> CompileSession<S> {
     }
 
     /// Holds the workers back while `busy()` is true (a mounted venv in use: its imports first),
-    /// each for at most `budget` in all, so the session still ends: a worker looks again every
-    /// 10 ms, and finishes the source it has before waiting. Set once, before the first push.
+    /// each for at most `budget` in all (time spent with a source to take), so the session
+    /// still ends: a held worker looks again every 10 ms, and finishes the source it has before
+    /// waiting. `busy` must be cheap and must not block. Set once, before the first push.
     #[must_use]
     pub fn hold_while(
         self,
@@ -390,7 +386,6 @@ mod tests {
         }
     }
 
-    /// Nothing pushed: no worker starts and finishing answers nothing.
     /// A source that counts how often its bytes are read.
     struct Counted(String, Vec<u8>, Arc<std::sync::atomic::AtomicUsize>);
 
@@ -449,6 +444,51 @@ mod tests {
         }
     }
 
+    /// A worker held with nothing to take spends none of its budget: sources pushed later
+    /// still wait for the hold to lift.
+    #[test]
+    fn an_idle_held_worker_keeps_its_budget() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let cache = tempfile::tempdir().unwrap();
+        let Some(interp) = interp(cache.path()) else {
+            return;
+        };
+        let busy = Arc::new(AtomicBool::new(true));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let flag = Arc::clone(&busy);
+        let session = CompileSession::new(&interp, 1).unwrap().hold_while(
+            move || flag.load(Ordering::SeqCst),
+            Duration::from_millis(100),
+        );
+        let mut sources = sources(2).into_iter();
+        let (name, bytes) = sources.next().unwrap();
+        // The first push starts the worker; lift the hold until it has taken that source.
+        session
+            .push(Counted(name, bytes, Arc::clone(&sent)))
+            .unwrap();
+        busy.store(false, Ordering::SeqCst);
+        while sent.load(Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Idle and held for twice the budget, with nothing to take.
+        busy.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+        let (name, bytes) = sources.next().unwrap();
+        session
+            .push(Counted(name, bytes, Arc::clone(&sent)))
+            .unwrap();
+        let pushed = sent.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            pushed,
+            "the idle wait spent the budget"
+        );
+        busy.store(false, Ordering::SeqCst);
+        assert_eq!(session.finish().unwrap().len(), 2);
+    }
+
+    /// Nothing pushed: no worker starts and finishing answers nothing.
     #[test]
     fn an_empty_session_starts_no_worker() {
         let cache = tempfile::tempdir().unwrap();
