@@ -515,6 +515,41 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
     assert_eq!(dpl_time(), locked, "the fresh lock was rewritten");
     assert!(!said.contains("after mounting"), "{said}");
     assert!(site_packages(&again.venv).join("tool/__pycache__").is_dir());
+
+    // Another project locking the same requirements afresh: the store knows which objects
+    // those wheels became, so nothing is laid out, stored or compiled again.
+    let other = cx.temp.path().join("other-project");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(
+        cx.project().join("requirements.txt"),
+        other.join("requirements.txt"),
+    )
+    .unwrap();
+    let out = cx
+        .dx_py()
+        .current_dir(&other)
+        .args([
+            "mount",
+            "venv",
+            "-r",
+            "requirements.txt",
+            "--find-links",
+            fl,
+        ])
+        .output()
+        .unwrap();
+    let third = Mounted {
+        cx: &cx,
+        venv: other.join("venv"),
+    };
+    assert_success(&out, "dx-py mount -r in another project");
+    let said = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
+    assert!(!said.contains("after mounting"), "{said}");
+    assert!(site_packages(&third.venv).join("tool/__pycache__").is_dir());
+    assert_eq!(
+        venv_python(&third.venv, "import tool, ns.beta; print(ns.beta.NAME)").trim(),
+        "beta"
+    );
 }
 
 /// `--wait-bytecode` returns only once the bytecode compiled after mounting is served.

@@ -88,10 +88,17 @@ pub fn ensure_stored(
 ) -> Result<FetchStats, InstallError> {
     let mut stats = FetchStats::default();
     let mut todo = Vec::new();
-    for (i, p) in packages.iter().enumerate() {
+    for (i, p) in packages.iter_mut().enumerate() {
         match p.store_hash {
             Some(h) if store.contains(&h) => stats.hits += 1,
-            _ => todo.push(i),
+            // A lock without (or with a stale) store object, of a wheel converted before.
+            _ => match store.wheel_object(&p.wheel.sha256_hex()) {
+                Some(h) => {
+                    p.store_hash = Some(h);
+                    stats.hits += 1;
+                }
+                None => todo.push(i),
+            },
         }
     }
     if todo.is_empty() {
@@ -151,6 +158,7 @@ fn fetch_one(
     check_sha256(p, &bytes)?;
     let hash = slots.run(bytes.len() as u64, || {
         let (hash, _) = store_wheel_bytes(store, filename, &bytes)?;
+        store.record_wheel(&expected, &hash);
         reporter.on_stored(&p.name);
         if let Some(after_store) = after_store {
             after_store(&hash);
@@ -184,6 +192,18 @@ pub(crate) fn missing_from_read_only(store: &PackageStore, p: &LockedPackage) ->
         name: p.name.clone(),
         version: p.version.clone(),
     }
+}
+
+/// Checks the wheel `filename` and reads what it says about itself, without converting it (a
+/// wheel whose package the store has already).
+pub(crate) fn wheel_info(filename: &str, bytes: &[u8]) -> Result<WheelInfo, InstallError> {
+    let prepared = prepare_wheel(filename, bytes, &ConvertLimits::default()).map_err(|source| {
+        InstallError::Wheel {
+            filename: filename.to_string(),
+            source: Box::new(source),
+        }
+    })?;
+    Ok(prepared.info)
 }
 
 /// Refuses wheel bytes whose sha256 is not the one `p` locks.

@@ -166,9 +166,17 @@ fn lock_one(
         });
     }
     let local = file.url.starts_with("file://");
-    let (store_hash, converted) = match opts.planned {
+    let known = opts.store.wheel_object(&actual);
+    let (store_hash, converted) = match (known, opts.planned) {
+        // Converted before: checked again (and read for its metadata), not converted again.
+        (Some(hash), _) => {
+            let info = slots.run(bytes.len() as u64, || {
+                super::fetch::wheel_info(&file.filename, &bytes)
+            })?;
+            (Some(hash), info)
+        }
         // A mount serves a local wheel from its layout and stores it after mounting.
-        Some(plans) if local => {
+        (None, Some(plans)) if local => {
             let plan = slots.run(bytes.len() as u64, || {
                 super::planned::plan_bytes(&file.filename, &bytes, &actual)
             })?;
@@ -179,6 +187,7 @@ fn lock_one(
         _ => {
             let (hash, info) = slots.run(bytes.len() as u64, || {
                 let stored = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
+                opts.store.record_wheel(&actual, &stored.0);
                 opts.reporter.on_stored(&req.name);
                 if let Some(after_store) = opts.after_store {
                     after_store(&stored.0);

@@ -51,9 +51,14 @@ pub fn ensure_stored_or_planned(
 ) -> Result<(FetchStats, Vec<PlannedPackage>), InstallError> {
     let mut local = Vec::new();
     let mut reused = Vec::new();
-    for (i, p) in packages.iter().enumerate() {
+    for (i, p) in packages.iter_mut().enumerate() {
         let stored = p.store_hash.is_some_and(|h| store.contains(&h));
         if stored {
+            continue;
+        }
+        // Converted before (by another lock): nothing to lay out.
+        if let Some(h) = store.wheel_object(&p.wheel.sha256_hex()) {
+            p.store_hash = Some(h);
             continue;
         }
         let key = planned_pack_key(&p.wheel.sha256_hex());
@@ -153,6 +158,7 @@ pub fn store_planned(
     let bytes = fs_err::read(wheel)?;
     check_sha256(locked, &bytes)?;
     let (hash, _) = store_wheel_bytes(store, &locked.wheel.filename, &bytes)?;
+    store.record_wheel(&locked.wheel.sha256_hex(), &hash);
     let len = store.get(&hash)?.reader().bytes().len() as u64;
     if len != expected_len {
         return Err(InstallError::LayoutChanged {

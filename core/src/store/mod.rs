@@ -19,6 +19,7 @@
 mod link;
 mod mapped;
 mod unpack;
+mod wheels;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
