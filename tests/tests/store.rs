@@ -35,6 +35,13 @@ fn real_wheels_are_stored_once_and_verified() {
     assert_eq!(cx.run_ok(&args), first);
     let objects = walk_objects(&cx.cache_dir().join("store"));
     assert_eq!(objects.len(), wheels.len());
+    // Each wheel's record names its object, so a lock naming the wheel finds it unconverted.
+    let records = std::fs::read_dir(cx.cache_dir().join("store/wheels")).unwrap();
+    let named: BTreeSet<String> = records
+        .flatten()
+        .map(|r| format!("{}.dxpkg", std::fs::read_to_string(r.path()).unwrap()))
+        .collect();
+    assert_eq!(named, objects);
 
     cx.run_ok(&["store", "verify"]);
     let hash = lines[0].split_whitespace().next().unwrap();
@@ -69,7 +76,10 @@ fn walk_objects(root: &std::path::Path) -> BTreeSet<String> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let p = e.path();
-            if p.is_dir() {
+            if p.is_dir() && p.file_name().is_some_and(|n| n == "wheels") && d == root {
+                // Which object each wheel became: records, not objects.
+                continue;
+            } else if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "dxpkg") {
                 out.insert(p.file_name().unwrap().to_string_lossy().into_owned());

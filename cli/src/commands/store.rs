@@ -22,6 +22,8 @@ pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) ->
                     .unwrap_or_default();
                 let (hash, info) =
                     dx_py_core::install::store_wheel_bytes(&store, filename, &bytes)?;
+                // So that a lock naming this wheel finds its package without converting it.
+                store.record_wheel(&dx_py_core::hash::sha256_hex(&bytes), &hash);
                 printer.out(format_args!("{hash}  {} {}", info.name, info.version))?;
             }
             Ok(ExitCode::SUCCESS)
