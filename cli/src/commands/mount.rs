@@ -152,7 +152,7 @@ fn state_dir(settings: &Settings) -> PathBuf {
     settings.cache_dir.join("mounts")
 }
 
-fn absolute(path: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("Cannot resolve `{}`", path.display()))
 }
 

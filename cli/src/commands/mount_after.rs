@@ -115,7 +115,7 @@ impl AfterMounting {
             };
             if !planned.is_empty() {
                 let compile = batch.as_ref().ok().and_then(Option::as_ref);
-                let stored = self.store_planned(&mut lock, &planned, &arriving, &settings, compile);
+                let stored = self.store_all(&mut lock, &planned, &arriving, &settings, compile);
                 if let Err(e) = stored {
                     return last.fail(format_args!("{e:#}; their files cannot be read"));
                 }
@@ -210,7 +210,7 @@ impl AfterMounting {
     /// Stores the planned packages on a thread per core, each next one the one a read waits for
     /// if any; then writes their store objects into the server's lock (and the project's, if
     /// it has not changed since the mount wrote it).
-    fn store_planned(
+    fn store_all(
         &self,
         lock: &mut Lock,
         planned: &[Planned],

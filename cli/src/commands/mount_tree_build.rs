@@ -19,7 +19,7 @@ use dx_py_fs_linux::tree::{
     MappedTree, PackPlacement, SyntheticFile, TreeSpec, open_tree, write_tree,
 };
 
-use super::mount::MountArgs;
+use super::mount::{MountArgs, absolute};
 use super::mount_after::AfterMounting;
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
@@ -122,9 +122,10 @@ pub(crate) fn tree_for_lock(
     }
     let planned_by_key: HashMap<ContentHash, &PlannedPackage> =
         planned.iter().map(|p| (p.key, p)).collect();
+    let plan_of: HashMap<usize, &PlannedPackage> = planned.iter().map(|p| (p.index, p)).collect();
     let mut packages: Vec<PreparedPackage> = Vec::with_capacity(lock.packages.len());
     for (i, p) in lock.packages.iter().enumerate() {
-        let hash = match planned.iter().find(|pl| pl.index == i) {
+        let hash = match plan_of.get(&i) {
             Some(pl) => pl.key,
             None => p
                 .store_hash
@@ -140,7 +141,7 @@ pub(crate) fn tree_for_lock(
     let stored: Vec<(usize, ContentHash)> = packages
         .iter()
         .enumerate()
-        .filter(|(_, p)| !planned_by_key.contains_key(&p.hash))
+        .filter(|(i, _)| !plan_of.contains_key(i))
         .map(|(i, p)| (i, p.hash))
         .collect();
     let can_compile = interp.info().cache_tag.is_some() && store.is_writable();
@@ -195,7 +196,7 @@ pub(crate) fn tree_for_lock(
                 .iter()
                 .map(|d| absolute(d))
                 .collect::<Result<_>>()?,
-            lock_dir: absolute(&lock_dir)?,
+            lock_dir,
         };
         return Ok(MountTree::Later {
             first,
@@ -220,10 +221,6 @@ pub(crate) fn tree_for_lock(
         stats.misses,
     ));
     Ok(MountTree::Complete(path))
-}
-
-fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("Cannot resolve `{}`", path.display()))
 }
 
 /// The first tree of a venv whose bytecode is compiled after mounting, and the server's copy of

@@ -7,7 +7,7 @@ use super::{InstallError, Reporter, WheelSources};
 use crate::dpl::LockedPackage;
 use crate::hash::{ContentHash, sha256_hex};
 use crate::store::PackageStore;
-use crate::wheel::{ConvertLimits, WheelInfo, WheelWriteError, prepare_wheel};
+use crate::wheel::{ConvertLimits, PreparedWheel, WheelInfo, WheelWriteError, prepare_wheel};
 
 /// Checks and converts wheel bytes and streams the package into the store, each file
 /// decompressed straight into the store's temporary file (only the metadata files, scripts and
@@ -19,11 +19,7 @@ pub fn store_wheel_bytes(
     filename: &str,
     bytes: &[u8],
 ) -> Result<(ContentHash, WheelInfo), InstallError> {
-    let wheel_err = |source| InstallError::Wheel {
-        filename: filename.to_string(),
-        source: Box::new(source),
-    };
-    let prepared = prepare_wheel(filename, bytes, &ConvertLimits::default()).map_err(wheel_err)?;
+    let prepared = prepare_checked(filename, bytes)?;
     let (name, version) = (prepared.info.name.clone(), prepared.info.version.clone());
     // The store sees only I/O errors; a file that fails its check mid-stream fails the write
     // (so the temporary file is dropped) and is reported from here.
@@ -38,7 +34,7 @@ pub fn store_wheel_bytes(
         })
     });
     if let Some(e) = bad_file {
-        return Err(wheel_err(e));
+        return Err(wheel_error(filename, e));
     }
     match stored {
         Ok(stored) => Ok(stored),
@@ -194,16 +190,21 @@ pub(crate) fn missing_from_read_only(store: &PackageStore, p: &LockedPackage) ->
     }
 }
 
-/// Checks the wheel `filename` and reads what it says about itself, without converting it (a
-/// wheel whose package the store has already).
-pub(crate) fn wheel_info(filename: &str, bytes: &[u8]) -> Result<WheelInfo, InstallError> {
-    let prepared = prepare_wheel(filename, bytes, &ConvertLimits::default()).map_err(|source| {
-        InstallError::Wheel {
-            filename: filename.to_string(),
-            source: Box::new(source),
-        }
-    })?;
-    Ok(prepared.info)
+/// Checks the wheel `filename` as untrusted input (default limits) and lays its package out,
+/// writing nothing: what storing, planning and reading a wheel's metadata all start with.
+pub(crate) fn prepare_checked<'a>(
+    filename: &str,
+    bytes: &'a [u8],
+) -> Result<PreparedWheel<'a>, InstallError> {
+    prepare_wheel(filename, bytes, &ConvertLimits::default())
+        .map_err(|source| wheel_error(filename, source))
+}
+
+fn wheel_error(filename: &str, source: crate::wheel::WheelError) -> InstallError {
+    InstallError::Wheel {
+        filename: filename.to_string(),
+        source: Box::new(source),
+    }
 }
 
 /// Refuses wheel bytes whose sha256 is not the one `p` locks.

@@ -171,7 +171,7 @@ fn lock_one(
         // Converted before: checked again (and read for its metadata), not converted again.
         (Some(hash), _) => {
             let info = slots.run(bytes.len() as u64, || {
-                super::fetch::wheel_info(&file.filename, &bytes)
+                super::fetch::prepare_checked(&file.filename, &bytes).map(|p| p.info)
             })?;
             (Some(hash), info)
         }

@@ -6,13 +6,13 @@
 //! packages afterwards ([`store_planned`]), reads of a package waiting until it is stored.
 use std::path::Path;
 
-use super::fetch::{check_sha256, local_wheel, missing_from_read_only};
+use super::fetch::{check_sha256, local_wheel, missing_from_read_only, prepare_checked};
 use super::{FetchStats, InstallError, Reporter, WheelSources, ensure_stored, store_wheel_bytes};
 use crate::dpl::LockedPackage;
 use crate::dxpkg::{PackageLayout, Scheme};
 use crate::hash::ContentHash;
 use crate::store::PackageStore;
-use crate::wheel::{ConvertLimits, WheelInfo, prepare_wheel};
+use crate::wheel::WheelInfo;
 
 /// A locked package whose local wheel is checked and laid out, not stored yet.
 #[derive(Debug, Clone)]
@@ -94,14 +94,11 @@ pub fn ensure_stored_or_planned(
     .chain(reused.into_iter().map(Ok))
     .collect::<Result<Vec<_>, _>>()?;
     // The rest (downloads) is stored now; the planned ones are left out of it.
-    let mut rest: Vec<LockedPackage> = Vec::new();
-    let mut rest_index = Vec::new();
-    for (i, p) in packages.iter().enumerate() {
-        if !planned.iter().any(|pl| pl.index == i) {
-            rest.push(p.clone());
-            rest_index.push(i);
-        }
-    }
+    let planned_at: std::collections::HashSet<usize> = planned.iter().map(|p| p.index).collect();
+    let rest_index: Vec<usize> = (0..packages.len())
+        .filter(|i| !planned_at.contains(i))
+        .collect();
+    let mut rest: Vec<LockedPackage> = rest_index.iter().map(|&i| packages[i].clone()).collect();
     let stats = ensure_stored(&mut rest, store, sources, None, reporter)?;
     for (p, i) in rest.into_iter().zip(rest_index) {
         packages[i].store_hash = p.store_hash;
@@ -125,12 +122,7 @@ pub(crate) fn plan_bytes(
     bytes: &[u8],
     sha256: &str,
 ) -> Result<(PlannedPackage, WheelInfo), InstallError> {
-    let prepared = prepare_wheel(filename, bytes, &ConvertLimits::default()).map_err(|source| {
-        InstallError::Wheel {
-            filename: filename.to_string(),
-            source: Box::new(source),
-        }
-    })?;
+    let prepared = prepare_checked(filename, bytes)?;
     // From the installed `entry_points.txt`, as a tree of the stored package has them.
     let entry_points = format!("{}/entry_points.txt", prepared.info.dist_info);
     let launchers = prepared
