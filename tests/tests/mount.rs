@@ -13,6 +13,36 @@ struct Mounted<'a> {
     venv: PathBuf,
 }
 
+/// Runs `dx-py mount VENV -r requirements.txt --find-links WHEELS EXTRA...` in `dir` (the
+/// requirements file is there); returns the guard that unmounts `dir/VENV` (made before
+/// anything is checked) and the command's output.
+fn mount_r<'a>(
+    cx: &'a TestContext,
+    dir: &Path,
+    venv: &str,
+    wheels: &Path,
+    extra: &[&str],
+) -> (Mounted<'a>, std::process::Output) {
+    let out = cx
+        .dx_py()
+        .current_dir(dir)
+        .args(["mount", venv, "-r", "requirements.txt", "--find-links"])
+        .arg(wheels)
+        .args(extra)
+        .output()
+        .unwrap();
+    let mounted = Mounted {
+        cx,
+        venv: dir.join(venv),
+    };
+    (mounted, out)
+}
+
+/// Everything a command printed, stdout then stderr.
+fn printed(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&[out.stdout.as_slice(), &out.stderr].concat()).into_owned()
+}
+
 impl Drop for Mounted<'_> {
     fn drop(&mut self) {
         let _ = self.cx.dx_py().arg("unmount").arg(&self.venv).output();
@@ -457,23 +487,16 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
-    let fl = w.to_str().unwrap();
-    let mount_r = |venv: &str| {
-        let args = ["mount", venv, "-r", "requirements.txt", "--find-links", fl];
-        let out = cx.dx_py().args(args).output().unwrap();
-        let mounted = Mounted {
-            cx: &cx,
-            venv: cx.project().join(venv),
-        };
+    let mount_here = |venv: &str| {
+        let (mounted, out) = mount_r(&cx, &cx.project(), venv, &w, &[]);
         assert_success(&out, "dx-py mount -r");
-        let said = [out.stdout, out.stderr].concat();
-        (mounted, String::from_utf8_lossy(&said).into_owned())
+        (mounted, printed(&out))
     };
     let dpl_time = || {
         let dpl = std::fs::metadata(cx.project().join("dx-py.dpl")).unwrap();
         dpl.modified().unwrap()
     };
-    let (first, said) = mount_r("mounted");
+    let (first, said) = mount_here("mounted");
     assert!(
         said.contains("The bytecode of 3 packages is compiled after mounting"),
         "{said}"
@@ -511,7 +534,7 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
     let store = cx.cache_dir().join("store");
     assert_eq!(count_entries(&store.join("unpacked")), 0);
 
-    let (again, said) = mount_r("again");
+    let (again, said) = mount_here("again");
     assert_eq!(dpl_time(), locked, "the fresh lock was rewritten");
     assert!(!said.contains("after mounting"), "{said}");
     assert!(site_packages(&again.venv).join("tool/__pycache__").is_dir());
@@ -525,25 +548,9 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
         other.join("requirements.txt"),
     )
     .unwrap();
-    let out = cx
-        .dx_py()
-        .current_dir(&other)
-        .args([
-            "mount",
-            "venv",
-            "-r",
-            "requirements.txt",
-            "--find-links",
-            fl,
-        ])
-        .output()
-        .unwrap();
-    let third = Mounted {
-        cx: &cx,
-        venv: other.join("venv"),
-    };
+    let (third, out) = mount_r(&cx, &other, "venv", &w, &[]);
     assert_success(&out, "dx-py mount -r in another project");
-    let said = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
+    let said = printed(&out);
     assert!(!said.contains("after mounting"), "{said}");
     assert!(site_packages(&third.venv).join("tool/__pycache__").is_dir());
     assert_eq!(
@@ -558,16 +565,7 @@ fn mount_wait_bytecode_returns_with_the_bytecode_served() {
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
-    let out = cx
-        .dx_py()
-        .args(["mount", "venv", "-r", "requirements.txt", "--wait-bytecode"])
-        .args(["--find-links", w.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let mounted = Mounted {
-        cx: &cx,
-        venv: cx.project().join("venv"),
-    };
+    let (mounted, out) = mount_r(&cx, &cx.project(), "venv", &w, &["--wait-bytecode"]);
     assert_success(&out, "dx-py mount --wait-bytecode");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("Bytecode served after"), "{said}");
@@ -651,18 +649,8 @@ fn imports_running_while_the_bytecode_arrives_never_fail() {
     }
     let w = write_wheels(&dir, &[big]);
     std::fs::write(cx.project().join("requirements.txt"), "big==1.0\n").unwrap();
-    cx.run_ok(&[
-        "mount",
-        "venv",
-        "-r",
-        "requirements.txt",
-        "--find-links",
-        w.to_str().unwrap(),
-    ]);
-    let mounted = Mounted {
-        cx: &cx,
-        venv: cx.project().join("venv"),
-    };
+    let (mounted, out) = mount_r(&cx, &cx.project(), "venv", &w, &[]);
+    assert_success(&out, "dx-py mount -r");
     let want_total = MODULES * (MODULES - 1) / 2;
     let check = format!(
         "import big\n\
@@ -835,24 +823,8 @@ fn a_package_failing_its_record_after_mounting_is_never_served() {
         "good==1.0\nbad==1.0\n",
     )
     .unwrap();
-    let fl = dir.to_str().unwrap();
 
-    let out = cx
-        .dx_py()
-        .args([
-            "mount",
-            "waited",
-            "-r",
-            "requirements.txt",
-            "--wait-bytecode",
-        ])
-        .args(["--find-links", fl])
-        .output()
-        .unwrap();
-    let _waited = Mounted {
-        cx: &cx,
-        venv: cx.project().join("waited"),
-    };
+    let (_waited, out) = mount_r(&cx, &cx.project(), "waited", &dir, &["--wait-bytecode"]);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("could not store every package"), "{said}");
@@ -863,22 +835,7 @@ fn a_package_failing_its_record_after_mounting_is_never_served() {
         "left mounted"
     );
 
-    let out = cx
-        .dx_py()
-        .args([
-            "mount",
-            "venv",
-            "-r",
-            "requirements.txt",
-            "--find-links",
-            fl,
-        ])
-        .output()
-        .unwrap();
-    let mounted = Mounted {
-        cx: &cx,
-        venv: cx.project().join("venv"),
-    };
+    let (mounted, out) = mount_r(&cx, &cx.project(), "venv", &dir, &[]);
     assert_success(&out, "dx-py mount -r");
     assert_eq!(
         venv_python(&mounted.venv, "import good; print(good.OK)").trim(),
