@@ -375,6 +375,24 @@ pub(crate) fn remove_quietly(path: &Path) {
 mod tests {
     use super::*;
 
+    /// However the storing ends (here: the guard dropped before anything was stored, as on an
+    /// early return or a panic), no read waits for a package that will not come.
+    #[test]
+    fn a_storer_that_stops_fails_every_waiting_read() {
+        let arriving = Arc::new(ArrivingPacks::new([0, 1]));
+        arriving.stored(1, ContentHash::from_bytes([3; 32]));
+        let reader = {
+            let arriving = Arc::clone(&arriving);
+            std::thread::spawn(move || arriving.wait(0))
+        };
+        drop(Settle(&arriving));
+        assert!(reader.join().unwrap().is_err());
+        assert_eq!(
+            arriving.wait(1).unwrap(),
+            Some(ContentHash::from_bytes([3; 32]))
+        );
+    }
+
     /// A stored package is served only where the tree's ranges are its files.
     #[test]
     fn a_stored_package_must_hold_the_files_the_tree_expects() {
