@@ -212,3 +212,27 @@ pub fn venv_python(venv: &Path, code: &str) -> String {
     assert_success(&out, &format!("{}/bin/python -c {code}", venv.display()));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `lib/pythonX.Y/site-packages` of `venv`: its own directory.
+pub fn venv_site_packages(venv: &Path) -> PathBuf {
+    let lib = venv.join("lib");
+    let py = std::fs::read_dir(&lib)
+        .expect("lib/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("python"))
+        .expect("lib/pythonX.Y");
+    lib.join(py).join("site-packages")
+}
+
+/// The shared layout's `site-packages` that `venv`'s `.pth` file adds to `sys.path`.
+pub fn layout_site_packages(venv: &Path) -> PathBuf {
+    let sp = venv_site_packages(venv);
+    let py = sp.parent().unwrap().file_name().unwrap().to_string_lossy();
+    let (major, minor) = py["python".len()..].split_once('.').expect("pythonX.Y");
+    let version = (major.parse().unwrap(), minor.parse().unwrap());
+    dx_py_core::layout::venv_layout(venv, version)
+        .expect("a dx-py layout marker")
+        .layout
+        .join("site-packages")
+}

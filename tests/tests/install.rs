@@ -4,7 +4,9 @@ use std::path::Path;
 
 use dx_py_core::testing::TestIndex;
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::{TestContext, fetch_wheels, pins_for, venv_python, write_wheels};
+use dx_py_tests::{
+    TestContext, fetch_wheels, layout_site_packages, pins_for, venv_python, write_wheels,
+};
 
 /// Installs the wheels in `dir` (all of them pinned) into `venv` with find-links only.
 fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
@@ -62,19 +64,11 @@ fn requests_closure_installs_and_a_second_venv_is_a_layout_hit() {
     assert!(cx.project().join("pylock.toml").is_file());
     assert!(cx.project().join("dx-py.dpl").is_file());
 
-    // Same lock, new venv: a layout hit, and site-packages is a symlink to the same layout.
+    // Same lock, new venv: a layout hit, and both venvs' `.pth` files add the same layout.
     let second = install_dir(&cx, &dir, "second");
     assert!(second.contains("layout hit"), "{second}");
-    let sp = |v: &str| {
-        cx.project()
-            .join(v)
-            .join("lib")
-            .join(python_dir(&venv))
-            .join("site-packages")
-    };
-    let a = std::fs::read_link(sp(".venv")).unwrap();
-    let b = std::fs::read_link(sp("second")).unwrap();
-    assert_eq!(a, b);
+    let sp = |v: &str| layout_site_packages(&cx.project().join(v));
+    assert_eq!(sp(".venv"), sp("second"));
     venv_python(
         &cx.project().join("second"),
         "import requests, urllib3, idna, certifi, charset_normalizer",
@@ -87,15 +81,6 @@ fn requests_closure_installs_and_a_second_venv_is_a_layout_hit() {
         "{}",
         pycache.display()
     );
-}
-
-fn python_dir(venv: &Path) -> String {
-    std::fs::read_dir(venv.join("lib"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with("python"))
-        .expect("lib/pythonX.Y")
 }
 
 #[test]
@@ -196,10 +181,7 @@ fn cold_install_compiles_bytecode_while_locking() {
     let first = install(".venv");
     assert!(first.contains("bytecode packs compiled: 4"), "{first}");
     let venv = cx.project().join(".venv");
-    let sp = venv
-        .join("lib")
-        .join(python_dir(&venv))
-        .join("site-packages");
+    let sp = layout_site_packages(&venv);
     for i in 0..4 {
         let pycache = sp.join(format!("bc{i}/__pycache__"));
         let pycs: Vec<_> = std::fs::read_dir(&pycache).unwrap().flatten().collect();
@@ -463,4 +445,100 @@ fn read_only_and_full_cache_dirs_fail_clearly() {
         .output()
         .unwrap();
     dx_py_tests::assert_success(&out, "store verify after ENOSPC");
+}
+
+/// pip run against `venv` (the test interpreter's pip, pointed at the venv with `--python`).
+fn pip(venv: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(dx_py_tests::python())
+        .args(["-m", "pip", "--disable-pip-version-check", "--python"])
+        .arg(venv.join("bin/python"))
+        .args(args)
+        .env("PIP_NO_INPUT", "1")
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .expect("run pip")
+}
+
+#[test]
+fn pip_in_one_venv_changes_no_other_venv_nor_the_layout() {
+    let (Some(dir), Some(six)) = (
+        fetch_wheels("requests", &["requests==2.32.3"]),
+        fetch_wheels("six", &["six==1.16.0"]),
+    ) else {
+        eprintln!("skipping: wheels could not be downloaded");
+        return;
+    };
+    let cx = TestContext::new();
+    install_dir(&cx, &dir, "a");
+    assert!(install_dir(&cx, &dir, "b").contains("layout hit"));
+    let (a, b) = (cx.project().join("a"), cx.project().join("b"));
+    let layout = layout_site_packages(&a);
+    let before = tree_digest(&layout);
+
+    // Installing into one venv lands in that venv only.
+    let mut args = vec!["install", "--no-index", "--find-links"];
+    let six_dir = six.to_string_lossy().into_owned();
+    args.extend([six_dir.as_str(), "six==1.16.0"]);
+    dx_py_tests::assert_success(&pip(&a, &args), "pip install six");
+    venv_python(&a, "import six");
+    let out = dx_py_tests::run_python(&b.join("bin/python"), "import six");
+    assert!(!out.status.success(), "six leaked into another venv");
+    assert!(dx_py_tests::venv_site_packages(&a).join("six.py").is_file());
+
+    // Uninstalling a locked package from one venv is refused by pip: it lies outside the venv.
+    let out = pip(&a, &["uninstall", "--yes", "idna"]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("outside environment"), "{said}");
+    venv_python(&a, "import idna");
+    venv_python(&b, "import idna, requests");
+
+    // What pip installs into a venv shadows the layout's copy, in that venv only.
+    std::fs::write(
+        dx_py_tests::venv_site_packages(&a).join("certifi.py"),
+        "def where(): return 'shadowed'\n",
+    )
+    .unwrap();
+    assert_eq!(
+        venv_python(&a, "import certifi; print(certifi.where())").trim(),
+        "shadowed"
+    );
+    assert_ne!(
+        venv_python(&b, "import certifi; print(certifi.where())").trim(),
+        "shadowed"
+    );
+
+    // The shared layout is byte for byte what it was, and the next install is still a hit.
+    assert_eq!(tree_digest(&layout), before);
+    assert!(install_dir(&cx, &dir, "c").contains("layout hit"));
+    venv_python(&cx.project().join("c"), "import idna, requests, certifi");
+}
+
+/// Every path under `root` with its kind and bytes, for before/after comparisons.
+fn tree_digest(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.push((rel + "/", Vec::new()));
+                stack.push(p);
+            } else if meta.file_type().is_symlink() {
+                out.push((
+                    rel,
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                ));
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }

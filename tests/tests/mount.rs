@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::{TestContext, assert_success, venv_python, write_wheels};
+use dx_py_tests::{TestContext, assert_success, layout_site_packages, venv_python, write_wheels};
 
 /// Unmounts on drop, also when the test fails.
 struct Mounted<'a> {
@@ -391,18 +391,7 @@ fn without_fuse_mount_falls_back_to_the_layout() {
             .unwrap()
             .contains(venv.to_str().unwrap())
     );
-    let py = std::fs::read_dir(venv.join("lib"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("python"))
-        .unwrap()
-        .file_name();
-    assert!(
-        std::fs::symlink_metadata(venv.join("lib").join(py).join("site-packages"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(layout_site_packages(&venv).is_dir());
     venv_python(&venv, "import ns.alpha, ns.beta, tool");
 }
 

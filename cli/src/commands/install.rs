@@ -69,7 +69,10 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         print_report(printer, &report, &args.venv, start);
         return Ok(ExitCode::SUCCESS);
     }
-    if args.venv.join(".dx-py-layout").exists() {
+    let version = interp.version();
+    if dx_py_core::layout::venv_layout(&args.venv, (version.major as u8, version.minor as u8))
+        .is_some()
+    {
         printer.info(
             "The venv's layout is missing or damaged (was the cache cleaned?); rebuilding it",
         );

@@ -188,11 +188,7 @@ fn ensure_venv(
     let same = Venv::open(venv)
         .is_ok_and(|v| (v.version().major, v.version().minor) == (want.major, want.minor));
     if !same {
-        let opts = VenvOptions {
-            without_site_packages: true,
-            ..VenvOptions::default()
-        };
-        create_venv(interp, venv, &opts)?;
+        create_venv(interp, venv, &VenvOptions::default())?;
         report.venv_created = true;
         timer.mark(report, "venv");
     }

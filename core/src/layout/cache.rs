@@ -183,9 +183,10 @@ impl<'s> LayoutCache<'s> {
 
     /// Installs the cached layout `hash` into `venv`, if there is a healthy one.
     ///
-    /// Creates `lib/pythonX.Y/site-packages -> {layout}/site-packages` (atomically replacing a
-    /// previous symlink or directory) and one symlink per launcher in `bin/`, removes launchers
-    /// of the previous layout that this one lacks, and records both in `{venv}/.dx-py-layout`.
+    /// Writes `lib/pythonX.Y/site-packages/_dx_py_layout.pth`, which adds the layout's
+    /// `site-packages` to `sys.path` after the venv's own (atomically replacing a previous one),
+    /// and one symlink per launcher in `bin/`; removes launchers of the previous layout that this
+    /// one lacks, and records both in the `.pth` file's marker line.
     /// `Ok(None)` on a miss or when the layout fails the cheap check (then `build_layout`
     /// repairs it). Costs O(1) in packages and files, O(launchers) for `bin/`.
     pub fn install_cached(

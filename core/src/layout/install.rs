@@ -1,4 +1,14 @@
-//! Pointing a venv at a layout: one `site-packages` symlink plus one symlink per launcher.
+//! Pointing a venv at a layout: one `.pth` file in the venv's own `site-packages` plus one
+//! symlink per launcher.
+//!
+//! The venv's `site-packages` stays a real, writable directory that belongs to the venv. The
+//! layout, shared by every venv of the same lock, is reached read-only through
+//! `_dx_py_layout.pth`, which `site` processes at start-up: it appends the layout's
+//! `site-packages` to `sys.path` after the venv's own directory (with `site.addsitedir`, so the
+//! layout's own `.pth` files run too). What pip or uv install into the venv lands in the venv and
+//! shadows the layout; `pip uninstall` refuses to touch a distribution outside the environment.
+//! The same file is the venv's marker: a comment line records which layout and launchers are
+//! installed, so pointing a venv at a layout creates one file, not two.
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -6,15 +16,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{Installed, LayoutError, ProjectHash};
 
-/// The venv marker file recording the installed layout and its launchers.
-pub(crate) const MARKER_NAME: &str = ".dx-py-layout";
+/// The `.pth` file in the venv's `site-packages` that adds the layout and records it.
+pub(crate) const PTH_NAME: &str = "_dx_py_layout.pth";
+/// Where venvs of earlier versions kept the marker (their `site-packages` was a symlink).
+pub(crate) const LEGACY_MARKER_NAME: &str = ".dx-py-layout";
+/// Starts the `.pth` comment line that holds the marker's JSON.
+const MARKER_PREFIX: &str = "# dx-py-layout: ";
 
 #[cfg(not(windows))]
 const BIN_DIR: &str = "bin";
 #[cfg(windows)]
 const BIN_DIR: &str = "Scripts";
 
-/// `{venv}/.dx-py-layout`.
+/// What a venv records about its layout (the JSON on the `.pth` file's marker line).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Marker {
     pub(crate) format: u32,
@@ -32,6 +46,11 @@ pub(crate) fn site_packages_path(venv: &Path, python: (u8, u8)) -> PathBuf {
             .join(format!("python{}.{}", python.0, python.1))
             .join("site-packages")
     }
+}
+
+/// `{venv}/lib/pythonX.Y/site-packages/_dx_py_layout.pth`.
+pub(crate) fn marker_path(venv: &Path, python: (u8, u8)) -> PathBuf {
+    site_packages_path(venv, python).join(PTH_NAME)
 }
 
 /// Interpreter links and activation scripts belong to the venv, never to a layout.
@@ -62,7 +81,7 @@ pub(crate) fn install(
     let _guard = lock.lock(venv)?;
 
     let site_packages = site_packages_path(venv, python);
-    point_at(&layout.join("site-packages"), &site_packages, true)?;
+    let legacy = own_site_packages(&site_packages)?;
 
     let bin = venv.join(BIN_DIR);
     let layout_bin = layout.join("bin");
@@ -86,13 +105,15 @@ pub(crate) fn install(
     launchers.sort();
     for name in &launchers {
         let link = bin.join(name);
-        if let Err(e) = point_at(&layout_bin.join(name), &link, false) {
+        if let Err(e) = point_at(&layout_bin.join(name), &link) {
             tracing::warn!("Skipping launcher `{}`: {e}", link.display());
         }
     }
 
-    let marker_path = venv.join(MARKER_NAME);
-    if let Some(old) = read_marker(&marker_path) {
+    let pth = site_packages.join(PTH_NAME);
+    let legacy_marker = venv.join(LEGACY_MARKER_NAME);
+    let old = read_marker(&pth).or_else(|| legacy.then(|| read_marker(&legacy_marker)).flatten());
+    if let Some(old) = old {
         for name in old.launchers {
             if is_protected(&name) || launchers.binary_search(&name).is_ok() {
                 continue;
@@ -106,15 +127,23 @@ pub(crate) fn install(
         }
     }
     let marker = Marker {
-        format: 1,
+        format: 2,
         project_hash: hash.to_hex(),
         layout: layout.to_path_buf(),
         launchers: launchers.clone(),
     };
     write_marker(
-        &marker_path,
-        &serde_json::to_vec(&marker).unwrap_or_default(),
+        &pth,
+        pth_text(&marker, &layout.join("site-packages"))?.as_bytes(),
     )?;
+    if legacy {
+        match std::fs::remove_file(&legacy_marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LayoutError::fs("remove", &legacy_marker)(e));
+            }
+            _ => {}
+        }
+    }
 
     Ok(Installed {
         project_hash: *hash,
@@ -123,6 +152,80 @@ pub(crate) fn install(
         launchers,
         hit: true,
     })
+}
+
+/// Makes sure `site_packages` is the venv's own directory. Venvs of earlier dx-py versions had a
+/// symlink into the layout cache there: it is replaced by a directory (true is returned, so the
+/// caller also retires the old marker). Anything else in the way is an error.
+fn own_site_packages(site_packages: &Path) -> Result<bool, LayoutError> {
+    match std::fs::symlink_metadata(site_packages) {
+        Ok(meta) if meta.is_dir() => Ok(false),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            remove_link(site_packages)?;
+            fs_err::create_dir(site_packages)?;
+            Ok(true)
+        }
+        Ok(_) => Err(LayoutError::Venv {
+            path: site_packages.to_path_buf(),
+            reason: "expected the venv's site-packages directory, found a file".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs_err::create_dir_all(site_packages)?;
+            Ok(false)
+        }
+        Err(e) => Err(LayoutError::fs("inspect", site_packages)(e)),
+    }
+}
+
+#[cfg(unix)]
+fn remove_link(link: &Path) -> Result<(), LayoutError> {
+    fs_err::remove_file(link).map_err(LayoutError::from)
+}
+
+#[cfg(windows)]
+fn remove_link(link: &Path) -> Result<(), LayoutError> {
+    // A junction is removed as a directory; a file symlink as a file.
+    std::fs::remove_dir(link)
+        .or_else(|_| std::fs::remove_file(link))
+        .map_err(LayoutError::fs("remove", link))
+}
+
+/// The `.pth` file: a comment for people, the marker line, and the line `site` executes.
+fn pth_text(marker: &Marker, layout_site_packages: &Path) -> Result<String, LayoutError> {
+    let dir = layout_site_packages
+        .to_str()
+        .ok_or_else(|| LayoutError::Venv {
+            path: layout_site_packages.to_path_buf(),
+            reason: "the layout path is not valid UTF-8, so a `.pth` file cannot name it".into(),
+        })?;
+    let json = serde_json::to_string(marker).unwrap_or_default();
+    Ok(format!(
+        "# Added by dx-py: this venv's locked packages live in a layout shared by every venv of the\n\
+         # same lock. It comes after this directory on sys.path: what pip or uv install here takes\n\
+         # precedence, and nothing done here changes the layout. Do not edit files under it.\n\
+         {MARKER_PREFIX}{json}\n\
+         import site; site.addsitedir({})\n",
+        python_str(dir)
+    ))
+}
+
+/// `s` as a Python string literal of ASCII characters only (`site` decodes `.pth` files with the
+/// locale's encoding before Python 3.13, so non-ASCII characters are written as escapes).
+pub(crate) fn python_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            ' '..='~' => out.push(c),
+            c if u32::from(c) <= 0xff => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if u32::from(c) <= 0xffff => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// Writes the marker: straight to its name in a fresh venv (one file created, no rename; the
@@ -146,9 +249,19 @@ fn write_marker(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     }
 }
 
+/// Reads a venv's marker: the JSON line of its `.pth` file (or, for venvs of earlier versions,
+/// the whole `.dx-py-layout` file). `None` when missing or unreadable (a torn write).
 pub(crate) fn read_marker(path: &Path) -> Option<Marker> {
     let bytes = std::fs::read(path).ok()?;
-    match serde_json::from_slice(&bytes) {
+    let json = if path.extension().is_some_and(|e| e == "pth") {
+        let text = std::str::from_utf8(&bytes).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(MARKER_PREFIX))?
+            .as_bytes()
+    } else {
+        &bytes[..]
+    };
+    match serde_json::from_slice(json) {
         Ok(m) => Some(m),
         Err(e) => {
             tracing::warn!("Ignoring unreadable venv marker `{}`: {e}", path.display());
@@ -157,10 +270,9 @@ pub(crate) fn read_marker(path: &Path) -> Option<Marker> {
     }
 }
 
-/// Makes `link` a symlink to `target`, atomically replacing what is there: a file or symlink is
-/// replaced by renaming a new symlink over it; a real directory (only when `dir_ok`) is removed
-/// if empty, else moved aside and deleted once the symlink is in place.
-fn point_at(target: &Path, link: &Path, dir_ok: bool) -> Result<(), LayoutError> {
+/// Makes `link` a symlink to `target`, atomically replacing a file or symlink there (a
+/// directory is refused).
+fn point_at(target: &Path, link: &Path) -> Result<(), LayoutError> {
     let mut made = symlink_dir(target, link);
     if let (Err(e), Some(parent)) = (&made, link.parent())
         && e.kind() == std::io::ErrorKind::NotFound
@@ -179,29 +291,10 @@ fn point_at(target: &Path, link: &Path, dir_ok: bool) -> Result<(), LayoutError>
             return Ok(());
         }
     } else if meta.is_dir() {
-        if !dir_ok {
-            return Err(LayoutError::Venv {
-                path: link.to_path_buf(),
-                reason: "expected a file or a symlink, found a directory".into(),
-            });
-        }
-        // A fresh venv's empty `site-packages`: remove it and link (the venv lock keeps other
-        // installers out of the short window without one).
-        if std::fs::remove_dir(link).is_ok() {
-            return match symlink_dir(target, link) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    replace_with_symlink(target, link)
-                }
-                other => other.map_err(LayoutError::fs("create the symlink", link)),
-            };
-        }
-        let aside = temp_beside(link);
-        fs_err::rename(link, &aside)?;
-        let placed = replace_with_symlink(target, link);
-        if let Err(e) = remove_tree(&aside) {
-            tracing::warn!("Failed to remove `{}`: {e}", aside.display());
-        }
-        return placed;
+        return Err(LayoutError::Venv {
+            path: link.to_path_buf(),
+            reason: "expected a file or a symlink, found a directory".into(),
+        });
     }
     replace_with_symlink(target, link)
 }

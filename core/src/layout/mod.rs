@@ -13,12 +13,14 @@
 //!     └── dx-py-layout.json      manifest: packages, link mode, counts; written last
 //! ```
 //!
-//! A venv using a layout:
+//! A venv using a layout keeps its own, writable `site-packages`; the layout is added after it
+//! on `sys.path` (so nothing done in one venv changes another):
 //!
 //! ```text
-//! {venv}/lib/pythonX.Y/site-packages -> {layouts}/<hash>/site-packages
+//! {venv}/lib/pythonX.Y/site-packages/                   the venv's own (pip, uv install here)
+//! {venv}/lib/pythonX.Y/site-packages/_dx_py_layout.pth  adds {layouts}/<hash>/site-packages;
+//!                                                       marker: which layout and launchers
 //! {venv}/bin/<script>                -> {layouts}/<hash>/bin/<script>
-//! {venv}/.dx-py-layout               marker: which layout and launchers are installed
 //! ```
 //!
 //! [`LayoutCache`] builds, installs, verifies and repairs layouts; [`LayoutIndex`] reads the
@@ -39,6 +41,7 @@ mod tests;
 mod verify;
 
 pub use cache::LayoutCache;
+
 pub use index::{
     ENTRY_LEN, HEADER_LEN, IndexError, LayoutEntry, LayoutIndex, LayoutIndexHeader, MAGIC,
     MAX_TAG_LEN, MIN_CAPACITY, VERSION, capacity_for, encode_index,
@@ -132,7 +135,7 @@ pub struct Installed {
     pub project_hash: ProjectHash,
     /// The layout directory.
     pub layout: PathBuf,
-    /// The venv's `lib/pythonX.Y/site-packages` symlink.
+    /// The venv's own `lib/pythonX.Y/site-packages` directory (it holds the `.pth` file).
     pub site_packages: PathBuf,
     /// Names of the launchers linked into `{venv}/bin`, sorted.
     pub launchers: Vec<String>,
@@ -222,4 +225,28 @@ impl LayoutError {
             source,
         }
     }
+}
+
+/// The layout a venv was last pointed at, as its marker records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenvLayout {
+    /// The layout's key, in hex as recorded.
+    pub project_hash: String,
+    /// The layout directory.
+    pub layout: PathBuf,
+    /// The launchers linked into the venv's `bin/`.
+    pub launchers: Vec<String>,
+}
+
+/// Reads which layout `venv` (for Python `python`) uses, from the marker line of its
+/// `_dx_py_layout.pth` (or the `.dx-py-layout` file of venvs made by earlier versions); `None`
+/// when the venv has no readable marker.
+pub fn venv_layout(venv: &std::path::Path, python: (u8, u8)) -> Option<VenvLayout> {
+    install::read_marker(&install::marker_path(venv, python))
+        .or_else(|| install::read_marker(&venv.join(install::LEGACY_MARKER_NAME)))
+        .map(|m| VenvLayout {
+            project_hash: m.project_hash,
+            layout: m.layout,
+            launchers: m.launchers,
+        })
 }

@@ -198,16 +198,27 @@ fn venv_site_packages(venv: &Path) -> PathBuf {
     venv.join("lib/python3.11/site-packages")
 }
 
-/// Checks that `venv` holds exactly the layout of `pkgs`.
+/// Checks that `venv` holds exactly the layout of `pkgs`: its own `site-packages` is a real
+/// directory whose `.pth` file adds the layout's, and the launchers are linked.
 fn assert_venv_is(venv: &Path, pkgs: &[Pkg]) {
     let sp = venv_site_packages(venv);
-    assert!(
-        std::fs::symlink_metadata(&sp)
-            .unwrap()
-            .file_type()
-            .is_symlink()
+    assert!(std::fs::symlink_metadata(&sp).unwrap().is_dir());
+    let marker = install::read_marker(&sp.join(install::PTH_NAME)).unwrap();
+    assert_eq!(marker.format, 2);
+    let layout_sp = marker.layout.join("site-packages");
+    assert_eq!(snapshot(&layout_sp), oracle(pkgs));
+    let pth = std::fs::read_to_string(sp.join(install::PTH_NAME)).unwrap();
+    let exec = pth
+        .lines()
+        .filter(|l| l.starts_with("import "))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        exec,
+        [format!(
+            "import site; site.addsitedir('{}')",
+            layout_sp.display()
+        )]
     );
-    assert_eq!(snapshot(&sp), oracle(pkgs));
     let mut bin: Vec<String> = std::fs::read_dir(venv.join("bin"))
         .map(|r| {
             r.map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -217,12 +228,13 @@ fn assert_venv_is(venv: &Path, pkgs: &[Pkg]) {
     bin.retain(|n| !n.starts_with("python") && !n.starts_with("activate"));
     bin.sort();
     assert_eq!(bin, launchers_of(pkgs));
-    let marker = install::read_marker(&venv.join(install::MARKER_NAME)).unwrap();
     assert_eq!(marker.launchers, launchers_of(pkgs));
-    assert_eq!(
-        std::fs::read_link(&sp).unwrap(),
-        marker.layout.join("site-packages")
-    );
+}
+
+/// The site-packages of the layout `venv` points at.
+fn layout_site_packages(venv: &Path) -> PathBuf {
+    let marker = install::read_marker(&venv_site_packages(venv).join(install::PTH_NAME)).unwrap();
+    marker.layout.join("site-packages")
 }
 
 fn arb_pkgs() -> impl Strategy<Value = Vec<Pkg>> {
@@ -645,14 +657,14 @@ fn another_filesystem_falls_back_to_symlinks() {
 }
 
 #[test]
-fn install_replaces_a_real_site_packages_and_stale_launchers_only() {
+fn install_keeps_the_venvs_own_packages_and_replaces_stale_launchers_only() {
     let fx = Fixture::new();
     let sets = fixed_sets();
     let cache = fx.cache();
     let venv = fx.venv("v");
     let sp = venv_site_packages(&venv);
-    std::fs::create_dir_all(sp.join("old_pkg")).unwrap();
-    std::fs::write(sp.join("old_pkg/x.py"), b"old").unwrap();
+    std::fs::create_dir_all(sp.join("own_pkg")).unwrap();
+    std::fs::write(sp.join("own_pkg/x.py"), b"mine").unwrap();
     std::fs::create_dir_all(venv.join("bin")).unwrap();
     for own in ["python", "python3.11", "activate", "activate.fish"] {
         std::fs::write(venv.join("bin").join(own), own).unwrap();
@@ -664,7 +676,7 @@ fn install_replaces_a_real_site_packages_and_stale_launchers_only() {
     std::fs::remove_file(venv.join("bin/beta")).unwrap();
     std::fs::write(venv.join("bin/beta"), b"mine").unwrap();
     cache.install(&spec_of(&fx.store, &sets[2]), &venv).unwrap();
-    assert_eq!(snapshot(&sp), oracle(&sets[2]));
+    assert_eq!(snapshot(&layout_site_packages(&venv)), oracle(&sets[2]));
     assert!(venv.join("bin/alpha-cli").exists());
     assert_eq!(std::fs::read(venv.join("bin/beta")).unwrap(), b"mine");
     for own in ["python", "python3.11", "activate", "activate.fish"] {
@@ -677,12 +689,86 @@ fn install_replaces_a_real_site_packages_and_stale_launchers_only() {
     cache.install(&spec_of(&fx.store, &sets[1]), &venv).unwrap();
     assert_venv_is(&venv, &sets[1]);
     assert!(!venv.join("bin/alpha-cli").exists());
-    // Nothing left beside site-packages (the old directory was moved aside and deleted).
-    let lib: Vec<_> = std::fs::read_dir(sp.parent().unwrap())
+    // What the venv holds of its own stays, beside the `.pth` file and nothing else.
+    let mut own: Vec<_> = std::fs::read_dir(&sp)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(lib, vec!["site-packages"]);
+    own.sort();
+    assert_eq!(own, [install::PTH_NAME, "own_pkg"]);
+    assert_eq!(std::fs::read(sp.join("own_pkg/x.py")).unwrap(), b"mine");
+}
+
+#[test]
+fn a_venv_of_the_symlink_design_is_converted() {
+    let fx = Fixture::new();
+    let sets = fixed_sets();
+    let cache = fx.cache();
+    let old = cache.build_layout(&spec_of(&fx.store, &sets[0])).unwrap();
+    let venv = fx.venv("v");
+    let sp = venv_site_packages(&venv);
+    std::fs::create_dir_all(sp.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(old.site_packages(), &sp).unwrap();
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::os::unix::fs::symlink(old.path.join("bin/alpha-cli"), venv.join("bin/alpha-cli")).unwrap();
+    let legacy = format!(
+        "{{\"format\":1,\"project_hash\":\"{}\",\"layout\":\"{}\",\"launchers\":[\"alpha-cli\"]}}",
+        old.project_hash.to_hex(),
+        old.path.display()
+    );
+    std::fs::write(venv.join(install::LEGACY_MARKER_NAME), legacy).unwrap();
+    assert_eq!(
+        crate::layout::venv_layout(&venv, (3, 11))
+            .unwrap()
+            .launchers,
+        ["alpha-cli"]
+    );
+    cache.install(&spec_of(&fx.store, &sets[1]), &venv).unwrap();
+    assert_venv_is(&venv, &sets[1]);
+    // The old layout was not touched through the symlink, and the old marker is gone.
+    assert_eq!(snapshot(&old.site_packages()), oracle(&sets[0]));
+    assert!(!venv.join(install::LEGACY_MARKER_NAME).exists());
+    assert!(!venv.join("bin/alpha-cli").exists());
+}
+
+#[test]
+fn the_pth_names_any_path_as_python_reads_it() {
+    // Python reads the literal back as the same path, whatever characters it holds.
+    let paths = [
+        "/plain/path",
+        "/with space/and'quote/back\\slash",
+        "/caf\u{e9}/\u{65e5}\u{672c}/\u{1f40d}",
+        "/tab\there",
+    ];
+    let mut code = String::from("import sys\n");
+    for p in paths {
+        code.push_str(&format!(
+            "sys.stdout.buffer.write(({}).encode('utf-8') + b'\\0')\n",
+            install::python_str(p)
+        ));
+    }
+    let Ok(out) = std::process::Command::new("python3")
+        .args(["-c", &code])
+        .output()
+    else {
+        eprintln!("skipped: no python3 on PATH");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<&[u8]> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let want: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
+    assert_eq!(got, want);
+    for p in paths {
+        assert!(install::python_str(p).is_ascii());
+    }
 }
 
 #[test]
@@ -696,10 +782,12 @@ fn an_empty_site_packages_and_a_torn_marker_are_handled() {
     assert_venv_is(&venv, &sets[0]);
     // A marker cut short by a crash is ignored: the next install still ends whole, except that
     // a launcher only the lost marker named (`alpha-cli`) stays, still a working link.
-    std::fs::write(venv.join(install::MARKER_NAME), b"{\"format\":1,\"proj").unwrap();
+    let pth = venv_site_packages(&venv).join(install::PTH_NAME);
+    std::fs::write(&pth, b"# dx-py-layout: {\"format\":2,\"proj").unwrap();
+    assert!(install::read_marker(&pth).is_none());
     cache.install(&spec_of(&fx.store, &sets[1]), &venv).unwrap();
-    assert_eq!(snapshot(&venv_site_packages(&venv)), oracle(&sets[1]));
-    let marker = install::read_marker(&venv.join(install::MARKER_NAME)).unwrap();
+    assert_eq!(snapshot(&layout_site_packages(&venv)), oracle(&sets[1]));
+    let marker = install::read_marker(&pth).unwrap();
     assert_eq!(marker.launchers, launchers_of(&sets[1]));
     assert!(venv.join("bin/alpha-cli").is_file());
     // With a whole marker again, switching layouts cleans up as usual.
@@ -779,8 +867,13 @@ fn realpath_sibling_lookups_work_from_python() {
         let installed = cache.install(&spec, &venv).unwrap();
         let out = std::process::Command::new("python3")
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONPATH", &installed.site_packages)
-            .args(["-S", "-c", "import numpyish, other; print(numpyish.FOUND)"])
+            // Through the venv's `.pth` file, as `site` processes it at start-up.
+            .args([
+                "-S",
+                "-c",
+                "import site, sys; site.addsitedir(sys.argv[1]); import numpyish, other; print(numpyish.FOUND)",
+            ])
+            .arg(&installed.site_packages)
             .output()
             .unwrap();
         assert!(
@@ -850,7 +943,8 @@ fn check_after_workers(root: &Path, store: &PackageStore) {
     let sets = fixed_sets();
     let cache = LayoutCache::open(&root.join("layouts"), store).unwrap();
     let shared = root.join("venvs/shared");
-    let marker = install::read_marker(&shared.join(install::MARKER_NAME)).unwrap();
+    let marker =
+        install::read_marker(&venv_site_packages(&shared).join(install::PTH_NAME)).unwrap();
     let which = sets
         .iter()
         .find(|s| spec_of(store, s).project_hash().to_hex() == marker.project_hash)
