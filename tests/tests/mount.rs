@@ -145,7 +145,7 @@ fn mounted_venv_matches_the_layout_and_is_read_only() {
         .unwrap()
         .file_name();
     let sp = |v: &Path| v.join("lib").join(&py).join("site-packages");
-    let linked = snapshot(&sp(&cx.project().join("linked")));
+    let linked = snapshot(&layout_site_packages(&cx.project().join("linked")));
     let mounted = snapshot(&sp(&venv));
     assert_eq!(
         linked.keys().collect::<Vec<_>>(),
@@ -173,7 +173,9 @@ fn mounted_venv_matches_the_layout_and_is_read_only() {
     erofs(std::fs::remove_file(venv.join("pyvenv.cfg")));
 
     // 8 concurrent readers see the right bytes.
-    let expected = std::fs::read(sp(&cx.project().join("linked")).join("tool/data.bin")).unwrap();
+    let expected =
+        std::fs::read(layout_site_packages(&cx.project().join("linked")).join("tool/data.bin"))
+            .unwrap();
     std::thread::scope(|s| {
         for _ in 0..8 {
             s.spawn(|| {
