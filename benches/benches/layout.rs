@@ -102,6 +102,7 @@ impl Fixture {
                     name: format!("pkg{i}"),
                     version: "1.0".into(),
                     hash: self.store.store(&package(i, script(i))).expect("store"),
+                    wheel_sha256: [0; 32],
                     extra_trees: Vec::new(),
                 })
                 .collect(),

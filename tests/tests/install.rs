@@ -542,3 +542,77 @@ fn tree_digest(root: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+#[test]
+fn an_edited_lock_hash_is_refused_even_when_the_layout_is_cached() {
+    let cx = TestContext::new();
+    let wheels = write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[
+            WheelBuilder::new("solid", "1.0").file("solid/__init__.py", b"OK = 1\n"),
+            WheelBuilder::new("other", "2.0").file("other.py", b""),
+        ],
+    );
+    std::fs::write(
+        cx.project().join("requirements.txt"),
+        "solid==1.0\nother==2.0\n",
+    )
+    .unwrap();
+    let w = wheels.to_str().unwrap();
+    cx.run_ok(&[
+        "install",
+        "-r",
+        "requirements.txt",
+        "--no-index",
+        "--find-links",
+        w,
+    ]);
+    // Same lock into a second venv: a layout hit.
+    let out = cx
+        .dx_py()
+        .args([
+            "install",
+            "--lock",
+            "pylock.toml",
+            "--venv",
+            "b",
+            "--no-index",
+            "--find-links",
+            w,
+        ])
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "install --lock");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("layout hit"));
+
+    // Someone edits the wheel's sha256 in the lock (its store hash left as it was).
+    let pylock = cx.project().join("pylock.toml");
+    let text = std::fs::read_to_string(&pylock).unwrap();
+    let real = dx_py_core::hash::sha256_hex(
+        &std::fs::read(wheels.join("solid-1.0-py3-none-any.whl")).unwrap(),
+    );
+    assert!(text.contains(&real), "{text}");
+    let forged = "0".repeat(64);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&pylock, text.replace(&real, &forged)).unwrap();
+    let err = cx.run_err(
+        &[
+            "install",
+            "--lock",
+            "pylock.toml",
+            "--venv",
+            "c",
+            "--no-index",
+            "--find-links",
+            w,
+        ],
+        1,
+    );
+    assert!(err.contains("solid"), "{err}");
+    assert!(
+        err.contains(&forged) || err.to_lowercase().contains("sha256"),
+        "{err}"
+    );
+    // The venvs made before are untouched.
+    venv_python(&cx.project().join("b"), "import solid, other");
+}

@@ -135,6 +135,7 @@ pub(crate) fn tree_for_lock(
             name: p.name.clone(),
             version: p.version.clone(),
             hash,
+            wheel_sha256: p.wheel.sha256,
             bytecode: None,
         });
     }
@@ -249,6 +250,7 @@ pub(crate) fn complete_bytecode(
     for p in lock.packages.iter().cloned() {
         packages.push(PreparedPackage {
             hash: p.store_hash.context("The lock lacks store hashes")?,
+            wheel_sha256: p.wheel.sha256,
             name: p.name,
             version: p.version,
             bytecode: None,

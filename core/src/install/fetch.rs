@@ -72,6 +72,24 @@ pub fn unpack_when_stored(store: &PackageStore) -> impl Fn(&ContentHash) + Sync 
     }
 }
 
+/// The store object `p`'s wheel became, by the store's own record of that wheel's sha256.
+///
+/// The lock's sha256 is the truth and its store hash only a hint: a lock whose sha256 was
+/// edited finds no record (then the wheel itself is fetched and checked against it), and a stale
+/// store hash is replaced by the recorded one.
+pub(crate) fn recorded_object(p: &LockedPackage, store: &PackageStore) -> Option<ContentHash> {
+    let found = store.wheel_object(&p.wheel.sha256_hex());
+    if let (Some(found), Some(said)) = (found, p.store_hash)
+        && found != said
+    {
+        tracing::debug!(
+            "{}: the lock names store object {said}, the store recorded {found} for its wheel",
+            p.name
+        );
+    }
+    found
+}
+
 /// Makes sure every package of `packages` is in the store, filling in `store_hash` where it was
 /// missing or stale. Wheels come from the lock's path (relative to the lock's directory), a
 /// find-links directory, or the lock's URL; `after_store` runs on each one stored now.
@@ -85,16 +103,12 @@ pub fn ensure_stored(
     let mut stats = FetchStats::default();
     let mut todo = Vec::new();
     for (i, p) in packages.iter_mut().enumerate() {
-        match p.store_hash {
-            Some(h) if store.contains(&h) => stats.hits += 1,
-            // A lock without (or with a stale) store object, of a wheel converted before.
-            _ => match store.wheel_object(&p.wheel.sha256_hex()) {
-                Some(h) => {
-                    p.store_hash = Some(h);
-                    stats.hits += 1;
-                }
-                None => todo.push(i),
-            },
+        match recorded_object(p, store) {
+            Some(h) => {
+                p.store_hash = Some(h);
+                stats.hits += 1;
+            }
+            None => todo.push(i),
         }
     }
     if todo.is_empty() {

@@ -52,12 +52,8 @@ pub fn ensure_stored_or_planned(
     let mut local = Vec::new();
     let mut reused = Vec::new();
     for (i, p) in packages.iter_mut().enumerate() {
-        let stored = p.store_hash.is_some_and(|h| store.contains(&h));
-        if stored {
-            continue;
-        }
-        // Converted before (by another lock): nothing to lay out.
-        if let Some(h) = store.wheel_object(&p.wheel.sha256_hex()) {
+        // Converted before (by this or another lock): nothing to lay out.
+        if let Some(h) = super::fetch::recorded_object(p, store) {
             p.store_hash = Some(h);
             continue;
         }

@@ -32,6 +32,9 @@ pub struct PreparedPackage {
     pub version: String,
     /// Its store object.
     pub hash: ContentHash,
+    /// The sha256 of its wheel, as the lock names it (the store's record of that wheel names
+    /// `hash`).
+    pub wheel_sha256: [u8; 32],
     /// Its bytecode pack for the interpreter, when compiled.
     pub bytecode: Option<ContentHash>,
 }
@@ -100,6 +103,7 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
             name: p.name.clone(),
             version: p.version.clone(),
             hash,
+            wheel_sha256: p.wheel.sha256,
             bytecode,
         });
     }

@@ -92,13 +92,13 @@ pub fn project_hash<B: AsRef<[u8]>>(
     for entry in dpl.entries() {
         let entry = entry?;
         match entry.store_hash() {
-            Some(h) => keys.push((entry.name(), entry.version(), h)),
+            Some(h) => keys.push((entry.name(), entry.version(), h, entry.wheel_sha256())),
             None => return Ok(None),
         }
     }
     Ok(Some(ProjectHash::compute(
         tag,
-        keys.iter().map(|(n, v, h)| (*n, *v, h)),
+        keys.iter().map(|(n, v, h, s)| (*n, *v, h, s)),
     )))
 }
 
@@ -157,6 +157,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
             name: p.name,
             version: p.version,
             hash: p.hash,
+            wheel_sha256: p.wheel_sha256,
             extra_trees,
         });
     }

@@ -75,6 +75,10 @@ pub struct ManifestPackage {
     pub version: String,
     /// Store hash, hex.
     pub hash: String,
+    /// The wheel's sha256, hex (part of the project hash). Empty in manifests written before
+    /// it was recorded: their hash no longer matches, and the layout is rebuilt.
+    #[serde(default)]
+    pub wheel_sha256: String,
     /// Extra trees merged over the package.
     pub extra_trees: Vec<PathBuf>,
 }
@@ -148,6 +152,7 @@ impl LayoutManifest {
                         name: p.name.clone(),
                         version: p.version.clone(),
                         hash: p.hash.parse().ok()?,
+                        wheel_sha256: sha256_from_hex(&p.wheel_sha256)?,
                         extra_trees: p.extra_trees.clone(),
                     })
                 })
@@ -186,6 +191,7 @@ impl LayoutManifest {
                     name: p.name.clone(),
                     version: p.version.clone(),
                     hash: p.hash.to_hex(),
+                    wheel_sha256: data_encoding::HEXLOWER.encode(&p.wheel_sha256),
                     extra_trees: p.extra_trees.clone(),
                 })
                 .collect(),
@@ -248,4 +254,10 @@ mod tests {
         c.copy = 1;
         assert_eq!(c.weakest(), LinkMode::Copy);
     }
+}
+
+/// 64 hex digits as 32 bytes; `None` otherwise (a manifest from before sha256s were recorded).
+fn sha256_from_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
+    bytes.try_into().ok()
 }

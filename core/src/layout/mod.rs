@@ -73,6 +73,9 @@ pub struct LayoutPackage {
     pub version: String,
     /// The package's store object.
     pub hash: ContentHash,
+    /// The sha256 of the wheel the lock names, checked against the store's record of which
+    /// object that wheel became (zero where no wheel is involved, e.g. tests).
+    pub wheel_sha256: [u8; 32],
     /// More trees of the unpacked shape (`site-packages/…`, `bin/…`) merged over the package's
     /// own, e.g. bytecode compiled for the interpreter. They must depend only on the package and
     /// the interpreter, since they are not part of the project hash.
@@ -84,9 +87,14 @@ impl LayoutSpec {
     pub fn project_hash(&self) -> ProjectHash {
         ProjectHash::compute(
             &self.interpreter_tag,
-            self.packages
-                .iter()
-                .map(|p| (p.name.as_str(), p.version.as_str(), &p.hash)),
+            self.packages.iter().map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    &p.hash,
+                    &p.wheel_sha256,
+                )
+            }),
         )
     }
 }

@@ -7,10 +7,14 @@ use crate::names::normalize_name;
 
 /// blake3 key-derivation context: separates project hashes from every other blake3 use and names
 /// the layout format generation (bump it when the tree a spec produces changes).
-const CONTEXT: &str = "dx-py layout project hash v1";
+const CONTEXT: &str = "dx-py layout project hash v2";
 
-/// The blake3 hash identifying one layout: the sorted `(normalized name, version, store hash)`
-/// list plus the interpreter tag. Its hex form names the layout directory.
+/// The blake3 hash identifying one layout: the sorted `(normalized name, version, store hash,
+/// wheel sha256)` list plus the interpreter tag. Its hex form names the layout directory.
+///
+/// The wheel's sha256 is what a lock promises; it is part of the key so that a layout is found
+/// only for the locks whose hashes were checked against the store's records when it was built:
+/// a lock whose sha256 was edited misses, and the cold path checks it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProjectHash([u8; 32]);
 
@@ -27,23 +31,24 @@ impl ProjectHash {
     /// version, a store hash or the tag gives a different hash.
     pub fn compute<'a>(
         interpreter_tag: &str,
-        packages: impl IntoIterator<Item = (&'a str, &'a str, &'a ContentHash)>,
+        packages: impl IntoIterator<Item = (&'a str, &'a str, &'a ContentHash, &'a [u8; 32])>,
     ) -> Self {
-        let mut list: Vec<(String, &str, &ContentHash)> = packages
+        let mut list: Vec<(String, &str, &ContentHash, &[u8; 32])> = packages
             .into_iter()
-            .map(|(name, version, hash)| (normalize_name(name), version, hash))
+            .map(|(name, version, hash, sha256)| (normalize_name(name), version, hash, sha256))
             .collect();
         list.sort();
         list.dedup();
         let mut h = blake3::Hasher::new_derive_key(CONTEXT);
         // Every variable-length field is length-prefixed, so no two lists encode alike.
         h.update(&(list.len() as u64).to_le_bytes());
-        for (name, version, hash) in &list {
+        for (name, version, hash, sha256) in &list {
             h.update(&(name.len() as u64).to_le_bytes());
             h.update(name.as_bytes());
             h.update(&(version.len() as u64).to_le_bytes());
             h.update(version.as_bytes());
             h.update(hash.as_bytes());
+            h.update(&sha256[..]);
         }
         h.update(&(interpreter_tag.len() as u64).to_le_bytes());
         h.update(interpreter_tag.as_bytes());
@@ -110,7 +115,7 @@ mod tests {
             tag,
             pkgs.iter()
                 .zip(&hashes)
-                .map(|(p, h)| (p.0.as_str(), p.1.as_str(), h)),
+                .map(|(p, h)| (p.0.as_str(), p.1.as_str(), h, &p.2)),
         )
     }
 

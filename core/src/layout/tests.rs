@@ -112,6 +112,7 @@ fn add(store: &PackageStore, p: &Pkg) -> LayoutPackage {
         name: p.name.clone(),
         version: p.version.clone(),
         hash: store.store(&p.dxpkg()).unwrap(),
+        wheel_sha256: *blake3::hash(p.name.as_bytes()).as_bytes(),
         extra_trees: Vec::new(),
     }
 }
