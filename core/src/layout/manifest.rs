@@ -228,6 +228,12 @@ impl LayoutManifest {
     }
 }
 
+/// 64 hex digits as 32 bytes; `None` otherwise (a manifest from before sha256s were recorded).
+fn sha256_from_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
+    bytes.try_into().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,10 +260,4 @@ mod tests {
         c.copy = 1;
         assert_eq!(c.weakest(), LinkMode::Copy);
     }
-}
-
-/// 64 hex digits as 32 bytes; `None` otherwise (a manifest from before sha256s were recorded).
-fn sha256_from_hex(hex: &str) -> Option<[u8; 32]> {
-    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
-    bytes.try_into().ok()
 }
