@@ -85,8 +85,18 @@ pub(crate) enum CacheCommand {
 }
 
 #[derive(Args, Debug)]
-#[group(required = true, multiple = false)]
 pub(crate) struct CleanArgs {
+    /// What to remove.
+    #[command(flatten)]
+    pub(crate) what: CleanWhat,
+    /// Also remove what live venvs and mounts use (run `dx-py install` in them afterwards).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub(crate) struct CleanWhat {
     /// Remove the layout cache.
     #[arg(long)]
     pub(crate) layouts: bool,

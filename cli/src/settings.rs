@@ -38,7 +38,14 @@ impl Settings {
     }
 
     pub(crate) fn layouts_dir(&self) -> PathBuf {
-        self.cache_dir.join("layouts")
+        self.cache().layouts_dir()
+    }
+
+    /// The cache, with its store where these settings put it.
+    pub(crate) fn cache(&self) -> dx_py_core::cache::Cache {
+        let default = self.cache_dir.join("store");
+        let store = (self.store_dir != default).then_some(self.store_dir.as_path());
+        dx_py_core::cache::Cache::new(&self.cache_dir, store)
     }
 }
 
@@ -64,12 +71,7 @@ fn default_cache_dir() -> PathBuf {
 impl Settings {
     /// The package store; a read-only one keeps its unpacked trees in the user's cache.
     pub(crate) fn store(&self) -> dx_py_core::store::PackageStore {
-        let store = dx_py_core::store::PackageStore::open(&self.store_dir);
-        if store.is_writable() {
-            store
-        } else {
-            store.with_unpacked_root(self.cache_dir.join("unpacked"))
-        }
+        self.cache().store()
     }
 
     /// Finds the interpreter (`--python`, else `fallback`, else `python3`), cached by path and mtime.

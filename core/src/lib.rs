@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod cache;
 pub mod cache_lock;
 pub mod closure;
 pub mod dpl;

@@ -244,25 +244,79 @@ fn sync_removes_packages_that_left_the_lock() {
 }
 
 #[test]
-fn cache_clean_then_install_repairs_the_venv() {
+fn cache_clean_keeps_what_live_venvs_use_and_install_repairs_a_forced_clean() {
     let cx = TestContext::new();
     let wheels = write_wheels(
         &cx.temp.path().join("wheels"),
-        &[WheelBuilder::new("fixme", "1.0").file("fixme.py", b"OK = 1\n")],
+        &[
+            WheelBuilder::new("fixme", "1.0").file("fixme.py", b"OK = 1\n"),
+            WheelBuilder::new("gone", "1.0").file("gone.py", b""),
+        ],
     );
+    // A venv of another lock that is then deleted: its layout is no longer used.
+    std::fs::write(cx.project().join("other.txt"), "gone==1.0\n").unwrap();
+    let w = wheels.to_str().unwrap();
+    cx.run_ok(&[
+        "install",
+        "-r",
+        "other.txt",
+        "--venv",
+        "old",
+        "--no-index",
+        "--find-links",
+        w,
+    ]);
+    std::fs::remove_dir_all(cx.project().join("old")).unwrap();
     install_dir(&cx, &wheels, ".venv");
-    cx.run_ok(&["cache", "clean", "--layouts"]);
     let venv = cx.project().join(".venv");
-    let broken = std::process::Command::new(venv.join("bin/python"))
-        .args(["-c", "import fixme"])
+    let layouts = || {
+        std::fs::read_dir(cx.cache_dir().join("layouts"))
+            .map(|r| r.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(layouts(), 2);
+
+    // Without --force, what the live venv uses stays, and the output says so.
+    let out = cx
+        .dx_py()
+        .args(["cache", "clean", "--store"])
         .output()
         .unwrap();
+    dx_py_tests::assert_success(&out, "cache clean --store");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(venv.to_str().unwrap()), "{said}");
+    assert!(said.contains("--force"), "{said}");
+    assert_eq!(layouts(), 1);
+    venv_python(&venv, "import fixme; assert fixme.OK == 1");
+    assert!(install_dir(&cx, &wheels, ".venv").contains("layout hit"));
+
+    // With --force it goes, the venv is named as stranded, and install restores it.
+    let out = cx
+        .dx_py()
+        .args(["cache", "clean", "--layouts", "--force"])
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "cache clean --force");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("dx-py install") && said.contains(venv.to_str().unwrap()),
+        "{said}"
+    );
+    let broken = dx_py_tests::run_python(&venv.join("bin/python"), "import fixme");
     assert!(!broken.status.success());
     let msg = install_dir(&cx, &wheels, ".venv");
     assert!(msg.contains("rebuilding"), "{msg}");
     venv_python(&venv, "import fixme; assert fixme.OK == 1");
-    // Cleaning the whole store too: the lock still names the wheels, so install fetches again.
-    cx.run_ok(&["cache", "clean", "--all"]);
+
+    // Cleaning everything, forced: the cache is empty but for its lock; the lock still names
+    // the wheels, so install fetches again.
+    cx.run_ok(&["cache", "clean", "--all", "--force"]);
+    let left: Vec<_> = std::fs::read_dir(cx.cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".lock")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     install_dir(&cx, &wheels, ".venv");
     venv_python(&venv, "import fixme");
 }

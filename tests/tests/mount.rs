@@ -417,6 +417,32 @@ fn mount_after_cache_clean_rebuilds_what_it_needs() {
     venv_python(&guard.venv, "import tool, ns.beta");
 }
 
+#[test]
+fn cache_clean_keeps_what_a_live_mount_serves() {
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("live"),
+    };
+    cx.run_ok(&["mount", "live", "--find-links", w.to_str().unwrap()]);
+    let out = cx.dx_py().args(["cache", "clean", "--all"]).output().unwrap();
+    assert_success(&out, "cache clean --all");
+    let said = printed(&out);
+    assert!(said.contains("mount") && said.contains("live"), "{said}");
+    // Every file is still served (the objects the tree names were kept), also after a remount.
+    venv_python(&guard.venv, "import tool, ns.alpha, ns.beta");
+    cx.run_ok(&["unmount", "live"]);
+    cx.run_ok(&["mount", "live", "--find-links", w.to_str().unwrap()]);
+    venv_python(&guard.venv, "import tool, ns.beta");
+    // Unmounted, it is no longer a root: the next clean removes everything.
+    cx.run_ok(&["unmount", "live"]);
+    cx.run_ok(&["cache", "clean", "--all"]);
+    assert!(!cx.cache_dir().join("mounts/trees").exists());
+    assert!(!cx.cache_dir().join("store").exists());
+}
+
 /// Files under `root`, counted (directories included); 0 when `root` is missing.
 fn count_entries(root: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(root) else {

@@ -2,7 +2,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use dx_py_core::cache::clean::{self, CleanOptions};
+use dx_py_core::cache::roots::Root;
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::store::PackageStore;
 
@@ -40,31 +42,68 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
         CacheCommand::Clean(args) => {
             let mut lock = CacheLock::open(&settings.cache_dir)?;
             let _guard = lock.exclusive()?;
-            let layouts = settings.layouts_dir();
-            remove(&layouts)
-                .with_context(|| format!("Failed to remove `{}`", layouts.display()))?;
-            printer.info(format_args!("Removed layouts in {}", layouts.display()));
-            // Mount trees are derived like layouts and name store objects: they go too.
-            let trees = settings.cache_dir.join("mounts").join("trees");
-            remove(&trees).with_context(|| format!("Failed to remove `{}`", trees.display()))?;
-            if args.store || args.all {
-                let store = &settings.store_dir;
-                remove(store).with_context(|| format!("Failed to remove `{}`", store.display()))?;
-                printer.info(format_args!("Removed store in {}", store.display()));
+            let opts = CleanOptions {
+                store: args.what.store,
+                all: args.what.all,
+                force: args.force,
+            };
+            let report = clean::clean(&settings.cache(), opts, &is_mounted)?;
+            for (kind, dir) in &report.cleaned {
+                printer.info(format_args!("Cleaned {kind} in {}", dir.display()));
             }
-            if args.all {
-                let dir = settings.cache_dir.join("interpreters");
-                remove(&dir).with_context(|| format!("Failed to remove `{}`", dir.display()))?;
+            if !report.kept_for.is_empty() {
+                printer.info(format_args!(
+                    "Kept what {} in use uses (`--force` removes it too):",
+                    count(
+                        report.kept_for.len(),
+                        "live venv or mount is",
+                        "live venvs and mounts are"
+                    )
+                ));
+                for root in &report.kept_for {
+                    printer.info(format_args!("  {}", root_line(root)));
+                }
+            }
+            if !report.stranded.is_empty() {
+                printer.warn(format_args!(
+                    "{} used what was removed; run `dx-py install` in a venv (or mount again) to restore it:",
+                    count(report.stranded.len(), "live venv or mount", "live venvs and mounts")
+                ));
+                for root in &report.stranded {
+                    printer.warn(format_args!("  {}", root_line(root)));
+                }
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn remove(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
+/// "1 venv" / "2 venvs": the count with the singular or plural phrase.
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn root_line(root: &Root) -> String {
+    match root {
+        Root::Venv { path, .. } => format!("venv  {}", path.display()),
+        Root::Mount { path, .. } => format!("mount {}", path.display()),
+    }
+}
+
+/// A live dx-py mount at `path` (never on platforms without the Linux mount).
+fn is_mounted(path: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        dx_py_fs_linux::mounts::find_mount(path).is_ok_and(|m| m.is_some())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        false
     }
 }
 

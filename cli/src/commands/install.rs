@@ -59,6 +59,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     let compiled_while_locking = batch.finish(Some(&unpack))?.len();
     let dpl = DplReader::open(&dpl_path)?;
     let mut layouts = LayoutCache::open(&settings.layouts_dir(), &store)?;
+    layouts.record_roots_in(settings.cache().roots_dir());
     layouts.set_link_mode(match args.link_mode {
         LinkModeArg::Auto | LinkModeArg::Hardlink => LinkMode::Hardlink,
         LinkModeArg::Symlink => LinkMode::Symlink,

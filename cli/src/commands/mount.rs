@@ -296,6 +296,8 @@ pub(crate) fn mount_tree(
         fs_err_create_dir_all(venv)?;
     }
     let venv = serve::prepare_mountpoint(venv)?;
+    // A root, so that `cache clean` keeps what the mount serves while it lives.
+    dx_py_core::cache::roots::record_mount(&settings.cache().roots_dir(), &venv, &tree);
     if serving.foreground {
         let fs = open_fs(&tree, settings, serving.keep_pack_cache)?;
         printer.info(format_args!(

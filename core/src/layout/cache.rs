@@ -32,6 +32,8 @@ pub struct LayoutCache<'s> {
     store: &'s PackageStore,
     view: RwLock<Arc<View>>,
     strongest: LinkMode,
+    /// Where installs record the venvs that use a layout (`crate::cache::roots`).
+    roots: Option<PathBuf>,
 }
 
 /// The index as this process last mapped it.
@@ -85,6 +87,7 @@ impl<'s> LayoutCache<'s> {
             store,
             view: RwLock::new(Arc::new(View::default())),
             strongest: LinkMode::Hardlink,
+            roots: None,
         };
         cache.refresh_view();
         Ok(cache)
@@ -95,6 +98,12 @@ impl<'s> LayoutCache<'s> {
     /// layouts are reused whatever mode they were built with.
     pub fn set_link_mode(&mut self, strongest: LinkMode) {
         self.strongest = strongest;
+    }
+
+    /// Records every venv an install points at a layout in the roots log at `dir`, so that
+    /// cleaning knows it is in use.
+    pub fn record_roots_in(&mut self, dir: PathBuf) {
+        self.roots = Some(dir);
     }
 
     /// The layouts directory.
@@ -203,6 +212,7 @@ impl<'s> LayoutCache<'s> {
             return Ok(None);
         };
         let installed = install::install(&self.root, &dir, hash, entry.python_version, venv)?;
+        self.record_root(venv, hash);
         // Last use goes on the manifest's mtime: updating the index on every hit would need the
         // writer lock and a whole new index file. At most once an hour, since each update is a
         // metadata write; read-only caches simply keep the old time.
@@ -227,10 +237,17 @@ impl<'s> LayoutCache<'s> {
         let layout = self.build_layout(spec)?;
         let installed =
             install::install(&self.root, &layout.path, &hash, spec.python_version, venv)?;
+        self.record_root(venv, &hash);
         Ok(Installed {
             hit: false,
             ..installed
         })
+    }
+
+    fn record_root(&self, venv: &Path, hash: &ProjectHash) {
+        if let Some(dir) = &self.roots {
+            crate::cache::roots::record_venv(dir, venv, &hash.to_hex());
+        }
     }
 
     /// Returns the layout for `spec`, building it if it is missing and rebuilding it if it fails

@@ -1,0 +1,305 @@
+//! `cache clean`: removes derived data (and with `store`, the store) except what live venvs and
+//! mounts use, unless forced; reports both, so that no venv is stranded silently.
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::roots::{self, Root};
+use super::{Cache, Kind};
+use crate::hash::ContentHash;
+use crate::layout::{LayoutCache, LayoutManifest, ProjectHash};
+
+/// What to clean.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CleanOptions {
+    /// Also the store: objects, unpacked copies, records.
+    pub store: bool,
+    /// Everything: the store, downloads, interpreter facts, roots.
+    pub all: bool,
+    /// Also what live venvs and mounts use (they need `dx-py install` / a remount afterwards).
+    pub force: bool,
+}
+
+/// What a clean did.
+#[derive(Debug, Default)]
+pub struct CleanReport {
+    /// The directories (or, when something was kept, the directories partly) cleaned.
+    pub cleaned: Vec<(Kind, PathBuf)>,
+    /// Live roots whose layouts, trees and objects were kept.
+    pub kept_for: Vec<Root>,
+    /// Live roots that used something removed (only with `force`).
+    pub stranded: Vec<Root>,
+}
+
+/// A cache clean that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanError {
+    /// Removing a path failed.
+    #[error("Failed to remove `{}`", path.display())]
+    Remove {
+        /// What could not be removed.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Rebuilding the layout index over the kept layouts failed.
+    #[error(transparent)]
+    Layouts(#[from] crate::layout::LayoutError),
+}
+
+/// What live roots use, by kind.
+#[derive(Debug, Default)]
+struct Keep {
+    layouts: BTreeSet<String>,
+    tree_keys: BTreeSet<String>,
+    objects: BTreeSet<ContentHash>,
+}
+
+/// The live venvs and mounts of `cache`. `is_mounted(path)` tells a live dx-py mount (the
+/// platform's mount table, which this crate does not read).
+pub fn live_roots(cache: &Cache, is_mounted: &dyn Fn(&Path) -> bool) -> Vec<Root> {
+    let layouts = cache.layouts_dir();
+    let layouts = std::path::absolute(&layouts).unwrap_or(layouts);
+    roots::live_roots(
+        &cache.roots_dir(),
+        |venv| venv_layout_dir(venv).filter(|l| l.parent() == Some(layouts.as_path())),
+        is_mounted,
+    )
+}
+
+/// The layout directory `venv`'s marker names, whatever its Python version.
+fn venv_layout_dir(venv: &Path) -> Option<PathBuf> {
+    if cfg!(windows) {
+        // `Lib/site-packages` does not depend on the version.
+        return crate::layout::venv_layout(venv, (0, 0)).map(|l| l.layout);
+    }
+    std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .flatten()
+        .find_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (major, minor) = name.strip_prefix("python")?.split_once('.')?;
+            let version = (major.parse().ok()?, minor.parse().ok()?);
+            crate::layout::venv_layout(venv, version).map(|l| l.layout)
+        })
+}
+
+/// Cleans `cache` as `opts` ask. Call under the cache's exclusive lock.
+pub fn clean(
+    cache: &Cache,
+    opts: CleanOptions,
+    is_mounted: &dyn Fn(&Path) -> bool,
+) -> Result<CleanReport, CleanError> {
+    let live = live_roots(cache, is_mounted);
+    let mut report = CleanReport::default();
+    let keep = if opts.force {
+        report.stranded = live.clone();
+        Keep::default()
+    } else {
+        report.kept_for = live.clone();
+        keep_for(cache, &live)
+    };
+
+    clean_layouts(cache, &keep, &mut report)?;
+    clean_trees(cache, &keep, &mut report)?;
+    if opts.store || opts.all {
+        clean_store(cache, &keep, &mut report)?;
+    }
+    if opts.all {
+        for (kind, dir) in [
+            (Kind::Downloads, cache.downloads_dir()),
+            (Kind::Interpreters, cache.interpreters_dir()),
+        ] {
+            remove_all(&dir)?;
+            report.cleaned.push((kind, dir));
+        }
+    }
+    // The log keeps only what is live (and still uses this cache, if anything was kept).
+    let still = if opts.force { Vec::new() } else { live };
+    if let Err(e) = roots::compact(&cache.roots_dir(), &still) {
+        tracing::warn!("Could not rewrite the roots log: {e}");
+    }
+    if opts.all && still.is_empty() {
+        remove_all(&cache.roots_dir())?;
+    }
+    Ok(report)
+}
+
+/// The layouts, trees and objects `live` roots use.
+fn keep_for(cache: &Cache, live: &[Root]) -> Keep {
+    let mut keep = Keep::default();
+    for root in live {
+        match root {
+            Root::Venv { layout, .. } => {
+                let Some(name) = layout.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                keep.layouts.insert(name.to_string());
+                let Ok(hash) = name.parse::<ProjectHash>() else {
+                    continue;
+                };
+                if let Ok(manifest) = LayoutManifest::read(layout, &hash) {
+                    for p in &manifest.packages {
+                        keep.objects.extend(p.hash.parse::<ContentHash>());
+                        // Extra trees are unpacked copies of objects (bytecode packs), named by
+                        // their hash.
+                        for t in &p.extra_trees {
+                            keep.objects.extend(
+                                t.file_name()
+                                    .and_then(|n| n.to_str())
+                                    .and_then(|n| n.parse::<ContentHash>().ok()),
+                            );
+                        }
+                    }
+                }
+            }
+            Root::Mount { tree, .. } => {
+                if let Some(key) = tree_key(tree) {
+                    keep.tree_keys.insert(key);
+                }
+            }
+        }
+    }
+    // Every tree file of a kept mount (its first and its complete tree) names objects it serves.
+    if let Ok(entries) = std::fs::read_dir(cache.trees_dir()) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let kept = tree_key(&path).is_some_and(|k| keep.tree_keys.contains(&k));
+            if kept
+                && path.extension().is_some_and(|x| x == "dxtree")
+                && let Ok(tree) = crate::tree::open_tree(&path)
+            {
+                for i in 0..tree.pack_count() {
+                    if let Ok(pack) = tree.pack(i) {
+                        keep.objects.insert(pack.hash);
+                    }
+                }
+            }
+        }
+    }
+    keep
+}
+
+/// The key a tree file is named by: `{key}.dxtree`, `{key}.first.dxtree`, `{key}.first.dpl`.
+fn tree_key(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    Some(name.split('.').next()?.to_string())
+}
+
+fn clean_layouts(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(), CleanError> {
+    let dir = cache.layouts_dir();
+    report.cleaned.push((Kind::Layouts, dir.clone()));
+    if keep.layouts.is_empty() {
+        return remove_all(&dir);
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if keep.layouts.contains(&name) {
+            continue;
+        }
+        // Layout trees, temporaries and the index go; the index is rebuilt over what stays.
+        remove_any(&e.path())?;
+    }
+    let store = cache.store();
+    let layouts = LayoutCache::open(&dir, &store)?;
+    layouts.rebuild_index()?;
+    Ok(())
+}
+
+fn clean_trees(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(), CleanError> {
+    let dir = cache.trees_dir();
+    report.cleaned.push((Kind::Trees, dir.clone()));
+    if keep.tree_keys.is_empty() {
+        return remove_all(&dir);
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if !tree_key(&path).is_some_and(|k| keep.tree_keys.contains(&k)) {
+            remove_any(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn clean_store(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(), CleanError> {
+    let unpacked = cache.own_unpacked_dir();
+    report
+        .cleaned
+        .push((Kind::Store, cache.store_dir().to_path_buf()));
+    report.cleaned.push((Kind::Unpacked, unpacked.clone()));
+    if keep.objects.is_empty() {
+        remove_all(cache.store_dir())?;
+        return remove_all(&unpacked);
+    }
+    let kept_hex: BTreeSet<String> = keep.objects.iter().map(ContentHash::to_hex).collect();
+    // Objects in the fan-out `ab/cd/{hash}.dxpkg` (and their sidecars), unpacked copies named
+    // by hash; records and maps are hints checked on use, so they may stay.
+    let store = cache.store_dir();
+    for level1 in read_dir_paths(store) {
+        let name = file_name(&level1);
+        if name.len() != 2 || !level1.is_dir() {
+            continue;
+        }
+        for level2 in read_dir_paths(&level1) {
+            for object in read_dir_paths(&level2) {
+                let stem = file_name(&object);
+                let hex = stem.split('.').next().unwrap_or_default();
+                if !kept_hex.contains(hex) {
+                    remove_any(&object)?;
+                }
+            }
+        }
+    }
+    for dir in [cache.store_unpacked_dir(), unpacked] {
+        for copy in read_dir_paths(&dir) {
+            if !kept_hex.contains(&file_name(&copy)) {
+                remove_any(&copy)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_dir_paths(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Removes a directory tree (read-only unpacked copies included); a missing one is fine.
+fn remove_all(dir: &Path) -> Result<(), CleanError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CleanError::Remove {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn remove_any(path: &Path) -> Result<(), CleanError> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => return remove_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CleanError::Remove {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}

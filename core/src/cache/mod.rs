@@ -1,0 +1,170 @@
+//! The cache root and every directory under it: the one place that spells them.
+//!
+//! ```text
+//! {cache}/
+//! ├── store/                  PackageStore: objects, `wheels/` records (may live elsewhere: --store)
+//! │   └── unpacked/           unpacked copies (a read-only store's go to {cache}/unpacked/)
+//! ├── unpacked/               unpacked copies of a read-only store's objects
+//! ├── layouts/                LayoutCache: index.dxlc and one tree per package set
+//! ├── mounts/                 mount bookkeeping; trees/ holds the `.dxtree` files
+//! ├── wheels/                 downloaded index files (HTTP cache)
+//! ├── interpreters/           cached interpreter facts
+//! ├── roots/                  what uses the cache: venvs and mounts (see [`roots`])
+//! └── .lock                   the cache lock (see `cache_lock`)
+//! ```
+//!
+//! [`Cache`] hands out these paths and the typed views over them (the store, the layouts);
+//! [`clean`] removes what no live venv or mount uses.
+use std::path::{Path, PathBuf};
+
+use crate::store::PackageStore;
+
+pub mod clean;
+pub mod roots;
+
+/// A cache root, with the store it uses.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+    store: PathBuf,
+    store_is_shared: bool,
+}
+
+impl Cache {
+    /// The cache at `root`, its store at `{root}/store` unless `store` names another directory
+    /// (a shared, possibly read-only store).
+    pub fn new(root: impl Into<PathBuf>, store: Option<&Path>) -> Self {
+        let root = root.into();
+        let store_is_shared = store.is_some();
+        let store = store.map_or_else(|| root.join("store"), Path::to_path_buf);
+        Self {
+            root,
+            store,
+            store_is_shared,
+        }
+    }
+
+    /// This cache with its store moved to `store` when one is named.
+    pub fn with_store(&self, store: Option<&Path>) -> Self {
+        match store {
+            Some(s) => Self::new(self.root.clone(), Some(s)),
+            None => self.clone(),
+        }
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The store's directory.
+    pub fn store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    /// True when the store was named with `--store` rather than living in the cache.
+    pub fn store_is_shared(&self) -> bool {
+        self.store_is_shared
+    }
+
+    /// The package store; a read-only one keeps its unpacked copies in this cache.
+    pub fn store(&self) -> PackageStore {
+        let store = PackageStore::open(&self.store);
+        if store.is_writable() {
+            store
+        } else {
+            store.with_unpacked_root(self.own_unpacked_dir())
+        }
+    }
+
+    /// Where unpacked copies of a writable store live: `{store}/unpacked`.
+    pub fn store_unpacked_dir(&self) -> PathBuf {
+        self.store.join("unpacked")
+    }
+
+    /// Where unpacked copies of a read-only store live: `{cache}/unpacked`.
+    pub fn own_unpacked_dir(&self) -> PathBuf {
+        self.root.join("unpacked")
+    }
+
+    /// The store's records of which object each wheel became: `{store}/wheels`.
+    pub fn wheel_records_dir(&self) -> PathBuf {
+        self.store.join("wheels")
+    }
+
+    /// `{cache}/layouts`.
+    pub fn layouts_dir(&self) -> PathBuf {
+        self.root.join("layouts")
+    }
+
+    /// `{cache}/mounts`: the state of mounts and their trees.
+    pub fn mounts_dir(&self) -> PathBuf {
+        self.root.join("mounts")
+    }
+
+    /// `{cache}/mounts/trees`: the `.dxtree` files mounts serve.
+    pub fn trees_dir(&self) -> PathBuf {
+        self.mounts_dir().join("trees")
+    }
+
+    /// `{cache}/wheels`: files downloaded from indexes.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.root.join("wheels")
+    }
+
+    /// `{cache}/interpreters`: cached interpreter facts.
+    pub fn interpreters_dir(&self) -> PathBuf {
+        self.root.join("interpreters")
+    }
+
+    /// `{cache}/roots`: what uses the cache.
+    pub fn roots_dir(&self) -> PathBuf {
+        self.root.join("roots")
+    }
+
+    /// Every directory of the cache that holds derived or downloaded data, with its kind, for
+    /// `cache stats` and `cache clean --all` (the store only when it lives in the cache).
+    pub fn kinds(&self) -> Vec<(Kind, PathBuf)> {
+        let mut v = vec![
+            (Kind::Layouts, self.layouts_dir()),
+            (Kind::Trees, self.trees_dir()),
+            (Kind::Unpacked, self.own_unpacked_dir()),
+            (Kind::Downloads, self.downloads_dir()),
+            (Kind::Interpreters, self.interpreters_dir()),
+        ];
+        if !self.store_is_shared {
+            v.push((Kind::Store, self.store.clone()));
+        }
+        v
+    }
+}
+
+/// What a cache directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Package objects, their unpacked copies and wheel records.
+    Store,
+    /// Unpacked copies of a read-only store's objects.
+    Unpacked,
+    /// Ready site-packages trees.
+    Layouts,
+    /// Mount trees.
+    Trees,
+    /// Files downloaded from indexes.
+    Downloads,
+    /// Interpreter facts.
+    Interpreters,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Store => "store",
+            Kind::Unpacked => "unpacked",
+            Kind::Layouts => "layouts",
+            Kind::Trees => "trees",
+            Kind::Downloads => "downloads",
+            Kind::Interpreters => "interpreters",
+        })
+    }
+}
