@@ -4,27 +4,7 @@ use std::path::Path;
 
 use dx_py_core::testing::TestIndex;
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::{TestContext, fetch_wheels, pins_for, venv_python, write_wheels};
-
-/// Installs the wheels in `dir` (all of them pinned) into `venv` with find-links only.
-fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
-    std::fs::write(cx.project().join("requirements.txt"), pins_for(dir)).unwrap();
-    let out = cx
-        .dx_py()
-        .args([
-            "install",
-            "-r",
-            "requirements.txt",
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(dir)
-        .args(["--venv", venv])
-        .output()
-        .unwrap();
-    dx_py_tests::assert_success(&out, "dx-py install");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use dx_py_tests::{TestContext, fetch_wheels, install_dir, pins_for, venv_python, write_wheels};
 
 #[test]
 fn requests_closure_installs_and_a_second_venv_is_a_layout_hit() {
@@ -145,6 +125,20 @@ fn numpy_with_compiled_extensions_and_vendored_libs() {
         out.trim_end().ends_with("True"),
         "realpath must stay inside a complete tree: {out}"
     );
+    // The wheel ships `numpy/distutils/__pycache__/conv_template.cpython-311.pyc` (in RECORD):
+    // kept as shipped, every other source compiled (tests/tests/mount.rs checks the mount).
+    let venv = cx.project().join(".venv");
+    let sp = venv
+        .join("lib")
+        .join(python_dir(&venv))
+        .join("site-packages");
+    let files = dx_py_tests::package_files(&sp, "numpy");
+    let wheel = dx_py_tests::wheel_file(&dir, "numpy-");
+    let record = dx_py_tests::wheel_record(&wheel);
+    let tag = dx_py_tests::cache_tag();
+    let (compiled, shipped) = dx_py_tests::check_bytecode(&files, "numpy/", &record, &tag, "venv");
+    assert!(compiled > 400, "{compiled} compiled");
+    assert_eq!(shipped, usize::from(tag == "cpython-311"));
 }
 
 #[test]

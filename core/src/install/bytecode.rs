@@ -382,6 +382,15 @@ mod tests {
             .collect()
     }
 
+    /// A temporary directory with a store in it and Python 3.11, when pyenv has it.
+    fn fixture() -> Option<(tempfile::TempDir, PackageStore, Interpreter)> {
+        let python = pyenv_python(11)?;
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        let interp = Interpreter::find(python.to_str(), &dir.path().join("interp")).unwrap();
+        Some((dir, store, interp))
+    }
+
     /// A wheel that ships a pyc for the interpreter's tag: the plan leaves its source out, the
     /// pack does not hold that path, and the layout (package and pack merged, as an install
     /// makes it) holds the shipped bytes, so every file satisfies the RECORD in it (as pip
@@ -390,12 +399,9 @@ mod tests {
     fn a_shipped_pyc_stays_as_shipped_in_the_pack_and_the_layout() {
         use crate::layout::{LayoutCache, LayoutPackage, LayoutSpec};
         use crate::wheel::{RecordHashAlgorithm, parse_record};
-        let Some(python) = pyenv_python(11) else {
+        let Some((dir, store, interp)) = fixture() else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let store = PackageStore::open(dir.path().join("store"));
-        let interp = Interpreter::find(python.to_str(), &dir.path().join("interp")).unwrap();
         // Not even a valid pyc: whatever the wheel ships is served as it is.
         let shipped = b"shipped pyc bytes";
         let wheel = WheelBuilder::new("ships", "1")
@@ -457,12 +463,9 @@ mod tests {
     /// a package named twice is compiled once, and a second call compiles nothing.
     #[test]
     fn one_session_gives_each_package_its_own_pack() {
-        let Some(python) = pyenv_python(11) else {
+        let Some((_dir, store, interp)) = fixture() else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let store = PackageStore::open(dir.path().join("store"));
-        let interp = Interpreter::find(python.to_str(), &dir.path().join("interp")).unwrap();
         let wheels = [
             WheelBuilder::new("alpha", "1")
                 .file("alpha/__init__.py", b"A = 1\n")
