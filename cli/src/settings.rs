@@ -40,6 +40,38 @@ impl Settings {
     pub(crate) fn layouts_dir(&self) -> PathBuf {
         self.cache_dir.join("layouts")
     }
+
+    /// `{cache}/mounts/trees`: the mount servers' tree files.
+    pub(crate) fn trees_dir(&self) -> PathBuf {
+        self.cache_dir.join("mounts").join("trees")
+    }
+
+    /// Every directory where dx-py makes temporaries in this cache and store (see
+    /// `dx_py_core::temp`): what a sweep reads, and all it reads.
+    pub(crate) fn temp_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = self.store().temp_dirs();
+        dirs.extend([
+            self.layouts_dir(),
+            self.trees_dir(),
+            self.cache_dir.join("wheels"),
+            self.cache_dir.join("interpreters"),
+        ]);
+        dirs
+    }
+
+    /// Removes what interrupted dx-py processes left behind, if a record says one was (one
+    /// `readdir` otherwise: cheap enough for a warm install). Called by commands that write to
+    /// the cache, after taking the cache lock.
+    pub(crate) fn sweep_after_crashes(&self) {
+        let swept = dx_py_core::temp::sweep_after_crashes(&self.cache_dir, || self.temp_dirs());
+        if swept.count > 0 {
+            tracing::info!(
+                "Removed {} temporaries ({} bytes) left by interrupted dx-py processes",
+                swept.count,
+                swept.bytes
+            );
+        }
+    }
 }
 
 /// `$XDG_CACHE_HOME/dx-py`, else `~/.cache/dx-py` (`%LOCALAPPDATA%\dx-py` on Windows).

@@ -30,6 +30,7 @@ pub mod python;
 pub mod requirements;
 pub mod scripts;
 pub mod store;
+pub mod temp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tree;

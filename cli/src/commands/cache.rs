@@ -36,16 +36,38 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
                 "layouts:  {layouts} ({})",
                 human(layout_bytes)
             ))?;
+            let temps: Vec<_> = settings
+                .temp_dirs()
+                .iter()
+                .flat_map(|d| dx_py_core::temp::scan(d))
+                .collect();
+            let stale = temps.iter().filter(|t| t.stale).count();
+            printer.out(format_args!(
+                "temp:     {} ({}; {} of running processes, {stale} left by interrupted ones)",
+                temps.len(),
+                human(temps.iter().map(|t| t.bytes).sum()),
+                temps.len() - stale,
+            ))?;
         }
         CacheCommand::Clean(args) => {
             let mut lock = CacheLock::open(&settings.cache_dir)?;
             let _guard = lock.exclusive()?;
+            // First, while the directories are still there: a store kept by this clean keeps
+            // no leftovers either.
+            let swept = dx_py_core::temp::sweep_cache(&settings.cache_dir, &settings.temp_dirs());
+            if swept.count > 0 {
+                printer.info(format_args!(
+                    "Removed {} temporaries ({}) left by interrupted processes",
+                    swept.count,
+                    human(swept.bytes)
+                ));
+            }
             let layouts = settings.layouts_dir();
             remove(&layouts)
                 .with_context(|| format!("Failed to remove `{}`", layouts.display()))?;
             printer.info(format_args!("Removed layouts in {}", layouts.display()));
             // Mount trees are derived like layouts and name store objects: they go too.
-            let trees = settings.cache_dir.join("mounts").join("trees");
+            let trees = settings.trees_dir();
             remove(&trees).with_context(|| format!("Failed to remove `{}`", trees.display()))?;
             if args.store || args.all {
                 let store = &settings.store_dir;
@@ -74,6 +96,7 @@ fn dir_stats(dir: &Path) -> (usize, u64) {
         .map(|r| {
             r.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp"))
                 .count()
         })
         .unwrap_or(0);
@@ -85,6 +108,10 @@ fn dir_stats(dir: &Path) -> (usize, u64) {
             continue;
         };
         for e in rd.flatten() {
+            // Temporaries are counted on their own line.
+            if e.file_name().to_string_lossy().starts_with(".tmp") {
+                continue;
+            }
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {
                 stack.push(e.path());

@@ -58,6 +58,7 @@ pub(crate) fn tree_for_lock(
     // waits for them.
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
+    settings.sweep_after_crashes();
     let store = settings.store();
     // Local wheels are laid out while locking and stored by the server (when it can store).
     let plans = std::sync::Mutex::new(Vec::new());

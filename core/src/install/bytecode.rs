@@ -28,6 +28,14 @@ fn map_path(store: &PackageStore, package: &ContentHash, cache_tag: &str) -> Pat
         .join(package.to_hex())
 }
 
+/// The directories where pack records are written, one per interpreter cache tag (their
+/// temporary files sit beside the records).
+pub(crate) fn bytecode_dirs(store: &PackageStore) -> Vec<PathBuf> {
+    std::fs::read_dir(store.root().join(MAPS_DIR))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
 /// The bytecode pack of `package` for `cache_tag`, if one was made.
 pub fn bytecode_pack(
     store: &PackageStore,
