@@ -234,26 +234,32 @@ pub fn record_writers_in(cache_dir: &Path) {
     let _ = WRITERS.set(cache_dir.join(WRITERS_DIR));
 }
 
+/// This process's record, once written.
+static RECORD: OnceLock<Option<PathBuf>> = OnceLock::new();
+
 /// Records this process in the writers directory, once (if one was set).
 fn record_writer() {
-    static RECORDED: OnceLock<()> = OnceLock::new();
-    RECORDED.get_or_init(|| {
-        let Some(dir) = WRITERS.get() else { return };
+    RECORD.get_or_init(|| {
+        let dir = WRITERS.get()?;
         let owner = Owner::current();
         let path = dir.join(format!("{}-{}", owner.pid, owner.start));
         // Without a record a crash leaves temporaries that only `cache clean` or the next
         // sweep for another crash finds; worth a debug line, not an error.
-        if let Err(e) = fs_err::create_dir_all(dir).and_then(|()| fs_err::write(&path, b"")) {
-            tracing::debug!("recording this process as a cache writer: {e}");
+        match fs_err::create_dir_all(dir).and_then(|()| fs_err::write(&path, b"")) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                tracing::debug!("recording this process as a cache writer: {e}");
+                None
+            }
         }
     });
 }
 
-/// Removes this process's writer record (at a normal exit: it left no temporary behind).
+/// Removes this process's writer record, if it wrote one (at a normal exit: it left no
+/// temporary behind). A process that made no temporary touches nothing.
 pub fn release_writer() {
-    if let Some(dir) = WRITERS.get() {
-        let owner = Owner::current();
-        let _ = std::fs::remove_file(dir.join(format!("{}-{}", owner.pid, owner.start)));
+    if let Some(Some(path)) = RECORD.get() {
+        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -298,3 +298,48 @@ impl Drop for Unmount<'_> {
         unmount(self.0);
     }
 }
+
+/// A temporary of a process that has exited, and one of this (live) test process.
+#[test]
+fn cache_stats_counts_leftovers_and_clean_removes_only_the_dead_ones() {
+    use dx_py_core::temp::Owner;
+    let cx = TestContext::new();
+    let store = cx.cache_dir().join("store");
+    let unpacked = store.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    let me = Owner::current();
+    let gone = Owner {
+        pid: child.id(),
+        start: me.start,
+    };
+    child.wait().unwrap();
+    let dead_file = store.join(format!("{}abc", gone.prefix()));
+    std::fs::write(&dead_file, vec![0u8; 3000]).unwrap();
+    let dead_dir = unpacked.join(format!("{}def", gone.prefix()));
+    std::fs::create_dir_all(dead_dir.join("pkg")).unwrap();
+    std::fs::write(dead_dir.join("pkg/x.py"), vec![b'#'; 1000]).unwrap();
+    let live = store.join(format!("{}ghi", me.prefix()));
+    std::fs::write(&live, vec![0u8; 96]).unwrap();
+
+    let stats = cx.run_ok(&["cache", "stats"]);
+    assert!(
+        stats.contains("temp:     3 (4.0 KiB; 1 of running processes, 2 left by interrupted ones)"),
+        "{stats}"
+    );
+    let out = cx
+        .dx_py()
+        .args(["cache", "clean", "--layouts"])
+        .output()
+        .unwrap();
+    assert_success(&out, "cache clean");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Removed 2 temporaries (3.9 KiB) left by interrupted processes"),
+        "{said}"
+    );
+    assert!(!dead_file.exists() && !dead_dir.exists());
+    assert!(live.exists(), "a running process's temporary was removed");
+    let stats = cx.run_ok(&["cache", "stats"]);
+    assert!(stats.contains("temp:     1 (96 B; 1 of running"), "{stats}");
+}
