@@ -17,6 +17,9 @@ fn main() -> ExitCode {
     let printer = Printer::new(cli.verbose, cli.quiet);
     init_tracing(cli.verbose, cli.quiet);
     let settings = settings::Settings::from_cli(&cli);
+    // A process that dies before `release_writer` below leaves its record: the next command
+    // that writes to the cache then looks for its temporaries.
+    dx_py_core::temp::record_writers_in(&settings.cache_dir);
     let result = match &cli.command {
         Command::Venv(args) => commands::venv::run(args, &settings, &printer),
         Command::Lock(args) => commands::lock::run(args, &settings, &printer),
@@ -33,6 +36,8 @@ fn main() -> ExitCode {
         Command::Store(cmd) => commands::store::run(cmd, &settings, &printer),
         Command::Cache(cmd) => commands::cache::run(cmd, &settings, &printer),
     };
+    // Every temporary of this process is gone by now: published, or dropped on an error path.
+    dx_py_core::temp::release_writer();
     match result {
         Ok(code) => code,
         Err(err) => {

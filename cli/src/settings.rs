@@ -47,6 +47,31 @@ impl Settings {
         let store = (self.store_dir != default).then_some(self.store_dir.as_path());
         dx_py_core::cache::Cache::new(&self.cache_dir, store)
     }
+
+    /// `{cache}/mounts/trees`: the mount servers' tree files.
+    pub(crate) fn trees_dir(&self) -> PathBuf {
+        self.cache().trees_dir()
+    }
+
+    /// Every directory where dx-py makes temporaries in this cache and store (see
+    /// `dx_py_core::temp`): what a sweep reads, and all it reads.
+    pub(crate) fn temp_dirs(&self) -> Vec<PathBuf> {
+        self.cache().temp_dirs()
+    }
+
+    /// Removes what interrupted dx-py processes left behind, if a record says one was (one
+    /// `readdir` otherwise: cheap enough for a warm install). Called by commands that write to
+    /// the cache, after taking the cache lock.
+    pub(crate) fn sweep_after_crashes(&self) {
+        let swept = dx_py_core::temp::sweep_after_crashes(&self.cache_dir, || self.temp_dirs());
+        if swept.count > 0 {
+            tracing::info!(
+                "Removed {} temporaries ({} bytes) left by interrupted dx-py processes",
+                swept.count,
+                swept.bytes
+            );
+        }
+    }
 }
 
 /// `$XDG_CACHE_HOME/dx-py`, else `~/.cache/dx-py` (`%LOCALAPPDATA%\dx-py` on Windows).
@@ -119,7 +144,7 @@ pub(crate) fn client(
     sources: dx_py_core::index::PackageSources,
 ) -> anyhow::Result<dx_py_core::index::IndexClient> {
     let options = dx_py_core::index::ClientOptions {
-        cache_dir: Some(settings.cache_dir.join("wheels")),
+        cache_dir: Some(settings.cache().downloads_dir()),
         ..Default::default()
     };
     Ok(dx_py_core::index::IndexClient::new(sources, options)?)

@@ -1,10 +1,12 @@
-//! Atomic file publication: write a temporary file beside the target, fsync, then rename or link.
+//! Atomic file publication: write an owned temporary file ([`crate::temp`]) on the target's
+//! filesystem, fsync, then rename or link.
 use std::io::Write;
 use std::path::Path;
 
-fn temp_beside(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+/// A synced temporary file holding `bytes` in `dir` (the target's directory unless a caller
+/// keeps its temporaries in one place, so that sweeping them reads one directory).
+fn temp_in(dir: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut tmp = crate::temp::file_in(dir)?;
     tmp.write_all(bytes)?;
     set_mode(tmp.path(), mode)?;
     tmp.as_file().sync_all()?;
@@ -14,7 +16,23 @@ fn temp_beside(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile
 /// Publishes `bytes` at `path` unless a file is already there (immutable objects): the existing
 /// file wins and is never rewritten.
 pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    persist_new(temp_beside(path, bytes, mode)?, path)
+    write_new_via(parent(path), path, bytes, mode)
+}
+
+/// [`write_new`] with the temporary file in `tmp_dir` (on the same filesystem as `path`).
+pub(crate) fn write_new_via(
+    tmp_dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> std::io::Result<()> {
+    persist_new(temp_in(tmp_dir, bytes, mode)?, path)
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Links the finished (synced) `tmp` at `path` unless a file is already there: the existing
@@ -32,7 +50,12 @@ pub(crate) fn persist_new(tmp: tempfile::NamedTempFile, path: &Path) -> std::io:
 
 /// Publishes `bytes` at `path`, replacing what is there in one rename (readers see old or new).
 pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_beside(path, bytes, 0o644)?;
+    replace_via(parent(path), path, bytes)
+}
+
+/// [`replace`] with the temporary file in `tmp_dir` (on the same filesystem as `path`).
+pub fn replace_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_in(tmp_dir, bytes, 0o644)?;
     tmp.persist(path).map_err(|e| {
         std::io::Error::new(e.error.kind(), format!("{}: {}", path.display(), e.error))
     })?;

@@ -8,10 +8,13 @@
 //! ├── store/                      PackageStore (may live elsewhere with --store)
 //! │   ├── ab/cd/abcd….dxpkg       one immutable object per package, named by its blake3
 //! │   └── unpacked/abcd…/         read-only unpacked copy, made lazily for link layouts
-//! └── layouts/                    LayoutCache
-//!     ├── index.dxlc              mmap'd hash table: project hash -> layout
-//!     └── <project-hash>/         a ready site-packages tree
+//! ├── layouts/                    LayoutCache
+//! │   ├── index.dxlc              mmap'd hash table: project hash -> layout
+//! │   └── <project-hash>/         a ready site-packages tree
+//! └── .writers/{pid}-{start}      processes that may have temporaries ([`temp`])
 //! ```
+//!
+//! Temporaries anywhere are `.tmp-{pid}-{start}-…`: see [`temp`].
 #![deny(missing_docs)]
 
 pub mod atomic;
@@ -31,6 +34,7 @@ pub mod python;
 pub mod requirements;
 pub mod scripts;
 pub mod store;
+pub mod temp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tree;

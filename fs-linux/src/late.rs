@@ -190,3 +190,145 @@ fn mismatch<B: AsRef<[u8]>>(tree: &Tree<B>, node: &Node<'_>, what: &str) -> Late
     names.reverse();
     LateError::Mismatch(format!("`{}` {what}", names.join("/")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use dx_py_core::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+    use dx_py_core::install::ensure_bytecode_packs;
+    use dx_py_core::python::Interpreter;
+    use dx_py_core::store::PackageStore;
+    use proptest::prelude::*;
+
+    use crate::fs::TreeFs;
+    use crate::tree::{PackPlacement, TreeData, TreeSpec, open_tree, write_tree};
+
+    const SP: &str = "lib/python3.11/site-packages";
+
+    /// Stands for the interpreter's cache tag in generated paths (it is known only at run time).
+    const OWN: &str = "OWN-TAG";
+
+    /// A package's site-packages files: sources (some that do not compile), data, and pycs the
+    /// wheel ships beside their sources, for the interpreter's tag or another.
+    fn package() -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
+        let dir = prop::sample::select(vec!["", "a/", "a/b/", "c/"]);
+        let stem = prop::sample::select(vec!["__init__", "m", "n", "z"]);
+        let ext = prop::sample::select(vec![
+            ".py".to_string(),
+            ".py".to_string(),
+            ".txt".to_string(),
+            format!(".{OWN}.pyc"),
+            format!(".{OWN}.pyc"),
+            ".cpython-20.pyc".to_string(),
+        ]);
+        let file = (dir, stem, ext, 0..40usize).prop_map(|(dir, stem, ext, n)| {
+            let data = match ext.as_str() {
+                // Every fifth source does not compile: it gets no pyc, shipped or not.
+                ".py" if n % 5 == 0 => b"def (:\n".to_vec(),
+                ".py" => format!("V = {n}\n").repeat(n + 1).into_bytes(),
+                _ => vec![b'x'; n],
+            };
+            let cache = if ext.ends_with(".pyc") {
+                "__pycache__/"
+            } else {
+                ""
+            };
+            (format!("{dir}{cache}{stem}{ext}"), data)
+        });
+        // A package holds each path once.
+        prop::collection::vec(file, 1..16).prop_map(|v| v.into_iter().collect())
+    }
+
+    /// `pkg/mod.py` -> `pkg/__pycache__/mod.{tag}.pyc`, written out here as the oracle.
+    fn pyc_of(source: &str, tag: &str) -> Option<String> {
+        let stem = source.strip_suffix(".py")?;
+        Some(match stem.rsplit_once('/') {
+            Some((dir, name)) => format!("{dir}/__pycache__/{name}.{tag}.pyc"),
+            None => format!("__pycache__/{stem}.{tag}.pyc"),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// A cold `mount -r` of a package that ships pycs: the first tree (laid out from the
+        /// package, no bytecode) and the complete one (the stored package and the bytecode pack
+        /// the install's batch compiles) differ only by added bytecode, so the running mount
+        /// takes the complete tree over; a shipped pyc keeps the package's bytes there.
+        #[test]
+        fn the_complete_tree_extends_the_first_for_packages_that_ship_pycs(files in package()) {
+            let dir = tempfile::tempdir().unwrap();
+            let Ok(interp) = Interpreter::find(Some("python3"), &dir.path().join("interp")) else {
+                eprintln!("skipping: no python3");
+                return Ok(());
+            };
+            let own = interp.info().cache_tag.clone().unwrap();
+            let files: BTreeMap<String, Vec<u8>> =
+                files.into_iter().map(|(p, d)| (p.replace(OWN, &own), d)).collect();
+            let store_dir = dir.path().join("store");
+            let store = PackageStore::open(&store_dir);
+            let writer = || {
+                let mut w = DxpkgWriter::new("ships", "1", "ships-1.dist-info");
+                for (path, data) in &files {
+                    w.add(Scheme::SitePackages, path, EntryKind::File, 0o644, data.clone());
+                }
+                w
+            };
+            let package = store.store(&writer().finish().unwrap()).unwrap();
+            // The first tree of a cold mount serves the package from its layout, before it is
+            // stored, under a key of its own.
+            let layout = writer().prepare().unwrap().layout();
+            let key = dx_py_core::install::planned_pack_key("ships wheel");
+            let venv = PackPlacement::venv("3.11", "ships");
+            let first = TreeSpec {
+                packs: vec![(key, venv.clone())],
+                ..TreeSpec::default()
+            };
+            let first_path = dir.path().join("first.dxtree");
+            write_tree(&first_path, &first.build_with(&store, &HashMap::from([(key, &layout)])).unwrap()).unwrap();
+
+            let packs = ensure_bytecode_packs(&store, &[package], &interp, None).unwrap();
+            let pack = packs[0].0.unwrap();
+            let bytecode = PackPlacement {
+                site_packages: Some(SP.to_string()),
+                scripts: None,
+                headers: None,
+                data: None,
+            };
+            let complete = TreeSpec {
+                packs: vec![(package, venv), (pack, bytecode)],
+                ..TreeSpec::default()
+            };
+            let complete_path = dir.path().join("complete.dxtree");
+            complete.build_to_file(&store, &complete_path).unwrap();
+
+            let fs = TreeFs::open(&first_path, &store_dir).unwrap();
+            let late = fs.expect_bytecode().unwrap();
+            let data = TreeData::new(open_tree(&complete_path).unwrap(), PackageStore::open(&store_dir));
+            if let Err(e) = late.arrive(data) {
+                prop_assert!(false, "{e}");
+            }
+            let data = TreeData::new(open_tree(&complete_path).unwrap(), PackageStore::open(&store_dir));
+            let shipped: Vec<&String> = files.keys().filter(|p| p.ends_with(".pyc")).collect();
+            for path in &shipped {
+                let node = data.tree().resolve(&format!("{SP}/{path}")).unwrap().unwrap();
+                prop_assert_eq!(data.data(&node).unwrap(), files[*path].as_slice(), "{}", path);
+            }
+            // The pack holds a pyc for every source that compiles and ships none of its own,
+            // and nothing else.
+            let compiled = store.get(&pack).unwrap();
+            let mut in_pack: Vec<String> =
+                compiled.reader().entries().map(|e| e.unwrap().path.to_string()).collect();
+            in_pack.sort();
+            let mut want: Vec<String> = files
+                .iter()
+                .filter(|(_, data)| !data.starts_with(b"def ("))
+                .filter_map(|(path, _)| pyc_of(path, &own))
+                .filter(|pyc| !files.contains_key(pyc))
+                .collect();
+            want.sort();
+            prop_assert_eq!(in_pack, want);
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end suites: a per-test context with its own cache, the `dx-py`
 //! binary, and real wheels fetched once with `pip download` into `target/wheel-cache/`.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -235,4 +236,155 @@ pub fn layout_site_packages(venv: &Path) -> PathBuf {
         .expect("a dx-py layout marker")
         .layout
         .join("site-packages")
+}
+
+/// Every file under `root` (following the tree, not symlinked directories' targets) with its
+/// bytes, and every symlink with its target.
+pub fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The sha256 digests of a wheel's RECORD rows, by path.
+pub fn wheel_record(wheel: &Path) -> BTreeMap<String, Vec<u8>> {
+    use dx_py_core::wheel::{RecordHashAlgorithm, parse_record};
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+    let name = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .find(|n| n.ends_with(".dist-info/RECORD"))
+        .expect("a RECORD");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&name).unwrap(), &mut bytes).unwrap();
+    parse_record(&bytes)
+        .unwrap()
+        .into_iter()
+        .filter_map(|row| {
+            let hash = row.hash?;
+            assert_eq!(hash.algorithm, RecordHashAlgorithm::Sha256);
+            Some((row.path, hash.digest))
+        })
+        .collect()
+}
+
+/// Checks a package's files as a venv holds them (`files`: site-packages paths starting with
+/// `prefix`, with their bytes) against its wheel's RECORD: every file RECORD lists under
+/// `prefix` has its bytes, every source has bytecode for `tag` (the wheel's own pyc where it
+/// ships one, else dx-py's unchecked-hash one), and nothing else was added. Returns (compiled
+/// pycs, shipped pycs for `tag`). `what` names the venv in messages.
+pub fn check_bytecode(
+    files: &BTreeMap<String, Vec<u8>>,
+    prefix: &str,
+    record: &BTreeMap<String, Vec<u8>>,
+    tag: &str,
+    what: &str,
+) -> (usize, usize) {
+    use sha2::Digest;
+    for (path, digest) in record.iter().filter(|(p, _)| p.starts_with(prefix)) {
+        let bytes = files
+            .get(path)
+            .unwrap_or_else(|| panic!("{what}: `{path}` of RECORD is missing"));
+        assert_eq!(
+            sha2::Sha256::digest(bytes).as_slice(),
+            digest.as_slice(),
+            "{what}: `{path}` differs from RECORD"
+        );
+    }
+    let (mut compiled, mut shipped) = (0, 0);
+    for source in files.keys().filter(|p| p.ends_with(".py")) {
+        let stem = source.strip_suffix(".py").unwrap();
+        let pyc = match stem.rsplit_once('/') {
+            Some((dir, name)) => format!("{dir}/__pycache__/{name}.{tag}.pyc"),
+            None => format!("__pycache__/{stem}.{tag}.pyc"),
+        };
+        let bytes = files
+            .get(&pyc)
+            .unwrap_or_else(|| panic!("{what}: `{source}` has no bytecode"));
+        if record.contains_key(&pyc) {
+            shipped += 1;
+        } else {
+            // PEP 552 flags: 0b01 = hash-based, unchecked.
+            assert_eq!(
+                bytes[4..8],
+                [1, 0, 0, 0],
+                "{what}: `{pyc}` is not unchecked-hash"
+            );
+            compiled += 1;
+        }
+    }
+    let added: Vec<&String> = files.keys().filter(|p| !record.contains_key(*p)).collect();
+    assert_eq!(added.len(), compiled, "{what}: added files {added:?}");
+    (compiled, shipped)
+}
+
+/// The bytecode cache tag of the test interpreter ([`python`]), e.g. `cpython-311`.
+pub fn cache_tag() -> String {
+    let out = run_python(
+        Path::new(&python()),
+        "import sys; print(sys.implementation.cache_tag)",
+    );
+    assert_success(&out, "python: sys.implementation.cache_tag");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The files of the top-level directory `top` of `site_packages`, keyed by their
+/// site-packages path (`top/…`, as RECORD names them), with their bytes.
+pub fn package_files(site_packages: &Path, top: &str) -> BTreeMap<String, Vec<u8>> {
+    snapshot(&site_packages.join(top))
+        .into_iter()
+        .map(|(rel, bytes)| (format!("{top}/{rel}"), bytes))
+        .collect()
+}
+
+/// The one `.whl` file in `dir` whose name starts with `prefix`.
+pub fn wheel_file(dir: &Path, prefix: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("wheel dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(".whl")
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{prefix}*.whl in {}: {found:?}",
+        dir.display()
+    );
+    found.pop().unwrap()
+}
+
+/// Installs the wheels in `dir` (all of them pinned) into `venv` with find-links only; returns
+/// what the command printed on stderr.
+pub fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
+    std::fs::write(cx.project().join("requirements.txt"), pins_for(dir)).unwrap();
+    let out = cx
+        .dx_py()
+        .args([
+            "install",
+            "-r",
+            "requirements.txt",
+            "--no-index",
+            "--find-links",
+        ])
+        .arg(dir)
+        .args(["--venv", venv])
+        .output()
+        .unwrap();
+    assert_success(&out, "dx-py install");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

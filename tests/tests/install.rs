@@ -5,28 +5,9 @@ use std::path::Path;
 use dx_py_core::testing::TestIndex;
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{
-    TestContext, fetch_wheels, layout_site_packages, pins_for, venv_python, write_wheels,
+    TestContext, fetch_wheels, install_dir, layout_site_packages, pins_for, venv_python,
+    write_wheels,
 };
-
-/// Installs the wheels in `dir` (all of them pinned) into `venv` with find-links only.
-fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
-    std::fs::write(cx.project().join("requirements.txt"), pins_for(dir)).unwrap();
-    let out = cx
-        .dx_py()
-        .args([
-            "install",
-            "-r",
-            "requirements.txt",
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(dir)
-        .args(["--venv", venv])
-        .output()
-        .unwrap();
-    dx_py_tests::assert_success(&out, "dx-py install");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn requests_closure_installs_and_a_second_venv_is_a_layout_hit() {
@@ -130,6 +111,17 @@ fn numpy_with_compiled_extensions_and_vendored_libs() {
         out.trim_end().ends_with("True"),
         "realpath must stay inside a complete tree: {out}"
     );
+    // The wheel ships `numpy/distutils/__pycache__/conv_template.cpython-311.pyc` (in RECORD):
+    // kept as shipped, every other source compiled (tests/tests/mount.rs checks the mount).
+    let venv = cx.project().join(".venv");
+    let sp = layout_site_packages(&venv);
+    let files = dx_py_tests::package_files(&sp, "numpy");
+    let wheel = dx_py_tests::wheel_file(&dir, "numpy-");
+    let record = dx_py_tests::wheel_record(&wheel);
+    let tag = dx_py_tests::cache_tag();
+    let (compiled, shipped) = dx_py_tests::check_bytecode(&files, "numpy/", &record, &tag, "venv");
+    assert!(compiled > 400, "{compiled} compiled");
+    assert_eq!(shipped, usize::from(tag == "cpython-311"));
 }
 
 #[test]
@@ -308,13 +300,17 @@ fn cache_clean_keeps_what_live_venvs_use_and_install_repairs_a_forced_clean() {
     assert!(msg.contains("rebuilding"), "{msg}");
     venv_python(&venv, "import fixme; assert fixme.OK == 1");
 
-    // Cleaning everything, forced: the cache is empty but for its lock; the lock still names
+    // Cleaning everything, forced: the cache is empty but for its lock and the (empty) writer
+    // records of running processes; the lock still names
     // the wheels, so install fetches again.
     cx.run_ok(&["cache", "clean", "--all", "--force"]);
     let left: Vec<_> = std::fs::read_dir(cx.cache_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n != ".lock")
+        .filter(|n| {
+            n != ".writers" || std::fs::read_dir(cx.cache_dir().join(n)).unwrap().count() > 0
+        })
         .collect();
     assert!(left.is_empty(), "{left:?}");
     install_dir(&cx, &wheels, ".venv");

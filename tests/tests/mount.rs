@@ -1,11 +1,12 @@
 //! `dx-py mount` end to end: a venv served by FUSE from the store, compared with the symlink
 //! layout of the same lock; read-only stores. Needs root and /dev/fuse, as CI has.
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::{TestContext, assert_success, layout_site_packages, venv_python, write_wheels};
+use dx_py_tests::{
+    TestContext, assert_success, layout_site_packages, snapshot, venv_python, write_wheels,
+};
 
 /// Unmounts on drop, also when the test fails.
 struct Mounted<'a> {
@@ -85,26 +86,6 @@ fn lock(cx: &TestContext, wheels: &Path) {
         "--find-links",
         wheels.to_str().unwrap(),
     ]);
-}
-
-/// Every file under `root` (following the tree, not symlinked directories' targets) with its
-/// bytes, and every symlink with its target.
-fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let meta = std::fs::metadata(&p).unwrap();
-            if meta.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -427,7 +408,11 @@ fn cache_clean_keeps_what_a_live_mount_serves() {
         venv: cx.project().join("live"),
     };
     cx.run_ok(&["mount", "live", "--find-links", w.to_str().unwrap()]);
-    let out = cx.dx_py().args(["cache", "clean", "--all"]).output().unwrap();
+    let out = cx
+        .dx_py()
+        .args(["cache", "clean", "--all"])
+        .output()
+        .unwrap();
     assert_success(&out, "cache clean --all");
     let said = printed(&out);
     assert!(said.contains("mount") && said.contains("live"), "{said}");
@@ -862,4 +847,127 @@ fn a_package_failing_its_record_after_mounting_is_never_served() {
     assert_eq!(err.raw_os_error(), Some(5), "EIO expected: {err}");
     let logs = server_logs(&cx).concat();
     assert!(logs.contains("dx-py: packages not stored"), "{logs}");
+}
+
+/// Why this machine cannot mount (the mount tests need root and `/dev/fuse`), or `None`.
+fn fuse_unavailable() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .unwrap_or("?");
+    if uid != "0" {
+        return Some(format!("not root (uid {uid})"));
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Some("no /dev/fuse".to_string());
+    }
+    None
+}
+
+/// Waits (up to 10 minutes) until the mount server says how its bytecode ended: `Ok` when it is
+/// served, the logs otherwise.
+fn server_bytecode_outcome(cx: &TestContext) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let logs = server_logs(cx).join("\n---\n");
+        if logs.contains("dx-py: bytecode ready") {
+            return Ok(());
+        }
+        if logs.contains("dx-py: no bytecode") || logs.contains("dx-py: packages not stored") {
+            return Err(logs);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("no word on the bytecode after 10 minutes:\n{logs}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// numpy's wheel ships `numpy/distutils/__pycache__/conv_template.cpython-311.pyc` in its
+/// RECORD. One rule for install, layouts and mounts keeps that file as shipped (sha256 as in
+/// RECORD) and compiles every other source. A cold `mount -r` therefore gets all of numpy's
+/// bytecode after mounting (the complete tree only adds files to the mounted one), and an
+/// install of the same lock from the same cache holds exactly the files the mount serves.
+#[test]
+fn numpy_keeps_its_shipped_pyc_in_installs_and_cold_mounts() {
+    let Some(wheels) = dx_py_tests::fetch_wheels("numpy", &["numpy==2.2.6"]) else {
+        eprintln!("skipping: wheels could not be downloaded");
+        return;
+    };
+    let wheel = dx_py_tests::wheel_file(&wheels, "numpy-");
+    let record = dx_py_tests::wheel_record(&wheel);
+    let shipped_pyc = "numpy/distutils/__pycache__/conv_template.cpython-311.pyc";
+    assert!(record.contains_key(shipped_pyc), "the wheel ships no pyc");
+    let tag = dx_py_tests::cache_tag();
+    if tag != "cpython-311" {
+        eprintln!("note: the test python is {tag}: the shipped pyc is another interpreter's");
+    }
+    let cx = TestContext::new();
+    // `mount -r` reads the requirements `install_dir` writes (all of the wheels, pinned).
+    std::fs::write(
+        cx.project().join("requirements.txt"),
+        dx_py_tests::pins_for(&wheels),
+    )
+    .unwrap();
+    let numpy_files = |venv: &Path| dx_py_tests::package_files(&site_packages(venv), "numpy");
+
+    // Cold: nothing in the cache, so the server stores numpy and compiles it after mounting.
+    let mounted = match fuse_unavailable() {
+        Some(why) => {
+            eprintln!("skipping the mount half: {why}");
+            None
+        }
+        None => {
+            let (mounted, out) = mount_r(&cx, &cx.project(), "mnt", &wheels, &["--no-index"]);
+            assert_success(&out, "dx-py mount -r numpy");
+            let said = printed(&out);
+            assert!(said.contains("compiled after mounting"), "{said}");
+            if let Err(logs) = server_bytecode_outcome(&cx) {
+                panic!("the mount got no bytecode:\n{logs}");
+            }
+            Some(mounted)
+        }
+    };
+
+    // The same lock installed from the same cache (from its bytecode packs when the mount
+    // made them, else compiled now).
+    dx_py_tests::install_dir(&cx, &wheels, ".venv");
+    let installed =
+        dx_py_tests::package_files(&layout_site_packages(&cx.project().join(".venv")), "numpy");
+    let (compiled, shipped) =
+        dx_py_tests::check_bytecode(&installed, "numpy/", &record, &tag, "installed venv");
+    let sources = installed.keys().filter(|p| p.ends_with(".py")).count();
+    assert_eq!(compiled + shipped, sources);
+    if tag == "cpython-311" {
+        assert_eq!(shipped, 1, "the wheel's own conv_template pyc");
+    }
+    eprintln!(
+        "installed venv: {sources} numpy sources, {compiled} compiled pycs, {shipped} shipped"
+    );
+
+    if let Some(mounted) = &mounted {
+        let served = numpy_files(&mounted.venv);
+        let counted = dx_py_tests::check_bytecode(&served, "numpy/", &record, &tag, "mount");
+        eprintln!(
+            "mount: {} compiled pycs served, {} shipped",
+            counted.0, counted.1
+        );
+        assert_eq!(counted, (compiled, shipped));
+        assert_eq!(
+            served.keys().collect::<Vec<_>>(),
+            installed.keys().collect::<Vec<_>>(),
+            "the mount and the venv list different files under numpy/"
+        );
+        let differ: Vec<&String> = served
+            .iter()
+            .filter(|(path, bytes)| installed[*path] != **bytes)
+            .map(|(path, _)| path)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "the mount and the venv differ: {differ:?}"
+        );
+    }
 }

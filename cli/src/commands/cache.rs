@@ -26,7 +26,12 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
                 .map(|m| m.len())
                 .sum();
             let (layouts, layout_bytes) = dir_stats(&settings.layouts_dir());
-            let (_, unpacked_bytes) = dir_stats(&settings.store_dir.join("unpacked"));
+            let cache = settings.cache();
+            // A read-only store's unpacked copies live in the cache: both count.
+            let unpacked_bytes =
+                dir_stats(&cache.store_unpacked_dir()).1 + dir_stats(&cache.own_unpacked_dir()).1;
+            let (_, tree_bytes) = dir_stats(&cache.trees_dir());
+            let (_, download_bytes) = dir_stats(&cache.downloads_dir());
             printer.out(format_args!("cache:    {}", settings.cache_dir.display()))?;
             printer.out(format_args!(
                 "objects:  {} ({})",
@@ -38,10 +43,34 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
                 "layouts:  {layouts} ({})",
                 human(layout_bytes)
             ))?;
+            printer.out(format_args!("trees:    {}", human(tree_bytes)))?;
+            printer.out(format_args!("downloads: {}", human(download_bytes)))?;
+            let temps: Vec<_> = settings
+                .temp_dirs()
+                .iter()
+                .flat_map(|d| dx_py_core::temp::scan(d))
+                .collect();
+            let stale = temps.iter().filter(|t| t.stale).count();
+            printer.out(format_args!(
+                "temp:     {} ({}; {} of running processes, {stale} left by interrupted ones)",
+                temps.len(),
+                human(temps.iter().map(|t| t.bytes).sum()),
+                temps.len() - stale,
+            ))?;
         }
         CacheCommand::Clean(args) => {
             let mut lock = CacheLock::open(&settings.cache_dir)?;
             let _guard = lock.exclusive()?;
+            // First, while the directories are still there: a store kept by this clean keeps
+            // no leftovers either.
+            let swept = dx_py_core::temp::sweep_cache(&settings.cache_dir, &settings.temp_dirs());
+            if swept.count > 0 {
+                printer.info(format_args!(
+                    "Removed {} temporaries ({}) left by interrupted processes",
+                    swept.count,
+                    human(swept.bytes)
+                ));
+            }
             let opts = CleanOptions {
                 store: args.what.store,
                 all: args.what.all,
@@ -113,6 +142,7 @@ fn dir_stats(dir: &Path) -> (usize, u64) {
         .map(|r| {
             r.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp"))
                 .count()
         })
         .unwrap_or(0);
@@ -124,6 +154,10 @@ fn dir_stats(dir: &Path) -> (usize, u64) {
             continue;
         };
         for e in rd.flatten() {
+            // Temporaries are counted on their own line.
+            if e.file_name().to_string_lossy().starts_with(".tmp") {
+                continue;
+            }
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {
                 stack.push(e.path());

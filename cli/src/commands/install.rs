@@ -32,6 +32,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     let interp = settings.interpreter(request.as_deref())?;
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
+    settings.sweep_after_crashes();
 
     // A lock made now hands each package on as it is stored: its tree is unpacked and its
     // sources compiled while later wheels are still being converted.

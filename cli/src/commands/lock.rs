@@ -25,6 +25,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
     // Locking stores packages: held shared, like install, so `cache clean` waits for it.
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
+    settings.sweep_after_crashes();
     let dir = args
         .output_dir
         .clone()

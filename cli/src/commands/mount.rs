@@ -149,7 +149,7 @@ fn options(allow_other: bool, no_auto_unmount: bool, threads: Option<usize>) -> 
 }
 
 fn state_dir(settings: &Settings) -> PathBuf {
-    settings.cache_dir.join("mounts")
+    settings.cache().mounts_dir()
 }
 
 pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {

@@ -99,6 +99,7 @@ impl AfterMounting {
                 Ok(guard) => guard,
                 Err(e) => return last.fail(format_args!("the cache lock: {e}")),
             };
+            settings.sweep_after_crashes();
             let mut lock = lock;
             let store = settings.store();
             let python = self.python.to_string_lossy().into_owned();

@@ -58,6 +58,7 @@ pub(crate) fn tree_for_lock(
     // waits for them.
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
+    settings.sweep_after_crashes();
     let store = settings.store();
     // Local wheels are laid out while locking and stored by the server (when it can store).
     let plans = std::sync::Mutex::new(Vec::new());
@@ -80,7 +81,7 @@ pub(crate) fn tree_for_lock(
     let dpl = DplReader::from_bytes(read.as_slice())
         .with_context(|| format!("Invalid lock `{}`", dpl_path.display()))?;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
-    let trees = settings.cache_dir.join("mounts").join("trees");
+    let trees = settings.trees_dir();
     if let Some(project) = project_hash(&dpl, &interp.tag())? {
         let path = trees.join(format!(
             "{}.dxtree",
@@ -264,7 +265,7 @@ pub(crate) fn complete_bytecode(
     for (p, (pack, _)) in packages.iter_mut().zip(packs) {
         p.bytecode = pack;
     }
-    let trees = settings.cache_dir.join("mounts").join("trees");
+    let trees = settings.trees_dir();
     let path = trees.join(format!(
         "{}.dxtree",
         tree_key(&project.to_string(), venv, interp)

@@ -13,6 +13,7 @@ pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) ->
     let store = PackageStore::open(&settings.store_dir);
     match cmd {
         StoreCommand::Add { wheels } => {
+            settings.sweep_after_crashes();
             for wheel in wheels {
                 let bytes = std::fs::read(wheel)
                     .with_context(|| format!("Failed to read `{}`", wheel.display()))?;

@@ -122,6 +122,20 @@ impl Cache {
         self.root.join("roots")
     }
 
+    /// Every directory where dx-py makes temporaries in this cache and its store (see
+    /// `crate::temp`): what a sweep reads, and all it reads.
+    pub fn temp_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = self.store().temp_dirs();
+        dirs.extend([
+            self.layouts_dir(),
+            self.trees_dir(),
+            self.downloads_dir(),
+            self.interpreters_dir(),
+            self.roots_dir(),
+        ]);
+        dirs
+    }
+
     /// Every directory of the cache that holds derived or downloaded data, with its kind, for
     /// `cache stats` and `cache clean --all` (the store only when it lives in the cache).
     pub fn kinds(&self) -> Vec<(Kind, PathBuf)> {

@@ -285,8 +285,8 @@ impl IndexClient {
                     got,
                 });
             }
-            if let Some(path) = cached
-                && let Err(e) = write_cached(&path, &bytes)
+            if let (Some(path), Some(root)) = (cached, &self.options.cache_dir)
+                && let Err(e) = write_cached(root, &path, &bytes)
             {
                 tracing::warn!("Could not cache `{}`: {e}", path.display());
             }
@@ -505,15 +505,13 @@ fn read_cached(path: &Path, sha256: &str, limit: u64) -> Option<Vec<u8>> {
     None
 }
 
-fn write_cached(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+/// Writes a download into the cache at `root`; the temporary file sits in `root` itself, so
+/// that leftovers of a crash are found without reading the fan-out.
+fn write_cached(root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    crate::atomic::replace_via(root, path, bytes)
 }
 
 fn load_certificates(path: &Path) -> Result<ureq::tls::RootCerts, IndexError> {

@@ -1,9 +1,10 @@
 //! Bytecode packs: a package's `.pyc` files for one interpreter, compiled once and kept in the
 //! store as an ordinary `.dxpkg` object, so every venv, layout and mount shares them.
 //!
-//! `{store}/bytecode/{cache_tag}/{package hash}` holds the hex hash of the pack object. The pack's
-//! `.pyc` files are unchecked-hash (PEP 552): valid without consulting source mtimes, which
-//! read-only trees and mounts cannot keep in step.
+//! `{store}/bytecode-v2/{cache_tag}/{package hash}` holds the hex hash of the pack object. The
+//! pack's `.pyc` files are unchecked-hash (PEP 552): valid without consulting source mtimes,
+//! which read-only trees and mounts cannot keep in step. A pack holds only pycs the package does
+//! not ship ([`compile_plan`]), so laying it over the package adds files and replaces none.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -11,15 +12,28 @@ use std::sync::{Arc, Mutex};
 use super::{AfterStore, InstallError};
 use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
 use crate::hash::ContentHash;
-use crate::python::{CompileSession, Interpreter, SessionSource, default_jobs};
+use crate::python::{CompileSession, Interpreter, SessionSource, compile_plan, default_jobs};
 use crate::store::{MappedPackage, PackageStore};
+
+/// The directory of the maps from package to pack. Its generation changes with what a pack
+/// holds: packs mapped under `bytecode/` (generation 1) could replace a pyc the wheel ships, and
+/// are not used again.
+const MAPS_DIR: &str = "bytecode-v2";
 
 fn map_path(store: &PackageStore, package: &ContentHash, cache_tag: &str) -> PathBuf {
     store
         .root()
-        .join("bytecode")
+        .join(MAPS_DIR)
         .join(cache_tag)
         .join(package.to_hex())
+}
+
+/// The directories where pack records are written, one per interpreter cache tag (their
+/// temporary files sit beside the records).
+pub(crate) fn bytecode_dirs(store: &PackageStore) -> Vec<PathBuf> {
+    std::fs::read_dir(store.root().join(MAPS_DIR))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 /// The bytecode pack of `package` for `cache_tag`, if one was made.
@@ -187,20 +201,25 @@ impl<'a> BytecodeBatch<'a> {
 
     fn queue(&self, package: &ContentHash) -> Result<Queued, InstallError> {
         let map = self.store.get(package)?;
-        let mut pycs = Vec::new();
-        for (index, entry) in map.reader().entries().enumerate() {
+        let reader = map.reader();
+        // (entry index, path, kind) of every site-packages entry: the plan needs them all to
+        // see which pycs the package ships.
+        let mut files = Vec::new();
+        for (index, entry) in reader.entries().enumerate() {
             let entry = entry?;
-            if entry.scheme == Scheme::SitePackages
-                && entry.kind == EntryKind::File
-                && entry.path.ends_with(".py")
-            {
-                let source = PackageSource {
-                    package: Arc::clone(&map),
-                    index,
-                };
-                if let Some(answer) = self.session.push(source)? {
-                    pycs.push(answer);
-                }
+            if entry.scheme == Scheme::SitePackages {
+                files.push((index, entry.path, entry.kind));
+            }
+        }
+        let plan = compile_plan(files.iter().map(|&(_, p, k)| (p, k)), &self.cache_tag);
+        let mut pycs = Vec::with_capacity(plan.len());
+        for (at, _) in plan {
+            let source = PackageSource {
+                package: Arc::clone(&map),
+                index: files[at].0,
+            };
+            if let Some(answer) = self.session.push(source)? {
+                pycs.push(answer);
             }
         }
         Ok(Queued {
@@ -371,16 +390,91 @@ mod tests {
             .collect()
     }
 
+    /// A temporary directory with a store in it and Python 3.11, when pyenv has it.
+    fn fixture() -> Option<(tempfile::TempDir, PackageStore, Interpreter)> {
+        let python = pyenv_python(11)?;
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        let interp = Interpreter::find(python.to_str(), &dir.path().join("interp")).unwrap();
+        Some((dir, store, interp))
+    }
+
+    /// A wheel that ships a pyc for the interpreter's tag: the plan leaves its source out, the
+    /// pack does not hold that path, and the layout (package and pack merged, as an install
+    /// makes it) holds the shipped bytes, so every file satisfies the RECORD in it (as pip
+    /// checks), while the other sources get pycs.
+    #[test]
+    fn a_shipped_pyc_stays_as_shipped_in_the_pack_and_the_layout() {
+        use crate::layout::{LayoutCache, LayoutPackage, LayoutSpec};
+        use crate::wheel::{RecordHashAlgorithm, parse_record};
+        let Some((dir, store, interp)) = fixture() else {
+            return;
+        };
+        // Not even a valid pyc: whatever the wheel ships is served as it is.
+        let shipped = b"shipped pyc bytes";
+        let wheel = WheelBuilder::new("ships", "1")
+            .file("ships/__init__.py", b"A = 1\n")
+            .file("ships/conv.py", b"C = 2\n")
+            .file("ships/__pycache__/conv.cpython-311.pyc", shipped)
+            // Another interpreter's pyc does not stand in for this one's.
+            .file("ships/other.py", b"O = 3\n")
+            .file("ships/__pycache__/other.cpython-312.pyc", b"for 3.12");
+        let (hash, _) = store_wheel_bytes(&store, &wheel.filename(), &wheel.build()).unwrap();
+        let (pack, compiled) = ensure_bytecode(&store, &hash, &interp).unwrap();
+        assert!(compiled);
+        let pack = pack.unwrap();
+        assert_eq!(
+            pack_paths(&store, &pack),
+            [
+                "ships/__pycache__/__init__.cpython-311.pyc",
+                "ships/__pycache__/other.cpython-311.pyc"
+            ]
+        );
+
+        let spec = LayoutSpec {
+            interpreter_tag: "cp311-linux_x86_64".into(),
+            python_version: (3, 11),
+            packages: vec![LayoutPackage {
+                name: "ships".into(),
+                version: "1".into(),
+                hash,
+                wheel_sha256: [0; 32],
+                extra_trees: vec![store.unpacked(&pack).unwrap()],
+            }],
+        };
+        let cache = LayoutCache::open(&dir.path().join("layouts"), &store).unwrap();
+        let sp = cache.build_layout(&spec).unwrap().site_packages();
+        assert_eq!(
+            std::fs::read(sp.join("ships/__pycache__/conv.cpython-311.pyc")).unwrap(),
+            shipped
+        );
+        let record = std::fs::read(sp.join(wheel.record_path())).unwrap();
+        let rows = parse_record(&record).unwrap();
+        let mut hashed = 0;
+        for row in &rows {
+            let Some(h) = &row.hash else { continue };
+            assert_eq!(h.algorithm, RecordHashAlgorithm::Sha256);
+            let bytes = std::fs::read(sp.join(&row.path)).unwrap();
+            assert_eq!(h.digest, h.algorithm.digest(&bytes), "{}", row.path);
+            hashed += 1;
+        }
+        assert!(
+            rows.iter()
+                .any(|r| r.path == "ships/__pycache__/conv.cpython-311.pyc" && r.hash.is_some())
+        );
+        assert!(hashed >= 5, "{hashed} hashed rows");
+        let compiled_pyc =
+            std::fs::read(sp.join("ships/__pycache__/other.cpython-311.pyc")).unwrap();
+        assert_eq!(&compiled_pyc[4..8], &[1, 0, 0, 0], "unchecked-hash");
+    }
+
     /// Several packages compiled in one session each get a pack of exactly their own pycs,
     /// a package named twice is compiled once, and a second call compiles nothing.
     #[test]
     fn one_session_gives_each_package_its_own_pack() {
-        let Some(python) = pyenv_python(11) else {
+        let Some((_dir, store, interp)) = fixture() else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let store = PackageStore::open(dir.path().join("store"));
-        let interp = Interpreter::find(python.to_str(), &dir.path().join("interp")).unwrap();
         let wheels = [
             WheelBuilder::new("alpha", "1")
                 .file("alpha/__init__.py", b"A = 1\n")

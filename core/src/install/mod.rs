@@ -16,6 +16,7 @@ mod prepare;
 mod report;
 mod sync;
 
+pub(crate) use bytecode::bytecode_dirs;
 pub use bytecode::{
     BytecodeBatch, LazyBytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs,
     existing_packs,

@@ -301,13 +301,10 @@ impl<'s> LayoutCache<'s> {
         replace: bool,
     ) -> Result<Layout, LayoutError> {
         let dir = self.layout_dir(hash);
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{}-", &hash.to_hex()[..16]))
-            .tempdir_in(&self.root)
-            .map_err(LayoutError::fs(
-                "create a temporary directory in",
-                &self.root,
-            ))?;
+        let tmp = crate::temp::dir_in(&self.root).map_err(LayoutError::fs(
+            "create a temporary directory in",
+            &self.root,
+        ))?;
         let manifest =
             build::build_tree(self.store, spec, hash, tmp.path(), self.strongest, now())?;
         let tmp = tmp.keep();
@@ -358,10 +355,10 @@ impl<'s> LayoutCache<'s> {
     }
 
     /// Rebuilds the index from the layouts on disk (their manifests), dropping entries whose
-    /// layout is gone, and removes temporary trees older than a day (left by crashed builds).
+    /// layout is gone, and removes temporary trees whose builder is gone (see [`crate::temp`]).
     /// Returns the number of layouts indexed.
     pub fn rebuild_index(&self) -> Result<usize, LayoutError> {
-        self.remove_stale_temps(std::time::Duration::from_secs(24 * 60 * 60));
+        crate::temp::sweep(&self.root);
         let mut n = 0;
         self.update_index(|entries| {
             let scanned = self.scan_layouts();
@@ -370,29 +367,6 @@ impl<'s> LayoutCache<'s> {
             true
         })?;
         Ok(n)
-    }
-
-    /// Removes `.tmp-*` entries not modified for `age`: a build in progress keeps touching its
-    /// tree, so only leftovers of crashed builds are that old.
-    fn remove_stale_temps(&self, age: std::time::Duration) {
-        let Ok(dirs) = std::fs::read_dir(&self.root) else {
-            return;
-        };
-        for d in dirs.flatten() {
-            let stale = d
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(".tmp-"))
-                && d.metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|e| e > age);
-            if stale {
-                tracing::debug!("removing stale `{}`", d.path().display());
-                let _ = remove_any(&d.path());
-            }
-        }
     }
 
     /// Every layout directory with a readable manifest, as index entries.
@@ -526,10 +500,8 @@ fn read_index(path: &Path) -> Result<Option<LayoutIndex<Mmap>>, String> {
 /// Writes `bytes` to a new file beside `path`, fsyncs it, renames it over `path`, and fsyncs the
 /// directory: readers see the old index or the new one, never a mix.
 fn publish(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-index-")
-        .tempfile_in(dir)
-        .map_err(LayoutError::fs("create a temporary file in", dir))?;
+    let mut tmp =
+        crate::temp::file_in(dir).map_err(LayoutError::fs("create a temporary file in", dir))?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(LayoutError::fs("write", tmp.path().to_path_buf()))?;
@@ -581,21 +553,13 @@ fn swap_in(new: &Path, dir: &Path) -> Result<(), LayoutError> {
         }
     }
     // After the exchange, `new` holds the old tree.
-    if let Err(e) = remove_any(new) {
+    if let Err(e) = crate::temp::remove_any(new) {
         tracing::warn!(
             "Failed to remove the replaced layout `{}`: {e}",
             new.display()
         );
     }
     Ok(())
-}
-
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => install::remove_tree(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => Ok(()),
-    }
 }
 
 #[cfg(target_os = "linux")]

@@ -6,7 +6,9 @@ use crate::hash::ContentHash;
 use crate::names::normalize_name;
 
 /// blake3 key-derivation context: separates project hashes from every other blake3 use and names
-/// the layout format generation (bump it when the tree a spec produces changes).
+/// the layout format generation (bump it when the tree a spec produces changes). v2: bytecode
+/// packs no longer replace a pyc the wheel ships (v1 layouts, and mount trees keyed by this hash,
+/// may hold dx-py's pyc where the wheel has its own), and the wheel's sha256 is part of the key.
 const CONTEXT: &str = "dx-py layout project hash v2";
 
 /// The blake3 hash identifying one layout: the sorted `(normalized name, version, store hash,

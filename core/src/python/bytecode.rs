@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::interpreter::Interpreter;
+use crate::dxpkg::EntryKind;
 
 /// The worker program run as `python -I -S -B -W ignore -c`.
 const WORKER_SCRIPT: &str = include_str!("compile_worker.py");
@@ -165,28 +166,31 @@ pub fn compile_each(
     Ok(out)
 }
 
-/// Compiles every `.py` file under `dir` (an unpacked package tree); pyc paths are relative to
-/// `dir`. Existing `__pycache__` directories are not entered and directory symlinks are not
+/// Compiles the `.py` files under `dir` (an unpacked package tree) that [`compile_plan`] picks:
+/// not those in `__pycache__` directories, nor those whose pyc the tree already holds (a
+/// wheel's own is kept as shipped). Pyc paths are relative to `dir`; directory symlinks are not
 /// followed. Nothing is written: see [`write_pycs`].
+///
+/// [`compile_plan`]: super::compile_plan
 pub fn compile_dir(
     interp: &Interpreter,
     dir: &Path,
 ) -> Result<Vec<(String, Vec<u8>)>, BytecodeError> {
+    let cache_tag = checked_cache_tag(interp)?;
     let mut files = Vec::new();
-    collect_py_files(dir, String::new(), &mut files)?;
-    let sources: Vec<(String, Vec<u8>)> = files
+    collect_files(dir, String::new(), &mut files)?;
+    let plan = super::compile_plan(files.iter().map(|(rel, k)| (rel.as_str(), *k)), &cache_tag);
+    let sources: Vec<(&str, Vec<u8>)> = plan
         .into_iter()
-        .map(|rel| {
-            let path = dir.join(&rel);
+        .map(|(at, _)| {
+            let rel = files[at].0.as_str();
+            let path = dir.join(rel);
             fs_err::read(&path)
                 .map(|bytes| (rel, bytes))
                 .map_err(|source| BytecodeError::Io { path, source })
         })
         .collect::<Result<_, _>>()?;
-    compile_sources(
-        interp,
-        sources.iter().map(|(n, s)| (n.as_str(), s.as_slice())),
-    )
+    compile_sources(interp, sources.iter().map(|(n, s)| (*n, s.as_slice())))
 }
 
 /// Writes `pycs` (as returned by [`compile_sources`]) under `dir`, creating `__pycache__`
@@ -206,10 +210,12 @@ pub fn write_pycs(dir: &Path, pycs: &[(String, Vec<u8>)]) -> Result<(), Bytecode
     Ok(())
 }
 
-fn collect_py_files(
+/// Every file under `dir` with its kind, paths relative to the tree's root (`prefix`), in name
+/// order. A symlink to a file counts as a file (it is read through); other symlinks as links.
+fn collect_files(
     dir: &Path,
     prefix: String,
-    out: &mut Vec<String>,
+    out: &mut Vec<(String, EntryKind)>,
 ) -> Result<(), BytecodeError> {
     let io = |source| BytecodeError::Io {
         path: dir.to_path_buf(),
@@ -228,13 +234,11 @@ fn collect_py_files(
         let file_type = entry.file_type().map_err(io)?;
         let rel = format!("{prefix}{name}");
         if file_type.is_dir() {
-            if name != "__pycache__" {
-                collect_py_files(&entry.path(), format!("{rel}/"), out)?;
-            }
-        } else if name.ends_with(".py")
-            && (file_type.is_file() || file_type.is_symlink() && entry.path().is_file())
-        {
-            out.push(rel);
+            collect_files(&entry.path(), format!("{rel}/"), out)?;
+        } else if file_type.is_file() || file_type.is_symlink() && entry.path().is_file() {
+            out.push((rel, EntryKind::File));
+        } else {
+            out.push((rel, EntryKind::Symlink));
         }
     }
     Ok(())
@@ -623,6 +627,10 @@ mod tests {
         fs_err::write(d.join("pkg/sub/__init__.py"), "v = 42\n").unwrap();
         fs_err::write(d.join("pkg/__pycache__/junk.py"), "x = 1\n").unwrap();
         fs_err::write(d.join("pkg/data.json"), "{}").unwrap();
+        // A pyc the package ships for this interpreter is kept: its source is not compiled.
+        fs_err::write(d.join("pkg/shipped.py"), "S = 1\n").unwrap();
+        let shipped = d.join("pkg/__pycache__/shipped.cpython-312.pyc");
+        fs_err::write(&shipped, "as shipped").unwrap();
         let pycs = compile_dir(&interp, d).unwrap();
         let names: Vec<&str> = pycs.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
@@ -633,6 +641,7 @@ mod tests {
             ]
         );
         write_pycs(d, &pycs).unwrap();
+        assert_eq!(fs_err::read(&shipped).unwrap(), b"as shipped");
         fs_err::write(d.join("pkg/sub/__init__.py"), "v = 0\n").unwrap();
         assert_eq!(
             python_out(interp.path(), d, "import pkg; print(pkg.v)").trim(),

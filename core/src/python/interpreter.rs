@@ -480,7 +480,7 @@ fn write_cache(cache_file: &Path, key: CacheKey, info: &InterpreterInfo) {
     let result = (|| -> std::io::Result<()> {
         let dir = cache_file.parent().unwrap_or(Path::new("."));
         fs_err::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        let mut tmp = crate::temp::file_in(dir)?;
         tmp.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
         tmp.persist(cache_file).map_err(|e| e.error)?;
         Ok(())

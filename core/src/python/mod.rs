@@ -19,6 +19,7 @@
 //! ```
 mod bytecode;
 pub(crate) mod interpreter;
+mod plan;
 mod session;
 mod tags;
 mod venv;
@@ -30,5 +31,6 @@ pub use bytecode::{
 pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
+pub use plan::compile_plan;
 pub use session::{CompileSession, SessionSource};
 pub use venv::{Venv, VenvError, VenvOptions, create_venv, venv_text_files};

@@ -8,7 +8,8 @@
 //! │   ├── bin/…                scripts (shebangs rewritten)
 //! │   ├── headers/…
 //! │   └── data/…
-//! └── .tmp-…                   an object being streamed in ([`PackageStore::store_with`])
+//! ├── wheels/, bytecode/{tag}/  records: which object a wheel or a bytecode pack became
+//! └── .tmp-{pid}-{start}-…     an object being written ([`crate::temp`]: named after its owner)
 //! ```
 //!
 //! Objects are written to a temporary file, fsynced, made read-only and linked into place
@@ -123,6 +124,19 @@ impl PackageStore {
         }
     }
 
+    /// The directories where this store makes temporaries (see [`crate::temp`]): the root
+    /// (objects), the unpacked root, and the record directories. The object fan-out is not
+    /// among them: objects are written in the root and linked into place.
+    pub fn temp_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.unpacked_root.clone()];
+        if self.is_writable() {
+            dirs.push(self.root.clone());
+            dirs.push(self.root.join(wheels::WHEELS_DIR));
+            dirs.extend(crate::install::bytecode_dirs(self));
+        }
+        dirs
+    }
+
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -177,14 +191,7 @@ impl PackageStore {
             source,
         };
         let tmp = fs_err::create_dir_all(&self.root)
-            .and_then(|()| {
-                tempfile::Builder::new()
-                    .prefix(".tmp-")
-                    .tempfile_in(&self.root)
-                    .map_err(|e| {
-                        std::io::Error::new(e.kind(), format!("{}: {e}", self.root.display()))
-                    })
-            })
+            .and_then(|()| crate::temp::file_in(&self.root))
             .map_err(|e| classify(e, read_only))?;
         let mut sink = HashingWriter {
             inner: BufWriter::with_capacity(STREAM_BUFFER, EarlyWriteback::new(tmp.as_file())),
@@ -242,8 +249,10 @@ impl PackageStore {
             what: hash.to_hex(),
             source,
         };
+        // The temporary file goes in the root, like `store_with`'s: leftovers of a crash are
+        // then found by reading one directory, not the fan-out.
         fs_err::create_dir_all(dir)
-            .and_then(|()| crate::atomic::write_new(&path, bytes, 0o444))
+            .and_then(|()| crate::atomic::write_new_via(&self.root, &path, bytes, 0o444))
             .map_err(|e| classify(e, read_only))
     }
 

@@ -67,9 +67,7 @@ pub(crate) fn unpack(
 ) -> Result<(), StoreError> {
     let parent = dest.parent().expect("unpacked dirs have a parent");
     fs_err::create_dir_all(parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-unpack-")
-        .tempdir_in(parent)?;
+    let tmp = crate::temp::dir_in(parent)?;
     let unsafe_path = |path: &str| StoreError::UnsafePath {
         hash: *hash,
         path: path.to_string(),

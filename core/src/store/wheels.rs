@@ -7,6 +7,9 @@
 use std::io::Write;
 
 use super::PackageStore;
+
+/// `{store}/wheels`.
+pub(super) const WHEELS_DIR: &str = "wheels";
 use crate::hash::ContentHash;
 
 impl PackageStore {
@@ -16,7 +19,7 @@ impl PackageStore {
         if !is_sha256_hex(sha256) {
             return None;
         }
-        let text = std::fs::read_to_string(self.root().join("wheels").join(sha256)).ok()?;
+        let text = std::fs::read_to_string(self.root().join(WHEELS_DIR).join(sha256)).ok()?;
         let hash: ContentHash = text.trim().parse().ok()?;
         self.contains(&hash).then_some(hash)
     }
@@ -27,10 +30,10 @@ impl PackageStore {
         if !is_sha256_hex(sha256) {
             return;
         }
-        let dir = self.root().join("wheels");
+        let dir = self.root().join(WHEELS_DIR);
         let write = || -> std::io::Result<()> {
             fs_err::create_dir_all(&dir)?;
-            let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
+            let mut tmp = crate::temp::file_in(&dir)?;
             tmp.write_all(object.to_hex().as_bytes())?;
             match tmp.persist_noclobber(dir.join(sha256)) {
                 Ok(_) => Ok(()),
