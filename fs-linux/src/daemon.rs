@@ -158,19 +158,67 @@ pub fn watch(mountpoint: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
-/// The last 20 lines of a log file (or a note that it is unreadable).
+/// The last 20 lines of a log file (or a note that it is unreadable), without backtraces.
 pub fn log_tail(log: &Path) -> String {
     match std::fs::read(log) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-            if tail.is_empty() {
-                "(empty log)".to_string()
-            } else {
-                tail
-            }
-        }
+        Ok(bytes) => tail(&String::from_utf8_lossy(&bytes)),
         Err(e) => format!("(cannot read {}: {e})", log.display()),
+    }
+}
+
+/// The last 20 lines of `text` once backtraces are left out: a server that panics (with
+/// `RUST_BACKTRACE` set) would otherwise fill them with frames and push out the message that
+/// says what went wrong.
+fn tail(text: &str) -> String {
+    let mut lines = Vec::new();
+    let mut in_backtrace = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if line.starts_with("stack backtrace:") {
+            in_backtrace = true;
+            continue;
+        }
+        // A frame is `  N: symbol`, followed by `at file:line`; the block ends with notes.
+        let frame = trimmed
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if in_backtrace && (frame || trimmed.starts_with("at ")) {
+            continue;
+        }
+        in_backtrace = false;
+        if trimmed.starts_with("note: Some details are omitted")
+            || trimmed.starts_with("note: run with `RUST_BACKTRACE")
+        {
+            continue;
+        }
+        lines.push(line);
+    }
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    if tail.trim().is_empty() {
+        "(empty log)".to_string()
+    } else {
+        tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_tail_keeps_the_message_and_drops_the_backtrace() {
+        let mut log = String::from("serving /v\nthread 'main' (7) panicked at cli/src/main.rs:9:5:\n`fusermount3` is not on PATH; install the `fuse3` package\nstack backtrace:\n");
+        for i in 0..40 {
+            log += &format!("   {i}: core::panicking::panic_fmt\n             at /rustc/x/library/core/src/panicking.rs:80:14\n");
+        }
+        log += "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.\n";
+        let t = super::tail(&log);
+        assert_eq!(
+            t,
+            "serving /v\nthread 'main' (7) panicked at cli/src/main.rs:9:5:\n`fusermount3` is not on PATH; install the `fuse3` package"
+        );
+        // Lines that only look like frames outside a backtrace stay.
+        assert_eq!(super::tail("error: 3: bad\n  at line 4"), "error: 3: bad\n  at line 4");
+        assert_eq!(super::tail(""), "(empty log)");
+        let long: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        assert!(super::tail(&long).starts_with("line 10\n") && super::tail(&long).ends_with("line 29"));
     }
 }

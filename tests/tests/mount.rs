@@ -1,11 +1,14 @@
 //! `dx-py mount` end to end: a venv served by FUSE from the store, compared with the symlink
-//! layout of the same lock; read-only stores. Needs root and /dev/fuse, as CI has.
+//! layout of the same lock; read-only stores. Tests that mount need `/dev/fuse` and root or
+//! `fusermount3` (bind mounts: root), and say what they skip where these are missing.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::{TestContext, assert_success, venv_python, write_wheels};
+use dx_py_tests::{
+    TestContext, assert_success, can_mount, can_run, root, venv_python, write_wheels,
+};
 
 /// Unmounts on drop, also when the test fails.
 struct Mounted<'a> {
@@ -109,6 +112,9 @@ fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn mounted_venv_matches_the_layout_and_is_read_only() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -199,6 +205,9 @@ fn mounted_venv_matches_the_layout_and_is_read_only() {
 
 #[test]
 fn killed_server_is_recovered() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -236,6 +245,10 @@ fn killed_server_is_recovered() {
 
 #[test]
 fn read_only_bind_mounted_store_works_without_writes() {
+    // Bind mounts need root.
+    if !can_mount() || !can_run(root()) {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -339,6 +352,9 @@ fn read_only_bind_mounted_store_works_without_writes() {
 
 #[test]
 fn quick_remounts_survive_and_the_server_stays_quiet() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -408,6 +424,9 @@ fn without_fuse_mount_falls_back_to_the_layout() {
 
 #[test]
 fn mount_after_cache_clean_rebuilds_what_it_needs() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -447,6 +466,9 @@ fn count_entries(root: &Path) -> usize {
 /// the unpacked trees layouts link from, which `install -r` does make (the counter-check).
 #[test]
 fn cold_lock_and_mount_unpack_nothing() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -484,6 +506,9 @@ fn cold_lock_and_mount_unpack_nothing() {
 /// the same set serves them from the start. Nothing is unpacked.
 #[test]
 fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
@@ -562,6 +587,9 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
 /// `--wait-bytecode` returns only once the bytecode compiled after mounting is served.
 #[test]
 fn mount_wait_bytecode_returns_with_the_bytecode_served() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
@@ -581,6 +609,9 @@ fn mount_wait_bytecode_returns_with_the_bytecode_served() {
 /// next mount of the same set serves, compiles what is missing and serves the bytecode.
 #[test]
 fn a_mount_unmounted_while_compiling_is_completed_by_the_next() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
@@ -619,6 +650,9 @@ fn a_mount_unmounted_while_compiling_is_completed_by_the_next() {
 /// listing whole, before, during and after the hand-over, and the last ones load `.pyc` files.
 #[test]
 fn imports_running_while_the_bytecode_arrives_never_fail() {
+    if !can_mount() {
+        return;
+    }
     const MODULES: usize = 300;
     let cx = TestContext::new();
     let dir = cx.temp.path().join("wheels");
@@ -767,6 +801,9 @@ fn wait_for_bytecode(venv: &Path) {
 /// `--keep-pack-cache` changes only what stays cached, not what is served.
 #[test]
 fn keep_pack_cache_serves_the_same_bytes() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -800,6 +837,9 @@ fn keep_pack_cache_serves_the_same_bytes() {
 /// server logs why, and `--wait-bytecode` fails naming it and leaves no mount behind.
 #[test]
 fn a_package_failing_its_record_after_mounting_is_never_served() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let dir = cx.temp.path().join("wheels");
     write_wheels(
