@@ -507,7 +507,8 @@ fn fixture_helper() {
     std::fs::rename(kept.join("venv.dxtree"), out.join("venv.dxtree")).unwrap();
 }
 
-fn background(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> daemon::BackgroundMount {
+/// This test binary running `serve_helper`: a server of the fixture on `mnt`.
+fn serve_command(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
@@ -522,13 +523,20 @@ fn background(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> daemon::Backgroun
         auto_unmount,
     ];
     cmd.env("DX_PY_TEST_SERVE", spec.join("\n"));
+    cmd
+}
+
+fn start(fx: &Fixture, mnt: &Path, server: Command) -> Result<daemon::BackgroundMount, MountError> {
     daemon::mount_background(
-        cmd,
+        server,
         mnt,
         &fx.dir.path().join("state"),
         Duration::from_secs(30),
     )
-    .unwrap()
+}
+
+fn background(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> daemon::BackgroundMount {
+    start(fx, mnt, serve_command(fx, mnt, auto_unmount)).unwrap()
 }
 
 /// Unmounts (lazily if need be) on drop, so a failing test leaves no mount behind.
@@ -636,14 +644,7 @@ fn a_server_that_fails_reports_its_log() {
     let mnt = fx.mountpoint("mnt");
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "echo the tree is broken >&2; exit 3"]);
-    let err = daemon::mount_background(
-        cmd,
-        &mnt,
-        &fx.dir.path().join("state"),
-        Duration::from_secs(10),
-    )
-    .unwrap_err();
-    let text = err.to_string();
+    let text = start(&fx, &mnt, cmd).unwrap_err().to_string();
     assert!(
         text.contains("exited with") && text.contains("the tree is broken"),
         "{text}"
@@ -656,28 +657,9 @@ fn a_server_that_fails_reports_its_log() {
         Err(e) => e.to_string(),
         Ok(_) => "the directory is not empty".to_string(),
     };
-    let mut server = Command::new(std::env::current_exe().unwrap());
-    server
-        .args(["--exact", "tests::serve_helper", "--nocapture"])
-        .env("RUST_BACKTRACE", "1")
-        .env(
-            "DX_PY_TEST_SERVE",
-            [
-                fx.tree.to_str().unwrap(),
-                fx.store_dir.to_str().unwrap(),
-                full.to_str().unwrap(),
-                "off",
-            ]
-            .join("\n"),
-        );
-    let err = daemon::mount_background(
-        server,
-        &full,
-        &fx.dir.path().join("state"),
-        Duration::from_secs(30),
-    )
-    .unwrap_err();
-    let text = err.to_string();
+    let mut server = serve_command(&fx, &full, "off");
+    server.env("RUST_BACKTRACE", "1");
+    let text = start(&fx, &full, server).unwrap_err().to_string();
     assert!(text.contains(&why), "{text}");
     assert!(!text.contains("rust_begin_unwind"), "{text}");
 }

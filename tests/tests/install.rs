@@ -460,6 +460,8 @@ fn read_only_and_full_cache_dirs_fail_clearly() {
         "{err}"
     );
     assert!(err.to_lowercase().contains("no space"), "{err}");
+    // And says where: a bare `No space left on device` leaves the user guessing which disk.
+    assert!(err.contains(small.to_str().unwrap()), "{err}");
     let out = cx
         .dx_py()
         .env("DX_PY_CACHE_DIR", &small)

@@ -177,6 +177,38 @@ fn mounted_venv_matches_the_layout_and_is_read_only() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     ));
     erofs(std::fs::remove_file(venv.join("pyvenv.cfg")));
+    // An install into it says that it is mounted and how to proceed, not a bare `EROFS`.
+    let err = cx.run_err(
+        &[
+            "install",
+            "--venv",
+            "mounted",
+            "--find-links",
+            w.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("served by a dx-py mount")
+            && err.contains(&format!("dx-py unmount {}", venv.display())),
+        "{err}"
+    );
+    // A layout of another set, built first (the cold path): the same message, no other change.
+    std::fs::write(cx.project().join("one.txt"), "tool==0.1\n").unwrap();
+    let err = cx.run_err(
+        &[
+            "install",
+            "--venv",
+            "mounted",
+            "-r",
+            "one.txt",
+            "--no-index",
+            "--find-links",
+            w.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains("served by a dx-py mount"), "{err}");
 
     // 8 concurrent readers see the right bytes.
     let expected = std::fs::read(sp(&cx.project().join("linked")).join("tool/data.bin")).unwrap();

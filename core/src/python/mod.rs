@@ -31,4 +31,4 @@ pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
 pub use session::{CompileSession, SessionSource};
-pub use venv::{Venv, VenvError, VenvOptions, create_venv, venv_text_files};
+pub use venv::{ExistingVenv, Venv, VenvError, VenvOptions, create_venv, venv_text_files};

@@ -192,7 +192,7 @@ impl PackageStore {
         };
         let value = write(&mut sink)
             .and_then(|value| sink.inner.flush().map(|()| value))
-            .map_err(|e| classify(e, read_only))?;
+            .map_err(|e| classify(crate::atomic::naming("write", tmp.path())(e), read_only))?;
         let hash = ContentHash::from_bytes(*sink.hasher.finalize().as_bytes());
         drop(sink);
         let path = self.get_path(&hash);
@@ -218,7 +218,10 @@ impl PackageStore {
             source,
         };
         crate::atomic::set_mode(tmp.path(), 0o444)
-            .and_then(|()| tmp.as_file().sync_all())
+            .and_then(|()| {
+                let named = crate::atomic::naming("write", tmp.path());
+                tmp.as_file().sync_all().map_err(named)
+            })
             .and_then(|()| fs_err::create_dir_all(dir))
             .and_then(|()| crate::atomic::persist_new(tmp, &path))
             .map_err(|e| classify(e, read_only))?;

@@ -512,3 +512,30 @@ fn early_writeback_passes_bytes_through() {
     drop(file);
     assert_eq!(std::fs::read(&path).unwrap(), want);
 }
+
+/// A write that fails (a full disk) names the file it was writing, in the store, and leaves
+/// nothing behind; the kind stays, so it is not taken for a read-only store.
+#[test]
+fn a_full_disk_names_the_file_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path().join("store"));
+    let err = store
+        .store_with(|w| {
+            w.write_all(b"some bytes")?;
+            Err::<(), _>(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        })
+        .unwrap_err();
+    let StoreError::Io(io) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("Failed to write `")
+            && shown.contains(&store.root().display().to_string()),
+        "{shown}"
+    );
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("No space left on device"), "{cause}");
+    assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 0);
+}

@@ -48,9 +48,17 @@ pub fn root() -> Result<(), NotRoot> {
         .and_then(|status| {
             let line = status.lines().find(|l| l.starts_with("Uid:"))?;
             // Real, effective, saved set, file system uid.
-            line["Uid:".len()..].split_whitespace().nth(1)?.parse::<u32>().ok()
+            line["Uid:".len()..]
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
         });
-    if euid == Some(0) { Ok(()) } else { Err(NotRoot) }
+    if euid == Some(0) {
+        Ok(())
+    } else {
+        Err(NotRoot)
+    }
 }
 
 /// A program a test runs is not on `PATH`.
@@ -60,9 +68,8 @@ pub struct NotOnPath(pub String);
 
 /// `Ok` when `program` is on `PATH`.
 pub fn on_path(program: &str) -> Result<(), NotOnPath> {
-    let found = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
     if found {
         Ok(())
     } else {
