@@ -275,6 +275,52 @@ fn killed_server_is_recovered() {
     venv_python(&guard.venv, "import tool");
 }
 
+/// Unmounting is idempotent for users: after the watcher unmounted the venv of a killed server
+/// (or after an unmount), `dx-py unmount` says that it is not mounted and succeeds.
+#[test]
+fn unmount_after_the_watcher_unmounted_says_so_and_succeeds() {
+    if !can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    cx.run_ok(&["mount", "v", "--find-links", w.to_str().unwrap()]);
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("v"),
+    };
+    let pid = server_pid(&cx, &guard.venv);
+    // The server is our child's child: this test started it, so it may end it.
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for_exit(pid);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(guard.venv.to_str().unwrap())
+    };
+    while mounted() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not unmount"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for _ in 0..2 {
+        let out = cx.dx_py().args(["unmount", "v"]).output().unwrap();
+        assert_success(&out, "dx-py unmount of an unmounted venv");
+        assert!(
+            printed(&out).contains("is not mounted (already unmounted)"),
+            "{}",
+            printed(&out)
+        );
+    }
+}
+
 #[test]
 fn read_only_bind_mounted_store_works_without_writes() {
     // Bind mounts need root.
