@@ -150,6 +150,17 @@ pub fn assert_success(out: &Output, what: &str) {
     );
 }
 
+/// Everything a command printed, stdout then stderr.
+pub fn printed(out: &Output) -> String {
+    String::from_utf8_lossy(&[out.stdout.as_slice(), &out.stderr].concat()).into_owned()
+}
+
+/// Asserts that a command printed `text` (on either stream).
+pub fn assert_printed(out: &Output, text: &str) {
+    let all = printed(out);
+    assert!(all.contains(text), "expected {text:?} in:\n{all}");
+}
+
 /// Runs `python -c CODE` with the interpreter at `python`, bytecode writing as the caller means it.
 pub fn run_python(python: &Path, code: &str) -> Output {
     Command::new(python)

@@ -2,10 +2,12 @@
 //! failures that leave nothing half-made, repeated commands that stay quiet, files made with
 //! the modes users expect, counts in plain English.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::{TestContext, can_run, dx_py_bin, on_path, root, write_wheels};
+use dx_py_tests::{
+    TestContext, assert_printed, can_run, dx_py_bin, on_path, printed, root, write_wheels,
+};
 
 /// One local wheel, `solo 1.0`, and a requirements file pinning it, in the project.
 fn solo(cx: &TestContext) -> PathBuf {
@@ -16,10 +18,14 @@ fn solo(cx: &TestContext) -> PathBuf {
     )
 }
 
-/// Everything a command printed, stdout then stderr.
-fn printed(out: &Output) -> String {
-    String::from_utf8_lossy(&[out.stdout.as_slice(), &out.stderr].concat()).into_owned()
-}
+/// `dx-py lock` of the project's requirements from a directory of wheels (which follows).
+const LOCK: [&str; 5] = [
+    "lock",
+    "-r",
+    "requirements.txt",
+    "--no-index",
+    "--find-links",
+];
 
 #[test]
 fn venv_replaces_an_existing_venv_only_with_clear() {
@@ -46,14 +52,8 @@ fn venv_replaces_an_existing_venv_only_with_clear() {
 fn a_failed_install_removes_the_venv_it_made_and_nothing_else() {
     let cx = TestContext::new();
     let wheels = solo(&cx);
-    cx.run_ok(&[
-        "lock",
-        "-r",
-        "requirements.txt",
-        "--no-index",
-        "--find-links",
-        wheels.to_str().unwrap(),
-    ]);
+    let out = cx.dx_py().args(LOCK).arg(&wheels).output().unwrap();
+    dx_py_tests::assert_success(&out, "dx-py lock");
     // A fresh cache and no wheel left: the install fails after making the venv.
     std::fs::remove_dir_all(&wheels).unwrap();
     let other_cache = cx.temp.path().join("other-cache");
@@ -103,13 +103,7 @@ fn lock_files_get_the_mode_the_umask_gives() {
         let out = Command::new("sh")
             .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
             .arg(dx_py_bin())
-            .args([
-                "lock",
-                "-r",
-                "requirements.txt",
-                "--no-index",
-                "--find-links",
-            ])
+            .args(LOCK)
             .arg(&wheels)
             .current_dir(cx.project())
             .env("DX_PY_CACHE_DIR", cx.cache_dir())
@@ -128,29 +122,10 @@ fn counts_of_one_are_singular() {
     let cx = TestContext::new();
     let wheels = solo(&cx);
     let fl = wheels.to_str().unwrap();
-    let out = cx
-        .dx_py()
-        .args([
-            "lock",
-            "-r",
-            "requirements.txt",
-            "--no-index",
-            "--find-links",
-            fl,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        printed(&out).contains("Locked 1 package in"),
-        "{}",
-        printed(&out)
-    );
+    let out = cx.dx_py().args(LOCK).arg(fl).output().unwrap();
+    assert_printed(&out, "Locked 1 package in");
     let out = cx.dx_py().args(["store", "verify"]).output().unwrap();
-    assert!(
-        printed(&out).contains("1 object verified"),
-        "{}",
-        printed(&out)
-    );
+    assert_printed(&out, "1 object verified");
     let out = cx
         .dx_py()
         .args(["install", "--no-compile-bytecode", "-v", "--find-links", fl])
@@ -164,7 +139,7 @@ fn counts_of_one_are_singular() {
         .args(["dpl", "build", "pylock.toml", "-o", "copy.dpl"])
         .output()
         .unwrap();
-    assert!(printed(&out).contains("(1 package)"), "{}", printed(&out));
+    assert_printed(&out, "(1 package)");
     let dump = cx.run_ok(&["dpl", "dump", "copy.dpl"]);
     assert!(dump.contains(", 1 package, "), "{dump}");
     // And more than one is plural.
@@ -183,11 +158,7 @@ fn counts_of_one_are_singular() {
         .arg(&two)
         .output()
         .unwrap();
-    assert!(
-        printed(&out).contains("Installed 2 packages into"),
-        "{}",
-        printed(&out)
-    );
+    assert_printed(&out, "Installed 2 packages into");
 }
 
 #[test]
@@ -196,11 +167,7 @@ fn unmount_of_a_venv_that_is_not_mounted_succeeds_and_says_so() {
     cx.run_ok(&["venv", "v"]);
     let out = cx.dx_py().args(["unmount", "v"]).output().unwrap();
     dx_py_tests::assert_success(&out, "dx-py unmount of an unmounted venv");
-    assert!(
-        printed(&out).contains("is not mounted (already unmounted)"),
-        "{}",
-        printed(&out)
-    );
+    assert_printed(&out, "is not mounted (already unmounted)");
     // A path that is no venv at all is still an error.
     std::fs::create_dir(cx.project().join("plain")).unwrap();
     std::fs::write(cx.project().join("plain/notes.txt"), b"").unwrap();

@@ -7,7 +7,8 @@ use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{
-    TestContext, assert_success, can_mount, can_run, root, venv_python, write_wheels,
+    TestContext, assert_printed, assert_success, can_mount, can_run, printed, root, venv_python,
+    write_wheels,
 };
 
 /// Unmounts on drop, also when the test fails.
@@ -39,11 +40,6 @@ fn mount_r<'a>(
         venv: dir.join(venv),
     };
     (mounted, out)
-}
-
-/// Everything a command printed, stdout then stderr.
-fn printed(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&[out.stdout.as_slice(), &out.stderr].concat()).into_owned()
 }
 
 impl Drop for Mounted<'_> {
@@ -313,11 +309,7 @@ fn unmount_after_the_watcher_unmounted_says_so_and_succeeds() {
     for _ in 0..2 {
         let out = cx.dx_py().args(["unmount", "v"]).output().unwrap();
         assert_success(&out, "dx-py unmount of an unmounted venv");
-        assert!(
-            printed(&out).contains("is not mounted (already unmounted)"),
-            "{}",
-            printed(&out)
-        );
+        assert_printed(&out, "is not mounted (already unmounted)");
     }
 }
 
