@@ -48,6 +48,37 @@ struct PathIoError {
     source: std::io::Error,
 }
 
+/// A writer whose errors name the file it writes ([`naming`]): for the temporary files that are
+/// streamed into, so that a full disk says where, while errors of whatever feeds it stay as
+/// they are.
+pub(crate) struct Named<'a, W> {
+    inner: W,
+    path: &'a Path,
+}
+
+impl<'a, W: Write> Named<'a, W> {
+    /// `inner`, writing the file at `path`.
+    pub(crate) fn new(inner: W, path: &'a Path) -> Self {
+        Self { inner, path }
+    }
+}
+
+impl<W: Write> Write for Named<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(naming("write", self.path))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner
+            .write_all(buf)
+            .map_err(naming("write", self.path))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(naming("write", self.path))
+    }
+}
+
 /// Wraps an I/O error so that its message names `path`: `Failed to {action} `{path}``, caused by
 /// the original error. The kind is kept, so callers can still match on it.
 pub(crate) fn naming<'a>(

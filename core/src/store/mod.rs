@@ -187,12 +187,15 @@ impl PackageStore {
             })
             .map_err(|e| classify(e, read_only))?;
         let mut sink = HashingWriter {
-            inner: BufWriter::with_capacity(STREAM_BUFFER, EarlyWriteback::new(tmp.as_file())),
+            inner: BufWriter::with_capacity(
+                STREAM_BUFFER,
+                crate::atomic::Named::new(EarlyWriteback::new(tmp.as_file()), tmp.path()),
+            ),
             hasher: blake3::Hasher::new(),
         };
         let value = write(&mut sink)
             .and_then(|value| sink.inner.flush().map(|()| value))
-            .map_err(|e| classify(crate::atomic::naming("write", tmp.path())(e), read_only))?;
+            .map_err(|e| classify(e, read_only))?;
         let hash = ContentHash::from_bytes(*sink.hasher.finalize().as_bytes());
         drop(sink);
         let path = self.get_path(&hash);
