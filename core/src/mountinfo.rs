@@ -85,7 +85,23 @@ pub fn read() -> std::io::Result<Vec<MountEntry>> {
     }
 }
 
-/// The dx-py mount at exactly `path` (absolute), if any (the last one, if stacked).
+/// `path` made absolute as mountinfo spells mount points, without touching its last component
+/// (which may be a dead mount, where any `stat` fails): the parent is canonicalized, the name
+/// appended.
+pub fn mount_point(path: &Path) -> std::io::Result<PathBuf> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if name != ".." => Ok(fs_err::canonicalize(parent)?.join(name)),
+        _ => fs_err::canonicalize(&path),
+    }
+}
+
+/// The dx-py mount at exactly `path` (absolute, as [`mount_point`] makes it), if any (the last
+/// one, if stacked).
 pub fn dx_py_mount_at(path: &Path) -> std::io::Result<Option<MountEntry>> {
     Ok(read()?
         .into_iter()
@@ -110,6 +126,20 @@ garbage line
         assert_eq!(m[1].mountpoint, PathBuf::from("/tmp/a b"));
         assert_eq!(m[1].fstype, "fuse.dx-py");
         assert!(m[1].is_dx_py() && m[2].is_dx_py() && !m[0].is_dx_py());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn mount_points_resolve_the_parent_but_not_the_last_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = fs_err::canonicalize(dir.path()).unwrap().join("real");
+        fs_err::create_dir(&real).unwrap();
+        fs_err::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        // The last name need not exist (a dead mount answers no stat).
+        let got = mount_point(&dir.path().join("link/venv")).unwrap();
+        assert_eq!(got, real.join("venv"));
+        assert!(mount_point(Path::new("/nonexistent-dx-py/venv")).is_err());
+        assert_eq!(dx_py_mount_at(&got).unwrap(), None);
     }
 
     #[test]

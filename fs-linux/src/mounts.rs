@@ -28,18 +28,9 @@ pub fn find_mount(path: &Path) -> Result<Option<MountEntry>, MountError> {
         .find(|m| m.mountpoint == path))
 }
 
-/// `path` made absolute without touching its last component (which may be a dead mount, where
-/// any `stat` fails): the parent is canonicalized, the name appended.
+/// `path` as mountinfo spells a mount point there (see [`dx_py_core::mountinfo::mount_point`]).
 pub fn absolute(path: &Path) -> Result<PathBuf, MountError> {
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(path)
-    };
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if name != ".." => Ok(fs_err::canonicalize(parent)?.join(name)),
-        _ => Ok(fs_err::canonicalize(&path)?),
-    }
+    Ok(dx_py_core::mountinfo::mount_point(path)?)
 }
 
 /// True when `path` is a FUSE mount whose server is gone: `statfs` (or `stat`) fails with

@@ -189,7 +189,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
 
 /// The venv's absolute path when a dx-py mount serves it (an unreadable mount table: no).
 fn dx_py_mount(venv: &Path) -> Option<PathBuf> {
-    let abs = std::path::absolute(venv).ok()?;
+    let abs = crate::mountinfo::mount_point(venv).ok()?;
     crate::mountinfo::dx_py_mount_at(&abs).ok()??;
     Some(abs)
 }
