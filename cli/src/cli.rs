@@ -80,6 +80,13 @@ pub(crate) enum CacheCommand {
     Clean(CleanArgs),
     /// Count objects, layouts and bytes.
     Stats,
+    /// Check objects, unpacked copies, layouts and mount trees against the objects' hashes.
+    Verify {
+        /// Mend what is damaged from verified objects (damaged objects are removed: the next
+        /// install fetches them again).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Print the cache root.
     Dir,
 }

@@ -672,3 +672,109 @@ fn an_edited_lock_hash_is_refused_even_when_the_layout_is_cached() {
     // The venvs made before are untouched.
     venv_python(&cx.project().join("b"), "import solid, other");
 }
+
+#[test]
+fn cache_verify_finds_an_edited_layout_file_and_repair_restores_it_everywhere() {
+    let cx = TestContext::new();
+    let body = b"VALUE = 'original'\n".repeat(50);
+    let wheels = write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[
+            WheelBuilder::new("edited", "1.0").file("edited/__init__.py", &body),
+            WheelBuilder::new("other", "1.0").file("other.py", b"X = 1\n"),
+        ],
+    );
+    let w = wheels.to_str().unwrap();
+    std::fs::write(
+        cx.project().join("requirements.txt"),
+        "edited==1.0\nother==1.0\n",
+    )
+    .unwrap();
+    for venv in ["a", "b"] {
+        cx.run_ok(&[
+            "install",
+            "-r",
+            "requirements.txt",
+            "--venv",
+            venv,
+            "--no-index",
+            "--find-links",
+            w,
+        ]);
+    }
+    cx.run_ok(&["cache", "verify"]);
+
+    // A user (root ignores the read-only mode) edits the file Python reports under the layout.
+    let a = cx.project().join("a");
+    let file = layout_site_packages(&a).join("edited/__init__.py");
+    let mut perms = std::fs::metadata(&file).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&file, perms).unwrap();
+    std::fs::write(&file, b"VALUE = 'edited'\n").unwrap();
+    let b = cx.project().join("b");
+    // (Imports still run the compiled, unchecked-hash pyc: the source as the other venv reads it.)
+    let source =
+        "import edited, pathlib; print(pathlib.Path(edited.__file__).read_text().splitlines()[0])";
+    assert_eq!(venv_python(&b, source).trim(), "VALUE = 'edited'");
+
+    // `cache verify` finds it and says how to mend it; nothing is changed by looking.
+    let err = cx.run_err(&["cache", "verify"], 1);
+    assert!(err.contains("edited/__init__.py"), "{err}");
+    assert!(err.contains("--repair"), "{err}");
+    // `--repair` restores the bytes in place: every venv of the lock sees the original again.
+    cx.run_ok(&["cache", "verify", "--repair"]);
+    cx.run_ok(&["cache", "verify"]);
+    assert_eq!(std::fs::read(&file).unwrap(), body);
+    for venv in [&a, &b] {
+        assert_eq!(venv_python(venv, source).trim(), "VALUE = 'original'");
+    }
+
+    // A damaged store object: reported, removed by --repair, fetched again by the next install.
+    let objects = cx.cache_dir().join("store");
+    let object = walk_files(&objects)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|x| x == "dxpkg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&object).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x40;
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, &bytes).unwrap();
+    let err = cx.run_err(&["cache", "verify"], 1);
+    assert!(err.contains("damaged"), "{err}");
+    cx.run_ok(&["cache", "verify", "--repair"]);
+    assert!(!object.exists());
+    cx.run_ok(&[
+        "install",
+        "-r",
+        "requirements.txt",
+        "--venv",
+        "c",
+        "--no-index",
+        "--find-links",
+        w,
+    ]);
+    venv_python(&cx.project().join("c"), "import edited, other");
+    cx.run_ok(&["cache", "verify"]);
+}
+
+/// Every file below `root`.
+fn walk_files(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

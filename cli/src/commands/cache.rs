@@ -6,6 +6,7 @@ use anyhow::Result;
 use dx_py_core::cache::clean::{self, CleanOptions};
 use dx_py_core::cache::roots::Root;
 use dx_py_core::cache_lock::CacheLock;
+use dx_py_core::plural::count_as;
 use dx_py_core::store::PackageStore;
 
 use crate::cli::CacheCommand;
@@ -58,6 +59,7 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
                 temps.len() - stale,
             ))?;
         }
+        CacheCommand::Verify { repair } => return verify(settings, *repair, printer),
         CacheCommand::Clean(args) => {
             let mut lock = CacheLock::open(&settings.cache_dir)?;
             let _guard = lock.exclusive()?;
@@ -83,7 +85,7 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
             if !report.kept_for.is_empty() {
                 printer.info(format_args!(
                     "Kept what {} in use uses (`--force` removes it too):",
-                    count(
+                    count_as(
                         report.kept_for.len(),
                         "live venv or mount is",
                         "live venvs and mounts are"
@@ -96,7 +98,7 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
             if !report.stranded.is_empty() {
                 printer.warn(format_args!(
                     "{} used what was removed; run `dx-py install` in a venv (or mount again) to restore it:",
-                    count(report.stranded.len(), "live venv or mount", "live venvs and mounts")
+                    count_as(report.stranded.len(), "live venv or mount", "live venvs and mounts")
                 ));
                 for root in &report.stranded {
                     printer.warn(format_args!("  {}", root_line(root)));
@@ -107,12 +109,62 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
     Ok(ExitCode::SUCCESS)
 }
 
-/// "1 venv" / "2 venvs": the count with the singular or plural phrase.
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
+fn verify(settings: &Settings, repair: bool, printer: &Printer) -> Result<ExitCode> {
+    let mut lock = CacheLock::open(&settings.cache_dir)?;
+    let (_shared, _exclusive);
+    if repair {
+        _exclusive = lock.exclusive()?;
     } else {
-        format!("{n} {many}")
+        _shared = lock.shared()?;
+    }
+    let report = dx_py_core::cache::verify::verify(&settings.cache(), repair)?;
+    for hash in &report.bad_objects {
+        printer.warn(format_args!(
+            "object {hash} is damaged{}",
+            if repair {
+                "; removed (the next install fetches it again)"
+            } else {
+                ""
+            }
+        ));
+    }
+    for (hash, damage) in &report.bad_unpacked {
+        for d in damage {
+            printer.warn(format_args!(
+                "unpacked copy of {hash}: {d:?}{}",
+                if repair { "; mended" } else { "" }
+            ));
+        }
+    }
+    for (hash, problems) in &report.bad_layouts {
+        printer.warn(format_args!(
+            "layout {hash}: {problems:?}{}",
+            if repair { "; rebuilt" } else { "" }
+        ));
+    }
+    for path in &report.bad_trees {
+        printer.warn(format_args!(
+            "mount tree {} fails its checksum{}",
+            path.display(),
+            if repair { "; removed" } else { "" }
+        ));
+    }
+    printer.info(format_args!(
+        "Checked {}, {}, {} and {}",
+        dx_py_core::plural::count(report.objects, "object"),
+        dx_py_core::plural::count_as(report.unpacked, "unpacked copy", "unpacked copies"),
+        dx_py_core::plural::count(report.layouts, "layout"),
+        dx_py_core::plural::count(report.trees, "mount tree"),
+    ));
+    if report.is_ok() {
+        printer.info("Everything verified");
+        Ok(ExitCode::SUCCESS)
+    } else if repair {
+        printer.info("Repaired what was damaged; `dx-py cache verify` checks again");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        printer.info("Damage found: `dx-py cache verify --repair` mends it from verified objects");
+        Ok(ExitCode::from(1))
     }
 }
 

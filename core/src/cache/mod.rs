@@ -22,6 +22,7 @@ use crate::store::PackageStore;
 
 pub mod clean;
 pub mod roots;
+pub mod verify;
 
 /// A cache root, with the store it uses.
 #[derive(Clone, Debug)]

@@ -20,6 +20,7 @@
 mod link;
 mod mapped;
 mod unpack;
+mod unpacked_check;
 mod wheels;
 
 use std::io::{BufWriter, Write};
@@ -33,6 +34,8 @@ use crate::hash::ContentHash;
 
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;
+pub use unpack::remove_tree;
+pub use unpacked_check::UnpackedDamage;
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]

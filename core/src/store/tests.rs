@@ -548,3 +548,54 @@ fn a_full_disk_names_the_file_being_written() {
     assert!(matches!(&err, StoreError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull));
     assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 0);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Any mix of edits, deletions and additions in an unpacked copy is found, and repair makes
+    /// the copy equal to a fresh unpack again, keeping the inodes of files that stay files.
+    #[test]
+    #[cfg(unix)]
+    fn unpacked_copy_damage_is_found_and_repaired(
+        files in arb_files(),
+        edits in vec((any::<prop::sample::Index>(), 0u8..4), 1..6),
+    ) {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        let hash = store.store(&package("p", &files)).unwrap();
+        let copy = store.unpacked(&hash).unwrap();
+        prop_assert!(store.check_unpacked(&hash).unwrap().is_empty());
+        let pristine = tree(&copy);
+        let names: Vec<&String> = files.keys().collect();
+        let mut inodes = BTreeMap::new();
+        for (i, how) in &edits {
+            let rel = format!("site-packages/{}", names[i.index(names.len())]);
+            let path = copy.join(&rel);
+            if let Ok(m) = std::fs::symlink_metadata(&path) {
+                inodes.insert(rel.clone(), m.ino());
+            }
+            match how {
+                0 => {
+                    crate::atomic::set_mode(&path, 0o644).ok();
+                    std::fs::write(&path, b"edited").ok();
+                }
+                1 => { std::fs::remove_file(&path).ok(); inodes.remove(&rel); }
+                2 => { std::fs::write(copy.join("site-packages/extra_file.txt"), b"x").unwrap(); }
+                _ => { crate::atomic::set_mode(&path, 0o755).ok(); }
+            }
+        }
+        let damage = store.check_unpacked(&hash).unwrap();
+        let changed = tree(&copy) != pristine
+            || edits.iter().any(|(_, how)| *how == 3);
+        prop_assert_eq!(damage.is_empty(), !changed, "{:?}", damage);
+        store.repair_unpacked(&hash, &damage).unwrap();
+        prop_assert!(store.check_unpacked(&hash).unwrap().is_empty());
+        prop_assert_eq!(tree(&copy), pristine);
+        for (rel, ino) in inodes {
+            if let Ok(m) = std::fs::metadata(copy.join(&rel)) {
+                prop_assert_eq!(m.ino(), ino, "{} was replaced, not mended", rel);
+            }
+        }
+    }
+}

@@ -119,18 +119,26 @@ pub(crate) fn unpack(
     }
 }
 
+/// The bytes and mode a file entry has in an unpacked copy: scripts get their `#!python`
+/// shebang rewritten, and every file is read-only (executable when it was, or is a script).
+pub(crate) fn installed_file<'a>(entry: &FileEntry<'a>) -> (std::borrow::Cow<'a, [u8]>, u32) {
+    let data = match entry.scheme {
+        Scheme::Scripts => crate::scripts::rewrite_shebang(entry.data).map_or(
+            std::borrow::Cow::Borrowed(entry.data),
+            std::borrow::Cow::Owned,
+        ),
+        _ => std::borrow::Cow::Borrowed(entry.data),
+    };
+    let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
+    (data, if exec { 0o555 } else { 0o444 })
+}
+
 /// Writes `entry` (its path and link target already checked) at `target`.
 fn write_entry(entry: &FileEntry<'_>, target: &Path) -> Result<(), StoreError> {
     match entry.kind {
         EntryKind::File => {
-            let data = if entry.scheme == Scheme::Scripts {
-                crate::scripts::rewrite_shebang(entry.data)
-            } else {
-                None
-            };
-            let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
-            let mode = if exec { 0o555 } else { 0o444 };
-            create_file(target, data.as_deref().unwrap_or(entry.data), mode)?;
+            let (data, mode) = installed_file(entry);
+            create_file(target, &data, mode)?;
         }
         EntryKind::Symlink => {
             // The target was checked to stay inside the package (and to be UTF-8).
