@@ -6,7 +6,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dx_py_core::python::{Interpreter, VenvOptions, compile_sources_with, create_venv};
+use dx_py_core::python::{
+    ExistingVenv, Interpreter, VenvOptions, compile_sources_with, create_venv,
+};
 
 fn stdlib_sources(interp: &Interpreter) -> Vec<(String, Vec<u8>)> {
     let v = interp.version();
@@ -65,7 +67,11 @@ fn bench(c: &mut Criterion) {
     });
     let venv = dir.path().join("venv");
     c.bench_function("create_venv_over_existing", |b| {
-        b.iter(|| black_box(create_venv(&interp, &venv, &VenvOptions::default()).unwrap()))
+        let clear = VenvOptions {
+            existing: ExistingVenv::Clear,
+            ..VenvOptions::default()
+        };
+        b.iter(|| black_box(create_venv(&interp, &venv, &clear).unwrap()))
     });
 
     let sources = stdlib_sources(&interp);

@@ -122,6 +122,10 @@ pub(crate) struct VenvArgs {
     /// Give the venv access to the base interpreter's site-packages.
     #[arg(long)]
     pub(crate) system_site_packages: bool,
+    /// Replace a venv already at PATH (without it, an existing venv is refused; an empty
+    /// directory is always fine).
+    #[arg(long)]
+    pub(crate) clear: bool,
 }
 
 /// Where wheels come from.

@@ -21,7 +21,7 @@ impl BarReporter {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} {pos} packages {msg}")
+            ProgressStyle::with_template("{spinner} {prefix} (packages stored: {pos}) {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_prefix(what.to_string());

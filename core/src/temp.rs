@@ -85,7 +85,7 @@ impl Owner {
 
 /// A `tempfile` builder whose entries carry this process's name, after recording this process
 /// as a writer.
-fn builder() -> tempfile::Builder<'static, 'static> {
+pub(crate) fn builder() -> tempfile::Builder<'static, 'static> {
     static PREFIX_OF_CURRENT: OnceLock<String> = OnceLock::new();
     record_writer();
     let mut b = tempfile::Builder::new();

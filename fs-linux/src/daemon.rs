@@ -125,6 +125,50 @@ pub fn forget(state_dir: &Path, mountpoint: &Path) {
     }
 }
 
+/// What [`unmount_recorded`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmounted {
+    /// The mount is gone now.
+    Now {
+        /// Its server had died (the mount was dead).
+        server_had_died: bool,
+        /// The server's pid, when it had not exited 5 s after the unmount.
+        server_still_running: Option<u32>,
+    },
+    /// Nothing is mounted there, but a dx-py mount was (this cache recorded one) or it is a
+    /// venv: already unmounted, e.g. by the watcher of a server that died. Unmounting is
+    /// idempotent for users.
+    Already,
+}
+
+/// Unmounts the dx-py mount at `mountpoint` (recorded under `state_dir`), waits for its server
+/// to exit, so that a mount made right after cannot be taken down by that exit, and forgets the
+/// record. A path where nothing is mounted is [`Unmounted::Already`] if a mount was recorded
+/// there or it is a venv; anything else is [`MountError::NotMounted`].
+pub fn unmount_recorded(state_dir: &Path, mountpoint: &Path) -> Result<Unmounted, MountError> {
+    let abs = mounts::absolute(mountpoint)?;
+    if mounts::find_mount(&abs)?.is_none() {
+        let key = state_key(&abs);
+        let recorded = ["pid", "log"]
+            .iter()
+            .any(|ext| state_dir.join(format!("{key}.{ext}")).is_file());
+        if recorded || abs.join("pyvenv.cfg").is_file() {
+            forget(state_dir, &abs);
+            return Ok(Unmounted::Already);
+        }
+        return Err(MountError::NotMounted(abs));
+    }
+    let server_had_died = mounts::is_dead_mount(&abs);
+    let server = recorded_pid(state_dir, &abs);
+    mounts::unmount(&abs)?;
+    let server_still_running = server.filter(|&pid| !wait_for_exit(pid, Duration::from_secs(5)));
+    forget(state_dir, &abs);
+    Ok(Unmounted::Now {
+        server_had_died,
+        server_still_running,
+    })
+}
+
 /// The body of an [`crate::serve::AutoUnmount::Watcher`] process: blocks until stdin (a pipe
 /// whose write end the server holds) reaches EOF — the server exited or was killed — then, if
 /// a dead dx-py mount is left at `mountpoint`, unmounts it. A mount that is gone or alive (a new
@@ -158,19 +202,76 @@ pub fn watch(mountpoint: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
-/// The last 20 lines of a log file (or a note that it is unreadable).
+/// The last 20 lines of a log file (or a note that it is unreadable), without backtraces.
 pub fn log_tail(log: &Path) -> String {
     match std::fs::read(log) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-            if tail.is_empty() {
-                "(empty log)".to_string()
-            } else {
-                tail
-            }
-        }
+        Ok(bytes) => tail(&String::from_utf8_lossy(&bytes)),
         Err(e) => format!("(cannot read {}: {e})", log.display()),
+    }
+}
+
+/// The last 20 lines of `text` once backtraces are left out: a server that panics (with
+/// `RUST_BACKTRACE` set) would otherwise fill them with frames and push out the message that
+/// says what went wrong.
+fn tail(text: &str) -> String {
+    let mut lines = Vec::new();
+    let mut in_backtrace = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if line.starts_with("stack backtrace:") {
+            in_backtrace = true;
+            continue;
+        }
+        // A frame is `  N: symbol`, followed by `at file:line`; the block ends with notes.
+        let frame = trimmed
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if in_backtrace && (frame || trimmed.starts_with("at ")) {
+            continue;
+        }
+        in_backtrace = false;
+        if trimmed.starts_with("note: Some details are omitted")
+            || trimmed.starts_with("note: run with `RUST_BACKTRACE")
+        {
+            continue;
+        }
+        lines.push(line);
+    }
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    if tail.trim().is_empty() {
+        "(empty log)".to_string()
+    } else {
+        tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_tail_keeps_the_message_and_drops_the_backtrace() {
+        let mut log = String::from(
+            "serving /v\nthread 'main' (7) panicked at cli/src/main.rs:9:5:\n`fusermount3` is not on PATH; install the `fuse3` package\nstack backtrace:\n",
+        );
+        for i in 0..40 {
+            log += &format!(
+                "   {i}: core::panicking::panic_fmt\n             at /rustc/x/library/core/src/panicking.rs:80:14\n"
+            );
+        }
+        log += "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.\n";
+        let t = super::tail(&log);
+        assert_eq!(
+            t,
+            "serving /v\nthread 'main' (7) panicked at cli/src/main.rs:9:5:\n`fusermount3` is not on PATH; install the `fuse3` package"
+        );
+        // Lines that only look like frames outside a backtrace stay.
+        assert_eq!(
+            super::tail("error: 3: bad\n  at line 4"),
+            "error: 3: bad\n  at line 4"
+        );
+        assert_eq!(super::tail(""), "(empty log)");
+        let long: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        assert!(
+            super::tail(&long).starts_with("line 10\n") && super::tail(&long).ends_with("line 29")
+        );
     }
 }

@@ -6,72 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::serve::{MountError, find_in_path};
 
-/// One line of `/proc/self/mountinfo`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountEntry {
-    /// Where it is mounted.
-    pub mountpoint: PathBuf,
-    /// File system type, e.g. `fuse.dx-py`.
-    pub fstype: String,
-    /// Mount source, e.g. `dx-py`.
-    pub source: String,
-}
-
-impl MountEntry {
-    /// True for mounts made by dx-py: type `fuse.dx-py`, or `fuse` with source `dx-py`.
-    pub fn is_dx_py(&self) -> bool {
-        self.fstype == "fuse.dx-py" || (self.fstype.starts_with("fuse") && self.source == "dx-py")
-    }
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
-fn unescape(field: &str) -> Vec<u8> {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            if let Ok(byte) = u8::try_from(v) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-/// Parses mountinfo text; malformed lines are skipped.
-pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    use std::os::unix::ffi::OsStringExt;
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mountpoint = left.split(' ').nth(4)?;
-            let mut right = right.split(' ');
-            let fstype = right.next()?;
-            let source = right.next().unwrap_or("");
-            Some(MountEntry {
-                mountpoint: PathBuf::from(std::ffi::OsString::from_vec(unescape(mountpoint))),
-                fstype: fstype.to_string(),
-                source: String::from_utf8_lossy(&unescape(source)).into_owned(),
-            })
-        })
-        .collect()
-}
+pub use dx_py_core::mountinfo::{MountEntry, parse_mountinfo};
 
 fn mountinfo() -> Result<Vec<MountEntry>, MountError> {
-    Ok(parse_mountinfo(&fs_err::read_to_string(
-        "/proc/self/mountinfo",
-    )?))
+    Ok(dx_py_core::mountinfo::read()?)
 }
 
 /// Every dx-py mount visible to this process.
@@ -90,18 +28,9 @@ pub fn find_mount(path: &Path) -> Result<Option<MountEntry>, MountError> {
         .find(|m| m.mountpoint == path))
 }
 
-/// `path` made absolute without touching its last component (which may be a dead mount, where
-/// any `stat` fails): the parent is canonicalized, the name appended.
+/// `path` as mountinfo spells a mount point there (see [`dx_py_core::mountinfo::mount_point`]).
 pub fn absolute(path: &Path) -> Result<PathBuf, MountError> {
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(path)
-    };
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if name != ".." => Ok(fs_err::canonicalize(parent)?.join(name)),
-        _ => Ok(fs_err::canonicalize(&path)?),
-    }
+    Ok(dx_py_core::mountinfo::mount_point(path)?)
 }
 
 /// True when `path` is a FUSE mount whose server is gone: `statfs` (or `stat`) fails with
@@ -180,31 +109,4 @@ pub(crate) fn wait_gone(abs: &Path, timeout: Duration) -> Result<(), MountError>
         std::thread::sleep(Duration::from_millis(2));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_mountinfo_lines() {
-        let text = "\
-22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
-98 22 0:52 / /tmp/a\\040b rw,nosuid,nodev,relatime shared:60 - fuse.dx-py dx-py ro,user_id=0,group_id=0
-99 22 0:53 / /mnt/x ro,nosuid master:2 - fuse dx-py ro,user_id=0
-garbage line
-";
-        let m = parse_mountinfo(text);
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[1].mountpoint, PathBuf::from("/tmp/a b"));
-        assert_eq!(m[1].fstype, "fuse.dx-py");
-        assert!(m[1].is_dx_py() && m[2].is_dx_py() && !m[0].is_dx_py());
-    }
-
-    #[test]
-    fn unescape_keeps_plain_backslashes() {
-        assert_eq!(unescape("a\\134b"), b"a\\b");
-        assert_eq!(unescape("a\\9"), b"a\\9");
-        assert_eq!(unescape("end\\04"), b"end\\04");
-    }
 }

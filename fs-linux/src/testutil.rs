@@ -25,3 +25,16 @@ pub(crate) fn add_pack(store: &PackageStore, name: &str, entries: &[E<'_>]) -> C
     }
     store.store(&w.finish().unwrap()).unwrap()
 }
+
+/// Whether the calling test can mount here (`/dev/fuse`, and root or `fusermount3`): where it
+/// cannot, prints what is skipped and why (a failure under `DX_PY_TEST_REQUIRE_ALL`).
+pub(crate) fn can_mount() -> bool {
+    dx_py_core::testing::can_run(crate::serve::preflight(
+        &crate::serve::MountOptions::default(),
+    ))
+}
+
+/// Whether `fusermount3` is on PATH (for its auto-unmount), saying what is skipped otherwise.
+pub(crate) fn has_fusermount() -> bool {
+    dx_py_core::testing::can_run(dx_py_core::testing::on_path("fusermount3"))
+}

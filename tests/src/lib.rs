@@ -4,6 +4,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Tests that need what a machine may lack check it first and say what they skip (see
+/// `dx_py_core::testing`; `DX_PY_TEST_REQUIRE_ALL=1` makes a skip fail).
+pub use dx_py_core::testing::{can_run, on_path, root, skip};
+
+/// Whether `dx-py mount` can mount here (the checks it makes itself: `/dev/fuse`, and root or
+/// `fusermount3`); where it cannot, prints what the calling test skips and why.
+#[cfg(target_os = "linux")]
+pub fn can_mount() -> bool {
+    can_run(dx_py_fs_linux::serve::preflight(
+        &dx_py_fs_linux::serve::MountOptions::default(),
+    ))
+}
+
 /// The `dx-py` binary next to the test executables (`target/<profile>/dx-py`).
 pub fn dx_py_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("DX_PY_BIN") {
@@ -136,6 +149,17 @@ pub fn assert_success(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Everything a command printed, stdout then stderr.
+pub fn printed(out: &Output) -> String {
+    String::from_utf8_lossy(&[out.stdout.as_slice(), &out.stderr].concat()).into_owned()
+}
+
+/// Asserts that a command printed `text` (on either stream).
+pub fn assert_printed(out: &Output, text: &str) {
+    let all = printed(out);
+    assert!(all.contains(text), "expected {text:?} in:\n{all}");
 }
 
 /// Runs `python -c CODE` with the interpreter at `python`, bytecode writing as the caller means it.

@@ -12,7 +12,7 @@ use dx_py_tests::{
 #[test]
 fn requests_closure_installs_and_a_second_venv_is_a_layout_hit() {
     let Some(dir) = fetch_wheels("requests", &["requests==2.32.3"]) else {
-        eprintln!("skipping: wheels could not be downloaded");
+        dx_py_tests::skip("its wheels could not be downloaded (`python3 -m pip download`)");
         return;
     };
     let cx = TestContext::new();
@@ -67,7 +67,7 @@ fn requests_closure_installs_and_a_second_venv_is_a_layout_hit() {
 #[test]
 fn console_scripts_run_from_the_venv() {
     let Some(dir) = fetch_wheels("pyflakes", &["pyflakes==3.2.0"]) else {
-        eprintln!("skipping: wheels could not be downloaded");
+        dx_py_tests::skip("its wheels could not be downloaded (`python3 -m pip download`)");
         return;
     };
     let cx = TestContext::new();
@@ -93,7 +93,7 @@ fn console_scripts_run_from_the_venv() {
 #[test]
 fn numpy_with_compiled_extensions_and_vendored_libs() {
     let Some(dir) = fetch_wheels("numpy", &["numpy==2.2.6"]) else {
-        eprintln!("skipping: wheels could not be downloaded");
+        dx_py_tests::skip("its wheels could not be downloaded (`python3 -m pip download`)");
         return;
     };
     let cx = TestContext::new();
@@ -424,6 +424,10 @@ impl Drop for TempMount {
 
 #[test]
 fn read_only_and_full_cache_dirs_fail_clearly() {
+    // Its file systems are tmpfs mounts.
+    if !dx_py_tests::can_run(dx_py_tests::root()) {
+        return;
+    }
     let cx = TestContext::new();
     let big: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -488,6 +492,8 @@ fn read_only_and_full_cache_dirs_fail_clearly() {
         "{err}"
     );
     assert!(err.to_lowercase().contains("no space"), "{err}");
+    // And says where: a bare `No space left on device` leaves the user guessing which disk.
+    assert!(err.contains(small.to_str().unwrap()), "{err}");
     let out = cx
         .dx_py()
         .env("DX_PY_CACHE_DIR", &small)

@@ -1,11 +1,13 @@
 //! `dx-py mount` end to end: a venv served by FUSE from the store, compared with the symlink
-//! layout of the same lock; read-only stores. Needs root and /dev/fuse, as CI has.
+//! layout of the same lock; read-only stores. Tests that mount need `/dev/fuse` and root or
+//! `fusermount3` (bind mounts: root), and say what they skip where these are missing.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{
-    TestContext, assert_success, layout_site_packages, snapshot, venv_python, write_wheels,
+    TestContext, assert_printed, assert_success, can_mount, can_run, layout_site_packages, printed,
+    root, snapshot, venv_python, write_wheels,
 };
 
 /// Unmounts on drop, also when the test fails.
@@ -37,11 +39,6 @@ fn mount_r<'a>(
         venv: dir.join(venv),
     };
     (mounted, out)
-}
-
-/// Everything a command printed, stdout then stderr.
-fn printed(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&[out.stdout.as_slice(), &out.stderr].concat()).into_owned()
 }
 
 impl Drop for Mounted<'_> {
@@ -90,6 +87,9 @@ fn lock(cx: &TestContext, wheels: &Path) {
 
 #[test]
 fn mounted_venv_matches_the_layout_and_is_read_only() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -152,6 +152,38 @@ fn mounted_venv_matches_the_layout_and_is_read_only() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     ));
     erofs(std::fs::remove_file(venv.join("pyvenv.cfg")));
+    // An install into it says that it is mounted and how to proceed, not a bare `EROFS`.
+    let err = cx.run_err(
+        &[
+            "install",
+            "--venv",
+            "mounted",
+            "--find-links",
+            w.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("served by a dx-py mount")
+            && err.contains(&format!("dx-py unmount {}", venv.display())),
+        "{err}"
+    );
+    // A layout of another set, built first (the cold path): the same message, no other change.
+    std::fs::write(cx.project().join("one.txt"), "tool==0.1\n").unwrap();
+    let err = cx.run_err(
+        &[
+            "install",
+            "--venv",
+            "mounted",
+            "-r",
+            "one.txt",
+            "--no-index",
+            "--find-links",
+            w.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains("served by a dx-py mount"), "{err}");
 
     // 8 concurrent readers see the right bytes.
     let expected =
@@ -182,6 +214,9 @@ fn mounted_venv_matches_the_layout_and_is_read_only() {
 
 #[test]
 fn killed_server_is_recovered() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -217,8 +252,54 @@ fn killed_server_is_recovered() {
     venv_python(&guard.venv, "import tool");
 }
 
+/// Unmounting is idempotent for users: after the watcher unmounted the venv of a killed server
+/// (or after an unmount), `dx-py unmount` says that it is not mounted and succeeds.
+#[test]
+fn unmount_after_the_watcher_unmounted_says_so_and_succeeds() {
+    if !can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    cx.run_ok(&["mount", "v", "--find-links", w.to_str().unwrap()]);
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("v"),
+    };
+    let pid = server_pid(&cx, &guard.venv);
+    // The server is our child's child: this test started it, so it may end it.
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for_exit(pid);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(guard.venv.to_str().unwrap())
+    };
+    while mounted() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not unmount"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for _ in 0..2 {
+        let out = cx.dx_py().args(["unmount", "v"]).output().unwrap();
+        assert_success(&out, "dx-py unmount of an unmounted venv");
+        assert_printed(&out, "is not mounted (already unmounted)");
+    }
+}
+
 #[test]
 fn read_only_bind_mounted_store_works_without_writes() {
+    // Bind mounts need root.
+    if !can_mount() || !can_run(root()) {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -322,6 +403,9 @@ fn read_only_bind_mounted_store_works_without_writes() {
 
 #[test]
 fn quick_remounts_survive_and_the_server_stays_quiet() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -380,6 +464,9 @@ fn without_fuse_mount_falls_back_to_the_layout() {
 
 #[test]
 fn mount_after_cache_clean_rebuilds_what_it_needs() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -449,6 +536,9 @@ fn count_entries(root: &Path) -> usize {
 /// the unpacked trees layouts link from, which `install -r` does make (the counter-check).
 #[test]
 fn cold_lock_and_mount_unpack_nothing() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -486,6 +576,9 @@ fn cold_lock_and_mount_unpack_nothing() {
 /// the same set serves them from the start. Nothing is unpacked.
 #[test]
 fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
@@ -564,6 +657,9 @@ fn mount_r_mounts_first_and_adds_bytecode_when_compiled() {
 /// `--wait-bytecode` returns only once the bytecode compiled after mounting is served.
 #[test]
 fn mount_wait_bytecode_returns_with_the_bytecode_served() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
@@ -583,6 +679,9 @@ fn mount_wait_bytecode_returns_with_the_bytecode_served() {
 /// next mount of the same set serves, compiles what is missing and serves the bytecode.
 #[test]
 fn a_mount_unmounted_while_compiling_is_completed_by_the_next() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     write_requirements(&cx);
@@ -621,6 +720,9 @@ fn a_mount_unmounted_while_compiling_is_completed_by_the_next() {
 /// listing whole, before, during and after the hand-over, and the last ones load `.pyc` files.
 #[test]
 fn imports_running_while_the_bytecode_arrives_never_fail() {
+    if !can_mount() {
+        return;
+    }
     const MODULES: usize = 300;
     let cx = TestContext::new();
     let dir = cx.temp.path().join("wheels");
@@ -769,6 +871,9 @@ fn wait_for_bytecode(venv: &Path) {
 /// `--keep-pack-cache` changes only what stays cached, not what is served.
 #[test]
 fn keep_pack_cache_serves_the_same_bytes() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let w = wheels(&cx);
     lock(&cx, &w);
@@ -802,6 +907,9 @@ fn keep_pack_cache_serves_the_same_bytes() {
 /// server logs why, and `--wait-bytecode` fails naming it and leaves no mount behind.
 #[test]
 fn a_package_failing_its_record_after_mounting_is_never_served() {
+    if !can_mount() {
+        return;
+    }
     let cx = TestContext::new();
     let dir = cx.temp.path().join("wheels");
     write_wheels(

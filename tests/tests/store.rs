@@ -20,7 +20,7 @@ fn wheels_in(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn real_wheels_are_stored_once_and_verified() {
     let Some(dir) = fetch_wheels("requests", &["requests==2.32.3"]) else {
-        eprintln!("skipping: wheels could not be downloaded");
+        dx_py_tests::skip("its wheels could not be downloaded (`python3 -m pip download`)");
         return;
     };
     let cx = TestContext::new();

@@ -13,9 +13,9 @@ pub(crate) fn run(cmd: &DplCommand, printer: &Printer) -> Result<ExitCode> {
             let lock = Lock::read_pylock(pylock)?;
             lock.write_dpl(output)?;
             printer.info(format_args!(
-                "Wrote {} ({} packages)",
+                "Wrote {} ({})",
                 output.display(),
-                lock.packages.len()
+                dx_py_core::plural::count(lock.packages.len(), "package")
             ));
         }
         DplCommand::Dump { dpl, json } => {

@@ -12,6 +12,7 @@ use dx_py_core::install::{
     unpack_when_stored,
 };
 use dx_py_core::layout::{LayoutCache, LinkMode};
+use dx_py_core::plural::{count, count_as};
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
@@ -196,16 +197,16 @@ fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: I
         "layout built"
     };
     printer.info(format_args!(
-        "Installed {} packages into {} in {:.1} ms ({how})",
-        report.packages,
+        "Installed {} into {} in {:.1} ms ({how})",
+        count(report.packages, "package"),
         venv.display(),
         elapsed.as_secs_f64() * 1e3
     ));
     printer.verbose(format_args!(
-        "  layout: {}; store: {} hits, {} misses; downloads: {}; bytecode packs compiled: {}{}",
+        "  layout: {}; store: {}, {}; downloads: {}; bytecode packs compiled: {}{}",
         if report.layout_hit { "hit" } else { "miss" },
-        report.store_hits,
-        report.store_misses,
+        count(report.store_hits, "hit"),
+        count_as(report.store_misses, "miss", "misses"),
         report.downloads,
         report.compiled,
         report

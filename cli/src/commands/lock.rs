@@ -41,8 +41,8 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         printer,
     )?;
     printer.info(format_args!(
-        "Locked {} packages in {} ms: {}, {}",
-        lock.packages.len(),
+        "Locked {} in {} ms: {}, {}",
+        dx_py_core::plural::count(lock.packages.len(), "package"),
         start.elapsed().as_millis(),
         dir.join(PYLOCK).display(),
         dir.join(DPL).display()

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use dx_py_core::plural::{count, is_are};
 use dx_py_fs_linux::fs::{PackPages, TreeFs};
 use dx_py_fs_linux::serve::{AutoUnmount, MountOptions, WatcherCommand};
 use dx_py_fs_linux::{daemon, mounts, serve, tree};
@@ -197,18 +198,17 @@ pub(crate) fn run_mount(
                     planned,
                     missing,
                 } => {
-                    let s = |n| if n == 1 { "" } else { "s" };
                     if planned > 0 {
-                        let are = if planned == 1 { "is" } else { "are" };
                         printer.info(format_args!(
-                            "{planned} package{} {are} stored after mounting (reading one waits for it)",
-                            s(planned)
+                            "{} {} stored after mounting (reading one waits for it)",
+                            count(planned, "package"),
+                            is_are(planned)
                         ));
                     }
                     if missing > 0 {
                         printer.info(format_args!(
-                            "The bytecode of {missing} package{} is compiled after mounting (imports until then compile in memory)",
-                            s(missing)
+                            "The bytecode of {} is compiled after mounting (imports until then compile in memory)",
+                            count(missing, "package")
                         ));
                     }
                     (first, Some(later))
@@ -435,21 +435,28 @@ pub(crate) fn run_unmount(
         vec![mounts::absolute(&args.venv)?]
     };
     for target in &targets {
-        let dead = mounts::is_dead_mount(target);
-        let server = daemon::recorded_pid(&state_dir(settings), target);
-        mounts::unmount(target)?;
-        // Return only once the old server is gone, so a mount made right after cannot be taken
-        // down by its exit.
-        if let Some(pid) = server
-            && !daemon::wait_for_exit(pid, Duration::from_secs(5))
-        {
-            printer.warn(format_args!(
-                "the mount server (pid {pid}) is still running"
-            ));
+        match daemon::unmount_recorded(&state_dir(settings), target)? {
+            daemon::Unmounted::Now {
+                server_had_died,
+                server_still_running,
+            } => {
+                if let Some(pid) = server_still_running {
+                    printer.warn(format_args!(
+                        "the mount server (pid {pid}) is still running"
+                    ));
+                }
+                let note = if server_had_died {
+                    " (its server had died)"
+                } else {
+                    ""
+                };
+                printer.info(format_args!("Unmounted {}{note}", target.display()));
+            }
+            daemon::Unmounted::Already => printer.info(format_args!(
+                "{} is not mounted (already unmounted)",
+                target.display()
+            )),
         }
-        daemon::forget(&state_dir(settings), target);
-        let note = if dead { " (its server had died)" } else { "" };
-        printer.info(format_args!("Unmounted {}{note}", target.display()));
     }
     if targets.is_empty() {
         printer.info("No dx-py mounts");

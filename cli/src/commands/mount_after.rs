@@ -13,6 +13,7 @@ use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
     BytecodeBatch, WheelSources, local_wheel, planned_pack_key, store_planned,
 };
+use dx_py_core::plural::count;
 use dx_py_fs_linux::fs::{PackPages, TreeFs};
 use dx_py_fs_linux::serve;
 use dx_py_fs_linux::tree::{self, ArrivingPacks};
@@ -122,8 +123,8 @@ impl AfterMounting {
                 }
                 drop(settle);
                 eprintln!(
-                    "dx-py: {} packages stored after {:.2?}",
-                    planned.len(),
+                    "dx-py: {} stored after {:.2?}",
+                    count(planned.len(), "package"),
                     started.elapsed()
                 );
                 last.stage = BYTECODE_NONE;
@@ -264,9 +265,9 @@ impl AfterMounting {
         })?;
         if results.len() != planned.len() {
             anyhow::bail!(
-                "{} of {} packages were stored",
+                "{} of {} stored",
                 results.len(),
-                planned.len()
+                count(planned.len(), "package")
             );
         }
         for (index, stored) in results {

@@ -13,6 +13,7 @@ use dx_py_core::install::{
     BytecodeBatch, NoReporter, PlannedPackage, PreparedPackage, WheelSources, bytecode_pack,
     ensure_stored_or_planned, existing_packs, project_hash,
 };
+use dx_py_core::plural::count;
 use dx_py_core::python::{Interpreter, VenvOptions, venv_text_files};
 use dx_py_core::store::PackageStore;
 use dx_py_fs_linux::tree::{
@@ -188,9 +189,9 @@ pub(crate) fn tree_for_lock(
         dx_py_core::atomic::replace(&lock_copy, &lock_bytes)
             .with_context(|| format!("Cannot write `{}`", lock_copy.display()))?;
         printer.verbose(format_args!(
-            "Built {} ({} packages, {} stored now, {} after mounting; bytecode for {missing} compiled after mounting)",
+            "Built {} ({}, {} stored now, {} after mounting; bytecode for {missing} compiled after mounting)",
             first.display(),
-            packages.len(),
+            count(packages.len(), "package"),
             stats.misses,
             planned.len(),
         ));
@@ -227,9 +228,9 @@ pub(crate) fn tree_for_lock(
         let _ = std::fs::remove_file(stale);
     }
     printer.verbose(format_args!(
-        "Built {} ({} packages, {} stored now)",
+        "Built {} ({}, {} stored now)",
         path.display(),
-        packages.len(),
+        count(packages.len(), "package"),
         stats.misses,
     ));
     Ok(MountTree::Complete(path))

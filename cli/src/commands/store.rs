@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use dx_py_core::hash::ContentHash;
+use dx_py_core::plural::{count, is_are};
 use dx_py_core::store::{PackageStore, StoreError};
 
 use crate::cli::StoreCommand;
@@ -54,13 +55,14 @@ pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) ->
                 printer.out(hash)?;
             }
             if bad.is_empty() {
-                printer.info(format_args!("{} objects verified", hashes.len()));
+                printer.info(format_args!("{} verified", count(hashes.len(), "object")));
                 Ok(ExitCode::SUCCESS)
             } else {
                 printer.info(format_args!(
-                    "{} of {} objects are corrupt or missing",
+                    "{} of {} {} corrupt or missing",
                     bad.len(),
-                    hashes.len()
+                    count(hashes.len(), "object"),
+                    is_are(bad.len())
                 ));
                 Ok(ExitCode::from(1))
             }

@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use dx_py_core::python::{VenvOptions, create_venv};
+use dx_py_core::python::{ExistingVenv, VenvOptions, create_venv};
 
 use crate::cli::VenvArgs;
 use crate::printer::Printer;
@@ -13,6 +13,11 @@ pub(crate) fn run(args: &VenvArgs, settings: &Settings, printer: &Printer) -> Re
     let options = VenvOptions {
         prompt: args.prompt.clone(),
         system_site_packages: args.system_site_packages,
+        existing: if args.clear {
+            ExistingVenv::Clear
+        } else {
+            ExistingVenv::Refuse
+        },
         ..VenvOptions::default()
     };
     let venv = create_venv(&interp, &args.path, &options)?;

@@ -9,7 +9,8 @@
 //! ├── mounts/                 mount bookkeeping; trees/ holds the `.dxtree` files
 //! ├── wheels/                 downloaded index files (HTTP cache)
 //! ├── interpreters/           cached interpreter facts
-//! ├── roots/                  what uses the cache: venvs and mounts (see [`roots`])
+//! ├── roots/log               what uses the cache: venvs and mounts (see [`roots`])
+//! ├── .writers/{pid}-{start}  processes that may have temporaries (see `temp`)
 //! └── .lock                   the cache lock (see `cache_lock`)
 //! ```
 //!

@@ -2,9 +2,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::DplFileError;
 use super::format::*;
 use super::model::{DplBuildError, Lock, LockMeta, LockedPackage};
-use super::{DplFileError, write_atomic};
 use crate::names::normalize_name;
 
 /// Collects a lock's packages and writes them as a DPL file.
@@ -51,7 +51,7 @@ impl DplBuilder {
             path: path.to_path_buf(),
             source,
         })?;
-        write_atomic(path, &bytes).map_err(|source| DplFileError::Write {
+        crate::atomic::replace(path, &bytes).map_err(|source| DplFileError::Write {
             path: path.to_path_buf(),
             source,
         })

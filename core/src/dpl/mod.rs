@@ -14,7 +14,6 @@
 //! in-memory model shared by [`DplBuilder`], the pylock.toml reader and writer, and the installer;
 //! [`DplReader`] reads a file as untrusted input: opening checks the header in O(1), every entry is
 //! checksummed when first read, and [`DplReader::verify`] checks the whole file.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod builder;
@@ -77,25 +76,6 @@ pub enum DplFileError {
         #[source]
         source: PylockError,
     },
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the target directory, fsync, rename,
-/// then (on Unix) fsync of the directory so the rename itself is durable.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".dx-py-lock-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    #[cfg(unix)]
-    fs_err::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// Recomputes, in place, every checksum and hash of a DPL file that was edited byte by byte:
@@ -178,7 +158,7 @@ impl Lock {
 
     /// Writes this lock as a pylock.toml at `path`, atomically.
     pub fn write_pylock(&self, path: &Path) -> Result<(), DplFileError> {
-        write_atomic(path, self.to_pylock_string().as_bytes()).map_err(|source| {
+        crate::atomic::replace(path, self.to_pylock_string().as_bytes()).map_err(|source| {
             DplFileError::Write {
                 path: path.to_path_buf(),
                 source,

@@ -17,10 +17,10 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         let unknown = |s: &str| if s.is_empty() { "(unknown)" } else { s }.to_string();
         let _ = writeln!(
             out,
-            "DPL format {}, {} packages, {} bytes",
+            "DPL format {}, {}, {}",
             self.format_version(),
-            self.len(),
-            self.bytes().len()
+            crate::plural::count(self.len(), "package"),
+            crate::plural::count(self.bytes().len(), "byte")
         );
         let _ = writeln!(out, "environment      {}", unknown(self.environment()));
         let _ = writeln!(out, "python version   {}", unknown(self.python_version()));

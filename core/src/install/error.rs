@@ -84,6 +84,16 @@ pub enum InstallError {
         /// Its version.
         version: String,
     },
+    /// The venv is a dx-py mount (read-only): nothing can be installed into it.
+    #[error(
+        "`{}` is served by a dx-py mount, which is read-only; run `dx-py unmount {}` first to install into it, or install into another venv (`--venv`)",
+        venv.display(),
+        venv.display()
+    )]
+    VenvMounted {
+        /// The venv (absolute).
+        venv: PathBuf,
+    },
     /// The lock itself is unreadable or corrupt.
     #[error(transparent)]
     Dpl(#[from] crate::dpl::DplFileError),

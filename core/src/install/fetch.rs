@@ -21,6 +21,15 @@ pub fn store_wheel_bytes(
 ) -> Result<(ContentHash, WheelInfo), InstallError> {
     let prepared = prepare_checked(filename, bytes)?;
     let (name, version) = (prepared.info.name.clone(), prepared.info.version.clone());
+    // Refused before anything is attempted: a shared read-only store must see no write at all
+    // (not even a temporary file that fails), and the error should say what is missing.
+    if !store.is_writable() {
+        return Err(InstallError::MissingFromReadOnlyStore {
+            store: store.root().to_path_buf(),
+            name,
+            version,
+        });
+    }
     // The store sees only I/O errors; a file that fails its check mid-stream fails the write
     // (so the temporary file is dropped) and is reported from here.
     let mut bad_file = None;

@@ -13,7 +13,7 @@ use super::{
 use crate::dpl::{DplReader, Lock};
 use crate::index::IndexClient;
 use crate::layout::{LayoutCache, LayoutPackage, LayoutSpec, ProjectHash};
-use crate::python::{Interpreter, Venv, VenvOptions, create_venv};
+use crate::python::{ExistingVenv, Interpreter, Venv, VenvOptions, create_venv};
 use crate::store::PackageStore;
 
 /// Choices for [`sync_venv`].
@@ -72,10 +72,15 @@ pub fn try_warm<B: AsRef<[u8]>>(
     if layouts.get(&hash).is_none() {
         return Ok(None);
     }
-    ensure_venv(interp, venv, &mut report, &mut timer)?;
-    if layouts.install_cached(&hash, venv)?.is_none() {
+    let made =
+        ensure_venv(interp, venv, &mut report, &mut timer).map_err(|e| if_mounted(venv, e))?;
+    let linked = layouts
+        .install_cached(&hash, venv)
+        .map_err(|e| if_mounted(venv, e.into()))?;
+    if linked.is_none() {
         return Ok(None);
     }
+    made.keep();
     report.layout_hit = true;
     report.store_hits = dpl.len();
     timer.mark(&mut report, "link");
@@ -114,13 +119,18 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     };
     let mut timer = PhaseTimer::start();
     let version = ctx.interp.version();
-    ensure_venv(ctx.interp, ctx.venv, &mut report, &mut timer)?;
+    // Refused before the cold path's work, all of which would be for nothing.
+    if let Some(venv) = dx_py_mount(ctx.venv) {
+        return Err(InstallError::VenvMounted { venv });
+    }
+    let made = ensure_venv(ctx.interp, ctx.venv, &mut report, &mut timer)?;
     let tag = ctx.interp.tag();
 
     // Warm path: every package already has a store hash, so the project hash is known.
     if let Some(hash) = project_hash(dpl, &tag)?
         && ctx.layouts.install_cached(&hash, ctx.venv)?.is_some()
     {
+        made.keep();
         report.layout_hit = true;
         report.store_hits = dpl.len();
         timer.mark(&mut report, "link");
@@ -172,26 +182,104 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     report.link_mode = Some(layout.link_mode);
     timer.mark(&mut report, "layout");
     ctx.layouts.install(&spec, ctx.venv)?;
+    made.keep();
     timer.mark(&mut report, "link");
 
     Ok((report, updated))
 }
 
-/// Creates the venv unless one for the interpreter's `X.Y` is already there. Its site-packages
-/// is left out: the layout's symlink goes there next.
-fn ensure_venv(
+/// The venv's absolute path when a dx-py mount serves it (an unreadable mount table: no).
+fn dx_py_mount(venv: &Path) -> Option<PathBuf> {
+    let abs = crate::mountinfo::mount_point(venv).ok()?;
+    crate::mountinfo::dx_py_mount_at(&abs).ok()??;
+    Some(abs)
+}
+
+/// `err`, or [`InstallError::VenvMounted`] when a dx-py mount serves `venv` (which refuses
+/// every write: that is why it failed). The warm path learns it from a failure rather than by
+/// reading the mount table on every install.
+fn if_mounted(venv: &Path, err: InstallError) -> InstallError {
+    match dx_py_mount(venv) {
+        Some(venv) => InstallError::VenvMounted { venv },
+        None => err,
+    }
+}
+
+/// Creates the venv unless one for the interpreter's `X.Y` is already there. What it makes where there was nothing
+/// (no directory, or an empty one) is undone unless the install keeps it ([`MadeVenv::keep`]).
+fn ensure_venv<'a>(
     interp: &Interpreter,
-    venv: &Path,
+    venv: &'a Path,
     report: &mut InstallReport,
     timer: &mut PhaseTimer,
-) -> Result<(), InstallError> {
+) -> Result<MadeVenv<'a>, InstallError> {
     let want = interp.version();
     let same = Venv::open(venv)
         .is_ok_and(|v| (v.version().major, v.version().minor) == (want.major, want.minor));
-    if !same {
-        create_venv(interp, venv, &VenvOptions::default())?;
-        report.venv_created = true;
-        timer.mark(report, "venv");
+    if same {
+        return Ok(MadeVenv(None));
     }
-    Ok(())
+    let before = match std::fs::read_dir(venv) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Before::Absent),
+        // Not empty: a venv of another Python, replaced; the old one is gone whatever happens.
+        Ok(mut entries) => entries.next().is_none().then_some(Before::Empty),
+        Err(_) => None,
+    };
+    let made = MadeVenv(before.map(|before| (venv, before)));
+    let opts = VenvOptions {
+        // Making the venv match the lock replaces one of another Python.
+        existing: ExistingVenv::Clear,
+        ..VenvOptions::default()
+    };
+    create_venv(interp, venv, &opts)?;
+    report.venv_created = true;
+    timer.mark(report, "venv");
+    Ok(made)
+}
+
+/// What was at a venv's path before this install made the venv there.
+#[derive(Clone, Copy, Debug)]
+enum Before {
+    /// Nothing: the directory is removed again.
+    Absent,
+    /// An empty directory (a user's `mkdir`, a mount point): it is emptied again.
+    Empty,
+}
+
+/// A venv this install made: removed again when dropped before [`MadeVenv::keep`], so that an
+/// install that fails (a missing wheel, a full disk, a panic) leaves no half-made venv that the
+/// next command takes for a real one. `None` when nothing is to be undone.
+#[must_use]
+struct MadeVenv<'a>(Option<(&'a Path, Before)>);
+
+impl MadeVenv<'_> {
+    /// The install finished: the venv stays.
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for MadeVenv<'_> {
+    fn drop(&mut self) {
+        let Some((venv, before)) = self.0.take() else {
+            return;
+        };
+        let undone = match before {
+            Before::Absent => fs_err::remove_dir_all(venv),
+            Before::Empty => fs_err::read_dir(venv).and_then(|entries| {
+                entries.into_iter().try_for_each(|e| {
+                    let e = e?;
+                    if e.file_type()?.is_dir() {
+                        fs_err::remove_dir_all(e.path())
+                    } else {
+                        fs_err::remove_file(e.path())
+                    }
+                })
+            }),
+        };
+        match undone {
+            Ok(()) => tracing::debug!("removed the venv {} left unfinished", venv.display()),
+            Err(e) => tracing::warn!("could not remove the unfinished venv: {e}"),
+        }
+    }
 }

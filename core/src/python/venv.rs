@@ -21,6 +21,19 @@ pub struct VenvOptions {
     /// Leave out the `site-packages` directory itself (its parent is made): for an installer that
     /// links a ready site-packages there next, which saves making and removing a directory.
     pub without_site_packages: bool,
+    /// What to do with a venv already at the path.
+    pub existing: ExistingVenv,
+}
+
+/// What [`create_venv`] does with a venv (a directory with a `pyvenv.cfg`) already at its path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExistingVenv {
+    /// Refuse ([`VenvError::Exists`]): replacing it loses whatever was installed there, so a
+    /// user asks for it (`dx-py venv --clear`, as uv does).
+    #[default]
+    Refuse,
+    /// Clear its contents and create the venv afresh (an installer making a venv match a lock).
+    Clear,
 }
 
 /// A venv on disk, as described by its `pyvenv.cfg`.
@@ -49,6 +62,15 @@ pub enum VenvError {
         /// What is there.
         reason: &'static str,
     },
+    /// A venv is there already and [`ExistingVenv::Refuse`] was asked for.
+    #[error(
+        "A venv already exists at `{}`; pass `--clear` to replace it (what is installed in it is lost)",
+        path.display()
+    )]
+    Exists {
+        /// The venv.
+        path: PathBuf,
+    },
     /// The directory has no `pyvenv.cfg`.
     #[error("`{}` is not a venv: no `pyvenv.cfg` in it", path.display())]
     NotAVenv {
@@ -76,8 +98,9 @@ pub enum VenvError {
     Io(#[from] std::io::Error),
 }
 
-/// Creates a venv for `interp` at `path`, replacing an existing venv (a directory with a
-/// `pyvenv.cfg`) or filling an empty directory; anything else there is refused.
+/// Creates a venv for `interp` at `path`, filling an empty directory or, as `opts.existing`
+/// says, replacing an existing venv (a directory with a `pyvenv.cfg`); anything else there is
+/// refused.
 ///
 /// `bin/python` links to the interpreter's base executable (outside any venv, pyenv shims
 /// resolved), `python3` and `python3.X` link to `python`.
@@ -97,7 +120,7 @@ pub fn create_venv(
             reason: "the path contains control characters",
         });
     }
-    prepare_directory(&root)?;
+    prepare_directory(&root, opts.existing)?;
 
     let info = interp.info();
     let version = info.version;
@@ -223,8 +246,9 @@ fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Makes `root` an empty directory: creates it, keeps it when empty, clears it when it is a venv.
-fn prepare_directory(root: &Path) -> Result<(), VenvError> {
+/// Makes `root` an empty directory: creates it, keeps it when empty, clears it when it is a venv
+/// and `existing` allows it.
+fn prepare_directory(root: &Path, existing: ExistingVenv) -> Result<(), VenvError> {
     let occupied = |reason| VenvError::Occupied {
         path: root.to_path_buf(),
         reason,
@@ -244,6 +268,11 @@ fn prepare_directory(root: &Path) -> Result<(), VenvError> {
     }
     if !root.join("pyvenv.cfg").is_file() {
         return Err(occupied("is a non-empty directory without `pyvenv.cfg`"));
+    }
+    if existing == ExistingVenv::Refuse {
+        return Err(VenvError::Exists {
+            path: root.to_path_buf(),
+        });
     }
     // Clear the contents rather than the directory itself, so that a symlink to the venv,
     // the directory's permissions and a shell sitting in it survive.
@@ -734,12 +763,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let opts = VenvOptions {
             prompt: Some("proj".into()),
+            existing: ExistingVenv::Clear,
             ..VenvOptions::default()
         };
 
         let venv = dir.path().join("venv");
         create_venv(&interp, &venv, &opts).unwrap();
         fs_err::write(venv.join("lib/python3.11/site-packages/stale.py"), "").unwrap();
+        // Not without being asked: what is installed there would be lost.
+        let refuse = VenvOptions {
+            existing: ExistingVenv::Refuse,
+            ..opts.clone()
+        };
+        let err = create_venv(&interp, &venv, &refuse).unwrap_err();
+        assert!(matches!(err, VenvError::Exists { .. }), "{err}");
+        assert!(err.to_string().contains("--clear"), "{err}");
+        assert!(venv.join("lib/python3.11/site-packages/stale.py").exists());
         let again = create_venv(&interp, &venv, &opts).unwrap();
         assert!(!again.site_packages().join("stale.py").exists());
         assert_eq!(Venv::open(&venv).unwrap().prompt(), Some("proj"));

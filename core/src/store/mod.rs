@@ -194,7 +194,10 @@ impl PackageStore {
             .and_then(|()| crate::temp::file_in(&self.root))
             .map_err(|e| classify(e, read_only))?;
         let mut sink = HashingWriter {
-            inner: BufWriter::with_capacity(STREAM_BUFFER, EarlyWriteback::new(tmp.as_file())),
+            inner: BufWriter::with_capacity(
+                STREAM_BUFFER,
+                crate::atomic::Named::new(EarlyWriteback::new(tmp.as_file()), tmp.path()),
+            ),
             hasher: blake3::Hasher::new(),
         };
         let value = write(&mut sink)
@@ -225,7 +228,10 @@ impl PackageStore {
             source,
         };
         crate::atomic::set_mode(tmp.path(), 0o444)
-            .and_then(|()| tmp.as_file().sync_all())
+            .and_then(|()| {
+                let named = crate::atomic::naming("write", tmp.path());
+                tmp.as_file().sync_all().map_err(named)
+            })
             .and_then(|()| fs_err::create_dir_all(dir))
             .and_then(|()| crate::atomic::persist_new(tmp, &path))
             .map_err(|e| classify(e, read_only))?;

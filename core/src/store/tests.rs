@@ -512,3 +512,39 @@ fn early_writeback_passes_bytes_through() {
     drop(file);
     assert_eq!(std::fs::read(&path).unwrap(), want);
 }
+
+/// A write that fails (a full disk) names the file it was writing, in the store, and leaves
+/// nothing behind; the kind stays, so it is not taken for a read-only store.
+#[test]
+fn a_full_disk_names_the_file_being_written() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store/.tmp-x");
+    let mut w = crate::atomic::Named::new(Full, &path);
+    let err = w.write_all(b"some bytes").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+    assert_eq!(
+        err.to_string(),
+        format!("Failed to write `{}`", path.display())
+    );
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("No space left on device"), "{cause}");
+    // In the store: what reaches the user is that error, and nothing is left behind.
+    let store = PackageStore::open(dir.path().join("store"));
+    let err = store
+        .store_with(|w| {
+            w.write_all(b"some bytes")?;
+            Err::<(), _>(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        })
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull));
+    assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 0);
+}

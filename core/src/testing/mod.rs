@@ -1,4 +1,6 @@
 //! Helpers for tests of this crate and of the end-to-end suite (feature `testing`).
 mod index_server;
+mod needs;
 
 pub use index_server::{ServedFormat, TestIndex};
+pub use needs::{NotOnPath, NotRoot, REQUIRE_ALL, can_run, on_path, root, skip};
