@@ -11,7 +11,7 @@ use dx_py_tests::{
     venv_site_packages,
 };
 
-use super::{Project, Unmount, assert_cache_sound, can_run, fuse};
+use super::{Project, Unmount, assert_cache_sound};
 
 /// A module of `lines` lines, so that storing, unpacking and compiling take a while.
 fn module(name: &str, lines: usize) -> Vec<u8> {
@@ -160,7 +160,7 @@ fn concurrent_installs_of_two_locks_into_one_venv_leave_one_of_them_whole() {
 
 #[test]
 fn concurrent_mounts_and_installs_of_one_lock_serve_the_same_verified_bytes() {
-    if !can_run(fuse()) {
+    if !dx_py_tests::can_mount() {
         return;
     }
     let Some(requests) = Project::requests() else {

@@ -20,7 +20,7 @@ use dx_py_tests::{
     venv_site_packages,
 };
 
-use super::{Project, Unmount, assert_cache_sound, can_run, fuse};
+use super::{Project, Unmount, assert_cache_sound};
 
 /// Two small packages, one with a console script.
 fn project(cx: &TestContext) -> Project {
@@ -155,7 +155,7 @@ fn a_damaged_layout_index_is_a_miss_and_install_rebuilds() {
 
 #[test]
 fn a_damaged_mount_tree_is_rebuilt() {
-    if !can_run(fuse()) {
+    if !dx_py_tests::can_mount() {
         return;
     }
     let cx = TestContext::new();

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::TestContext;
+use dx_py_tests::{TestContext, can_run, root, skip};
 
-use super::{Project, assert_cache_sound, can_run, root};
+use super::{Project, assert_cache_sound};
 
 /// Size of the file system: room for the cache's small files and one copy of the package.
 const DISK_MIB: u64 = 32;
@@ -135,7 +135,7 @@ fn an_install_that_fills_the_disk_fails_clearly_and_leaves_nothing_half_written(
     let disk = match LoopDisk::new(cx.temp.path()) {
         Ok(disk) => disk,
         Err(why) => {
-            can_run(Err(why));
+            skip(why);
             return;
         }
     };

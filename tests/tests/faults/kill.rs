@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dx_py_tests::{TestContext, assert_success};
 
-use super::{Project, Unmount, can_run, fuse, leftovers, unmount};
+use super::{Project, Unmount, leftovers, unmount};
 
 /// Kills per command: enough to land in every phase, few enough for a 2-core CI machine.
 const KILLS: u32 = 5;
@@ -144,7 +144,7 @@ fn a_killed_mount_server_leaves_nothing() {
     let Some(project) = Project::requests() else {
         return;
     };
-    if !can_run(fuse()) {
+    if !dx_py_tests::can_mount() {
         return;
     }
     assert!(mount_server_sweep(&project) > 0);

@@ -6,7 +6,6 @@ mod flips;
 mod full_disk;
 mod kill;
 
-use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -125,55 +124,6 @@ fn assert_cache_sound(cx: &TestContext, cache: &Path, what: &str) {
         .output()
         .unwrap();
     dx_py_tests::assert_success(&out, &format!("store verify after {what}"));
-}
-
-/// The variable that turns a skipped test into a failed one (CI sets it).
-// Until the shared skip helpers (`dx_py_tests::can_run`) land, the same rule, locally.
-const REQUIRE_ALL: &str = "DX_PY_TEST_REQUIRE_ALL";
-
-/// Whether the calling test can run, given the check of what it needs: `Err(why)` prints that
-/// it is skipped and why and returns false, or fails the test under [`REQUIRE_ALL`].
-fn can_run<E: Display>(need: Result<(), E>) -> bool {
-    let Err(why) = need else { return true };
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("this test");
-    let required = std::env::var_os(REQUIRE_ALL).is_some_and(|v| !v.is_empty() && v != "0");
-    assert!(
-        !required,
-        "{test} cannot run: {why} ({REQUIRE_ALL} is set, so a skipped test fails)"
-    );
-    eprintln!("skipping {test}: {why}");
-    false
-}
-
-/// `Ok` when this process runs as root (mounting a loop device or FUSE needs it here).
-fn root() -> Result<(), &'static str> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    // Real, effective, saved set, file system uid.
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1));
-    match euid {
-        Some("0") => Ok(()),
-        _ => Err("it needs root (it mounts file systems)"),
-    }
-}
-
-/// `Ok` when `dx-py mount` can mount here: Linux, root, `/dev/fuse` open for reading and writing.
-fn fuse() -> Result<(), &'static str> {
-    if !cfg!(target_os = "linux") {
-        return Err("FUSE mounts are Linux-only here");
-    }
-    root()?;
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-    {
-        Ok(_) => Ok(()),
-        Err(_) => Err("/dev/fuse is missing or not accessible"),
-    }
 }
 
 /// Unmounts `venv` with `dx-py unmount` (then a lazy `umount` in case the server is gone).
