@@ -353,14 +353,19 @@ pub fn check_bytecode(
     (compiled, shipped)
 }
 
-/// The bytecode cache tag of the test interpreter ([`python`]), e.g. `cpython-311`.
+/// The bytecode cache tag of the test interpreter ([`python`]), e.g. `cpython-311` (asked once
+/// per test process).
 pub fn cache_tag() -> String {
-    let out = run_python(
-        Path::new(&python()),
-        "import sys; print(sys.implementation.cache_tag)",
-    );
-    assert_success(&out, "python: sys.implementation.cache_tag");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let out = run_python(
+            Path::new(&python()),
+            "import sys; print(sys.implementation.cache_tag)",
+        );
+        assert_success(&out, "python: sys.implementation.cache_tag");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+    .clone()
 }
 
 /// The files of the top-level directory `top` of `site_packages`, keyed by their
@@ -411,4 +416,30 @@ pub fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
         .unwrap();
     assert_success(&out, "dx-py install");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Checks a whole `site-packages` (a venv's layout, or a mounted venv's) against the wheels it
+/// was installed from: every file of every wheel's RECORD has its bytes, every source has its
+/// bytecode for [`cache_tag`] (see [`check_bytecode`]), and nothing else is there but the
+/// `.dist-info` files an installer writes (`RECORD`, `INSTALLER`). Files of `.data/` schemes
+/// other than the site-packages ones are not looked at. `what` names the venv in messages.
+pub fn check_site_packages(site_packages: &Path, wheels: &[PathBuf], what: &str) {
+    let mut record = BTreeMap::new();
+    for wheel in wheels {
+        record.extend(
+            wheel_record(wheel)
+                .into_iter()
+                .filter(|(path, _)| !path.split('/').next().unwrap().ends_with(".data")),
+        );
+    }
+    let mut files = snapshot(site_packages);
+    files.retain(|path, _| {
+        let installer_file = path.rsplit_once('/').is_some_and(|(dir, name)| {
+            dir.ends_with(".dist-info")
+                && !dir.contains('/')
+                && matches!(name, "RECORD" | "INSTALLER")
+        });
+        !installer_file
+    });
+    check_bytecode(&files, "", &record, &cache_tag(), what);
 }

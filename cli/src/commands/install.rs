@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dx_py_core::cache_lock::CacheLock;
-use dx_py_core::dpl::{DplReader, Lock};
+use dx_py_core::dpl::{DplFileError, DplReader, Lock};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
     InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
@@ -60,6 +60,15 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     )?;
     let compiled_while_locking = batch.finish(Some(&unpack))?.len();
     let dpl = DplReader::open(&dpl_path)?;
+    // Both paths below read every entry (each checked on its first read); reading them here
+    // first makes a damaged one an error that names the lock file.
+    if let Some(Err(source)) = dpl.entries().find(Result::is_err) {
+        return Err(DplFileError::Invalid {
+            path: dpl_path,
+            source,
+        }
+        .into());
+    }
     let mut layouts = LayoutCache::open(&settings.layouts_dir(), &store)?;
     layouts.record_roots_in(settings.cache().roots_dir());
     layouts.set_link_mode(match args.link_mode {

@@ -20,8 +20,32 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
         .last()
         .and_then(|e| e.downcast_ref::<std::io::Error>());
     match io_root {
-        Some(io) if io.kind() == std::io::ErrorKind::NotFound => 1,
+        // A missing file, or a file whose bytes are not what it claims (a lock that is not
+        // UTF-8): the user's input.
+        Some(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            1
+        }
         Some(_) => 2,
         None => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn input_errors_exit_1_and_other_io_errors_2() {
+        let io = |kind| anyhow::Error::new(Error::from(kind)).context("Failed to read `x`");
+        assert_eq!(exit_code(&io(ErrorKind::NotFound)), 1);
+        assert_eq!(exit_code(&io(ErrorKind::InvalidData)), 1);
+        assert_eq!(exit_code(&io(ErrorKind::PermissionDenied)), 2);
+        assert_eq!(exit_code(&anyhow::anyhow!("Bad requirement")), 1);
     }
 }

@@ -89,7 +89,17 @@ pub(crate) fn tree_for_lock(
             tree_key(&project.to_string(), &venv, &interp)
         ));
         if path.is_file() {
-            return Ok(MountTree::Complete(path));
+            // A tree is a cache of what the lock and the store say: one damaged on disk is
+            // built again rather than served (a flipped name would serve a wrong directory).
+            // Its checksum is one blake3 pass over a file of O(inodes) bytes.
+            match open_tree(&path).map(|tree| tree.verify()) {
+                Ok(Ok(())) => return Ok(MountTree::Complete(path)),
+                Ok(Err(e)) => printer.warn(format_args!(
+                    "The cached tree `{}` is damaged ({e}); rebuilding it",
+                    path.display()
+                )),
+                Err(e) => printer.warn(format_args!("{e}; rebuilding it")),
+            }
         }
     }
     let client = settings::sources(&args.sources, None)

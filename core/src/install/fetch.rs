@@ -87,7 +87,7 @@ pub fn unpack_when_stored(store: &PackageStore) -> impl Fn(&ContentHash) + Sync 
 /// edited finds no record (then the wheel itself is fetched and checked against it), and a stale
 /// store hash is replaced by the recorded one.
 pub(crate) fn recorded_object(p: &LockedPackage, store: &PackageStore) -> Option<ContentHash> {
-    let found = store.wheel_object(&p.wheel.sha256_hex());
+    let found = store.wheel_object(&p.wheel.sha256_hex(), &p.wheel.filename);
     if let (Some(found), Some(said)) = (found, p.store_hash)
         && found != said
     {

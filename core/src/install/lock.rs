@@ -166,7 +166,7 @@ fn lock_one(
         });
     }
     let local = file.url.starts_with("file://");
-    let known = opts.store.wheel_object(&actual);
+    let known = opts.store.wheel_object(&actual, &file.filename);
     let (store_hash, converted) = match (known, opts.planned) {
         // Converted before: checked again (and read for its metadata), not converted again.
         (Some(hash), _) => {

@@ -42,4 +42,5 @@ pub use metadata::{MetadataError, WheelMetadata};
 pub use record::{
     RecordEntry, RecordError, RecordHash, RecordHashAlgorithm, parse_record, write_record,
 };
+pub(crate) use validate::dir_matches;
 pub use validate::{ConvertLimits, ValidatedWheel, WheelFile, validate_wheel};

@@ -257,7 +257,7 @@ fn same_version(a: &str, b: &str) -> bool {
 }
 
 /// Does `{name}-{version}{suffix}` name the same distribution and version as the file name?
-fn dir_matches(dir: &str, suffix: &str, filename: &WheelFilename) -> bool {
+pub(crate) fn dir_matches(dir: &str, suffix: &str, filename: &WheelFilename) -> bool {
     let Some(stem) = dir.strip_suffix(suffix) else {
         return false;
     };

@@ -5,37 +5,15 @@
 //! Moments are delays spread over the run time of an uninterrupted run of the same command
 //! (measured first), so that kills land while wheels are converted and stored, unpacked, compiled
 //! and laid out, whatever the machine's speed.
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dx_py_tests::{TestContext, assert_success, fetch_wheels, pins_for, venv_python};
+use dx_py_tests::{TestContext, assert_success};
+
+use super::{Project, Unmount, leftovers, unmount};
 
 /// Kills per command: enough to land in every phase, few enough for a 2-core CI machine.
 const KILLS: u32 = 5;
-
-/// What a killed process can leave in a cache: every temporary (any name starting with `.tmp`,
-/// at any depth) and every record of a writing process.
-fn leftovers(cache: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![cache.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if e.file_name().to_string_lossy().starts_with(".tmp")
-                || dir.file_name().is_some_and(|n| n == ".writers")
-            {
-                found.push(path);
-            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
-            }
-        }
-    }
-    found
-}
 
 /// `dx-py ARGS` in `cx`, output discarded (it is killed, so nothing reads it).
 fn spawn(cx: &TestContext, args: &[&str]) -> std::process::Child {
@@ -48,38 +26,10 @@ fn spawn(cx: &TestContext, args: &[&str]) -> std::process::Child {
         .expect("spawn dx-py")
 }
 
-/// One project: the wheels, and the pinned requirements for all of them.
-struct Project {
-    wheels: PathBuf,
-}
-
 impl Project {
-    fn context(&self) -> TestContext {
-        let cx = TestContext::new();
-        std::fs::write(
-            cx.project().join("requirements.txt"),
-            pins_for(&self.wheels),
-        )
-        .unwrap();
-        cx
-    }
-
-    /// `VERB -r requirements.txt --no-index --find-links WHEELS` plus `extra`.
-    fn args<'a>(&'a self, verb: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![verb];
-        args.extend(extra);
-        args.extend([
-            "-r",
-            "requirements.txt",
-            "--no-index",
-            "--find-links",
-            self.wheels.to_str().expect("utf-8 path"),
-        ]);
-        args
-    }
-
     /// The one command after a kill (an install, which sweeps), then the checks: no
-    /// leftovers, `store verify`, and an install that gives a working venv.
+    /// leftovers, `store verify`, and an install that gives a working venv whose files match
+    /// RECORD.
     fn recover_and_check(&self, cx: &TestContext, what: &str) {
         let out = cx
             .dx_py()
@@ -87,30 +37,15 @@ impl Project {
             .output()
             .unwrap();
         assert_success(&out, &format!("install after {what}"));
-        let left = leftovers(&cx.cache_dir());
-        assert!(left.is_empty(), "{what}: left behind {left:#?}");
-        let out = cx.dx_py().args(["store", "verify"]).output().unwrap();
-        assert_success(&out, &format!("store verify after {what}"));
+        super::assert_cache_sound(cx, &cx.cache_dir(), what);
         let out = cx
             .dx_py()
             .args(self.args("install", &["--venv", ".venv-check"]))
             .output()
             .unwrap();
         assert_success(&out, &format!("second install after {what}"));
-        let printed = venv_python(
-            &cx.project().join(".venv-check"),
-            "import requests, charset_normalizer, idna\nprint(requests.get.__module__)",
-        );
-        assert_eq!(printed.trim(), "requests.api", "{what}");
+        self.check_venv(&cx.project().join(".venv-check"), what);
     }
-}
-
-fn project() -> Option<Project> {
-    let Some(wheels) = fetch_wheels("requests", &["requests==2.32.3"]) else {
-        eprintln!("skipping: wheels could not be downloaded");
-        return None;
-    };
-    Some(Project { wheels })
 }
 
 /// Prints what a kill left behind; true when that includes a temporary (not only the record
@@ -175,7 +110,9 @@ fn sweep(project: &Project, name: &str, args: &[&str], setup: impl Fn(&TestConte
 #[test]
 fn a_killed_cold_install_leaves_nothing() {
     // Lock (convert and store), unpack, compile, lay out.
-    let Some(project) = project() else { return };
+    let Some(project) = Project::requests() else {
+        return;
+    };
     let install = project.args("install", &["--venv", ".venv"]);
     assert!(sweep(&project, "install", &install, |_| {}) > 0);
 }
@@ -183,14 +120,18 @@ fn a_killed_cold_install_leaves_nothing() {
 #[test]
 fn a_killed_lock_leaves_nothing() {
     // Convert and store.
-    let Some(project) = project() else { return };
+    let Some(project) = Project::requests() else {
+        return;
+    };
     assert!(sweep(&project, "lock", &project.args("lock", &[]), |_| {}) > 0);
 }
 
 #[test]
 fn a_killed_install_from_a_lock_leaves_nothing() {
     // Bytecode compile, unpacked copies, the layout build.
-    let Some(project) = project() else { return };
+    let Some(project) = Project::requests() else {
+        return;
+    };
     let install = project.args("install", &["--venv", ".venv"]);
     let dirty = sweep(&project, "install from a lock", &install, |cx| {
         cx.run_ok(&project.args("lock", &[]));
@@ -200,28 +141,13 @@ fn a_killed_install_from_a_lock_leaves_nothing() {
 
 #[test]
 fn a_killed_mount_server_leaves_nothing() {
-    let Some(project) = project() else { return };
-    if let Some(why) = mount_unavailable() {
-        eprintln!("skipping the mount server kills: {why}");
+    let Some(project) = Project::requests() else {
+        return;
+    };
+    if !dx_py_tests::can_mount() {
         return;
     }
     assert!(mount_server_sweep(&project) > 0);
-}
-
-/// Why the mount server cannot be tested here, if it cannot.
-fn mount_unavailable() -> Option<&'static str> {
-    if !cfg!(target_os = "linux") {
-        return Some("FUSE mounts are Linux-only here");
-    }
-    // Opening /dev/fuse read-write is what mounting needs (root, or a user with access).
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-    {
-        Ok(_) => None,
-        Err(_) => Some("/dev/fuse is missing or not accessible (not root?)"),
-    }
 }
 
 /// `mount -r` hands storing and compiling of local wheels to its server: the server is killed
@@ -232,7 +158,7 @@ fn mount_server_sweep(project: &Project) -> usize {
     let start = Instant::now();
     let out = cx.dx_py().args(&mount).output().unwrap();
     let run = start.elapsed();
-    unmount(&cx);
+    unmount(&cx, &cx.project().join(".venv"));
     assert_success(&out, "mount -r");
     kill_at_moments(run, |at| {
         let cx = project.context();
@@ -241,7 +167,10 @@ fn mount_server_sweep(project: &Project) -> usize {
             .args(project.args("mount", &[".venv"]))
             .output()
             .unwrap();
-        let guard = Unmount(&cx);
+        let guard = Unmount {
+            cx: &cx,
+            venv: cx.project().join(".venv"),
+        };
         assert_success(&out, "mount -r");
         std::thread::sleep(at);
         if let Some(pid) = server_pid(&cx) {
@@ -282,21 +211,6 @@ fn wait_gone(pid: u32) {
         std::thread::sleep(Duration::from_millis(5));
     }
     panic!("process {pid} did not exit after kill -9");
-}
-
-fn unmount(cx: &TestContext) {
-    let venv = cx.project().join(".venv");
-    let _ = cx.dx_py().arg("unmount").arg(&venv).output();
-    let _ = Command::new("umount").arg("-l").arg(&venv).output();
-}
-
-/// Unmounts `.venv` on drop, also when an assertion fails.
-struct Unmount<'a>(&'a TestContext);
-
-impl Drop for Unmount<'_> {
-    fn drop(&mut self) {
-        unmount(self.0);
-    }
 }
 
 /// A temporary of a process that has exited, and one of this (live) test process.

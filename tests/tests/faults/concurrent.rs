@@ -1,0 +1,221 @@
+//! Many processes on one cache at once: installs of the same and of different locks (sharing
+//! packages) into their own venvs, installs of different locks into one venv, and mounts beside
+//! installs. Afterwards every venv holds exactly its wheels' bytes, the store verifies and no
+//! temporary is left.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+
+use dx_py_core::wheel::testing::WheelBuilder;
+use dx_py_tests::{
+    TestContext, assert_success, check_site_packages, layout_site_packages, snapshot, venv_python,
+    venv_site_packages,
+};
+
+use super::{Project, Unmount, assert_cache_sound};
+
+/// A module of `lines` lines, so that storing, unpacking and compiling take a while.
+fn module(name: &str, lines: usize) -> Vec<u8> {
+    (0..lines)
+        .map(|i| format!("VALUE_{i} = '{name}' * {}\n", i % 7))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Two synthetic locks that share the `shared` package (the same wheel bytes in both
+/// directories, so the same store object): alpha + beta + shared, and gamma + shared.
+fn two_locks(root: &Path) -> (Project, Project) {
+    let shared = WheelBuilder::new("shared", "1.0")
+        .file("shared/__init__.py", &module("shared", 3000))
+        .file("shared/util.py", &module("util", 500));
+    let ab = Project::synthetic(
+        &root.join("wheels-ab"),
+        &[
+            WheelBuilder::new("alpha", "1.0").file("alpha/__init__.py", &module("alpha", 2000)),
+            WheelBuilder::new("beta", "1.0")
+                .file("beta/__init__.py", &module("beta", 200))
+                .file("beta/data.bin", &[7u8; 200_000])
+                .console_script("beta", "beta:VALUE_1"),
+            shared.clone(),
+        ],
+        "alpha, beta, shared.util",
+    );
+    let g = Project::synthetic(
+        &root.join("wheels-g"),
+        &[
+            WheelBuilder::new("gamma", "2.0").file("gamma.py", &module("gamma", 1000)),
+            shared,
+        ],
+        "gamma, shared",
+    );
+    (ab, g)
+}
+
+/// Starts `dx-py ARGS` in `dir` on `cx`'s cache, capturing its output.
+fn start(cx: &TestContext, dir: &Path, args: &[&str]) -> Child {
+    cx.dx_py()
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dx-py")
+}
+
+/// Waits for every child; returns their outputs in order.
+fn finish(children: Vec<Child>) -> Vec<Output> {
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait for dx-py"))
+        .collect()
+}
+
+/// Runs `install EXTRA` of each project of `plan` at once, each in its directory (made, with
+/// the project's requirements); returns their outputs in `plan`'s order.
+fn race(cx: &TestContext, plan: &[(&Project, PathBuf)], extra: &[&str]) -> Vec<Output> {
+    for (project, dir) in plan {
+        project.write_requirements(dir);
+    }
+    let children = plan
+        .iter()
+        .map(|(project, dir)| start(cx, dir, &project.args("install", extra)))
+        .collect();
+    finish(children)
+}
+
+#[test]
+fn eight_concurrent_installs_of_three_locks_give_verified_venvs() {
+    let Some(requests) = Project::requests() else {
+        return;
+    };
+    let cx = TestContext::new();
+    let (ab, g) = two_locks(cx.temp.path());
+    // Three of requests, three of alpha-beta, two of gamma: each from its own project
+    // directory (its own lock files) into its own venv, all on one cold cache.
+    let plan: Vec<(&Project, PathBuf)> = (0..8)
+        .map(|i| {
+            let project = [&requests, &ab, &requests, &g, &ab, &requests, &g, &ab][i];
+            (project, cx.temp.path().join(format!("p{i}")))
+        })
+        .collect();
+    for (out, (_, dir)) in race(&cx, &plan, &[]).iter().zip(&plan) {
+        assert_success(out, &format!("install in {}", dir.display()));
+    }
+    for (project, dir) in &plan {
+        project.check_venv(&dir.join(".venv"), &dir.display().to_string());
+    }
+    assert_cache_sound(&cx, &cx.cache_dir(), "eight concurrent installs");
+    // A venv made now is a layout hit of what the racing processes built.
+    let after = cx.temp.path().join("after");
+    ab.write_requirements(&after);
+    let out = cx
+        .dx_py()
+        .current_dir(&after)
+        .args(ab.args("install", &[]))
+        .output()
+        .unwrap();
+    assert_success(&out, "install after the race");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("layout hit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn concurrent_installs_of_two_locks_into_one_venv_leave_one_of_them_whole() {
+    let cx = TestContext::new();
+    let (ab, g) = two_locks(cx.temp.path());
+    let venv = cx.temp.path().join("one-venv");
+    let venv_arg = venv.to_str().unwrap();
+    let plan: Vec<(&Project, PathBuf)> = (0..6)
+        .map(|i| {
+            let project = if i % 2 == 0 { &ab } else { &g };
+            (project, cx.temp.path().join(format!("p{i}")))
+        })
+        .collect();
+    for (out, (_, dir)) in race(&cx, &plan, &["--venv", venv_arg]).iter().zip(&plan) {
+        // Each install is whole or refused with a clear message; none may crash.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || out.status.code() == Some(1),
+            "install in {}: {:?}\n{stderr}",
+            dir.display(),
+            out.status
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // Whichever finished last, the venv is exactly one of the two sets.
+    let layout = layout_site_packages(&venv);
+    let winner = if layout.join("gamma.py").exists() {
+        &g
+    } else {
+        &ab
+    };
+    winner.check_venv(&venv, "the shared venv");
+    let own: Vec<String> = snapshot(&venv_site_packages(&venv)).into_keys().collect();
+    assert_eq!(own, ["_dx_py_layout.pth"], "the venv's own site-packages");
+    assert_cache_sound(&cx, &cx.cache_dir(), "installs into one venv");
+}
+
+#[test]
+fn concurrent_mounts_and_installs_of_one_lock_serve_the_same_verified_bytes() {
+    if !dx_py_tests::can_mount() {
+        return;
+    }
+    let Some(requests) = Project::requests() else {
+        return;
+    };
+    let cx = requests.context();
+    // Locked (and stored) first; the bytecode, unpacked copies, layouts and trees are made by
+    // the racing mounts and installs.
+    cx.run_ok(&requests.args("lock", &[]));
+    let mounts: Vec<PathBuf> = (0..3).map(|i| cx.project().join(format!("m{i}"))).collect();
+    let guards: Vec<Unmount<'_>> = mounts
+        .iter()
+        .map(|venv| Unmount {
+            cx: &cx,
+            venv: venv.clone(),
+        })
+        .collect();
+    let wheels = requests.wheels.to_str().unwrap();
+    let mut children = Vec::new();
+    for i in 0..3 {
+        let m = format!("m{i}");
+        children.push(start(
+            &cx,
+            &cx.project(),
+            &["mount", &m, "--wait-bytecode", "--find-links", wheels],
+        ));
+        let v = format!("i{i}");
+        children.push(start(
+            &cx,
+            &cx.project(),
+            &["install", "--venv", &v, "--find-links", wheels],
+        ));
+    }
+    for out in finish(children) {
+        assert_success(&out, "mount or install");
+    }
+    let installed = layout_site_packages(&cx.project().join("i0"));
+    for i in 0..3 {
+        requests.check_venv(&cx.project().join(format!("i{i}")), &format!("i{i}"));
+    }
+    let expected = snapshot(&installed);
+    for venv in &mounts {
+        let served = venv_site_packages(venv);
+        venv_python(venv, &format!("import {}", requests.imports));
+        assert!(
+            snapshot(&served) == expected,
+            "{} serves other files than the installed layout",
+            venv.display()
+        );
+    }
+    check_site_packages(
+        &venv_site_packages(&mounts[0]),
+        &requests.wheel_files(),
+        "mount m0",
+    );
+    drop(guards);
+    assert_cache_sound(&cx, &cx.cache_dir(), "mounts beside installs");
+}
