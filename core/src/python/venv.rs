@@ -167,16 +167,16 @@ pub fn create_venv(
 
     let purelib = root.join(&info.scheme.purelib);
     if opts.without_site_packages {
-        fs_err::create_dir_all(purelib.parent().unwrap_or(&root))?;
+        make_dirs(&root, purelib.parent().unwrap_or(&root))?;
     } else {
-        fs_err::create_dir_all(&purelib)?;
+        make_dirs(&root, &purelib)?;
     }
     if cfg!(all(unix, not(target_os = "macos"))) && info.pointer_bits == 64 {
         symlink(Path::new("lib"), &root.join("lib64"))?;
     }
     let platlib = root.join(&info.scheme.platlib);
     if platlib != purelib && !opts.without_site_packages {
-        fs_err::create_dir_all(&platlib)?;
+        make_dirs(&root, &platlib)?;
     }
     Ok(Venv {
         root,
@@ -187,6 +187,24 @@ pub fn create_venv(
         prompt: opts.prompt.clone(),
         site_packages: purelib,
     })
+}
+
+/// Makes `dir` and the directories between it and `root` (which exists), top down: in a new venv
+/// none exists yet, so each is one `mkdir` (`create_dir_all` tries the deepest first and fails
+/// its way up).
+fn make_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return fs_err::create_dir_all(dir);
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match fs_err::create_dir(&at) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && at.is_dir() => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 /// The text files of a venv at `root` (`pyvenv.cfg` and the activation scripts), as
