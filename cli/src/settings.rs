@@ -49,6 +49,7 @@ impl Settings {
     }
 
     /// `{cache}/mounts/trees`: the mount servers' tree files.
+    #[cfg(target_os = "linux")]
     pub(crate) fn trees_dir(&self) -> PathBuf {
         self.cache().trees_dir()
     }

@@ -22,6 +22,7 @@ fn temp_in(
     bytes: &[u8],
     mode: Mode,
 ) -> std::io::Result<tempfile::NamedTempFile> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = crate::temp::builder();
     #[cfg(unix)]
     if let Mode::Umask = mode {

@@ -362,6 +362,7 @@ mod tests {
     use super::*;
 
     /// The pid of a process that has exited and been reaped.
+    #[cfg(unix)]
     fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
@@ -369,6 +370,7 @@ mod tests {
         pid
     }
 
+    #[cfg(unix)]
     fn touch(dir: &Path, name: &str) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, b"12345").unwrap();

@@ -91,11 +91,14 @@ mod tests {
             "it needs `no-such-program-dx-py`, which is not on PATH"
         );
         // `root()` agrees with the uid the kernel reports for a file this process creates.
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        std::fs::write(&file, b"").unwrap();
-        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).unwrap());
-        assert_eq!(root().is_ok(), uid == 0);
+        #[cfg(unix)]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("f");
+            std::fs::write(&file, b"").unwrap();
+            let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).unwrap());
+            assert_eq!(root().is_ok(), uid == 0);
+        }
     }
 
     /// A skip under `DX_PY_TEST_REQUIRE_ALL` fails; run in a child process, since the variable is
