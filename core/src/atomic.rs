@@ -12,17 +12,18 @@ fn temp_beside(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile
 }
 
 /// Publishes `bytes` at `path` unless a file is already there (immutable objects): the existing
-/// file wins and is never rewritten.
-pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+/// file wins and is never rewritten. True when this call published the file.
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<bool> {
     persist_new(temp_beside(path, bytes, mode)?, path)
 }
 
 /// Links the finished (synced) `tmp` at `path` unless a file is already there: the existing
-/// file wins and is never rewritten, and `tmp` is removed either way.
-pub(crate) fn persist_new(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+/// file wins and is never rewritten, and `tmp` is removed either way. True when `tmp` became
+/// the file (false: another writer's was there).
+pub(crate) fn persist_new(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<bool> {
     match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(std::io::Error::new(
             e.error.kind(),
             format!("{}: {}", path.display(), e.error),

@@ -3,6 +3,7 @@
 //! ```text
 //! {store}/
 //! ├── ab/cd/abcd….dxpkg        immutable objects, named by the blake3 of their bytes
+//! ├── ab/cd/abcd….dxcv         the object's 16 KiB group hashes, to check it lazily
 //! ├── unpacked/abcd…/          one read-only unpacked copy per object, made on first use
 //! │   ├── site-packages/…      purelib + platlib
 //! │   ├── bin/…                scripts (shebangs rewritten)
@@ -16,8 +17,15 @@
 //! intact file and readers never see a partial one. [`PackageStore::store`] knows the name first
 //! and writes beside it; [`PackageStore::store_with`] learns the name only once the bytes are
 //! written, so its temporary file sits in the root, on the same filesystem.
+//!
+//! Every byte read out of an object is checked against the object's name first, lazily, 16 KiB
+//! at a time ([`MappedPackage`], docs/formats/dxcv.md): the writer keeps the blake3 chaining
+//! values of each 16 KiB group in a sidecar, a reader checks them against the name once and
+//! then each group on the first read that touches it.
+mod groups;
 mod link;
 mod mapped;
+mod sidecar;
 mod unpack;
 mod wheels;
 
@@ -25,6 +33,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use blake3::hazmat::ChainingValue;
 use dashmap::DashMap;
 
 use crate::dxpkg::{DxpkgError, DxpkgReader};
@@ -75,9 +84,38 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// An object's bytes do not match its name: its file was changed after it was stored.
+    #[error(
+        "Package object `{path}` is damaged: {damage}. Remove it and run the command again: \
+         the package is fetched (or converted) anew"
+    )]
+    Damaged {
+        /// The object.
+        hash: ContentHash,
+        /// Its file.
+        path: PathBuf,
+        /// Which bytes.
+        damage: Damage,
+    },
     /// Any other I/O failure; fs-err puts the path in the message.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Which bytes of an object failed their check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    /// The object as a whole (it has one group, or its group hashes had to be recomputed).
+    #[error("its bytes do not match its name")]
+    Whole,
+    /// One 16 KiB group.
+    #[error("bytes {start}..{end} do not match its name")]
+    Group {
+        /// First byte of the group.
+        start: u64,
+        /// End of the group.
+        end: u64,
+    },
 }
 
 /// The package store rooted at one directory.
@@ -86,6 +124,9 @@ pub struct PackageStore {
     root: PathBuf,
     unpacked_root: PathBuf,
     mapped: DashMap<ContentHash, Arc<MappedPackage>>,
+    /// Group CVs this process computed from bytes it hashed itself (objects it stored, or
+    /// offered to store), and whether it published the object: see [`mapped::Cvs::Known`].
+    known: DashMap<ContentHash, (Arc<[ChainingValue]>, bool)>,
 }
 
 impl PackageStore {
@@ -98,6 +139,7 @@ impl PackageStore {
             root,
             unpacked_root,
             mapped: DashMap::new(),
+            known: DashMap::new(),
         }
     }
 
@@ -137,6 +179,11 @@ impl PackageStore {
             .join(format!("{hex}.dxpkg"))
     }
 
+    /// Where the group CVs of object `hash` live (docs/formats/dxcv.md).
+    pub fn sidecar_path(&self, hash: &ContentHash) -> PathBuf {
+        self.get_path(hash).with_extension("dxcv")
+    }
+
     /// True when the object is present.
     pub fn contains(&self, hash: &ContentHash) -> bool {
         self.mapped.contains_key(hash) || self.get_path(hash).is_file()
@@ -144,21 +191,21 @@ impl PackageStore {
 
     /// Stores `bytes` (a `.dxpkg`) under its blake3 hash; storing an existing object is a no-op.
     pub fn store(&self, bytes: &[u8]) -> Result<ContentHash, StoreError> {
-        let hash = ContentHash::of(bytes);
-        self.write_object(&hash, bytes)?;
+        let (hash, cvs) = groups::hash_groups(bytes);
+        self.write_object(&hash, cvs, bytes)?;
         Ok(hash)
     }
 
     /// Stores `bytes` only if they hash to `expected`; on a mismatch nothing is written.
     pub fn store_verified(&self, bytes: &[u8], expected: &ContentHash) -> Result<(), StoreError> {
-        let actual = ContentHash::of(bytes);
+        let (actual, cvs) = groups::hash_groups(bytes);
         if actual != *expected {
             return Err(StoreError::HashMismatch {
                 expected: *expected,
                 actual,
             });
         }
-        self.write_object(expected, bytes)
+        self.write_object(expected, cvs, bytes)
     }
 
     /// Stores the `.dxpkg` that `write` streams, hashing it on the way, so the package never
@@ -188,15 +235,17 @@ impl PackageStore {
             .map_err(|e| classify(e, read_only))?;
         let mut sink = HashingWriter {
             inner: BufWriter::with_capacity(STREAM_BUFFER, EarlyWriteback::new(tmp.as_file())),
-            hasher: blake3::Hasher::new(),
+            hasher: groups::GroupHasher::default(),
         };
         let value = write(&mut sink)
             .and_then(|value| sink.inner.flush().map(|()| value))
             .map_err(|e| classify(e, read_only))?;
-        let hash = ContentHash::from_bytes(*sink.hasher.finalize().as_bytes());
+        let hasher = std::mem::take(&mut sink.hasher);
         drop(sink);
+        let (hash, cvs) = hasher.finish();
         let path = self.get_path(&hash);
         if path.is_file() {
+            self.learnt(&hash, cvs, false);
             return Ok((hash, value));
         }
         // SAFETY: the temporary file is new, private (mode 0600, a random name) and only this
@@ -217,17 +266,45 @@ impl PackageStore {
             what: hash.to_hex(),
             source,
         };
-        crate::atomic::set_mode(tmp.path(), 0o444)
+        let published = crate::atomic::set_mode(tmp.path(), 0o444)
             .and_then(|()| tmp.as_file().sync_all())
             .and_then(|()| fs_err::create_dir_all(dir))
             .and_then(|()| crate::atomic::persist_new(tmp, &path))
             .map_err(|e| classify(e, read_only))?;
+        self.learnt(&hash, cvs, published);
         Ok((hash, value))
     }
 
-    fn write_object(&self, hash: &ContentHash, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Remembers the CVs of `hash`, computed from bytes this process hashed, writes its
+    /// sidecar when it lacks one, and (`published`: this process wrote the object) counts the
+    /// object's bytes as checked.
+    fn learnt(&self, hash: &ContentHash, cvs: Vec<ChainingValue>, published: bool) {
+        if !cvs.is_empty() && (published || !self.sidecar_path(hash).is_file()) {
+            self.write_sidecar(hash, &cvs);
+        }
+        self.known.insert(*hash, (cvs.into(), published));
+    }
+
+    /// Writes the sidecar of `hash` (replacing a damaged one). Best effort: without it, a
+    /// reader recomputes the CVs.
+    fn write_sidecar(&self, hash: &ContentHash, cvs: &[ChainingValue]) {
+        let len = fs_err::metadata(self.get_path(hash)).map(|m| m.len());
+        if let Err(e) = len.and_then(|len| {
+            crate::atomic::replace(&self.sidecar_path(hash), &sidecar::encode(len, cvs))
+        }) {
+            tracing::debug!("cannot write the sidecar of {hash}: {e}");
+        }
+    }
+
+    fn write_object(
+        &self,
+        hash: &ContentHash,
+        cvs: Vec<ChainingValue>,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         let path = self.get_path(hash);
         if path.is_file() {
+            self.learnt(hash, cvs, false);
             return Ok(());
         }
         DxpkgReader::new(bytes)
@@ -242,9 +319,11 @@ impl PackageStore {
             what: hash.to_hex(),
             source,
         };
-        fs_err::create_dir_all(dir)
+        let published = fs_err::create_dir_all(dir)
             .and_then(|()| crate::atomic::write_new(&path, bytes, 0o444))
-            .map_err(|e| classify(e, read_only))
+            .map_err(|e| classify(e, read_only))?;
+        self.learnt(hash, cvs, published);
+        Ok(())
     }
 
     /// The mapped object `hash`, opened once per process and shared.
@@ -253,7 +332,7 @@ impl PackageStore {
             return Ok(Arc::clone(&p));
         }
         let path = self.get_path(hash);
-        let package = match MappedPackage::open(&path) {
+        let package = match self.open_mapped(&path, hash) {
             Ok(p) => Arc::new(p),
             Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::PackageNotFound(*hash));
@@ -263,6 +342,33 @@ impl PackageStore {
         Ok(Arc::clone(
             self.mapped.entry(*hash).or_insert(package).value(),
         ))
+    }
+
+    /// Maps the object `hash` at `path` with the best CVs known: this process's own, the
+    /// sidecar's, or (and then the sidecar is written again) computed in one pass.
+    fn open_mapped(&self, path: &Path, hash: &ContentHash) -> Result<MappedPackage, StoreError> {
+        if let Some(known) = self.known.get(hash) {
+            let (cvs, written_here) = known.value().clone();
+            return MappedPackage::open(path, *hash, mapped::Cvs::Known { cvs, written_here });
+        }
+        let len = fs_err::metadata(path)?.len();
+        if groups::group_count(len) < 2 {
+            return MappedPackage::open(path, *hash, mapped::Cvs::Compute);
+        }
+        let sidecar = self.sidecar_path(hash);
+        let problem = match fs_err::read(&sidecar) {
+            Ok(bytes) => match sidecar::decode(&bytes, hash, len) {
+                Ok(cvs) => return MappedPackage::open(path, *hash, mapped::Cvs::Sidecar(cvs)),
+                Err(p) => p.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::debug!("no usable sidecar for {hash} ({problem}): checking the whole object");
+        let package = MappedPackage::open(path, *hash, mapped::Cvs::Compute)?;
+        if self.is_writable() {
+            self.write_sidecar(hash, package.cvs());
+        }
+        Ok(package)
     }
 
     /// Re-hashes the object: `Ok(true)` when its bytes still match its name.
@@ -421,7 +527,7 @@ impl Write for EarlyWriteback<'_> {
 /// Hashes every byte on its way to `inner`.
 struct HashingWriter<W: Write> {
     inner: W,
-    hasher: blake3::Hasher,
+    hasher: groups::GroupHasher,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
