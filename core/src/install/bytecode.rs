@@ -194,6 +194,8 @@ impl<'a> BytecodeBatch<'a> {
                 && entry.kind == EntryKind::File
                 && entry.path.ends_with(".py")
             {
+                // The compiled bytes reach every venv of the package: compile checked sources.
+                map.entry_data(&entry)?;
                 let source = PackageSource {
                     package: Arc::clone(&map),
                     index,

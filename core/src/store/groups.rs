@@ -7,7 +7,9 @@
 //! the same tree: a reader that trusts the CVs (because they merge to the object's name) checks
 //! any group alone by hashing its 16 KiB. An object of at most one group has no inner subtree
 //! boundary at 16 KiB and is checked whole against its name.
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
 
 use crate::hash::ContentHash;
 
@@ -42,7 +44,9 @@ pub(crate) fn group_cv(index: u64, bytes: &[u8]) -> ChainingValue {
 pub(crate) fn root_of(cvs: &[ChainingValue]) -> ContentHash {
     debug_assert!(cvs.len() >= 2);
     let (left, right) = cvs.split_at(left_len(cvs.len()));
-    ContentHash::from_bytes(*merge_subtrees_root(&subtree(left), &subtree(right), Mode::Hash).as_bytes())
+    ContentHash::from_bytes(
+        *merge_subtrees_root(&subtree(left), &subtree(right), Mode::Hash).as_bytes(),
+    )
 }
 
 /// The CV of the subtree made of `cvs` (one or more consecutive groups, starting at a group
@@ -124,14 +128,19 @@ mod tests {
         let g = GROUP_LEN as usize;
         prop_oneof![
             0usize..3000,
-            (0usize..8, -2isize..=2).prop_map(move |(k, d)| ((g << k) as isize + d).max(0) as usize),
-            (1usize..40, -1isize..=1).prop_map(move |(k, d)| (k * g) as isize + d).prop_map(|n| n.max(0) as usize),
+            (0usize..8, -2isize..=2)
+                .prop_map(move |(k, d)| ((g << k) as isize + d).max(0) as usize),
+            (1usize..40, -1isize..=1)
+                .prop_map(move |(k, d)| (k * g) as isize + d)
+                .prop_map(|n| n.max(0) as usize),
             (2usize << 20)..(5usize << 20),
         ]
     }
 
     fn bytes_of(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
+            .collect()
     }
 
     proptest! {

@@ -196,6 +196,28 @@ impl MappedPackage {
             })
     }
 
+    /// True when some group that bytes `range` touch is not checked yet.
+    pub fn check_is_needed(&self, range: Range<u64>) -> bool {
+        let end = range.end.min(self.reader.bytes().len() as u64);
+        range.start < end
+            && (range.start / GROUP_LEN..=(end - 1) / GROUP_LEN).any(|g| {
+                self.groups.checked[(g / 64) as usize].load(Ordering::Relaxed) & (1 << (g % 64))
+                    == 0
+            })
+    }
+
+    /// The bytes that checking `range` reads: the groups it touches.
+    pub fn group_span(&self, range: Range<u64>) -> Range<u64> {
+        let len = self.reader.bytes().len() as u64;
+        let start = range.start / GROUP_LEN * GROUP_LEN;
+        let end = range
+            .end
+            .div_ceil(GROUP_LEN)
+            .saturating_mul(GROUP_LEN)
+            .min(len);
+        start.min(end)..end
+    }
+
     /// The checked bytes of `entry` (an entry of this package's reader).
     pub fn entry_data<'a>(&'a self, entry: &FileEntry<'a>) -> Result<&'a [u8], StoreError> {
         let base = self.reader.bytes().as_ptr() as usize;
@@ -204,10 +226,19 @@ impl MappedPackage {
         Ok(entry.data)
     }
 
+    /// The console and GUI script launchers the package's `entry_points.txt` asks for
+    /// ([`crate::scripts::launchers_for`]), from checked bytes.
+    pub fn launchers(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let path = format!("{}/entry_points.txt", self.reader.dist_info());
+        match self.get_file(&path)? {
+            Some(entry) => Ok(crate::scripts::launchers_from(self.entry_data(&entry)?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Forgets that the groups touching bytes `range` were checked: their pages were handed
     /// back to the kernel, so the next read of them comes from disk again.
     pub fn forget(&self, range: Range<u64>) {
-        self.groups
-            .forget(self.reader.bytes().len() as u64, range);
+        self.groups.forget(self.reader.bytes().len() as u64, range);
     }
 }

@@ -140,20 +140,35 @@ mod tests {
             v[at] = b;
             decode(&v, &name, len).unwrap_err()
         };
-        assert_eq!(decode(&good[..31], &name, len).unwrap_err(), SidecarProblem::Truncated(31));
+        assert_eq!(
+            decode(&good[..31], &name, len).unwrap_err(),
+            SidecarProblem::Truncated(31)
+        );
         assert_eq!(with(0, b'X'), SidecarProblem::Magic);
         assert_eq!(with(8, 2), SidecarProblem::Version(2));
         assert_eq!(with(12, 13), SidecarProblem::GroupShift(13));
         assert_eq!(
             decode(&good, &name, len + 1).unwrap_err(),
-            SidecarProblem::ObjectLen { expected: len + 1, got: len }
+            SidecarProblem::ObjectLen {
+                expected: len + 1,
+                got: len
+            }
         );
         assert_eq!(with(30, 1), SidecarProblem::Reserved);
         assert_eq!(
             decode(&good[..good.len() - 1], &name, len).unwrap_err(),
-            SidecarProblem::CvLen { expected: 128, got: 127 }
+            SidecarProblem::CvLen {
+                expected: 128,
+                got: 127
+            }
         );
-        assert_eq!(with(HEADER_LEN + 40, good[HEADER_LEN + 40] ^ 4), SidecarProblem::Mismatch);
-        assert_eq!(decode(&good, &ContentHash::of(b"x"), len).unwrap_err(), SidecarProblem::Mismatch);
+        assert_eq!(
+            with(HEADER_LEN + 40, good[HEADER_LEN + 40] ^ 4),
+            SidecarProblem::Mismatch
+        );
+        assert_eq!(
+            decode(&good, &ContentHash::of(b"x"), len).unwrap_err(),
+            SidecarProblem::Mismatch
+        );
     }
 }

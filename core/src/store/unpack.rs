@@ -93,10 +93,12 @@ pub(crate) fn unpack(
                 return Err(unsafe_path(entry.path));
             }
         }
+        // Checked against the object's name as it is written: a damaged object unpacks nothing.
+        package.entry_data(&entry)?;
         write_entry(&entry, &target)?;
     }
     // Console and GUI script launchers, unless the wheel ships a script of the same name.
-    for (name, bytes) in crate::scripts::launchers_for(reader) {
+    for (name, bytes) in package.launchers()? {
         let rel = safe_relative(&name).ok_or_else(|| unsafe_path(&name))?;
         let bin = tmp.path().join("bin");
         let target = bin.join(rel);
