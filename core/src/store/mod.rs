@@ -418,10 +418,29 @@ impl PackageStore {
     }
 
     /// The read-only unpacked copy of `hash`, made on first use (see the module docs).
+    ///
+    /// An existing copy is used only while every file's size, mtime and inode are what
+    /// unpacking recorded: layouts hardlink its files, so editing a file in a venv edits it, and
+    /// a changed copy must not reach new layouts. It is then moved aside (never rewritten: the
+    /// layouts that link its inodes keep them) and made again from the checked object.
     pub fn unpacked(&self, hash: &ContentHash) -> Result<PathBuf, StoreError> {
         let dir = self.unpacked_path(hash);
         if dir.is_dir() {
-            return Ok(dir);
+            match unpack::changed_since_unpacked(&dir) {
+                Some(changed) if changed.is_empty() => return Ok(dir),
+                changed => {
+                    let what = changed.as_ref().map_or_else(
+                        || "it has no manifest".to_string(),
+                        |c| format!("{} files changed, e.g. `{}`", c.len(), c[0].display()),
+                    );
+                    tracing::warn!(
+                        "The unpacked copy `{}` was changed since it was made ({what}); \
+                         making it again from the store",
+                        dir.display()
+                    );
+                    self.set_aside(&dir, hash)?;
+                }
+            }
         }
         let package = self.get(hash)?;
         unpack::unpack(&package, hash, &dir).map_err(|e| match e {
@@ -433,6 +452,43 @@ impl PackageStore {
             other => other,
         })?;
         Ok(dir)
+    }
+
+    /// Moves the unpacked copy `dir` out of the way and removes it: the inodes that layouts
+    /// link stay as they are.
+    fn set_aside(&self, dir: &Path, hash: &ContentHash) -> Result<(), StoreError> {
+        let parent = dir.parent().expect("unpacked dirs have a parent");
+        let aside = parent.join(format!(".tmp-unpack-stale-{}-{hash}", std::process::id()));
+        match std::fs::rename(dir, &aside) {
+            Ok(()) => {}
+            // Another process set it aside first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(classify(
+                    std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())),
+                    |source| StoreError::ReadOnly {
+                        path: parent.to_path_buf(),
+                        what: format!("unpacked/{hash}"),
+                        source,
+                    },
+                ));
+            }
+        }
+        unpack::remove_tree(&aside)?;
+        Ok(())
+    }
+
+    /// The paths of the unpacked copy of `hash` whose content differs from what the checked
+    /// object unpacks to (relative to the copy's root), or `None` when there is no copy. Reads
+    /// every file: the full check that `cache verify` runs, where [`PackageStore::unpacked`]
+    /// only compares stats.
+    pub fn verify_unpacked(&self, hash: &ContentHash) -> Result<Option<Vec<PathBuf>>, StoreError> {
+        let dir = self.unpacked_path(hash);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let package = self.get(hash)?;
+        unpack::damaged_paths(&package, hash, &dir).map(Some)
     }
 
     /// Where the unpacked copy of `hash` lives (whether or not it exists yet).

@@ -5,8 +5,9 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
 use super::*;
-use super::{groups, sidecar};
+use super::{groups, sidecar, unpack};
 use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+use std::path::PathBuf;
 
 fn writer(name: &str, files: &BTreeMap<String, Vec<u8>>) -> DxpkgWriter {
     let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
@@ -723,4 +724,94 @@ fn forgotten_groups_are_checked_again() {
     assert!(!p.check_is_needed(at..at + 10));
     p.forget(at..at + 1);
     assert!(p.check_is_needed(at..at + 10));
+}
+
+/// An unpacked copy edited after it was made (as through a layout's hardlink) is made again
+/// before it is used, without touching the edited inode; `verify_unpacked` names the file.
+#[test]
+fn an_edited_unpacked_copy_is_made_again() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let hash = store.store(&multi_group()).unwrap();
+    let root = store.unpacked(&hash).unwrap();
+    assert_eq!(store.verify_unpacked(&hash).unwrap(), Some(Vec::new()));
+    let file = root.join("site-packages/a.py");
+    let linked = dir.path().join("layout-a.py");
+    std::fs::hard_link(&file, &linked).unwrap();
+    flip(&linked, 0);
+    assert_eq!(
+        store.verify_unpacked(&hash).unwrap(),
+        Some(vec![PathBuf::from("site-packages/a.py")])
+    );
+    // Same size, same path: the stat tells.
+    let again = store.unpacked(&hash).unwrap();
+    assert_eq!(again, root);
+    assert_eq!(
+        std::fs::read(again.join("site-packages/a.py")).unwrap(),
+        b"A = 1\n"
+    );
+    assert_ne!(
+        std::fs::metadata(again.join("site-packages/a.py"))
+            .unwrap()
+            .ino(),
+        std::fs::metadata(&linked).unwrap().ino(),
+        "a new inode; the linked one is left as it is"
+    );
+    assert_eq!(std::fs::read(&linked).unwrap(), b"a = 1\n");
+    assert_eq!(store.verify_unpacked(&hash).unwrap(), Some(Vec::new()));
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+
+    // A removed file, a copy without a manifest: made again too.
+    std::fs::remove_file(root.join("site-packages/z.bin")).unwrap();
+    assert_eq!(
+        store.verify_unpacked(&hash).unwrap(),
+        Some(vec![PathBuf::from("site-packages/z.bin")])
+    );
+    assert!(
+        store
+            .unpacked(&hash)
+            .unwrap()
+            .join("site-packages/z.bin")
+            .is_file()
+    );
+    std::fs::remove_file(root.join(unpack::MANIFEST)).unwrap();
+    let ino = std::fs::metadata(root.join("site-packages/a.py"))
+        .unwrap()
+        .ino();
+    store.unpacked(&hash).unwrap();
+    assert_ne!(
+        std::fs::metadata(root.join("site-packages/a.py"))
+            .unwrap()
+            .ino(),
+        ino
+    );
+    assert_eq!(
+        store.verify_unpacked(&ContentHash::of(b"none")).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn an_unchanged_unpacked_copy_is_used_as_it_is() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let hash = store.store(&multi_group()).unwrap();
+    let root = store.unpacked(&hash).unwrap();
+    let ino = std::fs::metadata(root.join("site-packages/a.py"))
+        .unwrap()
+        .ino();
+    let fresh = PackageStore::open(dir.path());
+    fresh.unpacked(&hash).unwrap();
+    assert_eq!(
+        std::fs::metadata(root.join("site-packages/a.py"))
+            .unwrap()
+            .ino(),
+        ino
+    );
 }
