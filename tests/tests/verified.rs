@@ -133,6 +133,8 @@ fn an_edited_unpacked_file_does_not_reach_a_new_layout() {
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(&real, perms).unwrap();
+    // A later clock tick than the unpacking (timestamps advance in ticks of up to 10 ms).
+    std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&real, b"OK = 2\n").unwrap();
     cx.run_ok(&["cache", "clean", "--layouts"]);
     let out = install(&cx, &wheels, "second");

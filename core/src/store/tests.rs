@@ -739,6 +739,9 @@ fn an_edited_unpacked_copy_is_made_again() {
     let file = root.join("site-packages/a.py");
     let linked = dir.path().join("layout-a.py");
     std::fs::hard_link(&file, &linked).unwrap();
+    // Timestamps advance in clock ticks (up to 10 ms): an edit in the tick of its creation
+    // keeps the mtime, and one of the same size goes unseen by the stat check.
+    std::thread::sleep(std::time::Duration::from_millis(20));
     flip(&linked, 0);
     assert_eq!(
         store.verify_unpacked(&hash).unwrap(),
@@ -780,9 +783,10 @@ fn an_edited_unpacked_copy_is_made_again() {
             .is_file()
     );
     std::fs::remove_file(root.join(unpack::MANIFEST)).unwrap();
-    let ino = std::fs::metadata(root.join("site-packages/a.py"))
-        .unwrap()
-        .ino();
+    // Held, so that its inode number cannot be reused by the new copy.
+    let held = dir.path().join("held-a.py");
+    std::fs::hard_link(root.join("site-packages/a.py"), &held).unwrap();
+    let ino = std::fs::metadata(&held).unwrap().ino();
     store.unpacked(&hash).unwrap();
     assert_ne!(
         std::fs::metadata(root.join("site-packages/a.py"))
@@ -814,4 +818,67 @@ fn an_unchanged_unpacked_copy_is_used_as_it_is() {
             .ino(),
         ino
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A flipped bit anywhere in an object (header, index, data, padding) is caught on open or
+    /// by checking all of it, with or without its sidecar; the object otherwise checks clean.
+    #[test]
+    fn a_flipped_bit_anywhere_is_caught(
+        sizes in vec(0usize..40_000, 1..5),
+        at: proptest::sample::Index,
+        bit in 0u8..8,
+        keep_sidecar: bool,
+    ) {
+        let files: BTreeMap<String, Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("f{i}.bin"), (0..*n).map(|j| (j * 7 + i) as u8).collect()))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let hash = PackageStore::open(dir.path()).store(&package("p", &files)).unwrap();
+        let store = PackageStore::open(dir.path());
+        let len = std::fs::metadata(store.get_path(&hash)).unwrap().len();
+        prop_assert!(store.get(&hash).unwrap().check(0..len).is_ok());
+        if !keep_sidecar {
+            let _ = std::fs::remove_file(store.sidecar_path(&hash));
+        }
+        let i = at.index(len as usize) as u64;
+        let path = store.get_path(&hash);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[i as usize] ^= 1 << bit;
+        std::fs::write(&path, bytes).unwrap();
+        let fresh = PackageStore::open(dir.path());
+        let caught = match fresh.get(&hash) {
+            Err(StoreError::Damaged { .. }) => true,
+            Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+            Ok(p) => matches!(p.check(i..i + 1), Err(StoreError::Damaged { .. })),
+        };
+        prop_assert!(caught, "bit {} of byte {} of {}", bit, i, len);
+    }
+}
+
+#[test]
+fn a_damaged_unpack_manifest_reads_as_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let hash = store.store(&multi_group()).unwrap();
+    let root = store.unpacked(&hash).unwrap();
+    let manifest = root.join(unpack::MANIFEST);
+    let good = std::fs::read(&manifest).unwrap();
+    assert_eq!(unpack::changed_since_unpacked(&root), Some(Vec::new()));
+    for (what, bad) in [
+        ("truncated", good[..good.len() - 1].to_vec()),
+        ("trailing", [good.as_slice(), b"x"].concat()),
+        ("magic", [b"X".as_slice(), &good[1..]].concat()),
+        ("version", [&good[..8], &[2, 0, 0, 0], &good[12..]].concat()),
+    ] {
+        std::fs::remove_file(&manifest).unwrap();
+        std::fs::write(&manifest, &bad).unwrap();
+        assert_eq!(unpack::changed_since_unpacked(&root), None, "{what}");
+    }
 }

@@ -52,7 +52,7 @@ pub enum DataError {
         package: String,
         /// Which object and which bytes.
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// A record points past the end of its pack.
     #[error("File data of inode {ino} lies outside package `{hash}`")]
@@ -223,7 +223,7 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             map.check(range).map_err(|source| DataError::Damaged {
                 path: self.path_of(node),
                 package: format!("{} {}", map.reader().name(), map.reader().version()),
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(&bytes[start..end])
