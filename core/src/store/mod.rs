@@ -39,6 +39,7 @@ use dashmap::DashMap;
 use crate::dxpkg::{DxpkgError, DxpkgReader};
 use crate::hash::ContentHash;
 
+pub(crate) use groups::GROUP_LEN;
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;
 
