@@ -278,7 +278,7 @@ impl<'a> BytecodeBatch<'a> {
                 let (hash, ()) = store.store_with(|w| pack.write_to(w))?;
                 let map = map_path(store, package, &cache_tag);
                 fs_err::create_dir_all(map.parent().expect("map paths have a parent"))?;
-                let _published = crate::atomic::write_new(&map, hash.to_hex().as_bytes(), 0o444)?;
+                crate::atomic::write_new(&map, hash.to_hex().as_bytes(), 0o444)?;
                 if let Some(after_store) = after_store {
                     after_store(&hash);
                 }
