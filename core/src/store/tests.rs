@@ -529,6 +529,7 @@ fn multi_group() -> Vec<u8> {
     )
 }
 
+#[cfg(unix)]
 /// Flips one bit of byte `at` of the (read-only) file at `path`.
 fn flip(path: &std::path::Path, at: u64) {
     use std::os::unix::fs::PermissionsExt;
@@ -539,6 +540,7 @@ fn flip(path: &std::path::Path, at: u64) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
 }
 
+#[cfg(unix)]
 /// Where `path`'s bytes lie in the object `hash`.
 fn offset_of(store: &PackageStore, hash: &ContentHash, path: &str) -> u64 {
     let p = store.get(hash).unwrap();
@@ -572,6 +574,7 @@ fn storing_writes_a_sidecar_that_merges_to_the_name() {
     assert!(!store.sidecar_path(&small).exists());
 }
 
+#[cfg(unix)]
 /// A flipped byte in one file's data: that file's bytes are refused (naming the object and the
 /// group), the other files are served, unpacking fails and leaves nothing, a fresh process
 /// catches it while the writing process trusts what it wrote.
@@ -622,6 +625,7 @@ fn a_flipped_data_byte_is_refused_where_it_is_read() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_flipped_index_byte_is_refused_on_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -644,6 +648,7 @@ fn a_flipped_index_byte_is_refused_on_open() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_one_group_object_is_checked_whole() {
     let dir = tempfile::tempdir().unwrap();
@@ -664,6 +669,7 @@ fn a_one_group_object_is_checked_whole() {
     );
 }
 
+#[cfg(unix)]
 /// A missing or damaged sidecar: one pass over the object checks it whole and writes the
 /// sidecar again; a damaged object is then refused as a whole.
 #[test]
@@ -726,6 +732,7 @@ fn forgotten_groups_are_checked_again() {
     assert!(p.check_is_needed(at..at + 10));
 }
 
+#[cfg(unix)]
 /// An unpacked copy edited after it was made (as through a layout's hardlink) is made again
 /// before it is used, without touching the edited inode; `verify_unpacked` names the file.
 #[test]
@@ -800,6 +807,7 @@ fn an_edited_unpacked_copy_is_made_again() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn an_unchanged_unpacked_copy_is_used_as_it_is() {
     use std::os::unix::fs::MetadataExt;
@@ -823,6 +831,7 @@ fn an_unchanged_unpacked_copy_is_used_as_it_is() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
+    #[cfg(unix)]
     /// A flipped bit anywhere in an object (header, index, data, padding) is caught on open or
     /// by checking all of it, with or without its sidecar; the object otherwise checks clean.
     #[test]
