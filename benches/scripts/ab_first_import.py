@@ -33,6 +33,11 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--work-dir", help="parent of the temporary directory")
     args = ap.parse_args()
+    # Commands run in their own directories: every path absolute.
+    for key in ("a", "b", "wheels", "reqs"):
+        setattr(args, key, str(Path(getattr(args, key)).resolve()))
+    if args.work_dir:
+        args.work_dir = str(Path(args.work_dir).resolve())
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PIP_", "UV_", "DX_PY_")) and k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "VIRTUAL_ENV")}
 
@@ -48,8 +53,6 @@ def main() -> int:
         d = work / name
         d.mkdir()
         sides[name] = (binary, d, d / "cache")
-        sh([binary, "--cache-dir", d / "cache", "install", "-r", args.reqs, "--find-links", args.wheels,
-            "--no-index", "--venv", d / "venv", "--python", args.python], d)
 
     def mount(name):
         binary, d, cache = sides[name]
@@ -76,6 +79,9 @@ def main() -> int:
     wall = {"a": [], "b": []}
     cpu = {"a": [], "b": []}
     try:
+        for name, (binary, d, cache) in sides.items():
+            sh([binary, "--cache-dir", cache, "install", "-r", args.reqs, "--find-links", args.wheels,
+                "--no-index", "--venv", d / "venv", "--python", args.python], d)
         for name in sides:  # the first mount builds the tree
             mount(name)
             unmount(name)
