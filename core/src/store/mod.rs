@@ -128,6 +128,8 @@ pub struct PackageStore {
     /// Group CVs this process computed from bytes it hashed itself (objects it stored, or
     /// offered to store), and whether it published the object: see [`mapped::Cvs::Known`].
     known: DashMap<ContentHash, (Arc<[ChainingValue]>, bool)>,
+    /// Unpacked copies this process made (from checked bytes): used without a stat check.
+    unpacked_here: dashmap::DashSet<ContentHash>,
 }
 
 impl PackageStore {
@@ -141,6 +143,7 @@ impl PackageStore {
             unpacked_root,
             mapped: DashMap::new(),
             known: DashMap::new(),
+            unpacked_here: dashmap::DashSet::new(),
         }
     }
 
@@ -286,14 +289,19 @@ impl PackageStore {
         self.known.insert(*hash, (cvs.into(), published));
     }
 
-    /// Writes the sidecar of `hash` (replacing a damaged one). Best effort: without it, a
-    /// reader recomputes the CVs.
+    /// Writes the sidecar of `hash` (replacing a damaged one) through a temporary file and a
+    /// rename, not synced: a sidecar torn by a crash fails its check and is recomputed. Best
+    /// effort: without it, a reader recomputes the CVs.
     fn write_sidecar(&self, hash: &ContentHash, cvs: &[ChainingValue]) {
-        let len = fs_err::metadata(self.get_path(hash)).map(|m| m.len());
-        if let Err(e) = len.and_then(|len| {
-            crate::atomic::replace(&self.sidecar_path(hash), &sidecar::encode(len, cvs))
-        }) {
-            tracing::debug!("cannot write the sidecar of {hash}: {e}");
+        let path = self.sidecar_path(hash);
+        let dir = path.parent().expect("object paths have a parent");
+        let written = fs_err::metadata(self.get_path(hash)).and_then(|meta| {
+            let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+            tmp.write_all(&sidecar::encode(meta.len(), cvs))?;
+            tmp.persist(&path).map(drop).map_err(|e| e.error)
+        });
+        if let Err(e) = written {
+            tracing::debug!("cannot write `{}`: {e}", path.display());
         }
     }
 
@@ -426,6 +434,9 @@ impl PackageStore {
     /// layouts that link its inodes keep them) and made again from the checked object.
     pub fn unpacked(&self, hash: &ContentHash) -> Result<PathBuf, StoreError> {
         let dir = self.unpacked_path(hash);
+        if self.unpacked_here.contains(hash) {
+            return Ok(dir);
+        }
         if dir.is_dir() {
             match unpack::changed_since_unpacked(&dir) {
                 Some(changed) if changed.is_empty() => return Ok(dir),
@@ -444,7 +455,7 @@ impl PackageStore {
             }
         }
         let package = self.get(hash)?;
-        unpack::unpack(&package, hash, &dir).map_err(|e| match e {
+        let ours = unpack::unpack(&package, hash, &dir).map_err(|e| match e {
             StoreError::Io(io) => classify(io, |source| StoreError::ReadOnly {
                 path: self.root.clone(),
                 what: format!("unpacked/{hash}"),
@@ -452,6 +463,9 @@ impl PackageStore {
             }),
             other => other,
         })?;
+        if ours {
+            self.unpacked_here.insert(*hash);
+        }
         Ok(dir)
     }
 

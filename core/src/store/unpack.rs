@@ -121,12 +121,12 @@ pub(crate) fn plan<'a>(
 
 /// Writes every entry of `package` under a temporary directory beside `dest`, records each
 /// file's stat in its manifest ([`MANIFEST`]), then renames it into place. If another process
-/// finished first, its tree is kept and ours dropped.
+/// finished first, its tree is kept and ours dropped. True when the tree at `dest` is ours.
 pub(crate) fn unpack(
     package: &MappedPackage,
     hash: &ContentHash,
     dest: &Path,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let parent = dest.parent().expect("unpacked dirs have a parent");
     fs_err::create_dir_all(parent)?;
     let planned = plan(package, hash)?;
@@ -143,8 +143,8 @@ pub(crate) fn unpack(
         }
         match content {
             Content::File(bytes, mode) => {
-                create_file(&target, &bytes, mode)?;
-                manifest.push(&rel, &fs_err::symlink_metadata(&target)?);
+                let meta = create_file(&target, &bytes, mode)?;
+                manifest.push(&rel, &meta);
             }
             Content::Symlink(link) => write_symlink(link, &target)?,
         }
@@ -154,11 +154,11 @@ pub(crate) fn unpack(
     create_file(&tmp.path().join(MANIFEST), &manifest.encode(), 0o444)?;
     let tmp_path = tmp.keep();
     match std::fs::rename(&tmp_path, dest) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(_) if dest.is_dir() => {
             // Another writer published the same tree first; ours is identical, drop it.
             let _ = remove_tree(&tmp_path);
-            Ok(())
+            Ok(false)
         }
         Err(e) => {
             let _ = remove_tree(&tmp_path);
@@ -345,9 +345,10 @@ fn write_symlink(link: &str, target: &Path) -> Result<(), StoreError> {
 
 /// Creates `path` (which must not exist yet) holding `bytes` with permission bits `mode`, given
 /// at creation: no separate chmod, which costs a path lookup and an inode update per file (a
-/// large package unpacks thousands), unless the umask took bits away.
+/// large package unpacks thousands), unless the umask took bits away. Returns the file's
+/// metadata once written (`fstat`: no second path lookup).
 #[cfg(unix)]
-fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let with_path = |e: std::io::Error| {
@@ -367,13 +368,14 @@ fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(with_path)?;
     }
-    Ok(())
+    file.metadata().map_err(with_path)
 }
 
 #[cfg(not(unix))]
-fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
     fs_err::write(path, bytes)?;
-    crate::atomic::set_mode(path, mode)
+    crate::atomic::set_mode(path, mode)?;
+    fs_err::metadata(path)
 }
 
 /// The process umask, read once (Linux reports it in `/proc/self/status`; reading it with
