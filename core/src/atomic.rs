@@ -103,8 +103,8 @@ pub(crate) fn naming<'a>(
 }
 
 /// Publishes `bytes` at `path` unless a file is already there (immutable objects): the existing
-/// file wins and is never rewritten.
-pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+/// file wins and is never rewritten. True when this call published the file.
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<bool> {
     write_new_via(parent(path), path, bytes, mode)
 }
 
@@ -114,7 +114,7 @@ pub(crate) fn write_new_via(
     path: &Path,
     bytes: &[u8],
     mode: u32,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     persist_new(temp_in(tmp_dir, path, bytes, Mode::Exact(mode))?, path)
 }
 
@@ -125,11 +125,12 @@ fn parent(path: &Path) -> &Path {
 }
 
 /// Links the finished (synced) `tmp` at `path` unless a file is already there: the existing
-/// file wins and is never rewritten, and `tmp` is removed either way.
-pub(crate) fn persist_new(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+/// file wins and is never rewritten, and `tmp` is removed either way. True when `tmp` became
+/// the file (false: another writer's was there).
+pub(crate) fn persist_new(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<bool> {
     match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(std::io::Error::new(
             e.error.kind(),
             format!("{}: {}", path.display(), e.error),

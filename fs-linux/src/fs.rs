@@ -502,17 +502,14 @@ impl Filesystem for TreeFs {
         if node.kind == NodeKind::Dir {
             return reply.error(Errno::EISDIR);
         }
-        match data.data(&node) {
+        // Checked against the pack's name before it is served (a damaged file gets EIO).
+        match data.read(&node, offset, u64::from(size)) {
             Ok(bytes) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let end = start.saturating_add(size as usize).min(bytes.len());
-                let (off, len) = (start as u64, (end - start) as u64);
+                let (off, len) = (offset.min(node.size), bytes.len() as u64);
                 if let Err(e) = data.prefetch(&node, off, len) {
                     tracing::debug!("prefetching inode {}: {e}", ino.0);
                 }
-                reply.data(&bytes[start..end]);
+                reply.data(bytes);
                 // The reply now sits in the mounted file's page cache, which the kernel keeps
                 // (FOPEN_KEEP_CACHE); an O_DIRECT read is not cached there, so its pages stay.
                 if flags.0 & libc::O_DIRECT == 0 {

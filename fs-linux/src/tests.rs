@@ -701,7 +701,7 @@ fn pack_pages_left_after_reading_through_a_mount(
     evict_first: bool,
 ) -> (usize, usize) {
     use crate::fs::Counters;
-    use crate::tree::{DataSource, release_range};
+    use crate::tree::{DataSource, release_range, release_unit};
     let fx = Fixture::new();
     let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
     let c = fs.counters();
@@ -712,9 +712,9 @@ fn pack_pages_left_after_reading_through_a_mount(
     };
     let pack_path = PackageStore::open(&fx.store_dir).get_path(&fs.tree().pack(pack).unwrap().hash);
     let file = offset..offset + node.size;
-    let inner = release_range(file.clone(), file, page_size());
+    let inner = release_range(file.clone(), file, release_unit());
     let (resident, pages) = resident_pages(&pack_path, inner.clone());
-    assert!(pages >= 255, "{inner:?}");
+    assert!(pages >= 252, "{inner:?}");
     assert_eq!(resident, pages, "the store was just written: all cached");
     if evict_first {
         evict(&pack_path);

@@ -83,6 +83,9 @@ fn walk_objects(root: &std::path::Path) -> BTreeSet<String> {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "dxpkg") {
                 out.insert(p.file_name().unwrap().to_string_lossy().into_owned());
+            } else if p.extension().is_some_and(|x| x == "dxcv") {
+                // An object's group hashes (docs/formats/dxcv.md), only beside its object.
+                assert!(p.with_extension("dxpkg").is_file(), "{}", p.display());
             } else {
                 panic!("unexpected file in the store: {}", p.display());
             }

@@ -315,7 +315,7 @@ fn build_tree(
         }
         let launchers = match planned.get(&p.hash) {
             Some(planned) => planned.launchers.clone(),
-            None => dx_py_core::scripts::launchers_for(store.get(&p.hash)?.reader()),
+            None => store.get(&p.hash)?.launchers()?,
         };
         for (name, bytes) in launchers {
             spec.files.push(SyntheticFile {

@@ -201,6 +201,12 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
         self.bytes.as_ref()
     }
 
+    /// Where the data section starts: every byte before it is index (header, buckets,
+    /// entries, strings).
+    pub fn data_offset(&self) -> u64 {
+        self.data.0 as u64
+    }
+
     /// Entry `index` (in (scheme, path) order), bounds-checked.
     pub fn entry(&self, index: usize) -> Result<FileEntry<'_>, DxpkgError> {
         if index >= self.entry_count {

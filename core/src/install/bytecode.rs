@@ -214,6 +214,9 @@ impl<'a> BytecodeBatch<'a> {
         let plan = compile_plan(files.iter().map(|&(_, p, k)| (p, k)), &self.cache_tag);
         let mut pycs = Vec::with_capacity(plan.len());
         for (at, _) in plan {
+            // The compiled bytes reach every venv of the package: compile checked sources.
+            let entry = reader.entry(files[at].0)?;
+            map.entry_data(&entry)?;
             let source = PackageSource {
                 package: Arc::clone(&map),
                 index: files[at].0,

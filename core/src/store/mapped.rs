@@ -1,31 +1,155 @@
-//! One memory-mapped store object.
+//! One memory-mapped store object, checked against its name as it is read.
+//!
+//! Opening checks the object's index (header, entries, strings: every byte before the file
+//! data) and, for an object of one group, all of it. File bytes are checked lazily: the first
+//! read that touches a 16 KiB group hashes that group and compares it with its CV (which merged
+//! to the object's name before the object was opened, see [`super::groups`]); a bit per group
+//! remembers the answer, so the mount verifies only what it serves and every later read of the
+//! group is free. [`MappedPackage::forget`] clears the bits of bytes whose pages were handed
+//! back to the kernel, so that they are checked again after the next read from disk.
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use blake3::hazmat::ChainingValue;
 use memmap2::Mmap;
 
-use super::StoreError;
+use super::groups::{GROUP_LEN, group_count, group_cv, group_range};
+use super::{Damage, StoreError};
 use crate::dxpkg::{DxpkgReader, FileEntry};
+use crate::hash::ContentHash;
 
-/// A `.dxpkg` object mapped into memory, header already checked. Cheap to share across threads.
+/// A `.dxpkg` object mapped into memory, header and index checked against the object's name.
+/// Cheap to share across threads.
+///
+/// [`MappedPackage::reader`] gives the index (checked) and raw file bytes (not checked): bytes
+/// that leave the process go through [`MappedPackage::entry_data`] or [`MappedPackage::bytes`].
 #[derive(Debug)]
 pub struct MappedPackage {
     path: PathBuf,
     reader: DxpkgReader<Mmap>,
+    groups: Groups,
+}
+
+/// How an object's group CVs were learnt.
+#[derive(Debug, Clone)]
+pub(crate) enum Cvs {
+    /// Trusted CVs (from this process's own hashing of the bytes), and whether this process
+    /// wrote the object itself, so that its bytes count as checked.
+    Known {
+        cvs: Arc<[ChainingValue]>,
+        written_here: bool,
+    },
+    /// CVs read from the sidecar and already checked against the name.
+    Sidecar(Vec<ChainingValue>),
+    /// None usable: one pass over the object computes them and checks it whole.
+    Compute,
+}
+
+/// What is known of an object's groups.
+#[derive(Debug)]
+struct Groups {
+    hash: ContentHash,
+    /// One CV per group, trusted (they merged to `hash`); empty for an object of one group,
+    /// which is checked whole.
+    cvs: Arc<[ChainingValue]>,
+    /// Bit `g` set: group `g` matched since it was last read from disk.
+    checked: Box<[AtomicU64]>,
+}
+
+impl Groups {
+    /// Checks every group of `all` (the object) that `range` touches.
+    fn check(&self, all: &[u8], range: Range<u64>) -> Result<(), Damage> {
+        let len = all.len() as u64;
+        let end = range.end.min(len);
+        if range.start >= end {
+            return Ok(());
+        }
+        for g in range.start / GROUP_LEN..=(end - 1) / GROUP_LEN {
+            let (word, bit) = (&self.checked[(g / 64) as usize], 1u64 << (g % 64));
+            // Relaxed: the bit guards no other memory (the mapped bytes never change); a race
+            // only makes two threads hash the same group.
+            if word.load(Ordering::Relaxed) & bit != 0 {
+                continue;
+            }
+            match self.cvs.get(g as usize) {
+                Some(cv) => {
+                    let r = group_range(g, len);
+                    if group_cv(g, &all[r.clone()]) != *cv {
+                        return Err(Damage::Group {
+                            start: r.start as u64,
+                            end: r.end as u64,
+                        });
+                    }
+                }
+                None if ContentHash::of(all) != self.hash => return Err(Damage::Whole),
+                None => {}
+            }
+            word.fetch_or(bit, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn forget(&self, len: u64, range: Range<u64>) {
+        let end = range.end.min(len);
+        if range.start >= end {
+            return;
+        }
+        for g in range.start / GROUP_LEN..=(end - 1) / GROUP_LEN {
+            self.checked[(g / 64) as usize].fetch_and(!(1u64 << (g % 64)), Ordering::Relaxed);
+        }
+    }
 }
 
 impl MappedPackage {
-    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Maps the object `hash` at `path` and checks its index. With [`Cvs::Compute`] this reads
+    /// and checks the whole object (an object of one group is checked whole in any case).
+    pub(crate) fn open(path: &Path, hash: ContentHash, cvs: Cvs) -> Result<Self, StoreError> {
         // SAFETY: store objects are written under a temporary name, made read-only and linked into
         // place; they are never modified afterwards (see `crate::mmap::map_file`).
         #[allow(unsafe_code)]
         let map = unsafe { crate::mmap::map_file(path)? };
+        let len = map.len() as u64;
+        let damaged = |damage| StoreError::Damaged {
+            hash,
+            path: path.to_path_buf(),
+            damage,
+        };
+        let (cvs, all_checked): (Arc<[ChainingValue]>, bool) = match cvs {
+            Cvs::Known { cvs, written_here } => (cvs, written_here),
+            Cvs::Sidecar(cvs) => (cvs.into(), false),
+            Cvs::Compute if len <= GROUP_LEN => (Arc::from([]), false),
+            Cvs::Compute => {
+                let (name, cvs) = super::groups::hash_groups(&map);
+                if name != hash {
+                    return Err(damaged(Damage::Whole));
+                }
+                (cvs.into(), true)
+            }
+        };
+        let fill = if all_checked { u64::MAX } else { 0 };
+        let groups = Groups {
+            hash,
+            cvs,
+            checked: (0..group_count(len).div_ceil(64))
+                .map(|_| AtomicU64::new(fill))
+                .collect(),
+        };
+        // The header first, so that a damaged one is reported as damage, not as a bad format.
+        groups.check(&map, 0..64).map_err(damaged)?;
         let reader = DxpkgReader::new(map).map_err(|source| StoreError::InvalidObject {
             path: path.to_path_buf(),
             source,
         })?;
+        // The index names every file and where its bytes lie: checked before anything reads it.
+        groups
+            .check(reader.bytes(), 0..reader.data_offset())
+            .map_err(damaged)?;
         Ok(Self {
             path: path.to_path_buf(),
             reader,
+            groups,
         })
     }
 
@@ -34,9 +158,20 @@ impl MappedPackage {
         &self.path
     }
 
-    /// The package's reader.
+    /// The object's name.
+    pub fn hash(&self) -> &ContentHash {
+        &self.groups.hash
+    }
+
+    /// The package's reader: its index is checked; file bytes read through it are not (use
+    /// [`MappedPackage::entry_data`]).
     pub fn reader(&self) -> &DxpkgReader<Mmap> {
         &self.reader
+    }
+
+    /// The CVs of the object's groups (empty for an object of one group).
+    pub(crate) fn cvs(&self) -> &[ChainingValue] {
+        &self.groups.cvs
     }
 
     /// O(1) lookup of a site-packages file.
@@ -47,5 +182,63 @@ impl MappedPackage {
                 path: self.path.clone(),
                 source,
             })
+    }
+
+    /// Checks every group that bytes `range` of the object touch (what lies past the end is
+    /// not there to check).
+    pub fn check(&self, range: Range<u64>) -> Result<(), StoreError> {
+        self.groups
+            .check(self.reader.bytes(), range)
+            .map_err(|damage| StoreError::Damaged {
+                hash: self.groups.hash,
+                path: self.path.clone(),
+                damage,
+            })
+    }
+
+    /// True when some group that bytes `range` touch is not checked yet.
+    pub fn check_is_needed(&self, range: Range<u64>) -> bool {
+        let end = range.end.min(self.reader.bytes().len() as u64);
+        range.start < end
+            && (range.start / GROUP_LEN..=(end - 1) / GROUP_LEN).any(|g| {
+                self.groups.checked[(g / 64) as usize].load(Ordering::Relaxed) & (1 << (g % 64))
+                    == 0
+            })
+    }
+
+    /// The bytes that checking `range` reads: the groups it touches.
+    pub fn group_span(&self, range: Range<u64>) -> Range<u64> {
+        let len = self.reader.bytes().len() as u64;
+        let start = range.start / GROUP_LEN * GROUP_LEN;
+        let end = range
+            .end
+            .div_ceil(GROUP_LEN)
+            .saturating_mul(GROUP_LEN)
+            .min(len);
+        start.min(end)..end
+    }
+
+    /// The checked bytes of `entry` (an entry of this package's reader).
+    pub fn entry_data<'a>(&'a self, entry: &FileEntry<'a>) -> Result<&'a [u8], StoreError> {
+        let base = self.reader.bytes().as_ptr() as usize;
+        let start = (entry.data.as_ptr() as usize).wrapping_sub(base) as u64;
+        self.check(start..start.saturating_add(entry.data.len() as u64))?;
+        Ok(entry.data)
+    }
+
+    /// The console and GUI script launchers the package's `entry_points.txt` asks for
+    /// ([`crate::scripts::launchers_for`]), from checked bytes.
+    pub fn launchers(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let path = format!("{}/entry_points.txt", self.reader.dist_info());
+        match self.get_file(&path)? {
+            Some(entry) => Ok(crate::scripts::launchers_from(self.entry_data(&entry)?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Forgets that the groups touching bytes `range` were checked: their pages were handed
+    /// back to the kernel, so the next read of them comes from disk again.
+    pub fn forget(&self, range: Range<u64>) {
+        self.groups.forget(self.reader.bytes().len() as u64, range);
     }
 }

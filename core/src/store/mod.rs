@@ -3,6 +3,7 @@
 //! ```text
 //! {store}/
 //! ├── ab/cd/abcd….dxpkg        immutable objects, named by the blake3 of their bytes
+//! ├── ab/cd/abcd….dxcv         the object's 16 KiB group hashes, to check it lazily
 //! ├── unpacked/abcd…/          one read-only unpacked copy per object, made on first use
 //! │   ├── site-packages/…      purelib + platlib
 //! │   ├── bin/…                scripts (shebangs rewritten)
@@ -17,8 +18,15 @@
 //! intact file and readers never see a partial one. [`PackageStore::store`] knows the name first
 //! and writes beside it; [`PackageStore::store_with`] learns the name only once the bytes are
 //! written, so its temporary file sits in the root, on the same filesystem.
+//!
+//! Every byte read out of an object is checked against the object's name first, lazily, 16 KiB
+//! at a time ([`MappedPackage`], docs/formats/dxcv.md): the writer keeps the blake3 chaining
+//! values of each 16 KiB group in a sidecar, a reader checks them against the name once and
+//! then each group on the first read that touches it.
+mod groups;
 mod link;
 mod mapped;
+mod sidecar;
 mod unpack;
 mod unpacked_check;
 mod wheels;
@@ -27,11 +35,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use blake3::hazmat::ChainingValue;
 use dashmap::DashMap;
 
 use crate::dxpkg::{DxpkgError, DxpkgReader};
 use crate::hash::ContentHash;
 
+pub(crate) use groups::GROUP_LEN;
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;
 pub use unpack::remove_tree;
@@ -79,9 +89,39 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// An object's bytes do not match its name: its file was changed after it was stored.
+    #[error(
+        "Package object `{path}` is damaged: {damage}. Run `dx-py cache verify --repair` (it \
+         removes damaged objects and mends what was made from them), then the command again: \
+         the package is fetched (or converted) anew"
+    )]
+    Damaged {
+        /// The object.
+        hash: ContentHash,
+        /// Its file.
+        path: PathBuf,
+        /// Which bytes.
+        damage: Damage,
+    },
     /// Any other I/O failure; fs-err puts the path in the message.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Which bytes of an object failed their check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    /// The object as a whole (it has one group, or its group hashes had to be recomputed).
+    #[error("its bytes do not match its name")]
+    Whole,
+    /// One 16 KiB group.
+    #[error("bytes {start}..{end} do not match its name")]
+    Group {
+        /// First byte of the group.
+        start: u64,
+        /// End of the group.
+        end: u64,
+    },
 }
 
 /// The package store rooted at one directory.
@@ -90,6 +130,11 @@ pub struct PackageStore {
     root: PathBuf,
     unpacked_root: PathBuf,
     mapped: DashMap<ContentHash, Arc<MappedPackage>>,
+    /// Group CVs this process computed from bytes it hashed itself (objects it stored, or
+    /// offered to store), and whether it published the object: see [`mapped::Cvs::Known`].
+    known: DashMap<ContentHash, (Arc<[ChainingValue]>, bool)>,
+    /// Unpacked copies this process made (from checked bytes): used without a stat check.
+    unpacked_here: dashmap::DashSet<ContentHash>,
 }
 
 impl PackageStore {
@@ -102,6 +147,8 @@ impl PackageStore {
             root,
             unpacked_root,
             mapped: DashMap::new(),
+            known: DashMap::new(),
+            unpacked_here: dashmap::DashSet::new(),
         }
     }
 
@@ -154,6 +201,11 @@ impl PackageStore {
             .join(format!("{hex}.dxpkg"))
     }
 
+    /// Where the group CVs of object `hash` live (docs/formats/dxcv.md).
+    pub fn sidecar_path(&self, hash: &ContentHash) -> PathBuf {
+        self.get_path(hash).with_extension("dxcv")
+    }
+
     /// True when the object is present.
     pub fn contains(&self, hash: &ContentHash) -> bool {
         self.mapped.contains_key(hash) || self.get_path(hash).is_file()
@@ -161,21 +213,21 @@ impl PackageStore {
 
     /// Stores `bytes` (a `.dxpkg`) under its blake3 hash; storing an existing object is a no-op.
     pub fn store(&self, bytes: &[u8]) -> Result<ContentHash, StoreError> {
-        let hash = ContentHash::of(bytes);
-        self.write_object(&hash, bytes)?;
+        let (hash, cvs) = groups::hash_groups(bytes);
+        self.write_object(&hash, cvs, bytes)?;
         Ok(hash)
     }
 
     /// Stores `bytes` only if they hash to `expected`; on a mismatch nothing is written.
     pub fn store_verified(&self, bytes: &[u8], expected: &ContentHash) -> Result<(), StoreError> {
-        let actual = ContentHash::of(bytes);
+        let (actual, cvs) = groups::hash_groups(bytes);
         if actual != *expected {
             return Err(StoreError::HashMismatch {
                 expected: *expected,
                 actual,
             });
         }
-        self.write_object(expected, bytes)
+        self.write_object(expected, cvs, bytes)
     }
 
     /// Stores the `.dxpkg` that `write` streams, hashing it on the way, so the package never
@@ -201,15 +253,17 @@ impl PackageStore {
                 STREAM_BUFFER,
                 crate::atomic::Named::new(EarlyWriteback::new(tmp.as_file()), tmp.path()),
             ),
-            hasher: blake3::Hasher::new(),
+            hasher: groups::GroupHasher::default(),
         };
         let value = write(&mut sink)
             .and_then(|value| sink.inner.flush().map(|()| value))
             .map_err(|e| classify(e, read_only))?;
-        let hash = ContentHash::from_bytes(*sink.hasher.finalize().as_bytes());
+        let hasher = std::mem::take(&mut sink.hasher);
         drop(sink);
+        let (hash, cvs) = hasher.finish();
         let path = self.get_path(&hash);
         if path.is_file() {
+            self.learnt(&hash, cvs, false);
             return Ok((hash, value));
         }
         // SAFETY: the temporary file is new, private (mode 0600, a random name) and only this
@@ -230,7 +284,7 @@ impl PackageStore {
             what: hash.to_hex(),
             source,
         };
-        crate::atomic::set_mode(tmp.path(), 0o444)
+        let published = crate::atomic::set_mode(tmp.path(), 0o444)
             .and_then(|()| {
                 let named = crate::atomic::naming("write", tmp.path());
                 tmp.as_file().sync_all().map_err(named)
@@ -238,12 +292,45 @@ impl PackageStore {
             .and_then(|()| fs_err::create_dir_all(dir))
             .and_then(|()| crate::atomic::persist_new(tmp, &path))
             .map_err(|e| classify(e, read_only))?;
+        self.learnt(&hash, cvs, published);
         Ok((hash, value))
     }
 
-    fn write_object(&self, hash: &ContentHash, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Remembers the CVs of `hash`, computed from bytes this process hashed, writes its
+    /// sidecar when it lacks one, and (`published`: this process wrote the object) counts the
+    /// object's bytes as checked.
+    fn learnt(&self, hash: &ContentHash, cvs: Vec<ChainingValue>, published: bool) {
+        if !cvs.is_empty() && (published || !self.sidecar_path(hash).is_file()) {
+            self.write_sidecar(hash, &cvs);
+        }
+        self.known.insert(*hash, (cvs.into(), published));
+    }
+
+    /// Writes the sidecar of `hash` (replacing a damaged one) through a temporary file and a
+    /// rename, not synced: a sidecar torn by a crash fails its check and is recomputed. Best
+    /// effort: without it, a reader recomputes the CVs.
+    fn write_sidecar(&self, hash: &ContentHash, cvs: &[ChainingValue]) {
+        let path = self.sidecar_path(hash);
+        let written = fs_err::metadata(self.get_path(hash)).and_then(|meta| {
+            // In the store's root, like every temporary of the store (swept after a crash).
+            let mut tmp = crate::temp::file_in(&self.root)?;
+            tmp.write_all(&sidecar::encode(meta.len(), cvs))?;
+            tmp.persist(&path).map(drop).map_err(|e| e.error)
+        });
+        if let Err(e) = written {
+            tracing::debug!("cannot write `{}`: {e}", path.display());
+        }
+    }
+
+    fn write_object(
+        &self,
+        hash: &ContentHash,
+        cvs: Vec<ChainingValue>,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         let path = self.get_path(hash);
         if path.is_file() {
+            self.learnt(hash, cvs, false);
             return Ok(());
         }
         DxpkgReader::new(bytes)
@@ -260,9 +347,11 @@ impl PackageStore {
         };
         // The temporary file goes in the root, like `store_with`'s: leftovers of a crash are
         // then found by reading one directory, not the fan-out.
-        fs_err::create_dir_all(dir)
+        let published = fs_err::create_dir_all(dir)
             .and_then(|()| crate::atomic::write_new_via(&self.root, &path, bytes, 0o444))
-            .map_err(|e| classify(e, read_only))
+            .map_err(|e| classify(e, read_only))?;
+        self.learnt(hash, cvs, published);
+        Ok(())
     }
 
     /// The mapped object `hash`, opened once per process and shared.
@@ -271,7 +360,7 @@ impl PackageStore {
             return Ok(Arc::clone(&p));
         }
         let path = self.get_path(hash);
-        let package = match MappedPackage::open(&path) {
+        let package = match self.open_mapped(&path, hash) {
             Ok(p) => Arc::new(p),
             Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::PackageNotFound(*hash));
@@ -281,6 +370,33 @@ impl PackageStore {
         Ok(Arc::clone(
             self.mapped.entry(*hash).or_insert(package).value(),
         ))
+    }
+
+    /// Maps the object `hash` at `path` with the best CVs known: this process's own, the
+    /// sidecar's, or (and then the sidecar is written again) computed in one pass.
+    fn open_mapped(&self, path: &Path, hash: &ContentHash) -> Result<MappedPackage, StoreError> {
+        if let Some(known) = self.known.get(hash) {
+            let (cvs, written_here) = known.value().clone();
+            return MappedPackage::open(path, *hash, mapped::Cvs::Known { cvs, written_here });
+        }
+        let len = fs_err::metadata(path)?.len();
+        if groups::group_count(len) < 2 {
+            return MappedPackage::open(path, *hash, mapped::Cvs::Compute);
+        }
+        let sidecar = self.sidecar_path(hash);
+        let problem = match fs_err::read(&sidecar) {
+            Ok(bytes) => match sidecar::decode(&bytes, hash, len) {
+                Ok(cvs) => return MappedPackage::open(path, *hash, mapped::Cvs::Sidecar(cvs)),
+                Err(p) => p.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::debug!("no usable sidecar for {hash} ({problem}): checking the whole object");
+        let package = MappedPackage::open(path, *hash, mapped::Cvs::Compute)?;
+        if self.is_writable() {
+            self.write_sidecar(hash, package.cvs());
+        }
+        Ok(package)
     }
 
     /// Re-hashes the object: `Ok(true)` when its bytes still match its name.
@@ -330,13 +446,35 @@ impl PackageStore {
     }
 
     /// The read-only unpacked copy of `hash`, made on first use (see the module docs).
+    ///
+    /// An existing copy is used only while every file's size, mtime and inode are what
+    /// unpacking recorded: layouts hardlink its files, so editing a file in a venv edits it, and
+    /// a changed copy must not reach new layouts. It is then moved aside (never rewritten: the
+    /// layouts that link its inodes keep them) and made again from the checked object.
     pub fn unpacked(&self, hash: &ContentHash) -> Result<PathBuf, StoreError> {
         let dir = self.unpacked_path(hash);
-        if dir.is_dir() {
+        if self.unpacked_here.contains(hash) {
             return Ok(dir);
         }
+        if dir.is_dir() {
+            match unpack::changed_since_unpacked(&dir) {
+                Some(changed) if changed.is_empty() => return Ok(dir),
+                changed => {
+                    let what = changed.as_ref().map_or_else(
+                        || "it has no manifest".to_string(),
+                        |c| format!("{} files changed, e.g. `{}`", c.len(), c[0].display()),
+                    );
+                    tracing::warn!(
+                        "The unpacked copy `{}` was changed since it was made ({what}); \
+                         making it again from the store",
+                        dir.display()
+                    );
+                    self.set_aside(&dir, hash)?;
+                }
+            }
+        }
         let package = self.get(hash)?;
-        unpack::unpack(&package, hash, &dir).map_err(|e| match e {
+        let ours = unpack::unpack(&package, hash, &dir).map_err(|e| match e {
             StoreError::Io(io) => classify(io, |source| StoreError::ReadOnly {
                 path: self.root.clone(),
                 what: format!("unpacked/{hash}"),
@@ -344,7 +482,52 @@ impl PackageStore {
             }),
             other => other,
         })?;
+        if ours {
+            self.unpacked_here.insert(*hash);
+        }
         Ok(dir)
+    }
+
+    /// Moves the unpacked copy `dir` out of the way and removes it: the inodes that layouts
+    /// link stay as they are.
+    fn set_aside(&self, dir: &Path, hash: &ContentHash) -> Result<(), StoreError> {
+        let parent = dir.parent().expect("unpacked dirs have a parent");
+        // An owned temporary (see `crate::temp`): left by a crash, it is swept.
+        let aside = crate::temp::dir_in(parent)?.keep();
+        match std::fs::rename(dir, &aside) {
+            Ok(()) => {}
+            // Another process set it aside first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_dir(&aside);
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(classify(
+                    std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())),
+                    |source| StoreError::ReadOnly {
+                        path: parent.to_path_buf(),
+                        what: format!("unpacked/{hash}"),
+                        source,
+                    },
+                ));
+            }
+        }
+        unpack::remove_tree(&aside)?;
+        Ok(())
+    }
+
+    /// The paths of the unpacked copy of `hash` whose content differs from what the checked
+    /// object unpacks to (relative to the copy's root), or `None` when there is no copy. Reads
+    /// every file: the full check that `cache verify` runs, where [`PackageStore::unpacked`]
+    /// only compares stats.
+    pub fn verify_unpacked(&self, hash: &ContentHash) -> Result<Option<Vec<PathBuf>>, StoreError> {
+        if !self.unpacked_path(hash).is_dir() {
+            return Ok(None);
+        }
+        let damage = self.check_unpacked(hash)?;
+        Ok(Some(
+            damage.iter().map(|d| d.path().to_path_buf()).collect(),
+        ))
     }
 
     /// Where the unpacked copy of `hash` lives (whether or not it exists yet).
@@ -439,7 +622,7 @@ impl Write for EarlyWriteback<'_> {
 /// Hashes every byte on its way to `inner`.
 struct HashingWriter<W: Write> {
     inner: W,
-    hasher: blake3::Hasher,
+    hasher: groups::GroupHasher,
 }
 
 impl<W: Write> Write for HashingWriter<W> {

@@ -5,7 +5,9 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
 use super::*;
+use super::{groups, sidecar, unpack};
 use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
+use std::path::PathBuf;
 
 fn writer(name: &str, files: &BTreeMap<String, Vec<u8>>) -> DxpkgWriter {
     let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
@@ -566,6 +568,12 @@ proptest! {
         let hash = store.store(&package("p", &files)).unwrap();
         let copy = store.unpacked(&hash).unwrap();
         prop_assert!(store.check_unpacked(&hash).unwrap().is_empty());
+        // The package's files, without the copy's stat manifest (rewritten by the repair).
+        let tree = |root: &std::path::Path| {
+            let mut t = tree(root);
+            t.remove(unpack::MANIFEST);
+            t
+        };
         let pristine = tree(&copy);
         let names: Vec<&String> = files.keys().collect();
         let mut inodes = BTreeMap::new();
@@ -592,10 +600,395 @@ proptest! {
         store.repair_unpacked(&hash, &damage).unwrap();
         prop_assert!(store.check_unpacked(&hash).unwrap().is_empty());
         prop_assert_eq!(tree(&copy), pristine);
+        // The mended copy is used as it is (its manifest records the mended files).
+        prop_assert_eq!(unpack::changed_since_unpacked(&copy), Some(Vec::new()));
         for (rel, ino) in inodes {
             if let Ok(m) = std::fs::metadata(copy.join(&rel)) {
                 prop_assert_eq!(m.ino(), ino, "{} was replaced, not mended", rel);
             }
         }
+    }
+}
+
+/// A package of several 16 KiB groups: `big.bin` (100 KiB), `a.py`, `z.bin` (40 KiB).
+fn multi_group() -> Vec<u8> {
+    let big: Vec<u8> = (0..100u32 << 10).map(|i| (i % 251) as u8).collect();
+    let z: Vec<u8> = (0..40u32 << 10).map(|i| (i % 241) as u8).collect();
+    package(
+        "m",
+        &BTreeMap::from([
+            ("a.py".into(), b"A = 1\n".to_vec()),
+            ("big.bin".into(), big),
+            ("z.bin".into(), z),
+        ]),
+    )
+}
+
+#[cfg(unix)]
+/// Flips one bit of byte `at` of the (read-only) file at `path`.
+fn flip(path: &std::path::Path, at: u64) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at as usize] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
+}
+
+#[cfg(unix)]
+/// Where `path`'s bytes lie in the object `hash`.
+fn offset_of(store: &PackageStore, hash: &ContentHash, path: &str) -> u64 {
+    let p = store.get(hash).unwrap();
+    p.get_file(path).unwrap().unwrap().data_offset + p.reader().data_offset()
+}
+
+#[test]
+fn storing_writes_a_sidecar_that_merges_to_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let hash = store.store(&multi_group()).unwrap();
+    let sidecar = std::fs::read(store.sidecar_path(&hash)).unwrap();
+    let len = std::fs::metadata(store.get_path(&hash)).unwrap().len();
+    assert_eq!(
+        sidecar::decode(&sidecar, &hash, len).unwrap().len() as u64,
+        groups::group_count(len)
+    );
+    // Streamed objects get one too; one-group objects need none.
+    let dir2 = tempfile::tempdir().unwrap();
+    let streamed = PackageStore::open(dir2.path());
+    let bytes = multi_group();
+    let (h, ()) = streamed.store_with(|w| w.write_all(&bytes)).unwrap();
+    assert_eq!(h, hash);
+    assert_eq!(std::fs::read(streamed.sidecar_path(&h)).unwrap(), sidecar);
+    let small = store
+        .store(&package(
+            "s",
+            &BTreeMap::from([("s.py".into(), b"1".to_vec())]),
+        ))
+        .unwrap();
+    assert!(!store.sidecar_path(&small).exists());
+}
+
+#[cfg(unix)]
+/// A flipped byte in one file's data: that file's bytes are refused (naming the object and the
+/// group), the other files are served, unpacking fails and leaves nothing, a fresh process
+/// catches it while the writing process trusts what it wrote.
+#[test]
+fn a_flipped_data_byte_is_refused_where_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = PackageStore::open(dir.path().join("store"));
+    let hash = writer.store(&multi_group()).unwrap();
+    let at = offset_of(&writer, &hash, "big.bin") + 50_000;
+    flip(&writer.get_path(&hash), at);
+
+    let store = PackageStore::open(dir.path().join("store"));
+    let p = store.get(&hash).unwrap();
+    let big = p.get_file("big.bin").unwrap().unwrap();
+    let err = p.entry_data(&big).unwrap_err();
+    let StoreError::Damaged {
+        hash: h,
+        path,
+        damage: Damage::Group { start, end },
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((*h, path), (hash, &store.get_path(&hash)));
+    assert!((*start..*end).contains(&at), "{start}..{end} {at}");
+    assert!(err.to_string().contains("cache verify --repair"), "{err}");
+    let z = p.get_file("z.bin").unwrap().unwrap();
+    assert_eq!(p.entry_data(&z).unwrap().len(), 40 << 10);
+    let a = p.get_file("a.py").unwrap().unwrap();
+    assert_eq!(p.entry_data(&a).unwrap(), b"A = 1\n");
+    // Refused again on every read, not only the first.
+    assert!(p.entry_data(&big).is_err());
+
+    let err = store.unpacked(&hash).unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(!store.unpacked_path(&hash).exists());
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+
+    // The process that wrote the object counts its own bytes as checked.
+    let p = writer.get(&hash).unwrap();
+    assert!(
+        p.entry_data(&p.get_file("big.bin").unwrap().unwrap())
+            .is_ok()
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_flipped_index_byte_is_refused_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = PackageStore::open(dir.path())
+        .store(&multi_group())
+        .unwrap();
+    let store = PackageStore::open(dir.path());
+    // A byte of a path string (the header is 64 bytes, the index follows).
+    flip(&store.get_path(&hash), 64 + 4 * 8 + 3 * 32 + 1);
+    let err = store.get(&hash).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Damaged {
+                damage: Damage::Group { start: 0, .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_one_group_object_is_checked_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = package("s", &BTreeMap::from([("s.py".into(), b"S = 1\n".to_vec())]));
+    let hash = PackageStore::open(dir.path()).store(&bytes).unwrap();
+    let store = PackageStore::open(dir.path());
+    flip(&store.get_path(&hash), bytes.len() as u64 - 3);
+    let err = store.get(&hash).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Damaged {
+                damage: Damage::Whole,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+/// A missing or damaged sidecar: one pass over the object checks it whole and writes the
+/// sidecar again; a damaged object is then refused as a whole.
+#[test]
+fn a_missing_or_damaged_sidecar_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = PackageStore::open(dir.path())
+        .store(&multi_group())
+        .unwrap();
+    let store = PackageStore::open(dir.path());
+    let sidecar = store.sidecar_path(&hash);
+    let good = std::fs::read(&sidecar).unwrap();
+    for damage in [None, Some(40), Some(3)] {
+        match damage {
+            None => std::fs::remove_file(&sidecar).unwrap(),
+            Some(at) => {
+                let mut b = good.clone();
+                b[at] ^= 1;
+                std::fs::write(&sidecar, b).unwrap();
+            }
+        }
+        let store = PackageStore::open(dir.path());
+        let p = store.get(&hash).unwrap();
+        assert!(
+            p.entry_data(&p.get_file("big.bin").unwrap().unwrap())
+                .is_ok()
+        );
+        assert_eq!(std::fs::read(&sidecar).unwrap(), good, "{damage:?}");
+    }
+    let at = offset_of(&store, &hash, "z.bin") + 7;
+    std::fs::remove_file(&sidecar).unwrap();
+    flip(&store.get_path(&hash), at);
+    let err = PackageStore::open(dir.path()).get(&hash).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Damaged {
+                damage: Damage::Whole,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!sidecar.exists(), "no sidecar from damaged bytes");
+}
+
+/// Groups whose pages were handed back are checked again on the next read.
+#[test]
+fn forgotten_groups_are_checked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = PackageStore::open(dir.path())
+        .store(&multi_group())
+        .unwrap();
+    let store = PackageStore::open(dir.path());
+    let p = store.get(&hash).unwrap();
+    let at = offset_of(&store, &hash, "z.bin");
+    assert!(p.check_is_needed(at..at + 10));
+    p.check(at..at + 10).unwrap();
+    assert!(!p.check_is_needed(at..at + 10));
+    p.forget(at..at + 1);
+    assert!(p.check_is_needed(at..at + 10));
+}
+
+#[cfg(unix)]
+/// An unpacked copy edited after it was made (as through a layout's hardlink) is made again
+/// before it is used, without touching the edited inode; `verify_unpacked` names the file.
+#[test]
+fn an_edited_unpacked_copy_is_made_again() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let hash = store.store(&multi_group()).unwrap();
+    let root = store.unpacked(&hash).unwrap();
+    assert_eq!(store.verify_unpacked(&hash).unwrap(), Some(Vec::new()));
+    let file = root.join("site-packages/a.py");
+    let linked = dir.path().join("layout-a.py");
+    std::fs::hard_link(&file, &linked).unwrap();
+    // Timestamps advance in clock ticks (up to 10 ms): an edit in the tick of its creation
+    // keeps the mtime, and one of the same size goes unseen by the stat check.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    flip(&linked, 0);
+    assert_eq!(
+        store.verify_unpacked(&hash).unwrap(),
+        Some(vec![PathBuf::from("site-packages/a.py")])
+    );
+    // The process that made the copy trusts it; a later one checks its stat. Same size, same
+    // path: the stat tells.
+    assert_eq!(store.unpacked(&hash).unwrap(), root);
+    assert_eq!(
+        std::fs::read(root.join("site-packages/a.py")).unwrap(),
+        b"a = 1\n"
+    );
+    let again = PackageStore::open(dir.path()).unpacked(&hash).unwrap();
+    assert_eq!(again, root);
+    assert_eq!(
+        std::fs::read(again.join("site-packages/a.py")).unwrap(),
+        b"A = 1\n"
+    );
+    assert_ne!(
+        std::fs::metadata(again.join("site-packages/a.py"))
+            .unwrap()
+            .ino(),
+        std::fs::metadata(&linked).unwrap().ino(),
+        "a new inode; the linked one is left as it is"
+    );
+    assert_eq!(std::fs::read(&linked).unwrap(), b"a = 1\n");
+    assert_eq!(store.verify_unpacked(&hash).unwrap(), Some(Vec::new()));
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+
+    // A removed file, a copy without a manifest: made again too.
+    std::fs::remove_file(root.join("site-packages/z.bin")).unwrap();
+    assert_eq!(
+        store.verify_unpacked(&hash).unwrap(),
+        Some(vec![PathBuf::from("site-packages/z.bin")])
+    );
+    assert!(
+        PackageStore::open(dir.path())
+            .unpacked(&hash)
+            .unwrap()
+            .join("site-packages/z.bin")
+            .is_file()
+    );
+    std::fs::remove_file(root.join(unpack::MANIFEST)).unwrap();
+    // Held, so that its inode number cannot be reused by the new copy.
+    let held = dir.path().join("held-a.py");
+    std::fs::hard_link(root.join("site-packages/a.py"), &held).unwrap();
+    let ino = std::fs::metadata(&held).unwrap().ino();
+    PackageStore::open(dir.path()).unpacked(&hash).unwrap();
+    assert_ne!(
+        std::fs::metadata(root.join("site-packages/a.py"))
+            .unwrap()
+            .ino(),
+        ino
+    );
+    assert_eq!(
+        store.verify_unpacked(&ContentHash::of(b"none")).unwrap(),
+        None
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unchanged_unpacked_copy_is_used_as_it_is() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let hash = store.store(&multi_group()).unwrap();
+    let root = store.unpacked(&hash).unwrap();
+    let ino = std::fs::metadata(root.join("site-packages/a.py"))
+        .unwrap()
+        .ino();
+    let fresh = PackageStore::open(dir.path());
+    fresh.unpacked(&hash).unwrap();
+    assert_eq!(
+        std::fs::metadata(root.join("site-packages/a.py"))
+            .unwrap()
+            .ino(),
+        ino
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[cfg(unix)]
+    /// A flipped bit anywhere in an object (header, index, data, padding) is caught on open or
+    /// by checking all of it, with or without its sidecar; the object otherwise checks clean.
+    #[test]
+    fn a_flipped_bit_anywhere_is_caught(
+        sizes in vec(0usize..40_000, 1..5),
+        at: proptest::sample::Index,
+        bit in 0u8..8,
+        keep_sidecar: bool,
+    ) {
+        let files: BTreeMap<String, Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("f{i}.bin"), (0..*n).map(|j| (j * 7 + i) as u8).collect()))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let hash = PackageStore::open(dir.path()).store(&package("p", &files)).unwrap();
+        let store = PackageStore::open(dir.path());
+        let len = std::fs::metadata(store.get_path(&hash)).unwrap().len();
+        prop_assert!(store.get(&hash).unwrap().check(0..len).is_ok());
+        if !keep_sidecar {
+            let _ = std::fs::remove_file(store.sidecar_path(&hash));
+        }
+        let i = at.index(len as usize) as u64;
+        let path = store.get_path(&hash);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[i as usize] ^= 1 << bit;
+        std::fs::write(&path, bytes).unwrap();
+        let fresh = PackageStore::open(dir.path());
+        let caught = match fresh.get(&hash) {
+            Err(StoreError::Damaged { .. }) => true,
+            Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+            Ok(p) => matches!(p.check(i..i + 1), Err(StoreError::Damaged { .. })),
+        };
+        prop_assert!(caught, "bit {} of byte {} of {}", bit, i, len);
+    }
+}
+
+#[test]
+fn a_damaged_unpack_manifest_reads_as_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PackageStore::open(dir.path());
+    let hash = store.store(&multi_group()).unwrap();
+    let root = store.unpacked(&hash).unwrap();
+    let manifest = root.join(unpack::MANIFEST);
+    let good = std::fs::read(&manifest).unwrap();
+    assert_eq!(unpack::changed_since_unpacked(&root), Some(Vec::new()));
+    for (what, bad) in [
+        ("truncated", good[..good.len() - 1].to_vec()),
+        ("trailing", [good.as_slice(), b"x"].concat()),
+        ("magic", [b"X".as_slice(), &good[1..]].concat()),
+        ("version", [&good[..8], &[2, 0, 0, 0], &good[12..]].concat()),
+    ] {
+        std::fs::remove_file(&manifest).unwrap();
+        std::fs::write(&manifest, &bad).unwrap();
+        assert_eq!(unpack::changed_since_unpacked(&root), None, "{what}");
     }
 }

@@ -2,7 +2,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::{MappedPackage, StoreError};
-use crate::dxpkg::{EntryKind, FileEntry, Scheme};
+use crate::dxpkg::{EntryKind, Scheme};
 use crate::hash::ContentHash;
 
 /// The subdirectory of an unpacked tree that holds `scheme`.
@@ -58,59 +58,105 @@ pub(crate) fn link_stays_inside(link_path: &str, target: &str) -> bool {
     true
 }
 
-/// Writes every entry of `package` under a temporary directory beside `dest`, then renames it
-/// into place. If another process finished first, its tree is kept and ours dropped.
-pub(crate) fn unpack(
-    package: &MappedPackage,
+/// What one path of an unpacked tree holds.
+pub(crate) enum Content<'a> {
+    /// A regular file: its bytes and permission bits.
+    File(std::borrow::Cow<'a, [u8]>, u32),
+    /// A symlink and its (checked) target.
+    Symlink(&'a str),
+}
+
+/// Every path of the unpacked tree of `package` (relative to the tree's root) and what it
+/// holds, from bytes checked against the object's name: the files in entry order, then the
+/// console and GUI script launchers the package does not ship itself.
+pub(crate) fn plan<'a>(
+    package: &'a MappedPackage,
     hash: &ContentHash,
-    dest: &Path,
-) -> Result<(), StoreError> {
-    let parent = dest.parent().expect("unpacked dirs have a parent");
-    fs_err::create_dir_all(parent)?;
-    let tmp = crate::temp::dir_in(parent)?;
+) -> Result<Vec<(PathBuf, Content<'a>)>, StoreError> {
     let unsafe_path = |path: &str| StoreError::UnsafePath {
         hash: *hash,
         path: path.to_string(),
     };
-    let reader = package.reader();
-    let mut made_dirs = std::collections::HashSet::new();
-    for entry in reader.entries() {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for entry in package.reader().entries() {
         let entry = entry.map_err(|source| StoreError::InvalidObject {
             path: package.path().to_path_buf(),
             source,
         })?;
         let rel = safe_relative(entry.path).ok_or_else(|| unsafe_path(entry.path))?;
-        let target = tmp.path().join(scheme_dir(entry.scheme)).join(&rel);
+        let rel = Path::new(scheme_dir(entry.scheme)).join(rel);
+        // Checked against the object's name before anything is written: a damaged object
+        // unpacks nothing.
+        let data = package.entry_data(&entry)?;
+        let content = match entry.kind {
+            EntryKind::File => {
+                let rewritten = (entry.scheme == Scheme::Scripts)
+                    .then(|| crate::scripts::rewrite_shebang(data))
+                    .flatten();
+                let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
+                let bytes = rewritten.map_or(std::borrow::Cow::Borrowed(data), Into::into);
+                Content::File(bytes, if exec { 0o555 } else { 0o444 })
+            }
+            EntryKind::Symlink => {
+                let link = std::str::from_utf8(data).map_err(|_| unsafe_path(entry.path))?;
+                if !link_stays_inside(entry.path, link) {
+                    return Err(unsafe_path(entry.path));
+                }
+                Content::Symlink(link)
+            }
+        };
+        seen.insert(rel.clone());
+        out.push((rel, content));
+    }
+    // Console and GUI script launchers, unless the wheel ships a script of the same name.
+    for (name, bytes) in package.launchers()? {
+        let rel = Path::new("bin").join(safe_relative(&name).ok_or_else(|| unsafe_path(&name))?);
+        if seen.insert(rel.clone()) {
+            out.push((rel, Content::File(bytes.into(), 0o555)));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes every entry of `package` under a temporary directory beside `dest`, records each
+/// file's stat in its manifest ([`MANIFEST`]), then renames it into place. If another process
+/// finished first, its tree is kept and ours dropped. True when the tree at `dest` is ours.
+pub(crate) fn unpack(
+    package: &MappedPackage,
+    hash: &ContentHash,
+    dest: &Path,
+) -> Result<bool, StoreError> {
+    let parent = dest.parent().expect("unpacked dirs have a parent");
+    fs_err::create_dir_all(parent)?;
+    let planned = plan(package, hash)?;
+    let tmp = crate::temp::dir_in(parent)?;
+    let mut made_dirs = std::collections::HashSet::new();
+    let mut manifest = Manifest::default();
+    for (rel, content) in planned {
+        let target = tmp.path().join(&rel);
         let dir = target.parent().expect("joined paths have a parent");
         if made_dirs.insert(dir.to_path_buf()) {
             fs_err::create_dir_all(dir)?;
         }
-        if entry.kind == EntryKind::Symlink {
-            let link = std::str::from_utf8(entry.data).map_err(|_| unsafe_path(entry.path))?;
-            if !link_stays_inside(entry.path, link) {
-                return Err(unsafe_path(entry.path));
+        match content {
+            Content::File(bytes, mode) => {
+                let meta = create_file(&target, &bytes, mode)?;
+                manifest.push(&rel, &meta);
             }
+            Content::Symlink(link) => write_symlink(link, &target)?,
         }
-        write_entry(&entry, &target)?;
     }
-    // Console and GUI script launchers, unless the wheel ships a script of the same name.
-    for (name, bytes) in crate::scripts::launchers_for(reader) {
-        let rel = safe_relative(&name).ok_or_else(|| unsafe_path(&name))?;
-        let bin = tmp.path().join("bin");
-        let target = bin.join(rel);
-        if target.exists() {
-            continue;
-        }
-        fs_err::create_dir_all(&bin)?;
-        create_file(&target, &bytes, 0o555)?;
-    }
+    // Not synced, like the files it describes: a torn manifest reads as none, and the copy is
+    // made again.
+    create_file(&tmp.path().join(MANIFEST), &manifest.encode(), 0o444)?;
     let tmp_path = tmp.keep();
     match std::fs::rename(&tmp_path, dest) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(_) if dest.is_dir() => {
             // Another writer published the same tree first; ours is identical, drop it.
             let _ = remove_tree(&tmp_path);
-            Ok(())
+            Ok(false)
         }
         Err(e) => {
             let _ = remove_tree(&tmp_path);
@@ -119,47 +165,163 @@ pub(crate) fn unpack(
     }
 }
 
-/// The bytes and mode a file entry has in an unpacked copy: scripts get their `#!python`
-/// shebang rewritten, and every file is read-only (executable when it was, or is a script).
-pub(crate) fn installed_file<'a>(entry: &FileEntry<'a>) -> (std::borrow::Cow<'a, [u8]>, u32) {
-    let data = match entry.scheme {
-        Scheme::Scripts => crate::scripts::rewrite_shebang(entry.data).map_or(
-            std::borrow::Cow::Borrowed(entry.data),
-            std::borrow::Cow::Owned,
-        ),
-        _ => std::borrow::Cow::Borrowed(entry.data),
-    };
-    let exec = entry.mode & 0o111 != 0 || entry.scheme == Scheme::Scripts;
-    (data, if exec { 0o555 } else { 0o444 })
+/// The file in an unpacked tree (beside its scheme directories, so no layout links it) that
+/// records each regular file's size, mtime and inode as unpacking left them.
+pub(crate) const MANIFEST: &str = ".dx-unpacked";
+
+/// Paths of the unpacked tree at `root` whose stat differs from its manifest (a file edited
+/// through a layout's hardlink, replaced or removed), or `None` when the tree has no readable
+/// manifest. One `lstat` per file: cheap next to building a layout, which stats them too.
+pub(crate) fn changed_since_unpacked(root: &Path) -> Option<Vec<PathBuf>> {
+    let bytes = std::fs::read(root.join(MANIFEST)).ok()?;
+    let records = Manifest::decode(&bytes)?;
+    Some(
+        records
+            .into_iter()
+            .filter(|(rel, want)| {
+                std::fs::symlink_metadata(root.join(rel))
+                    .map_or(true, |meta| Stat::of(&meta) != *want)
+            })
+            .map(|(rel, _)| rel)
+            .collect(),
+    )
 }
 
-/// Writes `entry` (its path and link target already checked) at `target`.
-fn write_entry(entry: &FileEntry<'_>, target: &Path) -> Result<(), StoreError> {
-    match entry.kind {
-        EntryKind::File => {
-            let (data, mode) = installed_file(entry);
-            create_file(target, &data, mode)?;
+/// Records the stat of every regular file of the unpacked tree at `root` (paths relative to
+/// it) in its manifest again, after the tree was mended in place.
+pub(crate) fn rewrite_manifest<'a>(
+    root: &Path,
+    files: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), StoreError> {
+    let mut manifest = Manifest::default();
+    for rel in files {
+        manifest.push(rel, &fs_err::symlink_metadata(root.join(rel))?);
+    }
+    let path = root.join(MANIFEST);
+    if path.exists() {
+        crate::atomic::set_mode(&path, 0o644)?;
+    }
+    fs_err::write(&path, manifest.encode())?;
+    crate::atomic::set_mode(&path, 0o444)?;
+    Ok(())
+}
+
+/// What the manifest records of a file: what an edit, a replacement or a truncation changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    size: u64,
+    mtime_ns: i64,
+    ino: u64,
+}
+
+impl Stat {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            size: meta.len(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+            ino: meta.ino(),
         }
-        EntryKind::Symlink => {
-            // The target was checked to stay inside the package (and to be UTF-8).
-            let link = std::str::from_utf8(entry.data).unwrap_or_default();
-            #[cfg(unix)]
-            std::os::unix::fs::symlink(link, target)?;
-            #[cfg(not(unix))]
-            {
-                let dir = target.parent().expect("joined paths have a parent");
-                fs_err::copy(dir.join(link), target)?;
-            }
+    }
+
+    #[cfg(not(unix))]
+    fn of(meta: &std::fs::Metadata) -> Self {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        Self {
+            size: meta.len(),
+            mtime_ns,
+            ino: 0,
         }
+    }
+}
+
+/// The manifest's records; encoded as `DXUNPACK` + version (u32) + count (u32), then per file
+/// size (u64), mtime_ns (i64), inode (u64), path length (u32), path (UTF-8), little-endian.
+#[derive(Default)]
+struct Manifest(Vec<(PathBuf, Stat)>);
+
+const MANIFEST_MAGIC: &[u8; 8] = b"DXUNPACK";
+
+impl Manifest {
+    fn push(&mut self, rel: &Path, meta: &std::fs::Metadata) {
+        self.0.push((rel.to_path_buf(), Stat::of(meta)));
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = MANIFEST_MAGIC.to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(self.0.len() as u32).to_le_bytes());
+        for (rel, st) in &self.0 {
+            let path = rel.to_string_lossy();
+            out.extend_from_slice(&st.size.to_le_bytes());
+            out.extend_from_slice(&st.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&st.ino.to_le_bytes());
+            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+            out.extend_from_slice(path.as_bytes());
+        }
+        out
+    }
+
+    /// The records, or `None` for anything but a well-formed manifest of version 1.
+    fn decode(bytes: &[u8]) -> Option<Vec<(PathBuf, Stat)>> {
+        let mut at = 0usize;
+        let mut take = |n: usize| {
+            let s = bytes.get(at..at.checked_add(n)?)?;
+            at += n;
+            Some(s)
+        };
+        let u64_of = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("8 bytes"));
+        if take(8)? != MANIFEST_MAGIC || take(4)? != 1u32.to_le_bytes() {
+            return None;
+        }
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let mut out = Vec::with_capacity(count.min(1 << 20) as usize);
+        for _ in 0..count {
+            let size = u64_of(take(8)?);
+            let mtime_ns = u64_of(take(8)?) as i64;
+            let ino = u64_of(take(8)?);
+            let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+            let path = std::str::from_utf8(take(len)?).ok()?;
+            out.push((
+                safe_relative(path)?,
+                Stat {
+                    size,
+                    mtime_ns,
+                    ino,
+                },
+            ));
+        }
+        (at == bytes.len()).then_some(out)
+    }
+}
+
+/// Creates the (checked) symlink `link` at `target`; a copy of what it names where symlinks
+/// are not available.
+fn write_symlink(link: &str, target: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(link, target)?;
+    #[cfg(not(unix))]
+    {
+        let dir = target.parent().expect("joined paths have a parent");
+        fs_err::copy(dir.join(link), target)?;
     }
     Ok(())
 }
 
 /// Creates `path` (which must not exist yet) holding `bytes` with permission bits `mode`, given
 /// at creation: no separate chmod, which costs a path lookup and an inode update per file (a
-/// large package unpacks thousands), unless the umask took bits away.
+/// large package unpacks thousands), unless the umask took bits away. Returns the file's
+/// metadata once written (`fstat`: no second path lookup).
 #[cfg(unix)]
-fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let with_path = |e: std::io::Error| {
@@ -179,13 +341,14 @@ fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(with_path)?;
     }
-    Ok(())
+    file.metadata().map_err(with_path)
 }
 
 #[cfg(not(unix))]
-fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
     fs_err::write(path, bytes)?;
-    crate::atomic::set_mode(path, mode)
+    crate::atomic::set_mode(path, mode)?;
+    fs_err::metadata(path)
 }
 
 /// The process umask, read once (Linux reports it in `/proc/self/status`; reading it with

@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::unpack::{installed_file, link_stays_inside, safe_relative, scheme_dir};
+use super::unpack::{self, Content};
 use super::{PackageStore, StoreError};
-use crate::dxpkg::EntryKind;
 use crate::hash::ContentHash;
 
 /// One way an unpacked copy differs from its object (paths relative to the copy's root).
@@ -44,8 +43,8 @@ enum Want {
 }
 
 impl PackageStore {
-    /// Compares the unpacked copy of `hash` (if there is one) with the object, after checking
-    /// the object whole against its name. An empty list means the copy is exactly what
+    /// Compares the unpacked copy of `hash` (if there is one) with the object, whose bytes are
+    /// checked against its name as they are read. An empty list means the copy is exactly what
     /// unpacking the object writes; a missing copy is not damage (it is made on first use).
     pub fn check_unpacked(&self, hash: &ContentHash) -> Result<Vec<UnpackedDamage>, StoreError> {
         let dir = self.unpacked_path(hash);
@@ -56,6 +55,9 @@ impl PackageStore {
         let mut damage = Vec::new();
         let mut seen = std::collections::HashSet::new();
         walk(&dir, Path::new(""), &mut |rel, meta| {
+            if rel == Path::new(unpack::MANIFEST) {
+                return false;
+            }
             seen.insert(rel.to_path_buf());
             let path = dir.join(rel);
             let Some(w) = want.get(rel) else {
@@ -132,63 +134,33 @@ impl PackageStore {
                 None => {}
             }
         }
-        Ok(())
+        // The copy's stats changed with the mending: record them, so the copy is used as it is.
+        let files = want
+            .iter()
+            .filter(|(_, w)| matches!(w, Want::File { .. }))
+            .map(|(rel, _)| rel.as_path());
+        unpack::rewrite_manifest(&dir, files)
     }
 
-    /// Every path the unpacked copy of `hash` must hold, from the object checked whole.
+    /// Every path the unpacked copy of `hash` must hold (directories included), from the
+    /// object's checked bytes: what [`unpack::plan`] writes.
     fn wanted(&self, hash: &ContentHash) -> Result<BTreeMap<PathBuf, Want>, StoreError> {
-        if !self.verify(hash)? {
-            return Err(StoreError::HashMismatch {
-                expected: *hash,
-                actual: ContentHash::of(&fs_err::read(self.get_path(hash))?),
-            });
-        }
         let package = self.get(hash)?;
-        let reader = package.reader();
-        let unsafe_path = |path: &str| StoreError::UnsafePath {
-            hash: *hash,
-            path: path.to_string(),
-        };
         let mut want = BTreeMap::new();
-        let add_dirs = |want: &mut BTreeMap<PathBuf, Want>, rel: &Path| {
+        for (rel, content) in unpack::plan(&package, hash)? {
             let mut dir = rel.parent();
             while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
                 want.insert(d.to_path_buf(), Want::Dir);
                 dir = d.parent();
             }
-        };
-        for entry in reader.entries() {
-            let entry = entry.map_err(|source| StoreError::InvalidObject {
-                path: package.path().to_path_buf(),
-                source,
-            })?;
-            let rel = Path::new(scheme_dir(entry.scheme))
-                .join(safe_relative(entry.path).ok_or_else(|| unsafe_path(entry.path))?);
-            add_dirs(&mut want, &rel);
-            let w = match entry.kind {
-                EntryKind::Symlink => {
-                    let link =
-                        std::str::from_utf8(entry.data).map_err(|_| unsafe_path(entry.path))?;
-                    if !link_stays_inside(entry.path, link) {
-                        return Err(unsafe_path(entry.path));
-                    }
-                    Want::Link(link.to_string())
-                }
-                EntryKind::File => {
-                    let (bytes, mode) = installed_file(&entry);
-                    Want::File {
-                        bytes: bytes.into_owned(),
-                        mode,
-                    }
-                }
+            let w = match content {
+                Content::File(bytes, mode) => Want::File {
+                    bytes: bytes.into_owned(),
+                    mode,
+                },
+                Content::Symlink(link) => Want::Link(link.to_string()),
             };
             want.insert(rel, w);
-        }
-        for (name, bytes) in crate::scripts::launchers_for(reader) {
-            let rel =
-                Path::new("bin").join(safe_relative(&name).ok_or_else(|| unsafe_path(&name))?);
-            add_dirs(&mut want, &rel);
-            want.entry(rel).or_insert(Want::File { bytes, mode: 0o555 });
         }
         Ok(want)
     }

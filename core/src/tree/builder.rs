@@ -380,6 +380,12 @@ impl TreeSpec {
                     None => {
                         stored = store.get(hash)?;
                         let reader = stored.reader();
+                        // Symlink targets and scripts are copied into the tree: checked first.
+                        for e in reader.entries().flatten() {
+                            if e.kind == EntryKind::Symlink || e.scheme == Scheme::Scripts {
+                                stored.entry_data(&e)?;
+                            }
+                        }
                         let entries = reader.entries().map(|entry| {
                             entry.map(|e| PackEntry {
                                 scheme: e.scheme,

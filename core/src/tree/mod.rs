@@ -27,6 +27,8 @@ pub use builder::{PackPlacement, SyntheticFile, TreeBuildError, TreeSpec, write_
 pub use format::{FIXED_MTIME, NodeKind};
 #[cfg(target_os = "linux")]
 pub use packs::PackPages;
+#[cfg(target_os = "linux")]
+pub use packs::release_unit;
 pub use packs::{DataError, TreeData, release_range};
 pub use reader::{DataSource, Node, PackRef, Tree, TreeError};
 

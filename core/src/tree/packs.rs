@@ -43,6 +43,17 @@ pub enum DataError {
     /// A pack being stored while the tree is served could not be stored.
     #[error(transparent)]
     NotStored(#[from] super::arriving::NotStored),
+    /// A file's bytes in its pack do not match the pack's name: it is not served.
+    #[error("File `{path}` of package `{package}` is damaged in the store: {source}")]
+    Damaged {
+        /// The file's path in the tree.
+        path: String,
+        /// The package's name and version.
+        package: String,
+        /// Which object and which bytes.
+        #[source]
+        source: Box<StoreError>,
+    },
     /// A record points past the end of its pack.
     #[error("File data of inode {ino} lies outside package `{hash}`")]
     OutOfRange {
@@ -182,8 +193,66 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         }))
     }
 
-    /// The bytes of a leaf: file contents or symlink target (empty for directories).
+    /// The bytes of a leaf: file contents or symlink target (empty for directories), checked
+    /// against their pack's name.
     pub fn data(&self, node: &Node<'_>) -> Result<&[u8], DataError> {
+        self.read(node, 0, u64::MAX)
+    }
+
+    /// Bytes `[offset, offset + len)` of a leaf, clamped to its size: the bytes of a pack are
+    /// checked against the pack's name (the 16 KiB groups they touch, once each) before they
+    /// are returned.
+    pub fn read(&self, node: &Node<'_>, offset: u64, len: u64) -> Result<&[u8], DataError> {
+        let bytes = self.unchecked_data(node)?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .saturating_add(start)
+            .min(bytes.len());
+        if let DataSource::Pack { pack, offset: at } = node.source {
+            let map = self.pack(pack)?;
+            let range = at + start as u64..at + end as u64;
+            #[cfg(target_os = "linux")]
+            if self.pack_pages == PackPages::Release && map.check_is_needed(range.clone()) {
+                // The map reads no more than a fault asks for: ask for the groups at once.
+                // Advisory: a failure only makes the check fault page by page.
+                let _ = prefetch_pages(map.reader().bytes(), map.group_span(range.clone()));
+            }
+            map.check(range).map_err(|source| DataError::Damaged {
+                path: self.path_of(node),
+                package: format!("{} {}", map.reader().name(), map.reader().version()),
+                source: Box::new(source),
+            })?;
+        }
+        Ok(&bytes[start..end])
+    }
+
+    /// `node`'s path from the tree's root, for messages (`?` for a name that cannot be found).
+    pub fn path_of(&self, node: &Node<'_>) -> String {
+        let mut names = vec![String::from_utf8_lossy(node.name).into_owned()];
+        let mut parent = node.parent;
+        // Bounded: a damaged tree could hold a parent cycle.
+        for _ in 0..4096 {
+            match self.tree.node(parent) {
+                Ok(p) if p.ino != p.parent && p.ino != 1 => {
+                    names.push(String::from_utf8_lossy(p.name).into_owned());
+                    parent = p.parent;
+                }
+                Ok(_) => break,
+                Err(_) => {
+                    names.push("?".into());
+                    break;
+                }
+            }
+        }
+        names.reverse();
+        names.join("/")
+    }
+
+    /// The bytes of a leaf as its source holds them, not checked.
+    fn unchecked_data(&self, node: &Node<'_>) -> Result<&[u8], DataError> {
         match node.source {
             DataSource::None => Ok(&[]),
             DataSource::Inline { .. } => Ok(self.tree.inline_data(node)?.unwrap_or_default()),
@@ -217,33 +286,9 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         let Some((map, file)) = self.served_map(node) else {
             return Ok(());
         };
-        let page = page_size();
         let start = file.start.saturating_add(offset).min(file.end);
         let end = start.saturating_add(len).min(file.end);
-        let bytes = map.reader().bytes();
-        let lo = start & !(page - 1);
-        let hi = end
-            .checked_add(page - 1)
-            .map_or(u64::MAX, |e| e & !(page - 1))
-            .min(bytes.len() as u64);
-        if lo >= hi {
-            return Ok(());
-        }
-        // SAFETY: `[lo, hi)` lies inside the mapping and starts on a page boundary (the map
-        // starts on one). MADV_WILLNEED only starts reading those pages of the file into the page
-        // cache; it changes no byte of the map.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::madvise(
-                bytes.as_ptr().add(lo as usize).cast_mut().cast(),
-                (hi - lo) as usize,
-                libc::MADV_WILLNEED,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        prefetch_pages(map.reader().bytes(), start..end)
     }
 
     /// The mapped pack behind `node` and the file's range in it, when [`PackPages::Release`]
@@ -294,10 +339,15 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         };
         let served = file.start.saturating_add(offset)
             ..file.start.saturating_add(offset).saturating_add(len);
-        let range = release_range(file, served, page_size());
+        // Whole 16 KiB groups only (or pages, where a page is larger): a released page is read
+        // from disk again next time, so its group must be checked again, and a group shared
+        // with a neighbouring file would make the neighbour's next read fetch this file's
+        // released pages back just to hash them.
+        let range = release_range(file, served, release_unit());
         if range.is_empty() {
             return Ok(0);
         }
+        map.forget(range.clone());
         let base = map.reader().bytes().as_ptr();
         let Some(fd) = slot
             .file
@@ -341,6 +391,38 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         }
         Ok(n as u64)
     }
+}
+
+/// Starts reading the pages of `map` (a whole map, page-aligned) that hold bytes `range`
+/// (`madvise(MADV_WILLNEED)`), so that touching them waits for one read rather than one per
+/// page fault.
+#[cfg(target_os = "linux")]
+fn prefetch_pages(map: &[u8], range: Range<u64>) -> std::io::Result<()> {
+    let page = page_size();
+    let lo = range.start & !(page - 1);
+    let hi = range
+        .end
+        .checked_add(page - 1)
+        .map_or(u64::MAX, |e| e & !(page - 1))
+        .min(map.len() as u64);
+    if lo >= hi || !(map.as_ptr() as u64).is_multiple_of(page) {
+        return Ok(());
+    }
+    // SAFETY: `[lo, hi)` lies inside the mapping and starts on a page boundary (the map
+    // starts on one). MADV_WILLNEED only starts reading those pages of the file into the page
+    // cache; it changes no byte of the map.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::madvise(
+            map.as_ptr().add(lo as usize).cast_mut().cast(),
+            (hi - lo) as usize,
+            libc::MADV_WILLNEED,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Opens the `.dxpkg` at `path` and reads its index (header, buckets, entries and strings: the
@@ -391,6 +473,13 @@ fn advise_random(bytes: &[u8]) {
             libc::MADV_RANDOM,
         )
     };
+}
+
+/// What [`TreeData::release_served`] hands back at a time: a 16 KiB group of the pack (the
+/// unit its bytes are checked in), or a page where pages are larger.
+#[cfg(target_os = "linux")]
+pub fn release_unit() -> u64 {
+    page_size().max(crate::store::GROUP_LEN)
 }
 
 /// The page size of this machine (4 KiB on x86-64, up to 64 KiB elsewhere).
@@ -512,12 +601,61 @@ mod tests {
         let path = other.get_path(&hash);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::copy(other.get_path(&longer), &path).unwrap();
-        let d = TreeData::new(Tree::new(bytes).unwrap(), other);
+        // It does not match the name it sits under: refused before its length is compared.
+        let d = TreeData::new(Tree::new(bytes).unwrap(), PackageStore::open(other.root()));
         let err = data_of(&d, &format!("{SP}/a.py")).unwrap_err();
         assert!(
-            matches!(err, DataError::PackChanged { hash: h, expected, got } if h == hash && got > expected),
+            matches!(err, DataError::Store(StoreError::Damaged { hash: h, .. }) if h == hash),
             "{err}"
         );
+    }
+
+    /// A flipped byte in one file of a pack: that file is refused with its path and package,
+    /// the others are served.
+    #[test]
+    fn a_damaged_file_is_refused_and_its_neighbours_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path().join("store"));
+        let big: Vec<u8> = (0..64u32 << 10).map(|i| (i % 249) as u8).collect();
+        let tail: Vec<u8> = (0..40u32 << 10).map(|i| (i % 239) as u8).collect();
+        let hash = add_pack(
+            &store,
+            "a",
+            &[("big.bin", &big), ("c.py", b"C = 3\n"), ("z.bin", &tail)],
+        );
+        let spec = TreeSpec {
+            packs: vec![(hash, PackPlacement::venv("3.11", "x"))],
+            ..TreeSpec::default()
+        };
+        let tree = spec.build(&store).unwrap();
+        let path = store.get_path(&hash);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = {
+            let p = store.get(&hash).unwrap();
+            p.reader().data_offset() + p.get_file("big.bin").unwrap().unwrap().data_offset + 30_000
+        };
+        bytes[at as usize] ^= 1;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let d = TreeData::new(Tree::new(tree).unwrap(), PackageStore::open(store.root()));
+        let err = data_of(&d, &format!("{SP}/big.bin")).unwrap_err();
+        let DataError::Damaged { path, package, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            (path.as_str(), package.as_str()),
+            (format!("{SP}/big.bin").as_str(), "a 1.0")
+        );
+        assert!(!err.is_corrupt_tree());
+        assert!(err.to_string().contains(&hash.to_hex()), "{err}");
+        // A read of the damaged file's far end touches only sound groups.
+        let node = d.tree().resolve(&format!("{SP}/big.bin")).unwrap().unwrap();
+        assert_eq!(
+            d.read(&node, 60 << 10, 100).unwrap(),
+            &big[60 << 10..(60 << 10) + 100]
+        );
+        assert_eq!(data_of(&d, &format!("{SP}/c.py")).unwrap(), b"C = 3\n");
+        assert_eq!(data_of(&d, &format!("{SP}/z.bin")).unwrap(), tail);
     }
 
     #[test]
@@ -673,9 +811,9 @@ mod tests {
         );
         assert_eq!(d.data(&node).unwrap(), big, "read through the map");
         d.prefetch(&node, 0, node.size).unwrap();
-        let inner = release_range(file.clone(), file.clone(), page_size());
+        let inner = release_range(file.clone(), file.clone(), release_unit());
         let pages = ((inner.end - inner.start) / page_size()) as usize;
-        assert!(pages >= 255, "{inner:?}");
+        assert!(pages >= 252, "{inner:?}");
         assert_eq!(resident_pages(&path, inner.clone()), pages, "just written");
         // Half, then the rest, as two reads would.
         let half = node.size / 2;
