@@ -307,16 +307,20 @@ impl Requirements {
 
     /// Writes these requirements as a requirements file that parses back to the same entries
     /// (options first, then one requirement per line, hashes on continuation lines).
+    ///
+    /// Option values are written as `--option=value`, so that one starting with `#` is not read
+    /// as a comment. One ending in `\` (possible only where another option followed it on its
+    /// line) cannot be written at the end of a line, where it would continue the line.
     pub fn to_requirements_txt(&self) -> String {
         let mut out = String::new();
         if let Some(url) = &self.index_url {
-            out.push_str(&format!("--index-url {url}\n"));
+            out.push_str(&format!("--index-url={url}\n"));
         }
         for url in &self.extra_index_urls {
-            out.push_str(&format!("--extra-index-url {url}\n"));
+            out.push_str(&format!("--extra-index-url={url}\n"));
         }
         for dir in &self.find_links {
-            out.push_str(&format!("--find-links {dir}\n"));
+            out.push_str(&format!("--find-links={dir}\n"));
         }
         if self.no_index {
             out.push_str("--no-index\n");
@@ -1273,6 +1277,18 @@ mod tests {
             out.push('\n');
         }
         out
+    }
+
+    /// Found by the `requirements` fuzz target: `--index-url=#x` was written back as
+    /// `--index-url #x`, which reads as an option without a value and a comment.
+    #[test]
+    fn option_values_that_start_like_comments_are_written_back() {
+        let r = parse("--index-url=#x\n--extra-index-url=#y\n-f=#z\nfoo==1.0\n").unwrap();
+        assert_eq!(r.index_url.as_deref(), Some("#x"));
+        let again = parse(&r.to_requirements_txt()).unwrap();
+        assert_eq!(again.index_url.as_deref(), Some("#x"));
+        assert_eq!(again.extra_index_urls, ["#y"]);
+        assert_eq!(again.find_links, r.find_links);
     }
 
     proptest! {

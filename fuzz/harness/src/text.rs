@@ -69,6 +69,12 @@ pub fn requirements(data: &[u8]) {
         return;
     };
     let hash = parsed.inputs_hash();
+    // A value ending in `\` was followed by another option on its line; written alone on a
+    // line it would continue the line (see `to_requirements_txt`).
+    let options = parsed.index_url.iter().chain(&parsed.extra_index_urls);
+    if options.chain(&parsed.find_links).any(|v| v.ends_with('\\')) {
+        return;
+    }
     let written = parsed.to_requirements_txt();
     let again = Requirements::parse_str(&written, &path)
         .unwrap_or_else(|e| panic!("written file reads back: {e}\n{written}"));
