@@ -830,19 +830,34 @@ fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Checks the name and extras before `pep508_rs` sees them: version 0.9 panics on a name or
-/// extra that ends in `-`, `_` or `.` when another character follows (`foo_~`, `foo[a_]`).
-/// Returns `Ok(false)` when the text does not start with a valid name and looks like a path or
-/// URL instead.
+/// Checks a requirement before `pep508_rs` sees it. Returns `Ok(false)` when the text does not
+/// start with a valid name, or is not ASCII, and looks like a path or URL instead.
 fn check_names(text: &str) -> Result<bool, String> {
     let name = written_name(text).unwrap_or_default();
+    if (!is_identifier(&name) || !text.is_ascii()) && looks_like_direct_reference(text) {
+        return Ok(false);
+    }
+    pep508_guard(text)?;
+    Ok(true)
+}
+
+/// Refuses what `pep508_rs` 0.9 panics on instead of failing: a name or extra that ends in `-`,
+/// `_` or `.` when another character follows (`foo_~`, `foo[a_]`), and a non-ASCII character
+/// where a marker's `and`/`or` may follow (`foo; python_version > "3" aх`: it slices a count of
+/// characters as a count of bytes). All non-ASCII text is refused: names, versions and operators
+/// are ASCII, and so are the marker values of real requirements. Call it on any untrusted
+/// requirement (requirements files, wheels' `Requires-Dist`) before parsing it.
+pub(crate) fn pep508_guard(text: &str) -> Result<(), String> {
+    let name = written_name(text).unwrap_or_default();
     if !is_identifier(&name) {
-        if looks_like_direct_reference(text) {
-            return Ok(false);
-        }
         return Err(format!(
             "`{name}` is not a valid package name: expected ASCII letters, digits, `-`, `_` and \
              `.`, starting and ending with a letter or digit"
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "non-ASCII character `{c}`: names, versions and markers must be ASCII"
         ));
     }
     let rest = text.get(name.len()..).unwrap_or_default().trim_start();
@@ -859,7 +874,7 @@ fn check_names(text: &str) -> Result<bool, String> {
             }
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The leading name of a requirement exactly as written.
@@ -1277,6 +1292,26 @@ mod tests {
             out.push('\n');
         }
         out
+    }
+
+    /// Found by the `requirements` fuzz target: pep508_rs 0.9 panics on these (a character
+    /// count used as a byte length); they are refused first.
+    #[test]
+    fn non_ascii_requirements_are_refused_before_pep508_sees_them() {
+        for text in [
+            "foo==1.0 ; python_version >= \"3.8\" a\u{445}",
+            "foo==1.0 ; (python_version >= \"3.8\")\u{e9}",
+            "foo==1.0 ; python_version >= \"3.8\" and\"\u{e9}\" == sys_platform",
+            "foo==1.0 ; sys_platform == \"\u{e9}\"",
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains("non-ASCII character"), "{text}: {e}");
+        }
+        // A path or URL is still named as such.
+        assert!(matches!(
+            parse("./wheels/\u{e9}-1.0-py3-none-any.whl").unwrap_err(),
+            RequirementsError::DirectReference { .. }
+        ));
     }
 
     /// Found by the `requirements` fuzz target: `--index-url=#x` was written back as
