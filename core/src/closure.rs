@@ -118,13 +118,17 @@ pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
     for d in dists {
         let mut reqs = Vec::new();
         for line in &d.requires_dist {
-            match Requirement::<pep508_rs::VerbatimUrl>::from_str(line) {
+            // The lines come from wheels' METADATA: guarded against what makes pep508_rs panic.
+            let parsed = crate::requirements::pep508_guard(line).and_then(|()| {
+                Requirement::<pep508_rs::VerbatimUrl>::from_str(line).map_err(|e| e.to_string())
+            });
+            match parsed {
                 Ok(r) => reqs.push((line.clone(), r)),
-                Err(e) => {
+                Err(message) => {
                     problems.insert(ClosureProblem::Invalid {
                         package: d.name.clone(),
                         requirement: line.clone(),
-                        message: e.to_string(),
+                        message,
                     });
                 }
             }
@@ -248,6 +252,25 @@ mod tests {
             requires_dist: reqs.iter().map(|s| s.to_string()).collect(),
             extras: vec![],
         }
+    }
+
+    /// Requires-Dist lines that make pep508_rs 0.9 panic (found by the `requirements` fuzz
+    /// target) are reported as invalid.
+    #[test]
+    fn requirements_pep508_panics_on_are_invalid() {
+        let bad = [
+            "idna ; python_version >= \"3.8\" a\u{445}",
+            "idna_~",
+            "idna[a_]",
+        ];
+        let problems = check_closure(&[dist("requests", "2.32.3", &bad)], &env());
+        assert_eq!(problems.len(), bad.len(), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .all(|p| matches!(p, ClosureProblem::Invalid { .. })),
+            "{problems:?}"
+        );
     }
 
     #[test]

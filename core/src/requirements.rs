@@ -307,16 +307,20 @@ impl Requirements {
 
     /// Writes these requirements as a requirements file that parses back to the same entries
     /// (options first, then one requirement per line, hashes on continuation lines).
+    ///
+    /// Option values are written as `--option=value`, so that one starting with `#` is not read
+    /// as a comment. One ending in `\` (possible only where another option followed it on its
+    /// line) cannot be written at the end of a line, where it would continue the line.
     pub fn to_requirements_txt(&self) -> String {
         let mut out = String::new();
         if let Some(url) = &self.index_url {
-            out.push_str(&format!("--index-url {url}\n"));
+            out.push_str(&format!("--index-url={url}\n"));
         }
         for url in &self.extra_index_urls {
-            out.push_str(&format!("--extra-index-url {url}\n"));
+            out.push_str(&format!("--extra-index-url={url}\n"));
         }
         for dir in &self.find_links {
-            out.push_str(&format!("--find-links {dir}\n"));
+            out.push_str(&format!("--find-links={dir}\n"));
         }
         if self.no_index {
             out.push_str("--no-index\n");
@@ -826,19 +830,34 @@ fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Checks the name and extras before `pep508_rs` sees them: version 0.9 panics on a name or
-/// extra that ends in `-`, `_` or `.` when another character follows (`foo_~`, `foo[a_]`).
-/// Returns `Ok(false)` when the text does not start with a valid name and looks like a path or
-/// URL instead.
+/// Checks a requirement before `pep508_rs` sees it. Returns `Ok(false)` when the text does not
+/// start with a valid name, or is not ASCII, and looks like a path or URL instead.
 fn check_names(text: &str) -> Result<bool, String> {
     let name = written_name(text).unwrap_or_default();
+    if (!is_identifier(&name) || !text.is_ascii()) && looks_like_direct_reference(text) {
+        return Ok(false);
+    }
+    pep508_guard(text)?;
+    Ok(true)
+}
+
+/// Refuses what `pep508_rs` 0.9 panics on instead of failing: a name or extra that ends in `-`,
+/// `_` or `.` when another character follows (`foo_~`, `foo[a_]`), and a non-ASCII character
+/// where a marker's `and`/`or` may follow (`foo; python_version > "3" aх`: it slices a count of
+/// characters as a count of bytes). All non-ASCII text is refused: names, versions and operators
+/// are ASCII, and so are the marker values of real requirements. Call it on any untrusted
+/// requirement (requirements files, wheels' `Requires-Dist`) before parsing it.
+pub(crate) fn pep508_guard(text: &str) -> Result<(), String> {
+    let name = written_name(text).unwrap_or_default();
     if !is_identifier(&name) {
-        if looks_like_direct_reference(text) {
-            return Ok(false);
-        }
         return Err(format!(
             "`{name}` is not a valid package name: expected ASCII letters, digits, `-`, `_` and \
              `.`, starting and ending with a letter or digit"
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "non-ASCII character `{c}`: names, versions and markers must be ASCII"
         ));
     }
     let rest = text.get(name.len()..).unwrap_or_default().trim_start();
@@ -855,7 +874,7 @@ fn check_names(text: &str) -> Result<bool, String> {
             }
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The leading name of a requirement exactly as written.
@@ -1273,6 +1292,38 @@ mod tests {
             out.push('\n');
         }
         out
+    }
+
+    /// Found by the `requirements` fuzz target: pep508_rs 0.9 panics on these (a character
+    /// count used as a byte length); they are refused first.
+    #[test]
+    fn non_ascii_requirements_are_refused_before_pep508_sees_them() {
+        for text in [
+            "foo==1.0 ; python_version >= \"3.8\" a\u{445}",
+            "foo==1.0 ; (python_version >= \"3.8\")\u{e9}",
+            "foo==1.0 ; python_version >= \"3.8\" and\"\u{e9}\" == sys_platform",
+            "foo==1.0 ; sys_platform == \"\u{e9}\"",
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains("non-ASCII character"), "{text}: {e}");
+        }
+        // A path or URL is still named as such.
+        assert!(matches!(
+            parse("./wheels/\u{e9}-1.0-py3-none-any.whl").unwrap_err(),
+            RequirementsError::DirectReference { .. }
+        ));
+    }
+
+    /// Found by the `requirements` fuzz target: `--index-url=#x` was written back as
+    /// `--index-url #x`, which reads as an option without a value and a comment.
+    #[test]
+    fn option_values_that_start_like_comments_are_written_back() {
+        let r = parse("--index-url=#x\n--extra-index-url=#y\n-f=#z\nfoo==1.0\n").unwrap();
+        assert_eq!(r.index_url.as_deref(), Some("#x"));
+        let again = parse(&r.to_requirements_txt()).unwrap();
+        assert_eq!(again.index_url.as_deref(), Some("#x"));
+        assert_eq!(again.extra_index_urls, ["#y"]);
+        assert_eq!(again.find_links, r.find_links);
     }
 
     proptest! {

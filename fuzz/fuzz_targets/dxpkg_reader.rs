@@ -1,4 +1,4 @@
 //! Fuzzes `DxpkgReader::new`, `validate` and `get_file`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| dx_py_fuzz::dxpkg_reader(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dx_py_fuzz_harness::dxpkg_reader(data));

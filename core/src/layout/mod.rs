@@ -41,7 +41,9 @@ mod tests;
 mod verify;
 
 pub use cache::LayoutCache;
-
+/// For fuzzing and tests: recomputes the checksums of edited DXLC bytes.
+#[doc(hidden)]
+pub use index::reseal as reseal_index;
 pub use index::{
     ENTRY_LEN, HEADER_LEN, IndexError, LayoutEntry, LayoutIndex, LayoutIndexHeader, MAGIC,
     MAX_TAG_LEN, MIN_CAPACITY, VERSION, capacity_for, encode_index,

@@ -1,0 +1,4 @@
+//! Fuzzes a uv.toml read by `index::config::discover`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dx_py_fuzz_harness::uv_toml(data));
