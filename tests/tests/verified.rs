@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dx_py_core::wheel::testing::WheelBuilder;
-use dx_py_tests::{TestContext, venv_python, write_wheels};
+use dx_py_tests::{TestContext, layout_site_packages, venv_python, write_wheels};
 
 /// Marks the byte to flip inside `dmg/big.py`.
 const MARKER: &[u8] = b"# FLIP-ME-HERE\n";
@@ -102,7 +102,7 @@ fn a_damaged_object_fails_an_install_that_rebuilds_from_it() {
     dx_py_tests::assert_success(&install(&cx, &wheels, ".venv"), "first install");
     let object = damage_object(&cx);
     // Nothing prebuilt to fall back on: the layout is made again from the object.
-    cx.run_ok(&["cache", "clean", "--layouts"]);
+    cx.run_ok(&["cache", "clean", "--layouts", "--force"]);
     std::fs::remove_dir_all(cx.cache_dir().join("store/unpacked")).unwrap();
     let out = install(&cx, &wheels, "second");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -111,7 +111,7 @@ fn a_damaged_object_fails_an_install_that_rebuilds_from_it() {
     let name = object.file_name().unwrap().to_string_lossy();
     assert!(stderr.contains(name.as_ref()), "names the object: {stderr}");
     assert!(
-        stderr.contains("damaged") && stderr.contains("Remove it"),
+        stderr.contains("damaged") && stderr.contains("cache verify --repair"),
         "{stderr}"
     );
     let sp = cx.project().join("second");
@@ -127,7 +127,7 @@ fn an_edited_unpacked_file_does_not_reach_a_new_layout() {
     let wheels = setup(&cx);
     dx_py_tests::assert_success(&install(&cx, &wheels, ".venv"), "first install");
     // A user editing a file in site-packages edits the hardlinked unpacked copy.
-    let edited = site_packages(&cx.project().join(".venv")).join("dmg/__init__.py");
+    let edited = layout_site_packages(&cx.project().join(".venv")).join("dmg/__init__.py");
     let real = std::fs::canonicalize(&edited).unwrap();
     let mut perms = std::fs::metadata(&real).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
@@ -136,31 +136,15 @@ fn an_edited_unpacked_file_does_not_reach_a_new_layout() {
     // A later clock tick than the unpacking (timestamps advance in ticks of up to 10 ms).
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&real, b"OK = 2\n").unwrap();
-    cx.run_ok(&["cache", "clean", "--layouts"]);
+    cx.run_ok(&["cache", "clean", "--layouts", "--force"]);
     let out = install(&cx, &wheels, "second");
     dx_py_tests::assert_success(&out, "second install");
     let second = cx.project().join("second");
     assert_eq!(
-        std::fs::read(site_packages(&second).join("dmg/__init__.py")).unwrap(),
+        std::fs::read(layout_site_packages(&second).join("dmg/__init__.py")).unwrap(),
         b"OK = 1\n"
     );
     venv_python(&second, "import dmg; assert dmg.OK == 1");
-}
-
-/// Root and /dev/fuse, or the reason to skip.
-fn cannot_mount() -> Option<&'static str> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
-    if !root {
-        return Some("not root");
-    }
-    if !Path::new("/dev/fuse").exists() {
-        return Some("no /dev/fuse");
-    }
-    None
 }
 
 /// Unmounts on drop, also when the test fails.
@@ -178,8 +162,7 @@ impl Drop for Mounted<'_> {
 
 #[test]
 fn the_mount_refuses_a_damaged_file_and_serves_its_neighbours() {
-    if let Some(why) = cannot_mount() {
-        eprintln!("skipping the_mount_refuses_a_damaged_file_and_serves_its_neighbours: {why}");
+    if !dx_py_tests::can_mount() {
         return;
     }
     let cx = TestContext::new();
