@@ -15,6 +15,7 @@ mod client;
 pub mod config;
 mod filename;
 pub mod find_links;
+mod http;
 pub mod select;
 pub mod simple;
 
