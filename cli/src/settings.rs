@@ -127,7 +127,11 @@ pub(crate) fn sources(
     let sources = dx_py_core::index::config::discover(&overrides, requirements, &env, || {
         interp.pip_default_index(&settings.cache_dir)
     })?;
-    if let (Some(python), Some(index)) = (&sources.index_from_pip, &sources.index_url) {
+    // Said once: an install from requirements asks for the sources to lock, then to sync.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let (Some(python), Some(index)) = (&sources.index_from_pip, &sources.index_url)
+        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
         printer.verbose(format_args!(
             "Using the index of {}'s pip: {}",
             python.display(),

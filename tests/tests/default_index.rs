@@ -76,10 +76,8 @@ fn installs_from_the_default_index_of_pip_with_nothing_configured() {
         .unwrap();
     assert_success(&out, "dx-py -v install with no index configured");
     let url = url.trim_end_matches('/');
-    assert_printed(
-        &out,
-        &format!("Using the index of {}'s pip: {url}/", python.display()),
-    );
+    let said = format!("Using the index of {}'s pip: {url}/", python.display());
+    assert_eq!(printed(&out).matches(&said).count(), 1, "{}", printed(&out));
     let version = venv_python(
         &cx.project().join(".venv"),
         "import six; print(six.__version__)",
