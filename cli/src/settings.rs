@@ -109,10 +109,14 @@ impl Settings {
     }
 }
 
-/// The package sources from flags, the requirements file and the user's configuration.
+/// The package sources from flags, the requirements file and the user's configuration, else
+/// the default index of `interp`'s pip (said under `-v`).
 pub(crate) fn sources(
     args: &crate::cli::SourceArgs,
     requirements: Option<&dx_py_core::requirements::Requirements>,
+    interp: &dx_py_core::python::Interpreter,
+    settings: &Settings,
+    printer: &crate::printer::Printer,
 ) -> anyhow::Result<dx_py_core::index::PackageSources> {
     let overrides = dx_py_core::index::SourceOverrides {
         index_url: args.index_url.clone(),
@@ -121,22 +125,21 @@ pub(crate) fn sources(
         no_index: args.no_index,
     };
     let env = dx_py_core::index::ConfigEnv::from_process();
-    match dx_py_core::index::config::discover(&overrides, requirements, &env) {
-        // `--find-links` with no index configured anywhere: use the find-links alone, as an
-        // offline install from a wheel directory means.
-        Err(_) if !args.find_links.is_empty() && args.index_url.is_none() => {
-            let offline = dx_py_core::index::SourceOverrides {
-                no_index: true,
-                ..overrides
-            };
-            Ok(dx_py_core::index::config::discover(
-                &offline,
-                requirements,
-                &env,
-            )?)
-        }
-        other => Ok(other?),
+    let sources = dx_py_core::index::config::discover(&overrides, requirements, &env, || {
+        interp.pip_default_index(&settings.cache_dir)
+    })?;
+    // Said once: an install from requirements asks for the sources to lock, then to sync.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let (Some(python), Some(index)) = (&sources.index_from_pip, &sources.index_url)
+        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        printer.verbose(format_args!(
+            "Using the index of {}'s pip: {}",
+            python.display(),
+            dx_py_core::index::redact_url(index.url.as_str())
+        ));
     }
+    Ok(sources)
 }
 
 /// An index client over `sources`, keeping verified downloads in the cache.

@@ -74,6 +74,61 @@ pub fn other_python() -> Option<PathBuf> {
     None
 }
 
+/// The test interpreter's real path (`sys.executable` of [`python`]), so that a command run
+/// with another `HOME` still finds it without pyenv's shims.
+pub fn python_executable() -> PathBuf {
+    let out = run_python(Path::new(&python()), "import sys; print(sys.executable)");
+    assert_success(&out, "python: sys.executable");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Why the index the machine's pip uses cannot be reached.
+#[derive(Debug)]
+pub struct PipIndexUnreachable(String);
+
+impl std::fmt::Display for PipIndexUnreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "it needs the index this machine's pip uses: {}", self.0)
+    }
+}
+
+/// The default index of the test interpreter's pip (asked from pip's own model at run time, as
+/// dx-py does), once a TCP connection to its host succeeds within five seconds.
+pub fn pip_default_index_reachable() -> Result<String, PipIndexUnreachable> {
+    let out = run_python(
+        Path::new(&python()),
+        "from pip._internal.models.index import PyPI; print(PyPI.simple_url)",
+    );
+    if !out.status.success() {
+        return Err(PipIndexUnreachable(
+            "the test interpreter has no pip".to_string(),
+        ));
+    }
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = if authority.contains(':') {
+        authority.to_string()
+    } else if url.starts_with("http://") {
+        format!("{authority}:80")
+    } else {
+        format!("{authority}:443")
+    };
+    let unreachable = |why: String| PipIndexUnreachable(format!("`{url}` is unreachable ({why})"));
+    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .map_err(|e| unreachable(e.to_string()))?
+        .collect();
+    let timeout = std::time::Duration::from_secs(5);
+    let mut last = "no address".to_string();
+    for addr in addrs {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => return Ok(url),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(unreachable(last))
+}
+
 /// One test's world: a temp dir holding the cache, a project dir and venvs.
 pub struct TestContext {
     /// Owns the directory; removed on drop.
@@ -115,6 +170,25 @@ impl TestContext {
             .env_remove("DX_PY_STORE")
             .env_remove("DX_PY_INDEX_URL")
             .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// A `dx-py` command that sees no index configuration at all: no `PIP_*`, `UV_*` or
+    /// `DX_PY_*` variables but the context's cache, and `HOME` and `XDG_CONFIG_HOME` in an empty
+    /// directory, so that no user pip.conf or uv.toml is read.
+    pub fn dx_py_unconfigured(&self) -> Command {
+        let mut cmd = self.dx_py();
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if ["PIP_", "UV_", "DX_PY_"].iter().any(|p| key.starts_with(p)) {
+                cmd.env_remove(&*key);
+            }
+        }
+        let home = self.temp.path().join("empty-home");
+        std::fs::create_dir_all(&home).unwrap();
+        cmd.env("DX_PY_CACHE_DIR", self.cache_dir())
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"));
         cmd
     }
 

@@ -364,6 +364,37 @@ fn index_errors_are_clear() {
     assert!(err.contains("127.0.0.1:9"), "{err}");
 }
 
+/// An install of many packages from one index (a page and a wheel each, fetched by several
+/// threads) opens no more connections than the per-host cap of 6: they are reused, not one per
+/// request.
+#[test]
+fn an_install_of_many_packages_reuses_a_few_connections() {
+    let cx = TestContext::new();
+    let names: Vec<String> = (0..30).map(|i| format!("many{i}")).collect();
+    let builders: Vec<WheelBuilder> = names
+        .iter()
+        .map(|n| WheelBuilder::new(n, "1.0").file(&format!("{n}.py"), b""))
+        .collect();
+    let wheels = write_wheels(&cx.temp.path().join("wheels"), &builders);
+    let index = TestIndex::serve(&wheels).unwrap();
+    let pins: String = names.iter().map(|n| format!("{n}==1.0\n")).collect();
+    std::fs::write(cx.project().join("requirements.txt"), pins).unwrap();
+    cx.run_ok(&[
+        "install",
+        "-r",
+        "requirements.txt",
+        "--index-url",
+        &index.index_url(),
+    ]);
+    venv_python(&cx.project().join(".venv"), "import many0, many29");
+    assert_eq!(index.requests().len(), 60, "{:?}", index.requests());
+    let connections = index.connections();
+    assert!(
+        (1..=6).contains(&connections),
+        "{connections} connections for 60 requests"
+    );
+}
+
 #[test]
 fn local_errors_are_clear_and_corrupt_nothing() {
     let cx = TestContext::new();

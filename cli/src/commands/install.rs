@@ -90,7 +90,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         );
     }
 
-    let sources = settings::sources(&args.sources, None);
+    let sources = settings::sources(&args.sources, None, &interp, settings, printer);
     let client = match sources {
         Ok(s) => Some(settings::client(settings, s)?),
         Err(e) => {

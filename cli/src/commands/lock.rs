@@ -70,7 +70,8 @@ pub(crate) fn lock_and_write(
     also: WhileLocking<'_>,
     printer: &Printer,
 ) -> Result<Lock> {
-    let client = settings::client(settings, settings::sources(sources, Some(reqs))?)?;
+    let sources = settings::sources(sources, Some(reqs), interp, settings, printer)?;
+    let client = settings::client(settings, sources)?;
     let store = settings.store();
     let reporter = crate::reporter::BarReporter::new(printer, "Locking");
     let options = LockOptions {

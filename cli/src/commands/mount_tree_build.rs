@@ -102,7 +102,7 @@ pub(crate) fn tree_for_lock(
             }
         }
     }
-    let client = settings::sources(&args.sources, None)
+    let client = settings::sources(&args.sources, None, &interp, settings, printer)
         .ok()
         .map(|s| settings::client(settings, s))
         .transpose()?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::config::{FindLinks, PackageSources};
+use super::http::{Transport, TransportKey};
 use super::simple::{self, PageFormat};
 use super::{DistFilename, IndexError, IndexFile, find_links, redact_url};
 use crate::hash::sha256_hex;
@@ -31,6 +32,9 @@ pub struct ClientOptions {
     pub max_download_bytes: u64,
     /// A PEM CA bundle to trust instead of the built-in roots; overrides the sources' `cert`.
     pub ca_bundle: Option<PathBuf>,
+    /// Requests in flight to one host at a time, which also bounds the connections opened to
+    /// it (they are kept and reused; see `index::http`).
+    pub max_connections_per_host: usize,
 }
 
 impl Default for ClientOptions {
@@ -44,17 +48,20 @@ impl Default for ClientOptions {
             max_page_bytes: 256 << 20,
             max_download_bytes: 4 << 30,
             ca_bundle: None,
+            max_connections_per_host: 6,
         }
     }
 }
 
 /// Lists and downloads distribution files from configured sources. Cheap to share between
-/// threads (`&self` everywhere; connections are pooled).
+/// threads (`&self` everywhere). Every client of the process with the same network settings
+/// uses one HTTP transport: one connection pool, DNS looked up once per host, a cap on the
+/// requests in flight per host.
 #[derive(Debug)]
 pub struct IndexClient {
     sources: PackageSources,
     options: ClientOptions,
-    agent: ureq::Agent,
+    transport: Arc<Transport>,
     /// Each find-links location's listing, made on first use and kept for the client's life
     /// (one directory scan or page fetch per run, not one per project); `Some(None)`: skipped.
     listings: Vec<Mutex<Option<Listing>>>,
@@ -62,6 +69,9 @@ pub struct IndexClient {
 
 /// A find-links location as listed: its files, or `None` when it was skipped.
 type Listing = Option<Arc<Vec<IndexFile>>>;
+
+/// The most of an error response's body that is read (to reuse its connection).
+const ERROR_BODY_LIMIT: u64 = 64 << 10;
 
 /// A page or file as fetched.
 struct Fetched {
@@ -87,18 +97,24 @@ enum Attempt {
 impl IndexClient {
     /// A client for `sources`.
     pub fn new(sources: PackageSources, options: ClientOptions) -> Result<Self, IndexError> {
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(bundle) = options.ca_bundle.as_ref().or(sources.cert.as_ref()) {
-            tls = tls.root_certs(load_certificates(bundle)?);
-        }
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(options.connect_timeout))
-            .timeout_recv_response(Some(options.read_timeout))
-            .timeout_per_read(Some(options.read_timeout))
-            .user_agent(concat!("dx-py/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls.build())
-            .build();
+        let ca_bundle = options
+            .ca_bundle
+            .as_ref()
+            .or(sources.cert.as_ref())
+            .cloned();
+        let key = TransportKey {
+            ca_bundle: ca_bundle.clone(),
+            connect_timeout: options.connect_timeout,
+            read_timeout: options.read_timeout,
+            per_host: options.max_connections_per_host,
+        };
+        let transport = Transport::shared(&key, || {
+            let mut tls = ureq::tls::TlsConfig::builder();
+            if let Some(bundle) = &ca_bundle {
+                tls = tls.root_certs(load_certificates(bundle)?);
+            }
+            Ok::<_, IndexError>(tls.build())
+        })?;
         Ok(Self {
             listings: sources
                 .find_links
@@ -107,7 +123,7 @@ impl IndexClient {
                 .collect(),
             sources,
             options,
-            agent: ureq::Agent::new_with_config(config),
+            transport,
         })
     }
 
@@ -350,12 +366,22 @@ impl IndexClient {
     }
 
     fn try_fetch(&self, url: &Url, accept: Option<&str>, limit: u64) -> Result<Fetched, Attempt> {
-        let mut request = self.agent.get(url.as_str());
+        let _slot = self.transport.slot(url);
+        let mut request = self.transport.agent().get(url.as_str());
         if let Some(accept) = accept {
             request = request.header("Accept", accept);
         }
         let mut response = request.call().map_err(|e| classify(e, url, limit))?;
         let status = response.status().as_u16();
+        if !(200..=299).contains(&status) {
+            // Read a short error body to its end, so that the connection goes back to the pool
+            // instead of being closed (a 404 per unknown project is common with extra indexes).
+            let _ = response
+                .body_mut()
+                .with_config()
+                .limit(ERROR_BODY_LIMIT)
+                .read_to_vec();
+        }
         match status {
             200..=299 => {}
             404 => return Err(Attempt::Fail(FetchError::NotFound)),
@@ -654,6 +680,47 @@ mod tests {
         let path = dir.path().join(WHEEL);
         let e = c.download(path.to_str().unwrap(), None).unwrap_err();
         assert!(matches!(e, IndexError::TooLarge { .. }), "{e}");
+    }
+
+    /// Many projects listed and downloaded by 8 threads (as locking does): every request reuses
+    /// one of at most `max_connections_per_host` connections, and `localhost` is looked up once.
+    #[test]
+    fn connections_are_reused_and_capped_per_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..40).map(|i| format!("pkg{i}")).collect();
+        for name in &names {
+            fs_err::write(
+                dir.path().join(format!("{name}-1.0-py3-none-any.whl")),
+                name.as_bytes(),
+            )
+            .unwrap();
+        }
+        let server = TestIndex::serve(dir.path()).unwrap();
+        let port = Url::parse(&server.index_url()).unwrap().port().unwrap();
+        let index = server.index_url().replace("127.0.0.1", "localhost");
+        let c = client(
+            &index,
+            ClientOptions {
+                max_connections_per_host: 3,
+                ..fast()
+            },
+        );
+        let done = crate::parallel::map_in_order(&names, 8, |name| {
+            let files = c.wheels(name).unwrap();
+            c.download(&files[0].url, files[0].sha256.as_deref())
+                .unwrap()
+        });
+        assert_eq!(done.len(), 40);
+        assert_eq!(server.requests().len(), 80);
+        let connections = server.connections();
+        assert!(
+            (1..=3).contains(&connections),
+            "{connections} connections for 80 requests"
+        );
+        assert_eq!(
+            super::super::http::dns_lookups(&format!("localhost:{port}")),
+            1
+        );
     }
 
     #[test]

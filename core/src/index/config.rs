@@ -1,8 +1,10 @@
 //! Which index and find-links locations to use.
 //!
-//! There is no built-in default index: the index must come from the command line, the
-//! requirements file, the environment or the user's existing pip/uv configuration. Each setting
-//! is taken from the first place, in this order, that sets it:
+//! No index URL is built in. The index comes from the command line, the requirements file, the
+//! environment or the user's existing pip/uv configuration, and only when none of them names
+//! one, from the interpreter's own pip: its built-in default, as the installed pip reports it
+//! (see [`PipDefaultIndex`]). Each setting is taken from the first place, in this order, that
+//! sets it:
 //!
 //! 1. the command line (`--index-url`, `--extra-index-url`, `--find-links`, `--no-index`);
 //! 2. the requirements file's option lines (list settings add to the command line's);
@@ -16,7 +18,10 @@
 //!    `$XDG_CONFIG_HOME/uv/uv.toml` (or `~/.config/uv/uv.toml`), `/etc/xdg/uv/uv.toml`,
 //!    `/etc/uv/uv.toml` (`index-url`, `extra-index-url`, `find-links`, `no-index`, and
 //!    `[[index]]` tables: the one with `default = true` is the index, the others that are not
-//!    `explicit` are extra indexes).
+//!    `explicit` are extra indexes);
+//! 8. for the index alone, the default of the interpreter's pip. Not when `--find-links` is
+//!    given on the command line and nothing names an index: that means an install from those
+//!    locations alone, as it did before this fallback existed.
 //!
 //! The CA bundle comes from `SSL_CERT_FILE`, `PIP_CERT`, or `cert` in a pip configuration file.
 use std::collections::BTreeMap;
@@ -77,6 +82,19 @@ pub struct PackageSources {
     pub no_index: bool,
     /// A PEM bundle of CA certificates to trust instead of the built-in roots.
     pub cert: Option<PathBuf>,
+    /// The interpreter whose pip supplied the index, when nothing configured one.
+    pub index_from_pip: Option<PathBuf>,
+}
+
+/// The index an interpreter's own pip uses when nothing is configured: pip's built-in default,
+/// read from the installed pip at run time (the interpreter query script asks pip's own model of
+/// it), so that dx-py never writes a registry host itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipDefaultIndex {
+    /// The index URL pip reported.
+    pub url: String,
+    /// The interpreter whose pip reported it.
+    pub python: PathBuf,
 }
 
 impl PackageSources {
@@ -234,11 +252,13 @@ impl Layer {
 }
 
 /// Works out the sources from the command line, the requirements file (if any) and the
-/// environment, as the module documentation describes.
+/// environment, as the module documentation describes. `pip_default` is asked only when
+/// nothing configures an index (it may start an interpreter).
 pub fn discover(
     cli: &SourceOverrides,
     requirements: Option<&Requirements>,
     env: &ConfigEnv,
+    pip_default: impl FnOnce() -> Option<PipDefaultIndex>,
 ) -> Result<PackageSources, ConfigError> {
     let mut layers = Vec::new();
     // The command line and the requirements file act as one layer for list settings.
@@ -288,30 +308,45 @@ pub fn discover(
         .find_map(|l| l.cert.as_deref())
         .map(|c| expand_home(c, env));
 
+    let find_links_only = |find_links| PackageSources {
+        index_url: None,
+        extra_index_urls: Vec::new(),
+        find_links,
+        no_index: true,
+        cert: cert.clone(),
+        index_from_pip: None,
+    };
     if let Some(layer) = layers.iter().find(|l| l.no_index) {
         if find_links.is_empty() {
             return Err(ConfigError::NothingToSearch {
                 origin: layer.origin.clone(),
             });
         }
-        return Ok(PackageSources {
-            index_url: None,
-            extra_index_urls: Vec::new(),
-            find_links,
-            no_index: true,
-            cert,
-        });
+        return Ok(find_links_only(find_links));
     }
 
-    let Some(layer) = layers.iter().find(|l| l.index_url.is_some()) else {
-        return Err(ConfigError::NoIndex {
-            find_links: find_links.iter().map(ToString::to_string).collect(),
-        });
+    let (index_url, index_from_pip) = match layers.iter().find(|l| l.index_url.is_some()) {
+        Some(layer) => (
+            parse_index_url(
+                layer.index_url.as_deref().unwrap_or_default(),
+                &layer.origin,
+            )?,
+            None,
+        ),
+        // `--find-links DIR` alone: an install from that directory, not from the network.
+        None if !cli.find_links.is_empty() => return Ok(find_links_only(find_links)),
+        None => match pip_default() {
+            Some(pip) => {
+                let origin = format!("the default index of `{}`'s pip", pip.python.display());
+                (parse_index_url(&pip.url, &origin)?, Some(pip.python))
+            }
+            None => {
+                return Err(ConfigError::NoIndex {
+                    find_links: find_links.iter().map(ToString::to_string).collect(),
+                });
+            }
+        },
     };
-    let index_url = parse_index_url(
-        layer.index_url.as_deref().unwrap_or_default(),
-        &layer.origin,
-    )?;
     let mut extra_index_urls: Vec<IndexUrl> = Vec::new();
     if let Some(layer) = layers.iter().find(|l| !l.extra_index_urls.is_empty()) {
         for value in &layer.extra_index_urls {
@@ -328,6 +363,7 @@ pub fn discover(
         find_links,
         no_index: false,
         cert,
+        index_from_pip,
     })
 }
 
@@ -710,6 +746,189 @@ mod tests {
 
     fn env(vars: &[(&str, &str)], root: &Path) -> ConfigEnv {
         ConfigEnv::new(vars.iter().copied(), root)
+    }
+
+    /// Discovery on an interpreter without pip (the tests of configured sources).
+    fn discover(
+        cli: &SourceOverrides,
+        requirements: Option<&Requirements>,
+        env: &ConfigEnv,
+    ) -> Result<PackageSources, ConfigError> {
+        super::discover(cli, requirements, env, || None)
+    }
+
+    /// What a fake interpreter's pip answers; no registry host appears in the tests either.
+    fn fake_pip() -> PipDefaultIndex {
+        PipDefaultIndex {
+            url: "https://pip-default.invalid/simple".to_string(),
+            python: PathBuf::from("/fake/bin/python3"),
+        }
+    }
+
+    #[test]
+    fn pip_default_is_used_only_when_nothing_names_an_index() {
+        let root = tempfile::tempdir().unwrap();
+        let asked = std::cell::Cell::new(0);
+        let pip = || {
+            asked.set(asked.get() + 1);
+            Some(fake_pip())
+        };
+        // Nothing configured: pip's default, with where it came from.
+        let s = super::discover(
+            &SourceOverrides::default(),
+            None,
+            &env(&[], root.path()),
+            pip,
+        )
+        .unwrap();
+        assert_eq!(
+            index(&s),
+            (
+                "https://pip-default.invalid/simple/",
+                "the default index of `/fake/bin/python3`'s pip"
+            )
+        );
+        assert_eq!(
+            s.index_from_pip.as_deref(),
+            Some(Path::new("/fake/bin/python3"))
+        );
+        assert_eq!(asked.get(), 1);
+        // Extra indexes and find-links from the environment join it (pip does the same).
+        let s = super::discover(
+            &SourceOverrides::default(),
+            None,
+            &env(
+                &[
+                    ("PIP_EXTRA_INDEX_URL", "https://extra.invalid/"),
+                    ("PIP_FIND_LINKS", "/opt/wheels"),
+                ],
+                root.path(),
+            ),
+            pip,
+        )
+        .unwrap();
+        assert_eq!(index(&s).0, "https://pip-default.invalid/simple/");
+        assert_eq!(s.extra_index_urls[0].url.as_str(), "https://extra.invalid/");
+        assert_eq!(s.find_links, [FindLinks::Dir("/opt/wheels".into())]);
+        assert_eq!(asked.get(), 2);
+
+        // Every configured source wins over it, and pip is not even asked.
+        let asked_before = asked.get();
+        let req = Requirements::parse_str("--index-url https://req.invalid/\n", Path::new("r.txt"))
+            .unwrap();
+        let cli = SourceOverrides {
+            index_url: Some("https://cli.invalid/".into()),
+            ..SourceOverrides::default()
+        };
+        assert_eq!(
+            index(&super::discover(&cli, None, &env(&[], root.path()), pip).unwrap()).0,
+            "https://cli.invalid/"
+        );
+        let s = super::discover(
+            &SourceOverrides::default(),
+            Some(&req),
+            &env(&[], root.path()),
+            pip,
+        )
+        .unwrap();
+        assert_eq!(index(&s).0, "https://req.invalid/");
+        for var in [
+            "DX_PY_INDEX_URL",
+            "UV_DEFAULT_INDEX",
+            "UV_INDEX_URL",
+            "PIP_INDEX_URL",
+        ] {
+            let s = super::discover(
+                &SourceOverrides::default(),
+                None,
+                &env(&[(var, "https://var.invalid/")], root.path()),
+                pip,
+            )
+            .unwrap();
+            assert_eq!(
+                index(&s),
+                ("https://var.invalid/", format!("`{var}`").as_str())
+            );
+            assert!(s.index_from_pip.is_none());
+        }
+        // The user's pip.conf, then (without it) the user's uv.toml.
+        let home = root.path().join("home");
+        for (file, text, expected) in [
+            (
+                ".config/pip/pip.conf",
+                "[global]\nindex-url = https://pipconf.invalid/\n",
+                "https://pipconf.invalid/",
+            ),
+            (
+                ".config/uv/uv.toml",
+                "[[index]]\nurl = \"https://uvtoml.invalid/\"\ndefault = true\n",
+                "https://uvtoml.invalid/",
+            ),
+        ] {
+            write(&home.join(file), text);
+            let vars = [("HOME", home.to_str().unwrap())];
+            let s = super::discover(
+                &SourceOverrides::default(),
+                None,
+                &env(&vars, root.path()),
+                pip,
+            )
+            .unwrap();
+            assert_eq!(index(&s).0, expected);
+            fs_err::remove_file(home.join(file)).unwrap();
+        }
+        assert_eq!(
+            asked.get(),
+            asked_before,
+            "pip asked although an index was configured"
+        );
+
+        // `--no-index`, and `--find-links` alone on the command line, mean no index at all.
+        let cli = SourceOverrides {
+            find_links: vec!["/w".into()],
+            ..SourceOverrides::default()
+        };
+        let s = super::discover(&cli, None, &env(&[], root.path()), pip).unwrap();
+        assert!(s.no_index && s.index_url.is_none() && s.index_from_pip.is_none());
+        let cli = SourceOverrides {
+            no_index: true,
+            find_links: vec!["/w".into()],
+            ..SourceOverrides::default()
+        };
+        let s = super::discover(&cli, None, &env(&[], root.path()), pip).unwrap();
+        assert!(s.no_index && s.index_url.is_none());
+        assert_eq!(asked.get(), asked_before);
+    }
+
+    #[test]
+    fn without_pip_nothing_configured_is_still_the_error() {
+        let root = tempfile::tempdir().unwrap();
+        let e = super::discover(
+            &SourceOverrides::default(),
+            None,
+            &env(&[], root.path()),
+            || None,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::NoIndex { .. }), "{e}");
+        // A pip that reports something unusable is named in the error.
+        let e = super::discover(
+            &SourceOverrides::default(),
+            None,
+            &env(&[], root.path()),
+            || {
+                Some(PipDefaultIndex {
+                    url: "ftp://nope.invalid/".into(),
+                    python: "/fake/python".into(),
+                })
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid index URL `ftp://nope.invalid/` (from the default index of `/fake/python`'s \
+             pip): unsupported scheme `ftp`: expected `https`, `http` or `file`"
+        );
     }
 
     fn write(path: &Path, text: &str) {

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! config::discover      --index-url / requirements file / DX_PY_* / UV_* / PIP_* / pip.conf / uv.toml
-//!        │                         -> PackageSources (no built-in default index)
+//!        │               / else the default of the interpreter's pip, read from pip at run time
+//!        │                         -> PackageSources (no index URL built in)
 //! IndexClient::wheels   find-links dirs and pages, then each index's `{index}/{name}/` page
 //!        │                         -> Vec<IndexFile>
 //! select::select_wheel  exact version, Requires-Python, best tag   -> SelectedWheel
@@ -14,13 +15,16 @@ mod client;
 pub mod config;
 mod filename;
 pub mod find_links;
+mod http;
 pub mod select;
 pub mod simple;
 
 use std::path::PathBuf;
 
 pub use client::{ClientOptions, IndexClient};
-pub use config::{ConfigEnv, ConfigError, FindLinks, IndexUrl, PackageSources, SourceOverrides};
+pub use config::{
+    ConfigEnv, ConfigError, FindLinks, IndexUrl, PackageSources, PipDefaultIndex, SourceOverrides,
+};
 pub use filename::{DistFilename, SDIST_EXTENSIONS, is_dist_filename};
 pub use select::{SelectError, SelectedWheel, select_wheel};
 /// URLs as this module takes and gives them.

@@ -14,12 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use super::tags::TagPriorities;
 use crate::hash::ContentHash;
+use crate::index::PipDefaultIndex;
 
 /// The Python program run (with `-I -c`) to learn what an interpreter is; prints one JSON line.
 const QUERY_SCRIPT: &str = include_str!("query_interpreter.py");
 
 /// Bumped whenever [`InterpreterInfo`] or the cache entry changes shape, so old entries miss.
-const CACHE_FORMAT: u32 = 1;
+/// (2: `pip_index_url` added; answers cached before it would say "no pip" for every interpreter.)
+const CACHE_FORMAT: u32 = 2;
 
 /// A Python version, `major.minor.patch` (pre-release parts are kept in the marker values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -135,6 +137,10 @@ pub struct InterpreterInfo {
     pub ext_suffix: Option<String>,
     /// `py_version_nodot`, e.g. `311`.
     pub py_version_nodot: Option<String>,
+    /// The index the interpreter's own pip uses when nothing is configured, as pip's model of
+    /// its default index says (`None` when this interpreter cannot import pip).
+    #[serde(default)]
+    pub pip_index_url: Option<String>,
 }
 
 /// A Python interpreter: where it is, what it said about itself, and what follows from that
@@ -286,18 +292,69 @@ impl Interpreter {
 
     /// Describes the interpreter at `path` (no `PATH` search), using the cache when valid.
     pub fn from_path_cached(path: &Path, cache_dir: &Path) -> Result<Self, InterpreterError> {
+        Self::from_path_with_cache(path, cache_dir, true)
+    }
+
+    /// Asks the interpreter at `path` again and replaces its cached answer.
+    fn refreshed(path: &Path, cache_dir: &Path) -> Result<Self, InterpreterError> {
+        Self::from_path_with_cache(path, cache_dir, false)
+    }
+
+    fn from_path_with_cache(
+        path: &Path,
+        cache_dir: &Path,
+        read: bool,
+    ) -> Result<Self, InterpreterError> {
         let key = cache_key(path)?;
         let cache_file = cache_dir.join("interpreters").join(format!(
             "{}.json",
             ContentHash::of(key.path.as_os_str().as_encoded_bytes())
         ));
-        if let Some(interp) = read_cache(&cache_file, &key) {
+        if read && let Some(interp) = read_cache(&cache_file, &key) {
             tracing::debug!("Interpreter cache hit for `{}`", path.display());
             return Ok(interp);
         }
         let interp = Self::query(path)?;
         write_cache(&cache_file, key, &interp.info);
         Ok(interp)
+    }
+
+    /// The index this interpreter's own pip would use with nothing configured: pip's built-in
+    /// default as the installed pip reports it, and which interpreter's pip that is. A venv
+    /// without pip (what `dx-py venv` makes) defers to the pip of the interpreter it was made
+    /// from. Cached answers are used first; only when none has a pip are the interpreters asked
+    /// again, since pip may have been installed after they were cached (the interpreter file,
+    /// the cache key, does not change when it is).
+    pub fn pip_default_index(&self, cache_dir: &Path) -> Option<PipDefaultIndex> {
+        let of = |interp: &Self| {
+            interp
+                .info
+                .pip_index_url
+                .clone()
+                .map(|url| PipDefaultIndex {
+                    url,
+                    python: interp.path.clone(),
+                })
+        };
+        let base = self.base_executable();
+        let has_base = self.is_venv() && base != self.path;
+        let ask = |path: &Path, again: bool| {
+            let answer = if again {
+                Self::refreshed(path, cache_dir)
+            } else {
+                Self::from_path_cached(path, cache_dir)
+            };
+            answer
+                .inspect_err(|e| {
+                    tracing::debug!("No answer about pip from `{}`: {e}", path.display())
+                })
+                .ok()
+                .and_then(|i| of(&i))
+        };
+        of(self)
+            .or_else(|| has_base.then(|| ask(base, false)).flatten())
+            .or_else(|| ask(&self.path, true))
+            .or_else(|| has_base.then(|| ask(base, true)).flatten())
     }
 
     /// Runs the interpreter at `path` once and builds the description from its answer, without
@@ -987,6 +1044,100 @@ pub(crate) mod tests {
         }
         Interpreter::find(Some(wrapper.to_str().unwrap()), &cache).unwrap();
         assert_eq!(runs(), 3);
+    }
+
+    /// Fake interpreters (shell scripts printing a stored answer) with and without pip: the
+    /// answer with pip gives its URL; a venv without pip defers to its base interpreter's; no
+    /// pip anywhere is `None` (then discovery keeps its "No package index" error); and a cached
+    /// "no pip" is asked again, since pip may have been installed since.
+    #[cfg(unix)]
+    #[test]
+    fn pip_default_index_comes_from_the_answer_of_pip() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(python) = pyenv_python(11) else {
+            return;
+        };
+        let real = Interpreter::query(&python).unwrap().info;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let runs = dir.path().join("runs");
+        // Each fake prints `{name}.json`, a file beside it: changing the answer leaves the
+        // interpreter file (the cache key) as it was, as installing pip does.
+        let fake = |name: &str, pip: Option<&str>, base: Option<&Path>| {
+            let exe = dir.path().join(name);
+            let mut info = real.clone();
+            info.pip_index_url = pip.map(str::to_string);
+            if let Some(base) = base {
+                info.prefix = dir.path().join("venv");
+                info.base_executable = base.to_path_buf();
+            }
+            fs_err::write(
+                dir.path().join(format!("{name}.json")),
+                serde_json::to_vec(&info).unwrap(),
+            )
+            .unwrap();
+            let script = format!(
+                "#!/bin/sh\necho {name} >> '{}'\ncat '{}.json'\n",
+                runs.display(),
+                exe.display()
+            );
+            if fs_err::read_to_string(&exe).ok().as_deref() != Some(script.as_str()) {
+                fs_err::write(&exe, script).unwrap();
+                fs_err::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            exe
+        };
+        let runs_of = |name: &str| {
+            fs_err::read_to_string(&runs)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| *l == name)
+                .count()
+        };
+        let url = "https://pip-default.invalid/simple";
+        let found = |exe: &Path| {
+            Interpreter::from_path_cached(exe, &cache)
+                .unwrap()
+                .pip_default_index(&cache)
+        };
+
+        let with_pip = fake("with-pip", Some(url), None);
+        let got = found(&with_pip).unwrap();
+        assert_eq!(got.url, url);
+        assert_eq!(got.python.file_name().unwrap(), "with-pip");
+        assert_eq!(runs_of("with-pip"), 1, "the first answer is the one used");
+
+        let venv = fake("venv-python", None, Some(&with_pip));
+        let got = found(&venv).unwrap();
+        assert_eq!(got.python.file_name().unwrap(), "with-pip");
+        assert_eq!(runs_of("with-pip"), 1, "the base's cached answer is used");
+
+        let no_pip = fake("no-pip", None, None);
+        assert_eq!(found(&no_pip), None);
+        assert_eq!(
+            runs_of("no-pip"),
+            2,
+            "a cached `no pip` is asked again once"
+        );
+        let e = crate::index::config::discover(
+            &crate::index::SourceOverrides::default(),
+            None,
+            &crate::index::ConfigEnv::new([("HOME", "/nonexistent")], dir.path()),
+            || found(&no_pip),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("No package index is configured"),
+            "{e}"
+        );
+
+        // pip installed since: the interpreter file is unchanged, the cached answer says no
+        // pip, and asking again finds it and caches it.
+        fake("no-pip", Some(url), None);
+        assert_eq!(found(&no_pip).unwrap().url, url);
+        let before = runs_of("no-pip");
+        assert_eq!(found(&no_pip).unwrap().url, url);
+        assert_eq!(runs_of("no-pip"), before, "the new answer was cached");
     }
 
     #[cfg(unix)]

@@ -203,6 +203,39 @@ def base_executable():
     return exe
 
 
+def pip_index_url():
+    """The index the interpreter's own pip uses when nothing is configured: `PyPI.simple_url` of
+    pip's model, read from the installed pip (never written into dx-py), or None without pip.
+
+    The model module is loaded from its file, without running `pip/__init__.py` and
+    `pip._internal`, which import `typing` and `logging` (several times slower); only if that
+    layout ever changes is pip imported the ordinary way.
+    """
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pip")
+    except Exception:
+        return None
+    if spec is None:
+        return None
+    for root in spec.submodule_search_locations or ():
+        path = os.path.join(root, "_internal", "models", "index.py")
+        try:
+            model_spec = importlib.util.spec_from_file_location("_dx_py_pip_index_model", path)
+            model = importlib.util.module_from_spec(model_spec)
+            model_spec.loader.exec_module(model)
+            return str(model.PyPI.simple_url)
+        except Exception:
+            pass
+    try:
+        from pip._internal.models.index import PyPI
+
+        return str(PyPI.simple_url)
+    except Exception:
+        return None
+
+
 debug = config_var("Py_DEBUG")
 if debug is None:
     debug = hasattr(sys, "gettotalrefcount")
@@ -244,5 +277,6 @@ answer = {
     "pymalloc": pymalloc is None or bool(pymalloc),
     "ext_suffix": config_var("EXT_SUFFIX"),
     "py_version_nodot": config_var("py_version_nodot"),
+    "pip_index_url": pip_index_url(),
 }
 sys.stdout.write("\n" + to_json(answer) + "\n")

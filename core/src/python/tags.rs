@@ -319,6 +319,7 @@ mod tests {
             pymalloc: true,
             ext_suffix: None,
             py_version_nodot: Some(format!("3{minor}")),
+            pip_index_url: None,
         };
         f(&mut info);
         Interpreter::from_info("/x/bin/python".into(), info).unwrap()

@@ -9,6 +9,8 @@
 //! ```
 //!
 //! The directory is read on every request, so files may be added while the server runs.
+//! Connections are kept alive (HTTP/1.1) until the client closes them or asks to, and the
+//! server counts the connections it accepted, so that tests can see whether a client reuses them.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -44,6 +46,9 @@ struct State {
     requires_python: HashMap<String, String>,
     yanked: HashMap<String, Option<String>>,
     log: Vec<String>,
+    /// Every accepted connection, shut down when the server stops (kept-alive ones would
+    /// otherwise go on answering after it is dropped).
+    connections: Vec<TcpStream>,
 }
 
 /// A running test index; it stops when dropped.
@@ -70,6 +75,7 @@ impl TestIndex {
             requires_python: HashMap::new(),
             yanked: HashMap::new(),
             log: Vec::new(),
+            connections: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -80,6 +86,9 @@ impl TestIndex {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    if let Ok(clone) = stream.try_clone() {
+                        lock(&state).connections.push(clone);
+                    }
                     let state = state.clone();
                     std::thread::spawn(move || {
                         let _ = handle(stream, &state, addr);
@@ -154,6 +163,11 @@ impl TestIndex {
     pub fn requests(&self) -> Vec<String> {
         self.state().log.clone()
     }
+
+    /// The TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state().connections.len()
+    }
 }
 
 impl Drop for TestIndex {
@@ -163,6 +177,9 @@ impl Drop for TestIndex {
         let _ = TcpStream::connect(self.addr);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        for c in self.state().connections.drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
         }
     }
 }
@@ -198,60 +215,74 @@ impl Response {
 fn handle(stream: TcpStream, state: &Mutex<State>, addr: SocketAddr) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut accept = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.trim().eq_ignore_ascii_case("accept")
-        {
-            accept = v.trim().to_string();
-        }
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
-    let (stall, fail) = {
-        let mut s = lock(state);
-        s.log.push(path.clone());
-        let stall = (s.stall_next > 0).then_some(s.stall_for);
-        s.stall_next = s.stall_next.saturating_sub(1);
-        let fail = s.fail_next > 0;
-        s.fail_next = s.fail_next.saturating_sub(1);
-        (stall, fail)
-    };
-    if let Some(wait) = stall {
-        std::thread::sleep(wait);
-    }
-    let response = if fail {
-        Response::new("503 Service Unavailable", "text/plain", "try again")
-    } else {
-        route(&path, &accept, &lock(state), addr)
-    };
     let mut out = stream;
-    write!(
-        out,
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
-        response.content_type,
-        response.body.len()
-    )?;
-    for (k, v) in &response.headers {
-        write!(out, "{k}: {v}\r\n")?;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut accept = String::new();
+        let mut close = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                let (k, v) = (k.trim(), v.trim());
+                if k.eq_ignore_ascii_case("accept") {
+                    accept = v.to_string();
+                } else if k.eq_ignore_ascii_case("connection") {
+                    close = v.eq_ignore_ascii_case("close");
+                }
+            }
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        let (stall, fail) = {
+            let mut s = lock(state);
+            s.log.push(path.clone());
+            let stall = (s.stall_next > 0).then_some(s.stall_for);
+            s.stall_next = s.stall_next.saturating_sub(1);
+            let fail = s.fail_next > 0;
+            s.fail_next = s.fail_next.saturating_sub(1);
+            (stall, fail)
+        };
+        if let Some(wait) = stall {
+            std::thread::sleep(wait);
+        }
+        let response = if fail {
+            Response::new("503 Service Unavailable", "text/plain", "try again")
+        } else {
+            route(&path, &accept, &lock(state), addr)
+        };
+        write!(
+            out,
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            response.status,
+            response.content_type,
+            response.body.len()
+        )?;
+        if close {
+            out.write_all(b"Connection: close\r\n")?;
+        }
+        for (k, v) in &response.headers {
+            write!(out, "{k}: {v}\r\n")?;
+        }
+        out.write_all(b"\r\n")?;
+        out.write_all(&response.body)?;
+        out.flush()?;
+        if close {
+            // Drain anything left so that closing does not reset the connection under the
+            // client.
+            let _ = out.shutdown(std::net::Shutdown::Write);
+            let _ = reader.read(&mut [0u8; 64]);
+            return Ok(());
+        }
     }
-    out.write_all(b"\r\n")?;
-    out.write_all(&response.body)?;
-    out.flush()?;
-    // Drain anything left so that closing does not reset the connection under the client.
-    let _ = out.shutdown(std::net::Shutdown::Write);
-    let _ = reader.read(&mut [0u8; 64]);
-    Ok(())
 }
 
 /// The distribution files in the directory: (file name, normalized project name).
