@@ -30,7 +30,8 @@ fn discover_with(variable: &str, file: &str, data: &[u8]) {
     // (`auto_da_alloc`), which would cost milliseconds per input.
     let _ = std::fs::remove_file(&path);
     std::fs::write(&path, data).expect("write the configuration file");
-    if let Ok(sources) = discover(&SourceOverrides::default(), None, &env) {
+    // No pip default: the fuzzer must not start an interpreter.
+    if let Ok(sources) = discover(&SourceOverrides::default(), None, &env, || None) {
         check_sources(&sources);
     }
 }
