@@ -41,6 +41,7 @@ use dashmap::DashMap;
 use crate::dxpkg::{DxpkgError, DxpkgReader};
 use crate::hash::ContentHash;
 
+#[cfg(target_os = "linux")]
 pub(crate) use groups::GROUP_LEN;
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;

@@ -7,7 +7,6 @@ use proptest::prelude::*;
 use super::*;
 use super::{groups, sidecar, unpack};
 use crate::dxpkg::{DxpkgWriter, EntryKind, Scheme};
-use std::path::PathBuf;
 
 fn writer(name: &str, files: &BTreeMap<String, Vec<u8>>) -> DxpkgWriter {
     let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
@@ -635,7 +634,6 @@ fn flip(path: &std::path::Path, at: u64) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
 }
 
-#[cfg(unix)]
 /// Where `path`'s bytes lie in the object `hash`.
 fn offset_of(store: &PackageStore, hash: &ContentHash, path: &str) -> u64 {
     let p = store.get(hash).unwrap();
@@ -847,7 +845,7 @@ fn an_edited_unpacked_copy_is_made_again() {
     flip(&linked, 0);
     assert_eq!(
         store.verify_unpacked(&hash).unwrap(),
-        Some(vec![PathBuf::from("site-packages/a.py")])
+        Some(vec![std::path::PathBuf::from("site-packages/a.py")])
     );
     // The process that made the copy trusts it; a later one checks its stat. Same size, same
     // path: the stat tells.
@@ -881,7 +879,7 @@ fn an_edited_unpacked_copy_is_made_again() {
     std::fs::remove_file(root.join("site-packages/z.bin")).unwrap();
     assert_eq!(
         store.verify_unpacked(&hash).unwrap(),
-        Some(vec![PathBuf::from("site-packages/z.bin")])
+        Some(vec![std::path::PathBuf::from("site-packages/z.bin")])
     );
     assert!(
         PackageStore::open(dir.path())
