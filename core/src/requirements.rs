@@ -80,7 +80,22 @@ impl PinnedRequirement {
 
     /// The marker in PEP 508 canonical form, `None` when it always applies.
     pub fn marker_string(&self) -> Option<String> {
-        self.marker.as_ref().and_then(MarkerTree::try_to_string)
+        let mut text = self.marker.as_ref().and_then(MarkerTree::try_to_string)?;
+        // pep508_rs's display is not always a fixed point: it may normalize again what it wrote
+        // (`python_version < '0'` reads back as `python_full_version < '0'`). Settle on the form
+        // that reads back as itself, so that a written file reads back to the same markers and
+        // the same inputs hash (found by the requirements fuzz target).
+        for _ in 0..4 {
+            let again = text
+                .parse::<MarkerTree>()
+                .ok()
+                .and_then(|m| m.try_to_string());
+            match again {
+                Some(again) if again != text => text = again,
+                _ => break,
+            }
+        }
+        Some(text)
     }
 }
 
@@ -1324,6 +1339,20 @@ mod tests {
         assert_eq!(again.index_url.as_deref(), Some("#x"));
         assert_eq!(again.extra_index_urls, ["#y"]);
         assert_eq!(again.find_links, r.find_links);
+    }
+
+    /// Found by the `requirements` fuzz target: pep508_rs displays `python_version < '0'` in a
+    /// form that reads back as another (`python_full_version < '0'`); the written marker is
+    /// the settled form, so a written file reads back to the same markers and inputs hash.
+    #[test]
+    fn markers_are_written_in_a_form_that_reads_back_as_itself() {
+        let r = parse("foo==1.0 ; python_version < '0'\n").unwrap();
+        let again = parse(&r.to_requirements_txt()).unwrap();
+        assert_eq!(
+            again.entries[0].marker_string(),
+            r.entries[0].marker_string()
+        );
+        assert_eq!(again.inputs_hash(), r.inputs_hash());
     }
 
     proptest! {
