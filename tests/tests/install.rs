@@ -560,7 +560,7 @@ fn pip_in_one_venv_changes_no_other_venv_nor_the_layout() {
     assert!(install_dir(&cx, &dir, "b").contains("layout hit"));
     let (a, b) = (cx.project().join("a"), cx.project().join("b"));
     let layout = layout_site_packages(&a);
-    let before = tree_digest(&layout);
+    let before = dx_py_tests::snapshot(&layout);
 
     // Installing into one venv lands in that venv only.
     let mut args = vec!["install", "--no-index", "--find-links"];
@@ -596,38 +596,9 @@ fn pip_in_one_venv_changes_no_other_venv_nor_the_layout() {
     );
 
     // The shared layout is byte for byte what it was, and the next install is still a hit.
-    assert_eq!(tree_digest(&layout), before);
+    assert_eq!(dx_py_tests::snapshot(&layout), before);
     assert!(install_dir(&cx, &dir, "c").contains("layout hit"));
     venv_python(&cx.project().join("c"), "import idna, requests, certifi");
-}
-
-/// Every path under `root` with its kind and bytes, for before/after comparisons.
-fn tree_digest(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                out.push((rel + "/", Vec::new()));
-                stack.push(p);
-            } else if meta.file_type().is_symlink() {
-                out.push((
-                    rel,
-                    std::fs::read_link(&p)
-                        .unwrap()
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                ));
-            } else {
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
