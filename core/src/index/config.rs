@@ -512,25 +512,37 @@ fn pip_config_layers(env: &ConfigEnv, layers: &mut Vec<Layer>) -> Result<(), Con
     Ok(())
 }
 
-/// A small INI reader with Python `configparser` rules as pip uses them: `[section]`,
-/// `key = value` or `key: value`, indented continuation lines, `#` and `;` comment lines.
+/// A small INI reader with Python `configparser`'s default rules, as pip uses them: `[section]`,
+/// `key = value` or `key: value`; a line indented deeper than its key's line continues the value,
+/// also after blank lines (kept as empty lines, as `empty_lines_in_values` does); `#` and `;`
+/// comment lines are skipped anywhere; values are trimmed at both ends.
 /// Keys are lowercased with `_` read as `-`.
 fn parse_ini(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut section: Option<String> = None;
-    let mut last_key: Option<String> = None;
+    // The key a deeper-indented line continues, and its line's indent.
+    let mut last_key: Option<(String, usize)> = None;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            last_key = None;
-            continue;
-        }
         if trimmed.starts_with('#') || trimmed.starts_with(';') {
             continue;
         }
-        if raw.starts_with([' ', '\t'])
-            && let (Some(s), Some(k)) = (&section, &last_key)
+        let current = match (&section, &last_key) {
+            (Some(s), Some((k, indent))) => Some((s, k, *indent)),
+            _ => None,
+        };
+        if trimmed.is_empty() {
+            if let Some((s, k, _)) = current
+                && let Some(v) = out.get_mut(s).and_then(|m| m.get_mut(k))
+            {
+                v.push('\n');
+            }
+            continue;
+        }
+        let indent = raw.len() - raw.trim_start().len();
+        if let Some((s, k, key_indent)) = current
+            && indent > key_indent
             && let Some(v) = out.get_mut(s).and_then(|m| m.get_mut(k))
         {
             v.push('\n');
@@ -561,7 +573,14 @@ fn parse_ini(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, S
             .replace('_', "-");
         let value = trimmed[split + 1..].trim().to_string();
         out.entry(s.clone()).or_default().insert(key.clone(), value);
-        last_key = Some(key);
+        last_key = Some((key, indent));
+    }
+    // configparser joins a value's lines and strips the whole: blank lines at the end go.
+    for values in out.values_mut() {
+        for v in values.values_mut() {
+            let end = v.trim_end().len();
+            v.truncate(end);
+        }
     }
     Ok(out)
 }
@@ -1194,6 +1213,56 @@ mod tests {
         );
         assert!(parse_index_url("https://", "t").is_err());
         assert!(parse_index_url("mailto:x@y", "t").is_err());
+    }
+
+    /// `parse_ini` reads what Python's `configparser` (pip's reader) reads: multi-line values
+    /// across blank lines and comment lines, continuation by deeper indentation, trailing blank
+    /// lines dropped. Checked against the real `configparser` when `python3` is there.
+    #[test]
+    fn ini_values_match_configparser() {
+        let cases = [
+            // Two URLs separated by a blank line: both stay (one was lost before).
+            "[global]\nextra-index-url =\n    http://127.0.0.1:1/a/simple\n\n    http://127.0.0.1:1/b/simple\n",
+            "[global]\nfind-links =\n  /a\n  # a comment inside\n  ; another\n  /b\n\n\n[install]\nno-index = true\n",
+            "[global]\nindex-url: http://127.0.0.1:1/simple\n\n\n",
+            "[g]\n  a = 1\n   b\n  c = 2\n\tnot-deeper = 3\n",
+            "[g]\nA_Key = x\n\ty\n\n\n\tz\n",
+        ];
+        let ours: Vec<BTreeMap<String, BTreeMap<String, String>>> =
+            cases.iter().map(|c| parse_ini(c).unwrap()).collect();
+        let extra = &ours[0]["global"]["extra-index-url"];
+        assert_eq!(
+            extra.split_whitespace().collect::<Vec<_>>(),
+            ["http://127.0.0.1:1/a/simple", "http://127.0.0.1:1/b/simple"]
+        );
+        let script = "import configparser, json, sys\n\
+            out = []\n\
+            for text in json.load(sys.stdin):\n\
+            \x20   cp = configparser.RawConfigParser()\n\
+            \x20   cp.read_string(text)\n\
+            \x20   out.append({s: {k.replace('_', '-'): v for k, v in cp.items(s)} for s in cp.sections()})\n\
+            json.dump(out, sys.stdout)\n";
+        let Ok(mut child) = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("skipped the configparser comparison: no python3");
+            return;
+        };
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(serde_json::to_string(&cases).unwrap().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let theirs: Vec<BTreeMap<String, BTreeMap<String, String>>> =
+            serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(ours, theirs);
     }
 
     #[test]
