@@ -27,7 +27,7 @@ const PYCACHE: &str = "__pycache__";
 /// `files` are every entry of the package's site-packages (paths relative to it, with their
 /// kind), sources or not. Returns, in input order, the position of each regular `.py` file to
 /// compile and its pyc path (`pkg/__pycache__/mod.{cache_tag}.pyc`). Left out: symlinks, paths
-/// that are not sources or not safe ([`pyc_path`]), sources inside `__pycache__`, and sources
+/// that are not sources or not safe (`pyc_path`), sources inside `__pycache__`, and sources
 /// whose pyc path the package already holds.
 pub fn compile_plan<'a>(
     files: impl IntoIterator<Item = (&'a str, EntryKind)>,
