@@ -24,7 +24,7 @@ use crate::hash::ContentHash;
 /// Cheap to share across threads.
 ///
 /// [`MappedPackage::reader`] gives the index (checked) and raw file bytes (not checked): bytes
-/// that leave the process go through [`MappedPackage::entry_data`] or [`MappedPackage::bytes`].
+/// that leave the process go through [`MappedPackage::entry_data`] or [`MappedPackage::check`].
 #[derive(Debug)]
 pub struct MappedPackage {
     path: PathBuf,
