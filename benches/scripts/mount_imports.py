@@ -83,6 +83,18 @@ class Out:
     tail: str
 
 
+
+def layout_site_packages(sp: Path) -> Path:
+    """The shared layout's site-packages that a dx-py venv's own `sp` adds through its
+    `_dx_py_layout.pth` (whose marker line names the layout); `sp` itself resolved otherwise
+    (venvs of the symlink design, mounts)."""
+    pth = sp / "_dx_py_layout.pth"
+    if pth.is_file():
+        for line in pth.read_text().splitlines():
+            if line.startswith("# dx-py-layout: "):
+                return Path(json.loads(line[len("# dx-py-layout: "):])["layout"]) / "site-packages"
+    return Path(os.path.realpath(sp))
+
 def run(cmd, *, env: dict[str, str], cwd: Path, timeout: float) -> Out:
     """Run `cmd` (wall time spawn to exit), keeping its output; kill its process group on timeout."""
     t0 = time.perf_counter()
@@ -818,7 +830,7 @@ class Bench:
             self.failures.append(f"{s['name']}: replay: strace: {out.tail}")
             return
         sp = layout_venv / "lib" / f"python{self.py_version}" / "site-packages"
-        real_sp = os.path.realpath(sp)
+        real_sp = str(layout_site_packages(sp))
         rel_sp = f"lib/python{self.py_version}/site-packages"
         prefixes = [(str(layout_venv), ""), (real_sp, rel_sp)]
         if os.path.realpath(layout_venv) != str(layout_venv):
@@ -877,7 +889,7 @@ class Bench:
 
     def bench_throughput(self, s, targets) -> None:
         sp_rel = Path("lib") / f"python{self.py_version}" / "site-packages"
-        root = Path(os.path.realpath(s["venvs"]["layout"] / sp_rel))
+        root = layout_site_packages(s["venvs"]["layout"] / sp_rel)
         best, size = None, -1
         for dirpath, _dirs, files in os.walk(root):
             for f in files:
@@ -986,7 +998,7 @@ class Bench:
                 self.add(s["name"], f"resident after warm import, {start} before mounting: mounted files",
                          {"mount": Cell("MiB", [mib(mounted_after)])}, "`fincore` over every file of the mount's site-packages")
         if "layout" in targets:
-            files = files_under(Path(os.path.realpath(s["venvs"]["layout"] / sp_rel)))
+            files = files_under(layout_site_packages(s["venvs"]["layout"] / sp_rel))
             evict(files)
             for _ in range(2):
                 self.timed_import(s, "layout")
