@@ -83,7 +83,6 @@ class Out:
     tail: str
 
 
-
 def layout_site_packages(sp: Path) -> Path:
     """The shared layout's site-packages that a dx-py venv's own `sp` adds through its
     `_dx_py_layout.pth` (whose marker line names the layout); `sp` itself resolved otherwise
