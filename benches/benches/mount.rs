@@ -251,15 +251,7 @@ mod linux {
         let dir = tempfile::tempdir().unwrap();
         let store = PackageStore::open(dir.path().join("store"));
         let mut w = DxpkgWriter::new("big", "1.0", "big-1.0.dist-info");
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let big: Vec<u8> = (0..BIG)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let big = dx_py_core::testing::noise(BIG, 0x9e37_79b9_7f4a_7c15);
         for (path, data) in [
             ("big/a.py", b"A = 1\n".to_vec()),
             ("big/data.bin", big),

@@ -13,15 +13,7 @@ use dx_py_core::store::PackageStore;
 /// A package of `len` bytes of data: one large file and 200 small ones (a fixed corpus).
 fn object(len: usize) -> Vec<u8> {
     let mut w = DxpkgWriter::new("big", "1.0", "big-1.0.dist-info");
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let bytes = dx_py_core::testing::noise(len, 0x9e37_79b9_7f4a_7c15);
     w.add(
         Scheme::SitePackages,
         "big/data.bin",

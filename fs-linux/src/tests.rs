@@ -25,18 +25,7 @@ enum Want {
     Link(String),
 }
 
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use dx_py_core::testing::noise;
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -475,8 +475,15 @@ pub fn wheel_file(dir: &Path, prefix: &str) -> PathBuf {
 /// what the command printed on stderr.
 pub fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
     std::fs::write(cx.project().join("requirements.txt"), pins_for(dir)).unwrap();
-    let out = cx
-        .dx_py()
+    let out = install_from(cx, dir, venv);
+    assert_success(&out, "dx-py install");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `dx-py install -r requirements.txt` (the project's own file) into `venv` with the
+/// wheels of `dir` only, whatever its outcome.
+pub fn install_from(cx: &TestContext, dir: &Path, venv: &str) -> Output {
+    cx.dx_py()
         .args([
             "install",
             "-r",
@@ -487,9 +494,7 @@ pub fn install_dir(cx: &TestContext, dir: &Path, venv: &str) -> String {
         .arg(dir)
         .args(["--venv", venv])
         .output()
-        .unwrap();
-    assert_success(&out, "dx-py install");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+        .unwrap()
 }
 
 /// Checks a whole `site-packages` (a venv's layout, or a mounted venv's) against the wheels it

@@ -38,21 +38,6 @@ fn setup(cx: &TestContext) -> PathBuf {
     wheels
 }
 
-fn install(cx: &TestContext, wheels: &Path, venv: &str) -> std::process::Output {
-    cx.dx_py()
-        .args([
-            "install",
-            "-r",
-            "requirements.txt",
-            "--no-index",
-            "--find-links",
-        ])
-        .arg(wheels)
-        .args(["--venv", venv])
-        .output()
-        .unwrap()
-}
-
 /// Every file under `dir` whose name ends with `suffix`.
 fn find(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -99,12 +84,15 @@ fn site_packages(venv: &Path) -> PathBuf {
 fn a_damaged_object_fails_an_install_that_rebuilds_from_it() {
     let cx = TestContext::new();
     let wheels = setup(&cx);
-    dx_py_tests::assert_success(&install(&cx, &wheels, ".venv"), "first install");
+    dx_py_tests::assert_success(
+        &dx_py_tests::install_from(&cx, &wheels, ".venv"),
+        "first install",
+    );
     let object = damage_object(&cx);
     // Nothing prebuilt to fall back on: the layout is made again from the object.
     cx.run_ok(&["cache", "clean", "--layouts", "--force"]);
     std::fs::remove_dir_all(cx.cache_dir().join("store/unpacked")).unwrap();
-    let out = install(&cx, &wheels, "second");
+    let out = dx_py_tests::install_from(&cx, &wheels, "second");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -125,7 +113,10 @@ fn a_damaged_object_fails_an_install_that_rebuilds_from_it() {
 fn an_edited_unpacked_file_does_not_reach_a_new_layout() {
     let cx = TestContext::new();
     let wheels = setup(&cx);
-    dx_py_tests::assert_success(&install(&cx, &wheels, ".venv"), "first install");
+    dx_py_tests::assert_success(
+        &dx_py_tests::install_from(&cx, &wheels, ".venv"),
+        "first install",
+    );
     // A user editing a file in site-packages edits the hardlinked unpacked copy.
     let edited = layout_site_packages(&cx.project().join(".venv")).join("dmg/__init__.py");
     let real = std::fs::canonicalize(&edited).unwrap();
@@ -137,7 +128,7 @@ fn an_edited_unpacked_file_does_not_reach_a_new_layout() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&real, b"OK = 2\n").unwrap();
     cx.run_ok(&["cache", "clean", "--layouts", "--force"]);
-    let out = install(&cx, &wheels, "second");
+    let out = dx_py_tests::install_from(&cx, &wheels, "second");
     dx_py_tests::assert_success(&out, "second install");
     let second = cx.project().join("second");
     assert_eq!(
@@ -167,7 +158,7 @@ fn the_mount_refuses_a_damaged_file_and_serves_its_neighbours() {
     }
     let cx = TestContext::new();
     let wheels = setup(&cx);
-    dx_py_tests::assert_success(&install(&cx, &wheels, ".venv"), "install");
+    dx_py_tests::assert_success(&dx_py_tests::install_from(&cx, &wheels, ".venv"), "install");
     damage_object(&cx);
     let out = cx
         .dx_py()

@@ -1,6 +1,8 @@
 //! Helpers for tests of this crate and of the end-to-end suite (feature `testing`).
 mod index_server;
 mod needs;
+mod noise;
 
 pub use index_server::{ServedFormat, TestIndex};
 pub use needs::{NotOnPath, NotRoot, REQUIRE_ALL, can_run, on_path, root, skip};
+pub use noise::noise;

@@ -94,19 +94,6 @@ impl Drop for LoopDisk {
     }
 }
 
-/// Bytes that deflate cannot shrink (xorshift), so that the wheel is as large as its payload.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Asserts that `out` is a failure that says the disk is full and names a path under `disk`.
 fn assert_disk_full(out: &std::process::Output, disk: &Path, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -144,7 +131,10 @@ fn an_install_that_fills_the_disk_fails_clearly_and_leaves_nothing_half_written(
         &[
             WheelBuilder::new("bulky", "1.0")
                 .file("bulky/__init__.py", b"SIZE = 1\n")
-                .file("bulky/blob.bin", &noise(PAYLOAD)),
+                .file(
+                    "bulky/blob.bin",
+                    &dx_py_core::testing::noise(PAYLOAD, 0x9e37_79b9_7f4a_7c15),
+                ),
             WheelBuilder::new("tiny", "1.0").file("tiny.py", b"T = 1\n"),
         ],
         "bulky, tiny",
