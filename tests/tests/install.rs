@@ -780,3 +780,55 @@ fn walk_files(root: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_lock_for_another_interpreter_is_refused_unless_its_wheels_fit() {
+    let Some(py312) = dx_py_tests::other_python() else {
+        dx_py_core::testing::skip("a second CPython (3.12 or 3.10) from pyenv");
+        return;
+    };
+    let cx = TestContext::new();
+    let wheels = cx.temp.path().join("wheels");
+    let here = dx_py_tests::cache_tag().replace("cpython-", "cp");
+    write_wheels(
+        &wheels,
+        &[
+            WheelBuilder::new("pure", "1.0").file("pure.py", b""),
+            WheelBuilder::new("native", "1.0")
+                .tag(&format!("{here}-{here}-linux_x86_64"))
+                .file("native.py", b""),
+        ],
+    );
+    let lock = |reqs: &str| {
+        std::fs::write(cx.project().join("requirements.txt"), reqs).unwrap();
+        cx.run_ok(&[
+            "lock",
+            "-r",
+            "requirements.txt",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().unwrap(),
+        ]);
+    };
+    let install_312 = || {
+        cx.dx_py()
+            .args(["install", "--lock", "pylock.toml", "--venv", "v312", "--python"])
+            .arg(&py312)
+            .output()
+            .unwrap()
+    };
+    // Only pure wheels: the lock fits the other interpreter too.
+    lock("pure==1.0\n");
+    dx_py_tests::assert_success(&install_312(), "install of a pure lock");
+    venv_python(&cx.project().join("v312"), "import pure");
+    // A wheel for this interpreter only: refused, naming it and saying to re-lock.
+    lock("pure==1.0\nnative==1.0\n");
+    let out = install_312();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("native-1.0-") && err.contains("re-lock"),
+        "{err}"
+    );
+    venv_python(&cx.project().join("v312"), "import pure");
+}

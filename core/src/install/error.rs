@@ -94,6 +94,20 @@ pub enum InstallError {
         /// The venv (absolute).
         venv: PathBuf,
     },
+    /// A locked wheel does not fit the interpreter: the lock was made for another environment.
+    #[error(
+        "The lock was made for {locked_for}, not for this interpreter ({interpreter}): `{filename}` ({name}) does not fit it; re-lock for this interpreter (`dx-py lock`, or `dx-py install -r` with the requirements)"
+    )]
+    WrongEnvironment {
+        /// The environment the lock records (e.g. `cp311-linux_x86_64`).
+        locked_for: String,
+        /// The interpreter's environment.
+        interpreter: String,
+        /// The first package whose wheel does not fit.
+        name: String,
+        /// Its wheel.
+        filename: String,
+    },
     /// The lock itself is unreadable or corrupt.
     #[error(transparent)]
     Dpl(#[from] crate::dpl::DplFileError),

@@ -139,6 +139,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     timer.mark(&mut report, "lookup");
 
     // Cold path.
+    check_environment(dpl, ctx.interp, &tag)?;
     let sources = WheelSources {
         client: ctx.client,
         find_links: ctx.find_links,
@@ -186,6 +187,39 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     timer.mark(&mut report, "link");
 
     Ok((report, updated))
+}
+
+/// Refuses a lock whose wheels do not fit the interpreter (a lock made for CPython 3.11 would
+/// otherwise "install" cp311 wheels into a 3.12 venv that then fails at import). Only the cold
+/// path asks: a warm hit is keyed by the interpreter's tag, so it was checked when it was built.
+fn check_environment<B: AsRef<[u8]>>(
+    dpl: &DplReader<B>,
+    interp: &Interpreter,
+    tag: &str,
+) -> Result<(), InstallError> {
+    if dpl.environment() == tag {
+        return Ok(());
+    }
+    for entry in dpl.entries() {
+        let entry = entry?;
+        let filename = entry.wheel().filename;
+        // A name that does not parse is refused, with its reason, where the wheel is read.
+        let Ok(wheel) = crate::wheel::WheelFilename::parse(filename) else {
+            continue;
+        };
+        if interp.tag_priority(&wheel.tags).is_none() {
+            return Err(InstallError::WrongEnvironment {
+                locked_for: match dpl.environment() {
+                    "" => "another environment".to_owned(),
+                    env => env.to_owned(),
+                },
+                interpreter: tag.to_owned(),
+                name: entry.name().to_owned(),
+                filename: filename.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The venv's absolute path when a dx-py mount serves it (an unreadable mount table: no).
