@@ -832,3 +832,48 @@ fn a_lock_for_another_interpreter_is_refused_unless_its_wheels_fit() {
     );
     venv_python(&cx.project().join("v312"), "import pure");
 }
+
+#[test]
+fn an_install_lists_the_packages_it_added_and_removed() {
+    let cx = TestContext::new();
+    let wheels = cx.temp.path().join("wheels");
+    write_wheels(
+        &wheels,
+        &[
+            WheelBuilder::new("Keep_Me", "1.0").file("keep.py", b""),
+            WheelBuilder::new("gone", "1.0").file("gone.py", b""),
+            WheelBuilder::new("bumped", "1.0").file("bumped.py", b""),
+            WheelBuilder::new("bumped", "2.0").file("bumped.py", b""),
+        ],
+    );
+    let install = |reqs: &str| {
+        std::fs::write(cx.project().join("requirements.txt"), reqs).unwrap();
+        let out = cx
+            .dx_py()
+            .args(["install", "-r", "requirements.txt", "--no-index", "--find-links"])
+            .arg(&wheels)
+            .output()
+            .unwrap();
+        dx_py_tests::assert_success(&out, "dx-py install");
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with(" + ") || l.starts_with(" - "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        install("keep-me==1.0\ngone==1.0\nbumped==1.0\n"),
+        [" + bumped==1.0", " + gone==1.0", " + Keep_Me==1.0"]
+    );
+    // The same set again: nothing to list.
+    assert_eq!(install("keep-me==1.0\ngone==1.0\nbumped==1.0\n"), [] as [&str; 0]);
+    assert_eq!(
+        install("keep-me==1.0\nbumped==2.0\n"),
+        [" - bumped==1.0", " + bumped==2.0", " - gone==1.0"]
+    );
+    // Back to a set whose layout is cached (the warm path lists changes too).
+    assert_eq!(
+        install("keep-me==1.0\ngone==1.0\nbumped==1.0\n"),
+        [" - bumped==2.0", " + bumped==1.0", " + gone==1.0"]
+    );
+}

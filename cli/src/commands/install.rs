@@ -220,6 +220,10 @@ fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: I
             took.as_secs_f64() * 1e3
         ));
     }
+    for change in &report.changes {
+        let sign = if change.added { '+' } else { '-' };
+        printer.info(format_args!(" {sign} {}=={}", change.name, change.version));
+    }
     for note in &report.notes {
         printer.info(note);
     }

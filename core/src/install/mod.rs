@@ -8,6 +8,7 @@
 //! sync::sync_venv            layout hit = one symlink; miss = build the layout, then link it
 //! ```
 mod bytecode;
+mod changes;
 mod error;
 mod fetch;
 mod lock;
@@ -21,6 +22,7 @@ pub use bytecode::{
     BytecodeBatch, LazyBytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs,
     existing_packs,
 };
+pub use changes::PackageChange;
 pub use error::InstallError;
 pub use fetch::{
     AfterStore, FetchStats, ensure_stored, local_wheel, store_wheel_bytes, unpack_when_stored,

@@ -41,6 +41,8 @@ pub struct InstallReport {
     pub venv_created: bool,
     /// Time per phase, in order.
     pub phases: Vec<(&'static str, Duration)>,
+    /// Packages added to and removed from the venv, sorted by name.
+    pub changes: Vec<super::PackageChange>,
     /// Notes worth showing the user (e.g. a layout that was repaired).
     pub notes: Vec<String>,
 }

@@ -6,6 +6,7 @@
 //! interpreter, build the layout, then link it.
 use std::path::{Path, PathBuf};
 
+use super::changes::Previous;
 use super::report::PhaseTimer;
 use super::{
     InstallError, InstallReport, PrepareOptions, Reporter, WheelSources, prepare_packages,
@@ -74,6 +75,7 @@ pub fn try_warm<B: AsRef<[u8]>>(
     }
     let made =
         ensure_venv(interp, venv, &mut report, &mut timer).map_err(|e| if_mounted(venv, e))?;
+    let previous = Previous::read(venv, python_pair(interp), Some(&hash));
     let linked = layouts
         .install_cached(&hash, venv)
         .map_err(|e| if_mounted(venv, e.into()))?;
@@ -83,6 +85,7 @@ pub fn try_warm<B: AsRef<[u8]>>(
     made.keep();
     report.layout_hit = true;
     report.store_hits = dpl.len();
+    report.changes = previous.changes(dpl, &hash);
     timer.mark(&mut report, "link");
     Ok(Some(report))
 }
@@ -125,6 +128,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     }
     let made = ensure_venv(ctx.interp, ctx.venv, &mut report, &mut timer)?;
     let tag = ctx.interp.tag();
+    let previous = Previous::read(ctx.venv, python_pair(ctx.interp), None);
 
     // Warm path: every package already has a store hash, so the project hash is known.
     if let Some(hash) = project_hash(dpl, &tag)?
@@ -133,6 +137,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
         made.keep();
         report.layout_hit = true;
         report.store_hits = dpl.len();
+        report.changes = previous.changes(dpl, &hash);
         timer.mark(&mut report, "link");
         return Ok((report, None));
     }
@@ -182,7 +187,8 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     let layout = ctx.layouts.build_layout(&spec)?;
     report.link_mode = Some(layout.link_mode);
     timer.mark(&mut report, "layout");
-    ctx.layouts.install(&spec, ctx.venv)?;
+    let installed = ctx.layouts.install(&spec, ctx.venv)?;
+    report.changes = previous.changes(dpl, &installed.project_hash);
     made.keep();
     timer.mark(&mut report, "link");
 
@@ -220,6 +226,11 @@ fn check_environment<B: AsRef<[u8]>>(
         }
     }
     Ok(())
+}
+
+fn python_pair(interp: &Interpreter) -> (u8, u8) {
+    let v = interp.version();
+    (v.major as u8, v.minor as u8)
 }
 
 /// The venv's absolute path when a dx-py mount serves it (an unreadable mount table: no).

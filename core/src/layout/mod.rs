@@ -48,6 +48,7 @@ pub use index::{
     ENTRY_LEN, HEADER_LEN, IndexError, LayoutEntry, LayoutIndex, LayoutIndexHeader, MAGIC,
     MAX_TAG_LEN, MIN_CAPACITY, VERSION, capacity_for, encode_index,
 };
+pub(crate) use manifest::MANIFEST_NAME;
 pub use manifest::{LayoutManifest, LinkCounts, ManifestPackage};
 pub use project_hash::{ProjectHash, ProjectHashError};
 pub use verify::{LayoutProblem, VerifyLevel, VerifyReport};
