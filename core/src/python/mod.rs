@@ -20,6 +20,7 @@
 mod bytecode;
 pub(crate) mod interpreter;
 mod plan;
+mod run;
 mod session;
 mod tags;
 mod venv;
@@ -32,5 +33,6 @@ pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
 pub use plan::compile_plan;
+pub use run::{RunError, run_replacing, venv_command};
 pub use session::{CompileSession, SessionSource};
 pub use venv::{ExistingVenv, Venv, VenvError, VenvOptions, create_venv, venv_text_files};
