@@ -522,3 +522,55 @@ pub fn check_site_packages(site_packages: &Path, wheels: &[PathBuf], what: &str)
     });
     check_bytecode(&files, "", &record, &cache_tag(), what);
 }
+
+/// The uv release the interoperability tests read the files of (locks it writes, venvs it reads).
+pub const UV_VERSION: &str = "0.13.10";
+
+/// A `uv` binary for interoperability tests: `$DX_PY_TEST_UV`, else uv [`UV_VERSION`] installed
+/// once with pip into `target/test-tools/` (it comes from the registry pip uses, like the
+/// wheels of [`fetch_wheels`]); `None`, after saying what is skipped, when neither works.
+pub fn uv() -> Option<PathBuf> {
+    static UV: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let found = UV.get_or_init(|| {
+        if let Some(given) = std::env::var_os("DX_PY_TEST_UV") {
+            return Some(PathBuf::from(given));
+        }
+        let tools = target_dir().join("test-tools");
+        let uv = tools.join(format!("uv-{UV_VERSION}"));
+        if uv.is_file() {
+            return Some(uv);
+        }
+        std::fs::create_dir_all(&tools).ok()?;
+        // Installed into a venv of its own, then the binary (which needs nothing of the venv)
+        // is renamed into place, so that concurrent test processes never see half of it.
+        let venv = tempfile::tempdir_in(&tools).ok()?;
+        let ok = |cmd: &mut Command| cmd.status().is_ok_and(|s| s.success());
+        if !ok(Command::new(python()).args(["-m", "venv"]).arg(venv.path()))
+            || !ok(Command::new(venv.path().join("bin/python"))
+                .args(["-m", "pip", "install", "--quiet"])
+                .arg(format!("uv=={UV_VERSION}"))
+                .env("PIP_FIND_LINKS", ""))
+        {
+            return None;
+        }
+        std::fs::rename(venv.path().join("bin/uv"), &uv).ok()?;
+        Some(uv)
+    });
+    if found.is_none() {
+        skip(format_args!(
+            "uv {UV_VERSION} could not be installed with pip (set DX_PY_TEST_UV)"
+        ));
+    }
+    found.clone()
+}
+
+/// `uv ARGS…` with the test environment: no downloads of interpreters, no user config.
+pub fn uv_command(uv: &Path, cache: &Path) -> Command {
+    let mut cmd = Command::new(uv);
+    cmd.env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_NO_CONFIG", "1")
+        .env("UV_CACHE_DIR", cache)
+        .env_remove("UV_INDEX_URL")
+        .env_remove("UV_DEFAULT_INDEX");
+    cmd
+}

@@ -812,7 +812,14 @@ fn a_lock_for_another_interpreter_is_refused_unless_its_wheels_fit() {
     };
     let install_312 = || {
         cx.dx_py()
-            .args(["install", "--lock", "pylock.toml", "--venv", "v312", "--python"])
+            .args([
+                "install",
+                "--lock",
+                "pylock.toml",
+                "--venv",
+                "v312",
+                "--python",
+            ])
             .arg(&py312)
             .output()
             .unwrap()
@@ -850,7 +857,13 @@ fn an_install_lists_the_packages_it_added_and_removed() {
         std::fs::write(cx.project().join("requirements.txt"), reqs).unwrap();
         let out = cx
             .dx_py()
-            .args(["install", "-r", "requirements.txt", "--no-index", "--find-links"])
+            .args([
+                "install",
+                "-r",
+                "requirements.txt",
+                "--no-index",
+                "--find-links",
+            ])
             .arg(&wheels)
             .output()
             .unwrap();
@@ -866,7 +879,10 @@ fn an_install_lists_the_packages_it_added_and_removed() {
         [" + bumped==1.0", " + gone==1.0", " + Keep_Me==1.0"]
     );
     // The same set again: nothing to list.
-    assert_eq!(install("keep-me==1.0\ngone==1.0\nbumped==1.0\n"), [] as [&str; 0]);
+    assert_eq!(
+        install("keep-me==1.0\ngone==1.0\nbumped==1.0\n"),
+        [] as [&str; 0]
+    );
     assert_eq!(
         install("keep-me==1.0\nbumped==2.0\n"),
         [" - bumped==1.0", " + bumped==2.0", " - gone==1.0"]
@@ -876,4 +892,197 @@ fn an_install_lists_the_packages_it_added_and_removed() {
         install("keep-me==1.0\ngone==1.0\nbumped==1.0\n"),
         [" - bumped==2.0", " + bumped==1.0", " + gone==1.0"]
     );
+}
+
+/// A pylock.toml as multi-environment lockers write it: markers per package, several wheels
+/// per package, paths relative to the lock.
+fn multi_environment_pylock(wheels: &Path, here: &str) -> String {
+    let sha = |file: &str| dx_py_core::hash::sha256_hex(&std::fs::read(wheels.join(file)).unwrap());
+    let wheel = |file: &str| {
+        format!(
+            "{{ name = \"{file}\", path = \"wheels/{file}\", hashes = {{ sha256 = \"{}\" }} }}",
+            sha(file)
+        )
+    };
+    format!(
+        r#"lock-version = "1.0"
+requires-python = ">=3.8"
+created-by = "hand"
+
+[[packages]]
+name = "native"
+version = "1.0"
+wheels = [
+    {},
+    {},
+    {},
+]
+
+[[packages]]
+name = "winonly"
+version = "1.0"
+marker = "sys_platform == 'win32'"
+wheels = [{}]
+
+[[packages]]
+name = "pure"
+version = "1.0"
+marker = "python_full_version >= '3.8' and sys_platform != 'win32'"
+wheels = [{}]
+"#,
+        wheel("native-1.0-cp39-cp39-win_amd64.whl"),
+        wheel(&format!("native-1.0-{here}-{here}-linux_x86_64.whl")),
+        wheel("native-1.0-py3-none-any.whl"),
+        wheel("winonly-1.0-py3-none-any.whl"),
+        wheel("pure-1.0-py3-none-any.whl"),
+    )
+}
+
+#[test]
+fn a_multi_environment_pylock_installs_by_markers_and_best_wheel() {
+    let cx = TestContext::new();
+    let wheels = cx.project().join("wheels");
+    let here = dx_py_tests::cache_tag().replace("cpython-", "cp");
+    write_wheels(
+        &wheels,
+        &[
+            WheelBuilder::new("native", "1.0")
+                .tag("cp39-cp39-win_amd64")
+                .file("native.py", b"KIND = 'windows'\n"),
+            WheelBuilder::new("native", "1.0")
+                .tag(&format!("{here}-{here}-linux_x86_64"))
+                .file("native.py", b"KIND = 'this interpreter'\n"),
+            WheelBuilder::new("native", "1.0").file("native.py", b"KIND = 'pure'\n"),
+            WheelBuilder::new("winonly", "1.0").file("winonly.py", b""),
+            WheelBuilder::new("pure", "1.0").file("pure.py", b""),
+        ],
+    );
+    std::fs::write(
+        cx.project().join("pylock.toml"),
+        multi_environment_pylock(&wheels, &here),
+    )
+    .unwrap();
+    cx.run_ok(&["install", "--lock", "pylock.toml"]);
+    let venv = cx.project().join(".venv");
+    let out = venv_python(
+        &venv,
+        "import native, pure, importlib.util as u; print(native.KIND, u.find_spec('winonly') is None)",
+    );
+    assert_eq!(out.trim(), "this interpreter True");
+
+    // Another interpreter chooses again from the same lock: the pure wheel of `native`.
+    if let Some(other) = dx_py_tests::other_python() {
+        let out = cx
+            .dx_py()
+            .args([
+                "install",
+                "--lock",
+                "pylock.toml",
+                "--venv",
+                "other",
+                "--python",
+            ])
+            .arg(&other)
+            .output()
+            .unwrap();
+        dx_py_tests::assert_success(&out, "install with another interpreter");
+        let out = venv_python(
+            &cx.project().join("other"),
+            "import native; print(native.KIND)",
+        );
+        assert_eq!(out.trim(), "pure");
+        // And this one again takes its own wheel (the DPL of the other is not reused).
+        cx.run_ok(&["install", "--lock", "pylock.toml"]);
+        let out = venv_python(&venv, "import native; print(native.KIND)");
+        assert_eq!(out.trim(), "this interpreter");
+    }
+
+    // Nothing fits: the error names the package and the interpreter.
+    let text = multi_environment_pylock(&wheels, &here).replace(
+        &format!("native-1.0-{here}-{here}-linux_x86_64.whl"),
+        "native-1.0-cp39-cp39-win_amd64.whl",
+    );
+    let text = text.replace(
+        "    { name = \"native-1.0-py3-none-any.whl\"",
+        "    { name = \"native-1.0-cp39-cp39-win_amd64.whl\"",
+    );
+    std::fs::write(cx.project().join("pylock.toml"), text).unwrap();
+    let err = cx.run_err(&["install", "--lock", "pylock.toml"], 1);
+    assert!(
+        err.contains("No wheel of `native`") && err.contains("re-lock"),
+        "{err}"
+    );
+
+    // A marker that does not parse is an error naming it.
+    let text = multi_environment_pylock(&wheels, &here)
+        .replace("sys_platform == 'win32'", "sys_platform === 'win32'");
+    std::fs::write(cx.project().join("pylock.toml"), text).unwrap();
+    let err = cx.run_err(&["install", "--lock", "pylock.toml"], 1);
+    assert!(
+        err.contains("Invalid marker") && err.contains("winonly"),
+        "{err}"
+    );
+
+    // requires-python that excludes the interpreter.
+    let text = multi_environment_pylock(&wheels, &here)
+        .replace("requires-python = \">=3.8\"", "requires-python = \">=4\"");
+    std::fs::write(cx.project().join("pylock.toml"), text).unwrap();
+    let err = cx.run_err(&["install", "--lock", "pylock.toml"], 1);
+    assert!(err.contains("requires Python >=4"), "{err}");
+}
+
+#[test]
+fn a_universal_pylock_written_by_uv_installs() {
+    let Some(uv) = dx_py_tests::uv() else {
+        return;
+    };
+    let cx = TestContext::new();
+    let wheels = cx.project().join("wheels");
+    let here = dx_py_tests::cache_tag().replace("cpython-", "cp");
+    write_wheels(
+        &wheels,
+        &[
+            WheelBuilder::new("native", "1.0")
+                .tag("cp39-cp39-win_amd64")
+                .file("native.py", b"KIND = 'windows'\n"),
+            WheelBuilder::new("native", "1.0")
+                .tag(&format!("{here}-{here}-linux_x86_64"))
+                .file("native.py", b"KIND = 'this interpreter'\n"),
+            WheelBuilder::new("native", "1.0")
+                .tag("py3-none-macosx_11_0_arm64")
+                .file("native.py", b"KIND = 'mac'\n"),
+            WheelBuilder::new("winonly", "1.0").file("winonly.py", b""),
+            WheelBuilder::new("app", "1.0")
+                .requires_dist("native")
+                .requires_dist("winonly; sys_platform == 'win32'")
+                .file("app.py", b""),
+        ],
+    );
+    std::fs::write(cx.project().join("requirements.in"), "app\n").unwrap();
+    let out = dx_py_tests::uv_command(&uv, &cx.temp.path().join("uv-cache"))
+        .current_dir(cx.project())
+        .args([
+            "pip",
+            "compile",
+            "--universal",
+            "--no-index",
+            "--find-links",
+            "wheels",
+            "requirements.in",
+            "-o",
+            "pylock.toml",
+            "--python",
+        ])
+        .arg(dx_py_tests::python_executable())
+        .output()
+        .unwrap();
+    dx_py_tests::assert_success(&out, "uv pip compile --universal");
+    let text = std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap();
+    assert!(text.contains("win32"), "a multi-environment lock:\n{text}");
+    cx.run_ok(&["install", "--lock", "pylock.toml"]);
+    let out = venv_python(
+        &cx.project().join(".venv"),
+        "import app, native, importlib.util as u; print(native.KIND, u.find_spec('winonly') is None)",
+    );
+    assert_eq!(out.trim(), "this interpreter True");
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dx_py_core::cache_lock::CacheLock;
-use dx_py_core::dpl::{DplFileError, DplReader, Lock};
+use dx_py_core::dpl::{DplFileError, DplReader};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
     InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
@@ -164,15 +164,19 @@ pub(crate) fn resolve_lock(
     };
     let dpl_time = modified(&dpl_path);
     let pylock_time = modified(&pylock_path);
+    // A DPL made from a multi-environment pylock.toml holds one interpreter's choice: another
+    // interpreter chooses again.
+    let same_interpreter =
+        || DplReader::open(&dpl_path).is_ok_and(|d| d.environment() == interp.tag());
     match (dpl_time, pylock_time) {
-        (Some(d), Some(p)) if d >= p => Ok(dpl_path),
+        (Some(d), Some(p)) if d >= p && same_interpreter() => Ok(dpl_path),
         (_, Some(_)) => {
             printer.verbose(format_args!(
                 "Rebuilding {} from {}",
                 dpl_path.display(),
                 pylock_path.display()
             ));
-            let lock = Lock::read_pylock(&pylock_path)?;
+            let lock = dx_py_core::install::read_pylock_for(&pylock_path, interp)?;
             lock.write_dpl(&dpl_path)
                 .with_context(|| format!("Failed to write `{}`", dpl_path.display()))?;
             Ok(dpl_path)
