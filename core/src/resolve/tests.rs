@@ -7,43 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-use pep508_rs::{MarkerEnvironment, PackageName, Requirement};
+use pep508_rs::{PackageName, Requirement};
 
 use super::*;
 use crate::index::IndexFile;
-use crate::wheel::{Tag, WheelMetadata};
+use crate::wheel::WheelMetadata;
 
-/// cp311 on manylinux x86_64, best first.
-fn cp311(tags: &[Tag]) -> Option<usize> {
-    let supported = [
-        "cp311-cp311-manylinux_2_17_x86_64",
-        "cp311-abi3-manylinux_2_17_x86_64",
-        "cp311-none-any",
-        "py3-none-manylinux_2_17_x86_64",
-        "py3-none-any",
-    ];
-    tags.iter()
-        .filter_map(|t| supported.iter().position(|s| *s == t.to_string()))
-        .min()
-}
-
-fn linux_311() -> MarkerEnvironment {
-    pep508_rs::MarkerEnvironmentBuilder {
-        implementation_name: "cpython",
-        implementation_version: "3.11.7",
-        os_name: "posix",
-        platform_machine: "x86_64",
-        platform_python_implementation: "CPython",
-        platform_release: "6.1.0",
-        platform_system: "Linux",
-        platform_version: "#1 SMP",
-        python_full_version: "3.11.7",
-        python_version: "3.11",
-        sys_platform: "linux",
-    }
-    .try_into()
-    .unwrap()
-}
+use crate::testing::{cp311_tag_priority as cp311, linux_cp311_markers as linux_311};
 
 fn name(s: &str) -> PackageName {
     PackageName::from_str(s).unwrap()
