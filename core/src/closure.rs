@@ -228,21 +228,7 @@ mod tests {
     use super::*;
 
     fn env() -> MarkerEnvironment {
-        pep508_rs::MarkerEnvironmentBuilder {
-            implementation_name: "cpython",
-            implementation_version: "3.11.7",
-            os_name: "posix",
-            platform_machine: "x86_64",
-            platform_python_implementation: "CPython",
-            platform_release: "6.1.0",
-            platform_system: "Linux",
-            platform_version: "#1 SMP",
-            python_full_version: "3.11.7",
-            python_version: "3.11",
-            sys_platform: "linux",
-        }
-        .try_into()
-        .unwrap()
+        crate::testing::linux_cp311_markers()
     }
 
     fn dist(name: &str, version: &str, reqs: &[&str]) -> Dist {

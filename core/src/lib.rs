@@ -22,6 +22,7 @@ mod parallel;
 pub mod plural;
 pub mod python;
 pub mod requirements;
+pub mod resolve;
 pub mod scripts;
 pub mod store;
 pub mod temp;

@@ -1,0 +1,694 @@
+//! The solver: the manifest and the target turned into a `pubgrub::DependencyProvider`, the
+//! choice of candidates (tags, Requires-Python, yanked, pre-releases, preferences), and the
+//! prefetching of likely next metadata on worker threads.
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use dashmap::DashMap;
+use pep440_rs::{Operator, Version, VersionSpecifiers};
+use pep508_rs::{ExtraName, PackageName, Requirement, VersionOrUrl};
+use pubgrub::{
+    Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
+    PubGrubError,
+};
+use version_ranges::Ranges;
+
+use super::ranges::{arbitrary_equality_holds, names_prerelease, specifiers_to_ranges};
+use super::source::{Shared, once};
+use super::{
+    Manifest, Package, PackageSource, PrereleaseMode, Resolution, ResolveError, ResolveOptions,
+    ResolvedPackage, SourceError, Target, Upgrade,
+};
+use crate::index::{DistFilename, IndexFile, SelectedWheel, select_wheel};
+use crate::wheel::WheelMetadata;
+
+/// The version the root package has.
+fn root_version() -> Version {
+    Version::new([0u64])
+}
+
+/// Why a version cannot be used, as the explanation says it after `name==version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Unavailable {
+    /// The metadata's `Requires-Python` excludes the target.
+    RequiresPython {
+        /// As written.
+        requires_python: String,
+        /// The target Python.
+        python: String,
+    },
+    /// A `Requires-Dist` line that does not parse.
+    InvalidRequirement {
+        /// The line.
+        requirement: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RequiresPython {
+                requires_python,
+                python,
+            } => write!(
+                f,
+                "requires Python {requires_python}, but the target is Python {python}"
+            ),
+            Self::InvalidRequirement {
+                requirement,
+                reason,
+            } => write!(f, "has an invalid requirement `{requirement}` ({reason})"),
+        }
+    }
+}
+
+/// Whether a version's files offer something for the target.
+#[derive(Debug)]
+enum Status {
+    /// A wheel fits.
+    Usable(Box<SelectedWheel>),
+    /// No wheel fits, but these sdists would (after a build).
+    NeedsBuild(Vec<String>),
+    /// Nothing fits (tags, Requires-Python of the files, yanked).
+    Skipped,
+}
+
+/// One version of a package and its files.
+#[derive(Debug)]
+struct VersionEntry {
+    version: Version,
+    files: Vec<IndexFile>,
+    status: OnceLock<Status>,
+}
+
+/// A package's versions, highest first.
+#[derive(Debug)]
+pub(super) struct Versions {
+    entries: Vec<VersionEntry>,
+}
+
+impl Versions {
+    fn get(&self, version: &Version) -> Option<&VersionEntry> {
+        self.entries
+            .binary_search_by(|e| version.cmp(&e.version))
+            .ok()
+            .and_then(|i| self.entries.get(i))
+    }
+}
+
+/// A dependency to look at ahead of the solver.
+type PrefetchJob = (PackageName, Ranges<Version>);
+
+/// Everything a solve knows; shared with the prefetch workers.
+pub(super) struct Context<'a> {
+    source: &'a dyn PackageSource,
+    target: Target<'a>,
+    mode: PrereleaseMode,
+    /// The target Python, release numbers only (Requires-Python compares those).
+    python: Version,
+    requirements: Vec<Requirement>,
+    constraints: HashMap<PackageName, Ranges<Version>>,
+    overrides: HashMap<PackageName, Vec<Requirement>>,
+    preferences: HashMap<PackageName, Version>,
+    /// Packages a manifest specifier names a pre-release of.
+    explicit_prereleases: HashSet<PackageName>,
+    /// Versions pinned with `==`/`===` in the manifest: their yanked files may be used.
+    pins: HashMap<PackageName, Vec<Ranges<Version>>>,
+    /// `===` specifiers of the manifest, which ranges cannot express fully.
+    arbitrary: HashMap<PackageName, Vec<VersionSpecifiers>>,
+    versions: DashMap<PackageName, Shared<Arc<Versions>>>,
+    /// The dependencies (by name) found for each package version, for the resolution.
+    edges: Mutex<HashMap<(Package, Version), BTreeSet<PackageName>>>,
+    /// Order of first sight, the last tie-breaker of priorities (breadth first).
+    discovered: Mutex<HashMap<Package, usize>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        manifest: &Manifest,
+        target: Target<'a>,
+        options: &ResolveOptions,
+        source: &'a dyn PackageSource,
+    ) -> Result<Self, ResolveError> {
+        let env = target.markers;
+        let python = Version::new(env.python_full_version().version.release().iter().copied());
+        if let Some(spec) = &manifest.requires_python
+            && !spec.contains(&python)
+        {
+            return Err(ResolveError::ProjectRequiresPython {
+                python: python.to_string(),
+                requires_python: spec.to_string(),
+            });
+        }
+        let applies = |r: &&Requirement| r.marker.evaluate(env, &[]);
+        let mut constraints: HashMap<PackageName, Ranges<Version>> = HashMap::new();
+        for c in manifest.constraints.iter().filter(applies) {
+            let range = requirement_range(c)?;
+            let slot = constraints
+                .entry(c.name.clone())
+                .or_insert_with(Ranges::full);
+            *slot = slot.intersection(&range);
+        }
+        let mut overrides: HashMap<PackageName, Vec<Requirement>> = HashMap::new();
+        for o in manifest.overrides.iter().filter(applies) {
+            requirement_range(o)?;
+            overrides.entry(o.name.clone()).or_default().push(o.clone());
+        }
+        let manifest_requirements = manifest
+            .requirements
+            .iter()
+            .chain(&manifest.constraints)
+            .chain(&manifest.overrides);
+        let mut explicit_prereleases = HashSet::new();
+        let mut pins: HashMap<PackageName, Vec<Ranges<Version>>> = HashMap::new();
+        let mut arbitrary: HashMap<PackageName, Vec<VersionSpecifiers>> = HashMap::new();
+        for r in manifest_requirements {
+            let Some(VersionOrUrl::VersionSpecifier(specs)) = &r.version_or_url else {
+                continue;
+            };
+            if names_prerelease(specs) {
+                explicit_prereleases.insert(r.name.clone());
+            }
+            for s in specs.iter() {
+                if matches!(s.operator(), Operator::Equal | Operator::ExactEqual) {
+                    pins.entry(r.name.clone())
+                        .or_default()
+                        .push(super::ranges::specifier_to_ranges(s));
+                }
+            }
+            if specs.iter().any(|s| *s.operator() == Operator::ExactEqual) {
+                arbitrary
+                    .entry(r.name.clone())
+                    .or_default()
+                    .push(specs.clone());
+            }
+        }
+        let preferences = manifest
+            .preferences
+            .iter()
+            .filter(|(name, _)| match &manifest.upgrade {
+                Upgrade::None => true,
+                Upgrade::All => false,
+                Upgrade::Packages(set) => !set.contains(*name),
+            })
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        Ok(Self {
+            source,
+            target,
+            mode: options.prerelease,
+            python,
+            requirements: manifest.requirements.clone(),
+            constraints,
+            overrides,
+            preferences,
+            explicit_prereleases,
+            pins,
+            arbitrary,
+            versions: DashMap::new(),
+            edges: Mutex::default(),
+            discovered: Mutex::default(),
+        })
+    }
+
+    /// `name`'s versions, listed once (the prefetch workers share the listing).
+    fn versions(&self, name: &PackageName) -> Result<Arc<Versions>, SourceError> {
+        once(&self.versions, name.clone(), || {
+            let files = self.source.files(name)?;
+            let mut by_version: BTreeMap<Version, Vec<IndexFile>> = BTreeMap::new();
+            for file in files.iter() {
+                let Some(dist) = DistFilename::parse_for(&file.filename, name.as_ref()) else {
+                    continue;
+                };
+                let Ok(version) = Version::from_str(dist.version()) else {
+                    tracing::debug!("Skipping `{}`: invalid version", file.filename);
+                    continue;
+                };
+                by_version.entry(version).or_default().push(file.clone());
+            }
+            let entries = by_version
+                .into_iter()
+                .rev()
+                .map(|(version, files)| VersionEntry {
+                    version,
+                    files,
+                    status: OnceLock::new(),
+                })
+                .collect();
+            Ok(Arc::new(Versions { entries }))
+        })
+    }
+
+    /// What `entry`'s files offer the target, decided on first use.
+    fn status<'v>(&self, name: &PackageName, entry: &'v VersionEntry) -> &'v Status {
+        entry.status.get_or_init(|| {
+            let pinned = self
+                .pins
+                .get(name)
+                .is_some_and(|p| p.iter().any(|r| r.contains(&entry.version)));
+            // PEP 592: yanked files only for a version pinned exactly.
+            let pool: Vec<IndexFile> = entry
+                .files
+                .iter()
+                .filter(|f| pinned || !f.yanked)
+                .cloned()
+                .collect();
+            match select_wheel(
+                &pool,
+                name.as_ref(),
+                &entry.version.to_string(),
+                self.target.tag_priority,
+                &self.python,
+            ) {
+                Ok(selected) => Status::Usable(Box::new(selected)),
+                Err(why) => {
+                    let sdists: Vec<String> = pool
+                        .iter()
+                        .filter(|f| !f.filename.ends_with(".whl") && self.python_admits(f))
+                        .map(|f| f.filename.clone())
+                        .collect();
+                    tracing::debug!("{name}=={}: {why}", entry.version);
+                    if sdists.is_empty() {
+                        Status::Skipped
+                    } else {
+                        Status::NeedsBuild(sdists)
+                    }
+                }
+            }
+        })
+    }
+
+    /// Whether the index's Requires-Python of `file` admits the target (an invalid one is
+    /// ignored, as pip does).
+    fn python_admits(&self, file: &IndexFile) -> bool {
+        file.requires_python
+            .as_deref()
+            .and_then(|s| VersionSpecifiers::from_str(s).ok())
+            .is_none_or(|s| s.contains(&self.python))
+    }
+
+    /// The version of `name` to try in `range`: the preference, else the highest allowed.
+    fn best(
+        &self,
+        name: &PackageName,
+        range: &Ranges<Version>,
+    ) -> Result<Option<Version>, SourceError> {
+        let versions = self.versions(name)?;
+        let arbitrary = self.arbitrary.get(name);
+        let fits = |e: &VersionEntry| {
+            range.contains(&e.version)
+                && arbitrary
+                    .is_none_or(|a| a.iter().all(|s| arbitrary_equality_holds(s, &e.version)))
+                && !matches!(self.status(name, e), Status::Skipped)
+        };
+        if let Some(preferred) = self.preferences.get(name)
+            && let Some(e) = versions.get(preferred)
+            && (self.mode != PrereleaseMode::Disallow || !e.version.any_prerelease())
+            && fits(e)
+        {
+            return Ok(Some(e.version.clone()));
+        }
+        let allow_prereleases = match self.mode {
+            PrereleaseMode::Allow => true,
+            PrereleaseMode::Disallow => false,
+            PrereleaseMode::IfNecessaryOrExplicit => self.explicit_prereleases.contains(name),
+        };
+        let pick = |prereleases: bool| {
+            versions
+                .entries
+                .iter()
+                .find(|e| (prereleases || !e.version.any_prerelease()) && fits(e))
+        };
+        let mut found = pick(allow_prereleases);
+        if found.is_none()
+            && !allow_prereleases
+            && self.mode == PrereleaseMode::IfNecessaryOrExplicit
+        {
+            // Only pre-releases satisfy the range: use them.
+            found = pick(true);
+        }
+        Ok(found.map(|e| e.version.clone()))
+    }
+
+    /// The wheel chosen for `name==version`, after the solver picked it.
+    fn wheel(&self, name: &PackageName, version: &Version) -> Result<SelectedWheel, ResolveError> {
+        let versions = self.versions(name)?;
+        let entry = versions
+            .get(version)
+            .ok_or_else(|| missing(name, version))?;
+        match self.status(name, entry) {
+            Status::Usable(w) => Ok((**w).clone()),
+            Status::NeedsBuild(sdists) => Err(ResolveError::NeedsBuild {
+                name: name.clone(),
+                version: version.clone(),
+                sdists: sdists.clone(),
+            }),
+            Status::Skipped => Err(missing(name, version)),
+        }
+    }
+
+    /// The usable versions of `name` already listed (for explanations).
+    pub(super) fn listed_versions(&self, name: &PackageName) -> Vec<Version> {
+        let Some(cell) = self.versions.get(name).map(|c| c.clone()) else {
+            return Vec::new();
+        };
+        let Some(Ok(versions)) = cell.get() else {
+            return Vec::new();
+        };
+        versions
+            .entries
+            .iter()
+            .filter(|e| !matches!(self.status(name, e), Status::Skipped))
+            .map(|e| e.version.clone())
+            .collect()
+    }
+}
+
+/// A version the solver got from `best` that the listing does not have: cannot happen, but
+/// reported rather than panicking.
+fn missing(name: &PackageName, version: &Version) -> ResolveError {
+    ResolveError::Source(SourceError::NoMetadata(format!("{name}=={version}")))
+}
+
+/// The versions a requirement allows; a URL requirement is refused.
+fn requirement_range(r: &Requirement) -> Result<Ranges<Version>, ResolveError> {
+    match &r.version_or_url {
+        None => Ok(Ranges::full()),
+        Some(VersionOrUrl::VersionSpecifier(specs)) => Ok(specifiers_to_ranges(specs)),
+        Some(VersionOrUrl::Url(_)) => Err(ResolveError::UrlRequirement(r.to_string())),
+    }
+}
+
+impl Context<'_> {
+    /// The dependencies of `package` at `version`, by package, with constraints applied and
+    /// overrides substituted; `Err(Unavailable)` when that version cannot be used.
+    fn dependencies(
+        &self,
+        package: &Package,
+        version: &Version,
+    ) -> Result<Result<BTreeMap<Package, Ranges<Version>>, Unavailable>, ResolveError> {
+        let env = self.target.markers;
+        let mut out = BTreeMap::new();
+        let (name, extra) = match package {
+            Package::Root => {
+                for r in self
+                    .requirements
+                    .iter()
+                    .filter(|r| r.marker.evaluate(env, &[]))
+                {
+                    self.add(package, r, &mut out)?;
+                }
+                return Ok(Ok(out));
+            }
+            Package::Base(name) => (name, None),
+            Package::Extra(name, extra) => (name, Some(extra)),
+        };
+        let wheel = self.wheel(name, version)?;
+        let metadata: Arc<WheelMetadata> = self.source.metadata(name, &wheel.file)?;
+        if let Some(spec) = &metadata.requires_python
+            && let Ok(specs) = VersionSpecifiers::from_str(spec)
+            && !specs.contains(&self.python)
+        {
+            return Ok(Err(Unavailable::RequiresPython {
+                requires_python: specs.to_string(),
+                python: self.python.to_string(),
+            }));
+        }
+        let mut requirements = Vec::new();
+        for line in &metadata.requires_dist {
+            // Lines from wheels are untrusted: guarded against what makes pep508_rs panic.
+            let parsed = crate::requirements::pep508_guard(line)
+                .and_then(|()| Requirement::from_str(line).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(r) => requirements.push(r),
+                Err(reason) => {
+                    return Ok(Err(Unavailable::InvalidRequirement {
+                        requirement: line.clone(),
+                        reason,
+                    }));
+                }
+            }
+        }
+        match extra {
+            None => {
+                for r in requirements.iter().filter(|r| r.marker.evaluate(env, &[])) {
+                    self.add(package, r, &mut out)?;
+                }
+            }
+            Some(extra) => {
+                // The extra pins its base to the same version, and adds what only the extra
+                // brings.
+                out.insert(
+                    Package::Base(name.clone()),
+                    Ranges::singleton(version.clone()),
+                );
+                let with = std::slice::from_ref(extra);
+                for r in requirements
+                    .iter()
+                    .filter(|r| r.marker.evaluate(env, with) && !r.marker.evaluate(env, &[]))
+                {
+                    self.add(package, r, &mut out)?;
+                }
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    /// Adds requirement `r` of `parent` to `out`: overridden if an override names its package,
+    /// limited by the constraints on it, as its base package and one package per extra.
+    fn add(
+        &self,
+        parent: &Package,
+        r: &Requirement,
+        out: &mut BTreeMap<Package, Ranges<Version>>,
+    ) -> Result<(), ResolveError> {
+        let replaced = self.overrides.get(&r.name);
+        for r in replaced.map_or_else(|| vec![r], |o| o.iter().collect()) {
+            let mut range = requirement_range(r)?;
+            if let Some(c) = self.constraints.get(&r.name) {
+                range = range.intersection(c);
+            }
+            let targets = std::iter::once(Package::Base(r.name.clone())).chain(
+                r.extras
+                    .iter()
+                    .map(|e| Package::Extra(r.name.clone(), e.clone())),
+            );
+            for p in targets {
+                // A package asking for itself (`foo[a]` naming `foo[a]`) adds nothing.
+                if p == *parent || (matches!(parent, Package::Base(_)) && p.name() == parent.name())
+                {
+                    continue;
+                }
+                let slot = out.entry(p).or_insert_with(Ranges::full);
+                *slot = slot.intersection(&range);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `pubgrub` view of a [`Context`], with the prefetch queue.
+struct Provider<'c, 'a> {
+    cx: &'c Context<'a>,
+    prefetch: Option<Mutex<Sender<PrefetchJob>>>,
+    prefetched: Mutex<HashSet<PackageName>>,
+}
+
+impl Provider<'_, '_> {
+    /// Queues the best candidate of each new dependency for a metadata fetch.
+    fn queue(&self, dependencies: &BTreeMap<Package, Ranges<Version>>) {
+        let Some(sender) = &self.prefetch else {
+            return;
+        };
+        let mut seen = self
+            .prefetched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let sender = sender.lock().unwrap_or_else(PoisonError::into_inner);
+        for (package, range) in dependencies {
+            if let Some(name) = package.name()
+                && seen.insert(name.clone())
+            {
+                // A closed queue only means the workers are gone: the solver fetches itself.
+                let _ = sender.send((name.clone(), range.clone()));
+            }
+        }
+    }
+}
+
+impl DependencyProvider for Provider<'_, '_> {
+    type P = Package;
+    type V = Version;
+    type VS = Ranges<Version>;
+    type M = Unavailable;
+    type Err = ResolveError;
+    /// Root first, then exact pins, then the packages in the most conflicts, then the first
+    /// seen (breadth first).
+    type Priority = (u8, u32, Reverse<usize>);
+
+    fn prioritize(
+        &self,
+        package: &Package,
+        range: &Ranges<Version>,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        let class = match package {
+            Package::Root => 3,
+            _ if range.as_singleton().is_some() => 2,
+            _ => 1,
+        };
+        let mut discovered = self
+            .cx
+            .discovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let next = discovered.len();
+        let order = *discovered.entry(package.clone()).or_insert(next);
+        (class, stats.conflict_count(), Reverse(order))
+    }
+
+    fn choose_version(
+        &self,
+        package: &Package,
+        range: &Ranges<Version>,
+    ) -> Result<Option<Version>, ResolveError> {
+        match package.name() {
+            None => Ok(Some(root_version()).filter(|v| range.contains(v))),
+            Some(name) => Ok(self.cx.best(name, range)?),
+        }
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Package,
+        version: &Version,
+    ) -> Result<Dependencies<Package, Ranges<Version>, Unavailable>, ResolveError> {
+        match self.cx.dependencies(package, version)? {
+            Err(why) => Ok(Dependencies::Unavailable(why)),
+            Ok(dependencies) => {
+                self.queue(&dependencies);
+                let names = dependencies
+                    .keys()
+                    .filter_map(Package::name)
+                    .filter(|n| Some(*n) != package.name())
+                    .cloned()
+                    .collect();
+                self.cx
+                    .edges
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert((package.clone(), version.clone()), names);
+                Ok(Dependencies::Available(
+                    dependencies
+                        .into_iter()
+                        .collect::<DependencyConstraints<_, _>>(),
+                ))
+            }
+        }
+    }
+}
+
+/// Runs one solve; see [`super::resolve`].
+pub(super) fn solve(
+    manifest: &Manifest,
+    target: Target<'_>,
+    options: &ResolveOptions,
+    source: &dyn PackageSource,
+) -> Result<Resolution, ResolveError> {
+    let cx = Context::new(manifest, target, options, source)?;
+    let (sender, receiver) = std::sync::mpsc::channel::<PrefetchJob>();
+    let receiver = Mutex::new(receiver);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let solution = std::thread::scope(|scope| {
+        for _ in 0..options.prefetch_threads {
+            scope.spawn(|| prefetch_worker(&cx, &receiver, &stop));
+        }
+        let provider = Provider {
+            cx: &cx,
+            prefetch: (options.prefetch_threads > 0).then(|| Mutex::new(sender)),
+            prefetched: Mutex::default(),
+        };
+        let solution = pubgrub::resolve(&provider, Package::Root, root_version());
+        // Queued jobs are dropped; the workers finish the fetch in hand and return.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(provider);
+        // The derivation tree makes the error large: boxed on its way out.
+        solution.map_err(Box::new)
+    });
+    let solution = match solution.map_err(|e| *e) {
+        Ok(solution) => solution,
+        Err(PubGrubError::NoSolution(tree)) => {
+            return Err(ResolveError::NoSolution(super::report::explain(&tree, &cx)));
+        }
+        Err(PubGrubError::ErrorChoosingVersion { source, .. })
+        | Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
+        | Err(PubGrubError::ErrorInShouldCancel(source)) => return Err(source),
+    };
+    let mut extras: BTreeMap<PackageName, Vec<ExtraName>> = BTreeMap::new();
+    let mut bases: BTreeMap<PackageName, Version> = BTreeMap::new();
+    for (package, version) in solution {
+        match package {
+            Package::Root => {}
+            Package::Base(name) => {
+                bases.insert(name, version);
+            }
+            Package::Extra(name, extra) => extras.entry(name).or_default().push(extra),
+        }
+    }
+    let edges = cx.edges.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut packages = Vec::with_capacity(bases.len());
+    for (name, version) in bases {
+        let mut extras = extras.remove(&name).unwrap_or_default();
+        extras.sort();
+        let mut dependencies: BTreeSet<PackageName> = BTreeSet::new();
+        let nodes = std::iter::once(Package::Base(name.clone())).chain(
+            extras
+                .iter()
+                .map(|e| Package::Extra(name.clone(), e.clone())),
+        );
+        for node in nodes {
+            if let Some(names) = edges.get(&(node, version.clone())) {
+                dependencies.extend(names.iter().filter(|n| **n != name).cloned());
+            }
+        }
+        let file = cx.wheel(&name, &version)?.file;
+        packages.push(ResolvedPackage {
+            name,
+            version,
+            extras,
+            file,
+            dependencies: dependencies.into_iter().collect(),
+        });
+    }
+    Ok(Resolution { packages })
+}
+
+/// Takes dependencies off the queue and fetches the metadata of each one's best candidate, so
+/// that it is in the source's cache when the solver gets there. Failures are left for the
+/// solver to meet (and report) itself.
+fn prefetch_worker(
+    cx: &Context<'_>,
+    queue: &Mutex<Receiver<PrefetchJob>>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    loop {
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok((name, range)) = job else {
+            return;
+        };
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(Some(version)) = cx.best(&name, &range)
+            && let Ok(wheel) = cx.wheel(&name, &version)
+        {
+            let _ = cx.source.metadata(&name, &wheel.file);
+        }
+    }
+}
