@@ -108,6 +108,10 @@ pub enum InstallError {
         /// Its wheel.
         filename: String,
     },
+    /// The requirements could not be resolved (no solution, a package that needs a build, the
+    /// index failing).
+    #[error(transparent)]
+    Resolve(Box<crate::resolve::ResolveError>),
     /// The lock itself is unreadable or corrupt.
     #[error(transparent)]
     Dpl(#[from] crate::dpl::DplFileError),

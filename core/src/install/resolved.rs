@@ -1,0 +1,243 @@
+//! Locking requirements that need resolving: resolve them for one interpreter, then make the
+//! resolution a lock: for each package the wheel chosen for the target with its sha256, its
+//! extras table, `Requires-Python` and dependencies. Nothing is downloaded or stored here unless
+//! the index gave no hash for a remote wheel: the install that follows stores what it needs (as
+//! for any lock without store hashes), so a lock costs what its metadata costs.
+//!
+//! Wheels named by path or URL (`name @ file:///…/name-1.0-py3-none-any.whl`) are the only file
+//! of their package the resolver sees.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::{PackageName, Requirement, VersionOrUrl};
+
+use super::InstallError;
+use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
+use crate::hash::sha256_hex;
+use crate::index::{IndexClient, IndexFile};
+use crate::names::normalize_name;
+use crate::python::Interpreter;
+use crate::resolve::{
+    IndexSource, Manifest, PackageSource, PrereleaseMode, Resolution, ResolveError,
+    ResolveOptions, ResolvedPackage, SourceError, Target, Upgrade,
+};
+use crate::wheel::WheelMetadata;
+
+/// What to resolve, and the choices that shape the result.
+#[derive(Clone, Debug, Default)]
+pub struct ResolveRequest {
+    /// The root requirements; a wheel may be named by URL (`name @ file:///…/x.whl`).
+    pub requirements: Vec<Requirement>,
+    /// Constraints (`-c`).
+    pub constraints: Vec<Requirement>,
+    /// Overrides (`--override`).
+    pub overrides: Vec<Requirement>,
+    /// Allowed sha256 digests per package (hash-checking mode).
+    pub hashes: BTreeMap<PackageName, Vec<String>>,
+    /// The project's `requires-python`.
+    pub requires_python: Option<VersionSpecifiers>,
+    /// Versions of an existing lock, kept when the requirements allow.
+    pub preferences: BTreeMap<PackageName, Version>,
+    /// Which preferences to drop.
+    pub upgrade: Upgrade,
+    /// When pre-releases may be chosen.
+    pub prerelease: PrereleaseMode,
+}
+
+/// Resolves `request` for `interp` through `client` and returns the lock, with `meta` (its
+/// environment, Python version and inputs hash filled by the caller).
+pub fn resolve_and_lock(
+    request: &ResolveRequest,
+    interp: &Interpreter,
+    client: &IndexClient,
+    meta: LockMeta,
+) -> Result<Lock, InstallError> {
+    let index = IndexSource::new(client);
+    let mut source = WithDirectFiles {
+        inner: &index,
+        direct: BTreeMap::new(),
+    };
+    let mut requirements = Vec::with_capacity(request.requirements.len());
+    for req in &request.requirements {
+        requirements.push(source.take_direct(req)?);
+    }
+    let manifest = Manifest {
+        requirements,
+        constraints: request.constraints.clone(),
+        overrides: request.overrides.clone(),
+        preferences: request.preferences.clone(),
+        upgrade: request.upgrade.clone(),
+        requires_python: request.requires_python.clone(),
+    };
+    let markers = interp.marker_env();
+    let priority = |tags: &[crate::wheel::Tag]| interp.tag_priority(tags);
+    let target = Target {
+        markers: &markers,
+        tag_priority: &priority,
+    };
+    let options = ResolveOptions {
+        prerelease: request.prerelease,
+        ..ResolveOptions::default()
+    };
+    let resolution = crate::resolve::resolve(&manifest, target, &options, &source)
+        .map_err(|e| InstallError::Resolve(Box::new(e)))?;
+    lock_resolution(&resolution, &source, client, &request.hashes, meta)
+}
+
+/// A source where packages named by a wheel URL have that one file.
+struct WithDirectFiles<'a> {
+    inner: &'a dyn PackageSource,
+    direct: BTreeMap<PackageName, IndexFile>,
+}
+
+impl WithDirectFiles<'_> {
+    /// `req` as the resolver takes it: a wheel URL becomes the package's only file and the
+    /// requirement a bare name (with its extras and marker).
+    fn take_direct(&mut self, req: &Requirement) -> Result<Requirement, InstallError> {
+        let Some(VersionOrUrl::Url(url)) = &req.version_or_url else {
+            return Ok(req.clone());
+        };
+        let url = url.to_url();
+        let filename = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|f| f.ends_with(".whl"))
+            .map(|f| crate::index::simple::percent_decode(f))
+            .ok_or_else(|| {
+                InstallError::Resolve(Box::new(ResolveError::UrlRequirement(req.to_string())))
+            })?;
+        let mut file = IndexFile {
+            filename,
+            url: url.to_string(),
+            sha256: None,
+            requires_python: None,
+            yanked: false,
+            yanked_reason: None,
+            size: None,
+        };
+        file.url.truncate(file.url.find('#').unwrap_or(file.url.len()));
+        self.direct.insert(req.name.clone(), file);
+        let mut bare = req.clone();
+        bare.version_or_url = None;
+        Ok(bare)
+    }
+}
+
+impl PackageSource for WithDirectFiles<'_> {
+    fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
+        match self.direct.get(name) {
+            Some(file) => Ok(vec![file.clone()].into()),
+            None => self.inner.files(name),
+        }
+    }
+
+    fn metadata(
+        &self,
+        name: &PackageName,
+        file: &IndexFile,
+    ) -> Result<Arc<WheelMetadata>, SourceError> {
+        self.inner.metadata(name, file)
+    }
+}
+
+/// Makes `resolution` a lock with `meta`. `hashes` holds, per package, the sha256 digests the
+/// requirements allow (hash-checking mode); a wheel with another digest is refused.
+pub fn lock_resolution(
+    resolution: &Resolution,
+    source: &dyn PackageSource,
+    client: &IndexClient,
+    hashes: &BTreeMap<PackageName, Vec<String>>,
+    meta: LockMeta,
+) -> Result<Lock, InstallError> {
+    let packages = crate::parallel::map_in_order(&resolution.packages, 8, |p| {
+        locked_package(p, source, client, hashes.get(&p.name))
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let mut lock = Lock { meta, packages };
+    lock.canonicalize();
+    Ok(lock)
+}
+
+fn locked_package(
+    p: &ResolvedPackage,
+    source: &dyn PackageSource,
+    client: &IndexClient,
+    allowed: Option<&Vec<String>>,
+) -> Result<LockedPackage, InstallError> {
+    let name = p.name.to_string();
+    let file = &p.file;
+    let index_err = |source| InstallError::Index {
+        name: name.clone(),
+        source: Box::new(source),
+    };
+    let metadata = source
+        .metadata(&p.name, file)
+        .map_err(|e| InstallError::Resolve(Box::new(e.into())))?;
+    let sha256 = match &file.sha256 {
+        Some(h) => h.clone(),
+        // A local wheel is hashed in place; a remote one without a hash is downloaded (into
+        // the download cache, so the install that follows does not fetch it again).
+        None => sha256_hex(&client.download(&file.url, None).map_err(index_err)?),
+    };
+    if let Some(allowed) = allowed
+        && !allowed.contains(&sha256)
+    {
+        return Err(InstallError::HashMismatch {
+            name,
+            filename: file.filename.clone(),
+            expected: allowed.join(" or "),
+            actual: sha256,
+        });
+    }
+    let mut digest = [0u8; 32];
+    data_encoding::HEXLOWER
+        .decode_mut(sha256.as_bytes(), &mut digest)
+        .map_err(|_| InstallError::HashMismatch {
+            name: name.clone(),
+            filename: file.filename.clone(),
+            expected: "64 hex digits".to_owned(),
+            actual: sha256.clone(),
+        })?;
+    let mut extras: Vec<String> = Vec::new();
+    for e in &metadata.provides_extra {
+        let e = normalize_name(e);
+        if !extras.contains(&e) && extras.len() < 64 {
+            extras.push(e);
+        }
+    }
+    let mut extras_bitmap = 0u64;
+    for wanted in &p.extras {
+        if let Some(i) = extras.iter().position(|e| e == wanted.as_ref()) {
+            extras_bitmap |= 1 << i;
+        }
+    }
+    let (url, path) = match url::Url::parse(&file.url) {
+        Ok(u) if u.scheme() == "file" => (
+            None,
+            u.to_file_path()
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+        ),
+        _ => (Some(file.url.clone()), None),
+    };
+    Ok(LockedPackage {
+        name: metadata.name.clone(),
+        version: metadata.version.clone(),
+        marker: None,
+        requires_python: metadata.requires_python.clone(),
+        index_url: None,
+        extras,
+        extras_bitmap,
+        wheel: LockedWheel {
+            filename: file.filename.clone(),
+            url,
+            path,
+            sha256: digest,
+            size: file.size,
+        },
+        store_hash: None,
+        dependencies: p.dependencies.iter().map(ToString::to_string).collect(),
+    })
+}
