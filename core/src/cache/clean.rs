@@ -106,10 +106,12 @@ pub fn clean(
         clean_store(cache, &keep, &mut report)?;
     }
     if opts.all {
-        for (kind, dir) in [
-            (Kind::Downloads, cache.downloads_dir()),
-            (Kind::Interpreters, cache.interpreters_dir()),
-        ] {
+        // Through `Cache::kinds`, so that a new kind of downloaded data is removed too.
+        for (kind, dir) in cache
+            .kinds()
+            .into_iter()
+            .filter(|(k, _)| k.is_refetchable())
+        {
             remove_all(&dir)?;
             report.cleaned.push((kind, dir));
         }

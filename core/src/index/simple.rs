@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use url::Url;
 
-use super::IndexFile;
 use super::filename::is_dist_filename;
+use super::{CoreMetadata, IndexFile};
 
 /// The `Accept` header for project pages: JSON first, HTML as fallback.
 pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
@@ -81,6 +81,12 @@ struct JsonFile {
     yanked: Option<JsonYanked>,
     #[serde(default)]
     size: Option<u64>,
+    /// PEP 714's name; read as a value so that an odd one cannot fail the whole page.
+    #[serde(rename = "core-metadata", default)]
+    core_metadata: Option<serde_json::Value>,
+    /// PEP 658's original name, still served by older indexes.
+    #[serde(rename = "dist-info-metadata", default)]
+    dist_info_metadata: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -129,9 +135,44 @@ pub fn parse_json(body: &[u8], page_url: &Url) -> Result<Vec<IndexFile>, String>
             yanked,
             yanked_reason,
             size: file.size,
+            core_metadata: file
+                .core_metadata
+                .or(file.dist_info_metadata)
+                .and_then(|v| json_core_metadata(&v)),
         });
     }
     Ok(out)
+}
+
+/// PEP 658/714 in JSON: `true`, or a dict of hashes (possibly empty); `false`, `null` or anything
+/// else means no metadata file.
+fn json_core_metadata(value: &serde_json::Value) -> Option<CoreMetadata> {
+    match value {
+        serde_json::Value::Bool(true) => Some(CoreMetadata::default()),
+        serde_json::Value::Object(hashes) => Some(CoreMetadata {
+            sha256: hashes
+                .get("sha256")
+                .and_then(serde_json::Value::as_str)
+                .and_then(valid_sha256),
+        }),
+        _ => None,
+    }
+}
+
+/// PEP 658/714 in HTML: `true` or `<hashname>=<hex>`; `false` means none. A bare attribute or
+/// a value in another form still says that the file exists (as pip reads it), without a hash.
+fn html_core_metadata(value: &str) -> Option<CoreMetadata> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("false") {
+        return None;
+    }
+    let sha256 = value.split_once('=').and_then(|(name, hex)| {
+        name.trim()
+            .eq_ignore_ascii_case("sha256")
+            .then(|| valid_sha256(hex.trim()))
+            .flatten()
+    });
+    Some(CoreMetadata { sha256 })
 }
 
 /// Parses a PEP 503 HTML project page (or a `--find-links` page): every anchor that links to a
@@ -194,6 +235,11 @@ fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFil
         yanked: yanked_attr.is_some(),
         yanked_reason: yanked_attr.filter(|r| !r.is_empty()).map(str::to_string),
         size: None,
+        // PEP 714: the new name wins over the old one when both are given.
+        core_metadata: tag
+            .attr("data-core-metadata")
+            .or_else(|| tag.attr("data-dist-info-metadata"))
+            .and_then(html_core_metadata),
     })
 }
 

@@ -3,6 +3,6 @@ mod index_server;
 mod needs;
 mod noise;
 
-pub use index_server::{ServedFormat, TestIndex};
+pub use index_server::{LAST_MODIFIED, Logged, ServedFormat, TestIndex};
 pub use needs::{NotOnPath, NotRoot, REQUIRE_ALL, can_run, on_path, root, skip};
 pub use noise::noise;
