@@ -98,10 +98,13 @@ pub struct IndexClient {
     listings: Vec<Mutex<Option<Listing>>>,
     /// Each project's files, listed once per client: the resolver asks for a project many
     /// times, and a page must be fetched (or revalidated) once per run.
-    projects: Mutex<HashMap<String, Arc<Mutex<Option<Arc<Vec<IndexFile>>>>>>>,
+    projects: Mutex<HashMap<String, ProjectSlot>>,
     pages: PageCache,
     pub(super) metadata_cache: MetadataCache,
 }
+
+/// A project's files once listed; its lock makes concurrent askers wait for one listing.
+type ProjectSlot = Arc<Mutex<Option<Arc<Vec<IndexFile>>>>>;
 
 /// A find-links location as listed: its files, or `None` when it was skipped.
 type Listing = Option<Arc<Vec<IndexFile>>>;

@@ -259,4 +259,86 @@ mod tests {
             )]
         );
     }
+
+    /// Through the client, against the test index.
+    mod client {
+        use crate::index::fixture::Fixture;
+        use crate::index::{ClientOptions, IndexClient};
+
+        const PAGE: &str = "/simple/foo/";
+
+        fn fixture() -> Fixture {
+            Fixture::serving(&[("foo-1.0-py3-none-any.whl", b"x")])
+        }
+
+        /// A new run's client, keeping pages only.
+        fn run(fx: &Fixture, refresh: bool) -> IndexClient {
+            fx.client_with(ClientOptions {
+                cache_dir: None,
+                metadata_dir: None,
+                refresh,
+                ..fx.options()
+            })
+        }
+
+        /// A new run's listing of `foo`.
+        fn list(fx: &Fixture, refresh: bool) -> Vec<String> {
+            let files = run(fx, refresh).wheels("foo").unwrap();
+            files.into_iter().map(|f| f.filename).collect()
+        }
+
+        /// (conditional, status) of each request for the page.
+        fn page_requests(fx: &Fixture) -> Vec<(bool, u16)> {
+            let requests = fx.server.requests_for(PAGE);
+            requests.iter().map(|r| (r.conditional, r.status)).collect()
+        }
+
+        #[test]
+        fn a_stale_page_is_revalidated_and_its_body_reused_on_304() {
+            let fx = fixture();
+            let first = list(&fx, false);
+            let second = list(&fx, false);
+            assert_eq!(first, second);
+            assert_eq!(page_requests(&fx), [(false, 200), (true, 304)]);
+            // A change on the server is seen at the next revalidation.
+            fs_err::write(fx.dir.path().join("foo-2.0-py3-none-any.whl"), b"y").unwrap();
+            assert_eq!(list(&fx, false).len(), 2);
+            assert_eq!(page_requests(&fx)[2], (true, 200));
+            // And the new page is what is stored now.
+            assert_eq!(list(&fx, false).len(), 2);
+            assert_eq!(page_requests(&fx)[3], (true, 304));
+        }
+
+        #[test]
+        fn last_modified_alone_revalidates() {
+            let fx = fixture();
+            fx.server.set_etags(false);
+            assert_eq!(list(&fx, false), list(&fx, false));
+            assert_eq!(page_requests(&fx), [(false, 200), (true, 304)]);
+        }
+
+        #[test]
+        fn max_age_means_no_request_until_refresh() {
+            let fx = fixture();
+            fx.server.set_cache_control(Some("max-age=600"));
+            let first = list(&fx, false);
+            assert_eq!(list(&fx, false), first);
+            assert_eq!(list(&fx, false), first);
+            assert_eq!(page_requests(&fx), [(false, 200)]);
+            // --refresh revalidates a fresh page, once per run.
+            let c = run(&fx, true);
+            c.wheels("foo").unwrap();
+            c.wheels("foo").unwrap();
+            assert_eq!(page_requests(&fx), [(false, 200), (true, 304)]);
+        }
+
+        #[test]
+        fn no_store_is_not_kept() {
+            let fx = fixture();
+            fx.server.set_cache_control(Some("no-store"));
+            list(&fx, false);
+            list(&fx, false);
+            assert_eq!(page_requests(&fx), [(false, 200), (false, 200)]);
+        }
+    }
 }

@@ -283,3 +283,260 @@ impl ReadAt for HttpRanges<'_> {
         { whole }.range(start, end).map_err(|never| match never {})
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::dist_metadata::tar_gz;
+    use crate::index::fixture::Fixture;
+    use crate::index::{ClientOptions, FindLinks, PackageSources};
+    use crate::testing::ServedFormat;
+    use crate::wheel::testing::WheelBuilder;
+
+    const WHEEL: &str = "foo-1.0-py3-none-any.whl";
+
+    /// A wheel of about 600 KiB (incompressible), so that reading it by ranges is visibly
+    /// cheaper than reading it whole.
+    fn wheel() -> Vec<u8> {
+        WheelBuilder::new("foo", "1.0")
+            .file("foo/blob.bin", &crate::testing::noise(600 << 10, 3))
+            .requires_dist("bar>=1")
+            .requires_python(">=3.8")
+            .build()
+    }
+
+    fn fixture() -> Fixture {
+        Fixture::serving(&[(WHEEL, &wheel())])
+    }
+
+    /// The listed file `filename` of the project `name`.
+    fn listed(c: &IndexClient, name: &str, filename: &str) -> IndexFile {
+        let files = c.wheels(name).unwrap();
+        files.into_iter().find(|f| f.filename == filename).unwrap()
+    }
+
+    fn wheel_requests(fx: &Fixture) -> Vec<crate::testing::Logged> {
+        fx.server.requests_for(&format!("/files/{WHEEL}"))
+    }
+
+    fn assert_foo(m: &WheelMetadata) {
+        assert_eq!(m.name, "foo");
+        assert_eq!(m.version, "1.0");
+        assert_eq!(m.requires_dist, ["bar>=1"]);
+        assert_eq!(m.requires_python.as_deref(), Some(">=3.8"));
+    }
+
+    #[test]
+    fn metadata_from_the_pep_658_file_in_both_page_formats() {
+        let fx = fixture();
+        for format in [ServedFormat::Html, ServedFormat::Json] {
+            fx.server.set_format(format);
+            // No metadata cache: each format fetches the file.
+            let c = fx.client_with(ClientOptions {
+                metadata_dir: None,
+                ..fx.options()
+            });
+            let file = listed(&c, "foo", WHEEL);
+            let core = file.core_metadata.clone().expect("advertised");
+            assert_eq!(core.sha256.as_ref().map(String::len), Some(64));
+            assert_foo(&c.metadata(&file).unwrap());
+        }
+        assert_eq!(
+            fx.server
+                .requests_for(&format!("/files/{WHEEL}.metadata"))
+                .len(),
+            2
+        );
+        assert!(wheel_requests(&fx).is_empty(), "{:?}", wheel_requests(&fx));
+    }
+
+    #[test]
+    fn metadata_by_ranges_never_fetches_the_whole_wheel() {
+        let fx = fixture();
+        fx.server.set_serve_metadata(false);
+        let c = fx.client();
+        let file = listed(&c, "foo", WHEEL);
+        assert_eq!(file.core_metadata, None);
+        assert_foo(&c.metadata(&file).unwrap());
+        let requests = wheel_requests(&fx);
+        assert!((1..=3).contains(&requests.len()), "{requests:?}");
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.range.is_some() && r.status == 206),
+            "{requests:?}"
+        );
+        // Cached by the wheel's sha256: a new client asks nothing but the page.
+        let again = fx.client();
+        let file = listed(&again, "foo", WHEEL);
+        assert_foo(&again.metadata(&file).unwrap());
+        assert_eq!(wheel_requests(&fx).len(), requests.len());
+    }
+
+    #[test]
+    fn metadata_from_the_whole_wheel_when_ranges_are_ignored() {
+        let fx = fixture();
+        fx.server.set_serve_metadata(false);
+        fx.server.set_honour_ranges(false);
+        let c = fx.client();
+        let file = listed(&c, "foo", WHEEL);
+        assert_foo(&c.metadata(&file).unwrap());
+        let requests = wheel_requests(&fx);
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        assert_eq!(requests[0].status, 200);
+        // The answer was the whole wheel: it is in the download cache for the install.
+        let bytes = c.download(&file.url, file.sha256.as_deref()).unwrap();
+        assert_eq!(bytes, fs_err::read(fx.dir.path().join(WHEEL)).unwrap());
+        assert_eq!(wheel_requests(&fx).len(), 1);
+    }
+
+    #[test]
+    fn a_downloaded_wheel_is_read_without_a_request() {
+        let fx = fixture();
+        let c = fx.client_with(ClientOptions {
+            metadata_dir: None,
+            ..fx.options()
+        });
+        let file = listed(&c, "foo", WHEEL);
+        c.download(&file.url, file.sha256.as_deref()).unwrap();
+        assert_foo(&c.metadata(&file).unwrap());
+        assert_eq!(wheel_requests(&fx).len(), 1);
+        assert!(
+            fx.server
+                .requests_for(&format!("/files/{WHEEL}.metadata"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_wrong_metadata_file_hash_is_an_error() {
+        let fx = fixture();
+        fx.server.set_wrong_hash(true);
+        let c = fx.client();
+        let file = listed(&c, "foo", WHEEL);
+        let e = c.metadata(&file).unwrap_err();
+        match &e {
+            IndexError::HashMismatch { filename, url, .. } => {
+                assert_eq!(filename, &format!("{WHEEL}.metadata"));
+                assert_eq!(url, &format!("{}.metadata", fx.server.file_url(WHEEL)));
+            }
+            other => panic!("{other}"),
+        }
+        // Nothing was cached from it.
+        let metadata_dir = fx.cache.path().join("metadata");
+        assert!(!metadata_dir.exists() || fs_err::read_dir(&metadata_dir).unwrap().count() == 0);
+    }
+
+    #[test]
+    fn an_advertised_metadata_file_that_is_missing_falls_back_to_ranges() {
+        let fx = fixture();
+        let c = fx.client();
+        let file = listed(&c, "foo", WHEEL);
+        fx.server.set_serve_metadata(false);
+        assert_foo(&c.metadata(&file).unwrap());
+        assert!(wheel_requests(&fx).iter().all(|r| r.range.is_some()));
+    }
+
+    #[test]
+    fn sdists_static_pkg_info_or_needs_build() {
+        let fx = fixture();
+        let pkg_info = |version: &str, dynamic: &str| {
+            format!(
+                "Metadata-Version: {version}\nName: baz\nVersion: 2.0\n{dynamic}Requires-Dist: qux\n\n"
+            )
+        };
+        let write = |name: &str, text: &str| {
+            let top = name.strip_suffix(".tar.gz").unwrap();
+            let archive = tar_gz(&[(&format!("{top}/PKG-INFO"), text.as_bytes())]);
+            fs_err::write(fx.dir.path().join(name), archive).unwrap();
+        };
+        write("baz-2.0.tar.gz", &pkg_info("2.2", "Dynamic: Description\n"));
+        write("old-1.0.tar.gz", &pkg_info("2.1", ""));
+        write(
+            "dyn-1.0.tar.gz",
+            &pkg_info("2.4", "Dynamic: Requires-Dist\n"),
+        );
+        let c = fx.client();
+        let file = listed(&c, "baz", "baz-2.0.tar.gz");
+        let m = c.metadata(&file).unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.requires_dist.as_slice()),
+            ("baz", &["qux".to_string()][..])
+        );
+        for (project, filename) in [("old", "old-1.0.tar.gz"), ("dyn", "dyn-1.0.tar.gz")] {
+            let file = listed(&c, project, filename);
+            let e = c.metadata(&file).unwrap_err();
+            assert!(
+                matches!(&e, IndexError::NeedsBuild { name, version, filename: f }
+                    if name == project && version == "1.0" && f == filename),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "`{project}` 1.0 has no wheel whose metadata could be read, and its source \
+                     distribution `{filename}` must be built to know its dependencies (building \
+                     sdists is not supported yet)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_wheel_is_read_in_place() {
+        let fx = fixture();
+        let sources = PackageSources {
+            no_index: true,
+            find_links: vec![FindLinks::Dir(fx.dir.path().to_path_buf())],
+            ..PackageSources::default()
+        };
+        let c = IndexClient::new(sources, fx.options()).unwrap();
+        let file = c.wheels("foo").unwrap().remove(0);
+        assert!(file.url.starts_with("file://"));
+        assert_foo(&c.metadata(&file).unwrap());
+        assert!(fx.server.requests().is_empty());
+        // A damaged local wheel names the file.
+        fs_err::write(fx.dir.path().join(WHEEL), b"not a zip").unwrap();
+        let e = c.metadata(&file).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("Invalid metadata in `{WHEEL}` from `file://")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn offline_reads_caches_and_names_what_is_missing() {
+        let fx = fixture();
+        let online = fx.client();
+        let file = listed(&online, "foo", WHEEL);
+        assert_foo(&online.metadata(&file).unwrap());
+        let before = fx.server.requests().len();
+        let offline = fx.client_with(ClientOptions {
+            offline: true,
+            ..fx.options()
+        });
+        // The page (however old) and the metadata come from the caches.
+        let file = listed(&offline, "foo", WHEEL);
+        assert_foo(&offline.metadata(&file).unwrap());
+        let e = offline
+            .download(&file.url, file.sha256.as_deref())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "`{}` is not in the cache and `--offline` forbids fetching it",
+                file.url
+            )
+        );
+        let e = offline.wheels("bar").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "`{}bar/` is not in the cache and `--offline` forbids fetching it",
+                fx.server.index_url()
+            )
+        );
+        assert_eq!(fx.server.requests().len(), before);
+    }
+}

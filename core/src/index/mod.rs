@@ -22,6 +22,8 @@ pub mod config;
 mod dist_metadata;
 mod filename;
 pub mod find_links;
+#[cfg(test)]
+mod fixture;
 mod http;
 mod http_cache;
 mod metadata;

@@ -386,7 +386,7 @@ mod tests {
             w.start_file(*name, options).unwrap();
             w.write_all(data).unwrap();
         }
-        w.set_comment(comment);
+        w.set_comment(comment).unwrap();
         w.finish().unwrap().into_inner()
     }
 

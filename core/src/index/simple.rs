@@ -567,6 +567,87 @@ mod tests {
         assert_eq!(files[3].filename, "foo+-3.0-py3-none-any.whl");
     }
 
+    /// Attributes as HTML allows them to be written: any case, single, double or no quotes,
+    /// spaces around `=`, character references in values.
+    #[test]
+    fn html_attributes_in_every_spelling() {
+        let upper = H.to_uppercase();
+        let html = format!(
+            r#"<a href="a-1.0.tar.gz" DATA-REQUIRES-PYTHON='&gt;=3.9' Data-Yanked = 'old &amp; slow' data-core-metadata=true>a</a>
+<a href=b-1.0.tar.gz data-requires-python=&gt;=3.10 data-core-metadata = "sha256&#61;{upper}">b</a>
+<a href="c-1.0.tar.gz" data-dist-info-metadata="sha256={H}">c</a>
+<a href="d-1.0.tar.gz" data-dist-info-metadata="sha256={H}" data-core-metadata="true">d</a>
+<a href="e-1.0.tar.gz" data-core-metadata="false" data-requires-python="   ">e</a>
+<a href="f-1.0.tar.gz" data-core-metadata data-yanked="">f</a>
+<a href="g-1.0.tar.gz" data-core-metadata="md5=abc">g</a>
+<a href="h-1.0.tar.gz" DATA-CORE-METADATA="SHA256={H}" data-dist-info-metadata="false">h</a>"#
+        );
+        let files = parse_html(&html, &page());
+        let f = |name: &str| files.iter().find(|f| f.filename == name).unwrap();
+        let with = |sha: Option<&str>| {
+            Some(CoreMetadata {
+                sha256: sha.map(str::to_string),
+            })
+        };
+        let a = f("a-1.0.tar.gz");
+        assert_eq!(a.requires_python.as_deref(), Some(">=3.9"));
+        assert!(a.yanked);
+        assert_eq!(a.yanked_reason.as_deref(), Some("old & slow"));
+        assert_eq!(a.core_metadata, with(None));
+        let b = f("b-1.0.tar.gz");
+        assert_eq!(b.requires_python.as_deref(), Some(">=3.10"));
+        assert_eq!(b.core_metadata, with(Some(H)));
+        assert_eq!(f("c-1.0.tar.gz").core_metadata, with(Some(H)));
+        // PEP 714: the new name wins.
+        assert_eq!(f("d-1.0.tar.gz").core_metadata, with(None));
+        let e = f("e-1.0.tar.gz");
+        assert_eq!(e.core_metadata, None);
+        assert_eq!(e.requires_python, None);
+        let bare = f("f-1.0.tar.gz");
+        assert_eq!(bare.core_metadata, with(None));
+        assert!(bare.yanked && bare.yanked_reason.is_none());
+        assert_eq!(f("g-1.0.tar.gz").core_metadata, with(None));
+        assert_eq!(f("h-1.0.tar.gz").core_metadata, with(Some(H)));
+    }
+
+    #[test]
+    fn json_core_metadata_and_its_legacy_name() {
+        let file = |extra: &str| {
+            let body = format!(
+                r#"{{"meta": {{"api-version": "1.1"}}, "files": [{{"filename": "foo-1.0.tar.gz",
+                "url": "foo-1.0.tar.gz", "hashes": {{}}{extra}}}]}}"#
+            );
+            parse_json(body.as_bytes(), &page()).unwrap()[0]
+                .core_metadata
+                .clone()
+        };
+        let with = |sha: Option<&str>| {
+            Some(CoreMetadata {
+                sha256: sha.map(str::to_string),
+            })
+        };
+        assert_eq!(file(""), None);
+        assert_eq!(file(r#", "core-metadata": true"#), with(None));
+        assert_eq!(file(r#", "core-metadata": false"#), None);
+        assert_eq!(file(r#", "core-metadata": {}"#), with(None));
+        assert_eq!(
+            file(&format!(r#", "core-metadata": {{"sha256": "{H}"}}"#)),
+            with(Some(H))
+        );
+        assert_eq!(
+            file(&format!(r#", "dist-info-metadata": {{"sha256": "{H}"}}"#)),
+            with(Some(H))
+        );
+        assert_eq!(
+            file(&format!(
+                r#", "dist-info-metadata": {{"sha256": "{H}"}}, "core-metadata": true"#
+            )),
+            with(None)
+        );
+        // An odd value does not fail the page.
+        assert_eq!(file(r#", "core-metadata": "yes""#), None);
+    }
+
     #[test]
     fn html_base_href() {
         let html =
