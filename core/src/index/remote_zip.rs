@@ -225,15 +225,21 @@ pub(super) fn read_member<R: ReadAt>(
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// The central directory's offset and size, from the last bytes `tail` of a file of `total`
@@ -338,7 +344,8 @@ fn inflate(local: &[u8], member: &Member) -> Result<Vec<u8>, ZipError> {
     let extra_len = usize::from(u16_at(local, 28).ok_or_else(short)?);
     let start = 30 + name_len + extra_len;
     let compressed = usize::try_from(member.compressed).map_err(|_| short())?;
-    let data = local.get(start..start + compressed).ok_or_else(short)?;
+    let end = start.checked_add(compressed).ok_or_else(short)?;
+    let data = local.get(start..end).ok_or_else(short)?;
     let mut out = Vec::new();
     match member.method {
         0 => out.extend_from_slice(data),
@@ -466,6 +473,78 @@ mod tests {
         assert!(source.read < 300 << 10, "{} bytes read", source.read);
     }
 
+    /// A one-member stored archive written by hand, its end records in zip64 form: the EOCD's
+    /// fields saturated, the real ones in the zip64 record that the locator points at, and the
+    /// member's offset in a zip64 extra field of its directory entry.
+    fn zip64_by_hand(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let len = u32::try_from(data.len()).unwrap();
+        let name_len = u16::try_from(name.len()).unwrap();
+        let mut z = Vec::new();
+        // Local header: signature, version, flags, method 0, time, date, crc, sizes, name and
+        // extra lengths, then the name and the data.
+        z.extend_from_slice(&LOCAL_SIG.to_le_bytes());
+        z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        z.extend_from_slice(&crc.sum().to_le_bytes());
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&name_len.to_le_bytes());
+        z.extend_from_slice(&0u16.to_le_bytes());
+        z.extend_from_slice(name.as_bytes());
+        z.extend_from_slice(data);
+        let cd_offset = z.len() as u64;
+        // Central directory entry: the offset saturated, the real one in extra field 0x0001.
+        z.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
+        z.extend_from_slice(&[45, 3, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        z.extend_from_slice(&crc.sum().to_le_bytes());
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&name_len.to_le_bytes());
+        z.extend_from_slice(&12u16.to_le_bytes()); // extra length
+        z.extend_from_slice(&[0; 8]); // comment length, disk, internal and external attributes
+        z.extend_from_slice(&[0; 4][..2]);
+        z.extend_from_slice(&u32::MAX.to_le_bytes()); // local header offset: see zip64 extra
+        z.extend_from_slice(name.as_bytes());
+        z.extend_from_slice(&1u16.to_le_bytes()); // zip64 extra field id
+        z.extend_from_slice(&8u16.to_le_bytes()); // its length
+        z.extend_from_slice(&0u64.to_le_bytes()); // the offset
+        let cd_size = z.len() as u64 - cd_offset;
+        let record = z.len() as u64;
+        // zip64 end of central directory record (56 bytes).
+        z.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
+        z.extend_from_slice(&44u64.to_le_bytes()); // size of the rest
+        z.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // versions, disks
+        z.extend_from_slice(&1u64.to_le_bytes()); // entries on this disk
+        z.extend_from_slice(&1u64.to_le_bytes()); // entries
+        z.extend_from_slice(&cd_size.to_le_bytes());
+        z.extend_from_slice(&cd_offset.to_le_bytes());
+        // zip64 locator: disk, record offset, disks.
+        z.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
+        z.extend_from_slice(&0u32.to_le_bytes());
+        z.extend_from_slice(&record.to_le_bytes());
+        z.extend_from_slice(&1u32.to_le_bytes());
+        // EOCD with every field saturated.
+        z.extend_from_slice(&EOCD_SIG.to_le_bytes());
+        z.extend_from_slice(&[0xff; 16]);
+        z.extend_from_slice(&0u16.to_le_bytes()); // comment length
+        z
+    }
+
+    #[test]
+    fn reads_zip64_end_records_and_extra_fields() {
+        let z = zip64_by_hand("foo-1.0.dist-info/METADATA", b"Name: foo\n");
+        assert_eq!(read(&z, META).unwrap(), b"Name: foo\n");
+        // The locator pointing elsewhere is an error, not a panic.
+        let mut bad = z.clone();
+        let at = bad.len() - 22 - 20 + 8;
+        bad[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            read(&bad, META).unwrap_err(),
+            ZipError::Malformed("zip64 end of central directory record not found")
+        );
+    }
+
     #[test]
     fn chooses_the_wheels_own_dist_info() {
         let z = zip(
@@ -513,21 +592,31 @@ mod tests {
 
     proptest! {
         /// Whatever the bytes, reading ends in a member or an error, never a panic; and a
-        /// real archive cut short anywhere is never read as something else.
+        /// real archive (plain or zip64) cut short or with any byte changed is never read as
+        /// something else.
         #[test]
-        fn never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400), cut in 0usize..400) {
+        fn never_panics(
+            bytes in prop::collection::vec(any::<u8>(), 0..400),
+            cut in 0usize..400,
+            at in 0usize..400,
+            value in any::<u8>(),
+        ) {
             let _ = read(&bytes, META);
-            let z = zip(&[("foo-1.0.dist-info/METADATA", b"Name: foo\n", true)], "", false);
-            let cut = cut.min(z.len());
-            if let Ok(got) = read(&z[cut..], META) {
-                prop_assert_eq!(got, b"Name: foo\n".to_vec());
-            }
-            let mut damaged = z.clone();
-            if let Some(b) = damaged.get_mut(cut) {
-                *b ^= 0x5a;
-            }
-            if let Ok(got) = read(&damaged, META) {
-                prop_assert_eq!(got, b"Name: foo\n".to_vec());
+            let want = b"Name: foo\n".to_vec();
+            let plain = zip(&[("foo-1.0.dist-info/METADATA", &want, true)], "", false);
+            let zip64 = zip64_by_hand("foo-1.0.dist-info/METADATA", &want);
+            for z in [plain, zip64] {
+                let cut = cut.min(z.len());
+                if let Ok(got) = read(&z[cut..], META) {
+                    prop_assert_eq!(&got, &want);
+                }
+                let mut damaged = z.clone();
+                if let Some(b) = damaged.get_mut(at) {
+                    *b = value;
+                }
+                if let Ok(got) = read(&damaged, META) {
+                    prop_assert_eq!(&got, &want);
+                }
             }
         }
     }
