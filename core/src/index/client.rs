@@ -1126,6 +1126,16 @@ mod tests {
     }
 
     #[test]
+    fn cached_in_uses_the_caches_directories() {
+        let cache = Cache::new("/c", None);
+        let o = ClientOptions::cached_in(&cache);
+        assert_eq!(o.cache_dir, Some(cache.downloads_dir()));
+        assert_eq!(o.metadata_dir, Some(cache.metadata_dir()));
+        assert_eq!(o.pages_dir, Some(cache.pages_dir()));
+        assert!(!o.offline && !o.refresh);
+    }
+
+    #[test]
     fn credentials_follow_to_the_same_host() {
         let mut sources = PackageSources::with_index("https://u:pw@h.invalid/simple").unwrap();
         sources
