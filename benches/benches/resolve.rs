@@ -41,6 +41,7 @@ fn chain(depth: usize, versions: usize) -> InMemorySource {
                 yanked: false,
                 yanked_reason: None,
                 size: None,
+                ..IndexFile::default()
             };
             source.add(PackageName::from_str(&name).unwrap(), file, Some(metadata));
         }
@@ -55,6 +56,7 @@ fn chain(depth: usize, versions: usize) -> InMemorySource {
             yanked: false,
             yanked_reason: None,
             size: None,
+            ..IndexFile::default()
         },
         None,
     );

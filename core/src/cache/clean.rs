@@ -13,7 +13,7 @@ use crate::layout::{LayoutCache, LayoutManifest, ProjectHash};
 pub struct CleanOptions {
     /// Also the store: objects, unpacked copies, records.
     pub store: bool,
-    /// Everything: the store, downloads, interpreter facts, roots.
+    /// Everything: the store, downloads, metadata, index pages, interpreter facts, roots.
     pub all: bool,
     /// Also what live venvs and mounts use (they need `dx-py install` / a remount afterwards).
     pub force: bool,
@@ -106,10 +106,12 @@ pub fn clean(
         clean_store(cache, &keep, &mut report)?;
     }
     if opts.all {
-        for (kind, dir) in [
-            (Kind::Downloads, cache.downloads_dir()),
-            (Kind::Interpreters, cache.interpreters_dir()),
-        ] {
+        // Through `Cache::kinds`, so that a new kind of downloaded data is removed too.
+        for (kind, dir) in cache
+            .kinds()
+            .into_iter()
+            .filter(|(k, _)| k.is_refetchable())
+        {
             remove_all(&dir)?;
             report.cleaned.push((kind, dir));
         }
@@ -301,5 +303,49 @@ fn remove_any(path: &Path) -> Result<(), CleanError> {
             source: e,
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--all` removes every kind of downloaded or derived data that `Cache` names, the
+    /// metadata and page caches included; without it they stay.
+    #[test]
+    fn all_removes_every_refetchable_kind() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path(), None);
+        let refetchable: Vec<(Kind, PathBuf)> = cache
+            .kinds()
+            .into_iter()
+            .filter(|(k, _)| k.is_refetchable())
+            .collect();
+        let kinds: Vec<Kind> = refetchable.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [
+                Kind::Downloads,
+                Kind::Metadata,
+                Kind::Pages,
+                Kind::Interpreters
+            ]
+        );
+        for (_, dir) in &refetchable {
+            fs_err::create_dir_all(dir.join("ab")).unwrap();
+            fs_err::write(dir.join("ab/entry"), b"x").unwrap();
+        }
+        let report = clean(&cache, CleanOptions::default(), &|_| false).unwrap();
+        assert!(refetchable.iter().all(|(_, d)| d.join("ab/entry").exists()));
+        assert!(report.cleaned.iter().all(|(k, _)| !k.is_refetchable()));
+        let all = CleanOptions {
+            all: true,
+            ..CleanOptions::default()
+        };
+        let report = clean(&cache, all, &|_| false).unwrap();
+        for (kind, dir) in &refetchable {
+            assert!(!dir.exists(), "{kind}");
+            assert!(report.cleaned.contains(&(*kind, dir.clone())), "{kind}");
+        }
     }
 }

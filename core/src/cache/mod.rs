@@ -7,7 +7,9 @@
 //! ├── unpacked/               unpacked copies of a read-only store's objects
 //! ├── layouts/                LayoutCache: index.dxlc and one tree per package set
 //! ├── mounts/                 mount bookkeeping; trees/ holds the `.dxtree` files
-//! ├── wheels/                 downloaded index files (HTTP cache)
+//! ├── wheels/                 files downloaded from indexes, by sha256
+//! ├── metadata/               core metadata of distribution files, by their sha256
+//! ├── pages/                  index and find-links pages with their HTTP caching policy
 //! ├── interpreters/           cached interpreter facts
 //! ├── roots/log               what uses the cache: venvs and mounts (see [`roots`])
 //! ├── .writers/{pid}-{start}  processes that may have temporaries (see `temp`)
@@ -114,6 +116,16 @@ impl Cache {
         self.root.join("wheels")
     }
 
+    /// `{cache}/metadata`: the core metadata of distribution files, by their sha256.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.root.join("metadata")
+    }
+
+    /// `{cache}/pages`: index pages kept with their HTTP caching policy.
+    pub fn pages_dir(&self) -> PathBuf {
+        self.root.join("pages")
+    }
+
     /// `{cache}/interpreters`: cached interpreter facts.
     pub fn interpreters_dir(&self) -> PathBuf {
         self.root.join("interpreters")
@@ -132,6 +144,8 @@ impl Cache {
             self.layouts_dir(),
             self.trees_dir(),
             self.downloads_dir(),
+            self.metadata_dir(),
+            self.pages_dir(),
             self.interpreters_dir(),
             self.roots_dir(),
         ]);
@@ -146,6 +160,8 @@ impl Cache {
             (Kind::Trees, self.trees_dir()),
             (Kind::Unpacked, self.own_unpacked_dir()),
             (Kind::Downloads, self.downloads_dir()),
+            (Kind::Metadata, self.metadata_dir()),
+            (Kind::Pages, self.pages_dir()),
             (Kind::Interpreters, self.interpreters_dir()),
         ];
         if !self.store_is_shared {
@@ -168,8 +184,23 @@ pub enum Kind {
     Trees,
     /// Files downloaded from indexes.
     Downloads,
+    /// Core metadata of distribution files.
+    Metadata,
+    /// Index pages (the HTTP cache).
+    Pages,
     /// Interpreter facts.
     Interpreters,
+}
+
+impl Kind {
+    /// True for what can always be fetched or computed again, so that `cache clean --all`
+    /// removes it whole.
+    pub fn is_refetchable(self) -> bool {
+        matches!(
+            self,
+            Kind::Downloads | Kind::Metadata | Kind::Pages | Kind::Interpreters
+        )
+    }
 }
 
 impl std::fmt::Display for Kind {
@@ -180,6 +211,8 @@ impl std::fmt::Display for Kind {
             Kind::Layouts => "layouts",
             Kind::Trees => "trees",
             Kind::Downloads => "downloads",
+            Kind::Metadata => "metadata",
+            Kind::Pages => "pages",
             Kind::Interpreters => "interpreters",
         })
     }

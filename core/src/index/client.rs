@@ -1,14 +1,19 @@
 //! Fetching project pages and files: HTTP(S) with ureq (rustls), `file://` URLs and paths.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
+use http_cache_semantics::{AfterResponse, BeforeRequest};
 use url::Url;
 
 use super::config::{FindLinks, PackageSources};
+use super::dist_metadata::MetadataCache;
 use super::http::{Transport, TransportKey};
+use super::http_cache::{self, PageCache, Stored};
 use super::simple::{self, PageFormat};
 use super::{DistFilename, IndexError, IndexFile, find_links, redact_url};
+use crate::cache::Cache;
 use crate::hash::sha256_hex;
 use crate::names::normalize_name;
 
@@ -35,6 +40,28 @@ pub struct ClientOptions {
     /// Requests in flight to one host at a time, which also bounds the connections opened to
     /// it (they are kept and reused; see `index::http`).
     pub max_connections_per_host: usize,
+    /// Where core metadata is kept, by the sha256 of its distribution file; `None` keeps none.
+    pub metadata_dir: Option<PathBuf>,
+    /// Where project pages are kept with their HTTP caching policy; `None` keeps none.
+    pub pages_dir: Option<PathBuf>,
+    /// Never use the network: pages, metadata and files come from the caches (a page is used
+    /// however old), and anything not cached is [`IndexError::Offline`].
+    pub offline: bool,
+    /// Revalidate every cached page with the server, even one its `max-age` says is fresh
+    /// (once per page and process).
+    pub refresh: bool,
+}
+
+impl ClientOptions {
+    /// The defaults, keeping downloads, metadata and pages in `cache`'s directories.
+    pub fn cached_in(cache: &Cache) -> Self {
+        Self {
+            cache_dir: Some(cache.downloads_dir()),
+            metadata_dir: Some(cache.metadata_dir()),
+            pages_dir: Some(cache.pages_dir()),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for ClientOptions {
@@ -49,6 +76,10 @@ impl Default for ClientOptions {
             max_download_bytes: 4 << 30,
             ca_bundle: None,
             max_connections_per_host: 6,
+            metadata_dir: None,
+            pages_dir: None,
+            offline: false,
+            refresh: false,
         }
     }
 }
@@ -60,12 +91,20 @@ impl Default for ClientOptions {
 #[derive(Debug)]
 pub struct IndexClient {
     sources: PackageSources,
-    options: ClientOptions,
+    pub(super) options: ClientOptions,
     transport: Arc<Transport>,
     /// Each find-links location's listing, made on first use and kept for the client's life
     /// (one directory scan or page fetch per run, not one per project); `Some(None)`: skipped.
     listings: Vec<Mutex<Option<Listing>>>,
+    /// Each project's files, listed once per client: the resolver asks for a project many
+    /// times, and a page must be fetched (or revalidated) once per run.
+    projects: Mutex<HashMap<String, ProjectSlot>>,
+    pages: PageCache,
+    pub(super) metadata_cache: MetadataCache,
 }
+
+/// A project's files once listed; its lock makes concurrent askers wait for one listing.
+type ProjectSlot = Arc<Mutex<Option<Arc<Vec<IndexFile>>>>>;
 
 /// A find-links location as listed: its files, or `None` when it was skipped.
 type Listing = Option<Arc<Vec<IndexFile>>>;
@@ -73,15 +112,46 @@ type Listing = Option<Arc<Vec<IndexFile>>>;
 /// The most of an error response's body that is read (to reuse its connection).
 const ERROR_BODY_LIMIT: u64 = 64 << 10;
 
-/// A page or file as fetched.
-struct Fetched {
-    body: Vec<u8>,
-    content_type: Option<String>,
-    /// The URL the body came from, after redirects.
-    url: Url,
+/// What one GET asks for.
+pub(super) struct Get<'a> {
+    pub(super) accept: Option<&'a str>,
+    /// Further headers: validators, `Range`.
+    pub(super) headers: Vec<(&'static str, String)>,
+    /// Largest body accepted.
+    pub(super) limit: u64,
 }
 
-enum FetchError {
+/// A page or file as fetched.
+pub(super) struct Fetched {
+    /// 2xx, or 304 (with an empty body) when validators were sent.
+    pub(super) status: u16,
+    pub(super) headers: ureq::http::HeaderMap,
+    pub(super) body: Vec<u8>,
+    pub(super) content_type: Option<String>,
+    /// The URL the body came from, after redirects.
+    pub(super) url: Url,
+}
+
+impl Fetched {
+    fn from_stored(page: Stored) -> Self {
+        Self {
+            status: 200,
+            headers: ureq::http::HeaderMap::new(),
+            body: page.body,
+            content_type: page.content_type,
+            url: page.url,
+        }
+    }
+
+    fn response_parts(&self) -> ureq::http::response::Parts {
+        let mut response = ureq::http::Response::new(());
+        *response.status_mut() = ureq::http::StatusCode::from_u16(self.status).unwrap_or_default();
+        *response.headers_mut() = self.headers.clone();
+        response.into_parts().0
+    }
+}
+
+pub(super) enum FetchError {
     /// 404 (or a missing local file).
     NotFound,
     /// Anything else, already final.
@@ -121,6 +191,9 @@ impl IndexClient {
                 .iter()
                 .map(|_| Mutex::default())
                 .collect(),
+            projects: Mutex::default(),
+            pages: PageCache::new(options.pages_dir.clone()),
+            metadata_cache: MetadataCache::new(options.metadata_dir.clone()),
             sources,
             options,
             transport,
@@ -137,8 +210,26 @@ impl IndexClient {
     /// the find-links locations first, then every index in order. A project no source knows is
     /// [`IndexError::NotFound`]; an unreadable find-links directory is skipped with a warning;
     /// any other failure is an error.
+    ///
+    /// A project is listed once per client: later calls return the same files without a
+    /// request (failures are not kept, so a later call tries again).
     pub fn wheels(&self, name: &str) -> Result<Vec<IndexFile>, IndexError> {
         let name = normalize_name(name);
+        let slot = lock(&self.projects)
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        // Concurrent callers for one project wait for the one listing.
+        let mut slot = lock(&slot);
+        if let Some(files) = &*slot {
+            return Ok(files.as_ref().clone());
+        }
+        let files = self.list(name)?;
+        *slot = Some(Arc::new(files.clone()));
+        Ok(files)
+    }
+
+    fn list(&self, name: String) -> Result<Vec<IndexFile>, IndexError> {
         let mut files = Vec::new();
         let mut searched = Vec::new();
         let mut known = false;
@@ -164,7 +255,7 @@ impl IndexClient {
                         reason: e.to_string(),
                     })?;
             searched.push(redact_url(page_url.as_str()));
-            match self.fetch(&page_url, Some(simple::ACCEPT), self.options.max_page_bytes) {
+            match self.fetch_page(&page_url, simple::ACCEPT) {
                 Ok(page) => {
                     let format = PageFormat::detect(page.content_type.as_deref(), &page.body);
                     let listed =
@@ -197,7 +288,7 @@ impl IndexClient {
         slot: &Mutex<Option<Listing>>,
         location: &FindLinks,
     ) -> Result<Listing, IndexError> {
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(slot);
         if let Some(listed) = &*slot {
             return Ok(listed.clone());
         }
@@ -210,7 +301,7 @@ impl IndexClient {
                 }
             },
             FindLinks::Page(url) => {
-                match self.fetch(url, Some("text/html"), self.options.max_page_bytes) {
+                match self.fetch_page(url, "text/html") {
                     Ok(page) => Some(simple::parse_html(
                         &String::from_utf8_lossy(&page.body),
                         &page.url,
@@ -271,7 +362,12 @@ impl IndexClient {
             }
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
                 let u = Url::parse(&self.with_credentials(u.as_str())).unwrap_or(u);
-                match self.fetch(&u, None, limit) {
+                let get = Get {
+                    accept: None,
+                    headers: Vec::new(),
+                    limit,
+                };
+                match self.fetch(&u, &get) {
                     Ok(f) => f.body,
                     Err(FetchError::NotFound) => {
                         return Err(IndexError::Status {
@@ -291,23 +387,44 @@ impl IndexClient {
             }
             Err(_) => read_limited(Path::new(url), limit, url)?,
         };
+        self.keep_download(url, expected.as_deref(), bytes)
+    }
+
+    /// Checks a downloaded file against `expected` (lowercase hex) and, when it matches and a
+    /// cache directory is set, keeps it there by its hash.
+    pub(super) fn keep_download(
+        &self,
+        url: &str,
+        expected: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<u8>, IndexError> {
         if let Some(expected) = expected {
             let got = sha256_hex(&bytes);
             if got != expected {
                 return Err(IndexError::HashMismatch {
                     filename: file_name_of(url),
                     url: redact_url(url),
-                    expected,
+                    expected: expected.to_string(),
                     got,
                 });
             }
-            if let (Some(path), Some(root)) = (cached, &self.options.cache_dir)
-                && let Err(e) = write_cached(root, &path, &bytes)
-            {
-                tracing::warn!("Could not cache `{}`: {e}", path.display());
+            if let Some(root) = &self.options.cache_dir {
+                let path = cache_path(root, expected);
+                if let Err(e) = write_cached(root, &path, &bytes) {
+                    tracing::warn!("Could not cache `{}`: {e}", path.display());
+                }
             }
         }
         Ok(bytes)
+    }
+
+    /// Whether a verified copy of the file with this sha256 is in the download cache (then
+    /// [`Self::download`] reads it without the network).
+    pub(super) fn is_downloaded(&self, sha256: &str) -> bool {
+        self.options
+            .cache_dir
+            .as_ref()
+            .is_some_and(|d| cache_path(d, &sha256.to_ascii_lowercase()).is_file())
     }
 
     /// Copies the credentials of a configured index on the same host onto `url` when it has
@@ -332,11 +449,92 @@ impl IndexClient {
         u.into()
     }
 
-    /// GETs `url` with retries; local `file://` URLs are read from disk (a directory serves its
-    /// `index.html`, as pip does for local indexes).
-    fn fetch(&self, url: &Url, accept: Option<&str>, limit: u64) -> Result<Fetched, FetchError> {
+    /// A project or find-links page, through the HTTP cache: a stored page that is fresh (and
+    /// not to be refreshed) costs no request; a stale one is revalidated and reused on 304;
+    /// offline, any stored page is used. Local `file://` pages are read as they are.
+    fn fetch_page(&self, url: &Url, accept: &str) -> Result<Fetched, FetchError> {
+        let limit = self.options.max_page_bytes;
         if url.scheme() == "file" {
             return fetch_file(url, limit);
+        }
+        let entry = self.pages.entry(url, accept);
+        let mut stored = entry.as_deref().and_then(PageCache::load);
+        let request = http_cache::request(url, accept);
+        let now = SystemTime::now();
+        let mut validators = Vec::new();
+        let reusable = stored.take_if(|page| {
+            if self.options.offline {
+                return true;
+            }
+            match page.policy.before_request(&request, now) {
+                BeforeRequest::Fresh(_) if !self.options.refresh => true,
+                BeforeRequest::Fresh(cached) => {
+                    validators = http_cache::validators(&cached.headers);
+                    false
+                }
+                BeforeRequest::Stale { request, .. } => {
+                    validators = http_cache::conditional(&request);
+                    false
+                }
+            }
+        });
+        if let Some(page) = reusable {
+            tracing::debug!("Using the cached page `{}`", redact_url(url.as_str()));
+            return Ok(Fetched::from_stored(page));
+        }
+        let mut get = Get {
+            accept: Some(accept),
+            headers: validators,
+            limit,
+        };
+        let mut fetched = self.fetch(url, &get)?;
+        if fetched.status == 304 {
+            let after = stored.as_ref().map(|page| {
+                page.policy
+                    .after_response(&request, &fetched.response_parts(), now)
+            });
+            match (after, stored) {
+                (Some(AfterResponse::NotModified(policy, _)), Some(page)) => {
+                    tracing::debug!("Cached page `{}` not modified", redact_url(url.as_str()));
+                    let page = Stored { policy, ..page };
+                    if let Some(entry) = &entry {
+                        self.pages.store(entry, &page);
+                    }
+                    return Ok(Fetched::from_stored(page));
+                }
+                // A 304 that matches nothing stored: ask again without validators.
+                _ => {
+                    get.headers.clear();
+                    fetched = self.fetch(url, &get)?;
+                }
+            }
+        }
+        if let Some(entry) = &entry {
+            let policy = http_cache::policy(&request, &fetched.response_parts(), now);
+            if policy.is_storable() {
+                let page = Stored {
+                    policy,
+                    url: fetched.url.clone(),
+                    content_type: fetched.content_type.clone(),
+                    body: std::mem::take(&mut fetched.body),
+                };
+                self.pages.store(entry, &page);
+                return Ok(Fetched::from_stored(page));
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// GETs `url` with retries; local `file://` URLs are read from disk (a directory serves its
+    /// `index.html`, as pip does for local indexes).
+    pub(super) fn fetch(&self, url: &Url, get: &Get<'_>) -> Result<Fetched, FetchError> {
+        if url.scheme() == "file" {
+            return fetch_file(url, get.limit);
+        }
+        if self.options.offline {
+            return Err(FetchError::Failed(IndexError::Offline {
+                url: redact_url(url.as_str()),
+            }));
         }
         let attempts = self.options.attempts.max(1);
         let mut last = String::new();
@@ -352,7 +550,7 @@ impl IndexClient {
                 );
                 std::thread::sleep(wait);
             }
-            match self.try_fetch(url, accept, limit) {
+            match self.try_fetch(url, get) {
                 Ok(fetched) => return Ok(fetched),
                 Err(Attempt::Retry(why)) => last = why,
                 Err(Attempt::Fail(e)) => return Err(e),
@@ -365,11 +563,15 @@ impl IndexClient {
         }))
     }
 
-    fn try_fetch(&self, url: &Url, accept: Option<&str>, limit: u64) -> Result<Fetched, Attempt> {
+    fn try_fetch(&self, url: &Url, get: &Get<'_>) -> Result<Fetched, Attempt> {
+        let limit = get.limit;
         let _slot = self.transport.slot(url);
         let mut request = self.transport.agent().get(url.as_str());
-        if let Some(accept) = accept {
+        if let Some(accept) = get.accept {
             request = request.header("Accept", accept);
+        }
+        for (name, value) in &get.headers {
+            request = request.header(*name, value);
         }
         let mut response = request.call().map_err(|e| classify(e, url, limit))?;
         let status = response.status().as_u16();
@@ -383,7 +585,7 @@ impl IndexClient {
                 .read_to_vec();
         }
         match status {
-            200..=299 => {}
+            200..=299 | 304 => {}
             404 => return Err(Attempt::Fail(FetchError::NotFound)),
             429 | 500..=599 => return Err(Attempt::Retry(format!("HTTP {status}"))),
             _ => {
@@ -429,11 +631,17 @@ impl IndexClient {
             .read_to_vec()
             .map_err(|e| classify(e, url, limit))?;
         Ok(Fetched {
+            status,
+            headers: response.headers().clone(),
             body,
             content_type,
             url: final_url,
         })
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn too_large(url: &Url, limit: u64) -> Attempt {
@@ -482,6 +690,8 @@ fn fetch_file(url: &Url, limit: u64) -> Result<Fetched, FetchError> {
         .is_some_and(|e| e == "json")
         .then(|| "application/vnd.pypi.simple.v1+json".to_string());
     Ok(Fetched {
+        status: 200,
+        headers: ureq::http::HeaderMap::new(),
         body,
         content_type,
         url,
@@ -598,7 +808,6 @@ mod tests {
         let (_dir, server) = fixture();
         server.set_requires_python(WHEEL, ">=3.8,<4");
         server.yank(SDIST, Some("bad & broken"));
-        let c = client(&server.index_url(), fast());
         let mut seen = Vec::new();
         for (format, absolute) in [
             (ServedFormat::Negotiate, false),
@@ -608,7 +817,10 @@ mod tests {
         ] {
             server.set_format(format);
             server.set_absolute_urls(absolute);
+            // A client per format: each lists a project once.
+            let c = client(&server.index_url(), fast());
             let files = c.wheels("FOO").unwrap();
+            assert_eq!(c.wheels("foo").unwrap(), files);
             assert_eq!(names(&files), [WHEEL, SDIST], "{format:?}");
             let w = &files[0];
             assert_eq!(w.url, server.file_url(WHEEL));
@@ -644,7 +856,8 @@ mod tests {
         assert_eq!(c.download(&files[0].url, None).unwrap(), b"wheel bytes");
 
         server.set_wrong_hash(true);
-        let files = c.wheels("foo").unwrap();
+        // A new client: this one has listed `foo` already.
+        let files = client(&server.index_url(), fast()).wheels("foo").unwrap();
         let e = c
             .download(&files[0].url, files[0].sha256.as_deref())
             .unwrap_err();
@@ -910,6 +1123,16 @@ mod tests {
         fs_err::write(&cached, b"damaged").unwrap();
         assert!(c.download(&url, Some(&sha)).is_err());
         assert!(!cached.exists());
+    }
+
+    #[test]
+    fn cached_in_uses_the_caches_directories() {
+        let cache = Cache::new("/c", None);
+        let o = ClientOptions::cached_in(&cache);
+        assert_eq!(o.cache_dir, Some(cache.downloads_dir()));
+        assert_eq!(o.metadata_dir, Some(cache.metadata_dir()));
+        assert_eq!(o.pages_dir, Some(cache.pages_dir()));
+        assert!(!o.offline && !o.refresh);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn scan(dir: &Path) -> Result<Vec<IndexFile>, IndexError> {
             yanked: false,
             yanked_reason: None,
             size: Some(meta.len()),
+            core_metadata: None,
         });
     }
     out.sort_by(|a, b| a.filename.cmp(&b.filename));

@@ -10,12 +10,24 @@
 //!        │                         -> Vec<IndexFile>
 //! select::select_wheel  exact version, Requires-Python, best tag   -> SelectedWheel
 //! IndexClient::download bytes, sha256-checked, size-limited, cached by sha256
+//! IndexClient::metadata a file's METADATA / PKG-INFO: `.metadata` file, range requests or the
+//!                       whole file; cached by the file's sha256 (see `metadata`)
 //! ```
+//!
+//! Project pages go through an HTTP cache on disk (`http_cache`) that follows the server's
+//! `Cache-Control`, `ETag` and `Last-Modified`; `ClientOptions::offline` and `refresh` decide
+//! whether the network may be asked and whether fresh pages are revalidated.
 mod client;
 pub mod config;
+mod dist_metadata;
 mod filename;
 pub mod find_links;
+#[cfg(test)]
+mod fixture;
 mod http;
+mod http_cache;
+mod metadata;
+mod remote_zip;
 pub mod select;
 pub mod simple;
 
@@ -31,7 +43,7 @@ pub use select::{SelectError, SelectedWheel, select_wheel};
 pub use url::Url;
 
 /// One distribution file of a project, as an index page or a find-links location lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexFile {
     /// The file name, e.g. `foo-1.0-py3-none-any.whl`.
     pub filename: String,
@@ -47,6 +59,15 @@ pub struct IndexFile {
     pub yanked_reason: Option<String>,
     /// Size in bytes, when known.
     pub size: Option<u64>,
+    /// PEP 658/714: the index serves this file's core metadata at `{url}.metadata`.
+    pub core_metadata: Option<CoreMetadata>,
+}
+
+/// A PEP 658 metadata file that an index offers next to a distribution file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoreMetadata {
+    /// The sha256 of the `.metadata` file, lowercase hex, when the index gives one.
+    pub sha256: Option<String>,
 }
 
 /// A failure to list or fetch files.
@@ -123,6 +144,34 @@ pub enum IndexError {
     #[error("Invalid URL `{url}`: {reason}")]
     InvalidUrl {
         /// The URL as given, with any password hidden.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The network was needed but `ClientOptions::offline` forbids it.
+    #[error("`{url}` is not in the cache and `--offline` forbids fetching it")]
+    Offline {
+        /// The URL, with any password hidden.
+        url: String,
+    },
+    /// A source distribution whose dependencies are only known after building it (PEP 643).
+    #[error(
+        "`{name}` {version} has no wheel whose metadata could be read, and its source distribution `{filename}` must be built to know its dependencies (building sdists is not supported yet)"
+    )]
+    NeedsBuild {
+        /// The project name, as the file name gives it.
+        name: String,
+        /// The version, as the file name gives it.
+        version: String,
+        /// The source distribution's file name.
+        filename: String,
+    },
+    /// A distribution file whose core metadata could not be read.
+    #[error("Invalid metadata in `{filename}` from `{url}`: {reason}")]
+    InvalidMetadata {
+        /// The distribution (or `.metadata`) file name.
+        filename: String,
+        /// Where it came from, with any password hidden.
         url: String,
         /// What is wrong.
         reason: String,

@@ -253,10 +253,7 @@ mod tests {
             filename: name.to_string(),
             url: format!("https://h.invalid/{name}"),
             sha256: None,
-            requires_python: None,
-            yanked: false,
-            yanked_reason: None,
-            size: None,
+            ..IndexFile::default()
         }
     }
 

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use url::Url;
 
-use super::IndexFile;
 use super::filename::is_dist_filename;
+use super::{CoreMetadata, IndexFile};
 
 /// The `Accept` header for project pages: JSON first, HTML as fallback.
 pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
@@ -81,6 +81,12 @@ struct JsonFile {
     yanked: Option<JsonYanked>,
     #[serde(default)]
     size: Option<u64>,
+    /// PEP 714's name; read as a value so that an odd one cannot fail the whole page.
+    #[serde(rename = "core-metadata", default)]
+    core_metadata: Option<serde_json::Value>,
+    /// PEP 658's original name, still served by older indexes.
+    #[serde(rename = "dist-info-metadata", default)]
+    dist_info_metadata: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -129,9 +135,44 @@ pub fn parse_json(body: &[u8], page_url: &Url) -> Result<Vec<IndexFile>, String>
             yanked,
             yanked_reason,
             size: file.size,
+            core_metadata: file
+                .core_metadata
+                .or(file.dist_info_metadata)
+                .and_then(|v| json_core_metadata(&v)),
         });
     }
     Ok(out)
+}
+
+/// PEP 658/714 in JSON: `true`, or a dict of hashes (possibly empty); `false`, `null` or anything
+/// else means no metadata file.
+fn json_core_metadata(value: &serde_json::Value) -> Option<CoreMetadata> {
+    match value {
+        serde_json::Value::Bool(true) => Some(CoreMetadata::default()),
+        serde_json::Value::Object(hashes) => Some(CoreMetadata {
+            sha256: hashes
+                .get("sha256")
+                .and_then(serde_json::Value::as_str)
+                .and_then(valid_sha256),
+        }),
+        _ => None,
+    }
+}
+
+/// PEP 658/714 in HTML: `true` or `<hashname>=<hex>`; `false` means none. A bare attribute or
+/// a value in another form still says that the file exists (as pip reads it), without a hash.
+fn html_core_metadata(value: &str) -> Option<CoreMetadata> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("false") {
+        return None;
+    }
+    let sha256 = value.split_once('=').and_then(|(name, hex)| {
+        name.trim()
+            .eq_ignore_ascii_case("sha256")
+            .then(|| valid_sha256(hex.trim()))
+            .flatten()
+    });
+    Some(CoreMetadata { sha256 })
 }
 
 /// Parses a PEP 503 HTML project page (or a `--find-links` page): every anchor that links to a
@@ -194,6 +235,11 @@ fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFil
         yanked: yanked_attr.is_some(),
         yanked_reason: yanked_attr.filter(|r| !r.is_empty()).map(str::to_string),
         size: None,
+        // PEP 714: the new name wins over the old one when both are given.
+        core_metadata: tag
+            .attr("data-core-metadata")
+            .or_else(|| tag.attr("data-dist-info-metadata"))
+            .and_then(html_core_metadata),
     })
 }
 
@@ -519,6 +565,87 @@ mod tests {
         assert_eq!(files[2].yanked_reason.as_deref(), Some("broken & bad"));
         assert_eq!(files[2].requires_python, None);
         assert_eq!(files[3].filename, "foo+-3.0-py3-none-any.whl");
+    }
+
+    /// Attributes as HTML allows them to be written: any case, single, double or no quotes,
+    /// spaces around `=`, character references in values.
+    #[test]
+    fn html_attributes_in_every_spelling() {
+        let upper = H.to_uppercase();
+        let html = format!(
+            r#"<a href="a-1.0.tar.gz" DATA-REQUIRES-PYTHON='&gt;=3.9' Data-Yanked = 'old &amp; slow' data-core-metadata=true>a</a>
+<a href=b-1.0.tar.gz data-requires-python=&gt;=3.10 data-core-metadata = "sha256&#61;{upper}">b</a>
+<a href="c-1.0.tar.gz" data-dist-info-metadata="sha256={H}">c</a>
+<a href="d-1.0.tar.gz" data-dist-info-metadata="sha256={H}" data-core-metadata="true">d</a>
+<a href="e-1.0.tar.gz" data-core-metadata="false" data-requires-python="   ">e</a>
+<a href="f-1.0.tar.gz" data-core-metadata data-yanked="">f</a>
+<a href="g-1.0.tar.gz" data-core-metadata="md5=abc">g</a>
+<a href="h-1.0.tar.gz" DATA-CORE-METADATA="SHA256={H}" data-dist-info-metadata="false">h</a>"#
+        );
+        let files = parse_html(&html, &page());
+        let f = |name: &str| files.iter().find(|f| f.filename == name).unwrap();
+        let with = |sha: Option<&str>| {
+            Some(CoreMetadata {
+                sha256: sha.map(str::to_string),
+            })
+        };
+        let a = f("a-1.0.tar.gz");
+        assert_eq!(a.requires_python.as_deref(), Some(">=3.9"));
+        assert!(a.yanked);
+        assert_eq!(a.yanked_reason.as_deref(), Some("old & slow"));
+        assert_eq!(a.core_metadata, with(None));
+        let b = f("b-1.0.tar.gz");
+        assert_eq!(b.requires_python.as_deref(), Some(">=3.10"));
+        assert_eq!(b.core_metadata, with(Some(H)));
+        assert_eq!(f("c-1.0.tar.gz").core_metadata, with(Some(H)));
+        // PEP 714: the new name wins.
+        assert_eq!(f("d-1.0.tar.gz").core_metadata, with(None));
+        let e = f("e-1.0.tar.gz");
+        assert_eq!(e.core_metadata, None);
+        assert_eq!(e.requires_python, None);
+        let bare = f("f-1.0.tar.gz");
+        assert_eq!(bare.core_metadata, with(None));
+        assert!(bare.yanked && bare.yanked_reason.is_none());
+        assert_eq!(f("g-1.0.tar.gz").core_metadata, with(None));
+        assert_eq!(f("h-1.0.tar.gz").core_metadata, with(Some(H)));
+    }
+
+    #[test]
+    fn json_core_metadata_and_its_legacy_name() {
+        let file = |extra: &str| {
+            let body = format!(
+                r#"{{"meta": {{"api-version": "1.1"}}, "files": [{{"filename": "foo-1.0.tar.gz",
+                "url": "foo-1.0.tar.gz", "hashes": {{}}{extra}}}]}}"#
+            );
+            parse_json(body.as_bytes(), &page()).unwrap()[0]
+                .core_metadata
+                .clone()
+        };
+        let with = |sha: Option<&str>| {
+            Some(CoreMetadata {
+                sha256: sha.map(str::to_string),
+            })
+        };
+        assert_eq!(file(""), None);
+        assert_eq!(file(r#", "core-metadata": true"#), with(None));
+        assert_eq!(file(r#", "core-metadata": false"#), None);
+        assert_eq!(file(r#", "core-metadata": {}"#), with(None));
+        assert_eq!(
+            file(&format!(r#", "core-metadata": {{"sha256": "{H}"}}"#)),
+            with(Some(H))
+        );
+        assert_eq!(
+            file(&format!(r#", "dist-info-metadata": {{"sha256": "{H}"}}"#)),
+            with(Some(H))
+        );
+        assert_eq!(
+            file(&format!(
+                r#", "dist-info-metadata": {{"sha256": "{H}"}}, "core-metadata": true"#
+            )),
+            with(None)
+        );
+        // An odd value does not fail the page.
+        assert_eq!(file(r#", "core-metadata": "yes""#), None);
     }
 
     #[test]

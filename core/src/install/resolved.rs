@@ -110,11 +110,7 @@ impl WithDirectFiles<'_> {
         let mut file = IndexFile {
             filename,
             url: url.to_string(),
-            sha256: None,
-            requires_python: None,
-            yanked: false,
-            yanked_reason: None,
-            size: None,
+            ..IndexFile::default()
         };
         file.url.truncate(file.url.find('#').unwrap_or(file.url.len()));
         self.direct.insert(req.name.clone(), file);

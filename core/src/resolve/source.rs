@@ -1,14 +1,13 @@
 //! Where the solver gets files and metadata: the [`PackageSource`] trait, an in-memory source
 //! for tests, and [`IndexSource`] over an [`IndexClient`].
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use pep508_rs::PackageName;
 
 use crate::index::{IndexClient, IndexError, IndexFile};
-use crate::wheel::{MetadataError, WheelFilename, WheelMetadata, dir_matches};
+use crate::wheel::WheelMetadata;
 
 /// A failure to list a package's files or read a file's metadata. Cheap to clone: sources keep
 /// failures in their caches so that a second request gets the same answer.
@@ -18,16 +17,6 @@ pub enum SourceError {
     /// names the URL or the locations searched.
     #[error(transparent)]
     Index(Arc<IndexError>),
-    /// A wheel with no readable `METADATA`.
-    #[error("Failed to read the metadata of `{filename}` from `{url}`: {reason}")]
-    Metadata {
-        /// The wheel's file name.
-        filename: String,
-        /// Where it came from.
-        url: String,
-        /// What is wrong.
-        reason: String,
-    },
     /// The in-memory source has no metadata for a file (a mistake in a test's data).
     #[error("No metadata for `{0}`")]
     NoMetadata(String),
@@ -121,12 +110,10 @@ impl<'a> IndexSource<'a> {
         }
     }
 
-    /// Fetches a file's metadata. Downloads the whole wheel for now.
-    // Swap point: with `IndexClient::metadata` (PEP 658 `.metadata`, range requests, on-disk
-    // cache), this body becomes `Ok(self.client.metadata(file)?)`.
+    /// Fetches a file's metadata: the PEP 658 file, range requests or the whole wheel, through
+    /// the client's metadata cache (see `IndexClient::metadata`).
     fn fetch_metadata(&self, file: &IndexFile) -> Result<WheelMetadata, SourceError> {
-        let bytes = self.client.download(&file.url, file.sha256.as_deref())?;
-        metadata_from_wheel(file, &bytes)
+        Ok(self.client.metadata(file)?)
     }
 }
 
@@ -165,38 +152,4 @@ impl PackageSource for IndexSource<'_> {
             self.fetch_metadata(file).map(Arc::new)
         })
     }
-}
-
-/// The largest `METADATA` read from a wheel.
-const METADATA_LIMIT: u64 = 16 << 20;
-
-/// Reads `{name}-{version}.dist-info/METADATA` out of a wheel's bytes.
-pub(crate) fn metadata_from_wheel(
-    file: &IndexFile,
-    bytes: &[u8],
-) -> Result<WheelMetadata, SourceError> {
-    let fail = |reason: String| SourceError::Metadata {
-        filename: file.filename.clone(),
-        url: crate::index::redact_url(&file.url),
-        reason,
-    };
-    let parsed = WheelFilename::parse(&file.filename).map_err(|e| fail(e.to_string()))?;
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| fail(e.to_string()))?;
-    let path = archive
-        .file_names()
-        .filter_map(Result::ok)
-        .find(|n| {
-            n.strip_suffix("/METADATA")
-                .is_some_and(|dir| !dir.contains('/') && dir_matches(dir, ".dist-info", &parsed))
-        })
-        .map(std::borrow::Cow::into_owned)
-        .ok_or_else(|| fail("no `.dist-info/METADATA` matching the file name".to_string()))?;
-    let entry = archive.by_name(&path).map_err(|e| fail(e.to_string()))?;
-    let mut text = Vec::new();
-    entry
-        .take(METADATA_LIMIT)
-        .read_to_end(&mut text)
-        .map_err(|e| fail(e.to_string()))?;
-    WheelMetadata::parse(&text).map_err(|e: MetadataError| fail(e.to_string()))
 }

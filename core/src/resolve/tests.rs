@@ -48,6 +48,7 @@ pub(super) fn source(table: &str) -> InMemorySource {
             yanked,
             yanked_reason: None,
             size: None,
+            ..IndexFile::default()
         };
         let requires_dist: Vec<String> = deps
             .split('|')
@@ -435,6 +436,7 @@ fn resolution_carries_files_and_dependencies() {
             yanked: false,
             yanked_reason: None,
             size: None,
+            ..IndexFile::default()
         },
         None,
     );

@@ -5,8 +5,16 @@
 //! GET /simple/                 project list (HTML)
 //! GET /simple/{name}           301 to /simple/{name}/
 //! GET /simple/{name}/          project page: JSON if the Accept header asks for it, else HTML
-//! GET /files/{filename}        the file's bytes
+//! GET /files/{filename}        the file's bytes; `Range: bytes=…` answered with 206
+//! GET /files/{wheel}.metadata  the wheel's METADATA (PEP 658), advertised on project pages
 //! ```
+//!
+//! Pages and files carry an `ETag` (a hash of the body) and a fixed `Last-Modified`, and
+//! conditional requests are answered with 304: `If-None-Match` by the ETag, else
+//! `If-Modified-Since` by that date (so with ETags turned off, a changed page still looks
+//! unmodified to a client that only sends the date). Knobs turn off the `.metadata` files,
+//! `Range` support and ETags, and set a `Cache-Control` for pages; every request is logged
+//! with its range and validators ([`TestIndex::requests_for`]).
 //!
 //! The directory is read on every request, so files may be added while the server runs.
 //! Connections are kept alive (HTTP/1.1) until the client closes them or asks to, and the
@@ -45,11 +53,31 @@ struct State {
     absolute_urls: bool,
     requires_python: HashMap<String, String>,
     yanked: HashMap<String, Option<String>>,
-    log: Vec<String>,
+    serve_metadata: bool,
+    honour_ranges: bool,
+    etags: bool,
+    cache_control: Option<String>,
+    log: Vec<Logged>,
     /// Every accepted connection, shut down when the server stops (kept-alive ones would
     /// otherwise go on answering after it is dropped).
     connections: Vec<TcpStream>,
 }
+
+/// One request as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// The request path.
+    pub path: String,
+    /// The `Range` header, if any.
+    pub range: Option<String>,
+    /// Whether it carried `If-None-Match` or `If-Modified-Since`.
+    pub conditional: bool,
+    /// The status answered (0 until it is).
+    pub status: u16,
+}
+
+/// The `Last-Modified` of every page and file.
+pub const LAST_MODIFIED: &str = "Mon, 01 Jan 2024 00:00:00 GMT";
 
 /// A running test index; it stops when dropped.
 pub struct TestIndex {
@@ -74,6 +102,10 @@ impl TestIndex {
             absolute_urls: false,
             requires_python: HashMap::new(),
             yanked: HashMap::new(),
+            serve_metadata: true,
+            honour_ranges: true,
+            etags: true,
+            cache_control: None,
             log: Vec::new(),
             connections: Vec::new(),
         }));
@@ -159,9 +191,39 @@ impl TestIndex {
             .insert(filename.to_string(), reason.map(str::to_string));
     }
 
+    /// Serves and advertises the PEP 658 `.metadata` file of each wheel (on by default).
+    pub fn set_serve_metadata(&self, serve: bool) {
+        self.state().serve_metadata = serve;
+    }
+
+    /// Answers `Range` requests with 206 (on by default); off, the whole file comes with 200.
+    pub fn set_honour_ranges(&self, honour: bool) {
+        self.state().honour_ranges = honour;
+    }
+
+    /// Sends `ETag`s (on by default); off, only `Last-Modified` validates.
+    pub fn set_etags(&self, etags: bool) {
+        self.state().etags = etags;
+    }
+
+    /// The `Cache-Control` header of project pages (none by default).
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        self.state().cache_control = value.map(str::to_string);
+    }
+
     /// The paths requested so far, in order.
     pub fn requests(&self) -> Vec<String> {
-        self.state().log.clone()
+        self.state().log.iter().map(|l| l.path.clone()).collect()
+    }
+
+    /// The requests made for `path` so far, in order.
+    pub fn requests_for(&self, path: &str) -> Vec<Logged> {
+        self.state()
+            .log
+            .iter()
+            .filter(|l| l.path == path)
+            .cloned()
+            .collect()
     }
 
     /// The TCP connections accepted so far.
@@ -223,6 +285,9 @@ fn handle(stream: TcpStream, state: &Mutex<State>, addr: SocketAddr) -> std::io:
         }
         let mut accept = String::new();
         let mut close = false;
+        let mut range = None;
+        let mut if_none_match = None;
+        let mut if_modified_since = None;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
@@ -234,6 +299,12 @@ fn handle(stream: TcpStream, state: &Mutex<State>, addr: SocketAddr) -> std::io:
                     accept = v.to_string();
                 } else if k.eq_ignore_ascii_case("connection") {
                     close = v.eq_ignore_ascii_case("close");
+                } else if k.eq_ignore_ascii_case("range") {
+                    range = Some(v.to_string());
+                } else if k.eq_ignore_ascii_case("if-none-match") {
+                    if_none_match = Some(v.to_string());
+                } else if k.eq_ignore_ascii_case("if-modified-since") {
+                    if_modified_since = Some(v.to_string());
                 }
             }
         }
@@ -242,14 +313,21 @@ fn handle(stream: TcpStream, state: &Mutex<State>, addr: SocketAddr) -> std::io:
             .nth(1)
             .unwrap_or("/")
             .to_string();
-        let (stall, fail) = {
+        // Logged on arrival (a client may give up before the answer), the status added after.
+        let (stall, fail, logged) = {
             let mut s = lock(state);
-            s.log.push(path.clone());
+            s.log.push(Logged {
+                path: path.clone(),
+                range: range.clone(),
+                conditional: if_none_match.is_some() || if_modified_since.is_some(),
+                status: 0,
+            });
+            let logged = s.log.len() - 1;
             let stall = (s.stall_next > 0).then_some(s.stall_for);
             s.stall_next = s.stall_next.saturating_sub(1);
             let fail = s.fail_next > 0;
             s.fail_next = s.fail_next.saturating_sub(1);
-            (stall, fail)
+            (stall, fail, logged)
         };
         if let Some(wait) = stall {
             std::thread::sleep(wait);
@@ -257,8 +335,22 @@ fn handle(stream: TcpStream, state: &Mutex<State>, addr: SocketAddr) -> std::io:
         let response = if fail {
             Response::new("503 Service Unavailable", "text/plain", "try again")
         } else {
-            route(&path, &accept, &lock(state), addr)
+            let s = lock(state);
+            let response = route(&path, &accept, &s, addr);
+            let validators = Validators {
+                if_none_match: if_none_match.as_deref(),
+                if_modified_since: if_modified_since.as_deref(),
+            };
+            finish(response, &s, range.as_deref(), validators)
         };
+        if let Some(entry) = lock(state).log.get_mut(logged) {
+            entry.status = response
+                .status
+                .split(' ')
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+        }
         write!(
             out,
             "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
@@ -302,10 +394,102 @@ fn list(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// The conditional headers of a request.
+struct Validators<'a> {
+    if_none_match: Option<&'a str>,
+    if_modified_since: Option<&'a str>,
+}
+
+/// Adds validators (and `Cache-Control` to pages) to a 200 answer, then turns it into a 304
+/// when the request's validators match, or into a 206 for a `Range` on a file.
+fn finish(
+    mut response: Response,
+    state: &State,
+    range: Option<&str>,
+    validators: Validators<'_>,
+) -> Response {
+    if response.status != "200 OK" {
+        return response;
+    }
+    let etag = format!("\"{}\"", &sha256_hex(&response.body)[..16]);
+    if state.etags {
+        response.headers.push(("ETag".into(), etag.clone()));
+    }
+    response
+        .headers
+        .push(("Last-Modified".into(), LAST_MODIFIED.into()));
+    let is_page = response.content_type.contains("html") || response.content_type.contains("json");
+    if is_page && let Some(cc) = &state.cache_control {
+        response.headers.push(("Cache-Control".into(), cc.clone()));
+    }
+    // RFC 9110: If-None-Match wins over If-Modified-Since.
+    let not_modified = match (validators.if_none_match, validators.if_modified_since) {
+        (Some(inm), _) => state.etags && inm.split(',').any(|t| t.trim() == etag),
+        (None, Some(ims)) => ims == LAST_MODIFIED,
+        (None, None) => false,
+    };
+    if not_modified {
+        response.status = "304 Not Modified";
+        response.body.clear();
+        return response;
+    }
+    if let Some(range) = range.filter(|_| state.honour_ranges && !is_page) {
+        let total = response.body.len() as u64;
+        let Some((start, end)) = byte_range(range, total) else {
+            let mut r = Response::new("416 Range Not Satisfiable", "text/plain", "");
+            r.headers
+                .push(("Content-Range".into(), format!("bytes */{total}")));
+            return r;
+        };
+        response.status = "206 Partial Content";
+        response.body = response.body[start as usize..=end as usize].to_vec();
+        response.headers.push((
+            "Content-Range".into(),
+            format!("bytes {start}-{end}/{total}"),
+        ));
+    }
+    response
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` as an inclusive range within `total` bytes.
+fn byte_range(range: &str, total: u64) -> Option<(u64, u64)> {
+    let (a, b) = range.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let last = total.checked_sub(1)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => (total.saturating_sub(n.parse().ok()?), last),
+        (a, "") => (a.parse().ok()?, last),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(last)),
+    };
+    (start <= end).then_some((start, end))
+}
+
+/// The METADATA of a wheel's bytes.
+fn wheel_metadata(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+    let name = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)?
+        .into_owned();
+    let mut out = Vec::new();
+    zip.by_name(&name).ok()?.read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
 fn route(path: &str, accept: &str, state: &State, addr: SocketAddr) -> Response {
     if let Some(filename) = path.strip_prefix("/files/") {
         if filename.contains('/') || filename.starts_with('.') {
             return Response::not_found();
+        }
+        if let Some(wheel) = filename.strip_suffix(".metadata") {
+            let metadata = (state.serve_metadata && wheel.ends_with(".whl"))
+                .then(|| fs_err::read(state.dir.join(wheel)).ok())
+                .flatten()
+                .and_then(|b| wheel_metadata(&b));
+            return match metadata {
+                Some(m) => Response::new("200 OK", "application/octet-stream", m),
+                None => Response::not_found(),
+            };
         }
         return match fs_err::read(state.dir.join(filename)) {
             Ok(bytes) => Response::new("200 OK", "application/octet-stream", bytes),
@@ -350,11 +534,18 @@ fn route(path: &str, accept: &str, state: &State, addr: SocketAddr) -> Response 
         .iter()
         .map(|f| {
             let bytes = fs_err::read(state.dir.join(f)).unwrap_or_default();
-            let sha256 = if state.wrong_hash {
-                sha256_hex(&[bytes.as_slice(), b"wrong"].concat())
-            } else {
-                sha256_hex(&bytes)
+            let hash = |bytes: &[u8]| {
+                if state.wrong_hash {
+                    sha256_hex(&[bytes, b"wrong"].concat())
+                } else {
+                    sha256_hex(bytes)
+                }
             };
+            let sha256 = hash(&bytes);
+            let metadata_sha256 = (state.serve_metadata && f.ends_with(".whl"))
+                .then(|| wheel_metadata(&bytes))
+                .flatten()
+                .map(|m| hash(&m));
             FileEntry {
                 filename: (*f).clone(),
                 url: if state.absolute_urls {
@@ -366,6 +557,7 @@ fn route(path: &str, accept: &str, state: &State, addr: SocketAddr) -> Response 
                 size: bytes.len() as u64,
                 requires_python: state.requires_python.get(*f).cloned(),
                 yanked: state.yanked.get(*f).cloned(),
+                metadata_sha256,
             }
         })
         .collect();
@@ -391,6 +583,8 @@ struct FileEntry {
     size: u64,
     requires_python: Option<String>,
     yanked: Option<Option<String>>,
+    /// The sha256 of the PEP 658 file, when one is served.
+    metadata_sha256: Option<String>,
 }
 
 fn json_page(project: &str, files: &[FileEntry]) -> String {
@@ -402,6 +596,10 @@ fn json_page(project: &str, files: &[FileEntry]) -> String {
                 Some(None) => serde_json::Value::Bool(true),
                 Some(Some(reason)) => serde_json::Value::String(reason.clone()),
             };
+            let core_metadata = match &f.metadata_sha256 {
+                Some(h) => serde_json::json!({ "sha256": h }),
+                None => serde_json::Value::Bool(false),
+            };
             serde_json::json!({
                 "filename": f.filename,
                 "url": f.url,
@@ -409,6 +607,7 @@ fn json_page(project: &str, files: &[FileEntry]) -> String {
                 "requires-python": f.requires_python,
                 "yanked": yanked,
                 "size": f.size,
+                "core-metadata": core_metadata,
             })
         })
         .collect();
@@ -440,6 +639,9 @@ fn html_page(project: &str, files: &[FileEntry]) -> String {
         ));
         if let Some(spec) = &f.requires_python {
             html.push_str(&format!(" data-requires-python=\"{}\"", escape(spec)));
+        }
+        if let Some(h) = &f.metadata_sha256 {
+            html.push_str(&format!(" data-core-metadata=\"sha256={h}\""));
         }
         match &f.yanked {
             None => {}

@@ -4,7 +4,7 @@ mod needs;
 mod noise;
 mod target;
 
-pub use index_server::{ServedFormat, TestIndex};
+pub use index_server::{LAST_MODIFIED, Logged, ServedFormat, TestIndex};
 pub use needs::{NotOnPath, NotRoot, REQUIRE_ALL, can_run, on_path, root, skip};
 pub use noise::noise;
 pub use target::{cp311_tag_priority, linux_cp311_markers};

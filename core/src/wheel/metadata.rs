@@ -62,41 +62,47 @@ pub struct WheelMetadata {
     pub provides_extra: Vec<String>,
 }
 
+/// The header fields of a core metadata file (`METADATA`, `PKG-INFO`), in order, with folded
+/// lines joined; the body after the first empty line is not read.
+pub(crate) fn headers(bytes: &[u8]) -> Result<Vec<(&str, String)>, MetadataError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| MetadataError::NotUtf8(e.valid_up_to()))?;
+    let mut headers: Vec<(&str, String)> = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            match headers.last_mut() {
+                Some((_, value)) => {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                    continue;
+                }
+                None => {
+                    return Err(MetadataError::MalformedLine {
+                        line: i + 1,
+                        text: line.chars().take(80).collect(),
+                    });
+                }
+            }
+        }
+        let Some((field, value)) = line.split_once(':') else {
+            return Err(MetadataError::MalformedLine {
+                line: i + 1,
+                text: line.chars().take(80).collect(),
+            });
+        };
+        headers.push((field.trim(), value.trim().to_string()));
+    }
+
+    Ok(headers)
+}
+
 impl WheelMetadata {
     /// Parses the bytes of a `METADATA` file.
     pub fn parse(bytes: &[u8]) -> Result<Self, MetadataError> {
-        let text =
-            std::str::from_utf8(bytes).map_err(|e| MetadataError::NotUtf8(e.valid_up_to()))?;
-        let mut headers: Vec<(&str, String)> = Vec::new();
-        for (i, raw) in text.split('\n').enumerate() {
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
-            if line.is_empty() {
-                break;
-            }
-            if line.starts_with([' ', '\t']) {
-                match headers.last_mut() {
-                    Some((_, value)) => {
-                        value.push(' ');
-                        value.push_str(line.trim());
-                        continue;
-                    }
-                    None => {
-                        return Err(MetadataError::MalformedLine {
-                            line: i + 1,
-                            text: line.chars().take(80).collect(),
-                        });
-                    }
-                }
-            }
-            let Some((field, value)) = line.split_once(':') else {
-                return Err(MetadataError::MalformedLine {
-                    line: i + 1,
-                    text: line.chars().take(80).collect(),
-                });
-            };
-            headers.push((field.trim(), value.trim().to_string()));
-        }
-
+        let headers = headers(bytes)?;
         let mut metadata_version = None;
         let mut name = None;
         let mut version = None;

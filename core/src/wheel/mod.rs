@@ -38,6 +38,7 @@ pub use convert::{
 pub use entry_points::{EntryPoint, EntryPoints, EntryPointsError};
 pub use error::{ArchiveProblem, EntryProblem, WheelError};
 pub use filename::{Tag, WheelFilename, WheelFilenameError};
+pub(crate) use metadata::headers as metadata_headers;
 pub use metadata::{MetadataError, WheelMetadata};
 pub use record::{
     RecordEntry, RecordError, RecordHash, RecordHashAlgorithm, parse_record, write_record,
