@@ -14,8 +14,8 @@ use pep508_rs::{PackageName, Requirement, VersionOrUrl};
 
 use super::InstallError;
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
-use crate::hash::sha256_hex;
-use crate::index::{IndexClient, IndexFile};
+use crate::hash::{ContentHash, sha256_hex};
+use crate::index::{IndexClient, IndexFile, PackageSources};
 use crate::names::normalize_name;
 use crate::python::Interpreter;
 use crate::resolve::{
@@ -43,6 +43,51 @@ pub struct ResolveRequest {
     pub upgrade: Upgrade,
     /// When pre-releases may be chosen.
     pub prerelease: PrereleaseMode,
+}
+
+impl ResolveRequest {
+    /// The hash a lock made from this request records: everything that shapes the result (the
+    /// requirements, constraints, overrides, hashes, `requires-python`, the pre-release policy,
+    /// the interpreter and the sources). A lock recording the same hash needs no resolution;
+    /// preferences and upgrades are left out (they only matter when resolving anyway).
+    pub fn inputs_hash(&self, interp: &Interpreter, sources: &PackageSources) -> ContentHash {
+        let mut h = blake3::Hasher::new();
+        let mut field = |tag: &str, value: &str| {
+            h.update(tag.as_bytes());
+            h.update(b"\0");
+            h.update(value.as_bytes());
+            h.update(b"\0");
+        };
+        field("v", "dx-py resolve inputs v1");
+        for r in &self.requirements {
+            field("r", &r.to_string());
+        }
+        for r in &self.constraints {
+            field("c", &r.to_string());
+        }
+        for r in &self.overrides {
+            field("o", &r.to_string());
+        }
+        for (name, digests) in &self.hashes {
+            field("h", &format!("{name} {}", digests.join(" ")));
+        }
+        if let Some(rp) = &self.requires_python {
+            field("p", &rp.to_string());
+        }
+        field("pre", &format!("{:?}", self.prerelease));
+        field("tag", &interp.tag());
+        field("python", &interp.version().to_string());
+        if let Some(index) = &sources.index_url {
+            field("i", index.url.as_str());
+        }
+        for index in &sources.extra_index_urls {
+            field("x", index.url.as_str());
+        }
+        for location in &sources.find_links {
+            field("f", &location.to_string());
+        }
+        ContentHash::from_bytes(*h.finalize().as_bytes())
+    }
 }
 
 /// Resolves `request` for `interp` through `client` and returns the lock, with `meta` (its
