@@ -580,10 +580,16 @@ pub(crate) fn pep508_guard(text: &str) -> Result<(), String> {
 }
 
 /// The leading name of a requirement exactly as written.
-pub(super) fn written_name(text: &str) -> Option<&str> {
+pub(crate) fn written_name(text: &str) -> Option<&str> {
     let end = text
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .unwrap_or(text.len());
     let name = text.get(..end)?;
     (!name.is_empty()).then_some(name)
+}
+/// Parses a PEP 508 requirement from untrusted text (a pyproject.toml array, an override),
+/// refusing first what `pep508_rs` would panic on. Direct references keep their URL.
+pub(crate) fn parse_pep508(text: &str) -> Result<Requirement, String> {
+    pep508_guard(text)?;
+    Requirement::from_str(text).map_err(|e| e.message.to_string())
 }

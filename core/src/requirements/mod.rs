@@ -56,8 +56,8 @@ mod pinned;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use entry::pep508_guard;
 pub use entry::{BuildKind, BuildReference, RequirementEntry, RequirementSource, WheelReference};
+pub(crate) use entry::{parse_pep508, pep508_guard, written_name as written_name_of};
 pub use error::{Location, NotPinned, PinConflict, RequirementsError};
 pub use overrides::{Overrides, apply_overrides};
 pub use pinned::PinnedRequirement;
