@@ -599,3 +599,29 @@ proptest! {
         prop_assert_eq!(e.to_string(), text);
     }
 }
+
+proptest! {
+    /// Whatever the file holds, reading and editing it fail with an error, never a panic.
+    #[test]
+    fn arbitrary_pyprojects_never_panic(
+        body in "(\\[project\\]\nname = 'x'\n|\\[dependency-groups\\]\n|\\[tool.dx-py\\]\n|[a-z-]{1,12} = |\\[|\\]|\\{|\\}|'[a-zA-Z0-9<>=!~;. \\[\\]\u{e9}-]{0,12}'|, |\n|include-group = ){0,30}"
+    ) {
+        if let Ok(p) = Project::parse_str(&body, Path::new(PATH)) {
+            let _ = p.requirements(&ExtrasSelection::All, &GroupsSelection {
+                all: true,
+                ..GroupsSelection::default()
+            });
+            let _ = p.inputs_hash();
+        }
+        if let Ok(mut e) = PyprojectEditor::parse_str(&body, Path::new(PATH)) {
+            for target in [
+                DependencyTarget::Project,
+                DependencyTarget::Optional("x".into()),
+                DependencyTarget::Group("dev".into()),
+            ] {
+                let _ = e.add("abc>=1", &target);
+                let _ = e.remove("abc", &target);
+            }
+        }
+    }
+}
