@@ -8,7 +8,7 @@ use crate::closure::ClosureProblem;
 pub enum InstallError {
     /// A requirement that only resolution can satisfy, given to the path that installs pins.
     #[error("{0}: this command installs requirements pinned with `==` only")]
-    NotPinned(#[from] Box<crate::requirements::NotPinned>),
+    NotPinned(Box<crate::requirements::NotPinned>),
     /// No wheel fits the pin (absent version, only an sdist, no compatible tags).
     #[error("Cannot lock `{name}=={version}`")]
     Select {

@@ -55,7 +55,9 @@ pub fn lock_requirements(
     opts: &LockOptions<'_>,
 ) -> Result<Lock, InstallError> {
     let env = opts.interp.marker_env();
-    let pins = reqs.pinned().map_err(Box::new)?;
+    let pins = reqs
+        .pinned()
+        .map_err(|e| InstallError::NotPinned(Box::new(e)))?;
     let applicable: Vec<&PinnedRequirement> = pins
         .iter()
         .filter(|r| r.marker.as_ref().is_none_or(|m| m.evaluate(&env, &[])))
