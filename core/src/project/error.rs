@@ -116,6 +116,28 @@ pub enum ProjectError {
         /// The groups there are.
         available: Vec<String>,
     },
+    /// A direct reference to source (a local project, a source archive): needs a build.
+    #[error(
+        "Requirement `{requirement}` in `{}` needs a build: building local projects is not \
+         supported yet, build a wheel and name the wheel file instead",
+        path.display()
+    )]
+    NeedsBuild {
+        /// The file.
+        path: PathBuf,
+        /// The requirement.
+        requirement: String,
+    },
+    /// A direct reference this tool cannot use.
+    #[error("Unsupported reference `{requirement}` in `{}`: {reason}", path.display())]
+    UnsupportedReference {
+        /// The file.
+        path: PathBuf,
+        /// The requirement.
+        requirement: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// Dependencies listed in `project.dynamic`: only a build can tell them.
     #[error(
         "`{field}` of `{}` is dynamic: reading dependencies from a build is not supported yet, \

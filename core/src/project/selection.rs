@@ -5,11 +5,12 @@
 //! their requirements are included under its marker.
 use std::collections::BTreeSet;
 
-use pep508_rs::Requirement;
+use pep508_rs::{Requirement, VersionOrUrl};
 
 use super::Project;
 use super::error::ProjectError;
 use crate::names::normalize_name;
+use crate::requirements::{DirectReferenceKind, direct_reference_kind};
 
 /// Which extras (`project.optional-dependencies`) to include.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,7 +83,31 @@ impl Project {
             let mut seen = seen_extras.clone();
             self.push_all(&self.dependency_groups[&group], None, &mut seen, &mut out)?;
         }
+        for requirement in &out {
+            self.check_direct_reference(requirement)?;
+        }
         Ok(out)
+    }
+
+    /// A direct reference must be a wheel until builds arrive (issue #16).
+    fn check_direct_reference(&self, requirement: &Requirement) -> Result<(), ProjectError> {
+        let Some(VersionOrUrl::Url(url)) = &requirement.version_or_url else {
+            return Ok(());
+        };
+        match direct_reference_kind(url) {
+            DirectReferenceKind::Wheel => Ok(()),
+            DirectReferenceKind::SourceArchive | DirectReferenceKind::Directory => {
+                Err(ProjectError::NeedsBuild {
+                    path: self.path.clone(),
+                    requirement: requirement.to_string(),
+                })
+            }
+            DirectReferenceKind::Unsupported(reason) => Err(ProjectError::UnsupportedReference {
+                path: self.path.clone(),
+                requirement: requirement.to_string(),
+                reason,
+            }),
+        }
     }
 
     fn selected_extras(&self, selection: &ExtrasSelection) -> Result<Vec<String>, ProjectError> {

@@ -625,3 +625,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn direct_references_must_be_wheels_until_builds_arrive() {
+    let with = |dep: &str| {
+        project(&format!("[project]\nname = 'x'\ndependencies = [\"{dep}\"]\n"))
+            .requirements(&ExtrasSelection::None, &GroupsSelection::default())
+            .map(|r| r.len())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(with("w @ file:///abs/w-1.0-py3-none-any.whl"), Ok(1));
+    assert_eq!(with("w @ https://h.invalid/w-1.0-py3-none-any.whl"), Ok(1));
+    let e = with("lib @ file:///abs/lib").unwrap_err();
+    assert!(
+        e.contains("needs a build: building local projects is not supported yet"),
+        "{e}"
+    );
+    assert!(with("s @ https://h.invalid/s-1.0.tar.gz").is_err());
+    let e = with("v @ git+https://h.invalid/v.git").unwrap_err();
+    assert!(e.contains("version control URLs are not supported"), "{e}");
+}

@@ -241,62 +241,50 @@ pub(super) fn parse_entry(
         reason,
     };
     let base = at.path.parent().unwrap_or(Path::new(""));
-    let (url, path) = resolve_location(&reference.location, base).map_err(|e| match e {
-        LocationError::Unsupported(reason) => unsupported(reason),
-        LocationError::Invalid(reason) => invalid(reason),
-    })?;
-    let file_name = url
-        .path_segments()
-        .and_then(|mut s| s.next_back())
-        .map(percent_decode)
-        .unwrap_or_default();
+    let (url, path) = resolve_location(&reference.location, base).map_err(invalid)?;
     let mut name = reference.name;
-    let source = if file_name.ends_with(".whl") {
-        if editable {
-            return Err(unsupported(
-                "only a local project directory can be installed editable",
-            ));
-        }
-        let parsed = WheelFilename::parse(&file_name).map_err(|e| invalid(e.to_string()))?;
-        pep508_guard(&parsed.name).map_err(invalid)?;
-        let version = Version::from_str(&parsed.version)
-            .map_err(|e| invalid(format!("the wheel's version: {e}")))?;
-        match &name {
-            Some(given) if normalize_name(given) != parsed.normalized_name() => {
-                return Err(invalid(format!(
-                    "the name `{given}` does not match the wheel's `{}`",
-                    parsed.name
-                )));
+    let kind = direct_reference_kind(&url);
+    if let DirectReferenceKind::Unsupported(reason) = kind {
+        return Err(unsupported(reason));
+    }
+    if editable && kind != DirectReferenceKind::Directory {
+        return Err(unsupported(
+            "only a local project directory can be installed editable",
+        ));
+    }
+    let source = match kind {
+        DirectReferenceKind::Wheel => {
+            let parsed =
+                WheelFilename::parse(&file_name_of(&url)).map_err(|e| invalid(e.to_string()))?;
+            pep508_guard(&parsed.name).map_err(invalid)?;
+            let version = Version::from_str(&parsed.version)
+                .map_err(|e| invalid(format!("the wheel's version: {e}")))?;
+            match &name {
+                Some(given) if normalize_name(given) != parsed.normalized_name() => {
+                    return Err(invalid(format!(
+                        "the name `{given}` does not match the wheel's `{}`",
+                        parsed.name
+                    )));
+                }
+                Some(_) => {}
+                None => name = Some(parsed.name.clone()),
             }
-            Some(_) => {}
-            None => name = Some(parsed.name.clone()),
+            RequirementSource::Wheel(WheelReference { url, path, version })
         }
-        RequirementSource::Wheel(WheelReference { url, path, version })
-    } else {
-        let archive = ARCHIVE_EXTENSIONS
-            .iter()
-            .any(|ext| file_name.to_ascii_lowercase().ends_with(ext));
-        if archive && editable {
-            return Err(unsupported(
-                "only a local project directory can be installed editable",
-            ));
+        DirectReferenceKind::SourceArchive | DirectReferenceKind::Directory => {
+            let kind = if kind == DirectReferenceKind::Directory {
+                BuildKind::Directory
+            } else {
+                BuildKind::Archive
+            };
+            RequirementSource::Build(BuildReference {
+                url,
+                path,
+                kind,
+                editable,
+            })
         }
-        if !archive && path.is_none() {
-            return Err(unsupported(
-                "a URL must name a wheel (`.whl`) or a source archive (`.tar.gz`, `.zip`)",
-            ));
-        }
-        let kind = if archive {
-            BuildKind::Archive
-        } else {
-            BuildKind::Directory
-        };
-        RequirementSource::Build(BuildReference {
-            url,
-            path,
-            kind,
-            editable,
-        })
+        DirectReferenceKind::Unsupported(reason) => return Err(unsupported(reason)),
     };
     Ok(RequirementEntry {
         name,
@@ -307,6 +295,57 @@ pub(super) fn parse_entry(
         hashes,
         location: at.clone(),
     })
+}
+
+/// What the URL of a direct reference (`name @ URL`) points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectReferenceKind {
+    /// A wheel file, local or remote: installable as it is.
+    Wheel,
+    /// A source archive, local or remote: needs a build.
+    SourceArchive,
+    /// A local directory (a project): needs a build.
+    Directory,
+    /// Something this tool cannot use, and why (a VCS URL, another scheme, a remote page).
+    Unsupported(&'static str),
+}
+
+/// Classifies a direct reference's URL by its scheme and the end of its path.
+pub fn direct_reference_kind(url: &Url) -> DirectReferenceKind {
+    let scheme = url.scheme();
+    if scheme.contains('+') || matches!(scheme, "git" | "hg" | "svn" | "bzr") {
+        return DirectReferenceKind::Unsupported(
+            "version control URLs are not supported: build a wheel and name the wheel file",
+        );
+    }
+    if !matches!(scheme, "file" | "http" | "https") {
+        return DirectReferenceKind::Unsupported(
+            "only `file:`, `http:` and `https:` URLs and local paths are supported",
+        );
+    }
+    let file_name = file_name_of(url).to_ascii_lowercase();
+    if file_name.ends_with(".whl") {
+        DirectReferenceKind::Wheel
+    } else if ARCHIVE_EXTENSIONS
+        .iter()
+        .any(|ext| file_name.ends_with(ext))
+    {
+        DirectReferenceKind::SourceArchive
+    } else if scheme == "file" {
+        DirectReferenceKind::Directory
+    } else {
+        DirectReferenceKind::Unsupported(
+            "a URL must name a wheel (`.whl`) or a source archive (`.tar.gz`, `.zip`)",
+        )
+    }
+}
+
+/// The last segment of a URL's path, percent-decoded.
+fn file_name_of(url: &Url) -> String {
+    url.path_segments()
+        .and_then(|mut s| s.next_back())
+        .map(percent_decode)
+        .unwrap_or_default()
 }
 
 /// A direct reference taken apart.
@@ -411,13 +450,8 @@ fn marker_of(marker: MarkerTree) -> Option<MarkerTree> {
     (!marker.is_true()).then_some(marker)
 }
 
-enum LocationError {
-    Unsupported(&'static str),
-    Invalid(String),
-}
-
 /// A path (relative to `base`) or URL -> its URL and, for a local one, its absolute path.
-fn resolve_location(location: &str, base: &Path) -> Result<(Url, Option<PathBuf>), LocationError> {
+fn resolve_location(location: &str, base: &Path) -> Result<(Url, Option<PathBuf>), String> {
     let lower = location.to_ascii_lowercase();
     let scheme = lower
         .split_once("://")
@@ -425,37 +459,27 @@ fn resolve_location(location: &str, base: &Path) -> Result<(Url, Option<PathBuf>
         .or_else(|| lower.starts_with("file:").then_some("file"));
     match scheme {
         Some("file") => {
-            let url = Url::parse(location).map_err(|e| LocationError::Invalid(e.to_string()))?;
-            let path = url.to_file_path().map_err(|()| {
-                LocationError::Invalid("a `file:` URL must hold an absolute local path".to_string())
-            })?;
+            let url = Url::parse(location).map_err(|e| e.to_string())?;
+            let path = url
+                .to_file_path()
+                .map_err(|()| "a `file:` URL must hold an absolute local path".to_string())?;
             // The same file as a path gives the same URL (no host, query or fragment).
-            let url = Url::from_file_path(&path).map_err(|()| {
-                LocationError::Invalid(format!("`{}` is not a valid local path", path.display()))
-            })?;
+            let url = Url::from_file_path(&path)
+                .map_err(|()| format!("`{}` is not a valid local path", path.display()))?;
             Ok((url, Some(path)))
         }
-        Some("http" | "https") => {
-            let url = Url::parse(location).map_err(|e| LocationError::Invalid(e.to_string()))?;
+        // Other schemes are classified by `direct_reference_kind`, which refuses them.
+        Some(_) => {
+            let url = Url::parse(location).map_err(|e| e.to_string())?;
             Ok((url, None))
         }
-        Some(s) if s.contains('+') || matches!(s, "git" | "hg" | "svn" | "bzr") => {
-            Err(LocationError::Unsupported(
-                "version control URLs are not supported: build a wheel and name the wheel file",
-            ))
-        }
-        Some(_) => Err(LocationError::Unsupported(
-            "only `file:`, `http:` and `https:` URLs and local paths are supported",
-        )),
         None => {
             let joined = base.join(location);
-            let path = std::path::absolute(&joined).map_err(|e| {
-                LocationError::Invalid(format!("cannot make `{}` absolute: {e}", joined.display()))
-            })?;
+            let path = std::path::absolute(&joined)
+                .map_err(|e| format!("cannot make `{}` absolute: {e}", joined.display()))?;
             let path = without_dot_dot(&path);
-            let url = Url::from_file_path(&path).map_err(|()| {
-                LocationError::Invalid(format!("`{}` is not a valid local path", path.display()))
-            })?;
+            let url = Url::from_file_path(&path)
+                .map_err(|()| format!("`{}` is not a valid local path", path.display()))?;
             Ok((url, Some(path)))
         }
     }

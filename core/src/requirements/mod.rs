@@ -56,7 +56,10 @@ mod pinned;
 #[cfg(test)]
 mod tests;
 
-pub use entry::{BuildKind, BuildReference, RequirementEntry, RequirementSource, WheelReference};
+pub use entry::{
+    BuildKind, BuildReference, DirectReferenceKind, RequirementEntry, RequirementSource,
+    WheelReference, direct_reference_kind,
+};
 pub(crate) use entry::{parse_pep508, pep508_guard, written_name as written_name_of};
 pub use error::{Location, NotPinned, PinConflict, RequirementsError};
 pub use overrides::{Overrides, apply_overrides};
