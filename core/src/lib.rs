@@ -20,6 +20,7 @@ pub mod mountinfo;
 pub mod names;
 mod parallel;
 pub mod plural;
+pub mod project;
 pub mod python;
 pub mod requirements;
 pub mod resolve;

@@ -6,6 +6,9 @@ use crate::closure::ClosureProblem;
 /// A lock or install that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// A requirement that only resolution can satisfy, given to the path that installs pins.
+    #[error("{0}: this command installs requirements pinned with `==` only")]
+    NotPinned(Box<crate::requirements::NotPinned>),
     /// No wheel fits the pin (absent version, only an sdist, no compatible tags).
     #[error("Cannot lock `{name}=={version}`")]
     Select {

@@ -55,8 +55,10 @@ pub fn lock_requirements(
     opts: &LockOptions<'_>,
 ) -> Result<Lock, InstallError> {
     let env = opts.interp.marker_env();
-    let applicable: Vec<&PinnedRequirement> = reqs
-        .entries
+    let pins = reqs
+        .pinned()
+        .map_err(|e| InstallError::NotPinned(Box::new(e)))?;
+    let applicable: Vec<&PinnedRequirement> = pins
         .iter()
         .filter(|r| r.marker.as_ref().is_none_or(|m| m.evaluate(&env, &[])))
         .collect();

@@ -39,24 +39,37 @@ type Pin = (
     Vec<String>,
 );
 
-fn pins(r: &Requirements) -> Vec<Pin> {
+/// The pinned view, when the file is pinned.
+fn pins(r: &Requirements) -> Option<Vec<Pin>> {
+    let pinned = r.pinned().ok()?;
+    Some(
+        pinned
+            .iter()
+            .map(|e: &PinnedRequirement| {
+                (
+                    e.name.clone(),
+                    e.normalized.clone(),
+                    e.version.clone(),
+                    e.extras.clone(),
+                    e.marker_string(),
+                    e.hashes.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Every entry as written back (its requirement and hashes), without where it was written.
+fn entries(r: &Requirements) -> Vec<(String, Vec<String>)> {
     r.entries
         .iter()
-        .map(|e: &PinnedRequirement| {
-            (
-                e.name.clone(),
-                e.normalized.clone(),
-                e.version.clone(),
-                e.extras.clone(),
-                e.marker_string(),
-                e.hashes.clone(),
-            )
-        })
+        .map(|e| (e.requirement_text(), e.hashes.clone()))
         .collect()
 }
 
-/// `Requirements::parse_str` and `inputs_hash`; what it accepts, `to_requirements_txt` writes
-/// back as a file that parses to the same pins and options.
+/// `Requirements::parse_str`, `pinned`, `to_pep508` and `inputs_hash`; what it accepts,
+/// `to_requirements_txt` writes back as a file that parses to the same entries, pins and
+/// options (constraints come from files of their own and are not written back).
 pub fn requirements(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -69,6 +82,7 @@ pub fn requirements(data: &[u8]) {
         return;
     };
     let hash = parsed.inputs_hash();
+    let _ = parsed.to_pep508();
     // A value ending in `\` was followed by another option on its line; written alone on a
     // line it would continue the line (see `to_requirements_txt`).
     let options = parsed.index_url.iter().chain(&parsed.extra_index_urls);
@@ -78,7 +92,7 @@ pub fn requirements(data: &[u8]) {
     let written = parsed.to_requirements_txt();
     let again = Requirements::parse_str(&written, &path)
         .unwrap_or_else(|e| panic!("written file reads back: {e}\n{written}"));
-    assert_eq!(pins(&again), pins(&parsed), "{written}");
+    assert_eq!(entries(&again), entries(&parsed), "{written}");
     assert_eq!(
         (&again.index_url, &again.extra_index_urls, &again.find_links),
         (
@@ -88,9 +102,17 @@ pub fn requirements(data: &[u8]) {
         )
     );
     assert_eq!(
-        (again.no_index, again.require_hashes),
-        (parsed.no_index, parsed.require_hashes)
+        (again.no_index, again.require_hashes, again.pre),
+        (parsed.no_index, parsed.require_hashes, parsed.pre)
     );
+    assert_eq!(
+        (again.prefer_binary, &again.only_binary),
+        (parsed.prefer_binary, &parsed.only_binary)
+    );
+    if !parsed.constraints.is_empty() {
+        return;
+    }
+    assert_eq!(pins(&again), pins(&parsed), "{written}");
     assert_eq!(again.inputs_hash(), hash, "{written}");
 }
 
