@@ -27,6 +27,9 @@ pub use fetch::{
 };
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
 pub use planned::{PlannedPackage, ensure_stored_or_planned, planned_pack_key, store_planned};
-pub use prepare::{PrepareOptions, PreparedPackage, WheelSources, prepare_packages};
+pub use prepare::{
+    PrepareOptions, PreparedPackage, WheelSources, finish_bytecode, prepare_packages,
+    prepared_packages,
+};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::{Installed, LayoutError, ProjectHash};
+use crate::python::{PythonVersion, VenvShape};
 
 /// The `.pth` file in the venv's `site-packages` that adds the layout and records it.
 pub(crate) const PTH_NAME: &str = "_dx_py_layout.pth";
@@ -22,11 +23,6 @@ pub(crate) const PTH_NAME: &str = "_dx_py_layout.pth";
 pub(crate) const LEGACY_MARKER_NAME: &str = ".dx-py-layout";
 /// Starts the `.pth` comment line that holds the marker's JSON.
 const MARKER_PREFIX: &str = "# dx-py-layout: ";
-
-#[cfg(not(windows))]
-const BIN_DIR: &str = "bin";
-#[cfg(windows)]
-const BIN_DIR: &str = "Scripts";
 
 /// What a venv records about its layout (the JSON on the `.pth` file's marker line).
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,15 +33,20 @@ pub(crate) struct Marker {
     pub(crate) launchers: Vec<String>,
 }
 
-/// The venv's `site-packages` path for `python`.
+/// The shape of a venv for `python` (a venv of a free-threaded build is not told apart here:
+/// its layouts are keyed by their own interpreter tag).
+fn shape(python: (u8, u8)) -> VenvShape {
+    let version = PythonVersion {
+        major: python.0.into(),
+        minor: python.1.into(),
+        patch: 0,
+    };
+    VenvShape::new(version, false)
+}
+
+/// The venv's `site-packages` path for `python`, as [`VenvShape`] spells it.
 pub(crate) fn site_packages_path(venv: &Path, python: (u8, u8)) -> PathBuf {
-    if cfg!(windows) {
-        venv.join("Lib").join("site-packages")
-    } else {
-        venv.join("lib")
-            .join(format!("python{}.{}", python.0, python.1))
-            .join("site-packages")
-    }
+    shape(python).site_packages_in(venv)
 }
 
 /// `{venv}/lib/pythonX.Y/site-packages/_dx_py_layout.pth`.
@@ -83,7 +84,7 @@ pub(crate) fn install(
     let site_packages = site_packages_path(venv, python);
     let legacy = own_site_packages(&site_packages)?;
 
-    let bin = venv.join(BIN_DIR);
+    let bin = shape(python).bin_dir_in(venv);
     let layout_bin = layout.join("bin");
     let mut launchers = Vec::new();
     match std::fs::read_dir(&layout_bin) {

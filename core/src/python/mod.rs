@@ -33,4 +33,6 @@ pub use interpreter::{
 };
 pub use plan::compile_plan;
 pub use session::{CompileSession, SessionSource};
-pub use venv::{ExistingVenv, Venv, VenvError, VenvOptions, create_venv, venv_text_files};
+pub use venv::{
+    ExistingVenv, Venv, VenvError, VenvOptions, VenvShape, create_venv, venv_text_files,
+};
