@@ -28,7 +28,11 @@ pub(crate) fn run_mount(
     if args.list {
         return super::unmount::list(settings, printer);
     }
-    let settings = &settings.with_store(args.store.as_deref());
+    let mut settings = settings.with_store(args.store.as_deref());
+    // The server runs in `/`: every path the plan and its spec hold must be absolute.
+    settings.cache_dir = absolute(&settings.cache_dir)?;
+    settings.store_dir = absolute(&settings.store_dir)?;
+    let settings = &settings;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
     let (tree, after) = match &args.tree {
         Some(tree) => (absolute(tree)?, None),
@@ -47,11 +51,10 @@ pub(crate) fn run_mount(
     let spec = ServerSpec {
         tree,
         mountpoint: venv,
-        cache_dir: absolute(cache.root())?,
-        store: match cache.store_is_shared() {
-            true => Some(absolute(cache.store_dir())?),
-            false => None,
-        },
+        cache_dir: cache.root().to_path_buf(),
+        store: cache
+            .store_is_shared()
+            .then(|| cache.store_dir().to_path_buf()),
         threads: MountOptions::default().threads,
         allow_other: args.allow_other,
         auto_unmount: !args.no_auto_unmount,
