@@ -71,7 +71,10 @@ mod linux {
                 paths.push(path);
             }
             let hash = store.store(&w.finish().unwrap()).unwrap();
-            spec.packs.push((hash, PackPlacement::venv("3.11", "x")));
+            spec.packs.push((
+                hash,
+                PackPlacement::venv(&dx_py_core::python::VenvShape::posix(3, 11), "x"),
+            ));
         }
         Corpus {
             dir,
@@ -262,7 +265,10 @@ mod linux {
         let hash = store.store(&w.finish().unwrap()).unwrap();
         let pack_path = store.get_path(&hash);
         let spec = TreeSpec {
-            packs: vec![(hash, PackPlacement::venv("3.11", "x"))],
+            packs: vec![(
+                hash,
+                PackPlacement::venv(&dx_py_core::python::VenvShape::posix(3, 11), "x"),
+            )],
             ..TreeSpec::default()
         };
         let tree = dir.path().join("venv.dxtree");

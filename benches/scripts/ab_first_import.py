@@ -63,16 +63,17 @@ def main() -> int:
         binary, d, cache = sides[name]
         sh([binary, "--cache-dir", cache, "unmount", d / "mnt"], d)
 
-    def server_cpu(mnt: Path) -> float:
-        for p in Path("/proc").iterdir():
-            if not p.name.isdigit():
-                continue
+    def server_cpu(mnt: Path, cache: Path) -> float:
+        # The server's pid is recorded in {cache}/mounts/<key>.pid as "<pid>\n<mount point>\n"
+        # (its command line names no mount point: it reads its spec on stdin).
+        for rec in (Path(cache) / "mounts").glob("*.pid"):
             try:
-                cmd = (p / "cmdline").read_bytes().split(b"\0")
-                if b"__serve-mount" in cmd and str(mnt).encode() in cmd:
-                    f = (p / "stat").read_text().rsplit(")", 1)[1].split()
-                    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-            except OSError:
+                pid, point = rec.read_text().split("\n")[:2]
+                if Path(point) != Path(mnt).resolve() and point != str(mnt):
+                    continue
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError):
                 continue
         return float("nan")
 
@@ -92,7 +93,7 @@ def main() -> int:
                     t = time.perf_counter()
                     sh([sides[name][1] / "mnt/bin/python", "-c", args.imp], sides[name][1])
                     wall[name].append(time.perf_counter() - t)
-                    cpu[name].append(server_cpu(sides[name][1] / "mnt"))
+                    cpu[name].append(server_cpu(sides[name][1] / "mnt", sides[name][2]))
                 finally:
                     unmount(name)
     finally:

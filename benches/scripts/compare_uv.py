@@ -116,28 +116,29 @@ def must(proc: Proc, what: str) -> float:
     return proc.secs
 
 
-# What a mount server logs when what it completes after mounting (packages stored, bytecode
+# The final states a mount server reports (`dx_py_core::mount::ServerStatus`, JSON in
+# {cache}/mounts/<key>.status) when what it completes after mounting (packages stored, bytecode
 # compiled) is served, or is not.
-BYTECODE_READY = "dx-py: bytecode ready"
-BYTECODE_FAILED = ("dx-py: no bytecode for this mount", "dx-py: packages not stored")
+BYTECODE_READY = "bytecode-ready"
+BYTECODE_FAILED = ("no-bytecode", "packages-failed")
 
 
-def wait_for_log_line(log_dir: Path, line: str, failed: tuple[str, ...], timeout: float) -> None:
-    """Polls the `*.log` files in `log_dir` every 5 ms until one holds `line`; raises
+def wait_for_status(state_dir: Path, state: str, failed: tuple[str, ...], timeout: float) -> None:
+    """Polls the `*.status` files in `state_dir` every 5 ms until one holds `state`; raises
     TrialFailed if one holds any of `failed` first or `timeout` passes."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        for log in log_dir.glob("*.log"):
+        for path in state_dir.glob("*.status"):
             try:
-                text = log.read_text(errors="replace")
-            except OSError:
-                continue
-            if line in text:
+                status = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # replaced atomically, but may vanish with its mount
+            if status.get("state") == state:
                 return
-            if any(f in text for f in failed):
-                raise TrialFailed(f"mount server: {text[-500:]}")
+            if status.get("state") in failed:
+                raise TrialFailed(f"mount server: {status}")
         time.sleep(0.005)
-    raise TrialFailed(f"no `{line}` in {log_dir}/*.log within {timeout:.0f} s")
+    raise TrialFailed(f"no `{state}` in {state_dir}/*.status within {timeout:.0f} s")
 
 
 def rmtree(path: Path) -> None:
@@ -442,7 +443,7 @@ class SetBench:
         """Cold `dx-py mount -r` (lock, tree, mount; the server then compiles the bytecode and
         adds it to the mount) of a fresh venv under `root`, run in an empty project directory.
         Times the command (the venv works when it returns) and, from the same start, the server's
-        "bytecode ready" log line (polled every 5 ms); unmounted afterwards, untimed. The
+        "bytecode-ready" status (polled every 5 ms); unmounted afterwards, untimed. The
         directories used are appended to `done` for the caller to remove."""
         self.counter += 1
         cache, project, venv = (root / f"{s}-{self.counter}" for s in ("dx-cache-mount", "dx-proj-mount", "dx-venv-mount"))
@@ -457,7 +458,7 @@ class SetBench:
             # What a user does next: import (packages still being stored wait for it).
             must(self.exe([venv / "bin" / "python", "-c", self.import_cmd]), "first import")
             t_import = time.perf_counter() - t0
-            wait_for_log_line(cache / "mounts", BYTECODE_READY, BYTECODE_FAILED, self.args.timeout)
+            wait_for_status(cache / "mounts", BYTECODE_READY, BYTECODE_FAILED, self.args.timeout)
             t_ready = time.perf_counter() - t0
         finally:
             self.exe([self.dx, "--cache-dir", cache, "unmount", venv])

@@ -3,6 +3,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(target_os = "linux")]
+mod mount;
+#[cfg(target_os = "linux")]
+pub(crate) use mount::{MountArgs, UnmountArgs, WatchMountArgs};
+
 /// A Python package manager whose venvs cost almost nothing.
 #[derive(Parser, Debug)]
 #[command(name = "dx-py", version, about)]
@@ -36,16 +41,17 @@ pub(crate) enum Command {
     Dpl(DplCommand),
     /// Serve a venv read-only through FUSE, straight from the store.
     #[cfg(target_os = "linux")]
-    Mount(crate::commands::mount::MountArgs),
+    Mount(MountArgs),
     /// Unmount a venv served by `dx-py mount`.
     #[cfg(target_os = "linux")]
-    Unmount(crate::commands::mount::UnmountArgs),
+    Unmount(UnmountArgs),
+    /// The mount server: reads its spec (JSON) on stdin, reports its state on stdout.
     #[cfg(target_os = "linux")]
     #[command(name = "__serve-mount", hide = true)]
-    ServeMount(crate::commands::mount::ServeMountArgs),
+    ServeMount,
     #[cfg(target_os = "linux")]
     #[command(name = "__watch-mount", hide = true)]
-    WatchMount(crate::commands::mount::WatchMountArgs),
+    WatchMount(WatchMountArgs),
     /// Inspect and add to the package store.
     #[command(subcommand)]
     Store(StoreCommand),

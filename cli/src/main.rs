@@ -19,7 +19,14 @@ fn main() -> ExitCode {
     let settings = settings::Settings::from_cli(&cli);
     // A process that dies before `release_writer` below leaves its record: the next command
     // that writes to the cache then looks for its temporaries.
-    dx_py_core::temp::record_writers_in(&settings.cache_dir);
+    // The mount server's cache is in the spec it reads: it records itself there.
+    #[cfg(target_os = "linux")]
+    let own_cache = !matches!(cli.command, Command::ServeMount);
+    #[cfg(not(target_os = "linux"))]
+    let own_cache = true;
+    if own_cache {
+        dx_py_core::temp::record_writers_in(&settings.cache_dir);
+    }
     let result = match &cli.command {
         Command::Venv(args) => commands::venv::run(args, &settings, &printer),
         Command::Lock(args) => commands::lock::run(args, &settings, &printer),
@@ -28,11 +35,11 @@ fn main() -> ExitCode {
         #[cfg(target_os = "linux")]
         Command::Mount(args) => commands::mount::run_mount(args, &settings, &printer),
         #[cfg(target_os = "linux")]
-        Command::Unmount(args) => commands::mount::run_unmount(args, &settings, &printer),
+        Command::Unmount(args) => commands::unmount::run_unmount(args, &settings, &printer),
         #[cfg(target_os = "linux")]
-        Command::ServeMount(args) => commands::mount::run_serve(args, &settings),
+        Command::ServeMount => commands::mount_serve::run_serve(),
         #[cfg(target_os = "linux")]
-        Command::WatchMount(args) => commands::mount::run_watch(args),
+        Command::WatchMount(args) => commands::mount_serve::run_watch(args),
         Command::Store(cmd) => commands::store::run(cmd, &settings, &printer),
         Command::Cache(cmd) => commands::cache::run(cmd, &settings, &printer),
     };

@@ -48,12 +48,6 @@ impl Settings {
         dx_py_core::cache::Cache::new(&self.cache_dir, store)
     }
 
-    /// `{cache}/mounts/trees`: the mount servers' tree files.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn trees_dir(&self) -> PathBuf {
-        self.cache().trees_dir()
-    }
-
     /// Every directory where dx-py makes temporaries in this cache and store (see
     /// `dx_py_core::temp`): what a sweep reads, and all it reads.
     pub(crate) fn temp_dirs(&self) -> Vec<PathBuf> {

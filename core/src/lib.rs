@@ -16,6 +16,7 @@ pub mod index;
 pub mod install;
 pub mod layout;
 pub mod mmap;
+pub mod mount;
 pub mod mountinfo;
 pub mod names;
 mod parallel;

@@ -1,14 +1,20 @@
 //! The detached mount server: `dx-py mount` starts itself again with a hidden subcommand that
-//! calls [`crate::serve::serve`], and returns once the mount is live.
+//! runs [`crate::server::run`], hands it a [`ServerSpec`] on its stdin, and reads its
+//! [`ServerStatus`] lines from its stdout until the mount is live.
 //!
 //! ```text
 //! {cache}/mounts/
-//! ├── <key>.log     the server's stdout and stderr (key = blake3 of the mount point, 16 hex)
+//! ├── <key>.log     the server's stderr (key = blake3 of the mount point, 16 hex)
+//! ├── <key>.status  its latest ServerStatus (JSON), for whoever asks after `mount` returned
 //! └── <key>.pid     "<pid>\n<mount point>\n" while it runs
 //! ```
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use dx_py_core::mount::{ServerSpec, ServerStatus, StatusError};
 
 use crate::mounts;
 use crate::serve::MountError;
@@ -22,6 +28,35 @@ pub struct BackgroundMount {
     pub mountpoint: PathBuf,
     /// The server's log file.
     pub log: PathBuf,
+    /// The states it reports after [`ServerStatus::Mounted`]; `None` when its stdout closed.
+    statuses: mpsc::Receiver<Result<Option<ServerStatus>, StatusError>>,
+}
+
+impl BackgroundMount {
+    /// Waits for the server's final state (its work after mounting done or failed). A server
+    /// that exits or reports nonsense first is an error carrying its log's end.
+    pub fn wait_final(&mut self) -> Result<ServerStatus, MountError> {
+        loop {
+            match self.statuses.recv() {
+                Ok(Ok(Some(status))) if status.is_final() => return Ok(status),
+                Ok(Ok(Some(status))) => tracing::debug!("mount server: {status}"),
+                Ok(Err(e)) => return Err(self.failed(format!("reported nonsense ({e})"))),
+                Ok(Ok(None)) | Err(_) => {
+                    let status = self.child.wait()?;
+                    let what = format!("exited ({status}) before its bytecode was ready");
+                    return Err(self.failed(what));
+                }
+            }
+        }
+    }
+
+    fn failed(&self, what: String) -> MountError {
+        MountError::ServerFailed {
+            path: self.mountpoint.clone(),
+            what,
+            log_tail: log_tail(&self.log),
+        }
+    }
 }
 
 /// The file-name stem of a mount point's files in the state directory.
@@ -30,51 +65,63 @@ pub fn state_key(mountpoint: &Path) -> String {
     dx_py_core::hash::ContentHash::of(mountpoint.as_os_str().as_bytes()).to_hex()[..16].to_string()
 }
 
-/// Runs `server` (a command that mounts on `mountpoint` and serves until unmounted) in a new
-/// session with its output in `{state_dir}/<key>.log`, and waits until `mountpoint` shows up
-/// as a dx-py mount in `/proc/self/mountinfo`. If the server exits first, or `timeout` passes
-/// (the server is then killed), the error carries the end of its log.
+/// Runs `server` (a command that serves the [`ServerSpec`] it reads on stdin) in a new session
+/// with its stderr in `{state_dir}/<key>.log`, hands it `spec`, and waits until it reports the
+/// mount live. If the server exits first, or `timeout` passes (the server is then killed), the
+/// error carries the end of its log.
 pub fn mount_background(
     mut server: Command,
-    mountpoint: &Path,
+    spec: &ServerSpec,
     state_dir: &Path,
     timeout: Duration,
 ) -> Result<BackgroundMount, MountError> {
-    let abs = mounts::absolute(mountpoint)?;
+    let abs = mounts::absolute(&spec.mountpoint)?;
     fs_err::create_dir_all(state_dir)?;
     let key = state_key(&abs);
     let log = state_dir.join(format!("{key}.log"));
-    let out = fs_err::File::create(&log)?;
-    let err = out.file().try_clone()?;
+    // A state left by an earlier server of this mount point is not this one's.
+    let _ = fs_err::remove_file(crate::server::status_file(state_dir, &abs));
+    let err = fs_err::File::create(&log)?;
     server
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.into_parts().0))
-        .stderr(Stdio::from(err));
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(err.into_parts().0));
     crate::sys::detach_on_spawn(&mut server);
     let mut child = server.spawn()?;
+    let failed = |what: String| MountError::ServerFailed {
+        path: abs.clone(),
+        what,
+        log_tail: log_tail(&log),
+    };
+    // Written whole, then closed: the server reads to the end.
+    if let Some(stdin) = child.stdin.take()
+        && let Err(e) = spec.write_to(stdin)
+    {
+        tracing::debug!("handing the spec to the mount server: {e}");
+    }
+    let statuses = read_statuses(child.stdout.take());
     let deadline = Instant::now() + timeout;
     loop {
-        if mounts::find_mount(&abs)?.is_some() {
-            break;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match statuses.recv_timeout(left) {
+            Ok(Ok(Some(ServerStatus::Mounted))) => break,
+            Ok(Ok(Some(other))) => tracing::debug!("mount server: {other}"),
+            Ok(Err(e)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("reported nonsense ({e})")));
+            }
+            Ok(Ok(None)) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                return Err(failed(format!("exited with {status}")));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Ours to stop: we started it a moment ago.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("did not mount within {timeout:?}")));
+            }
         }
-        if let Some(status) = child.try_wait()? {
-            return Err(MountError::ServerFailed {
-                path: abs,
-                what: format!("exited with {status}"),
-                log_tail: log_tail(&log),
-            });
-        }
-        if Instant::now() > deadline {
-            // Ours to stop: we started it a moment ago.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(MountError::ServerFailed {
-                path: abs,
-                what: format!("did not mount within {timeout:?}"),
-                log_tail: log_tail(&log),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
     let record = format!("{}\n{}\n", child.id(), abs.display());
     fs_err::write(state_dir.join(format!("{key}.pid")), record)?;
@@ -82,7 +129,31 @@ pub fn mount_background(
         child,
         mountpoint: abs,
         log,
+        statuses,
     })
+}
+
+/// The states read from a server's stdout, on a thread of their own (so that waiting for one
+/// can time out); ends after the stream's end or the first unreadable line.
+fn read_statuses(
+    stdout: Option<std::process::ChildStdout>,
+) -> mpsc::Receiver<Result<Option<ServerStatus>, StatusError>> {
+    let (send, receive) = mpsc::channel();
+    let Some(stdout) = stdout else {
+        let _ = send.send(Ok(None));
+        return receive;
+    };
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let next = ServerStatus::read_line(&mut reader);
+            let end = !matches!(next, Ok(Some(_)));
+            if send.send(next).is_err() || end {
+                break;
+            }
+        }
+    });
+    receive
 }
 
 /// The pid recorded for the server of `mountpoint`, if its record exists and the process is

@@ -280,7 +280,7 @@ mod tests {
             // stored, under a key of its own.
             let layout = writer().prepare().unwrap().layout();
             let key = dx_py_core::install::planned_pack_key("ships wheel");
-            let venv = PackPlacement::venv("3.11", "ships");
+            let venv = PackPlacement::venv(&dx_py_core::python::VenvShape::posix(3, 11), "ships");
             let first = TreeSpec {
                 packs: vec![(key, venv.clone())],
                 ..TreeSpec::default()

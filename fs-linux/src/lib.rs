@@ -16,11 +16,7 @@ pub mod fs;
 pub mod late;
 pub mod mounts;
 pub mod serve;
+pub mod server;
 mod sys;
 /// The `.dxtree` format, shared with `fs-windows`; it lives in core.
 pub use dx_py_core::tree;
-
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod testutil;

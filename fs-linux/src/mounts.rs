@@ -97,7 +97,7 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
 }
 
 /// Waits until no dx-py mount is at `abs` any more.
-pub(crate) fn wait_gone(abs: &Path, timeout: Duration) -> Result<(), MountError> {
+pub fn wait_gone(abs: &Path, timeout: Duration) -> Result<(), MountError> {
     let deadline = Instant::now() + timeout;
     while find_mount(abs)?.is_some() {
         if Instant::now() > deadline {

@@ -318,8 +318,22 @@ pub fn serve_with(
     opts: &MountOptions,
     mounted: impl FnOnce(Notify) + Send + 'static,
 ) -> Result<(), MountError> {
+    serve_reporting(fs, mountpoint, opts, || {}, mounted)
+}
+
+/// [`serve_with`], calling `live` on this thread as soon as the kernel has the mount (before
+/// the watcher starts and before any request is read: requests made meanwhile wait for the
+/// server), so that whoever waits for the mount learns it first.
+pub fn serve_reporting(
+    fs: TreeFs,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    live: impl FnOnce(),
+    mounted: impl FnOnce(Notify) + Send + 'static,
+) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
     let session = session(fs, &abs, opts)?;
+    live();
     let _watcher = start_watcher(&opts.auto_unmount, &abs)?;
     tracing::info!("serving {}", abs.display());
     let notify = Notify(session.notifier());
@@ -376,6 +390,9 @@ fn start_watcher(
         .envs(w.env.iter().map(|(k, v)| (k, v)))
         .current_dir("/")
         .stdin(read)
+        // Not the server's stdout: that may be the status pipe of the `mount` that started it,
+        // which must see its end when the server exits.
+        .stdout(std::process::Stdio::null())
         .spawn()
         .map_err(|source| MountError::MountFailed {
             path: mountpoint.to_path_buf(),

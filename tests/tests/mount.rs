@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use dx_py_core::mount::ServerStatus;
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{
     TestContext, assert_printed, assert_success, can_mount, can_run, layout_site_packages, printed,
@@ -842,6 +843,16 @@ fn server_logs(cx: &TestContext) -> Vec<String> {
         .collect()
 }
 
+/// The latest state of every mount server in `cx`'s cache (`{cache}/mounts/*.status`).
+fn server_statuses(cx: &TestContext) -> Vec<ServerStatus> {
+    std::fs::read_dir(cx.cache_dir().join("mounts"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "status"))
+        .filter_map(|e| ServerStatus::load(&e.path()))
+        .collect()
+}
+
 /// The site-packages directory of a mounted venv.
 fn site_packages(venv: &Path) -> PathBuf {
     let lib = std::fs::read_dir(venv.join("lib"))
@@ -953,8 +964,13 @@ fn a_package_failing_its_record_after_mounting_is_never_served() {
     );
     let err = std::fs::read(site_packages(&mounted.venv).join("bad/__init__.py")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(5), "EIO expected: {err}");
-    let logs = server_logs(&cx).concat();
-    assert!(logs.contains("dx-py: packages not stored"), "{logs}");
+    let statuses = server_statuses(&cx);
+    assert!(
+        statuses.iter().any(
+            |s| matches!(s, ServerStatus::PackagesFailed { reason } if reason.contains("bad-1.0"))
+        ),
+        "{statuses:?}"
+    );
 }
 
 /// Why this machine cannot mount (the mount tests need root and `/dev/fuse`), or `None`.
@@ -975,18 +991,22 @@ fn fuse_unavailable() -> Option<String> {
 }
 
 /// Waits (up to 10 minutes) until the mount server says how its bytecode ended: `Ok` when it is
-/// served, the logs otherwise.
+/// served, its final state and the logs otherwise.
 fn server_bytecode_outcome(cx: &TestContext) -> Result<(), String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
     loop {
-        let logs = server_logs(cx).join("\n---\n");
-        if logs.contains("dx-py: bytecode ready") {
+        let statuses = server_statuses(cx);
+        if statuses
+            .iter()
+            .any(|s| matches!(s, ServerStatus::BytecodeReady { .. }))
+        {
             return Ok(());
         }
-        if logs.contains("dx-py: no bytecode") || logs.contains("dx-py: packages not stored") {
-            return Err(logs);
+        if let Some(last) = statuses.iter().find(|s| s.is_final()) {
+            return Err(format!("{last}\n{}", server_logs(cx).join("\n---\n")));
         }
         if std::time::Instant::now() > deadline {
+            let logs = server_logs(cx).join("\n---\n");
             return Err(format!("no word on the bytecode after 10 minutes:\n{logs}"));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

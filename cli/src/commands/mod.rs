@@ -6,10 +6,10 @@ pub(crate) mod lock;
 #[cfg(target_os = "linux")]
 pub(crate) mod mount;
 #[cfg(target_os = "linux")]
-mod mount_after;
-#[cfg(target_os = "linux")]
-mod mount_tree_build;
+pub(crate) mod mount_serve;
 pub(crate) mod store;
+#[cfg(target_os = "linux")]
+pub(crate) mod unmount;
 pub(crate) mod venv;
 
 /// Exit 1 for errors in what the user asked (bad input, missing packages), 2 for the rest

@@ -31,8 +31,11 @@ pub use fetch::{
 };
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
 pub use planned::{PlannedPackage, ensure_stored_or_planned, planned_pack_key, store_planned};
-pub use prepare::{PrepareOptions, PreparedPackage, WheelSources, prepare_packages};
-pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
+pub use prepare::{
+    PrepareOptions, PreparedPackage, WheelSources, finish_bytecode, prepare_packages,
+    prepared_packages,
+};
 pub use pylock_select::{PylockSelectError, read_pylock_for};
+pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};

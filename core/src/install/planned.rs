@@ -214,7 +214,7 @@ mod tests {
             let (plan, _) = plan_bytes(&filename, &bytes, &sha256).unwrap();
             let (stored, _) = store_wheel_bytes(&store, &filename, &bytes).unwrap();
             let spec = |hash| TreeSpec {
-                packs: vec![(hash, PackPlacement::venv("3.12", "demo"))],
+                packs: vec![(hash, PackPlacement::venv(&crate::python::VenvShape::posix(3, 12), "demo"))],
                 files: vec![],
                 symlinks: vec![],
             };

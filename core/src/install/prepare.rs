@@ -91,23 +91,57 @@ pub fn prepare_packages<B: AsRef<[u8]>>(
     // Packages stored now were queued for compilation as they were stored (and unpacked, when
     // `after_store` does): compilation overlaps the rest of the conversion. Bytecode packs are
     // unpacked as they are stored, after compilation.
-    let packs = match batch {
-        Some(batch) => batch.finish_for(&hashes, options.after_store)?,
-        None if options.compile => existing_packs(store, interp, &hashes),
+    let packs = finish_bytecode(
+        batch,
+        options.compile,
+        store,
+        interp,
+        &hashes,
+        options.after_store,
+    )?;
+    report.compiled += packs.iter().filter(|(_, compiled)| *compiled).count();
+    let packs = packs.into_iter().map(|(pack, _)| pack).collect();
+    let packages = prepared_packages(&lock, hashes, packs);
+    timer.mark(report, "bytecode");
+    let changed = lock.packages.iter().map(|p| p.store_hash).ne(before);
+    Ok((packages, changed.then_some(lock)))
+}
+
+/// The bytecode packs of the packages `hashes`, each with whether it was compiled now: what
+/// `batch` (compiling since the packages were stored) finishes, else, with `compile`, the packs
+/// the store has already; none without.
+pub fn finish_bytecode(
+    batch: Option<BytecodeBatch<'_>>,
+    compile: bool,
+    store: &PackageStore,
+    interp: &Interpreter,
+    hashes: &[ContentHash],
+    after_store: Option<AfterStore<'_>>,
+) -> Result<Vec<(Option<ContentHash>, bool)>, InstallError> {
+    Ok(match batch {
+        Some(batch) => batch.finish_for(hashes, after_store)?,
+        None if compile => existing_packs(store, interp, hashes),
         None => vec![(None, false); hashes.len()],
-    };
-    let mut packages = Vec::with_capacity(lock.packages.len());
-    for ((p, hash), (bytecode, compiled)) in lock.packages.iter().zip(hashes).zip(packs) {
-        report.compiled += usize::from(compiled);
-        packages.push(PreparedPackage {
+    })
+}
+
+/// The packages of `lock` as prepared: package `i` is the store object `hashes[i]` with the
+/// bytecode pack `bytecode[i]` (a layout is built from them, a mount's tree serves them).
+pub fn prepared_packages(
+    lock: &Lock,
+    hashes: Vec<ContentHash>,
+    bytecode: Vec<Option<ContentHash>>,
+) -> Vec<PreparedPackage> {
+    lock.packages
+        .iter()
+        .zip(hashes)
+        .zip(bytecode)
+        .map(|((p, hash), bytecode)| PreparedPackage {
             name: p.name.clone(),
             version: p.version.clone(),
             hash,
             wheel_sha256: p.wheel.sha256,
             bytecode,
-        });
-    }
-    timer.mark(report, "bytecode");
-    let changed = lock.packages.iter().map(|p| p.store_hash).ne(before);
-    Ok((packages, changed.then_some(lock)))
+        })
+        .collect()
 }

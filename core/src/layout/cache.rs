@@ -211,7 +211,14 @@ impl<'s> LayoutCache<'s> {
             tracing::warn!("Layout `{}` is damaged; it will be rebuilt", dir.display());
             return Ok(None);
         };
-        let installed = install::install(&self.root, &dir, hash, entry.python_version, venv)?;
+        let installed = install::install(
+            &self.root,
+            &dir,
+            hash,
+            entry.python_version,
+            entry.interpreter_tag(),
+            venv,
+        )?;
         self.record_root(venv, hash);
         // Last use goes on the manifest's mtime: updating the index on every hit would need the
         // writer lock and a whole new index file. At most once an hour, since each update is a
@@ -235,8 +242,14 @@ impl<'s> LayoutCache<'s> {
             return Ok(done);
         }
         let layout = self.build_layout(spec)?;
-        let installed =
-            install::install(&self.root, &layout.path, &hash, spec.python_version, venv)?;
+        let installed = install::install(
+            &self.root,
+            &layout.path,
+            &hash,
+            spec.python_version,
+            &spec.interpreter_tag,
+            venv,
+        )?;
         self.record_root(venv, &hash);
         Ok(Installed {
             hit: false,

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::{Installed, LayoutError, ProjectHash};
+use crate::python::{PythonVersion, VenvShape};
 
 /// The `.pth` file in the venv's `site-packages` that adds the layout and records it.
 pub(crate) const PTH_NAME: &str = "_dx_py_layout.pth";
@@ -22,11 +23,6 @@ pub(crate) const PTH_NAME: &str = "_dx_py_layout.pth";
 pub(crate) const LEGACY_MARKER_NAME: &str = ".dx-py-layout";
 /// Starts the `.pth` comment line that holds the marker's JSON.
 const MARKER_PREFIX: &str = "# dx-py-layout: ";
-
-#[cfg(not(windows))]
-const BIN_DIR: &str = "bin";
-#[cfg(windows)]
-const BIN_DIR: &str = "Scripts";
 
 /// What a venv records about its layout (the JSON on the `.pth` file's marker line).
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,15 +33,24 @@ pub(crate) struct Marker {
     pub(crate) launchers: Vec<String>,
 }
 
-/// The venv's `site-packages` path for `python`.
+/// The shape of a venv for `python` whose interpreter has the layout tag `interpreter_tag`
+/// (`Interpreter::tag`): a free-threaded build's ABI ends in `t` (`cp313t-linux_x86_64`, or
+/// `cp313td-…` for a debug build), and its venv keeps packages in `lib/python3.13t/`.
+fn shape(python: (u8, u8), interpreter_tag: &str) -> VenvShape {
+    let version = PythonVersion {
+        major: python.0.into(),
+        minor: python.1.into(),
+        patch: 0,
+    };
+    let abi = interpreter_tag.split('-').next().unwrap_or_default();
+    let flags = abi.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let flags = flags.trim_start_matches(|c: char| c.is_ascii_digit());
+    VenvShape::new(version, flags.contains('t'))
+}
+
+/// The venv's `site-packages` path for `python` (with the GIL), as [`VenvShape`] spells it.
 pub(crate) fn site_packages_path(venv: &Path, python: (u8, u8)) -> PathBuf {
-    if cfg!(windows) {
-        venv.join("Lib").join("site-packages")
-    } else {
-        venv.join("lib")
-            .join(format!("python{}.{}", python.0, python.1))
-            .join("site-packages")
-    }
+    shape(python, "").site_packages_in(venv)
 }
 
 /// `{venv}/lib/pythonX.Y/site-packages/_dx_py_layout.pth`.
@@ -73,6 +78,7 @@ pub(crate) fn install(
     layout: &Path,
     hash: &ProjectHash,
     python: (u8, u8),
+    interpreter_tag: &str,
     venv: &Path,
 ) -> Result<Installed, LayoutError> {
     // Directories are created only when an operation finds them missing: in the usual venv they
@@ -80,10 +86,11 @@ pub(crate) fn install(
     let mut lock = VenvLock::open(venv)?;
     let _guard = lock.lock(venv)?;
 
-    let site_packages = site_packages_path(venv, python);
+    let shape = shape(python, interpreter_tag);
+    let site_packages = shape.site_packages_in(venv);
     let legacy = own_site_packages(&site_packages)?;
 
-    let bin = venv.join(BIN_DIR);
+    let bin = shape.bin_dir_in(venv);
     let layout_bin = layout.join("bin");
     let mut launchers = Vec::new();
     match std::fs::read_dir(&layout_bin) {
@@ -366,5 +373,33 @@ impl VenvLock {
         venv: &Path,
     ) -> Result<fd_lock::RwLockWriteGuard<'_, std::fs::File>, LayoutError> {
         self.0.write().map_err(LayoutError::fs("lock", venv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// A free-threaded interpreter's layouts go into `lib/python3.13t/site-packages`, where
+    /// `create_venv` made the venv's site-packages; other tags keep `lib/python3.13/`.
+    #[test]
+    fn the_interpreter_tag_says_whether_the_venv_is_free_threaded() {
+        let sp = |tag: &str| super::shape((3, 13), tag).site_packages_in(Path::new("v"));
+        let plain = Path::new("v").join(if cfg!(windows) {
+            "Lib/site-packages"
+        } else {
+            "lib/python3.13/site-packages"
+        });
+        let threaded = Path::new("v").join(if cfg!(windows) {
+            "Lib/site-packages"
+        } else {
+            "lib/python3.13t/site-packages"
+        });
+        assert_eq!(sp("cp313t-linux_x86_64"), threaded);
+        assert_eq!(sp("cp313td-manylinux_2_17_x86_64"), threaded);
+        assert_eq!(sp("cp313-linux_x86_64"), plain);
+        assert_eq!(sp("cp313d-linux_x86_64"), plain);
+        assert_eq!(sp("pp310-linux_x86_64"), plain);
+        assert_eq!(sp(""), plain);
     }
 }

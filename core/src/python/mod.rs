@@ -35,4 +35,6 @@ pub use interpreter::{
 pub use plan::compile_plan;
 pub use run::{RunError, run_replacing, venv_command};
 pub use session::{CompileSession, SessionSource};
-pub use venv::{ExistingVenv, Venv, VenvError, VenvOptions, create_venv, venv_text_files};
+pub use venv::{
+    ExistingVenv, Venv, VenvError, VenvOptions, VenvShape, create_venv, venv_text_files,
+};

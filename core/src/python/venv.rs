@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use super::interpreter::{Interpreter, PythonVersion};
 
+mod shape;
+pub use shape::VenvShape;
+
 /// Choices for [`create_venv`].
 #[derive(Clone, Debug, Default)]
 pub struct VenvOptions {
@@ -148,17 +151,11 @@ pub fn create_venv(
         ),
     )?;
 
-    let bin = root.join(BIN_DIR);
+    let shape = VenvShape::of(interp);
+    let bin = shape.bin_dir_in(&root);
     fs_err::create_dir(&bin)?;
-    let mut names = vec![
-        format!("python{}", version.major),
-        format!("python{}.{}", version.major, version.minor),
-    ];
-    if info.gil_disabled {
-        names.push(format!("python{}.{}t", version.major, version.minor));
-    }
     symlink(base, &bin.join("python"))?;
-    for name in names {
+    for name in shape.python_links() {
         symlink(Path::new("python"), &bin.join(name))?;
     }
     fs_err::write(bin.join("activate"), activate_sh(root_str, &prompt))?;
@@ -216,6 +213,7 @@ pub fn venv_text_files(
     opts: &VenvOptions,
 ) -> Vec<(String, String)> {
     let root_str = root.to_string_lossy();
+    let bin = VenvShape::of(interp).bin_dir();
     let prompt = opts.prompt.clone().unwrap_or_else(|| {
         root.file_name()
             .map_or_else(|| "venv".to_string(), |n| n.to_string_lossy().into_owned())
@@ -230,25 +228,17 @@ pub fn venv_text_files(
                 opts.prompt.as_deref(),
             ),
         ),
+        (format!("{bin}/activate"), activate_sh(&root_str, &prompt)),
         (
-            format!("{BIN_DIR}/activate"),
-            activate_sh(&root_str, &prompt),
-        ),
-        (
-            format!("{BIN_DIR}/activate.fish"),
+            format!("{bin}/activate.fish"),
             activate_fish(&root_str, &prompt),
         ),
         (
-            format!("{BIN_DIR}/activate.csh"),
+            format!("{bin}/activate.csh"),
             activate_csh(&root_str, &prompt),
         ),
     ]
 }
-
-#[cfg(not(windows))]
-const BIN_DIR: &str = "bin";
-#[cfg(windows)]
-const BIN_DIR: &str = "Scripts";
 
 #[cfg(unix)]
 fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
@@ -578,7 +568,14 @@ impl Venv {
 
     /// `bin` (`Scripts` on Windows): the interpreter links, activation and console scripts.
     pub fn bin_dir(&self) -> PathBuf {
-        self.root.join(BIN_DIR)
+        self.shape().bin_dir_in(&self.root)
+    }
+
+    /// The venv's shape; free-threaded when its `lib/python3.Yt` directory is the one there.
+    pub fn shape(&self) -> VenvShape {
+        let threaded = VenvShape::new(self.version, true);
+        let free_threaded = threaded.site_packages_in(&self.root) == self.site_packages;
+        VenvShape::new(self.version, free_threaded && !cfg!(windows))
     }
 
     /// The venv's `python`.
@@ -611,16 +608,8 @@ fn parse_version(s: &str) -> Option<PythonVersion> {
 }
 
 fn site_packages_of(root: &Path, v: PythonVersion) -> PathBuf {
-    if cfg!(windows) {
-        return root.join("Lib").join("site-packages");
-    }
-    let lib = root.join("lib");
-    let plain = lib
-        .join(format!("python{}.{}", v.major, v.minor))
-        .join("site-packages");
-    let threaded = lib
-        .join(format!("python{}.{}t", v.major, v.minor))
-        .join("site-packages");
+    let plain = VenvShape::new(v, false).site_packages_in(root);
+    let threaded = VenvShape::new(v, true).site_packages_in(root);
     if !plain.is_dir() && threaded.is_dir() {
         threaded
     } else {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::dxpkg::{DxpkgError, EntryKind, PackageLayout, Scheme};
 use crate::hash::ContentHash;
+use crate::python::VenvShape;
 use crate::store::{PackageStore, StoreError};
 
 use super::format::*;
@@ -23,15 +24,25 @@ pub struct PackPlacement {
 }
 
 impl PackPlacement {
-    /// The venv layout for Python `python` (`"3.11"`) and a distribution called `name`:
-    /// site-packages under `lib/pythonX.Y/site-packages`, scripts in `bin`, headers in
-    /// `include/site/pythonX.Y/<name>`, data at the venv root (as pip installs them).
-    pub fn venv(python: &str, name: &str) -> Self {
+    /// The venv layout of `shape` for a distribution called `name`: site-packages in
+    /// `shape.site_packages()`, scripts in its bin directory, headers in `shape.headers(name)`,
+    /// data at the venv root (as pip installs them).
+    pub fn venv(shape: &VenvShape, name: &str) -> Self {
         Self {
-            site_packages: Some(format!("lib/python{python}/site-packages")),
-            scripts: Some("bin".to_string()),
-            headers: Some(format!("include/site/python{python}/{name}")),
+            site_packages: Some(shape.site_packages()),
+            scripts: Some(shape.bin_dir().to_string()),
+            headers: Some(shape.headers(name)),
             data: Some(String::new()),
+        }
+    }
+
+    /// Only site-packages, in `shape.site_packages()`: where bytecode packs go.
+    pub fn site_packages_only(shape: &VenvShape) -> Self {
+        Self {
+            site_packages: Some(shape.site_packages()),
+            scripts: None,
+            headers: None,
+            data: None,
         }
     }
 

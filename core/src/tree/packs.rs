@@ -551,7 +551,10 @@ mod tests {
         let store = PackageStore::open(dir.path().join("store"));
         let hash = add_pack(&store, "a", &[("a.py", b"A = 1\n"), ("b.py", b"B = 2\n")]);
         let spec = TreeSpec {
-            packs: vec![(hash, PackPlacement::venv("3.11", "x"))],
+            packs: vec![(
+                hash,
+                PackPlacement::venv(&crate::python::VenvShape::posix(3, 11), "x"),
+            )],
             files: vec![SyntheticFile {
                 path: "pyvenv.cfg".into(),
                 bytes: b"home = /usr\n".to_vec(),
@@ -624,7 +627,10 @@ mod tests {
             &[("big.bin", &big), ("c.py", b"C = 3\n"), ("z.bin", &tail)],
         );
         let spec = TreeSpec {
-            packs: vec![(hash, PackPlacement::venv("3.11", "x"))],
+            packs: vec![(
+                hash,
+                PackPlacement::venv(&crate::python::VenvShape::posix(3, 11), "x"),
+            )],
             ..TreeSpec::default()
         };
         let tree = spec.build(&store).unwrap();
@@ -776,7 +782,10 @@ mod tests {
             .collect();
         let hash = add_pack(&store, "a", &[("big.bin", &big), ("small.py", b"S = 1\n")]);
         let spec = TreeSpec {
-            packs: vec![(hash, PackPlacement::venv("3.11", "x"))],
+            packs: vec![(
+                hash,
+                PackPlacement::venv(&crate::python::VenvShape::posix(3, 11), "x"),
+            )],
             ..TreeSpec::default()
         };
         let tree = spec.build(&store).unwrap();

@@ -29,7 +29,7 @@ fn add_pack(store: &PackageStore, name: &str, entries: &[E<'_>]) -> ContentHash 
 const SP: &str = "lib/python3.11/site-packages";
 
 fn placement() -> PackPlacement {
-    PackPlacement::venv("3.11", "demo")
+    PackPlacement::venv(&crate::python::VenvShape::posix(3, 11), "demo")
 }
 
 /// The bytes of a leaf, read the way the file system does.

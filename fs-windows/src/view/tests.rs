@@ -20,13 +20,13 @@ fn add_pack(store: &PackageStore, name: &str, entries: &[(&str, EntryKind, &[u8]
     store.store(&w.finish().unwrap()).unwrap()
 }
 
-/// Site-packages at `Lib/site-packages`, scripts in `Scripts`: the Windows venv layout.
+/// Site-packages at `Lib/site-packages`, scripts in `Scripts`: the Windows venv layout, from the
+/// one `VenvShape` that layouts and Linux mounts use too.
 fn windows_placement() -> PackPlacement {
+    let shape = dx_py_core::python::VenvShape::posix(3, 11).on_windows();
     PackPlacement {
-        site_packages: Some("Lib/site-packages".into()),
-        scripts: Some("Scripts".into()),
         headers: None,
-        data: Some(String::new()),
+        ..PackPlacement::venv(&shape, "demo")
     }
 }
 

@@ -141,7 +141,10 @@ fn sample_tree(packages: &[Vec<u8>]) -> Vec<u8> {
             .iter()
             .map(|p| {
                 let hash = store.store(p).expect("store a sample package");
-                (hash, PackPlacement::venv("3.11", "demo"))
+                (
+                    hash,
+                    PackPlacement::venv(&dx_py_core::python::VenvShape::posix(3, 11), "demo"),
+                )
             })
             .collect(),
         files: vec![SyntheticFile {

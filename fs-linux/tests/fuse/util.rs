@@ -4,7 +4,7 @@ use dx_py_core::hash::ContentHash;
 use dx_py_core::store::PackageStore;
 
 /// One entry of a synthetic package.
-pub(crate) struct E<'a>(
+pub struct E<'a>(
     pub Scheme,
     pub &'a str,
     pub EntryKind,
@@ -13,12 +13,12 @@ pub(crate) struct E<'a>(
 );
 
 /// A site-packages file with mode 0o644.
-pub(crate) fn sp<'a>(path: &'a str, data: &'a [u8]) -> E<'a> {
+pub fn sp<'a>(path: &'a str, data: &'a [u8]) -> E<'a> {
     E(Scheme::SitePackages, path, EntryKind::File, 0o644, data)
 }
 
 /// Writes a package and stores it; returns its hash.
-pub(crate) fn add_pack(store: &PackageStore, name: &str, entries: &[E<'_>]) -> ContentHash {
+pub fn add_pack(store: &PackageStore, name: &str, entries: &[E<'_>]) -> ContentHash {
     let mut w = DxpkgWriter::new(name, "1.0", &format!("{name}-1.0.dist-info"));
     for E(scheme, path, kind, mode, data) in entries {
         w.add(*scheme, path, *kind, *mode, data.to_vec());
@@ -28,13 +28,13 @@ pub(crate) fn add_pack(store: &PackageStore, name: &str, entries: &[E<'_>]) -> C
 
 /// Whether the calling test can mount here (`/dev/fuse`, and root or `fusermount3`): where it
 /// cannot, prints what is skipped and why (a failure under `DX_PY_TEST_REQUIRE_ALL`).
-pub(crate) fn can_mount() -> bool {
-    dx_py_core::testing::can_run(crate::serve::preflight(
-        &crate::serve::MountOptions::default(),
+pub fn can_mount() -> bool {
+    dx_py_core::testing::can_run(dx_py_fs_linux::serve::preflight(
+        &dx_py_fs_linux::serve::MountOptions::default(),
     ))
 }
 
 /// Whether `fusermount3` is on PATH (for its auto-unmount), saying what is skipped otherwise.
-pub(crate) fn has_fusermount() -> bool {
+pub fn has_fusermount() -> bool {
     dx_py_core::testing::can_run(dx_py_core::testing::on_path("fusermount3"))
 }

@@ -1,6 +1,9 @@
 //! Mount tests: real FUSE mounts of synthetic packages. Each needs `/dev/fuse` and root or
 //! `fusermount3`, and says what it skips where they are missing ([`can_mount`]).
 //! Every mount is undone by a guard's `Drop`, also when an assertion panics.
+//!
+//! An integration suite: it mounts through the crate's public API only.
+#![cfg(target_os = "linux")]
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -8,13 +11,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use dx_py_core::dxpkg::{EntryKind, Scheme};
+use dx_py_core::mount::{ServerSpec, ServerStatus};
 use dx_py_core::store::PackageStore;
+use dx_py_fs_linux::server::{self, Reporter};
 
-use crate::fs::TreeFs;
-use crate::serve::{AutoUnmount, MountError, MountOptions, MountedSession, WatcherCommand, spawn};
-use crate::testutil::{E, add_pack, can_mount, has_fusermount, sp};
-use crate::tree::{FIXED_MTIME, PackPlacement, SyntheticFile, TreeSpec};
-use crate::{daemon, mounts};
+use dx_py_fs_linux::fs::TreeFs;
+use dx_py_fs_linux::serve::{
+    AutoUnmount, MountError, MountOptions, MountedSession, WatcherCommand, spawn,
+};
+mod util;
+
+use dx_py_fs_linux::tree::{FIXED_MTIME, PackPlacement, SyntheticFile, TreeSpec};
+use dx_py_fs_linux::{daemon, mounts};
+use util::{E, add_pack, can_mount, has_fusermount, sp};
 
 const SP: &str = "lib/python3.11/site-packages";
 
@@ -35,6 +44,11 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// Where background servers keep their log, pid and status: `{cache}/mounts`.
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("cache").join("mounts")
+    }
+
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().join("store");
@@ -103,7 +117,12 @@ impl Fixture {
         let spec = TreeSpec {
             packs: [alpha, beta, many]
                 .into_iter()
-                .map(|h| (h, PackPlacement::venv("3.11", "x")))
+                .map(|h| {
+                    (
+                        h,
+                        PackPlacement::venv(&dx_py_core::python::VenvShape::posix(3, 11), "x"),
+                    )
+                })
                 .collect(),
             files: vec![
                 SyntheticFile {
@@ -236,7 +255,7 @@ fn the_kernel_caches_entries_negative_lookups_and_opens() {
     if !can_mount() {
         return;
     }
-    use crate::fs::Counters;
+    use dx_py_fs_linux::fs::Counters;
     let fx = Fixture::new();
     let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
     let c = fs.counters();
@@ -443,32 +462,41 @@ fn bad_mount_points_are_refused() {
     assert!(matches!(err, MountError::AlreadyMounted(_)), "{err}");
 }
 
-/// Not a test on its own: the body of the background server that the tests below start by
-/// running this test binary again with `DX_PY_TEST_SERVE` set.
+/// Not a test on its own: the mount server of [`serve_command`], reading its [`ServerSpec`]
+/// on stdin and reporting on stdout as `dx-py __serve-mount` does; run by re-executing this
+/// test binary with `DX_PY_TEST_SERVE` set to its auto-unmount mode.
 #[test]
 fn serve_helper() {
-    let Ok(args) = std::env::var("DX_PY_TEST_SERVE") else {
+    let Ok(mode) = std::env::var("DX_PY_TEST_SERVE") else {
         return;
     };
-    let a: Vec<&str> = args.split('\n').collect();
-    let fs = TreeFs::open(Path::new(a[0]), Path::new(a[1])).unwrap();
-    let auto_unmount = match a[3] {
-        "watcher" => AutoUnmount::Watcher(WatcherCommand {
-            program: std::env::current_exe().unwrap(),
-            args: ["--exact", "tests::watch_helper", "--nocapture"]
-                .map(Into::into)
-                .to_vec(),
-            env: vec![("DX_PY_TEST_WATCH".into(), a[2].into())],
-        }),
-        "fusermount" => AutoUnmount::Fusermount,
-        _ => AutoUnmount::Off,
-    };
-    let opts = MountOptions {
-        auto_unmount,
-        ..MountOptions::default()
+    let spec = ServerSpec::read_from(std::io::stdin().lock()).unwrap();
+    let watcher = WatcherCommand {
+        program: std::env::current_exe().unwrap(),
+        args: ["--exact", "watch_helper", "--nocapture"]
+            .map(Into::into)
+            .to_vec(),
+        env: vec![("DX_PY_TEST_WATCH".into(), spec.mountpoint.clone().into())],
     };
     // The error's message, not its Debug form: it is what the log shows the test that failed.
-    if let Err(e) = crate::serve::serve(fs, Path::new(a[2]), &opts) {
+    let served = match mode.as_str() {
+        // Not a mode of a spec: served by hand, reporting the same way.
+        "fusermount" => {
+            let fs = TreeFs::open(&spec.tree, spec.cache().store_dir()).unwrap();
+            let opts = MountOptions {
+                auto_unmount: AutoUnmount::Fusermount,
+                ..MountOptions::default()
+            };
+            let live = || ServerStatus::Mounted.write_line(std::io::stdout()).unwrap();
+            dx_py_fs_linux::serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})
+                .map_err(|e| e.to_string())
+        }
+        _ => {
+            let reporter = Reporter::new(&spec.cache().mounts_dir(), &spec.mountpoint, true);
+            server::run(spec, Some(watcher), reporter).map_err(|e| e.to_string())
+        }
+    };
+    if let Err(e) = served {
         panic!("{e}");
     }
 }
@@ -496,36 +524,45 @@ fn fixture_helper() {
     std::fs::rename(kept.join("venv.dxtree"), out.join("venv.dxtree")).unwrap();
 }
 
-/// This test binary running `serve_helper`: a server of the fixture on `mnt`.
-fn serve_command(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> Command {
+/// This test binary running `serve_helper`: a server of the fixture on `mnt`, with
+/// `auto_unmount` = `off`, `watcher` or `fusermount`.
+fn serve_command(auto_unmount: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // `--quiet`: the harness then writes nothing on the line where a test starts, so the
+    // server's status lines stand on lines of their own.
     cmd.args([
         "--exact",
-        "tests::serve_helper",
+        "serve_helper",
         "--nocapture",
+        "--quiet",
         "--test-threads=1",
     ]);
-    let spec = [
-        fx.tree.to_str().unwrap(),
-        fx.store_dir.to_str().unwrap(),
-        mnt.to_str().unwrap(),
-        auto_unmount,
-    ];
-    cmd.env("DX_PY_TEST_SERVE", spec.join("\n"));
+    cmd.env("DX_PY_TEST_SERVE", auto_unmount);
     cmd
 }
 
-fn start(fx: &Fixture, mnt: &Path, server: Command) -> Result<daemon::BackgroundMount, MountError> {
-    daemon::mount_background(
-        server,
-        mnt,
-        &fx.dir.path().join("state"),
-        Duration::from_secs(30),
-    )
+fn start(
+    fx: &Fixture,
+    mnt: &Path,
+    server: Command,
+    auto_unmount: &str,
+) -> Result<daemon::BackgroundMount, MountError> {
+    let spec = ServerSpec {
+        tree: fx.tree.clone(),
+        mountpoint: mounts::absolute(mnt).unwrap(),
+        cache_dir: fx.dir.path().join("cache"),
+        store: Some(fx.store_dir.clone()),
+        threads: 2,
+        allow_other: false,
+        auto_unmount: auto_unmount == "watcher",
+        keep_pack_cache: false,
+        after: None,
+    };
+    daemon::mount_background(server, &spec, &fx.state(), Duration::from_secs(30))
 }
 
 fn background(fx: &Fixture, mnt: &Path, auto_unmount: &str) -> daemon::BackgroundMount {
-    start(fx, mnt, serve_command(fx, mnt, auto_unmount)).unwrap()
+    start(fx, mnt, serve_command(auto_unmount), auto_unmount).unwrap()
 }
 
 /// Unmounts (lazily if need be) on drop, so a failing test leaves no mount behind.
@@ -547,7 +584,7 @@ fn a_killed_server_leaves_a_dead_mount_that_unmount_and_mount_recover() {
     let mnt = fx.mountpoint("mnt");
     let _guard = Unmount(mounts::absolute(&mnt).unwrap());
     let mut server = background(&fx, &mnt, "off");
-    let state = fx.dir.path().join("state");
+    let state = fx.state();
     assert_eq!(daemon::recorded_pid(&state, &mnt), Some(server.child.id()));
     assert_eq!(
         std::fs::read(mnt.join("pyvenv.cfg")).unwrap(),
@@ -633,7 +670,7 @@ fn a_server_that_fails_reports_its_log() {
     let mnt = fx.mountpoint("mnt");
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "echo the tree is broken >&2; exit 3"]);
-    let text = start(&fx, &mnt, cmd).unwrap_err().to_string();
+    let text = start(&fx, &mnt, cmd, "off").unwrap_err().to_string();
     assert!(
         text.contains("exited with") && text.contains("the tree is broken"),
         "{text}"
@@ -642,13 +679,13 @@ fn a_server_that_fails_reports_its_log() {
     // point that is not empty, or what this machine lacks for mounting), not only frames.
     let full = fx.mountpoint("full");
     std::fs::write(full.join("x"), b"").unwrap();
-    let why = match crate::serve::preflight(&MountOptions::default()) {
+    let why = match dx_py_fs_linux::serve::preflight(&MountOptions::default()) {
         Err(e) => e.to_string(),
         Ok(_) => "the directory is not empty".to_string(),
     };
-    let mut server = serve_command(&fx, &full, "off");
+    let mut server = serve_command("off");
     server.env("RUST_BACKTRACE", "1");
-    let text = start(&fx, &full, server).unwrap_err().to_string();
+    let text = start(&fx, &full, server, "off").unwrap_err().to_string();
     assert!(text.contains(&why), "{text}");
     assert!(!text.contains("rust_begin_unwind"), "{text}");
 }
@@ -689,8 +726,8 @@ fn pack_pages_left_after_reading_through_a_mount(
     threads: usize,
     evict_first: bool,
 ) -> (usize, usize) {
-    use crate::fs::Counters;
-    use crate::tree::{DataSource, release_range, release_unit};
+    use dx_py_fs_linux::fs::Counters;
+    use dx_py_fs_linux::tree::{DataSource, release_range, release_unit};
     let fx = Fixture::new();
     let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
     let c = fs.counters();
@@ -767,7 +804,7 @@ fn isatty_on_a_mounted_file_is_false() {
     if !can_mount() {
         return;
     }
-    use crate::fs::Counters;
+    use dx_py_fs_linux::fs::Counters;
     use std::os::fd::AsRawFd;
     let fx = Fixture::new();
     let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
@@ -794,8 +831,8 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
     if !can_mount() {
         return;
     }
-    use crate::fs::Counters;
-    use crate::tree::{PackPages, TreeData, open_tree};
+    use dx_py_fs_linux::fs::Counters;
+    use dx_py_fs_linux::tree::{PackPages, TreeData, open_tree};
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     let store = PackageStore::open(&store_dir);
@@ -831,7 +868,12 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
         let spec = TreeSpec {
             packs: packs
                 .iter()
-                .map(|h| (*h, PackPlacement::venv("3.11", "x")))
+                .map(|h| {
+                    (
+                        *h,
+                        PackPlacement::venv(&dx_py_core::python::VenvShape::posix(3, 11), "x"),
+                    )
+                })
                 .collect(),
             files: Vec::new(),
             symlinks: Vec::new(),
@@ -885,7 +927,10 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
     // A complete tree that is not this one plus bytecode changes nothing.
     for wrong in [&not_bytecode, &fewer] {
         let e = late.arrive(data(wrong)).unwrap_err();
-        assert!(matches!(e, crate::late::LateError::Mismatch(_)), "{e}");
+        assert!(
+            matches!(e, dx_py_fs_linux::late::LateError::Mismatch(_)),
+            "{e}"
+        );
     }
     let mut arrived = late.arrive(data(&full)).unwrap();
     arrived.dirs.sort_unstable();
@@ -961,7 +1006,7 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
     assert_eq!(Counters::get(&c.negative_lookups), n + 2);
     assert!(matches!(
         late.arrive(data(&full)),
-        Err(crate::late::LateError::AlreadyArrived)
+        Err(dx_py_fs_linux::late::LateError::AlreadyArrived)
     ));
     let statfs = statfs_files(m.mountpoint());
     assert_eq!(
@@ -1018,13 +1063,13 @@ fn bytecode_that_never_arrives_ends_the_wait() {
     if !can_mount() {
         return;
     }
-    use crate::fs::Counters;
+    use dx_py_fs_linux::fs::Counters;
     let fx = Fixture::new();
     let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
     let late = fs.expect_bytecode().unwrap();
     assert!(matches!(
         fs.expect_bytecode(),
-        Err(crate::late::LateError::AlreadyExpected)
+        Err(dx_py_fs_linux::late::LateError::AlreadyExpected)
     ));
     let c = fs.counters();
     let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
@@ -1063,7 +1108,7 @@ fn a_package_stored_after_mounting_is_read_once_it_arrives() {
     use dx_py_core::dxpkg::DxpkgWriter;
     use dx_py_core::hash::ContentHash;
 
-    use crate::tree::ArrivingPacks;
+    use dx_py_fs_linux::tree::ArrivingPacks;
 
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
@@ -1093,12 +1138,15 @@ fn a_package_stored_after_mounting_is_read_once_it_arrives() {
         .unwrap();
     let key = ContentHash::from_bytes([5; 32]);
     let spec = TreeSpec {
-        packs: vec![(key, PackPlacement::venv("3.11", "late"))],
+        packs: vec![(
+            key,
+            PackPlacement::venv(&dx_py_core::python::VenvShape::posix(3, 11), "late"),
+        )],
         files: vec![],
         symlinks: vec![],
     };
     let tree = dir.path().join("planned.dxtree");
-    crate::tree::write_tree(
+    dx_py_fs_linux::tree::write_tree(
         &tree,
         &spec
             .build_with(&store, &HashMap::from([(key, &layout)]))

@@ -1,0 +1,318 @@
+//! The mount server process: serves a [`ServerSpec`] and reports its [`ServerStatus`] (one
+//! JSON line each on stdout, the pipe of the `dx-py mount` that started it; the latest one in
+//! `{cache}/mounts/<key>.status`; a readable line in its log).
+//!
+//! For a first tree ([`ServerSpec::after`]) it then does what the tree left for later, on a
+//! thread of its own once the mount is live: store the packages laid out from their wheels
+//! (reads of one wait until it is stored, and ask for it first), compile the bytecode the store
+//! lacks, and hand the complete tree's additions to the running mount.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dx_py_core::cache::Cache;
+use dx_py_core::cache_lock::CacheLock;
+use dx_py_core::install::BytecodeBatch;
+use dx_py_core::mount::{
+    AfterMounting, MountPlanError, ServerSpec, ServerStatus, complete_tree, reason_of,
+};
+use dx_py_core::python::Interpreter;
+
+use crate::fs::{PackPages, TreeFs};
+use crate::late::LateError;
+use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, WatcherCommand};
+use crate::tree::{ArrivingPacks, OpenTreeError, TreeData};
+
+/// A mount that answered a request this recently is in use: the compile waits.
+const IN_USE_WINDOW: Duration = Duration::from_millis(250);
+/// The most each compile worker waits for the mount to be idle, in all.
+const HOLD_BUDGET: Duration = Duration::from_secs(5);
+
+/// Why a server could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Mounting failed.
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    /// The tree cannot be served.
+    #[error(transparent)]
+    Tree(#[from] OpenTreeError),
+    /// What the first tree left for later cannot be read.
+    #[error(transparent)]
+    Plan(#[from] MountPlanError),
+    /// The mounted tree cannot take bytecode later.
+    #[error(transparent)]
+    Late(#[from] LateError),
+}
+
+/// Where a server reports its states.
+#[derive(Clone, Debug)]
+pub struct Reporter {
+    /// Write each state as a JSON line on stdout (a background server's pipe to `mount`).
+    pipe: bool,
+    /// The status file.
+    file: PathBuf,
+}
+
+impl Reporter {
+    /// Reports into the status file of `mountpoint` under `state_dir` and, with `pipe`, on
+    /// stdout.
+    pub fn new(state_dir: &Path, mountpoint: &Path, pipe: bool) -> Self {
+        Self {
+            pipe,
+            file: status_file(state_dir, mountpoint),
+        }
+    }
+
+    /// Reports `status`. Failures are a debug line: `mount` may have returned (its pipe is
+    /// closed) and the mount works whatever the status file says.
+    pub fn say(&self, status: &ServerStatus) {
+        if self.pipe
+            && let Err(e) = status.write_line(std::io::stdout().lock())
+        {
+            tracing::debug!("status pipe: {e}");
+        }
+        if let Err(e) = status.save(&self.file) {
+            tracing::debug!("status file {}: {e}", self.file.display());
+        }
+        // Not a tracing record: the log says it whatever the log level.
+        eprintln!("dx-py: {status}");
+    }
+}
+
+/// `{state_dir}/<key>.status`: the latest state of the server of `mountpoint`.
+pub fn status_file(state_dir: &Path, mountpoint: &Path) -> PathBuf {
+    state_dir.join(format!("{}.status", crate::daemon::state_key(mountpoint)))
+}
+
+/// Serves `spec` until it is unmounted; `watcher` is the command that unmounts the venv if this
+/// process dies (used when `spec.auto_unmount`).
+pub fn run(
+    spec: ServerSpec,
+    watcher: Option<WatcherCommand>,
+    reporter: Reporter,
+) -> Result<(), ServerError> {
+    let cache = spec.cache();
+    let mut opts = MountOptions {
+        allow_other: spec.allow_other,
+        threads: spec.threads.max(1),
+        auto_unmount: AutoUnmount::Off,
+    };
+    if let (true, Some(w)) = (spec.auto_unmount, watcher) {
+        opts.auto_unmount = AutoUnmount::Watcher(w);
+    }
+    let pages = match spec.keep_pack_cache {
+        true => PackPages::Keep,
+        false => PackPages::Release,
+    };
+    let fs = TreeFs::open(&spec.tree, cache.store_dir())?.pack_pages(pages);
+    let live = {
+        let reporter = reporter.clone();
+        move || reporter.say(&ServerStatus::Mounted)
+    };
+    match spec.after.clone() {
+        Some(after) => {
+            let (fs, job) = after_job(after, fs, &spec, cache, pages, reporter)?;
+            serve::serve_reporting(fs, &spec.mountpoint, &opts, live, job)?;
+        }
+        None => serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})?,
+    }
+    Ok(())
+}
+
+/// Prepares `fs` (served from the first tree `spec.tree`) for what arrives after mounting, and
+/// returns it with the work to run once it is mounted.
+fn after_job(
+    after: AfterMounting,
+    fs: TreeFs,
+    spec: &ServerSpec,
+    cache: Cache,
+    pages: PackPages,
+    reporter: Reporter,
+) -> Result<(TreeFs, impl FnOnce(Notify) + Send + 'static), ServerError> {
+    let mut work = after.read(fs.tree())?;
+    let arriving = Arc::new(ArrivingPacks::new(work.slots()));
+    let fs = fs.arriving(Arc::clone(&arriving));
+    // Dropped unused (an error, a panic), the handle tells the mount to stop waiting.
+    let late = fs.expect_bytecode()?;
+    let counters = fs.counters();
+    let (first, venv) = (spec.tree.clone(), spec.mountpoint.clone());
+    let job = move |notify: Notify| {
+        let started = Instant::now();
+        // The server maps the first tree and `late` holds a copy: the file is not needed.
+        if let Err(e) = fs_err::remove_file(&first) {
+            tracing::debug!("{e}");
+        }
+        // Whatever happens below (a panic included), nothing waits for a package that will
+        // not come, and the status gets a last word (`mount --wait-bytecode` waits for one).
+        let settle = Settle(&arriving);
+        let mut last = LastWord {
+            reporter,
+            stage: match work.planned() {
+                0 => Stage::Bytecode,
+                _ => Stage::Packages,
+            },
+            said: false,
+        };
+        // Storing and compiling: held shared, like install, so that `cache clean` waits.
+        let mut cache_lock = match CacheLock::open(cache.root()) {
+            Ok(lock) => lock,
+            Err(e) => return last.fail(format!("the cache lock: {e}")),
+        };
+        let shared = match cache_lock.shared() {
+            Ok(guard) => guard,
+            Err(e) => return last.fail(format!("the cache lock: {e}")),
+        };
+        dx_py_core::temp::sweep_after_crashes(cache.root(), || cache.temp_dirs());
+        let store = cache.store();
+        let interp = Interpreter::find(work.python().to_str(), cache.root());
+        // Packages are compiled as they are stored, at a lower priority than the storing
+        // (reads may wait for it), and not while the venv is in use (its imports compile in
+        // memory and would share the CPUs), up to a few seconds of waiting.
+        let in_use = move || counters.idle_for().is_some_and(|idle| idle < IN_USE_WINDOW);
+        let batch = match &interp {
+            Ok(interp) => BytecodeBatch::start(&store, interp)
+                .map(|b| b.map(|b| b.in_background().hold_while(in_use, HOLD_BUDGET)))
+                .map_err(|e| reason_of(&e)),
+            Err(e) => Err(reason_of(e)),
+        };
+        if work.planned() > 0 {
+            let compile = batch.as_ref().ok().and_then(Option::as_ref);
+            if let Err(e) = work.store_all(&store, &arriving, compile) {
+                return last.fail(format!("{}; their files cannot be read", reason_of(&e)));
+            }
+            drop(settle);
+            last.reporter.say(&ServerStatus::PackagesStored {
+                packages: work.planned(),
+                after_ms: millis(started),
+            });
+            last.stage = Stage::Bytecode;
+        }
+        let complete = interp.map_err(|e| reason_of(&e)).and_then(|interp| {
+            let batch = batch?;
+            complete_tree(work.lock(), &cache, &store, &interp, &venv, batch)
+                .map_err(|e| reason_of(&e))
+        });
+        // Built and mapped: what follows changes nothing in the cache.
+        drop(shared);
+        let arrived = complete.and_then(|complete| {
+            let data = TreeData::new(complete, store).with_pack_pages(pages);
+            let arrived = late.arrive(data).map_err(|e| reason_of(&e))?;
+            for dir in &arrived.dirs {
+                if let Err(e) = notify.directory_changed(*dir) {
+                    tracing::debug!("invalidating directory {dir}: {e}");
+                }
+            }
+            for (dir, name) in &arrived.names {
+                if let Err(e) = notify.entry_changed(*dir, name) {
+                    tracing::debug!("invalidating an entry of directory {dir}: {e}");
+                }
+            }
+            Ok(arrived.dirs.len())
+        });
+        match arrived {
+            Ok(directories) => last.say(&ServerStatus::BytecodeReady {
+                directories,
+                after_ms: millis(started),
+            }),
+            Err(e) => last.fail(format!("{e}; imports compile in memory")),
+        }
+    };
+    Ok((fs, job))
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a failure now means.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// Packages are not stored yet: their files cannot be read.
+    Packages,
+    /// Only bytecode is missing.
+    Bytecode,
+}
+
+/// The last state a server's work after mounting reports: said once, or (an early return, a
+/// panic) said for it when dropped.
+struct LastWord {
+    reporter: Reporter,
+    stage: Stage,
+    said: bool,
+}
+
+impl LastWord {
+    fn say(&mut self, status: &ServerStatus) {
+        self.reporter.say(status);
+        self.said = true;
+    }
+
+    fn fail(&mut self, reason: String) {
+        let status = match self.stage {
+            Stage::Packages => ServerStatus::PackagesFailed { reason },
+            Stage::Bytecode => ServerStatus::NoBytecode { reason },
+        };
+        self.say(&status);
+    }
+}
+
+impl Drop for LastWord {
+    fn drop(&mut self) {
+        if !self.said {
+            self.fail("the server's work after mounting stopped".to_string());
+        }
+    }
+}
+
+/// Fails every package not stored yet when dropped.
+struct Settle<'a>(&'a ArrivingPacks);
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.0.fail_unsettled("the server stopped storing packages");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dx_py_core::hash::ContentHash;
+
+    /// However the storing ends (here: the guard dropped before anything was stored, as on an
+    /// early return or a panic), no read waits for a package that will not come.
+    #[test]
+    fn a_storer_that_stops_fails_every_waiting_read() {
+        let arriving = Arc::new(ArrivingPacks::new([0, 1]));
+        arriving.stored(1, ContentHash::from_bytes([3; 32]));
+        let reader = {
+            let arriving = Arc::clone(&arriving);
+            std::thread::spawn(move || arriving.wait(0))
+        };
+        drop(Settle(&arriving));
+        assert!(reader.join().unwrap().is_err());
+        assert_eq!(
+            arriving.wait(1).unwrap(),
+            Some(ContentHash::from_bytes([3; 32]))
+        );
+    }
+
+    /// Work that stops without a word (a panic, an early return) still leaves a final state,
+    /// which says what cannot be read.
+    #[test]
+    fn a_last_word_is_said_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = Reporter::new(dir.path(), Path::new("/v"), false);
+        drop(LastWord {
+            reporter: reporter.clone(),
+            stage: Stage::Packages,
+            said: false,
+        });
+        let saved = ServerStatus::load(&reporter.file).unwrap();
+        assert!(
+            matches!(saved, ServerStatus::PackagesFailed { .. }),
+            "{saved:?}"
+        );
+        assert!(saved.is_final());
+    }
+}
