@@ -5,8 +5,13 @@ use clap::{Args, Parser, Subcommand};
 
 #[cfg(target_os = "linux")]
 mod mount;
+mod project;
 #[cfg(target_os = "linux")]
 pub(crate) use mount::{MountArgs, UnmountArgs, WatchMountArgs};
+pub(crate) use project::{
+    AddArgs, EnvArgs, LockArgs, PrereleaseArg, ProjectArgs, RemoveArgs, ResolveArgs, RunArgs,
+    SyncArgs,
+};
 
 /// A Python package manager whose venvs cost almost nothing.
 #[derive(Parser, Debug)]
@@ -32,10 +37,19 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create a venv (like `python -m venv --without-pip`).
     Venv(VenvArgs),
-    /// Lock pinned requirements: write `pylock.toml` and `dx-py.dpl`.
+    /// Resolve requirements files or the project's `pyproject.toml`: write `pylock.toml` and
+    /// `dx-py.dpl`.
     Lock(LockArgs),
-    /// Make a venv hold exactly the locked set.
+    /// Make a venv hold exactly a locked set (resolving requirements first when needed).
     Install(InstallArgs),
+    /// Make the project's `.venv` hold its lock, locking again when `pyproject.toml` changed.
+    Sync(SyncArgs),
+    /// Add dependencies to `pyproject.toml`, then lock and sync.
+    Add(AddArgs),
+    /// Remove dependencies from `pyproject.toml`, then lock and sync.
+    Remove(RemoveArgs),
+    /// Sync the project, then run a command in its venv.
+    Run(RunArgs),
     /// Build, dump and query binary locks.
     #[command(subcommand)]
     Dpl(DplCommand),
@@ -156,21 +170,12 @@ pub(crate) struct SourceArgs {
     /// Use only `--find-links` locations.
     #[arg(long)]
     pub(crate) no_index: bool,
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct LockArgs {
-    /// Pinned requirements (`name==version`, `pip freeze` output).
-    #[arg(long, short = 'r', value_name = "FILE")]
-    pub(crate) requirements: PathBuf,
-    /// Directory for `pylock.toml` and `dx-py.dpl` (default: the current directory).
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub(crate) output_dir: Option<PathBuf>,
-    /// Interpreter to lock for.
-    #[arg(long, short = 'p')]
-    pub(crate) python: Option<String>,
-    #[command(flatten)]
-    pub(crate) sources: SourceArgs,
+    /// Use only what is cached: no network access.
+    #[arg(long)]
+    pub(crate) offline: bool,
+    /// Revalidate every cached index page.
+    #[arg(long)]
+    pub(crate) refresh: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -187,7 +192,8 @@ pub(crate) enum LinkModeArg {
 
 #[derive(Args, Debug)]
 pub(crate) struct InstallArgs {
-    /// Pinned requirements to lock (reusing `./dx-py.dpl` when it is fresh) and install.
+    /// Requirements to lock (resolving them unless every one is pinned with `==`; reusing
+    /// `./dx-py.dpl` when it is fresh) and install.
     #[arg(long, short = 'r', value_name = "FILE", conflicts_with = "lock")]
     pub(crate) requirements: Option<PathBuf>,
     /// A lock to install: `dx-py.dpl` or `pylock.toml` (default: ./dx-py.dpl or ./pylock.toml).
@@ -201,6 +207,8 @@ pub(crate) struct InstallArgs {
     pub(crate) python: Option<String>,
     #[command(flatten)]
     pub(crate) sources: SourceArgs,
+    #[command(flatten)]
+    pub(crate) resolve: ResolveArgs,
     /// How layout files link to the store.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) link_mode: LinkModeArg,

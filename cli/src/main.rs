@@ -31,6 +31,10 @@ fn main() -> ExitCode {
         Command::Venv(args) => commands::venv::run(args, &settings, &printer),
         Command::Lock(args) => commands::lock::run(args, &settings, &printer),
         Command::Install(args) => commands::install::run(args, &settings, &printer),
+        Command::Sync(args) => commands::project::sync(args, &settings, &printer),
+        Command::Add(args) => commands::project::add(args, &settings, &printer),
+        Command::Remove(args) => commands::project::remove(args, &settings, &printer),
+        Command::Run(args) => commands::project::run(args, &settings, &printer),
         Command::Dpl(cmd) => commands::dpl::run(cmd, &printer),
         #[cfg(target_os = "linux")]
         Command::Mount(args) => commands::mount::run_mount(args, &settings, &printer),

@@ -136,14 +136,17 @@ pub(crate) fn sources(
     Ok(sources)
 }
 
-/// An index client over `sources`, keeping verified downloads in the cache.
+/// An index client over `sources`, keeping verified downloads, metadata and index pages in the
+/// cache (`--offline`: only those; `--refresh`: pages revalidated).
 pub(crate) fn client(
     settings: &Settings,
     sources: dx_py_core::index::PackageSources,
+    flags: &crate::cli::SourceArgs,
 ) -> anyhow::Result<dx_py_core::index::IndexClient> {
     let options = dx_py_core::index::ClientOptions {
-        cache_dir: Some(settings.cache().downloads_dir()),
-        ..Default::default()
+        offline: flags.offline,
+        refresh: flags.refresh,
+        ..dx_py_core::index::ClientOptions::cached_in(&settings.cache())
     };
     Ok(dx_py_core::index::IndexClient::new(sources, options)?)
 }

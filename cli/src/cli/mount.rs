@@ -50,6 +50,8 @@ pub(crate) struct MountArgs {
     pub(crate) store: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) sources: super::SourceArgs,
+    #[command(flatten)]
+    pub(crate) resolve: super::ResolveArgs,
     /// List the dx-py mounts instead, with their server pids.
     #[arg(long, conflicts_with_all = ["tree", "foreground", "allow_other", "no_auto_unmount"])]
     pub(crate) list: bool,

@@ -3,20 +3,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplFileError, DplReader};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, inputs_hash, sync_venv, try_warm,
+    InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, sync_venv, try_warm,
     unpack_when_stored,
 };
 use dx_py_core::layout::{LayoutCache, LinkMode};
 use dx_py_core::plural::{count, count_as};
 use dx_py_core::python::Interpreter;
-use dx_py_core::requirements::Requirements;
 
-use super::lock::{DPL, PYLOCK, WhileLocking, lock_and_write};
+use super::lock::WhileLocking;
+use super::which_lock::{LockChoice, choose_lock};
 use crate::cli::{InstallArgs, LinkModeArg, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
@@ -46,10 +46,14 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         }
         unpack(hash);
     };
-    let dpl_path = resolve_lock(
-        args.requirements.as_deref(),
-        args.lock.as_deref(),
-        &args.sources,
+    let choice = LockChoice {
+        requirements: args.requirements.as_deref(),
+        lock: args.lock.as_deref(),
+        sources: &args.sources,
+        resolve: &args.resolve,
+    };
+    let dpl_path = choose_lock(
+        &choice,
         settings,
         &interp,
         WhileLocking {
@@ -59,6 +63,56 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         printer,
     )?;
     let compiled_while_locking = batch.finish(Some(&unpack))?.len();
+    let target = Target {
+        venv: &args.venv,
+        interp: &interp,
+        link_mode: args.link_mode,
+        compile_bytecode: !args.no_compile_bytecode,
+        sources: &args.sources,
+    };
+    install_dpl(
+        &dpl_path,
+        &target,
+        compiled_while_locking,
+        settings,
+        printer,
+        start,
+    )
+}
+
+/// Where and how a lock is installed.
+pub(crate) struct Target<'a> {
+    /// The venv (created when missing).
+    pub(crate) venv: &'a Path,
+    /// Its interpreter.
+    pub(crate) interp: &'a Interpreter,
+    /// How layout files link to the store.
+    pub(crate) link_mode: LinkModeArg,
+    /// Compile `.pyc` files.
+    pub(crate) compile_bytecode: bool,
+    /// Where missing wheels come from.
+    pub(crate) sources: &'a SourceArgs,
+}
+
+/// Makes `target.venv` hold the lock at `dpl_path`: the warm path when its layout is cached,
+/// else the cold path; then prints what was done. The caller holds the cache lock.
+pub(crate) fn install_dpl(
+    dpl_path: &Path,
+    target: &Target<'_>,
+    compiled_while_locking: usize,
+    settings: &Settings,
+    printer: &Printer,
+    start: Instant,
+) -> Result<ExitCode> {
+    let Target {
+        venv,
+        interp,
+        link_mode,
+        compile_bytecode,
+        sources,
+    } = *target;
+    let store = settings.store();
+    let dpl_path = dpl_path.to_path_buf();
     let dpl = DplReader::open(&dpl_path)?;
     // Both paths below read every entry (each checked on its first read); reading them here
     // first makes a damaged one an error that names the lock file.
@@ -71,47 +125,51 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     }
     let mut layouts = LayoutCache::open(&settings.layouts_dir(), &store)?;
     layouts.record_roots_in(settings.cache().roots_dir());
-    layouts.set_link_mode(match args.link_mode {
+    layouts.set_link_mode(match link_mode {
         LinkModeArg::Auto | LinkModeArg::Hardlink => LinkMode::Hardlink,
         LinkModeArg::Symlink => LinkMode::Symlink,
         LinkModeArg::Copy => LinkMode::Copy,
     });
 
-    if let Some(report) = try_warm(&dpl, &interp, &args.venv, &layouts)? {
-        print_report(printer, &report, &args.venv, start);
+    if let Some(report) = try_warm(&dpl, interp, venv, &layouts)? {
+        print_report(printer, &report, venv, start);
         return Ok(ExitCode::SUCCESS);
     }
+    // The same set as the venv's, yet no warm hit: its layout went (a cache clean, a repair).
     let version = interp.version();
-    if dx_py_core::layout::venv_layout(&args.venv, (version.major as u8, version.minor as u8))
-        .is_some()
-    {
+    let same_set = dx_py_core::install::project_hash(&dpl, &interp.tag())
+        .ok()
+        .flatten()
+        .zip(dx_py_core::layout::venv_layout(
+            venv,
+            (version.major as u8, version.minor as u8),
+        ))
+        .is_some_and(|(hash, used)| hash.to_hex() == used.project_hash);
+    if same_set {
         printer.info(
             "The venv's layout is missing or damaged (was the cache cleaned?); rebuilding it",
         );
     }
 
-    let sources = settings::sources(&args.sources, None, &interp, settings, printer);
-    let client = match sources {
-        Ok(s) => Some(settings::client(settings, s)?),
+    let client = match settings::sources(sources, None, interp, settings, printer) {
+        Ok(s) => Some(settings::client(settings, s, sources)?),
         Err(e) => {
             tracing::debug!("no package index configured: {e}");
             None
         }
     };
-    let find_links: Vec<PathBuf> = args.sources.find_links.iter().map(PathBuf::from).collect();
+    let find_links: Vec<PathBuf> = sources.find_links.iter().map(PathBuf::from).collect();
     let lock_dir = dpl_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let reporter = crate::reporter::BarReporter::new(printer, "Installing");
     let ctx = SyncContext {
-        interp: &interp,
-        venv: &args.venv,
+        interp,
+        venv,
         store: &store,
         layouts: &layouts,
         client: client.as_ref(),
         find_links: &find_links,
         lock_dir: &lock_dir,
-        options: SyncOptions {
-            compile_bytecode: !args.no_compile_bytecode,
-        },
+        options: SyncOptions { compile_bytecode },
         reporter: &reporter,
     };
     let (mut report, updated) = sync_venv(&dpl, &ctx)?;
@@ -123,74 +181,8 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
             printer.warn(format_args!("could not update {}: {e}", dpl_path.display()));
         }
     }
-    print_report(printer, &report, &args.venv, start);
+    print_report(printer, &report, venv, start);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Which DPL to install: fresh for `-r`, else `--lock`, else `./dx-py.dpl` or `./pylock.toml`.
-pub(crate) fn resolve_lock(
-    requirements: Option<&Path>,
-    lock: Option<&Path>,
-    sources: &SourceArgs,
-    settings: &Settings,
-    interp: &Interpreter,
-    also: WhileLocking<'_>,
-    printer: &Printer,
-) -> Result<PathBuf> {
-    if let Some(reqs_path) = requirements {
-        let reqs = Requirements::from_file(reqs_path)?;
-        let dpl_path = PathBuf::from(DPL);
-        let inputs = inputs_hash(&reqs, interp);
-        if DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs)) {
-            return Ok(dpl_path);
-        }
-        printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");
-        lock_and_write(
-            &reqs,
-            interp,
-            sources,
-            settings,
-            Path::new("."),
-            also,
-            printer,
-        )?;
-        return Ok(dpl_path);
-    }
-    let given = lock.map(Path::to_path_buf);
-    let (dpl_path, pylock_path) = match &given {
-        Some(p) if p.extension().is_some_and(|e| e == "dpl") => return Ok(p.clone()),
-        Some(p) => (p.with_file_name(DPL), p.clone()),
-        None => (PathBuf::from(DPL), PathBuf::from(PYLOCK)),
-    };
-    let dpl_time = modified(&dpl_path);
-    let pylock_time = modified(&pylock_path);
-    // A DPL made from a multi-environment pylock.toml holds one interpreter's choice: another
-    // interpreter chooses again.
-    let same_interpreter =
-        || DplReader::open(&dpl_path).is_ok_and(|d| d.environment() == interp.tag());
-    match (dpl_time, pylock_time) {
-        (Some(d), Some(p)) if d >= p && same_interpreter() => Ok(dpl_path),
-        (_, Some(_)) => {
-            printer.verbose(format_args!(
-                "Rebuilding {} from {}",
-                dpl_path.display(),
-                pylock_path.display()
-            ));
-            let lock = dx_py_core::install::read_pylock_for(&pylock_path, interp)?;
-            lock.write_dpl(&dpl_path)
-                .with_context(|| format!("Failed to write `{}`", dpl_path.display()))?;
-            Ok(dpl_path)
-        }
-        (Some(_), None) if given.is_none() => Ok(dpl_path),
-        _ => bail!(
-            "No lock found: `{}` does not exist; pass `-r requirements.txt` or run `dx-py lock -r requirements.txt`",
-            pylock_path.display()
-        ),
-    }
-}
-
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: Instant) {

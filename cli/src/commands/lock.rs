@@ -1,4 +1,5 @@
-//! `dx-py lock -r requirements.txt [-o DIR]`.
+//! `dx-py lock [-r REQS]… [-o DIR]`: a requirements file of pins is locked as pinned; anything
+//! else (ranges, several files, constraints, a project) is resolved.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -8,9 +9,11 @@ use anyhow::{Context, Result};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::Lock;
 use dx_py_core::install::{AfterStore, LockOptions, PlannedPackage, lock_requirements};
+use dx_py_core::project::Project;
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
+use super::resolve::{Flags, Freshness, Inputs, Ready, ensure_lock};
 use crate::cli::{LockArgs, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
@@ -21,33 +24,101 @@ pub(crate) const DPL: &str = "dx-py.dpl";
 
 pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     let interp = settings.interpreter(args.python.as_deref())?;
-    let reqs = Requirements::from_file(&args.requirements)?;
-    // Locking stores packages: held shared, like install, so `cache clean` waits for it.
+    // Locking may store packages: held shared, like install, so `cache clean` waits for it.
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     settings.sweep_after_crashes();
+    if args.requirements.is_empty() {
+        let cwd = std::env::current_dir().context("Failed to read the current directory")?;
+        let project = Project::discover(&cwd)?;
+        let dir = args
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| project.root.clone());
+        let ready = ensure_lock(
+            Inputs::Project(&project, &args.project),
+            &interp,
+            Flags {
+                sources: &args.sources,
+                resolve: &args.resolve,
+                freshness: Freshness::Update,
+            },
+            settings,
+            &dir,
+            printer,
+        )?;
+        report_unchanged(&ready, &dir, printer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let files = args
+        .requirements
+        .iter()
+        .map(|p| Ok((p.clone(), Requirements::from_file(p)?)))
+        .collect::<Result<Vec<_>>>()?;
     let dir = args
         .output_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
-    let start = Instant::now();
-    let lock = lock_and_write(
-        &reqs,
+    if let Some(reqs) = only_pins(&files, &args.resolve) {
+        let start = Instant::now();
+        let lock = lock_and_write(
+            reqs,
+            &interp,
+            &args.sources,
+            settings,
+            &dir,
+            WhileLocking::default(),
+            printer,
+        )?;
+        printer.info(format_args!(
+            "Locked {} in {} ms: {}, {}",
+            dx_py_core::plural::count(lock.packages.len(), "package"),
+            start.elapsed().as_millis(),
+            dir.join(PYLOCK).display(),
+            dir.join(DPL).display()
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ready = ensure_lock(
+        Inputs::Files(&files),
         &interp,
-        &args.sources,
+        Flags {
+            sources: &args.sources,
+            resolve: &args.resolve,
+            freshness: Freshness::Update,
+        },
         settings,
         &dir,
-        WhileLocking::default(),
         printer,
     )?;
-    printer.info(format_args!(
-        "Locked {} in {} ms: {}, {}",
-        dx_py_core::plural::count(lock.packages.len(), "package"),
-        start.elapsed().as_millis(),
-        dir.join(PYLOCK).display(),
-        dir.join(DPL).display()
-    ));
+    report_unchanged(&ready, &dir, printer);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one requirements file, when every requirement in it is pinned with `==` and nothing asks
+/// for more than its pins (constraints, overrides, upgrades): it is locked as pinned, each wheel
+/// fetched and checked, with no resolution.
+pub(crate) fn only_pins<'a>(
+    files: &'a [(PathBuf, Requirements)],
+    resolve: &crate::cli::ResolveArgs,
+) -> Option<&'a Requirements> {
+    let [(_, reqs)] = files else {
+        return None;
+    };
+    let nothing_more = resolve.constraint.is_empty()
+        && resolve.overrides.is_empty()
+        && !resolve.upgrade
+        && resolve.upgrade_package.is_empty();
+    (nothing_more && reqs.pinned().is_ok()).then_some(reqs)
+}
+
+fn report_unchanged(ready: &Ready, dir: &Path, printer: &Printer) {
+    if ready.resolved.is_none() {
+        printer.info(format_args!(
+            "The lock in `{}` is up to date",
+            dir.display()
+        ));
+    }
 }
 
 /// What locking does with the wheels it checks besides locking them.
@@ -64,14 +135,14 @@ pub(crate) struct WhileLocking<'a> {
 pub(crate) fn lock_and_write(
     reqs: &Requirements,
     interp: &Interpreter,
-    sources: &SourceArgs,
+    args: &SourceArgs,
     settings: &Settings,
     dir: &Path,
     also: WhileLocking<'_>,
     printer: &Printer,
 ) -> Result<Lock> {
-    let sources = settings::sources(sources, Some(reqs), interp, settings, printer)?;
-    let client = settings::client(settings, sources)?;
+    let sources = settings::sources(args, Some(reqs), interp, settings, printer)?;
+    let client = settings::client(settings, sources, args)?;
     let store = settings.store();
     let reporter = crate::reporter::BarReporter::new(printer, "Locking");
     let options = LockOptions {

@@ -7,10 +7,13 @@ pub(crate) mod lock;
 pub(crate) mod mount;
 #[cfg(target_os = "linux")]
 pub(crate) mod mount_serve;
+pub(crate) mod project;
+pub(crate) mod resolve;
 pub(crate) mod store;
 #[cfg(target_os = "linux")]
 pub(crate) mod unmount;
 pub(crate) mod venv;
+pub(crate) mod which_lock;
 
 /// Exit 1 for errors in what the user asked (bad input, missing packages), 2 for the rest
 /// (I/O failures the user did not cause).

@@ -103,15 +103,13 @@ fn plan(
         planned: store.is_writable().then_some(&plans),
     };
     let (requirements, lock) = (args.requirements.as_deref(), args.lock.as_deref());
-    let dpl_path = super::install::resolve_lock(
+    let choice = super::which_lock::LockChoice {
         requirements,
         lock,
-        &args.sources,
-        settings,
-        &interp,
-        also,
-        printer,
-    )?;
+        sources: &args.sources,
+        resolve: &args.resolve,
+    };
+    let dpl_path = super::which_lock::choose_lock(&choice, settings, &interp, also, printer)?;
     let dpl_path = absolute(&dpl_path)?;
     let bytes = std::fs::read(&dpl_path)
         .with_context(|| format!("Cannot read `{}`", dpl_path.display()))?;
@@ -131,7 +129,7 @@ fn plan(
     }
     let client = settings::sources(&args.sources, None, &interp, settings, printer)
         .ok()
-        .map(|s| settings::client(settings, s))
+        .map(|s| settings::client(settings, s, &args.sources))
         .transpose()?;
     let find_links = args
         .sources
@@ -206,6 +204,7 @@ fn fallback_install(args: &MountArgs, settings: &Settings, printer: &Printer) ->
         venv: args.venv.clone(),
         python: args.python.clone(),
         sources: args.sources.clone(),
+        resolve: args.resolve.clone(),
         link_mode: LinkModeArg::Auto,
         no_compile_bytecode: false,
         store: args.store.clone(),

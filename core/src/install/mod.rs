@@ -15,8 +15,8 @@ mod lock;
 mod planned;
 mod prepare;
 mod pylock_select;
-mod resolved;
 mod report;
+mod resolved;
 mod sync;
 
 pub(crate) use bytecode::bytecode_dirs;
@@ -36,6 +36,6 @@ pub use prepare::{
     prepared_packages,
 };
 pub use pylock_select::{PylockSelectError, read_pylock_for};
-pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
 pub use report::{InstallReport, NoReporter, Reporter};
+pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};

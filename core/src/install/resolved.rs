@@ -19,8 +19,8 @@ use crate::index::{IndexClient, IndexFile, PackageSources};
 use crate::names::normalize_name;
 use crate::python::Interpreter;
 use crate::resolve::{
-    IndexSource, Manifest, PackageSource, PrereleaseMode, Resolution, ResolveError,
-    ResolveOptions, ResolvedPackage, SourceError, Target, Upgrade,
+    IndexSource, Manifest, PackageSource, PrereleaseMode, Resolution, ResolveError, ResolveOptions,
+    ResolvedPackage, SourceError, Target, Upgrade,
 };
 use crate::wheel::WheelMetadata;
 
@@ -148,7 +148,7 @@ impl WithDirectFiles<'_> {
             .path_segments()
             .and_then(|mut s| s.next_back())
             .filter(|f| f.ends_with(".whl"))
-            .map(|f| crate::index::simple::percent_decode(f))
+            .map(crate::index::simple::percent_decode)
             .ok_or_else(|| {
                 InstallError::Resolve(Box::new(ResolveError::UrlRequirement(req.to_string())))
             })?;
@@ -157,7 +157,8 @@ impl WithDirectFiles<'_> {
             url: url.to_string(),
             ..IndexFile::default()
         };
-        file.url.truncate(file.url.find('#').unwrap_or(file.url.len()));
+        file.url
+            .truncate(file.url.find('#').unwrap_or(file.url.len()));
         self.direct.insert(req.name.clone(), file);
         let mut bare = req.clone();
         bare.version_or_url = None;

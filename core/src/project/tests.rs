@@ -629,10 +629,12 @@ proptest! {
 #[test]
 fn direct_references_must_be_wheels_until_builds_arrive() {
     let with = |dep: &str| {
-        project(&format!("[project]\nname = 'x'\ndependencies = [\"{dep}\"]\n"))
-            .requirements(&ExtrasSelection::None, &GroupsSelection::default())
-            .map(|r| r.len())
-            .map_err(|e| e.to_string())
+        project(&format!(
+            "[project]\nname = 'x'\ndependencies = [\"{dep}\"]\n"
+        ))
+        .requirements(&ExtrasSelection::None, &GroupsSelection::default())
+        .map(|r| r.len())
+        .map_err(|e| e.to_string())
     };
     assert_eq!(with("w @ file:///abs/w-1.0-py3-none-any.whl"), Ok(1));
     assert_eq!(with("w @ https://h.invalid/w-1.0-py3-none-any.whl"), Ok(1));

@@ -1,0 +1,258 @@
+//! Locking by resolution, shared by `lock`, `install -r`, `sync`, `add`, `remove` and `run`:
+//! what to resolve (requirements files or a project), whether the lock on disk already answers
+//! it (then nothing is resolved and nothing is fetched), and writing the new lock.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use dx_py_core::dpl::{DplReader, Lock, LockMeta};
+use dx_py_core::install::{ResolveRequest, resolve_and_lock};
+use dx_py_core::project::{DevGroup, ExtrasSelection, GroupsSelection, Project};
+use dx_py_core::python::Interpreter;
+use dx_py_core::requirements::{Overrides, Requirements};
+use dx_py_core::resolve::{PrereleaseMode, Upgrade};
+use pep508_rs::PackageName;
+
+use super::lock::{DPL, PYLOCK};
+use crate::cli::{PrereleaseArg, ProjectArgs, ResolveArgs, SourceArgs};
+use crate::printer::Printer;
+use crate::settings::{self, Settings};
+
+/// What to resolve.
+pub(crate) enum Inputs<'a> {
+    /// Requirements files (their `-c` files included), each with its path.
+    Files(&'a [(PathBuf, Requirements)]),
+    /// A project, for a choice of extras and groups.
+    Project(&'a Project, &'a ProjectArgs),
+}
+
+/// How the lock on disk is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    /// Locked again when the inputs changed.
+    Update,
+    /// `--locked`: an out-of-date lock is an error.
+    Locked,
+    /// `--frozen`: the lock is used as it is.
+    Frozen,
+}
+
+/// A lock ready in `dir`.
+pub(crate) struct Ready {
+    /// The DPL to install.
+    pub(crate) dpl: PathBuf,
+    /// The number of packages resolved, when a resolution ran.
+    pub(crate) resolved: Option<usize>,
+}
+
+/// The options of a locking command.
+#[derive(Clone, Copy)]
+pub(crate) struct Flags<'a> {
+    /// Index options.
+    pub(crate) sources: &'a SourceArgs,
+    /// Resolution options.
+    pub(crate) resolve: &'a ResolveArgs,
+    /// What to do with the lock on disk.
+    pub(crate) freshness: Freshness,
+}
+
+/// Makes `dir` hold a lock of `inputs` for `interp`: the one there when it was made from the same
+/// inputs (no resolution, no network), else a new one.
+pub(crate) fn ensure_lock(
+    inputs: Inputs<'_>,
+    interp: &Interpreter,
+    flags: Flags<'_>,
+    settings: &Settings,
+    dir: &Path,
+    printer: &Printer,
+) -> Result<Ready> {
+    let Flags {
+        sources,
+        resolve,
+        freshness,
+    } = flags;
+    let dpl_path = dir.join(DPL);
+    if freshness == Freshness::Frozen {
+        if !dpl_path.is_file() && !dir.join(PYLOCK).is_file() {
+            bail!(
+                "No lock in `{}` to use with `--frozen`: run `dx-py lock` first",
+                dir.display()
+            );
+        }
+        return Ok(Ready {
+            dpl: dpl_path,
+            resolved: None,
+        });
+    }
+    let start = Instant::now();
+    let reqs_for_sources = match &inputs {
+        Inputs::Files(files) => files.first().map(|(_, r)| r),
+        Inputs::Project(..) => None,
+    };
+    let source_args = sources;
+    let sources = settings::sources(source_args, reqs_for_sources, interp, settings, printer)?;
+    let request = request(&inputs, resolve)?;
+    let inputs_hash = request.inputs_hash(interp, &sources);
+    let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
+    if !upgrading && DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs_hash)) {
+        printer.verbose(format_args!(
+            "The lock in `{}` is up to date ({:.1} ms)",
+            dir.display(),
+            start.elapsed().as_secs_f64() * 1e3
+        ));
+        return Ok(Ready {
+            dpl: dpl_path,
+            resolved: None,
+        });
+    }
+    if freshness == Freshness::Locked {
+        bail!(
+            "The lock in `{}` is missing or out of date for `{}`, and `--locked` forbids locking again: run `dx-py lock`",
+            dir.display(),
+            inputs_source(&inputs)
+        );
+    }
+    let mut request = request;
+    request.preferences = preferences(dir);
+    let client = settings::client(settings, sources, source_args)?;
+    let meta = LockMeta {
+        environment: interp.tag(),
+        python_version: interp.version().to_string(),
+        requires_python: request.requires_python.as_ref().map(ToString::to_string),
+        inputs_hash,
+    };
+    let lock = resolve_and_lock(&request, interp, &client, meta)?;
+    write_lock(&lock, dir)?;
+    printer.info(format_args!(
+        "Resolved {} in {} ms",
+        dx_py_core::plural::count(lock.packages.len(), "package"),
+        start.elapsed().as_millis()
+    ));
+    Ok(Ready {
+        dpl: dpl_path,
+        resolved: Some(lock.packages.len()),
+    })
+}
+
+/// Where the inputs come from, for messages.
+fn inputs_source(inputs: &Inputs<'_>) -> String {
+    match inputs {
+        Inputs::Files(files) => files
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Inputs::Project(project, _) => project.path.display().to_string(),
+    }
+}
+
+/// The resolver's request for `inputs`.
+fn request(inputs: &Inputs<'_>, args: &ResolveArgs) -> Result<ResolveRequest> {
+    let mut request = ResolveRequest {
+        prerelease: match args.prerelease {
+            Some(PrereleaseArg::Allow) => PrereleaseMode::Allow,
+            Some(PrereleaseArg::Disallow) => PrereleaseMode::Disallow,
+            Some(PrereleaseArg::IfNecessaryOrExplicit) | None => {
+                PrereleaseMode::IfNecessaryOrExplicit
+            }
+        },
+        upgrade: if args.upgrade {
+            Upgrade::All
+        } else if args.upgrade_package.is_empty() {
+            Upgrade::None
+        } else {
+            Upgrade::Packages(
+                args.upgrade_package
+                    .iter()
+                    .map(|p| {
+                        PackageName::new(p.clone())
+                            .with_context(|| format!("Invalid package name `{p}`"))
+                    })
+                    .collect::<Result<_>>()?,
+            )
+        },
+        ..ResolveRequest::default()
+    };
+    match inputs {
+        Inputs::Files(files) => {
+            for (_, reqs) in *files {
+                request.requirements.extend(reqs.to_pep508()?);
+                request.constraints.extend(reqs.constraints_to_pep508()?);
+                if reqs.pre && args.prerelease.is_none() {
+                    request.prerelease = PrereleaseMode::Allow;
+                }
+                let mut hashes: BTreeMap<PackageName, Vec<String>> = BTreeMap::new();
+                for entry in &reqs.entries {
+                    if let (Some(name), false) = (&entry.name, entry.hashes.is_empty()) {
+                        let name = PackageName::new(name.clone())
+                            .with_context(|| format!("Invalid package name `{name}`"))?;
+                        hashes.entry(name).or_default().extend(entry.hashes.clone());
+                    }
+                }
+                request.hashes.extend(hashes);
+            }
+        }
+        Inputs::Project(project, selection) => {
+            let extras = if selection.all_extras {
+                ExtrasSelection::All
+            } else if selection.extra.is_empty() {
+                ExtrasSelection::None
+            } else {
+                ExtrasSelection::Some(selection.extra.clone())
+            };
+            let groups = GroupsSelection {
+                groups: selection.group.clone(),
+                all: selection.all_groups,
+                dev: if selection.no_dev {
+                    DevGroup::Exclude
+                } else {
+                    DevGroup::Include
+                },
+            };
+            request.requirements = project.requirements(&extras, &groups)?;
+            request.constraints = project.constraint_dependencies.clone();
+            request.overrides = project.override_dependencies.clone();
+            request.requires_python = project.requires_python.clone();
+        }
+    }
+    for path in &args.constraint {
+        request
+            .constraints
+            .extend(Requirements::from_constraints_file(path)?.constraints_to_pep508()?);
+    }
+    for path in &args.overrides {
+        request
+            .overrides
+            .extend(Overrides::from_file(path)?.to_requirements()?);
+    }
+    Ok(request)
+}
+
+/// The versions of the lock already in `dir`, preferred by the resolver (stable re-locks).
+fn preferences(dir: &Path) -> BTreeMap<PackageName, pep440_rs::Version> {
+    let Ok(text) = std::fs::read_to_string(dir.join(PYLOCK)) else {
+        return BTreeMap::new();
+    };
+    let Ok(lock) = Lock::from_pylock_str(&text) else {
+        return BTreeMap::new();
+    };
+    lock.packages
+        .iter()
+        .filter_map(|p| {
+            Some((
+                PackageName::new(p.name.clone()).ok()?,
+                p.version.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Writes `pylock.toml` and `dx-py.dpl` into `dir`.
+pub(crate) fn write_lock(lock: &Lock, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("Failed to create `{}`", dir.display()))?;
+    lock.write_pylock(&dir.join(PYLOCK))?;
+    lock.write_dpl(&dir.join(DPL))?;
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Which lock `dx-py install` installs: one made now from `-r` (as pinned, or resolved), else
+//! `--lock`, else `./dx-py.dpl` or `./pylock.toml` (a DPL rebuilt from the latter when older).
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use dx_py_core::dpl::DplReader;
+use dx_py_core::install::inputs_hash;
+use dx_py_core::python::Interpreter;
+use dx_py_core::requirements::Requirements;
+
+use super::lock::{DPL, PYLOCK, WhileLocking, lock_and_write, only_pins};
+use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
+use crate::cli::{ResolveArgs, SourceArgs};
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// What the user named: requirements, or a lock, or neither; and how to resolve and fetch.
+#[derive(Clone, Copy)]
+pub(crate) struct LockChoice<'a> {
+    /// `-r`.
+    pub(crate) requirements: Option<&'a Path>,
+    /// `--lock`.
+    pub(crate) lock: Option<&'a Path>,
+    /// Index options.
+    pub(crate) sources: &'a SourceArgs,
+    /// Resolution options.
+    pub(crate) resolve: &'a ResolveArgs,
+}
+
+/// Which DPL to install: fresh for `-r`, else `--lock`, else `./dx-py.dpl` or `./pylock.toml`.
+pub(crate) fn choose_lock(
+    choice: &LockChoice<'_>,
+    settings: &Settings,
+    interp: &Interpreter,
+    also: WhileLocking<'_>,
+    printer: &Printer,
+) -> Result<PathBuf> {
+    let LockChoice {
+        requirements,
+        lock,
+        sources,
+        resolve,
+    } = *choice;
+    if let Some(reqs_path) = requirements {
+        let files = [(reqs_path.to_path_buf(), Requirements::from_file(reqs_path)?)];
+        let Some(reqs) = only_pins(&files, resolve) else {
+            let ready = ensure_lock(
+                Inputs::Files(&files),
+                interp,
+                Flags {
+                    sources,
+                    resolve,
+                    freshness: Freshness::Update,
+                },
+                settings,
+                Path::new("."),
+                printer,
+            )?;
+            return Ok(ready.dpl);
+        };
+        let dpl_path = PathBuf::from(DPL);
+        let inputs = inputs_hash(reqs, interp);
+        if DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs)) {
+            return Ok(dpl_path);
+        }
+        printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");
+        lock_and_write(
+            reqs,
+            interp,
+            sources,
+            settings,
+            Path::new("."),
+            also,
+            printer,
+        )?;
+        return Ok(dpl_path);
+    }
+    let given = lock.map(Path::to_path_buf);
+    let (dpl_path, pylock_path) = match &given {
+        Some(p) if p.extension().is_some_and(|e| e == "dpl") => return Ok(p.clone()),
+        Some(p) => (p.with_file_name(DPL), p.clone()),
+        None => (PathBuf::from(DPL), PathBuf::from(PYLOCK)),
+    };
+    let dpl_time = modified(&dpl_path);
+    let pylock_time = modified(&pylock_path);
+    // A DPL made from a multi-environment pylock.toml holds one interpreter's choice: another
+    // interpreter chooses again.
+    let same_interpreter =
+        || DplReader::open(&dpl_path).is_ok_and(|d| d.environment() == interp.tag());
+    match (dpl_time, pylock_time) {
+        (Some(d), Some(p)) if d >= p && same_interpreter() => Ok(dpl_path),
+        (_, Some(_)) => {
+            printer.verbose(format_args!(
+                "Rebuilding {} from {}",
+                dpl_path.display(),
+                pylock_path.display()
+            ));
+            let lock = dx_py_core::install::read_pylock_for(&pylock_path, interp)?;
+            lock.write_dpl(&dpl_path)
+                .with_context(|| format!("Failed to write `{}`", dpl_path.display()))?;
+            Ok(dpl_path)
+        }
+        (Some(_), None) if given.is_none() => Ok(dpl_path),
+        _ => bail!(
+            "No lock found: `{}` does not exist; pass `-r requirements.txt` or run `dx-py lock -r requirements.txt`",
+            pylock_path.display()
+        ),
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
