@@ -11,6 +11,7 @@ pub mod cache_lock;
 pub mod closure;
 pub mod dpl;
 pub mod dxpkg;
+pub mod format;
 pub mod hash;
 pub mod index;
 pub mod install;

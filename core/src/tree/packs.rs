@@ -443,10 +443,7 @@ fn prefetch_index(path: &std::path::Path) -> Option<fs_err::File> {
     if file.file().read_exact_at(&mut head, 0).is_ok() {
         // `data_off` of the `.dxpkg` header (docs/formats/dxpkg.md); a bad header is the
         // reader's to report, this only bounds the prefetch.
-        let data_off = head
-            .get(40..48)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(0, u64::from_le_bytes);
+        let data_off = crate::format::bytes::u64_at(&head, 40).unwrap_or(0);
         let len = file.metadata().map_or(0, |m| m.len());
         let end = libc::off_t::try_from(data_off.min(len)).unwrap_or(0);
         // SAFETY: as above.
