@@ -4,6 +4,8 @@
 //! The cache root's directories are listed, and spelled, in one place: [`cache::Cache`].
 //! Temporaries anywhere are `.tmp-{pid}-{start}-…`: see [`temp`].
 #![deny(missing_docs)]
+// All unsafe code lives in `sys`, which allows it for itself.
+#![deny(unsafe_code)]
 
 pub mod atomic;
 pub mod cache;
@@ -16,7 +18,6 @@ pub mod hash;
 pub mod index;
 pub mod install;
 pub mod layout;
-pub mod mmap;
 pub mod mountinfo;
 pub mod names;
 mod parallel;
@@ -25,6 +26,7 @@ pub mod python;
 pub mod requirements;
 pub mod scripts;
 pub mod store;
+pub mod sys;
 pub mod temp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

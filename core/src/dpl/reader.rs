@@ -377,11 +377,10 @@ fn to_usize(what: &'static str, v: u64) -> Result<usize, DplError> {
 
 impl DplReader<Mmap> {
     /// Maps the file at `path` and checks its header.
-    #[allow(unsafe_code)]
     pub fn open(path: &Path) -> Result<Self, DplFileError> {
-        // SAFETY: DPL files are written to a temporary name and renamed into place, never
-        // modified in place, so the mapped bytes do not change while the reader lives.
-        let map = unsafe { crate::mmap::map_file(path) }.map_err(|source| DplFileError::Read {
+        // DPL files are written to a temporary name and renamed into place, never modified in
+        // place, so the mapped bytes do not change while the reader lives.
+        let map = crate::sys::map_immutable(path).map_err(|source| DplFileError::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -190,6 +190,11 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
         self.bytes.as_ref()
     }
 
+    /// What the bytes are read from (a `Mmap`, for page advice).
+    pub fn get_ref(&self) -> &B {
+        &self.bytes
+    }
+
     /// Where the data section starts: every byte before it is index (header, buckets,
     /// entries, strings).
     pub fn data_offset(&self) -> u64 {
