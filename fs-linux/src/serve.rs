@@ -135,10 +135,7 @@ pub enum MountError {
 
 /// Where `name` is on `PATH`, if anywhere.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+    which::which(name).ok()
 }
 
 fn user_allow_other() -> bool {

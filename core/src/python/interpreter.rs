@@ -631,21 +631,11 @@ fn is_executable(path: &Path) -> bool {
     }
 }
 
-fn path_dirs() -> Vec<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default()
-}
-
 /// The first `name` on `PATH`; pyenv shims are resolved, and skipped when no active pyenv
 /// version provides `name` (the shim would fail).
 fn search_path(name: &str, tried: &mut Vec<String>) -> Option<PathBuf> {
     tried.push(format!("`{name}` in PATH"));
-    for dir in path_dirs() {
-        let candidate = dir.join(name);
-        if !is_executable(&candidate) {
-            continue;
-        }
+    for candidate in which::which_all(name).into_iter().flatten() {
         match pyenv_shim(&candidate) {
             None => return Some(candidate),
             Some(shim) => match shim.resolve(name) {
@@ -758,11 +748,11 @@ impl PyenvShim {
             }
         }
         let shims = [self.shim_dir.clone(), self.root.join("shims")];
-        path_dirs()
+        which::which_all(name)
             .into_iter()
-            .filter(|d| !shims.contains(d))
-            .map(|d| d.join(name))
-            .find(|p| is_executable(p) && pyenv_shim(p).is_none())
+            .flatten()
+            .filter(|p| !p.parent().is_some_and(|d| shims.iter().any(|s| s == d)))
+            .find(|p| pyenv_shim(p).is_none())
     }
 
     /// `PYENV_VERSION`, else the nearest `.python-version`, else `{root}/version`.
