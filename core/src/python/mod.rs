@@ -1,6 +1,6 @@
 //! Python interpreters: finding one and describing it ([`Interpreter`]), the wheel tags it
 //! accepts, creating venvs for it ([`create_venv`]) and compiling bytecode with it
-//! ([`compile_sources`]).
+//! ([`compile`]).
 //!
 //! A venv made by [`create_venv`]:
 //!
@@ -17,20 +17,16 @@
 //! ├── lib/pythonX.Y/site-packages/
 //! └── lib64 -> lib             on 64-bit POSIX other than macOS
 //! ```
-mod bytecode;
+pub mod compile;
 pub(crate) mod interpreter;
-mod plan;
-mod session;
 mod tags;
 mod venv;
 
-pub use bytecode::{
-    Answers, BytecodeError, Pyc, compile_dir, compile_each, compile_sources, compile_sources_with,
-    default_jobs, write_pycs,
+pub use compile::{
+    Answers, BytecodeError, CompileSession, Pyc, SessionSource, compile_dir, compile_each,
+    compile_plan, compile_sources, compile_sources_with, default_jobs, write_pycs,
 };
 pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
 };
-pub use plan::compile_plan;
-pub use session::{CompileSession, SessionSource};
 pub use venv::{ExistingVenv, Venv, VenvError, VenvOptions, create_venv, venv_text_files};
