@@ -121,12 +121,15 @@ pub enum MountError {
         log_tail: String,
     },
     /// Neither `fusermount3 -u` nor a lazy unmount worked.
-    #[error("Cannot unmount `{path}`: {detail}")]
+    #[error(
+        "Cannot unmount `{path}`: {}",
+        crate::mounts::UnmountAttempt::join(attempts)
+    )]
     UnmountFailed {
         /// The mount point.
         path: PathBuf,
-        /// What each attempt said.
-        detail: String,
+        /// What each attempt said, in order.
+        attempts: Vec<crate::mounts::UnmountAttempt>,
     },
     /// Any other I/O failure; fs-err puts the path in the message.
     #[error(transparent)]

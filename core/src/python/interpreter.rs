@@ -200,7 +200,8 @@ pub enum InterpreterError {
         /// The interpreter.
         path: PathBuf,
         /// What is wrong with the answer.
-        reason: String,
+        #[source]
+        reason: QueryAnswerError,
         /// The start of the answer.
         output: String,
     },
@@ -378,7 +379,7 @@ impl Interpreter {
             });
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let bad = |reason: String| InterpreterError::BadOutput {
+        let bad = |reason: QueryAnswerError| InterpreterError::BadOutput {
             path: path.to_path_buf(),
             reason,
             output: head(&stdout, 500),
@@ -387,9 +388,9 @@ impl Interpreter {
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
-            .ok_or_else(|| bad("no output".to_string()))?;
+            .ok_or_else(|| bad(QueryAnswerError::Empty))?;
         let info: InterpreterInfo =
-            serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+            serde_json::from_str(line).map_err(|e| bad(QueryAnswerError::Json(e)))?;
         let markers = build_markers(&info.markers).map_err(bad)?;
         Ok(Self::with_markers(path.to_path_buf(), info, markers))
     }
@@ -450,8 +451,22 @@ impl Interpreter {
     }
 }
 
+/// What is wrong with an interpreter's answer to the query script.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryAnswerError {
+    /// It printed nothing.
+    #[error("no output")]
+    Empty,
+    /// Its last line is not the JSON the script prints.
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A marker version PEP 440 does not accept.
+    #[error("invalid marker version: {0}")]
+    MarkerVersion(#[source] pep440_rs::VersionParseError),
+}
+
 /// Parses the marker values into the `pep508_rs` environment, accepting `3.13.0+` dev builds.
-fn build_markers(m: &MarkerValues) -> Result<pep508_rs::MarkerEnvironment, String> {
+fn build_markers(m: &MarkerValues) -> Result<pep508_rs::MarkerEnvironment, QueryAnswerError> {
     let trim = |s: &str| s.trim_end_matches('+').to_string();
     let (full, short, implementation) = (
         trim(&m.python_full_version),
@@ -471,7 +486,7 @@ fn build_markers(m: &MarkerValues) -> Result<pep508_rs::MarkerEnvironment, Strin
         python_version: &short,
         sys_platform: &m.sys_platform,
     })
-    .map_err(|e| format!("invalid marker version: {e}"))
+    .map_err(QueryAnswerError::MarkerVersion)
 }
 
 fn head(s: &str, max: usize) -> String {

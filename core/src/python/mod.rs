@@ -27,6 +27,7 @@ pub use compile::{
     compile_plan, compile_sources, compile_sources_with, default_jobs, write_pycs,
 };
 pub use interpreter::{
-    Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
+    Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion,
+    QueryAnswerError, SchemePaths,
 };
 pub use venv::{ExistingVenv, Venv, VenvError, VenvOptions, create_venv, venv_text_files};
