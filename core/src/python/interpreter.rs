@@ -57,7 +57,7 @@ pub struct SchemePaths {
 }
 
 /// The C library the interpreter is linked against (Linux only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Libc {
     /// GNU libc, e.g. 2.36: `manylinux` wheels up to `manylinux_2_36` run.
@@ -466,7 +466,9 @@ pub enum QueryAnswerError {
 }
 
 /// Parses the marker values into the `pep508_rs` environment, accepting `3.13.0+` dev builds.
-fn build_markers(m: &MarkerValues) -> Result<pep508_rs::MarkerEnvironment, QueryAnswerError> {
+pub(super) fn build_markers(
+    m: &MarkerValues,
+) -> Result<pep508_rs::MarkerEnvironment, QueryAnswerError> {
     let trim = |s: &str| s.trim_end_matches('+').to_string();
     let (full, short, implementation) = (
         trim(&m.python_full_version),

@@ -1,6 +1,6 @@
-//! Python interpreters: finding one and describing it ([`Interpreter`]), the wheel tags it
-//! accepts, creating venvs for it ([`create_venv`]) and compiling bytecode with it
-//! ([`compile`]).
+//! Python interpreters: finding one and describing it ([`Interpreter`]), the wheel tags and
+//! markers of a target ([`TagTarget`], [`Target`]; pure, no interpreter needed), creating venvs
+//! ([`create_venv`]) and compiling bytecode ([`compile`]).
 //!
 //! A venv made by [`create_venv`]:
 //!
@@ -20,6 +20,7 @@
 pub mod compile;
 pub(crate) mod interpreter;
 mod tags;
+mod target;
 mod venv;
 
 pub use compile::{
@@ -30,4 +31,6 @@ pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion,
     QueryAnswerError, SchemePaths,
 };
+pub use tags::{TagPriorities, TagTarget, TargetAbi, TargetPlatform};
+pub use target::{Target, TargetVersion, TargetVersionError};
 pub use venv::{ExistingVenv, Venv, VenvError, VenvOptions, create_venv, venv_text_files};
