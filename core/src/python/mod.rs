@@ -18,7 +18,10 @@
 //! └── lib64 -> lib             on 64-bit POSIX other than macOS
 //! ```
 pub mod compile;
+mod discovery;
 pub(crate) mod interpreter;
+mod pyenv;
+mod query_cache;
 mod tags;
 mod target;
 mod venv;
