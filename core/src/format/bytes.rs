@@ -91,9 +91,13 @@ pub fn words_u32(b: &[u8]) -> impl ExactSizeIterator<Item = u32> + '_ {
 /// hashes read the tail of their input.
 #[inline(always)]
 pub fn word_padded(rest: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w[..rest.len()].copy_from_slice(rest);
-    u64::from_le_bytes(w)
+    // A shift per byte, not a `copy_from_slice` of a variable length: that becomes a call to
+    // `memcpy`, which costs more than the whole loop on tails of a few bytes (DPL `get`).
+    let mut w = 0u64;
+    for (i, &b) in rest.iter().take(8).enumerate() {
+        w |= u64::from(b) << (8 * i);
+    }
+    w
 }
 
 /// The little-endian word at the start of `b` (at least 8 bytes: callers pass whole chunks).
