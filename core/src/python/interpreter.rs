@@ -425,7 +425,9 @@ fn head(s: &str, max: usize) -> String {
     }
 }
 
-fn tail(s: &str, max: usize) -> String {
+/// The last `max` characters of `s` (trimmed), marked `…` when cut: the end of a child's
+/// standard error, where the reason usually is.
+pub(super) fn tail(s: &str, max: usize) -> String {
     let s = s.trim();
     let count = s.chars().count();
     if count <= max {

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use super::BytecodeError;
 use super::session::SessionSource;
+use crate::python::interpreter::tail;
 
 /// The worker program run as `python -I -S -B -W ignore -c`.
 const WORKER_SCRIPT: &str = include_str!("worker.py");
@@ -206,14 +207,4 @@ pub(super) fn read_answers(
         Ok(_) => Err(AnswerError::TooMany { count }),
         Err(source) => Err(AnswerError::ReadFailed { count, source }),
     }
-}
-
-fn tail(s: &str, max: usize) -> String {
-    let s = s.trim();
-    let count = s.chars().count();
-    if count <= max {
-        return s.to_string();
-    }
-    let start = s.char_indices().nth(count - max).map_or(0, |(i, _)| i);
-    format!("…{}", &s[start..])
 }
