@@ -201,9 +201,8 @@ fn index_get(c: &mut Criterion) {
         let bytes = encode_index(&entries, 0, 1, 0).expect("encode");
         let path = dir.path().join(format!("index-{n}.dxlc"));
         std::fs::write(&path, &bytes).expect("write");
-        // SAFETY: the file was written above and nothing modifies it while it is mapped.
-        #[allow(unsafe_code)]
-        let map = unsafe { dx_py_core::mmap::map_file(&path) }.expect("map");
+        // The file was written above and nothing modifies it while it is mapped.
+        let map = dx_py_core::sys::map_immutable(&path).expect("map");
         let index = LayoutIndex::new(map).expect("index");
         let keys: Vec<ProjectHash> = entries.iter().map(|e| e.project_hash).collect();
         let mut k = 0usize;

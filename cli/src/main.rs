@@ -1,4 +1,5 @@
 //! The `dx-py` command line: a thin layer over `dx-py-core`.
+#![forbid(unsafe_code)]
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -4,6 +4,8 @@
 //! The cache root's directories are listed, and spelled, in one place: [`cache::Cache`].
 //! Temporaries anywhere are `.tmp-{pid}-{start}-…`: see [`temp`].
 #![deny(missing_docs)]
+// All unsafe code lives in `sys`, which allows it for itself.
+#![deny(unsafe_code)]
 
 pub mod atomic;
 pub mod cache;
@@ -11,11 +13,11 @@ pub mod cache_lock;
 pub mod closure;
 pub mod dpl;
 pub mod dxpkg;
+pub mod format;
 pub mod hash;
 pub mod index;
 pub mod install;
 pub mod layout;
-pub mod mmap;
 pub mod mount;
 pub mod mountinfo;
 pub mod names;
@@ -27,6 +29,7 @@ pub mod requirements;
 pub mod resolve;
 pub mod scripts;
 pub mod store;
+pub mod sys;
 pub mod temp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

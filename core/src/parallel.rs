@@ -133,19 +133,14 @@ impl CpuSlots {
 pub(crate) fn yield_cpu_to_others() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain system calls on this thread's own id; no memory is passed.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            let tid = libc::gettid() as libc::id_t;
-            // -1 is also a valid answer; then 10 is as good a guess as any.
-            let now = libc::getpriority(libc::PRIO_PROCESS, tid);
-            libc::setpriority(libc::PRIO_PROCESS, tid, now.max(10))
-        };
-        if rc != 0 {
-            tracing::debug!(
-                "lowering the thread priority: {}",
-                std::io::Error::last_os_error()
-            );
+        use rustix::process::{getpriority_process, setpriority_process};
+        // A thread's id names it alone for PRIO_PROCESS on Linux.
+        let tid = Some(rustix::thread::gettid());
+        // An unreadable priority: then 10 is as good a guess as any.
+        let now = getpriority_process(tid).unwrap_or(10);
+        let rc = setpriority_process(tid, now.max(10));
+        if let Err(e) = rc {
+            tracing::debug!("lowering the thread priority: {e}");
         }
     }
 }

@@ -344,11 +344,13 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
 /// Whether a process with `pid` exists (unix without procfs: `kill(pid, 0)`).
 #[cfg(unix)]
 fn pid_exists(pid: u32) -> Option<bool> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    // SAFETY: signal 0 sends nothing; the call only checks that the process exists.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(pid, 0) };
-    Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    // Signal 0 sends nothing: the call only checks that the process exists (EPERM: it exists
+    // but belongs to someone else).
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => Some(true),
+        Err(e) => Some(e == rustix::io::Errno::PERM),
+    }
 }
 
 /// Elsewhere the owner cannot be judged; the age rule applies.

@@ -8,7 +8,8 @@
 //! - [`daemon`]: the detached server process a `dx-py mount` leaves behind;
 //! - [`mounts`]: finding, unmounting and cleaning up (dead) dx-py mounts.
 #![cfg(target_os = "linux")]
-#![deny(unsafe_code)]
+// No unsafe code: mmap and the system calls rustix lacks live in `dx_py_core::sys`.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod daemon;

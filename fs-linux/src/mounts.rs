@@ -53,9 +53,9 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
         return Err(MountError::NotMounted(abs));
     }
     let fusermount = find_in_path("fusermount3");
-    let run = |lazy: bool| -> Result<(), String> {
+    let run = |lazy: bool| -> Result<(), UnmountAttempt> {
         let Some(bin) = &fusermount else {
-            return Err("fusermount3 is not on PATH".to_string());
+            return Err(UnmountAttempt::NoFusermount);
         };
         let mut cmd = Command::new(bin);
         cmd.arg("-u");
@@ -66,34 +66,75 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
             .arg("--")
             .arg(&abs)
             .output()
-            .map_err(|e| format!("fusermount3: {e}"))?;
+            .map_err(UnmountAttempt::Spawn)?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "fusermount3 -u: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            Err(UnmountAttempt::Fusermount {
+                lazy,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
         }
     };
     let root = crate::sys::is_root();
-    let mut detail = Vec::new();
+    let mut attempts = Vec::new();
     for lazy in [false, true] {
         let result = if root {
-            crate::sys::umount(&abs, lazy)
-                .map_err(|e| format!("umount2({}): {e}", if lazy { "MNT_DETACH" } else { "0" }))
+            crate::sys::umount(&abs, lazy).map_err(|source| UnmountAttempt::Umount { lazy, source })
         } else {
             run(lazy)
         };
         match result {
             Ok(()) => return wait_gone(&abs, Duration::from_secs(5)),
-            Err(e) => detail.push(e),
+            Err(e) => attempts.push(e),
         }
     }
     Err(MountError::UnmountFailed {
         path: abs,
-        detail: detail.join("; "),
+        attempts,
     })
+}
+
+/// One way of unmounting that did not work.
+#[derive(Debug, thiserror::Error)]
+pub enum UnmountAttempt {
+    /// Not root, and no `fusermount3` to ask.
+    #[error("fusermount3 is not on PATH")]
+    NoFusermount,
+    /// `fusermount3` could not be started.
+    #[error("fusermount3: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// `fusermount3 -u` (with `lazy`, `-z`) failed; its standard error.
+    #[error("fusermount3 -u{}: {stderr}", if *lazy { " -z" } else { "" })]
+    Fusermount {
+        /// Whether it was the lazy unmount.
+        lazy: bool,
+        /// What it printed.
+        stderr: String,
+    },
+    /// `umount2` failed (as root).
+    #[error("umount2({}): {source}", if *lazy { "MNT_DETACH" } else { "0" })]
+    Umount {
+        /// Whether it was the lazy unmount (`MNT_DETACH`).
+        lazy: bool,
+        /// The error from the kernel.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The unmount call succeeded, but the mount stayed.
+    #[error("still mounted after unmounting")]
+    StillMounted,
+}
+
+impl UnmountAttempt {
+    /// The attempts for an error message, in order.
+    pub(crate) fn join(attempts: &[Self]) -> String {
+        attempts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// Waits until no dx-py mount is at `abs` any more.
@@ -103,7 +144,7 @@ pub fn wait_gone(abs: &Path, timeout: Duration) -> Result<(), MountError> {
         if Instant::now() > deadline {
             return Err(MountError::UnmountFailed {
                 path: abs.to_path_buf(),
-                detail: "still mounted after unmounting".to_string(),
+                attempts: vec![UnmountAttempt::StillMounted],
             });
         }
         std::thread::sleep(Duration::from_millis(2));

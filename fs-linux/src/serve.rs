@@ -121,12 +121,15 @@ pub enum MountError {
         log_tail: String,
     },
     /// Neither `fusermount3 -u` nor a lazy unmount worked.
-    #[error("Cannot unmount `{path}`: {detail}")]
+    #[error(
+        "Cannot unmount `{path}`: {}",
+        crate::mounts::UnmountAttempt::join(attempts)
+    )]
     UnmountFailed {
         /// The mount point.
         path: PathBuf,
-        /// What each attempt said.
-        detail: String,
+        /// What each attempt said, in order.
+        attempts: Vec<crate::mounts::UnmountAttempt>,
     },
     /// Any other I/O failure; fs-err puts the path in the message.
     #[error(transparent)]
@@ -135,10 +138,7 @@ pub enum MountError {
 
 /// Where `name` is on `PATH`, if anywhere.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+    which::which(name).ok()
 }
 
 fn user_allow_other() -> bool {

@@ -3,6 +3,11 @@
 //! Every integer is little-endian and every structure has alignment 1, so the reader never needs
 //! the mapped bytes to be aligned. `docs/formats/dpl.md` gives the reasons behind each choice.
 
+use crate::format::bytes::{self, word, word_padded};
+pub(crate) use crate::format::bytes::{put_u32, put_u64};
+pub(crate) use crate::format::checksum::Checksum;
+use crate::format::checksum::{P1, P2, avalanche, blocks_bytes_words};
+
 /// Magic bytes: `\0` keeps tools from treating the file as text, `\r\n` catches text-mode mangling.
 pub(crate) const MAGIC: [u8; 8] = *b"DXDPL\0\r\n";
 /// The only format version this build reads and writes.
@@ -199,18 +204,8 @@ pub(crate) fn is_normalized(name: &str) -> bool {
     for w in &mut words {
         step(word(w));
     }
-    step(tail_word(words.remainder()));
+    step(word_padded(words.remainder()));
     bad == 0
-}
-
-/// The last 0..8 bytes of a string as a little-endian word, zero-padded.
-#[inline(always)]
-fn tail_word(rest: &[u8]) -> u64 {
-    let mut w = 0u64;
-    for (i, &b) in rest.iter().enumerate() {
-        w |= u64::from(b) << (8 * i);
-    }
-    w
 }
 
 const NAME_SEED: u64 = 0x4450_4c5f_4e41_4d45;
@@ -238,7 +233,7 @@ pub(crate) fn hash_normalized(bytes: &[u8]) -> u64 {
     }
     let rest = words.remainder();
     if !rest.is_empty() {
-        h = name_mix(h, tail_word(rest));
+        h = name_mix(h, word_padded(rest));
     }
     name_finish(h, bytes.len())
 }
@@ -277,185 +272,32 @@ pub(crate) const fn bucket_check(slot: u32, entry_plus_one: u32, tag: u32) -> u3
     mix32(entry_plus_one ^ mix32(tag ^ mix32(slot ^ 0x6470_6c21)))
 }
 
-const P1: u64 = 0x9e37_79b1_85eb_ca87;
-const P2: u64 = 0xc2b2_ae3d_27d4_eb4f;
-const P3: u64 = 0x1656_67b1_9e37_79f9;
-
-#[inline(always)]
-fn word(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(w)
-}
-
-#[inline(always)]
-fn lane(acc: u64, w: u64) -> u64 {
-    (acc ^ w).wrapping_mul(P1).rotate_left(31)
-}
-
-#[inline(always)]
-fn avalanche(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 32)
-}
-
-/// A fast streaming 64-bit checksum (not cryptographic): four independent multiply-rotate lanes
-/// over 32-byte blocks, then the tail word by word, then an avalanche. Every step is a bijection
-/// of the running state and of the input word, so a change confined to one input word always
-/// changes the result; other changes slip through with probability about 2^-64. Speed matters:
-/// `get` checks an entry (about 400 bytes) on every hit.
-pub(crate) struct Checksum {
-    lanes: [u64; 4],
-    buf: [u8; 32],
-    buf_len: usize,
-    total: u64,
-}
-
-impl Checksum {
-    #[inline]
-    pub(crate) fn new(seed: u64) -> Self {
-        Self {
-            lanes: [
-                seed.wrapping_add(P1).wrapping_add(P2),
-                seed.wrapping_add(P2),
-                seed,
-                seed.wrapping_sub(P1),
-            ],
-            buf: [0; 32],
-            buf_len: 0,
-            total: 0,
-        }
-    }
-
-    #[inline(always)]
-    fn block(&mut self, b: &[u8]) {
-        self.lanes[0] = lane(self.lanes[0], word(&b[0..]));
-        self.lanes[1] = lane(self.lanes[1], word(&b[8..]));
-        self.lanes[2] = lane(self.lanes[2], word(&b[16..]));
-        self.lanes[3] = lane(self.lanes[3], word(&b[24..]));
-    }
-
-    #[inline]
-    pub(crate) fn update(&mut self, mut data: &[u8]) -> &mut Self {
-        self.total = self.total.wrapping_add(data.len() as u64);
-        if self.buf_len > 0 {
-            let take = (32 - self.buf_len).min(data.len());
-            self.buf[self.buf_len..self.buf_len + take].copy_from_slice(&data[..take]);
-            self.buf_len += take;
-            data = &data[take..];
-            if self.buf_len < 32 {
-                return self;
-            }
-            let buf = self.buf;
-            self.block(&buf);
-            self.buf_len = 0;
-        }
-        let mut blocks = data.chunks_exact(32);
-        for b in &mut blocks {
-            self.block(b);
-        }
-        let rest = blocks.remainder();
-        self.buf[..rest.len()].copy_from_slice(rest);
-        self.buf_len = rest.len();
-        self
-    }
-
-    #[inline(always)]
-    fn merge(&self, total: u64) -> u64 {
-        let [a, b, c, d] = self.lanes;
-        a.rotate_left(1)
-            .wrapping_add(b.rotate_left(7))
-            .wrapping_add(c.rotate_left(12))
-            .wrapping_add(d.rotate_left(18))
-            .wrapping_add(total)
-    }
-
-    #[inline]
-    pub(crate) fn finish(&self) -> u64 {
-        let mut h = self.merge(self.total);
-        let tail = &self.buf[..self.buf_len];
-        let mut words = tail.chunks_exact(8);
-        for w in &mut words {
-            h = lane(h, word(w)).wrapping_add(P3);
-        }
-        for &b in words.remainder() {
-            h = lane(h, u64::from(b).wrapping_mul(P3));
-        }
-        avalanche(h)
-    }
-}
-
-/// The checksum of an entry: its fixed part after the checksum field (whole blocks), its string
-/// blob, then its dependency edges as 32-bit words. Equal to streaming the three through
-/// [`Checksum`] except that the edges are mixed as words; no copying.
+/// The checksum of an entry: its fixed part after the checksum field (whole 32-byte blocks, as
+/// asserted above), its string blob, then its dependency edges as 32-bit words; no copying.
 #[inline]
 pub(crate) fn entry_checksum(seed: u64, fixed: &[u8], blob: &[u8], deps: &[u8]) -> u64 {
-    let mut c = Checksum::new(seed);
-    // `fixed` is `ENTRY_LEN - 8` bytes, whole blocks (asserted at compile time above).
-    for b in fixed.chunks_exact(32) {
-        c.block(b);
-    }
-    let mut blocks = blob.chunks_exact(32);
-    for b in &mut blocks {
-        c.block(b);
-    }
-    let total = (fixed.len() + blob.len() + deps.len()) as u64;
-    let mut h = c.merge(total);
-    let tail = blocks.remainder();
-    let mut words = tail.chunks_exact(8);
-    for w in &mut words {
-        h = lane(h, word(w)).wrapping_add(P3);
-    }
-    for &b in words.remainder() {
-        h = lane(h, u64::from(b).wrapping_mul(P3));
-    }
-    for d in deps.chunks_exact(4) {
-        let d = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-        h = lane(h, u64::from(d) ^ P2).wrapping_add(P3);
-    }
-    avalanche(h)
+    blocks_bytes_words(seed, fixed, blob, deps)
 }
 
-/// The checksum of one byte string.
-#[cfg(test)]
-pub(crate) fn checksum(seed: u64, data: &[u8]) -> u64 {
-    Checksum::new(seed).update(data).finish()
-}
-
-pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
-    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-pub(crate) fn put_u64(buf: &mut [u8], at: usize, v: u64) {
-    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
+// The DPL reader names its own error for each field it cannot read (the header, an entry, a
+// bucket), so its reads answer `None` rather than the toolkit's generic error.
 
 /// Reads a `u32` at `at`; `None` when out of range.
 #[inline]
 pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    bytes::u32_at(b, at).ok()
 }
 
 /// Reads a `u64` at `at`; `None` when out of range.
 #[inline]
 pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    let s = b.get(at..at.checked_add(8)?)?;
-    let mut w = [0u8; 8];
-    w.copy_from_slice(s);
-    Some(u64::from_le_bytes(w))
+    bytes::u64_at(b, at).ok()
 }
 
 /// Reads 32 bytes at `at`; `None` when out of range.
 #[inline]
 pub(crate) fn hash_at(b: &[u8], at: usize) -> Option<[u8; 32]> {
-    let s = b.get(at..at.checked_add(32)?)?;
-    let mut w = [0u8; 32];
-    w.copy_from_slice(s);
-    Some(w)
+    bytes::array_at(b, at).ok()
 }
 
 #[cfg(test)]
@@ -496,61 +338,11 @@ mod tests {
             }
         }
 
-        /// Feeding the checksum in pieces gives the same result as in one go.
-        #[test]
-        fn checksum_streams(data in proptest::collection::vec(any::<u8>(), 0..300), cuts in proptest::collection::vec(any::<usize>(), 0..4)) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (data.len() + 1)).collect();
-            cuts.sort_unstable();
-            let mut c = Checksum::new(9);
-            let mut at = 0;
-            for cut in cuts {
-                c.update(&data[at..cut]);
-                at = cut;
-            }
-            c.update(&data[at..]);
-            prop_assert_eq!(c.finish(), checksum(9, &data));
-        }
-
-        /// Changing one byte of any part of an entry changes its checksum.
-        #[test]
-        fn entry_checksum_sees_every_byte(
-            fixed in proptest::collection::vec(any::<u8>(), ENTRY_LEN - 8),
-            blob in proptest::collection::vec(any::<u8>(), 0..200),
-            deps in proptest::collection::vec(any::<u8>(), 0..5).prop_map(|d| d.repeat(4)),
-            at in any::<usize>(),
-            x in 1u8..,
-        ) {
-            let base = entry_checksum(3, &fixed, &blob, &deps);
-            let mut all = [&fixed[..], &blob[..], &deps[..]].concat();
-            let at = at % all.len();
-            all[at] ^= x;
-            let (f, rest) = all.split_at(ENTRY_LEN - 8);
-            let (b, d) = rest.split_at(blob.len());
-            prop_assert_ne!(base, entry_checksum(3, f, b, d));
-            prop_assert_ne!(base, entry_checksum(4, &fixed, &blob, &deps));
-        }
-
-        /// Flipping any bits of one byte changes the checksum (guaranteed by construction).
-        #[test]
-        fn checksum_sees_every_byte(data in proptest::collection::vec(any::<u8>(), 1..300), at in any::<usize>(), x in 1u8..) {
-            let mut other = data.clone();
-            let at = at % data.len();
-            other[at] ^= x;
-            prop_assert_ne!(checksum(7, &data), checksum(7, &other));
-        }
-
         /// A bucket's check changes whenever its entry or its tag changes alone.
         #[test]
         fn bucket_check_is_injective(slot in any::<u32>(), e in any::<u32>(), t in any::<u32>(), d in 1u32..) {
             prop_assert_ne!(bucket_check(slot, e, t), bucket_check(slot, e ^ d, t));
             prop_assert_ne!(bucket_check(slot, e, t), bucket_check(slot, e, t ^ d));
         }
-    }
-
-    #[test]
-    fn checksum_depends_on_seed_and_length() {
-        assert_ne!(checksum(1, b"abc"), checksum(2, b"abc"));
-        assert_ne!(checksum(1, b""), checksum(1, b"\0"));
-        assert_ne!(checksum(1, &[0; 32]), checksum(1, &[0; 33]));
     }
 }

@@ -2,7 +2,7 @@
 //! what the install pipeline consumes.
 use std::str::FromStr;
 
-use pep440_rs::Version;
+use pep440_rs::{Version, VersionParseError};
 
 use super::format::{EXTRAS_SEP, MAX_EXTRAS, META_STRING_MAX, same_name};
 use crate::hash::ContentHash;
@@ -75,8 +75,8 @@ pub struct LockedWheel {
 /// Version components DPL keeps next to the version string: the first three release segments.
 ///
 /// `2.31` gives `(2, 31, 0)`; the epoch, pre-, post-, dev- and local parts are ignored.
-pub fn version_components(version: &str) -> Result<(u64, u64, u64), String> {
-    let v = Version::from_str(version).map_err(|e| e.to_string())?;
+pub fn version_components(version: &str) -> Result<(u64, u64, u64), VersionParseError> {
+    let v = Version::from_str(version)?;
     let r = v.release();
     let at = |i: usize| r.get(i).copied().unwrap_or(0);
     Ok((at(0), at(1), at(2)))
@@ -94,14 +94,15 @@ pub enum DplBuildError {
     #[error("Package `{0}` is locked twice; a DPL holds one version of each package")]
     DuplicatePackage(String),
     /// A version that PEP 440 does not accept.
-    #[error("Invalid version `{version}` of package `{package}`: {reason}")]
+    #[error("Invalid version `{version}` of package `{package}`: {source}")]
     InvalidVersion {
         /// The package.
         package: String,
         /// The version string given.
         version: String,
         /// Why PEP 440 refuses it.
-        reason: String,
+        #[source]
+        source: VersionParseError,
     },
     /// A wheel file name that is not one.
     #[error("Invalid wheel file name `{filename}` for package `{package}`: {reason}")]
@@ -231,10 +232,10 @@ impl LockedPackage {
         }
         let package = || self.name.clone();
         let components =
-            version_components(&self.version).map_err(|reason| DplBuildError::InvalidVersion {
+            version_components(&self.version).map_err(|source| DplBuildError::InvalidVersion {
                 package: package(),
                 version: self.version.clone(),
-                reason,
+                source,
             })?;
         WheelFilename::parse(&self.wheel.filename).map_err(|e| DplBuildError::InvalidWheel {
             package: package(),

@@ -9,6 +9,7 @@ use memmap2::Mmap;
 use super::DplFileError;
 use super::format::*;
 use super::model::{Lock, LockMeta, LockedPackage, LockedWheel, version_components};
+use crate::format::bytes::{rec_u32, rec_u64, words_u32};
 use crate::hash::ContentHash;
 use crate::names::normalize_name;
 
@@ -183,9 +184,7 @@ impl DplWheel<'_> {
 
 impl<'a> DplEntry<'a> {
     fn le64(&self, at: usize) -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&self.rec[at..at + 8]);
-        u64::from_le_bytes(w)
+        rec_u64(self.rec, at)
     }
 
     fn hash32(&self, at: usize) -> [u8; 32] {
@@ -313,9 +312,7 @@ impl<'a> DplEntry<'a> {
 
     /// Indices of the entries this package depends on (checked to be in range), ascending.
     pub fn dependencies(&self) -> impl ExactSizeIterator<Item = u32> + use<'a> {
-        self.deps
-            .chunks_exact(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        words_u32(self.deps)
     }
 
     /// An owned copy, given the normalized names of its dependencies.
@@ -380,11 +377,10 @@ fn to_usize(what: &'static str, v: u64) -> Result<usize, DplError> {
 
 impl DplReader<Mmap> {
     /// Maps the file at `path` and checks its header.
-    #[allow(unsafe_code)]
     pub fn open(path: &Path) -> Result<Self, DplFileError> {
-        // SAFETY: DPL files are written to a temporary name and renamed into place, never
-        // modified in place, so the mapped bytes do not change while the reader lives.
-        let map = unsafe { crate::mmap::map_file(path) }.map_err(|source| DplFileError::Read {
+        // DPL files are written to a temporary name and renamed into place, never modified in
+        // place, so the mapped bytes do not change while the reader lives.
+        let map = crate::sys::map_immutable(path).map_err(|source| DplFileError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -662,9 +658,11 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         let at = self.buckets_off + slot * BUCKET_LEN;
         let slot32 = slot as u32;
         let bad = || DplError::BucketChecksum { slot: slot32 };
-        let bucket = b.get(at..at + BUCKET_LEN).ok_or_else(bad)?;
-        let le =
-            |i: usize| u32::from_le_bytes([bucket[i], bucket[i + 1], bucket[i + 2], bucket[i + 3]]);
+        let bucket: &[u8; BUCKET_LEN] = b
+            .get(at..at + BUCKET_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(bad)?;
+        let le = |i: usize| rec_u32(bucket, i);
         let (e, tag, check) = (le(0), le(4), le(8));
         if check != bucket_check(slot32, e, tag) {
             return Err(bad());
@@ -766,12 +764,8 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                 needed: (at + ENTRY_LEN) as u64,
                 len: b.len() as u64,
             })?;
-        let le32 = |at: usize| u32::from_le_bytes([rec[at], rec[at + 1], rec[at + 2], rec[at + 3]]);
-        let le64 = |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&rec[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
+        let le32 = |at: usize| rec_u32(rec, at);
+        let le64 = |at: usize| rec_u64(rec, at);
 
         let deps_start = le32(E_DEPS_START) as usize;
         let deps_end = deps_start + le32(E_DEPS_COUNT) as usize;
@@ -784,8 +778,8 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         }
         let mut lens = [0usize; STRING_COUNT];
         let mut blob_len = 0usize;
-        for (len, w) in lens.iter_mut().zip(rec[E_LENS..].chunks_exact(4)) {
-            *len = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize;
+        for (len, w) in lens.iter_mut().zip(words_u32(&rec[E_LENS..])) {
+            *len = w as usize;
             blob_len += *len;
         }
         let blob_off = le32(E_BLOB_OFF) as usize;
@@ -890,8 +884,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                 ));
             }
         }
-        for w in deps.chunks_exact(4) {
-            let d = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        for d in words_u32(deps) {
             if d as usize >= self.entry_count {
                 return Err(oob(
                     "dependency index",

@@ -1,5 +1,6 @@
 //! Reads `.dxpkg` bytes as untrusted input: every offset is checked, nothing panics.
 use super::format::*;
+use crate::format::bytes::{OutOfRange, u8_at, u16_at, u32_at, u64_at};
 
 /// A `.dxpkg` that cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub enum DxpkgError {
     /// A structural field is out of range or inconsistent.
     #[error("Corrupt .dxpkg: {0}")]
     Corrupt(&'static str),
+    /// A field lies outside the file.
+    #[error("Corrupt .dxpkg")]
+    OutOfRange(#[from] OutOfRange),
 }
 
 /// One file of a package, borrowed from the mapped bytes.
@@ -59,21 +63,6 @@ pub struct DxpkgReader<B> {
     dist_info: (usize, usize),
 }
 
-fn u16_at(b: &[u8], at: usize) -> Result<u16, DxpkgError> {
-    b.get(at..at + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .ok_or(DxpkgError::Corrupt("field out of range"))
-}
-fn u32_at(b: &[u8], at: usize) -> Result<u32, DxpkgError> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")))
-        .ok_or(DxpkgError::Corrupt("field out of range"))
-}
-fn u64_at(b: &[u8], at: usize) -> Result<u64, DxpkgError> {
-    b.get(at..at + 8)
-        .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
-        .ok_or(DxpkgError::Corrupt("field out of range"))
-}
 fn to_usize(v: u64) -> Result<usize, DxpkgError> {
     usize::try_from(v).map_err(|_| DxpkgError::Corrupt("offset too large"))
 }
@@ -201,6 +190,11 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
         self.bytes.as_ref()
     }
 
+    /// What the bytes are read from (a `Mmap`, for page advice).
+    pub fn get_ref(&self) -> &B {
+        &self.bytes
+    }
+
     /// Where the data section starts: every byte before it is index (header, buckets,
     /// entries, strings).
     pub fn data_offset(&self) -> u64 {
@@ -216,9 +210,10 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
         let at = self.entries_off + index * ENTRY_LEN;
         let path_off = u32_at(b, at + E_PATH_OFF)? as usize;
         let path_len = usize::from(u16_at(b, at + E_PATH_LEN)?);
-        let kind = EntryKind::from_u8(b[at + E_KIND]).ok_or(DxpkgError::Corrupt("entry kind"))?;
+        let kind =
+            EntryKind::from_u8(u8_at(b, at + E_KIND)?).ok_or(DxpkgError::Corrupt("entry kind"))?;
         let scheme =
-            Scheme::from_u8(b[at + E_SCHEME]).ok_or(DxpkgError::Corrupt("entry scheme"))?;
+            Scheme::from_u8(u8_at(b, at + E_SCHEME)?).ok_or(DxpkgError::Corrupt("entry scheme"))?;
         let mode = u32_at(b, at + E_MODE)?;
         let data_rel = to_usize(u64_at(b, at + E_DATA_OFF)?)?;
         let data_len = to_usize(u64_at(b, at + E_DATA_LEN)?)?;

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use super::format::*;
+use crate::format::bytes::{put_u16, put_u32, put_u64};
 
 /// A reason the writer refuses its input.
 #[derive(Debug, thiserror::Error)]
@@ -179,14 +180,14 @@ impl DxpkgWriter {
             table[slot] = i as u32 + 1;
 
             let mut rec = [0u8; ENTRY_LEN];
-            rec[E_PATH_HASH..E_PATH_HASH + 4].copy_from_slice(&(h as u32).to_le_bytes());
-            rec[E_PATH_OFF..E_PATH_OFF + 4].copy_from_slice(&path_refs[i].to_le_bytes());
-            rec[E_PATH_LEN..E_PATH_LEN + 2].copy_from_slice(&(e.path.len() as u16).to_le_bytes());
+            put_u32(&mut rec, E_PATH_HASH, h as u32);
+            put_u32(&mut rec, E_PATH_OFF, path_refs[i]);
+            put_u16(&mut rec, E_PATH_LEN, e.path.len() as u16);
             rec[E_KIND] = e.kind as u8;
             rec[E_SCHEME] = e.scheme as u8;
-            rec[E_MODE..E_MODE + 4].copy_from_slice(&e.mode.to_le_bytes());
-            rec[E_DATA_OFF..E_DATA_OFF + 8].copy_from_slice(&data_len.to_le_bytes());
-            rec[E_DATA_LEN..E_DATA_LEN + 8].copy_from_slice(&e.data.len().to_le_bytes());
+            put_u32(&mut rec, E_MODE, e.mode);
+            put_u64(&mut rec, E_DATA_OFF, data_len);
+            put_u64(&mut rec, E_DATA_LEN, e.data.len());
             entry_bytes.extend_from_slice(&rec);
             data_len = (data_len + e.data.len()).next_multiple_of(DATA_ALIGN as u64);
         }
@@ -194,20 +195,16 @@ impl DxpkgWriter {
         let mut head = Vec::with_capacity(data_off);
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(&MAGIC);
-        header[H_VERSION..H_VERSION + 4].copy_from_slice(&VERSION.to_le_bytes());
-        header[H_ENTRY_COUNT..H_ENTRY_COUNT + 4].copy_from_slice(&(n as u32).to_le_bytes());
-        header[H_BUCKET_COUNT..H_BUCKET_COUNT + 4].copy_from_slice(&(buckets as u32).to_le_bytes());
-        header[H_STRINGS_OFF..H_STRINGS_OFF + 8]
-            .copy_from_slice(&(strings_off as u64).to_le_bytes());
-        header[H_STRINGS_LEN..H_STRINGS_LEN + 8]
-            .copy_from_slice(&(strings.len() as u64).to_le_bytes());
-        header[H_DATA_OFF..H_DATA_OFF + 8].copy_from_slice(&(data_off as u64).to_le_bytes());
-        header[H_DATA_LEN..H_DATA_LEN + 8].copy_from_slice(&data_len.to_le_bytes());
-        header[H_NAME_LEN..H_NAME_LEN + 2].copy_from_slice(&(self.name.len() as u16).to_le_bytes());
-        header[H_VERSION_LEN..H_VERSION_LEN + 2]
-            .copy_from_slice(&(self.version.len() as u16).to_le_bytes());
-        header[H_DIST_INFO_LEN..H_DIST_INFO_LEN + 2]
-            .copy_from_slice(&(self.dist_info.len() as u16).to_le_bytes());
+        put_u32(&mut header, H_VERSION, VERSION);
+        put_u32(&mut header, H_ENTRY_COUNT, n as u32);
+        put_u32(&mut header, H_BUCKET_COUNT, buckets as u32);
+        put_u64(&mut header, H_STRINGS_OFF, strings_off as u64);
+        put_u64(&mut header, H_STRINGS_LEN, strings.len() as u64);
+        put_u64(&mut header, H_DATA_OFF, data_off as u64);
+        put_u64(&mut header, H_DATA_LEN, data_len);
+        put_u16(&mut header, H_NAME_LEN, self.name.len() as u16);
+        put_u16(&mut header, H_VERSION_LEN, self.version.len() as u16);
+        put_u16(&mut header, H_DIST_INFO_LEN, self.dist_info.len() as u16);
         head.extend_from_slice(&header);
         for slot in table {
             head.extend_from_slice(&slot.to_le_bytes());

@@ -133,10 +133,9 @@ impl<'s> LayoutCache<'s> {
             return false;
         }
         let index = id.and_then(|_| {
-            // SAFETY: index files are written under a temporary name and renamed into place,
-            // never modified afterwards, so the mapped bytes cannot change (see `map_file`).
-            #[allow(unsafe_code)]
-            let map = unsafe { crate::mmap::map_file(&path) };
+            // Index files are written under a temporary name and renamed into place, never
+            // modified afterwards, so the mapped bytes cannot change.
+            let map = crate::sys::map_immutable(&path);
             match map
                 .map_err(|e| e.to_string())
                 .and_then(|m| LayoutIndex::new(m).map_err(|e| e.to_string()))
@@ -499,9 +498,8 @@ fn same_layout(a: &LayoutEntry, b: &LayoutEntry) -> bool {
 
 /// The index at `path`: `Ok(None)` when there is none, `Err` when it cannot be read or parsed.
 fn read_index(path: &Path) -> Result<Option<LayoutIndex<Mmap>>, String> {
-    // SAFETY: index files are only ever replaced by rename, never written in place.
-    #[allow(unsafe_code)]
-    match unsafe { crate::mmap::map_file(path) } {
+    // Index files are only ever replaced by rename, never written in place.
+    match crate::sys::map_immutable(path) {
         Ok(map) => LayoutIndex::new(map)
             .map(Some)
             .map_err(|e: IndexError| e.to_string()),
@@ -576,28 +574,9 @@ fn swap_in(new: &Path, dir: &Path) -> Result<(), LayoutError> {
 }
 
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let ca = CString::new(a.as_os_str().as_bytes())?;
-    let cb = CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call; the call
-    // only reads them.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    Ok(renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE)?)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 
 use super::project_hash::ProjectHash;
+use crate::format::bytes::{put_u16, put_u32, put_u64, rec_u16, rec_u32, rec_u64};
 use crate::store::LinkMode;
 
 /// Magic bytes at offset 0.
@@ -251,26 +252,26 @@ impl LayoutEntry {
     fn encode(&self) -> [u8; ENTRY_LEN] {
         let mut b = [0u8; ENTRY_LEN];
         b[E_HASH..E_HASH + 32].copy_from_slice(self.project_hash.as_bytes());
-        b[E_CREATED..E_CREATED + 8].copy_from_slice(&self.created.to_le_bytes());
-        b[E_USED..E_USED + 8].copy_from_slice(&self.used.to_le_bytes());
-        b[E_BYTES..E_BYTES + 8].copy_from_slice(&self.total_bytes.to_le_bytes());
-        b[E_PACKAGES..E_PACKAGES + 4].copy_from_slice(&self.package_count.to_le_bytes());
-        b[E_FILES..E_FILES + 4].copy_from_slice(&self.file_count.to_le_bytes());
-        b[E_FLAGS..E_FLAGS + 2].copy_from_slice(&FLAG_OCCUPIED.to_le_bytes());
+        put_u64(&mut b, E_CREATED, self.created);
+        put_u64(&mut b, E_USED, self.used);
+        put_u64(&mut b, E_BYTES, self.total_bytes);
+        put_u32(&mut b, E_PACKAGES, self.package_count);
+        put_u32(&mut b, E_FILES, self.file_count);
+        put_u16(&mut b, E_FLAGS, FLAG_OCCUPIED);
         b[E_LINK_MODE] = link_mode_to_u8(self.link_mode);
         b[E_PY_MAJOR] = self.python_version.0;
         b[E_PY_MINOR] = self.python_version.1;
         b[E_TAG_LEN] = self.tag_len;
         b[E_TAG..E_TAG + MAX_TAG_LEN].copy_from_slice(&self.tag);
         let sum = checksum(&b[..E_CHECKSUM]);
-        b[E_CHECKSUM..].copy_from_slice(&sum.to_le_bytes());
+        put_u64(&mut b, E_CHECKSUM, sum);
         b
     }
 
     /// Decodes an occupied slot, checksum first.
     fn decode(slot: usize, b: &[u8; ENTRY_LEN]) -> Result<Self, IndexError> {
         let expected = checksum(&b[..E_CHECKSUM]);
-        let got = le_u64(b, E_CHECKSUM);
+        let got = rec_u64(b, E_CHECKSUM);
         if expected != got {
             return Err(IndexError::EntryChecksum {
                 slot,
@@ -279,7 +280,7 @@ impl LayoutEntry {
             });
         }
         let field = |field, got: u64| IndexError::EntryField { slot, field, got };
-        let flags = le_u16(b, E_FLAGS);
+        let flags = rec_u16(b, E_FLAGS);
         if flags != FLAG_OCCUPIED {
             return Err(field("flags", u64::from(flags)));
         }
@@ -296,11 +297,11 @@ impl LayoutEntry {
         hash.copy_from_slice(&b[E_HASH..E_HASH + 32]);
         Ok(Self {
             project_hash: ProjectHash::from_bytes(hash),
-            created: le_u64(b, E_CREATED),
-            used: le_u64(b, E_USED),
-            total_bytes: le_u64(b, E_BYTES),
-            package_count: le_u32(b, E_PACKAGES),
-            file_count: le_u32(b, E_FILES),
+            created: rec_u64(b, E_CREATED),
+            used: rec_u64(b, E_USED),
+            total_bytes: rec_u64(b, E_BYTES),
+            package_count: rec_u32(b, E_PACKAGES),
+            file_count: rec_u32(b, E_FILES),
             link_mode,
             python_version: (b[E_PY_MAJOR], b[E_PY_MINOR]),
             tag,
@@ -326,59 +327,8 @@ pub(crate) fn link_mode_from_u8(b: u8) -> Option<LinkMode> {
     }
 }
 
-// The slot and header arrays have fixed sizes, so these reads cannot go out of bounds.
-fn le_u16(b: &[u8; ENTRY_LEN], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn le_u32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(w)
-}
-fn le_u64<const N: usize>(b: &[u8; N], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
-/// A 64-bit corruption check: two interleaved lanes of a word-at-a-time multiply-rotate mix
-/// (even words in one, odd words in the other, so the CPU runs them in parallel), then a
-/// finalizer.
-///
-/// Each step is a bijection of its lane's state for a fixed word and of the word for a fixed
-/// state, and the lanes are combined by xor (a bijection of either lane for a fixed other), so any
-/// damage confined to one 8-byte word always changes the result; wider damage goes unnoticed with
-/// probability about 2^-64. It guards against torn or flipped bytes, not against an adversary (who
-/// could as well rewrite the layouts). blake3 would cost more than a whole lookup; see
-/// `docs/formats/dxlc.md`.
-pub(crate) fn checksum(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    const K2: u64 = 0xff51_afd7_ed55_8ccd;
-    fn step(h: u64, word: &[u8]) -> u64 {
-        let mut w = [0u8; 8];
-        w[..word.len()].copy_from_slice(word);
-        (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(31)
-    }
-    let mut a = 0x6478_6c63_2d76_3101 ^ (bytes.len() as u64).wrapping_mul(K);
-    let mut b = 0x6c61_796f_7574_7321_u64;
-    let mut pairs = bytes.chunks_exact(16);
-    for p in &mut pairs {
-        a = step(a, &p[..8]);
-        b = step(b, &p[8..]);
-    }
-    let rest = pairs.remainder();
-    if !rest.is_empty() {
-        let (first, second) = rest.split_at(rest.len().min(8));
-        a = step(a, first);
-        if !second.is_empty() {
-            b = step(b, second);
-        }
-    }
-    let mut h = a ^ b.rotate_left(32);
-    h ^= h >> 33;
-    h = h.wrapping_mul(K2);
-    h ^ (h >> 29)
-}
+/// The header and slot checksum (see `docs/formats/dxlc.md`).
+pub(crate) use crate::format::checksum::two_lane as checksum;
 
 /// A layout index read in place from its bytes (a mapped `index.dxlc`).
 ///
@@ -413,11 +363,11 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
         if magic != MAGIC {
             return Err(IndexError::BadMagic { got: magic });
         }
-        let version = le_u32(head, H_VERSION);
+        let version = rec_u32(head, H_VERSION);
         if version != VERSION {
             return Err(IndexError::UnsupportedVersion { got: version });
         }
-        let stored = le_u64(head, H_CHECKSUM);
+        let stored = rec_u64(head, H_CHECKSUM);
         let computed = checksum(&head[..H_CHECKSUM]);
         if stored != computed {
             return Err(IndexError::HeaderChecksum {
@@ -425,15 +375,15 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
                 got: stored,
             });
         }
-        let flags = le_u32(head, H_FLAGS);
+        let flags = rec_u32(head, H_FLAGS);
         if flags != 0 {
             return Err(IndexError::UnknownFlags { got: flags });
         }
-        let entry_len = le_u32(head, H_ENTRY_LEN);
+        let entry_len = rec_u32(head, H_ENTRY_LEN);
         if entry_len as usize != ENTRY_LEN {
             return Err(IndexError::EntryLen { got: entry_len });
         }
-        let capacity = le_u32(head, H_CAPACITY);
+        let capacity = rec_u32(head, H_CAPACITY);
         if !capacity.is_power_of_two() || capacity < MIN_CAPACITY {
             return Err(IndexError::Capacity { got: capacity });
         }
@@ -444,7 +394,7 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
                 got: b.len() as u64,
             });
         }
-        let count = le_u32(head, H_COUNT);
+        let count = rec_u32(head, H_COUNT);
         if u64::from(count) * 2 > u64::from(capacity) {
             return Err(IndexError::Overfull { count, capacity });
         }
@@ -452,8 +402,8 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
             version,
             capacity,
             count,
-            generation: le_u64(head, H_GENERATION),
-            written_at: le_u64(head, H_WRITTEN_AT),
+            generation: rec_u64(head, H_GENERATION),
+            written_at: rec_u64(head, H_WRITTEN_AT),
             checksum: stored,
         };
         Ok(Self { bytes, header })
@@ -502,7 +452,7 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
             let Some(slot) = self.slot(i) else {
                 return Ok(None);
             };
-            if le_u16(slot, E_FLAGS) == 0 {
+            if rec_u16(slot, E_FLAGS) == 0 {
                 return Ok(None);
             }
             if slot[E_HASH..E_HASH + 32] == hash.as_bytes()[..] {
@@ -520,7 +470,7 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
             if slot.iter().all(|&b| b == 0) {
                 return None;
             }
-            if le_u16(slot, E_FLAGS) == 0 {
+            if rec_u16(slot, E_FLAGS) == 0 {
                 return Some(Err(IndexError::DirtyEmptySlot { slot: i }));
             }
             Some(LayoutEntry::decode(i, slot))
@@ -539,7 +489,7 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
                 expected: (HEADER_LEN + cap * ENTRY_LEN) as u64,
                 got: self.bytes.as_ref().len() as u64,
             })?;
-            if le_u16(slot, E_FLAGS) == 0 {
+            if rec_u16(slot, E_FLAGS) == 0 {
                 if slot.iter().any(|&b| b != 0) {
                     return Err(IndexError::DirtyEmptySlot { slot: i });
                 }
@@ -552,7 +502,7 @@ impl<B: AsRef<[u8]>> LayoutIndex<B> {
             }
             let mut j = (entry.project_hash.slot_seed() as usize) & mask;
             while j != i {
-                let on_chain = self.slot(j).is_some_and(|s| le_u16(s, E_FLAGS) != 0);
+                let on_chain = self.slot(j).is_some_and(|s| rec_u16(s, E_FLAGS) != 0);
                 if !on_chain {
                     return Err(IndexError::Unreachable {
                         slot: i,
@@ -614,14 +564,14 @@ pub fn encode_index(
     }
     let head = &mut out[..HEADER_LEN];
     head[..4].copy_from_slice(&MAGIC);
-    head[H_VERSION..H_VERSION + 4].copy_from_slice(&VERSION.to_le_bytes());
-    head[H_ENTRY_LEN..H_ENTRY_LEN + 4].copy_from_slice(&(ENTRY_LEN as u32).to_le_bytes());
-    head[H_CAPACITY..H_CAPACITY + 4].copy_from_slice(&capacity.to_le_bytes());
-    head[H_COUNT..H_COUNT + 4].copy_from_slice(&(entries.len() as u32).to_le_bytes());
-    head[H_GENERATION..H_GENERATION + 8].copy_from_slice(&generation.to_le_bytes());
-    head[H_WRITTEN_AT..H_WRITTEN_AT + 8].copy_from_slice(&written_at.to_le_bytes());
+    put_u32(head, H_VERSION, VERSION);
+    put_u32(head, H_ENTRY_LEN, ENTRY_LEN as u32);
+    put_u32(head, H_CAPACITY, capacity);
+    put_u32(head, H_COUNT, entries.len() as u32);
+    put_u64(head, H_GENERATION, generation);
+    put_u64(head, H_WRITTEN_AT, written_at);
     let sum = checksum(&head[..H_CHECKSUM]);
-    head[H_CHECKSUM..].copy_from_slice(&sum.to_le_bytes());
+    put_u64(head, H_CHECKSUM, sum);
     Ok(out)
 }
 
@@ -635,11 +585,11 @@ pub fn reseal(bytes: &mut [u8]) {
     }
     let (head, slots) = bytes.split_at_mut(HEADER_LEN);
     let sum = checksum(&head[..H_CHECKSUM]);
-    head[H_CHECKSUM..].copy_from_slice(&sum.to_le_bytes());
+    put_u64(head, H_CHECKSUM, sum);
     for slot in slots.chunks_exact_mut(ENTRY_LEN) {
         if slot[E_FLAGS..E_FLAGS + 2] != [0, 0] {
             let sum = checksum(&slot[..E_CHECKSUM]);
-            slot[E_CHECKSUM..].copy_from_slice(&sum.to_le_bytes());
+            put_u64(slot, E_CHECKSUM, sum);
         }
     }
 }
@@ -696,7 +646,7 @@ mod tests {
         let good = encode_index(&[entry([1; 32], 1)], 0, 1, 1).unwrap();
         let reseal = |mut b: Vec<u8>| {
             let sum = checksum(&b[..H_CHECKSUM]);
-            b[H_CHECKSUM..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
+            put_u64(&mut b, H_CHECKSUM, sum);
             b
         };
         let with = |at: usize, val: &[u8]| {

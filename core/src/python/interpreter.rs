@@ -1,27 +1,20 @@
-//! Finding a Python interpreter and asking it, once, what it is.
-//!
-//! The answer is cached as JSON under `{cache}/interpreters/`, keyed by the interpreter's path
-//! and the size and modification time of the file it runs, so that a later `find` of the same
-//! interpreter reads one small file and starts no process.
+//! A Python interpreter and what it says about itself: [`Interpreter::find`] locates one
+//! (`discovery`, `pyenv`), asks it once with a small script and keeps the answer
+//! (`query_cache`).
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use super::discovery::locate;
+use super::query_cache::{cache_file, cache_key, read_cache, write_cache};
 use super::tags::TagPriorities;
-use crate::hash::ContentHash;
 use crate::index::PipDefaultIndex;
 
 /// The Python program run (with `-I -c`) to learn what an interpreter is; prints one JSON line.
 const QUERY_SCRIPT: &str = include_str!("query_interpreter.py");
-
-/// Bumped whenever [`InterpreterInfo`] or the cache entry changes shape, so old entries miss.
-/// (2: `pip_index_url` added; answers cached before it would say "no pip" for every interpreter.)
-const CACHE_FORMAT: u32 = 2;
 
 /// A Python version, `major.minor.patch` (pre-release parts are kept in the marker values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -57,7 +50,7 @@ pub struct SchemePaths {
 }
 
 /// The C library the interpreter is linked against (Linux only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Libc {
     /// GNU libc, e.g. 2.36: `manylinux` wheels up to `manylinux_2_36` run.
@@ -200,7 +193,8 @@ pub enum InterpreterError {
         /// The interpreter.
         path: PathBuf,
         /// What is wrong with the answer.
-        reason: String,
+        #[source]
+        reason: QueryAnswerError,
         /// The start of the answer.
         output: String,
     },
@@ -214,69 +208,6 @@ pub enum InterpreterError {
         source: std::io::Error,
     },
 }
-
-/// One interpreter answer in `{cache}/interpreters/{blake3 of key path}.json`.
-#[derive(Serialize, Deserialize)]
-struct CacheEntry {
-    format: u32,
-    key: CacheKey,
-    info: InterpreterInfo,
-}
-
-/// What must not change for a cached answer to stay valid.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct CacheKey {
-    /// The interpreter path with its directory canonicalized (the file name is kept, so that a
-    /// venv's `bin/python` link is not confused with the interpreter it points to).
-    path: PathBuf,
-    /// Size of the file the path resolves to.
-    size: u64,
-    /// Modification time (ns since the epoch) of the file the path resolves to.
-    mtime_ns: u64,
-    /// Modification time of the path itself when it is a symlink (a re-created venv link).
-    link_mtime_ns: Option<u64>,
-}
-
-/// What the user asked for.
-#[derive(Debug, PartialEq, Eq)]
-enum Request {
-    /// A file (or a venv / installation directory).
-    Path(PathBuf),
-    /// `3.X` or `python3.X`.
-    Minor(u32),
-    /// A program name looked up on `PATH` (`python3` when nothing was asked).
-    Name(String),
-}
-
-impl Request {
-    fn parse(request: Option<&str>) -> Self {
-        let Some(s) = request else {
-            return Self::Name("python3".to_string());
-        };
-        let version = s.strip_prefix("python").unwrap_or(s);
-        if version == "3" {
-            return Self::Name("python3".to_string());
-        }
-        if let Some(minor) = version.strip_prefix("3.")
-            && !minor.is_empty()
-            && minor.len() < 4
-            && minor.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(minor) = minor.parse()
-        {
-            return Self::Minor(minor);
-        }
-        if s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) || s.starts_with('.') {
-            return Self::Path(PathBuf::from(s));
-        }
-        if let Some(rest) = s.strip_prefix("~/")
-            && let Some(home) = std::env::var_os("HOME")
-        {
-            return Self::Path(PathBuf::from(home).join(rest));
-        }
-        Self::Name(s.to_string())
-    }
-}
-
 impl Interpreter {
     /// Finds the interpreter for `request` and describes it, from the cache under
     /// `{cache_dir}/interpreters/` when the interpreter file is unchanged.
@@ -306,10 +237,7 @@ impl Interpreter {
         read: bool,
     ) -> Result<Self, InterpreterError> {
         let key = cache_key(path)?;
-        let cache_file = cache_dir.join("interpreters").join(format!(
-            "{}.json",
-            ContentHash::of(key.path.as_os_str().as_encoded_bytes())
-        ));
+        let cache_file = cache_file(cache_dir, &key);
         if read && let Some(interp) = read_cache(&cache_file, &key) {
             tracing::debug!("Interpreter cache hit for `{}`", path.display());
             return Ok(interp);
@@ -378,7 +306,7 @@ impl Interpreter {
             });
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let bad = |reason: String| InterpreterError::BadOutput {
+        let bad = |reason: QueryAnswerError| InterpreterError::BadOutput {
             path: path.to_path_buf(),
             reason,
             output: head(&stdout, 500),
@@ -387,9 +315,9 @@ impl Interpreter {
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
-            .ok_or_else(|| bad("no output".to_string()))?;
+            .ok_or_else(|| bad(QueryAnswerError::Empty))?;
         let info: InterpreterInfo =
-            serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+            serde_json::from_str(line).map_err(|e| bad(QueryAnswerError::Json(e)))?;
         let markers = build_markers(&info.markers).map_err(bad)?;
         Ok(Self::with_markers(path.to_path_buf(), info, markers))
     }
@@ -450,8 +378,24 @@ impl Interpreter {
     }
 }
 
+/// What is wrong with an interpreter's answer to the query script.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryAnswerError {
+    /// It printed nothing.
+    #[error("no output")]
+    Empty,
+    /// Its last line is not the JSON the script prints.
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A marker version PEP 440 does not accept.
+    #[error("invalid marker version: {0}")]
+    MarkerVersion(#[source] pep440_rs::VersionParseError),
+}
+
 /// Parses the marker values into the `pep508_rs` environment, accepting `3.13.0+` dev builds.
-fn build_markers(m: &MarkerValues) -> Result<pep508_rs::MarkerEnvironment, String> {
+pub(super) fn build_markers(
+    m: &MarkerValues,
+) -> Result<pep508_rs::MarkerEnvironment, QueryAnswerError> {
     let trim = |s: &str| s.trim_end_matches('+').to_string();
     let (full, short, implementation) = (
         trim(&m.python_full_version),
@@ -471,7 +415,7 @@ fn build_markers(m: &MarkerValues) -> Result<pep508_rs::MarkerEnvironment, Strin
         python_version: &short,
         sys_platform: &m.sys_platform,
     })
-    .map_err(|e| format!("invalid marker version: {e}"))
+    .map_err(QueryAnswerError::MarkerVersion)
 }
 
 fn head(s: &str, max: usize) -> String {
@@ -481,7 +425,9 @@ fn head(s: &str, max: usize) -> String {
     }
 }
 
-fn tail(s: &str, max: usize) -> String {
+/// The last `max` characters of `s` (trimmed), marked `…` when cut: the end of a child's
+/// standard error, where the reason usually is.
+pub(super) fn tail(s: &str, max: usize) -> String {
     let s = s.trim();
     let count = s.chars().count();
     if count <= max {
@@ -490,449 +436,14 @@ fn tail(s: &str, max: usize) -> String {
     let start = s.char_indices().nth(count - max).map_or(0, |(i, _)| i);
     format!("…{}", &s[start..])
 }
-
-fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn cache_key(path: &Path) -> Result<CacheKey, InterpreterError> {
-    let io = |source| InterpreterError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let absolute = std::path::absolute(path).map_err(io)?;
-    let key_path = match (absolute.parent(), absolute.file_name()) {
-        (Some(parent), Some(name)) => fs_err::canonicalize(parent).map_err(io)?.join(name),
-        _ => fs_err::canonicalize(&absolute).map_err(io)?,
-    };
-    let link = fs_err::symlink_metadata(&key_path).map_err(io)?;
-    let target = fs_err::metadata(&key_path).map_err(io)?;
-    Ok(CacheKey {
-        path: key_path,
-        size: target.len(),
-        mtime_ns: mtime_ns(&target),
-        link_mtime_ns: link.file_type().is_symlink().then(|| mtime_ns(&link)),
-    })
-}
-
-fn read_cache(cache_file: &Path, key: &CacheKey) -> Option<Interpreter> {
-    let bytes = std::fs::read(cache_file).ok()?;
-    let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-    if entry.format != CACHE_FORMAT || entry.key != *key {
-        return None;
-    }
-    Interpreter::from_info(key.path.clone(), entry.info).ok()
-}
-
-/// Stores the answer; a cache that cannot be written only costs the next `find` a process.
-fn write_cache(cache_file: &Path, key: CacheKey, info: &InterpreterInfo) {
-    let entry = CacheEntry {
-        format: CACHE_FORMAT,
-        key,
-        info: info.clone(),
-    };
-    let result = (|| -> std::io::Result<()> {
-        let dir = cache_file.parent().unwrap_or(Path::new("."));
-        fs_err::create_dir_all(dir)?;
-        let mut tmp = crate::temp::file_in(dir)?;
-        tmp.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
-        tmp.persist(cache_file).map_err(|e| e.error)?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        tracing::debug!(
-            "Failed to cache the interpreter answer in `{}`: {e}",
-            cache_file.display()
-        );
-    }
-}
-
-/// Turns a request into the path of an interpreter, without running anything.
-fn locate(request: Option<&str>) -> Result<PathBuf, InterpreterError> {
-    let shown = request.unwrap_or("python3").to_string();
-    let mut tried = Vec::new();
-    let found = match Request::parse(request) {
-        Request::Path(path) => {
-            let found = from_directory_or_file(&path);
-            match found
-                .as_deref()
-                .and_then(|p| Some((pyenv_shim(p)?, p.file_name()?)))
-            {
-                // A shim given by path: its own mtime says nothing about the version it runs.
-                Some((shim, name)) => {
-                    let name = name.to_string_lossy();
-                    let real = shim.resolve(&name);
-                    if real.is_none() {
-                        tried.push(format!(
-                            "pyenv shim `{}` (no active pyenv version provides `{name}`)",
-                            path.display()
-                        ));
-                    }
-                    real
-                }
-                None => {
-                    if found.is_none() {
-                        tried.push(format!("`{}`", path.display()));
-                    }
-                    found
-                }
-            }
-        }
-        Request::Name(name) => search_path(&name, &mut tried),
-        Request::Minor(minor) => {
-            let name = format!("python3.{minor}");
-            search_path(&name, &mut tried).or_else(|| {
-                let root = pyenv_root();
-                tried.push(format!(
-                    "`{}`",
-                    root.join("versions")
-                        .join(format!("3.{minor}*"))
-                        .join("bin")
-                        .join(&name)
-                        .display()
-                ));
-                pyenv_version_binary(&root, minor, &name)
-            })
-        }
-    };
-    found.ok_or(InterpreterError::NotFound {
-        request: shown,
-        tried,
-    })
-}
-
-/// A file as is; a directory by its `bin/python3` or `bin/python` (a venv or an installation).
-fn from_directory_or_file(path: &Path) -> Option<PathBuf> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return Some(path.to_path_buf());
-    }
-    ["bin/python3", "bin/python"]
-        .iter()
-        .map(|name| path.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.is_file() && meta.permissions().mode() & 0o111 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        meta.is_file()
-    }
-}
-
-fn path_dirs() -> Vec<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default()
-}
-
-/// The first `name` on `PATH`; pyenv shims are resolved, and skipped when no active pyenv
-/// version provides `name` (the shim would fail).
-fn search_path(name: &str, tried: &mut Vec<String>) -> Option<PathBuf> {
-    tried.push(format!("`{name}` in PATH"));
-    for dir in path_dirs() {
-        let candidate = dir.join(name);
-        if !is_executable(&candidate) {
-            continue;
-        }
-        match pyenv_shim(&candidate) {
-            None => return Some(candidate),
-            Some(shim) => match shim.resolve(name) {
-                Some(real) => return Some(real),
-                None => tried.push(format!(
-                    "pyenv shim `{}` (no active pyenv version provides `{name}`)",
-                    candidate.display()
-                )),
-            },
-        }
-    }
-    None
-}
-
-/// `$PYENV_ROOT`, else `~/.pyenv`.
-fn pyenv_root() -> PathBuf {
-    if let Some(root) = std::env::var_os("PYENV_ROOT").filter(|r| !r.is_empty()) {
-        return PathBuf::from(root);
-    }
-    std::env::var_os("HOME").map_or_else(
-        || PathBuf::from(".pyenv"),
-        |h| PathBuf::from(h).join(".pyenv"),
-    )
-}
-
-/// Orders pyenv version directory names: plain releases (`3.12.1` -> (true, [3, 12, 1])) above
-/// any suffixed build (`3.13.0t`, `3.13.0rc1`: free-threaded or pre-release), then by number.
-fn version_key(name: &str) -> (bool, Vec<u32>) {
-    let mut parts = Vec::new();
-    let mut plain = true;
-    for part in name.split('.') {
-        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-        if digits.len() != part.len() {
-            plain = false;
-        }
-        parts.push(digits.parse().unwrap_or(0));
-        if !plain {
-            break;
-        }
-    }
-    (plain, parts)
-}
-
-/// The newest `{root}/versions/3.X[.*]/bin/{name}`.
-fn pyenv_version_binary(root: &Path, minor: u32, name: &str) -> Option<PathBuf> {
-    let prefix = format!("3.{minor}");
-    let entries = std::fs::read_dir(root.join("versions")).ok()?;
-    let mut best: Option<((bool, Vec<u32>), PathBuf)> = None;
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(dir_name) = file_name.to_str() else {
-            continue;
-        };
-        let matches = dir_name == prefix
-            || dir_name
-                .strip_prefix(&prefix)
-                .is_some_and(|rest| rest.starts_with('.') || rest == "t");
-        let binary = entry.path().join("bin").join(name);
-        if !matches || !is_executable(&binary) {
-            continue;
-        }
-        let key = version_key(dir_name);
-        if best.as_ref().is_none_or(|(k, _)| key > *k) {
-            best = Some((key, binary));
-        }
-    }
-    best.map(|(_, path)| path)
-}
-
-/// A pyenv shim script and the pyenv root it belongs to.
-struct PyenvShim {
-    root: PathBuf,
-    shim_dir: PathBuf,
-}
-
-/// Recognizes a pyenv shim (a small shell script that `exec`s `pyenv exec`).
-fn pyenv_shim(path: &Path) -> Option<PyenvShim> {
-    use std::io::Read;
-    let mut head = [0u8; 1024];
-    let mut file = std::fs::File::open(path).ok()?;
-    let n = file.read(&mut head).ok()?;
-    let text = std::str::from_utf8(head.get(..n)?).ok()?;
-    if !text.starts_with("#!") || !text.contains("pyenv\" exec") {
-        return None;
-    }
-    let root = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("export PYENV_ROOT="))
-        .map(|r| PathBuf::from(r.trim_matches('"')))
-        .unwrap_or_else(pyenv_root);
-    Some(PyenvShim {
-        root,
-        shim_dir: path.parent()?.to_path_buf(),
-    })
-}
-
-impl PyenvShim {
-    /// What `pyenv which {name}` would answer: the first active version that has `name`, then
-    /// the system one (`PATH` without the shims).
-    fn resolve(&self, name: &str) -> Option<PathBuf> {
-        for version in self.active_versions() {
-            if version == "system" {
-                continue;
-            }
-            if let Some(dir) = self.version_dir(&version) {
-                let binary = dir.join("bin").join(name);
-                if is_executable(&binary) {
-                    return Some(binary);
-                }
-            }
-        }
-        let shims = [self.shim_dir.clone(), self.root.join("shims")];
-        path_dirs()
-            .into_iter()
-            .filter(|d| !shims.contains(d))
-            .map(|d| d.join(name))
-            .find(|p| is_executable(p) && pyenv_shim(p).is_none())
-    }
-
-    /// `PYENV_VERSION`, else the nearest `.python-version`, else `{root}/version`.
-    fn active_versions(&self) -> Vec<String> {
-        if let Some(v) = std::env::var("PYENV_VERSION")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            return v.split(':').map(str::to_string).collect();
-        }
-        let mut starts = Vec::new();
-        if let Some(dir) = std::env::var_os("PYENV_DIR") {
-            starts.push(PathBuf::from(dir));
-        }
-        if let Ok(cwd) = std::env::current_dir() {
-            starts.push(cwd);
-        }
-        for start in starts {
-            for dir in start.ancestors() {
-                if let Some(versions) = read_version_file(&dir.join(".python-version")) {
-                    return versions;
-                }
-            }
-        }
-        read_version_file(&self.root.join("version")).unwrap_or_else(|| vec!["system".into()])
-    }
-
-    /// `{root}/versions/{version}`, with `python-` stripped or as the newest `{version}.*`.
-    fn version_dir(&self, version: &str) -> Option<PathBuf> {
-        if version.contains('/') || version == ".." {
-            return None;
-        }
-        let versions = self.root.join("versions");
-        let version = if versions.join(version).is_dir() {
-            version
-        } else {
-            version.strip_prefix("python-").unwrap_or(version)
-        };
-        if versions.join(version).is_dir() {
-            return Some(versions.join(version));
-        }
-        let mut best: Option<((bool, Vec<u32>), PathBuf)> = None;
-        for entry in std::fs::read_dir(&versions).ok()?.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !name
-                .strip_prefix(version)
-                .is_some_and(|r| r.starts_with('.'))
-            {
-                continue;
-            }
-            let key = version_key(name);
-            if key.0 && best.as_ref().is_none_or(|(k, _)| key > *k) {
-                best = Some((key, entry.path()));
-            }
-        }
-        best.map(|(_, p)| p)
-    }
-}
-
-/// The words of a pyenv version file: the first word of each line, comments skipped.
-fn read_version_file(path: &Path) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let versions: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| !w.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    (!versions.is_empty()).then_some(versions)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::python::pyenv::{pyenv_root, pyenv_shim, pyenv_version_binary};
 
     /// An interpreter from the machine's pyenv, `3.{minor}`, when installed.
     pub(crate) fn pyenv_python(minor: u32) -> Option<PathBuf> {
         pyenv_version_binary(&pyenv_root(), minor, &format!("python3.{minor}"))
-    }
-
-    #[test]
-    fn requests_parse() {
-        assert_eq!(Request::parse(None), Request::Name("python3".into()));
-        assert_eq!(Request::parse(Some("3")), Request::Name("python3".into()));
-        assert_eq!(Request::parse(Some("3.12")), Request::Minor(12));
-        assert_eq!(Request::parse(Some("python3.8")), Request::Minor(8));
-        assert_eq!(Request::parse(Some("pypy3")), Request::Name("pypy3".into()));
-        assert_eq!(
-            Request::parse(Some("./venv/bin/python")),
-            Request::Path("./venv/bin/python".into())
-        );
-        assert_eq!(
-            Request::parse(Some("/usr/bin/python3")),
-            Request::Path("/usr/bin/python3".into())
-        );
-        assert_eq!(Request::parse(Some("3.x")), Request::Name("3.x".into()));
-    }
-
-    #[test]
-    fn version_keys_order_pyenv_directories() {
-        let mut names = vec![
-            "3.14.0t",
-            "3.9.18",
-            "3.13.0",
-            "3.10.13",
-            "3.14.0rc1",
-            "3.13.1",
-        ];
-        names.sort_by_key(|n| version_key(n));
-        assert_eq!(
-            names,
-            [
-                "3.14.0t",
-                "3.14.0rc1",
-                "3.9.18",
-                "3.10.13",
-                "3.13.0",
-                "3.13.1"
-            ]
-        );
-    }
-
-    #[test]
-    fn pyenv_lookup_picks_newest_matching_minor() {
-        let root = tempfile::tempdir().unwrap();
-        for v in [
-            "3.1.5", "3.12.0", "3.12.10", "3.12.9", "3.12.11t", "3.120.1",
-        ] {
-            let bin = root.path().join("versions").join(v).join("bin");
-            fs_err::create_dir_all(&bin).unwrap();
-            let exe = bin.join(if v == "3.1.5" {
-                "python3.1"
-            } else {
-                "python3.12"
-            });
-            fs_err::write(&exe, "").unwrap();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                fs_err::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-            }
-        }
-        let found = pyenv_version_binary(root.path(), 12, "python3.12").unwrap();
-        assert!(
-            found.ends_with("3.12.10/bin/python3.12"),
-            "{}",
-            found.display()
-        );
-        let found = pyenv_version_binary(root.path(), 1, "python3.1").unwrap();
-        assert!(
-            found.ends_with("3.1.5/bin/python3.1"),
-            "{}",
-            found.display()
-        );
-        assert!(pyenv_version_binary(root.path(), 11, "python3.11").is_none());
-    }
-
-    #[test]
-    fn missing_interpreter_says_what_was_tried() {
-        let err = locate(Some("3.99")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("`python3.99` in PATH"), "{msg}");
-        assert!(msg.contains("3.99*"), "{msg}");
-        assert!(
-            msg.starts_with("No Python interpreter found for `3.99`"),
-            "{msg}"
-        );
-        let err = locate(Some("/nonexistent/python")).unwrap_err();
-        assert!(err.to_string().contains("`/nonexistent/python`"), "{err}");
     }
 
     #[test]
@@ -1156,62 +667,6 @@ pub(crate) mod tests {
             fs_err::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
             let err = Interpreter::query(&exe).unwrap_err();
             assert!(err.to_string().contains(expected), "{err}");
-        }
-    }
-
-    #[test]
-    fn pyenv_shim_resolves_without_running_pyenv() {
-        let root = tempfile::tempdir().unwrap();
-        let shims = root.path().join("shims");
-        let bin = root.path().join("versions/3.12.4/bin");
-        fs_err::create_dir_all(&shims).unwrap();
-        fs_err::create_dir_all(&bin).unwrap();
-        let shim = shims.join("python3");
-        fs_err::write(
-            &shim,
-            format!(
-                "#!/usr/bin/env bash\nset -e\nexport PYENV_ROOT=\"{}\"\nexec \"{}/libexec/pyenv\" exec \"$program\" \"$@\"\n",
-                root.path().display(),
-                root.path().display()
-            ),
-        )
-        .unwrap();
-        fs_err::write(bin.join("python3"), "").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs_err::set_permissions(bin.join("python3"), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
-        }
-        fs_err::write(root.path().join("version"), "# comment\n3.12\n").unwrap();
-        let parsed = pyenv_shim(&shim).unwrap();
-        assert_eq!(parsed.root, root.path());
-        // `3.12` is a prefix: resolved to the newest installed 3.12.x, as pyenv does. The test
-        // process may have PYENV_VERSION or a `.python-version` above its directory, so only
-        // check the version-file and directory logic directly.
-        assert_eq!(
-            read_version_file(&root.path().join("version")).unwrap(),
-            ["3.12"]
-        );
-        assert_eq!(
-            parsed.version_dir("3.12").unwrap(),
-            root.path().join("versions/3.12.4")
-        );
-        assert_eq!(
-            parsed.version_dir("python-3.12.4").unwrap(),
-            root.path().join("versions/3.12.4")
-        );
-        assert!(parsed.version_dir("../etc").is_none());
-        assert!(parsed.version_dir("3.13").is_none());
-
-        // Given by path, the shim is resolved too, through `{root}/version` (unless this
-        // process has a PYENV_VERSION or `.python-version` of its own, which would win).
-        let local = std::env::current_dir()
-            .unwrap()
-            .ancestors()
-            .any(|d| d.join(".python-version").is_file());
-        if std::env::var_os("PYENV_VERSION").is_none() && !local {
-            assert_eq!(locate(shim.to_str()).unwrap(), bin.join("python3"));
         }
     }
 

@@ -1,6 +1,6 @@
-//! Python interpreters: finding one and describing it ([`Interpreter`]), the wheel tags it
-//! accepts, creating venvs for it ([`create_venv`]) and compiling bytecode with it
-//! ([`compile_sources`]).
+//! Python interpreters: finding one and describing it ([`Interpreter`]), the wheel tags and
+//! markers of a target ([`TagTarget`], [`Target`]; pure, no interpreter needed), creating venvs
+//! ([`create_venv`]) and compiling bytecode ([`compile`]).
 //!
 //! A venv made by [`create_venv`]:
 //!
@@ -17,24 +17,27 @@
 //! ├── lib/pythonX.Y/site-packages/
 //! └── lib64 -> lib             on 64-bit POSIX other than macOS
 //! ```
-mod bytecode;
+pub mod compile;
+mod discovery;
 pub(crate) mod interpreter;
-mod plan;
 mod run;
-mod session;
+mod pyenv;
+mod query_cache;
 mod tags;
+mod target;
 mod venv;
 
-pub use bytecode::{
-    Answers, BytecodeError, Pyc, compile_dir, compile_each, compile_sources, compile_sources_with,
-    default_jobs, write_pycs,
+pub use compile::{
+    Answers, BytecodeError, CompileSession, Pyc, SessionSource, compile_dir, compile_each,
+    compile_plan, compile_sources, compile_sources_with, default_jobs, write_pycs,
 };
 pub use interpreter::{
-    Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths,
+    Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion,
+    QueryAnswerError, SchemePaths,
 };
-pub use plan::compile_plan;
 pub use run::{RunError, run_replacing, venv_command};
-pub use session::{CompileSession, SessionSource};
+pub use tags::{TagPriorities, TagTarget, TargetAbi, TargetPlatform};
+pub use target::{Target, TargetVersion, TargetVersionError};
 pub use venv::{
     ExistingVenv, Venv, VenvError, VenvOptions, VenvShape, create_venv, venv_text_files,
 };

@@ -1,4 +1,7 @@
-//! The wheel tags an interpreter accepts, best first, as `packaging.tags.sys_tags()` lists them.
+//! The wheel tags a target accepts, best first, as `packaging.tags.sys_tags()` lists them: a pure
+//! function of a [`TagTarget`] (implementation, Python version, ABI, platform), so that a lock can
+//! target a Python version or platform without running its interpreter.
+//! [`Interpreter`](super::Interpreter) builds its own target and calls these.
 //!
 //! For CPython on Linux with glibc 2.36 (x86_64) the order is:
 //!
@@ -20,13 +23,52 @@
 //! `musllinux_1_N_arch` … `musllinux_1_0_arch` instead.)
 use std::collections::HashMap;
 
-use super::interpreter::{Interpreter, Libc};
+use super::interpreter::Libc;
 use crate::wheel::Tag;
 
-/// Supported tags and their rank, built once per interpreter.
-#[derive(Clone, Debug)]
-pub(super) struct TagPriorities {
-    ranks: HashMap<Tag, usize>,
+/// What the supported wheel tags depend on, and nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TagTarget {
+    /// `sys.implementation.name`: `cpython`, `pypy`, …
+    pub implementation: String,
+    /// The Python language version, `(major, minor)` (the patch level does not change tags).
+    pub python: (u32, u32),
+    /// The interpreter's own ABI.
+    pub abi: TargetAbi,
+    /// Operating system, architecture and C library.
+    pub platform: TargetPlatform,
+}
+
+/// The ABI binary wheels must be built for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TargetAbi {
+    /// CPython's ABI (`cp311`, `cp313t`, `cp37m`, `cp311d`) with its build flags.
+    CPython {
+        /// A free-threaded build (3.13 and newer; `t`): no stable ABI.
+        free_threaded: bool,
+        /// A debug build (`d`); it also loads extensions built for the normal ABI.
+        debug: bool,
+        /// Built with pymalloc (`m`, before 3.8).
+        pymalloc: bool,
+    },
+    /// Another implementation's ABI tag as its `EXT_SUFFIX` gives it (`pypy310_pp73`), if any.
+    Other(Option<String>),
+}
+
+/// Where wheels must run: the platform part of their tags.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TargetPlatform {
+    /// Linux on `arch` as platform tags spell it (`x86_64`, `aarch64`; 32-bit interpreters on
+    /// 64-bit kernels are `i686` / `armv8l`), with its C library.
+    Linux {
+        /// The architecture.
+        arch: String,
+        /// The C library and its version: which `manylinux`/`musllinux` tags apply.
+        libc: Libc,
+    },
+    /// Any other system, by its one platform tag (`win_amd64`, `macosx_11_0_arm64`; macOS
+    /// version ranges are not expanded).
+    Other(String),
 }
 
 /// The oldest glibc 2.x minor that `manylinux` tags go down to on x86 and on other
@@ -34,7 +76,8 @@ pub(super) struct TagPriorities {
 const OLDEST_GLIBC_MINOR_X86: u32 = 5;
 const OLDEST_GLIBC_MINOR_OTHER: u32 = 17;
 
-fn normalize(s: &str) -> String {
+/// A tag component as `packaging` spells it: `-`, `.` and spaces become `_`.
+pub(crate) fn normalize(s: &str) -> String {
     s.replace(['-', '.', ' '], "_")
 }
 
@@ -46,117 +89,41 @@ fn tag(python: &str, abi: &str, platform: &str) -> Tag {
     }
 }
 
-impl Interpreter {
-    /// `cp`, `pp`, … as `packaging.tags.interpreter_name()` abbreviates implementations.
-    fn short_name(&self) -> String {
-        match self.info().implementation.as_str() {
-            "cpython" => "cp".to_string(),
-            "pypy" => "pp".to_string(),
-            "ironpython" => "ip".to_string(),
-            "jython" => "jy".to_string(),
-            "python" => "py".to_string(),
-            other => other.to_string(),
+impl TargetPlatform {
+    /// The target of `sysconfig.get_platform()` (`linux-x86_64`, `win-amd64`) for an
+    /// interpreter of `pointer_bits` with `libc`: 32-bit interpreters on 64-bit Linux kernels are
+    /// mapped to `i686` / `armv8l`, as `packaging` does.
+    pub fn from_sysconfig(platform: &str, pointer_bits: u32, libc: Libc) -> Self {
+        let platform = normalize(platform);
+        let Some(arch) = platform.strip_prefix("linux_") else {
+            return Self::Other(platform);
+        };
+        let arch = match arch {
+            "x86_64" if pointer_bits == 32 => "i686",
+            "aarch64" if pointer_bits == 32 => "armv8l",
+            other => other,
+        };
+        Self::Linux {
+            arch: arch.to_string(),
+            libc,
         }
     }
 
-    /// `311` for Python 3.11 (`py_version_nodot`, as `packaging` reads it).
-    fn version_nodot(&self) -> String {
-        match &self.info().py_version_nodot {
-            Some(v) if !v.is_empty() => v.clone(),
-            _ => format!("{}{}", self.info().version.major, self.info().version.minor),
-        }
-    }
-
-    fn is_cpython(&self) -> bool {
-        self.info().implementation == "cpython"
-    }
-
-    /// The interpreter's own ABI tags, best first: `cp311`, `cp313t`, `cp37m`, `cp311d` then
-    /// `cp311` for debug builds; for other implementations the `EXT_SUFFIX`'s ABI.
-    fn abi_tags(&self) -> Vec<String> {
-        let info = self.info();
-        let version = format!("{}{}", info.version.major, info.version.minor);
-        let cpython_abis = || {
-            let (major, minor) = (info.version.major, info.version.minor);
-            let debug = if info.py_debug { "d" } else { "" };
-            let threading = if (major, minor) >= (3, 13) && info.gil_disabled {
-                "t"
-            } else {
-                ""
-            };
-            let mut abis = Vec::new();
-            if (major, minor) < (3, 8) {
-                let pymalloc = if info.pymalloc { "m" } else { "" };
-                abis.push(format!("cp{version}{threading}{debug}{pymalloc}"));
-            } else {
-                abis.push(format!("cp{version}{threading}{debug}"));
-                if info.py_debug {
-                    // Debug builds also load extension modules built for the normal ABI.
-                    abis.push(format!("cp{version}{threading}"));
-                }
-            }
-            abis
+    /// The platform tags, best first (see the module docs for Linux).
+    pub fn tags(&self) -> Vec<String> {
+        let (arch, libc) = match self {
+            Self::Linux { arch, libc } => (arch.as_str(), *libc),
+            Self::Other(platform) => return vec![platform.clone()],
         };
-        if self.is_cpython() {
-            return cpython_abis();
-        }
-        // packaging's `_generic_abi`: the second dot-part of EXT_SUFFIX.
-        let Some(suffix) = info.ext_suffix.as_deref() else {
-            return Vec::new();
-        };
-        let parts: Vec<&str> = suffix.split('.').collect();
-        let Some(soabi) = parts.get(1).filter(|_| parts.len() >= 3) else {
-            return cpython_abis();
-        };
-        let dash: Vec<&str> = soabi.split('-').collect();
-        let abi = if soabi.starts_with("cpython") {
-            format!("cp{}", dash.get(1).unwrap_or(&""))
-        } else if soabi.starts_with("cp") {
-            dash.first().unwrap_or(&"").to_string()
-        } else if soabi.starts_with("pypy") {
-            dash.get(..2)
-                .map_or_else(|| soabi.to_string(), |p| p.join("-"))
-        } else if soabi.starts_with("graalpy") {
-            dash.get(..3)
-                .map_or_else(|| soabi.to_string(), |p| p.join("-"))
-        } else if !soabi.is_empty() {
-            soabi.to_string()
+        let archs: &[&str] = if arch == "armv8l" {
+            &["armv8l", "armv7l"]
         } else {
-            return Vec::new();
-        };
-        vec![normalize(&abi)]
-    }
-
-    /// The architecture in platform tags: `sysconfig.get_platform()`'s, with 32-bit interpreters
-    /// on 64-bit kernels mapped to `i686` / `armv8l` as `packaging` does.
-    fn linux_arch(&self) -> Option<String> {
-        let platform = normalize(&self.info().sysconfig_platform);
-        let mut arch = platform.strip_prefix("linux_")?.to_string();
-        if self.info().pointer_bits == 32 {
-            if arch == "x86_64" {
-                arch = "i686".to_string();
-            } else if arch == "aarch64" {
-                arch = "armv8l".to_string();
-            }
-        }
-        Some(arch)
-    }
-
-    /// The platform tags, best first (see the module docs for Linux). Other systems get the one
-    /// `sysconfig` platform (`win_amd64`, …); macOS version ranges are not expanded.
-    pub fn platform_tags(&self) -> Vec<String> {
-        let Some(arch) = self.linux_arch() else {
-            return vec![normalize(&self.info().sysconfig_platform)];
-        };
-        let archs: Vec<&str> = if arch == "armv8l" {
-            vec!["armv8l", "armv7l"]
-        } else {
-            vec![arch.as_str()]
+            &[arch]
         };
         let mut out = Vec::new();
-        match self.info().libc {
+        match libc {
             Libc::Glibc { major: 2, minor } => {
-                for arch in &archs {
+                for arch in archs {
                     let oldest = if matches!(*arch, "x86_64" | "i686") {
                         OLDEST_GLIBC_MINOR_X86
                     } else {
@@ -177,7 +144,7 @@ impl Interpreter {
                 }
             }
             Libc::Musl { major, minor } => {
-                for arch in &archs {
+                for arch in archs {
                     for m in (0..=minor).rev() {
                         out.push(format!("musllinux_{major}_{m}_{arch}"));
                     }
@@ -185,19 +152,100 @@ impl Interpreter {
             }
             Libc::Glibc { .. } | Libc::None => {}
         }
-        for arch in &archs {
+        for arch in archs {
             out.push(format!("linux_{arch}"));
         }
         out
     }
+}
 
-    /// Every tag a wheel may carry to be installable here, best first, as
+impl TargetAbi {
+    /// The ABI of an implementation other than CPython, from its `EXT_SUFFIX`
+    /// (`packaging`'s `_generic_abi`: the second dot-part, shortened per implementation).
+    /// `None` when the suffix has too few parts: `packaging` then assumes CPython's ABI.
+    pub fn from_ext_suffix(suffix: Option<&str>) -> Option<Self> {
+        let Some(suffix) = suffix else {
+            return Some(Self::Other(None));
+        };
+        let parts: Vec<&str> = suffix.split('.').collect();
+        let soabi = parts.get(1).filter(|_| parts.len() >= 3)?;
+        let dash: Vec<&str> = soabi.split('-').collect();
+        let abi = if soabi.starts_with("cpython") {
+            format!("cp{}", dash.get(1).unwrap_or(&""))
+        } else if soabi.starts_with("cp") {
+            dash.first().unwrap_or(&"").to_string()
+        } else if soabi.starts_with("pypy") {
+            dash.get(..2)
+                .map_or_else(|| soabi.to_string(), |p| p.join("-"))
+        } else if soabi.starts_with("graalpy") {
+            dash.get(..3)
+                .map_or_else(|| soabi.to_string(), |p| p.join("-"))
+        } else if !soabi.is_empty() {
+            soabi.to_string()
+        } else {
+            return Some(Self::Other(None));
+        };
+        Some(Self::Other(Some(normalize(&abi))))
+    }
+}
+
+impl TagTarget {
+    /// `cp`, `pp`, … as `packaging.tags.interpreter_name()` abbreviates implementations.
+    fn short_name(&self) -> &str {
+        match self.implementation.as_str() {
+            "cpython" => "cp",
+            "pypy" => "pp",
+            "ironpython" => "ip",
+            "jython" => "jy",
+            "python" => "py",
+            other => other,
+        }
+    }
+
+    fn is_cpython(&self) -> bool {
+        self.implementation == "cpython"
+    }
+
+    /// The target's own ABI tags, best first: `cp311`, `cp313t`, `cp37m`, `cp311d` then `cp311`
+    /// for debug builds; for other implementations their `EXT_SUFFIX`'s ABI.
+    pub fn abi_tags(&self) -> Vec<String> {
+        let (major, minor) = self.python;
+        match &self.abi {
+            TargetAbi::CPython {
+                free_threaded,
+                debug,
+                pymalloc,
+            } => {
+                let version = format!("{major}{minor}");
+                let debug_flag = if *debug { "d" } else { "" };
+                let threading = if (major, minor) >= (3, 13) && *free_threaded {
+                    "t"
+                } else {
+                    ""
+                };
+                if (major, minor) < (3, 8) {
+                    let pymalloc = if *pymalloc { "m" } else { "" };
+                    vec![format!("cp{version}{threading}{debug_flag}{pymalloc}")]
+                } else if *debug {
+                    // Debug builds also load extension modules built for the normal ABI.
+                    vec![
+                        format!("cp{version}{threading}{debug_flag}"),
+                        format!("cp{version}{threading}"),
+                    ]
+                } else {
+                    vec![format!("cp{version}{threading}")]
+                }
+            }
+            TargetAbi::Other(abi) => abi.iter().cloned().collect(),
+        }
+    }
+
+    /// Every tag a wheel may carry to be installable on this target, best first, as
     /// `packaging.tags.sys_tags()` orders them.
     pub fn supported_tags(&self) -> Vec<Tag> {
-        let platforms = self.platform_tags();
-        let info = self.info();
-        let (major, minor) = (info.version.major, info.version.minor);
-        let interp = format!("{}{}", self.short_name(), self.version_nodot());
+        let platforms = self.platform.tags();
+        let (major, minor) = self.python;
+        let interp = format!("{}{major}{minor}", self.short_name());
         let mut abis = self.abi_tags();
         abis.retain(|a| a != "abi3" && a != "none");
         let mut out = Vec::new();
@@ -226,7 +274,7 @@ impl Interpreter {
         for py in &py_versions {
             out.extend(platforms.iter().map(|p| tag(py, "none", p)));
         }
-        match self.short_name().as_str() {
+        match self.short_name() {
             "cp" => out.push(tag(&interp, "none", "any")),
             "pp" => out.push(tag(&format!("pp{major}"), "none", "any")),
             _ => {}
@@ -235,49 +283,62 @@ impl Interpreter {
         out
     }
 
-    fn priorities(&self) -> &TagPriorities {
-        self.tags.get_or_init(|| {
-            let mut ranks = HashMap::new();
-            for (rank, tag) in self.supported_tags().into_iter().enumerate() {
-                ranks.entry(tag).or_insert(rank);
-            }
-            TagPriorities { ranks }
-        })
-    }
-
-    /// The rank of the best of a wheel's `tags` (lower is better), or `None` when the wheel does
-    /// not run here. O(1) per tag: the table is built on first use and kept.
-    pub fn tag_priority(&self, tags: &[Tag]) -> Option<usize> {
-        let ranks = &self.priorities().ranks;
-        tags.iter().filter_map(|t| ranks.get(t).copied()).min()
-    }
-
-    /// A short key for layouts built for this interpreter, e.g. `cp311-linux_x86_64`,
-    /// `cp313t-linux_x86_64`: the interpreter's ABI and its generic platform.
-    pub fn tag(&self) -> String {
+    /// A short key for layouts built for this target, e.g. `cp311-linux_x86_64`,
+    /// `cp313t-linux_x86_64`: the ABI and the generic platform.
+    pub fn key(&self) -> String {
+        let (major, minor) = self.python;
         let abi = self
             .abi_tags()
             .into_iter()
             .next()
-            .unwrap_or_else(|| format!("{}{}", self.short_name(), self.version_nodot()));
+            .unwrap_or_else(|| format!("{}{major}{minor}", self.short_name()));
         let platform = self
-            .platform_tags()
+            .platform
+            .tags()
             .pop()
             .unwrap_or_else(|| "any".to_string());
         format!("{abi}-{platform}")
     }
 }
 
+/// Supported tags and their rank (lower is better), for O(1) lookups.
+#[derive(Clone, Debug)]
+pub struct TagPriorities {
+    ranks: HashMap<Tag, usize>,
+}
+
+impl TagPriorities {
+    /// The ranks of `target`'s supported tags.
+    pub fn new(target: &TagTarget) -> Self {
+        let mut ranks = HashMap::new();
+        for (rank, tag) in target.supported_tags().into_iter().enumerate() {
+            ranks.entry(tag).or_insert(rank);
+        }
+        Self { ranks }
+    }
+
+    /// The rank of the best of a wheel's `tags`, or `None` when the wheel does not run on the
+    /// target.
+    pub fn priority(&self, tags: &[Tag]) -> Option<usize> {
+        tags.iter().filter_map(|t| self.ranks.get(t).copied()).min()
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
     use super::*;
+    use crate::python::Interpreter;
     use crate::python::interpreter::tests::pyenv_python;
     use crate::python::interpreter::{InterpreterInfo, MarkerValues, PythonVersion, SchemePaths};
 
-    fn fake(minor: u32, libc: Libc, f: impl FnOnce(&mut InterpreterInfo)) -> Interpreter {
+    pub(in crate::python) fn fake(
+        minor: u32,
+        libc: Libc,
+        f: impl FnOnce(&mut InterpreterInfo),
+    ) -> Interpreter {
         let mut info = InterpreterInfo {
             version: PythonVersion {
                 major: 3,

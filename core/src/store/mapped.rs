@@ -106,10 +106,9 @@ impl MappedPackage {
     /// Maps the object `hash` at `path` and checks its index. With [`Cvs::Compute`] this reads
     /// and checks the whole object (an object of one group is checked whole in any case).
     pub(crate) fn open(path: &Path, hash: ContentHash, cvs: Cvs) -> Result<Self, StoreError> {
-        // SAFETY: store objects are written under a temporary name, made read-only and linked into
-        // place; they are never modified afterwards (see `crate::mmap::map_file`).
-        #[allow(unsafe_code)]
-        let map = unsafe { crate::mmap::map_file(path)? };
+        // Store objects are written under a temporary name, made read-only and linked into
+        // place; they are never modified afterwards.
+        let map = crate::sys::map_immutable(path)?;
         let len = map.len() as u64;
         let damaged = |damage| StoreError::Damaged {
             hash,

@@ -267,11 +267,10 @@ impl PackageStore {
             self.learnt(&hash, cvs, false);
             return Ok((hash, value));
         }
-        // SAFETY: the temporary file is new, private (mode 0600, a random name) and only this
-        // function writes it, and it has finished writing; the map is dropped before the file is
+        // The temporary file is new, private (mode 0600, a random name) and only this function
+        // writes it, and it has finished writing; the map is dropped before the file is
         // published.
-        #[allow(unsafe_code)]
-        let map = unsafe { crate::mmap::map_file(tmp.path()) }?;
+        let map = crate::sys::map_immutable(tmp.path())?;
         DxpkgReader::new(&map[..])
             .and_then(|r| r.validate())
             .map_err(|source| StoreError::InvalidObject {
@@ -580,24 +579,8 @@ impl<'a> EarlyWriteback<'a> {
 
     #[cfg(target_os = "linux")]
     fn start_writeback(&mut self) {
-        use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (
-            i64::try_from(self.started),
-            i64::try_from(self.written - self.started),
-        ) else {
-            return;
-        };
-        // SAFETY: a plain system call on an open descriptor; it only schedules writeback. A
-        // failure is ignored: the fsync that follows writes everything anyway.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                offset,
-                len,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
+        // A failure is ignored: the fsync that follows writes everything anyway.
+        let _ = crate::sys::start_writeback(self.file, self.started, self.written - self.started);
         self.started = self.written;
     }
 
@@ -646,31 +629,10 @@ impl<W: Write> Write for HashingWriter<W> {
 
 #[cfg(unix)]
 fn is_dir_writable(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::access(c.as_ptr(), libc::W_OK) };
+    use rustix::fs::{Access, StatVfsMountFlags};
     // access(2) ignores read-only mounts for root only on some kernels; statvfs settles it.
-    rc == 0 && !is_read_only_mount(&c)
-}
-
-#[cfg(unix)]
-fn is_read_only_mount(c: &std::ffi::CStr) -> bool {
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid path and `st` is a writable statvfs buffer.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    // SAFETY: statvfs returned 0, so it filled `st`.
-    #[allow(unsafe_code)]
-    let flags = if rc == 0 {
-        unsafe { st.assume_init() }.f_flag
-    } else {
-        0
-    };
-    flags & libc::ST_RDONLY != 0
+    rustix::fs::access(dir, Access::WRITE_OK).is_ok()
+        && !rustix::fs::statvfs(dir).is_ok_and(|st| st.f_flag.contains(StatVfsMountFlags::RDONLY))
 }
 
 #[cfg(not(unix))]

@@ -68,9 +68,7 @@ pub struct NotOnPath(pub String);
 
 /// `Ok` when `program` is on `PATH`.
 pub fn on_path(program: &str) -> Result<(), NotOnPath> {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
-    if found {
+    if which::which(program).is_ok() {
         Ok(())
     } else {
         Err(NotOnPath(program.to_string()))

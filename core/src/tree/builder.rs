@@ -8,6 +8,7 @@ use crate::python::VenvShape;
 use crate::store::{PackageStore, StoreError};
 
 use super::format::*;
+use crate::format::bytes::{put_i64, put_u16, put_u32, put_u64};
 
 /// Where each install scheme of one package goes in the tree: a `/`-separated directory
 /// relative to the tree's root (`""` is the root itself), or `None` to leave it out.
@@ -521,9 +522,9 @@ fn encode(arena: &Arena, packs: &[(ContentHash, u64)]) -> Result<Vec<u8>, TreeBu
         let name_off = u32::try_from(names.len()).map_err(|_| too_large("names"))?;
         names.extend_from_slice(name);
         let mut rec = [0u8; INODE_LEN];
-        rec[I_PARENT..I_PARENT + 4].copy_from_slice(&parent_of[id].to_le_bytes());
-        rec[I_NAME_OFF..I_NAME_OFF + 4].copy_from_slice(&name_off.to_le_bytes());
-        rec[I_NAME_LEN..I_NAME_LEN + 2].copy_from_slice(&(name.len() as u16).to_le_bytes());
+        put_u32(&mut rec, I_PARENT, parent_of[id]);
+        put_u32(&mut rec, I_NAME_OFF, name_off);
+        put_u16(&mut rec, I_NAME_LEN, name.len() as u16);
         let (kind, source, mode, size, offset, pack, nlink) = match &arena.nodes[id] {
             Pending::Dir(children) => {
                 let first = (children_table.len() / CHILD_LEN) as u64;
@@ -560,11 +561,11 @@ fn encode(arena: &Arena, packs: &[(ContentHash, u64)]) -> Result<Vec<u8>, TreeBu
         };
         rec[I_KIND] = kind as u8;
         rec[I_SOURCE] = source;
-        rec[I_MODE..I_MODE + 4].copy_from_slice(&mode.to_le_bytes());
-        rec[I_SIZE..I_SIZE + 8].copy_from_slice(&size.to_le_bytes());
-        rec[I_OFFSET..I_OFFSET + 8].copy_from_slice(&offset.to_le_bytes());
-        rec[I_PACK..I_PACK + 4].copy_from_slice(&pack.to_le_bytes());
-        rec[I_NLINK..I_NLINK + 4].copy_from_slice(&nlink.to_le_bytes());
+        put_u32(&mut rec, I_MODE, mode);
+        put_u64(&mut rec, I_SIZE, size);
+        put_u64(&mut rec, I_OFFSET, offset);
+        put_u32(&mut rec, I_PACK, pack);
+        put_u32(&mut rec, I_NLINK, nlink);
         inodes.extend_from_slice(&rec);
     }
 
@@ -579,24 +580,18 @@ fn encode(arena: &Arena, packs: &[(ContentHash, u64)]) -> Result<Vec<u8>, TreeBu
     let mut out = Vec::with_capacity(total);
     let mut header = [0u8; HEADER_LEN];
     header[..MAGIC.len()].copy_from_slice(&MAGIC);
-    let put32 = |h: &mut [u8; HEADER_LEN], at: usize, v: u32| {
-        h[at..at + 4].copy_from_slice(&v.to_le_bytes())
-    };
-    let put64 = |h: &mut [u8; HEADER_LEN], at: usize, v: u64| {
-        h[at..at + 8].copy_from_slice(&v.to_le_bytes())
-    };
-    put32(&mut header, H_VERSION, VERSION);
-    put32(&mut header, H_INODE_COUNT, inode_count);
-    put32(&mut header, H_PACK_COUNT, pack_count);
-    put32(&mut header, H_CHILD_COUNT, inode_count - 1);
-    put64(&mut header, H_MTIME, FIXED_MTIME as u64);
-    put64(&mut header, H_PACKS_OFF, packs_off as u64);
-    put64(&mut header, H_INODES_OFF, inodes_off as u64);
-    put64(&mut header, H_CHILDREN_OFF, children_off as u64);
-    put64(&mut header, H_NAMES_OFF, names_off as u64);
-    put64(&mut header, H_NAMES_LEN, names.len() as u64);
-    put64(&mut header, H_INLINE_OFF, inline_off as u64);
-    put64(&mut header, H_INLINE_LEN, inline.len() as u64);
+    put_u32(&mut header, H_VERSION, VERSION);
+    put_u32(&mut header, H_INODE_COUNT, inode_count);
+    put_u32(&mut header, H_PACK_COUNT, pack_count);
+    put_u32(&mut header, H_CHILD_COUNT, inode_count - 1);
+    put_i64(&mut header, H_MTIME, FIXED_MTIME);
+    put_u64(&mut header, H_PACKS_OFF, packs_off as u64);
+    put_u64(&mut header, H_INODES_OFF, inodes_off as u64);
+    put_u64(&mut header, H_CHILDREN_OFF, children_off as u64);
+    put_u64(&mut header, H_NAMES_OFF, names_off as u64);
+    put_u64(&mut header, H_NAMES_LEN, names.len() as u64);
+    put_u64(&mut header, H_INLINE_OFF, inline_off as u64);
+    put_u64(&mut header, H_INLINE_LEN, inline.len() as u64);
     out.extend_from_slice(&header);
     for (hash, size) in packs {
         out.extend_from_slice(hash.as_bytes());

@@ -39,10 +39,9 @@ pub type MappedTree = Tree<memmap2::Mmap>;
 
 /// Maps a tree file read-only and checks its header: O(1), the records are read on demand.
 pub fn open_tree(path: &Path) -> Result<MappedTree, OpenTreeError> {
-    // SAFETY: tree files are published with a temporary file and a rename and never modified
-    // in place (see `write_tree` and `crate::mmap::map_file`).
-    #[allow(unsafe_code)]
-    let map = unsafe { crate::mmap::map_file(path) }.map_err(|source| OpenTreeError::Io {
+    // Tree files are published with a temporary file and a rename and never modified in place
+    // (see `write_tree`), as `map_immutable` asks.
+    let map = crate::sys::map_immutable(path).map_err(|source| OpenTreeError::Io {
         path: path.to_path_buf(),
         source,
     })?;

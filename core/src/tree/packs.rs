@@ -187,7 +187,7 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         Ok(slot.map.get_or_init(|| {
             #[cfg(target_os = "linux")]
             if self.pack_pages == PackPages::Release {
-                advise_random(pkg.reader().bytes());
+                advise_random(pkg.reader().get_ref());
             }
             pkg
         }))
@@ -218,7 +218,7 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             if self.pack_pages == PackPages::Release && map.check_is_needed(range.clone()) {
                 // The map reads no more than a fault asks for: ask for the groups at once.
                 // Advisory: a failure only makes the check fault page by page.
-                let _ = prefetch_pages(map.reader().bytes(), map.group_span(range.clone()));
+                let _ = sys::prefetch_pages(map.reader().get_ref(), map.group_span(range.clone()));
             }
             map.check(range).map_err(|source| DataError::Damaged {
                 path: self.path_of(node),
@@ -288,7 +288,7 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         };
         let start = file.start.saturating_add(offset).min(file.end);
         let end = start.saturating_add(len).min(file.end);
-        prefetch_pages(map.reader().bytes(), start..end)
+        sys::prefetch_pages(map.reader().get_ref(), start..end)
     }
 
     /// The mapped pack behind `node` and the file's range in it, when [`PackPages::Release`]
@@ -348,7 +348,6 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             return Ok(0);
         }
         map.forget(range.clone());
-        let base = map.reader().bytes().as_ptr();
         let Some(fd) = slot
             .file
             .get_or_init(|| fs_err::File::open(map.path()).ok())
@@ -356,73 +355,13 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         else {
             return Ok(0);
         };
-        let (at, n) = (range.start as usize, (range.end - range.start) as usize);
-        // SAFETY: `[at, at + n)` lies inside the file's bytes, which `served_map` checked lie
-        // inside the mapping, and starts on a page boundary (the map starts on one). The map is
-        // a shared, read-only mapping of a store object that is never modified: MADV_PAGEOUT
-        // and MADV_DONTNEED only remove this process's page table entries (and may evict the
-        // clean pages), and the next access faults the same bytes back in from the file, so
-        // slices other threads hold into the map stay valid and unchanged.
-        #[allow(unsafe_code)]
-        let addr = unsafe { base.add(at) }.cast_mut().cast::<libc::c_void>();
-        // Advisory: an older kernel (before 5.4) answers EINVAL; the next two calls still work.
-        // SAFETY: as above.
-        #[allow(unsafe_code)]
-        let _ = unsafe { libc::madvise(addr, n, libc::MADV_PAGEOUT) };
-        // SAFETY: as above.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::madvise(addr, n, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
+        let released = sys::release_pages(map.reader().get_ref(), range)?;
+        let n = released.end - released.start;
+        if let Some(n) = std::num::NonZeroU64::new(n) {
+            rustix::fs::fadvise(fd, released.start, Some(n), rustix::fs::Advice::DontNeed)?;
         }
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain system call on a descriptor this slot owns; it touches no memory of ours.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::posix_fadvise(
-                fd.as_raw_fd(),
-                range.start as libc::off_t,
-                n as libc::off_t,
-                libc::POSIX_FADV_DONTNEED,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-        Ok(n as u64)
+        Ok(n)
     }
-}
-
-/// Starts reading the pages of `map` (a whole map, page-aligned) that hold bytes `range`
-/// (`madvise(MADV_WILLNEED)`), so that touching them waits for one read rather than one per
-/// page fault.
-#[cfg(target_os = "linux")]
-fn prefetch_pages(map: &[u8], range: Range<u64>) -> std::io::Result<()> {
-    let page = page_size();
-    let lo = range.start & !(page - 1);
-    let hi = range
-        .end
-        .checked_add(page - 1)
-        .map_or(u64::MAX, |e| e & !(page - 1))
-        .min(map.len() as u64);
-    if lo >= hi || !(map.as_ptr() as u64).is_multiple_of(page) {
-        return Ok(());
-    }
-    // SAFETY: `[lo, hi)` lies inside the mapping and starts on a page boundary (the map
-    // starts on one). MADV_WILLNEED only starts reading those pages of the file into the page
-    // cache; it changes no byte of the map.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::madvise(
-            map.as_ptr().add(lo as usize).cast_mut().cast(),
-            (hi - lo) as usize,
-            libc::MADV_WILLNEED,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Opens the `.dxpkg` at `path` and reads its index (header, buckets, entries and strings: the
@@ -431,48 +370,35 @@ fn prefetch_pages(map: &[u8], range: Range<u64>) -> std::io::Result<()> {
 /// opened (the store reports that when it maps the file).
 #[cfg(target_os = "linux")]
 fn prefetch_index(path: &std::path::Path) -> Option<fs_err::File> {
-    use std::os::fd::AsRawFd;
+    use rustix::fs::{Advice, fadvise};
     use std::os::unix::fs::FileExt;
     let file = fs_err::File::open(path).ok()?;
-    let fd = file.as_raw_fd();
-    // SAFETY: plain system calls on a descriptor we own; they touch no memory of ours.
-    // POSIX_FADV_RANDOM: this descriptor's reads read no more than asked.
-    #[allow(unsafe_code)]
-    let _ = unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_RANDOM) };
+    // POSIX_FADV_RANDOM: this descriptor's reads read no more than asked. Advisory: failures
+    // are ignored.
+    let _ = fadvise(&file, 0, None, Advice::Random);
     let mut head = [0u8; 64];
     if file.file().read_exact_at(&mut head, 0).is_ok() {
         // `data_off` of the `.dxpkg` header (docs/formats/dxpkg.md); a bad header is the
         // reader's to report, this only bounds the prefetch.
-        let data_off = head
-            .get(40..48)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(0, u64::from_le_bytes);
+        let data_off = crate::format::bytes::u64_at(&head, 40).unwrap_or(0);
         let len = file.metadata().map_or(0, |m| m.len());
-        let end = libc::off_t::try_from(data_off.min(len)).unwrap_or(0);
-        // SAFETY: as above.
-        #[allow(unsafe_code)]
-        let _ = unsafe { libc::posix_fadvise(fd, 0, end, libc::POSIX_FADV_WILLNEED) };
+        let _ = fadvise(
+            &file,
+            0,
+            std::num::NonZeroU64::new(data_off.min(len)),
+            Advice::WillNeed,
+        );
     }
     Some(file)
 }
 
-/// Turns off read-around for faults in `bytes` (a whole map): only what is touched, or asked
-/// for with `MADV_WILLNEED`, is read.
+/// Turns off read-around for faults in `map`: only what is touched, or asked for with
+/// `MADV_WILLNEED`, is read. Advisory: failure is ignored.
 #[cfg(target_os = "linux")]
-fn advise_random(bytes: &[u8]) {
-    if bytes.is_empty() || !(bytes.as_ptr() as u64).is_multiple_of(page_size()) {
-        return;
+fn advise_random(map: &memmap2::Mmap) {
+    if !map.is_empty() {
+        let _ = map.advise(memmap2::Advice::Random);
     }
-    // SAFETY: the whole of a map, which starts on a page boundary; MADV_RANDOM changes how the
-    // kernel reads the file in on a fault, not a byte of the map. Advisory: failure is ignored.
-    #[allow(unsafe_code)]
-    let _ = unsafe {
-        libc::madvise(
-            bytes.as_ptr().cast_mut().cast(),
-            bytes.len(),
-            libc::MADV_RANDOM,
-        )
-    };
 }
 
 /// What [`TreeData::release_served`] hands back at a time: a 16 KiB group of the pack (the
@@ -482,20 +408,8 @@ pub fn release_unit() -> u64 {
     page_size().max(crate::store::GROUP_LEN)
 }
 
-/// The page size of this machine (4 KiB on x86-64, up to 64 KiB elsewhere).
 #[cfg(target_os = "linux")]
-fn page_size() -> u64 {
-    static PAGE: OnceLock<u64> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf reads a constant of the running system and touches no memory of ours.
-        #[allow(unsafe_code)]
-        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        u64::try_from(n)
-            .ok()
-            .filter(|n| n.is_power_of_two())
-            .unwrap_or(4096)
-    })
-}
+use crate::sys::{self, page_size};
 
 /// The pages of a pack to release after bytes `served` of a file stored at `file` (both in pack
 /// offsets) were copied out: the pages (of `page` bytes, a power of two) that lie wholly inside
@@ -753,23 +667,8 @@ mod tests {
     /// Pages of `path` in `range` that are in the page cache (mincore over a fresh map).
     #[cfg(target_os = "linux")]
     fn resident_pages(path: &std::path::Path, range: Range<u64>) -> usize {
-        // SAFETY: store objects are never modified.
-        #[allow(unsafe_code)]
-        let map = unsafe { crate::mmap::map_file(path) }.unwrap();
-        let page = page_size();
-        let (lo, hi) = (range.start / page * page, range.end.div_ceil(page) * page);
-        let mut vec = vec![0u8; ((hi - lo) / page) as usize];
-        // SAFETY: the range lies inside the map (rounded to pages) and `vec` has a byte per page.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::mincore(
-                map.as_ptr().add(lo as usize).cast_mut().cast(),
-                (hi - lo).min(map.len() as u64 - lo) as usize,
-                vec.as_mut_ptr(),
-            )
-        };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        vec.iter().filter(|&&b| b & 1 != 0).count()
+        let map = crate::sys::map_immutable(path).unwrap();
+        crate::sys::resident_pages(&map, range).unwrap().0
     }
 
     #[cfg(target_os = "linux")]

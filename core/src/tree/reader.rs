@@ -2,6 +2,8 @@
 use crate::hash::ContentHash;
 
 use super::format::*;
+use crate::format::bytes::{OutOfRange, i64_at, u16_at, u32_at, u64_at};
+use crate::format::checksum::blake3_with_hole;
 
 /// A `.dxtree` that cannot be read, or a request it cannot answer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,6 +33,9 @@ pub enum TreeError {
     /// A structural field is out of range or inconsistent.
     #[error("Corrupt .dxtree: {0}")]
     Corrupt(&'static str),
+    /// A field lies outside the file.
+    #[error("Corrupt .dxtree")]
+    OutOfRange(#[from] OutOfRange),
     /// An inode number outside `1..=inode count`.
     #[error("No inode {ino} in this tree (it has {count})")]
     NoSuchInode {
@@ -107,38 +112,13 @@ pub struct Tree<B> {
     inline: (usize, usize),
 }
 
-pub(crate) fn u16_at(b: &[u8], at: usize) -> Result<u16, TreeError> {
-    b.get(at..at.wrapping_add(2))
-        .and_then(|s| s.try_into().ok())
-        .map(u16::from_le_bytes)
-        .ok_or(TreeError::Corrupt("field out of range"))
-}
-pub(crate) fn u32_at(b: &[u8], at: usize) -> Result<u32, TreeError> {
-    b.get(at..at.wrapping_add(4))
-        .and_then(|s| s.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or(TreeError::Corrupt("field out of range"))
-}
-pub(crate) fn u64_at(b: &[u8], at: usize) -> Result<u64, TreeError> {
-    b.get(at..at.wrapping_add(8))
-        .and_then(|s| s.try_into().ok())
-        .map(u64::from_le_bytes)
-        .ok_or(TreeError::Corrupt("field out of range"))
-}
 fn to_usize(v: u64) -> Result<usize, TreeError> {
     usize::try_from(v).map_err(|_| TreeError::Corrupt("offset too large"))
 }
 
 /// blake3 of `bytes` with the header's checksum field taken as zeros.
 pub(crate) fn checksum(bytes: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    let head = bytes.len().min(H_CHECKSUM);
-    h.update(&bytes[..head]);
-    if bytes.len() >= HEADER_LEN {
-        h.update(&[0u8; 32]);
-        h.update(&bytes[HEADER_LEN..]);
-    }
-    *h.finalize().as_bytes()
+    blake3_with_hole(bytes, H_CHECKSUM..HEADER_LEN)
 }
 
 impl<B: AsRef<[u8]>> Tree<B> {
@@ -178,8 +158,8 @@ impl<B: AsRef<[u8]>> Tree<B> {
         if child_count != inode_count - 1 {
             return Err(TreeError::Corrupt("child count is not inode count - 1"));
         }
-        let mtime = u64_at(b, H_MTIME)? as i64;
-        let field = |at| u64_at(b, at).and_then(to_usize);
+        let mtime = i64_at(b, H_MTIME)?;
+        let field = |at| -> Result<usize, TreeError> { to_usize(u64_at(b, at)?) };
         let packs_off = field(H_PACKS_OFF)?;
         let inodes_off = field(H_INODES_OFF)?;
         let children_off = field(H_CHILDREN_OFF)?;

@@ -304,9 +304,8 @@ fn a_mapped_shared_object_reads_like_the_original() {
     let fx = Fixture::new();
     let m = fx.mount("mnt");
     let path = m.mountpoint().join(SP).join("alpha/_native.so");
-    // SAFETY: the mounted file is immutable (a read-only mount of an immutable store object).
-    #[allow(unsafe_code)]
-    let map = unsafe { dx_py_core::mmap::map_file(&path) }.unwrap();
+    // The mounted file is immutable (a read-only mount of an immutable store object).
+    let map = dx_py_core::sys::map_immutable(&path).unwrap();
     let Want::File(so, _) = &fx.want[&format!("{SP}/alpha/_native.so")] else {
         unreachable!()
     };
@@ -692,30 +691,11 @@ fn a_server_that_fails_reports_its_log() {
 
 /// Pages of `path` in `range` (rounded out to pages) that are in the page cache, and how many
 /// pages that is; mincore over a fresh map (the caller owns the file, so the answer is true).
-#[allow(unsafe_code)]
 fn resident_pages(path: &Path, range: std::ops::Range<u64>) -> (usize, usize) {
-    // SAFETY: a store object, never modified.
-    let map = unsafe { dx_py_core::mmap::map_file(path) }.unwrap();
-    let page = page_size();
-    let lo = range.start / page * page;
-    let hi = (range.end.div_ceil(page) * page).min(map.len() as u64);
-    let mut vec = vec![0u8; (hi - lo).div_ceil(page) as usize];
-    // SAFETY: `[lo, hi)` lies inside the map, `vec` has one byte per page of it.
-    let rc = unsafe {
-        libc::mincore(
-            map.as_ptr().add(lo as usize).cast_mut().cast(),
-            (hi - lo) as usize,
-            vec.as_mut_ptr(),
-        )
-    };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-    (vec.iter().filter(|&&b| b & 1 != 0).count(), vec.len())
-}
-
-#[allow(unsafe_code)]
-fn page_size() -> u64 {
-    // SAFETY: reads a constant of the running system.
-    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap()
+    // A store object, never modified.
+    let map = dx_py_core::sys::map_immutable(path).unwrap();
+    let range = range.start..range.end.min(map.len() as u64);
+    dx_py_core::sys::resident_pages(&map, range).unwrap()
 }
 
 /// Reads the 1 MiB `alpha/data.bin` through a mount with `threads` server threads and returns
@@ -774,13 +754,9 @@ fn pack_pages_left_after_reading_through_a_mount(
 }
 
 /// Drops the unmapped pages of `path` from the page cache.
-#[allow(unsafe_code)]
 fn evict(path: &Path) {
-    use std::os::fd::AsRawFd;
     let f = std::fs::File::open(path).unwrap();
-    // SAFETY: a system call on a descriptor we own; it touches no memory of ours.
-    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0);
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
 }
 
 #[test]
@@ -805,7 +781,6 @@ fn isatty_on_a_mounted_file_is_false() {
         return;
     }
     use dx_py_fs_linux::fs::Counters;
-    use std::os::fd::AsRawFd;
     let fx = Fixture::new();
     let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
     let c = fs.counters();
@@ -813,14 +788,7 @@ fn isatty_on_a_mounted_file_is_false() {
     let path = m.mountpoint().join(SP).join("beta.py");
     for _ in 0..3 {
         let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: isatty on a descriptor we own.
-        #[allow(unsafe_code)]
-        let tty = unsafe { libc::isatty(f.as_raw_fd()) };
-        assert_eq!(tty, 0);
-        assert_eq!(
-            std::io::Error::last_os_error().raw_os_error(),
-            Some(libc::ENOTTY)
-        );
+        assert!(!rustix::termios::isatty(&f));
     }
     // The kernel asks every time, whatever the server answers (docs/design/mount.md).
     assert_eq!(Counters::get(&c.ioctls), 3);
@@ -1019,42 +987,23 @@ fn bytecode_arriving_after_mounting_appears_beside_the_same_inodes() {
 
 /// The inode number readdir gives for `..` in `dir`.
 fn listed_dotdot(dir: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+        .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
+    let mut stream = rustix::fs::Dir::read_from(&fd).unwrap();
     let mut found = None;
-    // SAFETY: opendir/readdir/closedir on a directory stream this function owns; each entry is
-    // read before the next readdir call.
-    #[allow(unsafe_code)]
-    unsafe {
-        let stream = libc::opendir(path.as_ptr());
-        assert!(!stream.is_null(), "opendir {}", dir.display());
-        loop {
-            let entry = libc::readdir(stream);
-            if entry.is_null() {
-                break;
-            }
-            let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr());
-            if name.to_bytes() == b".." {
-                found = Some((*entry).d_ino);
-            }
+    while let Some(entry) = stream.read() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_bytes() == b".." {
+            found = Some(entry.ino());
         }
-        libc::closedir(stream);
     }
     found.expect("every directory lists ..")
 }
 
 /// The file count `statfs` reports for the file system at `path`.
 fn statfs_files(path: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: statfs fills the zeroed struct we own.
-    #[allow(unsafe_code)]
-    let st = unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        assert_eq!(libc::statfs(path.as_ptr(), &mut st), 0);
-        st
-    };
-    st.f_files
+    rustix::fs::statfs(path).unwrap().f_files
 }
 
 /// A compile that fails drops its handle: the mount stops waiting and caches misses again.

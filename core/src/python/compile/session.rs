@@ -12,10 +12,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::bytecode::{
-    Answers, BytecodeError, checked_cache_tag, pyc_path, run_worker, worker_count,
-};
-use super::interpreter::Interpreter;
+use super::BytecodeError;
+use super::batch::worker_count;
+use super::pyc::{checked_cache_tag, pyc_path};
+use super::worker::{AnswerError, Answers, run_worker};
+use crate::python::interpreter::Interpreter;
 
 /// A source a [`CompileSession`] owns until a worker has sent it.
 pub trait SessionSource: Send + 'static {
@@ -271,7 +272,7 @@ impl<S: SessionSource> CompileSession<S> {
             let result = worker.join().unwrap_or_else(|_| {
                 Err(BytecodeError::BadOutput {
                     path: self.python.clone(),
-                    reason: "a worker thread panicked".to_string(),
+                    source: AnswerError::WorkerPanicked,
                 })
             });
             match result {
@@ -289,7 +290,10 @@ impl<S: SessionSource> CompileSession<S> {
         if answers.len() != queued {
             return Err(BytecodeError::BadOutput {
                 path: self.python.clone(),
-                reason: format!("{queued} sources queued, {} answered", answers.len()),
+                source: AnswerError::Unanswered {
+                    queued,
+                    answered: answers.len(),
+                },
             });
         }
         Ok(answers)

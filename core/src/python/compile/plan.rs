@@ -15,7 +15,7 @@
 //! disagree with the wheel.
 use std::collections::HashSet;
 
-use super::bytecode::pyc_path;
+use super::pyc::pyc_path;
 use crate::dxpkg::EntryKind;
 
 /// The directory Python keeps bytecode in; sources inside one are not compiled (Python never
