@@ -401,3 +401,49 @@ fn the_small_benchmark_set_resolves_against_the_default_index() {
         .unwrap();
     assert_success(&out, "lock --offline");
 }
+
+#[test]
+fn python_version_locks_for_another_python_on_this_platform() {
+    let cx = TestContext::new();
+    let dir = cx.temp.path().join("index");
+    write_wheels(
+        &dir,
+        &[
+            WheelBuilder::new("modern", "1.0"),
+            WheelBuilder::new("modern", "2.0").requires_python(">=3.10"),
+        ],
+    );
+    let server = TestIndex::serve(&dir).unwrap();
+    std::fs::write(cx.project().join("requirements.txt"), "modern\n").unwrap();
+    let lock = |extra: &[&str]| {
+        let mut args = vec!["lock", "-r", "requirements.txt", "--index-url"];
+        let url = server.index_url();
+        args.push(&url);
+        args.extend(extra);
+        assert_success(&run(&cx, &args), "lock");
+        std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap()
+    };
+    let text = lock(&["--python-version", "3.9"]);
+    assert_eq!(versions(&text), [("modern".to_string(), "1.0".to_string())]);
+    assert!(text.contains("environment = \"cp39-"), "{text}");
+    assert!(text.contains("python-version = \"3.9.0\""), "{text}");
+    let text = lock(&["--python-version", "3.12.4", "--upgrade"]);
+    assert_eq!(versions(&text), [("modern".to_string(), "2.0".to_string())]);
+    assert!(text.contains("environment = \"cp312-"), "{text}");
+    let out = run(
+        &cx,
+        &[
+            "lock",
+            "-r",
+            "requirements.txt",
+            "--python-version",
+            "three",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses it: {}",
+        printed(&out)
+    );
+}

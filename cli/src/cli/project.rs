@@ -82,6 +82,10 @@ pub(crate) struct LockArgs {
     /// Interpreter to lock for.
     #[arg(long, short = 'p')]
     pub(crate) python: Option<String>,
+    /// Lock for this Python version on this machine's platform instead of the interpreter's own
+    /// (no interpreter of that version is needed).
+    #[arg(long, value_name = "X.Y[.Z]")]
+    pub(crate) python_version: Option<dx_py_core::python::TargetVersion>,
     #[command(flatten)]
     pub(crate) resolve: ResolveArgs,
     #[command(flatten)]

@@ -42,6 +42,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
                 sources: &args.sources,
                 resolve: &args.resolve,
                 freshness: Freshness::Update,
+                python_version: args.python_version,
             },
             settings,
             &dir,
@@ -59,7 +60,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         .output_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
-    if let Some(reqs) = only_pins(&files, &args.resolve) {
+    if let Some(reqs) = only_pins(&files, &args.resolve).filter(|_| args.python_version.is_none()) {
         let start = Instant::now();
         let lock = lock_and_write(
             reqs,
@@ -86,6 +87,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
             sources: &args.sources,
             resolve: &args.resolve,
             freshness: Freshness::Update,
+            python_version: args.python_version,
         },
         settings,
         &dir,

@@ -180,6 +180,7 @@ fn lock_for(
             sources: &args.sources,
             resolve: &args.resolve,
             freshness: freshness(args),
+            python_version: None,
         },
         settings,
         &project.root,

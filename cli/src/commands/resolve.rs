@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use dx_py_core::dpl::{DplReader, Lock, LockMeta};
 use dx_py_core::install::{ResolveRequest, resolve_and_lock};
 use dx_py_core::project::{DevGroup, ExtrasSelection, GroupsSelection, Project};
-use dx_py_core::python::Interpreter;
+use dx_py_core::python::{Interpreter, TargetVersion};
 use dx_py_core::requirements::{Overrides, Requirements};
 use dx_py_core::resolve::{PrereleaseMode, Upgrade};
 use pep508_rs::PackageName;
@@ -47,7 +47,7 @@ pub(crate) struct Ready {
 }
 
 /// The options of a locking command.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Flags<'a> {
     /// Index options.
     pub(crate) sources: &'a SourceArgs,
@@ -55,6 +55,8 @@ pub(crate) struct Flags<'a> {
     pub(crate) resolve: &'a ResolveArgs,
     /// What to do with the lock on disk.
     pub(crate) freshness: Freshness,
+    /// Another Python version to lock for, on this machine's platform.
+    pub(crate) python_version: Option<TargetVersion>,
 }
 
 /// Makes `dir` hold a lock of `inputs` for `interp`: the one there when it was made from the same
@@ -71,6 +73,7 @@ pub(crate) fn ensure_lock(
         sources,
         resolve,
         freshness,
+        python_version,
     } = flags;
     let dpl_path = dir.join(DPL);
     if freshness == Freshness::Frozen {
@@ -93,7 +96,11 @@ pub(crate) fn ensure_lock(
     let source_args = sources;
     let sources = settings::sources(source_args, reqs_for_sources, interp, settings, printer)?;
     let request = request(&inputs, resolve)?;
-    let inputs_hash = request.inputs_hash(interp, &sources);
+    let target = match python_version {
+        Some(version) => interp.target_for(version)?,
+        None => interp.target(),
+    };
+    let inputs_hash = request.inputs_hash(&target, &sources);
     let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
     if !upgrading && DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs_hash)) {
         printer.verbose(format_args!(
@@ -117,12 +124,11 @@ pub(crate) fn ensure_lock(
     request.preferences = preferences(dir);
     let client = settings::client(settings, sources, source_args)?;
     let meta = LockMeta {
-        environment: interp.tag(),
-        python_version: interp.version().to_string(),
         requires_python: request.requires_python.as_ref().map(ToString::to_string),
         inputs_hash,
+        ..LockMeta::default()
     };
-    let lock = resolve_and_lock(&request, interp, &client, meta)?;
+    let lock = resolve_and_lock(&request, &target, &client, meta)?;
     write_lock(&lock, dir)?;
     printer.info(format_args!(
         "Resolved {} in {} ms",

@@ -51,6 +51,7 @@ pub(crate) fn choose_lock(
                     sources,
                     resolve,
                     freshness: Freshness::Update,
+                    python_version: None,
                 },
                 settings,
                 Path::new("."),

@@ -17,10 +17,10 @@ use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
 use crate::index::{IndexClient, IndexFile, PackageSources};
 use crate::names::normalize_name;
-use crate::python::Interpreter;
+use crate::python::{TagPriorities, Target};
 use crate::resolve::{
     IndexSource, Manifest, PackageSource, PrereleaseMode, Resolution, ResolveError, ResolveOptions,
-    ResolvedPackage, SourceError, Target, Upgrade,
+    ResolvedPackage, SourceError, Target as SolveTarget, Upgrade,
 };
 use crate::wheel::WheelMetadata;
 
@@ -50,7 +50,7 @@ impl ResolveRequest {
     /// requirements, constraints, overrides, hashes, `requires-python`, the pre-release policy,
     /// the interpreter and the sources). A lock recording the same hash needs no resolution;
     /// preferences and upgrades are left out (they only matter when resolving anyway).
-    pub fn inputs_hash(&self, interp: &Interpreter, sources: &PackageSources) -> ContentHash {
+    pub fn inputs_hash(&self, target: &Target, sources: &PackageSources) -> ContentHash {
         let mut h = blake3::Hasher::new();
         let mut field = |tag: &str, value: &str| {
             h.update(tag.as_bytes());
@@ -75,8 +75,8 @@ impl ResolveRequest {
             field("p", &rp.to_string());
         }
         field("pre", &format!("{:?}", self.prerelease));
-        field("tag", &interp.tag());
-        field("python", &interp.version().to_string());
+        field("tag", &target.tags.key());
+        field("python", &target.markers.python_full_version().string);
         if let Some(index) = &sources.index_url {
             field("i", index.url.as_str());
         }
@@ -90,14 +90,20 @@ impl ResolveRequest {
     }
 }
 
-/// Resolves `request` for `interp` through `client` and returns the lock, with `meta` (its
-/// environment, Python version and inputs hash filled by the caller).
+/// Resolves `request` for `target` (an interpreter's, or this platform with another Python)
+/// through `client` and returns the lock, with `meta`'s inputs hash; its environment and Python
+/// version are the target's.
 pub fn resolve_and_lock(
     request: &ResolveRequest,
-    interp: &Interpreter,
+    target: &Target,
     client: &IndexClient,
     meta: LockMeta,
 ) -> Result<Lock, InstallError> {
+    let meta = LockMeta {
+        environment: target.tags.key(),
+        python_version: target.markers.python_full_version().string.clone(),
+        ..meta
+    };
     let index = IndexSource::new(client);
     let mut source = WithDirectFiles {
         inner: &index,
@@ -115,17 +121,17 @@ pub fn resolve_and_lock(
         upgrade: request.upgrade.clone(),
         requires_python: request.requires_python.clone(),
     };
-    let markers = interp.marker_env();
-    let priority = |tags: &[crate::wheel::Tag]| interp.tag_priority(tags);
-    let target = Target {
-        markers: &markers,
+    let priorities = TagPriorities::new(&target.tags);
+    let priority = |tags: &[crate::wheel::Tag]| priorities.priority(tags);
+    let solve_for = SolveTarget {
+        markers: &target.markers,
         tag_priority: &priority,
     };
     let options = ResolveOptions {
         prerelease: request.prerelease,
         ..ResolveOptions::default()
     };
-    let resolution = crate::resolve::resolve(&manifest, target, &options, &source)
+    let resolution = crate::resolve::resolve(&manifest, solve_for, &options, &source)
         .map_err(|e| InstallError::Resolve(Box::new(e)))?;
     lock_resolution(&resolution, &source, client, &request.hashes, meta)
 }

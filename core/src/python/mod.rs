@@ -20,9 +20,9 @@
 pub mod compile;
 mod discovery;
 pub(crate) mod interpreter;
-mod run;
 mod pyenv;
 mod query_cache;
+mod run;
 mod tags;
 mod target;
 mod venv;

@@ -307,10 +307,14 @@ impl<'a> Context<'a> {
                     .is_none_or(|a| a.iter().all(|s| arbitrary_equality_holds(s, &e.version)))
                 && !matches!(self.status(name, e), Status::Skipped)
         };
+        // Versions with a wheel for the target come first (as `--only-binary :all:` chooses
+        // in pip): one that needs a build is chosen, and reported, only when no other fits.
+        let has_wheel = |e: &VersionEntry| matches!(self.status(name, e), Status::Usable(_));
         if let Some(preferred) = self.preferences.get(name)
             && let Some(e) = versions.get(preferred)
             && (self.mode != PrereleaseMode::Disallow || !e.version.any_prerelease())
             && fits(e)
+            && has_wheel(e)
         {
             return Ok(Some(e.version.clone()));
         }
@@ -320,10 +324,15 @@ impl<'a> Context<'a> {
             PrereleaseMode::IfNecessaryOrExplicit => self.explicit_prereleases.contains(name),
         };
         let pick = |prereleases: bool| {
-            versions
+            let mut candidates = versions
                 .entries
                 .iter()
-                .find(|e| (prereleases || !e.version.any_prerelease()) && fits(e))
+                .filter(|e| (prereleases || !e.version.any_prerelease()) && fits(e));
+            let first = candidates.next()?;
+            if has_wheel(first) {
+                return Some(first);
+            }
+            Some(candidates.find(|e| has_wheel(e)).unwrap_or(first))
         };
         let mut found = pick(allow_prereleases);
         if found.is_none()

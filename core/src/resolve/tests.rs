@@ -302,9 +302,24 @@ const SCENARIOS: &[Scenario] = &[
         ..BASE
     },
     Scenario {
-        name: "only an sdist",
+        name: "an older version with a wheel before a newer one that needs a build",
         index: "a 1.0\na 2.0 !sdist",
         requires: &["a"],
+        expect: "a==1.0",
+        ..BASE
+    },
+    Scenario {
+        name: "a preference that needs a build is passed over",
+        index: "a 1.0\na 1.5 !sdist\na 2.0",
+        requires: &["a"],
+        prefer: &[("a", "1.5")],
+        expect: "a==2.0",
+        ..BASE
+    },
+    Scenario {
+        name: "only an sdist",
+        index: "a 1.0\na 2.0 !sdist",
+        requires: &["a>=2"],
         expect: "`a==2.0` needs a build from source, which dx-py does not do yet: it has no wheel for this environment, only a-2.0.tar.gz; require another version (e.g. `a!=2.0`) or provide a wheel with `--find-links`",
         ..BASE
     },
