@@ -5,8 +5,12 @@
 //! - [`fs`]: the `fuser::Filesystem` that answers from a mapped tree and the mapped packs;
 //! - [`late`]: bytecode compiled after mounting, added to a running mount;
 //! - [`serve`]: checks that FUSE is usable, mount options, foreground and in-process sessions;
-//! - [`daemon`]: the detached server process a `dx-py mount` leaves behind;
+//! - [`server`]: the mount server process: serves a `dx_py_core::mount::ServerSpec`, reports its
+//!   `ServerStatus`, and completes a first tree after mounting;
+//! - [`daemon`]: starting that server detached and reading its states, the pid and log records;
 //! - [`mounts`]: finding, unmounting and cleaning up (dead) dx-py mounts.
+//!
+//! The mount tests are an integration suite (`tests/fuse/`): they use only this public API.
 #![cfg(target_os = "linux")]
 // No unsafe code: mmap and the system calls rustix lacks live in `dx_py_core::sys`.
 #![forbid(unsafe_code)]

@@ -48,9 +48,10 @@ impl ServerSpec {
         serde_json::from_reader(reader).map_err(StatusError::Json)
     }
 
-    /// Writes the spec to `writer`.
-    pub fn write_to(&self, writer: impl Write) -> Result<(), StatusError> {
-        serde_json::to_writer(writer, self).map_err(StatusError::Json)
+    /// Writes the spec to `writer`, in one write (a pipe to the server).
+    pub fn write_to(&self, mut writer: impl Write) -> Result<(), StatusError> {
+        let bytes = serde_json::to_vec(self).map_err(StatusError::Json)?;
+        writer.write_all(&bytes).map_err(StatusError::Io)
     }
 }
 
@@ -123,10 +124,17 @@ impl ServerStatus {
             .map_err(StatusError::Json)
     }
 
-    /// Replaces the status file at `path` with this state.
+    /// Replaces the status file at `path` with this state (readers see the old or the new
+    /// one). Not fsynced: a status is not worth a journal commit beside a mount being timed,
+    /// and after a crash the server it describes is gone anyway.
     pub fn save(&self, path: &Path) -> Result<(), StatusError> {
         let bytes = serde_json::to_vec(self).map_err(StatusError::Json)?;
-        crate::atomic::replace(path, &bytes).map_err(StatusError::Io)
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = crate::temp::file_in(dir).map_err(StatusError::Io)?;
+        tmp.write_all(&bytes).map_err(StatusError::Io)?;
+        tmp.persist(path)
+            .map(drop)
+            .map_err(|e| StatusError::Io(e.error))
     }
 
     /// The state saved at `path`, if any.
