@@ -142,6 +142,8 @@ impl Cache {
         let mut dirs = self.store().temp_dirs();
         dirs.extend([
             self.layouts_dir(),
+            // The mount servers' status files are replaced through temporaries here.
+            self.mounts_dir(),
             self.trees_dir(),
             self.downloads_dir(),
             self.metadata_dir(),
