@@ -100,6 +100,8 @@ pub struct IndexClient {
     /// times, and a page must be fetched (or revalidated) once per run.
     projects: Mutex<HashMap<String, ProjectSlot>>,
     pages: PageCache,
+    /// Pages already parsed, read back instead of parsed again.
+    listings_parsed: super::listing_cache::ListingCache,
     pub(super) metadata_cache: MetadataCache,
 }
 
@@ -193,6 +195,7 @@ impl IndexClient {
                 .collect(),
             projects: Mutex::default(),
             pages: PageCache::new(options.pages_dir.clone()),
+            listings_parsed: super::listing_cache::ListingCache::new(options.pages_dir.clone()),
             metadata_cache: MetadataCache::new(options.metadata_dir.clone()),
             sources,
             options,
@@ -258,8 +261,10 @@ impl IndexClient {
             match self.fetch_page(&page_url, simple::ACCEPT) {
                 Ok(page) => {
                     let format = PageFormat::detect(page.content_type.as_deref(), &page.body);
-                    let listed =
-                        simple::parse_page(&page.body, format, &page.url).map_err(|reason| {
+                    let listed = self
+                        .listings_parsed
+                        .files(&page.body, format, &page.url)
+                        .map_err(|reason| {
                             IndexError::InvalidPage {
                                 url: redact_url(page.url.as_str()),
                                 reason,
@@ -430,6 +435,11 @@ impl IndexClient {
     /// Copies the credentials of a configured index on the same host onto `url` when it has
     /// none, so that files linked from a private index can be downloaded.
     fn with_credentials(&self, url: &str) -> String {
+        // Without an index that has credentials there is nothing to add (and nothing to parse:
+        // a page lists thousands of URLs).
+        if self.sources.indexes().all(|i| i.url.username().is_empty()) {
+            return url.to_string();
+        }
         let Ok(mut u) = Url::parse(url) else {
             return url.to_string();
         };

@@ -26,6 +26,7 @@ pub mod find_links;
 mod fixture;
 mod http;
 mod http_cache;
+mod listing_cache;
 mod metadata;
 mod remote_zip;
 pub mod select;

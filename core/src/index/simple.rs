@@ -116,7 +116,6 @@ pub fn parse_json(body: &[u8], page_url: &Url) -> Result<Vec<IndexFile>, String>
             tracing::debug!("Skipping `{}`: unusable URL `{}`", file.filename, file.url);
             continue;
         };
-        let url = String::from(url);
         let sha256 = file
             .hashes
             .get("sha256")
@@ -210,10 +209,10 @@ pub fn parse_html(html: &str, page_url: &Url) -> Vec<IndexFile> {
 
 fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFile> {
     let (url, sha256) = resolve(base, href.trim())?;
-    let from_url = url
-        .path_segments()
-        .and_then(|mut s| s.next_back())
-        .map(percent_decode)
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let from_url = path
+        .rsplit_once('/')
+        .map(|(_, last)| percent_decode(last))
         .unwrap_or_default();
     let filename = if is_dist_filename(&from_url) {
         from_url
@@ -229,7 +228,7 @@ fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFil
         .filter(|s| !s.is_empty());
     Some(IndexFile {
         filename,
-        url: url.into(),
+        url,
         sha256,
         requires_python,
         yanked: yanked_attr.is_some(),
@@ -245,7 +244,13 @@ fn anchor_file(base: &Url, href: &str, text: &str, tag: &Tag) -> Option<IndexFil
 
 /// Resolves a link against `base`, returning the URL without its fragment and the sha256 that
 /// the fragment names (`#sha256=...`), if any. Only `http`, `https` and `file` URLs are kept.
-fn resolve(base: &Url, href: &str) -> Option<(Url, Option<String>)> {
+fn resolve(base: &Url, href: &str) -> Option<(String, Option<String>)> {
+    // Most indexes give absolute URLs already in normal form: taken as they are, since parsing
+    // thousands of them was most of the time a large cached page took (a page of pydantic-core
+    // lists some 4,000 files).
+    if is_plain_absolute(href) {
+        return Some((href.to_owned(), None));
+    }
     let mut url = base.join(href).ok()?;
     if !matches!(url.scheme(), "http" | "https" | "file") {
         return None;
@@ -257,7 +262,42 @@ fn resolve(base: &Url, href: &str) -> Option<(Url, Option<String>)> {
             .and_then(valid_sha256)
     });
     url.set_fragment(None);
-    Some((url, sha256))
+    Some((url.into(), sha256))
+}
+
+/// Whether `href` is an `http`/`https` URL that `Url::parse` would give back unchanged: a
+/// lowercase host without a port, a path of unreserved characters and `%XX` escapes with no
+/// `.` or `..` segment, no query, no fragment.
+fn is_plain_absolute(href: &str) -> bool {
+    let Some(rest) = href
+        .strip_prefix("https://")
+        .or_else(|| href.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let Some((host, path)) = rest.split_once('/') else {
+        return false;
+    };
+    // Labels of lowercase letters, digits and `-`; the last one not a number (a host that ends
+    // in a number is an IPv4 address, which parsing rewrites).
+    let labels_ok = host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let host_ok = labels_ok
+        && !last.bytes().all(|b| b.is_ascii_digit())
+        && !last.starts_with("0x")
+        && !host.starts_with("xn--")
+        && !host.contains(".xn--");
+    let path_ok = path.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b'+')
+    }) && path
+        .split('/')
+        .all(|segment| segment != "." && segment != "..");
+    host_ok && path_ok
 }
 
 fn valid_sha256(hex: &str) -> Option<String> {
@@ -519,6 +559,25 @@ impl<'a> TagScanner<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// A URL taken as written must be what parsing it would have given.
+        #[test]
+        fn plain_absolute_urls_are_their_own_normal_form(
+            href in prop_oneof![
+                "(https?://)?[a-zA-Z0-9.:-]{0,12}(/[a-zA-Z0-9._~+%?#-]{0,10}){0,4}",
+                "https?://[a-z0-9.-]{1,10}(/[a-zA-Z0-9._~+-]{0,8}){0,4}",
+            ],
+        ) {
+            if is_plain_absolute(&href) {
+                let parsed = Url::parse(&href).expect("a plain URL parses");
+                prop_assert_eq!(parsed.as_str(), href.as_str());
+                let base = Url::parse("https://example.invalid/simple/x/").unwrap();
+                let joined = base.join(&href).unwrap();
+                prop_assert_eq!(joined.as_str(), href.as_str());
+            }
+        }
+    }
 
     const H: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
