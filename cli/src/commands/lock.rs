@@ -23,7 +23,6 @@ pub(crate) const PYLOCK: &str = "pylock.toml";
 pub(crate) const DPL: &str = "dx-py.dpl";
 
 pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
-    let interp = settings.interpreter(args.python.as_deref())?;
     // Locking may store packages: held shared, like install, so `cache clean` waits for it.
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
@@ -31,6 +30,8 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
     if args.requirements.is_empty() {
         let cwd = std::env::current_dir().context("Failed to read the current directory")?;
         let project = Project::discover(&cwd)?;
+        let venv = project.root.join(super::project::VENV);
+        let interp = super::project::venv_interpreter(args.python.as_deref(), &venv, settings)?;
         let dir = args
             .output_dir
             .clone()
@@ -51,6 +52,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         report_unchanged(&ready, &dir, printer);
         return Ok(ExitCode::SUCCESS);
     }
+    let interp = settings.interpreter(args.python.as_deref())?;
     let files = args
         .requirements
         .iter()

@@ -19,7 +19,7 @@ use crate::printer::Printer;
 use crate::settings::Settings;
 
 /// The project's venv directory.
-const VENV: &str = ".venv";
+pub(crate) const VENV: &str = ".venv";
 
 pub(crate) fn sync(args: &SyncArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     let project = project_here()?;
@@ -139,14 +139,23 @@ fn project_here() -> Result<Project> {
     Ok(Project::discover(&cwd)?)
 }
 
-/// The interpreter for the project's venv: `--python`, else the venv's own, else `python3`.
 fn interpreter(args: &EnvArgs, venv: &Path, settings: &Settings) -> Result<Interpreter> {
+    venv_interpreter(args.python.as_deref(), venv, settings)
+}
+
+/// The interpreter for a project's venv: `python` (`--python`), else the venv's own, else
+/// `python3`.
+pub(crate) fn venv_interpreter(
+    python: Option<&str>,
+    venv: &Path,
+    settings: &Settings,
+) -> Result<Interpreter> {
     let own = match dx_py_core::python::Venv::open(venv) {
         Ok(v) => v.python(),
         Err(_) => PathBuf::new(),
     };
-    let request = match &args.python {
-        Some(p) => Some(p.clone()),
+    let request = match python {
+        Some(p) => Some(p.to_owned()),
         None if own.is_file() => Some(own.to_string_lossy().into_owned()),
         None => None,
     };

@@ -264,11 +264,9 @@ impl IndexClient {
                     let listed = self
                         .listings_parsed
                         .files(&page.body, format, &page.url)
-                        .map_err(|reason| {
-                            IndexError::InvalidPage {
-                                url: redact_url(page.url.as_str()),
-                                reason,
-                            }
+                        .map_err(|reason| IndexError::InvalidPage {
+                            url: redact_url(page.url.as_str()),
+                            reason,
                         })?;
                     known = true;
                     files.extend(listed.into_iter().map(|mut f| {

@@ -174,15 +174,17 @@ mod tests {
             proptest::option::of(0u64..u64::MAX),
             proptest::option::of(proptest::option::of("[0-9a-f]{64}")),
         )
-            .prop_map(|(filename, url, sha256, rp, yanked, reason, size, meta)| IndexFile {
-                filename,
-                url,
-                sha256,
-                requires_python: rp,
-                yanked,
-                yanked_reason: reason,
-                size,
-                core_metadata: meta.map(|sha256| CoreMetadata { sha256 }),
+            .prop_map(|(filename, url, sha256, rp, yanked, reason, size, meta)| {
+                IndexFile {
+                    filename,
+                    url,
+                    sha256,
+                    requires_python: rp,
+                    yanked,
+                    yanked_reason: reason,
+                    size,
+                    core_metadata: meta.map(|sha256| CoreMetadata { sha256 }),
+                }
             })
     }
 
@@ -220,7 +222,10 @@ mod tests {
         let kept: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(kept.len(), 1);
         assert_eq!(cache.files(body, PageFormat::Json, &url).unwrap(), first);
-        assert_eq!(first, simple::parse_page(body, PageFormat::Json, &url).unwrap());
+        assert_eq!(
+            first,
+            simple::parse_page(body, PageFormat::Json, &url).unwrap()
+        );
         // A damaged entry is parsed again (and mended).
         std::fs::write(kept[0].path(), b"DXPL garbage").unwrap();
         assert_eq!(cache.files(body, PageFormat::Json, &url).unwrap(), first);

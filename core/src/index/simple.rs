@@ -292,11 +292,12 @@ fn is_plain_absolute(href: &str) -> bool {
         && !last.starts_with("0x")
         && !host.starts_with("xn--")
         && !host.contains(".xn--");
-    let path_ok = path.bytes().all(|b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b'+')
-    }) && path
-        .split('/')
-        .all(|segment| segment != "." && segment != "..");
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b'+'))
+        && path
+            .split('/')
+            .all(|segment| segment != "." && segment != "..");
     host_ok && path_ok
 }
 
