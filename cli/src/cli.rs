@@ -9,8 +9,7 @@ mod project;
 #[cfg(target_os = "linux")]
 pub(crate) use mount::{MountArgs, UnmountArgs, WatchMountArgs};
 pub(crate) use project::{
-    AddArgs, EnvArgs, LockArgs, PrereleaseArg, ProjectArgs, RemoveArgs, ResolveArgs, RunArgs,
-    SyncArgs,
+    EditArgs, EnvArgs, LockArgs, PrereleaseArg, ProjectArgs, ResolveArgs, RunArgs, SyncArgs,
 };
 
 /// A Python package manager whose venvs cost almost nothing.
@@ -45,9 +44,9 @@ pub(crate) enum Command {
     /// Make the project's `.venv` hold its lock, locking again when `pyproject.toml` changed.
     Sync(SyncArgs),
     /// Add dependencies to `pyproject.toml`, then lock and sync.
-    Add(AddArgs),
+    Add(EditArgs),
     /// Remove dependencies from `pyproject.toml`, then lock and sync.
-    Remove(RemoveArgs),
+    Remove(EditArgs),
     /// Sync the project, then run a command in its venv.
     Run(RunArgs),
     /// Build, dump and query binary locks.

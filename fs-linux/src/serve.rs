@@ -333,8 +333,10 @@ pub fn serve_reporting(
 ) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
     let session = session(fs, &abs, opts)?;
-    live();
+    // The watcher first: once `live` reports the mount, whoever started it may kill this
+    // process at any time, and a mount without its watcher would then stay dead.
     let _watcher = start_watcher(&opts.auto_unmount, &abs)?;
+    live();
     tracing::info!("serving {}", abs.display());
     let notify = Notify(session.notifier());
     // Detached: it ends with the process, which ends when the mount does.

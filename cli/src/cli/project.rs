@@ -120,33 +120,16 @@ pub(crate) struct EnvArgs {
     pub(crate) no_compile_bytecode: bool,
 }
 
+/// `add` and `remove`: which dependencies of `pyproject.toml` to edit.
 #[derive(Args, Debug)]
-pub(crate) struct AddArgs {
-    /// Requirements to add, e.g. `requests` or `'flask>=3'`.
+pub(crate) struct EditArgs {
+    /// Packages: requirements to add (e.g. `requests`, `'flask>=3'`), or names to remove.
     #[arg(required = true, value_name = "PACKAGE")]
     pub(crate) packages: Vec<String>,
-    /// Add to this dependency group instead of `[project] dependencies`.
+    /// Edit this dependency group instead of `[project] dependencies`.
     #[arg(long, conflicts_with = "optional")]
     pub(crate) group: Option<String>,
-    /// Add to this optional dependency group (an extra).
-    #[arg(long, value_name = "EXTRA")]
-    pub(crate) optional: Option<String>,
-    /// Only edit `pyproject.toml` and lock; do not sync the venv.
-    #[arg(long)]
-    pub(crate) no_sync: bool,
-    #[command(flatten)]
-    pub(crate) env: EnvArgs,
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct RemoveArgs {
-    /// Packages to remove.
-    #[arg(required = true, value_name = "PACKAGE")]
-    pub(crate) packages: Vec<String>,
-    /// Remove from this dependency group.
-    #[arg(long, conflicts_with = "optional")]
-    pub(crate) group: Option<String>,
-    /// Remove from this optional dependency group.
+    /// Edit this optional dependency group (an extra).
     #[arg(long, value_name = "EXTRA")]
     pub(crate) optional: Option<String>,
     /// Only edit `pyproject.toml` and lock; do not sync the venv.

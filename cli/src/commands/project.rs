@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::DplReader;
 use dx_py_core::install::project_hash;
-use dx_py_core::project::{DependencyTarget, Project, PyprojectEditor};
+use dx_py_core::project::{DependencyTarget, EditError, Project, PyprojectEditor};
 use dx_py_core::python::Interpreter;
 
 use super::install::{Target, install_dpl};
 use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
-use crate::cli::{AddArgs, EnvArgs, LinkModeArg, ProjectArgs, RemoveArgs, RunArgs, SyncArgs};
+use crate::cli::{EditArgs, EnvArgs, LinkModeArg, ProjectArgs, RunArgs, SyncArgs};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -48,28 +48,24 @@ pub(crate) fn run(args: &RunArgs, settings: &Settings, printer: &Printer) -> Res
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-pub(crate) fn add(args: &AddArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
-    let project = project_here()?;
-    let target = target(args.group.as_deref(), args.optional.as_deref());
-    edit_then_sync(
-        &project,
-        &args.env,
-        args.no_sync,
-        settings,
-        printer,
-        |editor| {
-            for package in &args.packages {
-                editor.add(package, &target)?;
-            }
-            Ok(())
-        },
-    )
+pub(crate) fn add(args: &EditArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
+    edit(args, settings, printer, |editor, package, target| {
+        editor.add(package, target).map(|_| ())
+    })
 }
 
-pub(crate) fn remove(
-    args: &RemoveArgs,
+pub(crate) fn remove(args: &EditArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
+    edit(args, settings, printer, |editor, package, target| {
+        editor.remove(package, target).map(|_| ())
+    })
+}
+
+/// Applies `one` to each package of `args`, then locks and syncs (see [`edit_then_sync`]).
+fn edit(
+    args: &EditArgs,
     settings: &Settings,
     printer: &Printer,
+    one: impl Fn(&mut PyprojectEditor, &str, &DependencyTarget) -> Result<(), EditError>,
 ) -> Result<ExitCode> {
     let project = project_here()?;
     let target = target(args.group.as_deref(), args.optional.as_deref());
@@ -81,7 +77,7 @@ pub(crate) fn remove(
         printer,
         |editor| {
             for package in &args.packages {
-                editor.remove(package, &target)?;
+                one(editor, package, &target)?;
             }
             Ok(())
         },
