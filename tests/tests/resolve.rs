@@ -87,6 +87,19 @@ fn unpinned_requirements_resolve_lock_and_install() {
         "an unchanged input asks the index nothing"
     );
 
+    // `cache stats` counts every directory the cache has, the new metadata and page caches too.
+    let stats = cx.run_ok(&["cache", "stats"]);
+    for kind in [
+        "objects:",
+        "unpacked:",
+        "layouts:",
+        "downloads:",
+        "metadata:",
+        "pages:",
+    ] {
+        assert!(stats.contains(kind), "{kind} in {stats}");
+    }
+
     // A constraint moves the choice; the lock is made again.
     std::fs::write(cx.project().join("c.txt"), "leaf<1.5\n").unwrap();
     let out = run(

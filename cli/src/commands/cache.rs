@@ -3,6 +3,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use dx_py_core::cache::Kind;
 use dx_py_core::cache::clean::{self, CleanOptions};
 use dx_py_core::cache::roots::Root;
 use dx_py_core::cache_lock::CacheLock;
@@ -26,13 +27,10 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
                 .filter_map(|h| std::fs::metadata(store.get_path(h)).ok())
                 .map(|m| m.len())
                 .sum();
-            let (layouts, layout_bytes) = dir_stats(&settings.layouts_dir());
             let cache = settings.cache();
             // A read-only store's unpacked copies live in the cache: both count.
             let unpacked_bytes =
                 dir_stats(&cache.store_unpacked_dir()).1 + dir_stats(&cache.own_unpacked_dir()).1;
-            let (_, tree_bytes) = dir_stats(&cache.trees_dir());
-            let (_, download_bytes) = dir_stats(&cache.downloads_dir());
             printer.out(format_args!("cache:    {}", settings.cache_dir.display()))?;
             printer.out(format_args!(
                 "objects:  {} ({})",
@@ -40,12 +38,22 @@ pub(crate) fn run(cmd: &CacheCommand, settings: &Settings, printer: &Printer) ->
                 human(object_bytes)
             ))?;
             printer.out(format_args!("unpacked: {}", human(unpacked_bytes)))?;
-            printer.out(format_args!(
-                "layouts:  {layouts} ({})",
-                human(layout_bytes)
-            ))?;
-            printer.out(format_args!("trees:    {}", human(tree_bytes)))?;
-            printer.out(format_args!("downloads: {}", human(download_bytes)))?;
+            // Every other directory, as the cache lists them (so that a new one cannot be
+            // missed here).
+            for (kind, dir) in cache.kinds() {
+                match kind {
+                    Kind::Store | Kind::Unpacked => {}
+                    Kind::Layouts => {
+                        let (layouts, bytes) = dir_stats(&dir);
+                        printer.out(format_args!("layouts:  {layouts} ({})", human(bytes)))?;
+                    }
+                    _ => printer.out(format_args!(
+                        "{:<9} {}",
+                        format!("{kind}:"),
+                        human(dir_stats(&dir).1)
+                    ))?,
+                }
+            }
             let temps: Vec<_> = settings
                 .temp_dirs()
                 .iter()
