@@ -11,6 +11,7 @@ use super::config::{FindLinks, PackageSources};
 use super::dist_metadata::MetadataCache;
 use super::http::{Transport, TransportKey};
 use super::http_cache::{self, PageCache, Stored};
+use super::listing_cache::ListingCache;
 use super::simple::{self, PageFormat};
 use super::{DistFilename, IndexError, IndexFile, find_links, redact_url};
 use crate::cache::Cache;
@@ -100,8 +101,6 @@ pub struct IndexClient {
     /// times, and a page must be fetched (or revalidated) once per run.
     projects: Mutex<HashMap<String, ProjectSlot>>,
     pages: PageCache,
-    /// Pages already parsed, read back instead of parsed again.
-    listings_parsed: super::listing_cache::ListingCache,
     pub(super) metadata_cache: MetadataCache,
 }
 
@@ -195,7 +194,6 @@ impl IndexClient {
                 .collect(),
             projects: Mutex::default(),
             pages: PageCache::new(options.pages_dir.clone()),
-            listings_parsed: super::listing_cache::ListingCache::new(options.pages_dir.clone()),
             metadata_cache: MetadataCache::new(options.metadata_dir.clone()),
             sources,
             options,
@@ -258,16 +256,26 @@ impl IndexClient {
                         reason: e.to_string(),
                     })?;
             searched.push(redact_url(page_url.as_str()));
+            if let Some(listed) = self.parsed_without_request(&page_url) {
+                known = true;
+                files.extend(listed.into_iter().map(|mut f| {
+                    f.url = self.with_credentials(&f.url);
+                    f
+                }));
+                continue;
+            }
             match self.fetch_page(&page_url, simple::ACCEPT) {
                 Ok(page) => {
                     let format = PageFormat::detect(page.content_type.as_deref(), &page.body);
-                    let listed = self
-                        .listings_parsed
-                        .files(&page.body, format, &page.url)
-                        .map_err(|reason| IndexError::InvalidPage {
+                    let entry = self.pages.entry(&page_url, simple::ACCEPT);
+                    let head = entry.as_deref().and_then(PageCache::load_head);
+                    let keep = entry.as_deref().zip(head.as_ref().map(|(_, key)| key));
+                    let listed = ListingCache::parse(&page.body, format, &page.url, keep).map_err(
+                        |reason| IndexError::InvalidPage {
                             url: redact_url(page.url.as_str()),
                             reason,
-                        })?;
+                        },
+                    )?;
                     known = true;
                     files.extend(listed.into_iter().map(|mut f| {
                         f.url = self.with_credentials(&f.url);
@@ -455,6 +463,24 @@ impl IndexClient {
             let _ = u.set_password(index.url.password());
         }
         u.into()
+    }
+
+    /// The files of the project page `url` when its cached copy may be used without a request
+    /// (fresh, or `--offline`) and was parsed before: neither the page's body nor a request.
+    fn parsed_without_request(&self, url: &Url) -> Option<Vec<IndexFile>> {
+        let entry = self.pages.entry(url, simple::ACCEPT)?;
+        let (policy, key) = PageCache::load_head(&entry)?;
+        let request = http_cache::request(url, simple::ACCEPT);
+        let usable = self.options.offline
+            || (!self.options.refresh
+                && matches!(
+                    policy.before_request(&request, SystemTime::now()),
+                    BeforeRequest::Fresh(_)
+                ));
+        if !usable {
+            return None;
+        }
+        ListingCache::get(&entry, &key)
     }
 
     /// A project or find-links page, through the HTTP cache: a stored page that is fresh (and

@@ -85,6 +85,27 @@ impl PageCache {
         parsed
     }
 
+    /// The caching policy of the page stored at `entry`, and a key that changes whenever the
+    /// entry is replaced (a hash of its header: the policy holds the response time), read
+    /// without the body.
+    pub(super) fn load_head(entry: &Path) -> Option<(CachePolicy, [u8; 32])> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(entry).ok()?;
+        let mut fixed = [0u8; HEADER];
+        file.read_exact(&mut fixed).ok()?;
+        if fixed.get(..4)? != MAGIC || fixed[4] != VERSION {
+            return None;
+        }
+        let len = u32::from_le_bytes(fixed.get(8..12)?.try_into().ok()?);
+        let mut meta = vec![0u8; usize::try_from(len).ok()?];
+        file.read_exact(&mut meta).ok()?;
+        let parsed: Meta = serde_json::from_slice(&meta).ok()?;
+        let mut h = blake3::Hasher::new();
+        h.update(&fixed);
+        h.update(&meta);
+        Some((parsed.policy, *h.finalize().as_bytes()))
+    }
+
     /// Keeps `page` at `entry`; a failure only costs a later request, so it is a warning.
     pub(super) fn store(&self, entry: &Path, page: &Stored) {
         let Some(dir) = &self.dir else { return };

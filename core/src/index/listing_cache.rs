@@ -1,15 +1,18 @@
-//! Parsed project pages, kept beside the HTTP page cache: `{pages}/{blake3}.files`, keyed by the
-//! page's bytes, format and URL. A large page (pydantic-core's lists some 4,000 files in 7 MB
-//! of JSON) costs a JSON parse and a URL check per file; read back from here it costs a copy.
-//! Anything unreadable here is a miss: the page is parsed again and the entry rewritten.
+//! Parsed project pages, kept beside the HTTP page cache: `{pages}/{entry}.files` next to the
+//! page entry it was parsed from, stamped with that entry's key (a hash of its header, which
+//! changes whenever the entry is replaced). A large page (pydantic-core's lists some 4,000 files
+//! in 7 MB of JSON) costs a read, a JSON parse and a URL check per file; a page that may be used
+//! without a request (fresh, or `--offline`) is read back from here without reading its body.
+//! Anything unreadable or stamped for another entry is a miss: the page is parsed again and the
+//! file rewritten.
 //!
 //! ```text
-//! "DXPL" u32 version=1  u32 count
+//! "DXPL" u32 version=1  [u8; 32] entry key  u32 count
 //! per file:  u8 flags (1 yanked, 2 core-metadata)  u64 size (u64::MAX: unknown)
 //!            6 strings, each u32 length + UTF-8: filename, url, sha256, requires-python,
 //!            yanked reason, core-metadata sha256 (empty: none)
 //! ```
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::simple::{self, PageFormat};
 use super::{CoreMetadata, IndexFile, Url};
@@ -19,47 +22,46 @@ const VERSION: u32 = 1;
 const YANKED: u8 = 1;
 const CORE_METADATA: u8 = 2;
 
-/// Where parsed pages are kept (`None`: nowhere, every page is parsed).
-#[derive(Debug)]
-pub(super) struct ListingCache {
-    dir: Option<PathBuf>,
-}
+/// Parsed pages, each beside its page cache entry.
+#[derive(Debug, Default)]
+pub(super) struct ListingCache;
 
 impl ListingCache {
-    pub(super) fn new(dir: Option<PathBuf>) -> Self {
-        Self { dir }
+    /// The files parsed from the page entry `entry` whose key is `key`, if they were kept.
+    pub(super) fn get(entry: &Path, key: &[u8; 32]) -> Option<Vec<IndexFile>> {
+        decode(&std::fs::read(parsed_path(entry)).ok()?, key)
     }
 
-    /// The files of the page `body` (fetched from `url`, in `format`): read back when this page
-    /// was parsed before, else parsed (and kept).
-    pub(super) fn files(
-        &self,
+    /// The files of the page `body` (from `url`, in `format`), kept beside `entry` (whose key
+    /// is `key`) when given.
+    pub(super) fn parse(
         body: &[u8],
         format: PageFormat,
         url: &Url,
+        entry: Option<(&Path, &[u8; 32])>,
     ) -> Result<Vec<IndexFile>, String> {
-        let Some(dir) = &self.dir else {
-            return simple::parse_page(body, format, url);
-        };
-        let mut h = blake3::Hasher::new();
-        h.update(format!("{format:?}\0{url}\0").as_bytes());
-        h.update(body);
-        let path = dir.join(format!("{}.files", h.finalize().to_hex()));
-        if let Some(files) = std::fs::read(&path).ok().and_then(|b| decode(&b)) {
-            return Ok(files);
-        }
         let files = simple::parse_page(body, format, url)?;
-        if let Err(e) = crate::atomic::replace(&path, &encode(&files)) {
-            tracing::debug!("Not keeping the parsed page `{}`: {e}", path.display());
+        if let Some((entry, key)) = entry {
+            let path = parsed_path(entry);
+            if let Err(e) = crate::atomic::replace(&path, &encode(&files, key)) {
+                tracing::debug!("Not keeping the parsed page `{}`: {e}", path.display());
+            }
         }
         Ok(files)
     }
 }
 
-fn encode(files: &[IndexFile]) -> Vec<u8> {
+fn parsed_path(entry: &Path) -> PathBuf {
+    let mut name = entry.as_os_str().to_owned();
+    name.push(".files");
+    PathBuf::from(name)
+}
+
+fn encode(files: &[IndexFile], key: &[u8; 32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + files.len() * 256);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(key);
     out.extend_from_slice(&u32::try_from(files.len()).unwrap_or(u32::MAX).to_le_bytes());
     for f in files.iter().take(u32::MAX as usize) {
         let mut flags = 0;
@@ -122,9 +124,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode(bytes: &[u8]) -> Option<Vec<IndexFile>> {
+fn decode(bytes: &[u8], key: &[u8; 32]) -> Option<Vec<IndexFile>> {
     let mut r = Reader(bytes);
-    if r.take(4)? != MAGIC || r.u32()? != VERSION {
+    if r.take(4)? != MAGIC || r.u32()? != VERSION || r.take(32)? != key {
         return None;
     }
     let count = usize::try_from(r.u32()?).ok()?;
@@ -191,7 +193,8 @@ mod tests {
     proptest! {
         #[test]
         fn listings_round_trip(files in proptest::collection::vec(file(), 0..20)) {
-            prop_assert_eq!(decode(&encode(&files)), Some(files));
+            prop_assert_eq!(decode(&encode(&files, &[7; 32]), &[7; 32]), Some(files.clone()));
+            prop_assert_eq!(decode(&encode(&files, &[7; 32]), &[8; 32]), None);
         }
 
         #[test]
@@ -200,35 +203,35 @@ mod tests {
             at in any::<prop::sample::Index>(),
             cut in any::<bool>(),
         ) {
-            let mut bytes = encode(&files);
+            let mut bytes = encode(&files, &[7; 32]);
             let i = at.index(bytes.len());
             if cut {
                 bytes.truncate(i);
-                prop_assert_eq!(decode(&bytes), None);
+                prop_assert_eq!(decode(&bytes, &[7; 32]), None);
             } else {
                 bytes[i] ^= 0x55;
-                let _ = decode(&bytes);
+                let _ = decode(&bytes, &[7; 32]);
             }
         }
     }
 
     #[test]
-    fn a_page_is_parsed_once_then_read_back() {
+    fn a_parsed_page_is_kept_beside_its_entry_for_its_key_only() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = ListingCache::new(Some(dir.path().to_path_buf()));
+        let entry = dir.path().join("page");
         let url = Url::parse("https://example.invalid/simple/a/").unwrap();
         let body = br#"{"meta":{"api-version":"1.1"},"name":"a","files":[{"filename":"a-1.0-py3-none-any.whl","url":"https://example.invalid/a-1.0-py3-none-any.whl","hashes":{"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"yanked":"old","core-metadata":true}]}"#;
-        let first = cache.files(body, PageFormat::Json, &url).unwrap();
-        let kept: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
-        assert_eq!(kept.len(), 1);
-        assert_eq!(cache.files(body, PageFormat::Json, &url).unwrap(), first);
+        let parsed =
+            ListingCache::parse(body, PageFormat::Json, &url, Some((&entry, &[1; 32]))).unwrap();
         assert_eq!(
-            first,
+            parsed,
             simple::parse_page(body, PageFormat::Json, &url).unwrap()
         );
-        // A damaged entry is parsed again (and mended).
-        std::fs::write(kept[0].path(), b"DXPL garbage").unwrap();
-        assert_eq!(cache.files(body, PageFormat::Json, &url).unwrap(), first);
-        assert_ne!(std::fs::read(kept[0].path()).unwrap(), b"DXPL garbage");
+        assert_eq!(ListingCache::get(&entry, &[1; 32]), Some(parsed));
+        // The entry was replaced since: its key differs, the kept parse is not used.
+        assert_eq!(ListingCache::get(&entry, &[2; 32]), None);
+        // Damage is a miss.
+        std::fs::write(parsed_path(&entry), b"DXPL garbage").unwrap();
+        assert_eq!(ListingCache::get(&entry, &[1; 32]), None);
     }
 }
