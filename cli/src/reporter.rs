@@ -1,4 +1,5 @@
-//! Progress bars for downloads and conversions, shown only on a terminal (see `Printer`).
+//! Progress bars for resolution, downloads and conversions, shown only on a terminal (see
+//! `Printer`).
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dx_py_core::install::Reporter;
@@ -10,6 +11,7 @@ use crate::printer::Printer;
 pub(crate) struct BarReporter {
     bar: ProgressBar,
     bytes: AtomicU64,
+    downloads: AtomicU64,
 }
 
 impl BarReporter {
@@ -28,7 +30,16 @@ impl BarReporter {
         Self {
             bar,
             bytes: AtomicU64::new(0),
+            downloads: AtomicU64::new(0),
         }
+    }
+
+    /// How many files were downloaded so far, and their bytes.
+    pub(crate) fn downloaded(&self) -> (u64, u64) {
+        (
+            self.downloads.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -39,6 +50,7 @@ impl Reporter for BarReporter {
     }
 
     fn on_download_done(&self, _name: &str, bytes: u64) {
+        self.downloads.fetch_add(1, Ordering::Relaxed);
         let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.bar
             .set_message(format!("({:.1} MiB downloaded)", total as f64 / 1048576.0));
@@ -52,5 +64,38 @@ impl Reporter for BarReporter {
 impl Drop for BarReporter {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// A spinner with a changing message, for work whose size is not known (resolution).
+pub(crate) struct Spinner(ProgressBar);
+
+impl Spinner {
+    /// A hidden spinner unless the printer allows progress output.
+    pub(crate) fn new(printer: &Printer, what: &str) -> Self {
+        let bar = if printer.show_progress() {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(80));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} ({msg})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(what.to_string());
+        Self(bar)
+    }
+
+    /// Shows `message`.
+    pub(crate) fn say(&self, message: impl std::fmt::Display) {
+        self.0.set_message(message.to_string());
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }

@@ -87,6 +87,26 @@ fn unpinned_requirements_resolve_lock_and_install() {
         "an unchanged input asks the index nothing"
     );
 
+    // `-v` says what was resolved, for which environment, and how long it took.
+    let out = run(
+        &cx,
+        &[
+            "lock",
+            "-v",
+            "--upgrade",
+            "-r",
+            "requirements.txt",
+            "--index-url",
+            &url,
+        ],
+    );
+    assert_success(&out, "lock -v");
+    let text = printed(&out);
+    assert!(
+        text.contains("  lib==2.0  lib-2.0-py3-none-any.whl") && text.contains("resolution "),
+        "{text}"
+    );
+
     // `cache stats` counts every directory the cache has, the new metadata and page caches too.
     let stats = cx.run_ok(&["cache", "stats"]);
     for kind in [

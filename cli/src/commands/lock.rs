@@ -157,13 +157,15 @@ pub(crate) fn lock_and_write(
         after_store: also.after_store,
         planned: also.planned,
     };
+    let start = Instant::now();
     let lock = lock_requirements(reqs, &options)?;
-    fs_create_dir_all(dir)?;
-    lock.write_pylock(&dir.join(PYLOCK))?;
-    lock.write_dpl(&dir.join(DPL))?;
+    let (downloads, bytes) = reporter.downloaded();
+    printer.verbose(format_args!(
+        "Locked {} as pinned in {:.1} ms: {downloads} downloaded ({:.1} MiB), each checked and stored",
+        dx_py_core::plural::count(lock.packages.len(), "package"),
+        start.elapsed().as_secs_f64() * 1e3,
+        bytes as f64 / 1048576.0
+    ));
+    super::resolve::write_lock(&lock, dir)?;
     Ok(lock)
-}
-
-fn fs_create_dir_all(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("Failed to create `{}`", dir.display()))
 }

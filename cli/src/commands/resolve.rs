@@ -128,13 +128,39 @@ pub(crate) fn ensure_lock(
         inputs_hash,
         ..LockMeta::default()
     };
-    let lock = resolve_and_lock(&request, &target, &client, meta)?;
+    let spinner = crate::reporter::Spinner::new(printer, "Resolving");
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let on_package = |name: &PackageName| {
+        let mut seen = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.insert(name.clone()) {
+            spinner.say(format_args!("{} packages, at {name}", seen.len()));
+        }
+    };
+    let resolving = Instant::now();
+    let lock = resolve_and_lock(&request, &target, &client, meta, &on_package)?;
+    drop(spinner);
+    let resolved_in = resolving.elapsed();
     write_lock(&lock, dir)?;
     printer.info(format_args!(
         "Resolved {} in {} ms",
         dx_py_core::plural::count(lock.packages.len(), "package"),
         start.elapsed().as_millis()
     ));
+    printer.verbose(format_args!(
+        "  for {} (Python {}); resolution {:.1} ms, reading the inputs and writing the lock {:.1} ms",
+        lock.meta.environment,
+        lock.meta.python_version,
+        resolved_in.as_secs_f64() * 1e3,
+        (start.elapsed() - resolved_in).as_secs_f64() * 1e3
+    ));
+    for p in &lock.packages {
+        printer.verbose(format_args!(
+            "  {}=={}  {}",
+            p.name, p.version, p.wheel.filename
+        ));
+    }
     Ok(Ready {
         dpl: dpl_path,
         resolved: Some(lock.packages.len()),

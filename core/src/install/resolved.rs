@@ -98,6 +98,7 @@ pub fn resolve_and_lock(
     target: &Target,
     client: &IndexClient,
     meta: LockMeta,
+    on_package: &(dyn Fn(&PackageName) + Sync),
 ) -> Result<Lock, InstallError> {
     let meta = LockMeta {
         environment: target.tags.key(),
@@ -108,6 +109,7 @@ pub fn resolve_and_lock(
     let mut source = WithDirectFiles {
         inner: &index,
         direct: BTreeMap::new(),
+        on_package,
     };
     let mut requirements = Vec::with_capacity(request.requirements.len());
     for req in &request.requirements {
@@ -136,10 +138,12 @@ pub fn resolve_and_lock(
     lock_resolution(&resolution, &source, client, &request.hashes, meta)
 }
 
-/// A source where packages named by a wheel URL have that one file.
+/// A source where packages named by a wheel URL have that one file; it tells `on_package` of
+/// each package whose files are asked for (progress).
 struct WithDirectFiles<'a> {
     inner: &'a dyn PackageSource,
     direct: BTreeMap<PackageName, IndexFile>,
+    on_package: &'a (dyn Fn(&PackageName) + Sync),
 }
 
 impl WithDirectFiles<'_> {
@@ -174,6 +178,7 @@ impl WithDirectFiles<'_> {
 
 impl PackageSource for WithDirectFiles<'_> {
     fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
+        (self.on_package)(name);
         match self.direct.get(name) {
             Some(file) => Ok(vec![file.clone()].into()),
             None => self.inner.files(name),
