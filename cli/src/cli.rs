@@ -6,11 +6,13 @@ use clap::{Args, Parser, Subcommand};
 #[cfg(target_os = "linux")]
 mod mount;
 mod project;
+mod store;
 #[cfg(target_os = "linux")]
 pub(crate) use mount::{MountArgs, UnmountArgs, WatchMountArgs};
 pub(crate) use project::{
     EditArgs, EnvArgs, LockArgs, PrereleaseArg, ProjectArgs, ResolveArgs, RunArgs, SyncArgs,
 };
+pub(crate) use store::{CacheCommand, DplCommand, StoreCommand};
 
 /// A Python package manager whose venvs cost almost nothing.
 #[derive(Parser, Debug)]
@@ -71,67 +73,6 @@ pub(crate) enum Command {
     /// Inspect and clean the cache.
     #[command(subcommand)]
     Cache(CacheCommand),
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum StoreCommand {
-    /// Convert wheels into store objects; prints `<hash>  <name> <version>` per wheel.
-    Add {
-        /// Wheel files.
-        #[arg(required = true)]
-        wheels: Vec<PathBuf>,
-    },
-    /// Re-hash objects (all when none given); exit 1 listing any that are corrupt.
-    Verify {
-        /// Object hashes.
-        hashes: Vec<String>,
-    },
-    /// Print an object's path.
-    Path {
-        /// Object hash.
-        hash: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum CacheCommand {
-    /// Remove cached layouts, store objects, or both.
-    Clean(CleanArgs),
-    /// Count objects, layouts and bytes.
-    Stats,
-    /// Check objects, unpacked copies, layouts and mount trees against the objects' hashes.
-    Verify {
-        /// Mend what is damaged from verified objects (damaged objects are removed: the next
-        /// install fetches them again).
-        #[arg(long)]
-        repair: bool,
-    },
-    /// Print the cache root.
-    Dir,
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct CleanArgs {
-    /// What to remove.
-    #[command(flatten)]
-    pub(crate) what: CleanWhat,
-    /// Also remove what live venvs and mounts use (run `dx-py install` in them afterwards).
-    #[arg(long)]
-    pub(crate) force: bool,
-}
-
-#[derive(Args, Debug)]
-#[group(required = true, multiple = false)]
-pub(crate) struct CleanWhat {
-    /// Remove the layout cache.
-    #[arg(long)]
-    pub(crate) layouts: bool,
-    /// Remove the package store (and layouts, which link into it).
-    #[arg(long)]
-    pub(crate) store: bool,
-    /// Remove everything.
-    #[arg(long)]
-    pub(crate) all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -217,33 +158,6 @@ pub(crate) struct InstallArgs {
     /// Package store location (e.g. a read-only shared store); default: {cache}/store.
     #[arg(long, value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum DplCommand {
-    /// Build a DPL from a `pylock.toml`.
-    Build {
-        /// The PEP 751 lock.
-        pylock: PathBuf,
-        /// Output file.
-        #[arg(short, long, default_value = "dx-py.dpl")]
-        output: PathBuf,
-    },
-    /// Print every entry.
-    Dump {
-        /// The DPL file.
-        dpl: PathBuf,
-        /// As JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print one entry (name compared PEP 503-normalized).
-    Get {
-        /// The DPL file.
-        dpl: PathBuf,
-        /// The package name.
-        name: String,
-    },
 }
 
 #[cfg(test)]

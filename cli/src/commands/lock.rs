@@ -14,13 +14,10 @@ use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
 use super::resolve::{Flags, Freshness, Inputs, Ready, ensure_lock};
+use super::{DPL, PYLOCK};
 use crate::cli::{LockArgs, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
-
-/// File names of the two lock forms.
-pub(crate) const PYLOCK: &str = "pylock.toml";
-pub(crate) const DPL: &str = "dx-py.dpl";
 
 pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
     // Locking may store packages: held shared, like install, so `cache clean` waits for it.

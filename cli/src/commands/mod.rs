@@ -1,4 +1,5 @@
-//! One module per subcommand.
+//! One module per subcommand, and what several share (`resolve`: locking by resolution;
+//! `which_lock`: the lock an install takes).
 pub(crate) mod cache;
 pub(crate) mod dpl;
 pub(crate) mod install;
@@ -14,6 +15,10 @@ pub(crate) mod store;
 pub(crate) mod unmount;
 pub(crate) mod venv;
 pub(crate) mod which_lock;
+
+/// File names of the two lock forms.
+pub(crate) const PYLOCK: &str = "pylock.toml";
+pub(crate) const DPL: &str = "dx-py.dpl";
 
 /// Exit 1 for errors in what the user asked (bad input, missing packages), 2 for the rest
 /// (I/O failures the user did not cause).

@@ -7,8 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dx_py_core::cache_lock::CacheLock;
-use dx_py_core::dpl::DplReader;
-use dx_py_core::install::project_hash;
 use dx_py_core::project::{DependencyTarget, EditError, Project, PyprojectEditor};
 use dx_py_core::python::Interpreter;
 
@@ -222,7 +220,7 @@ fn sync_project(
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     let dpl = lock_for(project, args, selection, &interp, settings, printer)?;
-    if holds(&venv, &dpl, &interp) {
+    if dx_py_core::install::venv_holds(&venv, &dpl, &interp) {
         printer.verbose(format_args!(
             "`{}` already holds the lock ({:.1} ms)",
             venv.display(),
@@ -240,18 +238,4 @@ fn sync_project(
     };
     install_dpl(&dpl, &target, 0, settings, printer, start)?;
     Ok(venv)
-}
-
-/// Whether `venv` already uses the layout of exactly the set in `dpl` for `interp`, and that
-/// layout is still there: then a sync has nothing to do.
-fn holds(venv: &Path, dpl: &Path, interp: &Interpreter) -> bool {
-    let Ok(reader) = DplReader::open(dpl) else {
-        return false;
-    };
-    let Ok(Some(hash)) = project_hash(&reader, &interp.tag()) else {
-        return false;
-    };
-    let version = interp.version();
-    dx_py_core::layout::venv_layout(venv, (version.major as u8, version.minor as u8))
-        .is_some_and(|used| used.project_hash == hash.to_hex() && used.layout.is_dir())
 }

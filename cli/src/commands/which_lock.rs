@@ -8,8 +8,9 @@ use dx_py_core::install::inputs_hash;
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
-use super::lock::{DPL, PYLOCK, WhileLocking, lock_and_write, only_pins};
+use super::lock::{WhileLocking, lock_and_write, only_pins};
 use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
+use super::{DPL, PYLOCK};
 use crate::cli::{ResolveArgs, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::Settings;

@@ -38,4 +38,4 @@ pub use prepare::{
 pub use pylock_select::{PylockSelectError, read_pylock_for};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
-pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm};
+pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm, venv_holds};

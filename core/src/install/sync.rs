@@ -195,6 +195,20 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     Ok((report, updated))
 }
 
+/// Whether `venv` already uses the layout of exactly the set in the DPL at `dpl` for `interp`,
+/// and that layout is still there: then a sync has nothing to do (and writes nothing). A lock
+/// without store hashes (fresh from a resolution) is never held yet.
+pub fn venv_holds(venv: &Path, dpl: &Path, interp: &Interpreter) -> bool {
+    let Ok(reader) = DplReader::open(dpl) else {
+        return false;
+    };
+    let Ok(Some(hash)) = project_hash(&reader, &interp.tag()) else {
+        return false;
+    };
+    crate::layout::venv_layout(venv, python_pair(interp))
+        .is_some_and(|used| used.project_hash == hash.to_hex() && used.layout.is_dir())
+}
+
 /// Refuses a lock whose wheels do not fit the interpreter (a lock made for CPython 3.11 would
 /// otherwise "install" cp311 wheels into a 3.12 venv that then fails at import). Only the cold
 /// path asks: a warm hit is keyed by the interpreter's tag, so it was checked when it was built.

@@ -1,21 +1,23 @@
 //! Locking by resolution, shared by `lock`, `install -r`, `sync`, `add`, `remove` and `run`:
 //! what to resolve (requirements files or a project), whether the lock on disk already answers
 //! it (then nothing is resolved and nothing is fetched), and writing the new lock.
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dx_py_core::dpl::{DplReader, Lock, LockMeta};
-use dx_py_core::install::{ResolveRequest, resolve_and_lock};
-use dx_py_core::project::{DevGroup, ExtrasSelection, GroupsSelection, Project};
+use dx_py_core::install::resolve_and_lock;
+use dx_py_core::project::Project;
 use dx_py_core::python::{Interpreter, TargetVersion};
-use dx_py_core::requirements::{Overrides, Requirements};
-use dx_py_core::resolve::{PrereleaseMode, Upgrade};
+use dx_py_core::requirements::Requirements;
 use pep508_rs::PackageName;
 
-use super::lock::{DPL, PYLOCK};
-use crate::cli::{PrereleaseArg, ProjectArgs, ResolveArgs, SourceArgs};
+mod request;
+
+use request::{preferences, request};
+
+use super::{DPL, PYLOCK};
+use crate::cli::{ProjectArgs, ResolveArgs, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -177,107 +179,6 @@ fn inputs_source(inputs: &Inputs<'_>) -> String {
             .join(", "),
         Inputs::Project(project, _) => project.path.display().to_string(),
     }
-}
-
-/// The resolver's request for `inputs`.
-fn request(inputs: &Inputs<'_>, args: &ResolveArgs) -> Result<ResolveRequest> {
-    let mut request = ResolveRequest {
-        prerelease: match args.prerelease {
-            Some(PrereleaseArg::Allow) => PrereleaseMode::Allow,
-            Some(PrereleaseArg::Disallow) => PrereleaseMode::Disallow,
-            Some(PrereleaseArg::IfNecessaryOrExplicit) | None => {
-                PrereleaseMode::IfNecessaryOrExplicit
-            }
-        },
-        upgrade: if args.upgrade {
-            Upgrade::All
-        } else if args.upgrade_package.is_empty() {
-            Upgrade::None
-        } else {
-            Upgrade::Packages(
-                args.upgrade_package
-                    .iter()
-                    .map(|p| {
-                        PackageName::new(p.clone())
-                            .with_context(|| format!("Invalid package name `{p}`"))
-                    })
-                    .collect::<Result<_>>()?,
-            )
-        },
-        ..ResolveRequest::default()
-    };
-    match inputs {
-        Inputs::Files(files) => {
-            for (_, reqs) in *files {
-                request.requirements.extend(reqs.to_pep508()?);
-                request.constraints.extend(reqs.constraints_to_pep508()?);
-                if reqs.pre && args.prerelease.is_none() {
-                    request.prerelease = PrereleaseMode::Allow;
-                }
-                let mut hashes: BTreeMap<PackageName, Vec<String>> = BTreeMap::new();
-                for entry in &reqs.entries {
-                    if let (Some(name), false) = (&entry.name, entry.hashes.is_empty()) {
-                        let name = PackageName::new(name.clone())
-                            .with_context(|| format!("Invalid package name `{name}`"))?;
-                        hashes.entry(name).or_default().extend(entry.hashes.clone());
-                    }
-                }
-                request.hashes.extend(hashes);
-            }
-        }
-        Inputs::Project(project, selection) => {
-            let extras = if selection.all_extras {
-                ExtrasSelection::All
-            } else if selection.extra.is_empty() {
-                ExtrasSelection::None
-            } else {
-                ExtrasSelection::Some(selection.extra.clone())
-            };
-            let groups = GroupsSelection {
-                groups: selection.group.clone(),
-                all: selection.all_groups,
-                dev: if selection.no_dev {
-                    DevGroup::Exclude
-                } else {
-                    DevGroup::Include
-                },
-            };
-            request.requirements = project.requirements(&extras, &groups)?;
-            request.constraints = project.constraint_dependencies.clone();
-            request.overrides = project.override_dependencies.clone();
-            request.requires_python = project.requires_python.clone();
-        }
-    }
-    for path in &args.constraint {
-        request
-            .constraints
-            .extend(Requirements::from_constraints_file(path)?.constraints_to_pep508()?);
-    }
-    for path in &args.overrides {
-        request
-            .overrides
-            .extend(Overrides::from_file(path)?.to_requirements()?);
-    }
-    Ok(request)
-}
-
-/// The versions of the lock already in `dir`, preferred by the resolver (stable re-locks).
-fn preferences(dir: &Path) -> BTreeMap<PackageName, pep440_rs::Version> {
-    let Ok(text) = std::fs::read_to_string(dir.join(PYLOCK)) else {
-        return BTreeMap::new();
-    };
-    let Ok(lock) = Lock::from_pylock_str(&text) else {
-        return BTreeMap::new();
-    };
-    lock.packages
-        .iter()
-        .filter_map(|p| {
-            Some((
-                PackageName::new(p.name.clone()).ok()?,
-                p.version.parse().ok()?,
-            ))
-        })
-        .collect()
 }
 
 /// Writes `pylock.toml` and `dx-py.dpl` into `dir`.
