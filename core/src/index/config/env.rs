@@ -57,6 +57,15 @@ impl ConfigEnv {
             .map(PathBuf::from)
             .or_else(|| self.home().map(|h| h.join(".config")))
     }
+
+    /// `$XDG_CONFIG_DIRS` (by default `/etc/xdg`) under the system root, earlier ones first:
+    /// they take precedence.
+    pub(super) fn system_config_dirs(&self) -> impl Iterator<Item = PathBuf> {
+        let dirs = self.var("XDG_CONFIG_DIRS").unwrap_or("/etc/xdg");
+        dirs.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| self.system_path(d))
+    }
 }
 
 /// Adds a layer per variable that is set, most specific first.

@@ -52,11 +52,7 @@ fn pip_config_files(env: &ConfigEnv) -> Vec<PathBuf> {
         files.push(home.join(".pip/pip.conf"));
     }
     files.push(env.system_path("/etc/pip.conf"));
-    let xdg_dirs = env.var("XDG_CONFIG_DIRS").unwrap_or("/etc/xdg");
-    // Earlier XDG directories take precedence.
-    for dir in xdg_dirs.split(':').filter(|d| !d.is_empty()) {
-        files.push(env.system_path(dir).join("pip/pip.conf"));
-    }
+    files.extend(env.system_config_dirs().map(|d| d.join("pip/pip.conf")));
     files
 }
 
@@ -259,6 +255,31 @@ mod tests {
         );
         write(&f, "index-url = x\n");
         assert!(discover(&SourceOverrides::default(), None, &env(&[], root.path())).is_err());
+    }
+
+    #[test]
+    fn each_malformed_line_is_its_own_error() {
+        assert_eq!(
+            parse_ini("[global\n"),
+            Err(IniError::UnclosedSection {
+                line: 1,
+                text: "[global".into()
+            })
+        );
+        assert_eq!(
+            parse_ini("# c\nindex-url = x\n"),
+            Err(IniError::OutsideSection {
+                line: 2,
+                text: "index-url = x".into()
+            })
+        );
+        assert_eq!(
+            parse_ini("[g]\na = 1\nnot a pair\n"),
+            Err(IniError::NotKeyValue {
+                line: 3,
+                text: "not a pair".into()
+            })
+        );
     }
 
     /// `parse_ini` reads what Python's `configparser` (pip's reader) reads: multi-line values

@@ -197,18 +197,108 @@ fn uv_config_files(env: &ConfigEnv) -> Vec<PathBuf> {
     } else if let Some(dir) = env.config_home() {
         files.push(dir.join("uv/uv.toml"));
     }
-    let xdg_dirs = env.var("XDG_CONFIG_DIRS").unwrap_or("/etc/xdg");
-    for dir in xdg_dirs.split(':').filter(|d| !d.is_empty()) {
-        files.push(env.system_path(dir).join("uv/uv.toml"));
-    }
+    files.extend(env.system_config_dirs().map(|d| d.join("uv/uv.toml")));
     files.push(env.system_path("/etc/uv/uv.toml"));
     files
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{Layer, UvTomlError, parse_uv_toml};
     use crate::index::config::test_util::{discover, env, index, write};
     use crate::index::config::{FindLinks, SourceOverrides};
+
+    fn parse(text: &str) -> Result<Layer, UvTomlError> {
+        let mut l = Layer::named("t");
+        parse_uv_toml(text, &mut l).map(|()| l)
+    }
+
+    /// uv's other settings, and misspellings of ours (`index_url`), are not errors: the file is
+    /// uv's, and dx-py reads only the keys that name package sources.
+    #[test]
+    fn other_keys_are_ignored_and_pip_wins_over_the_top_level() {
+        let l = parse(
+            "cache-dir = \"/c\"\npython-preference = \"only-system\"\nindex_url = 3\n\
+             index-url = \"https://top.invalid/\"\nextra-index-url = [\"https://e.invalid/\"]\n\
+             no-index = false\n\
+             [pip]\nindex-url = \"https://pip.invalid/\"\nno-index = true\ncompile-bytecode = true\n\
+             [[index]]\nname = \"x\"\nurl = \"https://x.invalid/\"\npublish-url = \"https://p.invalid/\"\n",
+        )
+        .unwrap();
+        assert_eq!(l.index_url.as_deref(), Some("https://pip.invalid/"));
+        assert_eq!(
+            l.extra_index_urls,
+            ["https://x.invalid/", "https://e.invalid/"]
+        );
+        assert!(l.no_index);
+        assert!(l.find_links.is_empty());
+        // An inline array of tables is the same TOML as `[[index]]`.
+        let l = parse("index = [{ url = \"https://m.invalid/\", default = true }]\n").unwrap();
+        assert_eq!(l.index_url.as_deref(), Some("https://m.invalid/"));
+        assert!(parse("").unwrap().index_url.is_none());
+    }
+
+    /// A known key of the wrong type is an error naming the key, with its line.
+    #[test]
+    fn mistyped_settings_name_the_key() {
+        for (text, expected) in [
+            ("index-url = 3\n", "`index-url` must be a string"),
+            (
+                "[pip]\nindex-url = [\"u\"]\n",
+                "`index-url` must be a string",
+            ),
+            (
+                "extra-index-url = \"https://x.invalid/\"\n",
+                "`extra-index-url` must be an array of strings",
+            ),
+            (
+                "extra-index-url = [1]\n",
+                "`extra-index-url` must be an array of strings",
+            ),
+            (
+                "find-links = [true]\n",
+                "`find-links` must be an array of strings",
+            ),
+            ("no-index = \"yes\"\n", "`no-index` must be true or false"),
+            ("[pip]\nno-index = 1\n", "`no-index` must be true or false"),
+            ("pip = 3\n", "expected a `[pip]` table"),
+            (
+                "index = 3\n",
+                "expected `index` as an array of tables (`[[index]]`)",
+            ),
+            (
+                "[[index]]\nurl = 1\n",
+                "every `[[index]]` needs a `url` string",
+            ),
+            (
+                "[[index]]\nurl = \"u\"\ndefault = \"yes\"\n",
+                "`default` of an `[[index]]` must be true or false",
+            ),
+            (
+                "[[index]]\nurl = \"u\"\nexplicit = 1\n",
+                "`explicit` of an `[[index]]` must be true or false",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(matches!(e, UvTomlError::Toml(_)), "{text}: {e:?}");
+            let message = e.to_string();
+            assert!(message.contains(expected), "{text}: {message}");
+            assert!(
+                message.contains("line "),
+                "{text}: no position in {message}"
+            );
+        }
+        let e = parse("[[index]]\nurl = \"u\"\n[[index]]\nname = \"a\"\n").unwrap_err();
+        assert!(
+            matches!(e, UvTomlError::IndexWithoutUrl { position: 2 }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "every `[[index]]` needs a `url` string (the one at position 2 has none)"
+        );
+        assert!(matches!(parse("index-url = ["), Err(UvTomlError::Toml(_))));
+    }
 
     #[test]
     fn uv_toml() {
