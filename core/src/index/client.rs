@@ -105,7 +105,7 @@ pub struct IndexClient {
 }
 
 /// A project's files once listed; its lock makes concurrent askers wait for one listing.
-type ProjectSlot = Arc<Mutex<Option<Arc<Vec<IndexFile>>>>>;
+type ProjectSlot = Arc<Mutex<Option<Arc<[IndexFile]>>>>;
 
 /// A find-links location as listed: its files, or `None` when it was skipped.
 type Listing = Option<Arc<Vec<IndexFile>>>;
@@ -214,7 +214,7 @@ impl IndexClient {
     ///
     /// A project is listed once per client: later calls return the same files without a
     /// request (failures are not kept, so a later call tries again).
-    pub fn wheels(&self, name: &str) -> Result<Vec<IndexFile>, IndexError> {
+    pub fn wheels(&self, name: &str) -> Result<Arc<[IndexFile]>, IndexError> {
         let name = normalize_name(name);
         let slot = lock(&self.projects)
             .entry(name.clone())
@@ -223,10 +223,10 @@ impl IndexClient {
         // Concurrent callers for one project wait for the one listing.
         let mut slot = lock(&slot);
         if let Some(files) = &*slot {
-            return Ok(files.as_ref().clone());
+            return Ok(files.clone());
         }
-        let files = self.list(name)?;
-        *slot = Some(Arc::new(files.clone()));
+        let files: Arc<[IndexFile]> = self.list(name)?.into();
+        *slot = Some(files.clone());
         Ok(files)
     }
 
@@ -258,10 +258,7 @@ impl IndexClient {
             searched.push(redact_url(page_url.as_str()));
             if let Some(listed) = self.parsed_without_request(&page_url) {
                 known = true;
-                files.extend(listed.into_iter().map(|mut f| {
-                    f.url = self.with_credentials(&f.url);
-                    f
-                }));
+                files.extend(self.with_credentials_all(listed));
                 continue;
             }
             match self.fetch_page(&page_url, simple::ACCEPT) {
@@ -277,10 +274,7 @@ impl IndexClient {
                         },
                     )?;
                     known = true;
-                    files.extend(listed.into_iter().map(|mut f| {
-                        f.url = self.with_credentials(&f.url);
-                        f
-                    }));
+                    files.extend(self.with_credentials_all(listed));
                 }
                 Err(FetchError::NotFound) => {}
                 Err(FetchError::Failed(e)) => return Err(e),
@@ -440,12 +434,18 @@ impl IndexClient {
 
     /// Copies the credentials of a configured index on the same host onto `url` when it has
     /// none, so that files linked from a private index can be downloaded.
-    fn with_credentials(&self, url: &str) -> String {
-        // Without an index that has credentials there is nothing to add (and nothing to parse:
-        // a page lists thousands of URLs).
-        if self.sources.indexes().all(|i| i.url.username().is_empty()) {
-            return url.to_string();
+    /// `files` with [`Self::with_credentials`] applied to their URLs; as they are (no copy)
+    /// when no index has credentials, the usual case: a page lists thousands of URLs.
+    fn with_credentials_all(&self, mut files: Vec<IndexFile>) -> Vec<IndexFile> {
+        if self.sources.indexes().any(|i| !i.url.username().is_empty()) {
+            for f in &mut files {
+                f.url = self.with_credentials(&f.url);
+            }
         }
+        files
+    }
+
+    fn with_credentials(&self, url: &str) -> String {
         let Ok(mut u) = Url::parse(url) else {
             return url.to_string();
         };
@@ -866,7 +866,7 @@ mod tests {
             assert!(!w.yanked);
             assert!(files[1].yanked);
             assert_eq!(files[1].yanked_reason.as_deref(), Some("bad & broken"));
-            seen.push(files);
+            seen.push(files.to_vec());
         }
         // Sizes are only in JSON; everything else is the same either way.
         for files in &mut seen {

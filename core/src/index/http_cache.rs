@@ -305,7 +305,7 @@ mod tests {
         /// A new run's listing of `foo`.
         fn list(fx: &Fixture, refresh: bool) -> Vec<String> {
             let files = run(fx, refresh).wheels("foo").unwrap();
-            files.into_iter().map(|f| f.filename).collect()
+            files.iter().map(|f| f.filename.clone()).collect()
         }
 
         /// (conditional, status) of each request for the page.

@@ -312,7 +312,7 @@ mod tests {
     /// The listed file `filename` of the project `name`.
     fn listed(c: &IndexClient, name: &str, filename: &str) -> IndexFile {
         let files = c.wheels(name).unwrap();
-        files.into_iter().find(|f| f.filename == filename).unwrap()
+        files.iter().find(|f| f.filename == filename).unwrap().clone()
     }
 
     fn wheel_requests(fx: &Fixture) -> Vec<crate::testing::Logged> {
@@ -491,7 +491,7 @@ mod tests {
             ..PackageSources::default()
         };
         let c = IndexClient::new(sources, fx.options()).unwrap();
-        let file = c.wheels("foo").unwrap().remove(0);
+        let file = c.wheels("foo").unwrap()[0].clone();
         assert!(file.url.starts_with("file://"));
         assert_foo(&c.metadata(&file).unwrap());
         assert!(fx.server.requests().is_empty());

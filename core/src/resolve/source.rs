@@ -139,7 +139,7 @@ where
 impl PackageSource for IndexSource<'_> {
     fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
         once(&self.pages, name.clone(), || {
-            Ok(self.client.wheels(name.as_ref())?.into())
+            Ok(self.client.wheels(name.as_ref())?)
         })
     }
 
