@@ -2,10 +2,10 @@
 //! fixtures they share (a sample lock, builders, re-sealing forged bytes).
 
 mod errors;
-mod format;
 mod properties;
-mod pylock;
-mod render;
+mod pylock_toml;
+mod read_back;
+mod renderings;
 
 use std::collections::BTreeSet;
 

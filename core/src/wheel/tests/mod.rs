@@ -7,7 +7,7 @@ mod archive;
 mod conversion;
 mod entries;
 mod properties;
-mod record;
+mod record_refusals;
 
 use std::collections::BTreeMap;
 
