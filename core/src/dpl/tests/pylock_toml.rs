@@ -1,0 +1,233 @@
+//! pylock.toml: a foreign multi-environment file, its typed errors, and the PEP 751 shape of what is written.
+use super::*;
+
+const FOREIGN_PYLOCK: &str = r#"
+lock-version = "1.0"
+environments = ["sys_platform == 'linux'"]
+requires-python = ">=3.9"
+created-by = "some-tool"
+
+[[packages]]
+name = "numpy"
+version = "2.0.0"
+marker = "python_version >= '3.10'"
+requires-python = ">=3.9"
+index = "http://127.0.0.1:3141/simple"
+wheels = [
+  { name = "numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.whl", url = "http://127.0.0.1:3141/f/a.whl", size = 100, hashes = { sha256 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } },
+  { name = "numpy-2.0.0-cp312-cp312-manylinux_2_17_x86_64.whl", url = "http://127.0.0.1:3141/f/b.whl", hashes = { sha256 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", md5 = "00" } },
+]
+
+[[packages]]
+name = "numpy"
+version = "1.26.4"
+marker = "python_version < '3.10'"
+[[packages.wheels]]
+url = "http://127.0.0.1:3141/f/numpy-1.26.4-cp39-cp39-manylinux_2_17_x86_64.whl"
+hashes = { sha256 = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" }
+
+[[packages]]
+name = "Pandas"
+version = "2.2.2"
+dependencies = [{ name = "numpy", version = "2.0.0" }, { name = "numpy", version = "1.26.4" }]
+[[packages.wheels]]
+name = "pandas-2.2.2-cp311-cp311-manylinux_2_17_x86_64.whl"
+path = "wheels/pandas-2.2.2-cp311-cp311-manylinux_2_17_x86_64.whl"
+upload-time = 2024-04-10T19:45:48Z
+hashes = { sha256 = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" }
+
+[packages.tool.other-tool]
+anything = 1
+"#;
+
+/// Keeps numpy 2 (python >= 3.10) and the cp311 wheel.
+struct Py311;
+
+impl PylockSelector for Py311 {
+    fn applies(&mut self, _name: &str, _version: &str, marker: Option<&str>) -> bool {
+        marker.is_none_or(|m| m.contains(">="))
+    }
+
+    fn choose_wheel(&mut self, _name: &str, wheels: &[LockedWheel]) -> Option<usize> {
+        wheels.iter().position(|w| w.filename.contains("cp311"))
+    }
+}
+
+#[test]
+fn reads_a_foreign_multi_environment_pylock() {
+    // Without a selector the two numpy entries and the two numpy wheels are ambiguous.
+    assert!(matches!(
+        Lock::from_pylock_str(FOREIGN_PYLOCK).unwrap_err(),
+        PylockError::AmbiguousWheel { count: 2, .. }
+    ));
+    let lock = Lock::from_pylock_str_with(FOREIGN_PYLOCK, &mut Py311).unwrap();
+    assert_eq!(lock.meta.requires_python.as_deref(), Some(">=3.9"));
+    assert_eq!(lock.meta.environment, "");
+    assert_eq!(lock.packages.len(), 2);
+    let numpy = lock.get("numpy").unwrap();
+    assert_eq!(numpy.version, "2.0.0");
+    assert_eq!(numpy.wheel.sha256, [0xaa; 32]);
+    assert_eq!(numpy.wheel.size, Some(100));
+    assert_eq!(
+        numpy.index_url.as_deref(),
+        Some("http://127.0.0.1:3141/simple")
+    );
+    let pandas = lock.get("pandas").unwrap();
+    assert_eq!(pandas.dependencies, ["numpy"]);
+    assert_eq!(
+        pandas.wheel.path.as_deref(),
+        Some("wheels/pandas-2.2.2-cp311-cp311-manylinux_2_17_x86_64.whl")
+    );
+
+    // It converts to a DPL and back to pylock.toml without loss of what both express.
+    let bytes = build(&lock);
+    let back = DplReader::from_bytes(&bytes[..])
+        .unwrap()
+        .to_lock()
+        .unwrap();
+    assert_eq!(back, canonical(&lock));
+    let again = Lock::from_pylock_str(&back.to_pylock_string()).unwrap();
+    assert_eq!(again, back);
+
+    // A wheel without `name` gets its file name from the URL.
+    struct Old;
+    impl PylockSelector for Old {
+        fn applies(&mut self, _: &str, _: &str, marker: Option<&str>) -> bool {
+            marker.is_none_or(|m| m.contains('<'))
+        }
+    }
+    let lock = Lock::from_pylock_str_with(FOREIGN_PYLOCK, &mut Old).unwrap();
+    assert_eq!(
+        lock.get("numpy").unwrap().wheel.filename,
+        "numpy-1.26.4-cp39-cp39-manylinux_2_17_x86_64.whl"
+    );
+}
+
+#[test]
+fn pylock_errors_are_typed() {
+    let err = |text: &str| Lock::from_pylock_str(text).unwrap_err();
+    assert!(matches!(err("lock-version = "), PylockError::Toml(_)));
+    assert!(matches!(
+        err("created-by = 'x'\npackages = []"),
+        PylockError::Missing {
+            key: "lock-version",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err("lock-version = '2.0'\npackages = []"),
+        PylockError::UnsupportedLockVersion(v) if v == "2.0"
+    ));
+    assert!(matches!(
+        err("lock-version = '1.0'"),
+        PylockError::Missing {
+            key: "packages",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err("lock-version = '1.0'\npackages = 3"),
+        PylockError::WrongType {
+            key: "packages",
+            ..
+        }
+    ));
+    let one = |pkg: &str| format!("lock-version = '1.0'\n[[packages]]\n{pkg}");
+    assert!(matches!(
+        err(&one("name = 'a'\nversion = '1'\n[packages.sdist]\nname = 'a-1.tar.gz'")),
+        PylockError::NoWheel(n) if n == "a"
+    ));
+    assert!(matches!(
+        err(&one("name = 'a'")),
+        PylockError::Missing { key: "version", .. }
+    ));
+    assert!(matches!(
+        err(&one("name = 'a'\nversion = 1")),
+        PylockError::WrongType { key: "version", .. }
+    ));
+    let wheel = "[[packages.wheels]]\nname = 'a-1-py3-none-any.whl'\n";
+    assert!(matches!(
+        err(&one(&format!(
+            "name = 'a'\nversion = '1'\n{wheel}hashes = {{ md5 = '00' }}"
+        ))),
+        PylockError::MissingSha256 { .. }
+    ));
+    assert!(matches!(
+        err(&one(&format!(
+            "name = 'a'\nversion = '1'\n{wheel}hashes = {{ sha256 = 'xyz' }}"
+        ))),
+        PylockError::InvalidHash { .. }
+    ));
+    let sha = format!("hashes = {{ sha256 = '{}' }}\n", "0".repeat(64));
+    assert!(matches!(
+        err(&one(&format!(
+            "name = 'a'\nversion = '1'\n{wheel}size = -1\n{sha}"
+        ))),
+        PylockError::WrongType { key: "size", .. }
+    ));
+    assert!(matches!(
+        err(&one(&format!("name = 'a'\nversion = '1'\ndependencies = [{{ name = 'b' }}]\n{wheel}{sha}"))),
+        PylockError::UnknownDependency { dependency, .. } if dependency == "b"
+    ));
+    assert!(matches!(
+        err(&one(&format!("name = 'a'\nversion = '1'\n{wheel}{sha}[packages.tool.dx-py]\nextras = ['x']\nselected-extras = ['y']"))),
+        PylockError::UnknownExtra { extra, .. } if extra == "y"
+    ));
+    let twice = format!(
+        "{}\n[[packages]]\nname = 'A'\nversion = '2'\n{wheel}{sha}",
+        one(&format!("name = 'a'\nversion = '1'\n{wheel}{sha}"))
+    );
+    assert!(matches!(err(&twice), PylockError::DuplicatePackage(_)));
+    // The error names where the problem is.
+    let e = err(&one("name = 'a'\nversion = 1"));
+    assert_eq!(
+        e.to_string(),
+        "`version` in packages[0] (`a`) must be a string"
+    );
+}
+
+#[test]
+fn written_pylock_is_pep751_shaped() {
+    let text = sample().to_pylock_string();
+    let doc: toml_edit::DocumentMut = text.parse().unwrap();
+    assert_eq!(doc["lock-version"].as_str(), Some("1.0"));
+    assert_eq!(doc["created-by"].as_str(), Some("dx-py"));
+    let packages = doc["packages"].as_array_of_tables().unwrap();
+    let requests = packages
+        .iter()
+        .find(|p| p["name"].as_str() == Some("Requests"))
+        .unwrap();
+    let wheel = requests["wheels"]
+        .as_array_of_tables()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert_eq!(
+        wheel["hashes"]["sha256"].as_str(),
+        Some("07".repeat(32).as_str())
+    );
+    assert_eq!(wheel["size"].as_integer(), Some(1234));
+    assert_eq!(
+        requests["tool"]["dx-py"]["selected-extras"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        doc["tool"]["dx-py"]["environment"].as_str(),
+        Some("cp311-linux_x86_64")
+    );
+    assert!(!text.contains("pypi"));
+    // Reading back gives the same lock.
+    let back = Lock::from_pylock_str(&text).unwrap();
+    assert_eq!(canonical(&back), canonical(&sample()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pylock.toml");
+    sample().write_pylock(&path).unwrap();
+    assert_eq!(
+        canonical(&Lock::read_pylock(&path).unwrap()),
+        canonical(&sample())
+    );
+}
