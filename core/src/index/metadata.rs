@@ -312,7 +312,11 @@ mod tests {
     /// The listed file `filename` of the project `name`.
     fn listed(c: &IndexClient, name: &str, filename: &str) -> IndexFile {
         let files = c.wheels(name).unwrap();
-        files.iter().find(|f| f.filename == filename).unwrap().clone()
+        files
+            .iter()
+            .find(|f| f.filename == filename)
+            .unwrap()
+            .clone()
     }
 
     fn wheel_requests(fx: &Fixture) -> Vec<crate::testing::Logged> {
