@@ -83,7 +83,9 @@ enum Status {
 #[derive(Debug)]
 struct VersionEntry {
     version: Version,
-    files: Vec<IndexFile>,
+    /// Its files, as positions in [`Versions::files`] (a page may list thousands of files:
+    /// they are not copied).
+    files: Vec<usize>,
     status: OnceLock<Status>,
 }
 
@@ -91,6 +93,8 @@ struct VersionEntry {
 #[derive(Debug)]
 pub(super) struct Versions {
     entries: Vec<VersionEntry>,
+    /// Every file of the package, as the source listed them.
+    files: Arc<[IndexFile]>,
 }
 
 impl Versions {
@@ -221,8 +225,8 @@ impl<'a> Context<'a> {
     fn versions(&self, name: &PackageName) -> Result<Arc<Versions>, SourceError> {
         once(&self.versions, name.clone(), || {
             let files = self.source.files(name)?;
-            let mut by_version: BTreeMap<Version, Vec<IndexFile>> = BTreeMap::new();
-            for file in files.iter() {
+            let mut by_version: BTreeMap<Version, Vec<usize>> = BTreeMap::new();
+            for (i, file) in files.iter().enumerate() {
                 let Some(dist) = DistFilename::parse_for(&file.filename, name.as_ref()) else {
                     continue;
                 };
@@ -230,7 +234,7 @@ impl<'a> Context<'a> {
                     tracing::debug!("Skipping `{}`: invalid version", file.filename);
                     continue;
                 };
-                by_version.entry(version).or_default().push(file.clone());
+                by_version.entry(version).or_default().push(i);
             }
             let entries = by_version
                 .into_iter()
@@ -241,12 +245,17 @@ impl<'a> Context<'a> {
                     status: OnceLock::new(),
                 })
                 .collect();
-            Ok(Arc::new(Versions { entries }))
+            Ok(Arc::new(Versions { entries, files }))
         })
     }
 
     /// What `entry`'s files offer the target, decided on first use.
-    fn status<'v>(&self, name: &PackageName, entry: &'v VersionEntry) -> &'v Status {
+    fn status<'v>(
+        &self,
+        name: &PackageName,
+        all: &[IndexFile],
+        entry: &'v VersionEntry,
+    ) -> &'v Status {
         entry.status.get_or_init(|| {
             let pinned = self
                 .pins
@@ -256,6 +265,7 @@ impl<'a> Context<'a> {
             let pool: Vec<IndexFile> = entry
                 .files
                 .iter()
+                .filter_map(|&i| all.get(i))
                 .filter(|f| pinned || !f.yanked)
                 .cloned()
                 .collect();
@@ -305,11 +315,12 @@ impl<'a> Context<'a> {
             range.contains(&e.version)
                 && arbitrary
                     .is_none_or(|a| a.iter().all(|s| arbitrary_equality_holds(s, &e.version)))
-                && !matches!(self.status(name, e), Status::Skipped)
+                && !matches!(self.status(name, &versions.files, e), Status::Skipped)
         };
         // Versions with a wheel for the target come first (as `--only-binary :all:` chooses
         // in pip): one that needs a build is chosen, and reported, only when no other fits.
-        let has_wheel = |e: &VersionEntry| matches!(self.status(name, e), Status::Usable(_));
+        let has_wheel =
+            |e: &VersionEntry| matches!(self.status(name, &versions.files, e), Status::Usable(_));
         if let Some(preferred) = self.preferences.get(name)
             && let Some(e) = versions.get(preferred)
             && (self.mode != PrereleaseMode::Disallow || !e.version.any_prerelease())
@@ -351,7 +362,7 @@ impl<'a> Context<'a> {
         let entry = versions
             .get(version)
             .ok_or_else(|| missing(name, version))?;
-        match self.status(name, entry) {
+        match self.status(name, &versions.files, entry) {
             Status::Usable(w) => Ok((**w).clone()),
             Status::NeedsBuild(sdists) => Err(ResolveError::NeedsBuild {
                 name: name.clone(),
@@ -373,7 +384,7 @@ impl<'a> Context<'a> {
         versions
             .entries
             .iter()
-            .filter(|e| !matches!(self.status(name, e), Status::Skipped))
+            .filter(|e| !matches!(self.status(name, &versions.files, e), Status::Skipped))
             .map(|e| e.version.clone())
             .collect()
     }
