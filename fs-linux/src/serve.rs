@@ -332,10 +332,22 @@ pub fn serve_reporting(
     mounted: impl FnOnce(Notify) + Send + 'static,
 ) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
+    // The watcher must run before `live` reports the mount (whoever started this process may
+    // kill it at any time after that, and a mount without its watcher would stay dead), but
+    // starting it blocks the starting thread until the watcher has exec'd (~10 ms here): so it
+    // starts on a thread of its own while this one mounts. A watcher whose mount never comes
+    // sees this process end and finds nothing to unmount.
+    let watcher = {
+        let (auto, abs) = (opts.auto_unmount.clone(), abs.clone());
+        std::thread::Builder::new()
+            .name("watcher-start".into())
+            .spawn(move || start_watcher(&auto, &abs))?
+    };
     let session = session(fs, &abs, opts)?;
-    // The watcher first: once `live` reports the mount, whoever started it may kill this
-    // process at any time, and a mount without its watcher would then stay dead.
-    let _watcher = start_watcher(&opts.auto_unmount, &abs)?;
+    let _watcher = watcher.join().map_err(|_| MountError::MountFailed {
+        path: abs.clone(),
+        source: std::io::Error::other("the thread starting the watcher panicked"),
+    })??;
     live();
     tracing::info!("serving {}", abs.display());
     let notify = Notify(session.notifier());
