@@ -14,7 +14,6 @@ use cli::{Cli, Command};
 use printer::Printer;
 
 fn main() -> ExitCode {
-    dx_py_core::sys::tune_allocator();
     let cli = Cli::parse();
     let printer = Printer::new(cli.verbose, cli.quiet);
     init_tracing(cli.verbose, cli.quiet);

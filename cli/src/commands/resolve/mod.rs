@@ -140,6 +140,9 @@ pub(crate) fn ensure_lock(
             spinner.say(format_args!("{} packages, at {name}", seen.len()));
         }
     };
+    // Only here: a resolution allocates tens of thousands of strings, where heaps that grow in
+    // large steps pay; other commands (a mount forks a server) are slower with them.
+    dx_py_core::sys::tune_allocator();
     let resolving = Instant::now();
     let lock = resolve_and_lock(&request, &target, &client, meta, &on_package)?;
     drop(spinner);
