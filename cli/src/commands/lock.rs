@@ -33,21 +33,14 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
             .output_dir
             .clone()
             .unwrap_or_else(|| project.root.clone());
-        let ready = ensure_lock(
+        return resolve_into(
             Inputs::Project(&project, &args.project),
             &interp,
-            Flags {
-                sources: &args.sources,
-                resolve: &args.resolve,
-                freshness: Freshness::Update,
-                python_version: args.python_version,
-            },
+            args,
             settings,
             &dir,
             printer,
-        )?;
-        report_unchanged(&ready, &dir, printer);
-        return Ok(ExitCode::SUCCESS);
+        );
     }
     let interp = settings.interpreter(args.python.as_deref())?;
     let files = args
@@ -79,20 +72,33 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         ));
         return Ok(ExitCode::SUCCESS);
     }
-    let ready = ensure_lock(
+    resolve_into(
         Inputs::Files(&files),
         &interp,
-        Flags {
-            sources: &args.sources,
-            resolve: &args.resolve,
-            freshness: Freshness::Update,
-            python_version: args.python_version,
-        },
+        args,
         settings,
         &dir,
         printer,
-    )?;
-    report_unchanged(&ready, &dir, printer);
+    )
+}
+
+/// Resolves `inputs` into a lock in `dir` (nothing when the lock there is fresh).
+fn resolve_into(
+    inputs: Inputs<'_>,
+    interp: &dx_py_core::python::Interpreter,
+    args: &LockArgs,
+    settings: &Settings,
+    dir: &Path,
+    printer: &Printer,
+) -> Result<ExitCode> {
+    let flags = Flags {
+        sources: &args.sources,
+        resolve: &args.resolve,
+        freshness: Freshness::Update,
+        python_version: args.python_version,
+    };
+    let ready = ensure_lock(inputs, interp, flags, settings, dir, printer)?;
+    report_unchanged(&ready, dir, printer);
     Ok(ExitCode::SUCCESS)
 }
 
