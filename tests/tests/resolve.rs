@@ -309,18 +309,7 @@ fn stable_relocks_and_upgrade_package() {
     let server = TestIndex::serve(&dir).unwrap();
     let url = server.index_url();
     std::fs::write(cx.project().join("requirements.txt"), "a\nb\n").unwrap();
-    let lock = |extra: &[&str]| {
-        let mut args = vec![
-            "lock",
-            "-r",
-            "requirements.txt",
-            "--index-url",
-            url.as_str(),
-        ];
-        args.extend(extra);
-        assert_success(&run(&cx, &args), "lock");
-        std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap()
-    };
+    let lock = |extra: &[&str]| lock_requirements_txt(&cx, &url, extra);
     lock(&[]);
     write_wheels(
         &dir,
@@ -349,6 +338,15 @@ fn stable_relocks_and_upgrade_package() {
             ("b".into(), "2.0".into())
         ]
     );
+}
+
+/// `dx-py lock -r requirements.txt --index-url URL EXTRA…`, asserting success; the pylock.toml
+/// written.
+fn lock_requirements_txt(cx: &TestContext, url: &str, extra: &[&str]) -> String {
+    let mut args = vec!["lock", "-r", "requirements.txt", "--index-url", url];
+    args.extend(extra);
+    assert_success(&run(cx, &args), "lock");
+    std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap()
 }
 
 /// `(name, version)` of every package of a pylock.toml.
@@ -448,14 +446,8 @@ fn python_version_locks_for_another_python_on_this_platform() {
     );
     let server = TestIndex::serve(&dir).unwrap();
     std::fs::write(cx.project().join("requirements.txt"), "modern\n").unwrap();
-    let lock = |extra: &[&str]| {
-        let mut args = vec!["lock", "-r", "requirements.txt", "--index-url"];
-        let url = server.index_url();
-        args.push(&url);
-        args.extend(extra);
-        assert_success(&run(&cx, &args), "lock");
-        std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap()
-    };
+    let url = server.index_url();
+    let lock = |extra: &[&str]| lock_requirements_txt(&cx, &url, extra);
     let text = lock(&["--python-version", "3.9"]);
     assert_eq!(versions(&text), [("modern".to_string(), "1.0".to_string())]);
     assert!(text.contains("environment = \"cp39-"), "{text}");
