@@ -385,3 +385,50 @@ environment = "cp311-linux_x86_64"
 python-version = "3.11.9"
 inputs-hash = "4ef38b30ffb3de577678f8ce50bdd27db4100701977bff9a633fb57459aa2115"
 "#;
+
+/// A key of the wrong type is named with its table, at any depth; unknown keys are ignored.
+#[test]
+fn wrong_types_name_their_table_and_key() {
+    let err = |text: &str| Lock::from_pylock_str(text).unwrap_err().to_string();
+    let sha = format!("hashes = {{ sha256 = '{}' }}\n", "0".repeat(64));
+    let pkg = "lock-version = '1.0'\nunknown = [1, 'x']\n[[packages]]\nname = 'a'\nversion = '1'\n";
+    let wheel = "[[packages.wheels]]\nname = 'a-1-py3-none-any.whl'\n";
+    let cases = [
+        (
+            "lock-version = '1.0'\npackages = []\n[tool.dx-py]\nenvironment = 1".to_string(),
+            "`environment` in [tool.dx-py] must be a string",
+        ),
+        (
+            "lock-version = '1.0'\npackages = []\ntool = 'x'".to_string(),
+            "`tool` in the top level must be a table",
+        ),
+        (
+            format!("{pkg}wheels = 3"),
+            "`wheels` in packages[0] (`a`) must be an array of tables",
+        ),
+        (
+            format!("{pkg}dependencies = ['b']\n{wheel}{sha}"),
+            "`dependencies` in packages[0] (`a`) must be an array of tables",
+        ),
+        (
+            format!("{pkg}{wheel}hashes = 'x'"),
+            "`hashes` in packages[0] (`a`).wheels[0] must be a table",
+        ),
+        (
+            format!("{pkg}{wheel}{sha}[packages.tool.dx-py]\nextras = [1]"),
+            "`extras` in packages[0] (`a`).tool.dx-py must be an array of strings",
+        ),
+        (
+            format!("{pkg}index = true\n{wheel}{sha}"),
+            "`index` in packages[0] (`a`) must be a string",
+        ),
+    ];
+    for (text, message) in cases {
+        assert_eq!(err(&text), message, "{text}");
+    }
+    // Other tools' keys and tables, at any level, are not read.
+    let ok = format!(
+        "{pkg}sdist = {{ name = 'a-1.tar.gz' }}\n[packages.tool.other]\nx = 1\n{wheel}upload-time = 2024-04-10T19:45:48Z\n{sha}\n[tool.other]\ny = [{{ z = 1 }}]"
+    );
+    assert_eq!(Lock::from_pylock_str(&ok).unwrap().packages.len(), 1);
+}
