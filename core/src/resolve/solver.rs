@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::ops::Bound;
 use std::str::FromStr;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -464,6 +465,9 @@ impl Context<'_> {
             && let Ok(specs) = VersionSpecifiers::from_str(spec)
             && !specs.contains(&self.python)
         {
+            if let Some(split) = self.python_split(&specs) {
+                return Err(SolveError::Fork(split));
+            }
             return Ok(Err(Unavailable::RequiresPython {
                 requires_python: specs.to_string(),
                 python: self.python.to_string(),
@@ -580,6 +584,53 @@ impl Context<'_> {
         Ok(out)
     }
 
+    /// In a fork, the marker `python_full_version >= X` when the Requires-Python `specs`
+    /// (lower bound X) holds on part of the fork's Pythons only: solving each side apart gives
+    /// the newer Pythons the newest versions and keeps older ones for the rest.
+    fn python_split(&self, specs: &VersionSpecifiers) -> Option<MarkerTree> {
+        let fork = self.env.fork()?;
+        let range = specifiers_to_ranges(specs);
+        let (lower, _) = range.bounding_range()?;
+        let (Bound::Included(floor) | Bound::Excluded(floor)) = lower else {
+            return None;
+        };
+        let split = MarkerTree::from_str(&format!("python_full_version >= '{floor}'")).ok()?;
+        let (mut inside, mut outside) = (fork.clone(), fork.clone());
+        inside.and(split.clone());
+        outside.and(split.negate());
+        (!inside.is_false() && !outside.is_false()).then_some(split)
+    }
+
+    /// In a fork, a split by Python when the highest final version in `range` is left out only
+    /// because the index's Requires-Python of its files excludes the fork's lowest Python.
+    fn python_fork(
+        &self,
+        name: &PackageName,
+        range: &Ranges<Version>,
+    ) -> Result<Option<MarkerTree>, SourceError> {
+        if self.env.fork().is_none() {
+            return Ok(None);
+        }
+        let versions = self.versions(name)?;
+        let Some(top) = versions
+            .entries
+            .iter()
+            .find(|e| range.contains(&e.version) && !e.version.any_prerelease())
+        else {
+            return Ok(None);
+        };
+        if !matches!(self.status(name, &versions.files, top), Status::Skipped) {
+            return Ok(None);
+        }
+        let specs = top
+            .files
+            .iter()
+            .filter_map(|&i| versions.files.get(i))
+            .filter(|f| !f.yanked)
+            .find_map(|f| VersionSpecifiers::from_str(f.requires_python.as_deref()?).ok());
+        Ok(specs.and_then(|s| self.python_split(&s)))
+    }
+
     /// All files of `name==version` a lock may list for the fork: wheels and sdists whose
     /// Requires-Python admits it, yanked ones only when pinned.
     pub(super) fn files_for(
@@ -672,7 +723,12 @@ impl DependencyProvider for Provider<'_, '_> {
     ) -> Result<Option<Version>, SolveError> {
         match package.name() {
             None => Ok(Some(root_version()).filter(|v| range.contains(v))),
-            Some(name) => Ok(self.cx.best(name, range)?),
+            Some(name) => {
+                if let Some(split) = self.cx.python_fork(name, range)? {
+                    return Err(SolveError::Fork(split));
+                }
+                Ok(self.cx.best(name, range)?)
+            }
         }
     }
 

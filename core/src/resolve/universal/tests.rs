@@ -144,18 +144,35 @@ fn a_failing_fork_is_named() {
 }
 
 #[test]
-fn requires_python_is_checked_against_the_lowest_python() {
+fn a_newest_version_that_drops_old_pythons_forks_by_python() {
+    // The index's Requires-Python (b) and the metadata's (c): newer Pythons get the newest,
+    // the older ones keep what still supports them.
     let index = "
         b 1.0
         b 2.0 !index-python=>=3.10
         c 1.0
         c 2.0 !python=>=3.10
     ";
-    assert_eq!(universal(index, &["b", "c"], PY38), "b==1.0\nc==1.0");
+    assert_eq!(
+        universal(index, &["b", "c"], PY38),
+        "b==1.0 ; python_full_version < '3.10'\n\
+         b==2.0 ; python_full_version >= '3.10'\n\
+         c==1.0 ; python_full_version < '3.10'\n\
+         c==2.0 ; python_full_version >= '3.10'"
+    );
     assert_eq!(
         universal(index, &["b", "c"], "python_full_version >= '3.10'"),
         "b==2.0\nc==2.0"
     );
+}
+
+#[test]
+fn a_version_that_no_python_of_the_scope_can_use_is_skipped() {
+    let index = "
+        b 1.0
+        b 2.0 !index-python=<3.0
+    ";
+    assert_eq!(universal(index, &["b"], PY38), "b==1.0");
 }
 
 #[test]
