@@ -20,6 +20,7 @@
 pub mod compile;
 mod discovery;
 pub(crate) mod interpreter;
+mod platform;
 mod pyenv;
 mod query_cache;
 mod run;
@@ -35,6 +36,7 @@ pub use interpreter::{
     Interpreter, InterpreterError, InterpreterInfo, Libc, MarkerValues, PythonVersion,
     QueryAnswerError, SchemePaths,
 };
+pub use platform::{Arch, Os, Platform, PlatformError};
 pub use run::{RunError, run_replacing, venv_command};
 pub use tags::{TagPriorities, TagTarget, TargetAbi, TargetPlatform};
 pub use target::{Target, TargetVersion, TargetVersionError};

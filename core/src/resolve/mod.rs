@@ -13,8 +13,9 @@
 //! Resolution (sorted by name)          or ResolveError (report: the derivation tree as sentences)
 //! ```
 //!
-//! One call of [`resolve`] solves for one environment; a universal lock would run one solve per
-//! marker fork and merge them (docs/design/resolve.md).
+//! One call of [`resolve`] solves for one environment; [`resolve_universal`] solves for every
+//! environment of a marker, one solve per fork, and merges them (`universal.rs`).
+mod environment;
 mod package;
 pub mod ranges;
 mod report;
@@ -22,6 +23,7 @@ mod solver;
 mod source;
 #[cfg(test)]
 mod tests;
+mod universal;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,8 +33,10 @@ use pep508_rs::{ExtraName, MarkerEnvironment, PackageName, Requirement};
 use crate::index::IndexFile;
 use crate::wheel::Tag;
 
+pub use environment::{python_floor, python_range};
 pub use package::Package;
 pub use source::{InMemorySource, IndexSource, PackageSource, SourceError};
+pub use universal::{UniversalPackage, UniversalResolution, resolve_universal};
 
 /// What to resolve.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +53,21 @@ pub struct Manifest {
     pub upgrade: Upgrade,
     /// The project's `requires-python`; the target's Python must satisfy it.
     pub requires_python: Option<VersionSpecifiers>,
+}
+
+impl Manifest {
+    /// The preferences `upgrade` leaves.
+    pub(crate) fn kept_preferences(&self) -> BTreeMap<PackageName, Version> {
+        self.preferences
+            .iter()
+            .filter(|(name, _)| match &self.upgrade {
+                Upgrade::None => true,
+                Upgrade::All => false,
+                Upgrade::Packages(set) => !set.contains(*name),
+            })
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// Which locked versions stop being preferred.
@@ -163,6 +182,20 @@ pub enum ResolveError {
     /// A requirement given by URL: not resolved yet.
     #[error("Requirement `{0}` is a direct URL, which the resolver does not take yet")]
     UrlRequirement(String),
+    /// A universal solve split into more forks than it allows.
+    #[error(
+        "The requirements split into more than {0} marker forks; narrow the environments \
+         (`[tool.dx-py] environments`) or the markers that differ"
+    )]
+    TooManyForks(usize),
+    /// A universal solve failed in one fork.
+    #[error("For environments where `{marker}`: {source}")]
+    InFork {
+        /// The fork's marker.
+        marker: String,
+        /// Why it failed there.
+        source: Box<ResolveError>,
+    },
     /// The target Python is outside the project's `requires-python`.
     #[error(
         "The target Python {python} does not satisfy the project's `requires-python = \
@@ -183,5 +216,9 @@ pub fn resolve(
     options: &ResolveOptions,
     source: &dyn PackageSource,
 ) -> Result<Resolution, ResolveError> {
-    solver::solve(manifest, target, options, source)
+    let env = environment::Environment::One {
+        markers: target.markers,
+        tag_priority: target.tag_priority,
+    };
+    solver::solve(manifest, env, options, source)
 }

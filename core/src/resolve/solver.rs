@@ -2,29 +2,31 @@
 //! choice of candidates (tags, Requires-Python, yanked, pre-releases, preferences), and the
 //! prefetching of likely next metadata on worker threads.
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::ops::Bound;
 use std::str::FromStr;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use dashmap::DashMap;
 use pep440_rs::{Operator, Version, VersionSpecifiers};
-use pep508_rs::{ExtraName, PackageName, Requirement, VersionOrUrl};
+use pep508_rs::{ExtraName, MarkerTree, PackageName, Requirement, VersionOrUrl};
 use pubgrub::{
     Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
     PubGrubError,
 };
 use version_ranges::Ranges;
 
+use super::environment::{Environment, TagPriority};
 use super::ranges::{arbitrary_equality_holds, names_prerelease, specifiers_to_ranges};
 use super::source::{Shared, once};
 use super::{
     Manifest, Package, PackageSource, PrereleaseMode, Resolution, ResolveError, ResolveOptions,
-    ResolvedPackage, SourceError, Target, Upgrade,
+    ResolvedPackage, SourceError,
 };
 use crate::index::{DistFilename, IndexFile, SelectedWheel, select_wheel};
-use crate::wheel::WheelMetadata;
+use crate::wheel::{Tag, WheelMetadata};
 
 /// The version the root package has.
 fn root_version() -> Version {
@@ -106,15 +108,49 @@ impl Versions {
     }
 }
 
+/// Why a solve stopped: a failure, or a universal fork that must be split first.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SolveError {
+    /// The resolution failed.
+    #[error(transparent)]
+    Resolve(ResolveError),
+    /// Requirements on one package differ by marker inside the fork: solve the fork where this
+    /// marker holds and where it does not, separately.
+    #[error("the fork splits on `{}`", .0.try_to_string().unwrap_or_default())]
+    Fork(MarkerTree),
+}
+
+impl From<ResolveError> for SolveError {
+    fn from(e: ResolveError) -> Self {
+        Self::Resolve(e)
+    }
+}
+
+impl From<SourceError> for SolveError {
+    fn from(e: SourceError) -> Self {
+        Self::Resolve(e.into())
+    }
+}
+
+/// Dependencies of one package version: the range and the marker under which each applies
+/// (`TRUE` in one environment).
+type Dependencies_ = BTreeMap<Package, (Ranges<Version>, MarkerTree)>;
+
+/// Every wheel may serve some environment of a universal fork.
+fn any_tag(_: &[Tag]) -> Option<usize> {
+    Some(0)
+}
+
 /// A dependency to look at ahead of the solver.
 type PrefetchJob = (PackageName, Ranges<Version>);
 
 /// Everything a solve knows; shared with the prefetch workers.
 pub(super) struct Context<'a> {
     source: &'a dyn PackageSource,
-    target: Target<'a>,
+    env: Environment<'a>,
     mode: PrereleaseMode,
-    /// The target Python, release numbers only (Requires-Python compares those).
+    /// The target Python, release numbers only (Requires-Python compares those); in a fork,
+    /// the lowest Python it allows.
     python: Version,
     requirements: Vec<Requirement>,
     constraints: HashMap<PackageName, Ranges<Version>>,
@@ -127,8 +163,9 @@ pub(super) struct Context<'a> {
     /// `===` specifiers of the manifest, which ranges cannot express fully.
     arbitrary: HashMap<PackageName, Vec<VersionSpecifiers>>,
     versions: DashMap<PackageName, Shared<Arc<Versions>>>,
-    /// The dependencies (by name) found for each package version, for the resolution.
-    edges: Mutex<HashMap<(Package, Version), BTreeSet<PackageName>>>,
+    /// The dependencies (by name, with the marker under which each applies) found for each
+    /// package version, for the resolution.
+    edges: Mutex<HashMap<(Package, Version), BTreeMap<PackageName, MarkerTree>>>,
     /// Order of first sight, the last tie-breaker of priorities (breadth first).
     discovered: Mutex<HashMap<Package, usize>>,
 }
@@ -136,13 +173,14 @@ pub(super) struct Context<'a> {
 impl<'a> Context<'a> {
     fn new(
         manifest: &Manifest,
-        target: Target<'a>,
+        env: Environment<'a>,
         options: &ResolveOptions,
         source: &'a dyn PackageSource,
     ) -> Result<Self, ResolveError> {
-        let env = target.markers;
-        let python = Version::new(env.python_full_version().version.release().iter().copied());
+        let python = env.python();
+        // A fork's marker holds the project's Python range already.
         if let Some(spec) = &manifest.requires_python
+            && env.fork().is_none()
             && !spec.contains(&python)
         {
             return Err(ResolveError::ProjectRequiresPython {
@@ -150,7 +188,7 @@ impl<'a> Context<'a> {
                 requires_python: spec.to_string(),
             });
         }
-        let applies = |r: &&Requirement| r.marker.evaluate(env, &[]);
+        let applies = |r: &&Requirement| env.applies(&r.marker, &[]).is_some();
         let mut constraints: HashMap<PackageName, Ranges<Version>> = HashMap::new();
         for c in manifest.constraints.iter().filter(applies) {
             let range = requirement_range(c)?;
@@ -193,19 +231,10 @@ impl<'a> Context<'a> {
                     .push(specs.clone());
             }
         }
-        let preferences = manifest
-            .preferences
-            .iter()
-            .filter(|(name, _)| match &manifest.upgrade {
-                Upgrade::None => true,
-                Upgrade::All => false,
-                Upgrade::Packages(set) => !set.contains(*name),
-            })
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect();
+        let preferences = manifest.kept_preferences().into_iter().collect();
         Ok(Self {
             source,
-            target,
+            env,
             mode: options.prerelease,
             python,
             requirements: manifest.requirements.clone(),
@@ -269,11 +298,15 @@ impl<'a> Context<'a> {
                 .filter(|f| pinned || !f.yanked)
                 .cloned()
                 .collect();
+            let tag_priority: TagPriority<'_> = match self.env {
+                Environment::One { tag_priority, .. } => tag_priority,
+                Environment::Fork { .. } => &any_tag,
+            };
             match select_wheel(
                 &pool,
                 name.as_ref(),
                 &entry.version.to_string(),
-                self.target.tag_priority,
+                tag_priority,
                 &self.python,
             ) {
                 Ok(selected) => Status::Usable(Box::new(selected)),
@@ -412,19 +445,16 @@ impl Context<'_> {
         &self,
         package: &Package,
         version: &Version,
-    ) -> Result<Result<BTreeMap<Package, Ranges<Version>>, Unavailable>, ResolveError> {
-        let env = self.target.markers;
-        let mut out = BTreeMap::new();
+    ) -> Result<Result<Dependencies_, Unavailable>, SolveError> {
+        let mut out = Vec::new();
         let (name, extra) = match package {
             Package::Root => {
-                for r in self
-                    .requirements
-                    .iter()
-                    .filter(|r| r.marker.evaluate(env, &[]))
-                {
-                    self.add(package, r, &mut out)?;
+                for r in &self.requirements {
+                    if let Some(marker) = self.env.applies(&r.marker, &[]) {
+                        self.add(package, r, &marker, &mut out)?;
+                    }
                 }
-                return Ok(Ok(out));
+                return Ok(Ok(self.combine(out)?));
             }
             Package::Base(name) => (name, None),
             Package::Extra(name, extra) => (name, Some(extra)),
@@ -435,6 +465,9 @@ impl Context<'_> {
             && let Ok(specs) = VersionSpecifiers::from_str(spec)
             && !specs.contains(&self.python)
         {
+            if let Some(split) = self.python_split(&specs) {
+                return Err(SolveError::Fork(split));
+            }
             return Ok(Err(Unavailable::RequiresPython {
                 requires_python: specs.to_string(),
                 python: self.python.to_string(),
@@ -457,36 +490,39 @@ impl Context<'_> {
         }
         match extra {
             None => {
-                for r in requirements.iter().filter(|r| r.marker.evaluate(env, &[])) {
-                    self.add(package, r, &mut out)?;
+                for r in &requirements {
+                    if let Some(marker) = self.env.applies(&r.marker, &[]) {
+                        self.add(package, r, &marker, &mut out)?;
+                    }
                 }
             }
             Some(extra) => {
                 // The extra pins its base to the same version, and adds what only the extra
                 // brings.
-                out.insert(
+                out.push((
                     Package::Base(name.clone()),
                     Ranges::singleton(version.clone()),
-                );
-                let with = std::slice::from_ref(extra);
-                for r in requirements
-                    .iter()
-                    .filter(|r| r.marker.evaluate(env, with) && !r.marker.evaluate(env, &[]))
-                {
-                    self.add(package, r, &mut out)?;
+                    MarkerTree::TRUE,
+                ));
+                for r in &requirements {
+                    if let Some(marker) = self.env.applies_only_with(&r.marker, extra) {
+                        self.add(package, r, &marker, &mut out)?;
+                    }
                 }
             }
         }
-        Ok(Ok(out))
+        Ok(Ok(self.combine(out)?))
     }
 
-    /// Adds requirement `r` of `parent` to `out`: overridden if an override names its package,
-    /// limited by the constraints on it, as its base package and one package per extra.
+    /// Adds requirement `r` of `parent`, applying under `marker`, to `out`: overridden if an
+    /// override names its package, limited by the constraints on it, as its base package and
+    /// one package per extra.
     fn add(
         &self,
         parent: &Package,
         r: &Requirement,
-        out: &mut BTreeMap<Package, Ranges<Version>>,
+        marker: &MarkerTree,
+        out: &mut Vec<(Package, Ranges<Version>, MarkerTree)>,
     ) -> Result<(), ResolveError> {
         let replaced = self.overrides.get(&r.name);
         for r in replaced.map_or_else(|| vec![r], |o| o.iter().collect()) {
@@ -505,11 +541,118 @@ impl Context<'_> {
                 {
                     continue;
                 }
-                let slot = out.entry(p).or_insert_with(Ranges::full);
-                *slot = slot.intersection(&range);
+                out.push((p, range.clone(), marker.clone()));
             }
         }
         Ok(())
+    }
+
+    /// One range per package. Requirements on a package under the same marker intersect;
+    /// under different markers with the same range, the markers are joined; otherwise (only
+    /// in a fork: in one environment every marker is `TRUE`) the fork must be split.
+    fn combine(
+        &self,
+        entries: Vec<(Package, Ranges<Version>, MarkerTree)>,
+    ) -> Result<Dependencies_, SolveError> {
+        let mut grouped: BTreeMap<Package, Vec<(Ranges<Version>, MarkerTree)>> = BTreeMap::new();
+        for (package, range, marker) in entries {
+            grouped.entry(package).or_default().push((range, marker));
+        }
+        let mut out = BTreeMap::new();
+        for (package, mut list) in grouped {
+            let (first_range, first_marker) = list.swap_remove(0);
+            let combined = if list.iter().all(|(_, m)| *m == first_marker) {
+                let range = list
+                    .iter()
+                    .fold(first_range, |acc, (r, _)| acc.intersection(r));
+                (range, first_marker)
+            } else if list.iter().all(|(r, _)| *r == first_range) {
+                let marker = list.into_iter().fold(first_marker, |mut acc, (_, m)| {
+                    acc.or(m);
+                    acc
+                });
+                (first_range, marker)
+            } else {
+                let fork = self.env.fork().cloned().unwrap_or(MarkerTree::TRUE);
+                let split = std::iter::once(first_marker)
+                    .chain(list.into_iter().map(|(_, m)| m))
+                    .find(|m| *m != fork && !m.is_false());
+                return Err(SolveError::Fork(split.unwrap_or(fork)));
+            };
+            out.insert(package, combined);
+        }
+        Ok(out)
+    }
+
+    /// In a fork, the marker `python_full_version >= X` when the Requires-Python `specs`
+    /// (lower bound X) holds on part of the fork's Pythons only: solving each side apart gives
+    /// the newer Pythons the newest versions and keeps older ones for the rest.
+    fn python_split(&self, specs: &VersionSpecifiers) -> Option<MarkerTree> {
+        let fork = self.env.fork()?;
+        let range = specifiers_to_ranges(specs);
+        let (lower, _) = range.bounding_range()?;
+        let (Bound::Included(floor) | Bound::Excluded(floor)) = lower else {
+            return None;
+        };
+        let split = MarkerTree::from_str(&format!("python_full_version >= '{floor}'")).ok()?;
+        let (mut inside, mut outside) = (fork.clone(), fork.clone());
+        inside.and(split.clone());
+        outside.and(split.negate());
+        (!inside.is_false() && !outside.is_false()).then_some(split)
+    }
+
+    /// In a fork, a split by Python when the highest final version in `range` is left out only
+    /// because the index's Requires-Python of its files excludes the fork's lowest Python.
+    fn python_fork(
+        &self,
+        name: &PackageName,
+        range: &Ranges<Version>,
+    ) -> Result<Option<MarkerTree>, SourceError> {
+        if self.env.fork().is_none() {
+            return Ok(None);
+        }
+        let versions = self.versions(name)?;
+        let Some(top) = versions
+            .entries
+            .iter()
+            .find(|e| range.contains(&e.version) && !e.version.any_prerelease())
+        else {
+            return Ok(None);
+        };
+        if !matches!(self.status(name, &versions.files, top), Status::Skipped) {
+            return Ok(None);
+        }
+        let specs = top
+            .files
+            .iter()
+            .filter_map(|&i| versions.files.get(i))
+            .filter(|f| !f.yanked)
+            .find_map(|f| VersionSpecifiers::from_str(f.requires_python.as_deref()?).ok());
+        Ok(specs.and_then(|s| self.python_split(&s)))
+    }
+
+    /// All files of `name==version` a lock may list for the fork: wheels and sdists whose
+    /// Requires-Python admits it, yanked ones only when pinned.
+    pub(super) fn files_for(
+        &self,
+        name: &PackageName,
+        version: &Version,
+    ) -> Result<Vec<IndexFile>, ResolveError> {
+        let versions = self.versions(name)?;
+        let entry = versions
+            .get(version)
+            .ok_or_else(|| missing(name, version))?;
+        let pinned = self
+            .pins
+            .get(name)
+            .is_some_and(|p| p.iter().any(|r| r.contains(version)));
+        Ok(entry
+            .files
+            .iter()
+            .filter_map(|&i| versions.files.get(i))
+            .filter(|f| (pinned || !f.yanked) && self.python_admits(f))
+            .cloned()
+            .collect())
     }
 }
 
@@ -522,7 +665,7 @@ struct Provider<'c, 'a> {
 
 impl Provider<'_, '_> {
     /// Queues the best candidate of each new dependency for a metadata fetch.
-    fn queue(&self, dependencies: &BTreeMap<Package, Ranges<Version>>) {
+    fn queue(&self, dependencies: &Dependencies_) {
         let Some(sender) = &self.prefetch else {
             return;
         };
@@ -531,7 +674,7 @@ impl Provider<'_, '_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let sender = sender.lock().unwrap_or_else(PoisonError::into_inner);
-        for (package, range) in dependencies {
+        for (package, (range, _)) in dependencies {
             if let Some(name) = package.name()
                 && seen.insert(name.clone())
             {
@@ -547,7 +690,7 @@ impl DependencyProvider for Provider<'_, '_> {
     type V = Version;
     type VS = Ranges<Version>;
     type M = Unavailable;
-    type Err = ResolveError;
+    type Err = SolveError;
     /// Root first, then exact pins, then the packages in the most conflicts, then the first
     /// seen (breadth first).
     type Priority = (u8, u32, Reverse<usize>);
@@ -577,10 +720,15 @@ impl DependencyProvider for Provider<'_, '_> {
         &self,
         package: &Package,
         range: &Ranges<Version>,
-    ) -> Result<Option<Version>, ResolveError> {
+    ) -> Result<Option<Version>, SolveError> {
         match package.name() {
             None => Ok(Some(root_version()).filter(|v| range.contains(v))),
-            Some(name) => Ok(self.cx.best(name, range)?),
+            Some(name) => {
+                if let Some(split) = self.cx.python_fork(name, range)? {
+                    return Err(SolveError::Fork(split));
+                }
+                Ok(self.cx.best(name, range)?)
+            }
         }
     }
 
@@ -588,17 +736,22 @@ impl DependencyProvider for Provider<'_, '_> {
         &self,
         package: &Package,
         version: &Version,
-    ) -> Result<Dependencies<Package, Ranges<Version>, Unavailable>, ResolveError> {
+    ) -> Result<Dependencies<Package, Ranges<Version>, Unavailable>, SolveError> {
         match self.cx.dependencies(package, version)? {
             Err(why) => Ok(Dependencies::Unavailable(why)),
             Ok(dependencies) => {
                 self.queue(&dependencies);
-                let names = dependencies
-                    .keys()
-                    .filter_map(Package::name)
-                    .filter(|n| Some(*n) != package.name())
-                    .cloned()
-                    .collect();
+                let mut names: BTreeMap<PackageName, MarkerTree> = BTreeMap::new();
+                for (dependency, (_, marker)) in &dependencies {
+                    if let Some(name) = dependency.name()
+                        && Some(name) != package.name()
+                    {
+                        names
+                            .entry(name.clone())
+                            .or_insert(MarkerTree::FALSE)
+                            .or(marker.clone());
+                    }
+                }
                 self.cx
                     .edges
                     .lock()
@@ -607,6 +760,7 @@ impl DependencyProvider for Provider<'_, '_> {
                 Ok(Dependencies::Available(
                     dependencies
                         .into_iter()
+                        .map(|(p, (range, _))| (p, range))
                         .collect::<DependencyConstraints<_, _>>(),
                 ))
             }
@@ -614,14 +768,71 @@ impl DependencyProvider for Provider<'_, '_> {
     }
 }
 
+/// One package of a solve, before it becomes a [`ResolvedPackage`] or a universal entry.
+pub(super) struct Solved {
+    /// The normalized name.
+    pub(super) name: PackageName,
+    /// The version chosen.
+    pub(super) version: Version,
+    /// The extras something asked of it, sorted.
+    pub(super) extras: Vec<ExtraName>,
+    /// The wheel `select_wheel` picks (in a fork: any wheel, for its metadata).
+    pub(super) wheel: IndexFile,
+    /// In a fork, every file the lock may list; empty for one environment.
+    pub(super) files: Vec<IndexFile>,
+    /// What it (with its extras) depends on, with the marker under which each applies.
+    pub(super) dependencies: BTreeMap<PackageName, MarkerTree>,
+}
+
+/// What one solve chose.
+pub(super) struct SolvedFork {
+    /// The requirements' packages, with the marker under which each applies.
+    pub(super) root: BTreeMap<PackageName, MarkerTree>,
+    /// The packages, sorted by name.
+    pub(super) packages: Vec<Solved>,
+}
+
 /// Runs one solve; see [`super::resolve`].
 pub(super) fn solve(
     manifest: &Manifest,
-    target: Target<'_>,
+    env: Environment<'_>,
     options: &ResolveOptions,
     source: &dyn PackageSource,
 ) -> Result<Resolution, ResolveError> {
-    let cx = Context::new(manifest, target, options, source)?;
+    let solved = match solve_in(manifest, env, options, source) {
+        Ok(solved) => solved,
+        Err(SolveError::Resolve(e)) => return Err(e),
+        // In one environment every marker is decided (`TRUE`): requirements never differ by
+        // one, so this is never reached; reported rather than panicking.
+        Err(SolveError::Fork(m)) => {
+            return Err(ResolveError::NoSolution(format!(
+                "requirements differ by the marker `{}` in one environment",
+                m.try_to_string().unwrap_or_default()
+            )));
+        }
+    };
+    let packages = solved
+        .packages
+        .into_iter()
+        .map(|p| ResolvedPackage {
+            name: p.name,
+            version: p.version,
+            extras: p.extras,
+            file: p.wheel,
+            dependencies: p.dependencies.into_keys().collect(),
+        })
+        .collect();
+    Ok(Resolution { packages })
+}
+
+/// Runs one solve in `env`: the packages chosen, sorted by name.
+pub(super) fn solve_in(
+    manifest: &Manifest,
+    env: Environment<'_>,
+    options: &ResolveOptions,
+    source: &dyn PackageSource,
+) -> Result<SolvedFork, SolveError> {
+    let cx = Context::new(manifest, env, options, source)?;
     let (sender, receiver) = std::sync::mpsc::channel::<PrefetchJob>();
     let receiver = Mutex::new(receiver);
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -644,7 +855,7 @@ pub(super) fn solve(
     let solution = match solution.map_err(|e| *e) {
         Ok(solution) => solution,
         Err(PubGrubError::NoSolution(tree)) => {
-            return Err(ResolveError::NoSolution(super::report::explain(&tree, &cx)));
+            return Err(ResolveError::NoSolution(super::report::explain(&tree, &cx)).into());
         }
         Err(PubGrubError::ErrorChoosingVersion { source, .. })
         | Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
@@ -666,27 +877,41 @@ pub(super) fn solve(
     for (name, version) in bases {
         let mut extras = extras.remove(&name).unwrap_or_default();
         extras.sort();
-        let mut dependencies: BTreeSet<PackageName> = BTreeSet::new();
+        let mut dependencies: BTreeMap<PackageName, MarkerTree> = BTreeMap::new();
         let nodes = std::iter::once(Package::Base(name.clone())).chain(
             extras
                 .iter()
                 .map(|e| Package::Extra(name.clone(), e.clone())),
         );
         for node in nodes {
-            if let Some(names) = edges.get(&(node, version.clone())) {
-                dependencies.extend(names.iter().filter(|n| **n != name).cloned());
+            for (dependency, marker) in edges.get(&(node, version.clone())).into_iter().flatten() {
+                if *dependency != name {
+                    dependencies
+                        .entry(dependency.clone())
+                        .or_insert(MarkerTree::FALSE)
+                        .or(marker.clone());
+                }
             }
         }
-        let file = cx.wheel(&name, &version)?.file;
-        packages.push(ResolvedPackage {
+        let wheel = cx.wheel(&name, &version)?.file;
+        let files = match cx.env {
+            Environment::One { .. } => Vec::new(),
+            Environment::Fork { .. } => cx.files_for(&name, &version)?,
+        };
+        packages.push(Solved {
             name,
             version,
             extras,
-            file,
-            dependencies: dependencies.into_iter().collect(),
+            wheel,
+            files,
+            dependencies,
         });
     }
-    Ok(Resolution { packages })
+    let root = edges
+        .get(&(Package::Root, root_version()))
+        .cloned()
+        .unwrap_or_default();
+    Ok(SolvedFork { root, packages })
 }
 
 /// Takes dependencies off the queue and fetches the metadata of each one's best candidate, so

@@ -1,0 +1,210 @@
+//! Universal scenarios on an in-memory index (the table format of `resolve::tests`).
+use std::str::FromStr;
+
+use pep508_rs::{MarkerTree, Requirement};
+
+use super::super::tests::source;
+use super::*;
+
+/// Resolves `requires` on `index` for `scope`, rendered one `name==version ; marker` per line.
+fn universal(index: &str, requires: &[&str], scope: &str) -> String {
+    let manifest = Manifest {
+        requirements: requires
+            .iter()
+            .map(|r| Requirement::from_str(r).unwrap())
+            .collect(),
+        ..Manifest::default()
+    };
+    let scope = MarkerTree::from_str(scope).unwrap();
+    let options = ResolveOptions {
+        prefetch_threads: 0,
+        ..ResolveOptions::default()
+    };
+    match resolve_universal(&manifest, &scope, &options, &source(index)) {
+        Ok(r) => r
+            .packages
+            .iter()
+            .map(|p| match p.marker.try_to_string() {
+                Some(m) => format!("{}=={} ; {m}", p.name, p.version),
+                None => format!("{}=={}", p.name, p.version),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+const PY38: &str = "python_full_version >= '3.8'";
+
+#[test]
+fn requirements_that_differ_by_python_fork() {
+    let index = "
+        a 1.0 -> b<2; python_version < '3.10' | b>=2; python_version >= '3.10'
+        b 1.0
+        b 2.0
+    ";
+    assert_eq!(
+        universal(index, &["a"], PY38),
+        "a==1.0\n\
+         b==1.0 ; python_full_version < '3.10'\n\
+         b==2.0 ; python_full_version >= '3.10'"
+    );
+}
+
+#[test]
+fn a_dependency_of_one_platform_carries_its_marker() {
+    let index = "
+        a 1.0 -> pywin32; sys_platform == 'win32' | idna
+        pywin32 306 !tag=cp311-cp311-win_amd64
+        idna 3.7
+    ";
+    assert_eq!(
+        universal(index, &["a"], PY38),
+        "a==1.0\nidna==3.7\npywin32==306 ; sys_platform == 'win32'"
+    );
+}
+
+#[test]
+fn markers_propagate_through_the_graph_and_extras() {
+    let index = "
+        a 1.0 -> c; extra == 'x' | d; extra == 'x' and python_version < '3.12'
+        c 1.0 -> e
+        d 1.0
+        e 1.0
+    ";
+    assert_eq!(
+        universal(index, &["a[x]; sys_platform == 'linux'"], PY38),
+        "a==1.0 ; sys_platform == 'linux'\n\
+         c==1.0 ; sys_platform == 'linux'\n\
+         d==1.0 ; python_full_version < '3.12' and sys_platform == 'linux'\n\
+         e==1.0 ; sys_platform == 'linux'"
+    );
+}
+
+#[test]
+fn forks_that_cannot_share_a_version_get_one_each() {
+    let index = "
+        a 1.0
+        a 2.0
+    ";
+    assert_eq!(
+        universal(
+            index,
+            &[
+                "a>=2; sys_platform == 'linux'",
+                "a<2; sys_platform == 'win32'"
+            ],
+            PY38
+        ),
+        "a==1.0 ; sys_platform == 'win32'\na==2.0 ; sys_platform == 'linux'"
+    );
+}
+
+#[test]
+fn forks_share_what_they_can() {
+    let index = "
+        x 1.0 -> c
+        x 2.0 -> c
+        c 1.0
+        c 2.0
+    ";
+    assert_eq!(
+        universal(
+            index,
+            &[
+                "x<2; python_version < '3.10'",
+                "x>=2; python_version >= '3.10'"
+            ],
+            PY38
+        ),
+        "c==2.0\n\
+         x==1.0 ; python_full_version < '3.10'\n\
+         x==2.0 ; python_full_version >= '3.10'"
+    );
+}
+
+#[test]
+fn a_failing_fork_is_named() {
+    let index = "
+        a 1.0
+        a 2.0
+    ";
+    let out = universal(
+        index,
+        &[
+            "a>=3; sys_platform == 'win32'",
+            "a; sys_platform != 'win32'",
+        ],
+        PY38,
+    );
+    assert!(
+        out.starts_with("error: For environments where `sys_platform == 'win32'`: No solution"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_newest_version_that_drops_old_pythons_forks_by_python() {
+    // The index's Requires-Python (b) and the metadata's (c): newer Pythons get the newest,
+    // the older ones keep what still supports them.
+    let index = "
+        b 1.0
+        b 2.0 !index-python=>=3.10
+        c 1.0
+        c 2.0 !python=>=3.10
+    ";
+    assert_eq!(
+        universal(index, &["b", "c"], PY38),
+        "b==1.0 ; python_full_version < '3.10'\n\
+         b==2.0 ; python_full_version >= '3.10'\n\
+         c==1.0 ; python_full_version < '3.10'\n\
+         c==2.0 ; python_full_version >= '3.10'"
+    );
+    assert_eq!(
+        universal(index, &["b", "c"], "python_full_version >= '3.10'"),
+        "b==2.0\nc==2.0"
+    );
+}
+
+#[test]
+fn a_version_that_no_python_of_the_scope_can_use_is_skipped() {
+    let index = "
+        b 1.0
+        b 2.0 !index-python=<3.0
+    ";
+    assert_eq!(universal(index, &["b"], PY38), "b==1.0");
+}
+
+#[test]
+fn a_requirement_outside_the_scope_is_dropped() {
+    let index = "
+        a 1.0 -> old; python_version < '3.8'
+        old 1.0
+    ";
+    assert_eq!(universal(index, &["a"], PY38), "a==1.0");
+}
+
+#[test]
+fn every_file_of_the_version_is_listed() {
+    let index = "
+        a 1.0 !sdist+
+    ";
+    let manifest = Manifest {
+        requirements: vec![Requirement::from_str("a").unwrap()],
+        ..Manifest::default()
+    };
+    let scope = MarkerTree::from_str(PY38).unwrap();
+    let r = resolve_universal(
+        &manifest,
+        &scope,
+        &ResolveOptions::default(),
+        &source(index),
+    )
+    .unwrap();
+    let files: Vec<&str> = r.packages[0]
+        .files
+        .iter()
+        .map(|f| f.filename.as_str())
+        .collect();
+    assert_eq!(files, ["a-1.0-py3-none-any.whl", "a-1.0.tar.gz"]);
+}
