@@ -6,19 +6,19 @@ use std::str::FromStr;
 use pep440_rs::Version;
 use pep508_rs::{ExtraName, MarkerEnvironment, Requirement, VersionOrUrl};
 
-use crate::names::normalize_name;
+use crate::names::PackageName;
 
 /// One distribution of the set, with what its METADATA requires.
 #[derive(Debug, Clone)]
 pub struct Dist {
-    /// Name as written.
-    pub name: String,
-    /// Version as written.
-    pub version: String,
+    /// Its name.
+    pub name: PackageName,
+    /// Its version.
+    pub version: Version,
     /// Its `Requires-Dist` lines.
     pub requires_dist: Vec<String>,
     /// Extras asked of it at the top level (e.g. `requests[socks]==…` in requirements).
-    pub extras: Vec<String>,
+    pub extras: Vec<ExtraName>,
 }
 
 /// A dependency the set does not satisfy.
@@ -27,29 +27,29 @@ pub enum ClosureProblem {
     /// A requirement names a distribution that is not in the set.
     Missing {
         /// The requiring distribution.
-        package: String,
+        package: PackageName,
         /// Its version.
-        version: String,
+        version: Version,
         /// The requirement as written.
         requirement: String,
     },
     /// A requirement's version range excludes the version in the set.
     Conflict {
         /// The requiring distribution.
-        package: String,
+        package: PackageName,
         /// Its version.
-        version: String,
+        version: Version,
         /// The requirement as written.
         requirement: String,
         /// The name of the dependency.
-        dependency: String,
+        dependency: PackageName,
         /// The version in the set.
-        locked: String,
+        locked: Version,
     },
     /// A `Requires-Dist` line that does not parse.
     Invalid {
         /// The requiring distribution.
-        package: String,
+        package: PackageName,
         /// The line.
         requirement: String,
         /// The parser's message.
@@ -99,8 +99,8 @@ impl fmt::Display for ClosureProblem {
 pub struct Closure {
     /// Sorted; empty when the set is closed.
     pub problems: Vec<ClosureProblem>,
-    /// Normalized name -> normalized names of the members it requires on this environment.
-    pub dependencies: BTreeMap<String, BTreeSet<String>>,
+    /// Name -> names of the members it requires on this environment.
+    pub dependencies: BTreeMap<PackageName, BTreeSet<PackageName>>,
 }
 
 /// Every problem with `dists` on the environment `env`, sorted; empty when the set is closed.
@@ -110,11 +110,10 @@ pub fn check_closure(dists: &[Dist], env: &MarkerEnvironment) -> Vec<ClosureProb
 
 /// Checks `dists` on `env` and collects the dependency edges between its members.
 pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
-    let mut dependencies: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let by_name: BTreeMap<String, &Dist> =
-        dists.iter().map(|d| (normalize_name(&d.name), d)).collect();
+    let mut dependencies: BTreeMap<PackageName, BTreeSet<PackageName>> = BTreeMap::new();
+    let by_name: BTreeMap<&PackageName, &Dist> = dists.iter().map(|d| (&d.name, d)).collect();
     let mut problems = BTreeSet::new();
-    let mut parsed: BTreeMap<String, Vec<(String, Requirement)>> = BTreeMap::new();
+    let mut parsed: BTreeMap<&PackageName, Vec<(String, Requirement)>> = BTreeMap::new();
     for d in dists {
         let mut reqs = Vec::new();
         for line in &d.requires_dist {
@@ -133,18 +132,13 @@ pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
                 }
             }
         }
-        parsed.insert(normalize_name(&d.name), reqs);
+        parsed.insert(&d.name, reqs);
     }
     // Extras in force per distribution: the top-level ones, plus those other members ask for,
     // until nothing changes (an extra can pull in requirements that ask for more extras).
-    let mut extras: BTreeMap<String, BTreeSet<String>> = dists
+    let mut extras: BTreeMap<PackageName, BTreeSet<ExtraName>> = dists
         .iter()
-        .map(|d| {
-            (
-                normalize_name(&d.name),
-                d.extras.iter().map(|e| normalize_name(e)).collect(),
-            )
-        })
+        .map(|d| (d.name.clone(), d.extras.iter().cloned().collect()))
         .collect();
     loop {
         let mut changed = false;
@@ -154,10 +148,9 @@ pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
                 if !r.marker.evaluate(env, &active) {
                     continue;
                 }
-                let dep = normalize_name(r.name.as_ref());
-                let set = extras.entry(dep).or_default();
+                let set = extras.entry(r.name.clone()).or_default();
                 for e in &r.extras {
-                    changed |= set.insert(normalize_name(e.as_ref()));
+                    changed |= set.insert(e.clone());
                 }
             }
         }
@@ -172,8 +165,8 @@ pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
             if !r.marker.evaluate(env, &active) {
                 continue;
             }
-            let dep = normalize_name(r.name.as_ref());
-            let Some(locked) = by_name.get(&dep) else {
+            let dep = &r.name;
+            let Some(locked) = by_name.get(dep) else {
                 problems.insert(ClosureProblem::Missing {
                     package: d.name.clone(),
                     version: d.version.clone(),
@@ -181,18 +174,20 @@ pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
                 });
                 continue;
             };
-            dependencies.entry(name.clone()).or_default().insert(dep);
-            if let Some(VersionOrUrl::VersionSpecifier(spec)) = &r.version_or_url {
-                let ok = Version::from_str(&locked.version).is_ok_and(|v| spec.contains(&v));
-                if !ok {
-                    problems.insert(ClosureProblem::Conflict {
-                        package: d.name.clone(),
-                        version: d.version.clone(),
-                        requirement: line.clone(),
-                        dependency: locked.name.clone(),
-                        locked: locked.version.clone(),
-                    });
-                }
+            dependencies
+                .entry((*name).clone())
+                .or_default()
+                .insert(dep.clone());
+            if let Some(VersionOrUrl::VersionSpecifier(spec)) = &r.version_or_url
+                && !spec.contains(&locked.version)
+            {
+                problems.insert(ClosureProblem::Conflict {
+                    package: d.name.clone(),
+                    version: d.version.clone(),
+                    requirement: line.clone(),
+                    dependency: locked.name.clone(),
+                    locked: locked.version.clone(),
+                });
             }
         }
     }
@@ -202,13 +197,11 @@ pub fn analyze(dists: &[Dist], env: &MarkerEnvironment) -> Closure {
     }
 }
 
-fn active_extras(extras: &BTreeMap<String, BTreeSet<String>>, name: &str) -> Vec<ExtraName> {
-    extras
-        .get(name)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| ExtraName::from_str(e).ok())
-        .collect()
+fn active_extras(
+    extras: &BTreeMap<PackageName, BTreeSet<ExtraName>>,
+    name: &PackageName,
+) -> Vec<ExtraName> {
+    extras.get(name).into_iter().flatten().cloned().collect()
 }
 
 impl PartialOrd for ClosureProblem {
@@ -233,8 +226,8 @@ mod tests {
 
     fn dist(name: &str, version: &str, reqs: &[&str]) -> Dist {
         Dist {
-            name: name.into(),
-            version: version.into(),
+            name: PackageName::from_str(name).unwrap(),
+            version: Version::from_str(version).unwrap(),
             requires_dist: reqs.iter().map(|s| s.to_string()).collect(),
             extras: vec![],
         }

@@ -25,7 +25,7 @@ mod render;
 
 pub use builder::DplBuilder;
 pub use model::{DplBuildError, Lock, LockMeta, LockedPackage, LockedWheel, version_components};
-pub use pylock::{DefaultSelector, PylockError, PylockSelector};
+pub use pylock::{DefaultSelector, PylockDocument, PylockError, PylockSelector};
 pub use reader::{DplEntry, DplError, DplReader, DplWheel};
 
 /// A DPL (or pylock.toml) file that cannot be read or written.

@@ -1,5 +1,9 @@
 //! Distribution file names as an index lists them: wheels, and source distributions (which
 //! are recognised only so that a missing wheel can be explained).
+use std::str::FromStr;
+
+use pep440_rs::Version;
+
 use crate::names::normalize_name;
 use crate::wheel::WheelFilename;
 
@@ -27,7 +31,7 @@ impl DistFilename {
     pub fn parse_for(filename: &str, normalized_name: &str) -> Option<Self> {
         if filename.ends_with(".whl") {
             let wheel = WheelFilename::parse(filename).ok()?;
-            return (wheel.normalized_name() == normalized_name).then_some(Self::Wheel(wheel));
+            return (wheel.name.as_ref() == normalized_name).then_some(Self::Wheel(wheel));
         }
         let stem = sdist_stem(filename)?;
         for (i, _) in stem.match_indices('-') {
@@ -59,15 +63,24 @@ impl DistFilename {
     /// The version as written in the file name.
     pub fn version(&self) -> &str {
         match self {
-            Self::Wheel(w) => &w.version,
+            Self::Wheel(w) => w.version_as_written(),
             Self::Sdist { version, .. } => version,
+        }
+    }
+
+    /// The version as PEP 440 reads it (a wheel's was parsed with its name); `None` for a
+    /// source distribution whose version part is not one.
+    pub fn parsed_version(&self) -> Option<Version> {
+        match self {
+            Self::Wheel(w) => Some(w.version.clone()),
+            Self::Sdist { version, .. } => Version::from_str(version).ok(),
         }
     }
 
     /// The normalized project name.
     pub fn normalized_name(&self) -> String {
         match self {
-            Self::Wheel(w) => w.normalized_name(),
+            Self::Wheel(w) => w.name.to_string(),
             Self::Sdist { name, .. } => normalize_name(name),
         }
     }
@@ -96,8 +109,10 @@ mod tests {
         assert!(DistFilename::parse_for("foo_bar-1.0-py3-none-any.whl", "foo").is_none());
         let s = DistFilename::parse_for("foo-bar-1.0.post1.tar.gz", "foo-bar").unwrap();
         assert_eq!(s.version(), "1.0.post1");
+        assert_eq!(s.parsed_version(), Version::from_str("1.0post1").ok());
         let s = DistFilename::parse_for("foo-bar-1.0.zip", "foo").unwrap();
         assert_eq!(s.version(), "bar-1.0");
+        assert_eq!(s.parsed_version(), None);
         assert!(DistFilename::parse_for("foo-1.0.egg", "foo").is_none());
         assert!(DistFilename::parse_for(".tar.gz", "foo").is_none());
         assert!(DistFilename::parse_for("foo-.tar.gz", "foo").is_none());

@@ -42,8 +42,8 @@ impl IndexClient {
         let (bytes, parsed) = match &dist {
             DistFilename::Wheel(wheel) => {
                 let wanted = Wanted::WheelMetadata {
-                    name: &wheel.name,
-                    version: &wheel.version,
+                    name: wheel.name_as_written(),
+                    version: wheel.version_as_written(),
                 };
                 let bytes = self.wheel_metadata(file, wanted)?;
                 let parsed = WheelMetadata::parse(&bytes).map_err(|e| invalid(e.to_string()))?;

@@ -127,7 +127,7 @@ pub fn select_wheel(
         let Some(dist) = DistFilename::parse_for(&file.filename, &normalized) else {
             continue;
         };
-        let Ok(file_version) = Version::from_str(dist.version()) else {
+        let Some(file_version) = dist.parsed_version() else {
             tracing::debug!("Skipping `{}`: invalid version", file.filename);
             continue;
         };

@@ -2,6 +2,8 @@
 //! a check that the set is closed under its dependencies.
 use std::str::FromStr;
 
+use pep508_rs::ExtraName;
+
 use super::{InstallError, Reporter, store_wheel_bytes};
 use crate::closure::{Dist, analyze};
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
@@ -11,7 +13,7 @@ use crate::names::normalize_name;
 use crate::python::Interpreter;
 use crate::requirements::{PinnedRequirement, Requirements};
 use crate::store::PackageStore;
-use crate::wheel::WheelMetadata;
+use crate::wheel::{WheelFilename, WheelMetadata};
 
 /// What locking needs besides the requirements.
 pub struct LockOptions<'a> {
@@ -44,6 +46,8 @@ pub fn inputs_hash(reqs: &Requirements, interp: &Interpreter) -> ContentHash {
 
 struct Locked {
     package: LockedPackage,
+    /// The wheel's file name, for its typed name and version.
+    filename: WheelFilename,
     metadata: WheelMetadata,
     extras: Vec<String>,
 }
@@ -80,21 +84,32 @@ pub fn lock_requirements(
     let dists: Vec<Dist> = locked
         .iter()
         .map(|l| Dist {
-            name: l.package.name.clone(),
-            version: l.package.version.clone(),
+            name: l.filename.name.clone(),
+            version: l.filename.version.clone(),
             requires_dist: l.metadata.requires_dist.clone(),
-            extras: l.extras.clone(),
+            // Extras that are not PEP 685 names select nothing, as a marker cannot name them.
+            extras: l
+                .extras
+                .iter()
+                .filter_map(|e| ExtraName::from_str(e).ok())
+                .collect(),
         })
         .collect();
     let closure = analyze(&dists, &env);
     if !closure.problems.is_empty() {
         return Err(InstallError::NotClosed(closure.problems));
     }
-    let mut packages: Vec<LockedPackage> = locked.into_iter().map(|l| l.package).collect();
-    for p in &mut packages {
-        if let Some(deps) = closure.dependencies.get(&normalize_name(&p.name)) {
-            p.dependencies = deps.iter().cloned().collect();
+    let mut packages = Vec::with_capacity(locked.len());
+    for Locked {
+        mut package,
+        filename,
+        ..
+    } in locked
+    {
+        if let Some(deps) = closure.dependencies.get(&filename.name) {
+            package.dependencies = deps.iter().map(ToString::to_string).collect();
         }
+        packages.push(package);
     }
     let mut lock = Lock {
         meta: LockMeta {
@@ -200,6 +215,11 @@ fn lock_one(
         }
     };
 
+    // Checked with the wheel above; parsed again for its typed name and version.
+    let parsed = WheelFilename::parse(&file.filename).map_err(|e| InstallError::Wheel {
+        filename: file.filename.clone(),
+        source: Box::new(e.into()),
+    })?;
     let mut extras: Vec<String> = converted
         .metadata
         .provides_extra
@@ -246,6 +266,7 @@ fn lock_one(
             store_hash,
             dependencies: Vec::new(),
         },
+        filename: parsed,
         metadata: converted.metadata,
         extras: req.extras.clone(),
     })

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use pep508_rs::{MarkerEnvironment, MarkerTree};
 
-use crate::dpl::{DplFileError, Lock, LockedWheel, PylockError, PylockSelector};
+use crate::dpl::{DplFileError, Lock, LockedWheel, PylockDocument, PylockError, PylockSelector};
 use crate::python::Interpreter;
 use crate::wheel::WheelFilename;
 
@@ -107,13 +107,14 @@ pub fn read_pylock_for(path: &Path, interp: &Interpreter) -> Result<Lock, Pylock
         path: path.to_path_buf(),
         source,
     })?;
+    let pylock_err = |source| DplFileError::Pylock {
+        path: path.to_path_buf(),
+        source,
+    };
+    let document = PylockDocument::parse(&text).map_err(pylock_err)?;
     // Checked first: a lock for other Pythons has no wheel for this one either, and saying
     // which Pythons it is for is the clearer message.
-    let requires = text
-        .parse::<toml_edit::DocumentMut>()
-        .ok()
-        .and_then(|doc| doc.get("requires-python")?.as_str().map(str::to_owned));
-    if let Some(requires) = requires {
+    if let Some(requires) = document.requires_python().map(str::to_owned) {
         let version = interp.version().to_string();
         let fits = pep440_rs::VersionSpecifiers::from_str(&requires)
             .ok()
@@ -133,7 +134,7 @@ pub fn read_pylock_for(path: &Path, interp: &Interpreter) -> Result<Lock, Pylock
         bad_marker: None,
         no_fit: None,
     };
-    let read = Lock::from_pylock_str_with(&text, &mut selector);
+    let read = document.to_lock(&mut selector);
     if let Some((package, marker, reason)) = selector.bad_marker {
         return Err(PylockSelectError::Marker {
             path: path.to_path_buf(),
@@ -152,13 +153,7 @@ pub fn read_pylock_for(path: &Path, interp: &Interpreter) -> Result<Lock, Pylock
                 environment: interp.tag(),
             });
         }
-        Err(source) => {
-            return Err(DplFileError::Pylock {
-                path: path.to_path_buf(),
-                source,
-            }
-            .into());
-        }
+        Err(source) => return Err(pylock_err(source).into()),
     };
     if lock.meta.environment.is_empty() {
         // Chosen for this interpreter now: record it, so that the DPL made from it says so.

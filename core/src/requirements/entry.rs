@@ -256,18 +256,16 @@ pub(super) fn parse_entry(
         DirectReferenceKind::Wheel => {
             let parsed =
                 WheelFilename::parse(&file_name_of(&url)).map_err(|e| invalid(e.to_string()))?;
-            pep508_guard(&parsed.name).map_err(invalid)?;
-            let version = Version::from_str(&parsed.version)
-                .map_err(|e| invalid(format!("the wheel's version: {e}")))?;
+            let version = parsed.version.clone();
             match &name {
-                Some(given) if normalize_name(given) != parsed.normalized_name() => {
+                Some(given) if normalize_name(given) != parsed.name.as_ref() => {
                     return Err(invalid(format!(
                         "the name `{given}` does not match the wheel's `{}`",
-                        parsed.name
+                        parsed.name_as_written()
                     )));
                 }
                 Some(_) => {}
-                None => name = Some(parsed.name.clone()),
+                None => name = Some(parsed.name_as_written().to_string()),
             }
             RequirementSource::Wheel(WheelReference { url, path, version })
         }

@@ -259,7 +259,7 @@ impl<'a> Context<'a> {
                 let Some(dist) = DistFilename::parse_for(&file.filename, name.as_ref()) else {
                     continue;
                 };
-                let Ok(version) = Version::from_str(dist.version()) else {
+                let Some(version) = dist.parsed_version() else {
                     tracing::debug!("Skipping `{}`: invalid version", file.filename);
                     continue;
                 };

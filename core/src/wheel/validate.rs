@@ -264,7 +264,8 @@ pub(crate) fn dir_matches(dir: &str, suffix: &str, filename: &WheelFilename) -> 
     let Some((name, version)) = stem.rsplit_once('-') else {
         return false;
     };
-    normalize_name(name) == filename.normalized_name() && same_version(version, &filename.version)
+    normalize_name(name) == filename.name.as_ref()
+        && same_version(version, filename.version_as_written())
 }
 
 /// The top-level directories ending in `suffix` that hold at least one file.
@@ -574,7 +575,11 @@ pub(crate) fn validate_wheel_on<'a>(
     }
 
     // The .dist-info and .data directories.
-    let expected_dist_info = format!("{}-{}.dist-info", parsed.name, parsed.version);
+    let expected_dist_info = format!(
+        "{}-{}.dist-info",
+        parsed.name_as_written(),
+        parsed.version_as_written()
+    );
     let dist_infos = top_dirs(order.iter().map(String::as_str), ".dist-info");
     let mut dist_info_iter = dist_infos.iter();
     let dist_info = match (dist_info_iter.next(), dist_info_iter.next()) {
@@ -613,7 +618,11 @@ pub(crate) fn validate_wheel_on<'a>(
     {
         return Err(archive_err(ArchiveProblem::DataDirMismatch {
             found: d.clone(),
-            expected: format!("{}-{}.data", parsed.name, parsed.version),
+            expected: format!(
+                "{}-{}.data",
+                parsed.name_as_written(),
+                parsed.version_as_written()
+            ),
         }));
     }
 
@@ -736,21 +745,21 @@ pub(crate) fn validate_wheel_on<'a>(
         file_bytes("METADATA").ok_or_else(|| entry_err(&metadata_path, EntryProblem::Missing))?,
     )
     .map_err(|e| entry_err(&metadata_path, e.into()))?;
-    if normalize_name(&metadata.name) != parsed.normalized_name() {
+    if normalize_name(&metadata.name) != parsed.name.as_ref() {
         return Err(entry_err(
             &metadata_path,
             EntryProblem::NameMismatch {
                 metadata: metadata.name.clone(),
-                filename: parsed.name.clone(),
+                filename: parsed.name_as_written().to_string(),
             },
         ));
     }
-    if !same_version(&metadata.version, &parsed.version) {
+    if !same_version(&metadata.version, parsed.version_as_written()) {
         return Err(entry_err(
             &metadata_path,
             EntryProblem::VersionMismatch {
                 metadata: metadata.version.clone(),
-                filename: parsed.version.clone(),
+                filename: parsed.version_as_written().to_string(),
             },
         ));
     }

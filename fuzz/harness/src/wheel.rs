@@ -1,9 +1,13 @@
 //! Wheels: a zip archive with METADATA, WHEEL and RECORD, checked and converted into a `.dxpkg`.
+use std::str::FromStr;
 use std::sync::LazyLock;
 
 use dx_py_core::closure::{Dist, analyze};
 use dx_py_core::dxpkg::DxpkgReader;
+use dx_py_core::names::PackageName;
 use dx_py_core::wheel::{ConvertLimits, convert_wheel_with_limits, prepare_wheel};
+use pep440_rs::Version;
+use pep508_rs::ExtraName;
 
 /// File names the first byte of an input chooses from (the name decides the dist-info
 /// directory, the tags decide where headers go).
@@ -69,11 +73,14 @@ pub fn wheel(data: &[u8]) {
             reader.validate().expect("converted package validates");
             assert_eq!(reader.name(), whole.name);
             assert_eq!(reader.dist_info(), whole.dist_info);
+            // A converted wheel's METADATA name and version match its (valid) file name.
             let dist = Dist {
-                name: whole.metadata.name.clone(),
-                version: whole.metadata.version.clone(),
+                name: PackageName::from_str(&whole.metadata.name).expect("checked name"),
+                version: Version::from_str(&whole.metadata.version).expect("checked version"),
                 requires_dist: whole.metadata.requires_dist.clone(),
-                extras: whole.metadata.provides_extra.clone(),
+                extras: (whole.metadata.provides_extra.iter())
+                    .filter_map(|e| ExtraName::from_str(e).ok())
+                    .collect(),
             };
             let _ = analyze(&[dist], &ENV);
         }

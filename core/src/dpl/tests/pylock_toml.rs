@@ -231,3 +231,204 @@ fn written_pylock_is_pep751_shaped() {
         canonical(&sample())
     );
 }
+
+/// The pylock.toml writer as it was before the serde structs: built key by key with toml_edit.
+/// The serde writer must give the same bytes (see `properties::pylock_writer_matches_the_hand_built_one`).
+pub(super) fn hand_built_pylock(lock: &Lock) -> String {
+    use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table};
+    let mut doc = DocumentMut::new();
+    doc["lock-version"] = toml_edit::value("1.0");
+    if let Some(rp) = &lock.meta.requires_python {
+        doc["requires-python"] = toml_edit::value(rp.as_str());
+    }
+    doc["created-by"] = toml_edit::value("dx-py");
+    let mut packages = ArrayOfTables::new();
+    for p in &lock.packages {
+        let mut t = Table::new();
+        t["name"] = toml_edit::value(p.name.as_str());
+        t["version"] = toml_edit::value(p.version.as_str());
+        let optional = [
+            ("marker", &p.marker),
+            ("requires-python", &p.requires_python),
+            ("index", &p.index_url),
+        ];
+        for (key, v) in optional {
+            if let Some(v) = v {
+                t[key] = toml_edit::value(v.as_str());
+            }
+        }
+        if !p.dependencies.is_empty() {
+            let mut deps = Array::new();
+            for d in &p.dependencies {
+                let mut r = InlineTable::new();
+                r.insert("name", d.as_str().into());
+                deps.push(r);
+            }
+            t["dependencies"] = toml_edit::value(deps);
+        }
+        let w = &p.wheel;
+        let mut wt = Table::new();
+        wt["name"] = toml_edit::value(w.filename.as_str());
+        for (key, v) in [("url", &w.url), ("path", &w.path)] {
+            if let Some(v) = v {
+                wt[key] = toml_edit::value(v.as_str());
+            }
+        }
+        if let Some(size) = w.size {
+            wt["size"] = toml_edit::value(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        let mut hashes = InlineTable::new();
+        hashes.insert("sha256", w.sha256_hex().into());
+        wt["hashes"] = toml_edit::value(hashes);
+        let mut wheels = ArrayOfTables::new();
+        wheels.push(wt);
+        t["wheels"] = Item::ArrayOfTables(wheels);
+        let mut ours = Table::new();
+        if let Some(h) = &p.store_hash {
+            ours["store-hash"] = toml_edit::value(h.to_hex());
+        }
+        if !p.extras.is_empty() {
+            ours["extras"] = toml_edit::value(p.extras.iter().collect::<Array>());
+        }
+        if p.extras_bitmap != 0 {
+            ours["selected-extras"] = toml_edit::value(p.selected_extras().collect::<Array>());
+        }
+        if !ours.is_empty() {
+            let mut tool = Table::new();
+            tool.set_implicit(true);
+            tool["dx-py"] = Item::Table(ours);
+            t["tool"] = Item::Table(tool);
+        }
+        packages.push(t);
+    }
+    doc["packages"] = if packages.is_empty() {
+        toml_edit::value(Array::new())
+    } else {
+        Item::ArrayOfTables(packages)
+    };
+    let mut ours = Table::new();
+    ours["environment"] = toml_edit::value(lock.meta.environment.as_str());
+    ours["python-version"] = toml_edit::value(lock.meta.python_version.as_str());
+    ours["inputs-hash"] = toml_edit::value(lock.meta.inputs_hash.to_hex());
+    let mut tool = Table::new();
+    tool.set_implicit(true);
+    tool["dx-py"] = Item::Table(ours);
+    doc["tool"] = Item::Table(tool);
+    doc.to_string()
+}
+
+/// What dx-py writes, byte for byte (the serde writer must not change a byte of it).
+#[test]
+fn written_pylock_bytes_are_pinned() {
+    assert_eq!(sample().to_pylock_string(), hand_built_pylock(&sample()));
+    let empty = Lock::default();
+    assert_eq!(
+        empty.to_pylock_string(),
+        "lock-version = \"1.0\"\ncreated-by = \"dx-py\"\npackages = []\n\n[tool.dx-py]\nenvironment = \"\"\npython-version = \"\"\ninputs-hash = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
+    );
+    assert_eq!(sample().to_pylock_string(), SAMPLE_PYLOCK);
+}
+
+/// `sample()` as dx-py writes it.
+const SAMPLE_PYLOCK: &str = r#"lock-version = "1.0"
+requires-python = ">=3.9"
+created-by = "dx-py"
+
+[[packages]]
+name = "Requests"
+version = "2.31.0"
+marker = 'python_version >= "3.8"'
+requires-python = ">=3.7"
+index = "http://127.0.0.1:3141/simple/"
+dependencies = [{ name = "idna" }, { name = "Charset_Normalizer" }, { name = "certifi" }]
+
+[[packages.wheels]]
+name = "Requests-2.31.0-py3-none-any.whl"
+url = "http://127.0.0.1:3141/files/requests-2.31.0-py3-none-any.whl"
+size = 1234
+hashes = { sha256 = "0707070707070707070707070707070707070707070707070707070707070707" }
+
+[packages.tool.dx-py]
+store-hash = "cf4025cbb37217dae462d13f1aaafdb65641870ada1907a4c03a4e12d2263332"
+extras = ["socks", "use_chardet_on_py3"]
+selected-extras = ["socks"]
+
+[[packages]]
+name = "idna"
+version = "3.7"
+
+[[packages.wheels]]
+name = "idna-3.7-py3-none-any.whl"
+size = 1234
+hashes = { sha256 = "0707070707070707070707070707070707070707070707070707070707070707" }
+
+[[packages]]
+name = "charset-normalizer"
+version = "3.3.2"
+
+[[packages.wheels]]
+name = "charset_normalizer-3.3.2-py3-none-any.whl"
+size = 1234
+hashes = { sha256 = "0707070707070707070707070707070707070707070707070707070707070707" }
+
+[[packages]]
+name = "certifi"
+version = "2024.2.2"
+
+[[packages.wheels]]
+name = "certifi-2024.2.2-py3-none-any.whl"
+size = 1234
+hashes = { sha256 = "0707070707070707070707070707070707070707070707070707070707070707" }
+
+[tool.dx-py]
+environment = "cp311-linux_x86_64"
+python-version = "3.11.9"
+inputs-hash = "4ef38b30ffb3de577678f8ce50bdd27db4100701977bff9a633fb57459aa2115"
+"#;
+
+/// A key of the wrong type is named with its table, at any depth; unknown keys are ignored.
+#[test]
+fn wrong_types_name_their_table_and_key() {
+    let err = |text: &str| Lock::from_pylock_str(text).unwrap_err().to_string();
+    let sha = format!("hashes = {{ sha256 = '{}' }}\n", "0".repeat(64));
+    let pkg = "lock-version = '1.0'\nunknown = [1, 'x']\n[[packages]]\nname = 'a'\nversion = '1'\n";
+    let wheel = "[[packages.wheels]]\nname = 'a-1-py3-none-any.whl'\n";
+    let cases = [
+        (
+            "lock-version = '1.0'\npackages = []\n[tool.dx-py]\nenvironment = 1".to_string(),
+            "`environment` in [tool.dx-py] must be a string",
+        ),
+        (
+            "lock-version = '1.0'\npackages = []\ntool = 'x'".to_string(),
+            "`tool` in the top level must be a table",
+        ),
+        (
+            format!("{pkg}wheels = 3"),
+            "`wheels` in packages[0] (`a`) must be an array of tables",
+        ),
+        (
+            format!("{pkg}dependencies = ['b']\n{wheel}{sha}"),
+            "`dependencies` in packages[0] (`a`) must be an array of tables",
+        ),
+        (
+            format!("{pkg}{wheel}hashes = 'x'"),
+            "`hashes` in packages[0] (`a`).wheels[0] must be a table",
+        ),
+        (
+            format!("{pkg}{wheel}{sha}[packages.tool.dx-py]\nextras = [1]"),
+            "`extras` in packages[0] (`a`).tool.dx-py must be an array of strings",
+        ),
+        (
+            format!("{pkg}index = true\n{wheel}{sha}"),
+            "`index` in packages[0] (`a`) must be a string",
+        ),
+    ];
+    for (text, message) in cases {
+        assert_eq!(err(&text), message, "{text}");
+    }
+    // Other tools' keys and tables, at any level, are not read.
+    let ok = format!(
+        "{pkg}sdist = {{ name = 'a-1.tar.gz' }}\n[packages.tool.other]\nx = 1\n{wheel}upload-time = 2024-04-10T19:45:48Z\n{sha}\n[tool.other]\ny = [{{ z = 1 }}]"
+    );
+    assert_eq!(Lock::from_pylock_str(&ok).unwrap().packages.len(), 1);
+}

@@ -1,0 +1,191 @@
+//! Writing: a [`Lock`] as derived serde structs, serialized by toml_edit, then laid out.
+//!
+//! Serde gives the keys, their order and the values; toml_edit's serializer makes every nested
+//! table inline, so [`lay_out`] turns the few that PEP 751 files show as sections
+//! (`[[packages]]`, `[[packages.wheels]]`, `[packages.tool.dx-py]`, `[tool.dx-py]`) into
+//! sections. Dependencies and hashes stay inline, as uv writes them.
+use serde::Serialize;
+use toml_edit::{DocumentMut, Item};
+
+use super::TOOL;
+use crate::dpl::model::{Lock, LockedPackage};
+
+/// `[tool]`, of the file or of a package, holding dx-py's table only.
+#[derive(Serialize)]
+struct Tool<T> {
+    #[serde(rename = "dx-py")]
+    dx_py: T,
+}
+
+/// The whole file, keys in the order they are written.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct PylockOut<'a> {
+    lock_version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requires_python: Option<&'a str>,
+    created_by: &'static str,
+    packages: Vec<PackageOut<'a>>,
+    tool: Tool<LockToolOut<'a>>,
+}
+
+/// `[tool.dx-py]`.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct LockToolOut<'a> {
+    environment: &'a str,
+    python_version: &'a str,
+    inputs_hash: String,
+}
+
+/// One `[[packages]]` entry: exactly one wheel.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct PackageOut<'a> {
+    name: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marker: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requires_python: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dependencies: Vec<DependencyOut<'a>>,
+    wheels: [WheelOut<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<Tool<PackageToolOut<'a>>>,
+}
+
+/// A `dependencies` reference: the name alone, since a dx-py lock has one version of each.
+#[derive(Serialize)]
+struct DependencyOut<'a> {
+    name: &'a str,
+}
+
+/// `[[packages.wheels]]`.
+#[derive(Serialize)]
+struct WheelOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    /// TOML integers are signed; the model refuses larger sizes (`SizeTooLarge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<i64>,
+    hashes: HashesOut,
+}
+
+#[derive(Serialize)]
+struct HashesOut {
+    sha256: String,
+}
+
+/// `[packages.tool.dx-py]`: what DPL records and PEP 751 has no key for.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct PackageToolOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_hash: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extras: Vec<&'a str>,
+    /// Written whenever the bitmap is not zero (then it lists the selected extras).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selected_extras: Option<Vec<&'a str>>,
+}
+
+impl<'a> PackageOut<'a> {
+    fn of(p: &'a LockedPackage) -> Self {
+        let w = &p.wheel;
+        let ours = PackageToolOut {
+            store_hash: p.store_hash.as_ref().map(|h| h.to_hex()),
+            extras: p.extras.iter().map(String::as_str).collect(),
+            selected_extras: (p.extras_bitmap != 0).then(|| p.selected_extras().collect()),
+        };
+        let has_ours =
+            ours.store_hash.is_some() || !ours.extras.is_empty() || ours.selected_extras.is_some();
+        Self {
+            name: &p.name,
+            version: &p.version,
+            marker: p.marker.as_deref(),
+            requires_python: p.requires_python.as_deref(),
+            index: p.index_url.as_deref(),
+            dependencies: (p.dependencies.iter())
+                .map(|name| DependencyOut { name })
+                .collect(),
+            wheels: [WheelOut {
+                name: &w.filename,
+                url: w.url.as_deref(),
+                path: w.path.as_deref(),
+                size: w.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                hashes: HashesOut {
+                    sha256: w.sha256_hex(),
+                },
+            }],
+            tool: has_ours.then_some(Tool { dx_py: ours }),
+        }
+    }
+}
+
+/// `lock` as pylock.toml text.
+pub(super) fn write(lock: &Lock) -> String {
+    let out = PylockOut {
+        lock_version: "1.0",
+        requires_python: lock.meta.requires_python.as_deref(),
+        created_by: TOOL,
+        packages: lock.packages.iter().map(PackageOut::of).collect(),
+        tool: Tool {
+            dx_py: LockToolOut {
+                environment: &lock.meta.environment,
+                python_version: &lock.meta.python_version,
+                inputs_hash: lock.meta.inputs_hash.to_hex(),
+            },
+        },
+    };
+    // Strings, i64, arrays and tables with no `None` left in them: nothing toml_edit refuses.
+    let mut doc = toml_edit::ser::to_document(&out).expect("pylock structs serialize to TOML");
+    lay_out(&mut doc);
+    doc.to_string()
+}
+
+/// Turns the inline tables PEP 751 files show as sections into sections.
+fn lay_out(doc: &mut DocumentMut) {
+    // An empty array of tables prints nothing; PEP 751 requires the key, so `packages = []` stays.
+    if doc["packages"].as_array().is_some_and(|a| !a.is_empty()) {
+        array_of_tables(&mut doc["packages"]);
+        if let Some(packages) = doc["packages"].as_array_of_tables_mut() {
+            for package in packages.iter_mut() {
+                array_of_tables(&mut package["wheels"]);
+                if package.contains_key("tool") {
+                    tool_section(&mut package["tool"]);
+                }
+            }
+        }
+    }
+    tool_section(&mut doc["tool"]);
+}
+
+fn array_of_tables(item: &mut Item) {
+    let taken = std::mem::take(item);
+    *item = match taken.into_array_of_tables() {
+        Ok(tables) => Item::ArrayOfTables(tables),
+        Err(unchanged) => unchanged,
+    };
+}
+
+/// `tool = { dx-py = {…} }` becomes an implicit `[tool]` holding the section `[tool.dx-py]`.
+fn tool_section(item: &mut Item) {
+    let taken = std::mem::take(item);
+    *item = match taken.into_table() {
+        Ok(mut tool) => {
+            tool.set_implicit(true);
+            let ours = std::mem::take(&mut tool[TOOL]);
+            tool[TOOL] = ours
+                .into_table()
+                .map_or_else(|unchanged| unchanged, Item::Table);
+            Item::Table(tool)
+        }
+        Err(unchanged) => unchanged,
+    };
+}
