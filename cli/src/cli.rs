@@ -51,6 +51,8 @@ pub(crate) enum Command {
     Remove(EditArgs),
     /// Sync the project, then run a command in its venv.
     Run(RunArgs),
+    /// Print the requirements a lock gives another environment (a Python version, a platform).
+    Export(ExportArgs),
     /// Build, dump and query binary locks.
     #[command(subcommand)]
     Dpl(DplCommand),
@@ -73,6 +75,27 @@ pub(crate) enum Command {
     /// Inspect and clean the cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+}
+
+/// `export`: a lock read for another environment.
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// The lock (default: the project's `pylock.toml`, else `./pylock.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) lock: Option<PathBuf>,
+    /// The Python version (default: the version of `--python`, else of `python3`).
+    #[arg(long, value_name = "X.Y[.Z]")]
+    pub(crate) python_version: Option<dx_py_core::python::TargetVersion>,
+    /// The interpreter whose version to use when `--python-version` is not given.
+    #[arg(long, short = 'p', conflicts_with = "python_version")]
+    pub(crate) python: Option<String>,
+    /// `linux`, `macos` or `windows` (also `darwin`, `win32`), optionally with an architecture
+    /// (`aarch64-macos`, `windows-x86_64`); default: this machine's.
+    #[arg(long)]
+    pub(crate) platform: Option<dx_py_core::python::Platform>,
+    /// Write the requirements here instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Add(args) => commands::project::add(args, &settings, &printer),
         Command::Remove(args) => commands::project::remove(args, &settings, &printer),
         Command::Run(args) => commands::project::run(args, &settings, &printer),
+        Command::Export(args) => commands::export::run(args, &settings, &printer),
         Command::Dpl(cmd) => commands::dpl::run(cmd, &printer),
         #[cfg(target_os = "linux")]
         Command::Mount(args) => commands::mount::run_mount(args, &settings, &printer),

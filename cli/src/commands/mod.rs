@@ -2,6 +2,7 @@
 //! `which_lock`: the lock an install takes).
 pub(crate) mod cache;
 pub(crate) mod dpl;
+pub(crate) mod export;
 pub(crate) mod install;
 pub(crate) mod lock;
 #[cfg(target_os = "linux")]

@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 mod builder;
+mod export;
 mod format;
 mod model;
 mod pylock;
@@ -24,8 +25,12 @@ mod reader;
 mod render;
 
 pub use builder::DplBuilder;
+pub use export::{ExportError, ExportedPackage, export_for, render_requirements};
 pub use model::{DplBuildError, Lock, LockMeta, LockedPackage, LockedWheel, version_components};
-pub use pylock::{DefaultSelector, PylockDocument, PylockError, PylockSelector};
+pub use pylock::{
+    DefaultSelector, PylockDocument, PylockError, PylockSelector, UniversalLock,
+    UniversalLockedPackage,
+};
 pub use reader::{DplEntry, DplError, DplReader, DplWheel};
 
 /// A DPL (or pylock.toml) file that cannot be read or written.

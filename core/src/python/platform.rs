@@ -89,6 +89,22 @@ impl fmt::Display for Platform {
 }
 
 impl Platform {
+    /// The platform this program runs on, when it is one of those named here.
+    pub fn this_machine() -> Option<Self> {
+        let os = match std::env::consts::OS {
+            "linux" => Os::Linux,
+            "macos" => Os::Macos,
+            "windows" => Os::Windows,
+            _ => return None,
+        };
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => Arch::X86_64,
+            "aarch64" => Arch::Aarch64,
+            _ => return None,
+        };
+        Some(Self { os, arch })
+    }
+
     /// The marker values of CPython `version` on this platform (`python_full_version` is
     /// `X.Y.0` when no patch level is given; release strings are empty: nothing can know them).
     pub fn markers(&self, version: TargetVersion) -> Result<MarkerEnvironment, VersionParseError> {

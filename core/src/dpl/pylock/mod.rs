@@ -24,6 +24,9 @@ use super::model::{Lock, LockedWheel};
 
 mod de;
 mod ser;
+mod universal;
+
+pub use universal::{UniversalLock, UniversalLockedPackage};
 
 /// The table name dx-py uses under `[tool]` and `[packages.tool]`.
 const TOOL: &str = "dx-py";

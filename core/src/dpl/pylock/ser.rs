@@ -12,9 +12,9 @@ use crate::dpl::model::{Lock, LockedPackage};
 
 /// `[tool]`, of the file or of a package, holding dx-py's table only.
 #[derive(Serialize)]
-struct Tool<T> {
+pub(super) struct Tool<T> {
     #[serde(rename = "dx-py")]
-    dx_py: T,
+    pub(super) dx_py: T,
 }
 
 /// The whole file, keys in the order they are written.
@@ -65,21 +65,21 @@ struct DependencyOut<'a> {
 
 /// `[[packages.wheels]]`.
 #[derive(Serialize)]
-struct WheelOut<'a> {
-    name: &'a str,
+pub(super) struct WheelOut<'a> {
+    pub(super) name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
+    pub(super) url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<&'a str>,
+    pub(super) path: Option<&'a str>,
     /// TOML integers are signed; the model refuses larger sizes (`SizeTooLarge`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    size: Option<i64>,
-    hashes: HashesOut,
+    pub(super) size: Option<i64>,
+    pub(super) hashes: HashesOut,
 }
 
 #[derive(Serialize)]
-struct HashesOut {
-    sha256: String,
+pub(super) struct HashesOut {
+    pub(super) sha256: String,
 }
 
 /// `[packages.tool.dx-py]`: what DPL records and PEP 751 has no key for.
@@ -150,7 +150,7 @@ pub(super) fn write(lock: &Lock) -> String {
 }
 
 /// Turns the inline tables PEP 751 files show as sections into sections.
-fn lay_out(doc: &mut DocumentMut) {
+pub(super) fn lay_out(doc: &mut DocumentMut) {
     // An empty array of tables prints nothing; PEP 751 requires the key, so `packages = []` stays.
     if doc["packages"].as_array().is_some_and(|a| !a.is_empty()) {
         array_of_tables(&mut doc["packages"]);
