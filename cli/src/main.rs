@@ -9,6 +9,7 @@ mod commands;
 mod printer;
 mod reporter;
 mod settings;
+mod timeline;
 
 use cli::{Cli, Command};
 use printer::Printer;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     if own_cache {
         dx_py_core::temp::record_writers_in(&settings.cache_dir);
     }
+    printer.timeline().mark("startup");
     let result = match &cli.command {
         Command::Venv(args) => commands::venv::run(args, &settings, &printer),
         Command::Lock(args) => commands::lock::run(args, &settings, &printer),

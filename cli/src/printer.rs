@@ -3,16 +3,38 @@
 
 use std::io::{IsTerminal, Write};
 
-/// Writes results and messages, honouring `-q` and `-v`.
-#[derive(Debug, Clone, Copy)]
+use crate::timeline::Timeline;
+
+/// Writes results and messages, honouring `-q` and `-v`; keeps the command's timeline.
+#[derive(Debug)]
 pub(crate) struct Printer {
     verbose: u8,
     quiet: bool,
+    timeline: Timeline,
 }
 
 impl Printer {
+    /// A printer whose timeline starts now.
     pub(crate) fn new(verbose: u8, quiet: bool) -> Self {
-        Self { verbose, quiet }
+        Self {
+            verbose,
+            quiet,
+            timeline: Timeline::new(),
+        }
+    }
+
+    /// Where the command's time went (printed by [`Self::timings`]).
+    pub(crate) fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// With `-v`: the timeline's phases and what the index clients did.
+    pub(crate) fn timings(&self) {
+        if self.verbose > 0 && !self.quiet {
+            for line in self.timeline.lines() {
+                eprintln!("{line}");
+            }
+        }
     }
 
     /// A result line on stdout (what scripts parse); errors such as a closed pipe are returned.

@@ -34,6 +34,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     settings.sweep_after_crashes();
+    printer.timeline().mark("python");
 
     // A lock made now hands each package on as it is stored: its tree is unpacked and its
     // sources compiled while later wheels are still being converted.
@@ -63,6 +64,8 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         printer,
     )?;
     let compiled_while_locking = batch.finish(Some(&unpack))?.len();
+    // What is left of compiling the packages stored while locking (it overlapped the lock).
+    printer.timeline().mark("bytecode wait");
     let target = Target {
         venv: &args.venv,
         interp: &interp,
@@ -131,7 +134,10 @@ pub(crate) fn install_dpl(
         LinkModeArg::Copy => LinkMode::Copy,
     });
 
+    printer.timeline().mark("open lock");
     if let Some(report) = try_warm(&dpl, interp, venv, &layouts)? {
+        record_phases(printer, &report);
+        printer.timeline().mark("install (rest)");
         print_report(printer, &report, venv, start);
         return Ok(ExitCode::SUCCESS);
     }
@@ -173,6 +179,11 @@ pub(crate) fn install_dpl(
         reporter: &reporter,
     };
     let (mut report, updated) = sync_venv(&dpl, &ctx)?;
+    record_phases(printer, &report);
+    printer.timeline().mark("install (rest)");
+    if let Some(client) = &client {
+        printer.timeline().add_client(client.stats());
+    }
     report.compiled += compiled_while_locking;
     drop(dpl);
     if let Some(lock) = updated {
@@ -180,9 +191,17 @@ pub(crate) fn install_dpl(
         if let Err(e) = lock.write_dpl(&dpl_path) {
             printer.warn(format_args!("could not update {}: {e}", dpl_path.display()));
         }
+        printer.timeline().mark("write lock");
     }
     print_report(printer, &report, venv, start);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The install's own phases, as parts of the interval the timeline marks next.
+fn record_phases(printer: &Printer, report: &InstallReport) {
+    for (phase, took) in &report.phases {
+        printer.timeline().within(phase, *took);
+    }
 }
 
 fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: Instant) {
@@ -198,24 +217,18 @@ fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: I
         venv.display(),
         elapsed.as_secs_f64() * 1e3
     ));
+    // Downloads are counted by the index clients, in the timings below.
     printer.verbose(format_args!(
-        "  layout: {}; store: {}, {}; downloads: {}; bytecode packs compiled: {}{}",
+        "  layout: {}; store: {}, {}; bytecode packs compiled: {}{}",
         if report.layout_hit { "hit" } else { "miss" },
         count(report.store_hits, "hit"),
         count_as(report.store_misses, "miss", "misses"),
-        report.downloads,
         report.compiled,
         report
             .link_mode
             .map(|m| format!("; link mode: {m}"))
             .unwrap_or_default()
     ));
-    for (phase, took) in &report.phases {
-        printer.verbose(format_args!(
-            "  {phase:<9} {:>8.2} ms",
-            took.as_secs_f64() * 1e3
-        ));
-    }
     for change in &report.changes {
         let sign = if change.added { '+' } else { '-' };
         printer.info(format_args!(" {sign} {}=={}", change.name, change.version));
@@ -223,4 +236,5 @@ fn print_report(printer: &Printer, report: &InstallReport, venv: &Path, start: I
     for note in &report.notes {
         printer.info(note);
     }
+    printer.timings();
 }

@@ -29,6 +29,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         let project = Project::discover(&cwd)?;
         let venv = project.root.join(super::project::VENV);
         let interp = super::project::venv_interpreter(args.python.as_deref(), &venv, settings)?;
+        printer.timeline().mark("python");
         let dir = args
             .output_dir
             .clone()
@@ -43,6 +44,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         );
     }
     let interp = settings.interpreter(args.python.as_deref())?;
+    printer.timeline().mark("python");
     let files = args
         .requirements
         .iter()
@@ -70,6 +72,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
             dir.join(PYLOCK).display(),
             dir.join(DPL).display()
         ));
+        printer.timings();
         return Ok(ExitCode::SUCCESS);
     }
     resolve_into(
@@ -99,6 +102,7 @@ fn resolve_into(
     };
     let ready = ensure_lock(inputs, interp, flags, settings, dir, printer)?;
     report_unchanged(&ready, dir, printer);
+    printer.timings();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -161,7 +165,10 @@ pub(crate) fn lock_and_write(
         planned: also.planned,
     };
     let start = Instant::now();
+    printer.timeline().mark("inputs");
     let lock = lock_requirements(reqs, &options)?;
+    printer.timeline().mark("lock (rest)");
+    printer.timeline().add_client(client.stats());
     let (downloads, bytes) = reporter.downloaded();
     printer.verbose(format_args!(
         "Locked {} as pinned in {:.1} ms: {downloads} downloaded ({:.1} MiB), each checked and stored",
@@ -170,5 +177,6 @@ pub(crate) fn lock_and_write(
         bytes as f64 / 1048576.0
     ));
     super::resolve::write_lock(&lock, dir)?;
+    printer.timeline().mark("write lock");
     Ok(lock)
 }

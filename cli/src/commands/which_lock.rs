@@ -62,7 +62,9 @@ pub(crate) fn choose_lock(
         };
         let dpl_path = PathBuf::from(DPL);
         let inputs = inputs_hash(reqs, interp);
-        if DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs)) {
+        let fresh = DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs));
+        if fresh {
+            printer.timeline().mark("inputs");
             return Ok(dpl_path);
         }
         printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");

@@ -13,6 +13,7 @@ use super::http::{Transport, TransportKey};
 use super::http_cache::{self, PageCache, Stored};
 use super::listing_cache::ListingCache;
 use super::simple::{self, PageFormat};
+use super::stats::{ClientStats, Counters};
 use super::{DistFilename, IndexError, IndexFile, find_links, redact_url};
 use crate::cache::Cache;
 use crate::hash::sha256_hex;
@@ -102,6 +103,8 @@ pub struct IndexClient {
     projects: Mutex<HashMap<String, ProjectSlot>>,
     pages: PageCache,
     pub(super) metadata_cache: MetadataCache,
+    /// What this client fetched and what it took from its caches.
+    pub(super) counters: Counters,
 }
 
 /// A project's files once listed; its lock makes concurrent askers wait for one listing.
@@ -195,10 +198,16 @@ impl IndexClient {
             projects: Mutex::default(),
             pages: PageCache::new(options.pages_dir.clone()),
             metadata_cache: MetadataCache::new(options.metadata_dir.clone()),
+            counters: Counters::default(),
             sources,
             options,
             transport,
         })
+    }
+
+    /// What this client fetched and took from its caches so far.
+    pub fn stats(&self) -> ClientStats {
+        self.counters.snapshot()
     }
 
     /// The sources this client searches.
@@ -257,6 +266,7 @@ impl IndexClient {
                     })?;
             searched.push(redact_url(page_url.as_str()));
             if let Some(listed) = self.parsed_without_request(&page_url) {
+                Counters::bump(&self.counters.pages_cached);
                 known = true;
                 files.extend(self.with_credentials_all(listed));
                 continue;
@@ -354,6 +364,7 @@ impl IndexClient {
         if let (Some(path), Some(h)) = (&cached, &expected)
             && let Some(bytes) = read_cached(path, h, self.options.max_download_bytes)
         {
+            Counters::bump(&self.counters.downloads_cached);
             return Ok(bytes);
         }
         let limit = self.options.max_download_bytes;
@@ -363,6 +374,7 @@ impl IndexClient {
                     url: redact_url(url),
                     reason: "not a local file URL".to_string(),
                 })?;
+                Counters::bump(&self.counters.downloads_cached);
                 read_limited(&path, limit, url)?
             }
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
@@ -373,7 +385,10 @@ impl IndexClient {
                     limit,
                 };
                 match self.fetch(&u, &get) {
-                    Ok(f) => f.body,
+                    Ok(f) => {
+                        self.counters.downloaded(f.body.len());
+                        f.body
+                    }
                     Err(FetchError::NotFound) => {
                         return Err(IndexError::Status {
                             url: redact_url(url),
@@ -390,7 +405,10 @@ impl IndexClient {
                     reason: format!("unsupported scheme `{}`", u.scheme()),
                 });
             }
-            Err(_) => read_limited(Path::new(url), limit, url)?,
+            Err(_) => {
+                Counters::bump(&self.counters.downloads_cached);
+                read_limited(Path::new(url), limit, url)?
+            }
         };
         self.keep_download(url, expected.as_deref(), bytes)
     }
@@ -489,6 +507,7 @@ impl IndexClient {
     fn fetch_page(&self, url: &Url, accept: &str) -> Result<Fetched, FetchError> {
         let limit = self.options.max_page_bytes;
         if url.scheme() == "file" {
+            Counters::bump(&self.counters.pages_fetched);
             return fetch_file(url, limit);
         }
         let entry = self.pages.entry(url, accept);
@@ -514,6 +533,7 @@ impl IndexClient {
         });
         if let Some(page) = reusable {
             tracing::debug!("Using the cached page `{}`", redact_url(url.as_str()));
+            Counters::bump(&self.counters.pages_cached);
             return Ok(Fetched::from_stored(page));
         }
         let mut get = Get {
@@ -530,6 +550,7 @@ impl IndexClient {
             match (after, stored) {
                 (Some(AfterResponse::NotModified(policy, _)), Some(page)) => {
                     tracing::debug!("Cached page `{}` not modified", redact_url(url.as_str()));
+                    Counters::bump(&self.counters.pages_revalidated);
                     let page = Stored { policy, ..page };
                     if let Some(entry) = &entry {
                         self.pages.store(entry, &page);
@@ -543,6 +564,7 @@ impl IndexClient {
                 }
             }
         }
+        Counters::bump(&self.counters.pages_fetched);
         if let Some(entry) = &entry {
             let policy = http_cache::policy(&request, &fetched.response_parts(), now);
             if policy.is_storable() {

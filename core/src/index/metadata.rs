@@ -19,6 +19,7 @@ use url::Url;
 use super::client::{FetchError, Get, IndexClient};
 use super::dist_metadata::{SdistArchive, sdist_pkg_info, static_pkg_info};
 use super::remote_zip::{self, MAX_MEMBER, MemberError, ReadAt, Wanted, ZipError};
+use super::stats::Counters;
 use super::{DistFilename, IndexError, IndexFile, redact_url};
 use crate::hash::sha256_hex;
 use crate::wheel::WheelMetadata;
@@ -37,8 +38,10 @@ impl IndexClient {
             .ok_or_else(|| invalid("not a wheel or source distribution file name".into()))?;
         let sha256 = file.sha256.as_deref().map(str::to_ascii_lowercase);
         if let Some(hit) = sha256.as_deref().and_then(|h| self.metadata_cache.get(h)) {
+            Counters::bump(&self.counters.metadata_cached);
             return Ok(hit);
         }
+        Counters::bump(&self.counters.metadata_fetched);
         let (bytes, parsed) = match &dist {
             DistFilename::Wheel(wheel) => {
                 let wanted = Wanted::WheelMetadata {

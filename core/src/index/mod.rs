@@ -31,6 +31,7 @@ mod metadata;
 mod remote_zip;
 pub mod select;
 pub mod simple;
+mod stats;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,7 @@ pub use config::{
 };
 pub use filename::{DistFilename, SDIST_EXTENSIONS, is_dist_filename};
 pub use select::{SelectError, SelectedWheel, select_wheel};
+pub use stats::ClientStats;
 /// URLs as this module takes and gives them.
 pub use url::Url;
 

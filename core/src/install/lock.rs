@@ -66,9 +66,11 @@ pub fn lock_requirements(
         .iter()
         .filter(|r| r.marker.as_ref().is_none_or(|m| m.evaluate(&env, &[])))
         .collect();
+    let mut timer = super::report::PhaseTimer::start();
     let selected = crate::parallel::map_in_order(&applicable, 8, |req| select_one(req, opts))
         .into_iter()
         .collect::<Result<Vec<IndexFile>, InstallError>>()?;
+    timer.report(opts.reporter, "index pages");
     let picks: Vec<(&PinnedRequirement, IndexFile)> =
         applicable.iter().copied().zip(selected).collect();
     let slots = crate::parallel::CpuSlots::per_core();
@@ -80,6 +82,9 @@ pub fn lock_requirements(
     )
     .into_iter()
     .collect::<Result<Vec<Locked>, InstallError>>()?;
+    // Downloads and conversions overlap (each wheel is stored as soon as it arrives): one
+    // phase, its wall time.
+    timer.report(opts.reporter, "download+store");
 
     let dists: Vec<Dist> = locked
         .iter()
@@ -121,6 +126,7 @@ pub fn lock_requirements(
         packages,
     };
     lock.canonicalize();
+    timer.report(opts.reporter, "closure");
     Ok(lock)
 }
 

@@ -2,6 +2,8 @@
 //! progress.
 use std::time::{Duration, Instant};
 
+use pep508_rs::PackageName;
+
 use crate::store::LinkMode;
 
 /// Progress callbacks; the CLI implements them with progress bars. All methods default to no-ops.
@@ -12,6 +14,10 @@ pub trait Reporter: Send + Sync {
     fn on_download_done(&self, _name: &str, _bytes: u64) {}
     /// A package was converted into the store.
     fn on_stored(&self, _name: &str) {}
+    /// The resolver asks for the files of `name` for the first time.
+    fn on_resolving(&self, _name: &PackageName) {}
+    /// A phase of the work ended after `took` (wall time: work done in parallel is one phase).
+    fn on_phase(&self, _phase: &'static str, _took: Duration) {}
 }
 
 /// A reporter that shows nothing.
@@ -64,6 +70,19 @@ impl PhaseTimer {
     pub(crate) fn mark(&mut self, report: &mut InstallReport, phase: &'static str) {
         let now = Instant::now();
         report.phases.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    /// Starts the next phase now: the time since the previous mark was recorded elsewhere
+    /// (by a callee's own timer), and counting it again would count it twice.
+    pub(crate) fn restart(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// The time since the previous mark, reported to `reporter` as `phase`.
+    pub(crate) fn report(&mut self, reporter: &dyn Reporter, phase: &'static str) {
+        let now = Instant::now();
+        reporter.on_phase(phase, now - self.last);
         self.last = now;
     }
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{PackageName, Requirement, VersionOrUrl};
 
-use super::InstallError;
+use super::report::PhaseTimer;
+use super::{InstallError, Reporter};
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
 use crate::index::{IndexClient, IndexFile, PackageSources};
@@ -98,7 +99,7 @@ pub fn resolve_and_lock(
     target: &Target,
     client: &IndexClient,
     meta: LockMeta,
-    on_package: &(dyn Fn(&PackageName) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<Lock, InstallError> {
     let meta = LockMeta {
         environment: target.tags.key(),
@@ -109,7 +110,7 @@ pub fn resolve_and_lock(
     let mut source = WithDirectFiles {
         inner: &index,
         direct: BTreeMap::new(),
-        on_package,
+        reporter,
     };
     let mut requirements = Vec::with_capacity(request.requirements.len());
     for req in &request.requirements {
@@ -133,17 +134,22 @@ pub fn resolve_and_lock(
         prerelease: request.prerelease,
         ..ResolveOptions::default()
     };
+    let mut timer = PhaseTimer::start();
     let resolution = crate::resolve::resolve(&manifest, solve_for, &options, &source)
         .map_err(|e| InstallError::Resolve(Box::new(e)))?;
-    lock_resolution(&resolution, &source, client, &request.hashes, meta)
+    // Includes the waits for pages and metadata the solver needed (fetched in parallel).
+    timer.report(reporter, "resolve");
+    let lock = lock_resolution(&resolution, &source, client, &request.hashes, meta)?;
+    timer.report(reporter, "lock files");
+    Ok(lock)
 }
 
-/// A source where packages named by a wheel URL have that one file; it tells `on_package` of
+/// A source where packages named by a wheel URL have that one file; it tells `reporter` of
 /// each package whose files are asked for (progress).
 struct WithDirectFiles<'a> {
     inner: &'a dyn PackageSource,
     direct: BTreeMap<PackageName, IndexFile>,
-    on_package: &'a (dyn Fn(&PackageName) + Sync),
+    reporter: &'a dyn Reporter,
 }
 
 impl WithDirectFiles<'_> {
@@ -178,7 +184,7 @@ impl WithDirectFiles<'_> {
 
 impl PackageSource for WithDirectFiles<'_> {
     fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
-        (self.on_package)(name);
+        self.reporter.on_resolving(name);
         match self.direct.get(name) {
             Some(file) => Ok(vec![file.clone()].into()),
             None => self.inner.files(name),

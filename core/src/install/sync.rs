@@ -163,6 +163,8 @@ pub fn sync_venv<B: AsRef<[u8]>>(
         ctx.reporter,
         &mut report,
     )?;
+    // `prepare_packages` timed its own phases (fetch, bytecode).
+    timer.restart();
     let mut packages = Vec::with_capacity(prepared.len());
     for p in prepared {
         let extra_trees = match p.bytecode {

@@ -10,7 +10,6 @@ use dx_py_core::install::resolve_and_lock;
 use dx_py_core::project::Project;
 use dx_py_core::python::{Interpreter, TargetVersion};
 use dx_py_core::requirements::Requirements;
-use pep508_rs::PackageName;
 
 mod request;
 
@@ -104,7 +103,9 @@ pub(crate) fn ensure_lock(
     };
     let inputs_hash = request.inputs_hash(&target, &sources);
     let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
-    if !upgrading && DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs_hash)) {
+    let fresh = !upgrading && DplReader::open(&dpl_path).is_ok_and(|d| d.is_fresh(&inputs_hash));
+    printer.timeline().mark("inputs");
+    if fresh {
         printer.verbose(format_args!(
             "The lock in `{}` is up to date ({:.1} ms)",
             dir.display(),
@@ -131,23 +132,18 @@ pub(crate) fn ensure_lock(
         ..LockMeta::default()
     };
     let spinner = crate::reporter::Spinner::new(printer, "Resolving");
-    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let on_package = |name: &PackageName| {
-        let mut seen = seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.insert(name.clone()) {
-            spinner.say(format_args!("{} packages, at {name}", seen.len()));
-        }
-    };
     // Only here: a resolution allocates tens of thousands of strings, where heaps that grow in
     // large steps pay; other commands (a mount forks a server) are slower with them.
     dx_py_core::sys::tune_allocator();
+    printer.timeline().mark("index setup");
     let resolving = Instant::now();
-    let lock = resolve_and_lock(&request, &target, &client, meta, &on_package)?;
+    let lock = resolve_and_lock(&request, &target, &client, meta, &spinner)?;
     drop(spinner);
     let resolved_in = resolving.elapsed();
+    printer.timeline().mark("resolution (rest)");
+    printer.timeline().add_client(client.stats());
     write_lock(&lock, dir)?;
+    printer.timeline().mark("write lock");
     printer.info(format_args!(
         "Resolved {} in {} ms",
         dx_py_core::plural::count(lock.packages.len(), "package"),
