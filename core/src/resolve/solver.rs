@@ -73,8 +73,11 @@ impl fmt::Display for Unavailable {
 enum Status {
     /// A wheel fits.
     Usable(Box<SelectedWheel>),
-    /// No wheel fits, but these sdists would (after a build).
-    NeedsBuild(Vec<String>),
+    /// No wheel fits, but these sdists would (after a build); `file` is the one to build.
+    NeedsBuild {
+        sdists: Vec<String>,
+        file: Box<IndexFile>,
+    },
     /// Nothing fits (tags, Requires-Python of the files, yanked).
     Skipped,
 }
@@ -114,6 +117,8 @@ pub(super) struct Context<'a> {
     source: &'a dyn PackageSource,
     target: Target<'a>,
     mode: PrereleaseMode,
+    /// Versions with only sdists may be chosen (the source builds them).
+    build_sdists: bool,
     /// The target Python, release numbers only (Requires-Python compares those).
     python: Version,
     requirements: Vec<Requirement>,
@@ -207,6 +212,7 @@ impl<'a> Context<'a> {
             source,
             target,
             mode: options.prerelease,
+            build_sdists: options.build_sdists,
             python,
             requirements: manifest.requirements.clone(),
             constraints,
@@ -278,16 +284,23 @@ impl<'a> Context<'a> {
             ) {
                 Ok(selected) => Status::Usable(Box::new(selected)),
                 Err(why) => {
-                    let sdists: Vec<String> = pool
+                    let fitting: Vec<&IndexFile> = pool
                         .iter()
                         .filter(|f| !f.filename.ends_with(".whl") && self.python_admits(f))
-                        .map(|f| f.filename.clone())
                         .collect();
                     tracing::debug!("{name}=={}: {why}", entry.version);
-                    if sdists.is_empty() {
-                        Status::Skipped
-                    } else {
-                        Status::NeedsBuild(sdists)
+                    // The archive to build: one that can be unpacked, `.tar.gz` first.
+                    let rank = |f: &&&IndexFile| match crate::build::ArchiveKind::of(&f.filename) {
+                        Some(crate::build::ArchiveKind::TarGz) => 0,
+                        Some(_) => 1,
+                        None => 2,
+                    };
+                    match fitting.iter().min_by_key(rank) {
+                        None => Status::Skipped,
+                        Some(file) => Status::NeedsBuild {
+                            sdists: fitting.iter().map(|f| f.filename.clone()).collect(),
+                            file: Box::new((**file).clone()),
+                        },
                     }
                 }
             }
@@ -321,11 +334,18 @@ impl<'a> Context<'a> {
         // in pip): one that needs a build is chosen, and reported, only when no other fits.
         let has_wheel =
             |e: &VersionEntry| matches!(self.status(name, &versions.files, e), Status::Usable(_));
+        let buildable = |e: &VersionEntry| {
+            self.build_sdists
+                && matches!(
+                    self.status(name, &versions.files, e),
+                    Status::NeedsBuild { .. }
+                )
+        };
         if let Some(preferred) = self.preferences.get(name)
             && let Some(e) = versions.get(preferred)
             && (self.mode != PrereleaseMode::Disallow || !e.version.any_prerelease())
             && fits(e)
-            && has_wheel(e)
+            && (has_wheel(e) || buildable(e))
         {
             return Ok(Some(e.version.clone()));
         }
@@ -356,15 +376,17 @@ impl<'a> Context<'a> {
         Ok(found.map(|e| e.version.clone()))
     }
 
-    /// The wheel chosen for `name==version`, after the solver picked it.
-    fn wheel(&self, name: &PackageName, version: &Version) -> Result<SelectedWheel, ResolveError> {
+    /// The file chosen for `name==version`, after the solver picked it: its wheel, or its
+    /// sdist when builds are allowed.
+    fn file(&self, name: &PackageName, version: &Version) -> Result<IndexFile, ResolveError> {
         let versions = self.versions(name)?;
         let entry = versions
             .get(version)
             .ok_or_else(|| missing(name, version))?;
         match self.status(name, &versions.files, entry) {
-            Status::Usable(w) => Ok((**w).clone()),
-            Status::NeedsBuild(sdists) => Err(ResolveError::NeedsBuild {
+            Status::Usable(w) => Ok(w.file.clone()),
+            Status::NeedsBuild { file, .. } if self.build_sdists => Ok((**file).clone()),
+            Status::NeedsBuild { sdists, .. } => Err(ResolveError::NeedsBuild {
                 name: name.clone(),
                 version: version.clone(),
                 sdists: sdists.clone(),
@@ -429,8 +451,8 @@ impl Context<'_> {
             Package::Base(name) => (name, None),
             Package::Extra(name, extra) => (name, Some(extra)),
         };
-        let wheel = self.wheel(name, version)?;
-        let metadata: Arc<WheelMetadata> = self.source.metadata(name, &wheel.file)?;
+        let file = self.file(name, version)?;
+        let metadata: Arc<WheelMetadata> = self.source.metadata(name, &file)?;
         if let Some(spec) = &metadata.requires_python
             && let Ok(specs) = VersionSpecifiers::from_str(spec)
             && !specs.contains(&self.python)
@@ -677,7 +699,7 @@ pub(super) fn solve(
                 dependencies.extend(names.iter().filter(|n| **n != name).cloned());
             }
         }
-        let file = cx.wheel(&name, &version)?.file;
+        let file = cx.file(&name, &version)?;
         packages.push(ResolvedPackage {
             name,
             version,
@@ -706,9 +728,9 @@ fn prefetch_worker(
             return;
         }
         if let Ok(Some(version)) = cx.best(&name, &range)
-            && let Ok(wheel) = cx.wheel(&name, &version)
+            && let Ok(file) = cx.file(&name, &version)
         {
-            let _ = cx.source.metadata(&name, &wheel.file);
+            let _ = cx.source.metadata(&name, &file);
         }
     }
 }

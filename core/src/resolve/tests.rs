@@ -153,6 +153,7 @@ fn run(s: &Scenario, prefetch_threads: usize) -> String {
     let options = ResolveOptions {
         prerelease: s.prerelease,
         prefetch_threads,
+        build_sdists: false,
     };
     render(resolve(&manifest, target, &options, &source(s.index)))
 }
@@ -320,7 +321,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "only an sdist",
         index: "a 1.0\na 2.0 !sdist",
         requires: &["a>=2"],
-        expect: "`a==2.0` needs a build from source, which dx-py does not do yet: it has no wheel for this environment, only a-2.0.tar.gz; require another version (e.g. `a!=2.0`) or provide a wheel with `--find-links`",
+        expect: "`a==2.0` needs a build from source, and building is turned off (`--no-build`): it has no wheel for this environment, only a-2.0.tar.gz; require another version (e.g. `a!=2.0`), provide a wheel with `--find-links`, or allow builds",
         ..BASE
     },
     Scenario {
