@@ -26,7 +26,9 @@ def load_backend(spec, backend_path, source):
 
 
 def main():
-    with open(sys.argv[1], encoding="utf-8") as f:
+    # Read before any hook runs: setuptools rewrites sys.argv.
+    request_path, answer_path = sys.argv[1], sys.argv[2]
+    with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
     source = os.path.abspath(request["source"])
     os.chdir(source)
@@ -51,10 +53,10 @@ def main():
         answer = {"wheel": os.path.join(out, wheel)}
     else:
         raise SystemExit(f"unknown hook {hook!r}")
-    tmp = sys.argv[2] + ".part"
+    tmp = answer_path + ".part"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(answer, f)
-    os.replace(tmp, sys.argv[2])
+    os.replace(tmp, answer_path)
 
 
 if __name__ == "__main__":

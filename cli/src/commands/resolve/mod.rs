@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use dx_py_core::build::{BuildStats, Builder};
 use dx_py_core::dpl::{DplReader, Lock, LockMeta};
 use dx_py_core::install::resolve_and_lock;
 use dx_py_core::project::Project;
@@ -14,7 +15,7 @@ use pep508_rs::PackageName;
 
 mod request;
 
-use request::{preferences, request};
+use request::{build_options, preferences, request};
 
 use super::{DPL, PYLOCK};
 use crate::cli::{ProjectArgs, ResolveArgs, SourceArgs};
@@ -144,8 +145,23 @@ pub(crate) fn ensure_lock(
     // large steps pay; other commands (a mount forks a server) are slower with them.
     dx_py_core::sys::tune_allocator();
     let resolving = Instant::now();
-    let lock = resolve_and_lock(&request, &target, &client, meta, &on_package)?;
+    let cache = settings.cache();
+    let builder = (!resolve.no_build)
+        .then(|| build_options(resolve))
+        .transpose()?
+        .map(|options| Builder::new(&cache, interp, &client, options));
+    let lock = resolve_and_lock(
+        &request,
+        &target,
+        &client,
+        meta,
+        &on_package,
+        builder.as_ref(),
+    )?;
     drop(spinner);
+    if let Some(stats) = builder.as_ref().map(Builder::stats) {
+        report_builds(&stats, printer);
+    }
     let resolved_in = resolving.elapsed();
     write_lock(&lock, dir)?;
     printer.info(format_args!(
@@ -170,6 +186,22 @@ pub(crate) fn ensure_lock(
         dpl: dpl_path,
         resolved: Some(lock.packages.len()),
     })
+}
+
+/// What building sdists cost, when anything was built or found built.
+fn report_builds(stats: &BuildStats, printer: &Printer) {
+    if stats.built > 0 {
+        printer.info(format_args!(
+            "Built {}",
+            dx_py_core::plural::count(stats.built, "source distribution")
+        ));
+    }
+    if stats.built + stats.prepared + stats.cached > 0 {
+        printer.verbose(format_args!(
+            "  builds: {} built, {} metadata prepared, {} from the cache; build environments: {} resolved, {} layout hits",
+            stats.built, stats.prepared, stats.cached, stats.env_resolutions, stats.env_layout_hits
+        ));
+    }
 }
 
 /// Where the inputs come from, for messages.
