@@ -130,7 +130,7 @@ pub struct HookRunner<'a> {
 }
 
 impl HookRunner<'_> {
-    /// The build log (every hook's output).
+    /// The build log (every hook's output): `build.log` in the scratch directory.
     pub fn log(&self) -> PathBuf {
         self.dir.join("build.log")
     }

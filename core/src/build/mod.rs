@@ -123,6 +123,13 @@ struct Session {
     driver: PathBuf,
 }
 
+impl Session {
+    /// The build log (every hook's output).
+    fn log(&self) -> PathBuf {
+        self.scratch.path().join("build.log")
+    }
+}
+
 impl<'a> Builder<'a> {
     /// A builder for `interp`, fetching sdists and build requirements through `client`.
     pub fn new(
@@ -185,17 +192,14 @@ impl<'a> Builder<'a> {
                 return Ok(m);
             }
             let label = format!("{name}=={version}");
-            let session = self.session(&label, file, &sha256)?;
-            let runner = self.runner(&session, &label);
-            let out = session.scratch.path().join("metadata");
             let hook = Hook::PrepareMetadataForBuildWheel;
-            let answer = runner
-                .run(hook, &out, None)
-                .map_err(|e| self.keep_log(e, &label))?;
+            let (session, answer) = self.run_in_session(&label, file, &sha256, hook)?;
             if let Some(wheel) = answer.wheel {
-                let built = self.publish(name, version, file, &sha256, &wheel, &runner.log())?;
+                let checked = self.check_wheel(name, version, file, &wheel)?.1;
+                self.builds
+                    .publish_wheel(&sha256, &key, &wheel, &session.log())?;
                 self.count(|s| s.built += 1);
-                return Ok(self.check_wheel(name, version, file, &built.path)?.1);
+                return Ok(checked);
             }
             let bad = |reason: String| BuildError::BadAnswer {
                 package: label.clone(),
@@ -230,18 +234,16 @@ impl<'a> Builder<'a> {
                 return Ok(built);
             }
             let label = format!("{name}=={version}");
-            let session = self.session(&label, file, &sha256)?;
-            let runner = self.runner(&session, &label);
-            let out = session.scratch.path().join("wheel");
-            let answer = runner
-                .run(Hook::BuildWheel, &out, None)
-                .map_err(|e| self.keep_log(e, &label))?;
+            let (session, answer) = self.run_in_session(&label, file, &sha256, Hook::BuildWheel)?;
             let wheel = answer.wheel.ok_or_else(|| BuildError::BadAnswer {
                 package: label.clone(),
                 hook: Hook::BuildWheel.name(),
                 reason: "no wheel file name".into(),
             })?;
-            let built = self.publish(name, version, file, &sha256, &wheel, &runner.log())?;
+            self.check_wheel(name, version, file, &wheel)?;
+            let built = self
+                .builds
+                .publish_wheel(&sha256, &key, &wheel, &session.log())?;
             self.count(|s| s.built += 1);
             Ok(built)
         })
@@ -392,6 +394,23 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// A session for the sdist, with `hook` run in it (output in `{scratch}/out`).
+    fn run_in_session(
+        &self,
+        label: &str,
+        file: &IndexFile,
+        sha256: &str,
+        hook: Hook,
+    ) -> Result<(Session, driver::Answer), BuildError> {
+        let session = self.session(label, file, sha256)?;
+        let out = session.scratch.path().join("out");
+        let answer = self
+            .runner(&session, label)
+            .run(hook, &out, None)
+            .map_err(|e| self.keep_log(e, label))?;
+        Ok((session, answer))
+    }
+
     fn runner<'s>(&'s self, session: &'s Session, label: &'s str) -> driver::HookRunner<'s> {
         driver::HookRunner {
             python: session.python.clone(),
@@ -427,22 +446,8 @@ impl<'a> Builder<'a> {
         e
     }
 
-    /// Checks the wheel the backend made (as any downloaded wheel, and that it is the package
-    /// asked for and fits the interpreter) and publishes it in the cache.
-    fn publish(
-        &self,
-        name: &PackageName,
-        version: &str,
-        file: &IndexFile,
-        sha256: &str,
-        wheel: &Path,
-        log: &Path,
-    ) -> Result<BuiltWheel, BuildError> {
-        self.check_wheel(name, version, file, wheel)?;
-        Ok(self.builds.publish_wheel(sha256, &self.key(), wheel, log)?)
-    }
-
-    /// The checks of [`Self::publish`], returning the wheel's file name and metadata.
+    /// Checks a wheel the backend made as any downloaded wheel, and that it is the package
+    /// asked for and fits the interpreter; returns its file name and metadata.
     fn check_wheel(
         &self,
         name: &PackageName,
