@@ -83,6 +83,15 @@ fn index_dir(cx: &TestContext, wheels: &Path) -> PathBuf {
     dir
 }
 
+/// A test context and its index directory holding the backend's wheels; `None` when they
+/// cannot be downloaded.
+fn world() -> Option<(TestContext, PathBuf)> {
+    let wheels = backend_wheels()?;
+    let cx = TestContext::new();
+    let index = index_dir(&cx, &wheels);
+    Some((cx, index))
+}
+
 /// `dx-py install -v -r requirements.txt` of `reqs` in `dir` (made), against `url`.
 fn install(
     cx: &TestContext,
@@ -111,11 +120,9 @@ fn install(
 
 #[test]
 fn an_sdist_only_package_is_built_installed_and_built_once() {
-    let Some(wheels) = backend_wheels() else {
+    let Some((cx, index_path)) = world() else {
         return;
     };
-    let cx = TestContext::new();
-    let index_path = index_dir(&cx, &wheels);
     pure_sdist(&index_path, "hello-sdist", "hello from an sdist");
     pure_sdist(&index_path, "hello-two", "two");
     let index = TestIndex::serve(&index_path).unwrap();
@@ -177,11 +184,9 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
 
 #[test]
 fn a_failing_build_shows_the_backends_error() {
-    let Some(wheels) = backend_wheels() else {
+    let Some((cx, index_path)) = world() else {
         return;
     };
-    let cx = TestContext::new();
-    let index_path = index_dir(&cx, &wheels);
     // No pyproject.toml: the setuptools legacy backend runs setup.py, which fails.
     write_sdist(
         &index_path,
@@ -211,15 +216,13 @@ fn a_failing_build_shows_the_backends_error() {
 
 #[test]
 fn an_sdist_with_a_c_extension_is_compiled() {
-    let Some(wheels) = backend_wheels() else {
-        return;
-    };
     if dx_py_tests::on_path("gcc").is_err() {
         eprintln!("skipped: no C compiler");
         return;
     }
-    let cx = TestContext::new();
-    let index_path = index_dir(&cx, &wheels);
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
     write_sdist(
         &index_path,
         "hello-c",
@@ -258,4 +261,115 @@ fn an_sdist_with_a_c_extension_is_compiled() {
         "import hello_c; print(hello_c.answer())",
     );
     assert_eq!(answer.trim(), "42");
+}
+
+/// The pids of `pid`'s children (Linux: `/proc/{pid}/task/*/children`).
+#[cfg(target_os = "linux")]
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out
+}
+
+/// Ctrl-C during a build (SIGINT to dx-py and the backend, as a terminal sends it to the
+/// foreground group) leaves no entry in the built-wheel cache, only an owned temporary that the
+/// next command sweeps.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_build_leaves_nothing_half_written() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    let started = cx.temp.path().join("backend-started");
+    write_sdist(
+        &index_path,
+        "hello-slow",
+        "1.0",
+        &[(
+            "setup.py",
+            &format!(
+                "import pathlib, time\npathlib.Path({:?}).write_text('x')\ntime.sleep(60)\n",
+                started.display().to_string()
+            ),
+        )],
+    );
+    let index = TestIndex::serve(&index_path).unwrap();
+    let dir = cx.temp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("requirements.txt"), "hello-slow\n").unwrap();
+    let mut child = cx
+        .dx_py()
+        .current_dir(&dir)
+        .args([
+            "install",
+            "-r",
+            "requirements.txt",
+            "--index-url",
+            &index.index_url(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dx-py ended before the build"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut pids = vec![child.id()];
+    pids.extend(children(child.id()));
+    for pid in &pids {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    // The backend went with it (it was interrupted too).
+    for pid in &pids[1..] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| !s.contains(") Z "))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "backend {pid} still runs"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let builds = cx.cache_dir().join("builds");
+    assert!(
+        !builds.join("wheels").exists(),
+        "a built wheel was published"
+    );
+    let temps = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp"))
+            .collect()
+    };
+    assert_eq!(temps(&builds).len(), 1, "the interrupted build's scratch");
+    cx.run_ok(&["cache", "clean", "--layouts"]);
+    assert_eq!(temps(&builds), Vec::<String>::new(), "swept");
 }

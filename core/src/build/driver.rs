@@ -273,6 +273,113 @@ mod tests {
         assert_ne!(c.fingerprint(), ConfigSettings::default().fingerprint());
     }
 
+    /// A tree whose in-tree backend (`backend-path = ["."]`) is `code`, with a runner for it.
+    fn with_backend(code: &str, test: impl FnOnce(&HookRunner<'_>, &Path)) {
+        let Ok(python) = which::which("python3") else {
+            eprintln!("skipped: no python3");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        std::fs::write(tree.join("fake_backend.py"), code).unwrap();
+        let driver = write_driver(dir.path()).unwrap();
+        let system = BuildSystem {
+            requires: vec![],
+            backend: "fake_backend".into(),
+            backend_path: vec![".".into()],
+        };
+        let mut settings = ConfigSettings::default();
+        settings.add("flavour=mint").unwrap();
+        let runner = HookRunner {
+            python,
+            bin: None,
+            driver: &driver,
+            tree: &tree,
+            system: &system,
+            config_settings: &settings,
+            dir: dir.path(),
+            timeout: Duration::from_secs(2),
+            package: "fake==1.0",
+        };
+        test(&runner, &dir.path().join("out"));
+    }
+
+    #[test]
+    fn hooks_answer_and_optional_ones_fall_back() {
+        let code = "def build_wheel(out, config_settings, metadata_directory=None):\n    \
+                    name = 'fake-1.0-' + config_settings['flavour'] + '.whl'\n    \
+                    open(out + '/' + name, 'w').close()\n    return name\n";
+        with_backend(code, |runner, out| {
+            let a = runner
+                .run(Hook::GetRequiresForBuildWheel, out, None)
+                .unwrap();
+            assert!(
+                a.requires.is_empty(),
+                "a missing optional hook asks for nothing"
+            );
+            let a = runner
+                .run(Hook::PrepareMetadataForBuildWheel, out, None)
+                .unwrap();
+            assert_eq!(
+                a.wheel.unwrap(),
+                out.join("fake-1.0-mint.whl"),
+                "built instead"
+            );
+            let a = runner.run(Hook::BuildWheel, out, None).unwrap();
+            assert!(a.wheel.unwrap().is_file());
+        });
+    }
+
+    #[test]
+    fn a_failing_hook_shows_its_last_lines() {
+        let code = "def build_wheel(out, config_settings, metadata_directory=None):\n    \
+                    print('compiling...')\n    raise RuntimeError('no compiler here')\n";
+        with_backend(code, |runner, out| {
+            let e = runner.run(Hook::BuildWheel, out, None).unwrap_err();
+            let BuildError::Backend { tail, hook, .. } = &e else {
+                panic!("{e}");
+            };
+            assert_eq!(*hook, "build_wheel");
+            assert!(
+                tail.contains("compiling...") && tail.contains("no compiler here"),
+                "{e}"
+            );
+            assert!(e.to_string().contains("fake==1.0"), "{e}");
+        });
+    }
+
+    #[test]
+    fn a_hook_running_too_long_is_stopped() {
+        let code = "import time\n\
+                    def build_wheel(out, config_settings, metadata_directory=None):\n    \
+                    time.sleep(30)\n";
+        with_backend(code, |runner, out| {
+            let start = Instant::now();
+            let e = runner.run(Hook::BuildWheel, out, None).unwrap_err();
+            assert!(matches!(e, BuildError::Timeout { seconds: 2, .. }), "{e}");
+            assert!(start.elapsed() < Duration::from_secs(20));
+        });
+    }
+
+    #[test]
+    fn a_backend_path_outside_the_tree_is_refused() {
+        with_backend("", |runner, out| {
+            let system = BuildSystem {
+                backend_path: vec!["..".into()],
+                ..runner.system.clone()
+            };
+            let runner = HookRunner {
+                system: &system,
+                python: runner.python.clone(),
+                bin: None,
+                ..*runner
+            };
+            let e = runner.run(Hook::BuildWheel, out, None).unwrap_err();
+            assert!(e.to_string().contains("outside the source tree"), "{e}");
+        });
+    }
+
     #[test]
     fn tail_keeps_the_last_lines() {
         let dir = tempfile::tempdir().unwrap();

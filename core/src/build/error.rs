@@ -7,20 +7,6 @@ use super::UnpackError;
 /// A build that failed, naming the package and what to look at.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// `--no-build`, or a build inside a build environment (build requirements must be wheels).
-    #[error(
-        "`{package}` has no wheel for this environment, only the source distribution `{sdist}`, \
-         and building from source is turned off{why}: allow builds or provide a wheel with \
-         `--find-links`"
-    )]
-    Refused {
-        /// `name==version`.
-        package: String,
-        /// The sdist's file name.
-        sdist: String,
-        /// Why builds are off (e.g. ` (--no-build)`).
-        why: &'static str,
-    },
     /// The sdist could not be unpacked (a broken or malicious archive).
     #[error("Cannot build `{package}`")]
     Unpack {
