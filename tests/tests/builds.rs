@@ -373,3 +373,58 @@ fn an_interrupted_build_leaves_nothing_half_written() {
     cx.run_ok(&["cache", "clean", "--layouts"]);
     assert_eq!(temps(&builds), Vec::<String>::new(), "swept");
 }
+
+/// `--no-build-isolation` builds with the target venv's own packages: no build environment is
+/// made. Config settings are part of the built-wheel cache key: other settings build again.
+#[test]
+fn without_isolation_the_target_venvs_backend_builds() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    write_sdist(
+        &index_path,
+        "hello-shared",
+        "1.0",
+        &[
+            (
+                "setup.py",
+                "from setuptools import setup\n\
+                 setup(name='hello-shared', version='1.0', py_modules=['hello_shared'])\n",
+            ),
+            ("hello_shared.py", "ANSWER = 7\n"),
+        ],
+    );
+    let index = TestIndex::serve(&index_path).unwrap();
+    let url = index.index_url();
+    let dir = cx.temp.path().join("p");
+    let out = install(&cx, &dir, "setuptools\nwheel\n", &url, &[]);
+    assert_success(&out, "install of the backend into the target venv");
+    let out = install(&cx, &dir, "hello-shared\n", &url, &["--no-build-isolation"]);
+    assert_success(&out, "install without build isolation");
+    let text = printed(&out);
+    assert!(text.contains("Built 1 source distribution"), "{text}");
+    assert!(
+        text.contains("build environments: 0 resolved, 0 layout hits"),
+        "{text}"
+    );
+    let answer = venv_python(
+        &dir.join(".venv"),
+        "import hello_shared; print(hello_shared.ANSWER)",
+    );
+    assert_eq!(answer.trim(), "7");
+
+    let out = install(&cx, &dir, "hello-shared\n", &url, &["-C", "dx-py-test=1"]);
+    assert_success(&out, "install with config settings");
+    assert!(
+        printed(&out).contains("Built 1 source distribution"),
+        "{}",
+        printed(&out)
+    );
+    let out = install(&cx, &dir, "hello-shared\n", &url, &["-C", "novalue"]);
+    assert_eq!(out.status.code(), Some(2), "{}", printed(&out));
+    assert!(
+        printed(&out).contains("expected `KEY=VALUE`"),
+        "{}",
+        printed(&out)
+    );
+}

@@ -325,7 +325,9 @@ impl<'a> Builder<'a> {
         let mut session = Session {
             tree,
             system,
-            python: self.interp.path().to_path_buf(),
+            // Absolute: hooks run in the source tree, where a relative `.venv/bin/python`
+            // would not be found.
+            python: std::path::absolute(self.interp.path())?,
             bin: None,
             driver,
             scratch,
