@@ -109,6 +109,8 @@ pub struct Builder<'a> {
     running: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Failures, so that a failing build runs once per process.
     failed: Mutex<HashMap<String, Arc<BuildError>>>,
+    /// Sessions whose metadata was prepared, by sdist and key, for the build that follows.
+    sessions: Mutex<HashMap<String, Session>>,
     stats: Mutex<BuildStats>,
 }
 
@@ -146,6 +148,7 @@ impl<'a> Builder<'a> {
             options,
             running: Mutex::default(),
             failed: Mutex::default(),
+            sessions: Mutex::default(),
             stats: Mutex::default(),
         }
     }
@@ -215,6 +218,12 @@ impl<'a> Builder<'a> {
                 .map_err(|reason| bad(format!("its METADATA {reason}")))?;
             self.builds.put_metadata(&sha256, &key, &bytes)?;
             self.count(|s| s.prepared += 1);
+            // Kept for the build that usually follows (locking builds what was resolved): it
+            // skips unpacking, the environment and `get_requires_for_build_wheel`.
+            self.sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(format!("{sha256} {key}"), session);
             Ok(metadata)
         })
     }
@@ -234,7 +243,22 @@ impl<'a> Builder<'a> {
                 return Ok(built);
             }
             let label = format!("{name}=={version}");
-            let (session, answer) = self.run_in_session(&label, file, &sha256, Hook::BuildWheel)?;
+            let kept = self
+                .sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&format!("{sha256} {key}"));
+            let (session, answer) = match kept {
+                Some(session) => {
+                    let out = session.scratch.path().join("wheel");
+                    let answer = self
+                        .runner(&session, &label)
+                        .run(Hook::BuildWheel, &out, None)
+                        .map_err(|e| self.keep_log(e, &label))?;
+                    (session, answer)
+                }
+                None => self.run_in_session(&label, file, &sha256, Hook::BuildWheel)?,
+            };
             let wheel = answer.wheel.ok_or_else(|| BuildError::BadAnswer {
                 package: label.clone(),
                 hook: Hook::BuildWheel.name(),
