@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod atomic;
+pub mod build;
 pub mod cache;
 pub mod cache_lock;
 pub mod closure;

@@ -339,7 +339,20 @@ fn index_errors_are_clear() {
         err.contains("present") && err.contains("1.0"),
         "absent version lists what exists: {err}"
     );
+    // Building is tried (the archive is broken, and named); `--no-build` refuses plainly.
     let err = lock("sdistonly==1.0\n", 1);
+    assert!(err.contains("sdistonly-1.0.tar.gz"), "{err}");
+    let err = cx.run_err(
+        &[
+            "lock",
+            "-r",
+            "requirements.txt",
+            "--index-url",
+            &url,
+            "--no-build",
+        ],
+        1,
+    );
     assert!(
         err.contains("sdistonly") && err.to_lowercase().contains("source distribution"),
         "{err}"

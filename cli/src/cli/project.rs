@@ -24,6 +24,24 @@ pub(crate) struct ResolveArgs {
     /// Let this package move from its locked version; repeatable.
     #[arg(long, short = 'P', value_name = "PACKAGE")]
     pub(crate) upgrade_package: Vec<String>,
+    /// Never build from source: a package with only a source distribution is an error.
+    #[arg(long)]
+    pub(crate) no_build: bool,
+    /// Build source distributions with the target interpreter's environment instead of a fresh
+    /// one holding their build requirements.
+    #[arg(long)]
+    pub(crate) no_build_isolation: bool,
+    /// A setting passed to every build backend; repeatable.
+    #[arg(long, short = 'C', value_name = "KEY=VALUE", value_parser = key_value)]
+    pub(crate) config_settings: Vec<String>,
+}
+
+/// Accepts `KEY=VALUE`.
+fn key_value(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((k, _)) if !k.is_empty() => Ok(s.to_string()),
+        _ => Err(format!("expected `KEY=VALUE`, got `{s}`")),
+    }
 }
 
 /// `--prerelease`.

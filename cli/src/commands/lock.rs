@@ -8,7 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::Lock;
-use dx_py_core::install::{AfterStore, LockOptions, PlannedPackage, lock_requirements};
+use dx_py_core::index::SelectError;
+use dx_py_core::install::{
+    AfterStore, InstallError, LockOptions, PlannedPackage, lock_requirements,
+};
 use dx_py_core::project::Project;
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
@@ -56,7 +59,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         .unwrap_or_else(|| PathBuf::from("."));
     if let Some(reqs) = only_pins(&files, &args.resolve).filter(|_| args.python_version.is_none()) {
         let start = Instant::now();
-        let lock = lock_and_write(
+        let pinned = lock_and_write(
             reqs,
             &interp,
             &args.sources,
@@ -64,16 +67,25 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
             &dir,
             WhileLocking::default(),
             printer,
-        )?;
-        printer.info(format_args!(
-            "Locked {} in {} ms: {}, {}",
-            dx_py_core::plural::count(lock.packages.len(), "package"),
-            start.elapsed().as_millis(),
-            dir.join(PYLOCK).display(),
-            dir.join(DPL).display()
-        ));
-        printer.timings();
-        return Ok(ExitCode::SUCCESS);
+        );
+        match pinned {
+            Ok(lock) => {
+                printer.info(format_args!(
+                    "Locked {} in {} ms: {}, {}",
+                    dx_py_core::plural::count(lock.packages.len(), "package"),
+                    start.elapsed().as_millis(),
+                    dir.join(PYLOCK).display(),
+                    dir.join(DPL).display()
+                ));
+                printer.timings();
+                return Ok(ExitCode::SUCCESS);
+            }
+            // A pin with only an sdist: the resolver's path builds it.
+            Err(e) if !args.resolve.no_build && only_sdist(&e) => {
+                printer.verbose("A pinned package has only a source distribution: resolving");
+            }
+            Err(e) => return Err(e),
+        }
     }
     resolve_into(
         Inputs::Files(&files),
@@ -119,8 +131,19 @@ pub(crate) fn only_pins<'a>(
     let nothing_more = resolve.constraint.is_empty()
         && resolve.overrides.is_empty()
         && !resolve.upgrade
-        && resolve.upgrade_package.is_empty();
+        && resolve.upgrade_package.is_empty()
+        && !resolve.no_build_isolation
+        && resolve.config_settings.is_empty();
     (nothing_more && reqs.pinned().is_ok()).then_some(reqs)
+}
+
+/// Whether locking pins failed only because a pin has no wheel, just an sdist.
+pub(crate) fn only_sdist(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<InstallError>(),
+        Some(InstallError::Select { source, .. })
+            if matches!(**source, SelectError::OnlySdist { .. })
+    )
 }
 
 fn report_unchanged(ready: &Ready, dir: &Path, printer: &Printer) {

@@ -8,7 +8,7 @@ use dx_py_core::install::inputs_hash;
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
-use super::lock::{WhileLocking, lock_and_write, only_pins};
+use super::lock::{WhileLocking, lock_and_write, only_pins, only_sdist};
 use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
 use super::{DPL, PYLOCK};
 use crate::cli::{ResolveArgs, SourceArgs};
@@ -44,21 +44,25 @@ pub(crate) fn choose_lock(
     } = *choice;
     if let Some(reqs_path) = requirements {
         let files = [(reqs_path.to_path_buf(), Requirements::from_file(reqs_path)?)];
-        let Some(reqs) = only_pins(&files, resolve) else {
+        let resolved = |printer: &Printer| {
+            let flags = Flags {
+                sources,
+                resolve,
+                freshness: Freshness::Update,
+                python_version: None,
+            };
             let ready = ensure_lock(
                 Inputs::Files(&files),
                 interp,
-                Flags {
-                    sources,
-                    resolve,
-                    freshness: Freshness::Update,
-                    python_version: None,
-                },
+                flags,
                 settings,
                 Path::new("."),
                 printer,
             )?;
-            return Ok(ready.dpl);
+            Ok(ready.dpl)
+        };
+        let Some(reqs) = only_pins(&files, resolve) else {
+            return resolved(printer);
         };
         let dpl_path = PathBuf::from(DPL);
         let inputs = inputs_hash(reqs, interp);
@@ -68,7 +72,7 @@ pub(crate) fn choose_lock(
             return Ok(dpl_path);
         }
         printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");
-        lock_and_write(
+        let pinned = lock_and_write(
             reqs,
             interp,
             sources,
@@ -76,8 +80,16 @@ pub(crate) fn choose_lock(
             Path::new("."),
             also,
             printer,
-        )?;
-        return Ok(dpl_path);
+        );
+        match pinned {
+            Ok(_) => return Ok(dpl_path),
+            // A pin with only an sdist: the resolver's path builds it.
+            Err(e) if !resolve.no_build && only_sdist(&e) => {
+                printer.verbose("A pinned package has only a source distribution: resolving");
+                return resolved(printer);
+            }
+            Err(e) => return Err(e),
+        }
     }
     let given = lock.map(Path::to_path_buf);
     let (dpl_path, pylock_path) = match &given {

@@ -11,6 +11,7 @@
 //! ├── metadata/               core metadata of distribution files, by their sha256
 //! ├── pages/                  index and find-links pages with their HTTP caching policy
 //! ├── interpreters/           cached interpreter facts
+//! ├── builds/                 wheels built from sdists, build-environment locks (`crate::build`)
 //! ├── roots/log               what uses the cache: venvs and mounts (see [`roots`])
 //! ├── .writers/{pid}-{start}  processes that may have temporaries (see `temp`)
 //! └── .lock                   the cache lock (see `cache_lock`)
@@ -131,6 +132,11 @@ impl Cache {
         self.root.join("interpreters")
     }
 
+    /// `{cache}/builds`: wheels built from sdists and what builds need (`crate::build`).
+    pub fn builds_dir(&self) -> PathBuf {
+        self.root.join("builds")
+    }
+
     /// `{cache}/roots`: what uses the cache.
     pub fn roots_dir(&self) -> PathBuf {
         self.root.join("roots")
@@ -150,6 +156,7 @@ impl Cache {
             self.pages_dir(),
             self.interpreters_dir(),
             self.roots_dir(),
+            self.builds_dir(),
         ]);
         dirs
     }
@@ -165,6 +172,7 @@ impl Cache {
             (Kind::Metadata, self.metadata_dir()),
             (Kind::Pages, self.pages_dir()),
             (Kind::Interpreters, self.interpreters_dir()),
+            (Kind::Builds, self.builds_dir()),
         ];
         if !self.store_is_shared {
             v.push((Kind::Store, self.store.clone()));
@@ -192,6 +200,8 @@ pub enum Kind {
     Pages,
     /// Interpreter facts.
     Interpreters,
+    /// Wheels built from sdists (locks name them by path: not removed as refetchable).
+    Builds,
 }
 
 impl Kind {
@@ -216,6 +226,7 @@ impl std::fmt::Display for Kind {
             Kind::Metadata => "metadata",
             Kind::Pages => "pages",
             Kind::Interpreters => "interpreters",
+            Kind::Builds => "builds",
         })
     }
 }

@@ -19,29 +19,9 @@ use std::path::{Path, PathBuf};
 use super::remote_zip::{self, MAX_MEMBER, Wanted};
 use crate::wheel::{MetadataError, WheelMetadata, metadata_headers};
 
-/// How an sdist's archive is packed, from its file name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum SdistArchive {
-    TarGz,
-    Tar,
-    Zip,
-}
-
-impl SdistArchive {
-    /// The kinds whose `PKG-INFO` can be read here (`.tar.bz2` and `.tar.xz` cannot).
-    pub(super) fn of(filename: &str) -> Option<Self> {
-        let lower = filename.to_ascii_lowercase();
-        if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
-            Some(Self::TarGz)
-        } else if lower.ends_with(".tar") {
-            Some(Self::Tar)
-        } else if lower.ends_with(".zip") {
-            Some(Self::Zip)
-        } else {
-            None
-        }
-    }
-}
+/// How an sdist's archive is packed: the kinds whose `PKG-INFO` can be read here are the kinds
+/// that can be built.
+pub(super) use crate::build::ArchiveKind as SdistArchive;
 
 /// The top-level `{dir}/PKG-INFO` of an sdist.
 pub(super) fn sdist_pkg_info(bytes: &[u8], archive: SdistArchive) -> Result<Vec<u8>, String> {

@@ -482,8 +482,8 @@ mod tests {
                 e.to_string(),
                 format!(
                     "`{project}` 1.0 has no wheel whose metadata could be read, and its source \
-                     distribution `{filename}` must be built to know its dependencies (building \
-                     sdists is not supported yet)"
+                     distribution `{filename}` must be built to know its dependencies, and \
+                     building is turned off"
                 )
             );
         }

@@ -159,7 +159,7 @@ pub enum IndexError {
     },
     /// A source distribution whose dependencies are only known after building it (PEP 643).
     #[error(
-        "`{name}` {version} has no wheel whose metadata could be read, and its source distribution `{filename}` must be built to know its dependencies (building sdists is not supported yet)"
+        "`{name}` {version} has no wheel whose metadata could be read, and its source distribution `{filename}` must be built to know its dependencies, and building is turned off"
     )]
     NeedsBuild {
         /// The project name, as the file name gives it.

@@ -53,9 +53,9 @@ pub enum SelectError {
     },
     /// The version has source distributions but no wheel.
     #[error(
-        "Only a source distribution is available for `{name}=={version}` ({}): building from \
-         source is not supported yet, pin a version that has wheels or provide a wheel with \
-         `--find-links`",
+        "Only a source distribution is available for `{name}=={version}` ({}) and building from \
+         source is turned off (`--no-build`): pin a version that has wheels, provide a wheel \
+         with `--find-links`, or allow builds",
         sdists.join(", ")
     )]
     OnlySdist {
@@ -361,9 +361,9 @@ mod tests {
             select_wheel(&files, "foo", "1.0", cp311, &py("3.11"))
                 .unwrap_err()
                 .to_string(),
-            "Only a source distribution is available for `foo==1.0` (foo-1.0.tar.gz, foo-1.0.zip): \
-             building from source is not supported yet, pin a version that has wheels or provide \
-             a wheel with `--find-links`"
+            "Only a source distribution is available for `foo==1.0` (foo-1.0.tar.gz, foo-1.0.zip) \
+             and building from source is turned off (`--no-build`): pin a version that has \
+             wheels, provide a wheel with `--find-links`, or allow builds"
         );
         assert_eq!(
             select_wheel(&files, "foo", "2.0", cp311, &py("3.11"))

@@ -142,6 +142,9 @@ pub enum InstallError {
     /// Writing a bytecode pack failed.
     #[error("Cannot build a bytecode pack")]
     DxpkgWrite(#[from] crate::dxpkg::DxpkgWriterError),
+    /// A source distribution could not be built.
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
     /// Another I/O failure.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -26,6 +26,7 @@ pub use bytecode::{
 };
 pub use changes::PackageChange;
 pub use error::InstallError;
+pub(crate) use fetch::prepare_checked;
 pub use fetch::{
     AfterStore, FetchStats, ensure_stored, local_wheel, store_wheel_bytes, unpack_when_stored,
 };

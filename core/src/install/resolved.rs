@@ -14,9 +14,10 @@ use pep508_rs::{PackageName, Requirement, VersionOrUrl};
 
 use super::report::PhaseTimer;
 use super::{InstallError, Reporter};
+use crate::build::Builder;
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
-use crate::index::{IndexClient, IndexFile, PackageSources};
+use crate::index::{IndexClient, IndexError, IndexFile, PackageSources};
 use crate::names::normalize_name;
 use crate::python::{TagPriorities, Target};
 use crate::resolve::{
@@ -44,6 +45,10 @@ pub struct ResolveRequest {
     pub upgrade: Upgrade,
     /// When pre-releases may be chosen.
     pub prerelease: PrereleaseMode,
+    /// `--no-build`: sdists are refused (the resolution may differ, so the hash records it).
+    pub no_build: bool,
+    /// `--config-settings` for builds (the built wheels may differ, so the hash records them).
+    pub config_settings: crate::build::ConfigSettings,
 }
 
 impl ResolveRequest {
@@ -76,6 +81,13 @@ impl ResolveRequest {
             field("p", &rp.to_string());
         }
         field("pre", &format!("{:?}", self.prerelease));
+        // Recorded only when set, so that locks made before builds existed stay fresh.
+        if self.no_build {
+            field("nb", "");
+        }
+        if !self.config_settings.is_empty() {
+            field("cs", &self.config_settings.fingerprint());
+        }
         field("tag", &target.tags.key());
         field("python", &target.markers.python_full_version().string);
         if let Some(index) = &sources.index_url {
@@ -93,13 +105,16 @@ impl ResolveRequest {
 
 /// Resolves `request` for `target` (an interpreter's, or this platform with another Python)
 /// through `client` and returns the lock, with `meta`'s inputs hash; its environment and Python
-/// version are the target's.
+/// version are the target's. With a `builder`, a package with only an sdist is built (for its
+/// metadata while resolving, then its wheel, which the lock names by its path in the cache);
+/// without one it is refused.
 pub fn resolve_and_lock(
     request: &ResolveRequest,
     target: &Target,
     client: &IndexClient,
     meta: LockMeta,
     reporter: &dyn Reporter,
+    builder: Option<&Builder<'_>>,
 ) -> Result<Lock, InstallError> {
     let meta = LockMeta {
         environment: target.tags.key(),
@@ -111,6 +126,7 @@ pub fn resolve_and_lock(
         inner: &index,
         direct: BTreeMap::new(),
         reporter,
+        builder,
     };
     let mut requirements = Vec::with_capacity(request.requirements.len());
     for req in &request.requirements {
@@ -132,6 +148,7 @@ pub fn resolve_and_lock(
     };
     let options = ResolveOptions {
         prerelease: request.prerelease,
+        build_sdists: builder.is_some(),
         ..ResolveOptions::default()
     };
     let mut timer = PhaseTimer::start();
@@ -139,7 +156,7 @@ pub fn resolve_and_lock(
         .map_err(|e| InstallError::Resolve(Box::new(e)))?;
     // Includes the waits for pages and metadata the solver needed (fetched in parallel).
     timer.report(reporter, "resolve");
-    let lock = lock_resolution(&resolution, &source, client, &request.hashes, meta)?;
+    let lock = lock_resolution(&resolution, &source, client, &request.hashes, meta, builder)?;
     timer.report(reporter, "lock files");
     Ok(lock)
 }
@@ -150,6 +167,7 @@ struct WithDirectFiles<'a> {
     inner: &'a dyn PackageSource,
     direct: BTreeMap<PackageName, IndexFile>,
     reporter: &'a dyn Reporter,
+    builder: Option<&'a Builder<'a>>,
 }
 
 impl WithDirectFiles<'_> {
@@ -196,8 +214,36 @@ impl PackageSource for WithDirectFiles<'_> {
         name: &PackageName,
         file: &IndexFile,
     ) -> Result<Arc<WheelMetadata>, SourceError> {
-        self.inner.metadata(name, file)
+        let answer = self.inner.metadata(name, file);
+        // An sdist whose PKG-INFO cannot be trusted for its dependencies: prepared by its
+        // backend (once per process: the builder keeps answers and failures).
+        if let (Some(builder), Err(SourceError::Index(e))) = (self.builder, &answer)
+            && let IndexError::NeedsBuild { version, .. } = &**e
+        {
+            return builder
+                .metadata(name, version, file)
+                .map(Arc::new)
+                .map_err(|e| SourceError::Build(Arc::new(e)));
+        }
+        answer
     }
+}
+
+/// The wheel built from `p`'s sdist, as a local file to lock.
+fn built_file(builder: &Builder<'_>, p: &ResolvedPackage) -> Result<IndexFile, InstallError> {
+    let built = builder
+        .wheel(&p.name, &p.version.to_string(), &p.file)
+        .map_err(|e| InstallError::Build(Box::new(e)))?;
+    let url = url::Url::from_file_path(&built.path)
+        .map(String::from)
+        .unwrap_or_else(|()| built.path.to_string_lossy().into_owned());
+    Ok(IndexFile {
+        filename: built.filename,
+        url,
+        sha256: Some(built.sha256),
+        size: Some(built.size),
+        ..IndexFile::default()
+    })
 }
 
 /// Makes `resolution` a lock with `meta`. `hashes` holds, per package, the sha256 digests the
@@ -208,9 +254,10 @@ pub fn lock_resolution(
     client: &IndexClient,
     hashes: &BTreeMap<PackageName, Vec<String>>,
     meta: LockMeta,
+    builder: Option<&Builder<'_>>,
 ) -> Result<Lock, InstallError> {
     let packages = crate::parallel::map_in_order(&resolution.packages, 8, |p| {
-        locked_package(p, source, client, hashes.get(&p.name))
+        locked_package(p, source, client, hashes.get(&p.name), builder)
     })
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
@@ -224,9 +271,29 @@ fn locked_package(
     source: &dyn PackageSource,
     client: &IndexClient,
     allowed: Option<&Vec<String>>,
+    builder: Option<&Builder<'_>>,
 ) -> Result<LockedPackage, InstallError> {
     let name = p.name.to_string();
-    let file = &p.file;
+    // Hash-checking mode checks the sdist (what the index serves), the lock names the wheel
+    // built from it.
+    if let Some(allowed) = allowed
+        && let Some(h) = &p.file.sha256
+        && !p.file.filename.ends_with(".whl")
+        && !allowed.contains(h)
+    {
+        return Err(InstallError::HashMismatch {
+            name,
+            filename: p.file.filename.clone(),
+            expected: allowed.join(" or "),
+            actual: h.clone(),
+        });
+    }
+    let built = match (builder, p.file.filename.ends_with(".whl")) {
+        (Some(builder), false) => Some(built_file(builder, p)?),
+        _ => None,
+    };
+    let allowed = if built.is_some() { None } else { allowed };
+    let file = built.as_ref().unwrap_or(&p.file);
     let index_err = |source| InstallError::Index {
         name: name.clone(),
         source: Box::new(source),

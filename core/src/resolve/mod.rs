@@ -122,6 +122,9 @@ pub struct ResolveOptions {
     /// Threads fetching the metadata of likely next candidates while the solver works; 0 for
     /// none.
     pub prefetch_threads: usize,
+    /// A version with only sdists for the target may be chosen (when no version with a wheel
+    /// fits); the source must then answer metadata for its sdist (by building it).
+    pub build_sdists: bool,
 }
 
 impl Default for ResolveOptions {
@@ -129,6 +132,7 @@ impl Default for ResolveOptions {
         Self {
             prerelease: PrereleaseMode::default(),
             prefetch_threads: 6,
+            build_sdists: false,
         }
     }
 }
@@ -163,9 +167,9 @@ pub enum ResolveError {
     NoSolution(String),
     /// The version the solver would choose has no wheel for the target, only sdists.
     #[error(
-        "`{name}=={version}` needs a build from source, which dx-py does not do yet: it has no \
-         wheel for this environment, only {}; require another version (e.g. `{name}!={version}`) \
-         or provide a wheel with `--find-links`",
+        "`{name}=={version}` needs a build from source, and building is turned off \
+         (`--no-build`): it has no wheel for this environment, only {}; require another version \
+         (e.g. `{name}!={version}`), provide a wheel with `--find-links`, or allow builds",
         sdists.join(", ")
     )]
     NeedsBuild {

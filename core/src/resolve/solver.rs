@@ -75,8 +75,11 @@ impl fmt::Display for Unavailable {
 enum Status {
     /// A wheel fits.
     Usable(Box<SelectedWheel>),
-    /// No wheel fits, but these sdists would (after a build).
-    NeedsBuild(Vec<String>),
+    /// No wheel fits, but these sdists would (after a build); `file` is the one to build.
+    NeedsBuild {
+        sdists: Vec<String>,
+        file: Box<IndexFile>,
+    },
     /// Nothing fits (tags, Requires-Python of the files, yanked).
     Skipped,
 }
@@ -149,6 +152,8 @@ pub(super) struct Context<'a> {
     source: &'a dyn PackageSource,
     env: Environment<'a>,
     mode: PrereleaseMode,
+    /// Versions with only sdists may be chosen (the source builds them).
+    build_sdists: bool,
     /// The target Python, release numbers only (Requires-Python compares those); in a fork,
     /// the lowest Python it allows.
     python: Version,
@@ -236,6 +241,7 @@ impl<'a> Context<'a> {
             source,
             env,
             mode: options.prerelease,
+            build_sdists: options.build_sdists,
             python,
             requirements: manifest.requirements.clone(),
             constraints,
@@ -311,16 +317,23 @@ impl<'a> Context<'a> {
             ) {
                 Ok(selected) => Status::Usable(Box::new(selected)),
                 Err(why) => {
-                    let sdists: Vec<String> = pool
+                    let fitting: Vec<&IndexFile> = pool
                         .iter()
                         .filter(|f| !f.filename.ends_with(".whl") && self.python_admits(f))
-                        .map(|f| f.filename.clone())
                         .collect();
                     tracing::debug!("{name}=={}: {why}", entry.version);
-                    if sdists.is_empty() {
-                        Status::Skipped
-                    } else {
-                        Status::NeedsBuild(sdists)
+                    // The archive to build: one that can be unpacked, `.tar.gz` first.
+                    let rank = |f: &&&IndexFile| match crate::build::ArchiveKind::of(&f.filename) {
+                        Some(crate::build::ArchiveKind::TarGz) => 0,
+                        Some(_) => 1,
+                        None => 2,
+                    };
+                    match fitting.iter().min_by_key(rank) {
+                        None => Status::Skipped,
+                        Some(file) => Status::NeedsBuild {
+                            sdists: fitting.iter().map(|f| f.filename.clone()).collect(),
+                            file: Box::new((**file).clone()),
+                        },
                     }
                 }
             }
@@ -354,11 +367,18 @@ impl<'a> Context<'a> {
         // in pip): one that needs a build is chosen, and reported, only when no other fits.
         let has_wheel =
             |e: &VersionEntry| matches!(self.status(name, &versions.files, e), Status::Usable(_));
+        let buildable = |e: &VersionEntry| {
+            self.build_sdists
+                && matches!(
+                    self.status(name, &versions.files, e),
+                    Status::NeedsBuild { .. }
+                )
+        };
         if let Some(preferred) = self.preferences.get(name)
             && let Some(e) = versions.get(preferred)
             && (self.mode != PrereleaseMode::Disallow || !e.version.any_prerelease())
             && fits(e)
-            && has_wheel(e)
+            && (has_wheel(e) || buildable(e))
         {
             return Ok(Some(e.version.clone()));
         }
@@ -389,15 +409,17 @@ impl<'a> Context<'a> {
         Ok(found.map(|e| e.version.clone()))
     }
 
-    /// The wheel chosen for `name==version`, after the solver picked it.
-    fn wheel(&self, name: &PackageName, version: &Version) -> Result<SelectedWheel, ResolveError> {
+    /// The file chosen for `name==version`, after the solver picked it: its wheel, or its
+    /// sdist when builds are allowed.
+    fn file(&self, name: &PackageName, version: &Version) -> Result<IndexFile, ResolveError> {
         let versions = self.versions(name)?;
         let entry = versions
             .get(version)
             .ok_or_else(|| missing(name, version))?;
         match self.status(name, &versions.files, entry) {
-            Status::Usable(w) => Ok((**w).clone()),
-            Status::NeedsBuild(sdists) => Err(ResolveError::NeedsBuild {
+            Status::Usable(w) => Ok(w.file.clone()),
+            Status::NeedsBuild { file, .. } if self.build_sdists => Ok((**file).clone()),
+            Status::NeedsBuild { sdists, .. } => Err(ResolveError::NeedsBuild {
                 name: name.clone(),
                 version: version.clone(),
                 sdists: sdists.clone(),
@@ -459,8 +481,8 @@ impl Context<'_> {
             Package::Base(name) => (name, None),
             Package::Extra(name, extra) => (name, Some(extra)),
         };
-        let wheel = self.wheel(name, version)?;
-        let metadata: Arc<WheelMetadata> = self.source.metadata(name, &wheel.file)?;
+        let file = self.file(name, version)?;
+        let metadata: Arc<WheelMetadata> = self.source.metadata(name, &file)?;
         if let Some(spec) = &metadata.requires_python
             && let Ok(specs) = VersionSpecifiers::from_str(spec)
             && !specs.contains(&self.python)
@@ -776,8 +798,9 @@ pub(super) struct Solved {
     pub(super) version: Version,
     /// The extras something asked of it, sorted.
     pub(super) extras: Vec<ExtraName>,
-    /// The wheel `select_wheel` picks (in a fork: any wheel, for its metadata).
-    pub(super) wheel: IndexFile,
+    /// The file to install: the wheel `select_wheel` picks, or the sdist to build (in a fork:
+    /// any wheel, for its metadata).
+    pub(super) file: IndexFile,
     /// In a fork, every file the lock may list; empty for one environment.
     pub(super) files: Vec<IndexFile>,
     /// What it (with its extras) depends on, with the marker under which each applies.
@@ -818,7 +841,7 @@ pub(super) fn solve(
             name: p.name,
             version: p.version,
             extras: p.extras,
-            file: p.wheel,
+            file: p.file,
             dependencies: p.dependencies.into_keys().collect(),
         })
         .collect();
@@ -893,7 +916,7 @@ pub(super) fn solve_in(
                 }
             }
         }
-        let wheel = cx.wheel(&name, &version)?.file;
+        let file = cx.file(&name, &version)?;
         let files = match cx.env {
             Environment::One { .. } => Vec::new(),
             Environment::Fork { .. } => cx.files_for(&name, &version)?,
@@ -902,7 +925,7 @@ pub(super) fn solve_in(
             name,
             version,
             extras,
-            wheel,
+            file,
             files,
             dependencies,
         });
@@ -931,9 +954,9 @@ fn prefetch_worker(
             return;
         }
         if let Ok(Some(version)) = cx.best(&name, &range)
-            && let Ok(wheel) = cx.wheel(&name, &version)
+            && let Ok(file) = cx.file(&name, &version)
         {
-            let _ = cx.source.metadata(&name, &wheel.file);
+            let _ = cx.source.metadata(&name, &file);
         }
     }
 }

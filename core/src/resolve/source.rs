@@ -17,6 +17,9 @@ pub enum SourceError {
     /// names the URL or the locations searched.
     #[error(transparent)]
     Index(Arc<IndexError>),
+    /// A source distribution could not be built for its metadata.
+    #[error(transparent)]
+    Build(Arc<crate::build::BuildError>),
     /// The in-memory source has no metadata for a file (a mistake in a test's data).
     #[error("No metadata for `{0}`")]
     NoMetadata(String),

@@ -56,19 +56,24 @@ pub(super) fn source(table: &str) -> InMemorySource {
             .filter(|d| !d.is_empty())
             .map(|d| d.replace('\'', "\""))
             .collect();
+        let metadata = WheelMetadata {
+            metadata_version: Some("2.1".into()),
+            name: n.to_string(),
+            version: v.to_string(),
+            requires_dist,
+            requires_python: python.clone(),
+            provides_extra: vec![],
+        };
         if wheel {
-            let metadata = WheelMetadata {
-                metadata_version: Some("2.1".into()),
-                name: n.to_string(),
-                version: v.to_string(),
-                requires_dist,
-                requires_python: python.clone(),
-                provides_extra: vec![],
-            };
-            source.add(name(n), file(format!("{n}-{v}-{tag}.whl")), Some(metadata));
+            source.add(
+                name(n),
+                file(format!("{n}-{v}-{tag}.whl")),
+                Some(metadata.clone()),
+            );
         }
         if sdist {
-            source.add(name(n), file(format!("{n}-{v}.tar.gz")), None);
+            // What a build would prepare; asked for only when builds are allowed.
+            source.add(name(n), file(format!("{n}-{v}.tar.gz")), Some(metadata));
         }
     }
     source
@@ -153,6 +158,7 @@ fn run(s: &Scenario, prefetch_threads: usize) -> String {
     let options = ResolveOptions {
         prerelease: s.prerelease,
         prefetch_threads,
+        build_sdists: false,
     };
     render(resolve(&manifest, target, &options, &source(s.index)))
 }
@@ -320,7 +326,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "only an sdist",
         index: "a 1.0\na 2.0 !sdist",
         requires: &["a>=2"],
-        expect: "`a==2.0` needs a build from source, which dx-py does not do yet: it has no wheel for this environment, only a-2.0.tar.gz; require another version (e.g. `a!=2.0`) or provide a wheel with `--find-links`",
+        expect: "`a==2.0` needs a build from source, and building is turned off (`--no-build`): it has no wheel for this environment, only a-2.0.tar.gz; require another version (e.g. `a!=2.0`), provide a wheel with `--find-links`, or allow builds",
         ..BASE
     },
     Scenario {
@@ -565,4 +571,40 @@ fn index_source_on_the_test_index() {
             .starts_with("Package `nope` was not found in http://127.0.0.1:"),
         "{e}"
     );
+}
+
+/// With builds allowed, a version with only an sdist is chosen when no version with a wheel
+/// fits, and the resolution names the sdist as its file; a version with a wheel still wins.
+#[test]
+fn builds_allowed_choose_sdist_only_versions_last() {
+    let markers = linux_311();
+    let target = Target {
+        markers: &markers,
+        tag_priority: &cp311,
+    };
+    let options = ResolveOptions {
+        build_sdists: true,
+        ..ResolveOptions::default()
+    };
+    let manifest = |r: &[&str]| Manifest {
+        requirements: reqs(r),
+        ..Manifest::default()
+    };
+    let src = source("a 1.0 !sdist -> b\nb 1.0\nc 1.0\nc 2.0 !sdist");
+    let r = resolve(&manifest(&["a"]), target, &options, &src).unwrap();
+    let files: Vec<&str> = r
+        .packages
+        .iter()
+        .map(|p| p.file.filename.as_str())
+        .collect();
+    assert_eq!(files, ["a-1.0.tar.gz", "b-1.0-py3-none-any.whl"]);
+    let r = resolve(&manifest(&["c"]), target, &options, &src).unwrap();
+    assert_eq!(render(Ok(r)), "c==1.0");
+    let r = resolve(&manifest(&["c>1"]), target, &options, &src).unwrap();
+    assert_eq!(r.packages[0].file.filename, "c-2.0.tar.gz");
+    // A locked version that needs a build is kept when builds are allowed.
+    let mut pinned = manifest(&["c"]);
+    pinned.preferences.insert(name("c"), "2.0".parse().unwrap());
+    let r = resolve(&pinned, target, &options, &src).unwrap();
+    assert_eq!(render(Ok(r)), "c==2.0");
 }

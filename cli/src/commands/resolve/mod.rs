@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use dx_py_core::build::{BuildStats, Builder};
 use dx_py_core::dpl::{DplReader, Lock, LockMeta};
 use dx_py_core::install::resolve_and_lock;
 use dx_py_core::project::Project;
@@ -13,7 +14,7 @@ use dx_py_core::requirements::Requirements;
 
 mod request;
 
-use request::{preferences, request};
+use request::{build_options, preferences, request};
 
 use super::{DPL, PYLOCK};
 use crate::cli::{ProjectArgs, ResolveArgs, SourceArgs};
@@ -137,8 +138,23 @@ pub(crate) fn ensure_lock(
     dx_py_core::sys::tune_allocator();
     printer.timeline().mark("index setup");
     let resolving = Instant::now();
-    let lock = resolve_and_lock(&request, &target, &client, meta, &spinner)?;
+    let cache = settings.cache();
+    let builder = (!resolve.no_build)
+        .then(|| build_options(resolve))
+        .transpose()?
+        .map(|options| Builder::new(&cache, interp, &client, options));
+    let lock = resolve_and_lock(
+        &request,
+        &target,
+        &client,
+        meta,
+        &spinner,
+        builder.as_ref(),
+    )?;
     drop(spinner);
+    if let Some(stats) = builder.as_ref().map(Builder::stats) {
+        report_builds(&stats, printer);
+    }
     let resolved_in = resolving.elapsed();
     printer.timeline().mark("resolution (rest)");
     printer.timeline().add_client(client.stats());
@@ -166,6 +182,22 @@ pub(crate) fn ensure_lock(
         dpl: dpl_path,
         resolved: Some(lock.packages.len()),
     })
+}
+
+/// What building sdists cost, when anything was built or found built.
+fn report_builds(stats: &BuildStats, printer: &Printer) {
+    if stats.built > 0 {
+        printer.info(format_args!(
+            "Built {}",
+            dx_py_core::plural::count(stats.built, "source distribution")
+        ));
+    }
+    if stats.built + stats.prepared + stats.cached > 0 {
+        printer.verbose(format_args!(
+            "  builds: {} built, {} metadata prepared, {} from the cache; build environments: {} resolved, {} layout hits",
+            stats.built, stats.prepared, stats.cached, stats.env_resolutions, stats.env_layout_hits
+        ));
+    }
 }
 
 /// Where the inputs come from, for messages.

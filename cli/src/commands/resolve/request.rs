@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use dx_py_core::build::{BuildOptions, ConfigSettings, Isolation};
 use dx_py_core::dpl::Lock;
 use dx_py_core::install::ResolveRequest;
 use dx_py_core::project::{DevGroup, ExtrasSelection, GroupsSelection};
@@ -41,6 +42,8 @@ pub(super) fn request(inputs: &Inputs<'_>, args: &ResolveArgs) -> Result<Resolve
                     .collect::<Result<_>>()?,
             )
         },
+        no_build: args.no_build,
+        config_settings: config_settings(args),
         ..ResolveRequest::default()
     };
     match inputs {
@@ -96,6 +99,36 @@ pub(super) fn request(inputs: &Inputs<'_>, args: &ResolveArgs) -> Result<Resolve
             .extend(Overrides::from_file(path)?.to_requirements()?);
     }
     Ok(request)
+}
+
+/// `--config-settings` as the builder takes them (each was checked to hold `=` when parsed).
+pub(super) fn config_settings(args: &ResolveArgs) -> ConfigSettings {
+    let mut settings = ConfigSettings::default();
+    for pair in &args.config_settings {
+        let _ = settings.add(pair);
+    }
+    settings
+}
+
+/// How sdists are built for `args`; the timeout of one backend hook comes from
+/// `DX_PY_BUILD_TIMEOUT` (seconds) when set.
+pub(super) fn build_options(args: &ResolveArgs) -> Result<BuildOptions> {
+    let mut options = BuildOptions {
+        isolation: if args.no_build_isolation {
+            Isolation::Shared
+        } else {
+            Isolation::Isolated
+        },
+        config_settings: config_settings(args),
+        ..BuildOptions::default()
+    };
+    if let Ok(text) = std::env::var("DX_PY_BUILD_TIMEOUT") {
+        let seconds: u64 = text.trim().parse().with_context(|| {
+            format!("Invalid `DX_PY_BUILD_TIMEOUT={text}`: expected a number of seconds")
+        })?;
+        options.timeout = std::time::Duration::from_secs(seconds);
+    }
+    Ok(options)
 }
 
 /// The versions of the lock already in `dir`, preferred by the resolver (stable re-locks).

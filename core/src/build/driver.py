@@ -1,0 +1,63 @@
+# dx-py PEP 517 driver: runs one hook of a build backend in the current interpreter.
+#
+#   python -I driver.py REQUEST.json ANSWER.json
+#
+# REQUEST: {"hook", "backend", "backend_path": [...], "source", "out", "config_settings",
+#           "metadata_directory"}. The answer is written only when the hook returns; a failing
+# hook leaves its traceback on stderr, which the caller keeps in the build log.
+import importlib
+import json
+import os
+import sys
+
+
+def load_backend(spec, backend_path, source):
+    # PEP 517: backend-path entries are relative to the source tree and must stay inside it.
+    for entry in reversed(backend_path):
+        full = os.path.abspath(os.path.join(source, entry))
+        if os.path.commonpath([full, source]) != source:
+            raise SystemExit(f"backend-path entry {entry!r} is outside the source tree")
+        sys.path.insert(0, full)
+    module, _, attrs = spec.partition(":")
+    backend = importlib.import_module(module.strip())
+    for attr in filter(None, attrs.strip().split(".")):
+        backend = getattr(backend, attr)
+    return backend
+
+
+def main():
+    # Read before any hook runs: setuptools rewrites sys.argv.
+    request_path, answer_path = sys.argv[1], sys.argv[2]
+    with open(request_path, encoding="utf-8") as f:
+        request = json.load(f)
+    source = os.path.abspath(request["source"])
+    os.chdir(source)
+    backend = load_backend(request["backend"], request.get("backend_path") or [], source)
+    hook = request["hook"]
+    settings = request.get("config_settings") or None
+    out = request["out"]
+    if hook.startswith("get_requires_for_build_"):
+        # Optional hook: no extra requirements when the backend lacks it.
+        fn = getattr(backend, hook, None)
+        answer = {"requires": [str(r) for r in fn(settings)] if fn else []}
+    elif hook.startswith("prepare_metadata_for_build_"):
+        fn = getattr(backend, hook, None)
+        if fn is not None:
+            answer = {"metadata": os.path.join(out, fn(out, settings))}
+        else:
+            # Optional hook: the whole build is the fallback, and its wheel is kept.
+            build = getattr(backend, hook.replace("prepare_metadata_for_", ""))
+            answer = {"wheel": os.path.join(out, build(out, settings))}
+    elif hook in ("build_wheel", "build_editable"):
+        wheel = getattr(backend, hook)(out, settings, request.get("metadata_directory"))
+        answer = {"wheel": os.path.join(out, wheel)}
+    else:
+        raise SystemExit(f"unknown hook {hook!r}")
+    tmp = answer_path + ".part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(answer, f)
+    os.replace(tmp, answer_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+//! [`BuildError`]: why a source distribution could not be built or its metadata prepared.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::UnpackError;
+
+/// A build that failed, naming the package and what to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The sdist could not be unpacked (a broken or malicious archive).
+    #[error("Cannot build `{package}`")]
+    Unpack {
+        /// `name==version`.
+        package: String,
+        /// What was wrong with the archive.
+        #[source]
+        source: UnpackError,
+    },
+    /// `pyproject.toml`'s `[build-system]` is unusable.
+    #[error("Cannot build `{package}`: invalid `[build-system]` in `{}`: {reason}", path.display())]
+    BuildSystem {
+        /// `name==version`.
+        package: String,
+        /// The `pyproject.toml`.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The build environment could not be resolved or installed.
+    #[error("Cannot set up the build environment of `{package}` (requires {requires})")]
+    Environment {
+        /// `name==version`.
+        package: String,
+        /// The build requirements, joined.
+        requires: String,
+        /// Why.
+        #[source]
+        source: Box<crate::install::InstallError>,
+    },
+    /// The backend's hook failed: its last lines of output say why.
+    #[error(
+        "Building `{package}` failed: the backend's `{hook}` exited with {status}; its last \
+         output (the whole log is `{}`):\n{tail}",
+        log.display()
+    )]
+    Backend {
+        /// `name==version`.
+        package: String,
+        /// The PEP 517 hook.
+        hook: &'static str,
+        /// How the process ended.
+        status: String,
+        /// The last lines the backend printed.
+        tail: String,
+        /// The whole output, kept.
+        log: PathBuf,
+    },
+    /// The hook ran longer than allowed.
+    #[error(
+        "Building `{package}` timed out: the backend's `{hook}` ran longer than {seconds} s \
+         (the log is `{}`); set `DX_PY_BUILD_TIMEOUT` to allow more",
+        log.display()
+    )]
+    Timeout {
+        /// `name==version`.
+        package: String,
+        /// The PEP 517 hook.
+        hook: &'static str,
+        /// The limit.
+        seconds: u64,
+        /// The output so far, kept.
+        log: PathBuf,
+    },
+    /// The build interpreter could not be started.
+    #[error("Cannot run the build interpreter `{}`", python.display())]
+    Spawn {
+        /// The interpreter.
+        python: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The hook's answer is not what PEP 517 promises (no file, wrong name, bad metadata).
+    #[error("Building `{package}`: the backend's `{hook}` gave an unusable answer: {reason}")]
+    BadAnswer {
+        /// `name==version`.
+        package: String,
+        /// The PEP 517 hook.
+        hook: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The built wheel failed the checks every downloaded wheel passes.
+    #[error("The wheel built from `{sdist}` is invalid")]
+    Wheel {
+        /// The sdist's file name.
+        sdist: String,
+        /// The check that failed.
+        #[source]
+        source: Box<crate::install::InstallError>,
+    },
+    /// The sdist could not be fetched.
+    #[error(transparent)]
+    Index(Box<crate::index::IndexError>),
+    /// A file operation failed (its message names the path).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The same build failed earlier in this process.
+    #[error(transparent)]
+    Earlier(Arc<BuildError>),
+}
