@@ -17,7 +17,7 @@ use memmap2::Mmap;
 /// An empty file is returned as an empty map (mmap of length 0 is an error on Linux).
 ///
 /// Only for files that no process modifies or truncates while the map lives: dx-py maps store
-/// objects, trees, the layout index and locks, all written under a temporary name and renamed
+/// objects, trees, the layout index, locks and parsed index pages, all written under a temporary name and renamed
 /// (or linked) into place, never modified afterwards. Their readers still treat the bytes as
 /// untrusted (bounds checks, checksums), so a file damaged on disk gives an error, not a wrong
 /// answer. This is the one place that relies on that rule.

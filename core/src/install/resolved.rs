@@ -15,7 +15,7 @@ use pep508_rs::{PackageName, Requirement, VersionOrUrl};
 use super::InstallError;
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
-use crate::index::{IndexClient, IndexFile, PackageSources};
+use crate::index::{IndexClient, IndexFile, Listing, PackageSources};
 use crate::names::normalize_name;
 use crate::python::{TagPriorities, Target};
 use crate::resolve::{
@@ -177,10 +177,10 @@ impl WithDirectFiles<'_> {
 }
 
 impl PackageSource for WithDirectFiles<'_> {
-    fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
+    fn files(&self, name: &PackageName) -> Result<Arc<Listing>, SourceError> {
         (self.on_package)(name);
         match self.direct.get(name) {
-            Some(file) => Ok(vec![file.clone()].into()),
+            Some(file) => Ok(Arc::new(vec![file.clone()].into())),
             None => self.inner.files(name),
         }
     }
