@@ -76,7 +76,7 @@ impl ListingCache {
             let path = parsed_path(entry);
             let written = encode(&files, normalized_name, key)
                 .ok_or_else(|| std::io::Error::other("the page is too large to keep"))
-                .and_then(|bytes| crate::atomic::replace(&path, &bytes).map_err(Into::into));
+                .and_then(|bytes| crate::atomic::replace(&path, &bytes));
             if let Err(e) = written {
                 tracing::debug!("Not keeping the parsed page `{}`: {e}", path.display());
             }
@@ -411,10 +411,10 @@ mod tests {
             })
     }
 
-    fn decode(
-        bytes: Vec<u8>,
-        key: &[u8; 32],
-    ) -> Option<(Vec<IndexFile>, Vec<(String, Vec<usize>)>)> {
+    /// A page's files and its version groups.
+    type Decoded = (Vec<IndexFile>, Vec<(String, Vec<usize>)>);
+
+    fn decode(bytes: Vec<u8>, key: &[u8; 32]) -> Option<Decoded> {
         let cached = CachedListing::new(bytes, key)?;
         let files = cached.to_vec();
         assert_eq!(files.len(), cached.len());
