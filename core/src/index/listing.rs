@@ -97,15 +97,7 @@ impl Listing {
         let mut positions = Vec::new();
         for part in &self.parts {
             match part {
-                Part::Owned(files) => {
-                    let groups = group_by_version(files, normalized_name);
-                    for (version, mut members) in groups {
-                        for m in &mut members {
-                            *m += start;
-                        }
-                        each(&version, &members);
-                    }
-                }
+                Part::Owned(files) => each_group(files, normalized_name, start, &mut each),
                 // Grouped when the page was kept, for the name it was kept for; another name
                 // (never asked of one page in practice) reads the names again.
                 Part::Cached(cached) if cached.name() == normalized_name => {
@@ -116,18 +108,26 @@ impl Listing {
                     }
                 }
                 Part::Cached(cached) => {
-                    for (version, mut members) in
-                        group_by_version(&cached.to_vec(), normalized_name)
-                    {
-                        for m in &mut members {
-                            *m += start;
-                        }
-                        each(&version, &members);
-                    }
+                    each_group(&cached.to_vec(), normalized_name, start, &mut each);
                 }
             }
             start += part.len();
         }
+    }
+}
+
+/// [`group_by_version`] of `files`, which start at position `start`, given to `each`.
+fn each_group(
+    files: &[IndexFile],
+    normalized_name: &str,
+    start: usize,
+    each: &mut impl FnMut(&str, &[usize]),
+) {
+    for (version, mut members) in group_by_version(files, normalized_name) {
+        for m in &mut members {
+            *m += start;
+        }
+        each(&version, &members);
     }
 }
 
@@ -191,5 +191,83 @@ mod tests {
             [("1.0".to_owned(), vec![0, 2]), ("2.0".to_owned(), vec![3])]
         );
         assert_eq!(listing.to_vec().len(), 4);
+    }
+
+    fn versions(listing: &Listing, name: &str) -> Vec<(String, Vec<usize>)> {
+        let mut seen = Vec::new();
+        listing.versions(name, |v, p| seen.push((v.to_owned(), p.to_vec())));
+        seen
+    }
+
+    #[test]
+    fn a_kept_part_reads_as_the_files_it_was_made_from() {
+        let files = vec![
+            named("foo-1.0-py3-none-any.whl"),
+            named("foo-2.0.tar.gz"),
+            named("foo-1.0.tar.gz"),
+            named("bar-3.0.tar.gz"),
+        ];
+        let mut mixed = Listing::from(vec![named("foo-0.1.tar.gz")]);
+        mixed.push_cached(CachedListing::of(&files, "foo").unwrap());
+        let mut owned = Listing::from(vec![named("foo-0.1.tar.gz")]);
+        owned.push_files(files.clone());
+        assert_eq!(mixed.len(), 5);
+        assert_eq!(mixed.to_vec(), owned.to_vec());
+        assert_eq!(versions(&mixed, "foo"), versions(&owned, "foo"));
+        assert_eq!(
+            versions(&mixed, "foo"),
+            [
+                ("0.1".to_owned(), vec![0]),
+                ("1.0".to_owned(), vec![1, 3]),
+                ("2.0".to_owned(), vec![2])
+            ]
+        );
+        // Kept for another name: the names are read again.
+        assert_eq!(versions(&mixed, "bar"), [("3.0".to_owned(), vec![4])]);
+    }
+
+    #[test]
+    fn a_page_kept_by_one_run_lists_as_parsed_in_the_next() {
+        use crate::index::ClientOptions;
+        use crate::index::fixture::Fixture;
+        let fx = Fixture::serving(&[
+            ("foo-1.0-py3-none-any.whl", b"x"),
+            ("foo-1.0.tar.gz", b"y"),
+            ("foo-2.0-py3-none-any.whl", b"z"),
+        ]);
+        fx.server.set_cache_control(Some("max-age=600"));
+        let run = || {
+            fx.client_with(ClientOptions {
+                cache_dir: None,
+                metadata_dir: None,
+                ..fx.options()
+            })
+        };
+        let first = run().listing("foo").unwrap();
+        let second = run().listing("Foo").unwrap();
+        assert_eq!(fx.server.requests_for("/simple/foo/").len(), 1);
+        assert!(matches!(first.parts[..], [Part::Owned(_)]));
+        assert!(matches!(second.parts[..], [Part::Cached(_)]));
+        assert_eq!(first.to_vec(), second.to_vec());
+        assert_eq!(versions(&first, "foo"), versions(&second, "foo"));
+        assert_eq!(versions(&second, "foo").len(), 2);
+    }
+
+    #[test]
+    fn a_kept_page_of_an_index_with_credentials_gets_them_on_its_urls() {
+        use crate::index::fixture::Fixture;
+        use crate::index::{IndexClient, PackageSources};
+        let fx = Fixture::serving(&[("foo-1.0-py3-none-any.whl", b"x")]);
+        fx.server.set_cache_control(Some("max-age=600"));
+        let url = fx.server.index_url().replacen("://", "://u:pw@", 1);
+        let run = || {
+            let sources = PackageSources::with_index(&url).unwrap();
+            IndexClient::new(sources, fx.options()).unwrap()
+        };
+        for _ in 0..2 {
+            let files = run().listing("foo").unwrap().to_vec();
+            assert!(files[0].url.contains("://u:pw@"), "{}", files[0].url);
+        }
+        assert_eq!(fx.server.requests_for("/simple/foo/").len(), 1);
     }
 }

@@ -349,6 +349,12 @@ impl CachedListing {
         })
     }
 
+    /// `files` as kept for `normalized_name`, read back.
+    #[cfg(test)]
+    pub(super) fn of(files: &[IndexFile], normalized_name: &str) -> Option<Self> {
+        Self::new(encode(files, normalized_name, &[0; 32])?, &[0; 32])
+    }
+
     /// Every file, in order.
     pub(super) fn to_vec(&self) -> Vec<IndexFile> {
         (0..self.count).filter_map(|i| self.file(i)).collect()
