@@ -433,7 +433,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn listings_round_trip_with_their_versions(files in proptest::collection::vec(file(), 0..20)) {
+        fn listings_round_trip_with_their_versions(
+            files in proptest::collection::vec(file(), 0..20),
+        ) {
             let bytes = encode(&files, "foo", &KEY).unwrap();
             prop_assert_eq!(
                 decode(bytes.clone(), &KEY),
