@@ -17,10 +17,11 @@ use memmap2::Mmap;
 /// An empty file is returned as an empty map (mmap of length 0 is an error on Linux).
 ///
 /// Only for files that no process modifies or truncates while the map lives: dx-py maps store
-/// objects, trees, the layout index and locks, all written under a temporary name and renamed
-/// (or linked) into place, never modified afterwards. Their readers still treat the bytes as
-/// untrusted (bounds checks, checksums), so a file damaged on disk gives an error, not a wrong
-/// answer. This is the one place that relies on that rule.
+/// objects, trees, the layout index, locks and parsed index pages, all written under a
+/// temporary name and renamed (or linked) into place, never modified afterwards. Their readers
+/// still treat the bytes as untrusted (bounds checks, checksums), so a file damaged on disk gives
+/// an error (or, for a parsed page, a miss), not a wrong answer. This is the one place that
+/// relies on that rule.
 pub fn map_immutable(path: &Path) -> std::io::Result<Mmap> {
     let file = fs_err::File::open(path)?;
     // SAFETY: the file is one dx-py published by rename and never changes (see above).

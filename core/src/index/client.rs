@@ -11,7 +11,8 @@ use super::config::{FindLinks, PackageSources};
 use super::dist_metadata::MetadataCache;
 use super::http::{Transport, TransportKey};
 use super::http_cache::{self, PageCache, Stored};
-use super::listing_cache::ListingCache;
+use super::listing::Listing;
+use super::listing_cache::{CachedListing, ListingCache};
 use super::simple::{self, PageFormat};
 use super::stats::{ClientStats, Counters};
 use super::{DistFilename, IndexError, IndexFile, find_links, redact_url};
@@ -97,7 +98,7 @@ pub struct IndexClient {
     transport: Arc<Transport>,
     /// Each find-links location's listing, made on first use and kept for the client's life
     /// (one directory scan or page fetch per run, not one per project); `Some(None)`: skipped.
-    listings: Vec<Mutex<Option<Listing>>>,
+    listings: Vec<Mutex<Option<FindLinksListing>>>,
     /// Each project's files, listed once per client: the resolver asks for a project many
     /// times, and a page must be fetched (or revalidated) once per run.
     projects: Mutex<HashMap<String, ProjectSlot>>,
@@ -108,10 +109,10 @@ pub struct IndexClient {
 }
 
 /// A project's files once listed; its lock makes concurrent askers wait for one listing.
-type ProjectSlot = Arc<Mutex<Option<Arc<[IndexFile]>>>>;
+type ProjectSlot = Arc<Mutex<Option<Arc<Listing>>>>;
 
 /// A find-links location as listed: its files, or `None` when it was skipped.
-type Listing = Option<Arc<Vec<IndexFile>>>;
+type FindLinksListing = Option<Arc<Vec<IndexFile>>>;
 
 /// The most of an error response's body that is read (to reuse its connection).
 const ERROR_BODY_LIMIT: u64 = 64 << 10;
@@ -224,6 +225,12 @@ impl IndexClient {
     /// A project is listed once per client: later calls return the same files without a
     /// request (failures are not kept, so a later call tries again).
     pub fn wheels(&self, name: &str) -> Result<Arc<[IndexFile]>, IndexError> {
+        Ok(self.listing(name)?.to_vec().into())
+    }
+
+    /// The files of [`Self::wheels`] as a [`Listing`]: pages kept parsed from an earlier run are
+    /// read in place, and a file becomes an [`IndexFile`] only when asked for.
+    pub fn listing(&self, name: &str) -> Result<Arc<Listing>, IndexError> {
         let name = normalize_name(name);
         let slot = lock(&self.projects)
             .entry(name.clone())
@@ -234,13 +241,13 @@ impl IndexClient {
         if let Some(files) = &*slot {
             return Ok(files.clone());
         }
-        let files: Arc<[IndexFile]> = self.list(name)?.into();
+        let files = Arc::new(self.list(name)?);
         *slot = Some(files.clone());
         Ok(files)
     }
 
-    fn list(&self, name: String) -> Result<Vec<IndexFile>, IndexError> {
-        let mut files = Vec::new();
+    fn list(&self, name: String) -> Result<Listing, IndexError> {
+        let mut files = Listing::default();
         let mut searched = Vec::new();
         let mut known = false;
         for (slot, location) in self.listings.iter().zip(&self.sources.find_links) {
@@ -248,11 +255,12 @@ impl IndexClient {
             let Some(listed) = self.find_links_listing(slot, location)? else {
                 continue;
             };
-            files.extend(
+            files.push_files(
                 listed
                     .iter()
                     .filter(|f| DistFilename::parse_for(&f.filename, &name).is_some())
-                    .cloned(),
+                    .cloned()
+                    .collect(),
             );
         }
         for index in self.sources.indexes() {
@@ -268,7 +276,11 @@ impl IndexClient {
             if let Some(listed) = self.parsed_without_request(&page_url) {
                 Counters::bump(&self.counters.pages_cached);
                 known = true;
-                files.extend(self.with_credentials_all(listed));
+                if self.any_credentials() {
+                    files.push_files(self.with_credentials_all(listed.to_vec()));
+                } else {
+                    files.push_cached(listed);
+                }
                 continue;
             }
             match self.fetch_page(&page_url, simple::ACCEPT) {
@@ -277,14 +289,9 @@ impl IndexClient {
                     let entry = self.pages.entry(&page_url, simple::ACCEPT);
                     let head = entry.as_deref().and_then(PageCache::load_head);
                     let keep = entry.as_deref().zip(head.as_ref().map(|(_, key)| key));
-                    let listed = ListingCache::parse(&page.body, format, &page.url, keep).map_err(
-                        |reason| IndexError::InvalidPage {
-                            url: redact_url(page.url.as_str()),
-                            reason,
-                        },
-                    )?;
+                    let listed = ListingCache::parse(&page.body, format, &page.url, &name, keep)?;
                     known = true;
-                    files.extend(self.with_credentials_all(listed));
+                    files.push_files(self.with_credentials_all(listed));
                 }
                 Err(FetchError::NotFound) => {}
                 Err(FetchError::Failed(e)) => return Err(e),
@@ -300,9 +307,9 @@ impl IndexClient {
     /// it). An unreadable directory or a missing page is skipped with one warning.
     fn find_links_listing(
         &self,
-        slot: &Mutex<Option<Listing>>,
+        slot: &Mutex<Option<FindLinksListing>>,
         location: &FindLinks,
-    ) -> Result<Listing, IndexError> {
+    ) -> Result<FindLinksListing, IndexError> {
         let mut slot = lock(slot);
         if let Some(listed) = &*slot {
             return Ok(listed.clone());
@@ -455,12 +462,17 @@ impl IndexClient {
     /// `files` with [`Self::with_credentials`] applied to their URLs; as they are (no copy)
     /// when no index has credentials, the usual case: a page lists thousands of URLs.
     fn with_credentials_all(&self, mut files: Vec<IndexFile>) -> Vec<IndexFile> {
-        if self.sources.indexes().any(|i| !i.url.username().is_empty()) {
+        if self.any_credentials() {
             for f in &mut files {
                 f.url = self.with_credentials(&f.url);
             }
         }
         files
+    }
+
+    /// Whether an index URL holds credentials.
+    fn any_credentials(&self) -> bool {
+        self.sources.indexes().any(|i| !i.url.username().is_empty())
     }
 
     fn with_credentials(&self, url: &str) -> String {
@@ -485,7 +497,7 @@ impl IndexClient {
 
     /// The files of the project page `url` when its cached copy may be used without a request
     /// (fresh, or `--offline`) and was parsed before: neither the page's body nor a request.
-    fn parsed_without_request(&self, url: &Url) -> Option<Vec<IndexFile>> {
+    fn parsed_without_request(&self, url: &Url) -> Option<CachedListing> {
         let entry = self.pages.entry(url, simple::ACCEPT)?;
         let (policy, key) = PageCache::load_head(&entry)?;
         let request = http_cache::request(url, simple::ACCEPT);

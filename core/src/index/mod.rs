@@ -6,8 +6,9 @@
 //! config::discover      --index-url / requirements file / DX_PY_* / UV_* / PIP_* / pip.conf / uv.toml
 //!        │               / else the default of the interpreter's pip, read from pip at run time
 //!        │                         -> PackageSources (no index URL built in)
-//! IndexClient::wheels   find-links dirs and pages, then each index's `{index}/{name}/` page
-//!        │                         -> Vec<IndexFile>
+//! IndexClient::listing  find-links dirs and pages, then each index's `{index}/{name}/` page
+//!        │                         -> Listing (pages kept parsed are read in place;
+//!        │                            `wheels` gives the same as IndexFiles)
 //! select::select_wheel  exact version, Requires-Python, best tag   -> SelectedWheel
 //! IndexClient::download bytes, sha256-checked, size-limited, cached by sha256
 //! IndexClient::metadata a file's METADATA / PKG-INFO: `.metadata` file, range requests or the
@@ -26,6 +27,7 @@ pub mod find_links;
 mod fixture;
 mod http;
 mod http_cache;
+mod listing;
 mod listing_cache;
 mod metadata;
 mod remote_zip;
@@ -40,6 +42,7 @@ pub use config::{
     ConfigEnv, ConfigError, FindLinks, IndexUrl, PackageSources, PipDefaultIndex, SourceOverrides,
 };
 pub use filename::{DistFilename, SDIST_EXTENSIONS, is_dist_filename};
+pub use listing::Listing;
 pub use select::{SelectError, SelectedWheel, select_wheel};
 pub use stats::ClientStats;
 /// URLs as this module takes and gives them.

@@ -17,7 +17,7 @@ use super::{InstallError, Reporter};
 use crate::build::Builder;
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
-use crate::index::{IndexClient, IndexError, IndexFile, PackageSources};
+use crate::index::{IndexClient, IndexError, IndexFile, Listing, PackageSources};
 use crate::names::normalize_name;
 use crate::python::{TagPriorities, Target};
 use crate::resolve::{
@@ -201,10 +201,10 @@ impl WithDirectFiles<'_> {
 }
 
 impl PackageSource for WithDirectFiles<'_> {
-    fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
+    fn files(&self, name: &PackageName) -> Result<Arc<Listing>, SourceError> {
         self.reporter.on_resolving(name);
         match self.direct.get(name) {
-            Some(file) => Ok(vec![file.clone()].into()),
+            Some(file) => Ok(Arc::new(vec![file.clone()].into())),
             None => self.inner.files(name),
         }
     }

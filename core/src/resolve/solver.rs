@@ -25,7 +25,7 @@ use super::{
     Manifest, Package, PackageSource, PrereleaseMode, Resolution, ResolveError, ResolveOptions,
     ResolvedPackage, SourceError,
 };
-use crate::index::{DistFilename, IndexFile, SelectedWheel, select_wheel};
+use crate::index::{IndexFile, Listing, SelectedWheel, select_wheel};
 use crate::wheel::{Tag, WheelMetadata};
 
 /// The version the root package has.
@@ -99,7 +99,7 @@ struct VersionEntry {
 pub(super) struct Versions {
     entries: Vec<VersionEntry>,
     /// Every file of the package, as the source listed them.
-    files: Arc<[IndexFile]>,
+    files: Arc<Listing>,
 }
 
 impl Versions {
@@ -261,23 +261,25 @@ impl<'a> Context<'a> {
         once(&self.versions, name.clone(), || {
             let files = self.source.files(name)?;
             let mut by_version: BTreeMap<Version, Vec<usize>> = BTreeMap::new();
-            for (i, file) in files.iter().enumerate() {
-                let Some(dist) = DistFilename::parse_for(&file.filename, name.as_ref()) else {
-                    continue;
-                };
-                let Some(version) = dist.parsed_version() else {
-                    tracing::debug!("Skipping `{}`: invalid version", file.filename);
-                    continue;
-                };
-                by_version.entry(version).or_default().push(i);
-            }
+            // One parse per version as written, not per file.
+            files.versions(
+                name.as_ref(),
+                |written, positions| match Version::from_str(written) {
+                    Ok(version) => by_version.entry(version).or_default().extend(positions),
+                    Err(_) => tracing::debug!("Skipping `{name}` {written}: invalid version"),
+                },
+            );
             let entries = by_version
                 .into_iter()
                 .rev()
-                .map(|(version, files)| VersionEntry {
-                    version,
-                    files,
-                    status: OnceLock::new(),
+                .map(|(version, mut files)| {
+                    // In the order listed, whichever way the version was written.
+                    files.sort_unstable();
+                    VersionEntry {
+                        version,
+                        files,
+                        status: OnceLock::new(),
+                    }
                 })
                 .collect();
             Ok(Arc::new(Versions { entries, files }))
@@ -285,12 +287,7 @@ impl<'a> Context<'a> {
     }
 
     /// What `entry`'s files offer the target, decided on first use.
-    fn status<'v>(
-        &self,
-        name: &PackageName,
-        all: &[IndexFile],
-        entry: &'v VersionEntry,
-    ) -> &'v Status {
+    fn status<'v>(&self, name: &PackageName, all: &Listing, entry: &'v VersionEntry) -> &'v Status {
         entry.status.get_or_init(|| {
             let pinned = self
                 .pins
@@ -300,9 +297,8 @@ impl<'a> Context<'a> {
             let pool: Vec<IndexFile> = entry
                 .files
                 .iter()
-                .filter_map(|&i| all.get(i))
+                .filter_map(|&i| all.file(i))
                 .filter(|f| pinned || !f.yanked)
-                .cloned()
                 .collect();
             let tag_priority: TagPriority<'_> = match self.env {
                 Environment::One { tag_priority, .. } => tag_priority,
@@ -647,7 +643,7 @@ impl Context<'_> {
         let specs = top
             .files
             .iter()
-            .filter_map(|&i| versions.files.get(i))
+            .filter_map(|&i| versions.files.file(i))
             .filter(|f| !f.yanked)
             .find_map(|f| VersionSpecifiers::from_str(f.requires_python.as_deref()?).ok());
         Ok(specs.and_then(|s| self.python_split(&s)))
@@ -671,9 +667,8 @@ impl Context<'_> {
         Ok(entry
             .files
             .iter()
-            .filter_map(|&i| versions.files.get(i))
+            .filter_map(|&i| versions.files.file(i))
             .filter(|f| (pinned || !f.yanked) && self.python_admits(f))
-            .cloned()
             .collect())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 use pep508_rs::PackageName;
 
-use crate::index::{IndexClient, IndexError, IndexFile};
+use crate::index::{IndexClient, IndexError, IndexFile, Listing};
 use crate::wheel::WheelMetadata;
 
 /// A failure to list a package's files or read a file's metadata. Cheap to clone: sources keep
@@ -37,7 +37,7 @@ impl From<IndexError> for SourceError {
 pub trait PackageSource: Sync {
     /// Every distribution file of `name` (wheels and source distributions). An unknown package
     /// is [`SourceError::Index`] with [`IndexError::NotFound`].
-    fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError>;
+    fn files(&self, name: &PackageName) -> Result<Arc<Listing>, SourceError>;
 
     /// The core metadata of `file`, a wheel of `name`.
     fn metadata(
@@ -70,9 +70,9 @@ impl InMemorySource {
 }
 
 impl PackageSource for InMemorySource {
-    fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
+    fn files(&self, name: &PackageName) -> Result<Arc<Listing>, SourceError> {
         match self.files.get(name) {
-            Some(files) => Ok(files.clone().into()),
+            Some(files) => Ok(Arc::new(files.clone().into())),
             None => Err(IndexError::NotFound {
                 name: name.to_string(),
                 searched: vec!["memory".to_string()],
@@ -99,7 +99,7 @@ impl PackageSource for InMemorySource {
 #[derive(Debug)]
 pub struct IndexSource<'a> {
     client: &'a IndexClient,
-    pages: DashMap<PackageName, Shared<Arc<[IndexFile]>>>,
+    pages: DashMap<PackageName, Shared<Arc<Listing>>>,
     metadata: DashMap<String, Shared<Arc<WheelMetadata>>>,
 }
 
@@ -140,9 +140,9 @@ where
 }
 
 impl PackageSource for IndexSource<'_> {
-    fn files(&self, name: &PackageName) -> Result<Arc<[IndexFile]>, SourceError> {
+    fn files(&self, name: &PackageName) -> Result<Arc<Listing>, SourceError> {
         once(&self.pages, name.clone(), || {
-            Ok(self.client.wheels(name.as_ref())?)
+            Ok(self.client.listing(name.as_ref())?)
         })
     }
 
