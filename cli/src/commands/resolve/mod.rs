@@ -143,14 +143,7 @@ pub(crate) fn ensure_lock(
         .then(|| build_options(resolve))
         .transpose()?
         .map(|options| Builder::new(&cache, interp, &client, options));
-    let lock = resolve_and_lock(
-        &request,
-        &target,
-        &client,
-        meta,
-        &spinner,
-        builder.as_ref(),
-    )?;
+    let lock = resolve_and_lock(&request, &target, &client, meta, &spinner, builder.as_ref())?;
     drop(spinner);
     if let Some(stats) = builder.as_ref().map(Builder::stats) {
         report_builds(&stats, printer);
