@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use crate::store::PackageStore;
 
 pub mod clean;
+pub mod prune;
+pub mod reach;
 pub mod roots;
 pub mod verify;
 
@@ -174,7 +176,7 @@ impl Cache {
 }
 
 /// What a cache directory holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// Package objects, their unpacked copies and wheel records.
     Store,
