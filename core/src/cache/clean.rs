@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::reach::{Reached, check_roots, reach};
-use super::roots::Root;
+use super::roots::{Root, Uses};
 use super::{Cache, Kind};
 use crate::hash::ContentHash;
 use crate::layout::LayoutCache;
@@ -55,7 +55,13 @@ pub fn clean(
     is_mounted: &dyn Fn(&Path) -> bool,
 ) -> Result<CleanReport, CleanError> {
     let roots = check_roots(cache, is_mounted);
-    let live = roots.live_roots();
+    // Venvs and mounts only: a lock that is not installed anywhere protects its objects from
+    // `cache prune`, not from a clean, which is asked to remove what nothing runs from.
+    let live: Vec<Root> = roots
+        .live_roots()
+        .into_iter()
+        .filter(|r| !matches!(r.uses, Uses::Lock { .. }))
+        .collect();
     let mut report = CleanReport::default();
     let keep = if opts.force {
         report.stranded = live.clone();
@@ -84,9 +90,20 @@ pub fn clean(
     // Dead and unreadable claims go; with `force` the live ones too, since what they use is gone.
     let files = roots.dead.iter().map(|(f, _)| f);
     let files = files.chain(roots.corrupt.iter().map(|(f, _)| f));
-    let live_files = roots.live.iter().map(|(f, _)| f).filter(|_| opts.force);
+    let live_files = roots
+        .live
+        .iter()
+        .filter(|(_, r)| opts.force && live.contains(r))
+        .map(|(f, _)| f);
     for file in files.chain(live_files) {
         remove_any(file)?;
+    }
+    if opts.all && opts.force {
+        // Locks' claims too: nothing they name is left.
+        remove_all(&cache.roots_dir())?;
+    } else if opts.all {
+        // Gone when nothing is left in it.
+        let _ = std::fs::remove_dir(cache.roots_dir());
     }
     Ok(report)
 }
