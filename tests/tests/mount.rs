@@ -528,7 +528,7 @@ fn cache_prune_keeps_what_a_live_mount_serves() {
     write_requirements(&cx);
     let (guard, out) = mount_r(&cx, &cx.project(), "live", &w, &["--wait-bytecode"]);
     assert_success(&out, "dx-py mount --wait-bytecode");
-    let store = dx_py_core::store::PackageStore::open(&cx.cache_dir().join("store"));
+    let store = dx_py_core::store::PackageStore::open(cx.cache_dir().join("store"));
     let objects = store.objects().unwrap();
     assert!(!objects.is_empty());
     let served = snapshot(&site_packages(&guard.venv));

@@ -215,7 +215,7 @@ fn max_size_evicts_the_least_recently_used_venv_first() {
     assert!(warned.contains("dx-py install"), "{warned}");
     assert!(!layout_a.exists() && !layout_b.exists());
     // Every managed entry went: no objects are left.
-    let objects = dx_py_core::store::PackageStore::open(&cx.cache_dir().join("store"))
+    let objects = dx_py_core::store::PackageStore::open(cx.cache_dir().join("store"))
         .objects()
         .unwrap();
     assert!(objects.is_empty(), "{objects:?}");

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::reach::{Reached, check_roots, reach};
 use super::roots::{Root, Uses};
-use super::{Cache, Kind};
+use super::{Cache, Kind, RemoveError};
 use crate::hash::ContentHash;
 use crate::layout::LayoutCache;
 
@@ -35,14 +35,8 @@ pub struct CleanReport {
 #[derive(Debug, thiserror::Error)]
 pub enum CleanError {
     /// Removing a path failed.
-    #[error("Failed to remove `{}`", path.display())]
-    Remove {
-        /// What could not be removed.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Remove(#[from] RemoveError),
     /// Rebuilding the layout index over the kept layouts failed.
     #[error(transparent)]
     Layouts(#[from] crate::layout::LayoutError),
@@ -96,7 +90,7 @@ pub fn clean(
         .filter(|(_, r)| opts.force && live.contains(r))
         .map(|(f, _)| f);
     for file in files.chain(live_files) {
-        remove_any(file)?;
+        super::remove_any(file)?;
     }
     if opts.all && opts.force {
         // Locks' claims too: nothing they name is left.
@@ -127,7 +121,7 @@ fn clean_layouts(
             continue;
         }
         // Layout trees, temporaries and the index go; the index is rebuilt over what stays.
-        remove_any(&e.path())?;
+        super::remove_any(&e.path())?;
     }
     let store = cache.store();
     let layouts = LayoutCache::open(&dir, &store)?;
@@ -147,7 +141,7 @@ fn clean_trees(cache: &Cache, keep: &Reached, report: &mut CleanReport) -> Resul
     for e in entries.flatten() {
         let path = e.path();
         if !super::roots::tree_key(&path).is_some_and(|k| keep.tree_keys.contains(&k)) {
-            remove_any(&path)?;
+            super::remove_any(&path)?;
         }
     }
     Ok(())
@@ -177,7 +171,7 @@ fn clean_store(cache: &Cache, keep: &Reached, report: &mut CleanReport) -> Resul
                 let stem = file_name(&object);
                 let hex = stem.split('.').next().unwrap_or_default();
                 if !kept_hex.contains(hex) {
-                    remove_any(&object)?;
+                    super::remove_any(&object)?;
                 }
             }
         }
@@ -185,7 +179,7 @@ fn clean_store(cache: &Cache, keep: &Reached, report: &mut CleanReport) -> Resul
     for dir in [cache.store_unpacked_dir(), unpacked] {
         for copy in read_dir_paths(&dir) {
             if !kept_hex.contains(&file_name(&copy)) {
-                remove_any(&copy)?;
+                super::remove_any(&copy)?;
             }
         }
     }
@@ -206,28 +200,7 @@ fn file_name(p: &Path) -> String {
 
 /// Removes a directory tree (read-only unpacked copies included); a missing one is fine.
 fn remove_all(dir: &Path) -> Result<(), CleanError> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CleanError::Remove {
-            path: dir.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn remove_any(path: &Path) -> Result<(), CleanError> {
-    let removed = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => return remove_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) => Err(e),
-    };
-    match removed {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CleanError::Remove {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    Ok(super::remove_any(dir)?)
 }
 
 #[cfg(test)]

@@ -175,6 +175,33 @@ impl Cache {
     }
 }
 
+/// Removing a path of the cache failed.
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to remove `{}`", path.display())]
+pub struct RemoveError {
+    /// What could not be removed.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Removes a file or a whole tree (read-only unpacked copies included); a missing one is fine.
+fn remove_any(path: &Path) -> Result<(), RemoveError> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RemoveError {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// What a cache directory holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {

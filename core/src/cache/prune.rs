@@ -26,7 +26,7 @@ use std::time::SystemTime;
 
 use super::reach::{Reached, bytecode_maps, check_roots, reach, tree_files};
 use super::roots::{self, Root, RootFileError, Uses};
-use super::{Cache, Kind};
+use super::{Cache, Kind, RemoveError};
 use crate::hash::ContentHash;
 use crate::layout::{LayoutCache, ProjectHash};
 
@@ -118,14 +118,8 @@ impl PruneReport {
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
     /// Removing a path failed.
-    #[error("Failed to remove `{}`", path.display())]
-    Remove {
-        /// What could not be removed.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Remove(#[from] RemoveError),
     /// Updating the layout index failed.
     #[error(transparent)]
     Layouts(#[from] crate::layout::LayoutError),
@@ -147,6 +141,9 @@ struct Entry {
     /// Last use (or, where nothing records use, last change).
     used: SystemTime,
 }
+
+/// An entry to remove, the bytes it frees and why.
+type Planned = (Item, Entry, u64, Why);
 
 /// Every entry, with the inode counts that make freed bytes exact.
 #[derive(Debug, Default)]
@@ -185,6 +182,21 @@ impl Inventory {
                 used,
             },
         );
+    }
+
+    /// Takes every entry `reached` does not keep out of the count, onto `plan`.
+    fn take_unreached(&mut self, reached: &Reached, why: Why, plan: &mut Vec<Planned>) {
+        let gone: Vec<Item> = self
+            .entries
+            .keys()
+            .filter(|i| !is_reached(reached, i))
+            .cloned()
+            .collect();
+        for item in gone {
+            if let Some((entry, freed)) = self.take(&item) {
+                plan.push((item, entry, freed, why));
+            }
+        }
     }
 
     /// Takes `item` out of the count; returns the bytes that frees.
@@ -367,19 +379,8 @@ pub fn prune(
 
     // Mark and sweep.
     let mut live = report.live.clone();
-    let reached = reach(cache, &live);
-    let mut plan: Vec<(Item, Entry, u64, Why)> = Vec::new();
-    let unreached: Vec<Item> = inv
-        .entries
-        .keys()
-        .filter(|i| !is_reached(&reached, i))
-        .cloned()
-        .collect();
-    for item in unreached {
-        if let Some((entry, freed)) = inv.take(&item) {
-            plan.push((item, entry, freed, Why::Unreached));
-        }
-    }
+    let mut plan: Vec<Planned> = Vec::new();
+    inv.take_unreached(&reach(cache, &live), Why::Unreached, &mut plan);
 
     if let Some(max) = opts.max_size {
         // Refetchable files, least recently used first.
@@ -410,18 +411,7 @@ pub fn prune(
                 break;
             }
             live.retain(|r| r != &root);
-            let reached = reach(cache, &live);
-            let gone: Vec<Item> = inv
-                .entries
-                .keys()
-                .filter(|i| !is_reached(&reached, i))
-                .cloned()
-                .collect();
-            for item in gone {
-                if let Some((entry, freed)) = inv.take(&item) {
-                    plan.push((item, entry, freed, Why::Evicted));
-                }
-            }
+            inv.take_unreached(&reach(cache, &live), Why::Evicted, &mut plan);
             report.stranded.push(root);
         }
         report.still_over = inv.size.saturating_sub(max);
@@ -438,7 +428,7 @@ pub fn prune(
             .filter(|(_, r)| report.stranded.contains(r))
             .map(|(f, _)| f);
         for file in dead_files.chain(corrupt_files).chain(stranded_files) {
-            remove(file, std::fs::remove_file(file))?;
+            super::remove_any(file)?;
         }
     }
     report.corrupt = roots.corrupt;
@@ -462,7 +452,7 @@ fn last_use(cache: &Cache, root: &Root) -> SystemTime {
 }
 
 /// Removes the planned entries, referrers before referents (see the module docs).
-fn remove_in_order(cache: &Cache, plan: &[(Item, Entry, u64, Why)]) -> Result<(), PruneError> {
+fn remove_in_order(cache: &Cache, plan: &[Planned]) -> Result<(), PruneError> {
     let layouts: BTreeSet<ProjectHash> = plan
         .iter()
         .filter_map(|(i, ..)| match i {
@@ -487,7 +477,7 @@ fn remove_in_order(cache: &Cache, plan: &[(Item, Entry, u64, Why)]) -> Result<()
         Item::File(..) => 2,
         Item::Object(_) => 4,
     };
-    let mut ordered: Vec<&(Item, Entry, u64, Why)> = plan.iter().collect();
+    let mut ordered: Vec<&Planned> = plan.iter().collect();
     ordered.sort_by_key(|(i, ..)| rank(i));
     let mut maps_done = false;
     for (item, entry, ..) in ordered {
@@ -497,32 +487,16 @@ fn remove_in_order(cache: &Cache, plan: &[(Item, Entry, u64, Why)]) -> Result<()
                 let goes = objects.contains(&map.package)
                     || map.pack.is_some_and(|p| objects.contains(&p));
                 if goes {
-                    remove(&map.path, std::fs::remove_file(&map.path))?;
+                    super::remove_any(&map.path)?;
                 }
             }
             maps_done = true;
         }
         for path in &entry.paths {
-            let result = match std::fs::symlink_metadata(path) {
-                Ok(m) if m.is_dir() => crate::store::remove_tree(path),
-                Ok(_) => std::fs::remove_file(path),
-                Err(e) => Err(e),
-            };
-            remove(path, result)?;
+            super::remove_any(path)?;
         }
     }
     Ok(())
-}
-
-/// A removal's result, where a path already gone is fine.
-fn remove(path: &Path, result: std::io::Result<()>) -> Result<(), PruneError> {
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PruneError::Remove {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// A `--max-size` value that is not a size.
@@ -554,6 +528,63 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Eviction stops as soon as the cache fits, taking the least recently used first; a file
+    /// held twice (hardlinked) counts once and is freed only with its last holder.
+    #[test]
+    #[cfg(unix)]
+    fn max_size_evicts_oldest_first_until_it_fits() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path(), None);
+        let dir = cache.downloads_dir().join("ab");
+        fs_err::create_dir_all(&dir).unwrap();
+        let now = SystemTime::now();
+        for (name, len, age) in [("old", 100, 300), ("mid", 200, 200), ("new", 400, 100)] {
+            let path = dir.join(name);
+            fs_err::write(&path, vec![0u8; len]).unwrap();
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            let t = now - std::time::Duration::from_secs(age);
+            f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
+                .unwrap();
+        }
+        // Metadata holds a hardlink of `new`: 700 bytes in all, not 1100.
+        let meta = cache.metadata_dir();
+        fs_err::create_dir_all(&meta).unwrap();
+        std::fs::hard_link(dir.join("new"), meta.join("new")).unwrap();
+        let dry = PruneOptions {
+            dry_run: true,
+            max_size: Some(450),
+        };
+        let report = prune(&cache, dry, &|_| false).unwrap();
+        assert_eq!(report.size_before, 700);
+        let gone: Vec<_> = report
+            .removed
+            .iter()
+            .map(|r| (r.item.clone(), r.bytes))
+            .collect();
+        assert_eq!(
+            gone,
+            [
+                (Item::File(Kind::Downloads, dir.join("old")), 100),
+                (Item::File(Kind::Downloads, dir.join("mid")), 200),
+            ]
+        );
+        assert!(dir.join("old").exists(), "a dry run removes nothing");
+        // 400 bytes fit only once every holder of `new` is gone.
+        let report = prune(
+            &cache,
+            PruneOptions {
+                dry_run: false,
+                max_size: Some(399),
+            },
+            &|_| false,
+        )
+        .unwrap();
+        assert_eq!(report.size_after, 0);
+        assert_eq!(report.removed.len(), 4);
+        assert_eq!(report.removed.iter().map(|r| r.bytes).sum::<u64>(), 700);
+        assert!(!dir.join("new").exists() && !meta.join("new").exists());
+    }
 
     #[test]
     fn sizes_parse_with_units_and_reject_the_rest() {
