@@ -11,13 +11,13 @@
 //! ├── metadata/               core metadata of distribution files, by their sha256
 //! ├── pages/                  index and find-links pages with their HTTP caching policy
 //! ├── interpreters/           cached interpreter facts
-//! ├── roots/log               what uses the cache: venvs and mounts (see [`roots`])
+//! ├── roots/{hash}            what uses the cache: venvs, mounts, locks (see [`roots`])
 //! ├── .writers/{pid}-{start}  processes that may have temporaries (see `temp`)
 //! └── .lock                   the cache lock (see `cache_lock`)
 //! ```
 //!
 //! [`Cache`] hands out these paths and the typed views over them (the store, the layouts);
-//! [`clean`] removes what no live venv or mount uses.
+//! [`clean`] removes what no live venv or mount uses; [`prune`] what no live root reaches.
 use std::path::{Path, PathBuf};
 
 use crate::store::PackageStore;
