@@ -10,8 +10,8 @@
 //! marker still names the recorded layout, a mount while a dx-py mount is at its path, a lock
 //! while the file still has the recorded hash. One file per path means a new install into the
 //! same venv replaces its claim instead of growing a log, and a stale claim is one file to
-//! remove. Recording reads the file first and writes (atomically, through a temporary) only
-//! when the claim changed, so a warm install repeating itself costs one small read.
+//! remove. Recording reads the file first and writes only when the claim changed, so a warm
+//! install repeating itself costs one small read, and one into a new venv one small write.
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -210,16 +210,50 @@ pub fn record(roots_dir: &Path, root: Root) {
         return;
     };
     let file = roots_dir.join(file_name(&root.path));
-    if std::fs::read(&file).is_ok_and(|old| old == bytes) {
-        return;
-    }
-    let write = || {
-        fs_err::create_dir_all(roots_dir)?;
-        crate::atomic::replace(&file, &bytes)
+    let written = match std::fs::read(&file) {
+        Ok(old) if old == bytes => return,
+        Ok(_) => replace(roots_dir, &file, &bytes),
+        Err(_) => create(roots_dir, &file, &bytes),
     };
-    if let Err(e) = write() {
+    if let Err(e) = written {
         tracing::debug!("Not recording root in `{}`: {e}", file.display());
     }
+}
+
+/// Writes a new root file in place: one `open` + `write`, no temporary, no rename, no fsync —
+/// this is on the path of every install into a new venv. Nothing reads it meanwhile (prune holds
+/// the cache lock exclusive, writers hold it shared), and a file torn by a crash reads as a dead
+/// root: the worst that follows is a venv to install again after a pruned layout.
+fn create(roots_dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(file)
+    };
+    let mut f = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs_err::create_dir_all(roots_dir)?;
+            open()?
+        }
+        // Another writer made it first: replace theirs, the latest claim wins.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return replace(roots_dir, file, bytes);
+        }
+        other => other?,
+    };
+    f.write_all(bytes)
+}
+
+/// Replaces a root file with one rename (readers see the old or the new claim), without fsync
+/// for the reason [`create`] gives.
+fn replace(roots_dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = crate::temp::file_in(roots_dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Records that `venv` now uses the layout `project_hash` (hex).
