@@ -104,6 +104,11 @@ fn prune_removes_what_a_deleted_venv_alone_used_and_the_other_venv_still_verifie
 
     let out = cx.run_ok(&["cache", "prune"]);
     assert!(out.contains(&format!("Removed layout {key_a}")), "{out}");
+    // Referrers go first: the layout before the objects it links.
+    assert!(
+        out.find("Removed layout") < out.find("Removed object"),
+        "{out}"
+    );
     assert!(!layout_a.exists());
     assert!(!object_path(&cx, &only_a).exists());
     assert!(!object_path(&cx, &only_a).with_extension("dxcv").exists());

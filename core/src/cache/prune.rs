@@ -186,12 +186,15 @@ impl Inventory {
 
     /// Takes every entry `reached` does not keep out of the count, onto `plan`.
     fn take_unreached(&mut self, reached: &Reached, why: Why, plan: &mut Vec<Planned>) {
-        let gone: Vec<Item> = self
+        let mut gone: Vec<Item> = self
             .entries
             .keys()
             .filter(|i| !is_reached(reached, i))
             .cloned()
             .collect();
+        // In removal order, so that the report lists them as they go and each frees what it
+        // frees then.
+        gone.sort_by_key(rank);
         for item in gone {
             if let Some((entry, freed)) = self.take(&item) {
                 plan.push((item, entry, freed, why));
@@ -451,6 +454,17 @@ fn last_use(cache: &Cache, root: &Root) -> SystemTime {
     modified(&path).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// Where an entry goes in the removal order: referrers (layouts, trees) before what they link or
+/// name (objects).
+fn rank(item: &Item) -> u8 {
+    match item {
+        Item::Layout(_) => 0,
+        Item::Tree(_) => 1,
+        Item::File(..) => 2,
+        Item::Object(_) => 3,
+    }
+}
+
 /// Removes the planned entries, referrers before referents (see the module docs).
 fn remove_in_order(cache: &Cache, plan: &[Planned]) -> Result<(), PruneError> {
     let layouts: BTreeSet<ProjectHash> = plan
@@ -471,12 +485,6 @@ fn remove_in_order(cache: &Cache, plan: &[Planned]) -> Result<(), PruneError> {
             _ => None,
         })
         .collect();
-    let rank = |item: &Item| match item {
-        Item::Layout(_) => 0,
-        Item::Tree(_) => 1,
-        Item::File(..) => 2,
-        Item::Object(_) => 4,
-    };
     let mut ordered: Vec<&Planned> = plan.iter().collect();
     ordered.sort_by_key(|(i, ..)| rank(i));
     let mut maps_done = false;
