@@ -310,3 +310,29 @@ fn a_shared_store_is_left_alone_with_a_message() {
         assert!(store.contains(h), "{h}");
     }
 }
+
+/// A mount recorded moments ago (its mount still being made) keeps its tree; once the grace is
+/// over and nothing is mounted there, the tree goes.
+#[test]
+fn a_mount_being_made_keeps_its_tree_for_a_grace_period() {
+    let cx = TestContext::new();
+    let trees = cx.cache_dir().join("mounts/trees");
+    std::fs::create_dir_all(&trees).unwrap();
+    let tree = trees.join("0123abcd.dxtree");
+    std::fs::write(&tree, b"a tree").unwrap();
+    let roots = cx.cache_dir().join("roots");
+    let mountpoint = cx.project().join("starting");
+    dx_py_core::cache::roots::record_mount(&roots, &mountpoint, &tree);
+    assert!(cx.run_ok(&["cache", "prune"]).is_empty());
+    assert!(tree.is_file());
+    let file = roots.join(dx_py_core::cache::roots::file_name(&mountpoint));
+    let touched = std::process::Command::new("touch")
+        .args(["-m", "-d", "2 minutes ago"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let out = cx.run_ok(&["cache", "prune"]);
+    assert!(out.contains("Removed tree 0123abcd"), "{out}");
+    assert!(!tree.exists() && !file.exists());
+}

@@ -3,7 +3,9 @@
 //!
 //! A root is live when its path still refers to what its file records:
 //! - a venv whose layout marker names the recorded layout, and that layout is in this cache;
-//! - a mount point where a dx-py mount is (the caller reads the mount table);
+//! - a mount point where a dx-py mount is (the caller reads the mount table), or a mount recorded
+//!   less than [`MOUNT_GRACE`] ago: one being made (its tree planned under the cache lock, the
+//!   FUSE mount made after the lock is released) must not lose its tree in between;
 //! - a lock file whose bytes still hash to the recorded hash.
 //!
 //! From the live roots: a venv reaches its layout and, through the layout's manifest, the
@@ -43,12 +45,27 @@ pub fn check_roots(cache: &Cache, is_mounted: &dyn Fn(&Path) -> bool) -> Roots {
     let mut out = Roots::default();
     for (file, root) in roots::read_all(&cache.roots_dir()) {
         match root {
-            Ok(root) if is_live(cache, &root, is_mounted) => out.live.push((file, root)),
+            Ok(root) if is_live(cache, &root, is_mounted) || is_starting(&file, &root) => {
+                out.live.push((file, root));
+            }
             Ok(root) => out.dead.push((file, root)),
             Err(e) => out.corrupt.push((file, e)),
         }
     }
     out
+}
+
+/// How long a mount root counts as live before its mount appears.
+pub const MOUNT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A mount recorded moments ago, whose mount may still be being made.
+fn is_starting(file: &Path, root: &Root) -> bool {
+    matches!(root.uses, Uses::Tree(_))
+        && std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < MOUNT_GRACE)
 }
 
 fn is_live(cache: &Cache, root: &Root, is_mounted: &dyn Fn(&Path) -> bool) -> bool {

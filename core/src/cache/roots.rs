@@ -310,6 +310,21 @@ pub fn record_lock(roots_dir: &Path, dpl: &Path, store: &crate::store::PackageSt
     record(roots_dir, root);
 }
 
+/// Removes the claim of the mount at `mountpoint` (at unmount), so that the next prune need not
+/// wait out the grace a freshly recorded mount gets (see [`super::reach`]). Other kinds of
+/// root at that path are left.
+pub fn forget_mount(roots_dir: &Path, mountpoint: &Path) {
+    let path = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let file = roots_dir.join(file_name(&path));
+    let is_mount = std::fs::read(&file)
+        .ok()
+        .and_then(|b| decode(&b, &file).ok())
+        .is_some_and(|r| matches!(r.uses, Uses::Tree(_)));
+    if is_mount && let Err(e) = std::fs::remove_file(&file) {
+        tracing::debug!("Not removing root `{}`: {e}", file.display());
+    }
+}
+
 /// The key a tree file is named by: `{key}.dxtree`, `{key}.first.dxtree`, `{key}.first.dpl`.
 pub fn tree_key(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
@@ -452,6 +467,28 @@ mod tests {
             path: dir.path().join("m"),
             uses: Uses::Tree("k1".into())
         }));
+    }
+
+    #[test]
+    fn forgetting_a_mount_leaves_other_kinds_of_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = dir.path().join("roots");
+        let (m, v) = (dir.path().join("m"), dir.path().join("v"));
+        record_mount(&roots, &m, Path::new("/t/k1.dxtree"));
+        record_venv(&roots, &v, "11");
+        forget_mount(&roots, &m);
+        forget_mount(&roots, &v);
+        let left: Vec<_> = read_all(&roots)
+            .into_iter()
+            .map(|(_, r)| r.unwrap())
+            .collect();
+        assert_eq!(
+            left,
+            [Root {
+                path: v,
+                uses: Uses::Layout("11".into())
+            }]
+        );
     }
 
     #[test]
