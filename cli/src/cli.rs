@@ -12,7 +12,7 @@ pub(crate) use mount::{MountArgs, UnmountArgs, WatchMountArgs};
 pub(crate) use project::{
     EditArgs, EnvArgs, LockArgs, PrereleaseArg, ProjectArgs, ResolveArgs, RunArgs, SyncArgs,
 };
-pub(crate) use store::{CacheCommand, DplCommand, StoreCommand};
+pub(crate) use store::{CacheCommand, DplCommand, PruneArgs, StoreCommand};
 
 /// A Python package manager whose venvs cost almost nothing.
 #[derive(Parser, Debug)]

@@ -139,10 +139,6 @@ fn after_job(
     let (first, venv) = (spec.tree.clone(), spec.mountpoint.clone());
     let job = move |notify: Notify| {
         let started = Instant::now();
-        // The server maps the first tree and `late` holds a copy: the file is not needed.
-        if let Err(e) = fs_err::remove_file(&first) {
-            tracing::debug!("{e}");
-        }
         // Whatever happens below (a panic included), nothing waits for a package that will
         // not come, and the status gets a last word (`mount --wait-bytecode` waits for one).
         let settle = Settle(&arriving);
@@ -163,6 +159,12 @@ fn after_job(
             Ok(guard) => guard,
             Err(e) => return last.fail(format!("the cache lock: {e}")),
         };
+        // The server maps the first tree and `late` holds a copy: the file is not needed. Removed
+        // only under the lock: until then it is what tells `cache clean` and `cache prune` which
+        // objects this mount serves.
+        if let Err(e) = fs_err::remove_file(&first) {
+            tracing::debug!("{e}");
+        }
         dx_py_core::temp::sweep_after_crashes(cache.root(), || cache.temp_dirs());
         let store = cache.store();
         let interp = Interpreter::find(work.python().to_str(), cache.root());

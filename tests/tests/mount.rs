@@ -516,6 +516,52 @@ fn cache_clean_keeps_what_a_live_mount_serves() {
     assert!(!cx.cache_dir().join("store").exists());
 }
 
+/// `cache prune` keeps what a live mount serves, even under `--max-size 0`, and removes it once
+/// the venv is unmounted.
+#[test]
+fn cache_prune_keeps_what_a_live_mount_serves() {
+    if !can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    write_requirements(&cx);
+    let (guard, out) = mount_r(&cx, &cx.project(), "live", &w, &["--wait-bytecode"]);
+    assert_success(&out, "dx-py mount --wait-bytecode");
+    let store = dx_py_core::store::PackageStore::open(cx.cache_dir().join("store"));
+    let objects = store.objects().unwrap();
+    assert!(!objects.is_empty());
+    let served = snapshot(&site_packages(&guard.venv));
+    for args in [
+        &["cache", "prune"][..],
+        &["cache", "prune", "--max-size", "0"],
+    ] {
+        let out = cx.dx_py().args(args).output().unwrap();
+        assert_success(&out, &args.join(" "));
+        assert_eq!(store.objects().unwrap(), objects, "{}", printed(&out));
+        assert_eq!(snapshot(&site_packages(&guard.venv)), served);
+    }
+    let out = cx
+        .dx_py()
+        .args(["cache", "prune", "--max-size", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("used by live mounts"),
+        "{}",
+        printed(&out)
+    );
+    venv_python(&guard.venv, "import tool, ns.alpha, ns.beta");
+    // Unmounted, the mount is a dead root: its tree and objects go.
+    cx.run_ok(&["unmount", "live"]);
+    cx.run_ok(&["cache", "prune"]);
+    assert!(store.objects().unwrap().is_empty());
+    let trees = std::fs::read_dir(cx.cache_dir().join("mounts/trees"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(trees, 0);
+}
+
 /// Files under `root`, counted (directories included); 0 when `root` is missing.
 fn count_entries(root: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(root) else {

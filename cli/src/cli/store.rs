@@ -27,8 +27,11 @@ pub(crate) enum StoreCommand {
 pub(crate) enum CacheCommand {
     /// Remove cached layouts, store objects, or both.
     Clean(CleanArgs),
-    /// Count objects, layouts and bytes.
+    /// Count objects, layouts and bytes, and what `prune` would free.
     Stats,
+    /// Remove what no live venv, mount or lock uses; with `--max-size`, then evict the least
+    /// recently used entries until the cache fits.
+    Prune(PruneArgs),
     /// Check objects, unpacked copies, layouts and mount trees against the objects' hashes.
     Verify {
         /// Mend what is damaged from verified objects (damaged objects are removed: the next
@@ -38,6 +41,17 @@ pub(crate) enum CacheCommand {
     },
     /// Print the cache root.
     Dir,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PruneArgs {
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Evict least recently used entries until the cache takes at most SIZE (e.g. `500M`,
+    /// `2G`); never what a live mount serves.
+    #[arg(long, value_name = "SIZE", value_parser = dx_py_core::cache::prune::parse_size)]
+    pub(crate) max_size: Option<u64>,
 }
 
 #[derive(Args, Debug)]

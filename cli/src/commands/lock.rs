@@ -77,6 +77,7 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
                     dir.join(PYLOCK).display(),
                     dir.join(DPL).display()
                 ));
+                record_lock_root(settings, &dir);
                 printer.timings();
                 return Ok(ExitCode::SUCCESS);
             }
@@ -97,6 +98,13 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
     )
 }
 
+/// Records the lock in `dir` as a root of the cache, so that `cache prune` keeps its objects
+/// while the lock is unchanged.
+fn record_lock_root(settings: &Settings, dir: &Path) {
+    let cache = settings.cache();
+    dx_py_core::cache::roots::record_lock(&cache.roots_dir(), &dir.join(DPL), &cache.store());
+}
+
 /// Resolves `inputs` into a lock in `dir` (nothing when the lock there is fresh).
 fn resolve_into(
     inputs: Inputs<'_>,
@@ -113,6 +121,7 @@ fn resolve_into(
         python_version: args.python_version,
     };
     let ready = ensure_lock(inputs, interp, flags, settings, dir, printer)?;
+    record_lock_root(settings, dir);
     report_unchanged(&ready, dir, printer);
     printer.timings();
     Ok(ExitCode::SUCCESS)

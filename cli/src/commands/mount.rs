@@ -119,6 +119,8 @@ fn plan(
         printer.warn(warning);
     }
     if let Some(tree) = cached {
+        // Under the lock: `cache prune` keeps the tree from now (see `cache::reach`).
+        dx_py_core::cache::roots::record_mount(&cache.roots_dir(), venv, &tree);
         let plan = MountPlan {
             tree,
             later: None,
@@ -153,6 +155,7 @@ fn plan(
         planned: plans.into_inner().unwrap_or_else(|e| e.into_inner()),
     })?;
     print_plan(&plan, printer);
+    dx_py_core::cache::roots::record_mount(&cache.roots_dir(), venv, &plan.tree);
     Ok(plan)
 }
 

@@ -23,7 +23,10 @@ pub(crate) fn run_unmount(
         vec![mounts::absolute(&args.venv)?]
     };
     for target in &targets {
-        match daemon::unmount_recorded(&settings.cache().mounts_dir(), target)? {
+        let unmounted = daemon::unmount_recorded(&settings.cache().mounts_dir(), target)?;
+        // Not in use any more: `cache prune` may take its tree now.
+        dx_py_core::cache::roots::forget_mount(&settings.cache().roots_dir(), target);
+        match unmounted {
             daemon::Unmounted::Now {
                 server_had_died,
                 server_still_running,

@@ -3,10 +3,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::roots::{self, Root};
-use super::{Cache, Kind};
+use super::reach::{Reached, check_roots, reach};
+use super::roots::{Root, Uses};
+use super::{Cache, Kind, RemoveError};
 use crate::hash::ContentHash;
-use crate::layout::{LayoutCache, LayoutManifest, ProjectHash};
+use crate::layout::LayoutCache;
 
 /// What to clean.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,54 +35,11 @@ pub struct CleanReport {
 #[derive(Debug, thiserror::Error)]
 pub enum CleanError {
     /// Removing a path failed.
-    #[error("Failed to remove `{}`", path.display())]
-    Remove {
-        /// What could not be removed.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Remove(#[from] RemoveError),
     /// Rebuilding the layout index over the kept layouts failed.
     #[error(transparent)]
     Layouts(#[from] crate::layout::LayoutError),
-}
-
-/// What live roots use, by kind.
-#[derive(Debug, Default)]
-struct Keep {
-    layouts: BTreeSet<String>,
-    tree_keys: BTreeSet<String>,
-    objects: BTreeSet<ContentHash>,
-}
-
-/// The live venvs and mounts of `cache`. `is_mounted(path)` tells a live dx-py mount (the
-/// platform's mount table, which this crate does not read).
-pub fn live_roots(cache: &Cache, is_mounted: &dyn Fn(&Path) -> bool) -> Vec<Root> {
-    let layouts = cache.layouts_dir();
-    let layouts = std::path::absolute(&layouts).unwrap_or(layouts);
-    roots::live_roots(
-        &cache.roots_dir(),
-        |venv| venv_layout_dir(venv).filter(|l| l.parent() == Some(layouts.as_path())),
-        is_mounted,
-    )
-}
-
-/// The layout directory `venv`'s marker names, whatever its Python version.
-fn venv_layout_dir(venv: &Path) -> Option<PathBuf> {
-    if cfg!(windows) {
-        // `Lib/site-packages` does not depend on the version.
-        return crate::layout::venv_layout(venv, (0, 0)).map(|l| l.layout);
-    }
-    std::fs::read_dir(venv.join("lib"))
-        .ok()?
-        .flatten()
-        .find_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let (major, minor) = name.strip_prefix("python")?.split_once('.')?;
-            let version = (major.parse().ok()?, minor.parse().ok()?);
-            crate::layout::venv_layout(venv, version).map(|l| l.layout)
-        })
 }
 
 /// Cleans `cache` as `opts` ask. Call under the cache's exclusive lock.
@@ -90,14 +48,21 @@ pub fn clean(
     opts: CleanOptions,
     is_mounted: &dyn Fn(&Path) -> bool,
 ) -> Result<CleanReport, CleanError> {
-    let live = live_roots(cache, is_mounted);
+    let roots = check_roots(cache, is_mounted);
+    // Venvs and mounts only: a lock that is not installed anywhere protects its objects from
+    // `cache prune`, not from a clean, which is asked to remove what nothing runs from.
+    let live: Vec<Root> = roots
+        .live_roots()
+        .into_iter()
+        .filter(|r| !matches!(r.uses, Uses::Lock { .. }))
+        .collect();
     let mut report = CleanReport::default();
     let keep = if opts.force {
         report.stranded = live.clone();
-        Keep::default()
+        Reached::default()
     } else {
         report.kept_for = live.clone();
-        keep_for(cache, &live)
+        reach(cache, &live)
     };
 
     clean_layouts(cache, &keep, &mut report)?;
@@ -116,79 +81,32 @@ pub fn clean(
             report.cleaned.push((kind, dir));
         }
     }
-    // The log keeps only what is live (and still uses this cache, if anything was kept).
-    let still = if opts.force { Vec::new() } else { live };
-    if let Err(e) = roots::compact(&cache.roots_dir(), &still) {
-        tracing::warn!("Could not rewrite the roots log: {e}");
+    // Dead and unreadable claims go; with `force` the live ones too, since what they use is gone.
+    let files = roots.dead.iter().map(|(f, _)| f);
+    let files = files.chain(roots.corrupt.iter().map(|(f, _)| f));
+    let live_files = roots
+        .live
+        .iter()
+        .filter(|(_, r)| opts.force && live.contains(r))
+        .map(|(f, _)| f);
+    for file in files.chain(live_files) {
+        super::remove_any(file)?;
     }
-    if opts.all && still.is_empty() {
+    if opts.all && opts.force {
+        // Locks' claims too: nothing they name is left.
         remove_all(&cache.roots_dir())?;
+    } else if opts.all {
+        // Gone when nothing is left in it.
+        let _ = std::fs::remove_dir(cache.roots_dir());
     }
     Ok(report)
 }
 
-/// The layouts, trees and objects `live` roots use.
-fn keep_for(cache: &Cache, live: &[Root]) -> Keep {
-    let mut keep = Keep::default();
-    for root in live {
-        match root {
-            Root::Venv { layout, .. } => {
-                let Some(name) = layout.file_name().and_then(|n| n.to_str()) else {
-                    continue;
-                };
-                keep.layouts.insert(name.to_string());
-                let Ok(hash) = name.parse::<ProjectHash>() else {
-                    continue;
-                };
-                if let Ok(manifest) = LayoutManifest::read(layout, &hash) {
-                    for p in &manifest.packages {
-                        keep.objects.extend(p.hash.parse::<ContentHash>());
-                        // Extra trees are unpacked copies of objects (bytecode packs), named by
-                        // their hash.
-                        for t in &p.extra_trees {
-                            keep.objects.extend(
-                                t.file_name()
-                                    .and_then(|n| n.to_str())
-                                    .and_then(|n| n.parse::<ContentHash>().ok()),
-                            );
-                        }
-                    }
-                }
-            }
-            Root::Mount { tree, .. } => {
-                if let Some(key) = tree_key(tree) {
-                    keep.tree_keys.insert(key);
-                }
-            }
-        }
-    }
-    // Every tree file of a kept mount (its first and its complete tree) names objects it serves.
-    if let Ok(entries) = std::fs::read_dir(cache.trees_dir()) {
-        for e in entries.flatten() {
-            let path = e.path();
-            let kept = tree_key(&path).is_some_and(|k| keep.tree_keys.contains(&k));
-            if kept
-                && path.extension().is_some_and(|x| x == "dxtree")
-                && let Ok(tree) = crate::tree::open_tree(&path)
-            {
-                for i in 0..tree.pack_count() {
-                    if let Ok(pack) = tree.pack(i) {
-                        keep.objects.insert(pack.hash);
-                    }
-                }
-            }
-        }
-    }
-    keep
-}
-
-/// The key a tree file is named by: `{key}.dxtree`, `{key}.first.dxtree`, `{key}.first.dpl`.
-fn tree_key(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    Some(name.split('.').next()?.to_string())
-}
-
-fn clean_layouts(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(), CleanError> {
+fn clean_layouts(
+    cache: &Cache,
+    keep: &Reached,
+    report: &mut CleanReport,
+) -> Result<(), CleanError> {
     let dir = cache.layouts_dir();
     report.cleaned.push((Kind::Layouts, dir.clone()));
     if keep.layouts.is_empty() {
@@ -203,7 +121,7 @@ fn clean_layouts(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result
             continue;
         }
         // Layout trees, temporaries and the index go; the index is rebuilt over what stays.
-        remove_any(&e.path())?;
+        super::remove_any(&e.path())?;
     }
     let store = cache.store();
     let layouts = LayoutCache::open(&dir, &store)?;
@@ -211,7 +129,7 @@ fn clean_layouts(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result
     Ok(())
 }
 
-fn clean_trees(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(), CleanError> {
+fn clean_trees(cache: &Cache, keep: &Reached, report: &mut CleanReport) -> Result<(), CleanError> {
     let dir = cache.trees_dir();
     report.cleaned.push((Kind::Trees, dir.clone()));
     if keep.tree_keys.is_empty() {
@@ -222,14 +140,14 @@ fn clean_trees(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(
     };
     for e in entries.flatten() {
         let path = e.path();
-        if !tree_key(&path).is_some_and(|k| keep.tree_keys.contains(&k)) {
-            remove_any(&path)?;
+        if !super::roots::tree_key(&path).is_some_and(|k| keep.tree_keys.contains(&k)) {
+            super::remove_any(&path)?;
         }
     }
     Ok(())
 }
 
-fn clean_store(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(), CleanError> {
+fn clean_store(cache: &Cache, keep: &Reached, report: &mut CleanReport) -> Result<(), CleanError> {
     let unpacked = cache.own_unpacked_dir();
     report
         .cleaned
@@ -253,7 +171,7 @@ fn clean_store(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(
                 let stem = file_name(&object);
                 let hex = stem.split('.').next().unwrap_or_default();
                 if !kept_hex.contains(hex) {
-                    remove_any(&object)?;
+                    super::remove_any(&object)?;
                 }
             }
         }
@@ -261,7 +179,7 @@ fn clean_store(cache: &Cache, keep: &Keep, report: &mut CleanReport) -> Result<(
     for dir in [cache.store_unpacked_dir(), unpacked] {
         for copy in read_dir_paths(&dir) {
             if !kept_hex.contains(&file_name(&copy)) {
-                remove_any(&copy)?;
+                super::remove_any(&copy)?;
             }
         }
     }
@@ -282,28 +200,7 @@ fn file_name(p: &Path) -> String {
 
 /// Removes a directory tree (read-only unpacked copies included); a missing one is fine.
 fn remove_all(dir: &Path) -> Result<(), CleanError> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CleanError::Remove {
-            path: dir.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn remove_any(path: &Path) -> Result<(), CleanError> {
-    let removed = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => return remove_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) => Err(e),
-    };
-    match removed {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CleanError::Remove {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    Ok(super::remove_any(dir)?)
 }
 
 #[cfg(test)]

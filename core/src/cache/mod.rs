@@ -12,18 +12,20 @@
 //! ├── pages/                  index and find-links pages with their HTTP caching policy
 //! ├── interpreters/           cached interpreter facts
 //! ├── builds/                 wheels built from sdists, build-environment locks (`crate::build`)
-//! ├── roots/log               what uses the cache: venvs and mounts (see [`roots`])
+//! ├── roots/{hash}            what uses the cache: venvs, mounts, locks (see [`roots`])
 //! ├── .writers/{pid}-{start}  processes that may have temporaries (see `temp`)
 //! └── .lock                   the cache lock (see `cache_lock`)
 //! ```
 //!
 //! [`Cache`] hands out these paths and the typed views over them (the store, the layouts);
-//! [`clean`] removes what no live venv or mount uses.
+//! [`clean`] removes what no live venv or mount uses; [`prune`] what no live root reaches.
 use std::path::{Path, PathBuf};
 
 use crate::store::PackageStore;
 
 pub mod clean;
+pub mod prune;
+pub mod reach;
 pub mod roots;
 pub mod verify;
 
@@ -181,8 +183,35 @@ impl Cache {
     }
 }
 
+/// Removing a path of the cache failed.
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to remove `{}`", path.display())]
+pub struct RemoveError {
+    /// What could not be removed.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Removes a file or a whole tree (read-only unpacked copies included); a missing one is fine.
+fn remove_any(path: &Path) -> Result<(), RemoveError> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RemoveError {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// What a cache directory holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// Package objects, their unpacked copies and wheel records.
     Store,

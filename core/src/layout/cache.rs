@@ -381,6 +381,19 @@ impl<'s> LayoutCache<'s> {
         Ok(n)
     }
 
+    /// Drops `hashes` from the index, so that a pruned layout is unknown before its tree goes
+    /// (a crash in between leaves a tree nothing points to, never an entry without a tree).
+    pub fn forget(
+        &self,
+        hashes: &std::collections::BTreeSet<ProjectHash>,
+    ) -> Result<(), LayoutError> {
+        self.update_index(|entries| {
+            let before = entries.len();
+            entries.retain(|h, _| !hashes.contains(h));
+            entries.len() != before
+        })
+    }
+
     /// Every layout directory with a readable manifest, as index entries.
     fn scan_layouts(&self) -> BTreeMap<ProjectHash, LayoutEntry> {
         let mut out = BTreeMap::new();

@@ -327,6 +327,9 @@ pub fn complete_tree(
         tree_key(&project.to_string(), venv, interp)
     ));
     build_tree(&packages, &HashMap::new(), store, interp, venv, &path)?;
+    // The mount at `venv` now serves this tree, not its first one (another key): its root
+    // must say so, or `cache prune` would find the mount live and its objects unreached.
+    crate::cache::roots::record_mount(&cache.roots_dir(), venv, &path);
     Ok(open_tree(&path)?)
 }
 
