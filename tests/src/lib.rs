@@ -564,6 +564,29 @@ pub fn uv() -> Option<PathBuf> {
     found.clone()
 }
 
+/// `uv pip compile --universal` of `dir/requirements.in` from the wheels in `dir/wheels` into
+/// `dir/pylock.toml`, for the Python that `python_args` name (`--python X` or
+/// `--python-version X.Y`); asserts that it succeeds.
+pub fn uv_compile_universal(uv: &Path, cache: &Path, dir: &Path, python_args: &[&std::ffi::OsStr]) {
+    let out = uv_command(uv, cache)
+        .current_dir(dir)
+        .args([
+            "pip",
+            "compile",
+            "--universal",
+            "--no-index",
+            "--find-links",
+            "wheels",
+            "requirements.in",
+            "-o",
+            "pylock.toml",
+        ])
+        .args(python_args)
+        .output()
+        .unwrap();
+    assert_success(&out, "uv pip compile --universal");
+}
+
 /// `uv ARGS…` with the test environment: no downloads of interpreters, no user config.
 pub fn uv_command(uv: &Path, cache: &Path) -> Command {
     let mut cmd = Command::new(uv);

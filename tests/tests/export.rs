@@ -19,24 +19,12 @@ fn universal_lock(cx: &TestContext, uv: &std::path::Path) {
         ],
     );
     std::fs::write(cx.project().join("requirements.in"), "app\n").unwrap();
-    let out = dx_py_tests::uv_command(uv, &cx.temp.path().join("uv-cache"))
-        .current_dir(cx.project())
-        .args([
-            "pip",
-            "compile",
-            "--universal",
-            "--no-index",
-            "--find-links",
-            "wheels",
-            "requirements.in",
-            "-o",
-            "pylock.toml",
-            "--python-version",
-            "3.9",
-        ])
-        .output()
-        .unwrap();
-    dx_py_tests::assert_success(&out, "uv pip compile --universal");
+    dx_py_tests::uv_compile_universal(
+        uv,
+        &cx.temp.path().join("uv-cache"),
+        &cx.project(),
+        &["--python-version".as_ref(), "3.9".as_ref()],
+    );
 }
 
 /// The `name==version` lines of an export.

@@ -1072,24 +1072,13 @@ fn a_universal_pylock_written_by_uv_installs() {
         ],
     );
     std::fs::write(cx.project().join("requirements.in"), "app\n").unwrap();
-    let out = dx_py_tests::uv_command(&uv, &cx.temp.path().join("uv-cache"))
-        .current_dir(cx.project())
-        .args([
-            "pip",
-            "compile",
-            "--universal",
-            "--no-index",
-            "--find-links",
-            "wheels",
-            "requirements.in",
-            "-o",
-            "pylock.toml",
-            "--python",
-        ])
-        .arg(dx_py_tests::python_executable())
-        .output()
-        .unwrap();
-    dx_py_tests::assert_success(&out, "uv pip compile --universal");
+    let python = dx_py_tests::python_executable();
+    dx_py_tests::uv_compile_universal(
+        &uv,
+        &cx.temp.path().join("uv-cache"),
+        &cx.project(),
+        &["--python".as_ref(), python.as_os_str()],
+    );
     let text = std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap();
     assert!(text.contains("win32"), "a multi-environment lock:\n{text}");
     cx.run_ok(&["install", "--lock", "pylock.toml"]);

@@ -8,7 +8,7 @@ use serde::Serialize;
 use toml_edit::{DocumentMut, Item};
 
 use super::TOOL;
-use crate::dpl::model::{Lock, LockedPackage};
+use crate::dpl::model::{Lock, LockedPackage, LockedWheel};
 
 /// `[tool]`, of the file or of a package, holding dx-py's table only.
 #[derive(Serialize)]
@@ -17,16 +17,18 @@ pub(super) struct Tool<T> {
     pub(super) dx_py: T,
 }
 
-/// The whole file, keys in the order they are written.
+/// The whole file, keys in the order they are written; `T` is the lock's `[tool.dx-py]`.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct PylockOut<'a> {
-    lock_version: &'static str,
+pub(super) struct PylockOut<'a, T> {
+    pub(super) lock_version: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    requires_python: Option<&'a str>,
-    created_by: &'static str,
-    packages: Vec<PackageOut<'a>>,
-    tool: Tool<LockToolOut<'a>>,
+    pub(super) requires_python: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) environments: Vec<&'a str>,
+    pub(super) created_by: &'static str,
+    pub(super) packages: Vec<PackageOut<'a>>,
+    pub(super) tool: Tool<T>,
 }
 
 /// `[tool.dx-py]`.
@@ -38,29 +40,33 @@ struct LockToolOut<'a> {
     inputs_hash: String,
 }
 
-/// One `[[packages]]` entry: exactly one wheel.
+/// One `[[packages]]` entry: one wheel in a dx-py lock for one environment; every wheel and
+/// the sdist in a universal one.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct PackageOut<'a> {
-    name: &'a str,
-    version: &'a str,
+pub(super) struct PackageOut<'a> {
+    pub(super) name: &'a str,
+    pub(super) version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    marker: Option<&'a str>,
+    pub(super) marker: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    requires_python: Option<&'a str>,
+    pub(super) requires_python: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    index: Option<&'a str>,
+    pub(super) index: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    dependencies: Vec<DependencyOut<'a>>,
-    wheels: [WheelOut<'a>; 1],
+    pub(super) dependencies: Vec<DependencyOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool: Option<Tool<PackageToolOut<'a>>>,
+    pub(super) sdist: Option<WheelOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) wheels: Vec<WheelOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tool: Option<Tool<PackageToolOut<'a>>>,
 }
 
 /// A `dependencies` reference: the name alone, since a dx-py lock has one version of each.
 #[derive(Serialize)]
-struct DependencyOut<'a> {
-    name: &'a str,
+pub(super) struct DependencyOut<'a> {
+    pub(super) name: &'a str,
 }
 
 /// `[[packages.wheels]]`.
@@ -85,7 +91,7 @@ pub(super) struct HashesOut {
 /// `[packages.tool.dx-py]`: what DPL records and PEP 751 has no key for.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct PackageToolOut<'a> {
+pub(super) struct PackageToolOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     store_hash: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -93,6 +99,21 @@ struct PackageToolOut<'a> {
     /// Written whenever the bitmap is not zero (then it lists the selected extras).
     #[serde(skip_serializing_if = "Option::is_none")]
     selected_extras: Option<Vec<&'a str>>,
+}
+
+impl<'a> WheelOut<'a> {
+    /// A wheel (or an sdist) as PEP 751 lists files.
+    pub(super) fn of(w: &'a LockedWheel) -> Self {
+        Self {
+            name: &w.filename,
+            url: w.url.as_deref(),
+            path: w.path.as_deref(),
+            size: w.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+            hashes: HashesOut {
+                sha256: w.sha256_hex(),
+            },
+        }
+    }
 }
 
 impl<'a> PackageOut<'a> {
@@ -114,15 +135,8 @@ impl<'a> PackageOut<'a> {
             dependencies: (p.dependencies.iter())
                 .map(|name| DependencyOut { name })
                 .collect(),
-            wheels: [WheelOut {
-                name: &w.filename,
-                url: w.url.as_deref(),
-                path: w.path.as_deref(),
-                size: w.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-                hashes: HashesOut {
-                    sha256: w.sha256_hex(),
-                },
-            }],
+            sdist: None,
+            wheels: vec![WheelOut::of(w)],
             tool: has_ours.then_some(Tool { dx_py: ours }),
         }
     }
@@ -130,9 +144,10 @@ impl<'a> PackageOut<'a> {
 
 /// `lock` as pylock.toml text.
 pub(super) fn write(lock: &Lock) -> String {
-    let out = PylockOut {
+    to_text(&PylockOut {
         lock_version: "1.0",
         requires_python: lock.meta.requires_python.as_deref(),
+        environments: Vec::new(),
         created_by: TOOL,
         packages: lock.packages.iter().map(PackageOut::of).collect(),
         tool: Tool {
@@ -142,9 +157,13 @@ pub(super) fn write(lock: &Lock) -> String {
                 inputs_hash: lock.meta.inputs_hash.to_hex(),
             },
         },
-    };
+    })
+}
+
+/// `out` as pylock.toml text.
+pub(super) fn to_text<T: Serialize>(out: &PylockOut<'_, T>) -> String {
     // Strings, i64, arrays and tables with no `None` left in them: nothing toml_edit refuses.
-    let mut doc = toml_edit::ser::to_document(&out).expect("pylock structs serialize to TOML");
+    let mut doc = toml_edit::ser::to_document(out).expect("pylock structs serialize to TOML");
     lay_out(&mut doc);
     doc.to_string()
 }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::TOOL;
-use super::ser::{HashesOut, Tool, WheelOut, lay_out};
+use super::ser::{DependencyOut, PackageOut, PylockOut, Tool, WheelOut, to_text};
 use crate::dpl::model::LockedWheel;
 use crate::hash::ContentHash;
 
@@ -43,60 +43,12 @@ pub struct UniversalLockedPackage {
     pub sdist: Option<LockedWheel>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct Out<'a> {
-    lock_version: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    requires_python: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    environments: Vec<&'a str>,
-    created_by: &'static str,
-    packages: Vec<PackageOut<'a>>,
-    tool: Tool<LockToolOut>,
-}
-
+/// `[tool.dx-py]` of a universal lock.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct LockToolOut {
     environment: &'static str,
     inputs_hash: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct PackageOut<'a> {
-    name: &'a str,
-    version: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    marker: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    requires_python: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    index: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    dependencies: Vec<DependencyOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sdist: Option<WheelOut<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    wheels: Vec<WheelOut<'a>>,
-}
-
-#[derive(Serialize)]
-struct DependencyOut<'a> {
-    name: &'a str,
-}
-
-fn file_out(w: &LockedWheel) -> WheelOut<'_> {
-    WheelOut {
-        name: &w.filename,
-        url: w.url.as_deref(),
-        path: w.path.as_deref(),
-        size: w.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-        hashes: HashesOut {
-            sha256: w.sha256_hex(),
-        },
-    }
 }
 
 impl UniversalLock {
@@ -105,7 +57,7 @@ impl UniversalLock {
 
     /// This lock as pylock.toml text.
     pub fn to_pylock_string(&self) -> String {
-        let out = Out {
+        to_text(&PylockOut {
             lock_version: "1.0",
             requires_python: self.requires_python.as_deref(),
             environments: self.environments.iter().map(String::as_str).collect(),
@@ -122,8 +74,9 @@ impl UniversalLock {
                     dependencies: (p.dependencies.iter())
                         .map(|name| DependencyOut { name })
                         .collect(),
-                    sdist: p.sdist.as_ref().map(file_out),
-                    wheels: p.wheels.iter().map(file_out).collect(),
+                    sdist: p.sdist.as_ref().map(WheelOut::of),
+                    wheels: p.wheels.iter().map(WheelOut::of).collect(),
+                    tool: None,
                 })
                 .collect(),
             tool: Tool {
@@ -132,11 +85,7 @@ impl UniversalLock {
                     inputs_hash: self.inputs_hash.to_hex(),
                 },
             },
-        };
-        // Strings, i64, arrays and tables with no `None` left in them: nothing toml_edit refuses.
-        let mut doc = toml_edit::ser::to_document(&out).expect("pylock structs serialize to TOML");
-        lay_out(&mut doc);
-        doc.to_string()
+        })
     }
 }
 
