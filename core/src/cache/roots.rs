@@ -211,7 +211,13 @@ pub fn record(roots_dir: &Path, root: Root) {
     };
     let file = roots_dir.join(file_name(&root.path));
     let written = match std::fs::read(&file) {
-        Ok(old) if old == bytes => return,
+        // The same claim: kept as it is; a mount's is stamped now, since its grace (see
+        // `super::reach`) counts from the moment it is made (a new file would cost a create,
+        // the dearest file operation here, on every mount).
+        Ok(old) if old == bytes => match root.uses {
+            Uses::Tree(_) => stamp(&file, std::time::SystemTime::now()),
+            _ => return,
+        },
         Ok(_) => replace(roots_dir, &file, &bytes),
         Err(_) => create(roots_dir, &file, &bytes),
     };
@@ -310,9 +316,18 @@ pub fn record_lock(roots_dir: &Path, dpl: &Path, store: &crate::store::PackageSt
     record(roots_dir, root);
 }
 
-/// Removes the claim of the mount at `mountpoint` (at unmount), so that the next prune need not
-/// wait out the grace a freshly recorded mount gets (see [`super::reach`]). Other kinds of
-/// root at that path are left.
+/// Sets the modification time of `file`.
+fn stamp(file: &Path, when: std::time::SystemTime) -> std::io::Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(file)?
+        .set_modified(when)
+}
+
+/// Retires the claim of the mount at `mountpoint` (at unmount): its file is stamped with the
+/// epoch, so that the next prune need not wait out the grace a freshly recorded mount gets (see
+/// [`super::reach`]), and is kept, so that mounting the same tree there again rewrites nothing.
+/// Other kinds of root at that path are left.
 pub fn forget_mount(roots_dir: &Path, mountpoint: &Path) {
     let path = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     let file = roots_dir.join(file_name(&path));
@@ -320,8 +335,8 @@ pub fn forget_mount(roots_dir: &Path, mountpoint: &Path) {
         .ok()
         .and_then(|b| decode(&b, &file).ok())
         .is_some_and(|r| matches!(r.uses, Uses::Tree(_)));
-    if is_mount && let Err(e) = std::fs::remove_file(&file) {
-        tracing::debug!("Not removing root `{}`: {e}", file.display());
+    if is_mount && let Err(e) = stamp(&file, std::time::SystemTime::UNIX_EPOCH) {
+        tracing::debug!("Not retiring root `{}`: {e}", file.display());
     }
 }
 
@@ -478,17 +493,19 @@ mod tests {
         record_venv(&roots, &v, "11");
         forget_mount(&roots, &m);
         forget_mount(&roots, &v);
-        let left: Vec<_> = read_all(&roots)
-            .into_iter()
-            .map(|(_, r)| r.unwrap())
-            .collect();
-        assert_eq!(
-            left,
-            [Root {
-                path: v,
-                uses: Uses::Layout("11".into())
-            }]
-        );
+        let modified = |p: &Path| {
+            std::fs::metadata(roots.join(file_name(p)))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        // Both claims stay; only the mount's is retired.
+        assert_eq!(read_all(&roots).len(), 2);
+        assert_eq!(modified(&m), std::time::SystemTime::UNIX_EPOCH);
+        assert_ne!(modified(&v), std::time::SystemTime::UNIX_EPOCH);
+        // Mounting the same tree there again stamps it afresh, without a new file.
+        record_mount(&roots, &m, Path::new("/t/k1.dxtree"));
+        assert!(modified(&m).elapsed().unwrap() < std::time::Duration::from_secs(60));
     }
 
     #[test]
