@@ -104,6 +104,12 @@ pub(crate) struct LockArgs {
     /// (no interpreter of that version is needed).
     #[arg(long, value_name = "X.Y[.Z]")]
     pub(crate) python_version: Option<dx_py_core::python::TargetVersion>,
+    /// One `pylock.toml` for every platform and every Python of `requires-python` (else from
+    /// `--python-version`, else the interpreter's version, on), within the project's
+    /// `[tool.dx-py] environments`: entries carry markers and every wheel. Installs choose from
+    /// it for their interpreter.
+    #[arg(long)]
+    pub(crate) universal: bool,
     #[command(flatten)]
     pub(crate) resolve: ResolveArgs,
     #[command(flatten)]

@@ -16,7 +16,7 @@ use dx_py_core::project::Project;
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
-use super::resolve::{Flags, Freshness, Inputs, Ready, ensure_lock};
+use super::resolve::{Flags, Freshness, Inputs, Ready, ensure_lock, lock_universal};
 use super::{DPL, PYLOCK};
 use crate::cli::{LockArgs, SourceArgs};
 use crate::printer::Printer;
@@ -57,7 +57,9 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
         .output_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("."));
-    if let Some(reqs) = only_pins(&files, &args.resolve).filter(|_| args.python_version.is_none()) {
+    if let Some(reqs) = only_pins(&files, &args.resolve)
+        .filter(|_| args.python_version.is_none() && !args.universal)
+    {
         let start = Instant::now();
         let pinned = lock_and_write(
             reqs,
@@ -114,6 +116,20 @@ fn resolve_into(
     dir: &Path,
     printer: &Printer,
 ) -> Result<ExitCode> {
+    if args.universal {
+        lock_universal(
+            inputs,
+            interp,
+            args.python_version,
+            &args.sources,
+            &args.resolve,
+            settings,
+            dir,
+            printer,
+        )?;
+        printer.timings();
+        return Ok(ExitCode::SUCCESS);
+    }
     let flags = Flags {
         sources: &args.sources,
         resolve: &args.resolve,

@@ -18,6 +18,7 @@ mod pylock_select;
 mod report;
 mod resolved;
 mod sync;
+mod universal;
 
 pub(crate) use bytecode::bytecode_dirs;
 pub use bytecode::{
@@ -40,3 +41,4 @@ pub use pylock_select::{PylockSelectError, read_pylock_for};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm, venv_holds};
+pub use universal::{resolve_universal_and_lock, universal_scope};

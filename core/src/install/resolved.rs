@@ -294,19 +294,10 @@ fn locked_package(
     };
     let allowed = if built.is_some() { None } else { allowed };
     let file = built.as_ref().unwrap_or(&p.file);
-    let index_err = |source| InstallError::Index {
-        name: name.clone(),
-        source: Box::new(source),
-    };
     let metadata = source
         .metadata(&p.name, file)
         .map_err(|e| InstallError::Resolve(Box::new(e.into())))?;
-    let sha256 = match &file.sha256 {
-        Some(h) => h.clone(),
-        // A local wheel is hashed in place; a remote one without a hash is downloaded (into
-        // the download cache, so the install that follows does not fetch it again).
-        None => sha256_hex(&client.download(&file.url, None).map_err(index_err)?),
-    };
+    let (sha256, digest) = file_digest(file, client, &name)?;
     if let Some(allowed) = allowed
         && !allowed.contains(&sha256)
     {
@@ -317,15 +308,6 @@ fn locked_package(
             actual: sha256,
         });
     }
-    let mut digest = [0u8; 32];
-    data_encoding::HEXLOWER
-        .decode_mut(sha256.as_bytes(), &mut digest)
-        .map_err(|_| InstallError::HashMismatch {
-            name: name.clone(),
-            filename: file.filename.clone(),
-            expected: "64 hex digits".to_owned(),
-            actual: sha256.clone(),
-        })?;
     let mut extras: Vec<String> = Vec::new();
     for e in &metadata.provides_extra {
         let e = normalize_name(e);
@@ -339,15 +321,7 @@ fn locked_package(
             extras_bitmap |= 1 << i;
         }
     }
-    let (url, path) = match url::Url::parse(&file.url) {
-        Ok(u) if u.scheme() == "file" => (
-            None,
-            u.to_file_path()
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned()),
-        ),
-        _ => (Some(file.url.clone()), None),
-    };
+    let (url, path) = file_location(file);
     Ok(LockedPackage {
         name: metadata.name.clone(),
         version: metadata.version.clone(),
@@ -366,4 +340,47 @@ fn locked_package(
         store_hash: None,
         dependencies: p.dependencies.iter().map(ToString::to_string).collect(),
     })
+}
+
+/// The sha256 of `file` (of package `name`), as hex and bytes: the index's, else a local file
+/// hashed in place, else the remote file downloaded (into the download cache, so the install
+/// that follows does not fetch it again).
+pub(super) fn file_digest(
+    file: &IndexFile,
+    client: &IndexClient,
+    name: &str,
+) -> Result<(String, [u8; 32]), InstallError> {
+    let sha256 =
+        match &file.sha256 {
+            Some(h) => h.clone(),
+            None => sha256_hex(&client.download(&file.url, None).map_err(|source| {
+                InstallError::Index {
+                    name: name.to_owned(),
+                    source: Box::new(source),
+                }
+            })?),
+        };
+    let mut digest = [0u8; 32];
+    data_encoding::HEXLOWER
+        .decode_mut(sha256.as_bytes(), &mut digest)
+        .map_err(|_| InstallError::HashMismatch {
+            name: name.to_owned(),
+            filename: file.filename.clone(),
+            expected: "64 hex digits".to_owned(),
+            actual: sha256.clone(),
+        })?;
+    Ok((sha256, digest))
+}
+
+/// Where a lock says `file` is: a URL, or a path for a `file:` URL.
+pub(super) fn file_location(file: &IndexFile) -> (Option<String>, Option<String>) {
+    match url::Url::parse(&file.url) {
+        Ok(u) if u.scheme() == "file" => (
+            None,
+            u.to_file_path()
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+        ),
+        _ => (Some(file.url.clone()), None),
+    }
 }

@@ -13,6 +13,9 @@ use dx_py_core::python::{Interpreter, TargetVersion};
 use dx_py_core::requirements::Requirements;
 
 mod request;
+mod universal;
+
+pub(crate) use universal::lock_universal;
 
 use request::{build_options, preferences, request};
 

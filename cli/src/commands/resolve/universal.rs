@@ -1,0 +1,87 @@
+//! `dx-py lock --universal`: one `pylock.toml` for every environment of the inputs' scope.
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use dx_py_core::install::{resolve_universal_and_lock, universal_scope};
+use dx_py_core::python::{Interpreter, TargetVersion};
+
+use super::request::{preferences, request};
+use super::{DPL, Inputs, PYLOCK};
+use crate::cli::{ResolveArgs, SourceArgs};
+use crate::printer::Printer;
+use crate::settings::{self, Settings};
+
+/// Resolves `inputs` for every environment their `requires-python` (else Pythons from `floor`
+/// on, by default `interp`'s version) and the project's `environments` allow, and writes `dir/pylock.toml`. A
+/// `dx-py.dpl` there (a lock for one interpreter) is removed: installs read the universal
+/// `pylock.toml` for their interpreter instead.
+pub(crate) fn lock_universal(
+    inputs: Inputs<'_>,
+    interp: &Interpreter,
+    floor: Option<TargetVersion>,
+    source_args: &SourceArgs,
+    resolve: &ResolveArgs,
+    settings: &Settings,
+    dir: &Path,
+    printer: &Printer,
+) -> Result<usize> {
+    let start = Instant::now();
+    let reqs_for_sources = match &inputs {
+        Inputs::Files(files) => files.first().map(|(_, r)| r),
+        Inputs::Project(..) => None,
+    };
+    let sources = settings::sources(source_args, reqs_for_sources, interp, settings, printer)?;
+    let mut request = request(&inputs, resolve)?;
+    let inputs_hash = request.inputs_hash(&interp.target(), &sources);
+    request.preferences = preferences(dir);
+    let environments = match &inputs {
+        Inputs::Project(project, _) => project.environments.clone(),
+        Inputs::Files(_) => Vec::new(),
+    };
+    let floor = match floor {
+        Some(v) => v.to_string(),
+        None => format!("{}.{}", interp.version().major, interp.version().minor),
+    };
+    let scope = universal_scope(&request, &floor, &environments);
+    let client = settings::client(settings, sources, source_args)?;
+    let spinner = crate::reporter::Spinner::new(printer, "Resolving for every environment");
+    dx_py_core::sys::tune_allocator();
+    let (mut lock, forks) = resolve_universal_and_lock(&request, &scope, &client, inputs_hash)?;
+    // Installs on an older Python are refused by the lock itself, not by a missing entry.
+    lock.requires_python
+        .get_or_insert_with(|| format!(">={floor}"));
+    drop(spinner);
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("Failed to create `{}`", dir.display()))?;
+    let path = dir.join(PYLOCK);
+    dx_py_core::atomic::replace(&path, lock.to_pylock_string().as_bytes())
+        .with_context(|| format!("Failed to write `{}`", path.display()))?;
+    let dpl = dir.join(DPL);
+    if dpl.exists() {
+        std::fs::remove_file(&dpl)
+            .with_context(|| format!("Failed to remove `{}`", dpl.display()))?;
+    }
+    printer.info(format_args!(
+        "Locked {} for every environment where `{}` in {} ms ({}): {}",
+        dx_py_core::plural::count_as(lock.packages.len(), "package entry", "package entries"),
+        scope.try_to_string().unwrap_or_else(|| "true".into()),
+        start.elapsed().as_millis(),
+        dx_py_core::plural::count(forks, "fork"),
+        path.display()
+    ));
+    for p in &lock.packages {
+        printer.verbose(format_args!(
+            "  {}=={}{}  ({} wheels{})",
+            p.name,
+            p.version,
+            p.marker
+                .as_deref()
+                .map(|m| format!(" ; {m}"))
+                .unwrap_or_default(),
+            p.wheels.len(),
+            if p.sdist.is_some() { ", sdist" } else { "" }
+        ));
+    }
+    Ok(lock.packages.len())
+}

@@ -1,0 +1,147 @@
+//! Locking for every environment: a universal resolution made a `pylock.toml` whose entries carry
+//! their markers and every file of their version (each with its sha256), so that any machine in
+//! the scope installs from it without resolving (`read_pylock_for`) and `export` reads it for any
+//! platform.
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use pep508_rs::{MarkerTree, PackageName};
+
+use super::resolved::{file_digest, file_location};
+use super::{InstallError, ResolveRequest};
+use crate::dpl::{LockedWheel, UniversalLock, UniversalLockedPackage};
+use crate::hash::ContentHash;
+use crate::index::{IndexClient, IndexFile};
+use crate::resolve::{
+    IndexSource, Manifest, PackageSource, ResolveOptions, UniversalPackage, resolve_universal,
+};
+
+/// The environments a universal lock of `request` covers: its `requires-python` (else Pythons
+/// from `python_floor` on), within any of the `environments` markers when some are given.
+pub fn universal_scope(
+    request: &ResolveRequest,
+    python_floor: &str,
+    environments: &[MarkerTree],
+) -> MarkerTree {
+    let python = match &request.requires_python {
+        Some(spec) => spec
+            .iter()
+            .map(|s| format!("python_full_version {} '{}'", s.operator(), s.version()))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        None => format!("python_full_version >= '{python_floor}'"),
+    };
+    let mut scope = MarkerTree::from_str(&python).unwrap_or_default();
+    if !environments.is_empty() {
+        let mut any = MarkerTree::FALSE;
+        for e in environments {
+            any.or(e.clone());
+        }
+        scope.and(any);
+    }
+    scope
+}
+
+/// Resolves `request` for every environment of `scope` through `client` and makes the lock.
+pub fn resolve_universal_and_lock(
+    request: &ResolveRequest,
+    scope: &MarkerTree,
+    client: &IndexClient,
+    inputs_hash: ContentHash,
+) -> Result<(UniversalLock, usize), InstallError> {
+    let source = IndexSource::new(client);
+    let manifest = Manifest {
+        requirements: request.requirements.clone(),
+        constraints: request.constraints.clone(),
+        overrides: request.overrides.clone(),
+        preferences: request.preferences.clone(),
+        upgrade: request.upgrade.clone(),
+        requires_python: request.requires_python.clone(),
+    };
+    let options = ResolveOptions {
+        prerelease: request.prerelease,
+        ..ResolveOptions::default()
+    };
+    let resolution = resolve_universal(&manifest, scope, &options, &source)
+        .map_err(|e| InstallError::Resolve(Box::new(e)))?;
+    let mut entries: BTreeMap<&PackageName, usize> = BTreeMap::new();
+    for p in &resolution.packages {
+        *entries.entry(&p.name).or_default() += 1;
+    }
+    let packages = crate::parallel::map_in_order(&resolution.packages, 8, |p| {
+        locked(p, &source, client, request.hashes.get(&p.name), &entries)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let lock = UniversalLock {
+        requires_python: request.requires_python.as_ref().map(ToString::to_string),
+        environments: Vec::new(),
+        inputs_hash,
+        packages,
+    };
+    Ok((lock, resolution.forks.len()))
+}
+
+/// One entry: its files hashed (and, in hash-checking mode, only those with an allowed hash).
+fn locked(
+    p: &UniversalPackage,
+    source: &dyn PackageSource,
+    client: &IndexClient,
+    allowed: Option<&Vec<String>>,
+    entries: &BTreeMap<&PackageName, usize>,
+) -> Result<UniversalLockedPackage, InstallError> {
+    let name = p.name.to_string();
+    let (mut wheels, mut sdist) = (Vec::new(), None);
+    for file in &p.files {
+        let (sha256, digest) = file_digest(file, client, &name)?;
+        if allowed.is_some_and(|a| !a.contains(&sha256)) {
+            continue;
+        }
+        let (url, path) = file_location(file);
+        let locked = LockedWheel {
+            filename: file.filename.clone(),
+            url,
+            path,
+            sha256: digest,
+            size: file.size,
+        };
+        if file.filename.ends_with(".whl") {
+            wheels.push(locked);
+        } else if sdist.is_none() {
+            sdist = Some(locked);
+        }
+    }
+    if let Some(allowed) = allowed
+        && wheels.is_empty()
+        && sdist.is_none()
+    {
+        return Err(InstallError::HashMismatch {
+            name,
+            filename: format!("every file of {}", p.version),
+            expected: allowed.join(" or "),
+            actual: "other digests".to_owned(),
+        });
+    }
+    // The name as the index spells it and the Requires-Python, from a wheel's metadata.
+    let metadata = p
+        .files
+        .iter()
+        .find(|f| f.filename.ends_with(".whl"))
+        .map(|f: &IndexFile| source.metadata(&p.name, f))
+        .transpose()
+        .map_err(|e| InstallError::Resolve(Box::new(e.into())))?;
+    Ok(UniversalLockedPackage {
+        name: metadata.as_ref().map_or(name, |m| m.name.clone()),
+        version: p.version.to_string(),
+        marker: p.marker.try_to_string(),
+        requires_python: metadata.and_then(|m| m.requires_python.clone()),
+        index_url: None,
+        // A name with one entry only: PEP 751 references must say which entry they mean.
+        dependencies: (p.dependencies.iter())
+            .filter(|d| entries.get(d) == Some(&1))
+            .map(ToString::to_string)
+            .collect(),
+        wheels,
+        sdist,
+    })
+}
