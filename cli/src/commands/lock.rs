@@ -116,26 +116,17 @@ fn resolve_into(
     dir: &Path,
     printer: &Printer,
 ) -> Result<ExitCode> {
-    if args.universal {
-        lock_universal(
-            inputs,
-            interp,
-            args.python_version,
-            &args.sources,
-            &args.resolve,
-            settings,
-            dir,
-            printer,
-        )?;
-        printer.timings();
-        return Ok(ExitCode::SUCCESS);
-    }
     let flags = Flags {
         sources: &args.sources,
         resolve: &args.resolve,
         freshness: Freshness::Update,
         python_version: args.python_version,
     };
+    if args.universal {
+        lock_universal(inputs, interp, flags, settings, dir, printer)?;
+        printer.timings();
+        return Ok(ExitCode::SUCCESS);
+    }
     let ready = ensure_lock(inputs, interp, flags, settings, dir, printer)?;
     record_lock_root(settings, dir);
     report_unchanged(&ready, dir, printer);

@@ -4,29 +4,27 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dx_py_core::install::{resolve_universal_and_lock, universal_scope};
-use dx_py_core::python::{Interpreter, TargetVersion};
+use dx_py_core::python::Interpreter;
 
 use super::request::{preferences, request};
-use super::{DPL, Inputs, PYLOCK};
-use crate::cli::{ResolveArgs, SourceArgs};
+use super::{DPL, Flags, Inputs, PYLOCK};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
-/// Resolves `inputs` for every environment their `requires-python` (else Pythons from `floor`
-/// on, by default `interp`'s version) and the project's `environments` allow, and writes `dir/pylock.toml`. A
+/// Resolves `inputs` for every environment their `requires-python` (else Pythons from the
+/// `--python-version` of `flags` on, by default `interp`'s version) and the project's `environments` allow, and writes `dir/pylock.toml`. A
 /// `dx-py.dpl` there (a lock for one interpreter) is removed: installs read the universal
 /// `pylock.toml` for their interpreter instead.
 pub(crate) fn lock_universal(
     inputs: Inputs<'_>,
     interp: &Interpreter,
-    floor: Option<TargetVersion>,
-    source_args: &SourceArgs,
-    resolve: &ResolveArgs,
+    flags: Flags<'_>,
     settings: &Settings,
     dir: &Path,
     printer: &Printer,
 ) -> Result<usize> {
     let start = Instant::now();
+    let (source_args, resolve) = (flags.sources, flags.resolve);
     let reqs_for_sources = match &inputs {
         Inputs::Files(files) => files.first().map(|(_, r)| r),
         Inputs::Project(..) => None,
@@ -39,7 +37,7 @@ pub(crate) fn lock_universal(
         Inputs::Project(project, _) => project.environments.clone(),
         Inputs::Files(_) => Vec::new(),
     };
-    let floor = match floor {
+    let floor = match flags.python_version {
         Some(v) => v.to_string(),
         None => format!("{}.{}", interp.version().major, interp.version().minor),
     };
