@@ -98,6 +98,39 @@ fn one_lock_serves_every_platform_and_python() {
 }
 
 #[test]
+fn an_unchanged_input_is_not_resolved_again() {
+    let cx = TestContext::new();
+    project(&cx);
+    let lock = cx.project().join("pylock.toml");
+    let before = std::fs::read(&lock).unwrap();
+    let again = [
+        "lock",
+        "--universal",
+        "-r",
+        "requirements.in",
+        "--no-index",
+        "--find-links",
+        "wheels",
+        "--python-version",
+        "3.9",
+    ];
+    let out = cx.dx_py().args(again).output().unwrap();
+    assert_success(&out, "lock again");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("is up to date"), "{said}");
+    assert_eq!(std::fs::read(&lock).unwrap(), before);
+    // Another scope is another input.
+    let mut newer = again;
+    newer[8] = "3.10";
+    let out = cx.dx_py().args(newer).output().unwrap();
+    assert_success(&out, "lock for 3.10 on");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("up to date"));
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(text.contains("requires-python = \">=3.10\""), "{text}");
+    assert!(!text.contains("lib-1.0"), "3.9's branch is gone:\n{text}");
+}
+
+#[test]
 fn two_interpreters_install_from_the_same_lock() {
     let cx = TestContext::new();
     project(&cx);

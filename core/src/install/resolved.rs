@@ -57,6 +57,34 @@ impl ResolveRequest {
     /// the interpreter and the sources). A lock recording the same hash needs no resolution;
     /// preferences and upgrades are left out (they only matter when resolving anyway).
     pub fn inputs_hash(&self, target: &Target, sources: &PackageSources) -> ContentHash {
+        self.hash_with(
+            "dx-py resolve inputs v1",
+            &[
+                ("tag", &target.tags.key()),
+                ("python", &target.markers.python_full_version().string),
+            ],
+            sources,
+        )
+    }
+
+    /// The hash a universal lock of this request for `scope` records: as [`Self::inputs_hash`],
+    /// with the scope's marker in place of the interpreter (the lock is the same on every
+    /// machine).
+    pub fn universal_inputs_hash(
+        &self,
+        scope: &pep508_rs::MarkerTree,
+        sources: &PackageSources,
+    ) -> ContentHash {
+        let scope = scope.try_to_string().unwrap_or_default();
+        self.hash_with("dx-py universal inputs v1", &[("scope", &scope)], sources)
+    }
+
+    fn hash_with(
+        &self,
+        version: &str,
+        target: &[(&str, &str)],
+        sources: &PackageSources,
+    ) -> ContentHash {
         let mut h = blake3::Hasher::new();
         let mut field = |tag: &str, value: &str| {
             h.update(tag.as_bytes());
@@ -64,7 +92,7 @@ impl ResolveRequest {
             h.update(value.as_bytes());
             h.update(b"\0");
         };
-        field("v", "dx-py resolve inputs v1");
+        field("v", version);
         for r in &self.requirements {
             field("r", &r.to_string());
         }
@@ -88,8 +116,9 @@ impl ResolveRequest {
         if !self.config_settings.is_empty() {
             field("cs", &self.config_settings.fingerprint());
         }
-        field("tag", &target.tags.key());
-        field("python", &target.markers.python_full_version().string);
+        for (tag, value) in target {
+            field(tag, value);
+        }
         if let Some(index) = &sources.index_url {
             field("i", index.url.as_str());
         }

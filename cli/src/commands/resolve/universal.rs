@@ -3,6 +3,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use dx_py_core::dpl::UniversalLock;
 use dx_py_core::install::{resolve_universal_and_lock, universal_scope};
 use dx_py_core::python::Interpreter;
 
@@ -11,10 +12,11 @@ use super::{DPL, Flags, Inputs, PYLOCK};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
-/// Resolves `inputs` for every environment their `requires-python` (else Pythons from the
-/// `--python-version` of `flags` on, by default `interp`'s version) and the project's `environments` allow, and writes `dir/pylock.toml`. A
-/// `dx-py.dpl` there (a lock for one interpreter) is removed: installs read the universal
-/// `pylock.toml` for their interpreter instead.
+/// Writes `dir/pylock.toml`: a lock of `inputs` for every environment their `requires-python`
+/// (else Pythons from the `--python-version` of `flags` on, by default `interp`'s version) and
+/// the project's `environments` allow, unless the one there was made from the same inputs (then
+/// nothing is resolved and nothing fetched). A `dx-py.dpl` there (a lock for one interpreter) is
+/// removed: installs read the universal `pylock.toml` for their interpreter instead.
 pub(crate) fn lock_universal(
     inputs: Inputs<'_>,
     interp: &Interpreter,
@@ -31,8 +33,6 @@ pub(crate) fn lock_universal(
     };
     let sources = settings::sources(source_args, reqs_for_sources, interp, settings, printer)?;
     let mut request = request(&inputs, resolve)?;
-    let inputs_hash = request.inputs_hash(&interp.target(), &sources);
-    request.preferences = preferences(dir);
     let environments = match &inputs {
         Inputs::Project(project, _) => project.environments.clone(),
         Inputs::Files(_) => Vec::new(),
@@ -42,6 +42,21 @@ pub(crate) fn lock_universal(
         None => format!("{}.{}", interp.version().major, interp.version().minor),
     };
     let scope = universal_scope(&request, &floor, &environments);
+    let inputs_hash = request.universal_inputs_hash(&scope, &sources);
+    let path = dir.join(PYLOCK);
+    let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
+    let recorded = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| UniversalLock::recorded_inputs_hash(&text));
+    if !upgrading && recorded == Some(inputs_hash) {
+        printer.info(format_args!(
+            "The universal lock `{}` is up to date ({:.1} ms)",
+            path.display(),
+            start.elapsed().as_secs_f64() * 1e3
+        ));
+        return Ok(0);
+    }
+    request.preferences = preferences(dir);
     let client = settings::client(settings, sources, source_args)?;
     let spinner = crate::reporter::Spinner::new(printer, "Resolving for every environment");
     dx_py_core::sys::tune_allocator();
@@ -52,7 +67,6 @@ pub(crate) fn lock_universal(
     drop(spinner);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("Failed to create `{}`", dir.display()))?;
-    let path = dir.join(PYLOCK);
     dx_py_core::atomic::replace(&path, lock.to_pylock_string().as_bytes())
         .with_context(|| format!("Failed to write `{}`", path.display()))?;
     let dpl = dir.join(DPL);

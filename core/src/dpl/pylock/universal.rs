@@ -55,6 +55,17 @@ impl UniversalLock {
     /// The `[tool.dx-py] environment` of a universal lock.
     pub const ENVIRONMENT: &'static str = "universal";
 
+    /// The inputs hash a pylock.toml records when it is a universal lock dx-py wrote (so that
+    /// an unchanged input is not resolved again); `None` for any other file.
+    pub fn recorded_inputs_hash(text: &str) -> Option<ContentHash> {
+        let doc: toml_edit::DocumentMut = text.parse().ok()?;
+        let ours = doc.get("tool")?.get(TOOL)?;
+        if ours.get("environment")?.as_str()? != Self::ENVIRONMENT {
+            return None;
+        }
+        ours.get("inputs-hash")?.as_str()?.parse().ok()
+    }
+
     /// This lock as pylock.toml text.
     pub fn to_pylock_string(&self) -> String {
         to_text(&PylockOut {
@@ -184,6 +195,22 @@ mod tests {
         assert!(text.contains("[[packages.wheels]]"), "{text}");
         assert!(text.contains("environment = \"universal\""), "{text}");
         assert!(text.contains("requires-python = \">=3.9\""), "{text}");
+    }
+
+    #[test]
+    fn the_inputs_hash_is_read_back_from_universal_locks_only() {
+        let lock = lock();
+        let text = lock.to_pylock_string();
+        assert_eq!(
+            UniversalLock::recorded_inputs_hash(&text),
+            Some(lock.inputs_hash)
+        );
+        let one = text.replace(
+            "environment = \"universal\"",
+            "environment = \"cp312-linux_x86_64\"",
+        );
+        assert_eq!(UniversalLock::recorded_inputs_hash(&one), None);
+        assert_eq!(UniversalLock::recorded_inputs_hash("not toml ["), None);
     }
 
     #[test]
