@@ -11,6 +11,9 @@ same way). Metrics, each a whole process, tools alternating which goes first:
 - `offline`: the warm cache, `--offline`.
 - `unchanged lock`: a project whose pyproject.toml lists SET.in, locked once; then `dx-py lock` /
   `uv lock` again with nothing changed (uv's lock is universal: it checks more, see README).
+- `universal cold` / `universal warm`: one lock for every platform and Python from 3.9 on, `dx-py lock
+  --universal -r SET.in --python-version 3.9` / `uv pip compile --universal --python-version 3.9
+  SET.in`, with an empty cache and with the cache of a cold run kept.
 - `unchanged run`: the project synced; `dx-py run python -c pass` / `uv run python -c pass`, next to
   the floor of the venv's own `python -c pass` measured in the same run.
 """
@@ -30,7 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_uv as cu  # noqa: E402
 
-METRICS = ("cold", "warm", "offline", "unchanged")
+METRICS = ("cold", "warm", "offline", "unchanged", "universal")
+
+
+# A universal lock for every platform and every Python from 3.9 on.
+UNIVERSAL = ("--universal", "--python-version", "3.9")
 
 
 def pip_index_url(python: Path) -> str:
@@ -118,6 +125,21 @@ class Resolve:
             offline["uv"] = lambda i: {"t": self.uv_compile(kept["uv"], self.fresh("uv-out"), "--offline")}
         if "offline" in metrics:
             self.add("lock offline", cu.alternate(self.args.runs, offline, cu.Trials(), self.log))
+
+    def bench_universal(self) -> None:
+        runs = {}
+        if self.dx:
+            runs["dx-py"] = lambda cache: self.dx_lock(cache, self.fresh("dx-out"), *UNIVERSAL)
+        if self.uv:
+            runs["uv"] = lambda cache: self.uv_compile(cache, self.fresh("uv-out"), *UNIVERSAL)
+        cold = {t: (lambda i, f=f, t=t: {"t": f(self.fresh(f"{t}-ucache"))}) for t, f in runs.items()}
+        self.add("universal cold", cu.alternate(self.args.runs, cold, cu.Trials(), self.log))
+        # The cache of one more cold lock, kept for the warm rows.
+        kept = {t: self.fresh(f"{t}-ucache-kept") for t in runs}
+        for t, f in runs.items():
+            f(kept[t])
+        warm = {t: (lambda i, f=f, t=t: {"t": f(kept[t])}) for t, f in runs.items()}
+        self.add("universal warm", cu.alternate(self.args.runs, warm, cu.Trials(), self.log))
 
     def project(self, tool: str) -> Path:
         proj = self.fresh(f"{tool}-project")
@@ -230,6 +252,8 @@ def main(argv=None) -> int:
             b.bench_cold_warm_offline(metrics)
             if "unchanged" in metrics:
                 b.bench_unchanged()
+            if "universal" in metrics:
+                b.bench_universal()
             rows += b.rows
             print(cu.markdown(None, b.rows, []), file=sys.stderr, flush=True)
     finally:
