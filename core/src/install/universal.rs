@@ -17,12 +17,13 @@ use crate::resolve::{
 };
 
 /// The environments a universal lock of `request` covers: its `requires-python` (else Pythons
-/// from `python_floor` on), within any of the `environments` markers when some are given.
+/// from `python_floor` on), within any of the `environments` markers when some are given. A
+/// `requires-python` that no marker can express is an error, never a wider scope.
 pub fn universal_scope(
     request: &ResolveRequest,
     python_floor: &str,
     environments: &[MarkerTree],
-) -> MarkerTree {
+) -> Result<MarkerTree, pep508_rs::Pep508Error> {
     let python = match &request.requires_python {
         Some(spec) => spec
             .iter()
@@ -31,7 +32,7 @@ pub fn universal_scope(
             .join(" and "),
         None => format!("python_full_version >= '{python_floor}'"),
     };
-    let mut scope = MarkerTree::from_str(&python).unwrap_or_default();
+    let mut scope = MarkerTree::from_str(&python)?;
     if !environments.is_empty() {
         let mut any = MarkerTree::FALSE;
         for e in environments {
@@ -39,7 +40,7 @@ pub fn universal_scope(
         }
         scope.and(any);
     }
-    scope
+    Ok(scope)
 }
 
 /// Resolves `request` for every environment of `scope` through `client` and makes the lock.
@@ -144,4 +145,49 @@ fn locked(
         wheels,
         sdist,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use pep440_rs::{Version, VersionSpecifiers};
+    use pep508_rs::MarkerTree;
+
+    use super::*;
+    use crate::resolve::python_floor;
+
+    fn m(s: &str) -> MarkerTree {
+        MarkerTree::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn the_scope_is_the_python_range_within_the_environments() {
+        let request = ResolveRequest {
+            requires_python: Some(VersionSpecifiers::from_str(">=3.9, <3.13").unwrap()),
+            ..ResolveRequest::default()
+        };
+        let envs = [m("sys_platform == 'linux'"), m("sys_platform == 'darwin'")];
+        let scope = universal_scope(&request, "3.11", &envs).unwrap();
+        assert_eq!(
+            python_floor(&scope),
+            Some(Version::from_str("3.9").unwrap())
+        );
+        let disjoint = |other: &str| {
+            let mut both = scope.clone();
+            both.and(m(other));
+            both.is_false()
+        };
+        assert!(disjoint("sys_platform == 'win32'"));
+        assert!(disjoint("python_version >= '3.13'"));
+        assert!(!disjoint(
+            "sys_platform == 'darwin' and python_version == '3.12'"
+        ));
+        // Without requires-python: from the floor given on.
+        let scope = universal_scope(&ResolveRequest::default(), "3.10", &[]).unwrap();
+        assert_eq!(
+            python_floor(&scope),
+            Some(Version::from_str("3.10").unwrap())
+        );
+    }
 }

@@ -41,7 +41,15 @@ pub(crate) fn lock_universal(
         Some(v) => v.to_string(),
         None => format!("{}.{}", interp.version().major, interp.version().minor),
     };
-    let scope = universal_scope(&request, &floor, &environments);
+    let scope = universal_scope(&request, &floor, &environments).with_context(|| {
+        format!(
+            "The Python range of the inputs cannot be written as a marker (requires-python `{}`)",
+            request
+                .requires_python
+                .as_ref()
+                .map_or_else(|| format!(">={floor}"), ToString::to_string)
+        )
+    })?;
     let inputs_hash = request.universal_inputs_hash(&scope, &sources);
     let path = dir.join(PYLOCK);
     let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
