@@ -52,26 +52,25 @@ pub fn python() -> String {
 
 /// A second CPython from pyenv (3.12, else 3.10), for tests where the interpreter matters.
 pub fn other_python() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let versions = Path::new(&home).join(".pyenv/versions");
-    for minor in ["3.12", "3.10"] {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&versions)
-            .ok()?
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{minor}."))
-            })
-            .map(|e| e.path().join("bin").join(format!("python{minor}")))
-            .filter(|p| p.is_file())
-            .collect();
-        found.sort();
-        if let Some(p) = found.pop() {
-            return Some(p);
-        }
-    }
-    None
+    ["3.12", "3.10"].into_iter().find_map(pyenv_python)
+}
+
+/// The newest CPython `minor` (`3.9`) that pyenv has on this machine, if any.
+pub fn pyenv_python(minor: &str) -> Option<PathBuf> {
+    let versions = Path::new(&std::env::var_os("HOME")?).join(".pyenv/versions");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(versions)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{minor}."))
+        })
+        .map(|e| e.path().join("bin").join(format!("python{minor}")))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
 }
 
 /// The test interpreter's real path (`sys.executable` of [`python`]), so that a command run

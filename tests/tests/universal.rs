@@ -1,13 +1,12 @@
 //! Universal locks end to end: `dx-py lock --universal` on this Linux machine, read for other
-//! platforms and Pythons with `export`, installed by two local interpreters from the same lock,
-//! and installed by uv.
-use std::path::{Path, PathBuf};
+//! platforms and Pythons with `export` (so is one uv wrote), installed by several local
+//! interpreters from the same lock, and installed by uv.
 
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{TestContext, assert_success, venv_python, write_wheels};
 
 /// `app` needs `lib<2` before Python 3.10 and `lib>=2` from it, and `winonly` on Windows.
-fn project(cx: &TestContext) {
+fn forked_wheels(cx: &TestContext) {
     write_wheels(
         &cx.project().join("wheels"),
         &[
@@ -22,6 +21,11 @@ fn project(cx: &TestContext) {
         ],
     );
     std::fs::write(cx.project().join("requirements.in"), "app\n").unwrap();
+}
+
+/// [`forked_wheels`] locked by dx-py for every environment from Python 3.9 on.
+fn project(cx: &TestContext) {
+    forked_wheels(cx);
     cx.run_ok(&[
         "lock",
         "--universal",
@@ -37,29 +41,15 @@ fn project(cx: &TestContext) {
 
 /// The `name==version` lines `export` prints for a platform and a Python.
 fn exported(cx: &TestContext, platform: &str, python: &str) -> Vec<String> {
-    let out = cx.run_ok(&["export", "--platform", platform, "--python-version", python]);
+    pins(&cx.run_ok(&["export", "--platform", platform, "--python-version", python]))
+}
+
+/// The `name==version` lines of an export.
+fn pins(out: &str) -> Vec<String> {
     out.lines()
         .filter(|l| !l.starts_with('#') && !l.trim_start().starts_with("--hash"))
         .map(|l| l.trim_end_matches(" \\").to_owned())
         .collect()
-}
-
-/// A CPython of `minor` from pyenv, if this machine has one.
-fn pyenv_python(minor: &str) -> Option<PathBuf> {
-    let versions = Path::new(&std::env::var_os("HOME")?).join(".pyenv/versions");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(versions)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{minor}."))
-        })
-        .map(|e| e.path().join("bin").join(format!("python{minor}")))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop()
 }
 
 #[test]
@@ -138,7 +128,7 @@ fn two_interpreters_install_from_the_same_lock() {
     if let Some(p) = dx_py_tests::other_python() {
         pythons.push((p, "2.0"));
     }
-    match pyenv_python("3.9") {
+    match dx_py_tests::pyenv_python("3.9") {
         Some(p) => pythons.push((p, "1.0")),
         None => dx_py_tests::skip("no CPython 3.9 in pyenv: the 3.9 install is not tried"),
     }
@@ -190,4 +180,81 @@ fn uv_installs_a_universal_lock_dx_py_wrote() {
     assert_success(&out, "uv pip install -r pylock.toml");
     let got = venv_python(&venv, "import app, lib; print(lib.V)");
     assert_eq!(got.trim(), "2.0");
+}
+
+/// [`forked_wheels`] locked by uv (`uv pip compile --universal`) from Python 3.9 on.
+fn uv_lock(cx: &TestContext, uv: &std::path::Path) {
+    forked_wheels(cx);
+    dx_py_tests::uv_compile_universal(
+        uv,
+        &cx.temp.path().join("uv-cache"),
+        &cx.project(),
+        &["--python-version".as_ref(), "3.9".as_ref()],
+    );
+}
+
+#[test]
+fn a_universal_lock_is_read_for_other_platforms_and_pythons() {
+    let Some(uv) = dx_py_tests::uv() else {
+        return;
+    };
+    let cx = TestContext::new();
+    uv_lock(&cx, &uv);
+    let export = |platform: &str, python: &str| {
+        cx.run_ok(&[
+            "export",
+            "--lock",
+            "pylock.toml",
+            "--platform",
+            platform,
+            "--python-version",
+            python,
+        ])
+    };
+    let windows = export("win32", "3.9");
+    assert_eq!(pins(&windows), ["app==1.0", "lib==1.0", "winonly==1.0"]);
+    assert!(windows.contains("--hash=sha256:"), "{windows}");
+    assert_eq!(pins(&export("darwin", "3.12")), ["app==1.0", "lib==2.0"]);
+    assert_eq!(pins(&export("linux", "3.9")), ["app==1.0", "lib==1.0"]);
+    for python in ["3.10", "3.11", "3.13"] {
+        assert_eq!(
+            pins(&export("aarch64-windows", python)),
+            ["app==1.0", "lib==2.0", "winonly==1.0"]
+        );
+    }
+    // Written to a file pip can read with --require-hashes.
+    cx.run_ok(&[
+        "export",
+        "--lock",
+        "pylock.toml",
+        "--platform",
+        "linux",
+        "--python-version",
+        "3.12",
+        "-o",
+        "linux.txt",
+    ]);
+    let written = std::fs::read_to_string(cx.project().join("linux.txt")).unwrap();
+    assert_eq!(pins(&written), ["app==1.0", "lib==2.0"]);
+}
+
+#[test]
+fn an_environment_the_lock_does_not_cover_is_refused() {
+    let Some(uv) = dx_py_tests::uv() else {
+        return;
+    };
+    let cx = TestContext::new();
+    uv_lock(&cx, &uv);
+    let err = cx.run_err(
+        &["export", "--lock", "pylock.toml", "--python-version", "3.8"],
+        1,
+    );
+    assert!(err.contains("requires Python >=3.9"), "{err}");
+    let err = cx.run_err(
+        &["export", "--lock", "pylock.toml", "--platform", "solaris"],
+        2,
+    );
+    assert!(err.contains("Unknown platform `solaris`"), "{err}");
+    let err = cx.run_err(&["export", "--lock", "missing.toml"], 1);
+    assert!(err.contains("missing.toml"), "{err}");
 }
