@@ -586,6 +586,27 @@ pub fn uv_compile_universal(uv: &Path, cache: &Path, dir: &Path, python_args: &[
     assert_success(&out, "uv pip compile --universal");
 }
 
+/// A venv `dir/uv-venv` made by uv for the test interpreter, into which uv installs
+/// `dir/pylock.toml`; asserts that both succeed and returns the venv.
+pub fn uv_install_pylock(uv: &Path, cache: &Path, dir: &Path) -> PathBuf {
+    let out = uv_command(uv, cache)
+        .current_dir(dir)
+        .args(["venv", "uv-venv", "--python"])
+        .arg(python_executable())
+        .output()
+        .unwrap();
+    assert_success(&out, "uv venv");
+    let venv = dir.join("uv-venv");
+    let out = uv_command(uv, cache)
+        .current_dir(dir)
+        .args(["pip", "install", "-r", "pylock.toml", "--python"])
+        .arg(venv.join("bin/python"))
+        .output()
+        .unwrap();
+    assert_success(&out, "uv pip install -r pylock.toml");
+    venv
+}
+
 /// `uv ARGS…` with the test environment: no downloads of interpreters, no user config.
 pub fn uv_command(uv: &Path, cache: &Path) -> Command {
     let mut cmd = Command::new(uv);

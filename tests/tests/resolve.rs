@@ -379,21 +379,7 @@ fn a_lock_written_by_dx_py_installs_with_uv() {
         ),
         "lock",
     );
-    let venv = cx.project().join("uv-venv");
-    let out = dx_py_tests::uv_command(&uv, &cx.temp.path().join("uv-cache"))
-        .current_dir(cx.project())
-        .args(["venv", "uv-venv", "--python"])
-        .arg(dx_py_tests::python_executable())
-        .output()
-        .unwrap();
-    assert_success(&out, "uv venv");
-    let out = dx_py_tests::uv_command(&uv, &cx.temp.path().join("uv-cache"))
-        .current_dir(cx.project())
-        .args(["pip", "install", "-r", "pylock.toml", "--python"])
-        .arg(venv.join("bin/python"))
-        .output()
-        .unwrap();
-    assert_success(&out, "uv pip install -r pylock.toml");
+    let venv = dx_py_tests::uv_install_pylock(&uv, &cx.temp.path().join("uv-cache"), &cx.project());
     let got = venv_python(&venv, "import app, lib, leaf, extra_dep; print(lib.V)");
     assert_eq!(got.trim(), "2.0");
 }

@@ -23,20 +23,23 @@ fn forked_wheels(cx: &TestContext) {
     std::fs::write(cx.project().join("requirements.in"), "app\n").unwrap();
 }
 
+/// `dx-py lock --universal` of the forked wheels, from Python 3.9 on.
+const LOCK: [&str; 9] = [
+    "lock",
+    "--universal",
+    "-r",
+    "requirements.in",
+    "--no-index",
+    "--find-links",
+    "wheels",
+    "--python-version",
+    "3.9",
+];
+
 /// [`forked_wheels`] locked by dx-py for every environment from Python 3.9 on.
 fn project(cx: &TestContext) {
     forked_wheels(cx);
-    cx.run_ok(&[
-        "lock",
-        "--universal",
-        "-r",
-        "requirements.in",
-        "--no-index",
-        "--find-links",
-        "wheels",
-        "--python-version",
-        "3.9",
-    ]);
+    cx.run_ok(&LOCK);
 }
 
 /// The `name==version` lines `export` prints for a platform and a Python.
@@ -93,17 +96,7 @@ fn an_unchanged_input_is_not_resolved_again() {
     project(&cx);
     let lock = cx.project().join("pylock.toml");
     let before = std::fs::read(&lock).unwrap();
-    let again = [
-        "lock",
-        "--universal",
-        "-r",
-        "requirements.in",
-        "--no-index",
-        "--find-links",
-        "wheels",
-        "--python-version",
-        "3.9",
-    ];
+    let again = LOCK;
     let out = cx.dx_py().args(again).output().unwrap();
     assert_success(&out, "lock again");
     let said = String::from_utf8_lossy(&out.stderr);
@@ -162,22 +155,7 @@ fn uv_installs_a_universal_lock_dx_py_wrote() {
     };
     let cx = TestContext::new();
     project(&cx);
-    let cache = cx.temp.path().join("uv-cache");
-    let out = dx_py_tests::uv_command(&uv, &cache)
-        .current_dir(cx.project())
-        .args(["venv", "uv-venv", "--python"])
-        .arg(dx_py_tests::python_executable())
-        .output()
-        .unwrap();
-    assert_success(&out, "uv venv");
-    let venv = cx.project().join("uv-venv");
-    let out = dx_py_tests::uv_command(&uv, &cache)
-        .current_dir(cx.project())
-        .args(["pip", "install", "-r", "pylock.toml", "--python"])
-        .arg(venv.join("bin/python"))
-        .output()
-        .unwrap();
-    assert_success(&out, "uv pip install -r pylock.toml");
+    let venv = dx_py_tests::uv_install_pylock(&uv, &cx.temp.path().join("uv-cache"), &cx.project());
     let got = venv_python(&venv, "import app, lib; print(lib.V)");
     assert_eq!(got.trim(), "2.0");
 }
