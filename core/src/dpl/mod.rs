@@ -23,6 +23,7 @@ mod model;
 mod pylock;
 mod reader;
 mod render;
+mod v2;
 
 pub use builder::DplBuilder;
 pub use export::{ExportError, ExportedPackage, export_for, render_requirements};
@@ -32,6 +33,7 @@ pub use pylock::{
     UniversalLockedPackage,
 };
 pub use reader::{DplEntry, DplError, DplReader, DplWheel};
+pub use v2::{UniversalDplEntry, UniversalDplReader, format_version};
 
 /// A DPL (or pylock.toml) file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -122,6 +122,16 @@ pub enum DplBuildError {
         /// The extra given.
         extra: String,
     },
+    /// A marker that PEP 508 does not accept.
+    #[error("Invalid marker `{marker}` of `{package}`: {reason}")]
+    InvalidMarker {
+        /// The package (or `lock` for the lock's environments).
+        package: String,
+        /// The marker given.
+        marker: String,
+        /// The parser's message.
+        reason: String,
+    },
     /// The same extra twice in a package's extras table.
     #[error("Extra `{extra}` appears twice in the extras of package `{package}`")]
     DuplicateExtra {
