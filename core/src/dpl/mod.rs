@@ -23,7 +23,7 @@ mod model;
 mod pylock;
 mod reader;
 mod render;
-mod v2;
+pub(crate) mod v2;
 
 pub use builder::DplBuilder;
 pub use export::{ExportError, ExportedPackage, export_for, render_requirements};

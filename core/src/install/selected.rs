@@ -150,7 +150,10 @@ pub fn selected_lock_at(
     }
     let reader = UniversalDplReader::from_bytes(map).map_err(invalid)?;
     let dir = cache_dir.join(SELECTED_DIR);
-    let kept = dir.join(format!("{}.dpl", selection_key(&reader.key(), interp).to_hex()));
+    let kept = dir.join(format!(
+        "{}.dpl",
+        selection_key(&reader.key(), interp).to_hex()
+    ));
     // The warm path: a selection made before, still intact (O(1) header check).
     if DplReader::open(&kept).is_ok() {
         return Ok(kept);
@@ -203,7 +206,10 @@ pub fn select_for<B: AsRef<[u8]>>(
     };
     // Every entry is read below; the body hash makes damage an error rather than a wrong choice.
     reader.verify().map_err(invalid)?;
-    let requires_python = reader.requires_python().map_err(invalid)?.map(str::to_owned);
+    let requires_python = reader
+        .requires_python()
+        .map_err(invalid)?
+        .map(str::to_owned);
     let version = interp.version().to_string();
     // Checked first: a lock for other Pythons has no wheel for this one either, and saying which
     // Pythons it is for is the clearer message.

@@ -19,7 +19,12 @@ struct Strings<'a> {
 }
 
 impl<'a> Strings<'a> {
-    fn add(&mut self, s: &'a str, package: &str, field: &'static str) -> Result<(u32, u32), DplBuildError> {
+    fn add(
+        &mut self,
+        s: &'a str,
+        package: &str,
+        field: &'static str,
+    ) -> Result<(u32, u32), DplBuildError> {
         if let Some(&at) = self.seen.get(s) {
             return Ok(at);
         }
@@ -56,12 +61,10 @@ fn validate(p: &UniversalLockedPackage) -> Result<(), DplBuildError> {
     if !is_valid_name(&p.name) {
         return Err(DplBuildError::InvalidName(p.name.clone()));
     }
-    crate::dpl::version_components(&p.version).map_err(|source| {
-        DplBuildError::InvalidVersion {
-            package: p.name.clone(),
-            version: p.version.clone(),
-            source,
-        }
+    crate::dpl::version_components(&p.version).map_err(|source| DplBuildError::InvalidVersion {
+        package: p.name.clone(),
+        version: p.version.clone(),
+        source,
     })?;
     if let Some(marker) = &p.marker {
         pep508_rs::MarkerTree::from_str(marker).map_err(|e| DplBuildError::InvalidMarker {
@@ -90,14 +93,14 @@ fn validate(p: &UniversalLockedPackage) -> Result<(), DplBuildError> {
 
 /// The bytes of `lock` (see [`UniversalLock::dpl_bytes`]).
 fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
-    let mut sorted: Vec<(String, &UniversalLockedPackage)> = Vec::with_capacity(lock.packages.len());
+    let mut sorted: Vec<(String, &UniversalLockedPackage)> =
+        Vec::with_capacity(lock.packages.len());
     for p in &lock.packages {
         validate(p)?;
         sorted.push((normalize_name(&p.name), p));
     }
-    sorted.sort_by(|(an, a), (bn, b)| {
-        (an, &a.version, &a.marker).cmp(&(bn, &b.version, &b.marker))
-    });
+    sorted
+        .sort_by(|(an, a), (bn, b)| (an, &a.version, &a.marker).cmp(&(bn, &b.version, &b.marker)));
     for pair in sorted.windows(2) {
         let ((an, a), (bn, b)) = (&pair[0], &pair[1]);
         if an == bn && a.version == b.version && a.marker == b.marker {
@@ -120,18 +123,16 @@ fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
     let mut edges: Vec<u8> = Vec::new();
     let (mut file_count, mut edge_count) = (0usize, 0usize);
 
-    let mut marker_of = |m: &'a str,
-                         package: &str,
-                         strings: &mut Strings<'a>|
-     -> Result<u32, DplBuildError> {
-        if let Some(&i) = marker_index.get(m) {
-            return Ok(i);
-        }
-        let i = count("markers", markers.len())?;
-        markers.push(strings.add(m, package, "marker")?);
-        marker_index.insert(m, i);
-        Ok(i)
-    };
+    let mut marker_of =
+        |m: &'a str, package: &str, strings: &mut Strings<'a>| -> Result<u32, DplBuildError> {
+            if let Some(&i) = marker_index.get(m) {
+                return Ok(i);
+            }
+            let i = count("markers", markers.len())?;
+            markers.push(strings.add(m, package, "marker")?);
+            marker_index.insert(m, i);
+            Ok(i)
+        };
     let requires_python = match &lock.requires_python {
         Some(r) => Some(strings.add(r, "lock", "requires-python")?),
         None => None,
@@ -152,7 +153,11 @@ fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
         put_str(rec, E_VERSION, strings.add(&p.version, name, "version")?);
         let mut flags = 0;
         if let Some(r) = &p.requires_python {
-            put_str(rec, E_REQUIRES_PYTHON, strings.add(r, name, "requires-python")?);
+            put_str(
+                rec,
+                E_REQUIRES_PYTHON,
+                strings.add(r, name, "requires-python")?,
+            );
             flags |= EF_REQUIRES_PYTHON;
         }
         if let Some(x) = &p.index_url {
@@ -222,8 +227,16 @@ fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
     put_u32(&mut out, H_ENTRY_COUNT, count("packages", sorted.len())?);
     put_u32(&mut out, H_MARKER_COUNT, count("markers", markers.len())?);
     put_u32(&mut out, H_FILE_COUNT, count("files", file_count)?);
-    put_u32(&mut out, H_EDGE_COUNT, count("dependency edges", edge_count)?);
-    put_u32(&mut out, H_ENV_COUNT, count("environments", lock.environments.len())?);
+    put_u32(
+        &mut out,
+        H_EDGE_COUNT,
+        count("dependency edges", edge_count)?,
+    );
+    put_u32(
+        &mut out,
+        H_ENV_COUNT,
+        count("environments", lock.environments.len())?,
+    );
     let mut meta = 0;
     if let Some(r) = requires_python {
         put_str(&mut out, H_REQUIRES_PYTHON, r);
@@ -273,7 +286,11 @@ fn file_record<'a>(
 ) -> Result<[u8; FILE_LEN], DplBuildError> {
     let mut rec = [0u8; FILE_LEN];
     let mut flags = 0;
-    put_str(&mut rec, F_NAME, strings.add(&f.filename, package, "file name")?);
+    put_str(
+        &mut rec,
+        F_NAME,
+        strings.add(&f.filename, package, "file name")?,
+    );
     if let Some(u) = &f.url {
         put_str(&mut rec, F_URL, strings.add(u, package, "file url")?);
         flags |= FF_URL;
@@ -299,6 +316,8 @@ pub(crate) fn seal(out: &mut [u8]) {
     }
     let body = blake3::hash(&out[HEADER_LEN..]);
     out[H_BODY_HASH..H_BODY_HASH + 32].copy_from_slice(body.as_bytes());
-    let sum = Checksum::new(HEADER_SEED_2).update(&out[..H_CHECKSUM]).finish();
+    let sum = Checksum::new(HEADER_SEED_2)
+        .update(&out[..H_CHECKSUM])
+        .finish();
     put_u64(out, H_CHECKSUM, sum);
 }

@@ -18,7 +18,7 @@
 //! walks every entry): [`UniversalDplReader::verify`] checks the body's blake3 once, and each
 //! read is then a bounds-checked slice. Opening checks only the header, O(1). Layout and
 //! reasons: `docs/formats/dpl.md`.
-mod builder;
+pub(crate) mod builder;
 mod reader;
 
 pub use reader::{UniversalDplEntry, UniversalDplReader};
@@ -115,4 +115,4 @@ pub fn format_version(bytes: &[u8]) -> Result<u32, DplError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -152,7 +152,9 @@ impl<'a> UniversalDplEntry<'a> {
 
     /// Its source distribution, when the lock has one.
     pub fn sdist(&self) -> Option<DplWheel<'a>> {
-        self.has_sdist.then(|| self.file(self.wheel_count)).flatten()
+        self.has_sdist
+            .then(|| self.file(self.wheel_count))
+            .flatten()
     }
 
     /// Indices of the entries it depends on (each checked to be in range), ascending.
@@ -236,8 +238,16 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
                 })
             }
         };
-        expect("header length", HEADER_LEN as u64, le32(b, H_HEADER_LEN).into())?;
-        expect("meta flags", 0, (le32(b, H_META_FLAGS) & !META_REQUIRES_PYTHON).into())?;
+        expect(
+            "header length",
+            HEADER_LEN as u64,
+            le32(b, H_HEADER_LEN).into(),
+        )?;
+        expect(
+            "meta flags",
+            0,
+            (le32(b, H_META_FLAGS) & !META_REQUIRES_PYTHON).into(),
+        )?;
         expect("reserved header word", 0, le32(b, H_META_FLAGS + 4).into())?;
         let count = |at| u64::from(le32(b, at));
         let (entries, markers, files, edges, envs) = (
@@ -266,7 +276,11 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
                 limit: file_len,
             });
         }
-        expect("string section length", file_len - strings_off, le64(b, H_STRINGS_LEN))?;
+        expect(
+            "string section length",
+            file_len - strings_off,
+            le64(b, H_STRINGS_LEN),
+        )?;
         let strings_len = file_len - strings_off;
         let requires_python = if le32(b, H_META_FLAGS) & META_REQUIRES_PYTHON != 0 {
             let (off, n) = (le32(b, H_REQUIRES_PYTHON), le32(b, H_REQUIRES_PYTHON + 4));
@@ -484,7 +498,8 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
 
     /// The entries named `name` (any spelling of it), by binary search over the sorted entries.
     pub fn get(&self, name: &str) -> Result<Vec<UniversalDplEntry<'_>>, DplError> {
-        let key = |e: &UniversalDplEntry<'_>| normalized_bytes(e.name()).cmp(normalized_bytes(name));
+        let key =
+            |e: &UniversalDplEntry<'_>| normalized_bytes(e.name()).cmp(normalized_bytes(name));
         let (mut lo, mut hi) = (0, self.entry_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -538,16 +553,16 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             next_file += e.wheel_count + usize::from(e.has_sdist);
             next_edge += e.edges.len() / EDGE_LEN;
             if let Some(p) = previous
-                && normalized_bytes(p.name()).cmp(normalized_bytes(e.name())).is_gt()
+                && normalized_bytes(p.name())
+                    .cmp(normalized_bytes(e.name()))
+                    .is_gt()
             {
                 return Err(DplError::Inconsistent("entries are not sorted by name"));
             }
             previous = Some(e);
         }
         if next_file != self.file_count || next_edge != self.edge_count {
-            return Err(DplError::Inconsistent(
-                "files or edges that no entry owns",
-            ));
+            return Err(DplError::Inconsistent("files or edges that no entry owns"));
         }
         Ok(())
     }
@@ -567,7 +582,10 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             packages.push(UniversalLockedPackage {
                 name: e.name().to_owned(),
                 version: e.version().to_owned(),
-                marker: e.marker_index().map(|m| self.marker(m).map(str::to_owned)).transpose()?,
+                marker: e
+                    .marker_index()
+                    .map(|m| self.marker(m).map(str::to_owned))
+                    .transpose()?,
                 requires_python: e.requires_python().map(str::to_owned),
                 index_url: e.index_url().map(str::to_owned),
                 dependencies,
@@ -577,7 +595,11 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
         }
         Ok(UniversalLock {
             requires_python: self.requires_python()?.map(str::to_owned),
-            environments: self.environments()?.into_iter().map(str::to_owned).collect(),
+            environments: self
+                .environments()?
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             inputs_hash: self.inputs_hash,
             packages,
         })
