@@ -65,7 +65,9 @@ fn one_lock_serves_every_platform_and_python() {
         text.contains("marker = \"sys_platform == 'win32'\""),
         "{text}"
     );
-    assert!(!cx.project().join("dx-py.dpl").exists());
+    // Its binary twin: a DPL version 2.
+    let dpl = std::fs::read(cx.project().join("dx-py.dpl")).unwrap();
+    assert_eq!(dx_py_core::dpl::format_version(&dpl), Ok(2));
     for python in ["3.9", "3.10", "3.11", "3.12", "3.13"] {
         let lib = if python == "3.9" {
             "lib==1.0"
@@ -235,4 +237,94 @@ fn an_environment_the_lock_does_not_cover_is_refused() {
     assert!(err.contains("Unknown platform `solaris`"), "{err}");
     let err = cx.run_err(&["export", "--lock", "missing.toml"], 1);
     assert!(err.contains("missing.toml"), "{err}");
+}
+
+/// The interpreters the install tests use, each with the `lib` version it must get.
+fn local_pythons() -> Vec<(std::path::PathBuf, &'static str)> {
+    let mut pythons = vec![(dx_py_tests::python_executable(), "2.0")];
+    if let Some(p) = dx_py_tests::other_python() {
+        pythons.push((p, "2.0"));
+    }
+    if let Some(p) = dx_py_tests::pyenv_python("3.9") {
+        pythons.push((p, "1.0"));
+    }
+    pythons
+}
+
+#[test]
+fn the_binary_twin_installs_for_each_interpreter() {
+    let cx = TestContext::new();
+    project(&cx);
+    for (i, (python, want)) in local_pythons().iter().enumerate() {
+        let venv = format!("venv-{i}");
+        let python = python.to_str().unwrap();
+        let args = [
+            "install",
+            "--lock",
+            "dx-py.dpl",
+            "--venv",
+            &venv,
+            "--python",
+            python,
+        ];
+        cx.run_ok(&args);
+        let got = venv_python(
+            &cx.project().join(&venv),
+            "import app, lib, importlib.util as u; print(lib.V, u.find_spec('winonly') is None)",
+        );
+        assert_eq!(got.trim(), format!("{want} True"), "{python}");
+        // Unchanged: the kept selection and the cached layout, nothing else.
+        let out = cx.dx_py().args(args).output().unwrap();
+        assert_success(&out, "install again");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("layout hit"), "{said}");
+    }
+    // One selection per interpreter, kept in the cache; the twin is left as it was.
+    let selected = std::fs::read_dir(cx.cache_dir().join("selected"))
+        .unwrap()
+        .count();
+    assert_eq!(selected, local_pythons().len());
+    let dpl = std::fs::read(cx.project().join("dx-py.dpl")).unwrap();
+    assert_eq!(dx_py_core::dpl::format_version(&dpl), Ok(2));
+}
+
+#[test]
+fn the_binary_twin_chooses_as_the_pylock_reading_does() {
+    let cx = TestContext::new();
+    project(&cx);
+    let dpl = cx.project().join("dx-py.dpl");
+    let pylock = cx.project().join("pylock.toml");
+    let reader = dx_py_core::dpl::UniversalDplReader::open(&dpl).unwrap();
+    for (python, _) in local_pythons() {
+        let interp =
+            dx_py_core::python::Interpreter::find(python.to_str(), &cx.cache_dir()).unwrap();
+        let ours = dx_py_core::install::select_for(&reader, &dpl, &interp).unwrap();
+        let oracle = dx_py_core::install::read_pylock_for(&pylock, &interp).unwrap();
+        assert_eq!(ours.packages, oracle.packages, "{}", python.display());
+        assert_eq!(ours.meta.requires_python, oracle.meta.requires_python);
+    }
+}
+
+#[test]
+fn dump_and_get_show_markers_and_wheels() {
+    let cx = TestContext::new();
+    project(&cx);
+    let json = cx.run_ok(&["dpl", "dump", "--json", "dx-py.dpl"]);
+    assert!(json.contains("\"format_version\": 2"), "{json}");
+    assert!(json.contains("\"requires_python\": \">=3.9\""), "{json}");
+    assert!(
+        json.contains("\"marker\": \"sys_platform == 'win32'\""),
+        "{json}"
+    );
+    assert!(json.contains("winonly-1.0-py3-none-any.whl"), "{json}");
+    let text = cx.run_ok(&["dpl", "dump", "dx-py.dpl"]);
+    assert!(
+        text.contains("DPL format 2 (universal), 4 entries"),
+        "{text}"
+    );
+    let lib = cx.run_ok(&["dpl", "get", "dx-py.dpl", "LIB"]);
+    assert!(lib.contains("lib 1.0") && lib.contains("lib 2.0"), "{lib}");
+    assert!(lib.contains("marker"), "{lib}");
+    let err = cx.run_err(&["dpl", "get", "dx-py.dpl", "absent"], 1);
+    assert!(err.contains("`absent` is not in"), "{err}");
 }

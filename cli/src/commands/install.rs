@@ -8,8 +8,8 @@ use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplFileError, DplReader};
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{
-    InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, sync_venv, try_warm,
-    unpack_when_stored,
+    InstallReport, LazyBytecodeBatch, SyncContext, SyncOptions, selected_lock_at, sync_venv,
+    try_warm, unpack_when_stored,
 };
 use dx_py_core::layout::{LayoutCache, LinkMode};
 use dx_py_core::plural::{count, count_as};
@@ -115,7 +115,12 @@ pub(crate) fn install_dpl(
         sources,
     } = *target;
     let store = settings.store();
-    let dpl_path = dpl_path.to_path_buf();
+    // Relative wheel paths are relative to the lock the user named, not to a selection from it.
+    let lock_dir = dpl_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // A universal lock (DPL version 2): the lock of this interpreter chosen from it, kept in
+    // the cache (a lookup after the first time); one interpreter's lock stays as it is.
+    let dpl_path = selected_lock_at(dpl_path, interp, &settings.cache_dir)?;
+    printer.timeline().mark("select");
     let dpl = DplReader::open(&dpl_path)?;
     // Both paths below read every entry (each checked on its first read); reading them here
     // first makes a damaged one an error that names the lock file.
@@ -165,7 +170,6 @@ pub(crate) fn install_dpl(
         }
     };
     let find_links: Vec<PathBuf> = sources.find_links.iter().map(PathBuf::from).collect();
-    let lock_dir = dpl_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let reporter = crate::reporter::BarReporter::new(printer, "Installing");
     let ctx = SyncContext {
         interp,

@@ -101,8 +101,11 @@ pub(crate) fn choose_lock(
     let pylock_time = modified(&pylock_path);
     // A DPL made from a multi-environment pylock.toml holds one interpreter's choice: another
     // interpreter chooses again.
-    let same_interpreter =
-        || DplReader::open(&dpl_path).is_ok_and(|d| d.environment() == interp.tag());
+    // A universal DPL (version 2, the twin `lock --universal` writes) serves every interpreter.
+    let same_interpreter = || {
+        universal_dpl(&dpl_path)
+            || DplReader::open(&dpl_path).is_ok_and(|d| d.environment() == interp.tag())
+    };
     match (dpl_time, pylock_time) {
         (Some(d), Some(p)) if d >= p && same_interpreter() => Ok(dpl_path),
         (_, Some(_)) => {
@@ -122,6 +125,14 @@ pub(crate) fn choose_lock(
             pylock_path.display()
         ),
     }
+}
+
+/// True when `path` is a DPL version 2 (a universal lock), from its first 12 bytes.
+fn universal_dpl(path: &Path) -> bool {
+    let mut head = [0u8; 12];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| dx_py_core::dpl::format_version(&head) == Ok(2))
 }
 
 fn modified(path: &Path) -> Option<std::time::SystemTime> {

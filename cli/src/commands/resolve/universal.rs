@@ -15,8 +15,8 @@ use crate::settings::{self, Settings};
 /// Writes `dir/pylock.toml`: a lock of `inputs` for every environment their `requires-python`
 /// (else Pythons from the `--python-version` of `flags` on, by default `interp`'s version) and
 /// the project's `environments` allow, unless the one there was made from the same inputs (then
-/// nothing is resolved and nothing fetched). A `dx-py.dpl` there (a lock for one interpreter) is
-/// removed: installs read the universal `pylock.toml` for their interpreter instead.
+/// nothing is resolved and nothing fetched), and its twin `dir/dx-py.dpl` (DPL version 2), from
+/// which installs choose their interpreter's entries.
 pub(crate) fn lock_universal(
     inputs: Inputs<'_>,
     interp: &Interpreter,
@@ -77,11 +77,8 @@ pub(crate) fn lock_universal(
         .with_context(|| format!("Failed to create `{}`", dir.display()))?;
     dx_py_core::atomic::replace(&path, lock.to_pylock_string().as_bytes())
         .with_context(|| format!("Failed to write `{}`", path.display()))?;
-    let dpl = dir.join(DPL);
-    if dpl.exists() {
-        std::fs::remove_file(&dpl)
-            .with_context(|| format!("Failed to remove `{}`", dpl.display()))?;
-    }
+    // The binary twin: installs choose their entries from it by lookup (`selected_lock`).
+    lock.write_dpl(&dir.join(DPL))?;
     printer.info(format_args!(
         "Locked {} for every environment where `{}` in {} ms ({}): {}",
         dx_py_core::plural::count_as(lock.packages.len(), "package entry", "package entries"),

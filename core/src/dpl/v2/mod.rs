@@ -20,6 +20,7 @@
 //! reasons: `docs/formats/dpl.md`.
 pub(crate) mod builder;
 mod reader;
+mod render;
 
 pub use reader::{UniversalDplEntry, UniversalDplReader};
 
