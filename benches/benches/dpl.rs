@@ -1,10 +1,14 @@
-//! DPL lookups and opens, against parsing the same lock as `pylock.toml`.
+//! DPL lookups and opens, against parsing the same lock as `pylock.toml`; and "entries for this
+//! environment" of a universal lock (DPL version 2), cold and warm.
 //!
 //! `cargo bench -p dx-py-benches --bench dpl -- --warm-up-time 1 --measurement-time 3`
 use std::hint::black_box;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dx_py_core::dpl::{DplBuilder, DplReader, Lock, LockMeta, LockedPackage, LockedWheel};
+use dx_py_core::dpl::{
+    DplBuilder, DplReader, Lock, LockMeta, LockedPackage, LockedWheel, UniversalDplReader,
+    UniversalLock, UniversalLockedPackage,
+};
 use dx_py_core::hash::ContentHash;
 
 /// A lock of `n` packages shaped like a real one: URLs, markers on some, a few edges each.
@@ -186,5 +190,134 @@ fn whole_file(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, get, open, whole_file);
+/// Wheel tags of a package with binary wheels: four Pythons on Linux x86-64, two on Linux
+/// ARM, Windows and macOS.
+const BINARY_TAGS: [&str; 10] = [
+    "cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64",
+    "cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64",
+    "cp311-cp311-win_amd64",
+    "cp312-cp312-win_amd64",
+    "cp311-cp311-macosx_11_0_arm64",
+    "cp312-cp312-macosx_11_0_arm64",
+];
+
+/// A universal lock of `n` entries: ten wheels each (a pure wheel added on every third), an
+/// sdist, markers on a fifth, and every fifteenth name at two versions split on the Python.
+fn synthetic_universal_lock(n: usize) -> UniversalLock {
+    let markers = [
+        "sys_platform == 'win32'",
+        "platform_machine == 'aarch64'",
+        "python_full_version < '3.11'",
+        "implementation_name == 'cpython' and sys_platform != 'darwin'",
+    ];
+    let mut packages = Vec::with_capacity(n);
+    let mut i = 0;
+    while packages.len() < n {
+        let name = format!("Package_{i:05}-Lib");
+        let escaped = format!("package_{i:05}_lib");
+        let versions: Vec<(String, Option<String>)> = if i % 15 == 0 {
+            vec![
+                ("1.0".into(), Some("python_full_version < '3.12'".into())),
+                ("2.0".into(), Some("python_full_version >= '3.12'".into())),
+            ]
+        } else {
+            let marker = (i % 5 == 1).then(|| markers[i % 4].to_string());
+            vec![(format!("{}.{}", i % 7, i % 31), marker)]
+        };
+        for (version, marker) in versions {
+            let file = |tag: &str, ext: &str| {
+                let filename = format!("{escaped}-{version}{tag}{ext}");
+                LockedWheel {
+                    url: Some(format!("http://127.0.0.1:3141/packages/{filename}")),
+                    sha256: *ContentHash::of(filename.as_bytes()).as_bytes(),
+                    filename,
+                    path: None,
+                    size: Some(10_000 + i as u64),
+                }
+            };
+            let mut wheels: Vec<LockedWheel> = BINARY_TAGS
+                .iter()
+                .map(|t| file(&format!("-{t}"), ".whl"))
+                .collect();
+            if i % 3 == 0 {
+                wheels.push(file("-py3-none-any", ".whl"));
+            }
+            packages.push(UniversalLockedPackage {
+                name: name.clone(),
+                version: version.clone(),
+                marker,
+                requires_python: Some(">=3.9".into()),
+                index_url: Some("http://127.0.0.1:3141/simple/".into()),
+                dependencies: (1..4)
+                    .map(|k| (i * 7 + k * 13) % n)
+                    .filter(|&d| d != i && d < i)
+                    .map(|d| format!("Package_{d:05}-Lib"))
+                    .collect(),
+                wheels,
+                sdist: Some(file("", ".tar.gz")),
+            });
+        }
+        i += 1;
+    }
+    UniversalLock {
+        requires_python: Some(">=3.9".into()),
+        environments: Vec::new(),
+        inputs_hash: ContentHash::of(b"inputs"),
+        packages,
+    }
+}
+
+/// "Entries for this environment" of a 300-entry universal lock, for this machine's `python3`:
+/// cold (choose, write the v1 selection), warm (the kept selection found), and the parts.
+fn universal_selection(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    let Ok(interp) = dx_py_core::python::Interpreter::find(None, tmp.path()) else {
+        eprintln!("no python3: universal selection benches skipped");
+        return;
+    };
+    let lock = synthetic_universal_lock(300);
+    let dir = tmp.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dpl = dir.join("dx-py.dpl");
+    lock.write_dpl(&dpl).unwrap();
+    let pylock = dir.join("pylock.toml");
+    std::fs::write(&pylock, lock.to_pylock_string()).unwrap();
+    let cache = tmp.path().join("cache");
+    let bytes = std::fs::read(&dpl).unwrap();
+
+    let mut g = c.benchmark_group("universal_300");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    let kept = dx_py_core::install::selected_lock(&dir, &interp, &cache).unwrap();
+    g.bench_function("selected_lock_cold", |b| {
+        b.iter_batched(
+            || std::fs::remove_file(&kept).unwrap(),
+            |()| black_box(dx_py_core::install::selected_lock(&dir, &interp, &cache).unwrap()),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("selected_lock_warm", |b| {
+        b.iter(|| black_box(dx_py_core::install::selected_lock(&dir, &interp, &cache).unwrap()))
+    });
+    let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
+    g.bench_function("select_in_memory", |b| {
+        b.iter(|| {
+            let lock = dx_py_core::install::select_for(&reader, &dpl, &interp).unwrap();
+            black_box(lock.packages.len())
+        })
+    });
+    g.bench_function("verify", |b| b.iter(|| reader.verify().unwrap()));
+    g.bench_function("read_pylock_for", |b| {
+        b.iter(|| {
+            let lock = dx_py_core::install::read_pylock_for(&pylock, &interp).unwrap();
+            black_box(lock.packages.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, get, open, whole_file, universal_selection);
 criterion_main!(benches);

@@ -91,6 +91,10 @@ pub enum DplFileError {
 #[doc(hidden)]
 pub fn reseal(bytes: &mut [u8]) {
     use format::*;
+    if format_version(bytes) == Ok(v2::VERSION_2) {
+        v2::builder::seal(bytes);
+        return;
+    }
     let u32f = |b: &[u8], at| u32_at(b, at).map(|v| v as usize);
     let u64f = |b: &[u8], at| u64_at(b, at).and_then(|v| usize::try_from(v).ok());
     let (Some(n), Some(entries), Some(deps), Some(strings)) = (

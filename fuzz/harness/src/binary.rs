@@ -4,7 +4,7 @@
 //! Their checksums would stop a byte-flipping fuzzer at the door, so the first byte of an input
 //! picks a mode: odd = recompute every checksum of the rest first (as someone crafting a file
 //! would), so that the fuzzer also explores what lies behind them.
-use dx_py_core::dpl::{DplBuilder, DplReader};
+use dx_py_core::dpl::{DplBuilder, DplReader, UniversalDplReader, format_version};
 use dx_py_core::dxpkg::{DxpkgReader, Scheme};
 use dx_py_core::layout::{LayoutIndex, ProjectHash, encode_index};
 use dx_py_core::tree::{DataSource, Node, NodeKind, Tree};
@@ -38,6 +38,10 @@ pub fn dpl_reader(data: &[u8]) {
 }
 
 pub(crate) fn dpl_bytes(data: &[u8]) {
+    if format_version(data) == Ok(2) {
+        universal_dpl_bytes(data);
+        return;
+    }
     let Ok(r) = DplReader::from_bytes(data) else {
         return;
     };
@@ -83,6 +87,59 @@ pub(crate) fn dpl_bytes(data: &[u8]) {
             assert_eq!(again.to_lock().expect("builder output reads"), lock);
         }
         let _ = lock.to_pylock_string();
+    }
+}
+
+/// A universal lock (DPL version 2): every accessor, lookup and rendering; what a verified file
+/// reads back, the builder writes again byte for byte.
+fn universal_dpl_bytes(data: &[u8]) {
+    let Ok(r) = UniversalDplReader::from_bytes(data) else {
+        return;
+    };
+    let verified = r.verify().is_ok();
+    let _ = (
+        r.key(),
+        r.inputs_hash(),
+        r.requires_python(),
+        r.environments(),
+    );
+    let _ = (r.render_header(), r.to_json());
+    for i in 0..r.marker_count().min(512) {
+        let _ = r.marker(i as u32);
+    }
+    for i in 0..r.len().min(512) {
+        let Ok(e) = r.entry(i) else { continue };
+        let _ = (e.name(), e.version(), e.requires_python(), e.index_url());
+        let _ = (e.wheels().count(), e.sdist(), r.render_entry(&e));
+        for d in e.dependencies() {
+            // Every edge was range-checked when the entry was read.
+            assert!((d as usize) < r.len());
+        }
+        if let Some(m) = e.marker_index() {
+            assert!((m as usize) < r.marker_count());
+        }
+        let found = r.get(e.name());
+        if verified {
+            let found = found.expect("a verified file's lookups succeed");
+            assert!(
+                found.iter().any(|f| f.index() == e.index()),
+                "entry {i} not found"
+            );
+        }
+    }
+    for name in PROBE_NAMES {
+        let _ = r.get(name);
+    }
+    if verified
+        && let Ok(lock) = r.to_universal_lock()
+        && let Ok(bytes) = lock.dpl_bytes()
+    {
+        let again = UniversalDplReader::from_bytes(bytes).expect("builder output opens");
+        again.verify().expect("builder output verifies");
+        assert_eq!(
+            again.to_universal_lock().expect("builder output reads"),
+            lock
+        );
     }
 }
 

@@ -215,11 +215,67 @@ extra-index-url = [\"https://idx.invalid/a\"]\nfind-links = [\"/opt/wheels\"]\nn
 [pip]\nindex-url = \"https://idx.invalid/pip\"\n\n[[index]]\nurl = \"https://idx.invalid/default\"\n\
 default = true\n\n[[index]]\nurl = \"https://idx.invalid/extra\"\n\n[[index]]\nurl = \"https://idx.invalid/x\"\nexplicit = true\n";
 
+/// A universal lock: one name at two versions under complementary markers, several wheels, an
+/// sdist, a dependency on both versions.
+fn sample_universal_lock() -> dx_py_core::dpl::UniversalLock {
+    let file = |filename: &str, seed: u8| LockedWheel {
+        filename: filename.to_owned(),
+        url: Some(format!("http://127.0.0.1:3141/files/{filename}")),
+        path: None,
+        sha256: [seed; 32],
+        size: Some(1000 + u64::from(seed)),
+    };
+    let entry = |name: &str, version: &str, marker: Option<&str>, wheels: Vec<LockedWheel>| {
+        dx_py_core::dpl::UniversalLockedPackage {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            marker: marker.map(str::to_owned),
+            requires_python: Some(">=3.9".into()),
+            index_url: Some("http://127.0.0.1:3141/simple/".into()),
+            dependencies: Vec::new(),
+            wheels,
+            sdist: None,
+        }
+    };
+    let mut app = entry(
+        "app",
+        "1.0",
+        None,
+        vec![file("app-1.0-py3-none-any.whl", 1)],
+    );
+    app.dependencies = vec!["lib".into()];
+    let mut old = entry(
+        "lib",
+        "1.0",
+        Some("python_full_version < '3.10'"),
+        vec![
+            file("lib-1.0-cp39-cp39-manylinux_2_17_x86_64.whl", 2),
+            file("lib-1.0-cp39-cp39-win_amd64.whl", 3),
+        ],
+    );
+    old.sdist = Some(file("lib-1.0.tar.gz", 4));
+    let new = entry(
+        "lib",
+        "2.0",
+        Some("python_full_version >= '3.10'"),
+        vec![file("lib-2.0-py3-none-any.whl", 5)],
+    );
+    dx_py_core::dpl::UniversalLock {
+        requires_python: Some(">=3.9".into()),
+        environments: vec!["sys_platform != 'emscripten'".into()],
+        inputs_hash: dx_py_core::hash::ContentHash::of(b"universal"),
+        packages: vec![app, old, new],
+    }
+}
+
 /// Every seed of every target.
 pub fn seeds() -> Vec<Seed> {
     let dpl = DplBuilder::from_lock(&sample_lock())
         .to_bytes()
         .expect("sample lock builds");
+    let universal = sample_universal_lock()
+        .dpl_bytes()
+        .expect("sample universal lock builds");
     let wheels = sample_wheels();
     let converted: Vec<Vec<u8>> = wheels
         .iter()
@@ -239,6 +295,8 @@ pub fn seeds() -> Vec<Seed> {
     let mut out = vec![
         seed("dpl_reader", "seed", moded(0, &dpl)),
         seed("dpl_reader", "seed-forged", moded(1, &dpl)),
+        seed("dpl_reader", "seed-v2", moded(0, &universal)),
+        seed("dpl_reader", "seed-v2-forged", moded(1, &universal)),
         seed("dxpkg_reader", "seed", sample_dxpkg()),
         seed("dxpkg_reader", "seed-wheel", converted[1].clone()),
         seed("tree_reader", "seed", moded(0, &tree)),
