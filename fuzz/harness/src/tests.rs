@@ -96,6 +96,10 @@ fn seeds_are_valid_inputs() {
     for s in seeds() {
         let rest = &s.bytes[1.min(s.bytes.len())..];
         let ok = match s.target {
+            "dpl_reader" if dx_py_core::dpl::format_version(rest) == Ok(2) => {
+                dx_py_core::dpl::UniversalDplReader::from_bytes(rest)
+                    .is_ok_and(|r| r.verify().is_ok() && !r.is_empty())
+            }
             "dpl_reader" => DplReader::from_bytes(rest).is_ok_and(|r| r.verify().is_ok()),
             "dxpkg_reader" => DxpkgReader::new(&s.bytes[..]).is_ok_and(|r| r.validate().is_ok()),
             "tree_reader" => Tree::new(rest).is_ok_and(|t| t.verify().is_ok()),
