@@ -47,14 +47,7 @@ impl DplBuilder {
     /// Writes the file to `path` atomically: a temporary file in the same directory, fsync,
     /// rename over `path`, fsync of the directory.
     pub fn write(&self, path: &Path) -> Result<(), DplFileError> {
-        let bytes = self.to_bytes().map_err(|source| DplFileError::Build {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        crate::atomic::replace(path, &bytes).map_err(|source| DplFileError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        super::write_built(path, || self.to_bytes())
     }
 
     /// The file's bytes. Packages are sorted by normalized name, dependencies by index.

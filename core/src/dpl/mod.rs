@@ -144,6 +144,38 @@ pub fn reseal(bytes: &mut [u8]) {
     put_u64(bytes, H_CHECKSUM, c.finish());
 }
 
+/// Maps the DPL at `path` and opens it with `open` (a reader's `from_bytes`), naming the path in
+/// any error. DPL files are written to a temporary name and renamed into place, never modified in
+/// place, so the mapped bytes do not change while the reader lives.
+pub(crate) fn open_mapped<R>(
+    path: &Path,
+    open: impl FnOnce(memmap2::Mmap) -> Result<R, DplError>,
+) -> Result<R, DplFileError> {
+    let map = crate::sys::map_immutable(path).map_err(|source| DplFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    open(map).map_err(|source| DplFileError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes DPL bytes that `build` makes to `path` atomically, naming the path in any error.
+pub(crate) fn write_built(
+    path: &Path,
+    build: impl FnOnce() -> Result<Vec<u8>, DplBuildError>,
+) -> Result<(), DplFileError> {
+    let bytes = build().map_err(|source| DplFileError::Build {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    crate::atomic::replace(path, &bytes).map_err(|source| DplFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 impl Lock {
     /// This lock as DPL bytes (what [`write_dpl`](Self::write_dpl) writes).
     pub fn dpl_bytes(&self) -> Result<Vec<u8>, DplBuildError> {

@@ -378,16 +378,7 @@ fn to_usize(what: &'static str, v: u64) -> Result<usize, DplError> {
 impl DplReader<Mmap> {
     /// Maps the file at `path` and checks its header.
     pub fn open(path: &Path) -> Result<Self, DplFileError> {
-        // DPL files are written to a temporary name and renamed into place, never modified in
-        // place, so the mapped bytes do not change while the reader lives.
-        let map = crate::sys::map_immutable(path).map_err(|source| DplFileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(map).map_err(|source| DplFileError::Invalid {
-            path: path.to_path_buf(),
-            source,
-        })
+        super::open_mapped(path, Self::from_bytes)
     }
 }
 

@@ -114,19 +114,15 @@ pub fn read_pylock_for(path: &Path, interp: &Interpreter) -> Result<Lock, Pylock
     let document = PylockDocument::parse(&text).map_err(pylock_err)?;
     // Checked first: a lock for other Pythons has no wheel for this one either, and saying
     // which Pythons it is for is the clearer message.
-    if let Some(requires) = document.requires_python().map(str::to_owned) {
-        let version = interp.version().to_string();
-        let fits = pep440_rs::VersionSpecifiers::from_str(&requires)
-            .ok()
-            .zip(pep440_rs::Version::from_str(&version).ok())
-            .is_none_or(|(spec, v)| spec.contains(&v));
-        if !fits {
-            return Err(PylockSelectError::RequiresPython {
-                path: path.to_path_buf(),
-                requires,
-                version,
-            });
-        }
+    let version = interp.version().to_string();
+    if let Some(requires) = document.requires_python().map(str::to_owned)
+        && !super::selected::admits(&requires, &version)
+    {
+        return Err(PylockSelectError::RequiresPython {
+            path: path.to_path_buf(),
+            requires,
+            version,
+        });
     }
     let mut selector = ForInterpreter {
         interp,

@@ -193,6 +193,15 @@ pub fn selection_key(lock_key: &ContentHash, interp: &Interpreter) -> ContentHas
     ContentHash::of(decides.to_string().as_bytes())
 }
 
+/// True unless `requires` (a `requires-python`) and `version` both parse and the version is
+/// outside: a lock whose `requires-python` this build cannot read is not refused for it.
+pub(crate) fn admits(requires: &str, version: &str) -> bool {
+    pep440_rs::VersionSpecifiers::from_str(requires)
+        .ok()
+        .zip(pep440_rs::Version::from_str(version).ok())
+        .is_none_or(|(spec, v)| spec.contains(&v))
+}
+
 /// Chooses from the universal lock `reader` (read from `path`) the entries whose markers hold
 /// for `interp` and the best wheel of each: the lock to install on it.
 pub fn select_for<B: AsRef<[u8]>>(
@@ -213,18 +222,14 @@ pub fn select_for<B: AsRef<[u8]>>(
     let version = interp.version().to_string();
     // Checked first: a lock for other Pythons has no wheel for this one either, and saying which
     // Pythons it is for is the clearer message.
-    if let Some(requires) = &requires_python {
-        let fits = pep440_rs::VersionSpecifiers::from_str(requires)
-            .ok()
-            .zip(pep440_rs::Version::from_str(&version).ok())
-            .is_none_or(|(spec, v)| spec.contains(&v));
-        if !fits {
-            return Err(SelectionError::RequiresPython {
-                path: path.to_path_buf(),
-                requires: requires.clone(),
-                version,
-            });
-        }
+    if let Some(requires) = &requires_python
+        && !admits(requires, &version)
+    {
+        return Err(SelectionError::RequiresPython {
+            path: path.to_path_buf(),
+            requires: requires.clone(),
+            version,
+        });
     }
     let env = interp.marker_env();
     let tag = interp.tag();

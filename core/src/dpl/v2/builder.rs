@@ -267,14 +267,7 @@ impl UniversalLock {
 
     /// Writes this lock as a DPL version 2 file at `path`, atomically.
     pub fn write_dpl(&self, path: &Path) -> Result<(), DplFileError> {
-        let bytes = self.dpl_bytes().map_err(|source| DplFileError::Build {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        crate::atomic::replace(path, &bytes).map_err(|source| DplFileError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::dpl::write_built(path, || self.dpl_bytes())
     }
 }
 

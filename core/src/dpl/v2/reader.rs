@@ -175,15 +175,7 @@ const EMPTY_FILE: DplWheel<'static> = DplWheel {
 impl UniversalDplReader<Mmap> {
     /// Maps the file at `path` and checks its header.
     pub fn open(path: &Path) -> Result<Self, DplFileError> {
-        // DPL files are written to a temporary name and renamed into place, never modified.
-        let map = crate::sys::map_immutable(path).map_err(|source| DplFileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(map).map_err(|source| DplFileError::Invalid {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::dpl::open_mapped(path, Self::from_bytes)
     }
 }
 
