@@ -118,6 +118,9 @@ pub enum InstallError {
     /// The lock itself is unreadable or corrupt.
     #[error(transparent)]
     Dpl(#[from] crate::dpl::DplFileError),
+    /// A `pylock.toml` gives no lock for the interpreter.
+    #[error(transparent)]
+    PylockSelect(#[from] super::PylockSelectError),
     /// A lock entry could not be read.
     #[error("Corrupt lock entry")]
     DplEntry(#[from] crate::dpl::DplError),

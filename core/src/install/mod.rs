@@ -17,6 +17,7 @@ mod prepare;
 mod pylock_select;
 mod report;
 mod resolved;
+mod selected;
 mod sync;
 mod universal;
 
@@ -40,5 +41,6 @@ pub use prepare::{
 pub use pylock_select::{PylockSelectError, read_pylock_for};
 pub use report::{InstallReport, NoReporter, Reporter};
 pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
+pub use selected::selected_lock;
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm, venv_holds};
-pub use universal::{resolve_universal_and_lock, universal_scope};
+pub use universal::{locked_versions, resolve_universal_and_lock, universal_scope};

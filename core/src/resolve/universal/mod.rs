@@ -7,9 +7,9 @@
 //! lists requirements on the same package that differ by marker and by range
 //! (`numpy<2; python_version < "3.10"`, `numpy>=2; python_version >= "3.10"`), the solve
 //! stops and is run again on each side of the marker (pubgrub 0.4 cannot copy its state, so a
-//! fork restarts; the metadata it fetched stays in the source's memory). Each later fork
-//! prefers the versions earlier forks chose, so shared packages keep one version where they
-//! can.
+//! fork restarts; the metadata it fetched stays in the source's memory). Each fork prefers
+//! the versions an existing lock gives its environments (`preferences`), then the versions
+//! earlier forks chose, so shared packages keep one version where they can.
 //!
 //! Afterwards each package gets the marker under which it is reachable from the requirements
 //! in its fork (a fixed point over the edges, cycles included), and the forks are merged: one
@@ -24,6 +24,10 @@ use super::environment::{Environment, python_range};
 use super::solver::{self, SolveError, Solved, SolvedFork};
 use super::{Manifest, PackageSource, ResolveError, ResolveOptions, Upgrade};
 use crate::index::IndexFile;
+
+mod preferences;
+
+pub use preferences::LockedVersion;
 
 /// More forks than this is a sign of requirements that split on every marker: refused with a
 /// message rather than solving for minutes.
@@ -56,10 +60,13 @@ pub struct UniversalPackage {
     pub dependencies: Vec<PackageName>,
 }
 
-/// Resolves `manifest` for every environment where `scope` holds.
+/// Resolves `manifest` for every environment where `scope` holds; `locked` (an existing
+/// universal lock's entries) is preferred fork by fork, but for the packages
+/// `manifest.upgrade` frees.
 pub fn resolve_universal(
     manifest: &Manifest,
     scope: &MarkerTree,
+    locked: &[LockedVersion],
     options: &ResolveOptions,
     source: &dyn PackageSource,
 ) -> Result<UniversalResolution, ResolveError> {
@@ -72,8 +79,10 @@ pub fn resolve_universal(
         if tried > MAX_FORKS {
             return Err(ResolveError::TooManyForks(MAX_FORKS));
         }
+        let mut fork_preferences = preferences.clone();
+        fork_preferences.extend(preferences::for_fork(locked, &fork, &manifest.upgrade));
         let fork_manifest = Manifest {
-            preferences: preferences.clone(),
+            preferences: fork_preferences,
             upgrade: Upgrade::None,
             ..manifest.clone()
         };
