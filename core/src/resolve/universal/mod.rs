@@ -22,7 +22,7 @@ use pep508_rs::{ExtraName, MarkerTree, PackageName};
 
 use super::environment::{Environment, python_range};
 use super::solver::{self, SolveError, Solved, SolvedFork};
-use super::{Manifest, PackageSource, ResolveError, ResolveOptions, Upgrade};
+use super::{Manifest, Package, PackageSource, ResolveError, ResolveOptions, Upgrade};
 use crate::index::IndexFile;
 
 mod preferences;
@@ -152,15 +152,17 @@ fn relative(marker: &MarkerTree, scope: &MarkerTree) -> MarkerTree {
     }
 }
 
-/// For each package of a fork, the marker under which the requirements reach it.
+/// For each package of a fork, the marker under which the requirements reach it: the union
+/// over its nodes (the package, and each extra of it), each reached as
+/// `reach(node) ∨= reach(parent) ∧ edge`.
 fn reachability(fork: &SolvedFork) -> BTreeMap<PackageName, MarkerTree> {
-    let mut reach: BTreeMap<PackageName, MarkerTree> = fork
-        .packages
-        .iter()
-        .map(|p| (p.name.clone(), MarkerTree::FALSE))
+    let mut reach: BTreeMap<&Package, MarkerTree> = fork
+        .graph
+        .keys()
+        .map(|node| (node, MarkerTree::FALSE))
         .collect();
-    for (name, marker) in &fork.root {
-        if let Some(slot) = reach.get_mut(name) {
+    for (node, marker) in &fork.root {
+        if let Some(slot) = reach.get_mut(node) {
             slot.or(marker.clone());
         }
     }
@@ -168,15 +170,12 @@ fn reachability(fork: &SolvedFork) -> BTreeMap<PackageName, MarkerTree> {
     let mut changed = true;
     while changed {
         changed = false;
-        for package in &fork.packages {
-            let from = reach
-                .get(&package.name)
-                .cloned()
-                .unwrap_or(MarkerTree::FALSE);
+        for (node, out) in &fork.graph {
+            let from = reach.get(node).cloned().unwrap_or(MarkerTree::FALSE);
             if from.is_false() {
                 continue;
             }
-            for (dependency, edge) in &package.dependencies {
+            for (dependency, edge) in out {
                 let mut through = from.clone();
                 through.and(edge.clone());
                 if let Some(slot) = reach.get_mut(dependency) {
@@ -190,7 +189,16 @@ fn reachability(fork: &SolvedFork) -> BTreeMap<PackageName, MarkerTree> {
             }
         }
     }
-    reach
+    let mut by_name: BTreeMap<PackageName, MarkerTree> = BTreeMap::new();
+    for (node, marker) in reach {
+        if let Some(name) = node.name() {
+            by_name
+                .entry(name.clone())
+                .or_insert(MarkerTree::FALSE)
+                .or(marker);
+        }
+    }
+    by_name
 }
 
 /// One entry per name and version over all forks.

@@ -283,3 +283,56 @@ fn a_relock_keeps_the_older_version_of_a_python_fork() {
          b==3.0 ; python_full_version >= '3.10'"
     );
 }
+
+#[test]
+fn a_dependency_of_one_implementation_carries_its_marker() {
+    let index = "
+        a 1.0 -> cffi; platform_python_implementation != 'PyPy' | speedups; implementation_name == 'cpython'
+        cffi 1.17
+        speedups 2.0
+    ";
+    assert_eq!(
+        universal(index, &["a"], PY38),
+        "a==1.0\n\
+         cffi==1.17 ; platform_python_implementation != 'PyPy'\n\
+         speedups==2.0 ; implementation_name == 'cpython'"
+    );
+}
+
+#[test]
+fn an_extra_asked_for_on_one_platform_only() {
+    // `a[gui]` on macOS only: the extra's dependencies are macOS's, `a` is everyone's.
+    let index = "
+        a 1.0 -> guikit; extra == 'gui' | core
+        guikit 1.0
+        core 1.0
+    ";
+    assert_eq!(
+        universal(index, &["a", "a[gui]; sys_platform == 'darwin'"], PY38),
+        "a==1.0\ncore==1.0\nguikit==1.0 ; sys_platform == 'darwin'"
+    );
+}
+
+#[test]
+fn forks_whose_requirements_conflict_where_they_overlap_are_an_error() {
+    // Linux wants a 1.x, Python 3.12 wants a 2.x: Linux on 3.12 has no answer, and the error
+    // says which environments.
+    let index = "
+        a 1.0
+        a 2.0
+    ";
+    let out = universal(
+        index,
+        &[
+            "a<2; sys_platform == 'linux'",
+            "a>=2; python_version >= '3.12'",
+        ],
+        PY38,
+    );
+    assert!(out.starts_with("error: For environments where `"), "{out}");
+    assert!(
+        out.contains("sys_platform == 'linux'") && out.contains("3.12"),
+        "{out}"
+    );
+    assert!(out.contains("No solution"), "{out}");
+}
