@@ -191,6 +191,12 @@ fn lock_for(
     )?;
     let dpl = dx_py_core::install::selected_lock(&project.root, interp, &settings.cache_dir)?;
     printer.timeline().mark("select");
+    printer.verbose(format_args!(
+        "What the lock gives {} ({}): `{}`",
+        interp.path().display(),
+        interp.tag(),
+        dpl.display()
+    ));
     Ok(dpl)
 }
 

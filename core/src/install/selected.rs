@@ -27,10 +27,13 @@ pub fn selected_lock(
     })?;
     let mut key = blake3::Hasher::new();
     key.update(&bytes);
+    // What the choice depends on (markers and tags), not the interpreter's path: a venv's
+    // python and the one that made the venv choose alike, so a sync's first run and the next
+    // share the DPL (and the store hashes the first records in it).
+    let markers = format!("{:?}", interp.marker_env());
     for part in [
         dir.as_os_str().as_encoded_bytes(),
-        interp.path().as_os_str().as_encoded_bytes(),
-        interp.version().to_string().as_bytes(),
+        markers.as_bytes(),
         interp.tag().as_bytes(),
     ] {
         // Length-prefixed, so that no two different inputs hash the same stream.
