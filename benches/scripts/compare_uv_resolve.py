@@ -14,6 +14,10 @@ same way). Metrics, each a whole process, tools alternating which goes first:
 - `universal cold` / `universal warm`: one lock for every platform and Python from 3.9 on, `dx-py lock
   --universal -r SET.in --python-version 3.9` / `uv pip compile --universal --python-version 3.9
   SET.in`, with an empty cache and with the cache of a cold run kept.
+- `project cold` / `project warm`: a project whose pyproject.toml lists SET.in with
+  `requires-python = ">=3.9"`, locked for every platform and Python it allows: `dx-py lock` /
+  `uv lock` (both universal), each trial in a new project without a lock, with an empty cache and
+  with the cache of a cold run kept.
 - `unchanged run`: the project synced; `dx-py run python -c pass` / `uv run python -c pass`, next to
   the floor of the venv's own `python -c pass` measured in the same run.
 """
@@ -33,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_uv as cu  # noqa: E402
 
-METRICS = ("cold", "warm", "offline", "unchanged", "universal")
+METRICS = ("cold", "warm", "offline", "unchanged", "universal", "project")
 
 
 # A universal lock for every platform and every Python from 3.9 on.
@@ -141,15 +145,41 @@ class Resolve:
         warm = {t: (lambda i, f=f, t=t: {"t": f(kept[t])}) for t, f in runs.items()}
         self.add("universal warm", cu.alternate(self.args.runs, warm, cu.Trials(), self.log))
 
-    def project(self, tool: str) -> Path:
+    def project(self, tool: str, requires_python: str = ">=3.12") -> Path:
         proj = self.fresh(f"{tool}-project")
         deps = [ln.strip() for ln in Path(self.reqs).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         body = "\n".join(f'    "{d}",' for d in deps)
         (proj / "pyproject.toml").write_text(
-            f'[project]\nname = "bench-{self.name}"\nversion = "0.1.0"\nrequires-python = ">=3.12"\n'
+            f'[project]\nname = "bench-{self.name}"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
             f"dependencies = [\n{body}\n]\n"
         )
         return proj
+
+    def bench_project_lock(self) -> None:
+        """`dx-py lock` / `uv lock` of a new project from Python 3.9 on, cold then warm."""
+        runs = {}
+        if self.dx:
+            runs["dx-py"] = lambda cache: cu.must(
+                self.dx_run(self.dx_cmd(cache, "lock", "--python", self.py), cwd=self.project("dx-py", ">=3.9")),
+                "dx-py lock (project)",
+            )
+        if self.uv:
+            runs["uv"] = lambda cache: cu.must(
+                self.uv_run(cache, ["lock", "--python", self.py, "--default-index", self.index],
+                            cwd=self.project("uv", ">=3.9")),
+                "uv lock",
+            )
+        cold = {t: (lambda i, f=f, t=t: {"t": f(self.fresh(f"{t}-pcache"))}) for t, f in runs.items()}
+        self.add("project lock cold", cu.alternate(self.args.runs, cold, cu.Trials(), self.log))
+        kept = {t: self.fresh(f"{t}-pcache-kept") for t in runs}
+        acc = cu.Trials()
+        for t, f in runs.items():
+            try:
+                f(kept[t])
+            except cu.TrialFailed as e:
+                acc.fail(t, f"priming the cache: {e}")
+        warm = {t: (lambda i, f=f, t=t: {"t": f(kept[t])}) for t, f in runs.items()}
+        self.add("project lock warm", cu.alternate(self.args.runs, warm, acc, self.log))
 
     def bench_unchanged(self) -> None:
         setup = cu.Trials()
@@ -254,6 +284,8 @@ def main(argv=None) -> int:
                 b.bench_unchanged()
             if "universal" in metrics:
                 b.bench_universal()
+            if "project" in metrics:
+                b.bench_project_lock()
             rows += b.rows
             print(cu.markdown(None, b.rows, []), file=sys.stderr, flush=True)
     finally:

@@ -30,6 +30,8 @@ fn index(cx: &TestContext) -> TestIndex {
             WheelBuilder::new("leaf", "1.5").file("leaf.py", b"V = '1.5'\n"),
             WheelBuilder::new("leaf", "2.0").file("leaf.py", b"V = '2.0'\n"),
             WheelBuilder::new("extra-dep", "1.0").file("extra_dep.py", b""),
+            // Projects lock for Windows too.
+            WheelBuilder::new("winonly", "1.0").file("winonly.py", b""),
             WheelBuilder::new("other", "1.0")
                 .requires_dist("lib<2")
                 .file("other.py", b""),

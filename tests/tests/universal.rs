@@ -1,7 +1,9 @@
-//! Universal locks end to end: `dx-py lock --universal` on this Linux machine, read for other
-//! platforms and Pythons with `export` (so is one uv wrote), installed by several local
-//! interpreters from the same lock, and installed by uv.
+//! Universal locks end to end: `dx-py lock --universal` and a project's `dx-py lock` on this
+//! Linux machine, read for other platforms and Pythons with `export` (so is one uv wrote),
+//! installed by several local interpreters from the same lock, and installed by uv; a project's
+//! re-lock keeping each fork's versions.
 
+use dx_py_core::testing::TestIndex;
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{TestContext, assert_success, venv_python, write_wheels};
 
@@ -68,6 +70,11 @@ fn one_lock_serves_every_platform_and_python() {
     // Its binary twin: a DPL version 2.
     let dpl = std::fs::read(cx.project().join("dx-py.dpl")).unwrap();
     assert_eq!(dx_py_core::dpl::format_version(&dpl), Ok(2));
+    exports_of_the_forked_wheels(&cx);
+}
+
+/// What the lock of [`forked_wheels`] gives Windows, macOS and Linux on Pythons 3.9 to 3.13.
+fn exports_of_the_forked_wheels(cx: &TestContext) {
     for python in ["3.9", "3.10", "3.11", "3.12", "3.13"] {
         let lib = if python == "3.9" {
             "lib==1.0"
@@ -75,17 +82,17 @@ fn one_lock_serves_every_platform_and_python() {
             "lib==2.0"
         };
         assert_eq!(
-            exported(&cx, "win32", python),
+            exported(cx, "win32", python),
             ["app==1.0", lib, "winonly==1.0"],
             "windows, {python}"
         );
         assert_eq!(
-            exported(&cx, "darwin", python),
+            exported(cx, "darwin", python),
             ["app==1.0", lib],
             "macos, {python}"
         );
         assert_eq!(
-            exported(&cx, "linux", python),
+            exported(cx, "linux", python),
             ["app==1.0", lib],
             "linux, {python}"
         );
@@ -327,4 +334,234 @@ fn dump_and_get_show_markers_and_wheels() {
     assert!(lib.contains("marker"), "{lib}");
     let err = cx.run_err(&["dpl", "get", "dx-py.dpl", "absent"], 1);
     assert!(err.contains("`absent` is not in"), "{err}");
+
+/// A project needing `app` (see [`forked_wheels`]) from Python 3.9 on.
+fn forked_project(cx: &TestContext) {
+    forked_wheels(cx);
+    std::fs::write(
+        cx.project().join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"0.1\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"app\"]\n",
+    )
+    .unwrap();
+}
+
+/// `dx-py ARGS --no-index --find-links wheels`.
+fn offline<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(["--no-index", "--find-links", "wheels"]);
+    all
+}
+
+#[test]
+fn a_project_locks_for_every_environment_and_two_pythons_sync_from_it() {
+    let cx = TestContext::new();
+    forked_project(&cx);
+    cx.run_ok(&offline(&["lock"]));
+    let lock = cx.project().join("pylock.toml");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        text.contains("marker = \"sys_platform == 'win32'\""),
+        "{text}"
+    );
+    exports_of_the_forked_wheels(&cx);
+    let mut synced = 0;
+    for (minor, want) in [("3.11", "2.0"), ("3.12", "2.0"), ("3.9", "1.0")] {
+        let Some(python) = dx_py_tests::pyenv_python(minor) else {
+            dx_py_tests::skip(format!(
+                "no CPython {minor} in pyenv: its sync is not tried"
+            ));
+            continue;
+        };
+        let _ = std::fs::remove_dir_all(cx.project().join(".venv"));
+        let out = cx
+            .dx_py()
+            .args(offline(&[
+                "sync",
+                "-v",
+                "--python",
+                python.to_str().unwrap(),
+            ]))
+            .output()
+            .unwrap();
+        assert_success(&out, &format!("sync with {minor}"));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("is up to date"), "not locked again:\n{said}");
+        let got = venv_python(
+            &cx.project().join(".venv"),
+            "import app, lib, sys, importlib.util as u; \
+             print(lib.V, u.find_spec('winonly') is None, sys.version_info[:2])",
+        );
+        let (major, minor) = minor.split_once('.').unwrap();
+        assert_eq!(got.trim(), format!("{want} True ({major}, {minor})"));
+        synced += 1;
+    }
+    assert!(synced >= 2, "two interpreters are needed");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), text);
+}
+
+#[test]
+fn locked_frozen_and_an_unchanged_project() {
+    let cx = TestContext::new();
+    forked_project(&cx);
+    cx.run_ok(&offline(&["sync"]));
+    // The index options before the command: after it they would be the command's.
+    let out = cx
+        .dx_py()
+        .args(offline(&["run"]))
+        .args(["python", "-c", "import app"])
+        .output()
+        .unwrap();
+    assert_success(&out, "run");
+    assert_eq!(
+        dx_py_tests::printed(&out),
+        "",
+        "nothing to say when nothing changed"
+    );
+    cx.run_ok(&offline(&["sync", "--locked"]));
+    // An edit: `--locked` refuses the lock, `--frozen` installs it as it is.
+    let pyproject = cx.project().join("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap();
+    std::fs::write(&pyproject, text.replace(">=3.9", ">=3.10")).unwrap();
+    let err = cx.run_err(&offline(&["sync", "--locked"]), 1);
+    assert!(
+        err.contains("--locked") && err.contains("pyproject.toml"),
+        "{err}"
+    );
+    let lock = cx.project().join("pylock.toml");
+    let before = std::fs::read_to_string(&lock).unwrap();
+    cx.run_ok(&offline(&["sync", "--frozen"]));
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), before);
+    cx.run_ok(&offline(&["sync"]));
+    let after = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        before.contains("lib-1.0") && !after.contains("lib-1.0"),
+        "{after}"
+    );
+    std::fs::remove_file(cx.project().join("pylock.toml")).unwrap();
+    let err = cx.run_err(&offline(&["sync", "--frozen"]), 1);
+    assert!(err.contains("--frozen"), "{err}");
+}
+
+/// `name==version ; marker` of each entry of the project's `pylock.toml`.
+fn entries(cx: &TestContext) -> Vec<String> {
+    let text = std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap();
+    let doc: toml_edit::DocumentMut = text.parse().unwrap();
+    doc["packages"]
+        .as_array_of_tables()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let pin = format!(
+                "{}=={}",
+                p["name"].as_str().unwrap(),
+                p["version"].as_str().unwrap()
+            );
+            match p.get("marker") {
+                Some(m) => format!("{pin} ; {}", m.as_str().unwrap()),
+                None => pin,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_project_relock_keeps_each_forks_versions_and_upgrades_one_package_in_every_fork() {
+    let cx = TestContext::new();
+    let dir = cx.temp.path().join("index");
+    let app = WheelBuilder::new("app", "1.0")
+        .requires_dist("lib<2; python_version < '3.10'")
+        .requires_dist("lib>=2; python_version >= '3.10'")
+        .requires_dist("winonly; sys_platform == 'win32'");
+    write_wheels(
+        &dir,
+        &[
+            app,
+            WheelBuilder::new("lib", "1.0"),
+            WheelBuilder::new("lib", "2.0"),
+            WheelBuilder::new("winonly", "1.0"),
+            WheelBuilder::new("other", "1.0"),
+        ],
+    );
+    let server = TestIndex::serve(&dir).unwrap();
+    let url = server.index_url();
+    std::fs::write(
+        cx.project().join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"0.1\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"app\"]\n",
+    )
+    .unwrap();
+    let with_index = |args: &[&str]| {
+        let mut all = vec![args[0], "--index-url", &url];
+        all.extend(&args[1..]);
+        cx.run_ok(&all);
+    };
+    with_index(&["lock"]);
+    let locked = [
+        "app==1.0",
+        "lib==1.0 ; python_full_version < '3.10'",
+        "lib==2.0 ; python_full_version >= '3.10'",
+        "winonly==1.0 ; sys_platform == 'win32'",
+    ];
+    assert_eq!(entries(&cx), locked);
+    // Everything has a newer version now.
+    write_wheels(
+        &dir,
+        &[
+            WheelBuilder::new("lib", "1.1"),
+            WheelBuilder::new("lib", "2.1"),
+            WheelBuilder::new("winonly", "1.1"),
+        ],
+    );
+    // A new dependency moves nothing else.
+    with_index(&["add", "--no-sync", "--refresh", "other"]);
+    let mut with_other = locked.to_vec();
+    with_other.insert(3, "other==1.0");
+    assert_eq!(entries(&cx), with_other);
+    // `-P lib` moves lib on both sides of the fork, and only lib.
+    with_index(&["lock", "-P", "lib", "--refresh"]);
+    assert_eq!(
+        entries(&cx),
+        [
+            "app==1.0",
+            "lib==1.1 ; python_full_version < '3.10'",
+            "lib==2.1 ; python_full_version >= '3.10'",
+            "other==1.0",
+            "winonly==1.0 ; sys_platform == 'win32'",
+        ]
+    );
+    with_index(&["lock", "--upgrade", "--refresh"]);
+    assert!(entries(&cx).contains(&"winonly==1.1 ; sys_platform == 'win32'".to_owned()));
+}
+
+#[test]
+fn a_package_with_wheels_for_other_platforms_only_is_refused_where_it_cannot_install() {
+    let cx = TestContext::new();
+    write_wheels(
+        &cx.project().join("wheels"),
+        &[
+            WheelBuilder::new("app", "1.0").requires_dist("native"),
+            WheelBuilder::new("native", "1.0").tag("py3-none-win_amd64"),
+        ],
+    );
+    std::fs::write(
+        cx.project().join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"0.1\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"app\"]\n",
+    )
+    .unwrap();
+    cx.run_ok(&offline(&["lock"]));
+    assert_eq!(exported(&cx, "win32", "3.12"), ["app==1.0", "native==1.0"]);
+    // Linux cannot install it: a message naming the package, and no venv claiming the lock.
+    let err = cx.run_err(&offline(&["sync"]), 1);
+    assert!(err.contains("native"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let venv = cx.project().join(".venv");
+    if venv.exists() {
+        let got = venv_python(
+            &venv,
+            "import importlib.util as u; print(u.find_spec('app'))",
+        );
+        assert_eq!(got.trim(), "None", "a venv with part of the lock");
+    }
 }

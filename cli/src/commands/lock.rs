@@ -122,8 +122,14 @@ fn resolve_into(
         freshness: Freshness::Update,
         python_version: args.python_version,
     };
-    if args.universal {
-        lock_universal(inputs, interp, flags, settings, dir, printer)?;
+    // A project's lock is shared by its developers and CI: it serves every environment.
+    if args.universal || matches!(inputs, Inputs::Project(..)) {
+        if lock_universal(inputs, interp, flags, settings, dir, printer)?.is_none() {
+            printer.info(format_args!(
+                "The lock in `{}` is up to date",
+                dir.display()
+            ));
+        }
         printer.timings();
         return Ok(ExitCode::SUCCESS);
     }

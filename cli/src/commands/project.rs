@@ -11,7 +11,7 @@ use dx_py_core::project::{DependencyTarget, EditError, Project, PyprojectEditor}
 use dx_py_core::python::Interpreter;
 
 use super::install::{Target, install_dpl};
-use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
+use super::resolve::{Flags, Freshness, Inputs, lock_universal};
 use crate::cli::{EditArgs, EnvArgs, LinkModeArg, ProjectArgs, RunArgs, SyncArgs};
 use crate::printer::Printer;
 use crate::settings::Settings;
@@ -166,8 +166,8 @@ fn freshness(args: &EnvArgs) -> Freshness {
     }
 }
 
-/// Locks the project (when its lock is not fresh) and returns the DPL's path. The caller holds
-/// the cache lock.
+/// Locks the project for every environment (when its lock is not fresh) and returns the path of
+/// the DPL of what the lock gives `interp`. The caller holds the cache lock.
 fn lock_for(
     project: &Project,
     args: &EnvArgs,
@@ -176,7 +176,7 @@ fn lock_for(
     settings: &Settings,
     printer: &Printer,
 ) -> Result<PathBuf> {
-    let ready = ensure_lock(
+    lock_universal(
         Inputs::Project(project, selection),
         interp,
         Flags {
@@ -189,7 +189,15 @@ fn lock_for(
         &project.root,
         printer,
     )?;
-    Ok(ready.dpl)
+    let dpl = dx_py_core::install::selected_lock(&project.root, interp, &settings.cache_dir)?;
+    printer.timeline().mark("select");
+    printer.verbose(format_args!(
+        "What the lock gives {} ({}): `{}`",
+        interp.path().display(),
+        interp.tag(),
+        dpl.display()
+    ));
+    Ok(dpl)
 }
 
 fn lock_project(

@@ -9,11 +9,14 @@ use pep508_rs::{MarkerTree, PackageName};
 
 use super::resolved::{file_digest, file_location};
 use super::{InstallError, ResolveRequest};
-use crate::dpl::{LockedWheel, UniversalLock, UniversalLockedPackage};
+use crate::dpl::{
+    LockedWheel, PylockDocument, PylockSelector, UniversalLock, UniversalLockedPackage,
+};
 use crate::hash::ContentHash;
 use crate::index::{IndexClient, IndexFile};
 use crate::resolve::{
-    IndexSource, Manifest, PackageSource, ResolveOptions, UniversalPackage, resolve_universal,
+    IndexSource, LockedVersion, Manifest, PackageSource, ResolveOptions, UniversalPackage,
+    resolve_universal,
 };
 
 /// The environments a universal lock of `request` covers: its `requires-python` (else Pythons
@@ -43,10 +46,40 @@ pub fn universal_scope(
     Ok(scope)
 }
 
-/// Resolves `request` for every environment of `scope` through `client` and makes the lock.
+/// The entries of the universal `pylock.toml` `text`, as preferences for locking again; a lock
+/// that does not parse, or an entry whose name, version or marker does not, gives none (a
+/// re-lock then starts afresh rather than failing on the file it replaces).
+pub fn locked_versions(text: &str) -> Vec<LockedVersion> {
+    /// Records every entry and keeps none: no wheel is chosen.
+    struct Entries(Vec<LockedVersion>);
+    impl PylockSelector for Entries {
+        fn applies(&mut self, name: &str, version: &str, marker: Option<&str>) -> bool {
+            let entry = (|| {
+                Some(LockedVersion {
+                    name: PackageName::from_str(name).ok()?,
+                    version: pep440_rs::Version::from_str(version).ok()?,
+                    marker: marker
+                        .map_or(Ok(MarkerTree::TRUE), MarkerTree::from_str)
+                        .ok()?,
+                })
+            })();
+            self.0.extend(entry);
+            false
+        }
+    }
+    let mut entries = Entries(Vec::new());
+    match PylockDocument::parse(text).map(|d| d.to_lock(&mut entries)) {
+        Ok(Ok(_)) => entries.0,
+        _ => Vec::new(),
+    }
+}
+
+/// Resolves `request` for every environment of `scope` through `client` and makes the lock;
+/// `existing` (the entries of the lock it replaces) is preferred fork by fork.
 pub fn resolve_universal_and_lock(
     request: &ResolveRequest,
     scope: &MarkerTree,
+    existing: &[LockedVersion],
     client: &IndexClient,
     inputs_hash: ContentHash,
 ) -> Result<(UniversalLock, usize), InstallError> {
@@ -63,7 +96,7 @@ pub fn resolve_universal_and_lock(
         prerelease: request.prerelease,
         ..ResolveOptions::default()
     };
-    let resolution = resolve_universal(&manifest, scope, &options, &source)
+    let resolution = resolve_universal(&manifest, scope, existing, &options, &source)
         .map_err(|e| InstallError::Resolve(Box::new(e)))?;
     let mut entries: BTreeMap<&PackageName, usize> = BTreeMap::new();
     for p in &resolution.packages {
@@ -189,5 +222,46 @@ mod tests {
             python_floor(&scope),
             Some(Version::from_str("3.10").unwrap())
         );
+    }
+
+    #[test]
+    fn the_entries_of_a_lock_are_read_back_as_preferences() {
+        // As any PEP 751 writer may put it: entries with and without markers, several wheels.
+        let text = r#"
+            lock-version = "1.0"
+            requires-python = ">=3.9"
+            created-by = "someone"
+
+            [[packages]]
+            name = "Lib"
+            version = "1.0"
+            marker = "python_full_version < '3.10'"
+            wheels = [
+                { name = "lib-1.0-py3-none-any.whl", url = "https://files.invalid/lib-1.0-py3-none-any.whl", hashes = { sha256 = "0000000000000000000000000000000000000000000000000000000000000000" } },
+                { name = "lib-1.0-cp39-cp39-win_amd64.whl", url = "https://files.invalid/lib-1.0-cp39-cp39-win_amd64.whl", hashes = { sha256 = "1111111111111111111111111111111111111111111111111111111111111111" } },
+            ]
+
+            [[packages]]
+            name = "Lib"
+            version = "2.0"
+            marker = "python_full_version >= '3.10'"
+            wheels = [{ name = "lib-2.0-py3-none-any.whl", url = "https://files.invalid/lib-2.0-py3-none-any.whl", hashes = { sha256 = "2222222222222222222222222222222222222222222222222222222222222222" } }]
+
+            [[packages]]
+            name = "shared"
+            version = "3.1"
+            wheels = [{ name = "shared-3.1-py3-none-any.whl", url = "https://files.invalid/shared-3.1-py3-none-any.whl", hashes = { sha256 = "3333333333333333333333333333333333333333333333333333333333333333" } }]
+        "#;
+        let got = locked_versions(text);
+        let want = [
+            ("lib", "1.0", Some("python_full_version < '3.10'")),
+            ("lib", "2.0", Some("python_full_version >= '3.10'")),
+            ("shared", "3.1", None),
+        ]
+        .map(|(n, v, m)| LockedVersion::parse(n, v, m).unwrap());
+        assert_eq!(got, want);
+        // What is not a lock gives no preferences (and no error: the re-lock replaces it).
+        assert!(locked_versions("not = [toml").is_empty());
+        assert!(locked_versions("lock-version = '9.0'\n[[packages]]\n").is_empty());
     }
 }

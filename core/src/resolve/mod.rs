@@ -36,7 +36,7 @@ use crate::wheel::Tag;
 pub use environment::{python_floor, python_range};
 pub use package::Package;
 pub use source::{InMemorySource, IndexSource, PackageSource, SourceError};
-pub use universal::{UniversalPackage, UniversalResolution, resolve_universal};
+pub use universal::{LockedVersion, UniversalPackage, UniversalResolution, resolve_universal};
 
 /// What to resolve.
 #[derive(Clone, Debug, Default)]

@@ -168,9 +168,9 @@ pub(super) struct Context<'a> {
     /// `===` specifiers of the manifest, which ranges cannot express fully.
     arbitrary: HashMap<PackageName, Vec<VersionSpecifiers>>,
     versions: DashMap<PackageName, Shared<Arc<Versions>>>,
-    /// The dependencies (by name, with the marker under which each applies) found for each
-    /// package version, for the resolution.
-    edges: Mutex<HashMap<(Package, Version), BTreeMap<PackageName, MarkerTree>>>,
+    /// The dependencies (extras apart, with the marker under which each applies) found for
+    /// each package version, for the resolution.
+    edges: Mutex<HashMap<(Package, Version), BTreeMap<Package, MarkerTree>>>,
     /// Order of first sight, the last tie-breaker of priorities (breadth first).
     discovered: Mutex<HashMap<Package, usize>>,
 }
@@ -758,13 +758,11 @@ impl DependencyProvider for Provider<'_, '_> {
             Err(why) => Ok(Dependencies::Unavailable(why)),
             Ok(dependencies) => {
                 self.queue(&dependencies);
-                let mut names: BTreeMap<PackageName, MarkerTree> = BTreeMap::new();
+                let mut names: BTreeMap<Package, MarkerTree> = BTreeMap::new();
                 for (dependency, (_, marker)) in &dependencies {
-                    if let Some(name) = dependency.name()
-                        && Some(name) != package.name()
-                    {
+                    if dependency.name().is_some() && dependency != package {
                         names
-                            .entry(name.clone())
+                            .entry(dependency.clone())
                             .or_insert(MarkerTree::FALSE)
                             .or(marker.clone());
                     }
@@ -804,8 +802,12 @@ pub(super) struct Solved {
 
 /// What one solve chose.
 pub(super) struct SolvedFork {
-    /// The requirements' packages, with the marker under which each applies.
-    pub(super) root: BTreeMap<PackageName, MarkerTree>,
+    /// The requirements' packages (a package with an extra apart from the package), with the
+    /// marker under which each applies.
+    pub(super) root: BTreeMap<Package, MarkerTree>,
+    /// The same for each package chosen, and each extra of it asked for: so that what an extra
+    /// brings in gets the marker under which the extra was asked for, not the package's.
+    pub(super) graph: BTreeMap<Package, BTreeMap<Package, MarkerTree>>,
     /// The packages, sorted by name.
     pub(super) packages: Vec<Solved>,
 }
@@ -892,6 +894,7 @@ pub(super) fn solve_in(
     }
     let edges = cx.edges.lock().unwrap_or_else(PoisonError::into_inner);
     let mut packages = Vec::with_capacity(bases.len());
+    let mut graph = BTreeMap::new();
     for (name, version) in bases {
         let mut extras = extras.remove(&name).unwrap_or_default();
         extras.sort();
@@ -902,13 +905,19 @@ pub(super) fn solve_in(
                 .map(|e| Package::Extra(name.clone(), e.clone())),
         );
         for node in nodes {
-            for (dependency, marker) in edges.get(&(node, version.clone())).into_iter().flatten() {
-                if *dependency != name {
+            let out = edges.get(&(node.clone(), version.clone()));
+            for (dependency, marker) in out.into_iter().flatten() {
+                if let Some(dependency) = dependency.name()
+                    && *dependency != name
+                {
                     dependencies
                         .entry(dependency.clone())
                         .or_insert(MarkerTree::FALSE)
                         .or(marker.clone());
                 }
+            }
+            if matches!(cx.env, Environment::Fork { .. }) {
+                graph.insert(node, out.cloned().unwrap_or_default());
             }
         }
         let file = cx.file(&name, &version)?;
@@ -929,7 +938,11 @@ pub(super) fn solve_in(
         .get(&(Package::Root, root_version()))
         .cloned()
         .unwrap_or_default();
-    Ok(SolvedFork { root, packages })
+    Ok(SolvedFork {
+        root,
+        graph,
+        packages,
+    })
 }
 
 /// Takes dependencies off the queue and fetches the metadata of each one's best candidate, so

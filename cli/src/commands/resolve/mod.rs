@@ -197,7 +197,7 @@ fn report_builds(stats: &BuildStats, printer: &Printer) {
 }
 
 /// Where the inputs come from, for messages.
-fn inputs_source(inputs: &Inputs<'_>) -> String {
+pub(super) fn inputs_source(inputs: &Inputs<'_>) -> String {
     match inputs {
         Inputs::Files(files) => files
             .iter()

@@ -1,22 +1,24 @@
-//! `dx-py lock --universal`: one `pylock.toml` for every environment of the inputs' scope.
+//! `dx-py lock --universal`, and any lock of a project: one `pylock.toml` for every environment
+//! of the inputs' scope.
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use dx_py_core::dpl::UniversalLock;
-use dx_py_core::install::{resolve_universal_and_lock, universal_scope};
+use dx_py_core::install::{locked_versions, resolve_universal_and_lock, universal_scope};
 use dx_py_core::python::Interpreter;
 
-use super::request::{preferences, request};
-use super::{DPL, Flags, Inputs, PYLOCK};
+use super::request::request;
+use super::{DPL, Flags, Freshness, Inputs, PYLOCK, inputs_source};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
 /// Writes `dir/pylock.toml`: a lock of `inputs` for every environment their `requires-python`
 /// (else Pythons from the `--python-version` of `flags` on, by default `interp`'s version) and
 /// the project's `environments` allow, unless the one there was made from the same inputs (then
-/// nothing is resolved and nothing fetched), and its twin `dir/dx-py.dpl` (DPL version 2), from
-/// which installs choose their interpreter's entries.
+/// nothing is resolved and nothing fetched; `None` is returned), and its twin `dir/dx-py.dpl`
+/// (DPL version 2), from which installs choose their interpreter's entries. Re-locking prefers,
+/// fork by fork, the versions of the lock it replaces.
 pub(crate) fn lock_universal(
     inputs: Inputs<'_>,
     interp: &Interpreter,
@@ -24,15 +26,25 @@ pub(crate) fn lock_universal(
     settings: &Settings,
     dir: &Path,
     printer: &Printer,
-) -> Result<usize> {
+) -> Result<Option<usize>> {
     let start = Instant::now();
+    let path = dir.join(PYLOCK);
+    if flags.freshness == Freshness::Frozen {
+        if !path.is_file() {
+            bail!(
+                "No lock in `{}` to use with `--frozen`: run `dx-py lock` first",
+                dir.display()
+            );
+        }
+        return Ok(None);
+    }
     let (source_args, resolve) = (flags.sources, flags.resolve);
     let reqs_for_sources = match &inputs {
         Inputs::Files(files) => files.first().map(|(_, r)| r),
         Inputs::Project(..) => None,
     };
     let sources = settings::sources(source_args, reqs_for_sources, interp, settings, printer)?;
-    let mut request = request(&inputs, resolve)?;
+    let request = request(&inputs, resolve)?;
     let environments = match &inputs {
         Inputs::Project(project, _) => project.environments.clone(),
         Inputs::Files(_) => Vec::new(),
@@ -51,24 +63,31 @@ pub(crate) fn lock_universal(
         )
     })?;
     let inputs_hash = request.universal_inputs_hash(&scope, &sources);
-    let path = dir.join(PYLOCK);
     let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
-    let recorded = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| UniversalLock::recorded_inputs_hash(&text));
+    let existing = std::fs::read_to_string(&path).ok();
+    let recorded = (existing.as_deref()).and_then(UniversalLock::recorded_inputs_hash);
+    printer.timeline().mark("inputs");
     if !upgrading && recorded == Some(inputs_hash) {
-        printer.info(format_args!(
+        printer.verbose(format_args!(
             "The universal lock `{}` is up to date ({:.1} ms)",
             path.display(),
             start.elapsed().as_secs_f64() * 1e3
         ));
-        return Ok(0);
+        return Ok(None);
     }
-    request.preferences = preferences(dir);
+    if flags.freshness == Freshness::Locked {
+        bail!(
+            "The lock `{}` is missing or out of date for `{}`, and `--locked` forbids locking again: run `dx-py lock`",
+            path.display(),
+            inputs_source(&inputs)
+        );
+    }
+    let locked = existing.as_deref().map(locked_versions).unwrap_or_default();
     let client = settings::client(settings, sources, source_args)?;
     let spinner = crate::reporter::Spinner::new(printer, "Resolving for every environment");
     dx_py_core::sys::tune_allocator();
-    let (mut lock, forks) = resolve_universal_and_lock(&request, &scope, &client, inputs_hash)?;
+    let (mut lock, forks) =
+        resolve_universal_and_lock(&request, &scope, &locked, &client, inputs_hash)?;
     // Installs on an older Python are refused by the lock itself, not by a missing entry.
     lock.requires_python
         .get_or_insert_with(|| format!(">={floor}"));
@@ -100,5 +119,5 @@ pub(crate) fn lock_universal(
             if p.sdist.is_some() { ", sdist" } else { "" }
         ));
     }
-    Ok(lock.packages.len())
+    Ok(Some(lock.packages.len()))
 }

@@ -7,9 +7,9 @@
 //! lists requirements on the same package that differ by marker and by range
 //! (`numpy<2; python_version < "3.10"`, `numpy>=2; python_version >= "3.10"`), the solve
 //! stops and is run again on each side of the marker (pubgrub 0.4 cannot copy its state, so a
-//! fork restarts; the metadata it fetched stays in the source's memory). Each later fork
-//! prefers the versions earlier forks chose, so shared packages keep one version where they
-//! can.
+//! fork restarts; the metadata it fetched stays in the source's memory). Each fork prefers
+//! the versions an existing lock gives its environments (`preferences`), then the versions
+//! earlier forks chose, so shared packages keep one version where they can.
 //!
 //! Afterwards each package gets the marker under which it is reachable from the requirements
 //! in its fork (a fixed point over the edges, cycles included), and the forks are merged: one
@@ -22,8 +22,12 @@ use pep508_rs::{ExtraName, MarkerTree, PackageName};
 
 use super::environment::{Environment, python_range};
 use super::solver::{self, SolveError, Solved, SolvedFork};
-use super::{Manifest, PackageSource, ResolveError, ResolveOptions, Upgrade};
+use super::{Manifest, Package, PackageSource, ResolveError, ResolveOptions, Upgrade};
 use crate::index::IndexFile;
+
+mod preferences;
+
+pub use preferences::LockedVersion;
 
 /// More forks than this is a sign of requirements that split on every marker: refused with a
 /// message rather than solving for minutes.
@@ -56,10 +60,13 @@ pub struct UniversalPackage {
     pub dependencies: Vec<PackageName>,
 }
 
-/// Resolves `manifest` for every environment where `scope` holds.
+/// Resolves `manifest` for every environment where `scope` holds; `locked` (an existing
+/// universal lock's entries) is preferred fork by fork, but for the packages
+/// `manifest.upgrade` frees.
 pub fn resolve_universal(
     manifest: &Manifest,
     scope: &MarkerTree,
+    locked: &[LockedVersion],
     options: &ResolveOptions,
     source: &dyn PackageSource,
 ) -> Result<UniversalResolution, ResolveError> {
@@ -72,8 +79,10 @@ pub fn resolve_universal(
         if tried > MAX_FORKS {
             return Err(ResolveError::TooManyForks(MAX_FORKS));
         }
+        let mut fork_preferences = preferences.clone();
+        fork_preferences.extend(preferences::for_fork(locked, &fork, &manifest.upgrade));
         let fork_manifest = Manifest {
-            preferences: preferences.clone(),
+            preferences: fork_preferences,
             upgrade: Upgrade::None,
             ..manifest.clone()
         };
@@ -143,15 +152,17 @@ fn relative(marker: &MarkerTree, scope: &MarkerTree) -> MarkerTree {
     }
 }
 
-/// For each package of a fork, the marker under which the requirements reach it.
+/// For each package of a fork, the marker under which the requirements reach it: the union
+/// over its nodes (the package, and each extra of it), each reached as
+/// `reach(node) ∨= reach(parent) ∧ edge`.
 fn reachability(fork: &SolvedFork) -> BTreeMap<PackageName, MarkerTree> {
-    let mut reach: BTreeMap<PackageName, MarkerTree> = fork
-        .packages
-        .iter()
-        .map(|p| (p.name.clone(), MarkerTree::FALSE))
+    let mut reach: BTreeMap<&Package, MarkerTree> = fork
+        .graph
+        .keys()
+        .map(|node| (node, MarkerTree::FALSE))
         .collect();
-    for (name, marker) in &fork.root {
-        if let Some(slot) = reach.get_mut(name) {
+    for (node, marker) in &fork.root {
+        if let Some(slot) = reach.get_mut(node) {
             slot.or(marker.clone());
         }
     }
@@ -159,15 +170,12 @@ fn reachability(fork: &SolvedFork) -> BTreeMap<PackageName, MarkerTree> {
     let mut changed = true;
     while changed {
         changed = false;
-        for package in &fork.packages {
-            let from = reach
-                .get(&package.name)
-                .cloned()
-                .unwrap_or(MarkerTree::FALSE);
+        for (node, out) in &fork.graph {
+            let from = reach.get(node).cloned().unwrap_or(MarkerTree::FALSE);
             if from.is_false() {
                 continue;
             }
-            for (dependency, edge) in &package.dependencies {
+            for (dependency, edge) in out {
                 let mut through = from.clone();
                 through.and(edge.clone());
                 if let Some(slot) = reach.get_mut(dependency) {
@@ -181,7 +189,16 @@ fn reachability(fork: &SolvedFork) -> BTreeMap<PackageName, MarkerTree> {
             }
         }
     }
-    reach
+    let mut by_name: BTreeMap<PackageName, MarkerTree> = BTreeMap::new();
+    for (node, marker) in reach {
+        if let Some(name) = node.name() {
+            by_name
+                .entry(name.clone())
+                .or_insert(MarkerTree::FALSE)
+                .or(marker);
+        }
+    }
+    by_name
 }
 
 /// One entry per name and version over all forks.

@@ -8,19 +8,33 @@ use super::*;
 
 /// Resolves `requires` on `index` for `scope`, rendered one `name==version ; marker` per line.
 fn universal(index: &str, requires: &[&str], scope: &str) -> String {
+    relock(index, requires, scope, "", Upgrade::None)
+}
+
+/// [`universal`] with the lock it replaces (in the same rendering) and an upgrade.
+fn relock(index: &str, requires: &[&str], scope: &str, existing: &str, upgrade: Upgrade) -> String {
     let manifest = Manifest {
         requirements: requires
             .iter()
             .map(|r| Requirement::from_str(r).unwrap())
             .collect(),
+        upgrade,
         ..Manifest::default()
     };
+    let existing: Vec<LockedVersion> = existing
+        .lines()
+        .map(|line| {
+            let (pin, marker) = line.split_once(" ; ").unwrap_or((line, ""));
+            let (name, version) = pin.split_once("==").unwrap();
+            LockedVersion::parse(name, version, Some(marker).filter(|m| !m.is_empty())).unwrap()
+        })
+        .collect();
     let scope = MarkerTree::from_str(scope).unwrap();
     let options = ResolveOptions {
         prefetch_threads: 0,
         ..ResolveOptions::default()
     };
-    match resolve_universal(&manifest, &scope, &options, &source(index)) {
+    match resolve_universal(&manifest, &scope, &existing, &options, &source(index)) {
         Ok(r) => r
             .packages
             .iter()
@@ -197,6 +211,7 @@ fn every_file_of_the_version_is_listed() {
     let r = resolve_universal(
         &manifest,
         &scope,
+        &[],
         &ResolveOptions::default(),
         &source(index),
     )
@@ -207,4 +222,117 @@ fn every_file_of_the_version_is_listed() {
         .map(|f| f.filename.as_str())
         .collect();
     assert_eq!(files, ["a-1.0-py3-none-any.whl", "a-1.0.tar.gz"]);
+}
+
+#[test]
+fn a_relock_keeps_each_forks_versions_and_upgrades_one_package_in_every_fork() {
+    // Locked when b had 1.0 and 2.0 and c had 1.0; everything has a newer version since.
+    let index = "
+        a 1.0 -> b<2; python_version < '3.10' | b>=2; python_version >= '3.10'
+        b 1.0
+        b 1.1
+        b 2.0
+        b 2.1
+        c 1.0
+        c 1.1
+        d 1.0
+    ";
+    let locked = "a==1.0\n\
+                  b==1.0 ; python_full_version < '3.10'\n\
+                  b==2.0 ; python_full_version >= '3.10'\n\
+                  c==1.0";
+    let keep = |requires: &[&str], upgrade| relock(index, requires, PY38, locked, upgrade);
+    assert_eq!(keep(&["a", "c"], Upgrade::None), locked);
+    // An unrelated new dependency moves nothing else.
+    assert_eq!(
+        keep(&["a", "c", "d"], Upgrade::None),
+        format!("{locked}\nd==1.0")
+    );
+    // `-P b` frees b on both sides of the fork, and only b.
+    let b = Upgrade::Packages([PackageName::from_str("b").unwrap()].into());
+    assert_eq!(
+        keep(&["a", "c"], b),
+        "a==1.0\n\
+         b==1.1 ; python_full_version < '3.10'\n\
+         b==2.1 ; python_full_version >= '3.10'\n\
+         c==1.0"
+    );
+    assert_eq!(
+        keep(&["a", "c"], Upgrade::All),
+        "a==1.0\n\
+         b==1.1 ; python_full_version < '3.10'\n\
+         b==2.1 ; python_full_version >= '3.10'\n\
+         c==1.1"
+    );
+}
+
+#[test]
+fn a_relock_keeps_the_older_version_of_a_python_fork() {
+    // b 2.0 dropped Python < 3.10 and b 3.0 came out since the lock: each side keeps its own.
+    let index = "
+        b 1.0
+        b 2.0 !index-python=>=3.10
+        b 3.0 !index-python=>=3.10
+    ";
+    let locked = "b==1.0 ; python_full_version < '3.10'\n\
+                  b==2.0 ; python_full_version >= '3.10'";
+    assert_eq!(relock(index, &["b"], PY38, locked, Upgrade::None), locked);
+    assert_eq!(
+        relock(index, &["b"], PY38, "", Upgrade::None),
+        "b==1.0 ; python_full_version < '3.10'\n\
+         b==3.0 ; python_full_version >= '3.10'"
+    );
+}
+
+#[test]
+fn a_dependency_of_one_implementation_carries_its_marker() {
+    let index = "
+        a 1.0 -> cffi; platform_python_implementation != 'PyPy' | speedups; implementation_name == 'cpython'
+        cffi 1.17
+        speedups 2.0
+    ";
+    assert_eq!(
+        universal(index, &["a"], PY38),
+        "a==1.0\n\
+         cffi==1.17 ; platform_python_implementation != 'PyPy'\n\
+         speedups==2.0 ; implementation_name == 'cpython'"
+    );
+}
+
+#[test]
+fn an_extra_asked_for_on_one_platform_only() {
+    // `a[gui]` on macOS only: the extra's dependencies are macOS's, `a` is everyone's.
+    let index = "
+        a 1.0 -> guikit; extra == 'gui' | core
+        guikit 1.0
+        core 1.0
+    ";
+    assert_eq!(
+        universal(index, &["a", "a[gui]; sys_platform == 'darwin'"], PY38),
+        "a==1.0\ncore==1.0\nguikit==1.0 ; sys_platform == 'darwin'"
+    );
+}
+
+#[test]
+fn forks_whose_requirements_conflict_where_they_overlap_are_an_error() {
+    // Linux wants a 1.x, Python 3.12 wants a 2.x: Linux on 3.12 has no answer, and the error
+    // says which environments.
+    let index = "
+        a 1.0
+        a 2.0
+    ";
+    let out = universal(
+        index,
+        &[
+            "a<2; sys_platform == 'linux'",
+            "a>=2; python_version >= '3.12'",
+        ],
+        PY38,
+    );
+    assert!(out.starts_with("error: For environments where `"), "{out}");
+    assert!(
+        out.contains("sys_platform == 'linux'") && out.contains("3.12"),
+        "{out}"
+    );
+    assert!(out.contains("No solution"), "{out}");
 }
