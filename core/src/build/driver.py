@@ -49,8 +49,13 @@ def main():
             build = getattr(backend, hook.replace("prepare_metadata_for_", ""))
             answer = {"wheel": os.path.join(out, build(out, settings))}
     elif hook in ("build_wheel", "build_editable"):
-        wheel = getattr(backend, hook)(out, settings, request.get("metadata_directory"))
-        answer = {"wheel": os.path.join(out, wheel)}
+        fn = getattr(backend, hook, None)
+        if fn is None:
+            # build_editable is optional (PEP 660): the caller says what to do instead.
+            answer = {"missing": hook}
+        else:
+            wheel = fn(out, settings, request.get("metadata_directory"))
+            answer = {"wheel": os.path.join(out, wheel)}
     else:
         raise SystemExit(f"unknown hook {hook!r}")
     tmp = answer_path + ".part"

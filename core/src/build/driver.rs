@@ -105,6 +105,9 @@ pub struct Answer {
     pub metadata: Option<PathBuf>,
     /// `build_*` (and `prepare_metadata_*` without that hook): the wheel made.
     pub wheel: Option<PathBuf>,
+    /// `build_*`: set to the hook's name when the backend lacks it (PEP 660 makes
+    /// `build_editable` optional).
+    pub missing: Option<String>,
 }
 
 /// Where and how hooks run for one build.
@@ -328,6 +331,21 @@ mod tests {
             );
             let a = runner.run(Hook::BuildWheel, out, None).unwrap();
             assert!(a.wheel.unwrap().is_file());
+        });
+    }
+
+    #[test]
+    fn a_backend_without_build_editable_says_so() {
+        let code = "def build_wheel(out, config_settings, metadata_directory=None):\n    \
+                    raise RuntimeError('not called')\n";
+        with_backend(code, |runner, out| {
+            let a = runner
+                .run(Hook::GetRequiresForBuildEditable, out, None)
+                .unwrap();
+            assert!(a.requires.is_empty());
+            let a = runner.run(Hook::BuildEditable, out, None).unwrap();
+            assert_eq!(a.missing.as_deref(), Some("build_editable"));
+            assert!(a.wheel.is_none());
         });
     }
 
