@@ -6,15 +6,17 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use dx_py_core::build::{BuildCache, BuildError, BuildSystem, Builder, LocalMode, local_key};
 use dx_py_core::cache_lock::CacheLock;
+use dx_py_core::install::JoinedLock;
 use dx_py_core::project::{DependencyTarget, EditError, Project, PyprojectEditor};
 use dx_py_core::python::Interpreter;
 
 use super::install::{Target, install_dpl};
-use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
+use super::resolve::{Flags, Freshness, Inputs, build_options, ensure_lock};
 use crate::cli::{EditArgs, EnvArgs, LinkModeArg, ProjectArgs, RunArgs, SyncArgs};
 use crate::printer::Printer;
-use crate::settings::Settings;
+use crate::settings::{self, Settings};
 
 /// The project's venv directory.
 pub(crate) const VENV: &str = ".venv";
@@ -220,6 +222,7 @@ fn sync_project(
     let mut cache_lock = CacheLock::open(&settings.cache_dir)?;
     let _shared = cache_lock.shared()?;
     let dpl = lock_for(project, args, selection, &interp, settings, printer)?;
+    let dpl = with_project(project, args, &interp, settings, &dpl, printer)?;
     if dx_py_core::install::venv_holds(&venv, &dpl, &interp) {
         printer.verbose(format_args!(
             "`{}` already holds the lock ({:.1} ms)",
@@ -238,4 +241,79 @@ fn sync_project(
     };
     install_dpl(&dpl, &target, 0, settings, printer, start)?;
     Ok(venv)
+}
+
+/// The DPL a sync installs: the lock at `lock` plus the project itself, built from its tree
+/// (editable unless `--no-editable`), when it declares a `[build-system]`; without one only its
+/// dependencies, as uv does. The joined DPL is kept by the build's key (path, build inputs) and
+/// the lock's bytes, so an unchanged project builds nothing and reads three small files.
+fn with_project(
+    project: &Project,
+    args: &EnvArgs,
+    interp: &Interpreter,
+    settings: &Settings,
+    lock: &Path,
+    printer: &Printer,
+) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(&project.path)
+        .with_context(|| format!("Failed to read `{}`", project.path.display()))?;
+    let declared = BuildSystem::declared(&text).map_err(|reason| BuildError::BuildSystem {
+        package: project.name.clone(),
+        path: project.path.clone(),
+        reason,
+    })?;
+    if !declared {
+        printer.verbose(format_args!(
+            "`{}` has no `[build-system]`: only its dependencies are installed",
+            project.path.display()
+        ));
+        return Ok(lock.to_path_buf());
+    }
+    let mode = if args.no_editable {
+        LocalMode::Wheel
+    } else {
+        LocalMode::Editable
+    };
+    let options = build_options(&args.resolve)?;
+    let tree = std::fs::canonicalize(&project.root)
+        .with_context(|| format!("Failed to read `{}`", project.root.display()))?;
+    let builder_key = dx_py_core::build::build_key(&interp.tag(), &options.config_settings);
+    let key = local_key(&tree, mode, &builder_key)
+        .with_context(|| format!("Failed to read the project at `{}`", tree.display()))?;
+    let cache = settings.cache();
+    let builds = BuildCache::new(cache.builds_dir());
+    let joined = JoinedLock::new(lock, &builds, &key)?;
+    if joined.exists() {
+        return Ok(joined.path().to_path_buf());
+    }
+    let wheel = match builds.local_wheel(&key) {
+        Some(wheel) => wheel,
+        None if args.resolve.no_build => {
+            return Err(BuildError::BuildsOff {
+                package: project.name.clone(),
+                path: tree,
+            }
+            .into());
+        }
+        None => {
+            let start = Instant::now();
+            let sources = settings::sources(&args.sources, None, interp, settings, printer)?;
+            let client = settings::client(settings, sources, &args.sources)?;
+            let builder = Builder::new(&cache, interp, &client, options);
+            let name = pep508_rs::PackageName::new(project.name.clone()).ok();
+            let wheel = builder.local(name.as_ref(), &tree, mode)?;
+            printer.info(format_args!(
+                "Built {} ({}) in {:.1} s",
+                wheel.filename,
+                match mode {
+                    LocalMode::Editable => "editable",
+                    LocalMode::Wheel => "not editable",
+                },
+                start.elapsed().as_secs_f64()
+            ));
+            wheel
+        }
+    };
+    joined.write(&project.name, &wheel)?;
+    Ok(joined.path().to_path_buf())
 }
