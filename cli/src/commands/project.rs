@@ -6,17 +6,19 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use dx_py_core::build::{BuildCache, BuildError, BuildSystem, Builder, LocalMode, local_key};
+use dx_py_core::build::{BuildError, BuildSystem, LocalMode};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::install::JoinedLock;
 use dx_py_core::project::{DependencyTarget, EditError, Project, PyprojectEditor};
 use dx_py_core::python::Interpreter;
+use dx_py_core::requirements::BuildKind;
 
 use super::install::{Target, install_dpl};
-use super::resolve::{Flags, Freshness, Inputs, build_options, ensure_lock};
+use super::local_builds::{LocalBuilds, LocalSource};
+use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
 use crate::cli::{EditArgs, EnvArgs, LinkModeArg, ProjectArgs, RunArgs, SyncArgs};
 use crate::printer::Printer;
-use crate::settings::{self, Settings};
+use crate::settings::Settings;
 
 /// The project's venv directory.
 pub(crate) const VENV: &str = ".venv";
@@ -274,46 +276,27 @@ fn with_project(
     } else {
         LocalMode::Editable
     };
-    let options = build_options(&args.resolve)?;
     let tree = std::fs::canonicalize(&project.root)
         .with_context(|| format!("Failed to read `{}`", project.root.display()))?;
-    let builder_key = dx_py_core::build::build_key(&interp.tag(), &options.config_settings);
-    let key = local_key(&tree, mode, &builder_key)
-        .with_context(|| format!("Failed to read the project at `{}`", tree.display()))?;
-    let cache = settings.cache();
-    let builds = BuildCache::new(cache.builds_dir());
+    let local = LocalBuilds {
+        interp,
+        resolve: &args.resolve,
+        sources: &args.sources,
+        settings,
+        printer,
+    };
+    let (builds, key) = local.tree_key(&tree, mode)?;
     let joined = JoinedLock::new(lock, &builds, &key)?;
     if joined.exists() {
         return Ok(joined.path().to_path_buf());
     }
-    let wheel = match builds.local_wheel(&key) {
-        Some(wheel) => wheel,
-        None if args.resolve.no_build => {
-            return Err(BuildError::BuildsOff {
-                package: project.name.clone(),
-                path: tree,
-            }
-            .into());
-        }
-        None => {
-            let start = Instant::now();
-            let sources = settings::sources(&args.sources, None, interp, settings, printer)?;
-            let client = settings::client(settings, sources, &args.sources)?;
-            let builder = Builder::new(&cache, interp, &client, options);
-            let name = pep508_rs::PackageName::new(project.name.clone()).ok();
-            let wheel = builder.local(name.as_ref(), &tree, mode)?;
-            printer.info(format_args!(
-                "Built {} ({}) in {:.1} s",
-                wheel.filename,
-                match mode {
-                    LocalMode::Editable => "editable",
-                    LocalMode::Wheel => "not editable",
-                },
-                start.elapsed().as_secs_f64()
-            ));
-            wheel
-        }
+    let source = LocalSource {
+        name: Some(&project.name),
+        path: &tree,
+        kind: BuildKind::Directory,
+        mode,
     };
+    let wheel = local.wheels(&[source])?.remove(0);
     joined.write(&project.name, &wheel)?;
     Ok(joined.path().to_path_buf())
 }

@@ -184,6 +184,51 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// The wheel built from the local source archive at `path` (`./x-1.0.tar.gz`): cached by
+    /// the archive's sha256 like an index sdist, so the same file is built once wherever it
+    /// comes from. `name`, when known, is checked against the wheel's metadata.
+    pub fn archive(
+        &self,
+        name: Option<&PackageName>,
+        path: &Path,
+    ) -> Result<BuiltWheel, BuildError> {
+        let path = fs_err::canonicalize(path)?;
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = crate::index::IndexFile {
+            url: url::Url::from_file_path(&path)
+                .map_or_else(|()| path.display().to_string(), String::from),
+            filename: filename.clone(),
+            ..crate::index::IndexFile::default()
+        };
+        let sha256 = self.sha256(&file)?;
+        let key = self.key();
+        let label = name.map_or_else(|| filename.clone(), ToString::to_string);
+        self.once(format!("w {sha256} {key}"), || {
+            if let Some(built) = self.builds.wheel(&sha256, &key) {
+                self.count(|s| s.cached += 1);
+                return Ok(built);
+            }
+            let (session, answer) =
+                self.run_in_session(&label, &file, &sha256, Hook::BuildWheel)?;
+            let wheel = answer.wheel.ok_or_else(|| BuildError::BadAnswer {
+                package: label.clone(),
+                hook: Hook::BuildWheel.name(),
+                reason: "no wheel file name".into(),
+            })?;
+            self.check_built(&label, &filename, &wheel, name, None)?;
+            let built = self
+                .builds
+                .publish_wheel(&sha256, &key, &wheel, &session.log())?;
+            self.count(|s| s.built += 1);
+            Ok(built)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
