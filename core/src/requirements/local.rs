@@ -141,7 +141,7 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(pep508[0], "idna==3.7");
-        assert!(pep508[1].starts_with("My_Proj @ file://"), "{}", pep508[1]);
+        assert!(pep508[1].starts_with("my-proj @ file://"), "{}", pep508[1]);
         assert!(
             pep508[2].starts_with("lib[x] @ file://") && pep508[2].contains("python_version"),
             "{}",
