@@ -143,7 +143,8 @@ mod tests {
         assert_eq!(pep508[0], "idna==3.7");
         assert!(pep508[1].starts_with("my-proj @ file://"), "{}", pep508[1]);
         assert!(
-            pep508[2].starts_with("lib[x] @ file://") && pep508[2].contains("python_version"),
+            pep508[2].starts_with("lib[x] @ file://")
+                && pep508[2].contains("python_full_version >= '3'"),
             "{}",
             pep508[2]
         );
