@@ -148,6 +148,24 @@ fn every_backend_installs_the_project_editable_and_an_edit_shows_without_a_sync(
         let text = sync_ok(&cx, &dir, &index, &[]);
         assert!(!text.contains("Built "), "{text}");
         assert!(text.contains("already holds the lock"), "{text}");
+
+        // `run` syncs the same way and sees the project.
+        let code = format!("import {name}; print({name}.GREETING)");
+        let out = cx
+            .dx_py()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "--index-url",
+                &index.index_url(),
+                "python",
+                "-c",
+                &code,
+            ])
+            .output()
+            .unwrap();
+        assert_success(&out, "dx-py run");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "two");
     }
 }
 
@@ -298,6 +316,28 @@ fn requirements_name_local_trees_editable_or_built_and_source_archives() {
         "{}",
         printed(&out)
     );
+
+    // A path that is not there, or not a project, is refused naming it.
+    let text = failed(&install_reqs(
+        &cx,
+        &cx.temp.path().join("bad"),
+        "-e ./missing\n",
+        &index,
+        &[],
+    ));
+    assert!(
+        text.contains("requirements.txt:1") && text.contains("does not exist"),
+        "{text}"
+    );
+    std::fs::create_dir_all(cx.temp.path().join("bad/empty")).unwrap();
+    let text = failed(&install_reqs(
+        &cx,
+        &cx.temp.path().join("bad"),
+        "./empty\n",
+        &index,
+        &[],
+    ));
+    assert!(text.contains("is not a Python project"), "{text}");
 
     // A local source archive is built as such.
     let dist = cx.temp.path().join("dist");

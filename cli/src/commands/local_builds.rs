@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use dx_py_core::build::{
     BuildCache, BuildError, BuildOptions, Builder, BuiltWheel, LocalMode, local_key,
 };
@@ -141,6 +141,14 @@ impl LocalBuilds<'_> {
         let mut reqs = Requirements::from_file(path)?;
         if !reqs.has_local_builds() {
             return Ok(reqs);
+        }
+        if let Some((entry, _, path)) = reqs.local_sources().find(|(_, _, p)| !p.exists()) {
+            bail!(
+                "Requirement `{}` at `{}` names `{}`, which does not exist",
+                entry.requirement_text(),
+                entry.location,
+                path.display()
+            );
         }
         let sources: Vec<LocalSource<'_>> = reqs
             .local_sources()

@@ -114,6 +114,16 @@ pub enum BuildError {
         /// The `build-backend`.
         backend: String,
     },
+    /// A directory to build holds neither `pyproject.toml` nor `setup.py`.
+    #[error(
+        "Cannot build `{}`: it is not a Python project (neither `pyproject.toml` nor `setup.py` \
+         is there)",
+        path.display()
+    )]
+    NotAProject {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A local tree must be built, and builds are turned off.
     #[error(
         "Cannot install `{package}` from `{}`: a local source tree needs a build, and building \

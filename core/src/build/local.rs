@@ -144,6 +144,10 @@ impl Builder<'_> {
         // Canonical: an editable wheel records the path, and two spellings of one tree are
         // one build.
         let tree = fs_err::canonicalize(tree)?;
+        if !tree.join("pyproject.toml").is_file() && !tree.join("setup.py").is_file() {
+            // setuptools would build an `UNKNOWN` package of nothing; pip and uv refuse too.
+            return Err(BuildError::NotAProject { path: tree });
+        }
         let key = local_key(&tree, mode, &self.key())?;
         let label = match name {
             Some(n) => n.to_string(),
