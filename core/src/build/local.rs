@@ -162,12 +162,22 @@ impl Builder<'_> {
             }
             fs_err::create_dir_all(self.builds.root())?;
             let scratch = crate::temp::dir_in(self.builds.root())?;
-            let session = self.tree_session(&label, scratch, tree.clone(), mode.requires_hook())?;
-            let out = session.scratch.path().join("out");
-            let answer = self
-                .runner(&session, &label)
-                .run(mode.hook(), &out, None)
-                .map_err(|e| self.keep_log(e, &label))?;
+            let (session, answered) = self.tree_session(
+                &label,
+                scratch,
+                tree.clone(),
+                mode.requires_hook(),
+                Some(mode.hook()),
+            )?;
+            let answer = match answered {
+                Some(answer) => answer,
+                None => {
+                    let out = session.scratch.path().join("out");
+                    self.runner(&session, &label)
+                        .run(mode.hook(), &out, None)
+                        .map_err(|e| self.keep_log(e, &label))?
+                }
+            };
             if answer.missing.is_some() {
                 return Err(BuildError::NoEditable {
                     package: label.clone(),

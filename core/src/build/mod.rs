@@ -337,18 +337,23 @@ impl<'a> Builder<'a> {
                     source,
                 }
             })?;
-        self.tree_session(label, scratch, tree, Hook::GetRequiresForBuildWheel)
+        Ok(self
+            .tree_session(label, scratch, tree, Hook::GetRequiresForBuildWheel, None)?
+            .0)
     }
 
     /// A session for the source `tree`: its build system read and, isolated, its build
-    /// environment made with what `requires_hook` adds.
+    /// environment made with what `requires_hook` adds. `then`, when given, runs in the same
+    /// process as `requires_hook` when that asks for nothing (output in `{scratch}/out`): its
+    /// answer is returned; otherwise the caller runs it.
     fn tree_session(
         &self,
         label: &str,
         scratch: tempfile::TempDir,
         tree: PathBuf,
         requires_hook: Hook,
-    ) -> Result<Session, BuildError> {
+        then: Option<Hook>,
+    ) -> Result<(Session, Option<driver::Answer>), BuildError> {
         let system = BuildSystem::read(&tree).map_err(|reason| BuildError::BuildSystem {
             package: label.to_string(),
             path: tree.join("pyproject.toml"),
@@ -366,7 +371,7 @@ impl<'a> Builder<'a> {
             scratch,
         };
         if self.options.isolation == Isolation::Shared {
-            return Ok(session);
+            return Ok((session, None));
         }
         let venv = session.scratch.path().join("env");
         let requires = session.system.requires.clone();
@@ -379,14 +384,21 @@ impl<'a> Builder<'a> {
         session.python = opened.python();
         session.bin = Some(opened.bin_dir());
         let runner = self.runner(&session, label);
-        let extra = runner
-            .run(
+        let requires_out = session.scratch.path().join("requires");
+        let answer = match then {
+            Some(then) => runner.run_then(
                 requires_hook,
-                &session.scratch.path().join("requires"),
-                None,
-            )
-            .map_err(|e| self.keep_log(e, label))?
-            .requires;
+                &requires_out,
+                then,
+                &session.scratch.path().join("out"),
+            ),
+            None => runner.run(requires_hook, &requires_out, None),
+        }
+        .map_err(|e| self.keep_log(e, label))?;
+        if answer.wheel.is_some() || answer.missing.is_some() {
+            return Ok((session, Some(answer)));
+        }
+        let extra = answer.requires;
         if !extra.is_empty() {
             let mut all = requires;
             for r in &extra {
@@ -401,7 +413,7 @@ impl<'a> Builder<'a> {
             }
             self.environment(label, &all, &venv)?;
         }
-        Ok(session)
+        Ok((session, None))
     }
 
     /// Makes `venv` hold `requires`, counting what it cost.
