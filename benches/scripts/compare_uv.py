@@ -894,6 +894,71 @@ def fs_type(path: Path) -> str:
     return f"{kind} (mounted at {best or '?'})"
 
 
+# --------------------------------------------------------------------------------------------
+# What the smaller side-by-side scripts (compare_uv_resolve.py, compare_uv_local.py) share
+
+
+def side_by_side_args(ap: argparse.ArgumentParser) -> None:
+    """The options every side-by-side script takes."""
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--dx-py", dest="dx_py")
+    ap.add_argument("--uv", help="uv binary (default: target/bench-tools/uv-venv, installed when missing)")
+    ap.add_argument("--skip-uv-install", action="store_true")
+    ap.add_argument("--tools", default="dx-py,uv")
+    ap.add_argument("--python")
+    ap.add_argument("--sets-dir", default=str(DEFAULT_SETS_DIR))
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--out")
+
+
+def side_by_side_tools(args, python: Path, log) -> tuple[Path | None, Path | None, list[str]]:
+    """(uv, dx-py, setup failures) for the tools `--tools` names."""
+    tools = [t for t in args.tools.split(",") if t]
+    failures: list[str] = []
+    uv = dx = None
+    if "uv" in tools:
+        uv, note = install_uv(args, python, readme_uv_version(Path(args.sets_dir)), log)
+        if uv is None:
+            failures.append(f"uv unavailable: {note}")
+    if "dx-py" in tools:
+        dx, note = ensure_dx_py(args, log)
+        if dx is None:
+            failures.append(f"dx-py unavailable: {note}")
+    return uv, dx, failures
+
+
+def side_by_side_meta(now, python: Path, uv, dx, runs: int, work: Path) -> dict:
+    """The report's header: when, where, which tools, the load and the spawn floor."""
+    return {
+        "date": now.isoformat(timespec="seconds"),
+        "host": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
+        "python": str(python),
+        "uv": version_of([uv, "--version"], work) if uv else "unavailable",
+        "dx-py": version_of([dx, "--version"], work) if dx else "unavailable",
+        "index": "the interpreter's pip default (both tools)",
+        "runs": runs,
+        "load average at start": "%.2f %.2f %.2f" % os.getloadavg(),
+        "process spawn floor (/bin/true, median)": f"{spawn_floor(runs, work) * 1000:.2f} ms",
+    }
+
+
+def write_side_by_side(meta: dict, rows: list[Row], failures: list[str], title: str, stem: str, out) -> str:
+    """Writes the markdown and JSON reports (`out`, else target/bench-results/STEM-<date>)."""
+    meta["load average at end"] = "%.2f %.2f %.2f" % os.getloadavg()
+    md = markdown(meta, rows, failures).replace("# dx-py vs uv", f"# dx-py vs uv: {title}", 1)
+    now = _dt.datetime.fromisoformat(meta["date"])
+    path = Path(out) if out else TARGET / "bench-results" / f"{stem}-{now:%Y-%m-%d-%H%M%S}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".md").write_text(md)
+    path.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "rows": [{"set": r.set, "metric": r.metric, "ratio": ratio(r) or None,
+                                             "dx-py": r.dx.to_json() if r.dx else None,
+                                             "uv": r.uv.to_json() if r.uv else None} for r in rows]}, indent=2)
+    )
+    return md
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="small,medium,large", help="comma-separated set names (default: %(default)s)")

@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -224,54 +221,31 @@ class Resolve:
         self.add("floor: venv python -c pass", cu.alternate(self.args.runs, floor, acc_floor, self.log), "no tool")
 
 
+def setup(args, prefix: str, log):
+    """The interpreter, its pip's index, the tools, setup failures, a work directory under
+    target/bench-tmp and the report's header."""
+    python = cu.find_python(args.python)
+    index = pip_index_url(python)
+    uv, dx, failures = cu.side_by_side_tools(args, python, log)
+    parent = cu.TARGET / "bench-tmp"
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent)).resolve()
+    meta = cu.side_by_side_meta(_dt.datetime.now(), python, uv, dx, args.runs, work)
+    return python, index, uv, dx, failures, work, meta
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="small,medium,large")
-    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--metrics", default=",".join(METRICS))
-    ap.add_argument("--dx-py", dest="dx_py")
-    ap.add_argument("--uv", help="uv binary (default: target/bench-tools/uv-venv, installed when missing)")
-    ap.add_argument("--skip-uv-install", action="store_true")
-    ap.add_argument("--tools", default="dx-py,uv")
-    ap.add_argument("--python")
-    ap.add_argument("--sets-dir", default=str(cu.DEFAULT_SETS_DIR))
-    ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--out")
+    cu.side_by_side_args(ap)
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     metrics = [m for m in args.metrics.split(",") if m]
-    tools = [t for t in args.tools.split(",") if t]
-    python = cu.find_python(args.python)
-    index = pip_index_url(python)
-    setup_failures: list[str] = []
-    uv = dx = None
-    if "uv" in tools:
-        uv, note = cu.install_uv(args, python, cu.readme_uv_version(Path(args.sets_dir)), log)
-        if uv is None:
-            setup_failures.append(f"uv unavailable: {note}")
-    if "dx-py" in tools:
-        dx, note = cu.ensure_dx_py(args, log)
-        if dx is None:
-            setup_failures.append(f"dx-py unavailable: {note}")
-    parent = cu.TARGET / "bench-tmp"
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="compare-resolve-", dir=parent)).resolve()
-    now = _dt.datetime.now()
-    meta = {
-        "date": now.isoformat(timespec="seconds"),
-        "host": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
-        "python": str(python),
-        "uv": cu.version_of([uv, "--version"], work) if uv else "unavailable",
-        "dx-py": cu.version_of([dx, "--version"], work) if dx else "unavailable",
-        "index": "the interpreter's pip default (both tools)",
-        "runs": args.runs,
-        "load average at start": "%.2f %.2f %.2f" % os.getloadavg(),
-        "process spawn floor (/bin/true, median)": f"{cu.spawn_floor(args.runs, work) * 1000:.2f} ms",
-    }
+    python, index, uv, dx, setup_failures, work, meta = setup(args, "compare-resolve-", log)
     rows: list[cu.Row] = []
     try:
         for s in [x for x in args.sets.split(",") if x]:
@@ -291,17 +265,7 @@ def main(argv=None) -> int:
     finally:
         if not args.keep:
             cu.rmtree(work)
-    meta["load average at end"] = "%.2f %.2f %.2f" % os.getloadavg()
-    md = cu.markdown(meta, rows, setup_failures).replace("# dx-py vs uv", "# dx-py vs uv: resolution", 1)
-    out = Path(args.out) if args.out else cu.TARGET / "bench-results" / f"compare-resolve-{now:%Y-%m-%d-%H%M%S}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(md)
-    out.with_suffix(".json").write_text(
-        json.dumps({"meta": meta, "rows": [{"set": r.set, "metric": r.metric, "ratio": cu.ratio(r) or None,
-                                             "dx-py": r.dx.to_json() if r.dx else None,
-                                             "uv": r.uv.to_json() if r.uv else None} for r in rows]}, indent=2)
-    )
-    print(md)
+    print(cu.write_side_by_side(meta, rows, setup_failures, "resolution", "compare-resolve", args.out))
     return 0
 
 

@@ -191,6 +191,27 @@ impl TestContext {
         cmd
     }
 
+    /// `dx-py install -v -r requirements.txt --venv .venv` of `reqs` (written into `dir`,
+    /// made), against the index at `url`, with `more` arguments.
+    pub fn install_requirements(&self, dir: &Path, reqs: &str, url: &str, more: &[&str]) -> Output {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("requirements.txt"), reqs).unwrap();
+        self.dx_py()
+            .current_dir(dir)
+            .args([
+                "install",
+                "-v",
+                "-r",
+                "requirements.txt",
+                "--index-url",
+                url,
+            ])
+            .args(["--venv", ".venv"])
+            .args(more)
+            .output()
+            .expect("run dx-py")
+    }
+
     /// Runs `dx-py ARGS`, asserting success; returns stdout.
     pub fn run_ok(&self, args: &[&str]) -> String {
         let out = self.dx_py().args(args).output().expect("run dx-py");

@@ -100,22 +100,7 @@ fn install(
     url: &str,
     more: &[&str],
 ) -> std::process::Output {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("requirements.txt"), reqs).unwrap();
-    cx.dx_py()
-        .current_dir(dir)
-        .args([
-            "install",
-            "-v",
-            "-r",
-            "requirements.txt",
-            "--index-url",
-            url,
-        ])
-        .args(["--venv", ".venv"])
-        .args(more)
-        .output()
-        .expect("run dx-py")
+    cx.install_requirements(dir, reqs, url, more)
 }
 
 #[test]

@@ -142,6 +142,10 @@ pub(crate) struct EnvArgs {
     /// Do not compile `.pyc` files.
     #[arg(long)]
     pub(crate) no_compile_bytecode: bool,
+    /// Install the project itself built (`build_wheel`), not editable: source edits then need
+    /// another sync.
+    #[arg(long)]
+    pub(crate) no_editable: bool,
 }
 
 /// `add` and `remove`: which dependencies of `pyproject.toml` to edit.

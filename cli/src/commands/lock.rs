@@ -16,6 +16,7 @@ use dx_py_core::project::Project;
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::Requirements;
 
+use super::local_builds::LocalBuilds;
 use super::resolve::{Flags, Freshness, Inputs, Ready, ensure_lock, lock_universal};
 use super::{DPL, PYLOCK};
 use crate::cli::{LockArgs, SourceArgs};
@@ -48,10 +49,17 @@ pub(crate) fn run(args: &LockArgs, settings: &Settings, printer: &Printer) -> Re
     }
     let interp = settings.interpreter(args.python.as_deref())?;
     printer.timeline().mark("python");
+    let local = LocalBuilds {
+        interp: &interp,
+        resolve: &args.resolve,
+        sources: &args.sources,
+        settings,
+        printer,
+    };
     let files = args
         .requirements
         .iter()
-        .map(|p| Ok((p.clone(), Requirements::from_file(p)?)))
+        .map(|p| Ok((p.clone(), local.read_requirements(p)?)))
         .collect::<Result<Vec<_>>>()?;
     let dir = args
         .output_dir

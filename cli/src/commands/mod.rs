@@ -4,6 +4,7 @@ pub(crate) mod cache;
 pub(crate) mod dpl;
 pub(crate) mod export;
 pub(crate) mod install;
+pub(crate) mod local_builds;
 pub(crate) mod lock;
 #[cfg(target_os = "linux")]
 pub(crate) mod mount;

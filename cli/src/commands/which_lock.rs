@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use dx_py_core::dpl::DplReader;
 use dx_py_core::install::inputs_hash;
 use dx_py_core::python::Interpreter;
-use dx_py_core::requirements::Requirements;
 
+use super::local_builds::LocalBuilds;
 use super::lock::{WhileLocking, lock_and_write, only_pins, only_sdist};
 use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
 use super::{DPL, PYLOCK};
@@ -43,7 +43,14 @@ pub(crate) fn choose_lock(
         resolve,
     } = *choice;
     if let Some(reqs_path) = requirements {
-        let files = [(reqs_path.to_path_buf(), Requirements::from_file(reqs_path)?)];
+        let local = LocalBuilds {
+            interp,
+            resolve,
+            sources,
+            settings,
+            printer,
+        };
+        let files = [(reqs_path.to_path_buf(), local.read_requirements(reqs_path)?)];
         let resolved = |printer: &Printer| {
             let flags = Flags {
                 sources,

@@ -44,6 +44,13 @@ impl BuildSystem {
         Self::parse(&text)
     }
 
+    /// Whether `pyproject.toml`'s `text` has a `[build-system]` table: uv installs a project
+    /// itself only then (without one, only its dependencies).
+    pub fn declared(text: &str) -> Result<bool, String> {
+        let doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+        Ok(doc.contains_key("build-system"))
+    }
+
     /// The build system `pyproject.toml`'s `text` gives.
     pub fn parse(text: &str) -> Result<Self, String> {
         let doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
@@ -108,6 +115,14 @@ mod tests {
         let b = BuildSystem::parse("[build-system]\nrequires = ['setuptools', 'wheel']\n").unwrap();
         assert_eq!(b.backend, LEGACY_BACKEND);
         assert_eq!(b.requires.len(), 2);
+    }
+
+    #[test]
+    fn declared_tells_whether_the_table_exists() {
+        assert_eq!(BuildSystem::declared("[project]\nname = 'x'\n"), Ok(false));
+        let text = "[build-system]\nrequires = []\n";
+        assert_eq!(BuildSystem::declared(text), Ok(true));
+        assert!(BuildSystem::declared("[build-system").is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! ├── envs/{inputs hash}.dpl               the lock of one set of build requirements (env.rs)
 //! ├── wheels/{sha[0:2]}/{sha}/{key}/       one published build: the wheel and its build.log
 //! ├── metadata/{sha[0:2]}/{sha}/{key}      METADATA from prepare_metadata_for_build_wheel
+//! ├── local/{key}/                         a local project's wheel (editable or built) and
+//! │                                        build.log; `key` from local.rs (path, files, mode)
 //! ├── logs/{name}-{version}.log            the log of the last failed build of a version
 //! └── .tmp-{owner}-…                       builds in progress (scratch dirs, publications)
 //! ```
@@ -87,8 +89,32 @@ impl BuildCache {
 
     /// The wheel built from the sdist `sha256` under `key`, if published.
     pub fn wheel(&self, sha256: &str, key: &str) -> Option<BuiltWheel> {
-        let dir = self.wheel_dir(sha256, key);
-        let found = fs_err::read_dir(&dir)
+        Self::wheel_in(&self.wheel_dir(sha256, key))
+    }
+
+    /// The entry directory of the local project build `key` (see `local.rs`).
+    pub fn local_dir(&self, key: &str) -> PathBuf {
+        self.root.join("local").join(key)
+    }
+
+    /// The wheel of the local project build `key`, if published.
+    pub fn local_wheel(&self, key: &str) -> Option<BuiltWheel> {
+        Self::wheel_in(&self.local_dir(key))
+    }
+
+    /// Publishes `wheel` (with its `log`) as the local project build `key`; the first
+    /// publication wins.
+    pub fn publish_local(
+        &self,
+        key: &str,
+        wheel: &Path,
+        log: &Path,
+    ) -> std::io::Result<BuiltWheel> {
+        self.publish_into(&self.local_dir(key), wheel, log)
+    }
+
+    fn wheel_in(dir: &Path) -> Option<BuiltWheel> {
+        let found = fs_err::read_dir(dir)
             .ok()?
             .flatten()
             .map(|e| e.path())
@@ -105,7 +131,11 @@ impl BuildCache {
         wheel: &Path,
         log: &Path,
     ) -> std::io::Result<BuiltWheel> {
-        let dir = self.wheel_dir(sha256, key);
+        self.publish_into(&self.wheel_dir(sha256, key), wheel, log)
+    }
+
+    /// Publishes `wheel` and `log` as the entry `dir` by renaming a finished temporary.
+    fn publish_into(&self, dir: &Path, wheel: &Path, log: &Path) -> std::io::Result<BuiltWheel> {
         if let Some(parent) = dir.parent() {
             fs_err::create_dir_all(parent)?;
         }
@@ -116,7 +146,7 @@ impl BuildCache {
         if log.is_file() {
             fs_err::copy(log, tmp.path().join("build.log"))?;
         }
-        match std::fs::rename(tmp.path(), &dir) {
+        match std::fs::rename(tmp.path(), dir) {
             Ok(()) => {
                 // Renamed away: nothing left for the guard to remove.
                 let _ = tmp.keep();
@@ -130,7 +160,7 @@ impl BuildCache {
                 ));
             }
         }
-        self.wheel(sha256, key)
+        Self::wheel_in(dir)
             .ok_or_else(|| std::io::Error::other(format!("`{}` holds no wheel", dir.display())))
     }
 

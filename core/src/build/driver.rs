@@ -105,6 +105,9 @@ pub struct Answer {
     pub metadata: Option<PathBuf>,
     /// `build_*` (and `prepare_metadata_*` without that hook): the wheel made.
     pub wheel: Option<PathBuf>,
+    /// `build_*`: set to the hook's name when the backend lacks it (PEP 660 makes
+    /// `build_editable` optional).
+    pub missing: Option<String>,
 }
 
 /// Where and how hooks run for one build.
@@ -142,18 +145,47 @@ impl HookRunner<'_> {
         out: &Path,
         metadata_directory: Option<&Path>,
     ) -> Result<Answer, BuildError> {
+        self.run_request(hook, out, metadata_directory, None)
+    }
+
+    /// Runs the `get_requires_*` hook `requires` (output in `out`) and, in the same process when
+    /// it asks for nothing, `then` with output directory `then_out`: one interpreter start and
+    /// one import of the backend instead of two. The answer holds `then`'s wheel (or
+    /// `missing`) only when it ran.
+    pub fn run_then(
+        &self,
+        requires: Hook,
+        out: &Path,
+        then: Hook,
+        then_out: &Path,
+    ) -> Result<Answer, BuildError> {
+        self.run_request(requires, out, None, Some((then, then_out)))
+    }
+
+    fn run_request(
+        &self,
+        hook: Hook,
+        out: &Path,
+        metadata_directory: Option<&Path>,
+        then: Option<(Hook, &Path)>,
+    ) -> Result<Answer, BuildError> {
         fs_err::create_dir_all(out)?;
-        let n = hook.name();
-        let request_path = self.dir.join(format!("{n}.json"));
-        let answer_path = self.dir.join(format!("{n}.answer.json"));
+        // Errors name the hooks the process ran.
+        let n = match then {
+            Some((t, _)) => chained_name(hook, t),
+            None => hook.name(),
+        };
+        let request_path = self.dir.join(format!("{}.json", hook.name()));
+        let answer_path = self.dir.join(format!("{}.answer.json", hook.name()));
         let request = serde_json::json!({
-            "hook": n,
+            "hook": hook.name(),
             "backend": self.system.backend,
             "backend_path": self.system.backend_path,
             "source": self.tree,
             "out": out,
             "config_settings": self.config_settings.to_json(),
             "metadata_directory": metadata_directory,
+            "then": then.map(|(t, o)| serde_json::json!({"hook": t.name(), "out": o})),
         });
         fs_err::write(&request_path, request.to_string())?;
         let log_path = self.log();
@@ -235,6 +267,19 @@ impl HookRunner<'_> {
         let text = fs_err::read_to_string(&answer_path)
             .map_err(|e| bad(format!("no answer file ({e})")))?;
         serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON ({e})")))
+    }
+}
+
+/// The name errors give two hooks run in one process.
+fn chained_name(first: Hook, then: Hook) -> &'static str {
+    match (first, then) {
+        (Hook::GetRequiresForBuildEditable, Hook::BuildEditable) => {
+            "get_requires_for_build_editable` then `build_editable"
+        }
+        (Hook::GetRequiresForBuildWheel, Hook::BuildWheel) => {
+            "get_requires_for_build_wheel` then `build_wheel"
+        }
+        _ => first.name(),
     }
 }
 
@@ -328,6 +373,55 @@ mod tests {
             );
             let a = runner.run(Hook::BuildWheel, out, None).unwrap();
             assert!(a.wheel.unwrap().is_file());
+        });
+    }
+
+    #[test]
+    fn a_backend_without_build_editable_says_so() {
+        let code = "def build_wheel(out, config_settings, metadata_directory=None):\n    \
+                    raise RuntimeError('not called')\n";
+        with_backend(code, |runner, out| {
+            let a = runner
+                .run(Hook::GetRequiresForBuildEditable, out, None)
+                .unwrap();
+            assert!(a.requires.is_empty());
+            let a = runner.run(Hook::BuildEditable, out, None).unwrap();
+            assert_eq!(a.missing.as_deref(), Some("build_editable"));
+            assert!(a.wheel.is_none());
+        });
+    }
+
+    #[test]
+    fn a_hook_after_get_requires_runs_in_the_same_process_only_when_nothing_is_required() {
+        let code = "import os\n\
+                    def get_requires_for_build_editable(config_settings=None):\n    \
+                    return [] if os.path.exists('none') else ['editables']\n\
+                    def build_editable(out, config_settings=None, metadata_directory=None):\n    \
+                    name = 'fake-1.0-py3-none-any.whl'\n    \
+                    open(os.path.join(out, name), 'w').close()\n    return name\n";
+        with_backend(code, |runner, out| {
+            let then_out = out.join("then");
+            let a = runner
+                .run_then(
+                    Hook::GetRequiresForBuildEditable,
+                    out,
+                    Hook::BuildEditable,
+                    &then_out,
+                )
+                .unwrap();
+            assert_eq!(a.requires, ["editables"]);
+            assert!(a.wheel.is_none(), "the environment needs more first");
+            std::fs::write(runner.tree.join("none"), "").unwrap();
+            let a = runner
+                .run_then(
+                    Hook::GetRequiresForBuildEditable,
+                    out,
+                    Hook::BuildEditable,
+                    &then_out,
+                )
+                .unwrap();
+            assert!(a.requires.is_empty());
+            assert_eq!(a.wheel.unwrap(), then_out.join("fake-1.0-py3-none-any.whl"));
         });
     }
 

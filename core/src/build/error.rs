@@ -99,6 +99,43 @@ pub enum BuildError {
         #[source]
         source: Box<crate::install::InstallError>,
     },
+    /// PEP 660 is optional: the backend of a tree to install editable lacks `build_editable`.
+    #[error(
+        "Cannot install `{package}` (`{}`) as editable: its build backend `{backend}` has no \
+         `build_editable` hook (PEP 660); install it built with `--no-editable`, or use a \
+         backend that supports editable installs",
+        path.display()
+    )]
+    NoEditable {
+        /// The project's name.
+        package: String,
+        /// The source tree.
+        path: PathBuf,
+        /// The `build-backend`.
+        backend: String,
+    },
+    /// A directory to build holds neither `pyproject.toml` nor `setup.py`.
+    #[error(
+        "Cannot build `{}`: it is not a Python project (neither `pyproject.toml` nor `setup.py` \
+         is there)",
+        path.display()
+    )]
+    NotAProject {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A local tree must be built, and builds are turned off.
+    #[error(
+        "Cannot install `{package}` from `{}`: a local source tree needs a build, and building \
+         is turned off (`--no-build`)",
+        path.display()
+    )]
+    BuildsOff {
+        /// The project's name.
+        package: String,
+        /// The source tree.
+        path: PathBuf,
+    },
     /// The sdist could not be fetched.
     #[error(transparent)]
     Index(Box<crate::index::IndexError>),

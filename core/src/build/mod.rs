@@ -17,14 +17,15 @@
 //! that the next command sweeps. Failed builds keep their log at
 //! `{cache}/builds/logs/{name}-{version}.log`.
 //!
-//! Source trees (local projects) and PEP 660 editable builds fit the same path later: a
-//! [`driver::HookRunner`] runs any hook on any tree; only the input (a directory instead of an
-//! archive) and the cache key (the tree is not content-addressed) differ.
+//! Local source trees (a project, a `./path` requirement) take the same path without the
+//! download and unpacking, built in place with `build_editable` (PEP 660) or `build_wheel`, and
+//! cached by a key of their path and build inputs (`local.rs`).
 mod build_system;
 mod cache;
 pub mod driver;
 mod env;
 mod error;
+mod local;
 mod unpack;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub use cache::{BuildCache, BuiltWheel};
 pub use driver::{ConfigSettings, Hook};
 pub use env::{EnvContext, EnvOutcome, install_env};
 pub use error::BuildError;
+pub use local::{LocalMode, local_key};
 pub use unpack::{ArchiveKind, UnpackError, UnpackLimits, unpack_sdist};
 
 use crate::cache::Cache;
@@ -164,12 +166,7 @@ impl<'a> Builder<'a> {
 
     /// The cache key of this builder's builds.
     fn key(&self) -> String {
-        let tag = self.interp.tag();
-        if self.options.config_settings.is_empty() {
-            tag
-        } else {
-            format!("{tag}-{}", self.options.config_settings.fingerprint())
-        }
+        build_key(&self.interp.tag(), &self.options.config_settings)
     }
 
     /// The core metadata of the sdist `file` of `name`: from its built wheel or prepared
@@ -340,6 +337,23 @@ impl<'a> Builder<'a> {
                     source,
                 }
             })?;
+        Ok(self
+            .tree_session(label, scratch, tree, Hook::GetRequiresForBuildWheel, None)?
+            .0)
+    }
+
+    /// A session for the source `tree`: its build system read and, isolated, its build
+    /// environment made with what `requires_hook` adds. `then`, when given, runs in the same
+    /// process as `requires_hook` when that asks for nothing (output in `{scratch}/out`): its
+    /// answer is returned; otherwise the caller runs it.
+    fn tree_session(
+        &self,
+        label: &str,
+        scratch: tempfile::TempDir,
+        tree: PathBuf,
+        requires_hook: Hook,
+        then: Option<Hook>,
+    ) -> Result<(Session, Option<driver::Answer>), BuildError> {
         let system = BuildSystem::read(&tree).map_err(|reason| BuildError::BuildSystem {
             package: label.to_string(),
             path: tree.join("pyproject.toml"),
@@ -357,7 +371,7 @@ impl<'a> Builder<'a> {
             scratch,
         };
         if self.options.isolation == Isolation::Shared {
-            return Ok(session);
+            return Ok((session, None));
         }
         let venv = session.scratch.path().join("env");
         let requires = session.system.requires.clone();
@@ -370,14 +384,21 @@ impl<'a> Builder<'a> {
         session.python = opened.python();
         session.bin = Some(opened.bin_dir());
         let runner = self.runner(&session, label);
-        let extra = runner
-            .run(
-                Hook::GetRequiresForBuildWheel,
-                &session.scratch.path().join("requires"),
-                None,
-            )
-            .map_err(|e| self.keep_log(e, label))?
-            .requires;
+        let requires_out = session.scratch.path().join("requires");
+        let answer = match then {
+            Some(then) => runner.run_then(
+                requires_hook,
+                &requires_out,
+                then,
+                &session.scratch.path().join("out"),
+            ),
+            None => runner.run(requires_hook, &requires_out, None),
+        }
+        .map_err(|e| self.keep_log(e, label))?;
+        if answer.wheel.is_some() || answer.missing.is_some() {
+            return Ok((session, Some(answer)));
+        }
+        let extra = answer.requires;
         if !extra.is_empty() {
             let mut all = requires;
             for r in &extra {
@@ -385,14 +406,14 @@ impl<'a> Builder<'a> {
                     .and_then(|()| Requirement::from_str(r).map_err(|e| e.to_string()))
                     .map_err(|reason| BuildError::BadAnswer {
                         package: label.to_string(),
-                        hook: Hook::GetRequiresForBuildWheel.name(),
+                        hook: requires_hook.name(),
                         reason: format!("invalid requirement `{r}`: {reason}"),
                     })?;
                 all.push(parsed);
             }
             self.environment(label, &all, &venv)?;
         }
-        Ok(session)
+        Ok((session, None))
     }
 
     /// Makes `venv` hold `requires`, counting what it cost.
@@ -482,12 +503,25 @@ impl<'a> Builder<'a> {
         wheel: &Path,
     ) -> Result<(String, WheelMetadata), BuildError> {
         let label = format!("{name}=={version}");
+        self.check_built(&label, &file.filename, wheel, Some(name), Some(version))
+    }
+
+    /// [`Self::check_wheel`] for any source (`source` names it in errors), checking the name
+    /// and the version only when known.
+    fn check_built(
+        &self,
+        label: &str,
+        source: &str,
+        wheel: &Path,
+        name: Option<&PackageName>,
+        version: Option<&str>,
+    ) -> Result<(String, WheelMetadata), BuildError> {
         let filename = wheel
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let bad = |reason: String| BuildError::BadAnswer {
-            package: label.clone(),
+            package: label.to_string(),
             hook: Hook::BuildWheel.name(),
             reason,
         };
@@ -498,13 +532,26 @@ impl<'a> Builder<'a> {
         let bytes = fs_err::read(wheel)?;
         let prepared =
             crate::install::prepare_checked(&filename, &bytes).map_err(|e| BuildError::Wheel {
-                sdist: file.filename.clone(),
+                sdist: source.to_string(),
                 source: Box::new(e),
             })?;
         let metadata = prepared.info.metadata;
-        check_identity(&metadata.name, &metadata.version, name, version)
-            .map_err(|reason| bad(format!("`{filename}` {reason}")))?;
+        if let Some(name) = name {
+            let version = version.unwrap_or(&metadata.version);
+            check_identity(&metadata.name, &metadata.version, name, version)
+                .map_err(|reason| bad(format!("`{filename}` {reason}")))?;
+        }
         Ok((filename, metadata))
+    }
+}
+
+/// The key naming what makes builds differ: the interpreter tag `tag` (`cp311-linux_x86_64`)
+/// and, when given, a fingerprint of the config settings.
+pub fn build_key(tag: &str, config_settings: &ConfigSettings) -> String {
+    if config_settings.is_empty() {
+        tag.to_string()
+    } else {
+        format!("{tag}-{}", config_settings.fingerprint())
     }
 }
 

@@ -11,6 +11,7 @@ mod bytecode;
 mod changes;
 mod error;
 mod fetch;
+mod local;
 mod lock;
 mod planned;
 mod prepare;
@@ -32,6 +33,7 @@ pub(crate) use fetch::prepare_checked;
 pub use fetch::{
     AfterStore, FetchStats, ensure_stored, local_wheel, store_wheel_bytes, unpack_when_stored,
 };
+pub use local::JoinedLock;
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
 pub use planned::{PlannedPackage, ensure_stored_or_planned, planned_pack_key, store_planned};
 pub use prepare::{

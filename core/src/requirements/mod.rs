@@ -12,8 +12,8 @@
 //! ./dist/name-1.0-py3-none-any.whl, /abs/x.whl a wheel path, relative to this file's directory
 //! name @ https://host/…/name-1.0-py3-none-any.whl     a remote wheel
 //! ./project, name @ file:///abs/project, -e ./project, ./x-1.0.tar.gz
-//!                                              source to build: parsed, refused by resolution
-//!                                              until builds arrive (issue #16)
+//!                                              local source: built by the caller and replaced
+//!                                              by the wheel built (local.rs); `-e` editable
 //! -r other.txt / --requirement other.txt       included, relative to this file, each file once
 //! -c constraints.txt / --constraint FILE       constraints, relative to this file
 //! -i URL / --index-url URL                     the index (the last one given wins)
@@ -39,6 +39,7 @@
 //! lines.rs      continuations, comments, `${VAR}`, `--opt=value`
 //! entry.rs      one requirement: RequirementEntry and its RequirementSource
 //! parser.rs     options, includes, constraints; checks over the whole set
+//! local.rs      local source entries replaced by the wheels built from them
 //! pinned.rs     the pinned view, and the inputs hash of pinned files (unchanged since v1)
 //! overrides.rs  overrides files and how an override applies
 //! error.rs      RequirementsError, NotPinned, Location
@@ -50,6 +51,7 @@ use pep508_rs::Requirement;
 mod entry;
 mod error;
 mod lines;
+mod local;
 mod overrides;
 mod parser;
 mod pinned;

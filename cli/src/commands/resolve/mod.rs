@@ -17,7 +17,8 @@ mod universal;
 
 pub(crate) use universal::lock_universal;
 
-use request::{build_options, preferences, request};
+pub(crate) use request::build_options;
+use request::{preferences, request};
 
 use super::{DPL, PYLOCK};
 use crate::cli::{ProjectArgs, ResolveArgs, SourceArgs};

@@ -112,7 +112,7 @@ pub(super) fn config_settings(args: &ResolveArgs) -> ConfigSettings {
 
 /// How sdists are built for `args`; the timeout of one backend hook comes from
 /// `DX_PY_BUILD_TIMEOUT` (seconds) when set.
-pub(super) fn build_options(args: &ResolveArgs) -> Result<BuildOptions> {
+pub(crate) fn build_options(args: &ResolveArgs) -> Result<BuildOptions> {
     let mut options = BuildOptions {
         isolation: if args.no_build_isolation {
             Isolation::Shared

@@ -1,0 +1,187 @@
+//! Local source built for an install: the project itself (`sync`) and the local paths of
+//! requirements files (`./project`, `-e ./project`, `name @ file:///abs/project`,
+//! `./x-1.0.tar.gz`). A wheel built before is found by its key without an index client; the
+//! client and the builder are made only when something must be built.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use dx_py_core::build::{
+    BuildCache, BuildError, BuildOptions, Builder, BuiltWheel, LocalMode, local_key,
+};
+use dx_py_core::python::Interpreter;
+use dx_py_core::requirements::{BuildKind, BuildReference, Requirements};
+use pep508_rs::PackageName;
+
+use super::resolve::build_options;
+use crate::cli::{ResolveArgs, SourceArgs};
+use crate::printer::Printer;
+use crate::settings::{self, Settings};
+
+/// What local builds need: the interpreter, the options and where indexes are.
+pub(crate) struct LocalBuilds<'a> {
+    pub(crate) interp: &'a Interpreter,
+    pub(crate) resolve: &'a ResolveArgs,
+    pub(crate) sources: &'a SourceArgs,
+    pub(crate) settings: &'a Settings,
+    pub(crate) printer: &'a Printer,
+}
+
+/// One local source to build.
+pub(crate) struct LocalSource<'a> {
+    /// Its name, when known before the build.
+    pub(crate) name: Option<&'a str>,
+    /// The tree or archive.
+    pub(crate) path: &'a Path,
+    /// A tree (in `mode`) or an archive.
+    pub(crate) kind: BuildKind,
+    /// How a tree is built.
+    pub(crate) mode: LocalMode,
+}
+
+impl LocalBuilds<'_> {
+    fn options(&self) -> Result<BuildOptions> {
+        build_options(self.resolve)
+    }
+
+    /// The build cache and the key of a tree's build in `mode`.
+    pub(crate) fn tree_key(&self, tree: &Path, mode: LocalMode) -> Result<(BuildCache, String)> {
+        let options = self.options()?;
+        let builder_key =
+            dx_py_core::build::build_key(&self.interp.tag(), &options.config_settings);
+        let key = local_key(tree, mode, &builder_key)
+            .with_context(|| format!("Failed to read the project at `{}`", tree.display()))?;
+        Ok((BuildCache::new(self.settings.cache().builds_dir()), key))
+    }
+
+    /// The wheel of `source` when built before (a tree by its key, an archive by its sha256).
+    fn cached(&self, source: &LocalSource<'_>) -> Result<Option<BuiltWheel>> {
+        let path = canonical(source.path)?;
+        match source.kind {
+            BuildKind::Directory => {
+                let (builds, key) = self.tree_key(&path, source.mode)?;
+                Ok(builds.local_wheel(&key))
+            }
+            BuildKind::Archive => {
+                let options = self.options()?;
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("Failed to read `{}`", path.display()))?;
+                let sha256 = dx_py_core::hash::sha256_hex(&bytes);
+                let key =
+                    dx_py_core::build::build_key(&self.interp.tag(), &options.config_settings);
+                Ok(BuildCache::new(self.settings.cache().builds_dir()).wheel(&sha256, &key))
+            }
+        }
+    }
+
+    /// The wheels of `sources`, in order: from the cache, else built (refused with
+    /// `--no-build`).
+    pub(crate) fn wheels(&self, sources: &[LocalSource<'_>]) -> Result<Vec<BuiltWheel>> {
+        let mut wheels = Vec::with_capacity(sources.len());
+        let mut missing = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            match self.cached(source)? {
+                Some(w) => wheels.push(Some(w)),
+                None => {
+                    wheels.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        if let Some(&first) = missing.first() {
+            if self.resolve.no_build {
+                let source = &sources[first];
+                return Err(BuildError::BuildsOff {
+                    package: source
+                        .name
+                        .map_or_else(|| label_of(source.path), str::to_owned),
+                    path: source.path.to_path_buf(),
+                }
+                .into());
+            }
+            let cache = self.settings.cache();
+            let found =
+                settings::sources(self.sources, None, self.interp, self.settings, self.printer)?;
+            let client = settings::client(self.settings, found, self.sources)?;
+            let builder = Builder::new(&cache, self.interp, &client, self.options()?);
+            for i in missing {
+                let source = &sources[i];
+                let start = Instant::now();
+                let name = source
+                    .name
+                    .and_then(|n| PackageName::new(n.to_owned()).ok());
+                let wheel = match source.kind {
+                    BuildKind::Directory => {
+                        builder.local(name.as_ref(), source.path, source.mode)?
+                    }
+                    BuildKind::Archive => builder.archive(name.as_ref(), source.path)?,
+                };
+                self.printer.info(format_args!(
+                    "Built {} ({}) in {:.1} s",
+                    wheel.filename,
+                    match (source.kind, source.mode) {
+                        (BuildKind::Archive, _) => "from a source archive",
+                        (_, LocalMode::Editable) => "editable",
+                        (_, LocalMode::Wheel) => "not editable",
+                    },
+                    start.elapsed().as_secs_f64()
+                ));
+                wheels[i] = Some(wheel);
+            }
+        }
+        wheels
+            .into_iter()
+            .map(|w| w.ok_or_else(|| anyhow!("a local build gave no wheel")))
+            .collect()
+    }
+
+    /// Reads the requirements file at `path`, its local source replaced by the wheels built
+    /// from it (see `dx_py_core::requirements` local.rs).
+    pub(crate) fn read_requirements(&self, path: &Path) -> Result<Requirements> {
+        let mut reqs = Requirements::from_file(path)?;
+        if !reqs.has_local_builds() {
+            return Ok(reqs);
+        }
+        if let Some((entry, _, path)) = reqs.local_sources().find(|(_, _, p)| !p.exists()) {
+            bail!(
+                "Requirement `{}` at `{}` names `{}`, which does not exist",
+                entry.requirement_text(),
+                entry.location,
+                path.display()
+            );
+        }
+        let sources: Vec<LocalSource<'_>> = reqs
+            .local_sources()
+            .map(|(entry, reference, path)| LocalSource {
+                name: entry.name.as_deref(),
+                path,
+                kind: reference.kind,
+                mode: mode_of(reference),
+            })
+            .collect();
+        let wheels: Vec<PathBuf> = self.wheels(&sources)?.into_iter().map(|w| w.path).collect();
+        reqs.use_built(&wheels)?;
+        Ok(reqs)
+    }
+}
+
+/// `-e`: editable; otherwise built.
+fn mode_of(reference: &BuildReference) -> LocalMode {
+    if reference.editable {
+        LocalMode::Editable
+    } else {
+        LocalMode::Wheel
+    }
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).with_context(|| format!("Failed to read `{}`", path.display()))
+}
+
+/// A name for a source without one: its last path component.
+fn label_of(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
