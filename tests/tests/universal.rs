@@ -334,6 +334,7 @@ fn dump_and_get_show_markers_and_wheels() {
     assert!(lib.contains("marker"), "{lib}");
     let err = cx.run_err(&["dpl", "get", "dx-py.dpl", "absent"], 1);
     assert!(err.contains("`absent` is not in"), "{err}");
+}
 
 /// A project needing `app` (see [`forked_wheels`]) from Python 3.9 on.
 fn forked_project(cx: &TestContext) {

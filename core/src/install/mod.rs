@@ -45,4 +45,4 @@ pub use report::{InstallReport, NoReporter, Reporter};
 pub use resolved::{ResolveRequest, lock_resolution, resolve_and_lock};
 pub use selected::{SelectionError, select_for, selected_lock, selected_lock_at, selection_key};
 pub use sync::{SyncContext, SyncOptions, project_hash, sync_venv, try_warm, venv_holds};
-pub use universal::{resolve_universal_and_lock, universal_scope};
+pub use universal::{locked_versions, resolve_universal_and_lock, universal_scope};
