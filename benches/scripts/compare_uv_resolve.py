@@ -253,7 +253,8 @@ def main(argv=None) -> int:
             w = work / s
             w.mkdir()
             b = Resolve(s, reqs, python, dx, uv, index, w, args, log)
-            b.bench_cold_warm_offline(metrics)
+            if {"cold", "warm", "offline"} & set(metrics):
+                b.bench_cold_warm_offline(metrics)
             if "unchanged" in metrics:
                 b.bench_unchanged()
             if "universal" in metrics:

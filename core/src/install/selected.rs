@@ -149,16 +149,30 @@ pub fn selected_lock_at(
         return Ok(path.to_path_buf());
     }
     let reader = UniversalDplReader::from_bytes(map).map_err(invalid)?;
+    // Local files are named relative to the lock, and the selection lives in the cache: it is
+    // written with them anchored at the lock's directory, which is therefore part of its key.
+    let base = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let mut located = reader.key().to_hex().into_bytes();
+    located.push(0);
+    located.extend_from_slice(base.as_os_str().as_encoded_bytes());
     let dir = cache_dir.join(SELECTED_DIR);
     let kept = dir.join(format!(
         "{}.dpl",
-        selection_key(&reader.key(), interp).to_hex()
+        selection_key(&ContentHash::of(&located), interp).to_hex()
     ));
     // The warm path: a selection made before, still intact (O(1) header check).
     if DplReader::open(&kept).is_ok() {
         return Ok(kept);
     }
-    let lock = select_for(&reader, path, interp)?;
+    let mut lock = select_for(&reader, path, interp)?;
+    for p in &mut lock.packages {
+        if let Some(local) = p.wheel.path.as_mut() {
+            *local = base.join(&*local).to_string_lossy().into_owned();
+        }
+    }
     let bytes = lock.dpl_bytes()?;
     let write = |source| SelectionError::Write {
         path: kept.clone(),

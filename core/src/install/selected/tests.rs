@@ -351,3 +351,24 @@ proptest! {
         check_consistent(&lock)?;
     }
 }
+
+#[test]
+fn local_wheels_are_named_from_the_locks_directory() {
+    let mut lock = sample();
+    lock.packages.truncate(1);
+    lock.packages[0].dependencies.clear();
+    let wheel = &mut lock.packages[0].wheels[0];
+    wheel.url = None;
+    wheel.path = Some(format!("wheels/{}", wheel.filename));
+    let (dir, _, _) = both(&lock);
+    let cache = tempfile::tempdir().unwrap();
+    let linux = interpreter("linux-x86_64", 11);
+    let kept = selected_lock(dir.path(), &linux, cache.path()).unwrap();
+    let reader = DplReader::open(&kept).unwrap();
+    let entry = reader.entry(0).unwrap().wheel().to_owned();
+    let want = dir.path().join("wheels").join(&entry.filename);
+    assert_eq!(entry.path.as_deref(), Some(want.to_str().unwrap()));
+    // The same lock bytes elsewhere: another selection, naming its own directory.
+    let (other, _, _) = both(&lock);
+    assert_ne!(selected_lock(other.path(), &linux, cache.path()).unwrap(), kept);
+}
