@@ -26,6 +26,7 @@ mod render;
 
 pub use builder::DplBuilder;
 pub use export::{ExportError, ExportedPackage, export_for, render_requirements};
+pub(crate) use model::last_segment;
 pub use model::{DplBuildError, Lock, LockMeta, LockedPackage, LockedWheel, version_components};
 pub use pylock::{
     DefaultSelector, PylockDocument, PylockError, PylockSelector, UniversalLock,

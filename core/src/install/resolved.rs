@@ -366,6 +366,7 @@ fn locked_package(
             sha256: digest,
             size: file.size,
         },
+        sdist: None,
         store_hash: None,
         dependencies: p.dependencies.iter().map(ToString::to_string).collect(),
     })
