@@ -90,6 +90,8 @@ pub fn install_env(
         client: Some(cx.client),
         find_links: &[],
         lock_dir: &envs,
+        // Build requirements are wheels: a build environment does not build.
+        builder: None,
         // Compiled once per package and interpreter: the backend's imports read `.pyc` files
         // and never write into the shared layout.
         options: SyncOptions {

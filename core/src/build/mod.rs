@@ -69,6 +69,9 @@ pub struct BuildOptions {
     pub timeout: Duration,
     /// Bounds on what an sdist may unpack to.
     pub limits: UnpackLimits,
+    /// How many sdists are built at once, at most (a build is CPU-bound: by default one per
+    /// core; resolution and install ask for several at a time).
+    pub jobs: usize,
 }
 
 impl Default for BuildOptions {
@@ -78,6 +81,7 @@ impl Default for BuildOptions {
             config_settings: ConfigSettings::default(),
             timeout: Duration::from_secs(30 * 60),
             limits: UnpackLimits::default(),
+            jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Builder<'a> {
     failed: Mutex<HashMap<String, Arc<BuildError>>>,
     /// Sessions whose metadata was prepared, by sdist and key, for the build that follows.
     sessions: Mutex<HashMap<String, Session>>,
+    /// `options.jobs` slots: a session (unpacking, environment, hooks) holds one while it works.
+    slots: crate::parallel::CpuSlots,
     stats: Mutex<BuildStats>,
 }
 
@@ -145,6 +151,7 @@ impl<'a> Builder<'a> {
             cache,
             interp,
             client,
+            slots: crate::parallel::CpuSlots::new(options.jobs),
             options,
             running: Mutex::default(),
             failed: Mutex::default(),
@@ -170,6 +177,19 @@ impl<'a> Builder<'a> {
         } else {
             format!("{tag}-{}", self.options.config_settings.fingerprint())
         }
+    }
+
+    /// The key under which the store records the package built from the sdist with sha256
+    /// `sdist_sha256` by this builder (`PackageStore::record_wheel`): the sdist's sha256 alone
+    /// would not do, since the same sdist builds different wheels for other interpreters or
+    /// config settings. 64 hex digits, as a wheel's sha256.
+    pub fn store_key(&self, sdist_sha256: &str) -> String {
+        let mut h = blake3::Hasher::new();
+        for part in ["dx-py built wheel v1", sdist_sha256, &self.key()] {
+            h.update(part.as_bytes());
+            h.update(b"\0");
+        }
+        h.finalize().to_hex().to_string()
     }
 
     /// The core metadata of the sdist `file` of `name`: from its built wheel or prepared
@@ -252,8 +272,11 @@ impl<'a> Builder<'a> {
                 Some(session) => {
                     let out = session.scratch.path().join("wheel");
                     let answer = self
-                        .runner(&session, &label)
-                        .run(Hook::BuildWheel, &out, None)
+                        .slots
+                        .run(0, || {
+                            self.runner(&session, &label)
+                                .run(Hook::BuildWheel, &out, None)
+                        })
                         .map_err(|e| self.keep_log(e, &label))?;
                     (session, answer)
                 }
@@ -428,13 +451,16 @@ impl<'a> Builder<'a> {
         sha256: &str,
         hook: Hook,
     ) -> Result<(Session, driver::Answer), BuildError> {
-        let session = self.session(label, file, sha256)?;
-        let out = session.scratch.path().join("out");
-        let answer = self
-            .runner(&session, label)
-            .run(hook, &out, None)
-            .map_err(|e| self.keep_log(e, label))?;
-        Ok((session, answer))
+        // One slot for the whole session: its steps run one after the other.
+        self.slots.run(0, || {
+            let session = self.session(label, file, sha256)?;
+            let out = session.scratch.path().join("out");
+            let answer = self
+                .runner(&session, label)
+                .run(hook, &out, None)
+                .map_err(|e| self.keep_log(e, label))?;
+            Ok((session, answer))
+        })
     }
 
     fn runner<'s>(&'s self, session: &'s Session, label: &'s str) -> driver::HookRunner<'s> {

@@ -17,7 +17,8 @@ mod universal;
 
 pub(crate) use universal::lock_universal;
 
-use request::{build_options, preferences, request};
+pub(crate) use request::build_options;
+use request::{preferences, request};
 
 use super::{DPL, PYLOCK};
 use crate::cli::{ProjectArgs, ResolveArgs, SourceArgs};
@@ -181,7 +182,7 @@ pub(crate) fn ensure_lock(
 }
 
 /// What building sdists cost, when anything was built or found built.
-fn report_builds(stats: &BuildStats, printer: &Printer) {
+pub(crate) fn report_builds(stats: &BuildStats, printer: &Printer) {
     if stats.built > 0 {
         printer.info(format_args!(
             "Built {}",
