@@ -178,6 +178,16 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
         "{text}"
     );
     assert!(!text.contains("panicked"), "{text}");
+
+    // The pins of `second` again, the index gone: their lock (made by the resolver, since the
+    // pin has only an sdist) is current and the store has the package: nothing is asked of
+    // the index.
+    drop(index);
+    std::fs::remove_dir_all(second.join(".venv")).unwrap();
+    let out = install(&cx, &second, "hello-sdist==1.0\n", &url, &[]);
+    assert_success(&out, "install of current pins without an index");
+    assert!(!printed(&out).contains("Locking"), "{}", printed(&out));
+    venv_python(&second.join(".venv"), "import hello_sdist");
 }
 
 #[test]
