@@ -3,8 +3,11 @@
 #   python -I driver.py REQUEST.json ANSWER.json
 #
 # REQUEST: {"hook", "backend", "backend_path": [...], "source", "out", "config_settings",
-#           "metadata_directory"}. The answer is written only when the hook returns; a failing
-# hook leaves its traceback on stderr, which the caller keeps in the build log.
+#           "metadata_directory", "then": {"hook", "out"} (optional)}. The answer is written only
+# when the hook returns; a failing hook leaves its traceback on stderr, which the caller keeps
+# in the build log. `then` follows a `get_requires_*` hook that asks for nothing more: the next
+# hook runs in this process (one interpreter start and backend import saved), its answer under
+# "then" in the answer.
 import importlib
 import json
 import os
@@ -25,6 +28,27 @@ def load_backend(spec, backend_path, source):
     return backend
 
 
+def run_hook(backend, hook, out, settings, metadata_directory):
+    # Which hook a failure's traceback belongs to, in the build log.
+    print(f"dx-py driver: {hook}", file=sys.stderr, flush=True)
+    os.makedirs(out, exist_ok=True)
+    if hook.startswith("get_requires_for_build_"):
+        # Optional hook: no extra requirements when the backend lacks it.
+        fn = getattr(backend, hook, None)
+        return {"requires": [str(r) for r in fn(settings)] if fn else []}
+    if hook.startswith("prepare_metadata_for_build_"):
+        fn = getattr(backend, hook, None)
+        if fn is not None:
+            return {"metadata": os.path.join(out, fn(out, settings))}
+        # Optional hook: the whole build is the fallback, and its wheel is kept.
+        build = getattr(backend, hook.replace("prepare_metadata_for_", ""))
+        return {"wheel": os.path.join(out, build(out, settings))}
+    if hook in ("build_wheel", "build_editable"):
+        wheel = getattr(backend, hook)(out, settings, metadata_directory)
+        return {"wheel": os.path.join(out, wheel)}
+    raise SystemExit(f"unknown hook {hook!r}")
+
+
 def main():
     # Read before any hook runs: setuptools rewrites sys.argv.
     request_path, answer_path = sys.argv[1], sys.argv[2]
@@ -33,26 +57,11 @@ def main():
     source = os.path.abspath(request["source"])
     os.chdir(source)
     backend = load_backend(request["backend"], request.get("backend_path") or [], source)
-    hook = request["hook"]
     settings = request.get("config_settings") or None
-    out = request["out"]
-    if hook.startswith("get_requires_for_build_"):
-        # Optional hook: no extra requirements when the backend lacks it.
-        fn = getattr(backend, hook, None)
-        answer = {"requires": [str(r) for r in fn(settings)] if fn else []}
-    elif hook.startswith("prepare_metadata_for_build_"):
-        fn = getattr(backend, hook, None)
-        if fn is not None:
-            answer = {"metadata": os.path.join(out, fn(out, settings))}
-        else:
-            # Optional hook: the whole build is the fallback, and its wheel is kept.
-            build = getattr(backend, hook.replace("prepare_metadata_for_", ""))
-            answer = {"wheel": os.path.join(out, build(out, settings))}
-    elif hook in ("build_wheel", "build_editable"):
-        wheel = getattr(backend, hook)(out, settings, request.get("metadata_directory"))
-        answer = {"wheel": os.path.join(out, wheel)}
-    else:
-        raise SystemExit(f"unknown hook {hook!r}")
+    answer = run_hook(backend, request["hook"], request["out"], settings, request.get("metadata_directory"))
+    then = request.get("then")
+    if then and request["hook"].startswith("get_requires_for_build_") and not answer["requires"]:
+        answer["then"] = run_hook(backend, then["hook"], then["out"], settings, None)
     tmp = answer_path + ".part"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(answer, f)

@@ -105,6 +105,9 @@ pub struct Answer {
     pub metadata: Option<PathBuf>,
     /// `build_*` (and `prepare_metadata_*` without that hook): the wheel made.
     pub wheel: Option<PathBuf>,
+    /// The answer of the hook chained after a `get_requires_*` that asked for nothing more
+    /// ([`HookRunner::run_then`]); `None` when it did not run.
+    pub then: Option<Box<Answer>>,
 }
 
 /// Where and how hooks run for one build.
@@ -142,6 +145,20 @@ impl HookRunner<'_> {
         out: &Path,
         metadata_directory: Option<&Path>,
     ) -> Result<Answer, BuildError> {
+        self.run_then(hook, out, metadata_directory, None)
+    }
+
+    /// As [`Self::run`]; `then` (a hook and its output directory) runs next in the same process
+    /// when `hook` is a `get_requires_*` that answers no requirement (the environment needs
+    /// nothing more), its answer in [`Answer::then`]: one interpreter start and backend import
+    /// instead of two.
+    pub fn run_then(
+        &self,
+        hook: Hook,
+        out: &Path,
+        metadata_directory: Option<&Path>,
+        then: Option<(Hook, &Path)>,
+    ) -> Result<Answer, BuildError> {
         fs_err::create_dir_all(out)?;
         let n = hook.name();
         let request_path = self.dir.join(format!("{n}.json"));
@@ -154,6 +171,7 @@ impl HookRunner<'_> {
             "out": out,
             "config_settings": self.config_settings.to_json(),
             "metadata_directory": metadata_directory,
+            "then": then.map(|(h, out)| serde_json::json!({ "hook": h.name(), "out": out })),
         });
         fs_err::write(&request_path, request.to_string())?;
         let log_path = self.log();
@@ -329,6 +347,43 @@ mod tests {
             let a = runner.run(Hook::BuildWheel, out, None).unwrap();
             assert!(a.wheel.unwrap().is_file());
         });
+    }
+
+    /// A hook chained after `get_requires_*` runs in the same process only when that asked
+    /// for nothing (each driver process counts itself in `starts`).
+    #[test]
+    fn a_chained_hook_runs_only_after_an_empty_get_requires() {
+        for (requires, chained) in [("[]", true), ("['cython']", false)] {
+            let code = format!(
+                "import os\n\
+                 open('starts', 'a').write('x')\n\
+                 def get_requires_for_build_wheel(config_settings=None):\n    \
+                 return {requires}\n\
+                 def prepare_metadata_for_build_wheel(out, config_settings=None):\n    \
+                 os.makedirs(out + '/fake-1.0.dist-info')\n    return 'fake-1.0.dist-info'\n"
+            );
+            with_backend(&code, |runner, out| {
+                let next = out.join("next");
+                let a = runner
+                    .run_then(
+                        Hook::GetRequiresForBuildWheel,
+                        out,
+                        None,
+                        Some((Hook::PrepareMetadataForBuildWheel, &next)),
+                    )
+                    .unwrap();
+                assert_eq!(a.requires.is_empty(), chained);
+                match a.then {
+                    Some(then) => {
+                        assert!(chained);
+                        assert_eq!(then.metadata.unwrap(), next.join("fake-1.0.dist-info"));
+                    }
+                    None => assert!(!chained),
+                }
+                let starts = std::fs::read_to_string(runner.tree.join("starts")).unwrap();
+                assert_eq!(starts, "x", "one process");
+            });
+        }
     }
 
     #[test]

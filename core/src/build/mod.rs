@@ -349,8 +349,16 @@ impl<'a> Builder<'a> {
     }
 
     /// Downloads and unpacks the sdist and makes its build environment (isolated: a venv of its
-    /// build requirements and of what `get_requires_for_build_wheel` adds).
-    fn session(&self, label: &str, file: &IndexFile, sha256: &str) -> Result<Session, BuildError> {
+    /// build requirements and of what `get_requires_for_build_wheel` adds). `then` is the hook
+    /// the caller runs next (output in `{scratch}/out`): when `get_requires_for_build_wheel`
+    /// adds nothing, it runs in the same process and its answer comes back with the session.
+    fn session(
+        &self,
+        label: &str,
+        file: &IndexFile,
+        sha256: &str,
+        then: Hook,
+    ) -> Result<(Session, Option<driver::Answer>), BuildError> {
         let bytes = self.download(file, Some(sha256))?;
         fs_err::create_dir_all(self.builds.root())?;
         let scratch = crate::temp::dir_in(self.builds.root())?;
@@ -380,7 +388,7 @@ impl<'a> Builder<'a> {
             scratch,
         };
         if self.options.isolation == Isolation::Shared {
-            return Ok(session);
+            return Ok((session, None));
         }
         let venv = session.scratch.path().join("env");
         let requires = session.system.requires.clone();
@@ -393,14 +401,16 @@ impl<'a> Builder<'a> {
         session.python = opened.python();
         session.bin = Some(opened.bin_dir());
         let runner = self.runner(&session, label);
-        let extra = runner
-            .run(
+        let out = session.scratch.path().join("out");
+        let first = runner
+            .run_then(
                 Hook::GetRequiresForBuildWheel,
                 &session.scratch.path().join("requires"),
                 None,
+                Some((then, &out)),
             )
-            .map_err(|e| self.keep_log(e, label))?
-            .requires;
+            .map_err(|e| self.keep_log(e, label))?;
+        let (extra, chained) = (first.requires, first.then.map(|a| *a));
         if !extra.is_empty() {
             let mut all = requires;
             for r in &extra {
@@ -415,7 +425,7 @@ impl<'a> Builder<'a> {
             }
             self.environment(label, &all, &venv)?;
         }
-        Ok(session)
+        Ok((session, chained))
     }
 
     /// Makes `venv` hold `requires`, counting what it cost.
@@ -453,12 +463,16 @@ impl<'a> Builder<'a> {
     ) -> Result<(Session, driver::Answer), BuildError> {
         // One slot for the whole session: its steps run one after the other.
         self.slots.run(0, || {
-            let session = self.session(label, file, sha256)?;
-            let out = session.scratch.path().join("out");
-            let answer = self
-                .runner(&session, label)
-                .run(hook, &out, None)
-                .map_err(|e| self.keep_log(e, label))?;
+            let (session, chained) = self.session(label, file, sha256, hook)?;
+            let answer = match chained {
+                Some(answer) => answer,
+                None => {
+                    let out = session.scratch.path().join("out");
+                    self.runner(&session, label)
+                        .run(hook, &out, None)
+                        .map_err(|e| self.keep_log(e, label))?
+                }
+            };
             Ok((session, answer))
         })
     }
