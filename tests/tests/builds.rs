@@ -138,6 +138,21 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
     );
     assert_eq!(greeting.trim(), "hello from an sdist");
 
+    // The build environment's layout is shared: hooks run with `-B` and it is not compiled, so
+    // it holds no `.pyc` at all.
+    let layouts = cx.cache_dir().join("layouts");
+    let env_layout = std::fs::read_dir(&layouts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("site-packages"))
+        .find(|sp| sp.join("setuptools").is_dir())
+        .expect("the build environment's layout");
+    let pycs: Vec<String> = dx_py_tests::snapshot(&env_layout)
+        .into_keys()
+        .filter(|p| p.ends_with(".pyc"))
+        .collect();
+    assert!(pycs.is_empty(), "{pycs:?}");
+
     // Another project, the same cache: the built wheel is reused, nothing is built.
     let second = cx.temp.path().join("second");
     let out = install(&cx, &second, "hello-sdist==1.0\n", &url, &[]);

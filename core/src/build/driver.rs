@@ -181,8 +181,10 @@ impl HookRunner<'_> {
             .open(&log_path)?;
         let mut cmd = Command::new(&self.python);
         // -I: no PYTHONPATH, user site or current directory on sys.path: only the build
-        // environment (and the backend path the driver adds).
+        // environment (and the backend path the driver adds). -B: no `.pyc` written, since the
+        // environment is a shared layout (and the source tree is thrown away).
         cmd.arg("-I")
+            .arg("-B")
             .arg(self.driver)
             .arg(&request_path)
             .arg(&answer_path)
