@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_uv as cu  # noqa: E402
+import compare_uv_resolve as cur  # noqa: E402
 
 BACKEND = ("setuptools==75.3.0", "wheel==0.45.1")
 
@@ -77,19 +78,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Bench:
-    def __init__(self, python, dx, uv, index, reqs, work, args, log):
-        self.py, self.dx, self.uv, self.index = python, dx, uv, index
-        self.reqs, self.work, self.args, self.log = reqs, work, args, log
-        self.env = cu.tool_env()
-        self.rows: list[cu.Row] = []
-        self.n = 0
+class Bench(cur.Resolve):
+    """The resolution benchmark's tools, work directory and rows, timing installs instead."""
 
-    def fresh(self, stem: str) -> Path:
-        self.n += 1
-        p = self.work / f"{stem}-{self.n}"
-        p.mkdir(parents=True)
-        return p
+    def __init__(self, python, dx, uv, index, reqs, work, args, log):
+        super().__init__(args.package, reqs, python, dx, uv, index, work, args, log)
 
     def project(self, tool: str) -> Path:
         p = self.fresh(f"{tool}-project")
@@ -114,16 +107,8 @@ class Bench:
     def install(self, tool: str, cache: Path, project: Path) -> float:
         return (self.dx_install if tool == "dx-py" else self.uv_install)(cache, project)
 
-    def tools(self) -> list[str]:
-        return [t for t, exe in (("dx-py", self.dx), ("uv", self.uv)) if exe]
-
-    def add(self, metric: str, acc: cu.Trials, note: str = "") -> None:
-        dx = acc.series("dx-py", "t") if self.dx else None
-        uv = acc.series("uv", "t") if self.uv else None
-        self.rows.append(cu.Row(self.args.package, metric, dx, uv, note))
-
     def run(self) -> None:
-        tools = self.tools()
+        tools = list(self.trials())
         cold = {t: (lambda i, t=t: {"t": self.install(t, self.fresh(f"{t}-cache"), self.project(t))}) for t in tools}
         self.add("cold (build + install)", cu.alternate(self.args.runs, cold, cu.Trials(), self.log))
         kept = {t: self.fresh(f"{t}-cache-kept") for t in tools}
