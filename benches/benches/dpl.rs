@@ -40,6 +40,7 @@ fn synthetic_lock(n: usize) -> Lock {
                     sha256: *ContentHash::of(format!("wheel {i}").as_bytes()).as_bytes(),
                     size: Some(10_000 + i as u64),
                 },
+                sdist: None,
                 store_hash: Some(ContentHash::of(format!("store {i}").as_bytes())),
                 dependencies: (1..4)
                     .map(|k| (i * 7 + k * 13) % n)

@@ -47,27 +47,25 @@ fn write_sdist(index: &Path, name: &str, version: &str, files: &[(&str, &str)]) 
     assert_success(&out, "tar the sdist");
 }
 
+/// A setuptools project `name` 1.0 (`pyproject.toml` with a `[project]` table) holding `files`.
+fn setuptools_sdist(index: &Path, name: &str, files: &[(&str, &str)]) {
+    let pyproject = format!(
+        "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+         build-backend = \"setuptools.build_meta\"\n\n\
+         [project]\nname = \"{name}\"\nversion = \"1.0\"\n"
+    );
+    let mut all = vec![("pyproject.toml", pyproject.as_str())];
+    all.extend_from_slice(files);
+    write_sdist(index, name, "1.0", &all);
+}
+
 /// A pure-Python setuptools project whose module says `greeting`.
 fn pure_sdist(index: &Path, name: &str, greeting: &str) {
-    let module = name.replace('-', "_");
-    write_sdist(
+    let module = format!("{}/__init__.py", name.replace('-', "_"));
+    setuptools_sdist(
         index,
         name,
-        "1.0",
-        &[
-            (
-                "pyproject.toml",
-                &format!(
-                    "[build-system]\nrequires = [\"setuptools>=61\"]\n\
-                     build-backend = \"setuptools.build_meta\"\n\n\
-                     [project]\nname = \"{name}\"\nversion = \"1.0\"\n"
-                ),
-            ),
-            (
-                &format!("{module}/__init__.py"),
-                &format!("GREETING = {greeting:?}\n"),
-            ),
-        ],
+        &[(&module, &format!("GREETING = {greeting:?}\n"))],
     );
 }
 
@@ -125,6 +123,21 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
     );
     assert_eq!(greeting.trim(), "hello from an sdist");
 
+    // The build environment's layout is shared: hooks run with `-B` and it is not compiled, so
+    // it holds no `.pyc` at all.
+    let layouts = cx.cache_dir().join("layouts");
+    let env_layout = std::fs::read_dir(&layouts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("site-packages"))
+        .find(|sp| sp.join("setuptools").is_dir())
+        .expect("the build environment's layout");
+    let pycs: Vec<String> = dx_py_tests::snapshot(&env_layout)
+        .into_keys()
+        .filter(|p| p.ends_with(".pyc"))
+        .collect();
+    assert!(pycs.is_empty(), "{pycs:?}");
+
     // Another project, the same cache: the built wheel is reused, nothing is built.
     let second = cx.temp.path().join("second");
     let out = install(&cx, &second, "hello-sdist==1.0\n", &url, &[]);
@@ -165,6 +178,16 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
         "{text}"
     );
     assert!(!text.contains("panicked"), "{text}");
+
+    // The pins of `second` again, the index gone: their lock (made by the resolver, since the
+    // pin has only an sdist) is current and the store has the package: nothing is asked of
+    // the index.
+    drop(index);
+    std::fs::remove_dir_all(second.join(".venv")).unwrap();
+    let out = install(&cx, &second, "hello-sdist==1.0\n", &url, &[]);
+    assert_success(&out, "install of current pins without an index");
+    assert!(!printed(&out).contains("Locking"), "{}", printed(&out));
+    venv_python(&second.join(".venv"), "import hello_sdist");
 }
 
 #[test]
@@ -197,6 +220,42 @@ fn a_failing_build_shows_the_backends_error() {
     let logs = cx.cache_dir().join("builds/logs/hello-broken-1.0.log");
     assert!(logs.is_file(), "{text}");
     assert!(!cx.cache_dir().join("builds/wheels").exists());
+
+    // A backend that takes too long is stopped at `--build-timeout`, naming the limit.
+    write_sdist(
+        &index_path,
+        "hello-stuck",
+        "1.0",
+        &[("setup.py", "import time\ntime.sleep(60)\n")],
+    );
+    let started = std::time::Instant::now();
+    let out = install(
+        &cx,
+        &dir,
+        "hello-stuck\n",
+        &index.index_url(),
+        &["--build-timeout", "2"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let text = printed(&out);
+    assert!(
+        text.contains("Building `hello-stuck==1.0` timed out")
+            && text.contains("ran longer than 2 s")
+            && text.contains("--build-timeout"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "{text}"
+    );
+    let out = install(
+        &cx,
+        &dir,
+        "hello-stuck\n",
+        &index.index_url(),
+        &["--build-timeout", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", printed(&out));
 }
 
 #[test]
@@ -266,55 +325,73 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Ctrl-C during a build (SIGINT to dx-py and the backend, as a terminal sends it to the
-/// foreground group) leaves no entry in the built-wheel cache, only an owned temporary that the
-/// next command sweeps.
+/// Ctrl-C during builds (SIGINT to dx-py and the backends, as a terminal sends it to the
+/// foreground group) stops every build running in parallel and leaves no entry in the
+/// built-wheel cache, only owned temporaries that the next command sweeps.
 #[cfg(target_os = "linux")]
 #[test]
 fn an_interrupted_build_leaves_nothing_half_written() {
     let Some((cx, index_path)) = world() else {
         return;
     };
-    let started = cx.temp.path().join("backend-started");
-    write_sdist(
-        &index_path,
-        "hello-slow",
-        "1.0",
-        &[(
-            "setup.py",
-            &format!(
-                "import pathlib, time\npathlib.Path({:?}).write_text('x')\ntime.sleep(60)\n",
-                started.display().to_string()
-            ),
-        )],
-    );
+    let started = cx.temp.path().join("started");
+    std::fs::create_dir_all(&started).unwrap();
+    // Slow only when asked: the lock that names them is made quickly first.
+    let names = ["hello-slow", "hello-slower"];
+    for name in names {
+        write_sdist(
+            &index_path,
+            name,
+            "1.0",
+            &[(
+                "setup.py",
+                &format!(
+                    "import os, pathlib, time\n\
+                     if os.environ.get('DX_PY_TEST_SLOW'):\n\
+                     \x20   pathlib.Path({:?}, {name:?}).write_text('x')\n\
+                     \x20   time.sleep(60)\n\
+                     from setuptools import setup\n\
+                     setup(name={name:?}, version='1.0')\n",
+                    started.display().to_string()
+                ),
+            )],
+        );
+    }
     let index = TestIndex::serve(&index_path).unwrap();
     let dir = cx.temp.path().join("p");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("requirements.txt"), "hello-slow\n").unwrap();
-    let mut child = cx
+    std::fs::write(dir.join("requirements.txt"), names.join("\n")).unwrap();
+    let out = cx
         .dx_py()
         .current_dir(&dir)
-        .args([
-            "install",
-            "-r",
-            "requirements.txt",
-            "--index-url",
-            &index.index_url(),
-        ])
+        .args(["lock", "-r", "requirements.txt"])
+        .args(["--index-url", &index.index_url()])
+        .output()
+        .unwrap();
+    assert_success(&out, "lock of the slow sdists");
+    // A machine that has not built them: the install builds both at once.
+    let other = TestContext::new();
+    let both = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) > 1;
+    let mut child = other
+        .dx_py()
+        .current_dir(&dir)
+        .args(["install", "--lock", "pylock.toml"])
+        .args(["--index-url", &index.index_url()])
+        .env("DX_PY_TEST_SLOW", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let want = if both { 2 } else { 1 };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !started.exists() {
+    while std::fs::read_dir(&started).unwrap().count() < want {
         assert!(
             std::time::Instant::now() < deadline,
-            "the backend never started"
+            "the backends never started"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "dx-py ended before the build"
+            "dx-py ended before the builds"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -327,7 +404,7 @@ fn an_interrupted_build_leaves_nothing_half_written() {
     }
     let status = child.wait().unwrap();
     assert!(!status.success());
-    // The backend went with it (it was interrupted too).
+    // The backends went with it (they were interrupted too).
     for pid in &pids[1..] {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while Path::new(&format!("/proc/{pid}")).exists()
@@ -341,7 +418,7 @@ fn an_interrupted_build_leaves_nothing_half_written() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
-    let builds = cx.cache_dir().join("builds");
+    let builds = other.cache_dir().join("builds");
     assert!(
         !builds.join("wheels").exists(),
         "a built wheel was published"
@@ -354,8 +431,12 @@ fn an_interrupted_build_leaves_nothing_half_written() {
             .filter(|n| n.starts_with(".tmp"))
             .collect()
     };
-    assert_eq!(temps(&builds).len(), 1, "the interrupted build's scratch");
-    cx.run_ok(&["cache", "clean", "--layouts"]);
+    assert_eq!(
+        temps(&builds).len(),
+        want,
+        "the interrupted builds' scratch"
+    );
+    other.run_ok(&["cache", "clean", "--layouts"]);
     assert_eq!(temps(&builds), Vec::<String>::new(), "swept");
 }
 
@@ -412,4 +493,275 @@ fn without_isolation_the_target_venvs_backend_builds() {
         "{}",
         printed(&out)
     );
+}
+
+/// A setuptools project whose `setup.py`, when `DX_PY_TEST_RENDEZVOUS` names a directory,
+/// marks its start there and waits (30 s at most) for every other such build to start: builds
+/// that run one after the other fail.
+fn rendezvous_sdist(index: &Path, name: &str, others: &[&str]) {
+    let module = name.replace('-', "_");
+    let setup = format!(
+        "import os, pathlib, time\n\
+         from setuptools import setup\n\
+         d = os.environ.get('DX_PY_TEST_RENDEZVOUS')\n\
+         if d:\n\
+         \x20   pathlib.Path(d, {name:?}).write_text('started')\n\
+         \x20   end = time.time() + 30\n\
+         \x20   while not all(pathlib.Path(d, o).exists() for o in {others:?}):\n\
+         \x20       if time.time() > end:\n\
+         \x20           raise SystemExit('the other builds never started: builds ran one at a time')\n\
+         \x20       time.sleep(0.05)\n\
+         setup()\n"
+    );
+    let init = format!("{module}/__init__.py");
+    setuptools_sdist(
+        index,
+        name,
+        &[("setup.py", &setup), (&init, &format!("NAME = {name:?}\n"))],
+    );
+}
+
+/// The built wheels under a cache's `builds/wheels`, by file name.
+fn built_wheels(cache: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![cache.join("builds").join("wheels")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "whl") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// A lock names each built package by its sdist (URL and sha256; no path into the cache), so
+/// that it installs on a machine that never built it: there an empty cache downloads and builds
+/// both sdists, at the same time, and installs exactly the built wheels' files.
+#[test]
+fn a_lock_names_the_sdist_and_installs_on_an_empty_cache_building_in_parallel() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    rendezvous_sdist(&index_path, "par-one", &["par-two"]);
+    rendezvous_sdist(&index_path, "par-two", &["par-one"]);
+    let index = TestIndex::serve(&index_path).unwrap();
+    let url = index.index_url();
+    let dir = cx.temp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("requirements.txt"), "par-one\npar-two\n").unwrap();
+    let out = cx
+        .dx_py()
+        .current_dir(&dir)
+        .args(["lock", "-r", "requirements.txt", "--index-url", &url])
+        .output()
+        .unwrap();
+    assert_success(&out, "lock of two sdist-only packages");
+    let pylock = std::fs::read_to_string(dir.join("pylock.toml")).unwrap();
+    assert!(
+        pylock.contains("sdist = { name = \"par_one-1.0.tar.gz\", url = \"http://127.0.0.1:"),
+        "{pylock}"
+    );
+    assert!(
+        pylock.contains("built-wheel = \"par_two-1.0-py3-none-any.whl\""),
+        "{pylock}"
+    );
+    let cache = cx.cache_dir().display().to_string();
+    assert!(
+        !pylock.contains(&cache) && !pylock.contains("[[packages.wheels]]"),
+        "the lock names the cache: {pylock}"
+    );
+
+    // Another machine: nothing cached, only the lock files.
+    let other = TestContext::new();
+    let rendezvous = other.temp.path().join("rendezvous");
+    std::fs::create_dir_all(&rendezvous).unwrap();
+    let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) > 1;
+    let install_into = |venv: &str| {
+        let mut install = other.dx_py();
+        install
+            .current_dir(&dir)
+            .args([
+                "install",
+                "-v",
+                "--lock",
+                "pylock.toml",
+                "--index-url",
+                &url,
+            ])
+            .args(["--venv", venv]);
+        install
+    };
+    let mut install = install_into(".venv-other");
+    if parallel {
+        install.env("DX_PY_TEST_RENDEZVOUS", &rendezvous);
+    }
+    let out = install.output().unwrap();
+    assert_success(&out, "install of the lock on an empty cache");
+    let text = printed(&out);
+    assert!(text.contains("Built 2 source distributions"), "{text}");
+    if parallel {
+        // Both backends met there: they ran at the same time.
+        assert!(rendezvous.join("par-one").is_file() && rendezvous.join("par-two").is_file());
+    }
+    let venv = dir.join(".venv-other");
+    assert_eq!(
+        venv_python(
+            &venv,
+            "import par_one, par_two; print(par_one.NAME, par_two.NAME)"
+        )
+        .trim(),
+        "par-one par-two"
+    );
+    // The venv holds exactly what the built wheels' RECORDs say (plus bytecode).
+    let site = dx_py_tests::layout_site_packages(&venv);
+    let wheels = built_wheels(&other.cache_dir());
+    assert_eq!(wheels.len(), 2, "{wheels:?}");
+    for wheel in &wheels {
+        let top = if wheel.to_string_lossy().contains("par_one") {
+            "par_one"
+        } else {
+            "par_two"
+        };
+        let record = dx_py_tests::wheel_record(wheel);
+        let files = dx_py_tests::package_files(&site, top);
+        let prefix = format!("{top}/");
+        dx_py_tests::check_bytecode(&files, &prefix, &record, &dx_py_tests::cache_tag(), top);
+    }
+
+    // Again on that machine: the store has both, recorded under their build key: no build.
+    let out = install_into(".venv-3").output().unwrap();
+    assert_success(&out, "second install on that machine");
+    assert!(!printed(&out).contains("Built "), "{}", printed(&out));
+}
+
+/// `--no-binary PKG` ignores PKG's wheel and builds its sdist; the lock records the choice in
+/// its inputs, so adding the flag locks again. `--only-binary` refuses an sdist-only package.
+#[test]
+fn no_binary_builds_a_package_that_has_a_wheel() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    pure_sdist(&index_path, "dual", "from the sdist");
+    dx_py_tests::write_wheels(
+        &index_path,
+        &[dx_py_core::wheel::testing::WheelBuilder::new("dual", "1.0")
+            .file("dual/__init__.py", b"GREETING = 'from the wheel'\n")],
+    );
+    pure_sdist(&index_path, "only-src", "src");
+    let index = TestIndex::serve(&index_path).unwrap();
+    let url = index.index_url();
+    let greeting = |dir: &Path| {
+        venv_python(&dir.join(".venv"), "import dual; print(dual.GREETING)")
+            .trim()
+            .to_owned()
+    };
+
+    let plain = cx.temp.path().join("plain");
+    let out = install(&cx, &plain, "dual\n", &url, &[]);
+    assert_success(&out, "install of dual");
+    assert!(!printed(&out).contains("Built "), "{}", printed(&out));
+    assert_eq!(greeting(&plain), "from the wheel");
+
+    // The same project with `--no-binary`: locked again (the inputs differ), built.
+    let out = install(&cx, &plain, "dual\n", &url, &["--no-binary", "dual"]);
+    assert_success(&out, "install of dual with --no-binary");
+    let text = printed(&out);
+    assert!(text.contains("Built 1 source distribution"), "{text}");
+    assert_eq!(greeting(&plain), "from the sdist");
+    let pylock = std::fs::read_to_string(plain.join("pylock.toml")).unwrap();
+    assert!(
+        pylock.contains("sdist = { name = \"dual-1.0.tar.gz\""),
+        "{pylock}"
+    );
+
+    let all = cx.temp.path().join("all");
+    let out = install(&cx, &all, "dual\n", &url, &["--no-binary", ":all:"]);
+    assert_success(&out, "install with --no-binary :all:");
+    assert_eq!(greeting(&all), "from the sdist");
+
+    // `--only-binary`: the sdist is no candidate.
+    let only = cx.temp.path().join("only");
+    let out = install(&cx, &only, "only-src\n", &url, &["--only-binary", ":all:"]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    assert!(!printed(&out).contains("panicked"), "{}", printed(&out));
+    let out = install(
+        &cx,
+        &only,
+        "only-src\n",
+        &url,
+        &["--no-binary", "x", "--only-binary", "X"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    assert!(
+        printed(&out).contains("given to both `--no-binary` and `--only-binary`"),
+        "{}",
+        printed(&out)
+    );
+}
+
+/// A real sdist-only download (`pip download --no-binary :all:`, a small pure-Python package
+/// with a `setup.py` and no `[build-system]`: the legacy setuptools backend) is built and
+/// installed; the installed files are the built wheel's, byte for byte.
+#[test]
+fn a_real_sdist_from_pip_download_is_built_and_installed() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    let sdists = dx_py_tests::target_dir()
+        .join("wheel-cache")
+        .join("sdist-six");
+    if !sdists.join(".complete").is_file() {
+        std::fs::create_dir_all(&sdists).unwrap();
+        let ok = std::process::Command::new(python())
+            .args(["-m", "pip", "download", "--quiet", "--no-deps"])
+            .args(["--no-binary", ":all:", "--dest"])
+            .arg(&sdists)
+            .arg("six==1.16.0")
+            .env("PIP_FIND_LINKS", "")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: six could not be downloaded with pip");
+            return;
+        }
+        std::fs::write(sdists.join(".complete"), "six==1.16.0").unwrap();
+    }
+    std::fs::copy(
+        sdists.join("six-1.16.0.tar.gz"),
+        index_path.join("six-1.16.0.tar.gz"),
+    )
+    .unwrap();
+    let index = TestIndex::serve(&index_path).unwrap();
+    let dir = cx.temp.path().join("p");
+    let out = install(&cx, &dir, "six==1.16.0\n", &index.index_url(), &[]);
+    assert_success(&out, "install of six from its sdist");
+    assert!(
+        printed(&out).contains("Built 1 source distribution"),
+        "{}",
+        printed(&out)
+    );
+    let venv = dir.join(".venv");
+    assert_eq!(
+        venv_python(&venv, "import six; print(six.__version__)").trim(),
+        "1.16.0"
+    );
+    let wheels = built_wheels(&cx.cache_dir());
+    assert_eq!(wheels.len(), 1, "{wheels:?}");
+    let record = dx_py_tests::wheel_record(&wheels[0]);
+    let site = dx_py_tests::layout_site_packages(&venv);
+    let tag = dx_py_tests::cache_tag();
+    let pyc = format!("__pycache__/six.{tag}.pyc");
+    let files = [
+        ("six.py".to_owned(), site.join("six.py")),
+        (pyc.clone(), site.join(&pyc)),
+    ]
+    .into_iter()
+    .map(|(k, p)| (k, std::fs::read(p).unwrap()))
+    .collect();
+    let (compiled, _) = dx_py_tests::check_bytecode(&files, "six.py", &record, &tag, "six");
+    assert_eq!(compiled, 1);
 }

@@ -34,6 +34,18 @@ pub(crate) struct ResolveArgs {
     /// A setting passed to every build backend; repeatable.
     #[arg(long, short = 'C', value_name = "KEY=VALUE", value_parser = key_value)]
     pub(crate) config_settings: Vec<String>,
+    /// The longest one build backend hook may run, in seconds (default 1800; also
+    /// `DX_PY_BUILD_TIMEOUT`).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) build_timeout: Option<u64>,
+    /// Ignore the wheels of this package and build it from its source distribution; `:all:`
+    /// for every package; repeatable.
+    #[arg(long, value_name = "PACKAGE", conflicts_with = "no_build")]
+    pub(crate) no_binary: Vec<String>,
+    /// Never build this package from source: only its wheels are candidates; `:all:` for every
+    /// package; repeatable.
+    #[arg(long, value_name = "PACKAGE")]
+    pub(crate) only_binary: Vec<String>,
 }
 
 /// Accepts `KEY=VALUE`.

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
+use dx_py_core::build::Builder;
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplFileError, DplReader};
 use dx_py_core::hash::ContentHash;
@@ -17,7 +18,7 @@ use dx_py_core::python::Interpreter;
 
 use super::lock::WhileLocking;
 use super::which_lock::{LockChoice, choose_lock};
-use crate::cli::{InstallArgs, LinkModeArg, SourceArgs};
+use crate::cli::{InstallArgs, LinkModeArg, ResolveArgs, SourceArgs};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -72,6 +73,7 @@ pub(crate) fn run(args: &InstallArgs, settings: &Settings, printer: &Printer) ->
         link_mode: args.link_mode,
         compile_bytecode: !args.no_compile_bytecode,
         sources: &args.sources,
+        resolve: &args.resolve,
     };
     install_dpl(
         &dpl_path,
@@ -95,6 +97,8 @@ pub(crate) struct Target<'a> {
     pub(crate) compile_bytecode: bool,
     /// Where missing wheels come from.
     pub(crate) sources: &'a SourceArgs,
+    /// How packages locked as sdists are built (`--no-build` refuses them).
+    pub(crate) resolve: &'a ResolveArgs,
 }
 
 /// Makes `target.venv` hold the lock at `dpl_path`: the warm path when its layout is cached,
@@ -113,6 +117,7 @@ pub(crate) fn install_dpl(
         link_mode,
         compile_bytecode,
         sources,
+        resolve,
     } = *target;
     let store = settings.store();
     // Relative wheel paths are relative to the lock the user named, not to a selection from it.
@@ -170,6 +175,18 @@ pub(crate) fn install_dpl(
         }
     };
     let find_links: Vec<PathBuf> = sources.find_links.iter().map(PathBuf::from).collect();
+    // Packages locked as sdists are built from them (a built-wheel cache hit builds nothing);
+    // their build requirements come from the index.
+    let cache = settings.cache();
+    let builder = match (&client, resolve.no_build) {
+        (Some(client), false) => Some(Builder::new(
+            &cache,
+            interp,
+            client,
+            super::resolve::build_options(resolve)?,
+        )),
+        _ => None,
+    };
     let reporter = crate::reporter::BarReporter::new(printer, "Installing");
     let ctx = SyncContext {
         interp,
@@ -179,10 +196,14 @@ pub(crate) fn install_dpl(
         client: client.as_ref(),
         find_links: &find_links,
         lock_dir: &lock_dir,
+        builder: builder.as_ref(),
         options: SyncOptions { compile_bytecode },
         reporter: &reporter,
     };
     let (mut report, updated) = sync_venv(&dpl, &ctx)?;
+    if let Some(builder) = &builder {
+        super::resolve::report_builds(&builder.stats(), printer);
+    }
     record_phases(printer, &report);
     printer.timeline().mark("install (rest)");
     if let Some(client) = &client {

@@ -163,7 +163,10 @@ pub(crate) fn only_pins<'a>(
         && !resolve.upgrade
         && resolve.upgrade_package.is_empty()
         && !resolve.no_build_isolation
-        && resolve.config_settings.is_empty();
+        && resolve.config_settings.is_empty()
+        // The pinned path takes wheels: choosing between wheels and sdists is the resolver's.
+        && resolve.no_binary.is_empty()
+        && resolve.only_binary.is_empty();
     (nothing_more && reqs.pinned().is_ok()).then_some(reqs)
 }
 

@@ -151,6 +151,8 @@ fn plan(
             client: client.as_ref(),
             find_links: &find_links,
             lock_dir: &lock_dir,
+            // A mount serves wheels; packages locked as sdists are built by `install`.
+            builder: None,
         },
         planned: plans.into_inner().unwrap_or_else(|e| e.into_inner()),
     })?;

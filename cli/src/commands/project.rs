@@ -248,6 +248,7 @@ fn sync_project(
         link_mode: LinkModeArg::Auto,
         compile_bytecode: !args.no_compile_bytecode,
         sources: &args.sources,
+        resolve: &args.resolve,
     };
     install_dpl(&dpl, &target, 0, settings, printer, start)?;
     Ok(venv)

@@ -51,11 +51,11 @@ pub(crate) fn choose_lock(
             printer,
         };
         let files = [(reqs_path.to_path_buf(), local.read_requirements(reqs_path)?)];
-        let resolved = |printer: &Printer| {
+        let resolve_with = |printer: &Printer, freshness| {
             let flags = Flags {
                 sources,
                 resolve,
-                freshness: Freshness::Update,
+                freshness,
                 python_version: None,
             };
             let ready = ensure_lock(
@@ -68,6 +68,7 @@ pub(crate) fn choose_lock(
             )?;
             Ok(ready.dpl)
         };
+        let resolved = |printer: &Printer| resolve_with(printer, Freshness::Update);
         let Some(reqs) = only_pins(&files, resolve) else {
             return resolved(printer);
         };
@@ -77,6 +78,13 @@ pub(crate) fn choose_lock(
         if fresh {
             printer.timeline().mark("inputs");
             return Ok(dpl_path);
+        }
+        // Pins of which one has only an sdist were resolved (below) before: when that lock is
+        // current, it is the answer, without trying the pinned path again (an index request).
+        if !resolve.no_build
+            && let Ok(dpl) = resolve_with(printer, Freshness::Locked)
+        {
+            return Ok(dpl);
         }
         printer.verbose("Locking (no fresh dx-py.dpl for these requirements)");
         let pinned = lock_and_write(

@@ -28,6 +28,8 @@ def load_backend(spec, backend_path, source):
 
 
 def run_hook(backend, hook, settings, out, metadata_directory):
+    # Which hook a failure's traceback belongs to, in the build log.
+    print(f"dx-py driver: {hook}", file=sys.stderr, flush=True)
     if hook.startswith("get_requires_for_build_"):
         # Optional hook: no extra requirements when the backend lacks it.
         fn = getattr(backend, hook, None)

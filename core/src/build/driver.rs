@@ -195,8 +195,10 @@ impl HookRunner<'_> {
             .open(&log_path)?;
         let mut cmd = Command::new(&self.python);
         // -I: no PYTHONPATH, user site or current directory on sys.path: only the build
-        // environment (and the backend path the driver adds).
+        // environment (and the backend path the driver adds). -B: no `.pyc` written, since the
+        // environment is a shared layout (and the source tree is thrown away).
         cmd.arg("-I")
+            .arg("-B")
             .arg(self.driver)
             .arg(&request_path)
             .arg(&answer_path)
@@ -374,6 +376,43 @@ mod tests {
             let a = runner.run(Hook::BuildWheel, out, None).unwrap();
             assert!(a.wheel.unwrap().is_file());
         });
+    }
+
+    /// A hook chained after `get_requires_*` runs in the same process only when that asked
+    /// for nothing (each driver process counts itself in `starts`).
+    #[test]
+    fn a_chained_hook_runs_only_after_an_empty_get_requires() {
+        for (requires, chained) in [("[]", true), ("['cython']", false)] {
+            let code = format!(
+                "import os\n\
+                 open('starts', 'a').write('x')\n\
+                 def get_requires_for_build_wheel(config_settings=None):\n    \
+                 return {requires}\n\
+                 def prepare_metadata_for_build_wheel(out, config_settings=None):\n    \
+                 os.makedirs(out + '/fake-1.0.dist-info')\n    return 'fake-1.0.dist-info'\n"
+            );
+            with_backend(&code, |runner, out| {
+                let next = out.join("next");
+                let a = runner
+                    .run_then(
+                        Hook::GetRequiresForBuildWheel,
+                        out,
+                        Hook::PrepareMetadataForBuildWheel,
+                        &next,
+                    )
+                    .unwrap();
+                assert_eq!(a.requires.is_empty(), chained);
+                match a.metadata {
+                    Some(metadata) => {
+                        assert!(chained);
+                        assert_eq!(metadata, next.join("fake-1.0.dist-info"));
+                    }
+                    None => assert!(!chained),
+                }
+                let starts = std::fs::read_to_string(runner.tree.join("starts")).unwrap();
+                assert_eq!(starts, "x", "one process");
+            });
+        }
     }
 
     #[test]

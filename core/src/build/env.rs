@@ -90,10 +90,13 @@ pub fn install_env(
         client: Some(cx.client),
         find_links: &[],
         lock_dir: &envs,
-        // Compiled once per package and interpreter: the backend's imports read `.pyc` files
-        // and never write into the shared layout.
+        // Build requirements are wheels: a build environment does not build.
+        builder: None,
+        // Not compiled (as pip and uv do not): compiling setuptools costs about a second, once,
+        // where a hook process imports a fraction of it for ~0.1 s more without `.pyc` files;
+        // hooks run with `-B`, so they never write into the shared layout either way.
         options: SyncOptions {
-            compile_bytecode: true,
+            compile_bytecode: false,
         },
         reporter: &NoReporter,
     };

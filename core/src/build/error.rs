@@ -58,7 +58,7 @@ pub enum BuildError {
     /// The hook ran longer than allowed.
     #[error(
         "Building `{package}` timed out: the backend's `{hook}` ran longer than {seconds} s \
-         (the log is `{}`); set `DX_PY_BUILD_TIMEOUT` to allow more",
+         (the log is `{}`); pass `--build-timeout SECS` (or set `DX_PY_BUILD_TIMEOUT`) to allow more",
         log.display()
     )]
     Timeout {

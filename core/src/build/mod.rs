@@ -71,6 +71,9 @@ pub struct BuildOptions {
     pub timeout: Duration,
     /// Bounds on what an sdist may unpack to.
     pub limits: UnpackLimits,
+    /// How many sdists are built at once, at most (a build is CPU-bound: by default one per
+    /// core; resolution and install ask for several at a time).
+    pub jobs: usize,
 }
 
 impl Default for BuildOptions {
@@ -80,6 +83,7 @@ impl Default for BuildOptions {
             config_settings: ConfigSettings::default(),
             timeout: Duration::from_secs(30 * 60),
             limits: UnpackLimits::default(),
+            jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Builder<'a> {
     failed: Mutex<HashMap<String, Arc<BuildError>>>,
     /// Sessions whose metadata was prepared, by sdist and key, for the build that follows.
     sessions: Mutex<HashMap<String, Session>>,
+    /// `options.jobs` slots: a session (unpacking, environment, hooks) holds one while it works.
+    slots: crate::parallel::CpuSlots,
     stats: Mutex<BuildStats>,
 }
 
@@ -147,6 +153,7 @@ impl<'a> Builder<'a> {
             cache,
             interp,
             client,
+            slots: crate::parallel::CpuSlots::new(options.jobs),
             options,
             running: Mutex::default(),
             failed: Mutex::default(),
@@ -167,6 +174,19 @@ impl<'a> Builder<'a> {
     /// The cache key of this builder's builds.
     fn key(&self) -> String {
         build_key(&self.interp.tag(), &self.options.config_settings)
+    }
+
+    /// The key under which the store records the package built from the sdist with sha256
+    /// `sdist_sha256` by this builder (`PackageStore::record_wheel`): the sdist's sha256 alone
+    /// would not do, since the same sdist builds different wheels for other interpreters or
+    /// config settings. 64 hex digits, as a wheel's sha256.
+    pub fn store_key(&self, sdist_sha256: &str) -> String {
+        let mut h = blake3::Hasher::new();
+        for part in ["dx-py built wheel v1", sdist_sha256, &self.key()] {
+            h.update(part.as_bytes());
+            h.update(b"\0");
+        }
+        h.finalize().to_hex().to_string()
     }
 
     /// The core metadata of the sdist `file` of `name`: from its built wheel or prepared
@@ -249,8 +269,11 @@ impl<'a> Builder<'a> {
                 Some(session) => {
                     let out = session.scratch.path().join("wheel");
                     let answer = self
-                        .runner(&session, &label)
-                        .run(Hook::BuildWheel, &out, None)
+                        .slots
+                        .run(0, || {
+                            self.runner(&session, &label)
+                                .run(Hook::BuildWheel, &out, None)
+                        })
                         .map_err(|e| self.keep_log(e, &label))?;
                     (session, answer)
                 }
@@ -323,8 +346,16 @@ impl<'a> Builder<'a> {
     }
 
     /// Downloads and unpacks the sdist and makes its build environment (isolated: a venv of its
-    /// build requirements and of what `get_requires_for_build_wheel` adds).
-    fn session(&self, label: &str, file: &IndexFile, sha256: &str) -> Result<Session, BuildError> {
+    /// build requirements and of what `get_requires_for_build_wheel` adds). `then` is the hook
+    /// the caller runs next (output in `{scratch}/out`): when `get_requires_for_build_wheel`
+    /// adds nothing, it runs in the same process and its answer comes back with the session.
+    fn session(
+        &self,
+        label: &str,
+        file: &IndexFile,
+        sha256: &str,
+        then: Hook,
+    ) -> Result<(Session, Option<driver::Answer>), BuildError> {
         let bytes = self.download(file, Some(sha256))?;
         fs_err::create_dir_all(self.builds.root())?;
         let scratch = crate::temp::dir_in(self.builds.root())?;
@@ -337,9 +368,13 @@ impl<'a> Builder<'a> {
                     source,
                 }
             })?;
-        Ok(self
-            .tree_session(label, scratch, tree, Hook::GetRequiresForBuildWheel, None)?
-            .0)
+        self.tree_session(
+            label,
+            scratch,
+            tree,
+            Hook::GetRequiresForBuildWheel,
+            Some(then),
+        )
     }
 
     /// A session for the source `tree`: its build system read and, isolated, its build
@@ -395,7 +430,8 @@ impl<'a> Builder<'a> {
             None => runner.run(requires_hook, &requires_out, None),
         }
         .map_err(|e| self.keep_log(e, label))?;
-        if answer.wheel.is_some() || answer.missing.is_some() {
+        // `then` ran: its answer came back with the requirements' (none).
+        if answer.wheel.is_some() || answer.metadata.is_some() || answer.missing.is_some() {
             return Ok((session, Some(answer)));
         }
         let extra = answer.requires;
@@ -449,13 +485,20 @@ impl<'a> Builder<'a> {
         sha256: &str,
         hook: Hook,
     ) -> Result<(Session, driver::Answer), BuildError> {
-        let session = self.session(label, file, sha256)?;
-        let out = session.scratch.path().join("out");
-        let answer = self
-            .runner(&session, label)
-            .run(hook, &out, None)
-            .map_err(|e| self.keep_log(e, label))?;
-        Ok((session, answer))
+        // One slot for the whole session: its steps run one after the other.
+        self.slots.run(0, || {
+            let (session, chained) = self.session(label, file, sha256, hook)?;
+            let answer = match chained {
+                Some(answer) => answer,
+                None => {
+                    let out = session.scratch.path().join("out");
+                    self.runner(&session, label)
+                        .run(hook, &out, None)
+                        .map_err(|e| self.keep_log(e, label))?
+                }
+            };
+            Ok((session, answer))
+        })
     }
 
     fn runner<'s>(&'s self, session: &'s Session, label: &'s str) -> driver::HookRunner<'s> {

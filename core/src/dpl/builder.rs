@@ -124,13 +124,16 @@ impl DplBuilder {
             }
 
             let extras = pkg.extras.join(&EXTRAS_SEP.to_string());
+            // An sdist entry keeps the sdist's location and size where a wheel's go (its wheel
+            // has none, and both share the sha256: `LockedPackage::validate`).
+            let file = pkg.sdist.as_ref().unwrap_or(&pkg.wheel);
             let texts: [Option<&str>; STRING_COUNT] = [
                 Some(&p.normalized),
                 Some(&pkg.name),
                 Some(&pkg.version),
                 Some(&pkg.wheel.filename),
-                pkg.wheel.url.as_deref(),
-                pkg.wheel.path.as_deref(),
+                file.url.as_deref(),
+                file.path.as_deref(),
                 pkg.index_url.as_deref(),
                 pkg.marker.as_deref(),
                 pkg.requires_python.as_deref(),
@@ -164,7 +167,10 @@ impl DplBuilder {
                 flags |= F_STORE_HASH;
                 rec[E_STORE_HASH..E_STORE_HASH + 32].copy_from_slice(h.as_bytes());
             }
-            if let Some(size) = pkg.wheel.size {
+            if pkg.sdist.is_some() {
+                flags |= F_SDIST;
+            }
+            if let Some(size) = file.size {
                 flags |= F_SIZE;
                 put_u64(rec, E_WHEEL_SIZE, size);
             }

@@ -101,7 +101,9 @@ pub(crate) const F_PATH: u32 = 1 << 3;
 pub(crate) const F_INDEX: u32 = 1 << 4;
 pub(crate) const F_MARKER: u32 = 1 << 5;
 pub(crate) const F_REQUIRES_PYTHON: u32 = 1 << 6;
-pub(crate) const F_KNOWN: u32 = (1 << 7) - 1;
+/// Built from an sdist: the URL, path, size and sha256 are the sdist's (see `LockedPackage::sdist`).
+pub(crate) const F_SDIST: u32 = 1 << 7;
+pub(crate) const F_KNOWN: u32 = (1 << 8) - 1;
 /// The flag that marks each optional string present (0 = always present).
 pub(crate) const STRING_FLAGS: [u32; STRING_COUNT] = [
     0,

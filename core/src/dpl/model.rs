@@ -49,8 +49,14 @@ pub struct LockedPackage {
     pub extras: Vec<String>,
     /// Which extras of `extras` are selected in this lock.
     pub extras_bitmap: u64,
-    /// The wheel to install.
+    /// The wheel to install. For a package built from [`Self::sdist`], its file name is the
+    /// wheel the build made when locking (tags, for display), its sha256 the sdist's (what an
+    /// install verifies and finds the built package by) and it has no URL, path or size: the
+    /// built bytes are not reproducible from one machine to another, the sdist is.
     pub wheel: LockedWheel,
+    /// The source distribution an install builds the package from, when no wheel is locked
+    /// (PEP 751 `[packages.sdist]`): its file name, URL or path, sha256 and size.
+    pub sdist: Option<LockedWheel>,
     /// The blake3 hash of the package's `.dxpkg` in the store, once it has been stored.
     pub store_hash: Option<ContentHash>,
     /// Names of the packages in the same lock that this one depends on.
@@ -168,6 +174,16 @@ pub enum DplBuildError {
         /// The missing dependency.
         dependency: String,
     },
+    /// An sdist entry that breaks the rules of [`LockedPackage::sdist`].
+    #[error("Invalid sdist `{filename}` of package `{package}`: {reason}")]
+    InvalidSdist {
+        /// The package.
+        package: String,
+        /// The sdist's file name.
+        filename: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A string longer than its length field (or, for meta strings, the format's limit).
     #[error("The {field} of `{package}` is {len} bytes long; the limit is {max}")]
     TooLong {
@@ -252,6 +268,9 @@ impl LockedPackage {
             filename: self.wheel.filename.clone(),
             reason: e.reason,
         })?;
+        if let Some(sdist) = &self.sdist {
+            self.validate_sdist(sdist)?;
+        }
         if self.extras.len() > MAX_EXTRAS {
             return Err(DplBuildError::TooManyExtras {
                 package: package(),
@@ -296,7 +315,52 @@ impl LockedPackage {
     }
 }
 
+impl LockedPackage {
+    /// The rules a DPL entry relies on to hold an sdist in the wheel's fields: the sdist has a
+    /// location whose last segment is its file name (a DPL derives the name from it), the
+    /// wheel has no location or size of its own and shares the sdist's sha256.
+    fn validate_sdist(&self, sdist: &LockedWheel) -> Result<(), DplBuildError> {
+        let bad = |reason| DplBuildError::InvalidSdist {
+            package: self.name.clone(),
+            filename: sdist.filename.clone(),
+            reason,
+        };
+        match sdist.location().and_then(last_segment) {
+            None => return Err(bad("it has neither a URL nor a path")),
+            Some(last) if last != sdist.filename => {
+                return Err(bad("its URL or path does not end in its file name"));
+            }
+            Some(_) => {}
+        }
+        if sdist.size.is_some_and(|s| i64::try_from(s).is_err()) {
+            return Err(bad("its size does not fit a TOML integer"));
+        }
+        if self.wheel.url.is_some() || self.wheel.path.is_some() || self.wheel.size.is_some() {
+            return Err(bad(
+                "the wheel built from it has a URL, path or size of its own",
+            ));
+        }
+        if self.wheel.sha256 != sdist.sha256 {
+            return Err(bad("the wheel built from it does not carry its sha256"));
+        }
+        Ok(())
+    }
+}
+
+/// The last `/`- or `\`-separated segment of a URL or path, when not empty (a file's name).
+pub(crate) fn last_segment(location: &str) -> Option<&str> {
+    location
+        .rsplit(['/', '\\'])
+        .next()
+        .filter(|s| !s.is_empty())
+}
+
 impl LockedWheel {
+    /// The URL, else the path.
+    pub fn location(&self) -> Option<&str> {
+        self.url.as_deref().or(self.path.as_deref())
+    }
+
     /// The sha256 as lowercase hex, the form `--hash=sha256:` and pylock.toml use.
     pub fn sha256_hex(&self) -> String {
         data_encoding::HEXLOWER.encode(&self.sha256)

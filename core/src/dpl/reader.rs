@@ -8,7 +8,7 @@ use memmap2::Mmap;
 
 use super::DplFileError;
 use super::format::*;
-use super::model::{Lock, LockMeta, LockedPackage, LockedWheel, version_components};
+use super::model::{Lock, LockMeta, LockedPackage, LockedWheel, last_segment, version_components};
 use crate::format::bytes::{rec_u32, rec_u64, words_u32};
 use crate::hash::ContentHash;
 use crate::names::normalize_name;
@@ -266,8 +266,35 @@ impl<'a> DplEntry<'a> {
         self.le64(E_EXTRAS_BITMAP)
     }
 
-    /// The wheel to install.
+    /// The wheel to install (for a package built from [`DplEntry::sdist`]: the name of the
+    /// wheel built when locking, and the sdist's sha256).
     pub fn wheel(&self) -> DplWheel<'a> {
+        let file = self.file();
+        match self.flags & F_SDIST {
+            0 => file,
+            _ => DplWheel {
+                url: None,
+                path: None,
+                size: None,
+                ..file
+            },
+        }
+    }
+
+    /// The sdist an install builds the package from, when no wheel is locked.
+    pub fn sdist(&self) -> Option<DplWheel<'a>> {
+        if self.flags & F_SDIST == 0 {
+            return None;
+        }
+        let file = self.file();
+        // Checked when the entry was first read: an sdist entry has a URL or path that ends
+        // in a name.
+        let filename = file.url.or(file.path).and_then(last_segment)?;
+        Some(DplWheel { filename, ..file })
+    }
+
+    /// The file the entry's location, size and sha256 describe: the wheel, or the sdist.
+    fn file(&self) -> DplWheel<'a> {
         DplWheel {
             filename: self.string(S_FILENAME),
             url: self.optional(S_URL),
@@ -326,6 +353,7 @@ impl<'a> DplEntry<'a> {
             extras: self.extras().map(str::to_string).collect(),
             extras_bitmap: self.extras_bitmap(),
             wheel: self.wheel().to_owned(),
+            sdist: self.sdist().map(|s| s.to_owned()),
             store_hash: self.store_hash(),
             dependencies,
         }
@@ -854,6 +882,16 @@ impl<B: AsRef<[u8]>> DplReader<B> {
                     index: index32,
                     field: STRING_NAMES[s],
                 });
+            }
+        }
+
+        if flags & F_SDIST != 0 {
+            let location = [S_URL, S_PATH]
+                .into_iter()
+                .filter(|&s| flags & STRING_FLAGS[s] != 0)
+                .find_map(|s| text.get(ends[s - 1] as usize..ends[s] as usize));
+            if location.and_then(last_segment).is_none() {
+                return Err(bad("an sdist entry has no URL or path naming a file"));
             }
         }
 

@@ -63,6 +63,16 @@ pub enum InstallError {
         /// The wheel.
         filename: String,
     },
+    /// A package locked as an sdist that is not in the store, with no builder to build it.
+    #[error(
+        "`{filename}` ({name}) must be built from source: it is not in the store, and building is turned off or no index is configured for its build requirements; pass `--index-url`, or drop `--no-build`"
+    )]
+    CannotBuild {
+        /// The package.
+        name: String,
+        /// The sdist.
+        filename: String,
+    },
     /// A package stored after mounting is not the one its tree was laid out from.
     #[error(
         "`{filename}` was laid out as a package of {laid_out} bytes but stored as one of {stored}"

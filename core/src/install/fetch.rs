@@ -2,10 +2,14 @@
 //! sha256, converted, stored. Work items run on a few threads since downloads wait on the network.
 
 use std::path::PathBuf;
+use std::str::FromStr;
+
+use pep508_rs::PackageName;
 
 use super::{InstallError, Reporter, WheelSources};
-use crate::dpl::LockedPackage;
+use crate::dpl::{LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
+use crate::index::IndexFile;
 use crate::store::PackageStore;
 use crate::wheel::{ConvertLimits, PreparedWheel, WheelInfo, WheelWriteError, prepare_wheel};
 
@@ -81,13 +85,22 @@ pub fn unpack_when_stored(store: &PackageStore) -> impl Fn(&ContentHash) + Sync 
     }
 }
 
-/// The store object `p`'s wheel became, by the store's own record of that wheel's sha256.
+/// The store object `p`'s wheel became, by the store's own record of that wheel's sha256 (for
+/// a package locked as an sdist: of the sdist's sha256 built by `sources.builder`).
 ///
 /// The lock's sha256 is the truth and its store hash only a hint: a lock whose sha256 was
 /// edited finds no record (then the wheel itself is fetched and checked against it), and a stale
 /// store hash is replaced by the recorded one.
-pub(crate) fn recorded_object(p: &LockedPackage, store: &PackageStore) -> Option<ContentHash> {
-    let found = store.wheel_object(&p.wheel.sha256_hex(), &p.wheel.filename);
+pub(crate) fn recorded_object(
+    p: &LockedPackage,
+    store: &PackageStore,
+    sources: &WheelSources<'_>,
+) -> Option<ContentHash> {
+    let key = match &p.sdist {
+        None => p.wheel.sha256_hex(),
+        Some(_) => sources.builder?.store_key(&p.wheel.sha256_hex()),
+    };
+    let found = store.wheel_object(&key, &p.wheel.filename);
     if let (Some(found), Some(said)) = (found, p.store_hash)
         && found != said
     {
@@ -112,7 +125,7 @@ pub fn ensure_stored(
     let mut stats = FetchStats::default();
     let mut todo = Vec::new();
     for (i, p) in packages.iter_mut().enumerate() {
-        match recorded_object(p, store) {
+        match recorded_object(p, store, sources) {
             Some(h) => {
                 p.store_hash = Some(h);
                 stats.hits += 1;
@@ -127,12 +140,23 @@ pub fn ensure_stored(
         return Err(missing_from_read_only(store, &packages[todo[0]]));
     }
     let shared: &[LockedPackage] = packages;
-    let slots = crate::parallel::CpuSlots::per_core();
+    let cx = Fetching {
+        store,
+        sources,
+        after_store,
+        reporter,
+        slots: crate::parallel::CpuSlots::per_core(),
+    };
+    // Builds first: they take longest (the builder bounds how many run at once).
+    let size = |p: &LockedPackage| match p.sdist {
+        Some(_) => u64::MAX,
+        None => p.wheel.size.unwrap_or(0),
+    };
     let results = crate::parallel::map_largest_first(
         &todo,
         8,
-        |&i| shared[i].wheel.size.unwrap_or(0),
-        |&i| fetch_one(&shared[i], store, sources, after_store, reporter, &slots),
+        |&i| size(&shared[i]),
+        |&i| fetch_one(&shared[i], &cx),
     );
     for (&i, r) in todo.iter().zip(results) {
         let (hash, downloaded) = r?;
@@ -143,14 +167,45 @@ pub fn ensure_stored(
     Ok(stats)
 }
 
-fn fetch_one(
-    p: &LockedPackage,
-    store: &PackageStore,
-    sources: &WheelSources<'_>,
-    after_store: Option<AfterStore<'_>>,
-    reporter: &dyn Reporter,
-    slots: &crate::parallel::CpuSlots,
-) -> Result<(ContentHash, bool), InstallError> {
+/// What every package fetched by one [`ensure_stored`] shares.
+struct Fetching<'a> {
+    store: &'a PackageStore,
+    sources: &'a WheelSources<'a>,
+    after_store: Option<AfterStore<'a>>,
+    reporter: &'a dyn Reporter,
+    slots: crate::parallel::CpuSlots,
+}
+
+impl Fetching<'_> {
+    /// Stores `p`'s wheel `filename` (`bytes`, checked against the lock already), records it
+    /// under each of `records` (sha256-like keys the next install looks it up by) and hands it
+    /// on, in a CPU slot.
+    fn store_bytes(
+        &self,
+        p: &LockedPackage,
+        filename: &str,
+        bytes: &[u8],
+        records: &[&str],
+    ) -> Result<ContentHash, InstallError> {
+        self.slots.run(bytes.len() as u64, || {
+            let (hash, _) = store_wheel_bytes(self.store, filename, bytes)?;
+            for key in records {
+                self.store.record_wheel(key, &hash);
+            }
+            self.reporter.on_stored(&p.name);
+            if let Some(after_store) = self.after_store {
+                after_store(&hash);
+            }
+            Ok(hash)
+        })
+    }
+}
+
+fn fetch_one(p: &LockedPackage, cx: &Fetching<'_>) -> Result<(ContentHash, bool), InstallError> {
+    if let Some(sdist) = &p.sdist {
+        return build_one(p, sdist, cx);
+    }
+    let (sources, reporter) = (cx.sources, cx.reporter);
     let client = sources.client;
     let filename = &p.wheel.filename;
     let expected = p.wheel.sha256_hex();
@@ -175,15 +230,7 @@ fn fetch_one(
         });
     };
     check_sha256(p, &bytes)?;
-    let hash = slots.run(bytes.len() as u64, || {
-        let (hash, _) = store_wheel_bytes(store, filename, &bytes)?;
-        store.record_wheel(&expected, &hash);
-        reporter.on_stored(&p.name);
-        if let Some(after_store) = after_store {
-            after_store(&hash);
-        }
-        Ok::<_, InstallError>(hash)
-    })?;
+    let hash = cx.store_bytes(p, filename, &bytes, &[&expected])?;
     if p.store_hash.is_some_and(|h| h != hash) {
         tracing::warn!(
             "{filename} converts to a different store object than the lock records; using the new one"
@@ -192,9 +239,54 @@ fn fetch_one(
     Ok((hash, downloaded))
 }
 
+/// Builds `p` from its locked `sdist` (nothing is built when the built-wheel cache has it),
+/// then stores the wheel and records it under the sdist's build key, so that the next install
+/// of the lock finds it in the store.
+fn build_one(
+    p: &LockedPackage,
+    sdist: &LockedWheel,
+    cx: &Fetching<'_>,
+) -> Result<(ContentHash, bool), InstallError> {
+    let sources = cx.sources;
+    let cannot = || InstallError::CannotBuild {
+        name: p.name.clone(),
+        filename: sdist.filename.clone(),
+    };
+    let builder = sources.builder.ok_or_else(cannot)?;
+    let url = match (&sdist.path, &sdist.url) {
+        (Some(path), _) => {
+            let path = std::path::absolute(sources.lock_dir.join(path))?;
+            url::Url::from_file_path(&path)
+                .map_or_else(|()| path.to_string_lossy().into_owned(), String::from)
+        }
+        (None, Some(url)) => url.clone(),
+        (None, None) => return Err(cannot()),
+    };
+    let file = IndexFile {
+        filename: sdist.filename.clone(),
+        url,
+        sha256: Some(sdist.sha256_hex()),
+        size: sdist.size,
+        ..IndexFile::default()
+    };
+    // The lock's names passed `is_valid_name`, which PEP 508 names satisfy.
+    let name = PackageName::from_str(&p.name).map_err(|_| cannot())?;
+    let built = builder
+        .wheel(&name, &p.version, &file)
+        .map_err(|e| InstallError::Build(Box::new(e)))?;
+    let bytes = fs_err::read(&built.path)?;
+    let key = builder.store_key(&sdist.sha256_hex());
+    let hash = cx.store_bytes(p, &built.filename, &bytes, &[&built.sha256, &key])?;
+    Ok((hash, false))
+}
+
 /// The local file of `p`'s wheel: the lock's path (relative to the lock's directory), else the
 /// first find-links directory that has the file name.
 pub fn local_wheel(p: &LockedPackage, sources: &WheelSources<'_>) -> Option<PathBuf> {
+    // A package locked as an sdist has no wheel file anywhere: it is built.
+    if p.sdist.is_some() {
+        return None;
+    }
     p.wheel
         .path
         .as_deref()

@@ -107,6 +107,7 @@ fn locked_local(name: &str, wheel: &BuiltWheel) -> Result<LockedPackage, Install
             sha256,
             size: Some(wheel.size),
         },
+        sdist: None,
         store_hash: None,
         dependencies: Vec::new(),
     })

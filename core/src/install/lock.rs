@@ -269,6 +269,7 @@ fn lock_one(
                 sha256,
                 size: Some(bytes.len() as u64),
             },
+            sdist: None,
             store_hash,
             dependencies: Vec::new(),
         },

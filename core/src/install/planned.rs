@@ -53,7 +53,7 @@ pub fn ensure_stored_or_planned(
     let mut reused = Vec::new();
     for (i, p) in packages.iter_mut().enumerate() {
         // Converted before (by this or another lock): nothing to lay out.
-        if let Some(h) = super::fetch::recorded_object(p, store) {
+        if let Some(h) = super::fetch::recorded_object(p, store, sources) {
             p.store_hash = Some(h);
             continue;
         }

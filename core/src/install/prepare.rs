@@ -6,6 +6,7 @@ use super::report::PhaseTimer;
 use super::{
     AfterStore, BytecodeBatch, InstallError, InstallReport, Reporter, ensure_stored, existing_packs,
 };
+use crate::build::Builder;
 use crate::dpl::{DplReader, Lock};
 use crate::hash::ContentHash;
 use crate::index::IndexClient;
@@ -21,6 +22,8 @@ pub struct WheelSources<'a> {
     pub find_links: &'a [PathBuf],
     /// The lock file's directory (lock paths are relative to it).
     pub lock_dir: &'a Path,
+    /// Builds the packages locked as sdists that the store lacks (`None`: they are an error).
+    pub builder: Option<&'a Builder<'a>>,
 }
 
 /// One locked package, in the store.

@@ -21,8 +21,8 @@ use crate::index::{IndexClient, IndexError, IndexFile, Listing, PackageSources};
 use crate::names::normalize_name;
 use crate::python::{TagPriorities, Target};
 use crate::resolve::{
-    IndexSource, Manifest, PackageSource, PrereleaseMode, Resolution, ResolveError, ResolveOptions,
-    ResolvedPackage, SourceError, Target as SolveTarget, Upgrade,
+    BinaryPolicy, IndexSource, Manifest, PackageSource, PrereleaseMode, Resolution, ResolveError,
+    ResolveOptions, ResolvedPackage, SourceError, Target as SolveTarget, Upgrade,
 };
 use crate::wheel::WheelMetadata;
 
@@ -49,6 +49,8 @@ pub struct ResolveRequest {
     pub no_build: bool,
     /// `--config-settings` for builds (the built wheels may differ, so the hash records them).
     pub config_settings: crate::build::ConfigSettings,
+    /// `--no-binary` / `--only-binary` (the files chosen differ, so the hash records them).
+    pub binary: BinaryPolicy,
 }
 
 impl ResolveRequest {
@@ -116,6 +118,9 @@ impl ResolveRequest {
         if !self.config_settings.is_empty() {
             field("cs", &self.config_settings.fingerprint());
         }
+        if !self.binary.is_default() {
+            field("bin", &self.binary.fingerprint());
+        }
         for (tag, value) in target {
             field(tag, value);
         }
@@ -178,6 +183,7 @@ pub fn resolve_and_lock(
     let options = ResolveOptions {
         prerelease: request.prerelease,
         build_sdists: builder.is_some(),
+        binary: request.binary.clone(),
         ..ResolveOptions::default()
     };
     let mut timer = PhaseTimer::start();
@@ -258,7 +264,7 @@ impl PackageSource for WithDirectFiles<'_> {
     }
 }
 
-/// The wheel built from `p`'s sdist, as a local file to lock.
+/// The wheel built from `p`'s sdist (for its file name and metadata: the lock names the sdist).
 fn built_file(builder: &Builder<'_>, p: &ResolvedPackage) -> Result<IndexFile, InstallError> {
     let built = builder
         .wheel(&p.name, &p.version.to_string(), &p.file)
@@ -303,40 +309,26 @@ fn locked_package(
     builder: Option<&Builder<'_>>,
 ) -> Result<LockedPackage, InstallError> {
     let name = p.name.to_string();
-    // Hash-checking mode checks the sdist (what the index serves), the lock names the wheel
-    // built from it.
+    // Hash-checking mode checks the file the lock names: the wheel, or the sdist.
+    let (sha256, digest) = file_digest(&p.file, client, &name)?;
     if let Some(allowed) = allowed
-        && let Some(h) = &p.file.sha256
-        && !p.file.filename.ends_with(".whl")
-        && !allowed.contains(h)
+        && !allowed.contains(&sha256)
     {
         return Err(InstallError::HashMismatch {
             name,
             filename: p.file.filename.clone(),
             expected: allowed.join(" or "),
-            actual: h.clone(),
+            actual: sha256,
         });
     }
     let built = match (builder, p.file.filename.ends_with(".whl")) {
         (Some(builder), false) => Some(built_file(builder, p)?),
         _ => None,
     };
-    let allowed = if built.is_some() { None } else { allowed };
     let file = built.as_ref().unwrap_or(&p.file);
     let metadata = source
         .metadata(&p.name, file)
         .map_err(|e| InstallError::Resolve(Box::new(e.into())))?;
-    let (sha256, digest) = file_digest(file, client, &name)?;
-    if let Some(allowed) = allowed
-        && !allowed.contains(&sha256)
-    {
-        return Err(InstallError::HashMismatch {
-            name,
-            filename: file.filename.clone(),
-            expected: allowed.join(" or "),
-            actual: sha256,
-        });
-    }
     let mut extras: Vec<String> = Vec::new();
     for e in &metadata.provides_extra {
         let e = normalize_name(e);
@@ -350,7 +342,36 @@ fn locked_package(
             extras_bitmap |= 1 << i;
         }
     }
-    let (url, path) = file_location(file);
+    let (url, path) = file_location(&p.file);
+    let located = LockedWheel {
+        filename: p.file.filename.clone(),
+        url,
+        path,
+        sha256: digest,
+        size: p.file.size,
+    };
+    // Built: the lock names the sdist (portable), not the wheel in this machine's cache; the
+    // wheel keeps only its name, and the sdist's sha256 by which an install finds what it built.
+    let (wheel, sdist) = match built {
+        Some(built) => {
+            let sdist = LockedWheel {
+                filename: located
+                    .location()
+                    .and_then(crate::dpl::last_segment)
+                    .map_or_else(|| located.filename.clone(), str::to_owned),
+                ..located
+            };
+            let wheel = LockedWheel {
+                filename: built.filename,
+                url: None,
+                path: None,
+                sha256: digest,
+                size: None,
+            };
+            (wheel, Some(sdist))
+        }
+        None => (located, None),
+    };
     Ok(LockedPackage {
         name: metadata.name.clone(),
         version: metadata.version.clone(),
@@ -359,13 +380,8 @@ fn locked_package(
         index_url: None,
         extras,
         extras_bitmap,
-        wheel: LockedWheel {
-            filename: file.filename.clone(),
-            url,
-            path,
-            sha256: digest,
-            size: file.size,
-        },
+        wheel,
+        sdist,
         store_hash: None,
         dependencies: p.dependencies.iter().map(ToString::to_string).collect(),
     })

@@ -19,7 +19,8 @@ use pep508_rs::MarkerTree;
 
 use super::InstallError;
 use crate::dpl::{
-    DplFileError, DplReader, Lock, LockMeta, LockedPackage, UniversalDplReader, format_version,
+    DplFileError, DplReader, Lock, LockMeta, LockedPackage, LockedWheel, UniversalDplReader,
+    format_version,
 };
 use crate::hash::ContentHash;
 use crate::names::normalize_name;
@@ -94,9 +95,10 @@ pub enum SelectionError {
         /// The interpreter's tag.
         environment: String,
     },
-    /// A package the interpreter needs has only a source distribution in the lock.
+    /// A package the interpreter needs has wheels for other environments only (and an sdist,
+    /// which is built only for versions that have no wheel at all).
     #[error(
-        "`{package}` {version} in `{}` has no wheel for this interpreter ({environment}), only a source distribution, which installs from a universal lock cannot build yet; install it with `dx-py install -r` (which builds it) or re-lock",
+        "`{package}` {version} in `{}` has no wheel for this interpreter ({environment}), only wheels for other environments and a source distribution (sdists are built for versions without any wheel)",
         path.display()
     )]
     SdistOnly {
@@ -169,7 +171,8 @@ pub fn selected_lock_at(
     }
     let mut lock = select_for(&reader, path, interp)?;
     for p in &mut lock.packages {
-        if let Some(local) = p.wheel.path.as_mut() {
+        let sdist = p.sdist.as_mut().and_then(|s| s.path.as_mut());
+        for local in p.wheel.path.as_mut().into_iter().chain(sdist) {
             *local = base.join(&*local).to_string_lossy().into_owned();
         }
     }
@@ -286,7 +289,27 @@ pub fn select_for<B: AsRef<[u8]>>(
             })
             .min()
             .and_then(|(_, i)| entry.wheels().nth(i));
-        let Some(wheel) = best else {
+        // A version with no wheel at all is built from its sdist at install time, as a
+        // pylock.toml entry with only an sdist is (`read_pylock_for`).
+        let sdist = match (best, entry.sdist()) {
+            (None, Some(sdist)) if entry.wheel_count() == 0 => Some(sdist.to_owned()),
+            _ => None,
+        };
+        let wheel = match (&sdist, best) {
+            (Some(sdist), _) => Some(LockedWheel {
+                filename: format!(
+                    "{}-{}-py3-none-any.whl",
+                    normalize_name(entry.name()).replace('-', "_"),
+                    entry.version()
+                ),
+                url: None,
+                path: None,
+                sha256: sdist.sha256,
+                size: None,
+            }),
+            (None, best) => best.map(|w| w.to_owned()),
+        };
+        let Some(wheel) = wheel else {
             let (package, version) = (entry.name().to_owned(), entry.version().to_owned());
             return Err(match entry.sdist() {
                 Some(_) => SelectionError::SdistOnly {
@@ -316,7 +339,8 @@ pub fn select_for<B: AsRef<[u8]>>(
             index_url: entry.index_url().map(str::to_owned),
             extras: Vec::new(),
             extras_bitmap: 0,
-            wheel: wheel.to_owned(),
+            wheel,
+            sdist,
             store_hash: None,
             dependencies: Vec::new(),
         });

@@ -48,6 +48,8 @@ pub struct SyncContext<'a> {
     pub find_links: &'a [PathBuf],
     /// The lock file's directory (lock paths are relative to it).
     pub lock_dir: &'a Path,
+    /// Builds the packages locked as sdists that the store lacks (`None`: they are an error).
+    pub builder: Option<&'a crate::build::Builder<'a>>,
     /// Choices.
     pub options: SyncOptions,
     /// Progress.
@@ -149,6 +151,7 @@ pub fn sync_venv<B: AsRef<[u8]>>(
         client: ctx.client,
         find_links: ctx.find_links,
         lock_dir: ctx.lock_dir,
+        builder: ctx.builder,
     };
     let unpack = super::unpack_when_stored(ctx.store);
     let (prepared, updated) = prepare_packages(

@@ -96,6 +96,7 @@ impl AfterMounting {
             client: None,
             find_links: &self.find_links,
             lock_dir: &self.lock_dir,
+            builder: None,
         };
         let mut planned = Vec::new();
         for (index, p) in lock.packages.iter().enumerate() {

@@ -15,6 +15,7 @@
 //!
 //! One call of [`resolve`] solves for one environment; [`resolve_universal`] solves for every
 //! environment of a marker, one solve per fork, and merges them (`universal.rs`).
+mod binary;
 mod environment;
 mod package;
 pub mod ranges;
@@ -33,6 +34,7 @@ use pep508_rs::{ExtraName, MarkerEnvironment, PackageName, Requirement};
 use crate::index::IndexFile;
 use crate::wheel::Tag;
 
+pub use binary::{BinaryPolicy, BinaryPolicyError};
 pub use environment::{python_floor, python_range};
 pub use package::Package;
 pub use source::{InMemorySource, IndexSource, PackageSource, SourceError};
@@ -125,6 +127,8 @@ pub struct ResolveOptions {
     /// A version with only sdists for the target may be chosen (when no version with a wheel
     /// fits); the source must then answer metadata for its sdist (by building it).
     pub build_sdists: bool,
+    /// `--no-binary` / `--only-binary`: packages whose wheels, or whose sdists, are ignored.
+    pub binary: BinaryPolicy,
 }
 
 impl Default for ResolveOptions {
@@ -133,6 +137,7 @@ impl Default for ResolveOptions {
             prerelease: PrereleaseMode::default(),
             prefetch_threads: 6,
             build_sdists: false,
+            binary: BinaryPolicy::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use pubgrub::{
 };
 use version_ranges::Ranges;
 
+use super::binary::BinaryPolicy;
 use super::environment::{Environment, TagPriority};
 use super::ranges::{arbitrary_equality_holds, names_prerelease, specifiers_to_ranges};
 use super::source::{Shared, once};
@@ -154,6 +155,8 @@ pub(super) struct Context<'a> {
     mode: PrereleaseMode,
     /// Versions with only sdists may be chosen (the source builds them).
     build_sdists: bool,
+    /// `--no-binary` / `--only-binary`.
+    binary: BinaryPolicy,
     /// The target Python, release numbers only (Requires-Python compares those); in a fork,
     /// the lowest Python it allows.
     python: Version,
@@ -242,6 +245,7 @@ impl<'a> Context<'a> {
             env,
             mode: options.prerelease,
             build_sdists: options.build_sdists,
+            binary: options.binary.clone(),
             python,
             requirements: manifest.requirements.clone(),
             constraints,
@@ -304,34 +308,39 @@ impl<'a> Context<'a> {
                 Environment::One { tag_priority, .. } => tag_priority,
                 Environment::Fork { .. } => &any_tag,
             };
-            match select_wheel(
-                &pool,
-                name.as_ref(),
-                &entry.version.to_string(),
-                tag_priority,
-                &self.python,
-            ) {
-                Ok(selected) => Status::Usable(Box::new(selected)),
-                Err(why) => {
-                    let fitting: Vec<&IndexFile> = pool
-                        .iter()
-                        .filter(|f| !f.filename.ends_with(".whl") && self.python_admits(f))
-                        .collect();
-                    tracing::debug!("{name}=={}: {why}", entry.version);
-                    // The archive to build: one that can be unpacked, `.tar.gz` first.
-                    let rank = |f: &&&IndexFile| match crate::build::ArchiveKind::of(&f.filename) {
-                        Some(crate::build::ArchiveKind::TarGz) => 0,
-                        Some(_) => 1,
-                        None => 2,
-                    };
-                    match fitting.iter().min_by_key(rank) {
-                        None => Status::Skipped,
-                        Some(file) => Status::NeedsBuild {
-                            sdists: fitting.iter().map(|f| f.filename.clone()).collect(),
-                            file: Box::new((**file).clone()),
-                        },
-                    }
+            // `--no-binary`: the wheels are not candidates, the sdist is built.
+            if !self.binary.no_binary(name) {
+                match select_wheel(
+                    &pool,
+                    name.as_ref(),
+                    &entry.version.to_string(),
+                    tag_priority,
+                    &self.python,
+                ) {
+                    Ok(selected) => return Status::Usable(Box::new(selected)),
+                    Err(why) => tracing::debug!("{name}=={}: {why}", entry.version),
                 }
+            }
+            // `--only-binary`: the sdists are not candidates either.
+            if self.binary.only_binary(name) {
+                return Status::Skipped;
+            }
+            let fitting: Vec<&IndexFile> = pool
+                .iter()
+                .filter(|f| !f.filename.ends_with(".whl") && self.python_admits(f))
+                .collect();
+            // The archive to build: one that can be unpacked, `.tar.gz` first.
+            let rank = |f: &&&IndexFile| match crate::build::ArchiveKind::of(&f.filename) {
+                Some(crate::build::ArchiveKind::TarGz) => 0,
+                Some(_) => 1,
+                None => 2,
+            };
+            match fitting.iter().min_by_key(rank) {
+                None => Status::Skipped,
+                Some(file) => Status::NeedsBuild {
+                    sdists: fitting.iter().map(|f| f.filename.clone()).collect(),
+                    file: Box::new((**file).clone()),
+                },
             }
         })
     }

@@ -159,6 +159,7 @@ fn run(s: &Scenario, prefetch_threads: usize) -> String {
         prerelease: s.prerelease,
         prefetch_threads,
         build_sdists: false,
+        binary: BinaryPolicy::default(),
     };
     render(resolve(&manifest, target, &options, &source(s.index)))
 }

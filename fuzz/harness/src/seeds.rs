@@ -57,6 +57,7 @@ pub(crate) fn sample_lock() -> Lock {
             sha256: [7; 32],
             size: Some(1234),
         },
+        sdist: None,
         store_hash: None,
         dependencies: deps.iter().map(|d| d.to_string()).collect(),
     };

@@ -182,7 +182,7 @@ pub(crate) fn ensure_lock(
 }
 
 /// What building sdists cost, when anything was built or found built.
-fn report_builds(stats: &BuildStats, printer: &Printer) {
+pub(crate) fn report_builds(stats: &BuildStats, printer: &Printer) {
     if stats.built > 0 {
         printer.info(format_args!(
             "Built {}",

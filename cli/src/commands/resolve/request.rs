@@ -10,7 +10,7 @@ use dx_py_core::dpl::Lock;
 use dx_py_core::install::ResolveRequest;
 use dx_py_core::project::{DevGroup, ExtrasSelection, GroupsSelection};
 use dx_py_core::requirements::{Overrides, Requirements};
-use dx_py_core::resolve::{PrereleaseMode, Upgrade};
+use dx_py_core::resolve::{BinaryPolicy, PrereleaseMode, Upgrade};
 use pep508_rs::PackageName;
 
 use super::Inputs;
@@ -44,6 +44,7 @@ pub(super) fn request(inputs: &Inputs<'_>, args: &ResolveArgs) -> Result<Resolve
         },
         no_build: args.no_build,
         config_settings: config_settings(args),
+        binary: BinaryPolicy::new(&args.no_binary, &args.only_binary)?,
         ..ResolveRequest::default()
     };
     match inputs {
@@ -110,8 +111,8 @@ pub(super) fn config_settings(args: &ResolveArgs) -> ConfigSettings {
     settings
 }
 
-/// How sdists are built for `args`; the timeout of one backend hook comes from
-/// `DX_PY_BUILD_TIMEOUT` (seconds) when set.
+/// How sdists are built for `args`; the timeout of one backend hook is `--build-timeout`,
+/// else `DX_PY_BUILD_TIMEOUT` (seconds) when set.
 pub(crate) fn build_options(args: &ResolveArgs) -> Result<BuildOptions> {
     let mut options = BuildOptions {
         isolation: if args.no_build_isolation {
@@ -126,6 +127,9 @@ pub(crate) fn build_options(args: &ResolveArgs) -> Result<BuildOptions> {
         let seconds: u64 = text.trim().parse().with_context(|| {
             format!("Invalid `DX_PY_BUILD_TIMEOUT={text}`: expected a number of seconds")
         })?;
+        options.timeout = std::time::Duration::from_secs(seconds);
+    }
+    if let Some(seconds) = args.build_timeout {
         options.timeout = std::time::Duration::from_secs(seconds);
     }
     Ok(options)

@@ -125,6 +125,7 @@ struct RawPackage {
     requires_python: Option<Field<String>>,
     index: Option<Field<String>>,
     dependencies: Option<Field<Vec<RawDependency>>>,
+    sdist: Option<Field<RawWheel>>,
     wheels: Option<Field<Vec<RawWheel>>>,
     tool: Option<Field<Tool<RawPackageTool>>>,
 }
@@ -159,6 +160,7 @@ struct RawPackageTool {
     store_hash: Option<Field<String>>,
     extras: Option<Field<Vec<String>>>,
     selected_extras: Option<Field<Vec<String>>>,
+    built_wheel: Option<Field<String>>,
 }
 
 /// A `[[packages]]` entry as read, before selection.
@@ -225,6 +227,7 @@ impl RawLock {
                 requires_python: raw.requires_python,
                 index: raw.index,
                 dependencies: raw.dependencies,
+                sdist: raw.sdist,
                 wheels: raw.wheels,
                 tool: raw.tool,
             };
@@ -285,6 +288,7 @@ struct PackageParts {
     requires_python: Option<Field<String>>,
     index: Option<Field<String>>,
     dependencies: Option<Field<Vec<RawDependency>>>,
+    sdist: Option<Field<RawWheel>>,
     wheels: Option<Field<Vec<RawWheel>>>,
     tool: Option<Field<Tool<RawPackageTool>>>,
 }
@@ -299,6 +303,7 @@ impl PackageParts {
             requires_python,
             index,
             dependencies,
+            sdist: raw_sdist,
             wheels: raw_wheels,
             tool,
         } = self;
@@ -318,18 +323,28 @@ impl PackageParts {
             let w_at = format!("{at}.wheels[{j}]");
             wheels.push(check_wheel(w, &w_at, &name)?);
         }
-        let chosen = match wheels.len() {
-            0 => return Err(PylockError::NoWheel(name.clone())),
-            1 => 0,
-            count => selector
-                .choose_wheel(&name, &wheels)
-                .filter(|&i| i < count)
-                .ok_or(PylockError::AmbiguousWheel {
-                    package: name.clone(),
-                    count,
-                })?,
+        let sdist = match opt(raw_sdist, at, "sdist", "a table")? {
+            // Read only when there is no wheel to install: then the package is built.
+            Some(raw) if wheels.is_empty() => {
+                Some(check_wheel(raw, &format!("{at}.sdist"), &name)?)
+            }
+            _ => None,
         };
-        let wheel = wheels.swap_remove(chosen);
+        let chosen = match (wheels.len(), &sdist) {
+            (0, Some(_)) => None,
+            (0, None) => return Err(PylockError::NoWheel(name.clone())),
+            (1, _) => Some(0),
+            (count, _) => Some(
+                selector
+                    .choose_wheel(&name, &wheels)
+                    .filter(|&i| i < count)
+                    .ok_or(PylockError::AmbiguousWheel {
+                        package: name.clone(),
+                        count,
+                    })?,
+            ),
+        };
+        let mut built_wheel = None;
 
         let mut store_hash = None;
         let mut extras = Vec::new();
@@ -352,7 +367,25 @@ impl PackageParts {
                     })?;
                 extras_bitmap |= 1 << bit;
             }
+            built_wheel = opt_str(ours.built_wheel, &ours_at, "built-wheel")?;
         }
+        let wheel = match &sdist {
+            Some(sdist) => LockedWheel {
+                // Another tool's lock does not name the wheel its sdist builds: a name that
+                // stands for it until the build names the real one.
+                filename: built_wheel.unwrap_or_else(|| {
+                    format!(
+                        "{}-{version}-py3-none-any.whl",
+                        normalize_name(&name).replace('-', "_")
+                    )
+                }),
+                url: None,
+                path: None,
+                sha256: sdist.sha256,
+                size: None,
+            },
+            None => wheels.swap_remove(chosen.unwrap_or_default()),
+        };
 
         Ok(Candidate {
             normalized: normalize_name(&name),
@@ -365,6 +398,7 @@ impl PackageParts {
                 extras,
                 extras_bitmap,
                 wheel,
+                sdist,
                 store_hash,
                 dependencies: Vec::new(),
             },

@@ -11,6 +11,7 @@
 //! store-hash = "<blake3 hex>"    # the .dxpkg in the store, once known
 //! extras = ["socks", "use-chardet-on-py3"]   # the package's extras table (bit order)
 //! selected-extras = ["socks"]    # the extras selected in this lock
+//! built-wheel = "x-1.0-py3-none-any.whl"  # a package locked as its `sdist`: the wheel it built
 //!
 //! [tool.dx-py]                   # per lock
 //! environment = "cp311-linux_x86_64"
@@ -58,9 +59,9 @@ pub enum PylockError {
     /// A lock-version this reader does not understand.
     #[error("Unsupported pylock.toml lock-version `{0}`: expected 1.x")]
     UnsupportedLockVersion(String),
-    /// A package with no wheel (sdist, VCS, directory or archive only).
+    /// A package with neither a wheel nor an sdist (VCS, directory or archive only).
     #[error(
-        "Package `{0}` has no wheel; dx-py installs wheels only (sdist, VCS, directory and archive sources are not supported)"
+        "Package `{0}` has neither a wheel nor an sdist; dx-py installs wheels and builds sdists (VCS, directory and archive sources are not supported)"
     )]
     NoWheel(String),
     /// Several wheels and nothing to choose between them.

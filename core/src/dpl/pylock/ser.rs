@@ -99,6 +99,9 @@ pub(super) struct PackageToolOut<'a> {
     /// Written whenever the bitmap is not zero (then it lists the selected extras).
     #[serde(skip_serializing_if = "Option::is_none")]
     selected_extras: Option<Vec<&'a str>>,
+    /// For a package built from its sdist: the file name of the wheel built when locking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    built_wheel: Option<&'a str>,
 }
 
 impl<'a> WheelOut<'a> {
@@ -123,9 +126,12 @@ impl<'a> PackageOut<'a> {
             store_hash: p.store_hash.as_ref().map(|h| h.to_hex()),
             extras: p.extras.iter().map(String::as_str).collect(),
             selected_extras: (p.extras_bitmap != 0).then(|| p.selected_extras().collect()),
+            built_wheel: p.sdist.as_ref().map(|_| w.filename.as_str()),
         };
-        let has_ours =
-            ours.store_hash.is_some() || !ours.extras.is_empty() || ours.selected_extras.is_some();
+        let has_ours = ours.store_hash.is_some()
+            || !ours.extras.is_empty()
+            || ours.selected_extras.is_some()
+            || ours.built_wheel.is_some();
         Self {
             name: &p.name,
             version: &p.version,
@@ -135,8 +141,13 @@ impl<'a> PackageOut<'a> {
             dependencies: (p.dependencies.iter())
                 .map(|name| DependencyOut { name })
                 .collect(),
-            sdist: None,
-            wheels: vec![WheelOut::of(w)],
+            // PEP 751: a package installed from its sdist lists no wheel (the one it builds
+            // is named in the tool table).
+            sdist: p.sdist.as_ref().map(WheelOut::of),
+            wheels: match p.sdist {
+                Some(_) => Vec::new(),
+                None => vec![WheelOut::of(w)],
+            },
             tool: has_ours.then_some(Tool { dx_py: ours }),
         }
     }

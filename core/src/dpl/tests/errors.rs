@@ -277,3 +277,137 @@ fn error_messages_name_the_problem() {
         "Corrupt DPL entry 3: the name is not UTF-8"
     );
 }
+
+/// `idna` of the sample, locked as its sdist instead of a wheel.
+fn with_sdist() -> Lock {
+    let mut lock = sample();
+    let p = lock.packages.iter_mut().find(|p| p.name == "idna").unwrap();
+    p.sdist = Some(LockedWheel {
+        filename: "idna-3.7.tar.gz".into(),
+        url: Some("http://127.0.0.1:3141/files/idna-3.7.tar.gz".into()),
+        path: None,
+        sha256: p.wheel.sha256,
+        size: Some(61_000),
+    });
+    p.wheel.url = None;
+    p.wheel.path = None;
+    p.wheel.size = None;
+    lock
+}
+
+#[test]
+fn an_sdist_entry_reads_back_as_the_sdist() {
+    let lock = with_sdist();
+    let bytes = build(&lock);
+    let r = DplReader::from_bytes(&bytes[..]).unwrap();
+    r.verify().unwrap();
+    let e = r.get("idna").unwrap().unwrap();
+    let sdist = e.sdist().unwrap();
+    assert_eq!(sdist.filename, "idna-3.7.tar.gz");
+    assert_eq!(
+        sdist.url,
+        Some("http://127.0.0.1:3141/files/idna-3.7.tar.gz")
+    );
+    assert_eq!(sdist.size, Some(61_000));
+    // The wheel keeps its name and the sdist's sha256, nothing else.
+    let wheel = e.wheel();
+    assert_eq!(wheel.filename, "idna-3.7-py3-none-any.whl");
+    assert_eq!((wheel.url, wheel.path, wheel.size), (None, None, None));
+    assert_eq!(wheel.sha256, sdist.sha256);
+    assert!(r.get("certifi").unwrap().unwrap().sdist().is_none());
+    assert_eq!(r.to_lock().unwrap(), canonical(&lock));
+    // pylock.toml names the sdist (no wheel, no cache path) and reads back the same.
+    let text = lock.to_pylock_string();
+    assert!(
+        text.contains("sdist = { name = \"idna-3.7.tar.gz\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("built-wheel = \"idna-3.7-py3-none-any.whl\""),
+        "{text}"
+    );
+    assert_eq!(
+        canonical(&Lock::from_pylock_str(&text).unwrap()),
+        canonical(&lock)
+    );
+}
+
+#[test]
+fn a_pylock_sdist_without_our_table_builds_under_a_stand_in_name() {
+    let text = "lock-version = '1.0'\n[[packages]]\nname = 'Some.Pkg'\nversion = '1.0'\n\
+        sdist = { url = 'http://127.0.0.1:1/some.pkg-1.0.tar.gz', hashes = { sha256 = '"
+        .to_owned()
+        + &"ab".repeat(32)
+        + "' } }\n";
+    let lock = Lock::from_pylock_str(&text).unwrap();
+    let p = &lock.packages[0];
+    assert_eq!(p.wheel.filename, "some_pkg-1.0-py3-none-any.whl");
+    let sdist = p.sdist.as_ref().unwrap();
+    assert_eq!(sdist.filename, "some.pkg-1.0.tar.gz");
+    assert_eq!(p.wheel.sha256, sdist.sha256);
+    build(&lock);
+}
+
+#[test]
+fn builder_refuses_bad_sdist_entries() {
+    let with = |f: &dyn Fn(&mut LockedPackage)| {
+        let mut lock = with_sdist();
+        let p = lock.packages.iter_mut().find(|p| p.name == "idna").unwrap();
+        f(p);
+        match DplBuilder::from_lock(&lock).to_bytes().unwrap_err() {
+            DplBuildError::InvalidSdist {
+                package, reason, ..
+            } => {
+                assert_eq!(package, "idna");
+                reason
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let sdist = |p: &mut LockedPackage| p.sdist.as_mut().unwrap().clone();
+    assert_eq!(
+        with(&|p| p.sdist.as_mut().unwrap().url = None),
+        "it has neither a URL nor a path"
+    );
+    assert_eq!(
+        with(&|p| p.sdist.as_mut().unwrap().filename = "other.tar.gz".into()),
+        "its URL or path does not end in its file name"
+    );
+    assert_eq!(
+        with(&|p| p.wheel.url = sdist(p).url),
+        "the wheel built from it has a URL, path or size of its own"
+    );
+    assert_eq!(
+        with(&|p| p.wheel.sha256 = [9; 32]),
+        "the wheel built from it does not carry its sha256"
+    );
+    assert_eq!(
+        with(&|p| p.sdist.as_mut().unwrap().size = Some(u64::MAX)),
+        "its size does not fit a TOML integer"
+    );
+}
+
+#[test]
+fn a_forged_sdist_entry_without_a_location_is_refused() {
+    let mut lock = with_sdist();
+    let p = lock.packages.iter_mut().find(|p| p.name == "idna").unwrap();
+    // Valid so far; then the URL flag is cleared by hand, as a forger could.
+    p.sdist.as_mut().unwrap().url = Some("http://127.0.0.1:3141/x/idna-3.7.tar.gz".into());
+    let mut b = build(&lock);
+    let entries = u64_at(&b, H_ENTRIES_OFF).unwrap() as usize;
+    let r = DplReader::from_bytes(&b[..]).unwrap();
+    let idna = r.get("idna").unwrap().unwrap().index() as usize;
+    let rec = entries + idna * ENTRY_LEN;
+    let flags = u32_at(&b, rec + E_FLAGS).unwrap();
+    put_u32(&mut b, rec + E_FLAGS, flags & !F_URL);
+    put_u32(&mut b, rec + E_LENS + 4 * S_URL, 0);
+    reseal(&mut b);
+    let r = DplReader::from_bytes(&b[..]).unwrap();
+    assert!(matches!(
+        r.entry(idna).unwrap_err(),
+        DplError::BadEntry {
+            what: "an sdist entry has no URL or path naming a file",
+            ..
+        }
+    ));
+}

@@ -52,6 +52,7 @@ fn package(name: &str, version: &str, deps: &[&str]) -> LockedPackage {
         extras: Vec::new(),
         extras_bitmap: 0,
         wheel: wheel(name, version),
+        sdist: None,
         store_hash: None,
         dependencies: deps.iter().map(|d| d.to_string()).collect(),
     }

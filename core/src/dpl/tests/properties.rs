@@ -104,14 +104,41 @@ fn arb_package(normalized: String) -> impl Strategy<Value = LockedPackage> {
                 } else {
                     (1u64 << extras.len()) - 1
                 };
-                LockedPackage {
-                    wheel: LockedWheel {
+                let wheel = LockedWheel {
+                    filename: format!("{escaped}-{version}-py3-none-any.whl"),
+                    url,
+                    path,
+                    sha256,
+                    size,
+                };
+                // Half the packages are locked as sdists: the same location, size and
+                // sha256, ending in the sdist's name, and a wheel with none of its own.
+                let (wheel, sdist) = if seed >> 63 == 1 {
+                    let filename = format!("{escaped}-{version}.tar.gz");
+                    let under = |dir: String| format!("{dir}/{filename}");
+                    let sdist = LockedWheel {
+                        url: wheel.url.map(under),
+                        path: Some(wheel.path.map_or_else(|| filename.clone(), under)),
+                        filename,
+                        ..wheel
+                    };
+                    let built = LockedWheel {
+                        url: None,
+                        path: None,
+                        size: None,
+                        ..sdist.clone()
+                    };
+                    let built = LockedWheel {
                         filename: format!("{escaped}-{version}-py3-none-any.whl"),
-                        url,
-                        path,
-                        sha256,
-                        size,
-                    },
+                        ..built
+                    };
+                    (built, Some(sdist))
+                } else {
+                    (wheel, None)
+                };
+                LockedPackage {
+                    wheel,
+                    sdist,
                     name,
                     version,
                     marker,

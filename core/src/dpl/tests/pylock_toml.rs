@@ -134,8 +134,14 @@ fn pylock_errors_are_typed() {
     ));
     let one = |pkg: &str| format!("lock-version = '1.0'\n[[packages]]\n{pkg}");
     assert!(matches!(
-        err(&one("name = 'a'\nversion = '1'\n[packages.sdist]\nname = 'a-1.tar.gz'")),
+        err(&one("name = 'a'\nversion = '1'")),
         PylockError::NoWheel(n) if n == "a"
+    ));
+    assert!(matches!(
+        err(&one(
+            "name = 'a'\nversion = '1'\n[packages.sdist]\nname = 'a-1.tar.gz'"
+        )),
+        PylockError::Missing { key: "hashes", .. }
     ));
     assert!(matches!(
         err(&one("name = 'a'")),
@@ -266,23 +272,31 @@ pub(super) fn hand_built_pylock(lock: &Lock) -> String {
             }
             t["dependencies"] = toml_edit::value(deps);
         }
-        let w = &p.wheel;
-        let mut wt = Table::new();
-        wt["name"] = toml_edit::value(w.filename.as_str());
-        for (key, v) in [("url", &w.url), ("path", &w.path)] {
-            if let Some(v) = v {
-                wt[key] = toml_edit::value(v.as_str());
+        let file = |w: &LockedWheel| {
+            let mut wt = InlineTable::new();
+            wt.insert("name", w.filename.as_str().into());
+            for (key, v) in [("url", &w.url), ("path", &w.path)] {
+                if let Some(v) = v {
+                    wt.insert(key, v.as_str().into());
+                }
+            }
+            if let Some(size) = w.size {
+                wt.insert("size", i64::try_from(size).unwrap_or(i64::MAX).into());
+            }
+            let mut hashes = InlineTable::new();
+            hashes.insert("sha256", w.sha256_hex().into());
+            wt.insert("hashes", hashes.into());
+            wt
+        };
+        match &p.sdist {
+            // An sdist is written inline; no wheel is listed.
+            Some(sdist) => t["sdist"] = toml_edit::value(file(sdist)),
+            None => {
+                let mut wheels = ArrayOfTables::new();
+                wheels.push(file(&p.wheel).into_table());
+                t["wheels"] = Item::ArrayOfTables(wheels);
             }
         }
-        if let Some(size) = w.size {
-            wt["size"] = toml_edit::value(i64::try_from(size).unwrap_or(i64::MAX));
-        }
-        let mut hashes = InlineTable::new();
-        hashes.insert("sha256", w.sha256_hex().into());
-        wt["hashes"] = toml_edit::value(hashes);
-        let mut wheels = ArrayOfTables::new();
-        wheels.push(wt);
-        t["wheels"] = Item::ArrayOfTables(wheels);
         let mut ours = Table::new();
         if let Some(h) = &p.store_hash {
             ours["store-hash"] = toml_edit::value(h.to_hex());
@@ -292,6 +306,9 @@ pub(super) fn hand_built_pylock(lock: &Lock) -> String {
         }
         if p.extras_bitmap != 0 {
             ours["selected-extras"] = toml_edit::value(p.selected_extras().collect::<Array>());
+        }
+        if p.sdist.is_some() {
+            ours["built-wheel"] = toml_edit::value(p.wheel.filename.as_str());
         }
         if !ours.is_empty() {
             let mut tool = Table::new();

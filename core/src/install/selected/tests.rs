@@ -370,5 +370,8 @@ fn local_wheels_are_named_from_the_locks_directory() {
     assert_eq!(entry.path.as_deref(), Some(want.to_str().unwrap()));
     // The same lock bytes elsewhere: another selection, naming its own directory.
     let (other, _, _) = both(&lock);
-    assert_ne!(selected_lock(other.path(), &linux, cache.path()).unwrap(), kept);
+    assert_ne!(
+        selected_lock(other.path(), &linux, cache.path()).unwrap(),
+        kept
+    );
 }
