@@ -62,7 +62,7 @@ pub enum SelectionError {
     },
     /// Two entries of one package hold for the interpreter.
     #[error(
-        "`{}` gives this interpreter ({environment}) two versions of `{package}`, {first} and {second}: their markers overlap; re-create the lock with `dx-py lock`",
+        "`{}` gives this interpreter ({environment}) two versions of `{package}`, {versions}: their markers overlap; re-create the lock with `dx-py lock`",
         path.display()
     )]
     Overlapping {
@@ -70,10 +70,8 @@ pub enum SelectionError {
         path: PathBuf,
         /// The package.
         package: String,
-        /// One version.
-        first: String,
-        /// The other.
-        second: String,
+        /// The two versions, `A and B` (one string: the error stays small).
+        versions: String,
         /// The interpreter's tag.
         environment: String,
     },
@@ -258,8 +256,7 @@ pub fn select_for<B: AsRef<[u8]>>(
             return Err(SelectionError::Overlapping {
                 path: path.to_path_buf(),
                 package: entry.name().to_owned(),
-                first: last.version.clone(),
-                second: entry.version().to_owned(),
+                versions: format!("{} and {}", last.version, entry.version()),
                 environment: tag,
             });
         }
