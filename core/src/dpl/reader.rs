@@ -387,6 +387,19 @@ pub struct DplReader<B> {
     verified: OnceLock<Box<[AtomicU64]>>,
 }
 
+/// `Ok` when a header field holds the value the layout implies, else `BadHeader` naming it.
+pub(crate) fn expect_header(what: &'static str, expected: u64, got: u64) -> Result<(), DplError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(DplError::BadHeader {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
 fn header_u32(b: &[u8], at: usize) -> u32 {
     u32_at(b, at).unwrap_or_default()
 }
@@ -495,17 +508,7 @@ impl<B: AsRef<[u8]>> DplReader<B> {
         if flags != 0 {
             return Err(DplError::UnknownFeatures(flags));
         }
-        let expect = |what, expected: u64, got: u64| {
-            if expected == got {
-                Ok(())
-            } else {
-                Err(DplError::BadHeader {
-                    what,
-                    expected,
-                    got,
-                })
-            }
-        };
+        let expect = expect_header;
         expect(
             "header length",
             HEADER_LEN as u64,

@@ -130,7 +130,7 @@ pub enum InstallError {
     Dpl(#[from] crate::dpl::DplFileError),
     /// A universal lock gives no lock for the interpreter.
     #[error(transparent)]
-    Selection(#[from] super::selected::SelectionError),
+    Selection(Box<super::selected::SelectionError>),
     /// A lock entry could not be read.
     #[error("Corrupt lock entry")]
     DplEntry(#[from] crate::dpl::DplError),
@@ -161,4 +161,10 @@ pub enum InstallError {
     /// Another I/O failure.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl From<super::selected::SelectionError> for InstallError {
+    fn from(e: super::selected::SelectionError) -> Self {
+        Self::Selection(Box::new(e))
+    }
 }

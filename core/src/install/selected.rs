@@ -12,6 +12,7 @@
 //! choice: marker values and what its wheel tags are made of. Choosing evaluates each distinct
 //! marker of the lock once, checks `requires-python`, and ranks each chosen entry's wheels by the
 //! interpreter's tag priority: work linear in the lock's size, with no index and no solver.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -63,7 +64,7 @@ pub enum SelectionError {
     },
     /// Two entries of one package hold for the interpreter.
     #[error(
-        "`{}` gives this interpreter ({environment}) two versions of `{package}`, {first} and {second}: their markers overlap; re-create the lock with `dx-py lock`",
+        "`{}` gives this interpreter ({environment}) two versions of `{package}`, {versions}: their markers overlap; re-create the lock with `dx-py lock`",
         path.display()
     )]
     Overlapping {
@@ -71,10 +72,8 @@ pub enum SelectionError {
         path: PathBuf,
         /// The package.
         package: String,
-        /// One version.
-        first: String,
-        /// The other.
-        second: String,
+        /// The two versions, `A and B` (one string: the error stays small).
+        versions: String,
         /// The interpreter's tag.
         environment: String,
     },
@@ -210,6 +209,28 @@ pub fn selection_key(lock_key: &ContentHash, interp: &Interpreter) -> ContentHas
     ContentHash::of(decides.to_string().as_bytes())
 }
 
+/// The interpreter's priority for each wheel's tags, worked out once per distinct tag triple: a
+/// universal lock repeats a few dozen triples over thousands of wheels.
+struct TagRanks<'a, 'i> {
+    interp: &'i Interpreter,
+    known: HashMap<&'a str, Option<usize>>,
+}
+
+impl<'a> TagRanks<'a, '_> {
+    /// The priority of the wheel `filename` (lower is better), `None` when it does not fit.
+    fn of(&mut self, filename: &'a str) -> Option<usize> {
+        // `{name}-{version}[-{build}]-{python}-{abi}-{platform}.whl`: the last three parts alone
+        // decide the tags.
+        let stem = filename.strip_suffix(".whl")?;
+        let cut = stem.rmatch_indices('-').nth(2)?.0;
+        let interp = self.interp;
+        *self.known.entry(&stem[cut + 1..]).or_insert_with(|| {
+            let parsed = WheelFilename::parse(filename).ok()?;
+            interp.tag_priority(&parsed.tags)
+        })
+    }
+}
+
 /// True unless `requires` (a `requires-python`) and `version` both parse and the version is
 /// outside: a lock whose `requires-python` this build cannot read is not refused for it.
 pub(crate) fn admits(requires: &str, version: &str) -> bool {
@@ -261,6 +282,10 @@ pub fn select_for<B: AsRef<[u8]>>(
         })?;
         holds.push(tree.evaluate(&env, &[]));
     }
+    let mut ranks = TagRanks {
+        interp,
+        known: HashMap::new(),
+    };
     let mut chosen: Vec<Option<usize>> = vec![None; reader.len()];
     let mut packages: Vec<LockedPackage> = Vec::new();
     for entry in reader.entries() {
@@ -275,18 +300,14 @@ pub fn select_for<B: AsRef<[u8]>>(
             return Err(SelectionError::Overlapping {
                 path: path.to_path_buf(),
                 package: entry.name().to_owned(),
-                first: last.version.clone(),
-                second: entry.version().to_owned(),
+                versions: format!("{} and {}", last.version, entry.version()),
                 environment: tag,
             });
         }
         let best = entry
             .wheels()
             .enumerate()
-            .filter_map(|(i, w)| {
-                let parsed = WheelFilename::parse(w.filename).ok()?;
-                Some((interp.tag_priority(&parsed.tags)?, i))
-            })
+            .filter_map(|(i, w)| Some((ranks.of(w.filename)?, i)))
             .min()
             .and_then(|(_, i)| entry.wheels().nth(i));
         // A version with no wheel at all is built from its sdist at install time, as a

@@ -219,17 +219,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
                 len,
             });
         }
-        let expect = |what, expected: u64, got: u64| {
-            if expected == got {
-                Ok(())
-            } else {
-                Err(DplError::BadHeader {
-                    what,
-                    expected,
-                    got,
-                })
-            }
-        };
+        let expect = crate::dpl::reader::expect_header;
         expect(
             "header length",
             HEADER_LEN as u64,

@@ -338,7 +338,7 @@ fn unreadable_locks_are_errors_naming_the_file() {
     assert!(
         matches!(
             err,
-            InstallError::Selection(SelectionError::File(DplFileError::Invalid { .. }))
+            InstallError::Selection(ref e) if matches!(**e, SelectionError::File(DplFileError::Invalid { .. }))
         ),
         "{err:?}"
     );
