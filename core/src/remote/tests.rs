@@ -1,0 +1,232 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::dpl::{Lock, LockedPackage, LockedWheel};
+use crate::install::store_wheel_bytes;
+use crate::store::PackageStore;
+use crate::wheel::testing::WheelBuilder;
+
+/// A store holding the packages of `wheels`, and a lock of them.
+fn stored_lock(root: &std::path::Path, wheels: &[WheelBuilder]) -> (PackageStore, Lock) {
+    let store = PackageStore::open(root);
+    let mut packages = Vec::new();
+    for w in wheels {
+        let bytes = w.build();
+        let (hash, info) = store_wheel_bytes(&store, &w.filename(), &bytes).unwrap();
+        let sha = crate::hash::sha256_hex(&bytes);
+        store.record_wheel(&sha, &hash);
+        let mut sha256 = [0; 32];
+        data_encoding::HEXLOWER
+            .decode_mut(sha.as_bytes(), &mut sha256)
+            .unwrap();
+        packages.push(LockedPackage {
+            name: info.name,
+            version: info.version,
+            marker: None,
+            requires_python: None,
+            index_url: None,
+            extras: Vec::new(),
+            extras_bitmap: 0,
+            wheel: LockedWheel {
+                filename: w.filename(),
+                url: None,
+                path: None,
+                sha256,
+                size: Some(bytes.len() as u64),
+            },
+            store_hash: Some(hash),
+            dependencies: Vec::new(),
+        });
+    }
+    let lock = Lock {
+        meta: crate::dpl::LockMeta::default(),
+        packages,
+    };
+    (store, lock)
+}
+
+fn two_wheels() -> Vec<WheelBuilder> {
+    vec![
+        WheelBuilder::new("alpha", "1.0").file("alpha/__init__.py", b"A = 1\n"),
+        WheelBuilder::new("beta", "2.0").file("beta/__init__.py", &[b'b'; 100_000]),
+    ]
+}
+
+fn tier(dir: &std::path::Path) -> Arc<RemoteTier> {
+    Arc::new(RemoteTier::open(dir.to_str().unwrap(), &ClientOptions::default()).unwrap())
+}
+
+#[test]
+fn push_then_fetch_brings_every_package_into_an_empty_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, lock) = stored_lock(&tmp.path().join("a"), &two_wheels());
+    let remote = tier(&tmp.path().join("remote"));
+    let report = push_lock(&store, &lock, &remote).unwrap();
+    assert_eq!((report.objects, report.skipped, report.records), (2, 0, 2));
+    // Pushed again: everything is there already.
+    let again = push_lock(&store, &lock, &remote).unwrap();
+    assert_eq!((again.objects, again.skipped, again.records), (0, 2, 0));
+
+    let fresh = PackageStore::open(tmp.path().join("b")).with_remote(remote.clone());
+    let mut packages = lock.packages.clone();
+    for p in &mut packages {
+        p.store_hash = None;
+    }
+    let rest = fetch_missing(&fresh, &mut packages, vec![0, 1], None).unwrap();
+    assert!(rest.is_empty());
+    for (p, q) in packages.iter().zip(&lock.packages) {
+        assert_eq!(p.store_hash, q.store_hash);
+        let hash = p.store_hash.unwrap();
+        assert!(fresh.verify(&hash).unwrap());
+        // Recorded locally: the next lock of this wheel finds it without the remote.
+        assert_eq!(
+            fresh.wheel_object(&p.wheel.sha256_hex(), &p.wheel.filename),
+            Some(hash)
+        );
+    }
+    assert_eq!(remote.stats().objects, 2);
+}
+
+#[test]
+fn a_package_the_remote_lacks_is_left_for_the_ordinary_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, lock) = stored_lock(&tmp.path().join("a"), &two_wheels());
+    let remote = tier(&tmp.path().join("empty"));
+    let fresh = PackageStore::open(tmp.path().join("b")).with_remote(remote.clone());
+    let mut packages = lock.packages.clone();
+    let rest = fetch_missing(&fresh, &mut packages, vec![0, 1], None).unwrap();
+    assert_eq!(rest, vec![0, 1]);
+    assert_eq!(remote.stats().missing.len(), 2);
+}
+
+#[test]
+fn a_corrupt_object_is_refused_and_never_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, lock) = stored_lock(&tmp.path().join("a"), &two_wheels());
+    let remote_dir = tmp.path().join("remote");
+    let remote = tier(&remote_dir);
+    push_lock(&store, &lock, &remote).unwrap();
+    let hash = lock.packages[1].store_hash.unwrap();
+    let object = remote_dir.join(object_key(&hash));
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[5000] ^= 1;
+    std::fs::set_permissions(&object, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&object, &bytes).unwrap();
+
+    let fresh = PackageStore::open(tmp.path().join("b")).with_remote(tier(&remote_dir));
+    let err = fresh
+        .remote()
+        .unwrap()
+        .fetch_object(&fresh, &hash)
+        .unwrap_err();
+    let RemoteError::Corrupt { hash: h, url, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*h, hash);
+    assert!(url.ends_with(&object_key(&hash)), "{url}");
+    assert!(!fresh.contains(&hash));
+    // Through an install's fetch step: the error names the object, nothing is stored.
+    let mut packages = lock.packages.clone();
+    let err = fetch_missing(&fresh, &mut packages, vec![1], None).unwrap_err();
+    assert!(err.to_string().contains(&hash.to_hex()), "{err}");
+    assert!(!fresh.contains(&hash));
+}
+
+#[test]
+fn a_record_naming_another_package_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, lock) = stored_lock(&tmp.path().join("a"), &two_wheels());
+    let remote_dir = tmp.path().join("remote");
+    let remote = tier(&remote_dir);
+    push_lock(&store, &lock, &remote).unwrap();
+    // alpha's record names beta's object.
+    let record = remote_dir.join(wheel_key(&lock.packages[0].wheel.sha256_hex()));
+    std::fs::remove_file(&record).unwrap();
+    std::fs::write(&record, lock.packages[1].store_hash.unwrap().to_hex()).unwrap();
+    let fresh = PackageStore::open(tmp.path().join("b")).with_remote(tier(&remote_dir));
+    let mut packages = lock.packages.clone();
+    let rest = fetch_missing(&fresh, &mut packages, vec![0], None).unwrap();
+    assert_eq!(rest, vec![0]);
+}
+
+#[test]
+fn a_damaged_record_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, lock) = stored_lock(&tmp.path().join("a"), &two_wheels());
+    let remote_dir = tmp.path().join("remote");
+    push_lock(&store, &lock, &tier(&remote_dir)).unwrap();
+    let key = wheel_key(&lock.packages[0].wheel.sha256_hex());
+    std::fs::remove_file(remote_dir.join(&key)).unwrap();
+    std::fs::write(remote_dir.join(&key), "not a hash").unwrap();
+    let fresh = PackageStore::open(tmp.path().join("b"));
+    let err = tier(&remote_dir)
+        .fetch_for_wheel(&fresh, &lock.packages[0].wheel.sha256_hex(), "x")
+        .unwrap_err();
+    assert!(
+        matches!(&err, RemoteError::BadRecord { url } if url.ends_with(&key)),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_askers_fetch_an_object_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, lock) = stored_lock(&tmp.path().join("a"), &two_wheels());
+    let remote_dir = tmp.path().join("remote");
+    push_lock(&store, &lock, &tier(&remote_dir)).unwrap();
+    let remote = tier(&remote_dir);
+    let fresh = PackageStore::open(tmp.path().join("b"));
+    let hash = lock.packages[1].store_hash.unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert!(remote.fetch_object(&fresh, &hash).unwrap()));
+        }
+    });
+    assert_eq!(remote.stats().objects, 1);
+}
+
+#[test]
+fn push_refuses_a_lock_the_store_lacks_and_http_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, lock) = stored_lock(&tmp.path().join("a"), &two_wheels());
+    let empty = PackageStore::open(tmp.path().join("empty"));
+    let err = push_lock(&empty, &lock, &tier(&tmp.path().join("r"))).unwrap_err();
+    assert!(
+        matches!(&err, RemoteError::NotStored { name, .. } if name == "alpha"),
+        "{err}"
+    );
+
+    let (store, lock) = stored_lock(&tmp.path().join("c"), &two_wheels());
+    let http = RemoteTier::open("http://127.0.0.1:9/store", &ClientOptions::default()).unwrap();
+    let err = push_lock(&store, &lock, &http).unwrap_err();
+    // A closed port: the existence check fails first, or the put is refused.
+    assert!(
+        matches!(err, RemoteError::ReadOnly { .. } | RemoteError::Http { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn urls_that_cannot_name_a_tier_are_refused() {
+    for bad in ["", "ftp://host/x", "s3://", "s3:///prefix", "http://"] {
+        let err = RemoteTier::open(bad, &ClientOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, RemoteError::InvalidUrl { .. }),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn keys_follow_the_store_fan_out_and_refuse_unsafe_tags() {
+    let hash = ContentHash::of(b"x");
+    let hex = hash.to_hex();
+    assert_eq!(
+        object_key(&hash),
+        format!("{}/{}/{hex}.dxpkg", &hex[..2], &hex[2..4])
+    );
+    assert!(is_safe_component("cpython-312"));
+    for bad in ["", ".", "..", "a/b", "a\\b"] {
+        assert!(!is_safe_component(bad), "{bad}");
+    }
+}
