@@ -114,7 +114,7 @@ pub(crate) fn install_dpl(
         compile_bytecode,
         sources,
     } = *target;
-    let store = settings.store();
+    let store = settings.store_with_remote()?;
     let dpl_path = dpl_path.to_path_buf();
     let dpl = DplReader::open(&dpl_path)?;
     // Both paths below read every entry (each checked on its first read); reading them here
@@ -193,6 +193,7 @@ pub(crate) fn install_dpl(
         }
         printer.timeline().mark("write lock");
     }
+    settings.report_remote(printer);
     print_report(printer, &report, venv, start);
     Ok(ExitCode::SUCCESS)
 }
