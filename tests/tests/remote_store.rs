@@ -66,7 +66,10 @@ fn wait_listening(child: &mut Child, port: u16, what: &str) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited at start: {status}");
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "{what} does not listen");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} does not listen"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -129,7 +132,11 @@ fn wheels(cx: &TestContext) -> PathBuf {
 
 /// Installs the wheels into a first cache (compiling bytecode), pushes the lock to `target`
 /// and returns the lock and the wheels (moved away, so no later install can read them).
-fn installed_and_pushed(cx: &TestContext, target: &str, env: &[(&str, &str)]) -> (PathBuf, Vec<PathBuf>) {
+fn installed_and_pushed(
+    cx: &TestContext,
+    target: &str,
+    env: &[(&str, &str)],
+) -> (PathBuf, Vec<PathBuf>) {
     let dir = wheels(cx);
     install_dir(cx, &dir, ".venv");
     let out = cx
@@ -149,6 +156,20 @@ fn installed_and_pushed(cx: &TestContext, target: &str, env: &[(&str, &str)]) ->
     (cx.project().join("dx-py.dpl"), wheels)
 }
 
+/// [`installed_and_pushed`] to a directory that nginx then serves: the lock, the wheels, the
+/// server and the directory; `None` when nginx is missing. `damage` changes the directory
+/// before the server starts.
+fn pushed_and_served(
+    cx: &TestContext,
+    damage: impl FnOnce(&Path, &[PathBuf]),
+) -> Option<(PathBuf, Vec<PathBuf>, Server)> {
+    let served = cx.temp.path().join("served");
+    let (lock, wheels) = installed_and_pushed(cx, served.to_str().unwrap(), &[]);
+    damage(&served, &wheels);
+    let server = nginx(&served, &cx.temp.path().join("nginx"))?;
+    Some((lock, wheels, server))
+}
+
 /// A second machine: a fresh cache, the lock copied into its project.
 fn fresh_machine(lock: &Path) -> TestContext {
     let cx = TestContext::new();
@@ -158,7 +179,15 @@ fn fresh_machine(lock: &Path) -> TestContext {
 
 fn install_remote(cx: &TestContext, url: &str, env: &[(&str, &str)]) -> Output {
     cx.dx_py()
-        .args(["install", "--lock", "dx-py.dpl", "--no-index", "-v", "--store-url", url])
+        .args([
+            "install",
+            "--lock",
+            "dx-py.dpl",
+            "--no-index",
+            "-v",
+            "--store-url",
+            url,
+        ])
         .envs(env.iter().copied())
         .output()
         .unwrap()
@@ -175,9 +204,7 @@ fn check_installed(cx: &TestContext, wheels: &[PathBuf]) {
 #[test]
 fn install_from_nginx_with_no_index_and_no_wheels() {
     let cx = TestContext::new();
-    let served = cx.temp.path().join("served");
-    let (lock, wheels) = installed_and_pushed(&cx, served.to_str().unwrap(), &[]);
-    let Some(server) = nginx(&served, &cx.temp.path().join("nginx")) else {
+    let Some((lock, wheels, server)) = pushed_and_served(&cx, |_, _| {}) else {
         return;
     };
     let machine = fresh_machine(&lock);
@@ -195,7 +222,14 @@ fn install_from_nginx_with_no_index_and_no_wheels() {
     // Again into another venv: everything is local now, the server is not asked.
     let again = machine
         .dx_py()
-        .args(["install", "--lock", "dx-py.dpl", "--no-index", "--venv", "other"])
+        .args([
+            "install",
+            "--lock",
+            "dx-py.dpl",
+            "--no-index",
+            "--venv",
+            "other",
+        ])
         .args(["--store-url", &server.url()])
         .output()
         .unwrap();
@@ -206,16 +240,17 @@ fn install_from_nginx_with_no_index_and_no_wheels() {
 #[test]
 fn a_corrupt_object_on_the_server_is_refused_and_never_stored() {
     let cx = TestContext::new();
-    let served = cx.temp.path().join("served");
-    let (lock, _) = installed_and_pushed(&cx, served.to_str().unwrap(), &[]);
-    // The largest object (beta's) gets one byte flipped on the server.
-    let object = largest_object(&served);
-    let mut bytes = std::fs::read(&object).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0xff;
-    std::fs::remove_file(&object).unwrap();
-    std::fs::write(&object, &bytes).unwrap();
-    let Some(server) = nginx(&served, &cx.temp.path().join("nginx")) else {
+    let mut object = PathBuf::new();
+    let flip = |served: &Path, _: &[PathBuf]| {
+        // The largest object (beta's) gets one byte flipped on the server.
+        object = largest_object(served);
+        let mut bytes = std::fs::read(&object).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0xff;
+        std::fs::remove_file(&object).unwrap();
+        std::fs::write(&object, &bytes).unwrap();
+    };
+    let Some((lock, _, server)) = pushed_and_served(&cx, flip) else {
         return;
     };
     let machine = fresh_machine(&lock);
@@ -225,7 +260,10 @@ fn a_corrupt_object_on_the_server_is_refused_and_never_stored() {
     let hex = name.trim_end_matches(".dxpkg");
     let text = printed(&out);
     assert!(text.contains(&format!("Object `{hex}`")), "{text}");
-    assert!(text.contains(&format!("{}/{name}", server.url())) || text.contains(name), "{text}");
+    assert!(
+        text.contains(&format!("{}/{name}", server.url())) || text.contains(name),
+        "{text}"
+    );
     assert!(text.contains("is corrupt"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
     let stored = machine
@@ -256,18 +294,15 @@ fn a_server_that_is_down_is_a_clear_error() {
 #[test]
 fn a_package_the_remote_lacks_comes_from_its_wheel() {
     let cx = TestContext::new();
-    let served = cx.temp.path().join("served");
-    let (lock, wheels) = installed_and_pushed(&cx, served.to_str().unwrap(), &[]);
-    // The server forgets alpha's wheel record.
-    let alpha = wheels
-        .iter()
-        .find(|w| w.file_name().unwrap().to_string_lossy().starts_with("alpha"))
-        .unwrap();
-    let sha = dx_py_core::hash::sha256_hex(&std::fs::read(alpha).unwrap());
-    std::fs::remove_file(served.join("wheels").join(&sha)).unwrap();
-    let Some(server) = nginx(&served, &cx.temp.path().join("nginx")) else {
+    let forget = |served: &Path, wheels: &[PathBuf]| {
+        // The server forgets alpha's wheel record.
+        let sha = dx_py_core::hash::sha256_hex(&std::fs::read(alpha_wheel(wheels)).unwrap());
+        std::fs::remove_file(served.join("wheels").join(&sha)).unwrap();
+    };
+    let Some((lock, wheels, server)) = pushed_and_served(&cx, forget) else {
         return;
     };
+    let alpha = alpha_wheel(&wheels);
     let machine = fresh_machine(&lock);
     let out = machine
         .dx_py()
@@ -277,7 +312,10 @@ fn a_package_the_remote_lacks_comes_from_its_wheel() {
         .output()
         .unwrap();
     assert_success(&out, "install with one package from its wheel");
-    assert_printed(&out, "Not in the remote store, taken from their wheels: alpha");
+    assert_printed(
+        &out,
+        "Not in the remote store, taken from their wheels: alpha",
+    );
     check_installed(&machine, &wheels);
 }
 
@@ -296,10 +334,66 @@ fn push_skips_what_is_there_and_refuses_http() {
         .unwrap();
     assert_printed(&again, "Pushed 0 objects (0 bytes) and 0 records");
     assert_printed(&again, "4 already there");
-    let http = cx.run_err(&["store", "push", "http://127.0.0.1:9/x", "--lock", "dx-py.dpl"], 1);
+    let http = cx.run_err(
+        &[
+            "store",
+            "push",
+            "http://127.0.0.1:9/x",
+            "--lock",
+            "dx-py.dpl",
+        ],
+        1,
+    );
     assert!(http.contains("http://127.0.0.1:9/x"), "{http}");
     let bad = cx.run_err(&["install", "--store-url", "ftp://x/y", "--no-index"], 1);
     assert!(bad.contains("Invalid store URL `ftp://x/y`"), "{bad}");
+}
+
+/// `mount` from the remote tier: every object the lock needs is fetched (verified) before
+/// mounting, then the mounted venv imports with no index and no wheels.
+#[cfg(target_os = "linux")]
+#[test]
+fn mount_from_nginx_with_no_index_and_no_wheels() {
+    if !dx_py_tests::can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let Some((lock, _, server)) = pushed_and_served(&cx, |_, _| {}) else {
+        return;
+    };
+    let machine = fresh_machine(&lock);
+    let venv = machine.project().join("mnt");
+    /// Unmounts when the test ends, also when it fails.
+    struct Unmount<'a>(&'a TestContext, PathBuf);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.dx_py().arg("unmount").arg(&self.1).output();
+            let _ = Command::new("umount").arg("-l").arg(&self.1).output();
+        }
+    }
+    let out = machine
+        .dx_py()
+        .args(["mount", "mnt", "--lock", "dx-py.dpl", "--no-index"])
+        .args(["--store-url", &server.url()])
+        .output()
+        .unwrap();
+    let _unmount = Unmount(&machine, venv.clone());
+    assert_success(&out, "mount from the remote store");
+    let got = venv_python(&venv, "import alpha, beta; print(alpha.VALUE, beta.NAME)");
+    assert_eq!(got.trim(), "42 beta");
+    for (path, n) in server.gets() {
+        assert_eq!(n, 1, "{path} was fetched {n} times");
+    }
+}
+
+fn alpha_wheel(wheels: &[PathBuf]) -> &Path {
+    let name = |w: &&PathBuf| {
+        w.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("alpha")
+    };
+    wheels.iter().find(name).unwrap()
 }
 
 fn largest_object(root: &Path) -> PathBuf {

@@ -44,7 +44,7 @@ impl RemoteTier {
                 source => RemoteError::Store {
                     hash: *hash,
                     url: url(),
-                    source,
+                    source: Box::new(source),
                 },
             })?;
         tracing::debug!("fetched {} ({} bytes)", url(), bytes.len());

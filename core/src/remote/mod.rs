@@ -111,7 +111,7 @@ pub enum RemoteError {
         url: String,
         /// Why.
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// A record file (`wheels/…`, `bytecode-v2/…`) does not hold an object's hex name.
     #[error("Record `{url}` in the remote store is damaged: expected an object's hex name")]
@@ -175,7 +175,7 @@ impl std::fmt::Debug for RemoteTier {
 
 /// Where a tier's files are, and how they are read and written.
 enum Backend {
-    Http(http::HttpTier),
+    Http(Box<http::HttpTier>),
     S3(s3::S3Tier),
     Dir(dir::DirTier),
 }
@@ -195,15 +195,15 @@ impl RemoteTier {
             reason: reason.to_string(),
         };
         let backend = match url.split_once("://") {
-            Some(("http" | "https", _)) => {
-                Backend::Http(http::HttpTier::open(url, options).map_err(|e| match e {
+            Some(("http" | "https", _)) => Backend::Http(Box::new(
+                http::HttpTier::open(url, options).map_err(|e| match e {
                     http::OpenError::Url(reason) => invalid(&reason),
                     http::OpenError::Client(source) => RemoteError::Http {
                         url: url.to_string(),
                         source: Box::new(source),
                     },
-                })?)
-            }
+                })?,
+            )),
             Some(("s3", rest)) => Backend::S3(s3::S3Tier::open(url, rest)?),
             Some(("file", _)) => {
                 let path = url::Url::parse(url)
@@ -259,10 +259,20 @@ impl RemoteTier {
         }
     }
 
-    /// True when the remote has `key`.
+    /// Refuses tiers that cannot be written (HTTP), before anything is read or sent.
+    fn check_writable(&self) -> Result<(), RemoteError> {
+        match &self.backend {
+            Backend::Http(_) => Err(RemoteError::ReadOnly {
+                url: self.url.clone(),
+            }),
+            Backend::S3(_) | Backend::Dir(_) => Ok(()),
+        }
+    }
+
+    /// True when the remote has `key` (a writable tier: see [`RemoteTier::check_writable`]).
     fn exists(&self, key: &str) -> Result<bool, RemoteError> {
         match &self.backend {
-            Backend::Http(t) => Ok(t.get(key, MAX_OBJECT)?.is_some()),
+            Backend::Http(_) => self.check_writable().map(|()| false),
             Backend::S3(t) => t.exists(key),
             Backend::Dir(t) => Ok(t.exists(key)),
         }
@@ -271,9 +281,7 @@ impl RemoteTier {
     /// Publishes `bytes` at `key` atomically; an existing file is kept.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), RemoteError> {
         match &self.backend {
-            Backend::Http(_) => Err(RemoteError::ReadOnly {
-                url: self.url.clone(),
-            }),
+            Backend::Http(_) => self.check_writable(),
             Backend::S3(t) => t.put(key, bytes),
             Backend::Dir(t) => t.put(key, bytes),
         }

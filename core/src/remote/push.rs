@@ -35,6 +35,7 @@ pub fn push_lock(
     lock: &Lock,
     target: &RemoteTier,
 ) -> Result<PushReport, RemoteError> {
+    target.check_writable()?;
     let tags = store_cache_tags(store);
     let mut objects = Vec::new();
     let mut records = Vec::new();
