@@ -23,6 +23,10 @@
 //! at a time ([`MappedPackage`], docs/formats/dxcv.md): the writer keeps the blake3 chaining
 //! values of each 16 KiB group in a sidecar, a reader checks them against the name once and
 //! then each group on the first read that touches it.
+//!
+//! A store may have a read-only remote tier below it ([`PackageStore::with_remote`],
+//! [`crate::remote`]): installs fetch the objects and bytecode packs it lacks from there, each
+//! verified against its name before it is written here like any other object.
 mod groups;
 mod link;
 mod mapped;
