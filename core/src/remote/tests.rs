@@ -228,3 +228,121 @@ fn keys_follow_the_store_fan_out_and_refuse_unsafe_tags() {
         assert!(!is_safe_component(bad), "{bad}");
     }
 }
+
+/// A one-thread HTTP server on 127.0.0.1 serving the files of `root` by path, answering the
+/// first `fail` requests with 503; returns its URL and the paths asked for, in order.
+fn flaky_server(
+    root: std::path::PathBuf,
+    fail: usize,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/store", listener.local_addr().unwrap());
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        let mut failures = fail;
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            // One request per connection (`Connection: close`), headers read and dropped.
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).map_or(true, |n| n <= 2) {
+                    break;
+                }
+            }
+            log.lock().unwrap().push(path.clone());
+            let body = path
+                .strip_prefix("/store/")
+                .and_then(|key| std::fs::read(root.join(key)).ok());
+            let (status, body) = match body {
+                _ if failures > 0 => {
+                    failures -= 1;
+                    ("503 Service Unavailable", Vec::new())
+                }
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", Vec::new()),
+            };
+            let mut out = &stream;
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = out.write_all(&body);
+        }
+    });
+    (url, asked)
+}
+
+#[test]
+fn http_retries_transient_errors_and_takes_404_as_absent() {
+    let (tmp, _, lock, remote_dir) = pushed();
+    let (url, asked) = flaky_server(remote_dir, 1);
+    let options = ClientOptions {
+        backoff: std::time::Duration::from_millis(1),
+        ..ClientOptions::default()
+    };
+    let remote = Arc::new(RemoteTier::open(&url, &options).unwrap());
+    let fresh = PackageStore::open(tmp.path().join("b")).with_remote(remote.clone());
+    let mut packages = lock.packages.clone();
+    let rest = fetch_missing(&fresh, &mut packages, vec![0, 1], None).unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(remote.stats().objects, 2);
+    // One 503, asked again; every other file asked once.
+    let first = asked.lock().unwrap().clone();
+    assert_eq!(first.len(), 5, "{first:?}");
+    // A pack the server does not have: absent, and not asked again.
+    let hash = lock.packages[0].store_hash.unwrap();
+    assert_eq!(
+        remote.fetch_pack(&fresh, &hash, "cpython-399").unwrap(),
+        None
+    );
+    assert_eq!(
+        remote.fetch_pack(&fresh, &hash, "cpython-399").unwrap(),
+        None
+    );
+    assert_eq!(asked.lock().unwrap().len(), 6);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+    /// Whatever byte of a pushed object the remote changes, the fetch is refused naming the
+    /// object, and the store does not get it; untouched, it arrives byte for byte.
+    #[test]
+    fn any_changed_byte_is_refused(content in proptest::collection::vec(proptest::num::u8::ANY, 1..40_000), at in proptest::num::usize::ANY, flip in 1u8..) {
+        let tmp = tempfile::tempdir().unwrap();
+        let wheel = WheelBuilder::new("gamma", "1.0").file("gamma/data.bin", &content);
+        let (store, lock) = stored_lock(&tmp.path().join("a"), &[wheel]);
+        let remote_dir = tmp.path().join("remote");
+        push_lock(&store, &lock, &tier(&remote_dir)).unwrap();
+        let hash = lock.packages[0].store_hash.unwrap();
+
+        let intact = PackageStore::open(tmp.path().join("b"));
+        proptest::prop_assert!(tier(&remote_dir).fetch_object(&intact, &hash).unwrap());
+        proptest::prop_assert_eq!(
+            std::fs::read(intact.get_path(&hash)).unwrap(),
+            std::fs::read(store.get_path(&hash)).unwrap()
+        );
+
+        let object = remote_dir.join(object_key(&hash));
+        let mut bytes = std::fs::read(&object).unwrap();
+        let at = at % bytes.len();
+        bytes[at] ^= flip;
+        replace(&object, &bytes);
+        let fresh = PackageStore::open(tmp.path().join("c"));
+        let refused = matches!(
+            tier(&remote_dir).fetch_object(&fresh, &hash),
+            Err(RemoteError::Corrupt { hash: h, .. }) if h == hash
+        );
+        proptest::prop_assert!(refused);
+        proptest::prop_assert!(!fresh.contains(&hash));
+    }
+}
