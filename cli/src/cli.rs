@@ -24,6 +24,11 @@ pub(crate) struct Cli {
     /// Package store location, e.g. a read-only shared store; default: {cache}/store.
     #[arg(long, value_name = "DIR", env = "DX_PY_STORE")]
     pub(crate) store: Option<PathBuf>,
+    /// A read-only store below the local one (`http(s)://…`, `s3://bucket/prefix`, `file://…`):
+    /// installs and mounts fetch the objects they lack from it, verified, before asking wheels
+    /// or the index.
+    #[arg(long, global = true, value_name = "URL", env = "DX_PY_STORE_URL")]
+    pub(crate) store_url: Option<String>,
     /// More output (per-phase timings, cache hits); repeat for debug logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,

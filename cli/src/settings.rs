@@ -1,6 +1,8 @@
 //! Settings resolved from flags and the environment.
 use std::path::PathBuf;
 
+use dx_py_core::remote::RemoteTier;
+
 use crate::cli::Cli;
 
 /// Where the cache and the store live.
@@ -8,6 +10,10 @@ use crate::cli::Cli;
 pub(crate) struct Settings {
     pub(crate) cache_dir: PathBuf,
     pub(crate) store_dir: PathBuf,
+    /// `--store-url`: the remote tier below the store.
+    pub(crate) store_url: Option<String>,
+    /// That tier, opened on first use (shared by the clones of these settings).
+    remote: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<RemoteTier>>>,
 }
 
 impl Settings {
@@ -25,6 +31,8 @@ impl Settings {
         Self {
             cache_dir,
             store_dir,
+            store_url: cli.store_url.clone().filter(|u| !u.is_empty()),
+            remote: std::sync::Arc::default(),
         }
     }
 
@@ -92,6 +100,50 @@ impl Settings {
     /// The package store; a read-only one keeps its unpacked trees in the user's cache.
     pub(crate) fn store(&self) -> dx_py_core::store::PackageStore {
         self.cache().store()
+    }
+
+    /// The remote tier of `--store-url`, if one is given (opened once per process).
+    pub(crate) fn remote(
+        &self,
+    ) -> Result<Option<std::sync::Arc<RemoteTier>>, dx_py_core::remote::RemoteError> {
+        let Some(url) = &self.store_url else {
+            return Ok(None);
+        };
+        if let Some(tier) = self.remote.get() {
+            return Ok(Some(tier.clone()));
+        }
+        let options = dx_py_core::index::ClientOptions::default();
+        let tier = std::sync::Arc::new(RemoteTier::open(url, &options)?);
+        Ok(Some(self.remote.get_or_init(|| tier).clone()))
+    }
+
+    /// [`Settings::store`] with the remote tier of `--store-url` below it.
+    pub(crate) fn store_with_remote(&self) -> anyhow::Result<dx_py_core::store::PackageStore> {
+        let store = self.store();
+        Ok(match self.remote()? {
+            Some(tier) => store.with_remote(tier),
+            None => store,
+        })
+    }
+
+    /// Says under `-v` what the remote tier fetched, and which packages it did not have.
+    pub(crate) fn report_remote(&self, printer: &crate::printer::Printer) {
+        let Some(tier) = self.remote.get() else {
+            return;
+        };
+        let stats = tier.stats();
+        printer.verbose(format_args!(
+            "Remote store {}: fetched {} ({} bytes)",
+            tier.url(),
+            dx_py_core::plural::count(stats.objects as usize, "object"),
+            stats.bytes
+        ));
+        if !stats.missing.is_empty() {
+            printer.verbose(format_args!(
+                "Not in the remote store, taken from their wheels: {}",
+                stats.missing.join(", ")
+            ));
+        }
     }
 
     /// Finds the interpreter (`--python`, else `fallback`, else `python3`), cached by path and mtime.

@@ -26,6 +26,7 @@ mod parallel;
 pub mod plural;
 pub mod project;
 pub mod python;
+pub mod remote;
 pub mod requirements;
 pub mod resolve;
 pub mod scripts;

@@ -21,6 +21,16 @@ pub(crate) enum StoreCommand {
         /// Object hash.
         hash: String,
     },
+    /// Publish what a lock needs (objects, wheel records, bytecode) to a remote store: an
+    /// `s3://bucket/prefix`, or a directory (`file://…` or a path) that a web server serves.
+    /// Files already there are skipped.
+    Push {
+        /// Where to publish.
+        url: String,
+        /// The lock (a `dx-py.dpl`); its packages must be in the local store.
+        #[arg(long, value_name = "FILE", default_value = "dx-py.dpl")]
+        lock: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

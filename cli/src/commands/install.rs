@@ -119,7 +119,7 @@ pub(crate) fn install_dpl(
         sources,
         resolve,
     } = *target;
-    let store = settings.store();
+    let store = settings.store_with_remote()?;
     // Relative wheel paths are relative to the lock the user named, not to a selection from it.
     let lock_dir = dpl_path.parent().map(Path::to_path_buf).unwrap_or_default();
     // A universal lock (DPL version 2): the lock of this interpreter chosen from it, kept in
@@ -218,6 +218,7 @@ pub(crate) fn install_dpl(
         }
         printer.timeline().mark("write lock");
     }
+    settings.report_remote(printer);
     print_report(printer, &report, venv, start);
     Ok(ExitCode::SUCCESS)
 }

@@ -95,7 +95,12 @@ fn plan(
     let _shared = cache_lock.shared()?;
     settings.sweep_after_crashes();
     let cache = settings.cache();
-    let store = cache.store();
+    // With `--store-url`, every object the lock needs is fetched before mounting (the lazy,
+    // per-package fetch is still to come).
+    let store = match settings.remote()? {
+        Some(tier) => cache.store().with_remote(tier),
+        None => cache.store(),
+    };
     // Local wheels are laid out while locking and stored by the server (when it can store).
     let plans = Mutex::new(Vec::new());
     let also = WhileLocking {

@@ -1,9 +1,13 @@
 //! `dx-py store add | verify | path`.
 use std::process::ExitCode;
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
+use dx_py_core::dpl::DplReader;
 use dx_py_core::hash::ContentHash;
 use dx_py_core::plural::{count, is_are};
+use dx_py_core::remote::{RemoteTier, push_lock};
 use dx_py_core::store::{PackageStore, StoreError};
 
 use crate::cli::StoreCommand;
@@ -67,6 +71,7 @@ pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) ->
                 Ok(ExitCode::from(1))
             }
         }
+        StoreCommand::Push { url, lock } => push(&store, url, lock, printer),
         StoreCommand::Path { hash } => {
             let hash = parse_hash(hash)?;
             if !store.contains(&hash) {
@@ -81,4 +86,21 @@ pub(crate) fn run(cmd: &StoreCommand, settings: &Settings, printer: &Printer) ->
 fn parse_hash(s: &str) -> Result<ContentHash> {
     s.parse::<ContentHash>()
         .with_context(|| format!("`{s}` is not a store hash"))
+}
+
+/// `store push URL --lock FILE`.
+fn push(store: &PackageStore, url: &str, lock: &Path, printer: &Printer) -> Result<ExitCode> {
+    let dpl = DplReader::open(lock)?;
+    let lock = dpl.to_lock()?;
+    let options = dx_py_core::index::ClientOptions::default();
+    let target = RemoteTier::open(url, &options)?;
+    let report = push_lock(store, &lock, &target)?;
+    printer.info(format_args!(
+        "Pushed {} ({} bytes) and {} to {url}; {} already there",
+        count(report.objects, "object"),
+        report.bytes,
+        count(report.records, "record"),
+        report.skipped
+    ));
+    Ok(ExitCode::SUCCESS)
 }

@@ -345,6 +345,26 @@ impl IndexClient {
         Ok(listed)
     }
 
+    /// GETs `url` (`http`, `https` or `file`) through this client's transport and retries, at
+    /// most `limit` bytes; `Ok(None)` when the server has no such file (404). For callers
+    /// that check what they get themselves (the remote store tier checks every object's
+    /// blake3), so nothing is cached or hashed here.
+    pub fn get_optional(&self, url: &Url, limit: u64) -> Result<Option<Vec<u8>>, IndexError> {
+        let get = Get {
+            accept: None,
+            headers: Vec::new(),
+            limit,
+        };
+        match self.fetch(url, &get) {
+            Ok(f) => {
+                self.counters.downloaded(f.body.len());
+                Ok(Some(f.body))
+            }
+            Err(FetchError::NotFound) => Ok(None),
+            Err(FetchError::Failed(e)) => Err(e),
+        }
+    }
+
     /// Downloads `url` (`http`, `https`, `file`, or a local path), checks its sha256 when one is
     /// expected, and enforces the size limit. With a cache directory and an expected hash, a
     /// verified copy is kept and later served without the network.

@@ -36,8 +36,19 @@ pub(crate) fn bytecode_dirs(store: &PackageStore) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The bytecode pack of `package` for `cache_tag`, if one was made.
+/// The bytecode pack of `package` for `cache_tag`, if one was made: in this store, else in its
+/// remote tier (then fetched, verified and recorded here, so a fresh machine compiles nothing).
 pub fn bytecode_pack(
+    store: &PackageStore,
+    package: &ContentHash,
+    cache_tag: &str,
+) -> Option<ContentHash> {
+    local_bytecode_pack(store, package, cache_tag)
+        .or_else(|| remote_pack(store, package, cache_tag))
+}
+
+/// [`bytecode_pack`] in this store only.
+pub(crate) fn local_bytecode_pack(
     store: &PackageStore,
     package: &ContentHash,
     cache_tag: &str,
@@ -45,6 +56,34 @@ pub fn bytecode_pack(
     let text = std::fs::read_to_string(map_path(store, package, cache_tag)).ok()?;
     let hash: ContentHash = text.trim().parse().ok()?;
     store.contains(&hash).then_some(hash)
+}
+
+/// The remote tier's pack of `package`, stored and recorded here. A pack the remote serves
+/// wrong is refused (a warning) and compiled here instead: bytecode can always be made again.
+fn remote_pack(
+    store: &PackageStore,
+    package: &ContentHash,
+    cache_tag: &str,
+) -> Option<ContentHash> {
+    let remote = store.remote()?;
+    if !store.is_writable() {
+        return None;
+    }
+    let pack = match remote.fetch_pack(store, package, cache_tag) {
+        Ok(pack) => pack?,
+        Err(e) => {
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}"));
+            tracing::warn!("{e}{}; compiling instead", cause.unwrap_or_default());
+            return None;
+        }
+    };
+    let map = map_path(store, package, cache_tag);
+    let recorded = fs_err::create_dir_all(map.parent().expect("map paths have a parent"))
+        .and_then(|()| crate::atomic::write_new(&map, pack.to_hex().as_bytes(), 0o444));
+    if let Err(e) = recorded {
+        tracing::debug!("recording the bytecode pack of {package}: {e}");
+    }
+    Some(pack)
 }
 
 /// Returns the bytecode pack of `package` for `interp`, compiling it if needed. `Ok(None)` when

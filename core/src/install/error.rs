@@ -140,6 +140,9 @@ pub enum InstallError {
     /// A store operation failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The remote store tier failed (server down, corrupt object, …).
+    #[error(transparent)]
+    Remote(Box<crate::remote::RemoteError>),
     /// A layout operation failed.
     #[error(transparent)]
     Layout(#[from] crate::layout::LayoutError),

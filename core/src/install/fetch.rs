@@ -71,6 +71,8 @@ pub struct FetchStats {
     pub misses: usize,
     /// Downloaded from an index (the rest came from local files).
     pub downloads: usize,
+    /// Fetched from the store's remote tier (not counted in `misses`).
+    pub remote: usize,
 }
 
 /// Run on each package right after it is stored, on the thread that stored it (an install
@@ -133,6 +135,10 @@ pub fn ensure_stored(
             None => todo.push(i),
         }
     }
+    // The store's remote tier first, before any wheel or index is asked.
+    let asked = todo.len();
+    let todo = crate::remote::fetch_missing(store, packages, todo, after_store)?;
+    stats.remote = asked - todo.len();
     if todo.is_empty() {
         return Ok(stats);
     }

@@ -22,11 +22,11 @@ mod selected;
 mod sync;
 mod universal;
 
-pub(crate) use bytecode::bytecode_dirs;
 pub use bytecode::{
     BytecodeBatch, LazyBytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs,
     existing_packs,
 };
+pub(crate) use bytecode::{bytecode_dirs, local_bytecode_pack};
 pub use changes::PackageChange;
 pub use error::InstallError;
 pub(crate) use fetch::prepare_checked;

@@ -23,6 +23,10 @@
 //! at a time ([`MappedPackage`], docs/formats/dxcv.md): the writer keeps the blake3 chaining
 //! values of each 16 KiB group in a sidecar, a reader checks them against the name once and
 //! then each group on the first read that touches it.
+//!
+//! A store may have a read-only remote tier below it ([`PackageStore::with_remote`],
+//! [`crate::remote`]): installs fetch the objects and bytecode packs it lacks from there, each
+//! verified against its name before it is written here like any other object.
 mod groups;
 mod link;
 mod mapped;
@@ -136,6 +140,9 @@ pub struct PackageStore {
     known: DashMap<ContentHash, (Arc<[ChainingValue]>, bool)>,
     /// Unpacked copies this process made (from checked bytes): used without a stat check.
     unpacked_here: dashmap::DashSet<ContentHash>,
+    /// The read-only tier below this store that missing objects are fetched from
+    /// ([`crate::remote`]).
+    remote: Option<Arc<crate::remote::RemoteTier>>,
 }
 
 impl PackageStore {
@@ -150,7 +157,21 @@ impl PackageStore {
             mapped: DashMap::new(),
             known: DashMap::new(),
             unpacked_here: dashmap::DashSet::new(),
+            remote: None,
         }
+    }
+
+    /// Puts `remote` below this store: installs fetch the objects and bytecode this store lacks
+    /// from it before they ask wheels or an index.
+    #[must_use]
+    pub fn with_remote(mut self, remote: Arc<crate::remote::RemoteTier>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The remote tier below this store, if any.
+    pub fn remote(&self) -> Option<&crate::remote::RemoteTier> {
+        self.remote.as_deref()
     }
 
     /// Keeps unpacked trees under `dir` instead of `{root}/unpacked`: for a read-only shared

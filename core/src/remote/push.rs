@@ -1,0 +1,140 @@
+//! `store push`: publishing what a lock needs to a tier, so that a machine with an empty store
+//! installs the lock from the tier alone: each package's object and its wheel record, and for
+//! every interpreter the local store holds bytecode for, the pack and its record. Files the
+//! tier has are skipped (objects are immutable, records never rewritten); objects go before
+//! the records that name them.
+use crate::dpl::Lock;
+use crate::hash::ContentHash;
+use crate::store::PackageStore;
+
+use super::{RemoteError, RemoteTier, object_key, pack_key, wheel_key};
+
+/// What a push did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// Objects written.
+    pub objects: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects the tier had already.
+    pub skipped: usize,
+    /// Records written (wheel and bytecode records).
+    pub records: usize,
+}
+
+/// One file to publish: an object (read from the local store) or a record (its text).
+enum Item {
+    Object(ContentHash),
+    Record { key: String, object: ContentHash },
+}
+
+/// Publishes to `target` everything a machine needs to install `lock` from it (see the module
+/// docs). Every package must be in `store`.
+pub fn push_lock(
+    store: &PackageStore,
+    lock: &Lock,
+    target: &RemoteTier,
+) -> Result<PushReport, RemoteError> {
+    target.check_writable()?;
+    let tags = store_cache_tags(store);
+    let mut objects = Vec::new();
+    let mut records = Vec::new();
+    for p in &lock.packages {
+        let sha256 = p.wheel.sha256_hex();
+        let hash = store
+            .wheel_object(&sha256, &p.wheel.filename)
+            .or(p.store_hash.filter(|h| store.contains(h)))
+            .ok_or_else(|| RemoteError::NotStored {
+                name: p.name.clone(),
+                version: p.version.clone(),
+            })?;
+        objects.push(Item::Object(hash));
+        records.push(Item::Record {
+            key: wheel_key(&sha256),
+            object: hash,
+        });
+        for tag in &tags {
+            if let Some(pack) = crate::install::local_bytecode_pack(store, &hash, tag) {
+                objects.push(Item::Object(pack));
+                records.push(Item::Record {
+                    key: pack_key(&hash, tag),
+                    object: pack,
+                });
+            }
+        }
+    }
+    let mut report = PushReport::default();
+    // Objects first, every one of them, then the records: a record is never published before
+    // the object it names.
+    for batch in [objects, records] {
+        let size = |item: &Item| match item {
+            Item::Object(h) => fs_err::metadata(store.get_path(h)).map_or(0, |m| m.len()),
+            Item::Record { .. } => 0,
+        };
+        let done = crate::parallel::map_largest_first(&batch, 8, size, |item| {
+            push_one(store, target, item)
+        });
+        for (item, pushed) in batch.iter().zip(done) {
+            match (item, pushed?) {
+                (Item::Object(_), Some(bytes)) => {
+                    report.objects += 1;
+                    report.bytes += bytes;
+                }
+                (Item::Object(_), None) => report.skipped += 1,
+                (Item::Record { .. }, Some(_)) => report.records += 1,
+                (Item::Record { .. }, None) => {}
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Publishes `item` unless the tier has it: the bytes written, `None` when skipped.
+fn push_one(
+    store: &PackageStore,
+    target: &RemoteTier,
+    item: &Item,
+) -> Result<Option<u64>, RemoteError> {
+    let (key, bytes) = match item {
+        Item::Object(hash) => {
+            let key = object_key(hash);
+            if target.exists(&key)? {
+                return Ok(None);
+            }
+            let path = store.get_path(hash);
+            let bytes = fs_err::read(&path).map_err(|source| RemoteError::Io {
+                url: path.display().to_string(),
+                source,
+            })?;
+            // A local object damaged since it was stored is not spread further.
+            let actual = ContentHash::of(&bytes);
+            if actual != *hash {
+                return Err(RemoteError::Corrupt {
+                    hash: *hash,
+                    url: path.display().to_string(),
+                    actual,
+                });
+            }
+            (key, bytes)
+        }
+        Item::Record { key, object } => {
+            if target.exists(key)? {
+                return Ok(None);
+            }
+            (key.clone(), object.to_hex().into_bytes())
+        }
+    };
+    target.put(&key, &bytes)?;
+    Ok(Some(bytes.len() as u64))
+}
+
+/// The interpreter cache tags the local store holds bytecode records for.
+fn store_cache_tags(store: &PackageStore) -> Vec<String> {
+    let mut tags: Vec<String> = crate::install::bytecode_dirs(store)
+        .iter()
+        .filter_map(|d| d.file_name()?.to_str().map(str::to_string))
+        .filter(|t| super::is_safe_component(t))
+        .collect();
+    tags.sort();
+    tags
+}

@@ -1,0 +1,503 @@
+//! The remote store tier end to end: `dx-py store push` publishes a lock's objects, bytecode and
+//! records to a directory that a real nginx serves on 127.0.0.1 (or to a real S3-compatible
+//! server, moto's, in a venv under `target/`), then `dx-py install --store-url` into an empty
+//! cache with no index and no wheels: files as the wheels' RECORD says, bytecode fetched (none
+//! compiled), each file fetched once; a corrupt object refused, a server down reported, a
+//! package the remote lacks taken from its wheel. Servers listen on a free port and are stopped
+//! by their pid when the test ends, also when it fails.
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dx_py_core::wheel::testing::WheelBuilder;
+use dx_py_tests::{
+    TestContext, assert_printed, assert_success, can_run, check_site_packages, install_dir,
+    layout_site_packages, on_path, printed, skip, target_dir, venv_python, write_wheels,
+};
+
+/// A server process, stopped (by its pid) and reaped when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    /// nginx's access log, where it has one.
+    access_log: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GET requests per path, from the access log.
+    fn gets(&self) -> BTreeMap<String, usize> {
+        let log = std::fs::read_to_string(self.access_log.as_ref().unwrap()).unwrap_or_default();
+        let mut gets = BTreeMap::new();
+        for line in log.lines() {
+            if let Some(rest) = line.split("\"GET ").nth(1) {
+                let path = rest.split(' ').next().unwrap_or_default().to_string();
+                *gets.entry(path).or_default() += 1;
+            }
+        }
+        gets
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port` (or `child` exits, or 20 s pass).
+fn wait_listening(child: &mut Child, port: u16, what: &str) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// nginx serving `root` on 127.0.0.1 (one process, in the foreground, its files under `dir`);
+/// `None`, after saying so, when nginx is missing.
+fn nginx(root: &Path, dir: &Path) -> Option<Server> {
+    if !can_run(on_path("nginx")) {
+        return None;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let port = free_port();
+    let access_log = dir.join("access.log");
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log {log};\n  client_body_temp_path {dir}/body;\n  \
+         proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  \
+         uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n  \
+         server {{\n    listen 127.0.0.1:{port};\n    root {root};\n  }}\n}}\n",
+        dir = dir.display(),
+        log = access_log.display(),
+        root = root.display(),
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut child = Command::new("nginx")
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    wait_listening(&mut child, port, "nginx");
+    Some(Server {
+        child,
+        port,
+        access_log: Some(access_log),
+    })
+}
+
+/// The synthetic packages of these tests: two with Python sources (compiled to bytecode), one
+/// larger.
+fn wheels(cx: &TestContext) -> PathBuf {
+    write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[
+            WheelBuilder::new("alpha", "1.0")
+                .file("alpha/__init__.py", b"from alpha.core import VALUE\n")
+                .file("alpha/core.py", b"VALUE = 41 + 1\n"),
+            WheelBuilder::new("beta", "2.0")
+                .file("beta/__init__.py", b"NAME = 'beta'\n")
+                .file("beta/data.bin", &[7u8; 300_000]),
+        ],
+    )
+}
+
+/// Installs the wheels into a first cache (compiling bytecode), pushes the lock to `target`
+/// and returns the lock and the wheels (moved away, so no later install can read them).
+fn installed_and_pushed(
+    cx: &TestContext,
+    target: &str,
+    env: &[(&str, &str)],
+) -> (PathBuf, Vec<PathBuf>) {
+    let dir = wheels(cx);
+    install_dir(cx, &dir, ".venv");
+    let out = cx
+        .dx_py()
+        .args(["store", "push", target, "--lock", "dx-py.dpl"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_success(&out, "dx-py store push");
+    assert_printed(&out, "Pushed 4 objects");
+    let hidden = cx.temp.path().join("wheels-hidden");
+    std::fs::rename(&dir, &hidden).unwrap();
+    let wheels = std::fs::read_dir(&hidden)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    (cx.project().join("dx-py.dpl"), wheels)
+}
+
+/// [`installed_and_pushed`] to a directory that nginx then serves: the lock, the wheels, the
+/// server and the directory; `None` when nginx is missing. `damage` changes the directory
+/// before the server starts.
+fn pushed_and_served(
+    cx: &TestContext,
+    damage: impl FnOnce(&Path, &[PathBuf]),
+) -> Option<(PathBuf, Vec<PathBuf>, Server)> {
+    let served = cx.temp.path().join("served");
+    let (lock, wheels) = installed_and_pushed(cx, served.to_str().unwrap(), &[]);
+    damage(&served, &wheels);
+    let server = nginx(&served, &cx.temp.path().join("nginx"))?;
+    Some((lock, wheels, server))
+}
+
+/// A second machine: a fresh cache, the lock copied into its project.
+fn fresh_machine(lock: &Path) -> TestContext {
+    let cx = TestContext::new();
+    std::fs::copy(lock, cx.project().join("dx-py.dpl")).unwrap();
+    cx
+}
+
+fn install_remote(cx: &TestContext, url: &str, env: &[(&str, &str)]) -> Output {
+    cx.dx_py()
+        .args([
+            "install",
+            "--lock",
+            "dx-py.dpl",
+            "--no-index",
+            "-v",
+            "--store-url",
+            url,
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// Checks the venv of `cx` against the wheels' RECORD (with bytecode), and that it imports.
+fn check_installed(cx: &TestContext, wheels: &[PathBuf]) {
+    let venv = cx.project().join(".venv");
+    check_site_packages(&layout_site_packages(&venv), wheels, "the remote install");
+    let got = venv_python(&venv, "import alpha, beta; print(alpha.VALUE, beta.NAME)");
+    assert_eq!(got.trim(), "42 beta");
+}
+
+#[test]
+fn install_from_nginx_with_no_index_and_no_wheels() {
+    let cx = TestContext::new();
+    let Some((lock, wheels, server)) = pushed_and_served(&cx, |_, _| {}) else {
+        return;
+    };
+    let machine = fresh_machine(&lock);
+    let out = install_remote(&machine, &server.url(), &[]);
+    assert_success(&out, "install from the remote store");
+    // Two packages and their two bytecode packs, nothing compiled here.
+    assert_printed(&out, "fetched 4 objects");
+    assert_printed(&out, "bytecode packs compiled: 0");
+    check_installed(&machine, &wheels);
+    let gets = server.gets();
+    assert!(gets.keys().any(|p| p.ends_with(".dxpkg")), "{gets:?}");
+    for (path, n) in &gets {
+        assert_eq!(*n, 1, "{path} was fetched {n} times: {gets:?}");
+    }
+    // Again into another venv: everything is local now, the server is not asked.
+    let again = machine
+        .dx_py()
+        .args([
+            "install",
+            "--lock",
+            "dx-py.dpl",
+            "--no-index",
+            "--venv",
+            "other",
+        ])
+        .args(["--store-url", &server.url()])
+        .output()
+        .unwrap();
+    assert_success(&again, "second install");
+    assert_eq!(server.gets(), gets);
+}
+
+#[test]
+fn a_corrupt_object_on_the_server_is_refused_and_never_stored() {
+    let cx = TestContext::new();
+    let mut object = PathBuf::new();
+    let flip = |served: &Path, _: &[PathBuf]| {
+        // The largest object (beta's) gets one byte flipped on the server.
+        object = largest_object(served);
+        let mut bytes = std::fs::read(&object).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0xff;
+        std::fs::remove_file(&object).unwrap();
+        std::fs::write(&object, &bytes).unwrap();
+    };
+    let Some((lock, _, server)) = pushed_and_served(&cx, flip) else {
+        return;
+    };
+    let machine = fresh_machine(&lock);
+    let out = install_remote(&machine, &server.url(), &[]);
+    assert!(!out.status.success(), "{}", printed(&out));
+    let name = object.file_name().unwrap().to_str().unwrap();
+    let hex = name.trim_end_matches(".dxpkg");
+    let text = printed(&out);
+    assert!(text.contains(&format!("Object `{hex}`")), "{text}");
+    assert!(
+        text.contains(&format!("{}/{name}", server.url())) || text.contains(name),
+        "{text}"
+    );
+    assert!(text.contains("is corrupt"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let stored = machine
+        .cache_dir()
+        .join("store")
+        .join(&hex[0..2])
+        .join(&hex[2..4])
+        .join(name);
+    assert!(!stored.exists(), "the corrupt object was stored");
+}
+
+#[test]
+fn a_server_that_is_down_is_a_clear_error() {
+    let cx = TestContext::new();
+    let served = cx.temp.path().join("served");
+    let (lock, _) = installed_and_pushed(&cx, served.to_str().unwrap(), &[]);
+    // Nothing listens there.
+    let url = format!("http://127.0.0.1:{}/store", free_port());
+    let machine = fresh_machine(&lock);
+    let out = install_remote(&machine, &url, &[]);
+    let text = printed(&out);
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{text}");
+    assert!(text.contains(&format!("{url}/")), "{text}");
+    assert!(text.contains("remote store"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn a_package_the_remote_lacks_comes_from_its_wheel() {
+    let cx = TestContext::new();
+    let forget = |served: &Path, wheels: &[PathBuf]| {
+        // The server forgets alpha's wheel record.
+        let sha = dx_py_core::hash::sha256_hex(&std::fs::read(alpha_wheel(wheels)).unwrap());
+        std::fs::remove_file(served.join("wheels").join(&sha)).unwrap();
+    };
+    let Some((lock, wheels, server)) = pushed_and_served(&cx, forget) else {
+        return;
+    };
+    let alpha = alpha_wheel(&wheels);
+    let machine = fresh_machine(&lock);
+    let out = machine
+        .dx_py()
+        .args(["install", "--lock", "dx-py.dpl", "--no-index", "-v"])
+        .args(["--store-url", &server.url(), "--find-links"])
+        .arg(alpha.parent().unwrap())
+        .output()
+        .unwrap();
+    assert_success(&out, "install with one package from its wheel");
+    assert_printed(
+        &out,
+        "Not in the remote store, taken from their wheels: alpha",
+    );
+    check_installed(&machine, &wheels);
+}
+
+#[test]
+fn push_skips_what_is_there_and_refuses_http() {
+    let cx = TestContext::new();
+    let served = cx.temp.path().join("served");
+    let _ = installed_and_pushed(&cx, served.to_str().unwrap(), &[]);
+    let url = format!("file://{}", served.display());
+    let out = cx.run_ok(&["store", "push", &url, "--lock", "dx-py.dpl"]);
+    let _ = out;
+    let again = cx
+        .dx_py()
+        .args(["store", "push", &url, "--lock", "dx-py.dpl"])
+        .output()
+        .unwrap();
+    assert_printed(&again, "Pushed 0 objects (0 bytes) and 0 records");
+    assert_printed(&again, "4 already there");
+    let http = cx.run_err(
+        &[
+            "store",
+            "push",
+            "http://127.0.0.1:9/x",
+            "--lock",
+            "dx-py.dpl",
+        ],
+        1,
+    );
+    assert!(http.contains("http://127.0.0.1:9/x"), "{http}");
+    let bad = cx.run_err(&["install", "--store-url", "ftp://x/y", "--no-index"], 1);
+    assert!(bad.contains("Invalid store URL `ftp://x/y`"), "{bad}");
+}
+
+/// `mount` from the remote tier: every object the lock needs is fetched (verified) before
+/// mounting, then the mounted venv imports with no index and no wheels.
+#[cfg(target_os = "linux")]
+#[test]
+fn mount_from_nginx_with_no_index_and_no_wheels() {
+    if !dx_py_tests::can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let Some((lock, _, server)) = pushed_and_served(&cx, |_, _| {}) else {
+        return;
+    };
+    let machine = fresh_machine(&lock);
+    let venv = machine.project().join("mnt");
+    /// Unmounts when the test ends, also when it fails.
+    struct Unmount<'a>(&'a TestContext, PathBuf);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.dx_py().arg("unmount").arg(&self.1).output();
+            let _ = Command::new("umount").arg("-l").arg(&self.1).output();
+        }
+    }
+    let out = machine
+        .dx_py()
+        .args(["mount", "mnt", "--lock", "dx-py.dpl", "--no-index"])
+        .args(["--store-url", &server.url()])
+        .output()
+        .unwrap();
+    let _unmount = Unmount(&machine, venv.clone());
+    assert_success(&out, "mount from the remote store");
+    let got = venv_python(&venv, "import alpha, beta; print(alpha.VALUE, beta.NAME)");
+    assert_eq!(got.trim(), "42 beta");
+    for (path, n) in server.gets() {
+        assert_eq!(n, 1, "{path} was fetched {n} times");
+    }
+}
+
+fn alpha_wheel(wheels: &[PathBuf]) -> &Path {
+    let name = |w: &&PathBuf| {
+        w.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("alpha")
+    };
+    wheels.iter().find(name).unwrap()
+}
+
+fn largest_object(root: &Path) -> PathBuf {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dxpkg") {
+                found.push((e.metadata().unwrap().len(), p));
+            }
+        }
+    }
+    found.sort();
+    found.pop().unwrap().1
+}
+
+/// moto's S3 server in a venv under `target/test-tools/moto` (installed with pip from the
+/// default index on first use), on a free port; `None`, after saying so, when it cannot be had.
+fn moto() -> Option<(Server, PathBuf)> {
+    let venv = target_dir().join("test-tools").join("moto");
+    let python = venv.join("bin").join("python");
+    let server = venv.join("bin").join("moto_server");
+    if !server.is_file() {
+        let made = Command::new(dx_py_tests::python())
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "moto[server]"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !made || !server.is_file() {
+            skip("moto[server] cannot be installed (pip from the default index)");
+            return None;
+        }
+    }
+    let port = free_port();
+    let mut child = Command::new(&server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    wait_listening(&mut child, port, "moto_server");
+    Some((
+        Server {
+            child,
+            port,
+            access_log: None,
+        },
+        python,
+    ))
+}
+
+#[test]
+fn install_from_s3_with_no_index_and_no_wheels() {
+    let Some((server, python)) = moto() else {
+        return;
+    };
+    let endpoint = server.url();
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    // The bucket, made through moto's own client library (boto3 comes with it).
+    let made = Command::new(&python)
+        .args([
+            "-c",
+            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='dxpy')",
+            &endpoint,
+        ])
+        .output()
+        .unwrap();
+    assert_success(&made, "create the bucket");
+    let cx = TestContext::new();
+    let (lock, wheels) = installed_and_pushed(&cx, "s3://dxpy/store/v1", &env);
+    let machine = fresh_machine(&lock);
+    let out = install_remote(&machine, "s3://dxpy/store/v1", &env);
+    assert_success(&out, "install from S3");
+    assert_printed(&out, "fetched 4 objects");
+    assert_printed(&out, "bytecode packs compiled: 0");
+    check_installed(&machine, &wheels);
+    // Pushed again: all there.
+    let again = cx
+        .dx_py()
+        .args(["store", "push", "s3://dxpy/store/v1", "--lock", "dx-py.dpl"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_printed(&again, "4 already there");
+    // The server stopped: a clear error naming the object's URL.
+    drop(server);
+    let down = fresh_machine(&lock);
+    let out = install_remote(&down, "s3://dxpy/store/v1", &env);
+    let text = printed(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("s3://dxpy/store/v1/"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
