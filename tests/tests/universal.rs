@@ -439,6 +439,17 @@ fn locked_frozen_and_an_unchanged_project() {
         before.contains("lib-1.0") && !after.contains("lib-1.0"),
         "{after}"
     );
+    // A checkout without the binary twin: `--frozen` says so, a sync makes it again.
+    let twin = cx.project().join("dx-py.dpl");
+    std::fs::remove_file(&twin).unwrap();
+    let err = cx.run_err(&offline(&["sync", "--frozen"]), 1);
+    assert!(
+        err.contains("dx-py.dpl") && err.contains("--frozen"),
+        "{err}"
+    );
+    cx.run_ok(&offline(&["sync"]));
+    assert!(twin.is_file(), "the twin is made again");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), after);
     std::fs::remove_file(cx.project().join("pylock.toml")).unwrap();
     let err = cx.run_err(&offline(&["sync", "--frozen"]), 1);
     assert!(err.contains("--frozen"), "{err}");

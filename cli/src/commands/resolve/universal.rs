@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use dx_py_core::dpl::UniversalDplReader;
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{locked_versions, resolve_universal_and_lock, universal_scope};
 use dx_py_core::python::Interpreter;
@@ -30,9 +31,9 @@ pub(crate) fn lock_universal(
     let start = Instant::now();
     let path = dir.join(PYLOCK);
     if flags.freshness == Freshness::Frozen {
-        if !path.is_file() {
+        if !path.is_file() || !dir.join(DPL).is_file() {
             bail!(
-                "No lock in `{}` to use with `--frozen`: run `dx-py lock` first",
+                "No lock in `{}` (`{PYLOCK}` and its twin `{DPL}`) to use with `--frozen`: run `dx-py lock` first",
                 dir.display()
             );
         }
@@ -66,10 +67,15 @@ pub(crate) fn lock_universal(
     let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
     let existing = std::fs::read_to_string(&path).ok();
     printer.timeline().mark("inputs");
+    // Both files must be of these inputs: a twin that is missing (a checkout without it) or
+    // from other inputs is made again, from the same resolution.
+    let twin_fresh =
+        || UniversalDplReader::open(&dir.join(DPL)).is_ok_and(|r| r.inputs_hash() == inputs_hash);
     if !upgrading
         && existing
             .as_deref()
             .is_some_and(|t| records(t, &inputs_hash))
+        && twin_fresh()
     {
         printer.verbose(format_args!(
             "The universal lock `{}` is up to date ({:.1} ms)",
@@ -80,7 +86,7 @@ pub(crate) fn lock_universal(
     }
     if flags.freshness == Freshness::Locked {
         bail!(
-            "The lock `{}` is missing or out of date for `{}`, and `--locked` forbids locking again: run `dx-py lock`",
+            "The lock `{}` (or its twin `{DPL}`) is missing or out of date for `{}`, and `--locked` forbids locking again: run `dx-py lock`",
             path.display(),
             inputs_source(&inputs)
         );
