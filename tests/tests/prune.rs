@@ -102,7 +102,11 @@ fn prune_removes_what_a_deleted_venv_alone_used_and_the_other_venv_still_verifie
     assert!(stats.contains("prune would free"), "{stats}");
     assert!(!stats.contains("prune would free 0 B"), "{stats}");
 
+    // Installs took turns per venv through lock files; prune, alone in the cache, removes them.
+    let venv_locks = cx.cache_dir().join("locks/venvs");
+    assert!(venv_locks.is_dir());
     let out = cx.run_ok(&["cache", "prune"]);
+    assert!(!venv_locks.exists());
     assert!(out.contains(&format!("Removed layout {key_a}")), "{out}");
     // Referrers go first: the layout before the objects it links.
     assert!(

@@ -92,6 +92,8 @@ pub fn clean(
     for file in files.chain(live_files) {
         super::remove_any(file)?;
     }
+    // No install runs now (exclusive cache lock): the next one into a venv makes its own.
+    super::remove_venv_locks(cache)?;
     if opts.all && opts.force {
         // Locks' claims too: nothing they name is left.
         remove_all(&cache.roots_dir())?;

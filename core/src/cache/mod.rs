@@ -195,6 +195,18 @@ pub struct RemoveError {
 }
 
 /// Removes a file or a whole tree (read-only unpacked copies included); a missing one is fine.
+/// Removes the venvs' lock files (`crate::install::venv_locks_dir`), and their directory when
+/// nothing else is in it. Only under the exclusive cache lock: then no install holds one.
+fn remove_venv_locks(cache: &Cache) -> Result<(), RemoveError> {
+    let dir = crate::install::venv_locks_dir(cache.root());
+    remove_any(&dir)?;
+    if let Some(parent) = dir.parent() {
+        // Not empty (something else of the cache's): kept.
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
 fn remove_any(path: &Path) -> Result<(), RemoveError> {
     let removed = match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),

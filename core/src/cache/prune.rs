@@ -433,6 +433,9 @@ pub fn prune(
         for file in dead_files.chain(corrupt_files).chain(stranded_files) {
             super::remove_any(file)?;
         }
+        // The venvs' lock files: no install holds one now (this runs under the exclusive cache
+        // lock), and the next install into a venv makes its own again.
+        super::remove_venv_locks(cache)?;
     }
     report.corrupt = roots.corrupt;
     report.removed = plan

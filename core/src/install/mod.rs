@@ -21,6 +21,8 @@ mod resolved;
 mod selected;
 mod sync;
 mod universal;
+mod venv_lock;
+pub use venv_lock::venv_locks_dir;
 
 pub use bytecode::{
     BytecodeBatch, LazyBytecodeBatch, bytecode_pack, ensure_bytecode, ensure_bytecode_packs,

@@ -75,6 +75,8 @@ pub fn try_warm<B: AsRef<[u8]>>(
     if layouts.get(&hash).is_none() {
         return Ok(None);
     }
+    let mut lock = locked_venv(layouts, venv);
+    let _one_at_a_time = lock.as_mut().map(fd_lock::RwLock::write).transpose()?;
     let made =
         ensure_venv(interp, venv, &mut report, &mut timer).map_err(|e| if_mounted(venv, e))?;
     let previous = Previous::read(venv, python_pair(interp), Some(&hash));
@@ -128,6 +130,8 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     if let Some(venv) = dx_py_mount(ctx.venv) {
         return Err(InstallError::VenvMounted { venv });
     }
+    let mut lock = locked_venv(ctx.layouts, ctx.venv);
+    let _one_at_a_time = lock.as_mut().map(fd_lock::RwLock::write).transpose()?;
     let made = ensure_venv(ctx.interp, ctx.venv, &mut report, &mut timer)?;
     let tag = ctx.interp.tag();
     let previous = Previous::read(ctx.venv, python_pair(ctx.interp), None);
@@ -267,6 +271,16 @@ fn if_mounted(venv: &Path, err: InstallError) -> InstallError {
         Some(venv) => InstallError::VenvMounted { venv },
         None => err,
     }
+}
+
+/// The lock that makes installs into `venv` take turns (`super::venv_lock`), kept beside the
+/// layouts in the cache. `None` where the cache takes no new file (read-only): a warm install
+/// from such a cache still works, only without that protection.
+fn locked_venv(layouts: &LayoutCache<'_>, venv: &Path) -> Option<fd_lock::RwLock<std::fs::File>> {
+    let cache_dir = layouts.root().parent().unwrap_or(layouts.root());
+    super::venv_lock::venv_lock(cache_dir, venv)
+        .inspect_err(|e| tracing::debug!("No lock for `{}`: {e}", venv.display()))
+        .ok()
 }
 
 /// Creates the venv unless one for the interpreter's `X.Y` is already there. What it makes where there was nothing
