@@ -577,3 +577,16 @@ fn a_package_with_wheels_for_other_platforms_only_is_refused_where_it_cannot_ins
         assert_eq!(got.trim(), "None", "a venv with part of the lock");
     }
 }
+
+/// The warm path: a second `sync` of an unchanged project finds the venv holding what the lock
+/// gives it, and installs nothing.
+#[test]
+fn an_unchanged_project_sync_finds_the_venv_holding_the_lock() {
+    let cx = TestContext::new();
+    forked_project(&cx);
+    cx.run_ok(&offline(&["sync"]));
+    let out = cx.dx_py().args(offline(&["sync", "-v"])).output().unwrap();
+    assert_success(&out, "second sync");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("already holds the lock"), "{said}");
+}
