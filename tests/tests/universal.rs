@@ -698,3 +698,26 @@ fn an_sdist_only_dependency_is_locked_as_its_sdist_and_built_once_at_sync() {
     let said = sync(Some(&other));
     assert!(!said.contains("Built "), "{said}");
 }
+
+/// `--only-binary` reaches the universal resolution: a dependency with only an sdist is then
+/// refused, naming it, where without the flag it is locked as its sdist (its metadata read from
+/// its static `PKG-INFO`, nothing built).
+#[test]
+fn only_binary_refuses_an_sdist_only_dependency_in_a_universal_lock() {
+    let cx = TestContext::new();
+    forked_project(&cx);
+    static_sdist(&cx.project().join("wheels"), "hello-sdist", "hi");
+    let pyproject = cx.project().join("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap();
+    std::fs::write(
+        &pyproject,
+        text.replace("[\"app\"]", "[\"app\", \"hello-sdist\"]"),
+    )
+    .unwrap();
+    let err = cx.run_err(&offline(&["lock", "--only-binary", ":all:"]), 1);
+    assert!(err.contains("hello-sdist"), "{err}");
+    assert!(!cx.project().join("pylock.toml").exists());
+    cx.run_ok(&offline(&["lock"]));
+    let lock = std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap();
+    assert!(lock.contains("hello_sdist-1.0.tar.gz"), "{lock}");
+}
