@@ -30,6 +30,7 @@ def load_backend(spec, backend_path, source):
 def run_hook(backend, hook, settings, out, metadata_directory):
     # Which hook a failure's traceback belongs to, in the build log.
     print(f"dx-py driver: {hook}", file=sys.stderr, flush=True)
+    os.makedirs(out, exist_ok=True)
     if hook.startswith("get_requires_for_build_"):
         # Optional hook: no extra requirements when the backend lacks it.
         fn = getattr(backend, hook, None)
@@ -46,7 +47,6 @@ def run_hook(backend, hook, settings, out, metadata_directory):
         if fn is None:
             # build_editable is optional (PEP 660): the caller says what to do instead.
             return {"missing": hook}
-        os.makedirs(out, exist_ok=True)
         return {"wheel": os.path.join(out, fn(out, settings, metadata_directory))}
     raise SystemExit(f"unknown hook {hook!r}")
 
