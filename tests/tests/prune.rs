@@ -340,3 +340,43 @@ fn a_mount_being_made_keeps_its_tree_for_a_grace_period() {
     assert!(out.contains("Removed tree 0123abcd"), "{out}");
     assert!(!tree.exists() && !file.exists());
 }
+
+/// A project's universal lock is a lock root: after `dx-py lock`, the objects its wheels became
+/// stay when the venv that installed them is gone; the selections made from it go at every
+/// prune (the next sync makes its own again) and count in `cache stats`.
+#[test]
+fn a_universal_lock_keeps_its_objects_and_selections_are_made_again() {
+    let cx = TestContext::new();
+    let wheels = two_locks(&cx);
+    std::fs::write(
+        cx.project().join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"0.1\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"shared\", \"only-a\"]\n",
+    )
+    .unwrap();
+    let offline = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--no-index", "--find-links", wheels.to_str().unwrap()]);
+        cx.run_ok(&all)
+    };
+    offline(&["sync"]);
+    let venv = cx.project().join(".venv");
+    let (layout, objects) = layout_of(&venv);
+    let selected = cx.cache_dir().join("selected");
+    assert_eq!(std::fs::read_dir(&selected).unwrap().count(), 1);
+    let stats = cx.run_ok(&["cache", "stats"]);
+    assert!(stats.contains("selected"), "{stats}");
+    offline(&["lock"]);
+    std::fs::remove_dir_all(&venv).unwrap();
+    cx.run_ok(&["cache", "prune"]);
+    assert!(!layout.exists(), "the venv's layout goes");
+    for (name, h) in &objects {
+        assert!(object_path(&cx, h).is_file(), "{name}: kept by the lock");
+    }
+    assert_eq!(std::fs::read_dir(&selected).unwrap().count(), 0);
+    offline(&["sync"]);
+    venv_python(&venv, "import shared, only_a");
+    // `cache clean --all` takes the selections with the rest.
+    cx.run_ok(&["cache", "clean", "--all", "--force"]);
+    assert!(!selected.exists());
+}

@@ -577,3 +577,147 @@ fn a_package_with_wheels_for_other_platforms_only_is_refused_where_it_cannot_ins
         assert_eq!(got.trim(), "None", "a venv with part of the lock");
     }
 }
+
+/// The warm path: a second `sync` of an unchanged project finds the venv holding what the lock
+/// gives it, and installs nothing.
+#[test]
+fn an_unchanged_project_sync_finds_the_venv_holding_the_lock() {
+    let cx = TestContext::new();
+    forked_project(&cx);
+    cx.run_ok(&offline(&["sync"]));
+    let out = cx.dx_py().args(offline(&["sync", "-v"])).output().unwrap();
+    assert_success(&out, "second sync");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("already holds the lock"), "{said}");
+}
+
+/// Writes `{dist}-1.0.tar.gz` into `index`: a setuptools project whose module `name` says
+/// `greeting`, with a `PKG-INFO` of metadata 2.2 (no `Dynamic`), so that its dependencies are
+/// read without a build and only the install builds it.
+fn static_sdist(index: &std::path::Path, name: &str, greeting: &str) {
+    let dist = name.replace('-', "_");
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join(format!("{dist}-1.0"));
+    std::fs::create_dir_all(root.join(&dist)).unwrap();
+    let files = [
+        (
+            "pyproject.toml".to_owned(),
+            format!(
+                "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+                 build-backend = \"setuptools.build_meta\"\n\n\
+                 [project]\nname = \"{name}\"\nversion = \"1.0\"\n"
+            ),
+        ),
+        (
+            "PKG-INFO".to_owned(),
+            format!("Metadata-Version: 2.2\nName: {name}\nVersion: 1.0\n"),
+        ),
+        (
+            format!("{dist}/__init__.py"),
+            format!("GREETING = {greeting:?}\n"),
+        ),
+    ];
+    for (path, text) in files {
+        std::fs::write(root.join(path), text).unwrap();
+    }
+    let archive = index.join(format!("{dist}-1.0.tar.gz"));
+    let code = format!(
+        "import tarfile\nwith tarfile.open({:?}, 'w:gz') as t: t.add({:?}, arcname={:?})",
+        archive.display().to_string(),
+        root.display().to_string(),
+        format!("{dist}-1.0"),
+    );
+    let out = dx_py_tests::run_python(std::path::Path::new(&dx_py_tests::python()), &code);
+    assert_success(&out, "tar the sdist");
+}
+
+/// A project depending on a package that has only an sdist: its universal lock names the
+/// sdist, a sync on an empty cache builds and installs it, a second venv takes the built wheel
+/// from the cache without building again, and another interpreter builds its own once.
+#[test]
+fn an_sdist_only_dependency_is_locked_as_its_sdist_and_built_once_at_sync() {
+    let Some(backend) =
+        dx_py_tests::fetch_wheels("build-backend", &["setuptools==75.3.0", "wheel==0.45.1"])
+    else {
+        dx_py_tests::skip("setuptools could not be downloaded with pip");
+        return;
+    };
+    let cx = TestContext::new();
+    let index_dir = cx.temp.path().join("index");
+    std::fs::create_dir_all(&index_dir).unwrap();
+    for e in std::fs::read_dir(&backend).unwrap().flatten() {
+        std::fs::copy(e.path(), index_dir.join(e.file_name())).unwrap();
+    }
+    static_sdist(&index_dir, "hello-sdist", "built at sync");
+    let index = TestIndex::serve(&index_dir).unwrap();
+    let url = index.index_url();
+    std::fs::write(
+        cx.project().join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"0.1\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"hello-sdist\"]\n",
+    )
+    .unwrap();
+    cx.run_ok(&["lock", "--index-url", &url]);
+    let text = std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap();
+    assert!(
+        text.contains("hello_sdist-1.0.tar.gz") && !text.contains("hello_sdist-1.0-py3"),
+        "{text}"
+    );
+    let sync = |python: Option<&std::path::Path>| {
+        let mut cmd = cx.dx_py();
+        cmd.args(["sync", "-v", "--index-url", &url]);
+        if let Some(p) = python {
+            cmd.args(["--python", p.to_str().unwrap()]);
+        }
+        let out = cmd.output().unwrap();
+        assert_success(&out, "sync");
+        dx_py_tests::printed(&out)
+    };
+    let said = sync(None);
+    assert!(said.contains("Built 1 source distribution"), "{said}");
+    let venv = cx.project().join(".venv");
+    let greeting = venv_python(&venv, "import hello_sdist; print(hello_sdist.GREETING)");
+    assert_eq!(greeting.trim(), "built at sync");
+    // A new venv of the same interpreter: the build is the cache's, not the venv's.
+    std::fs::remove_dir_all(&venv).unwrap();
+    let said = sync(None);
+    assert!(!said.contains("Built "), "{said}");
+    let greeting = venv_python(&venv, "import hello_sdist; print(hello_sdist.GREETING)");
+    assert_eq!(greeting.trim(), "built at sync");
+    // Another interpreter builds for its own tag (builds are keyed by it, see build.md), from
+    // the same lock, once.
+    let Some(other) = dx_py_tests::other_python() else {
+        dx_py_tests::skip("no second interpreter: its sync is not tried");
+        return;
+    };
+    std::fs::remove_dir_all(&venv).unwrap();
+    let said = sync(Some(&other));
+    assert!(said.contains("Built 1 source distribution"), "{said}");
+    venv_python(&venv, "import hello_sdist");
+    std::fs::remove_dir_all(&venv).unwrap();
+    let said = sync(Some(&other));
+    assert!(!said.contains("Built "), "{said}");
+}
+
+/// `--only-binary` reaches the universal resolution: a dependency with only an sdist is then
+/// refused, naming it, where without the flag it is locked as its sdist (its metadata read from
+/// its static `PKG-INFO`, nothing built).
+#[test]
+fn only_binary_refuses_an_sdist_only_dependency_in_a_universal_lock() {
+    let cx = TestContext::new();
+    forked_project(&cx);
+    static_sdist(&cx.project().join("wheels"), "hello-sdist", "hi");
+    let pyproject = cx.project().join("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap();
+    std::fs::write(
+        &pyproject,
+        text.replace("[\"app\"]", "[\"app\", \"hello-sdist\"]"),
+    )
+    .unwrap();
+    let err = cx.run_err(&offline(&["lock", "--only-binary", ":all:"]), 1);
+    assert!(err.contains("hello-sdist"), "{err}");
+    assert!(!cx.project().join("pylock.toml").exists());
+    cx.run_ok(&offline(&["lock"]));
+    let lock = std::fs::read_to_string(cx.project().join("pylock.toml")).unwrap();
+    assert!(lock.contains("hello_sdist-1.0.tar.gz"), "{lock}");
+}

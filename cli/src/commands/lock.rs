@@ -131,17 +131,21 @@ fn resolve_into(
         python_version: args.python_version,
     };
     // A project's lock is shared by its developers and CI: it serves every environment.
-    if args.universal || matches!(inputs, Inputs::Project(..)) {
-        if lock_universal(inputs, interp, flags, settings, dir, printer)?.is_none() {
-            printer.info(format_args!(
-                "The lock in `{}` is up to date",
-                dir.display()
-            ));
+    let files = match inputs {
+        Inputs::Files(files) if !args.universal => files,
+        _ => {
+            if lock_universal(inputs, interp, flags, settings, dir, printer)?.is_none() {
+                printer.info(format_args!(
+                    "The lock in `{}` is up to date",
+                    dir.display()
+                ));
+            }
+            record_lock_root(settings, dir);
+            printer.timings();
+            return Ok(ExitCode::SUCCESS);
         }
-        printer.timings();
-        return Ok(ExitCode::SUCCESS);
-    }
-    let ready = ensure_lock(inputs, interp, flags, settings, dir, printer)?;
+    };
+    let ready = ensure_lock(files, interp, flags, settings, dir, printer)?;
     record_lock_root(settings, dir);
     report_unchanged(&ready, dir, printer);
     printer.timings();

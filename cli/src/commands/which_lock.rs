@@ -9,7 +9,7 @@ use dx_py_core::python::Interpreter;
 
 use super::local_builds::LocalBuilds;
 use super::lock::{WhileLocking, lock_and_write, only_pins, only_sdist};
-use super::resolve::{Flags, Freshness, Inputs, ensure_lock};
+use super::resolve::{Flags, Freshness, ensure_lock};
 use super::{DPL, PYLOCK};
 use crate::cli::{ResolveArgs, SourceArgs};
 use crate::printer::Printer;
@@ -58,14 +58,7 @@ pub(crate) fn choose_lock(
                 freshness,
                 python_version: None,
             };
-            let ready = ensure_lock(
-                Inputs::Files(&files),
-                interp,
-                flags,
-                settings,
-                Path::new("."),
-                printer,
-            )?;
+            let ready = ensure_lock(&files, interp, flags, settings, Path::new("."), printer)?;
             Ok(ready.dpl)
         };
         let resolved = |printer: &Printer| resolve_with(printer, Freshness::Update);

@@ -227,7 +227,8 @@ mod tests {
                 Kind::Downloads,
                 Kind::Metadata,
                 Kind::Pages,
-                Kind::Interpreters
+                Kind::Interpreters,
+                Kind::Selected
             ]
         );
         for (_, dir) in &refetchable {

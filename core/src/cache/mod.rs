@@ -12,6 +12,7 @@
 //! ├── pages/                  index and find-links pages with their HTTP caching policy
 //! ├── interpreters/           cached interpreter facts
 //! ├── builds/                 wheels built from sdists, build-environment locks (`crate::build`)
+//! ├── selected/               what universal locks give each interpreter (`install::selected_lock`)
 //! ├── roots/{hash}            what uses the cache: venvs, mounts, locks (see [`roots`])
 //! ├── .writers/{pid}-{start}  processes that may have temporaries (see `temp`)
 //! └── .lock                   the cache lock (see `cache_lock`)
@@ -139,6 +140,12 @@ impl Cache {
         self.root.join("builds")
     }
 
+    /// `{cache}/selected`: the version 1 DPLs universal locks give interpreters
+    /// (`crate::install::selected_lock`).
+    pub fn selected_dir(&self) -> PathBuf {
+        self.root.join("selected")
+    }
+
     /// `{cache}/roots`: what uses the cache.
     pub fn roots_dir(&self) -> PathBuf {
         self.root.join("roots")
@@ -159,6 +166,7 @@ impl Cache {
             self.interpreters_dir(),
             self.roots_dir(),
             self.builds_dir(),
+            self.selected_dir(),
         ]);
         dirs
     }
@@ -175,6 +183,7 @@ impl Cache {
             (Kind::Pages, self.pages_dir()),
             (Kind::Interpreters, self.interpreters_dir()),
             (Kind::Builds, self.builds_dir()),
+            (Kind::Selected, self.selected_dir()),
         ];
         if !self.store_is_shared {
             v.push((Kind::Store, self.store.clone()));
@@ -243,6 +252,9 @@ pub enum Kind {
     Interpreters,
     /// Wheels built from sdists (locks name them by path: not removed as refetchable).
     Builds,
+    /// What universal locks give each interpreter: computed again from the lock in about a
+    /// millisecond, so no root keeps them.
+    Selected,
 }
 
 impl Kind {
@@ -251,7 +263,7 @@ impl Kind {
     pub fn is_refetchable(self) -> bool {
         matches!(
             self,
-            Kind::Downloads | Kind::Metadata | Kind::Pages | Kind::Interpreters
+            Kind::Downloads | Kind::Metadata | Kind::Pages | Kind::Interpreters | Kind::Selected
         )
     }
 }
@@ -268,6 +280,7 @@ impl std::fmt::Display for Kind {
             Kind::Pages => "pages",
             Kind::Interpreters => "interpreters",
             Kind::Builds => "builds",
+            Kind::Selected => "selected",
         })
     }
 }

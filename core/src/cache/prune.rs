@@ -313,7 +313,10 @@ fn inventory(cache: &Cache) -> Result<Inventory, PruneError> {
         inv.add(Item::Tree(key), files, None);
     }
     for (kind, dir) in cache.kinds() {
-        if matches!(kind, Kind::Downloads | Kind::Metadata | Kind::Pages) {
+        if matches!(
+            kind,
+            Kind::Downloads | Kind::Metadata | Kind::Pages | Kind::Selected
+        ) {
             for file in files_below(&dir) {
                 inv.add(Item::File(kind, file.clone()), vec![file], None);
             }
@@ -353,12 +356,15 @@ fn name_of(p: &Path) -> Option<&str> {
 }
 
 /// Whether `reached` keeps `item` (refetchable files are never reached: they stay unless
-/// evicted).
+/// evicted; a lock's selections are reached by nothing either, but go at every sweep: the
+/// next install makes the one it needs again from the lock, in about a millisecond, whereas
+/// tracking which live root uses which would cost every warm install a write).
 fn is_reached(reached: &Reached, item: &Item) -> bool {
     match item {
         Item::Object(h) => reached.objects.contains(h),
         Item::Layout(k) => reached.layouts.contains(k),
         Item::Tree(k) => reached.tree_keys.contains(k),
+        Item::File(Kind::Selected, _) => false,
         Item::File(..) => true,
     }
 }

@@ -284,26 +284,18 @@ pub fn record_mount(roots_dir: &Path, mountpoint: &Path, tree: &Path) {
 
 /// Records the lock file `dpl`: the hash of its bytes and the store objects its entries name
 /// (or, for entries that name none yet, the objects `store`'s wheel records say their wheels
-/// became). An unreadable lock is not recorded: `dx-py lock` has just reported on it.
+/// became). A universal lock (DPL version 2) names no objects: every wheel of it that the store
+/// holds, for any interpreter, is listed. An unreadable lock is not recorded: `dx-py lock` has
+/// just reported on it.
 pub fn record_lock(roots_dir: &Path, dpl: &Path, store: &crate::store::PackageStore) {
     let Ok(bytes) = std::fs::read(dpl) else {
         tracing::debug!("Not recording lock `{}`: unreadable", dpl.display());
         return;
     };
-    let Ok(reader) = crate::dpl::DplReader::from_bytes(bytes.as_slice()) else {
+    let Some(mut objects) = lock_objects(&bytes, store) else {
         tracing::debug!("Not recording lock `{}`: not a DPL", dpl.display());
         return;
     };
-    let mut objects: Vec<ContentHash> = reader
-        .entries()
-        .flatten()
-        .filter_map(|e| {
-            e.store_hash().or_else(|| {
-                let wheel = e.wheel();
-                store.wheel_object(&wheel.sha256_hex(), wheel.filename)
-            })
-        })
-        .collect();
     objects.sort();
     objects.dedup();
     let root = Root {
@@ -314,6 +306,30 @@ pub fn record_lock(roots_dir: &Path, dpl: &Path, store: &crate::store::PackageSt
         },
     };
     record(roots_dir, root);
+}
+
+/// The store objects the DPL `bytes` (version 1 or 2) reaches, or `None` when it is not a DPL.
+fn lock_objects(bytes: &[u8], store: &crate::store::PackageStore) -> Option<Vec<ContentHash>> {
+    let recorded = |w: crate::dpl::DplWheel<'_>| store.wheel_object(&w.sha256_hex(), w.filename);
+    if crate::dpl::format_version(bytes).ok()? == 2 {
+        let reader = crate::dpl::UniversalDplReader::from_bytes(bytes).ok()?;
+        return Some(
+            reader
+                .entries()
+                .flatten()
+                .flat_map(|e| e.wheels().collect::<Vec<_>>())
+                .filter_map(recorded)
+                .collect(),
+        );
+    }
+    let reader = crate::dpl::DplReader::from_bytes(bytes).ok()?;
+    Some(
+        reader
+            .entries()
+            .flatten()
+            .filter_map(|e| e.store_hash().or_else(|| recorded(e.wheel())))
+            .collect(),
+    )
 }
 
 /// Sets the modification time of `file`.

@@ -30,8 +30,6 @@ use crate::wheel::WheelFilename;
 
 /// The lock file a project directory holds.
 const DPL: &str = "dx-py.dpl";
-/// Where the selections live, under the cache directory.
-const SELECTED_DIR: &str = "selected";
 
 /// Why a universal lock gives no lock for the interpreter.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +157,7 @@ pub fn selected_lock_at(
     let mut located = reader.key().to_hex().into_bytes();
     located.push(0);
     located.extend_from_slice(base.as_os_str().as_encoded_bytes());
-    let dir = cache_dir.join(SELECTED_DIR);
+    let dir = crate::cache::Cache::new(cache_dir, None).selected_dir();
     let kept = dir.join(format!(
         "{}.dpl",
         selection_key(&ContentHash::of(&located), interp).to_hex()

@@ -4,20 +4,23 @@
 //! platform.
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use pep508_rs::{MarkerTree, PackageName};
 
 use super::resolved::{file_digest, file_location};
 use super::{InstallError, ResolveRequest};
+use crate::build::Builder;
 use crate::dpl::{
     LockedWheel, PylockDocument, PylockSelector, UniversalLock, UniversalLockedPackage,
 };
 use crate::hash::ContentHash;
-use crate::index::{IndexClient, IndexFile};
+use crate::index::{IndexClient, IndexError, IndexFile, Listing};
 use crate::resolve::{
-    IndexSource, LockedVersion, Manifest, PackageSource, ResolveOptions, UniversalPackage,
-    resolve_universal,
+    IndexSource, LockedVersion, Manifest, PackageSource, ResolveOptions, SourceError,
+    UniversalPackage, resolve_universal,
 };
+use crate::wheel::WheelMetadata;
 
 /// The environments a universal lock of `request` covers: its `requires-python` (else Pythons
 /// from `python_floor` on), within any of the `environments` markers when some are given. A
@@ -75,15 +78,24 @@ pub fn locked_versions(text: &str) -> Vec<LockedVersion> {
 }
 
 /// Resolves `request` for every environment of `scope` through `client` and makes the lock;
-/// `existing` (the entries of the lock it replaces) is preferred fork by fork.
+/// `existing` (the entries of the lock it replaces) is preferred fork by fork. With a
+/// `builder`, a version that has only an sdist may be chosen (its metadata prepared by its
+/// backend when its `PKG-INFO` cannot tell); the lock then names that sdist alone, and an
+/// install builds it. `--no-binary` / `--only-binary` (`request.binary`) decide which files
+/// count, and so which the lock lists.
 pub fn resolve_universal_and_lock(
     request: &ResolveRequest,
     scope: &MarkerTree,
     existing: &[LockedVersion],
     client: &IndexClient,
     inputs_hash: ContentHash,
+    builder: Option<&Builder<'_>>,
 ) -> Result<(UniversalLock, usize), InstallError> {
-    let source = IndexSource::new(client);
+    let index = IndexSource::new(client);
+    let source = Building {
+        inner: &index,
+        builder,
+    };
     let manifest = Manifest {
         requirements: request.requirements.clone(),
         constraints: request.constraints.clone(),
@@ -94,6 +106,8 @@ pub fn resolve_universal_and_lock(
     };
     let options = ResolveOptions {
         prerelease: request.prerelease,
+        build_sdists: builder.is_some(),
+        binary: request.binary.clone(),
         ..ResolveOptions::default()
     };
     let resolution = resolve_universal(&manifest, scope, existing, &options, &source)
@@ -114,6 +128,37 @@ pub fn resolve_universal_and_lock(
         packages,
     };
     Ok((lock, resolution.forks.len()))
+}
+
+/// A source whose sdists' metadata, when their `PKG-INFO` cannot be trusted for dependencies,
+/// `builder` prepares (a universal lock needs no wheel built: it names the sdist).
+struct Building<'a> {
+    inner: &'a dyn PackageSource,
+    builder: Option<&'a Builder<'a>>,
+}
+
+impl PackageSource for Building<'_> {
+    fn files(&self, name: &PackageName) -> Result<Arc<Listing>, SourceError> {
+        self.inner.files(name)
+    }
+
+    fn metadata(
+        &self,
+        name: &PackageName,
+        file: &IndexFile,
+    ) -> Result<Arc<WheelMetadata>, SourceError> {
+        let answer = self.inner.metadata(name, file);
+        let (Some(builder), Err(SourceError::Index(e))) = (self.builder, &answer) else {
+            return answer;
+        };
+        let IndexError::NeedsBuild { version, .. } = &**e else {
+            return answer;
+        };
+        builder
+            .metadata(name, version, file)
+            .map(Arc::new)
+            .map_err(|e| SourceError::Build(Arc::new(e)))
+    }
 }
 
 /// One entry: its files hashed (and, in hash-checking mode, only those with an allowed hash).

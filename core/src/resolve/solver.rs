@@ -673,11 +673,20 @@ impl Context<'_> {
             .pins
             .get(name)
             .is_some_and(|p| p.iter().any(|r| r.contains(version)));
+        // `--no-binary` / `--only-binary` leave out what a lock may not name either.
+        let (no_wheels, no_sdists) = (self.binary.no_binary(name), self.binary.only_binary(name));
         Ok(entry
             .files
             .iter()
             .filter_map(|&i| versions.files.file(i))
             .filter(|f| (pinned || !f.yanked) && self.python_admits(f))
+            .filter(|f| {
+                if f.filename.ends_with(".whl") {
+                    !no_wheels
+                } else {
+                    !no_sdists
+                }
+            })
             .collect())
     }
 }

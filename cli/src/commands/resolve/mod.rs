@@ -65,10 +65,11 @@ pub(crate) struct Flags<'a> {
     pub(crate) python_version: Option<TargetVersion>,
 }
 
-/// Makes `dir` hold a lock of `inputs` for `interp`: the one there when it was made from the same
-/// inputs (no resolution, no network), else a new one.
+/// Makes `dir` hold a lock of the requirements `files` for `interp`: the one there when it was
+/// made from the same inputs (no resolution, no network), else a new one. (A project's lock is
+/// always universal: `lock_universal`.)
 pub(crate) fn ensure_lock(
-    inputs: Inputs<'_>,
+    files: &[(PathBuf, Requirements)],
     interp: &Interpreter,
     flags: Flags<'_>,
     settings: &Settings,
@@ -95,11 +96,9 @@ pub(crate) fn ensure_lock(
         });
     }
     let start = Instant::now();
-    let reqs_for_sources = match &inputs {
-        Inputs::Files(files) => files.first().map(|(_, r)| r),
-        Inputs::Project(..) => None,
-    };
+    let inputs = Inputs::Files(files);
     let source_args = sources;
+    let reqs_for_sources = files.first().map(|(_, r)| r);
     let sources = settings::sources(source_args, reqs_for_sources, interp, settings, printer)?;
     let request = request(&inputs, resolve)?;
     let target = match python_version {

@@ -4,13 +4,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use dx_py_core::build::Builder;
 use dx_py_core::dpl::UniversalDplReader;
 use dx_py_core::hash::ContentHash;
 use dx_py_core::install::{locked_versions, resolve_universal_and_lock, universal_scope};
 use dx_py_core::python::Interpreter;
 
-use super::request::request;
-use super::{DPL, Flags, Freshness, Inputs, PYLOCK, inputs_source};
+use super::request::{build_options, request};
+use super::{DPL, Flags, Freshness, Inputs, PYLOCK, inputs_source, report_builds};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -95,8 +96,24 @@ pub(crate) fn lock_universal(
     let client = settings::client(settings, sources, source_args)?;
     let spinner = crate::reporter::Spinner::new(printer, "Resolving for every environment");
     dx_py_core::sys::tune_allocator();
-    let (mut lock, forks) =
-        resolve_universal_and_lock(&request, &scope, &locked, &client, inputs_hash)?;
+    // Sdist-only versions are lockable where their metadata can be read or prepared; the
+    // lock names the sdist, and installs build it.
+    let cache = settings.cache();
+    let builder = (!resolve.no_build)
+        .then(|| build_options(resolve))
+        .transpose()?
+        .map(|options| Builder::new(&cache, interp, &client, options));
+    let (mut lock, forks) = resolve_universal_and_lock(
+        &request,
+        &scope,
+        &locked,
+        &client,
+        inputs_hash,
+        builder.as_ref(),
+    )?;
+    if let Some(stats) = builder.as_ref().map(Builder::stats) {
+        report_builds(&stats, printer);
+    }
     // Installs on an older Python are refused by the lock itself, not by a missing entry.
     lock.requires_python
         .get_or_insert_with(|| format!(">={floor}"));

@@ -287,7 +287,7 @@ fn the_selection_is_kept_and_read_back() {
     let cache = tempfile::tempdir().unwrap();
     let linux = interpreter("linux-x86_64", 11);
     let kept = selected_lock(dir.path(), &linux, cache.path()).unwrap();
-    assert!(kept.starts_with(cache.path().join(SELECTED_DIR)));
+    assert!(kept.starts_with(crate::cache::Cache::new(cache.path(), None).selected_dir()));
     let reader = DplReader::open(&kept).unwrap();
     assert_eq!(reader.environment(), linux.tag());
     assert_eq!(reader.len(), 2);

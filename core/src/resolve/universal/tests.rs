@@ -198,30 +198,72 @@ fn a_requirement_outside_the_scope_is_dropped() {
     assert_eq!(universal(index, &["a"], PY38), "a==1.0");
 }
 
-#[test]
-fn every_file_of_the_version_is_listed() {
-    let index = "
-        a 1.0 !sdist+
-    ";
+/// The files a universal resolution lists for `a` on `index` under `options`, or the error.
+fn files_of_a(index: &str, options: &ResolveOptions) -> Result<Vec<String>, String> {
     let manifest = Manifest {
         requirements: vec![Requirement::from_str("a").unwrap()],
         ..Manifest::default()
     };
     let scope = MarkerTree::from_str(PY38).unwrap();
-    let r = resolve_universal(
-        &manifest,
-        &scope,
-        &[],
-        &ResolveOptions::default(),
-        &source(index),
-    )
-    .unwrap();
-    let files: Vec<&str> = r.packages[0]
+    let r = resolve_universal(&manifest, &scope, &[], options, &source(index))
+        .map_err(|e| e.to_string())?;
+    Ok(r.packages[0]
         .files
         .iter()
-        .map(|f| f.filename.as_str())
-        .collect();
+        .map(|f| f.filename.clone())
+        .collect())
+}
+
+#[test]
+fn every_file_of_the_version_is_listed() {
+    let files = files_of_a("a 1.0 !sdist+", &ResolveOptions::default()).unwrap();
     assert_eq!(files, ["a-1.0-py3-none-any.whl", "a-1.0.tar.gz"]);
+}
+
+/// `--only-binary` leaves the sdists out of the lock, `--no-binary` the wheels (the version is
+/// then built at install time, so only with builds allowed); a version with nothing left is
+/// not chosen.
+#[test]
+fn binary_flags_decide_the_files_a_universal_lock_lists() {
+    let with = |no: &[&str], only: &[&str], build_sdists| ResolveOptions {
+        binary: crate::resolve::BinaryPolicy::new(
+            &no.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            &only.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        )
+        .unwrap(),
+        build_sdists,
+        ..ResolveOptions::default()
+    };
+    let index = "a 1.0 !sdist+";
+    assert_eq!(
+        files_of_a(index, &with(&[], &["a"], false)).unwrap(),
+        ["a-1.0-py3-none-any.whl"]
+    );
+    assert_eq!(
+        files_of_a(index, &with(&[":all:"], &[], true)).unwrap(),
+        ["a-1.0.tar.gz"]
+    );
+    // Another package named: `a` keeps both.
+    assert_eq!(
+        files_of_a(index, &with(&["b"], &["c"], false))
+            .unwrap()
+            .len(),
+        2
+    );
+    // Without builds, `--no-binary a` leaves no file to install `a` from.
+    assert!(files_of_a(index, &with(&["a"], &[], false)).is_err());
+    // A version with a wheel wins over a newer sdist-only one; with no such version the sdist
+    // is locked when builds are allowed, and `--only-binary` refuses it.
+    let index = "a 1.0\na 2.0 !sdist";
+    assert_eq!(
+        files_of_a(index, &with(&[], &[], true)).unwrap(),
+        ["a-1.0-py3-none-any.whl"]
+    );
+    assert_eq!(
+        files_of_a("a 2.0 !sdist", &with(&[], &[], true)).unwrap(),
+        ["a-2.0.tar.gz"]
+    );
+    assert!(files_of_a("a 2.0 !sdist", &with(&[], &["a"], true)).is_err());
 }
 
 #[test]
