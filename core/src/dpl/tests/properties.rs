@@ -139,6 +139,7 @@ fn arb_package(normalized: String) -> impl Strategy<Value = LockedPackage> {
                 LockedPackage {
                     wheel,
                     sdist,
+                    local: None,
                     name,
                     version,
                     marker,
