@@ -380,3 +380,114 @@ fn requirements_name_local_trees_editable_or_built_and_source_archives() {
         "{text}"
     );
 }
+
+/// `dx-py lock -r requirements.txt -o DIR` in `dir` against `index`.
+fn lock_reqs(cx: &TestContext, dir: &Path, index: &TestIndex) -> std::process::Output {
+    cx.dx_py()
+        .current_dir(dir)
+        .args(["lock", "-v", "-r", "requirements.txt", "--index-url"])
+        .arg(index.index_url())
+        .output()
+        .expect("run dx-py")
+}
+
+/// `dx-py install -v pylock.toml` (or `dx-py.dpl`) in `dir` into `.venv`.
+fn install_lock(
+    cx: &TestContext,
+    dir: &Path,
+    lock: &str,
+    index: &TestIndex,
+) -> std::process::Output {
+    cx.dx_py()
+        .current_dir(dir)
+        .args([
+            "install",
+            "-v",
+            "--lock",
+            lock,
+            "--venv",
+            ".venv",
+            "--index-url",
+        ])
+        .arg(index.index_url())
+        .output()
+        .expect("run dx-py")
+}
+
+/// Copies the tree `from` to `to` (files and directories only, `.venv` left out).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".venv" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn locks_name_local_trees_and_archives_by_relative_path_and_install_anywhere() {
+    let Some((cx, index)) = world() else {
+        return;
+    };
+    let work = cx.temp.path().join("work");
+    let lib = work.join("libs/editlib");
+    write_project(&lib, "editlib", build_system("setuptools"), "one");
+    let copy = work.join("libs/copylib");
+    write_project(&copy, "copylib", build_system("setuptools"), "copy");
+    let app = work.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("requirements.txt"),
+        "-e ../libs/editlib\n../libs/copylib\n",
+    )
+    .unwrap();
+    let out = lock_reqs(&cx, &app, &index);
+    assert_success(&out, "lock -r with local trees");
+    let pylock = std::fs::read_to_string(app.join("pylock.toml")).unwrap();
+    assert!(
+        pylock.contains("directory = { path = \"../libs/editlib\", editable = true }"),
+        "{pylock}"
+    );
+    assert!(
+        pylock.contains("directory = { path = \"../libs/copylib\", editable = false }"),
+        "{pylock}"
+    );
+    assert!(!pylock.contains("builds/local"), "no cache path: {pylock}");
+    assert!(!pylock.contains("[[packages.wheels]]"), "{pylock}");
+
+    // Elsewhere, with an empty cache: the lock installs by building its trees.
+    let moved = cx.temp.path().join("moved");
+    copy_tree(&work, &moved);
+    let fresh = TestContext::new();
+    let out = install_lock(&fresh, &moved.join("app"), "pylock.toml", &index);
+    assert_success(&out, "install the moved lock on an empty cache");
+    assert!(printed(&out).contains("Built 2 "), "{}", printed(&out));
+    let moved_app = moved.join("app");
+    assert_eq!(greeting(&moved_app, "editlib"), "one");
+    assert_eq!(greeting(&moved_app, "copylib"), "copy");
+    // Editable: an edit of the moved tree shows; the copy is a copy.
+    set_greeting(&moved.join("libs/editlib"), "editlib", "two");
+    set_greeting(&moved.join("libs/copylib"), "copylib", "changed");
+    assert_eq!(greeting(&moved_app, "editlib"), "two");
+    assert_eq!(greeting(&moved_app, "copylib"), "copy");
+    // Installed again (the DPL this time): the store has both, nothing is built.
+    let out = install_lock(&fresh, &moved_app, "dx-py.dpl", &index);
+    assert_success(&out, "install the moved lock again");
+    assert!(!printed(&out).contains("Built"), "{}", printed(&out));
+
+    // A directory that is not there is named.
+    std::fs::remove_dir_all(moved.join("libs/editlib")).unwrap();
+    let other = TestContext::new();
+    let text = failed(&install_lock(&other, &moved_app, "pylock.toml", &index));
+    assert!(
+        text.contains("editlib") && text.contains("does not exist"),
+        "{text}"
+    );
+}

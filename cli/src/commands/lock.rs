@@ -227,7 +227,7 @@ pub(crate) fn lock_and_write(
         // Created first: local sources are named relative to the lock's directory.
         std::fs::create_dir_all(dir)
             .with_context(|| format!("Failed to create `{}`", dir.display()))?;
-        dx_py_core::install::name_local_sources(&mut lock, reqs.built_sources(), dir)?;
+        dx_py_core::install::name_local_sources(&mut lock, reqs.built_sources(), dir, &store)?;
     }
     printer.timeline().mark("lock (rest)");
     printer.timeline().add_client(client.stats());

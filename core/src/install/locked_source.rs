@@ -5,7 +5,9 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::dpl::{LocalSource, Lock, LockedWheel};
+use crate::hash::sha256_hex;
 use crate::requirements::{BuildKind, BuildReference};
+use crate::store::PackageStore;
 
 /// A local source that cannot be named in a lock.
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +26,14 @@ pub enum LocalSourceError {
 /// Replaces, in `lock`, each package whose wheel is one of `built` (wheel path, source it was
 /// built from) by its source: a directory (path relative to `lock_dir`, editable flag; the
 /// wheel keeps only its file name) or an archive (its path, sha256 and size as the sdist).
+///
+/// A directory entry whose built wheel `store` already holds gets that store hash: an install
+/// without a builder (`--no-build`) cannot compute the tree's key, and takes it from the lock.
 pub fn name_local_sources<'a>(
     lock: &mut Lock,
     built: impl IntoIterator<Item = (&'a Path, &'a BuildReference)>,
     lock_dir: &Path,
+    store: &PackageStore,
 ) -> Result<(), LocalSourceError> {
     let read = |path: &Path| {
         let path = path.to_path_buf();
@@ -48,6 +54,10 @@ pub fn name_local_sources<'a>(
         let filename = p.wheel.filename.clone();
         match from.kind {
             BuildKind::Directory => {
+                if p.store_hash.is_none() {
+                    let bytes = fs_err::read(wheel).map_err(read(wheel))?;
+                    p.store_hash = store.wheel_object(&sha256_hex(&bytes), &filename);
+                }
                 p.wheel = LockedWheel {
                     filename,
                     url: None,

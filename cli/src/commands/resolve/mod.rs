@@ -152,7 +152,7 @@ pub(crate) fn ensure_lock(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("Failed to create `{}`", dir.display()))?;
         let built = files.iter().flat_map(|(_, reqs)| reqs.built_sources());
-        dx_py_core::install::name_local_sources(&mut lock, built, dir)?;
+        dx_py_core::install::name_local_sources(&mut lock, built, dir, &settings.store())?;
     }
     drop(spinner);
     if let Some(stats) = builder.as_ref().map(Builder::stats) {
