@@ -32,7 +32,7 @@ pub use model::{
     DplBuildError, LocalSource, Lock, LockMeta, LockedPackage, LockedWheel, version_components,
 };
 pub use pylock::{
-    DefaultSelector, PylockDocument, PylockError, PylockSelector, UniversalLock,
+    DefaultSelector, PylockDocument, PylockError, PylockSelector, UNKNOWN_VERSION, UniversalLock,
     UniversalLockedPackage,
 };
 pub use reader::{DplEntry, DplError, DplReader, DplWheel};

@@ -4,7 +4,7 @@
 //! cache: such a lock installs on another machine, or after the project moved, by building.
 use std::path::{Component, Path, PathBuf};
 
-use crate::dpl::{LocalSource, Lock, LockedWheel};
+use crate::dpl::{LocalSource, Lock, LockedWheel, UNKNOWN_VERSION};
 use crate::hash::sha256_hex;
 use crate::requirements::{BuildKind, BuildReference};
 use crate::store::PackageStore;
@@ -100,6 +100,38 @@ pub fn name_local_sources<'a>(
         }
     }
     Ok(())
+}
+
+/// Gives each directory entry of `lock` that names no version ([`UNKNOWN_VERSION`], as uv
+/// writes them) the static `[project] version` of its tree's `pyproject.toml`, read relative to
+/// `lock_dir`; a tree without one (a dynamic version) keeps the stand-in. Its wheel's stand-in
+/// name follows.
+pub fn directory_versions(lock: &mut Lock, lock_dir: &Path) {
+    for p in &mut lock.packages {
+        let Some((path, _)) = p.directory() else {
+            continue;
+        };
+        if p.version != UNKNOWN_VERSION {
+            continue;
+        }
+        let Some(version) = static_version(&lock_dir.join(path).join("pyproject.toml")) else {
+            continue;
+        };
+        let stem = crate::names::normalize_name(&p.name).replace('-', "_");
+        if p.wheel.filename == format!("{stem}-{UNKNOWN_VERSION}-py3-none-any.whl") {
+            p.wheel.filename = format!("{stem}-{version}-py3-none-any.whl");
+        }
+        p.version = version;
+    }
+}
+
+/// `[project] version` of the `pyproject.toml` at `path`, when it is there and valid.
+fn static_version(path: &Path) -> Option<String> {
+    let text = fs_err::read_to_string(path).ok()?;
+    let doc: toml_edit::DocumentMut = text.parse().ok()?;
+    let version = doc.get("project")?.get("version")?.as_str()?;
+    crate::dpl::version_components(version).ok()?;
+    Some(version.to_owned())
 }
 
 /// `target` relative to `base` (both canonical), `/`-separated as PEP 751 writes paths; an

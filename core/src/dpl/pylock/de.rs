@@ -132,6 +132,9 @@ struct RawPackage {
     tool: Option<Field<Tool<RawPackageTool>>>,
 }
 
+/// The version of a directory entry that names none.
+pub const UNKNOWN_VERSION: &str = "0";
+
 /// `[packages.directory]`: a local project tree.
 #[derive(Deserialize)]
 struct RawDirectory {
@@ -222,7 +225,12 @@ impl RawLock {
         for (i, raw) in packages.into_iter().enumerate() {
             let name = req(raw.name, &format!("packages[{i}]"), "name", "a string")?;
             let at = format!("packages[{i}] (`{name}`)");
-            let version = req(raw.version, &at, "version", "a string")?;
+            // PEP 751 makes `version` optional for a directory (uv leaves it out): a stand-in
+            // until the tree is read (`install::directory_versions`) or built.
+            let version = match (&raw.version, &raw.directory) {
+                (None, Some(_)) => UNKNOWN_VERSION.to_owned(),
+                _ => req(raw.version, &at, "version", "a string")?,
+            };
             let marker = opt_str(raw.marker, &at, "marker")?;
             all.push((normalize_name(&name), version.clone()));
             if !selector.applies(&name, &version, marker.as_deref()) {

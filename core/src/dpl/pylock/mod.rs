@@ -27,6 +27,7 @@ mod de;
 mod ser;
 mod universal;
 
+pub use de::UNKNOWN_VERSION;
 pub use universal::{UniversalLock, UniversalLockedPackage};
 
 /// The table name dx-py uses under `[tool]` and `[packages.tool]`.
