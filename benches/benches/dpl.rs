@@ -41,6 +41,7 @@ fn synthetic_lock(n: usize) -> Lock {
                     size: Some(10_000 + i as u64),
                 },
                 sdist: None,
+                local: None,
                 store_hash: Some(ContentHash::of(format!("store {i}").as_bytes())),
                 dependencies: (1..4)
                     .map(|k| (i * 7 + k * 13) % n)

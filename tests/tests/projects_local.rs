@@ -380,3 +380,168 @@ fn requirements_name_local_trees_editable_or_built_and_source_archives() {
         "{text}"
     );
 }
+
+/// `dx-py lock -r requirements.txt -o DIR` in `dir` against `index`.
+fn lock_reqs(cx: &TestContext, dir: &Path, index: &TestIndex) -> std::process::Output {
+    cx.dx_py()
+        .current_dir(dir)
+        .args(["lock", "-v", "-r", "requirements.txt", "--index-url"])
+        .arg(index.index_url())
+        .output()
+        .expect("run dx-py")
+}
+
+/// `dx-py install -v pylock.toml` (or `dx-py.dpl`) in `dir` into `.venv`.
+fn install_lock(
+    cx: &TestContext,
+    dir: &Path,
+    lock: &str,
+    index: &TestIndex,
+) -> std::process::Output {
+    cx.dx_py()
+        .current_dir(dir)
+        .args([
+            "install",
+            "-v",
+            "--lock",
+            lock,
+            "--venv",
+            ".venv",
+            "--index-url",
+        ])
+        .arg(index.index_url())
+        .output()
+        .expect("run dx-py")
+}
+
+/// Copies the tree `from` to `to` (files and directories only, `.venv` left out).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".venv" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn locks_name_local_trees_and_archives_by_relative_path_and_install_anywhere() {
+    let Some((cx, index)) = world() else {
+        return;
+    };
+    let work = cx.temp.path().join("work");
+    let lib = work.join("libs/editlib");
+    write_project(&lib, "editlib", build_system("setuptools"), "one");
+    let copy = work.join("libs/copylib");
+    write_project(&copy, "copylib", build_system("setuptools"), "copy");
+    let arch = cx.temp.path().join("archlib");
+    write_project(&arch, "archlib", build_system("setuptools"), "arch");
+    std::fs::write(
+        arch.join("PKG-INFO"),
+        "Metadata-Version: 2.1\nName: archlib\nVersion: 0.1\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(work.join("dist")).unwrap();
+    let out = dx_py_tests::run_python(
+        Path::new(&dx_py_tests::python()),
+        &format!(
+            "import tarfile\nwith tarfile.open({:?}, 'w:gz') as t: t.add({:?}, arcname='archlib-0.1')",
+            work.join("dist/archlib-0.1.tar.gz").display().to_string(),
+            arch.display().to_string(),
+        ),
+    );
+    assert_success(&out, "tar the sdist");
+    let app = work.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("requirements.txt"),
+        "-e ../libs/editlib\n../libs/copylib\n../dist/archlib-0.1.tar.gz\n",
+    )
+    .unwrap();
+    let out = lock_reqs(&cx, &app, &index);
+    assert_success(&out, "lock -r with local trees");
+    let pylock = std::fs::read_to_string(app.join("pylock.toml")).unwrap();
+    assert!(
+        pylock.contains("directory = { path = \"../libs/editlib\", editable = true }"),
+        "{pylock}"
+    );
+    assert!(
+        pylock.contains("directory = { path = \"../libs/copylib\", editable = false }"),
+        "{pylock}"
+    );
+    assert!(
+        pylock.contains(
+            "archive = { name = \"archlib-0.1.tar.gz\", path = \"../dist/archlib-0.1.tar.gz\""
+        ),
+        "{pylock}"
+    );
+    assert!(!pylock.contains("builds/"), "no cache path: {pylock}");
+    assert!(!pylock.contains("[[packages.wheels]]"), "{pylock}");
+
+    // Elsewhere, with an empty cache: the lock installs by building its trees.
+    let moved = cx.temp.path().join("moved");
+    copy_tree(&work, &moved);
+    let fresh = TestContext::new();
+    let out = install_lock(&fresh, &moved.join("app"), "pylock.toml", &index);
+    assert_success(&out, "install the moved lock on an empty cache");
+    assert!(printed(&out).contains("Built 3 "), "{}", printed(&out));
+    let moved_app = moved.join("app");
+    assert_eq!(greeting(&moved_app, "archlib"), "arch");
+    assert_eq!(greeting(&moved_app, "editlib"), "one");
+    assert_eq!(greeting(&moved_app, "copylib"), "copy");
+    // Editable: an edit of the moved tree shows; the copy is a copy.
+    set_greeting(&moved.join("libs/editlib"), "editlib", "two");
+    set_greeting(&moved.join("libs/copylib"), "copylib", "changed");
+    assert_eq!(greeting(&moved_app, "editlib"), "two");
+    assert_eq!(greeting(&moved_app, "copylib"), "copy");
+    // Installed again (the DPL this time): the store has both, nothing is built.
+    let out = install_lock(&fresh, &moved_app, "dx-py.dpl", &index);
+    assert_success(&out, "install the moved lock again");
+    assert!(!printed(&out).contains("Built"), "{}", printed(&out));
+
+    // A directory that is not there is named.
+    std::fs::remove_dir_all(moved.join("libs/editlib")).unwrap();
+    let other = TestContext::new();
+    let text = failed(&install_lock(&other, &moved_app, "pylock.toml", &index));
+    assert!(
+        text.contains("editlib") && text.contains("does not exist"),
+        "{text}"
+    );
+}
+
+/// What `uv export --format pylock.toml --no-emit-project` (uv 0.9) writes for a project whose
+/// dependency `uvlib` has `[tool.uv.sources] uvlib = { path = "lib", editable = true }`: a
+/// directory entry without a version.
+const UV_PYLOCK: &str = "# This file was autogenerated by uv via the following command:\n\
+    #    uv export --format pylock.toml --python python3 --offline --no-emit-project\n\
+    lock-version = \"1.0\"\n\
+    created-by = \"uv\"\n\
+    requires-python = \">=3.8\"\n\
+    \n\
+    [[packages]]\n\
+    name = \"uvlib\"\n\
+    directory = { path = \"lib\", editable = true }\n";
+
+#[test]
+fn a_pylock_from_uv_with_a_directory_entry_installs_editable() {
+    let Some((cx, index)) = world() else {
+        return;
+    };
+    let app = cx.temp.path().join("uvapp");
+    write_project(&app.join("lib"), "uvlib", build_system("setuptools"), "uv");
+    std::fs::write(app.join("pylock.toml"), UV_PYLOCK).unwrap();
+    let out = install_lock(&cx, &app, "pylock.toml", &index);
+    assert_success(&out, "install uv's pylock.toml");
+    // The version comes from the tree's pyproject.toml.
+    assert!(printed(&out).contains("uvlib==0.1"), "{}", printed(&out));
+    assert_eq!(greeting(&app, "uvlib"), "uv");
+    set_greeting(&app.join("lib"), "uvlib", "edited");
+    assert_eq!(greeting(&app, "uvlib"), "edited");
+}

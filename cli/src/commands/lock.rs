@@ -226,7 +226,13 @@ pub(crate) fn lock_and_write(
     };
     let start = Instant::now();
     printer.timeline().mark("inputs");
-    let lock = lock_requirements(reqs, &options)?;
+    let mut lock = lock_requirements(reqs, &options)?;
+    if reqs.built_sources().next().is_some() {
+        // Created first: local sources are named relative to the lock's directory.
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Failed to create `{}`", dir.display()))?;
+        dx_py_core::install::name_local_sources(&mut lock, reqs.built_sources(), dir, &store)?;
+    }
     printer.timeline().mark("lock (rest)");
     printer.timeline().add_client(client.stats());
     let (downloads, bytes) = reporter.downloaded();

@@ -133,6 +133,14 @@ fn fingerprint_tree(tree: &Path, rel: &Path, h: &mut blake3::Hasher) -> std::io:
 }
 
 impl Builder<'_> {
+    /// The key of the local tree at `tree` in `mode` for this builder ([`local_key`] of the
+    /// canonical path): what an install records the stored package under, so that the next
+    /// install of an unchanged tree finds it in the store without the build cache.
+    pub fn tree_key(&self, tree: &Path, mode: LocalMode) -> Result<String, BuildError> {
+        let tree = fs_err::canonicalize(tree)?;
+        Ok(local_key(&tree, mode, &self.key())?)
+    }
+
     /// The wheel of the local tree at `tree` in `mode` (from the cache when its key is
     /// unchanged). `name`, when known, is checked against the wheel's metadata.
     pub fn local(

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::DplFileError;
 use super::format::*;
-use super::model::{DplBuildError, Lock, LockMeta, LockedPackage};
+use super::model::{DplBuildError, LocalSource, Lock, LockMeta, LockedPackage};
 use crate::names::normalize_name;
 
 /// Collects a lock's packages and writes them as a DPL file.
@@ -127,13 +127,18 @@ impl DplBuilder {
             // An sdist entry keeps the sdist's location and size where a wheel's go (its wheel
             // has none, and both share the sha256: `LockedPackage::validate`).
             let file = pkg.sdist.as_ref().unwrap_or(&pkg.wheel);
+            // A directory entry keeps the directory where a wheel's path goes.
+            let path = match pkg.directory() {
+                Some((dir, _)) => Some(dir),
+                None => file.path.as_deref(),
+            };
             let texts: [Option<&str>; STRING_COUNT] = [
                 Some(&p.normalized),
                 Some(&pkg.name),
                 Some(&pkg.version),
                 Some(&pkg.wheel.filename),
                 file.url.as_deref(),
-                file.path.as_deref(),
+                path,
                 pkg.index_url.as_deref(),
                 pkg.marker.as_deref(),
                 pkg.requires_python.as_deref(),
@@ -169,6 +174,13 @@ impl DplBuilder {
             }
             if pkg.sdist.is_some() {
                 flags |= F_SDIST;
+            }
+            match &pkg.local {
+                Some(LocalSource::Directory { editable, .. }) => {
+                    flags |= F_DIRECTORY | if *editable { F_EDITABLE } else { 0 };
+                }
+                Some(LocalSource::Archive) => flags |= F_ARCHIVE,
+                None => {}
             }
             if let Some(size) = file.size {
                 flags |= F_SIZE;

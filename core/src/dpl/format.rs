@@ -103,7 +103,14 @@ pub(crate) const F_MARKER: u32 = 1 << 5;
 pub(crate) const F_REQUIRES_PYTHON: u32 = 1 << 6;
 /// Built from an sdist: the URL, path, size and sha256 are the sdist's (see `LockedPackage::sdist`).
 pub(crate) const F_SDIST: u32 = 1 << 7;
-pub(crate) const F_KNOWN: u32 = (1 << 8) - 1;
+/// A project directory (PEP 751 `[packages.directory]`): the path is the directory's, the
+/// entry has no URL or size and its sha256 is zeros (see `LocalSource::Directory`).
+pub(crate) const F_DIRECTORY: u32 = 1 << 8;
+/// With [`F_DIRECTORY`]: installed editable.
+pub(crate) const F_EDITABLE: u32 = 1 << 9;
+/// With [`F_SDIST`]: the sdist is a local archive named by path (PEP 751 `[packages.archive]`).
+pub(crate) const F_ARCHIVE: u32 = 1 << 10;
+pub(crate) const F_KNOWN: u32 = (1 << 11) - 1;
 /// The flag that marks each optional string present (0 = always present).
 pub(crate) const STRING_FLAGS: [u32; STRING_COUNT] = [
     0,

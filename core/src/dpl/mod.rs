@@ -28,9 +28,11 @@ pub(crate) mod v2;
 pub use builder::DplBuilder;
 pub use export::{ExportError, ExportedPackage, export_for, render_requirements};
 pub(crate) use model::last_segment;
-pub use model::{DplBuildError, Lock, LockMeta, LockedPackage, LockedWheel, version_components};
+pub use model::{
+    DplBuildError, LocalSource, Lock, LockMeta, LockedPackage, LockedWheel, version_components,
+};
 pub use pylock::{
-    DefaultSelector, PylockDocument, PylockError, PylockSelector, UniversalLock,
+    DefaultSelector, PylockDocument, PylockError, PylockSelector, UNKNOWN_VERSION, UniversalLock,
     UniversalLockedPackage,
 };
 pub use reader::{DplEntry, DplError, DplReader, DplWheel};

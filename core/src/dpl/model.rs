@@ -57,10 +57,31 @@ pub struct LockedPackage {
     /// The source distribution an install builds the package from, when no wheel is locked
     /// (PEP 751 `[packages.sdist]`): its file name, URL or path, sha256 and size.
     pub sdist: Option<LockedWheel>,
+    /// Local source named by a direct reference (PEP 751 `[packages.directory]` or
+    /// `[packages.archive]`), built at install time; `None` for index packages.
+    pub local: Option<LocalSource>,
     /// The blake3 hash of the package's `.dxpkg` in the store, once it has been stored.
     pub store_hash: Option<ContentHash>,
     /// Names of the packages in the same lock that this one depends on.
     pub dependencies: Vec<String>,
+}
+
+/// Local source a package is locked as (`./p`, `-e ./p`, `name @ file:///p`, `./x.tar.gz`):
+/// the lock names the source, not the wheel built from it on one machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalSource {
+    /// A project directory, relative to the lock file's directory (PEP 751
+    /// `[packages.directory]`). The package's wheel keeps only the built wheel's file name (a
+    /// tree has no content hash: its sha256 is all zeros); an install builds the tree.
+    Directory {
+        /// The directory, relative to the lock's directory (`/`-separated), or absolute.
+        path: String,
+        /// Installed editable (PEP 660).
+        editable: bool,
+    },
+    /// A source archive named by path: the package's [`LockedPackage::sdist`] is that archive
+    /// (path and sha256), written as PEP 751 `[packages.archive]` instead of `sdist`.
+    Archive,
 }
 
 /// The wheel a package is locked to.
@@ -184,6 +205,14 @@ pub enum DplBuildError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A local source entry that breaks the rules of [`LocalSource`].
+    #[error("Invalid local source of package `{package}`: {reason}")]
+    InvalidLocal {
+        /// The package.
+        package: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A string longer than its length field (or, for meta strings, the format's limit).
     #[error("The {field} of `{package}` is {len} bytes long; the limit is {max}")]
     TooLong {
@@ -271,6 +300,7 @@ impl LockedPackage {
         if let Some(sdist) = &self.sdist {
             self.validate_sdist(sdist)?;
         }
+        self.validate_local()?;
         if self.extras.len() > MAX_EXTRAS {
             return Err(DplBuildError::TooManyExtras {
                 package: package(),
@@ -344,6 +374,50 @@ impl LockedPackage {
             return Err(bad("the wheel built from it does not carry its sha256"));
         }
         Ok(())
+    }
+}
+
+impl LockedPackage {
+    /// The rules of [`LocalSource`]: a directory is the only source (no sdist, a wheel with no
+    /// location, size or hash) and names a path; an archive is the package's sdist, by path.
+    fn validate_local(&self) -> Result<(), DplBuildError> {
+        let bad = |reason| DplBuildError::InvalidLocal {
+            package: self.name.clone(),
+            reason,
+        };
+        match &self.local {
+            None => Ok(()),
+            Some(LocalSource::Directory { path, .. }) => {
+                if path.is_empty() {
+                    return Err(bad("its directory path is empty"));
+                }
+                if self.sdist.is_some() {
+                    return Err(bad("a directory entry also names an sdist"));
+                }
+                if self.wheel.url.is_some()
+                    || self.wheel.path.is_some()
+                    || self.wheel.size.is_some()
+                    || self.wheel.sha256 != [0; 32]
+                {
+                    return Err(bad(
+                        "the wheel built from a directory has a URL, path, size or sha256 of its own",
+                    ));
+                }
+                Ok(())
+            }
+            Some(LocalSource::Archive) => match &self.sdist {
+                Some(sdist) if sdist.path.is_some() && sdist.url.is_none() => Ok(()),
+                _ => Err(bad("an archive entry needs a local sdist named by path")),
+            },
+        }
+    }
+
+    /// The local directory this package is locked as, with its editable flag.
+    pub fn directory(&self) -> Option<(&str, bool)> {
+        match &self.local {
+            Some(LocalSource::Directory { path, editable }) => Some((path, *editable)),
+            _ => None,
+        }
     }
 }
 

@@ -8,7 +8,9 @@ use memmap2::Mmap;
 
 use super::DplFileError;
 use super::format::*;
-use super::model::{Lock, LockMeta, LockedPackage, LockedWheel, last_segment, version_components};
+use super::model::{
+    LocalSource, Lock, LockMeta, LockedPackage, LockedWheel, last_segment, version_components,
+};
 use crate::format::bytes::{rec_u32, rec_u64, words_u32};
 use crate::hash::ContentHash;
 use crate::names::normalize_name;
@@ -270,7 +272,7 @@ impl<'a> DplEntry<'a> {
     /// wheel built when locking, and the sdist's sha256).
     pub fn wheel(&self) -> DplWheel<'a> {
         let file = self.file();
-        match self.flags & F_SDIST {
+        match self.flags & (F_SDIST | F_DIRECTORY) {
             0 => file,
             _ => DplWheel {
                 url: None,
@@ -291,6 +293,17 @@ impl<'a> DplEntry<'a> {
         // in a name.
         let filename = file.url.or(file.path).and_then(last_segment)?;
         Some(DplWheel { filename, ..file })
+    }
+
+    /// The local source the package is locked as, if any.
+    pub fn local(&self) -> Option<LocalSource> {
+        if self.flags & F_ARCHIVE != 0 {
+            return Some(LocalSource::Archive);
+        }
+        (self.flags & F_DIRECTORY != 0).then(|| LocalSource::Directory {
+            path: self.optional(S_PATH).unwrap_or_default().to_owned(),
+            editable: self.flags & F_EDITABLE != 0,
+        })
     }
 
     /// The file the entry's location, size and sha256 describe: the wheel, or the sdist.
@@ -354,6 +367,7 @@ impl<'a> DplEntry<'a> {
             extras_bitmap: self.extras_bitmap(),
             wheel: self.wheel().to_owned(),
             sdist: self.sdist().map(|s| s.to_owned()),
+            local: self.local(),
             store_hash: self.store_hash(),
             dependencies,
         }
@@ -888,6 +902,24 @@ impl<B: AsRef<[u8]>> DplReader<B> {
             }
         }
 
+        let local_rule = match flags & (F_SDIST | F_DIRECTORY | F_EDITABLE | F_ARCHIVE) {
+            f if f & F_DIRECTORY != 0 && f & F_SDIST != 0 => {
+                Some("a directory entry names an sdist")
+            }
+            f if f & F_DIRECTORY != 0 && (flags & (F_PATH | F_URL | F_SIZE) != F_PATH) => {
+                Some("a directory entry needs a path and no URL or size")
+            }
+            f if f & F_EDITABLE != 0 && f & F_DIRECTORY == 0 => {
+                Some("an editable entry is not a directory")
+            }
+            f if f & F_ARCHIVE != 0 && (f & F_SDIST == 0 || flags & F_PATH == 0) => {
+                Some("an archive entry needs an sdist named by path")
+            }
+            _ => None,
+        };
+        if let Some(reason) = local_rule {
+            return Err(bad(reason));
+        }
         if flags & F_SDIST != 0 {
             let location = [S_URL, S_PATH]
                 .into_iter()

@@ -73,6 +73,16 @@ pub enum InstallError {
         /// The sdist.
         filename: String,
     },
+    /// A package locked as a local directory that is not there.
+    #[error(
+        "Package `{name}` is locked as the directory `{path}`, which does not exist; run from where the lock's relative paths point, or lock again"
+    )]
+    MissingDirectory {
+        /// The package.
+        name: String,
+        /// The directory looked for.
+        path: PathBuf,
+    },
     /// A package stored after mounting is not the one its tree was laid out from.
     #[error(
         "`{filename}` was laid out as a package of {laid_out} bytes but stored as one of {stored}"

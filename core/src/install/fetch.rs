@@ -7,6 +7,7 @@ use std::str::FromStr;
 use pep508_rs::PackageName;
 
 use super::{InstallError, Reporter, WheelSources};
+use crate::build::LocalMode;
 use crate::dpl::{LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
 use crate::index::IndexFile;
@@ -98,9 +99,19 @@ pub(crate) fn recorded_object(
     store: &PackageStore,
     sources: &WheelSources<'_>,
 ) -> Option<ContentHash> {
-    let key = match &p.sdist {
-        None => p.wheel.sha256_hex(),
-        Some(_) => sources.builder?.store_key(&p.wheel.sha256_hex()),
+    let key = match (&p.sdist, p.directory()) {
+        // A tree has no content hash: its key (path and build inputs) stands for one. Without
+        // a builder (`--no-build`) the key is unknown: the stored package the lock names is
+        // taken as it is, since nothing could be built in its place.
+        (_, Some((path, editable))) => match sources.builder {
+            Some(builder) => {
+                let tree = sources.lock_dir.join(path);
+                builder.tree_key(&tree, tree_mode(editable)).ok()?
+            }
+            None => return p.store_hash.filter(|h| store.contains(h)),
+        },
+        (None, None) => p.wheel.sha256_hex(),
+        (Some(_), None) => sources.builder?.store_key(&p.wheel.sha256_hex()),
     };
     let found = store.wheel_object(&key, &p.wheel.filename);
     if let (Some(found), Some(said)) = (found, p.store_hash)
@@ -154,9 +165,9 @@ pub fn ensure_stored(
         slots: crate::parallel::CpuSlots::per_core(),
     };
     // Builds first: they take longest (the builder bounds how many run at once).
-    let size = |p: &LockedPackage| match p.sdist {
-        Some(_) => u64::MAX,
-        None => p.wheel.size.unwrap_or(0),
+    let size = |p: &LockedPackage| match (&p.sdist, &p.local) {
+        (None, None) => p.wheel.size.unwrap_or(0),
+        _ => u64::MAX,
     };
     let results = crate::parallel::map_largest_first(
         &todo,
@@ -208,6 +219,9 @@ impl Fetching<'_> {
 }
 
 fn fetch_one(p: &LockedPackage, cx: &Fetching<'_>) -> Result<(ContentHash, bool), InstallError> {
+    if let Some((path, editable)) = p.directory() {
+        return build_tree(p, path, editable, cx);
+    }
     if let Some(sdist) = &p.sdist {
         return build_one(p, sdist, cx);
     }
@@ -286,11 +300,53 @@ fn build_one(
     Ok((hash, false))
 }
 
+/// How a locked directory is built.
+fn tree_mode(editable: bool) -> LocalMode {
+    if editable {
+        LocalMode::Editable
+    } else {
+        LocalMode::Wheel
+    }
+}
+
+/// Builds `p` from its locked directory `path` (relative to the lock's directory; nothing is
+/// built when the local build cache has the tree's key), then stores the wheel and records it
+/// under the tree's key, so that the next install of an unchanged tree finds it in the store.
+fn build_tree(
+    p: &LockedPackage,
+    path: &str,
+    editable: bool,
+    cx: &Fetching<'_>,
+) -> Result<(ContentHash, bool), InstallError> {
+    let builder = cx
+        .sources
+        .builder
+        .ok_or_else(|| InstallError::CannotBuild {
+            name: p.name.clone(),
+            filename: path.to_owned(),
+        })?;
+    let tree = cx.sources.lock_dir.join(path);
+    if !tree.is_dir() {
+        return Err(InstallError::MissingDirectory {
+            name: p.name.clone(),
+            path: tree,
+        });
+    }
+    let build = |e| InstallError::Build(Box::new(e));
+    let name = PackageName::from_str(&p.name).ok();
+    let mode = tree_mode(editable);
+    let built = builder.local(name.as_ref(), &tree, mode).map_err(build)?;
+    let key = builder.tree_key(&tree, mode).map_err(build)?;
+    let bytes = fs_err::read(&built.path)?;
+    let hash = cx.store_bytes(p, &built.filename, &bytes, &[&built.sha256, &key])?;
+    Ok((hash, false))
+}
+
 /// The local file of `p`'s wheel: the lock's path (relative to the lock's directory), else the
 /// first find-links directory that has the file name.
 pub fn local_wheel(p: &LockedPackage, sources: &WheelSources<'_>) -> Option<PathBuf> {
     // A package locked as an sdist has no wheel file anywhere: it is built.
-    if p.sdist.is_some() {
+    if p.sdist.is_some() || p.local.is_some() {
         return None;
     }
     p.wheel

@@ -108,6 +108,7 @@ fn locked_local(name: &str, wheel: &BuiltWheel) -> Result<LockedPackage, Install
             size: Some(wheel.size),
         },
         sdist: None,
+        local: None,
         store_hash: None,
         dependencies: Vec::new(),
     })

@@ -270,6 +270,7 @@ fn lock_one(
                 size: Some(bytes.len() as u64),
             },
             sdist: None,
+            local: None,
             store_hash,
             dependencies: Vec::new(),
         },

@@ -151,6 +151,9 @@ pub fn read_pylock_for(path: &Path, interp: &Interpreter) -> Result<Lock, Pylock
         }
         Err(source) => return Err(pylock_err(source).into()),
     };
+    if let Some(dir) = path.parent() {
+        super::directory_versions(&mut lock, dir);
+    }
     if lock.meta.environment.is_empty() {
         // Chosen for this interpreter now: record it, so that the DPL made from it says so.
         lock.meta.environment = interp.tag();

@@ -382,6 +382,7 @@ fn locked_package(
         extras_bitmap,
         wheel,
         sdist,
+        local: None,
         store_hash: None,
         dependencies: p.dependencies.iter().map(ToString::to_string).collect(),
     })

@@ -360,6 +360,7 @@ pub fn select_for<B: AsRef<[u8]>>(
             extras_bitmap: 0,
             wheel,
             sdist,
+            local: None,
             store_hash: None,
             dependencies: Vec::new(),
         });

@@ -35,6 +35,7 @@ fn stored_lock(root: &std::path::Path, wheels: &[WheelBuilder]) -> (PackageStore
                 size: Some(bytes.len() as u64),
             },
             sdist: None,
+            local: None,
             store_hash: Some(hash),
             dependencies: Vec::new(),
         });

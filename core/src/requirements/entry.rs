@@ -56,6 +56,9 @@ pub struct WheelReference {
     pub path: Option<PathBuf>,
     /// The version its file name gives.
     pub version: Version,
+    /// The local source this wheel was built from (`RequirementEntry::built_as`): the lock
+    /// names that source, not the wheel in this machine's build cache.
+    pub built_from: Option<BuildReference>,
 }
 
 /// Source named by path or URL, to be built before it can be installed.
@@ -267,7 +270,12 @@ pub(super) fn parse_entry(
                 Some(_) => {}
                 None => name = Some(parsed.name_as_written().to_string()),
             }
-            RequirementSource::Wheel(WheelReference { url, path, version })
+            RequirementSource::Wheel(WheelReference {
+                url,
+                path,
+                version,
+                built_from: None,
+            })
         }
         DirectReferenceKind::SourceArchive | DirectReferenceKind::Directory => {
             let kind = if kind == DirectReferenceKind::Directory {

@@ -49,6 +49,21 @@ impl Requirements {
     }
 }
 
+impl Requirements {
+    /// The wheels built from local source by [`Self::use_built`], each with the source it was
+    /// built from: what a lock names instead of the wheel (`install::name_local_sources`).
+    pub fn built_sources(&self) -> impl Iterator<Item = (&Path, &BuildReference)> {
+        self.entries.iter().filter_map(|e| match &e.source {
+            RequirementSource::Wheel(WheelReference {
+                path: Some(wheel),
+                built_from: Some(from),
+                ..
+            }) if from.path.is_some() => Some((wheel.as_path(), from)),
+            _ => None,
+        })
+    }
+}
+
 /// The reference and local path of an entry naming local source.
 fn local_build(entry: &RequirementEntry) -> Option<(&BuildReference, &Path)> {
     match &entry.source {
@@ -84,12 +99,17 @@ impl RequirementEntry {
         };
         let url = Url::from_file_path(wheel)
             .map_err(|()| invalid(format!("`{}` is not an absolute path", wheel.display())))?;
+        let built_from = match &self.source {
+            RequirementSource::Build(b) => Some(b.clone()),
+            _ => None,
+        };
         Ok(Self {
             name: Some(name),
             source: RequirementSource::Wheel(WheelReference {
                 url,
                 path: Some(wheel.to_path_buf()),
                 version: parsed.version,
+                built_from,
             }),
             hashes: Vec::new(),
             ..self.clone()
@@ -134,6 +154,17 @@ mod tests {
         ];
         reqs.use_built(&wheels).unwrap();
         assert!(!reqs.has_local_builds());
+        let built: Vec<_> = reqs
+            .built_sources()
+            .map(|(w, b)| (w.to_path_buf(), b.path.clone(), b.editable))
+            .collect();
+        assert_eq!(
+            built,
+            [
+                (wheels[0].clone(), Some(dir.path().join("proj")), true),
+                (wheels[1].clone(), Some(dir.path().join("lib")), false),
+            ]
+        );
         let pep508: Vec<String> = reqs
             .to_pep508()
             .unwrap()

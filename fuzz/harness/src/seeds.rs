@@ -58,6 +58,7 @@ pub(crate) fn sample_lock() -> Lock {
             size: Some(1234),
         },
         sdist: None,
+        local: None,
         store_hash: None,
         dependencies: deps.iter().map(|d| d.to_string()).collect(),
     };

@@ -146,7 +146,13 @@ pub(crate) fn ensure_lock(
         .then(|| build_options(resolve))
         .transpose()?
         .map(|options| Builder::new(&cache, interp, &client, options));
-    let lock = resolve_and_lock(&request, &target, &client, meta, &spinner, builder.as_ref())?;
+    let mut lock = resolve_and_lock(&request, &target, &client, meta, &spinner, builder.as_ref())?;
+    if let Inputs::Files(files) = &inputs {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Failed to create `{}`", dir.display()))?;
+        let built = files.iter().flat_map(|(_, reqs)| reqs.built_sources());
+        dx_py_core::install::name_local_sources(&mut lock, built, dir, &settings.store())?;
+    }
     drop(spinner);
     if let Some(stats) = builder.as_ref().map(Builder::stats) {
         report_builds(&stats, printer);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::{PylockError, PylockSelector};
-use crate::dpl::model::{Lock, LockMeta, LockedPackage, LockedWheel};
+use crate::dpl::model::{LocalSource, Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::ContentHash;
 use crate::names::normalize_name;
 
@@ -127,7 +127,19 @@ struct RawPackage {
     dependencies: Option<Field<Vec<RawDependency>>>,
     sdist: Option<Field<RawWheel>>,
     wheels: Option<Field<Vec<RawWheel>>>,
+    directory: Option<Field<RawDirectory>>,
+    archive: Option<Field<RawWheel>>,
     tool: Option<Field<Tool<RawPackageTool>>>,
+}
+
+/// The version of a directory entry that names none.
+pub const UNKNOWN_VERSION: &str = "0";
+
+/// `[packages.directory]`: a local project tree.
+#[derive(Deserialize)]
+struct RawDirectory {
+    path: Option<Field<String>>,
+    editable: Option<Field<bool>>,
 }
 
 /// One `packages.dependencies` reference.
@@ -213,7 +225,12 @@ impl RawLock {
         for (i, raw) in packages.into_iter().enumerate() {
             let name = req(raw.name, &format!("packages[{i}]"), "name", "a string")?;
             let at = format!("packages[{i}] (`{name}`)");
-            let version = req(raw.version, &at, "version", "a string")?;
+            // PEP 751 makes `version` optional for a directory (uv leaves it out): a stand-in
+            // until the tree is read (`install::directory_versions`) or built.
+            let version = match (&raw.version, &raw.directory) {
+                (None, Some(_)) => UNKNOWN_VERSION.to_owned(),
+                _ => req(raw.version, &at, "version", "a string")?,
+            };
             let marker = opt_str(raw.marker, &at, "marker")?;
             all.push((normalize_name(&name), version.clone()));
             if !selector.applies(&name, &version, marker.as_deref()) {
@@ -229,6 +246,8 @@ impl RawLock {
                 dependencies: raw.dependencies,
                 sdist: raw.sdist,
                 wheels: raw.wheels,
+                directory: raw.directory,
+                archive: raw.archive,
                 tool: raw.tool,
             };
             kept.push(package.check(selector)?);
@@ -290,6 +309,8 @@ struct PackageParts {
     dependencies: Option<Field<Vec<RawDependency>>>,
     sdist: Option<Field<RawWheel>>,
     wheels: Option<Field<Vec<RawWheel>>>,
+    directory: Option<Field<RawDirectory>>,
+    archive: Option<Field<RawWheel>>,
     tool: Option<Field<Tool<RawPackageTool>>>,
 }
 
@@ -305,6 +326,8 @@ impl PackageParts {
             dependencies,
             sdist: raw_sdist,
             wheels: raw_wheels,
+            directory,
+            archive,
             tool,
         } = self;
         let at = at.as_str();
@@ -323,15 +346,35 @@ impl PackageParts {
             let w_at = format!("{at}.wheels[{j}]");
             wheels.push(check_wheel(w, &w_at, &name)?);
         }
-        let sdist = match opt(raw_sdist, at, "sdist", "a table")? {
+        let mut sdist = match opt(raw_sdist, at, "sdist", "a table")? {
             // Read only when there is no wheel to install: then the package is built.
             Some(raw) if wheels.is_empty() => {
                 Some(check_wheel(raw, &format!("{at}.sdist"), &name)?)
             }
             _ => None,
         };
+        // PEP 751 allows one source kind per package; local source is read when nothing else is.
+        let mut local = None;
+        if wheels.is_empty() && sdist.is_none() {
+            if let Some(dir) = opt(directory, at, "directory", "a table")? {
+                let dir_at = format!("{at}.directory");
+                local = Some(LocalSource::Directory {
+                    path: req(dir.path, &dir_at, "path", "a string")?,
+                    editable: opt(dir.editable, &dir_at, "editable", "a boolean")?.unwrap_or(false),
+                });
+            } else if let Some(raw) = opt(archive, at, "archive", "a table")? {
+                let archive_at = format!("{at}.archive");
+                let file = check_wheel(raw, &archive_at, &name)?;
+                if file.path.is_none() {
+                    return Err(PylockError::RemoteArchive(name.clone()));
+                }
+                sdist = Some(file);
+                local = Some(LocalSource::Archive);
+            }
+        }
         let chosen = match (wheels.len(), &sdist) {
             (0, Some(_)) => None,
+            (0, None) if local.is_some() => None,
             (0, None) => return Err(PylockError::NoWheel(name.clone())),
             (1, _) => Some(0),
             (count, _) => Some(
@@ -369,22 +412,33 @@ impl PackageParts {
             }
             built_wheel = opt_str(ours.built_wheel, &ours_at, "built-wheel")?;
         }
-        let wheel = match &sdist {
-            Some(sdist) => LockedWheel {
-                // Another tool's lock does not name the wheel its sdist builds: a name that
-                // stands for it until the build names the real one.
-                filename: built_wheel.unwrap_or_else(|| {
-                    format!(
-                        "{}-{version}-py3-none-any.whl",
-                        normalize_name(&name).replace('-', "_")
-                    )
-                }),
+        // Another tool's lock does not name the wheel its source builds: a name that stands
+        // for it until the build names the real one.
+        let stand_in = |built_wheel: Option<String>| {
+            built_wheel.unwrap_or_else(|| {
+                format!(
+                    "{}-{version}-py3-none-any.whl",
+                    normalize_name(&name).replace('-', "_")
+                )
+            })
+        };
+        let wheel = match (&sdist, &local) {
+            (Some(sdist), _) => LockedWheel {
+                filename: stand_in(built_wheel),
                 url: None,
                 path: None,
                 sha256: sdist.sha256,
                 size: None,
             },
-            None => wheels.swap_remove(chosen.unwrap_or_default()),
+            // A tree has no content hash (`LocalSource::Directory`).
+            (None, Some(_)) => LockedWheel {
+                filename: stand_in(built_wheel),
+                url: None,
+                path: None,
+                sha256: [0; 32],
+                size: None,
+            },
+            (None, None) => wheels.swap_remove(chosen.unwrap_or_default()),
         };
 
         Ok(Candidate {
@@ -399,6 +453,7 @@ impl PackageParts {
                 extras_bitmap,
                 wheel,
                 sdist,
+                local,
                 store_hash,
                 dependencies: Vec::new(),
             },

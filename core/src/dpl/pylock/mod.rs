@@ -27,6 +27,7 @@ mod de;
 mod ser;
 mod universal;
 
+pub use de::UNKNOWN_VERSION;
 pub use universal::{UniversalLock, UniversalLockedPackage};
 
 /// The table name dx-py uses under `[tool]` and `[packages.tool]`.
@@ -59,11 +60,16 @@ pub enum PylockError {
     /// A lock-version this reader does not understand.
     #[error("Unsupported pylock.toml lock-version `{0}`: expected 1.x")]
     UnsupportedLockVersion(String),
-    /// A package with neither a wheel nor an sdist (VCS, directory or archive only).
+    /// A package with no wheel, sdist, directory or archive (VCS only).
     #[error(
-        "Package `{0}` has neither a wheel nor an sdist; dx-py installs wheels and builds sdists (VCS, directory and archive sources are not supported)"
+        "Package `{0}` has no wheel, sdist, directory or archive; dx-py installs wheels and builds sdists and local source (VCS sources are not supported)"
     )]
     NoWheel(String),
+    /// An archive named by URL rather than path.
+    #[error(
+        "Package `{0}` is an archive named by URL; dx-py builds archives named by `path` only (lock the URL's package from an index)"
+    )]
+    RemoteArchive(String),
     /// Several wheels and nothing to choose between them.
     #[error("Package `{package}` has {count} wheels and nothing chose one for this environment")]
     AmbiguousWheel {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use toml_edit::{DocumentMut, Item};
 
 use super::TOOL;
-use crate::dpl::model::{Lock, LockedPackage, LockedWheel};
+use crate::dpl::model::{LocalSource, Lock, LockedPackage, LockedWheel};
 
 /// `[tool]`, of the file or of a package, holding dx-py's table only.
 #[derive(Serialize)]
@@ -60,7 +60,18 @@ pub(super) struct PackageOut<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) wheels: Vec<WheelOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) directory: Option<DirectoryOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) archive: Option<WheelOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) tool: Option<Tool<PackageToolOut<'a>>>,
+}
+
+/// `[packages.directory]`.
+#[derive(Serialize)]
+pub(super) struct DirectoryOut<'a> {
+    pub(super) path: &'a str,
+    pub(super) editable: bool,
 }
 
 /// A `dependencies` reference: the name alone, since a dx-py lock has one version of each.
@@ -126,7 +137,7 @@ impl<'a> PackageOut<'a> {
             store_hash: p.store_hash.as_ref().map(|h| h.to_hex()),
             extras: p.extras.iter().map(String::as_str).collect(),
             selected_extras: (p.extras_bitmap != 0).then(|| p.selected_extras().collect()),
-            built_wheel: p.sdist.as_ref().map(|_| w.filename.as_str()),
+            built_wheel: (p.sdist.is_some() || p.local.is_some()).then_some(w.filename.as_str()),
         };
         let has_ours = ours.store_hash.is_some()
             || !ours.extras.is_empty()
@@ -143,11 +154,20 @@ impl<'a> PackageOut<'a> {
                 .collect(),
             // PEP 751: a package installed from its sdist lists no wheel (the one it builds
             // is named in the tool table).
-            sdist: p.sdist.as_ref().map(WheelOut::of),
-            wheels: match p.sdist {
-                Some(_) => Vec::new(),
-                None => vec![WheelOut::of(w)],
+            // A local archive is PEP 751's `archive` (a direct reference), not an index sdist.
+            sdist: (p.sdist.as_ref())
+                .filter(|_| p.local.is_none())
+                .map(WheelOut::of),
+            wheels: match (&p.sdist, &p.local) {
+                (None, None) => vec![WheelOut::of(w)],
+                _ => Vec::new(),
             },
+            directory: p
+                .directory()
+                .map(|(path, editable)| DirectoryOut { path, editable }),
+            archive: (p.sdist.as_ref())
+                .filter(|_| p.local == Some(LocalSource::Archive))
+                .map(WheelOut::of),
             tool: has_ours.then_some(Tool { dx_py: ours }),
         }
     }

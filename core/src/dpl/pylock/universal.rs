@@ -87,6 +87,8 @@ impl UniversalLock {
                         .collect(),
                     sdist: p.sdist.as_ref().map(WheelOut::of),
                     wheels: p.wheels.iter().map(WheelOut::of).collect(),
+                    directory: None,
+                    archive: None,
                     tool: None,
                 })
                 .collect(),

@@ -2,6 +2,7 @@
 //! fixtures they share (a sample lock, builders, re-sealing forged bytes).
 
 mod errors;
+mod local;
 mod properties;
 mod pylock_toml;
 mod read_back;
@@ -53,6 +54,7 @@ fn package(name: &str, version: &str, deps: &[&str]) -> LockedPackage {
         extras_bitmap: 0,
         wheel: wheel(name, version),
         sdist: None,
+        local: None,
         store_hash: None,
         dependencies: deps.iter().map(|d| d.to_string()).collect(),
     }

@@ -136,9 +136,33 @@ fn arb_package(normalized: String) -> impl Strategy<Value = LockedPackage> {
                 } else {
                     (wheel, None)
                 };
+                // A quarter of each kind is local source: an sdist by path becomes a local
+                // archive, a wheel a directory (no location, size or hash of its own).
+                let (wheel, sdist, local) = match (sdist, (seed >> 62) & 1 == 1) {
+                    (Some(mut sdist), true) => {
+                        sdist.url = None;
+                        (wheel, Some(sdist), Some(LocalSource::Archive))
+                    }
+                    (None, true) => {
+                        let path = (wheel.path.clone())
+                            .filter(|p| !p.is_empty())
+                            .unwrap_or_else(|| "lib".into());
+                        let built = LockedWheel {
+                            url: None,
+                            path: None,
+                            size: None,
+                            sha256: [0; 32],
+                            ..wheel
+                        };
+                        let editable = (seed >> 61) & 1 == 1;
+                        (built, None, Some(LocalSource::Directory { path, editable }))
+                    }
+                    (sdist, false) => (wheel, sdist, None),
+                };
                 LockedPackage {
                     wheel,
                     sdist,
+                    local,
                     name,
                     version,
                     marker,

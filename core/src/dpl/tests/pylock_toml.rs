@@ -288,10 +288,20 @@ pub(super) fn hand_built_pylock(lock: &Lock) -> String {
             wt.insert("hashes", hashes.into());
             wt
         };
-        match &p.sdist {
+        match (&p.sdist, &p.local) {
+            // A local archive or directory is written inline; no wheel is listed.
+            (Some(sdist), Some(LocalSource::Archive)) => {
+                t["archive"] = toml_edit::value(file(sdist));
+            }
+            (_, Some(LocalSource::Directory { path, editable })) => {
+                let mut dt = InlineTable::new();
+                dt.insert("path", path.as_str().into());
+                dt.insert("editable", (*editable).into());
+                t["directory"] = toml_edit::value(dt);
+            }
             // An sdist is written inline; no wheel is listed.
-            Some(sdist) => t["sdist"] = toml_edit::value(file(sdist)),
-            None => {
+            (Some(sdist), _) => t["sdist"] = toml_edit::value(file(sdist)),
+            (None, _) => {
                 let mut wheels = ArrayOfTables::new();
                 wheels.push(file(&p.wheel).into_table());
                 t["wheels"] = Item::ArrayOfTables(wheels);
@@ -307,7 +317,7 @@ pub(super) fn hand_built_pylock(lock: &Lock) -> String {
         if p.extras_bitmap != 0 {
             ours["selected-extras"] = toml_edit::value(p.selected_extras().collect::<Array>());
         }
-        if p.sdist.is_some() {
+        if p.sdist.is_some() || p.local.is_some() {
             ours["built-wheel"] = toml_edit::value(p.wheel.filename.as_str());
         }
         if !ours.is_empty() {
