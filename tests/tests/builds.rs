@@ -528,7 +528,8 @@ fn built_wheels(cache: &Path) -> Vec<PathBuf> {
     while let Some(dir) = dirs.pop() {
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = e.path();
-            if path.is_dir() {
+            // A pure-Python build is also kept for other interpreters: the same wheel again.
+            if path.is_dir() && !path.ends_with("py-none-any") {
                 dirs.push(path);
             } else if path.extension().is_some_and(|x| x == "whl") {
                 found.push(path);

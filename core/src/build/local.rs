@@ -230,7 +230,7 @@ impl Builder<'_> {
         let key = self.key();
         let label = name.map_or_else(|| filename.clone(), ToString::to_string);
         self.once(format!("w {sha256} {key}"), || {
-            if let Some(built) = self.builds.wheel(&sha256, &key) {
+            if let Some(built) = self.cached_wheel(&sha256, &key) {
                 self.count(|s| s.cached += 1);
                 return Ok(built);
             }
@@ -242,9 +242,7 @@ impl Builder<'_> {
                 reason: "no wheel file name".into(),
             })?;
             self.check_built(&label, &filename, &wheel, name, None)?;
-            let built = self
-                .builds
-                .publish_wheel(&sha256, &key, &wheel, &session.log())?;
+            let built = self.publish_built(&sha256, &key, &wheel, &session.log())?;
             self.count(|s| s.built += 1);
             Ok(built)
         })

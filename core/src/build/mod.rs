@@ -176,6 +176,51 @@ impl<'a> Builder<'a> {
         build_key(&self.interp.tag(), &self.options.config_settings)
     }
 
+    /// The key of a pure-Python build (tags `*-none-any`), which any interpreter whose tags it
+    /// fits may take, as pip's wheel cache does: one build of such an sdist serves them all.
+    fn pure_key(&self) -> String {
+        build_key("py-none-any", &self.options.config_settings)
+    }
+
+    /// The wheel built before from the sdist `sha256`: under this interpreter's `key`, else a
+    /// pure-Python one another interpreter built, when its tags fit this one.
+    fn cached_wheel(&self, sha256: &str, key: &str) -> Option<BuiltWheel> {
+        self.builds.wheel(sha256, key).or_else(|| {
+            let pure = self.builds.wheel(sha256, &self.pure_key())?;
+            let parsed = WheelFilename::parse(&pure.filename).ok()?;
+            self.interp.tag_priority(&parsed.tags)?;
+            Some(pure)
+        })
+    }
+
+    /// Publishes the wheel built from the sdist `sha256` under `key` and, when it is
+    /// pure-Python, under [`Self::pure_key`] too (a failure there only costs a later rebuild).
+    fn publish_built(
+        &self,
+        sha256: &str,
+        key: &str,
+        wheel: &Path,
+        log: &Path,
+    ) -> std::io::Result<BuiltWheel> {
+        let built = self.builds.publish_wheel(sha256, key, wheel, log)?;
+        let pure = WheelFilename::parse(&built.filename).is_ok_and(|w| {
+            w.tags
+                .iter()
+                .all(|t| t.abi == "none" && t.platform == "any")
+        });
+        if pure
+            && let Err(e) = self
+                .builds
+                .publish_wheel(sha256, &self.pure_key(), &built.path, log)
+        {
+            tracing::debug!(
+                "Not keeping `{}` for other interpreters: {e}",
+                built.filename
+            );
+        }
+        Ok(built)
+    }
+
     /// The key under which the store records the package built from the sdist with sha256
     /// `sdist_sha256` by this builder (`PackageStore::record_wheel`): the sdist's sha256 alone
     /// would not do, since the same sdist builds different wheels for other interpreters or
@@ -201,7 +246,7 @@ impl<'a> Builder<'a> {
         let sha256 = self.sha256(file)?;
         let key = self.key();
         self.once(format!("m {sha256} {key}"), || {
-            if let Some(built) = self.builds.wheel(&sha256, &key) {
+            if let Some(built) = self.cached_wheel(&sha256, &key) {
                 self.count(|s| s.cached += 1);
                 return Ok(self.check_wheel(name, version, file, &built.path)?.1);
             }
@@ -216,8 +261,7 @@ impl<'a> Builder<'a> {
             let (session, answer) = self.run_in_session(&label, file, &sha256, hook)?;
             if let Some(wheel) = answer.wheel {
                 let checked = self.check_wheel(name, version, file, &wheel)?.1;
-                self.builds
-                    .publish_wheel(&sha256, &key, &wheel, &session.log())?;
+                self.publish_built(&sha256, &key, &wheel, &session.log())?;
                 self.count(|s| s.built += 1);
                 return Ok(checked);
             }
@@ -255,7 +299,7 @@ impl<'a> Builder<'a> {
         let sha256 = self.sha256(file)?;
         let key = self.key();
         self.once(format!("w {sha256} {key}"), || {
-            if let Some(built) = self.builds.wheel(&sha256, &key) {
+            if let Some(built) = self.cached_wheel(&sha256, &key) {
                 self.count(|s| s.cached += 1);
                 return Ok(built);
             }
@@ -285,9 +329,7 @@ impl<'a> Builder<'a> {
                 reason: "no wheel file name".into(),
             })?;
             self.check_wheel(name, version, file, &wheel)?;
-            let built = self
-                .builds
-                .publish_wheel(&sha256, &key, &wheel, &session.log())?;
+            let built = self.publish_built(&sha256, &key, &wheel, &session.log())?;
             self.count(|s| s.built += 1);
             Ok(built)
         })
