@@ -11,6 +11,7 @@ pub(crate) mod mount;
 #[cfg(target_os = "linux")]
 pub(crate) mod mount_serve;
 pub(crate) mod project;
+mod project_build;
 pub(crate) mod resolve;
 pub(crate) mod store;
 #[cfg(target_os = "linux")]
