@@ -275,7 +275,8 @@ fn unmount_after_the_watcher_unmounted_says_so_and_succeeds() {
         .status()
         .unwrap();
     wait_for_exit(pid);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Longer than the watcher's own wait for a dead mount (30 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
     let mounted = || {
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
