@@ -249,19 +249,28 @@ impl PackageSource for WithDirectFiles<'_> {
         name: &PackageName,
         file: &IndexFile,
     ) -> Result<Arc<WheelMetadata>, SourceError> {
-        let answer = self.inner.metadata(name, file);
-        // An sdist whose PKG-INFO cannot be trusted for its dependencies: prepared by its
-        // backend (once per process: the builder keeps answers and failures).
-        if let (Some(builder), Err(SourceError::Index(e))) = (self.builder, &answer)
-            && let IndexError::NeedsBuild { version, .. } = &**e
-        {
-            return builder
-                .metadata(name, version, file)
-                .map(Arc::new)
-                .map_err(|e| SourceError::Build(Arc::new(e)));
-        }
-        answer
+        or_built(self.inner.metadata(name, file), self.builder, name, file)
     }
+}
+
+/// `answer` (a source's metadata of `file`), unless it says the file is an sdist whose PKG-INFO
+/// cannot be trusted for its dependencies: then the metadata its backend prepares, when
+/// `builder` is given (once per process: the builder keeps answers and failures).
+pub(super) fn or_built(
+    answer: Result<Arc<WheelMetadata>, SourceError>,
+    builder: Option<&Builder<'_>>,
+    name: &PackageName,
+    file: &IndexFile,
+) -> Result<Arc<WheelMetadata>, SourceError> {
+    if let (Some(builder), Err(SourceError::Index(e))) = (builder, &answer)
+        && let IndexError::NeedsBuild { version, .. } = &**e
+    {
+        return builder
+            .metadata(name, version, file)
+            .map(Arc::new)
+            .map_err(|e| SourceError::Build(Arc::new(e)));
+    }
+    answer
 }
 
 /// The wheel built from `p`'s sdist (for its file name and metadata: the lock names the sdist).

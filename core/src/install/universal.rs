@@ -15,7 +15,7 @@ use crate::dpl::{
     LockedWheel, PylockDocument, PylockSelector, UniversalLock, UniversalLockedPackage,
 };
 use crate::hash::ContentHash;
-use crate::index::{IndexClient, IndexError, IndexFile, Listing};
+use crate::index::{IndexClient, IndexFile, Listing};
 use crate::resolve::{
     IndexSource, LockedVersion, Manifest, PackageSource, ResolveOptions, SourceError,
     UniversalPackage, resolve_universal,
@@ -147,17 +147,7 @@ impl PackageSource for Building<'_> {
         name: &PackageName,
         file: &IndexFile,
     ) -> Result<Arc<WheelMetadata>, SourceError> {
-        let answer = self.inner.metadata(name, file);
-        let (Some(builder), Err(SourceError::Index(e))) = (self.builder, &answer) else {
-            return answer;
-        };
-        let IndexError::NeedsBuild { version, .. } = &**e else {
-            return answer;
-        };
-        builder
-            .metadata(name, version, file)
-            .map(Arc::new)
-            .map_err(|e| SourceError::Build(Arc::new(e)))
+        super::resolved::or_built(self.inner.metadata(name, file), self.builder, name, file)
     }
 }
 
