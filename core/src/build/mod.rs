@@ -41,7 +41,7 @@ pub use cache::{BuildCache, BuiltWheel};
 pub use driver::{ConfigSettings, Hook};
 pub use env::{EnvContext, EnvOutcome, install_env};
 pub use error::BuildError;
-pub use local::{LocalMode, local_key};
+pub use local::{LocalMode, local_key, source_fingerprint};
 pub use unpack::{ArchiveKind, UnpackError, UnpackLimits, unpack_sdist};
 
 use crate::cache::Cache;

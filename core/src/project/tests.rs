@@ -627,23 +627,45 @@ proptest! {
 }
 
 #[test]
-fn direct_references_must_be_wheels_until_builds_arrive() {
+fn direct_references_name_wheels_or_local_source() {
     let with = |dep: &str| {
         project(&format!(
             "[project]\nname = 'x'\ndependencies = [\"{dep}\"]\n"
         ))
         .requirements(&ExtrasSelection::None, &GroupsSelection::default())
-        .map(|r| r.len())
+        .map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>())
         .map_err(|e| e.to_string())
     };
-    assert_eq!(with("w @ file:///abs/w-1.0-py3-none-any.whl"), Ok(1));
-    assert_eq!(with("w @ https://h.invalid/w-1.0-py3-none-any.whl"), Ok(1));
-    let e = with("lib @ file:///abs/lib").unwrap_err();
+    assert_eq!(
+        with("w @ file:///abs/w-1.0-py3-none-any.whl")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        with("w @ https://h.invalid/w-1.0-py3-none-any.whl")
+            .unwrap()
+            .len(),
+        1
+    );
+    // Local source: the requirement names the package alone, the project the source.
+    assert_eq!(
+        with("lib[x] @ file:///abs/lib ; python_version >= '3.9'").unwrap(),
+        ["lib[x] ; python_full_version >= '3.9'"]
+    );
+    let p =
+        project("[project]\nname = 'x'\ndependencies = [\"lib @ file:///abs/lib-1.0.tar.gz\"]\n");
+    assert_eq!(p.local_dependencies.len(), 1);
+    assert_eq!(
+        p.local_dependencies[0].kind,
+        crate::requirements::BuildKind::Archive
+    );
+    assert_eq!(p.local_dependencies[0].field, "project.dependencies[0]");
+    let e = with("s @ https://h.invalid/s-1.0.tar.gz").unwrap_err();
     assert!(
-        e.contains("needs a build: building local projects is not supported yet"),
+        e.contains("names a remote source archive, which is not supported yet"),
         "{e}"
     );
-    assert!(with("s @ https://h.invalid/s-1.0.tar.gz").is_err());
     let e = with("v @ git+https://h.invalid/v.git").unwrap_err();
     assert!(e.contains("version control URLs are not supported"), "{e}");
 }

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use super::*;
 use crate::dpl::format::{Checksum, MAGIC, put_u32, put_u64};
 use crate::dpl::model::is_valid_name;
-use crate::dpl::{DplBuildError, DplFileError, LockedWheel, UniversalLock, UniversalLockedPackage};
+use crate::dpl::{
+    DplBuildError, DplFileError, LocalSource, LockedWheel, UniversalLock, UniversalLockedPackage,
+};
 use crate::names::normalize_name;
 use crate::wheel::WheelFilename;
 
@@ -169,14 +171,40 @@ fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
             None => NO_MARKER,
         };
         put_u32(rec, E_MARKER, marker);
-        if p.sdist.is_some() {
-            flags |= EF_SDIST;
-        }
+        // A directory is written as the file after the wheels (its path), where an sdist goes.
+        let directory = match &p.local {
+            Some(LocalSource::Directory { path, editable }) => {
+                flags |= EF_DIRECTORY | if *editable { EF_EDITABLE } else { 0 };
+                Some(path.as_str())
+            }
+            Some(LocalSource::Archive) if p.sdist.is_some() => {
+                flags |= EF_SDIST | EF_ARCHIVE;
+                None
+            }
+            Some(LocalSource::Archive) => {
+                return Err(DplBuildError::InvalidWheel {
+                    package: p.name.clone(),
+                    filename: String::new(),
+                    reason: "a local archive entry names no archive",
+                });
+            }
+            None => {
+                if p.sdist.is_some() {
+                    flags |= EF_SDIST;
+                }
+                None
+            }
+        };
         put_u32(rec, E_FLAGS, flags);
         put_u32(rec, E_FIRST_FILE, count("files", file_count)?);
         put_u32(rec, E_WHEEL_COUNT, count("files", p.wheels.len())?);
-        for f in p.wheels.iter().chain(&p.sdist) {
+        let sdist = p.sdist.as_ref().filter(|_| directory.is_none());
+        for f in p.wheels.iter().chain(sdist) {
             files.extend_from_slice(&file_record(f, name, &mut strings)?);
+            file_count += 1;
+        }
+        if let Some(path) = directory {
+            files.extend_from_slice(&directory_record(path, name, &mut strings)?);
             file_count += 1;
         }
         let mut targets = Vec::new();
@@ -298,6 +326,23 @@ fn file_record<'a>(
         flags |= FF_SIZE;
     }
     put_u32(&mut rec, F_FLAGS, flags);
+    Ok(rec)
+}
+
+/// The record of a local directory: its path, no name, no hash (a tree has none).
+fn directory_record<'a>(
+    path: &'a str,
+    package: &str,
+    strings: &mut Strings<'a>,
+) -> Result<[u8; FILE_LEN], DplBuildError> {
+    let mut rec = [0u8; FILE_LEN];
+    put_str(&mut rec, F_NAME, strings.add("", package, "file name")?);
+    put_str(
+        &mut rec,
+        F_PATH,
+        strings.add(path, package, "directory path")?,
+    );
+    put_u32(&mut rec, F_FLAGS, FF_PATH);
     Ok(rec)
 }
 

@@ -78,7 +78,13 @@ pub(crate) const E_EDGE_COUNT: usize = 52; // u32
 pub(crate) const EF_REQUIRES_PYTHON: u32 = 1 << 0;
 pub(crate) const EF_INDEX: u32 = 1 << 1;
 pub(crate) const EF_SDIST: u32 = 1 << 2;
-pub(crate) const EF_KNOWN: u32 = (1 << 3) - 1;
+/// The file after the wheels is a local project directory (its `path`), not an sdist.
+pub(crate) const EF_DIRECTORY: u32 = 1 << 3;
+/// With `EF_DIRECTORY`: installed editable (PEP 660).
+pub(crate) const EF_EDITABLE: u32 = 1 << 4;
+/// With `EF_SDIST`: the sdist is a local source archive named by path (PEP 751 `archive`).
+pub(crate) const EF_ARCHIVE: u32 = 1 << 5;
+pub(crate) const EF_KNOWN: u32 = (1 << 6) - 1;
 
 /// The marker index of an entry that holds everywhere the lock does.
 pub(crate) const NO_MARKER: u32 = u32::MAX;

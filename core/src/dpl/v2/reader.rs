@@ -6,7 +6,7 @@ use memmap2::Mmap;
 
 use super::*;
 use crate::dpl::format::{Checksum, normalized_bytes, u64_at};
-use crate::dpl::{DplFileError, DplWheel, UniversalLock, UniversalLockedPackage};
+use crate::dpl::{DplFileError, DplWheel, LocalSource, UniversalLock, UniversalLockedPackage};
 use crate::format::bytes::words_u32;
 use crate::hash::ContentHash;
 
@@ -42,7 +42,10 @@ pub struct UniversalDplEntry<'a> {
     /// The entry's file records: its wheels, then its sdist.
     files: &'a [u8],
     wheel_count: usize,
+    /// A file record follows the wheels: the sdist, or the local directory.
     has_sdist: bool,
+    /// `EF_*` bits of the local source (directory, editable, archive).
+    local: u32,
     strings: &'a [u8],
     edges: &'a [u8],
 }
@@ -150,11 +153,36 @@ impl<'a> UniversalDplEntry<'a> {
         (0..self.wheel_count).map(|i| self.file(i).unwrap_or(EMPTY_FILE))
     }
 
-    /// Its source distribution, when the lock has one.
+    /// Its source distribution, when the lock has one (for a local archive, that archive).
     pub fn sdist(&self) -> Option<DplWheel<'a>> {
-        self.has_sdist
+        (self.has_sdist && self.local & EF_DIRECTORY == 0)
             .then(|| self.file(self.wheel_count))
             .flatten()
+    }
+
+    /// The local directory it is locked as (path relative to the lock's directory, editable).
+    pub fn directory(&self) -> Option<(&'a str, bool)> {
+        if self.local & EF_DIRECTORY == 0 {
+            return None;
+        }
+        let path = self.file(self.wheel_count)?.path?;
+        Some((path, self.local & EF_EDITABLE != 0))
+    }
+
+    /// Whether its sdist is a local source archive named by path.
+    pub fn is_archive(&self) -> bool {
+        self.local & EF_ARCHIVE != 0
+    }
+
+    /// The local source it is locked as, if any.
+    pub fn local_source(&self) -> Option<LocalSource> {
+        match self.directory() {
+            Some((path, editable)) => Some(LocalSource::Directory {
+                path: path.to_owned(),
+                editable,
+            }),
+            None => self.is_archive().then_some(LocalSource::Archive),
+        }
     }
 
     /// Indices of the entries it depends on (each checked to be in range), ascending.
@@ -428,7 +456,22 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             Ok(first..end as usize)
         };
         let wheel_count = le32(rec, E_WHEEL_COUNT) as usize;
-        let has_sdist = flags & EF_SDIST != 0;
+        let local = flags & (EF_DIRECTORY | EF_EDITABLE | EF_ARCHIVE);
+        // A directory takes the sdist's place; editable only with a directory, an archive only
+        // with an sdist.
+        let consistent = match (flags & EF_SDIST != 0, local & EF_DIRECTORY != 0) {
+            (true, true) => false,
+            (sdist, directory) => {
+                (directory || local & EF_EDITABLE == 0) && (sdist || local & EF_ARCHIVE == 0)
+            }
+        };
+        if !consistent {
+            return Err(DplError::BadEntry {
+                index,
+                what: "inconsistent local source flags",
+            });
+        }
+        let has_sdist = flags & (EF_SDIST | EF_DIRECTORY) != 0;
         let files = range(
             le32(rec, E_FIRST_FILE) as usize,
             wheel_count as u64 + u64::from(has_sdist),
@@ -468,6 +511,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             files,
             wheel_count,
             has_sdist,
+            local,
             strings,
             edges,
         })
@@ -573,6 +617,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
                 dependencies,
                 wheels: e.wheels().map(|w| w.to_owned()).collect(),
                 sdist: e.sdist().map(|w| w.to_owned()),
+                local: e.local_source(),
             });
         }
         Ok(UniversalLock {
