@@ -16,7 +16,7 @@
 //! pyproject.rs  the file as serde structs       groups.rs     dependency groups expanded
 //! selection.rs  extras and groups -> roots      hash.rs       the inputs hash of a lock
 //! edit.rs       add / remove, formatting kept   error.rs      ProjectError, EditError
-//! sources.rs    dependencies on local source
+//! sources.rs    dependencies on local source    edit_sources.rs  `add ./lib`, `remove lib`
 //! ```
 //!
 //! A project is found by walking up from a directory to the nearest `pyproject.toml` that
@@ -29,6 +29,7 @@ use pep440_rs::VersionSpecifiers;
 use pep508_rs::{MarkerTree, Requirement};
 
 mod edit;
+mod edit_sources;
 mod error;
 mod groups;
 mod hash;

@@ -669,3 +669,75 @@ fn direct_references_name_wheels_or_local_source() {
     let e = with("v @ git+https://h.invalid/v.git").unwrap_err();
     assert!(e.contains("version control URLs are not supported"), "{e}");
 }
+
+/// What may follow the project's tables: no tool tables, tool tables of others, our own
+/// settings, sources of ours or of uv.
+const TOOL_TAILS: [&str; 6] = [
+    "",
+    "\n[tool.ruff]\nline-length = 100\n",
+    "\n[tool.dx-py]\nenvironments = [\"sys_platform == 'linux'\"]\n",
+    "\n[tool.dx-py.sources]\nother = { path = \"../other\" }  # kept\n",
+    "\n[tool.uv.sources]\nother = { path = \"../other\", editable = true }\n",
+    "\n[tool]\n",
+];
+
+proptest! {
+    /// `add ./lib` then `remove lib` (a requirement and its source) gives back the document byte
+    /// for byte, wherever the sources live.
+    #[test]
+    fn add_source_then_remove_is_byte_identical(
+        deps in array_text(),
+        new in "[n-z][a-z]{0,5}",
+        tail in prop::sample::select(TOOL_TAILS.to_vec()),
+        editable in any::<bool>(),
+    ) {
+        let other = if tail.contains("other") { ", \"other\"" } else { "" };
+        let deps = if other.is_empty() {
+            deps
+        } else {
+            // `other` must stay a dependency for its source to be valid.
+            format!("[\"other\"{}", deps.strip_prefix('[').map(|d| if d.trim_start().starts_with(']') { d.to_owned() } else { format!(", {d}") }).unwrap_or_default())
+        };
+        let text = format!("# top\n[project]\nname = \"demo\"\ndependencies = {deps}\n{tail}");
+        let mut e = editor(&text);
+        e.add(&new, &DependencyTarget::Project).unwrap();
+        e.add_source(&new, "../libs/new", editable).unwrap();
+        let added = e.to_string();
+        let p = project(&added);
+        let local = p.local_dependencies.iter().find(|d| d.name == new).unwrap();
+        prop_assert_eq!(local.editable, editable);
+        prop_assert_eq!(&local.written, "../libs/new");
+        // uv's table is used when the project keeps its sources there.
+        prop_assert_eq!(
+            local.field.starts_with("tool.uv."),
+            tail.contains("tool.uv.sources")
+        );
+        e.remove(&new, &DependencyTarget::Project).unwrap();
+        prop_assert!(e.remove_source_if_unused(&new));
+        prop_assert_eq!(e.to_string(), text);
+    }
+}
+
+#[test]
+fn a_source_still_used_elsewhere_stays() {
+    let text = "[project]\nname = 'demo'\ndependencies = ['lib']\n\n[dependency-groups]\ndev = ['lib']\n\n[tool.dx-py.sources]\nlib = { path = '../lib' }\n";
+    let mut e = editor(text);
+    e.remove("lib", &DependencyTarget::Project).unwrap();
+    assert!(!e.remove_source_if_unused("lib"));
+    assert!(e.to_string().contains("lib = { path = '../lib' }"));
+    e.remove("lib", &DependencyTarget::Group("dev".into()))
+        .unwrap();
+    assert!(e.remove_source_if_unused("Lib"));
+    assert!(!e.to_string().contains("tool.dx-py"), "{e}");
+    // Adding again for the same package replaces its entry.
+    e.add("lib", &DependencyTarget::Project).unwrap();
+    e.add_source("lib", "../a", false).unwrap();
+    e.add_source("LIB", "../b", true).unwrap();
+    let p = project(&e.to_string());
+    assert_eq!(p.local_dependencies.len(), 1);
+    assert_eq!(p.local_dependencies[0].written, "../b");
+    // A `tool` that is not a table is an error naming it.
+    let mut e = editor("tool = 1\n[project]\nname = 'demo'\n");
+    let err = e.add_source("lib", "../lib", false).unwrap_err();
+    assert!(err.to_string().contains("Cannot edit `tool`"), "{err}");
+}
