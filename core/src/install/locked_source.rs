@@ -35,10 +35,6 @@ pub fn name_local_sources<'a>(
     lock_dir: &Path,
     store: &PackageStore,
 ) -> Result<(), LocalSourceError> {
-    let read = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LocalSourceError::Read { path, source }
-    };
     let base = fs_err::canonicalize(lock_dir).map_err(read(lock_dir))?;
     for (wheel, from) in built {
         let Some(source) = &from.path else { continue };
@@ -85,10 +81,7 @@ pub fn name_universal_local_sources<'a>(
     built: impl IntoIterator<Item = (&'a Path, &'a BuildReference)>,
     lock_dir: &Path,
 ) -> Result<(), LocalSourceError> {
-    let base = fs_err::canonicalize(lock_dir).map_err(|source| LocalSourceError::Read {
-        path: lock_dir.to_path_buf(),
-        source,
-    })?;
+    let base = fs_err::canonicalize(lock_dir).map_err(read(lock_dir))?;
     for (wheel, from) in built {
         let Some(source) = &from.path else { continue };
         let is_it = |w: &LockedWheel| w.path.as_deref().map(Path::new) == Some(wheel);
@@ -127,10 +120,6 @@ fn named_source(
     from: &BuildReference,
     base: &Path,
 ) -> Result<Named, LocalSourceError> {
-    let read = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LocalSourceError::Read { path, source }
-    };
     let canonical = fs_err::canonicalize(source).map_err(read(source))?;
     let path = relative_path(&canonical, base);
     Ok(match from.kind {
@@ -169,10 +158,6 @@ pub fn local_fingerprint(
     from: &BuildReference,
     lock_dir: &Path,
 ) -> Result<String, LocalSourceError> {
-    let read = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LocalSourceError::Read { path, source }
-    };
     let base = fs_err::canonicalize(lock_dir).map_err(read(lock_dir))?;
     let canonical = fs_err::canonicalize(source).map_err(read(source))?;
     let digest = match from.kind {
@@ -187,6 +172,12 @@ pub fn local_fingerprint(
         relative_path(&canonical, &base),
         if from.editable { "editable" } else { "built" }
     ))
+}
+
+/// The error of reading `path`.
+fn read(path: &Path) -> impl FnOnce(std::io::Error) -> LocalSourceError {
+    let path = path.to_path_buf();
+    move |source| LocalSourceError::Read { path, source }
 }
 
 /// Gives each directory entry of `lock` that names no version ([`UNKNOWN_VERSION`], as uv

@@ -200,10 +200,18 @@ fn a_uv_project_with_path_sources_locks_them_relative_and_syncs_moved_and_locked
     );
 
     // Export for another platform prints the paths as pip requirements, relative to the lock.
-    let win = export(&cx, &app, &["--python-version", "3.12", "--platform", "win32"]);
+    let win = export(
+        &cx,
+        &app,
+        &["--python-version", "3.12", "--platform", "win32"],
+    );
     assert!(win.contains("\n-e ../lib\n"), "{win}");
     assert!(!win.contains("tool") && !win.contains("editables"), "{win}");
-    let linux = export(&cx, &app, &["--python-version", "3.12", "--platform", "linux"]);
+    let linux = export(
+        &cx,
+        &app,
+        &["--python-version", "3.12", "--platform", "linux"],
+    );
     assert!(linux.contains("./vendor/tool-0.1.tar.gz \\"), "{linux}");
     assert!(linux.contains("editables=="), "{linux}");
 

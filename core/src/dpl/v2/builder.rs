@@ -305,18 +305,54 @@ fn file_record<'a>(
     package: &str,
     strings: &mut Strings<'a>,
 ) -> Result<[u8; FILE_LEN], DplBuildError> {
+    let parts = FileParts {
+        name: &f.filename,
+        url: f.url.as_deref(),
+        path: f.path.as_deref(),
+        sha256: f.sha256,
+        size: f.size,
+    };
+    record(&parts, package, strings)
+}
+
+/// The record of a local directory: its path, no name, no hash (a tree has none).
+fn directory_record<'a>(
+    path: &'a str,
+    package: &str,
+    strings: &mut Strings<'a>,
+) -> Result<[u8; FILE_LEN], DplBuildError> {
+    let parts = FileParts {
+        name: "",
+        url: None,
+        path: Some(path),
+        sha256: [0; 32],
+        size: None,
+    };
+    record(&parts, package, strings)
+}
+
+/// The fields of a file record.
+struct FileParts<'a> {
+    name: &'a str,
+    url: Option<&'a str>,
+    path: Option<&'a str>,
+    sha256: [u8; 32],
+    size: Option<u64>,
+}
+
+fn record<'a>(
+    f: &FileParts<'a>,
+    package: &str,
+    strings: &mut Strings<'a>,
+) -> Result<[u8; FILE_LEN], DplBuildError> {
     let mut rec = [0u8; FILE_LEN];
     let mut flags = 0;
-    put_str(
-        &mut rec,
-        F_NAME,
-        strings.add(&f.filename, package, "file name")?,
-    );
-    if let Some(u) = &f.url {
+    put_str(&mut rec, F_NAME, strings.add(f.name, package, "file name")?);
+    if let Some(u) = f.url {
         put_str(&mut rec, F_URL, strings.add(u, package, "file url")?);
         flags |= FF_URL;
     }
-    if let Some(p) = &f.path {
+    if let Some(p) = f.path {
         put_str(&mut rec, F_PATH, strings.add(p, package, "file path")?);
         flags |= FF_PATH;
     }
@@ -326,23 +362,6 @@ fn file_record<'a>(
         flags |= FF_SIZE;
     }
     put_u32(&mut rec, F_FLAGS, flags);
-    Ok(rec)
-}
-
-/// The record of a local directory: its path, no name, no hash (a tree has none).
-fn directory_record<'a>(
-    path: &'a str,
-    package: &str,
-    strings: &mut Strings<'a>,
-) -> Result<[u8; FILE_LEN], DplBuildError> {
-    let mut rec = [0u8; FILE_LEN];
-    put_str(&mut rec, F_NAME, strings.add("", package, "file name")?);
-    put_str(
-        &mut rec,
-        F_PATH,
-        strings.add(path, package, "directory path")?,
-    );
-    put_u32(&mut rec, F_FLAGS, FF_PATH);
     Ok(rec)
 }
 

@@ -422,3 +422,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn inconsistent_local_source_flags_are_refused() {
+    let bytes = sample().dpl_bytes().unwrap();
+    let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
+    let at = |name: &str| {
+        let i = reader.get(name).unwrap()[0].index() as usize;
+        let entries = crate::dpl::format::u64_at(&bytes, H_ENTRIES_OFF).unwrap() as usize;
+        entries + i * ENTRY_LEN + E_FLAGS
+    };
+    let (lib, only_sdist, app) = (at("lib"), at("only-sdist"), at("App"));
+    for (at, flags) in [
+        // A directory and an sdist in one slot.
+        (lib, EF_DIRECTORY | EF_EDITABLE | EF_SDIST),
+        // Editable without a directory, an archive without an sdist.
+        (only_sdist, EF_SDIST | EF_EDITABLE),
+        (app, EF_ARCHIVE),
+    ] {
+        let mut b = bytes.clone();
+        let old = crate::dpl::format::u32_at(&b, at).unwrap();
+        crate::dpl::format::put_u32(&mut b, at, (old & (EF_REQUIRES_PYTHON | EF_INDEX)) | flags);
+        builder::seal(&mut b);
+        let reader = UniversalDplReader::from_bytes(&b[..]).unwrap();
+        let e = reader.verify().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DplError::BadEntry {
+                    what: "inconsistent local source flags",
+                    ..
+                }
+            ),
+            "{flags:#x}: {e}"
+        );
+    }
+}
