@@ -283,3 +283,36 @@ fn bad_sources_are_refused_naming_the_entry() {
         assert!(!app.join("pylock.toml").exists(), "{tail}");
     }
 }
+
+#[test]
+fn a_universal_lock_of_requirements_names_local_trees_not_the_build_cache() {
+    let Some((cx, index)) = world() else {
+        return;
+    };
+    let work = cx.temp.path().join("work");
+    write_lib(&work.join("lib"), "lib", "\"editables\"", "one");
+    let app = work.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("requirements.txt"), "-e ../lib\n").unwrap();
+    dx_py_ok(
+        &cx,
+        &app,
+        &index,
+        &["lock", "--universal", "-r", "requirements.txt"],
+    );
+    let lock = std::fs::read_to_string(app.join("pylock.toml")).unwrap();
+    assert!(
+        lock.contains("directory = { path = \"../lib\", editable = true }"),
+        "{lock}"
+    );
+    assert!(lock.contains("name = \"editables\""), "{lock}");
+    assert!(!lock.contains("builds/"), "{lock}");
+    let text = dx_py_ok(
+        &cx,
+        &app,
+        &index,
+        &["install", "--lock", "dx-py.dpl", "--venv", ".venv"],
+    );
+    assert!(text.contains("lib"), "{text}");
+    assert_eq!(greeting(&app, "lib"), "one");
+}
