@@ -126,6 +126,22 @@ fn add_a_local_directory_and_archive_then_remove_them() {
         "no cache path in the lock: {lock}"
     );
 
+    // Not editable: a copy, which a sync after a source edit builds again.
+    let plain = app.join("libs/plain");
+    write_lib(&plain, "plain", "", "first");
+    dx_py_ok(&cx, &app, &index, &["add", "libs/plain"]);
+    let text = std::fs::read_to_string(app.join("pyproject.toml")).unwrap();
+    assert!(text.contains("plain = { path = \"libs/plain\" }"), "{text}");
+    assert_eq!(greeting(&app, "plain"), "first");
+    set_greeting(&plain, "plain", "second");
+    assert_eq!(greeting(&app, "plain"), "first");
+    let out = sync_ok(&cx, &app, &index, &[]);
+    assert!(
+        !out.contains("Locked "),
+        "a source edit does not lock again: {out}"
+    );
+    assert_eq!(greeting(&app, "plain"), "second");
+
     // `-e` takes directories only; a path that is not there is named.
     let e = failed(&dx_py(
         &cx,
@@ -137,10 +153,10 @@ fn add_a_local_directory_and_archive_then_remove_them() {
     let e = failed(&dx_py(&cx, &app, &index, &["add", "../nowhere"]));
     assert!(e.contains("which does not exist"), "{e}");
 
-    dx_py_ok(&cx, &app, &index, &["remove", "lib", "tool"]);
+    dx_py_ok(&cx, &app, &index, &["remove", "lib", "tool", "plain"]);
     let text = std::fs::read_to_string(app.join("pyproject.toml")).unwrap();
     assert_eq!(text, original, "the sources go with the dependencies");
-    assert!(!imports(&app, "lib") && !imports(&app, "tool"));
+    assert!(!imports(&app, "lib") && !imports(&app, "tool") && !imports(&app, "plain"));
 }
 
 #[test]

@@ -458,3 +458,27 @@ fn inconsistent_local_source_flags_are_refused() {
         );
     }
 }
+
+#[test]
+fn dumps_show_local_source() {
+    let bytes = sample().dpl_bytes().unwrap();
+    let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
+    let lib = reader.render_entry(&reader.get("lib").unwrap()[0]).unwrap();
+    assert!(
+        lib.contains("directory        ../lib-0.2  (editable)"),
+        "{lib}"
+    );
+    let vendored = reader
+        .render_entry(&reader.get("vendored").unwrap()[0])
+        .unwrap();
+    assert!(
+        vendored.contains("archive          vendored-1.0.tar.gz"),
+        "{vendored}"
+    );
+    let json = reader.to_json().unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    let tool = entries.iter().find(|e| e["name"] == "tool").unwrap();
+    assert_eq!(tool["directory"]["path"], "../tool-0.3");
+    assert_eq!(tool["directory"]["editable"], false);
+    assert!(tool["sdist"].is_null());
+}
