@@ -159,14 +159,17 @@ pub fn selected_lock_at(
     located.push(0);
     located.extend_from_slice(base.as_os_str().as_encoded_bytes());
     // A directory installed built (not editable) is a copy of its files: the selection, into
-    // which an install records the stored package, is kept per state of those files.
-    for entry in reader.entries() {
-        let entry = entry.map_err(invalid)?;
-        if let Some((dir, false)) = entry.directory() {
-            let state = crate::build::source_fingerprint(&base.join(dir), LocalMode::Wheel)
-                .unwrap_or_default();
-            located.push(0);
-            located.extend_from_slice(state.as_bytes());
+    // which an install records the stored package, is kept per state of those files. (A lock
+    // without one says so in its header: no walk.)
+    if reader.has_built_directories() {
+        for entry in reader.entries() {
+            let entry = entry.map_err(invalid)?;
+            if let Some((dir, false)) = entry.directory() {
+                let state = crate::build::source_fingerprint(&base.join(dir), LocalMode::Wheel)
+                    .unwrap_or_default();
+                located.push(0);
+                located.extend_from_slice(state.as_bytes());
+            }
         }
     }
     let dir = crate::cache::Cache::new(cache_dir, None).selected_dir();

@@ -270,6 +270,18 @@ fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
         put_str(&mut out, H_REQUIRES_PYTHON, r);
         meta |= META_REQUIRES_PYTHON;
     }
+    let built_directory = |p: &UniversalLockedPackage| {
+        matches!(
+            p.local,
+            Some(LocalSource::Directory {
+                editable: false,
+                ..
+            })
+        )
+    };
+    if lock.packages.iter().any(built_directory) {
+        meta |= META_BUILT_DIRECTORIES;
+    }
     put_u32(&mut out, H_META_FLAGS, meta);
     for (at, v) in [
         (H_MARKERS_OFF, markers_off),

@@ -27,6 +27,7 @@ pub struct UniversalDplReader<B> {
     file_len: usize,
     requires_python: Option<(u32, u32)>,
     inputs_hash: ContentHash,
+    built_directories: bool,
 }
 
 /// One entry of a universal lock, borrowed from the file; its strings, marker index, files and
@@ -256,7 +257,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
         expect(
             "meta flags",
             0,
-            (le32(b, H_META_FLAGS) & !META_REQUIRES_PYTHON).into(),
+            (le32(b, H_META_FLAGS) & !META_KNOWN).into(),
         )?;
         expect("reserved header word", 0, le32(b, H_META_FLAGS + 4).into())?;
         let count = |at| u64::from(le32(b, at));
@@ -324,6 +325,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             file_len: us(file_len),
             requires_python,
             inputs_hash: ContentHash::from_bytes(inputs),
+            built_directories: le32(b, H_META_FLAGS) & META_BUILT_DIRECTORIES != 0,
             bytes,
         })
     }
@@ -587,10 +589,24 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             }
             previous = Some(e);
         }
+        let built = (0..self.entry_count)
+            .filter_map(|i| self.entry(i).ok())
+            .any(|e| matches!(e.directory(), Some((_, false))));
+        if built != self.built_directories {
+            return Err(DplError::Inconsistent(
+                "the header's built-directories flag does not match the entries",
+            ));
+        }
         if next_file != self.file_count || next_edge != self.edge_count {
             return Err(DplError::Inconsistent("files or edges that no entry owns"));
         }
         Ok(())
+    }
+
+    /// Whether some entry is a local directory installed built, not editable (a header flag,
+    /// checked against the entries by [`Self::verify`]).
+    pub fn has_built_directories(&self) -> bool {
+        self.built_directories
     }
 
     /// The whole lock, owned (dependencies by name, each name once).

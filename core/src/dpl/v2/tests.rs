@@ -339,7 +339,7 @@ fn header_rejections_name_the_field() {
         }
     ));
     assert!(matches!(
-        with(H_META_FLAGS, 2),
+        with(H_META_FLAGS, 4),
         DplError::BadHeader {
             what: "meta flags",
             ..
@@ -457,6 +457,32 @@ fn inconsistent_local_source_flags_are_refused() {
             "{flags:#x}: {e}"
         );
     }
+}
+
+#[test]
+fn the_built_directories_flag_must_match_the_entries() {
+    let bytes = sample().dpl_bytes().unwrap();
+    let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
+    assert!(
+        reader.has_built_directories(),
+        "`tool` is a directory, not editable"
+    );
+    let mut b = bytes.clone();
+    crate::dpl::format::put_u32(&mut b, H_META_FLAGS, META_REQUIRES_PYTHON);
+    builder::seal(&mut b);
+    let reader = UniversalDplReader::from_bytes(&b[..]).unwrap();
+    assert!(matches!(
+        reader.verify(),
+        Err(DplError::Inconsistent(
+            "the header's built-directories flag does not match the entries"
+        ))
+    ));
+    // Editable directories only: no flag.
+    let mut lock = sample();
+    lock.packages.retain(|p| p.name != "tool");
+    let reader = UniversalDplReader::from_bytes(lock.dpl_bytes().unwrap()).unwrap();
+    assert!(!reader.has_built_directories());
+    reader.verify().unwrap();
 }
 
 #[test]
