@@ -331,4 +331,16 @@ fn a_universal_lock_of_requirements_names_local_trees_not_the_build_cache() {
     );
     assert!(text.contains("lib"), "{text}");
     assert_eq!(greeting(&app, "lib"), "one");
+
+    // A project's PEP 508 direct reference to a directory: locked relative, installed built.
+    let proj = work.join("proj");
+    let url = format!("file://{}", work.join("lib").display());
+    write_app(&proj, &format!("\"lib @ {url}\""), "");
+    sync_ok(&cx, &proj, &index, &[]);
+    assert_eq!(greeting(&proj, "lib"), "one");
+    let lock = std::fs::read_to_string(proj.join("pylock.toml")).unwrap();
+    assert!(
+        lock.contains("directory = { path = \"../lib\", editable = false }"),
+        "{lock}"
+    );
 }
