@@ -604,7 +604,7 @@ proptest! {
     /// Whatever the file holds, reading and editing it fail with an error, never a panic.
     #[test]
     fn arbitrary_pyprojects_never_panic(
-        body in "(\\[project\\]\nname = 'x'\n|\\[dependency-groups\\]\n|\\[tool.dx-py\\]\n|[a-z-]{1,12} = |\\[|\\]|\\{|\\}|'[a-zA-Z0-9<>=!~;. \\[\\]\u{e9}-]{0,12}'|, |\n|include-group = ){0,30}"
+        body in "(\\[project\\]\nname = 'x'\n|\\[dependency-groups\\]\n|\\[tool.dx-py\\]\n|\\[tool.dx-py.sources\\]\n|\\[tool.uv.sources\\]\n|x = \\{ path = '\\.\\./x' \\}\n|editable = true|dependencies = \\['x @ file:///x'\\]\n|[a-z-]{1,12} = |\\[|\\]|\\{|\\}|'[a-zA-Z0-9<>=!~;. \\[\\]\u{e9}-]{0,12}'|, |\n|include-group = ){0,30}"
     ) {
         if let Ok(p) = Project::parse_str(&body, Path::new(PATH)) {
             let _ = p.requirements(&ExtrasSelection::All, &GroupsSelection {
@@ -620,7 +620,9 @@ proptest! {
                 DependencyTarget::Group("dev".into()),
             ] {
                 let _ = e.add("abc>=1", &target);
+                let _ = e.add_source("abc", "../abc", true);
                 let _ = e.remove("abc", &target);
+                let _ = e.remove_source_if_unused("abc");
             }
         }
     }
