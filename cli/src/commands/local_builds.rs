@@ -214,6 +214,44 @@ pub(crate) fn project_locals(
     Ok(out)
 }
 
+/// `request` (of the requirements `files`, whose local source was built already) as its
+/// universal inputs hash sees it: a requirement on a wheel built from local source names the
+/// package alone, and the source is fingerprinted as a project's path dependency is, so that
+/// the hash holds no build-cache path (another checkout or interpreter finds the lock fresh).
+pub(crate) fn portable_request(
+    request: &ResolveRequest,
+    files: &[(PathBuf, Requirements)],
+    lock_dir: &Path,
+) -> Result<ResolveRequest> {
+    let built: Vec<(&Path, &BuildReference)> = (files.iter())
+        .flat_map(|(_, reqs)| reqs.built_sources())
+        .collect();
+    let mut portable = request.clone();
+    if built.is_empty() {
+        return Ok(portable);
+    }
+    // The lock's directory anchors the relative paths; it is about to hold the lock anyway.
+    std::fs::create_dir_all(lock_dir)
+        .with_context(|| format!("Failed to create `{}`", lock_dir.display()))?;
+    for requirement in &mut portable.requirements {
+        let Some(VersionOrUrl::Url(url)) = &requirement.version_or_url else {
+            continue;
+        };
+        let wheel = url.to_url().to_file_path().ok();
+        if built.iter().any(|(w, _)| wheel.as_deref() == Some(*w)) {
+            requirement.version_or_url = None;
+        }
+    }
+    for (_, from) in &built {
+        if let Some(source) = &from.path {
+            portable
+                .local_sources
+                .push(local_fingerprint(source, from, lock_dir)?);
+        }
+    }
+    Ok(portable)
+}
+
 impl LocalBuilds<'_> {
     /// Builds each of `locals` (or finds it built) and points the requirements of `request`
     /// on it at the wheel, as the resolver takes local wheels; returns each wheel with the

@@ -331,6 +331,17 @@ fn a_universal_lock_of_requirements_names_local_trees_not_the_build_cache() {
     );
     assert!(text.contains("lib"), "{text}");
     assert_eq!(greeting(&app, "lib"), "one");
+    // The lock's inputs hash holds the tree's relative path, not its build in the cache: in
+    // another checkout the lock is up to date.
+    let moved = cx.temp.path().join("moved");
+    copy_tree(&work, &moved);
+    let text = dx_py_ok(
+        &cx,
+        &moved.join("app"),
+        &index,
+        &["lock", "-v", "--universal", "-r", "requirements.txt"],
+    );
+    assert!(text.contains("is up to date"), "{text}");
 
     // A project's PEP 508 direct reference to a directory: locked relative, installed built.
     let proj = work.join("proj");

@@ -14,7 +14,7 @@ use dx_py_core::python::Interpreter;
 
 use super::request::{build_options, request};
 use super::{DPL, Flags, Freshness, Inputs, PYLOCK, inputs_source, report_builds};
-use crate::commands::local_builds::{LocalBuilds, project_locals};
+use crate::commands::local_builds::{LocalBuilds, portable_request, project_locals};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -71,7 +71,13 @@ pub(crate) fn lock_universal(
                 .map_or_else(|| format!(">={floor}"), ToString::to_string)
         )
     })?;
-    let inputs_hash = request.universal_inputs_hash(&scope, &sources);
+    let inputs_hash = match &inputs {
+        Inputs::Project(..) => request.universal_inputs_hash(&scope, &sources),
+        // Requirements files arrive with their local source built: hashed as that source.
+        Inputs::Files(files) => {
+            portable_request(&request, files, dir)?.universal_inputs_hash(&scope, &sources)
+        }
+    };
     let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
     let existing = std::fs::read_to_string(&path).ok();
     printer.timeline().mark("inputs");
