@@ -221,13 +221,12 @@ fn a_failing_build_shows_the_backends_error() {
     assert!(logs.is_file(), "{text}");
     assert!(!cx.cache_dir().join("builds/wheels").exists());
 
-    // A backend that takes too long is stopped at `--build-timeout`, naming the limit.
-    write_sdist(
-        &index_path,
-        "hello-stuck",
-        "1.0",
-        &[("setup.py", "import time\ntime.sleep(60)\n")],
-    );
+    // A backend that takes too long is stopped at `--build-timeout`, naming the limit, with
+    // the child it started.
+    let pids = cx.temp.path().join("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    let setup = stuck_setup("hello-stuck", "True", &pids.join("stuck"));
+    write_sdist(&index_path, "hello-stuck", "1.0", &[("setup.py", &setup)]);
     let started = std::time::Instant::now();
     let out = install(
         &cx,
@@ -248,6 +247,8 @@ fn a_failing_build_shows_the_backends_error() {
         started.elapsed() < std::time::Duration::from_secs(50),
         "{text}"
     );
+    #[cfg(target_os = "linux")]
+    assert_ended(&stuck_pids(&pids), "after the timeout");
     let out = install(
         &cx,
         &dir,
@@ -307,30 +308,72 @@ fn an_sdist_with_a_c_extension_is_compiled() {
     assert_eq!(answer.trim(), "42");
 }
 
-/// The pids of `pid`'s children (Linux: `/proc/{pid}/task/*/children`).
-#[cfg(target_os = "linux")]
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok()),
-        );
-    }
-    out
+/// A `setup.py` for `name` 1.0 that, when the Python expression `when` holds, starts a child
+/// (`sleep 300`), writes `{driver pid} {child pid}` to `pids` and sleeps: a backend whose own
+/// children must be stopped with it.
+fn stuck_setup(name: &str, when: &str, pids: &Path) -> String {
+    format!(
+        "import os, subprocess, time\n\
+         if {when}:\n\
+         \x20   child = subprocess.Popen(['sleep', '300'])\n\
+         \x20   open({p:?} + '.part', 'w').write(f'{{os.getpid()}} {{child.pid}}')\n\
+         \x20   os.replace({p:?} + '.part', {p:?})\n\
+         \x20   time.sleep(300)\n\
+         from setuptools import setup\n\
+         setup(name={name:?}, version='1.0')\n",
+        p = pids.display().to_string()
+    )
 }
 
-/// Ctrl-C during builds (SIGINT to dx-py and the backends, as a terminal sends it to the
-/// foreground group) stops every build running in parallel and leaves no entry in the
-/// built-wheel cache, only owned temporaries that the next command sweeps.
+/// The pids a [`stuck_setup`] wrote into `dir`'s files.
+fn stuck_pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".part"))
+        .flat_map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            text.split_whitespace()
+                .map(|p| p.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits up to 10 s for each of `pids` to end (Linux: `/proc`; a zombie has ended).
+#[cfg(target_os = "linux")]
+fn assert_ended(pids: &[u32], what: &str) {
+    let alive = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<&u32> = pids.iter().filter(|p| alive(p)).collect();
+    assert!(left.is_empty(), "{what}: processes {left:?} still run");
+}
+
+/// Every temporary (`.tmp…`) directly inside the cache's directories where dx-py makes them.
+fn temporaries(cache: &Path) -> Vec<PathBuf> {
+    dx_py_core::cache::Cache::new(cache, None)
+        .temp_dirs()
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Ctrl-C (SIGINT to dx-py alone, as `kill -INT` sends it) while two builds run in parallel:
+/// dx-py stops every backend with the children it started, exits 130 at once, and leaves no
+/// built wheel and no temporary; the same install then builds both.
 #[cfg(target_os = "linux")]
 #[test]
-fn an_interrupted_build_leaves_nothing_half_written() {
+fn an_interrupted_build_stops_its_backends_and_leaves_nothing_behind() {
     let Some((cx, index_path)) = world() else {
         return;
     };
@@ -339,23 +382,12 @@ fn an_interrupted_build_leaves_nothing_half_written() {
     // Slow only when asked: the lock that names them is made quickly first.
     let names = ["hello-slow", "hello-slower"];
     for name in names {
-        write_sdist(
-            &index_path,
+        let setup = stuck_setup(
             name,
-            "1.0",
-            &[(
-                "setup.py",
-                &format!(
-                    "import os, pathlib, time\n\
-                     if os.environ.get('DX_PY_TEST_SLOW'):\n\
-                     \x20   pathlib.Path({:?}, {name:?}).write_text('x')\n\
-                     \x20   time.sleep(60)\n\
-                     from setuptools import setup\n\
-                     setup(name={name:?}, version='1.0')\n",
-                    started.display().to_string()
-                ),
-            )],
+            "os.environ.get('DX_PY_TEST_SLOW')",
+            &started.join(name),
         );
+        write_sdist(&index_path, name, "1.0", &[("setup.py", &setup)]);
     }
     let index = TestIndex::serve(&index_path).unwrap();
     let dir = cx.temp.path().join("p");
@@ -372,11 +404,14 @@ fn an_interrupted_build_leaves_nothing_half_written() {
     // A machine that has not built them: the install builds both at once.
     let other = TestContext::new();
     let both = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) > 1;
-    let mut child = other
-        .dx_py()
-        .current_dir(&dir)
-        .args(["install", "--lock", "pylock.toml"])
-        .args(["--index-url", &index.index_url()])
+    let install = || {
+        let mut cmd = other.dx_py();
+        cmd.current_dir(&dir)
+            .args(["install", "--lock", "pylock.toml"])
+            .args(["--index-url", &index.index_url()]);
+        cmd
+    };
+    let mut child = install()
         .env("DX_PY_TEST_SLOW", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -384,60 +419,41 @@ fn an_interrupted_build_leaves_nothing_half_written() {
         .unwrap();
     let want = if both { 2 } else { 1 };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::fs::read_dir(&started).unwrap().count() < want {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backends never started"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "dx-py ended before the builds"
-        );
+    while stuck_pids(&started).len() < 2 * want {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the backends never started");
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let mut pids = vec![child.id()];
-    pids.extend(children(child.id()));
-    for pid in &pids {
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status();
-    }
+    let pids = stuck_pids(&started);
+    let interrupted = std::time::Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let status = child.wait().unwrap();
-    assert!(!status.success());
-    // The backends went with it (they were interrupted too).
-    for pid in &pids[1..] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| !s.contains(") Z "))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "backend {pid} still runs"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-    let builds = other.cache_dir().join("builds");
+    assert_eq!(status.code(), Some(130), "{status}");
     assert!(
-        !builds.join("wheels").exists(),
+        interrupted.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        interrupted.elapsed()
+    );
+    assert_ended(&pids, "after Ctrl-C");
+    assert!(
+        built_wheels(&other.cache_dir()).is_empty(),
         "a built wheel was published"
     );
-    let temps = |dir: &Path| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".tmp"))
-            .collect()
-    };
-    assert_eq!(
-        temps(&builds).len(),
-        want,
-        "the interrupted builds' scratch"
+    assert_eq!(temporaries(&other.cache_dir()), Vec::<PathBuf>::new());
+
+    let out = install().output().unwrap();
+    assert_success(&out, "install after the interruption");
+    assert!(
+        printed(&out).contains("Built 2 source distributions"),
+        "{}",
+        printed(&out)
     );
-    other.run_ok(&["cache", "clean", "--layouts"]);
-    assert_eq!(temps(&builds), Vec::<String>::new(), "swept");
 }
 
 /// `--no-build-isolation` builds with the target venv's own packages: no build environment is

@@ -1,6 +1,7 @@
 //! Running one PEP 517 hook: the embedded Python driver (`driver.py`), written once into the
 //! cache under a name that is its hash, run by the build interpreter with a timeout, its output
-//! captured in a log and its answer read back as JSON from a file.
+//! captured in a log and its answer read back as JSON from a file. Each hook process leads its own
+//! process group, stopped as a whole on a timeout or Ctrl-C (`stop.rs`).
 //!
 //! ```text
 //! {build dir}/hook-{n}.json         the request: hook, backend, source tree, output dir, settings
@@ -225,19 +226,30 @@ impl HookRunner<'_> {
             self.package,
             self.python.display()
         );
-        let mut child = cmd.spawn().map_err(|source| BuildError::Spawn {
+        let spawn_error = |source| BuildError::Spawn {
             python: self.python.clone(),
             source,
-        })?;
+        };
+        let interrupted = || BuildError::Interrupted {
+            package: self.package.to_string(),
+            hook: n,
+        };
+        let mut running = super::stop::spawn(&mut cmd)
+            .map_err(spawn_error)?
+            .ok_or_else(interrupted)?;
+        let child = &mut running.child;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
             }
-            if start.elapsed() > self.timeout {
-                // The backend's own children (compilers) see their parent die and stop
-                // writing into the scratch directory, which is removed with the build.
-                let _ = child.kill();
-                let _ = child.wait();
+            let timed_out = start.elapsed() > self.timeout;
+            if timed_out || super::stop::is_stopping() {
+                // The whole group: the backend's own children (compilers, subprocesses) would
+                // otherwise go on running, and writing into the scratch directory.
+                super::stop::stop(child, super::stop::GRACE);
+                if !timed_out {
+                    return Err(interrupted());
+                }
                 return Err(BuildError::Timeout {
                     package: self.package.to_string(),
                     hook: n,
@@ -245,8 +257,9 @@ impl HookRunner<'_> {
                     log: log_path,
                 });
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(super::stop::POLL);
         };
+        drop(running);
         tracing::debug!(
             "{}: `{n}` took {:.0} ms",
             self.package,
@@ -482,16 +495,42 @@ mod tests {
         });
     }
 
+    /// Whether process `pid` runs (Linux: `/proc`; a zombie has ended).
+    #[cfg(target_os = "linux")]
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z'))
+        })
+    }
+
+    /// A timed-out hook is stopped with what it started: the backend's child, which would
+    /// outlive a killed driver, is gone too.
+    #[cfg(target_os = "linux")]
     #[test]
-    fn a_hook_running_too_long_is_stopped() {
-        let code = "import time\n\
+    fn a_hook_running_too_long_is_stopped_with_its_children() {
+        let code = "import os, subprocess, time\n\
                     def build_wheel(out, config_settings, metadata_directory=None):\n    \
-                    time.sleep(30)\n";
+                    child = subprocess.Popen(['sleep', '300'])\n    \
+                    open('pids.part', 'w').write(f'{os.getpid()} {child.pid}')\n    \
+                    os.replace('pids.part', 'pids')\n    \
+                    time.sleep(300)\n";
         with_backend(code, |runner, out| {
             let start = Instant::now();
             let e = runner.run(Hook::BuildWheel, out, None).unwrap_err();
             assert!(matches!(e, BuildError::Timeout { seconds: 2, .. }), "{e}");
             assert!(start.elapsed() < Duration::from_secs(20));
+            let pids = std::fs::read_to_string(runner.tree.join("pids")).unwrap();
+            let pids: Vec<&str> = pids.split_whitespace().collect();
+            assert_eq!(pids.len(), 2, "{pids:?}");
+            // The grandchild may take a moment to be reaped by whoever adopted it.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pids.iter().any(|p| alive(p)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for pid in &pids {
+                assert!(!alive(pid), "process {pid} still runs after the timeout");
+            }
         });
     }
 

@@ -71,6 +71,14 @@ pub enum BuildError {
         /// The output so far, kept.
         log: PathBuf,
     },
+    /// dx-py was interrupted (Ctrl-C, SIGTERM) while the hook ran; the backend was stopped.
+    #[error("Building `{package}` was interrupted while the backend's `{hook}` ran")]
+    Interrupted {
+        /// `name==version`.
+        package: String,
+        /// The PEP 517 hook.
+        hook: &'static str,
+    },
     /// The build interpreter could not be started.
     #[error("Cannot run the build interpreter `{}`", python.display())]
     Spawn {
