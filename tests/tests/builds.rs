@@ -782,3 +782,73 @@ fn a_real_sdist_from_pip_download_is_built_and_installed() {
     let (compiled, _) = dx_py_tests::check_bytecode(&files, "six.py", &record, &tag, "six");
     assert_eq!(compiled, 1);
 }
+
+/// As pip and uv, the newest version that fits is installed even when it has only an sdist and
+/// an older one has a wheel: it is built. `--no-build` (and `--only-binary`) take the older
+/// wheel instead; a universal lock names the newest version's sdist.
+#[test]
+fn the_newest_version_is_built_rather_than_an_older_wheel_installed() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    dx_py_tests::write_wheels(
+        &index_path,
+        &[
+            dx_py_core::wheel::testing::WheelBuilder::new("fresh", "1.0")
+                .file("fresh/__init__.py", b"VERSION = 'wheel 1.0'\n"),
+        ],
+    );
+    let pyproject = "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+                     build-backend = \"setuptools.build_meta\"\n\n\
+                     [project]\nname = \"fresh\"\nversion = \"2.0\"\n";
+    write_sdist(
+        &index_path,
+        "fresh",
+        "2.0",
+        &[
+            ("pyproject.toml", pyproject),
+            ("fresh/__init__.py", "VERSION = 'sdist 2.0'\n"),
+        ],
+    );
+    let index = TestIndex::serve(&index_path).unwrap();
+    let url = index.index_url();
+    let version = |dir: &Path| {
+        venv_python(&dir.join(".venv"), "import fresh; print(fresh.VERSION)")
+            .trim()
+            .to_owned()
+    };
+
+    let built = cx.temp.path().join("built");
+    let out = install(&cx, &built, "fresh\n", &url, &[]);
+    assert_success(&out, "install of fresh");
+    assert!(
+        printed(&out).contains("Built 1 source distribution"),
+        "{}",
+        printed(&out)
+    );
+    assert_eq!(version(&built), "sdist 2.0");
+
+    for flags in [&["--no-build"][..], &["--only-binary", "fresh"]] {
+        let dir = cx.temp.path().join(flags[0].trim_start_matches('-'));
+        let out = install(&cx, &dir, "fresh\n", &url, flags);
+        assert_success(&out, &format!("install of fresh with {flags:?}"));
+        assert_eq!(version(&dir), "wheel 1.0", "{flags:?}");
+    }
+
+    let universal = cx.temp.path().join("universal");
+    std::fs::create_dir_all(&universal).unwrap();
+    std::fs::write(universal.join("requirements.in"), "fresh\n").unwrap();
+    let out = cx
+        .dx_py()
+        .current_dir(&universal)
+        .args(["lock", "--universal", "-r", "requirements.in"])
+        .args(["--index-url", &url])
+        .output()
+        .unwrap();
+    assert_success(&out, "universal lock of fresh");
+    let pylock = std::fs::read_to_string(universal.join("pylock.toml")).unwrap();
+    assert!(
+        pylock.contains("version = \"2.0\"") && pylock.contains("fresh-2.0.tar.gz"),
+        "{pylock}"
+    );
+}
