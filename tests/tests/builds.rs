@@ -157,7 +157,10 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
     assert_success(&out, "install of a second sdist");
     let text = printed(&out);
     assert!(text.contains("Built 1 source distribution"), "{text}");
-    assert!(text.contains("build environments: 0 resolved"), "{text}");
+    assert!(
+        text.contains("build environments: 0 resolved, 1 layout hits"),
+        "{text}"
+    );
     assert_eq!(
         venv_python(
             &third.join(".venv"),
@@ -479,6 +482,25 @@ fn without_isolation_the_target_venvs_backend_builds() {
     let index = TestIndex::serve(&index_path).unwrap();
     let url = index.index_url();
     let dir = cx.temp.path().join("p");
+    // The target venv lacks the backend: refused, naming it and the way out.
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = cx
+        .dx_py()
+        .current_dir(&dir)
+        .args(["venv", ".venv"])
+        .output()
+        .unwrap();
+    assert_success(&made, "venv");
+    let out = install(&cx, &dir, "hello-shared\n", &url, &["--no-build-isolation"]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let text = printed(&out);
+    assert!(
+        text.contains("its build backend `setuptools.build_meta:__legacy__` is not installed")
+            && text.contains("--no-build-isolation")
+            && text.contains("hello-shared==1.0"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
     let out = install(&cx, &dir, "setuptools\nwheel\n", &url, &[]);
     assert_success(&out, "install of the backend into the target venv");
     let out = install(&cx, &dir, "hello-shared\n", &url, &["--no-build-isolation"]);
@@ -509,6 +531,65 @@ fn without_isolation_the_target_venvs_backend_builds() {
         "{}",
         printed(&out)
     );
+}
+
+/// `--config-settings KEY=VALUE` reach every hook of the backend as PEP 517 says: a dict of
+/// strings, a key given twice a list. The sdist's in-tree backend wraps setuptools and writes
+/// down what each hook received.
+#[test]
+fn config_settings_reach_every_hook() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    let received = cx.temp.path().join("received.jsonl");
+    let backend = format!(
+        "import json\n\
+         from setuptools import build_meta as _b\n\
+         def _got(hook, settings):\n\
+         \x20   with open({:?}, 'a') as f:\n\
+         \x20       f.write(json.dumps([hook, settings]) + '\\n')\n\
+         def get_requires_for_build_wheel(config_settings=None):\n\
+         \x20   _got('get_requires_for_build_wheel', config_settings)\n\
+         \x20   return _b.get_requires_for_build_wheel()\n\
+         def prepare_metadata_for_build_wheel(d, config_settings=None):\n\
+         \x20   _got('prepare_metadata_for_build_wheel', config_settings)\n\
+         \x20   return _b.prepare_metadata_for_build_wheel(d)\n\
+         def build_wheel(d, config_settings=None, metadata_directory=None):\n\
+         \x20   _got('build_wheel', config_settings)\n\
+         \x20   return _b.build_wheel(d, None, metadata_directory)\n",
+        received.display().to_string()
+    );
+    write_sdist(
+        &index_path,
+        "hello-settings",
+        "1.0",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+                 build-backend = \"recording_backend\"\nbackend-path = [\".\"]\n\n\
+                 [project]\nname = \"hello-settings\"\nversion = \"1.0\"\n\n\
+                 [tool.setuptools]\npackages = [\"hello_settings\"]\n",
+            ),
+            ("recording_backend.py", &backend),
+            ("hello_settings/__init__.py", "ANSWER = 1\n"),
+        ],
+    );
+    let index = TestIndex::serve(&index_path).unwrap();
+    let dir = cx.temp.path().join("p");
+    let flags = ["-C", "flavour=mint", "-C", "opt=a", "-C", "opt=b=c"];
+    let out = install(&cx, &dir, "hello-settings\n", &index.index_url(), &flags);
+    assert_success(&out, "install with config settings");
+    venv_python(&dir.join(".venv"), "import hello_settings");
+    let text = std::fs::read_to_string(&received).unwrap();
+    // Each line is `[hook, settings]` as Python's `json.dumps` writes it.
+    assert!(text.contains("[\"build_wheel\", "), "{text}");
+    for line in text.lines() {
+        assert!(
+            line.ends_with(", {\"flavour\": \"mint\", \"opt\": [\"a\", \"b=c\"]}]"),
+            "{text}"
+        );
+    }
 }
 
 /// A setuptools project whose `setup.py`, when `DX_PY_TEST_RENDEZVOUS` names a directory,

@@ -109,6 +109,8 @@ pub struct Answer {
     /// `build_*`: set to the hook's name when the backend lacks it (PEP 660 makes
     /// `build_editable` optional).
     pub missing: Option<String>,
+    /// Any hook: the import error when the backend's module is not installed.
+    pub missing_backend: Option<String>,
 }
 
 /// Where and how hooks run for one build.
@@ -281,7 +283,17 @@ impl HookRunner<'_> {
         };
         let text = fs_err::read_to_string(&answer_path)
             .map_err(|e| bad(format!("no answer file ({e})")))?;
-        serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON ({e})")))
+        let answer: Answer =
+            serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON ({e})")))?;
+        if let Some(error) = answer.missing_backend {
+            return Err(BuildError::NoBackend {
+                package: self.package.to_string(),
+                backend: self.system.backend.clone(),
+                python: self.python.clone(),
+                error,
+            });
+        }
+        Ok(answer)
     }
 }
 
@@ -531,6 +543,38 @@ mod tests {
             for pid in &pids {
                 assert!(!alive(pid), "process {pid} still runs after the timeout");
             }
+        });
+    }
+
+    /// A backend that is not installed is named as such (with the way out); a backend that is
+    /// there but imports something missing fails as any backend does, with its traceback.
+    #[test]
+    fn a_missing_backend_is_named() {
+        with_backend("import not_installed_either\n", |runner, out| {
+            let system = BuildSystem {
+                backend: "no_such_backend.build_meta".into(),
+                ..runner.system.clone()
+            };
+            let missing = HookRunner {
+                system: &system,
+                python: runner.python.clone(),
+                bin: None,
+                ..*runner
+            };
+            let e = missing.run(Hook::BuildWheel, out, None).unwrap_err();
+            assert!(matches!(e, BuildError::NoBackend { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("`no_such_backend.build_meta` is not installed")
+                    && text.contains("--no-build-isolation")
+                    && text.contains("fake==1.0"),
+                "{text}"
+            );
+            let e = runner.run(Hook::BuildWheel, out, None).unwrap_err();
+            assert!(
+                matches!(&e, BuildError::Backend { tail, .. } if tail.contains("not_installed_either")),
+                "{e}"
+            );
         });
     }
 
