@@ -123,8 +123,8 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
     );
     assert_eq!(greeting.trim(), "hello from an sdist");
 
-    // The build environment's layout is shared: hooks run with `-B` and it is not compiled, so
-    // it holds no `.pyc` at all.
+    // The build environment's layout is shared and compiled once (setuptools' `.pyc` files
+    // come from the store's bytecode packs); hooks run with `-B`, so they write nothing into it.
     let layouts = cx.cache_dir().join("layouts");
     let env_layout = std::fs::read_dir(&layouts)
         .unwrap()
@@ -132,11 +132,15 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
         .map(|e| e.path().join("site-packages"))
         .find(|sp| sp.join("setuptools").is_dir())
         .expect("the build environment's layout");
-    let pycs: Vec<String> = dx_py_tests::snapshot(&env_layout)
-        .into_keys()
-        .filter(|p| p.ends_with(".pyc"))
-        .collect();
-    assert!(pycs.is_empty(), "{pycs:?}");
+    let env_files = || -> Vec<String> { dx_py_tests::snapshot(&env_layout).into_keys().collect() };
+    let before = env_files();
+    let tag = dx_py_tests::cache_tag();
+    assert!(
+        before
+            .iter()
+            .any(|p| p == &format!("setuptools/__pycache__/build_meta.{tag}.pyc")),
+        "the build environment is not compiled"
+    );
 
     // Another project, the same cache: the built wheel is reused, nothing is built.
     let second = cx.temp.path().join("second");
@@ -160,6 +164,11 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
     assert!(
         text.contains("build environments: 0 resolved, 1 layout hits"),
         "{text}"
+    );
+    assert_eq!(
+        env_files(),
+        before,
+        "a build wrote into the shared environment"
     );
     assert_eq!(
         venv_python(
