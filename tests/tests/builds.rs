@@ -468,6 +468,85 @@ fn an_interrupted_build_stops_its_backends_and_leaves_nothing_behind() {
     );
 }
 
+/// The same for a local project: SIGINT to `dx-py sync` while its editable build's backend
+/// (and the child it started) runs ends both, exits 130 and leaves no local build and no
+/// temporary; the next sync builds and installs the project.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_sync_of_a_local_project_leaves_nothing_behind() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    let index = TestIndex::serve(&index_path).unwrap();
+    let started = cx.temp.path().join("started");
+    std::fs::create_dir_all(&started).unwrap();
+    let dir = cx.temp.path().join("proj");
+    std::fs::create_dir_all(dir.join("proj")).unwrap();
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+         build-backend = \"setuptools.build_meta\"\n\n\
+         [project]\nname = \"proj\"\nversion = \"0.1\"\n\n\
+         [tool.setuptools]\npackages = [\"proj\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("proj/__init__.py"), "GREETING = 'hi'\n").unwrap();
+    let setup = stuck_setup(
+        "proj",
+        "os.environ.get('DX_PY_TEST_SLOW')",
+        &started.join("proj"),
+    );
+    std::fs::write(dir.join("setup.py"), setup).unwrap();
+    let sync = || {
+        let mut cmd = cx.dx_py();
+        cmd.current_dir(&dir)
+            .args(["sync", "--index-url", &index.index_url()]);
+        cmd
+    };
+    let mut child = sync()
+        .env("DX_PY_TEST_SLOW", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while stuck_pids(&started).len() < 2 {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the backend never started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pids = stuck_pids(&started);
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_ended(&pids, "after Ctrl-C");
+    let local = cx.cache_dir().join("builds/local");
+    let entries: Vec<_> = std::fs::read_dir(&local)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        entries.is_empty(),
+        "a local build was published: {entries:?}"
+    );
+    assert_eq!(temporaries(&cx.cache_dir()), Vec::<PathBuf>::new());
+
+    let out = sync().output().unwrap();
+    assert_success(&out, "sync after the interruption");
+    assert_eq!(
+        venv_python(&dir.join(".venv"), "import proj; print(proj.GREETING)").trim(),
+        "hi"
+    );
+}
+
 /// `--no-build-isolation` builds with the target venv's own packages: no build environment is
 /// made. Config settings are part of the built-wheel cache key: other settings build again.
 #[test]
