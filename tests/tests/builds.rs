@@ -1021,3 +1021,89 @@ fn the_newest_version_is_built_rather_than_an_older_wheel_installed() {
         "{pylock}"
     );
 }
+
+/// An sdist whose in-tree backend (`backend-path`, no build requirements) writes, by hand, a
+/// wheel for `wheel_name` 1.0 whose RECORD hashes are wrong when `corrupt`.
+fn hand_made_sdist(index: &Path, name: &str, wheel_name: &str, corrupt: bool) {
+    let backend = format!(
+        "import base64, hashlib, os, zipfile\n\
+         NAME, CORRUPT = {wheel_name:?}, {}\n\
+         def build_wheel(out, config_settings=None, metadata_directory=None):\n\
+         \x20   dist = NAME.replace('-', '_')\n\
+         \x20   info = dist + '-1.0.dist-info'\n\
+         \x20   files = {{dist + '/__init__.py': b'X = 1\\n',\n\
+         \x20            info + '/METADATA': ('Metadata-Version: 2.1\\nName: ' + NAME + '\\nVersion: 1.0\\n').encode(),\n\
+         \x20            info + '/WHEEL': b'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}}\n\
+         \x20   record = []\n\
+         \x20   for path, data in files.items():\n\
+         \x20       digest = hashlib.sha256(b'not these bytes' if CORRUPT else data).digest()\n\
+         \x20       b64 = base64.urlsafe_b64encode(digest).rstrip(b'=').decode()\n\
+         \x20       record.append(path + ',sha256=' + b64 + ',' + str(len(data)))\n\
+         \x20   record.append(info + '/RECORD,,')\n\
+         \x20   wheel = dist + '-1.0-py3-none-any.whl'\n\
+         \x20   with zipfile.ZipFile(os.path.join(out, wheel), 'w') as z:\n\
+         \x20       for path, data in files.items():\n\
+         \x20           z.writestr(path, data)\n\
+         \x20       z.writestr(info + '/RECORD', '\\n'.join(record) + '\\n')\n\
+         \x20   return wheel\n",
+        if corrupt { "True" } else { "False" }
+    );
+    write_sdist(
+        index,
+        name,
+        "1.0",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = []\nbuild-backend = \"hand_backend\"\n\
+                 backend-path = [\".\"]\n",
+            ),
+            ("hand_backend.py", &backend),
+        ],
+    );
+}
+
+/// A built wheel passes the checks of a downloaded one: a RECORD that does not match its files,
+/// or a wheel of another package than the sdist, is refused naming the sdist, and nothing is
+/// cached. A correct hand-made wheel from the same backend installs.
+#[test]
+fn a_built_wheel_is_checked_like_a_downloaded_one() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    hand_made_sdist(&index_path, "hand-good", "hand-good", false);
+    hand_made_sdist(&index_path, "hand-corrupt", "hand-corrupt", true);
+    hand_made_sdist(&index_path, "hand-other", "someone-else", false);
+    let index = TestIndex::serve(&index_path).unwrap();
+    let url = index.index_url();
+
+    let dir = cx.temp.path().join("good");
+    let out = install(&cx, &dir, "hand-good\n", &url, &[]);
+    assert_success(&out, "install of a correct hand-made wheel");
+    venv_python(&dir.join(".venv"), "import hand_good");
+
+    let dir = cx.temp.path().join("corrupt");
+    let out = install(&cx, &dir, "hand-corrupt\n", &url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let text = printed(&out);
+    assert!(
+        text.contains("The wheel built from `hand_corrupt-1.0.tar.gz` is invalid"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+
+    let dir = cx.temp.path().join("other");
+    let out = install(&cx, &dir, "hand-other\n", &url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let text = printed(&out);
+    assert!(
+        text.contains("Building `hand-other==1.0`")
+            && text.contains("is for `someone-else`, not `hand-other`"),
+        "{text}"
+    );
+    let cached: Vec<String> = built_wheels(&cx.cache_dir())
+        .iter()
+        .map(|w| w.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cached, ["hand_good-1.0-py3-none-any.whl"]);
+}
