@@ -202,3 +202,51 @@ pub fn wait_if_stopping() {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Whether process `pid` runs (a zombie has ended).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z'))
+        })
+    }
+
+    /// A group that ignores SIGTERM (the shell and, inheriting that, its child) gets SIGKILL
+    /// once the grace period is over; `stop` returns with both gone.
+    #[test]
+    fn a_group_ignoring_sigterm_is_killed_after_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"trap '' TERM; sleep 300 & echo "$$ $!" > "$0.part"; mv "$0.part" "$0"; wait"#)
+            .arg(&pids);
+        let mut running = spawn(&mut cmd).unwrap().expect("not stopping");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pids.exists() {
+            assert!(Instant::now() < deadline, "the shell never started");
+            std::thread::sleep(POLL);
+        }
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let pids: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(pids.len(), 2, "{text}");
+        let start = Instant::now();
+        stop(&mut running.child, Duration::from_millis(300));
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pids.iter().any(|p| alive(p)) && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        for pid in &pids {
+            assert!(!alive(pid), "process {pid} survived");
+        }
+    }
+}
