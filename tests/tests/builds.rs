@@ -101,6 +101,12 @@ fn install(
     cx.install_requirements(dir, reqs, url, more)
 }
 
+/// `module.attr` as printed by the Python of `dir`'s `.venv`.
+fn venv_attr(dir: &Path, module: &str, attr: &str) -> String {
+    let code = format!("import {module}; print({module}.{attr})");
+    venv_python(&dir.join(".venv"), &code).trim().to_owned()
+}
+
 #[test]
 fn an_sdist_only_package_is_built_installed_and_built_once() {
     let Some((cx, index_path)) = world() else {
@@ -355,12 +361,8 @@ fn stuck_pids(dir: &Path) -> Vec<u32> {
 /// Waits up to 10 s for each of `pids` to end (Linux: `/proc`; a zombie has ended).
 #[cfg(target_os = "linux")]
 fn assert_ended(pids: &[u32], what: &str) {
-    let alive = |pid: &u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit_once(") ")
-                .is_some_and(|(_, r)| !r.starts_with('Z'))
-        })
-    };
+    // Judged as the owners of temporaries are: a zombie has ended.
+    let alive = |&pid: &u32| dx_py_core::temp::Owner { pid, start: 0 }.is_alive() != Some(false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while pids.iter().any(alive) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -378,6 +380,48 @@ fn temporaries(cache: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
         .map(|e| e.path())
         .collect()
+}
+
+/// Runs `cmd` with `DX_PY_TEST_SLOW` set until `backends` [`stuck_setup`] backends wrote their
+/// pids into `started`, then sends dx-py (alone) SIGINT: it must exit 130 within 15 s, the
+/// backends and their children must be gone and no temporary may be left in `cache`.
+#[cfg(target_os = "linux")]
+fn interrupt_when_stuck(
+    mut cmd: std::process::Command,
+    started: &Path,
+    backends: usize,
+    cache: &Path,
+) {
+    let mut child = cmd
+        .env("DX_PY_TEST_SLOW", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while stuck_pids(started).len() < 2 * backends {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the backends never started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pids = stuck_pids(started);
+    let interrupted = std::time::Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        interrupted.elapsed()
+    );
+    assert_ended(&pids, "after Ctrl-C");
+    assert_eq!(temporaries(cache), Vec::<PathBuf>::new());
 }
 
 /// Ctrl-C (SIGINT to dx-py alone, as `kill -INT` sends it) while two builds run in parallel:
@@ -423,41 +467,12 @@ fn an_interrupted_build_stops_its_backends_and_leaves_nothing_behind() {
             .args(["--index-url", &index.index_url()]);
         cmd
     };
-    let mut child = install()
-        .env("DX_PY_TEST_SLOW", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let want = if both { 2 } else { 1 };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while stuck_pids(&started).len() < 2 * want {
-        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!("the backends never started");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let pids = stuck_pids(&started);
-    let interrupted = std::time::Instant::now();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{status}");
-    assert!(
-        interrupted.elapsed() < std::time::Duration::from_secs(15),
-        "took {:?}",
-        interrupted.elapsed()
-    );
-    assert_ended(&pids, "after Ctrl-C");
+    interrupt_when_stuck(install(), &started, want, &other.cache_dir());
     assert!(
         built_wheels(&other.cache_dir()).is_empty(),
         "a built wheel was published"
     );
-    assert_eq!(temporaries(&other.cache_dir()), Vec::<PathBuf>::new());
 
     let out = install().output().unwrap();
     assert_success(&out, "install after the interruption");
@@ -503,29 +518,7 @@ fn an_interrupted_sync_of_a_local_project_leaves_nothing_behind() {
             .args(["sync", "--index-url", &index.index_url()]);
         cmd
     };
-    let mut child = sync()
-        .env("DX_PY_TEST_SLOW", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while stuck_pids(&started).len() < 2 {
-        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!("the backend never started");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let pids = stuck_pids(&started);
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{status}");
-    assert_ended(&pids, "after Ctrl-C");
+    interrupt_when_stuck(sync(), &started, 1, &cx.cache_dir());
     let local = cx.cache_dir().join("builds/local");
     let entries: Vec<_> = std::fs::read_dir(&local)
         .into_iter()
@@ -537,7 +530,6 @@ fn an_interrupted_sync_of_a_local_project_leaves_nothing_behind() {
         entries.is_empty(),
         "a local build was published: {entries:?}"
     );
-    assert_eq!(temporaries(&cx.cache_dir()), Vec::<PathBuf>::new());
 
     let out = sync().output().unwrap();
     assert_success(&out, "sync after the interruption");
@@ -840,11 +832,7 @@ fn no_binary_builds_a_package_that_has_a_wheel() {
     pure_sdist(&index_path, "only-src", "src");
     let index = TestIndex::serve(&index_path).unwrap();
     let url = index.index_url();
-    let greeting = |dir: &Path| {
-        venv_python(&dir.join(".venv"), "import dual; print(dual.GREETING)")
-            .trim()
-            .to_owned()
-    };
+    let greeting = |dir: &Path| venv_attr(dir, "dual", "GREETING");
 
     let plain = cx.temp.path().join("plain");
     let out = install(&cx, &plain, "dual\n", &url, &[]);
@@ -981,11 +969,7 @@ fn the_newest_version_is_built_rather_than_an_older_wheel_installed() {
     );
     let index = TestIndex::serve(&index_path).unwrap();
     let url = index.index_url();
-    let version = |dir: &Path| {
-        venv_python(&dir.join(".venv"), "import fresh; print(fresh.VERSION)")
-            .trim()
-            .to_owned()
-    };
+    let version = |dir: &Path| venv_attr(dir, "fresh", "VERSION");
 
     let built = cx.temp.path().join("built");
     let out = install(&cx, &built, "fresh\n", &url, &[]);

@@ -507,15 +507,6 @@ mod tests {
         });
     }
 
-    /// Whether process `pid` runs (Linux: `/proc`; a zombie has ended).
-    #[cfg(target_os = "linux")]
-    fn alive(pid: &str) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit_once(") ")
-                .is_some_and(|(_, r)| !r.starts_with('Z'))
-        })
-    }
-
     /// A timed-out hook is stopped with what it started: the backend's child, which would
     /// outlive a killed driver, is gone too.
     #[cfg(target_os = "linux")]
@@ -535,6 +526,7 @@ mod tests {
             let pids = std::fs::read_to_string(runner.tree.join("pids")).unwrap();
             let pids: Vec<&str> = pids.split_whitespace().collect();
             assert_eq!(pids.len(), 2, "{pids:?}");
+            let alive = |pid: &str| super::super::stop::alive(pid.parse().unwrap());
             // The grandchild may take a moment to be reaped by whoever adopted it.
             let deadline = Instant::now() + Duration::from_secs(5);
             while pids.iter().any(|p| alive(p)) && Instant::now() < deadline {

@@ -203,17 +203,16 @@ pub fn wait_if_stopping() {
     }
 }
 
+/// Whether process `pid` runs, for tests (a zombie has ended; `None` where it cannot be known
+/// counts as running).
+#[cfg(test)]
+pub(crate) fn alive(pid: u32) -> bool {
+    crate::temp::Owner { pid, start: 0 }.is_alive() != Some(false)
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-
-    /// Whether process `pid` runs (a zombie has ended).
-    fn alive(pid: &str) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit_once(") ")
-                .is_some_and(|(_, r)| !r.starts_with('Z'))
-        })
-    }
 
     /// A group that ignores SIGTERM (the shell and, inheriting that, its child) gets SIGKILL
     /// once the grace period is over; `stop` returns with both gone.
@@ -232,7 +231,10 @@ mod tests {
             std::thread::sleep(POLL);
         }
         let text = std::fs::read_to_string(&pids).unwrap();
-        let pids: Vec<&str> = text.split_whitespace().collect();
+        let pids: Vec<u32> = text
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
         assert_eq!(pids.len(), 2, "{text}");
         let start = Instant::now();
         stop(&mut running.child, Duration::from_millis(300));
@@ -242,10 +244,10 @@ mod tests {
             "{took:?}"
         );
         let deadline = Instant::now() + Duration::from_secs(5);
-        while pids.iter().any(|p| alive(p)) && Instant::now() < deadline {
+        while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
             std::thread::sleep(POLL);
         }
-        for pid in &pids {
+        for &pid in &pids {
             assert!(!alive(pid), "process {pid} survived");
         }
     }
