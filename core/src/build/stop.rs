@@ -172,9 +172,9 @@ fn watch(mut reader: std::io::PipeReader, signals: &[libc::c_int]) {
     std::process::exit(128 + i32::from(byte[0]));
 }
 
-#[cfg(unix)]
 /// Marks builds as stopping and waits up to `limit` for every hook process to end (their
 /// runners stop their groups); returns how many were running.
+#[cfg(unix)]
 fn stop_all(limit: Duration) -> usize {
     let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     r.stopping = true;
