@@ -205,7 +205,7 @@ pub fn wait_if_stopping() {
 
 /// Whether process `pid` runs, for tests (a zombie has ended; `None` where it cannot be known
 /// counts as running).
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 pub(crate) fn alive(pid: u32) -> bool {
     crate::temp::Owner { pid, start: 0 }.is_alive() != Some(false)
 }
