@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use dx_py_core::cache::Cache;
 use dx_py_core::cache_lock::CacheLock;
+use dx_py_core::index::ClientOptions;
 use dx_py_core::install::BytecodeBatch;
 use dx_py_core::mount::{
     AfterMounting, MountPlanError, ServerSpec, ServerStatus, complete_tree, reason_of,
 };
-use dx_py_core::index::ClientOptions;
 use dx_py_core::python::Interpreter;
 use dx_py_core::remote::{RemoteError, RemoteTier};
 use dx_py_core::store::PackageStore;

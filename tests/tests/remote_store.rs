@@ -405,6 +405,20 @@ fn lazy_wheels(cx: &TestContext) -> PathBuf {
     )
 }
 
+/// [`lazy_wheels`] installed and pushed to a directory that nginx serves: the directory, the
+/// lock, the wheels and the server; `None` when this machine cannot mount or has no nginx.
+#[cfg(target_os = "linux")]
+fn lazy_served(cx: &TestContext) -> Option<(PathBuf, PathBuf, Vec<PathBuf>, Server)> {
+    if !dx_py_tests::can_mount() {
+        return None;
+    }
+    let served = cx.temp.path().join("served");
+    let dir = lazy_wheels(cx);
+    let (lock, wheels) = pushed_wheels(cx, &dir, served.to_str().unwrap(), &[], 6);
+    let server = nginx(&served, &cx.temp.path().join("nginx"))?;
+    Some((served, lock, wheels, server))
+}
+
 /// The remote's object key (`/ab/cd/{hex}.dxpkg`) of the package of `wheel`, by the pushed
 /// wheel record under `served`.
 fn object_key_of(served: &Path, wheel: &Path) -> String {
@@ -490,14 +504,8 @@ fn stored_locally(machine: &TestContext, key: &str) -> bool {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_lazy_mount_fetches_a_package_on_the_first_read_of_its_files() {
-    if !dx_py_tests::can_mount() {
-        return;
-    }
     let cx = TestContext::new();
-    let served = cx.temp.path().join("served");
-    let dir = lazy_wheels(&cx);
-    let (lock, wheels) = pushed_wheels(&cx, &dir, served.to_str().unwrap(), &[], 6);
-    let Some(server) = nginx(&served, &cx.temp.path().join("nginx")) else {
+    let Some((served, lock, wheels, server)) = lazy_served(&cx) else {
         return;
     };
     let key = |prefix| object_key_of(&served, wheel_named(&wheels, prefix));
@@ -508,15 +516,25 @@ fn a_lazy_mount_fetches_a_package_on_the_first_read_of_its_files() {
     let after_mount = server.requests();
     for object in [&alpha, &beta, &gamma] {
         let got = statuses(&after_mount, object);
-        assert!(!got.is_empty() && got.iter().all(|&s| s == 206), "{object}: {after_mount:?}");
-        assert!(!stored_locally(&machine, object), "{object} was fetched before mounting");
+        assert!(
+            !got.is_empty() && got.iter().all(|&s| s == 206),
+            "{object}: {after_mount:?}"
+        );
+        assert!(
+            !stored_locally(&machine, object),
+            "{object} was fetched before mounting"
+        );
     }
     // The launcher came from a range of gamma's object.
     assert!(venv.join("bin/gamma").is_file());
     let got = venv_python(&venv, IMPORT_ALPHA);
     assert_eq!(got.trim(), "42 100000");
     let after_import = server.requests();
-    assert_eq!(statuses(&after_import, &alpha).last(), Some(&200), "{after_import:?}");
+    assert_eq!(
+        statuses(&after_import, &alpha).last(),
+        Some(&200),
+        "{after_import:?}"
+    );
     for object in [&beta, &gamma] {
         assert!(
             statuses(&after_import, object).iter().all(|&s| s == 206),
@@ -546,13 +564,11 @@ fn a_lazy_mount_fetches_a_package_on_the_first_read_of_its_files() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_corrupt_object_gives_eio_for_its_package_only() {
-    if !dx_py_tests::can_mount() {
-        return;
-    }
     let cx = TestContext::new();
-    let served = cx.temp.path().join("served");
-    let dir = lazy_wheels(&cx);
-    let (lock, wheels) = pushed_wheels(&cx, &dir, served.to_str().unwrap(), &[], 6);
+    let Some((served, lock, wheels, server)) = lazy_served(&cx) else {
+        return;
+    };
+    // nginx reads the file on each request: changed while it serves.
     let beta = object_key_of(&served, wheel_named(&wheels, "beta"));
     let path = served.join(beta.trim_start_matches('/'));
     let mut bytes = std::fs::read(&path).unwrap();
@@ -560,9 +576,6 @@ fn a_corrupt_object_gives_eio_for_its_package_only() {
     bytes[at] ^= 0xff;
     std::fs::remove_file(&path).unwrap();
     std::fs::write(&path, &bytes).unwrap();
-    let Some(server) = nginx(&served, &cx.temp.path().join("nginx")) else {
-        return;
-    };
     let machine = fresh_machine(&lock);
     let _unmount = mount_remote(&machine, &server.url(), &[]);
     let venv = machine.project().join("mnt");
@@ -582,7 +595,12 @@ fn a_corrupt_object_gives_eio_for_its_package_only() {
     while whole() == 0 && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(whole(), 1, "asked again before the backoff: {:?}", server.requests());
+    assert_eq!(
+        whole(),
+        1,
+        "asked again before the backoff: {:?}",
+        server.requests()
+    );
     let got = venv_python(&venv, "import alpha; print(alpha.VALUE)");
     assert_eq!(got.trim(), "42");
     let log = server_log(&machine);
@@ -602,14 +620,8 @@ fn a_corrupt_object_gives_eio_for_its_package_only() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_server_stopped_mid_mount_fails_only_packages_not_fetched() {
-    if !dx_py_tests::can_mount() {
-        return;
-    }
     let cx = TestContext::new();
-    let served = cx.temp.path().join("served");
-    let dir = lazy_wheels(&cx);
-    let (lock, _) = pushed_wheels(&cx, &dir, served.to_str().unwrap(), &[], 6);
-    let Some(server) = nginx(&served, &cx.temp.path().join("nginx")) else {
+    let Some((_, lock, _, server)) = lazy_served(&cx) else {
         return;
     };
     let machine = fresh_machine(&lock);
@@ -621,7 +633,10 @@ fn a_server_stopped_mid_mount_fails_only_packages_not_fetched() {
     let site = venv_site_packages(&venv);
     let err = std::fs::read(site.join("beta/data.bin")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(5), "{err}"); // EIO
-    assert_eq!(std::fs::read(site.join("alpha/blob.bin")).unwrap(), vec![1u8; 100_000]);
+    assert_eq!(
+        std::fs::read(site.join("alpha/blob.bin")).unwrap(),
+        vec![1u8; 100_000]
+    );
     let got = venv_python(&venv, "import alpha.core; print(alpha.core.VALUE)");
     assert_eq!(got.trim(), "42");
     assert!(server_log(&machine).contains("`beta 2.0`"));
@@ -693,30 +708,41 @@ fn moto() -> Option<(Server, PathBuf)> {
     ))
 }
 
+/// The `AWS_*` variables that point the S3 tier at moto's server at `endpoint`.
+fn s3_env(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+}
+
+/// Makes bucket `name` on moto's server, through moto's own client library (boto3 comes with
+/// it), run by `python`.
+fn make_bucket(python: &Path, endpoint: &str, name: &str) {
+    let made = Command::new(python)
+        .args([
+            "-c",
+            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket=sys.argv[2])",
+            endpoint,
+            name,
+        ])
+        .output()
+        .unwrap();
+    assert_success(&made, "create the bucket");
+}
+
 #[test]
 fn install_from_s3_with_no_index_and_no_wheels() {
     let Some((server, python)) = moto() else {
         return;
     };
     let endpoint = server.url();
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    // The bucket, made through moto's own client library (boto3 comes with it).
-    let made = Command::new(&python)
-        .args([
-            "-c",
-            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
-             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='dxpy')",
-            &endpoint,
-        ])
-        .output()
-        .unwrap();
-    assert_success(&made, "create the bucket");
+    let env = s3_env(&endpoint);
+    make_bucket(&python, &endpoint, "dxpy");
     let cx = TestContext::new();
     let (lock, wheels) = installed_and_pushed(&cx, "s3://dxpy/store/v1", &env);
     let machine = fresh_machine(&lock);
@@ -741,4 +767,53 @@ fn install_from_s3_with_no_index_and_no_wheels() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("s3://dxpy/store/v1/"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
+}
+
+/// The `.dxpkg` files in `machine`'s local store.
+fn local_objects(machine: &TestContext) -> usize {
+    let mut n = 0;
+    let mut stack = vec![machine.cache_dir().join("store")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dxpkg") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The lazy mount over S3 (moto): the mount fetches the three small bytecode packs whole and
+/// no package object; an import fetches its package's; every file then matches RECORD.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lazy_mount_from_s3_fetches_on_first_read() {
+    if !dx_py_tests::can_mount() {
+        return;
+    }
+    let Some((server, python)) = moto() else {
+        return;
+    };
+    let endpoint = server.url();
+    let env = s3_env(&endpoint);
+    make_bucket(&python, &endpoint, "lazy");
+    let cx = TestContext::new();
+    let dir = lazy_wheels(&cx);
+    let (lock, wheels) = pushed_wheels(&cx, &dir, "s3://lazy/store", &env, 6);
+    let machine = fresh_machine(&lock);
+    let _unmount = mount_remote(&machine, "s3://lazy/store", &env);
+    assert_eq!(local_objects(&machine), 3, "only the small bytecode packs");
+    let venv = machine.project().join("mnt");
+    let got = venv_python(&venv, IMPORT_ALPHA);
+    assert_eq!(got.trim(), "42 100000");
+    assert_eq!(local_objects(&machine), 4, "alpha's object only");
+    check_site_packages(
+        &venv_site_packages(&venv),
+        &wheels,
+        "the lazy mount from S3",
+    );
+    assert_eq!(local_objects(&machine), 6);
 }

@@ -185,9 +185,12 @@ fn remote_names(store: &dx_py_core::store::PackageStore, dpl: &Path) -> RemoteNa
     if store.remote().is_none() {
         return Vec::new();
     }
-    let lock = std::fs::read(dpl)
-        .ok()
-        .and_then(|bytes| dx_py_core::dpl::DplReader::from_bytes(bytes.as_slice()).ok()?.to_lock().ok());
+    let lock = std::fs::read(dpl).ok().and_then(|bytes| {
+        dx_py_core::dpl::DplReader::from_bytes(bytes.as_slice())
+            .ok()?
+            .to_lock()
+            .ok()
+    });
     let Some(lock) = lock else {
         return Vec::new();
     };

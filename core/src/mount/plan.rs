@@ -8,15 +8,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::after::{AfterMounting, ProjectLock};
-use super::remote::LazyPackage;
 use super::error::MountPlanError;
+use super::remote::LazyPackage;
 use crate::cache::Cache;
 use crate::dpl::{DplReader, Lock, LockedPackage};
 use crate::dxpkg::PackageLayout;
 use crate::hash::ContentHash;
 use crate::install::{
-    BytecodeBatch, FetchStats, NoReporter, PlannedPackage, PreparedPackage, WheelSources, bytecode_pack,
-    ensure_stored_or_planned, existing_packs, finish_bytecode, prepared_packages, project_hash,
+    BytecodeBatch, FetchStats, NoReporter, PlannedPackage, PreparedPackage, WheelSources,
+    bytecode_pack, ensure_stored_or_planned, existing_packs, finish_bytecode, prepared_packages,
+    project_hash,
 };
 use crate::python::{Interpreter, VenvOptions, VenvShape, venv_text_files};
 use crate::store::PackageStore;
@@ -426,7 +427,10 @@ fn build_tree(
     );
     let dir = path.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir).map_err(MountPlanError::io("create", dir))?;
-    let layouts = unread.iter().map(|(key, (layout, _))| (*key, *layout)).collect();
+    let layouts = unread
+        .iter()
+        .map(|(key, (layout, _))| (*key, *layout))
+        .collect();
     write_tree(path, &spec.build_with(store, &layouts)?)?;
     Ok(())
 }

@@ -120,12 +120,20 @@ fn lazy_package(
 
 /// Fetches every object of `lazy` whole (a tree that is completed after mounting is built
 /// from stored objects).
-pub(super) fn fetch_all(store: &PackageStore, lazy: &[LazyPackage]) -> Result<(), Box<RemoteError>> {
+pub(super) fn fetch_all(
+    store: &PackageStore,
+    lazy: &[LazyPackage],
+) -> Result<(), Box<RemoteError>> {
     let Some(remote) = store.remote() else {
         return Ok(());
     };
-    let hashes: Vec<ContentHash> = lazy.iter().flat_map(LazyPackage::unfetched).copied().collect();
-    let done = crate::parallel::map_largest_first(&hashes, 8, |_| 0, |h| remote.fetch_object(store, h));
+    let hashes: Vec<ContentHash> = lazy
+        .iter()
+        .flat_map(LazyPackage::unfetched)
+        .copied()
+        .collect();
+    let done =
+        crate::parallel::map_largest_first(&hashes, 8, |_| 0, |h| remote.fetch_object(store, h));
     for (hash, done) in hashes.iter().zip(done) {
         if !done.map_err(Box::new)? {
             return Err(Box::new(RemoteError::BadIndex {
@@ -140,7 +148,10 @@ pub(super) fn fetch_all(store: &PackageStore, lazy: &[LazyPackage]) -> Result<()
 
 /// `(object, "name version")` for the lock's packages the local store lacks: how the server's
 /// log names a package whose fetch failed.
-pub fn unfetched_names(store: &PackageStore, lock: &crate::dpl::Lock) -> Vec<(ContentHash, String)> {
+pub fn unfetched_names(
+    store: &PackageStore,
+    lock: &crate::dpl::Lock,
+) -> Vec<(ContentHash, String)> {
     lock.packages
         .iter()
         .filter_map(|p| {

@@ -32,7 +32,7 @@ use super::{RemoteError, RemoteTier, lock, object_key};
 const MAX_SIDECAR: u64 = 32 + (super::MAX_OBJECT >> groups::GROUP_SHIFT) * 32;
 /// The index is read in one range when it fits in this many groups (one round trip for most
 /// packages); a larger one takes a second range.
-const FIRST_GROUPS: u64 = 8;
+const FIRST_GROUPS: u64 = 4;
 /// Groups the tree needs that lie at most this many groups apart are read in one range.
 const GAP_GROUPS: u64 = 4;
 /// The wait before a failed object is asked again; it doubles per failure, up to the maximum.
@@ -122,14 +122,18 @@ impl RemoteTier {
     /// object wait for one fetch; after a failure, reads fail at once (`repeated`) until the
     /// backoff has passed, then the next read asks again. The caller logs the error of an
     /// attempt (`repeated` false): one line per attempt, not per read.
-    pub fn fetch_for_read(&self, store: &PackageStore, hash: &ContentHash) -> Result<(), FetchFailed> {
+    pub fn fetch_for_read(
+        &self,
+        store: &PackageStore,
+        hash: &ContentHash,
+    ) -> Result<(), Box<FetchFailed>> {
         let slot = self.reads.entry(*hash).or_default().clone();
         let mut last = lock(&slot);
         let failed = |why: String, retry_in: Duration, repeated: bool| FetchFailed {
-            label: self
-                .labels
-                .get(hash)
-                .map_or_else(|| "(a bytecode pack or unnamed package)".to_string(), |l| l.clone()),
+            label: self.labels.get(hash).map_or_else(
+                || "(a bytecode pack or unnamed package)".to_string(),
+                |l| l.clone(),
+            ),
             hash: *hash,
             url: self.location(&object_key(hash)),
             why,
@@ -139,7 +143,11 @@ impl RemoteTier {
         if let Some(f) = &*last
             && f.at.elapsed() < f.wait
         {
-            return Err(failed(f.why.clone(), f.wait - f.at.elapsed(), true));
+            return Err(Box::new(failed(
+                f.why.clone(),
+                f.wait - f.at.elapsed(),
+                true,
+            )));
         }
         let why = match self.fetch_object(store, hash) {
             Ok(true) => {
@@ -158,7 +166,7 @@ impl RemoteTier {
             wait,
             why,
         });
-        Err(error)
+        Err(Box::new(error))
     }
 
     /// The index of object `hash`, read by ranges and verified (see the module docs); `None`
@@ -267,19 +275,23 @@ impl RemoteTier {
         let len = image.bytes.len() as u64;
         let bytes_range = start * groups::GROUP_LEN..(range.end * groups::GROUP_LEN).min(len);
         let key = object_key(hash);
-        let got = self
-            .get_range(&key, bytes_range.clone())?
-            .ok_or_else(|| RemoteError::BadIndex {
-                hash: *hash,
-                url: self.location(&key),
-                why: "the object is not there, although its sidecar is".to_string(),
-            })?;
+        let got =
+            self.get_range(&key, bytes_range.clone())?
+                .ok_or_else(|| RemoteError::BadIndex {
+                    hash: *hash,
+                    url: self.location(&key),
+                    why: "the object is not there, although its sidecar is".to_string(),
+                })?;
         let want = bytes_range.end - bytes_range.start;
         if got.len() as u64 != want {
             return Err(RemoteError::BadIndex {
                 hash: *hash,
                 url: self.location(&key),
-                why: format!("asked for {want} bytes at {}, got {}", bytes_range.start, got.len()),
+                why: format!(
+                    "asked for {want} bytes at {}, got {}",
+                    bytes_range.start,
+                    got.len()
+                ),
             });
         }
         let at = bytes_range.start as usize;
@@ -330,16 +342,206 @@ pub(super) type ReadSlot = Arc<Mutex<Option<Failure>>>;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use proptest::prelude::*;
 
+    use super::*;
+    use crate::dxpkg::DxpkgWriter;
+    use crate::index::ClientOptions;
+
+    // One range alone is a list of one range here, not a range to collect.
+    #[allow(clippy::single_range_in_vec_init)]
     #[test]
     fn nearby_files_share_a_range_and_far_ones_do_not() {
         let g = groups::GROUP_LEN;
         assert_eq!(group_runs(&[]), Vec::<std::ops::Range<u64>>::new());
         assert_eq!(group_runs(&[5..5]), Vec::<std::ops::Range<u64>>::new());
         assert_eq!(group_runs(&[0..1, g + 1..g + 2]), vec![0..2]);
-        assert_eq!(group_runs(&[100 * g..100 * g + 1, 0..1]), vec![0..1, 100..101]);
+        assert_eq!(
+            group_runs(&[100 * g..100 * g + 1, 0..1]),
+            vec![0..1, 100..101]
+        );
         assert_eq!(group_runs(&[0..1, 5 * g..5 * g + 1]), vec![0..6]);
         assert_eq!(group_runs(&[0..3 * g]), vec![0..3]);
+    }
+
+    /// One file of a generated package: (scheme, size, fill byte).
+    type GenFile = (Scheme, usize, u8);
+
+    /// The bytes of a package of `files` (an entry points file when `scripts`).
+    fn package(files: &[GenFile], scripts: bool) -> Vec<u8> {
+        let mut w = DxpkgWriter::new("demo", "1", "demo-1.dist-info");
+        for (i, (scheme, size, fill)) in files.iter().enumerate() {
+            let path = format!("demo/f{i}.bin");
+            w.add(*scheme, &path, EntryKind::File, 0o644, vec![*fill; *size]);
+        }
+        w.add(
+            Scheme::SitePackages,
+            "demo/link",
+            EntryKind::Symlink,
+            0o777,
+            b"f0.bin".to_vec(),
+        );
+        if scripts {
+            w.add(
+                Scheme::SitePackages,
+                "demo-1.dist-info/entry_points.txt",
+                EntryKind::File,
+                0o644,
+                b"[console_scripts]\ndemo = demo:main\n".to_vec(),
+            );
+        }
+        w.finish().unwrap()
+    }
+
+    /// A directory tier holding `bytes` as an object (and its sidecar, when it has one).
+    fn served(dir: &std::path::Path, bytes: &[u8]) -> (RemoteTier, ContentHash) {
+        let tier = RemoteTier::open(dir.to_str().unwrap(), &ClientOptions::default()).unwrap();
+        let (hash, cvs) = groups::hash_groups(bytes);
+        tier.put(&object_key(&hash), bytes).unwrap();
+        if cvs.len() >= 2 {
+            let side = sidecar::encode(bytes.len() as u64, &cvs);
+            tier.put(&sidecar_key(&hash), &side).unwrap();
+        }
+        (tier, hash)
+    }
+
+    fn file_strategy() -> impl Strategy<Value = GenFile> {
+        (
+            prop_oneof![
+                Just(Scheme::SitePackages),
+                Just(Scheme::Scripts),
+                Just(Scheme::Data)
+            ],
+            0usize..60_000,
+            any::<u8>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The index read by ranges is the object's own: the same entries at the same offsets,
+        /// the bytes of scripts and links, the launchers, the length; and fewer bytes than the
+        /// object were fetched once it is large.
+        #[test]
+        fn an_index_read_by_ranges_is_the_objects_own(
+            files in proptest::collection::vec(file_strategy(), 1..24),
+            scripts in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let bytes = package(&files, scripts);
+            let (tier, hash) = served(&dir.path().join("remote"), &bytes);
+            let Some(index) = tier.object_index(&hash).unwrap() else {
+                // Only an object of one group has no sidecar.
+                prop_assert!(bytes.len() as u64 <= groups::GROUP_LEN);
+                return Ok(());
+            };
+            let store = PackageStore::open(dir.path().join("store"));
+            store.store(&bytes).unwrap();
+            let stored = store.get(&hash).unwrap();
+            prop_assert_eq!(index.layout.len, bytes.len() as u64);
+            prop_assert_eq!(&index.dist_info, "demo-1.dist-info");
+            prop_assert_eq!(&index.launchers, &stored.launchers().unwrap());
+            let reader = stored.reader();
+            let want: Vec<_> = reader.entries().map(|e| e.unwrap()).collect();
+            prop_assert_eq!(index.layout.entries.len(), want.len());
+            for ((got, data), e) in index.layout.entries.iter().zip(&want) {
+                prop_assert_eq!(got.scheme, e.scheme);
+                prop_assert_eq!(&got.path, e.path);
+                prop_assert_eq!(got.kind, e.kind);
+                prop_assert_eq!(got.mode, e.mode);
+                prop_assert_eq!(got.data_offset, e.data_offset);
+                prop_assert_eq!(got.len, e.data.len() as u64);
+                let copied = e.kind == EntryKind::Symlink || e.scheme == Scheme::Scripts;
+                prop_assert_eq!(data.as_deref(), copied.then_some(e.data));
+            }
+            prop_assert!(index.fetched > 0);
+        }
+    }
+
+    /// A changed byte in the groups the index is read from is refused; one in a file's data
+    /// is never read (the object is fetched, and checked whole, on a read).
+    #[test]
+    fn a_changed_index_byte_is_refused_and_data_is_not_read() {
+        let files = [
+            (Scheme::SitePackages, 200_000, 5u8),
+            (Scheme::SitePackages, 10, 6),
+        ];
+        let bytes = package(&files, true);
+        for (at, refused) in [(70, true), (bytes.len() / 2, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (tier, hash) = served(&dir.path().join("remote"), &bytes);
+            let mut changed = bytes.clone();
+            changed[at] ^= 1;
+            let path = dir.path().join("remote").join(object_key(&hash));
+            std::fs::remove_file(&path).unwrap();
+            std::fs::write(&path, &changed).unwrap();
+            let got = tier.object_index(&hash);
+            if refused {
+                assert!(matches!(got, Err(RemoteError::Corrupt { .. })), "{got:?}");
+            } else {
+                let index = got.unwrap().unwrap();
+                assert!(index.fetched < bytes.len() as u64 / 2, "{}", index.fetched);
+            }
+        }
+    }
+
+    /// A sidecar that is not the object's is refused; an object without one is not read by
+    /// ranges.
+    #[test]
+    fn a_wrong_or_missing_sidecar_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = package(&[(Scheme::SitePackages, 100_000, 1)], false);
+        let (tier, hash) = served(&dir.path().join("remote"), &bytes);
+        let side = dir.path().join("remote").join(sidecar_key(&hash));
+        let mut wrong = std::fs::read(&side).unwrap();
+        let last = wrong.len() - 1;
+        wrong[last] ^= 1;
+        std::fs::remove_file(&side).unwrap();
+        std::fs::write(&side, &wrong).unwrap();
+        let got = tier.object_index(&hash);
+        assert!(
+            matches!(got, Err(RemoteError::BadSidecar { .. })),
+            "{got:?}"
+        );
+        std::fs::remove_file(&side).unwrap();
+        assert!(tier.object_index(&hash).unwrap().is_none());
+    }
+
+    /// A read's fetch that fails is remembered: the next reads fail at once (not asking),
+    /// until the backoff has passed; then a read asks again and, the object there, gets it.
+    #[test]
+    fn a_failed_fetch_for_a_read_waits_for_its_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = package(&[(Scheme::SitePackages, 50_000, 1)], false);
+        let hash = ContentHash::of(&bytes);
+        let tier = RemoteTier::open(
+            dir.path().join("remote").to_str().unwrap(),
+            &ClientOptions::default(),
+        )
+        .unwrap();
+        tier.name_object(hash, "`demo 1`".to_string());
+        let store = PackageStore::open(dir.path().join("store"));
+        let first = tier.fetch_for_read(&store, &hash).unwrap_err();
+        assert!(!first.repeated);
+        assert_eq!(first.retry_in, RETRY_FIRST);
+        let text = first.to_string();
+        assert!(
+            text.contains("`demo 1`") && text.contains(&hash.to_hex().to_string()),
+            "{text}"
+        );
+        assert!(text.contains(&object_key(&hash)), "{text}");
+        tier.put(&object_key(&hash), &bytes).unwrap();
+        let again = tier.fetch_for_read(&store, &hash).unwrap_err();
+        assert!(again.repeated, "asked again before the backoff");
+        assert!(!store.contains(&hash));
+        // The backoff has passed.
+        let slot = tier.reads.get(&hash).unwrap().clone();
+        if let Some(f) = lock(&slot).as_mut() {
+            f.at -= RETRY_FIRST;
+        }
+        tier.fetch_for_read(&store, &hash).unwrap();
+        assert!(store.contains(&hash));
+        assert_eq!(tier.stats().objects, 1);
     }
 }

@@ -56,7 +56,7 @@ pub enum DataError {
     },
     /// A pack's object is neither here nor fetchable from the store's remote tier (for now).
     #[error(transparent)]
-    Fetch(#[from] crate::remote::FetchFailed),
+    Fetch(#[from] Box<crate::remote::FetchFailed>),
     /// A record points past the end of its pack.
     #[error("File data of inode {ino} lies outside package `{hash}`")]
     OutOfRange {
