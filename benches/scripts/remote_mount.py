@@ -11,7 +11,8 @@ compare_uv.py (uv, dx-py, the set's wheels). See benches/scripts/README.md.
 2. nginx (one foreground process, loopback, a free port) serves `served/` and logs the bytes of
    every response.
 3. Trial by trial, alternating which tool goes first, each on an empty cache and a new venv:
-   - dx-py: `mount VENV --lock dx-py.dpl --no-index --store-url http://…/store`, then
+   - dx-py: `mount VENV -r SET.txt --no-index --store-url http://…/store` (the seed's lock
+     copied beside it: nothing is resolved), then
      `VENV/bin/python -c "import numpy, pandas"` (the objects those imports read are fetched by
      the mount's server on their first read), then unmount;
    - uv: `uv venv` + `uv pip install --no-index --find-links http://…/wheels/ -r SET.txt`, then
@@ -51,7 +52,8 @@ def main(argv=None) -> int:
             try:
                 if tool.startswith("dx-py"):
                     shutil.copy(lock, run_dir / "dx-py.dpl")
-                    cmd = [dx, "--cache-dir", cache, "mount", venv, "--lock", "dx-py.dpl", "--no-index",
+                    # The seed's lock is fresh for these requirements: `-r` resolves nothing.
+                    cmd = [dx, "--cache-dir", cache, "mount", venv, "-r", reqs, "--no-index",
                            "--store-url", f"{server.url}/store", "--python", python]
                     mounted = True  # unmounted below, also when the command fails half-way
                     secs = exe(cmd, cwd=run_dir)
