@@ -131,7 +131,8 @@ pub fn run(
 }
 
 /// The store the mount reads packs from: with the remote tier of `spec.store_url` below it,
-/// each object named in `spec.remote_names` under its package's name.
+/// each object named in `spec.remote_names` under its package's name, the pairs of
+/// `spec.remote_pairs` fetched together.
 fn server_store(spec: &ServerSpec, cache: &Cache) -> Result<PackageStore, ServerError> {
     let store = cache.store();
     let Some(url) = &spec.store_url else {
@@ -141,6 +142,11 @@ fn server_store(spec: &ServerSpec, cache: &Cache) -> Result<PackageStore, Server
     for (hex, name) in &spec.remote_names {
         if let Ok(hash) = hex.parse() {
             remote.name_object(hash, name.clone());
+        }
+    }
+    for (package, pack) in &spec.remote_pairs {
+        if let (Ok(package), Ok(pack)) = (package.parse(), pack.parse()) {
+            remote.pair_objects(package, pack);
         }
     }
     Ok(store.with_remote(Arc::new(remote)))

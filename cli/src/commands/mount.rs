@@ -34,8 +34,8 @@ pub(crate) fn run_mount(
     settings.store_dir = absolute(&settings.store_dir)?;
     let settings = &settings;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
-    let (tree, after, remote_names) = match &args.tree {
-        Some(tree) => (absolute(tree)?, None, Vec::new()),
+    let (tree, after, remote_names, remote_pairs) = match &args.tree {
+        Some(tree) => (absolute(tree)?, None, Vec::new(), Vec::new()),
         None => {
             if let Some(why) = fuse_unusable(args) {
                 printer.warn(format_args!(
@@ -44,7 +44,12 @@ pub(crate) fn run_mount(
                 return fallback_install(args, settings, printer);
             }
             let (plan, names) = plan(args, &venv, settings, printer)?;
-            (plan.tree, plan.later.map(|later| later.after), names)
+            let pairs = plan
+                .remote_pairs
+                .iter()
+                .map(|(a, b)| (a.to_hex().to_string(), b.to_hex().to_string()))
+                .collect();
+            (plan.tree, plan.later.map(|later| later.after), names, pairs)
         }
     };
     let cache = settings.cache();
@@ -67,6 +72,7 @@ pub(crate) fn run_mount(
         after,
         store_url: settings.store_url.clone(),
         remote_names,
+        remote_pairs,
     };
     super::mount_serve::start(spec, args, settings, printer)
 }
@@ -145,6 +151,7 @@ fn plan(
             later: None,
             built: None,
             warnings: Vec::new(),
+            remote_pairs: Vec::new(),
         };
         return Ok((plan, remote_names(&store, &dpl_path)));
     }

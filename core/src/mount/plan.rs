@@ -56,6 +56,9 @@ pub struct MountPlan {
     pub built: Option<BuiltTree>,
     /// What the caller should tell the user.
     pub warnings: Vec<PlanWarning>,
+    /// `(package object, its bytecode pack)` of the packages served before their objects are
+    /// fetched: the server fetches the two together.
+    pub remote_pairs: Vec<(ContentHash, ContentHash)>,
 }
 
 /// The work a first tree leaves to the server.
@@ -252,6 +255,10 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
             unread.insert(*pack, (&index.layout, &[]));
         }
     }
+    let remote_pairs = lazy
+        .iter()
+        .filter_map(|p| Some((p.object.hash, p.bytecode.as_ref()?.0)))
+        .collect();
     if !planned.is_empty() || missing > 0 {
         let set = match project {
             Some(project) if planned.is_empty() => project.to_string(),
@@ -286,6 +293,7 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
                 missing,
             }),
             warnings,
+            remote_pairs,
         });
     }
     let project = project.ok_or_else(|| MountPlanError::NotStored {
@@ -308,6 +316,7 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
         tree: path,
         later: None,
         warnings,
+        remote_pairs,
     })
 }
 

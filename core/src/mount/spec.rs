@@ -42,6 +42,9 @@ pub struct ServerSpec {
     /// `(object hex, package)` for the packs not in the store, to name them in the log.
     #[serde(default)]
     pub remote_names: Vec<(String, String)>,
+    /// `(package object hex, its bytecode pack hex)`: fetched together on a read of either.
+    #[serde(default)]
+    pub remote_pairs: Vec<(String, String)>,
 }
 
 impl ServerSpec {
@@ -272,6 +275,7 @@ mod tests {
             }),
             store_url: Some("http://127.0.0.1:9/store".into()),
             remote_names: vec![("ab".repeat(32), "`x 1`".into())],
+            remote_pairs: vec![("ab".repeat(32), "cd".repeat(32))],
         };
         let mut bytes = Vec::new();
         spec.write_to(&mut bytes).unwrap();

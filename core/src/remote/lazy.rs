@@ -113,6 +113,13 @@ impl RemoteTier {
         self.record(&super::pack_key(package, tag))
     }
 
+    /// Fetches `package` and `pack` (its bytecode pack) together whenever a read needs one of
+    /// them.
+    pub fn pair_objects(&self, package: ContentHash, pack: ContentHash) {
+        self.siblings.insert(package, pack);
+        self.siblings.insert(pack, package);
+    }
+
     /// Names object `hash` for the log lines of [`RemoteTier::fetch_for_read`].
     pub fn name_object(&self, hash: ContentHash, label: String) {
         self.labels.insert(hash, label);
@@ -149,7 +156,22 @@ impl RemoteTier {
                 true,
             )));
         }
-        let why = match self.fetch_object(store, hash) {
+        // A package's object and its bytecode pack are fetched together: an import reads the
+        // pack's `.pyc` first and the object's `.so` next, and would otherwise wait for two
+        // fetches one after the other.
+        let sibling = self
+            .siblings
+            .get(hash)
+            .map(|s| *s)
+            .filter(|s| !store.contains(s));
+        let fetched = std::thread::scope(|scope| {
+            if let Some(sibling) = sibling {
+                // Its failure is found (and logged) by a read of its own.
+                scope.spawn(move || self.fetch_object(store, &sibling).ok());
+            }
+            self.fetch_object(store, hash)
+        });
+        let why = match fetched {
             Ok(true) => {
                 *last = None;
                 return Ok(());
@@ -543,5 +565,25 @@ mod tests {
         tier.fetch_for_read(&store, &hash).unwrap();
         assert!(store.contains(&hash));
         assert_eq!(tier.stats().objects, 1);
+    }
+
+    /// A read of a package's object fetches its bytecode pack too (in parallel), and the
+    /// other way round; an unpaired object comes alone.
+    #[test]
+    fn a_read_fetches_a_package_and_its_pack_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote");
+        let object = package(&[(Scheme::SitePackages, 40_000, 1)], false);
+        let pack = package(&[(Scheme::SitePackages, 30_000, 2)], false);
+        let alone = package(&[(Scheme::SitePackages, 20_000, 3)], false);
+        let (tier, o) = served(&remote, &object);
+        let (_, p) = served(&remote, &pack);
+        let (_, a) = served(&remote, &alone);
+        tier.pair_objects(o, p);
+        let store = PackageStore::open(dir.path().join("store"));
+        tier.fetch_for_read(&store, &p).unwrap();
+        assert!(store.contains(&o) && store.contains(&p));
+        tier.fetch_for_read(&store, &a).unwrap();
+        assert_eq!(tier.stats().objects, 3);
     }
 }

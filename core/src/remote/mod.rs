@@ -187,6 +187,8 @@ pub struct RemoteTier {
     reads: DashMap<ContentHash, lazy::ReadSlot>,
     /// Package names of objects, for the log lines of failed reads.
     labels: DashMap<ContentHash, String>,
+    /// A package's object and its bytecode pack, both ways: fetched together for a read.
+    siblings: DashMap<ContentHash, ContentHash>,
     objects: AtomicU64,
     bytes: AtomicU64,
     missing: std::sync::Mutex<Vec<String>>,
@@ -250,6 +252,7 @@ impl RemoteTier {
             absent: DashSet::new(),
             reads: DashMap::new(),
             labels: DashMap::new(),
+            siblings: DashMap::new(),
             objects: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             missing: std::sync::Mutex::new(Vec::new()),

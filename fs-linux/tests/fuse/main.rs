@@ -558,6 +558,7 @@ fn start(
         after: None,
         store_url: None,
         remote_names: Vec::new(),
+        remote_pairs: Vec::new(),
     };
     daemon::mount_background(server, &spec, &fx.state(), Duration::from_secs(30))
 }
