@@ -115,9 +115,15 @@ impl RemoteTier {
 
     /// Fetches `package` and `pack` (its bytecode pack) together whenever a read needs one of
     /// them.
+    /// The pack is named after its package in the log (name the package first).
     pub fn pair_objects(&self, package: ContentHash, pack: ContentHash) {
         self.siblings.insert(package, pack);
         self.siblings.insert(pack, package);
+        if let Some(label) = self.labels.get(&package).map(|l| l.clone()) {
+            self.labels
+                .entry(pack)
+                .or_insert_with(|| format!("{label} (its bytecode pack)"));
+        }
     }
 
     /// Names object `hash` for the log lines of [`RemoteTier::fetch_for_read`].
@@ -579,7 +585,10 @@ mod tests {
         let (tier, o) = served(&remote, &object);
         let (_, p) = served(&remote, &pack);
         let (_, a) = served(&remote, &alone);
+        tier.name_object(o, "`demo 1`".to_string());
         tier.pair_objects(o, p);
+        let label = tier.labels.get(&p).map(|l| l.clone());
+        assert_eq!(label.as_deref(), Some("`demo 1` (its bytecode pack)"));
         let store = PackageStore::open(dir.path().join("store"));
         tier.fetch_for_read(&store, &p).unwrap();
         assert!(store.contains(&o) && store.contains(&p));
