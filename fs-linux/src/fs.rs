@@ -519,6 +519,10 @@ impl Filesystem for TreeFs {
                     }
                 }
             }
+            Err(e) if e.is_logged() => {
+                tracing::debug!("read inode {}: {e}", ino.0);
+                reply.error(Errno::EIO);
+            }
             Err(e) => {
                 tracing::error!("read inode {}: {e}", ino.0);
                 reply.error(Errno::EIO);

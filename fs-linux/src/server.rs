@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use dx_py_core::cache::Cache;
 use dx_py_core::cache_lock::CacheLock;
+use dx_py_core::index::ClientOptions;
 use dx_py_core::install::BytecodeBatch;
 use dx_py_core::mount::{
     AfterMounting, MountPlanError, ServerSpec, ServerStatus, complete_tree, reason_of,
 };
 use dx_py_core::python::Interpreter;
+use dx_py_core::remote::{RemoteError, RemoteTier};
+use dx_py_core::store::PackageStore;
 
 use crate::fs::{PackPages, TreeFs};
 use crate::late::LateError;
@@ -43,6 +46,9 @@ pub enum ServerError {
     /// The mounted tree cannot take bytecode later.
     #[error(transparent)]
     Late(#[from] LateError),
+    /// The store's remote tier cannot be opened.
+    #[error(transparent)]
+    Remote(#[from] Box<RemoteError>),
 }
 
 /// Where a server reports its states.
@@ -105,7 +111,11 @@ pub fn run(
         true => PackPages::Keep,
         false => PackPages::Release,
     };
-    let fs = TreeFs::open(&spec.tree, cache.store_dir())?.pack_pages(pages);
+    let fs = TreeFs::new(
+        dx_py_core::tree::open_tree(&spec.tree)?,
+        server_store(&spec, &cache)?,
+    )
+    .pack_pages(pages);
     let live = {
         let reporter = reporter.clone();
         move || reporter.say(&ServerStatus::Mounted)
@@ -118,6 +128,28 @@ pub fn run(
         None => serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})?,
     }
     Ok(())
+}
+
+/// The store the mount reads packs from: with the remote tier of `spec.store_url` below it,
+/// each object named in `spec.remote_names` under its package's name, the pairs of
+/// `spec.remote_pairs` fetched together.
+fn server_store(spec: &ServerSpec, cache: &Cache) -> Result<PackageStore, ServerError> {
+    let store = cache.store();
+    let Some(url) = &spec.store_url else {
+        return Ok(store);
+    };
+    let remote = RemoteTier::open(url, &ClientOptions::default()).map_err(Box::new)?;
+    for (hex, name) in &spec.remote_names {
+        if let Ok(hash) = hex.parse() {
+            remote.name_object(hash, name.clone());
+        }
+    }
+    for (package, pack) in &spec.remote_pairs {
+        if let (Ok(package), Ok(pack)) = (package.parse(), pack.parse()) {
+            remote.pair_objects(package, pack);
+        }
+    }
+    Ok(store.with_remote(Arc::new(remote)))
 }
 
 /// Prepares `fs` (served from the first tree `spec.tree`) for what arrives after mounting, and

@@ -27,10 +27,10 @@
 //! A store may have a read-only remote tier below it ([`PackageStore::with_remote`],
 //! [`crate::remote`]): installs fetch the objects and bytecode packs it lacks from there, each
 //! verified against its name before it is written here like any other object.
-mod groups;
+pub(crate) mod groups;
 mod link;
 mod mapped;
-mod sidecar;
+pub(crate) mod sidecar;
 mod unpack;
 mod unpacked_check;
 mod wheels;

@@ -54,6 +54,9 @@ pub enum DataError {
         #[source]
         source: Box<StoreError>,
     },
+    /// A pack's object is neither here nor fetchable from the store's remote tier (for now).
+    #[error(transparent)]
+    Fetch(#[from] Box<crate::remote::FetchFailed>),
     /// A record points past the end of its pack.
     #[error("File data of inode {ino} lies outside package `{hash}`")]
     OutOfRange {
@@ -69,6 +72,12 @@ impl DataError {
     /// or changed pack): the front ends report the two differently.
     pub fn is_corrupt_tree(&self) -> bool {
         matches!(self, Self::Tree(_) | Self::OutOfRange { .. })
+    }
+
+    /// True when the failure was logged already (a fetch from the remote tier that failed
+    /// earlier and is not asked again yet): the front ends need not log every read of it.
+    pub fn is_logged(&self) -> bool {
+        matches!(self, Self::Fetch(f) if f.repeated)
     }
 }
 
@@ -165,6 +174,13 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             && let Some(stored) = arriving.wait(index)?
         {
             want.hash = stored;
+        }
+        // A pack of the store's remote tier not fetched yet: this read fetches it (reads of
+        // the same pack wait for it; other packs are served meanwhile).
+        if let Some(remote) = self.store.remote()
+            && !self.store.contains(&want.hash)
+        {
+            remote.fetch_for_read(&self.store, &want.hash)?;
         }
         #[cfg(target_os = "linux")]
         if self.pack_pages == PackPages::Release {

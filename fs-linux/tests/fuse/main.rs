@@ -556,6 +556,9 @@ fn start(
         auto_unmount: auto_unmount == "watcher",
         keep_pack_cache: false,
         after: None,
+        store_url: None,
+        remote_names: Vec::new(),
+        remote_pairs: Vec::new(),
     };
     daemon::mount_background(server, &spec, &fx.state(), Duration::from_secs(30))
 }
