@@ -4,25 +4,13 @@
 //! is served by the server instead, with the same bytes.
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
 
 use dx_py_core::store::PackageStore;
 use dx_py_fs_linux::fs::{Counters, Passthrough, TreeFs};
-use dx_py_fs_linux::serve::{MountOptions, spawn};
+use dx_py_fs_linux::serve::{MountOptions, MountedSession, spawn};
 
 use super::{Fixture, SP, Want, can_mount};
-
-/// Whether this kernel and process can pass files through: Linux ≥ 6.9, and root (the kernel
-/// asks `CAP_SYS_ADMIN` of a server registering a backing file).
-fn kernel_passes_through() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().ok());
-    let version = (parts.next().flatten(), parts.next().flatten());
-    let new_enough = matches!(version, (Some(major), Some(minor)) if (major, minor) >= (6, 9));
-    new_enough && dx_py_core::testing::root().is_ok()
-}
 
 /// The fixture with an unpacked copy of every pack, as `dx-py install` leaves them.
 fn unpacked_fixture() -> Fixture {
@@ -32,6 +20,17 @@ fn unpacked_fixture() -> Fixture {
         store.unpacked(hash).unwrap();
     }
     fx
+}
+
+/// Mounts the fixture's tree on `mnt` with passthrough `mode`; returns the session and its
+/// request counters.
+fn mount(fx: &Fixture, mode: Passthrough) -> (MountedSession, Arc<Counters>) {
+    let fs = TreeFs::open(&fx.tree, &fx.store_dir)
+        .unwrap()
+        .passthrough(mode);
+    let counters = fs.counters();
+    let session = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    (session, counters)
 }
 
 /// Every file of the fixture read through the mount at `root` has its bytes.
@@ -49,9 +48,7 @@ fn files_with_an_unpacked_copy_are_passed_through() {
         return;
     }
     let fx = unpacked_fixture();
-    let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
-    let c = fs.counters();
-    let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    let (m, c) = mount(&fx, Passthrough::Auto);
     let root = m.mountpoint().to_path_buf();
     assert_every_file_reads_right(&fx, &root);
     // A mapped shared object is the backing file's pages.
@@ -64,7 +61,7 @@ fn files_with_an_unpacked_copy_are_passed_through() {
     drop(map);
     let passed = Counters::get(&c.passthrough_opens);
     let reads = Counters::get(&c.reads);
-    if kernel_passes_through() {
+    if dx_py_core::testing::fuse_passthrough() {
         // 604 site-packages files, each opened once by the reads above (the `.so` twice).
         assert!(passed >= 604, "passthrough opens: {passed}");
         // What is read from the server: pyvenv.cfg and the script (no backing: synthetic
@@ -90,6 +87,27 @@ fn files_with_an_unpacked_copy_are_passed_through() {
     drop(held);
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
     assert!(dx_py_fs_linux::mounts::find_mount(&root).unwrap().is_none());
+}
+
+/// Passthrough does not spare the per-open round trips: the kernel (6.18) still sends the
+/// `isatty()` ioctl to the server, and every open too (docs/design/mount.md).
+#[test]
+fn isatty_on_a_passed_through_file_still_reaches_the_server() {
+    if !can_mount() {
+        return;
+    }
+    let fx = unpacked_fixture();
+    let (m, c) = mount(&fx, Passthrough::Auto);
+    let path = m.mountpoint().join(SP).join("beta.py");
+    for _ in 0..3 {
+        let f = std::fs::File::open(&path).unwrap();
+        assert!(!rustix::termios::isatty(&f));
+    }
+    assert_eq!(Counters::get(&c.ioctls), 3);
+    if dx_py_core::testing::fuse_passthrough() {
+        assert_eq!(Counters::get(&c.opens), 3);
+        assert_eq!(Counters::get(&c.passthrough_opens), 3);
+    }
 }
 
 #[test]
@@ -125,9 +143,7 @@ fn a_changed_unpacked_file_is_never_served() {
         .set_len(10)
         .unwrap();
 
-    let fs = TreeFs::open(&fx.tree, &fx.store_dir).unwrap();
-    let c = fs.counters();
-    let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    let (m, c) = mount(&fx, Passthrough::Auto);
     let site = m.mountpoint().join(SP);
     let reads = Counters::get(&c.reads);
     // The pack's bytes, checked against its name, not the copy's.
@@ -155,11 +171,7 @@ fn with_passthrough_off_every_read_reaches_the_server() {
         return;
     }
     let fx = unpacked_fixture();
-    let fs = TreeFs::open(&fx.tree, &fx.store_dir)
-        .unwrap()
-        .passthrough(Passthrough::Off);
-    let c = fs.counters();
-    let m = spawn(fs, &fx.mountpoint("mnt"), &MountOptions::default()).unwrap();
+    let (m, c) = mount(&fx, Passthrough::Off);
     assert_every_file_reads_right(&fx, m.mountpoint());
     assert_eq!(Counters::get(&c.passthrough_opens), 0);
     assert!(Counters::get(&c.reads) >= 604);
