@@ -21,10 +21,10 @@ use dx_py_core::python::Interpreter;
 use dx_py_core::remote::{RemoteError, RemoteTier};
 use dx_py_core::store::PackageStore;
 
-use crate::fs::{PackPages, TreeFs};
+use crate::fs::{Counters, PackPages, Passthrough, TreeFs};
 use crate::late::LateError;
 use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, WatcherCommand};
-use crate::tree::{ArrivingPacks, OpenTreeError, TreeData};
+use crate::tree::{ArrivingPacks, OpenTreeError, TreeData, open_tree};
 
 /// A mount that answered a request this recently is in use: the compile waits.
 const IN_USE_WINDOW: Duration = Duration::from_millis(250);
@@ -111,11 +111,12 @@ pub fn run(
         true => PackPages::Keep,
         false => PackPages::Release,
     };
-    let fs = TreeFs::new(
-        dx_py_core::tree::open_tree(&spec.tree)?,
-        server_store(&spec, &cache)?,
-    )
-    .pack_pages(pages);
+    // The server's store: a read-only store's unpacked copies (the backings of passthrough)
+    // live in this cache, and the remote tier of a lazy mount sits below it.
+    let fs = TreeFs::new(open_tree(&spec.tree)?, server_store(&spec, &cache)?)
+        .pack_pages(pages)
+        .passthrough(passthrough_from_env());
+    let counters = fs.counters();
     let live = {
         let reporter = reporter.clone();
         move || reporter.say(&ServerStatus::Mounted)
@@ -127,6 +128,7 @@ pub fn run(
         }
         None => serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})?,
     }
+    log_requests(&counters);
     Ok(())
 }
 
@@ -150,6 +152,37 @@ fn server_store(spec: &ServerSpec, cache: &Cache) -> Result<PackageStore, Server
         }
     }
     Ok(store.with_remote(Arc::new(remote)))
+}
+
+/// The variable that turns FUSE passthrough off for mount servers: `0`, `off`, `no` or `false`.
+pub const PASSTHROUGH_ENV: &str = "DX_PY_MOUNT_PASSTHROUGH";
+
+/// [`Passthrough::Off`] when [`PASSTHROUGH_ENV`] says so (to compare, or where the kernel
+/// misbehaves), else [`Passthrough::Auto`].
+fn passthrough_from_env() -> Passthrough {
+    match std::env::var(PASSTHROUGH_ENV).as_deref() {
+        Ok("0" | "off" | "no" | "false") => Passthrough::Off,
+        _ => Passthrough::Auto,
+    }
+}
+
+/// One log line (level info: `DX_PY_LOG=info`) with what reached the server while mounted,
+/// for benchmarks that ask where a mount's time went.
+fn log_requests(c: &Counters) {
+    let n = Counters::get;
+    tracing::info!(
+        "requests: lookups {} (negative {}), getattrs {}, opens {} (passthrough {}), reads {}, \
+         readdirs {}, flushes {}, ioctls {}",
+        n(&c.lookups),
+        n(&c.negative_lookups),
+        n(&c.getattrs),
+        n(&c.opens),
+        n(&c.passthrough_opens),
+        n(&c.reads),
+        n(&c.readdirs),
+        n(&c.flushes),
+        n(&c.ioctls),
+    );
 }
 
 /// Prepares `fs` (served from the first tree `spec.tree`) for what arrives after mounting, and

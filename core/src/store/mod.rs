@@ -27,6 +27,7 @@
 //! A store may have a read-only remote tier below it ([`PackageStore::with_remote`],
 //! [`crate::remote`]): installs fetch the objects and bytecode packs it lacks from there, each
 //! verified against its name before it is written here like any other object.
+mod backing;
 pub(crate) mod groups;
 mod link;
 mod mapped;
@@ -45,11 +46,13 @@ use dashmap::DashMap;
 use crate::dxpkg::{DxpkgError, DxpkgReader};
 use crate::hash::ContentHash;
 
+pub use backing::{BackingError, UnpackedFiles};
 #[cfg(target_os = "linux")]
 pub(crate) use groups::GROUP_LEN;
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;
 pub use unpack::remove_tree;
+pub(crate) use unpack::{safe_relative, scheme_dir};
 pub use unpacked_check::UnpackedDamage;
 
 /// A store operation that failed.
