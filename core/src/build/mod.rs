@@ -44,7 +44,9 @@ pub use driver::{ConfigSettings, Hook};
 pub use env::{EnvContext, EnvOutcome, install_env};
 pub use error::BuildError;
 pub use local::{LocalMode, local_key, source_fingerprint};
-pub use stop::{arm as catch_interrupts, is_stopping, wait_if_stopping};
+pub use stop::{
+    UndoOnInterrupt, arm as catch_interrupts, is_stopping, undo_on_interrupt, wait_if_stopping,
+};
 pub use unpack::{ArchiveKind, UnpackError, UnpackLimits, unpack_sdist};
 
 use crate::cache::Cache;

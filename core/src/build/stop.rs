@@ -15,14 +15,16 @@
 //! soon as it may build ([`arm`], called by `Builder::new`) and stops every running build the
 //! same way. Nothing is half-published either way: builds publish by renaming finished
 //! directories, the store by renaming finished files, and the watcher removes this process's
-//! temporaries (build scratch, downloads, objects being written) before it exits. A second
-//! Ctrl-C ends the process at once.
+//! temporaries (build scratch, downloads, objects being written) and undoes what its commands
+//! registered ([`undo_on_interrupt`]: a venv being made) before it exits. A second Ctrl-C ends
+//! the process at once.
 //!
 //! Elsewhere (Windows) the console sends Ctrl-C to every process attached to it, backends
 //! included, and a hook that times out is killed alone.
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 #[cfg(unix)]
@@ -48,6 +50,44 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 static ENDED: Condvar = Condvar::new();
 /// `Registry::stopping`, for runners to poll without the lock.
 static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Work the watcher does before exiting: what commands registered to undo if interrupted.
+type Undo = Box<dyn FnOnce() + Send>;
+static UNDO: Mutex<BTreeMap<u64, Undo>> = Mutex::new(BTreeMap::new());
+static NEXT_UNDO: AtomicU64 = AtomicU64::new(0);
+
+/// Registered work, forgotten (not run) when dropped.
+#[must_use]
+pub struct UndoOnInterrupt(u64);
+
+impl Drop for UndoOnInterrupt {
+    fn drop(&mut self) {
+        UNDO.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
+/// Runs `undo` if a signal stops this process (after [`arm`]) while the returned guard lives:
+/// the process then exits from the watcher thread, so the guards and `Drop`s of the command's
+/// own thread never run. For what a failed command undoes in a `Drop` (a venv it made).
+pub fn undo_on_interrupt(undo: impl FnOnce() + Send + 'static) -> UndoOnInterrupt {
+    let id = NEXT_UNDO.fetch_add(1, Ordering::Relaxed);
+    UNDO.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, Box::new(undo));
+    UndoOnInterrupt(id)
+}
+
+/// Runs (once) everything registered by [`undo_on_interrupt`] and not yet dropped.
+fn run_undo() -> usize {
+    let all = std::mem::take(&mut *UNDO.lock().unwrap_or_else(PoisonError::into_inner));
+    let n = all.len();
+    for undo in all.into_values() {
+        undo();
+    }
+    n
+}
 
 /// Whether this process was told to stop (SIGINT or SIGTERM after [`arm`]).
 pub fn is_stopping() -> bool {
@@ -165,8 +205,9 @@ fn watch(mut reader: std::io::PipeReader, signals: &[libc::c_int]) {
     let stopped = stop_all(GRACE + Duration::from_secs(2));
     let dirs = ARMED.get().map_or(&[][..], Vec::as_slice);
     let swept = crate::temp::remove_own(dirs);
+    let undone = run_undo();
     tracing::debug!(
-        "Interrupted: {stopped} builds stopped, {} temporaries removed",
+        "Interrupted: {stopped} builds stopped, {} temporaries removed, {undone} undone",
         swept.count
     );
     std::process::exit(128 + i32::from(byte[0]));
