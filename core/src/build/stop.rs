@@ -80,6 +80,7 @@ pub fn undo_on_interrupt(undo: impl FnOnce() + Send + 'static) -> UndoOnInterrup
 }
 
 /// Runs (once) everything registered by [`undo_on_interrupt`] and not yet dropped.
+#[cfg(unix)]
 fn run_undo() -> usize {
     let all = std::mem::take(&mut *UNDO.lock().unwrap_or_else(PoisonError::into_inner));
     let n = all.len();
