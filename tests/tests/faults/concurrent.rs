@@ -1,9 +1,14 @@
 //! Many processes on one cache at once: installs of the same and of different locks (sharing
 //! packages) into their own venvs, installs of different locks into one venv, and mounts beside
-//! installs. Afterwards every venv holds exactly its wheels' bytes, the store verifies and no
-//! temporary is left.
+//! installs, and installs racing `cache prune --max-size`. Afterwards every venv holds exactly
+//! its wheels' bytes (or, evicted by a prune, was named for reinstalling), the store verifies and
+//! no temporary is left.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dx_py_core::cache::Cache;
+use dx_py_core::cache::prune::{PruneOptions, prune};
 
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{
@@ -218,4 +223,174 @@ fn concurrent_mounts_and_installs_of_one_lock_serve_the_same_verified_bytes() {
     );
     drop(guards);
     assert_cache_sound(&cx, &cx.cache_dir(), "mounts beside installs");
+}
+
+/// Three synthetic locks of different sizes that overlap: alpha + beta + shared, gamma +
+/// shared, and delta + gamma (the same gamma wheel as the second).
+fn three_locks(root: &Path) -> [Project; 3] {
+    let (ab, g) = two_locks(root);
+    let d = Project::synthetic(
+        &root.join("wheels-d"),
+        &[
+            WheelBuilder::new("delta", "3.0")
+                .file("delta/__init__.py", &module("delta", 1500))
+                .file("delta/table.bin", &[3u8; 120_000]),
+            WheelBuilder::new("gamma", "2.0").file("gamma.py", &module("gamma", 1000)),
+        ],
+        "delta, gamma",
+    );
+    [ab, g, d]
+}
+
+/// The bytes `cache prune` manages in the cache at `dir` (nothing else may be using it).
+fn managed_size(dir: &Path) -> u64 {
+    let opts = PruneOptions {
+        dry_run: true,
+        max_size: None,
+    };
+    prune(&Cache::new(dir, None), opts, &|_| false)
+        .expect("dry-run prune")
+        .size_before
+}
+
+/// Whether some prune's warnings name the venv in `dir` as stranded by `--max-size`.
+fn stranded(prunes: &[Output], dir: &Path) -> bool {
+    let venv = format!("{}/.venv lost what it used", dir.display());
+    prunes
+        .iter()
+        .any(|out| String::from_utf8_lossy(&out.stderr).contains(&venv))
+}
+
+/// `cache prune --max-size` run again and again while eight installs of three locks race on
+/// one cold cache. Prune waits for installs (they hold the cache lock shared), so every install
+/// succeeds; a venv is whole at the end unless a prune named it stranded; the store verifies;
+/// and one more prune after the race brings the managed entries within the size, after which
+/// nothing more would go.
+#[test]
+fn max_size_holds_under_eight_concurrent_installs() {
+    let cx = TestContext::new();
+    let locks = three_locks(cx.temp.path());
+    // The size: what the first lock alone takes, plus half of what the other two add, measured
+    // on a scratch cache; all three never fit, so eviction must happen.
+    let scratch = TestContext::new();
+    let mut sizes = Vec::new();
+    for (i, project) in locks.iter().enumerate() {
+        let dir = scratch.temp.path().join(format!("s{i}"));
+        project.write_requirements(&dir);
+        let out = scratch
+            .dx_py()
+            .current_dir(&dir)
+            .args(project.args("install", &[]))
+            .output()
+            .unwrap();
+        assert_success(&out, "install on the scratch cache");
+        sizes.push(managed_size(&scratch.cache_dir()));
+    }
+    let size = sizes[0] + (sizes[2] - sizes[0]) / 2;
+    assert!(sizes[0] < size && size < sizes[2], "{sizes:?}");
+    let size_arg = size.to_string();
+
+    let plan: Vec<(&Project, PathBuf)> = (0..8)
+        .map(|i| {
+            let project = &locks[[0, 1, 2, 0, 1, 2, 0, 1][i]];
+            (project, cx.temp.path().join(format!("race-p{i}")))
+        })
+        .collect();
+    let done = AtomicBool::new(false);
+    let (installs, mut prunes) = std::thread::scope(|s| {
+        let pruner = s.spawn(|| {
+            let mut outs = Vec::new();
+            // At least one prune runs while the installs do (it may wait for all of them).
+            loop {
+                let last = done.load(Ordering::SeqCst);
+                let out = cx
+                    .dx_py()
+                    .args(["cache", "prune", "--max-size", &size_arg])
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("run cache prune");
+                outs.push(out);
+                if last {
+                    break outs;
+                }
+            }
+        });
+        let installs = race(&cx, &plan, &[]);
+        done.store(true, Ordering::SeqCst);
+        (installs, pruner.join().expect("prune loop"))
+    });
+    for (out, (_, dir)) in installs.iter().zip(&plan) {
+        assert_success(out, &format!("install in {}", dir.display()));
+    }
+    for out in &prunes {
+        assert_success(out, "cache prune --max-size during the installs");
+    }
+    // One more, alone: the cache fits.
+    let last = cx
+        .dx_py()
+        .args(["cache", "prune", "--max-size", &size_arg])
+        .output()
+        .unwrap();
+    assert_success(&last, "cache prune --max-size after the installs");
+    let said = String::from_utf8_lossy(&last.stderr);
+    assert!(
+        !said.contains("still"),
+        "no live mount holds anything: {said}"
+    );
+    prunes.push(last);
+    let opts = PruneOptions {
+        dry_run: true,
+        max_size: Some(size),
+    };
+    let after = prune(&Cache::new(cx.cache_dir(), None), opts, &|_| false).unwrap();
+    assert!(
+        after.size_before <= size,
+        "{} bytes left over a max size of {size}",
+        after.size_before
+    );
+    assert!(
+        after.removed.is_empty() && after.stranded.is_empty(),
+        "a prune after the last one still finds work: {after:?}"
+    );
+    // All three locks together do not fit: something was evicted.
+    let evicted = prunes
+        .iter()
+        .any(|o| String::from_utf8_lossy(&o.stdout).contains("evicted"));
+    assert!(evicted, "no prune evicted anything under {size} bytes");
+
+    // Every venv nobody was told to reinstall is whole: imports and RECORD's sha256 for every
+    // file; it is a live root.
+    let live: Vec<&Path> = after.live.iter().map(|r| r.path.as_path()).collect();
+    let mut whole = 0;
+    for (project, dir) in &plan {
+        if stranded(&prunes, dir) {
+            continue;
+        }
+        let venv = dir.join(".venv");
+        project.check_venv(&venv, &dir.display().to_string());
+        assert!(
+            live.iter()
+                .any(|p| p.ends_with(venv.strip_prefix(cx.temp.path()).unwrap())),
+            "{} is whole but not a live root: {live:?}",
+            venv.display()
+        );
+        whole += 1;
+    }
+    eprintln!(
+        "{whole} of 8 venvs whole after {} prunes under {size} bytes",
+        prunes.len()
+    );
+    assert_cache_sound(&cx, &cx.cache_dir(), "installs racing max-size prunes");
+
+    // A stranded venv comes back with one more install.
+    if let Some((project, dir)) = plan.iter().find(|(_, d)| stranded(&prunes, d)) {
+        let out = cx
+            .dx_py()
+            .current_dir(dir)
+            .args(project.args("install", &[]))
+            .output()
+            .unwrap();
+        assert_success(&out, "install into a stranded venv");
+        project.check_venv(&dir.join(".venv"), "the restored venv");
+    }
 }
