@@ -261,11 +261,58 @@ fn stranded(prunes: &[Output], dir: &Path) -> bool {
         .any(|out| String::from_utf8_lossy(&out.stderr).contains(&venv))
 }
 
+/// Runs `install` of each project of `plan` at once (see [`race`]) while `cache prune
+/// --max-size SIZE` runs again and again, the last time after every install ended; returns the
+/// installs' outputs and the prunes'. Each is asserted to have succeeded: installs hold the cache
+/// lock shared, so a prune waits for them and none fails for what a prune took.
+fn race_with_prunes(
+    cx: &TestContext,
+    plan: &[(&Project, PathBuf)],
+    size: &str,
+) -> (Vec<Output>, Vec<Output>) {
+    let done = AtomicBool::new(false);
+    let (installs, prunes) = std::thread::scope(|s| {
+        let pruner = s.spawn(|| {
+            let mut outs = Vec::new();
+            loop {
+                let last = done.load(Ordering::SeqCst);
+                let out = cx
+                    .dx_py()
+                    .args(["cache", "prune", "--max-size", size])
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("run cache prune");
+                outs.push(out);
+                if last {
+                    break outs;
+                }
+            }
+        });
+        let installs = race(cx, plan, &[]);
+        done.store(true, Ordering::SeqCst);
+        (installs, pruner.join().expect("prune loop"))
+    });
+    for (out, (_, dir)) in installs.iter().zip(plan) {
+        assert_success(out, &format!("install in {}", dir.display()));
+    }
+    for out in &prunes {
+        assert_success(out, "cache prune --max-size beside installs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !said.contains("still"),
+            "no live mount holds anything: {said}"
+        );
+    }
+    (installs, prunes)
+}
+
 /// `cache prune --max-size` run again and again while eight installs of three locks race on
-/// one cold cache. Prune waits for installs (they hold the cache lock shared), so every install
-/// succeeds; a venv is whole at the end unless a prune named it stranded; the store verifies;
-/// and one more prune after the race brings the managed entries within the size, after which
-/// nothing more would go.
+/// one cache, twice: on a cold cache, then (the same venvs again) on what the prunes left of it,
+/// so that installs remake evicted layouts and objects while prunes run. Prune waits for
+/// installs (they hold the cache lock shared), so every install succeeds; at the end a venv is
+/// whole (imports, every file with its RECORD sha256) and a live root unless a prune of the
+/// second round named it stranded; the store verifies; and the last prune, after the installs,
+/// brings the managed entries within the size, after which nothing more would go.
 #[test]
 fn max_size_holds_under_eight_concurrent_installs() {
     let cx = TestContext::new();
@@ -296,48 +343,23 @@ fn max_size_holds_under_eight_concurrent_installs() {
             (project, cx.temp.path().join(format!("race-p{i}")))
         })
         .collect();
-    let done = AtomicBool::new(false);
-    let (installs, mut prunes) = std::thread::scope(|s| {
-        let pruner = s.spawn(|| {
-            let mut outs = Vec::new();
-            // At least one prune runs while the installs do (it may wait for all of them).
-            loop {
-                let last = done.load(Ordering::SeqCst);
-                let out = cx
-                    .dx_py()
-                    .args(["cache", "prune", "--max-size", &size_arg])
-                    .stdin(Stdio::null())
-                    .output()
-                    .expect("run cache prune");
-                outs.push(out);
-                if last {
-                    break outs;
-                }
-            }
-        });
-        let installs = race(&cx, &plan, &[]);
-        done.store(true, Ordering::SeqCst);
-        (installs, pruner.join().expect("prune loop"))
-    });
-    for (out, (_, dir)) in installs.iter().zip(&plan) {
-        assert_success(out, &format!("install in {}", dir.display()));
-    }
-    for out in &prunes {
-        assert_success(out, "cache prune --max-size during the installs");
-    }
-    // One more, alone: the cache fits.
-    let last = cx
-        .dx_py()
-        .args(["cache", "prune", "--max-size", &size_arg])
-        .output()
-        .unwrap();
-    assert_success(&last, "cache prune --max-size after the installs");
-    let said = String::from_utf8_lossy(&last.stderr);
+    let (_, first) = race_with_prunes(&cx, &plan, &size_arg);
+    // All three locks together do not fit: a prune of the first round evicted something (the
+    // last one ran after every install).
+    let evicted = |prunes: &[Output]| {
+        prunes
+            .iter()
+            .any(|o| String::from_utf8_lossy(&o.stdout).contains("evicted"))
+    };
     assert!(
-        !said.contains("still"),
-        "no live mount holds anything: {said}"
+        evicted(&first),
+        "no prune evicted anything under {size} bytes"
     );
-    prunes.push(last);
+    // Now the cache fits: at least one lock's entries are gone, and the second round remakes
+    // them while prunes run.
+    assert!(managed_size(&cx.cache_dir()) <= size);
+    let (_, prunes) = race_with_prunes(&cx, &plan, &size_arg);
+
     let opts = PruneOptions {
         dry_run: true,
         max_size: Some(size),
@@ -352,14 +374,8 @@ fn max_size_holds_under_eight_concurrent_installs() {
         after.removed.is_empty() && after.stranded.is_empty(),
         "a prune after the last one still finds work: {after:?}"
     );
-    // All three locks together do not fit: something was evicted.
-    let evicted = prunes
-        .iter()
-        .any(|o| String::from_utf8_lossy(&o.stdout).contains("evicted"));
-    assert!(evicted, "no prune evicted anything under {size} bytes");
 
-    // Every venv nobody was told to reinstall is whole: imports and RECORD's sha256 for every
-    // file; it is a live root.
+    // Every venv nobody was told to reinstall (since its last install) is whole and live.
     let live: Vec<&Path> = after.live.iter().map(|r| r.path.as_path()).collect();
     let mut whole = 0;
     for (project, dir) in &plan {
@@ -368,16 +384,17 @@ fn max_size_holds_under_eight_concurrent_installs() {
         }
         let venv = dir.join(".venv");
         project.check_venv(&venv, &dir.display().to_string());
+        let tail = venv.strip_prefix(cx.temp.path()).unwrap();
         assert!(
-            live.iter()
-                .any(|p| p.ends_with(venv.strip_prefix(cx.temp.path()).unwrap())),
+            live.iter().any(|p| p.ends_with(tail)),
             "{} is whole but not a live root: {live:?}",
             venv.display()
         );
         whole += 1;
     }
     eprintln!(
-        "{whole} of 8 venvs whole after {} prunes under {size} bytes",
+        "{whole} of 8 venvs whole after {} + {} prunes under {size} bytes",
+        first.len(),
         prunes.len()
     );
     assert_cache_sound(&cx, &cx.cache_dir(), "installs racing max-size prunes");
