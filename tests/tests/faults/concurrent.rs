@@ -67,6 +67,19 @@ fn start(cx: &TestContext, dir: &Path, args: &[&str]) -> Child {
         .expect("spawn dx-py")
 }
 
+/// Runs `install` of `project` in `dir` (which has its requirements) to its end; asserts that
+/// it succeeded (`what` names it if not) and returns its output.
+fn install_in(cx: &TestContext, project: &Project, dir: &Path, what: &str) -> Output {
+    let out = cx
+        .dx_py()
+        .current_dir(dir)
+        .args(project.args("install", &[]))
+        .output()
+        .expect("run dx-py install");
+    assert_success(&out, what);
+    out
+}
+
 /// Waits for every child; returns their outputs in order.
 fn finish(children: Vec<Child>) -> Vec<Output> {
     children
@@ -113,13 +126,7 @@ fn eight_concurrent_installs_of_three_locks_give_verified_venvs() {
     // A venv made now is a layout hit of what the racing processes built.
     let after = cx.temp.path().join("after");
     ab.write_requirements(&after);
-    let out = cx
-        .dx_py()
-        .current_dir(&after)
-        .args(ab.args("install", &[]))
-        .output()
-        .unwrap();
-    assert_success(&out, "install after the race");
+    let out = install_in(&cx, &ab, &after, "install after the race");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("layout hit"),
         "{}",
@@ -324,13 +331,7 @@ fn max_size_holds_under_eight_concurrent_installs() {
     for (i, project) in locks.iter().enumerate() {
         let dir = scratch.temp.path().join(format!("s{i}"));
         project.write_requirements(&dir);
-        let out = scratch
-            .dx_py()
-            .current_dir(&dir)
-            .args(project.args("install", &[]))
-            .output()
-            .unwrap();
-        assert_success(&out, "install on the scratch cache");
+        install_in(&scratch, project, &dir, "install on the scratch cache");
         sizes.push(managed_size(&scratch.cache_dir()));
     }
     let size = sizes[0] + (sizes[2] - sizes[0]) / 2;
@@ -401,13 +402,7 @@ fn max_size_holds_under_eight_concurrent_installs() {
 
     // A stranded venv comes back with one more install.
     if let Some((project, dir)) = plan.iter().find(|(_, d)| stranded(&prunes, d)) {
-        let out = cx
-            .dx_py()
-            .current_dir(dir)
-            .args(project.args("install", &[]))
-            .output()
-            .unwrap();
-        assert_success(&out, "install into a stranded venv");
+        install_in(&cx, project, dir, "install into a stranded venv");
         project.check_venv(&dir.join(".venv"), "the restored venv");
     }
 }
