@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     };
     // Ctrl-C during builds: the result is the interruption's echo; the thread that caught the
     // signal removes this process's temporaries and exits (130).
-    dx_py_core::build::wait_if_stopping();
+    dx_py_core::interrupt::wait_if_stopping();
     // Every temporary of this process is gone by now: published, or dropped on an error path.
     dx_py_core::temp::release_writer();
     match result {

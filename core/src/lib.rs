@@ -18,6 +18,7 @@ pub mod format;
 pub mod hash;
 pub mod index;
 pub mod install;
+pub mod interrupt;
 pub mod layout;
 pub mod mount;
 pub mod mountinfo;

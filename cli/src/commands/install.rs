@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use dx_py_core::build::Builder;
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::dpl::{DplFileError, DplReader};
 use dx_py_core::hash::ContentHash;
@@ -179,7 +178,7 @@ pub(crate) fn install_dpl(
     // their build requirements come from the index.
     let cache = settings.cache();
     let builder = match (&client, resolve.no_build) {
-        (Some(client), false) => Some(Builder::new(
+        (Some(client), false) => Some(super::builder(
             &cache,
             interp,
             client,

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use dx_py_core::build::{
-    BuildCache, BuildError, BuildOptions, Builder, BuiltWheel, LocalMode, local_key,
-};
+use dx_py_core::build::{BuildCache, BuildError, BuildOptions, BuiltWheel, LocalMode, local_key};
 use dx_py_core::install::{ResolveRequest, local_fingerprint};
 use dx_py_core::names::normalize_name;
 use dx_py_core::project::Project;
@@ -108,7 +106,7 @@ impl LocalBuilds<'_> {
             let found =
                 settings::sources(self.sources, None, self.interp, self.settings, self.printer)?;
             let client = settings::client(self.settings, found, self.sources)?;
-            let builder = Builder::new(&cache, self.interp, &client, self.options()?);
+            let builder = super::builder(&cache, self.interp, &client, self.options()?);
             for i in missing {
                 let source = &sources[i];
                 let start = Instant::now();

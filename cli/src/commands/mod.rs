@@ -24,6 +24,19 @@ pub(crate) mod which_lock;
 pub(crate) const PYLOCK: &str = "pylock.toml";
 pub(crate) const DPL: &str = "dx-py.dpl";
 
+/// A builder for sdists, with Ctrl-C caught first: hooks run in process groups of their own,
+/// which the terminal's Ctrl-C no longer reaches, so a signal makes this process stop them,
+/// remove its temporaries, undo a half-made venv and exit with 128 + the signal.
+pub(crate) fn builder<'a>(
+    cache: &'a dx_py_core::cache::Cache,
+    interp: &'a dx_py_core::python::Interpreter,
+    client: &'a dx_py_core::index::IndexClient,
+    options: dx_py_core::build::BuildOptions,
+) -> dx_py_core::build::Builder<'a> {
+    dx_py_core::interrupt::catch(cache.temp_dirs(), std::process::exit);
+    dx_py_core::build::Builder::new(cache, interp, client, options)
+}
+
 /// Exit 1 for errors in what the user asked (bad input, missing packages), 2 for the rest
 /// (I/O failures the user did not cause).
 pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {

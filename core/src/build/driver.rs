@@ -245,7 +245,7 @@ impl HookRunner<'_> {
                 break status;
             }
             let timed_out = start.elapsed() > self.timeout;
-            if timed_out || super::stop::is_stopping() {
+            if timed_out || crate::interrupt::is_stopping() {
                 // The whole group: the backend's own children (compilers, subprocesses) would
                 // otherwise go on running, and writing into the scratch directory.
                 super::stop::stop(child, super::stop::GRACE);

@@ -44,9 +44,6 @@ pub use driver::{ConfigSettings, Hook};
 pub use env::{EnvContext, EnvOutcome, install_env};
 pub use error::BuildError;
 pub use local::{LocalMode, local_key, source_fingerprint};
-pub use stop::{
-    UndoOnInterrupt, arm as catch_interrupts, is_stopping, undo_on_interrupt, wait_if_stopping,
-};
 pub use unpack::{ArchiveKind, UnpackError, UnpackLimits, unpack_sdist};
 
 use crate::cache::Cache;
@@ -147,15 +144,15 @@ impl Session {
 
 impl<'a> Builder<'a> {
     /// A builder for `interp`, fetching sdists and build requirements through `client`.
+    ///
+    /// Hooks run in process groups of their own, which the terminal's Ctrl-C does not reach:
+    /// an application that wants Ctrl-C to stop them calls [`crate::interrupt::catch`] first.
     pub fn new(
         cache: &'a Cache,
         interp: &'a Interpreter,
         client: &'a IndexClient,
         options: BuildOptions,
     ) -> Self {
-        // Hooks run in process groups of their own, which the terminal's Ctrl-C no longer
-        // reaches: from now on this process stops them itself (once per process).
-        stop::arm(cache.temp_dirs());
         Self {
             builds: BuildCache::new(cache.builds_dir()),
             cache,

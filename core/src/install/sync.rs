@@ -306,7 +306,7 @@ fn ensure_venv<'a>(
     let made = MadeVenv(before.map(|before| {
         // A Ctrl-C exits from the signal watcher, where no `Drop` of this thread runs.
         let owned = venv.to_path_buf();
-        let guard = crate::build::undo_on_interrupt(move || undo_venv(&owned, before));
+        let guard = crate::interrupt::undo_on_interrupt(move || undo_venv(&owned, before));
         (venv, before, guard)
     }));
     let opts = VenvOptions {
@@ -333,7 +333,7 @@ enum Before {
 /// install that fails (a missing wheel, a full disk, a panic) leaves no half-made venv that the
 /// next command takes for a real one. `None` when nothing is to be undone.
 #[must_use]
-struct MadeVenv<'a>(Option<(&'a Path, Before, crate::build::UndoOnInterrupt)>);
+struct MadeVenv<'a>(Option<(&'a Path, Before, crate::interrupt::UndoOnInterrupt)>);
 
 impl MadeVenv<'_> {
     /// The install finished: the venv stays.
@@ -345,7 +345,7 @@ impl MadeVenv<'_> {
 impl Drop for MadeVenv<'_> {
     fn drop(&mut self) {
         if let Some((venv, before, interrupt)) = self.0.take() {
-            if crate::build::is_stopping() {
+            if crate::interrupt::is_stopping() {
                 // The signal watcher undoes it (this thread may be failing because of the
                 // interruption): keep it registered, do not race it.
                 std::mem::forget(interrupt);

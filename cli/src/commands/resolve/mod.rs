@@ -145,7 +145,7 @@ pub(crate) fn ensure_lock(
     let builder = (!resolve.no_build)
         .then(|| build_options(resolve))
         .transpose()?
-        .map(|options| Builder::new(&cache, interp, &client, options));
+        .map(|options| crate::commands::builder(&cache, interp, &client, options));
     let mut lock = resolve_and_lock(&request, &target, &client, meta, &spinner, builder.as_ref())?;
     if let Inputs::Files(files) = &inputs {
         std::fs::create_dir_all(dir)

@@ -115,7 +115,7 @@ pub(crate) fn lock_universal(
     let builder = (!resolve.no_build)
         .then(|| build_options(resolve))
         .transpose()?
-        .map(|options| Builder::new(&cache, interp, &client, options));
+        .map(|options| crate::commands::builder(&cache, interp, &client, options));
     // Local source: resolved as the wheels built from it, locked as the source.
     let local_builds = LocalBuilds {
         interp,
