@@ -11,7 +11,8 @@ See benches/scripts/README.md.
    page for `wheels/` and logs the bytes of every response.
 3. Trial by trial, alternating which tool goes first, each on an empty cache and a new venv:
    - dx-py: `install --lock dx-py.dpl --no-index --store-url http://…/store` (objects and
-     bytecode packs fetched, nothing compiled);
+     bytecode packs fetched, nothing compiled), and with `--no-compile-bytecode` (objects only:
+     the same venv as uv's default);
    - uv: `uv venv` + `uv pip install --no-index --find-links http://…/wheels/ -r SET.txt`,
      without and with `--compile-bytecode`.
    The table gives wall times (median, min–max) and the bytes nginx sent per trial.
@@ -176,15 +177,18 @@ def main(argv=None) -> int:
     reqs, python, uv, uv_note, dx, work, exe, served, lock = (
         s.reqs, s.python, s.uv, s.uv_note, s.dx, s.work, s.exe, s.served, s.lock)
     server = Nginx(served, work)
-    samples: dict[str, list[tuple[float, int, int]]] = {"dx-py remote": [], "uv": [], "uv --compile-bytecode": []}
+    samples: dict[str, list[tuple[float, int, int]]] = {
+        "dx-py remote": [], "dx-py remote --no-compile-bytecode": [], "uv": [], "uv --compile-bytecode": []}
     try:
         for trial, tool, run_dir in trials(args.runs, samples, work):
             cache, venv = run_dir / "cache", run_dir / "venv"
             before = server.offset()
-            if tool == "dx-py remote":
+            if tool.startswith("dx-py"):
                 shutil.copy(lock, run_dir / "dx-py.dpl")
                 cmd = [dx, "--cache-dir", cache, "install", "--lock", "dx-py.dpl", "--no-index",
                        "--store-url", f"{server.url}/store", "--venv", venv, "--python", python]
+                if "no-compile" in tool:
+                    cmd.append("--no-compile-bytecode")
                 secs = exe(cmd, cwd=run_dir)
             else:
                 uvenv = {"UV_CACHE_DIR": str(cache)}
