@@ -135,12 +135,13 @@ fn prune_removes_what_a_deleted_venv_alone_used_and_the_other_venv_still_verifie
         ],
         "vb",
     );
-    // The dead root's file went with it; a second prune finds nothing.
+    // The dead root's file went with it (left: `vb` and the lock `install -r` wrote, which
+    // names b's packages since the second install); a second prune finds nothing.
     assert_eq!(
         std::fs::read_dir(cx.cache_dir().join("roots"))
             .unwrap()
             .count(),
-        1
+        2
     );
     assert!(cx.run_ok(&["cache", "prune"]).is_empty());
     // The pruned lock installs again from the wheels.
@@ -166,6 +167,8 @@ fn a_lock_keeps_its_objects_while_it_is_unchanged() {
         wheels.to_str().unwrap(),
     ]);
     std::fs::remove_dir_all(cx.project().join("va")).unwrap();
+    // The lock `install -r` wrote is gone too: `locked/` alone keeps the objects.
+    std::fs::remove_file(cx.project().join("dx-py.dpl")).unwrap();
     cx.run_ok(&["cache", "prune"]);
     // The venv's layout goes; the lock's objects stay.
     assert!(!layout_a.exists());
@@ -177,6 +180,37 @@ fn a_lock_keeps_its_objects_while_it_is_unchanged() {
     let mut bytes = std::fs::read(&dpl).unwrap();
     bytes.push(0);
     std::fs::write(&dpl, bytes).unwrap();
+    let out = cx.run_ok(&["cache", "prune"]);
+    for (_, h) in &objects_a {
+        assert!(!object_path(&cx, h).exists(), "{h}: {out}");
+    }
+}
+
+#[test]
+fn the_lock_an_install_wrote_keeps_its_objects_once_the_venv_is_gone() {
+    let cx = TestContext::new();
+    let wheels = two_locks(&cx);
+    install(&cx, "a.txt", "va", &wheels);
+    let (layout_a, objects_a) = layout_of(&cx.project().join("va"));
+    std::fs::remove_dir_all(cx.project().join("va")).unwrap();
+    let out = cx.run_ok(&["cache", "prune"]);
+    assert!(!layout_a.exists(), "{out}");
+    for (_, h) in &objects_a {
+        assert!(object_path(&cx, h).is_file(), "{h}: {out}");
+    }
+    // The same lock installs again from the store alone: no wheel is needed.
+    cx.run_ok(&[
+        "install",
+        "--lock",
+        "dx-py.dpl",
+        "--venv",
+        "va",
+        "--no-index",
+    ]);
+    venv_python(&cx.project().join("va"), "import shared, only_a");
+    // Without its lock (and its venv), nothing keeps the objects.
+    std::fs::remove_dir_all(cx.project().join("va")).unwrap();
+    std::fs::remove_file(cx.project().join("dx-py.dpl")).unwrap();
     let out = cx.run_ok(&["cache", "prune"]);
     for (_, h) in &objects_a {
         assert!(!object_path(&cx, h).exists(), "{h}: {out}");
@@ -251,8 +285,8 @@ fn a_damaged_root_file_is_a_dead_root_with_a_warning() {
     assert!(!said.contains("panicked"), "{said}");
     assert_eq!(said.matches("treating").count(), 2, "{said}");
     assert!(said.contains("not a valid root record"), "{said}");
-    // Gone, and the live venv's claim is left.
-    assert_eq!(std::fs::read_dir(&roots).unwrap().count(), 1);
+    // Gone, and the live venv's and its lock's claims are left.
+    assert_eq!(std::fs::read_dir(&roots).unwrap().count(), 2);
     venv_python(&cx.project().join("va"), "import only_a");
 }
 

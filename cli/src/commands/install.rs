@@ -119,6 +119,7 @@ pub(crate) fn install_dpl(
         resolve,
     } = *target;
     let store = settings.store_with_remote()?;
+    let user_lock = dpl_path;
     // Relative wheel paths are relative to the lock the user named, not to a selection from it.
     let lock_dir = dpl_path.parent().map(Path::to_path_buf).unwrap_or_default();
     // A universal lock (DPL version 2): the lock of this interpreter chosen from it, kept in
@@ -217,6 +218,10 @@ pub(crate) fn install_dpl(
         }
         printer.timeline().mark("write lock");
     }
+    // The lock is a root of the cache as well as the venv: `cache prune` keeps the objects it
+    // names while it is unchanged, even once the venv is gone. (A warm install, above, found
+    // its layout: the venv's root already reaches what the lock names.)
+    dx_py_core::cache::roots::record_lock(&cache.roots_dir(), user_lock, &store);
     settings.report_remote(printer);
     print_report(printer, &report, venv, start);
     Ok(ExitCode::SUCCESS)
