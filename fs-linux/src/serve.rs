@@ -332,12 +332,12 @@ pub fn serve_reporting(
     mounted: impl FnOnce(Notify) + Send + 'static,
 ) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
-    // The watcher must exist before `live` reports the mount (whoever started this process may
-    // kill it at any time after that, and a mount without its watcher would stay dead), but
-    // starting it blocks the starting thread until the watcher has exec'd (10-15 ms here, which
-    // `mount` would wait for): so it starts on a thread of its own, first, and the child holding
-    // the pipe exists within microseconds, long before the mount below is made. A watcher whose
-    // mount never comes sees this process end and finds nothing to unmount.
+    // The watcher must exist before `live` reports the mount: whoever started this process may
+    // kill it at any time after that, and a mount without its watcher would stay dead (seen:
+    // `kill -9` right after `mount` returned, while a loaded machine had not yet run the thread
+    // starting the watcher). Starting it blocks until the watcher has exec'd, so it starts on a
+    // thread of its own, first, while the mount below is made; `live` waits for it. A watcher
+    // whose mount never comes sees this process end and finds nothing to unmount.
     let watcher = {
         let (auto, abs) = (opts.auto_unmount.clone(), abs.clone());
         std::thread::Builder::new()
@@ -345,11 +345,11 @@ pub fn serve_reporting(
             .spawn(move || start_watcher(&auto, &abs))?
     };
     let session = session(fs, &abs, opts)?;
-    live();
     let _watcher = watcher.join().map_err(|_| MountError::MountFailed {
         path: abs.clone(),
         source: std::io::Error::other("the thread starting the watcher panicked"),
     })??;
+    live();
     tracing::info!("serving {}", abs.display());
     let notify = Notify(session.notifier());
     // Detached: it ends with the process, which ends when the mount does.
