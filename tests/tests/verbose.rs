@@ -81,14 +81,16 @@ fn check_report(out: &str, wall: Duration, wanted: &[&str]) {
         total <= wall_ms,
         "total {total} ms > process {wall_ms} ms:\n{out}"
     );
-    // What the timeline cannot see: exec and loading before `main`, exit after the report.
+    // What the timeline cannot see: exec and loading before `main`, exit after the report
+    // (bounds loose enough for a loaded 2-core machine, where a process may wait seconds for
+    // a CPU; they catch a timeline that misses a whole phase).
     assert!(
-        wall_ms - total < 500.0 || total > 0.5 * wall_ms,
+        wall_ms - total < 2_000.0 || total > 0.25 * wall_ms,
         "total {total} ms of a {wall_ms} ms process:\n{out}"
     );
     let other = phases.iter().find(|(n, _)| n == "other").unwrap().1;
     assert!(
-        other < 0.5 * total.max(1.0) + 5.0,
+        other < 0.5 * total.max(1.0) + 50.0,
         "`other` {other} ms:\n{out}"
     );
     for w in wanted {
