@@ -31,6 +31,7 @@ mod groups;
 mod link;
 mod mapped;
 mod sidecar;
+mod thin;
 mod unpack;
 mod unpacked_check;
 mod wheels;
@@ -49,6 +50,7 @@ use crate::hash::ContentHash;
 pub(crate) use groups::GROUP_LEN;
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;
+pub use thin::{BackingProblem, ThinProblem};
 pub use unpack::remove_tree;
 pub use unpacked_check::UnpackedDamage;
 
@@ -74,6 +76,14 @@ pub enum StoreError {
         /// What is wrong.
         #[source]
         source: DxpkgError,
+    },
+    /// A thin object's file (docs/design/store-one-copy.md) that cannot be read.
+    #[error("Invalid thin package object `{path}`: {problem}")]
+    InvalidThin {
+        /// The `.dxthin` file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: ThinProblem,
     },
     /// A package entry whose path would leave its directory.
     #[error("Package `{hash}` has an unsafe path `{path}`")]
@@ -126,6 +136,15 @@ pub enum Damage {
         start: u64,
         /// End of the group.
         end: u64,
+    },
+    /// The unpacked file that holds a file's bytes of a thin object
+    /// (docs/design/store-one-copy.md).
+    #[error("its file `{path}` is damaged: {problem}")]
+    Backing {
+        /// The unpacked file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: BackingProblem,
     },
 }
 
@@ -228,9 +247,11 @@ impl PackageStore {
         self.get_path(hash).with_extension("dxcv")
     }
 
-    /// True when the object is present.
+    /// True when the object is present (full or thin).
     pub fn contains(&self, hash: &ContentHash) -> bool {
-        self.mapped.contains_key(hash) || self.get_path(hash).is_file()
+        self.mapped.contains_key(hash)
+            || self.get_path(hash).is_file()
+            || self.thin_path(hash).is_file()
     }
 
     /// Stores `bytes` (a `.dxpkg`) under its blake3 hash; storing an existing object is a no-op.
@@ -321,8 +342,11 @@ impl PackageStore {
     /// sidecar when it lacks one, and (`published`: this process wrote the object) counts the
     /// object's bytes as checked.
     fn learnt(&self, hash: &ContentHash, cvs: Vec<ChainingValue>, published: bool) {
-        if !cvs.is_empty() && (published || !self.sidecar_path(hash).is_file()) {
-            self.write_sidecar(hash, &cvs);
+        if !cvs.is_empty()
+            && (published || !self.sidecar_path(hash).is_file())
+            && let Ok(meta) = fs_err::metadata(self.get_path(hash))
+        {
+            self.write_sidecar(hash, meta.len(), &cvs);
         }
         self.known.insert(*hash, (cvs.into(), published));
     }
@@ -330,14 +354,14 @@ impl PackageStore {
     /// Writes the sidecar of `hash` (replacing a damaged one) through a temporary file and a
     /// rename, not synced: a sidecar torn by a crash fails its check and is recomputed. Best
     /// effort: without it, a reader recomputes the CVs.
-    fn write_sidecar(&self, hash: &ContentHash, cvs: &[ChainingValue]) {
+    fn write_sidecar(&self, hash: &ContentHash, len: u64, cvs: &[ChainingValue]) {
         let path = self.sidecar_path(hash);
-        let written = fs_err::metadata(self.get_path(hash)).and_then(|meta| {
+        let written = (|| {
             // In the store's root, like every temporary of the store (swept after a crash).
             let mut tmp = crate::temp::file_in(&self.root)?;
-            tmp.write_all(&sidecar::encode(meta.len(), cvs))?;
+            tmp.write_all(&sidecar::encode(len, cvs))?;
             tmp.persist(&path).map(drop).map_err(|e| e.error)
-        });
+        })();
         if let Err(e) = written {
             tracing::debug!("cannot write `{}`: {e}", path.display());
         }
@@ -375,62 +399,148 @@ impl PackageStore {
         Ok(())
     }
 
-    /// The mapped object `hash`, opened once per process and shared.
+    /// The mapped object `hash`, opened once per process and shared: the full object, or its
+    /// thin form over its unpacked copy (docs/design/store-one-copy.md).
     pub fn get(&self, hash: &ContentHash) -> Result<Arc<MappedPackage>, StoreError> {
         if let Some(p) = self.mapped.get(hash) {
             return Ok(Arc::clone(&p));
         }
-        let path = self.get_path(hash);
-        let package = match self.open_mapped(&path, hash) {
-            Ok(p) => Arc::new(p),
-            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::PackageNotFound(*hash));
-            }
-            Err(e) => return Err(e),
+        let not_found = |e: &StoreError| matches!(e, StoreError::Io(e) if e.kind() == std::io::ErrorKind::NotFound);
+        // The full object first; a missing one may have been made thin meanwhile (which
+        // removes it only once the thin file is in place).
+        let package = match self.open_mapped(hash, false) {
+            Err(e) if not_found(&e) => match self.open_mapped(hash, true) {
+                Err(e) if not_found(&e) => return Err(StoreError::PackageNotFound(*hash)),
+                other => other?,
+            },
+            other => other?,
         };
         Ok(Arc::clone(
-            self.mapped.entry(*hash).or_insert(package).value(),
+            self.mapped
+                .entry(*hash)
+                .or_insert(Arc::new(package))
+                .value(),
         ))
     }
 
-    /// Maps the object `hash` at `path` with the best CVs known: this process's own, the
-    /// sidecar's, or (and then the sidecar is written again) computed in one pass.
-    fn open_mapped(&self, path: &Path, hash: &ContentHash) -> Result<MappedPackage, StoreError> {
-        if let Some(known) = self.known.get(hash) {
-            let (cvs, written_here) = known.value().clone();
-            return MappedPackage::open(path, *hash, mapped::Cvs::Known { cvs, written_here });
-        }
-        let len = fs_err::metadata(path)?.len();
-        if groups::group_count(len) < 2 {
-            return MappedPackage::open(path, *hash, mapped::Cvs::Compute);
-        }
-        let sidecar = self.sidecar_path(hash);
-        let problem = match fs_err::read(&sidecar) {
-            Ok(bytes) => match sidecar::decode(&bytes, hash, len) {
-                Ok(cvs) => return MappedPackage::open(path, *hash, mapped::Cvs::Sidecar(cvs)),
-                Err(p) => p.to_string(),
-            },
-            Err(e) => e.to_string(),
+    /// Maps the object `hash` (`thin`: its thin form) with the best CVs known: this process's
+    /// own, the sidecar's, or (and then the sidecar is written again) computed in one pass.
+    fn open_mapped(&self, hash: &ContentHash, thin: bool) -> Result<MappedPackage, StoreError> {
+        let (path, unpacked) = if thin {
+            (self.thin_path(hash), Some(self.unpacked_path(hash)))
+        } else {
+            (self.get_path(hash), None)
         };
-        tracing::debug!("no usable sidecar for {hash} ({problem}): checking the whole object");
-        let package = MappedPackage::open(path, *hash, mapped::Cvs::Compute)?;
-        if self.is_writable() {
-            self.write_sidecar(hash, package.cvs());
+        let mut computed = None;
+        let package = MappedPackage::open(&path, unpacked.as_deref(), *hash, |len| {
+            if let Some(known) = self.known.get(hash) {
+                let (cvs, written_here) = known.value().clone();
+                return mapped::Cvs::Known { cvs, written_here };
+            }
+            if groups::group_count(len) < 2 {
+                return mapped::Cvs::Compute;
+            }
+            let problem = match fs_err::read(self.sidecar_path(hash)) {
+                Ok(bytes) => match sidecar::decode(&bytes, hash, len) {
+                    Ok(cvs) => return mapped::Cvs::Sidecar(cvs),
+                    Err(p) => p.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            tracing::debug!("no usable sidecar for {hash} ({problem}): checking the whole object");
+            computed = Some(len);
+            mapped::Cvs::Compute
+        })?;
+        if let Some(len) = computed
+            && self.is_writable()
+        {
+            self.write_sidecar(hash, len, package.cvs());
         }
         Ok(package)
     }
 
-    /// Re-hashes the object: `Ok(true)` when its bytes still match its name.
+    /// Where the thin form of object `hash` lives: beside the full object's path, as
+    /// `{hex}.dxthin` (docs/design/store-one-copy.md).
+    pub fn thin_path(&self, hash: &ContentHash) -> PathBuf {
+        self.get_path(hash).with_extension(thin::EXTENSION)
+    }
+
+    /// Makes the object `hash` thin: writes its `.dxthin` (index and kept entries) beside it,
+    /// checks that its unpacked copy (made now if missing) holds exactly the object's file
+    /// bytes, every group against the CVs the full object was checked with, then removes the
+    /// full object. Nothing changes when the check fails. A thin object stays thin.
+    pub fn make_thin(&self, hash: &ContentHash) -> Result<(), StoreError> {
+        let full = self.get(hash)?;
+        if full.is_thin() {
+            return Ok(());
+        }
+        let dir = self.unpacked(hash)?;
+        let bytes = thin::encode(full.reader()).map_err(|source| StoreError::InvalidObject {
+            path: full.path().to_path_buf(),
+            source,
+        })?;
+        let path = self.thin_path(hash);
+        let read_only = |source| StoreError::ReadOnly {
+            path: self.root.clone(),
+            what: format!("{hash}.{}", thin::EXTENSION),
+            source,
+        };
+        crate::atomic::write_new_via(&self.root, &path, &bytes, 0o444)
+            .map_err(|e| classify(e, read_only))?;
+        let cvs: Arc<[ChainingValue]> = full.cvs().into();
+        if cvs.len() >= 2 && !self.sidecar_path(hash).is_file() {
+            self.write_sidecar(hash, full.object_len(), &cvs);
+        }
+        let checked = MappedPackage::open(&path, Some(&dir), *hash, |_| mapped::Cvs::Known {
+            cvs,
+            written_here: false,
+        })
+        .and_then(|thin| thin.check(0..thin.object_len()).map(|()| thin));
+        let thin = match checked {
+            Ok(thin) => thin,
+            Err(e) => {
+                let _ = fs_err::remove_file(&path);
+                return Err(e);
+            }
+        };
+        match fs_err::remove_file(self.get_path(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(classify(e, read_only));
+            }
+            _ => {}
+        }
+        self.mapped.insert(*hash, Arc::new(thin));
+        Ok(())
+    }
+
+    /// Re-hashes the object: `Ok(true)` when its bytes still match its name (for a thin
+    /// object: its index, kept bytes and unpacked files, reassembled).
     pub fn verify(&self, hash: &ContentHash) -> Result<bool, StoreError> {
         let path = self.get_path(hash);
         let bytes = match fs_err::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::PackageNotFound(*hash));
+                return self.verify_thin(hash);
             }
             Err(e) => return Err(e.into()),
         };
         Ok(ContentHash::of(&bytes) == *hash)
+    }
+
+    /// [`PackageStore::verify`] of a thin object: trusting no CV, every byte reassembled.
+    fn verify_thin(&self, hash: &ContentHash) -> Result<bool, StoreError> {
+        let path = self.thin_path(hash);
+        if !path.is_file() {
+            return Err(StoreError::PackageNotFound(*hash));
+        }
+        let dir = self.unpacked_path(hash);
+        let opened = MappedPackage::open(&path, Some(&dir), *hash, |_| mapped::Cvs::Compute)
+            .and_then(|thin| thin.check(0..thin.object_len()));
+        match opened {
+            Ok(()) => Ok(true),
+            Err(StoreError::Damaged { .. } | StoreError::InvalidThin { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every object in the store (by file name; unreadable directories are skipped).
@@ -453,7 +563,10 @@ impl PackageStore {
                 };
                 for f in files.flatten() {
                     let name = f.file_name();
-                    let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".dxpkg")) else {
+                    let Some(stem) = name.to_str().and_then(|n| {
+                        n.strip_suffix(".dxpkg")
+                            .or_else(|| n.strip_suffix(".dxthin"))
+                    }) else {
                         continue;
                     };
                     if let Ok(h) = stem.parse() {
@@ -462,7 +575,9 @@ impl PackageStore {
                 }
             }
         }
+        // An object being made thin has both files for a moment.
         out.sort();
+        out.dedup();
         Ok(out)
     }
 

@@ -3,6 +3,7 @@
 mod integrity;
 mod properties;
 mod storing;
+mod thin;
 mod unpacking;
 
 use std::collections::BTreeMap;
