@@ -150,10 +150,14 @@ impl SessionSource for PackageSource {
     }
 
     fn bytes(&self) -> &[u8] {
+        // Checked when queued (its groups stay checked); a thin package's bytes are its
+        // unpacked file's, which `entry_data` maps.
         self.package
             .reader()
             .entry(self.index)
-            .map_or(&[], |e| e.data)
+            .ok()
+            .and_then(|e| self.package.entry_data(&e).ok())
+            .unwrap_or_default()
     }
 }
 

@@ -147,7 +147,7 @@ pub fn store_planned(
     check_sha256(locked, &bytes)?;
     let (hash, _) = store_wheel_bytes(store, &locked.wheel.filename, &bytes)?;
     store.record_wheel(&locked.wheel.sha256_hex(), &hash);
-    let len = store.get(&hash)?.reader().bytes().len() as u64;
+    let len = store.get(&hash)?.object_len();
     if len != expected_len {
         return Err(InstallError::LayoutChanged {
             filename: locked.wheel.filename.clone(),

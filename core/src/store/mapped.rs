@@ -261,7 +261,7 @@ impl MappedPackage {
     }
 
     /// Bytes `range` of the object (clamped to its length), not checked.
-    fn unchecked(&self, range: Range<u64>) -> Result<Cow<'_, [u8]>, Damage> {
+    pub(crate) fn unchecked(&self, range: Range<u64>) -> Result<Cow<'_, [u8]>, Damage> {
         match &self.thin {
             Some(thin) => thin.bytes(&self.reader, range),
             None => {
@@ -269,6 +269,19 @@ impl MappedPackage {
                 let end = (range.end.min(all.len() as u64)) as usize;
                 Ok(Cow::Borrowed(&all[(range.start as usize).min(end)..end]))
             }
+        }
+    }
+
+    /// Bytes `range` of the object, not checked, borrowed from a map: `None` when they lie past
+    /// its end or, in a thin object, across more than one file (a tree's leaf is one file).
+    /// Check them with [`MappedPackage::check`] before they leave the process.
+    pub fn unchecked_slice(&self, range: Range<u64>) -> Result<Option<&[u8]>, StoreError> {
+        if range.start > range.end || range.end > self.object_len() {
+            return Ok(None);
+        }
+        match self.unchecked(range).map_err(|d| self.damaged(d))? {
+            Cow::Borrowed(bytes) => Ok(Some(bytes)),
+            Cow::Owned(_) => Ok(None),
         }
     }
 
@@ -280,7 +293,7 @@ impl MappedPackage {
         self.unchecked(range).map_err(|damage| self.damaged(damage))
     }
 
-    fn damaged(&self, damage: Damage) -> StoreError {
+    pub(crate) fn damaged(&self, damage: Damage) -> StoreError {
         StoreError::Damaged {
             hash: self.groups.hash,
             path: self.path.clone(),

@@ -54,6 +54,9 @@ pub use thin::{BackingProblem, ThinProblem};
 pub use unpack::remove_tree;
 pub use unpacked_check::UnpackedDamage;
 
+/// The store's own unpacked copies, below its root.
+const UNPACKED_DIR: &str = "unpacked";
+
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -169,7 +172,7 @@ impl PackageStore {
     /// read-only store can be opened and read.
     pub fn open(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
-        let unpacked_root = root.join("unpacked");
+        let unpacked_root = root.join(UNPACKED_DIR);
         Self {
             root,
             unpacked_root,
@@ -247,11 +250,15 @@ impl PackageStore {
         self.get_path(hash).with_extension("dxcv")
     }
 
-    /// True when the object is present (full or thin).
+    /// True when the object is present (full, or thin with its unpacked copy).
     pub fn contains(&self, hash: &ContentHash) -> bool {
-        self.mapped.contains_key(hash)
-            || self.get_path(hash).is_file()
-            || self.thin_path(hash).is_file()
+        self.mapped.contains_key(hash) || self.is_stored(&self.get_path(hash), hash)
+    }
+
+    /// True when the object `hash`, whose full form is at `path`, is on disk: full, or thin
+    /// with its unpacked copy (a writer then stores nothing).
+    fn is_stored(&self, path: &Path, hash: &ContentHash) -> bool {
+        path.is_file() || (self.thin_path(hash).is_file() && self.thin_copy(hash).is_dir())
     }
 
     /// Stores `bytes` (a `.dxpkg`) under its blake3 hash; storing an existing object is a no-op.
@@ -305,7 +312,7 @@ impl PackageStore {
         drop(sink);
         let (hash, cvs) = hasher.finish();
         let path = self.get_path(&hash);
-        if path.is_file() {
+        if self.is_stored(&path, &hash) {
             self.learnt(&hash, cvs, false);
             return Ok((hash, value));
         }
@@ -374,7 +381,7 @@ impl PackageStore {
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         let path = self.get_path(hash);
-        if path.is_file() {
+        if self.is_stored(&path, hash) {
             self.learnt(hash, cvs, false);
             return Ok(());
         }
@@ -427,7 +434,13 @@ impl PackageStore {
     /// own, the sidecar's, or (and then the sidecar is written again) computed in one pass.
     fn open_mapped(&self, hash: &ContentHash, thin: bool) -> Result<MappedPackage, StoreError> {
         let (path, unpacked) = if thin {
-            (self.thin_path(hash), Some(self.unpacked_path(hash)))
+            let copy = self.thin_copy(hash);
+            // Without its copy a thin object is gone (pruned or removed by hand): not found,
+            // so that it is fetched again.
+            if !copy.is_dir() {
+                return Err(std::io::Error::from(std::io::ErrorKind::NotFound).into());
+            }
+            (self.thin_path(hash), Some(copy))
         } else {
             (self.get_path(hash), None)
         };
@@ -467,19 +480,32 @@ impl PackageStore {
 
     /// Makes the object `hash` thin: writes its `.dxthin` (index and kept entries) beside it,
     /// checks that its unpacked copy (made now if missing) holds exactly the object's file
-    /// bytes, every group against the CVs the full object was checked with, then removes the
-    /// full object. Nothing changes when the check fails. A thin object stays thin.
+    /// bytes, every group against the CVs the full object was checked with (not for a copy this
+    /// process unpacked: it wrote the copy from checked bytes), then removes the full object.
+    /// Nothing changes when the check fails. A thin object stays thin.
     pub fn make_thin(&self, hash: &ContentHash) -> Result<(), StoreError> {
         let full = self.get(hash)?;
         if full.is_thin() {
             return Ok(());
         }
         let dir = self.unpacked(hash)?;
-        let bytes = thin::encode(full.reader()).map_err(|source| StoreError::InvalidObject {
-            path: full.path().to_path_buf(),
-            source,
-        })?;
+        if self.is_thin_only(hash) {
+            // Unpacking made it thin.
+            return Ok(());
+        }
+        if dir != self.thin_copy(hash) {
+            return Err(StoreError::ReadOnly {
+                path: self.root.clone(),
+                what: format!("{hash}.{}", thin::EXTENSION),
+                source: std::io::Error::other("its unpacked copies are kept outside the store"),
+            });
+        }
+        let trusted = self.unpacked_here.contains(hash);
         let path = self.thin_path(hash);
+        let bytes = thin::encode(full.reader()).map_err(|problem| StoreError::InvalidThin {
+            path: path.clone(),
+            problem,
+        })?;
         let read_only = |source| StoreError::ReadOnly {
             path: self.root.clone(),
             what: format!("{hash}.{}", thin::EXTENSION),
@@ -493,7 +519,7 @@ impl PackageStore {
         }
         let checked = MappedPackage::open(&path, Some(&dir), *hash, |_| mapped::Cvs::Known {
             cvs,
-            written_here: false,
+            written_here: trusted,
         })
         .and_then(|thin| thin.check(0..thin.object_len()).map(|()| thin));
         let thin = match checked {
@@ -511,6 +537,60 @@ impl PackageStore {
         }
         self.mapped.insert(*hash, Arc::new(thin));
         Ok(())
+    }
+
+    /// Where a thin object's files are: the store's own unpacked copy (never one kept
+    /// elsewhere, [`PackageStore::with_unpacked_root`]).
+    fn thin_copy(&self, hash: &ContentHash) -> PathBuf {
+        self.root.join(UNPACKED_DIR).join(hash.to_hex())
+    }
+
+    /// True when this store makes the objects it unpacks thin: on Unix (a mapped file cannot
+    /// be removed on Windows), and when its unpacked copies are its own.
+    fn makes_thin(&self) -> bool {
+        cfg!(unix) && self.unpacked_root == self.root.join(UNPACKED_DIR)
+    }
+
+    /// True when the object `hash` is thin and has no full form beside it.
+    fn is_thin_only(&self, hash: &ContentHash) -> bool {
+        !self.get_path(hash).is_file() && self.thin_path(hash).is_file()
+    }
+
+    /// Removes the thin object `hash` and sets its copy aside (layouts keep their inodes): a
+    /// damaged one, so that it is fetched or converted again like a missing one.
+    fn discard_thin(&self, hash: &ContentHash) -> Result<(), StoreError> {
+        self.mapped.remove(hash);
+        match fs_err::remove_file(self.thin_path(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let dir = self.thin_copy(hash);
+        if dir.is_dir() {
+            self.set_aside(&dir, hash)?;
+        }
+        Ok(())
+    }
+
+    /// The file that holds the object `hash` on disk: the `.dxpkg`, else its `.dxthin` (whose
+    /// file bytes are in its unpacked copy); the `.dxpkg` path when there is neither.
+    pub fn object_file(&self, hash: &ContentHash) -> PathBuf {
+        let full = self.get_path(hash);
+        if !full.is_file() && self.thin_path(hash).is_file() {
+            return self.thin_path(hash);
+        }
+        full
+    }
+
+    /// The full `.dxpkg` bytes of the object `hash`, unchecked: the file, or a thin object
+    /// reassembled (for copying it elsewhere, e.g. a remote tier, which checks the name).
+    pub fn object_bytes(&self, hash: &ContentHash) -> Result<Vec<u8>, StoreError> {
+        match fs_err::read(self.get_path(hash)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => return Ok(other?),
+        }
+        let package = self.get(hash)?;
+        let bytes = package.unchecked(0..package.object_len());
+        Ok(bytes.map_err(|d| package.damaged(d))?.into_owned())
     }
 
     /// Re-hashes the object: `Ok(true)` when its bytes still match its name (for a thin
@@ -533,7 +613,7 @@ impl PackageStore {
         if !path.is_file() {
             return Err(StoreError::PackageNotFound(*hash));
         }
-        let dir = self.unpacked_path(hash);
+        let dir = self.thin_copy(hash);
         let opened = MappedPackage::open(&path, Some(&dir), *hash, |_| mapped::Cvs::Compute)
             .and_then(|thin| thin.check(0..thin.object_len()));
         match opened {
@@ -600,6 +680,23 @@ impl PackageStore {
                         || "it has no manifest".to_string(),
                         |c| format!("{} files changed, e.g. `{}`", c.len(), c[0].display()),
                     );
+                    if self.is_thin_only(hash) {
+                        // The copy holds the object's bytes: nothing is left to make it again
+                        // from. Discarded, the object is fetched (or converted) again.
+                        self.discard_thin(hash)?;
+                        return Err(StoreError::Damaged {
+                            hash: *hash,
+                            path: self.thin_path(hash),
+                            damage: Damage::Backing {
+                                path: dir.join(
+                                    changed
+                                        .and_then(|c| c.into_iter().next())
+                                        .unwrap_or_default(),
+                                ),
+                                problem: BackingProblem::Changed,
+                            },
+                        });
+                    }
                     tracing::warn!(
                         "The unpacked copy `{}` was changed since it was made ({what}); \
                          making it again from the store",
@@ -620,6 +717,12 @@ impl PackageStore {
         })?;
         if ours {
             self.unpacked_here.insert(*hash);
+            if self.makes_thin() && !package.is_thin() {
+                // Best effort: a full object serves as well, on more disk.
+                if let Err(e) = self.make_thin(hash) {
+                    tracing::debug!("keeping {hash} full: {e}");
+                }
+            }
         }
         Ok(dir)
     }

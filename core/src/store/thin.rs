@@ -134,18 +134,33 @@ pub(crate) fn is_kept(entry: &FileEntry<'_>) -> bool {
     entry.kind == EntryKind::Symlink || entry.scheme == Scheme::Scripts
 }
 
-/// The `.dxthin` bytes of the full, checked object `full`.
-pub(crate) fn encode(
-    full: &DxpkgReader<impl AsRef<[u8]>>,
-) -> Result<Vec<u8>, crate::dxpkg::DxpkgError> {
+/// The `.dxthin` bytes of the full, checked object `full`; refused when a byte between its
+/// files is not zero (the writer pads with zeros; a reader of the thin form reassembles zeros).
+pub(crate) fn encode(full: &DxpkgReader<impl AsRef<[u8]>>) -> Result<Vec<u8>, ThinProblem> {
     let bytes = full.bytes();
     let index_len = full.data_offset();
     let mut out = bytes[..index_len as usize].to_vec();
+    let mut files = Vec::with_capacity(full.len());
     for entry in full.entries() {
-        let entry = entry?;
+        let entry = entry.map_err(|_| ThinProblem::Index("entry"))?;
         if is_kept(&entry) {
             out.extend_from_slice(entry.data);
         }
+        files.push(entry.data_offset..entry.data_offset + entry.len);
+    }
+    files.sort_by_key(|r| r.start);
+    let mut at = index_len;
+    for file in files
+        .iter()
+        .chain([&(bytes.len() as u64..bytes.len() as u64)])
+    {
+        let gap = bytes
+            .get(at as usize..file.start.max(at) as usize)
+            .ok_or(ThinProblem::Index("overlapping files"))?;
+        if gap.iter().any(|b| *b != 0) {
+            return Err(ThinProblem::Index("padding that is not zero"));
+        }
+        at = at.max(file.end);
     }
     let trailer = Trailer {
         object_len: bytes.len() as u64,
@@ -410,6 +425,9 @@ pub enum BackingProblem {
         /// The file's.
         got: u64,
     },
+    /// Its size, mtime or inode changed since it was unpacked (an edit through a layout).
+    #[error("it was changed since it was unpacked")]
+    Changed,
     /// The entry's path could leave the unpacked copy.
     #[error("its path is not a plain relative path")]
     UnsafePath,

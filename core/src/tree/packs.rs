@@ -175,7 +175,7 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             let _ = slot.file.set(file);
         }
         let pkg = self.store.get(&want.hash)?;
-        let got = pkg.reader().bytes().len() as u64;
+        let got = pkg.object_len();
         if got != want.size {
             return Err(DataError::PackChanged {
                 hash: want.hash,
@@ -215,7 +215,10 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             let map = self.pack(pack)?;
             let range = at + start as u64..at + end as u64;
             #[cfg(target_os = "linux")]
-            if self.pack_pages == PackPages::Release && map.check_is_needed(range.clone()) {
+            if self.pack_pages == PackPages::Release
+                && !map.is_thin()
+                && map.check_is_needed(range.clone())
+            {
                 // The map reads no more than a fault asks for: ask for the groups at once.
                 // Advisory: a failure only makes the check fault page by page.
                 let _ = sys::prefetch_pages(map.reader().get_ref(), map.group_span(range.clone()));
@@ -257,11 +260,10 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             DataSource::None => Ok(&[]),
             DataSource::Inline { .. } => Ok(self.tree.inline_data(node)?.unwrap_or_default()),
             DataSource::Pack { pack, offset } => {
-                let bytes = self.pack(pack)?.reader().bytes();
-                usize::try_from(offset)
-                    .ok()
-                    .zip(usize::try_from(node.size).ok())
-                    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
+                let range = offset..offset.saturating_add(node.size);
+                // Borrowed from the pack's map (a thin pack's: the unpacked file's).
+                self.pack(pack)?
+                    .unchecked_slice(range)?
                     .ok_or_else(|| DataError::OutOfRange {
                         ino: node.ino,
                         hash: self
@@ -301,6 +303,10 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             return None;
         };
         let map = self.packs.get(pack as usize)?.map.get()?;
+        // A thin pack's bytes are in its unpacked files, not in this map: no advice.
+        if map.is_thin() {
+            return None;
+        }
         let bytes = map.reader().bytes();
         let file = offset..offset.checked_add(node.size)?;
         // `data` checked the record against the pack's length; a corrupt one gets no advice.

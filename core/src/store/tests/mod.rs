@@ -28,6 +28,12 @@ fn package(name: &str, files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     writer(name, files).finish().unwrap()
 }
 
+/// A store at `root` whose unpacked copies are kept elsewhere (as for a shared read-only store),
+/// so that its objects stay full when they are unpacked.
+fn full_store(root: &std::path::Path) -> PackageStore {
+    PackageStore::open(root).with_unpacked_root(root.join("own-unpacked"))
+}
+
 /// Names of `.tmp-*` entries anywhere under `dir`.
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
     walk_names(dir)

@@ -153,7 +153,7 @@ fn concurrent_store_and_read() {
                     };
                     let pkg = store.get(&h).unwrap();
                     let f = pkg.get_file(&format!("m{i}.py")).unwrap().unwrap();
-                    assert_eq!(f.data, &vec![i as u8; 4096][..]);
+                    assert_eq!(pkg.entry_data(&f).unwrap(), &vec![i as u8; 4096][..]);
                     let unpacked = store.unpacked(&h).unwrap();
                     assert_eq!(
                         std::fs::read(unpacked.join(format!("site-packages/m{i}.py")))

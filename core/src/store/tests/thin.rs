@@ -1,7 +1,19 @@
 //! Thin objects: any range reads as the full object's, damage in the unpacked copy is caught
 //! where it is read, a store without sidecars still reads them, each trailer rejection is typed.
 use super::*;
+use crate::store::BackingProblem;
 use crate::store::thin::{ThinProblem, Trailer};
+
+/// `err` is damage of the unpacked file `file`, for `problem`.
+fn assert_backing(err: &StoreError, file: &std::path::Path, problem: BackingProblem) {
+    match err {
+        StoreError::Damaged {
+            damage: Damage::Backing { path, problem: got },
+            ..
+        } => assert_eq!((path.as_path(), got), (file, &problem)),
+        _ => panic!("{err}"),
+    }
+}
 
 /// A package with site-packages files of any size (several groups, zero padding between
 /// them), empty files, a script whose `#!python` unpacking rewrites, a plain script, and a
@@ -185,20 +197,7 @@ fn damage_in_the_unpacked_copy_is_damage_to_the_object() {
                 .map(drop)
         })
         .unwrap_err();
-    let StoreError::Damaged {
-        damage: Damage::Backing { path, problem },
-        ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
-    assert_eq!(
-        (path, problem),
-        (
-            &copy.join("big.bin"),
-            &crate::store::BackingProblem::Missing
-        )
-    );
+    assert_backing(&err, &copy.join("big.bin"), BackingProblem::Missing);
     assert!(err.to_string().contains("big.bin"), "{err}");
 }
 
@@ -263,4 +262,135 @@ fn each_trailer_rejection_is_typed() {
         "{err}"
     );
     assert!(err.to_string().contains(".dxthin"), "{err}");
+}
+
+/// Unpacking makes an object thin (one copy of its bytes on disk), which then reads, stores and
+/// reassembles as the full object; a store whose unpacked copies are kept elsewhere keeps it
+/// full.
+#[test]
+fn unpacking_makes_the_object_thin() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = multi_group();
+    let store = PackageStore::open(dir.path().join("store"));
+    let hash = store.store(&full).unwrap();
+    assert_eq!(store.object_file(&hash), store.get_path(&hash));
+    store.unpacked(&hash).unwrap();
+    assert!(!store.get_path(&hash).exists());
+    assert_eq!(store.object_file(&hash), store.thin_path(&hash));
+    assert!(store.get(&hash).unwrap().is_thin());
+    assert!(store.contains(&hash));
+    assert_eq!(store.object_bytes(&hash).unwrap(), full);
+    // Storing it again writes nothing: the thin object is the object.
+    let fresh = PackageStore::open(dir.path().join("store"));
+    assert_eq!(fresh.store(&full).unwrap(), hash);
+    assert!(!fresh.get_path(&hash).exists());
+    let p = fresh.get(&hash).unwrap();
+    assert_eq!(
+        p.entry_data(&p.get_file("z.bin").unwrap().unwrap())
+            .unwrap()
+            .len(),
+        40 << 10
+    );
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let kept = full_store(other.path());
+    let hash = kept.store(&full).unwrap();
+    kept.unpacked(&hash).unwrap();
+    assert!(kept.get_path(&hash).is_file() && !kept.thin_path(&hash).exists());
+    assert!(matches!(
+        kept.make_thin(&hash),
+        Err(StoreError::ReadOnly { .. })
+    ));
+}
+
+/// A thin object whose copy is gone is not in the store (it is fetched again).
+#[test]
+fn a_thin_object_without_its_copy_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, hash) = thin_store(dir.path(), &multi_group());
+    remove_tree(&store.unpacked_path(&hash)).unwrap();
+    let fresh = PackageStore::open(dir.path().join("store"));
+    assert!(!fresh.contains(&hash));
+    assert!(matches!(fresh.get(&hash), Err(StoreError::PackageNotFound(h)) if h == hash));
+    // Storing it again brings it back.
+    fresh.store(&multi_group()).unwrap();
+    assert!(fresh.get(&hash).is_ok());
+}
+
+#[cfg(unix)]
+/// An unpacked copy edited after it was made thin (as through a layout's hardlink): the next
+/// use finds the changed stat, discards the object (the edited inode left as it is) and says
+/// so; stored again, it is whole.
+#[test]
+fn an_edited_copy_discards_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, hash) = thin_store(dir.path(), &multi_group());
+    let file = store.unpacked_path(&hash).join("site-packages/a.py");
+    let linked = dir.path().join("layout-a.py");
+    std::fs::hard_link(&file, &linked).unwrap();
+    // Timestamps advance in clock ticks: an edit in the tick of its creation keeps the mtime.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    flip(&linked, 0);
+    let fresh = PackageStore::open(dir.path().join("store"));
+    let err = fresh.unpacked(&hash).unwrap_err();
+    assert_backing(&err, &file, BackingProblem::Changed);
+    assert!(!fresh.contains(&hash) && !fresh.thin_path(&hash).exists());
+    assert_eq!(std::fs::read(&linked).unwrap(), b"a = 1\n");
+    fresh.store(&multi_group()).unwrap();
+    let again = fresh.unpacked(&hash).unwrap();
+    assert_eq!(
+        std::fs::read(again.join("site-packages/a.py")).unwrap(),
+        b"A = 1\n"
+    );
+    assert!(fresh.verify(&hash).unwrap());
+}
+
+#[cfg(unix)]
+/// `make_thin` of a full object whose copy another process made checks the copy first: a byte
+/// changed behind an unchanged stat leaves the object full and no thin file.
+#[test]
+fn make_thin_checks_a_copy_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = multi_group();
+    let (store, hash) = thin_store(dir.path(), &full);
+    // The full object back beside its copy, as a store made before thin objects has it.
+    std::fs::write(store.get_path(&hash), &full).unwrap();
+    let good = PackageStore::open(dir.path().join("store"));
+    assert!(!good.get(&hash).unwrap().is_thin());
+    good.make_thin(&hash).unwrap();
+    assert!(!good.get_path(&hash).exists() && good.get(&hash).unwrap().is_thin());
+
+    std::fs::write(store.get_path(&hash), &full).unwrap();
+    let file = store.unpacked_path(&hash).join("site-packages/big.bin");
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    flip(&file, 70_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .or_else(|_| {
+            crate::atomic::set_mode(&file, 0o644)?;
+            std::fs::File::options().write(true).open(&file)
+        })
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    crate::atomic::set_mode(&file, 0o444).unwrap();
+    let fresh = PackageStore::open(dir.path().join("store"));
+    let err = fresh.make_thin(&hash).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Damaged {
+                damage: Damage::Group { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(fresh.get_path(&hash).is_file() && !fresh.thin_path(&hash).exists());
 }
