@@ -556,21 +556,6 @@ impl PackageStore {
         !self.get_path(hash).is_file() && self.thin_path(hash).is_file()
     }
 
-    /// Removes the thin object `hash` and sets its copy aside (layouts keep their inodes): a
-    /// damaged one, so that it is fetched or converted again like a missing one.
-    fn discard_thin(&self, hash: &ContentHash) -> Result<(), StoreError> {
-        self.mapped.remove(hash);
-        match fs_err::remove_file(self.thin_path(hash)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        let dir = self.thin_copy(hash);
-        if dir.is_dir() {
-            self.set_aside(&dir, hash)?;
-        }
-        Ok(())
-    }
-
     /// The file that holds the object `hash` on disk: the `.dxpkg`, else its `.dxthin` (whose
     /// file bytes are in its unpacked copy); the `.dxpkg` path when there is neither.
     pub fn object_file(&self, hash: &ContentHash) -> PathBuf {
@@ -682,8 +667,8 @@ impl PackageStore {
                     );
                     if self.is_thin_only(hash) {
                         // The copy holds the object's bytes: nothing is left to make it again
-                        // from. Discarded, the object is fetched (or converted) again.
-                        self.discard_thin(hash)?;
+                        // from. A damaged object, as one whose bytes changed: `cache verify
+                        // --repair` removes it, and it is fetched (or converted) again.
                         return Err(StoreError::Damaged {
                             hash: *hash,
                             path: self.thin_path(hash),
@@ -767,6 +752,13 @@ impl PackageStore {
         Ok(Some(
             damage.iter().map(|d| d.path().to_path_buf()).collect(),
         ))
+    }
+
+    /// The files of the unpacked copy of `hash` whose size, mtime or inode changed since it was
+    /// made (relative to the copy), from one `lstat` each; `None` without a copy or its
+    /// manifest. For a thin object these are the object's damaged files.
+    pub fn changed_in_copy(&self, hash: &ContentHash) -> Option<Vec<PathBuf>> {
+        unpack::changed_since_unpacked(&self.unpacked_path(hash))
     }
 
     /// Where the unpacked copy of `hash` lives (whether or not it exists yet).

@@ -324,10 +324,10 @@ fn a_thin_object_without_its_copy_is_missing() {
 
 #[cfg(unix)]
 /// An unpacked copy edited after it was made thin (as through a layout's hardlink): the next
-/// use finds the changed stat, discards the object (the edited inode left as it is) and says
-/// so; stored again, it is whole.
+/// use finds the changed stat and refuses it as a damaged object, naming the file, without
+/// changing anything; removed (as `cache verify --repair` does) and stored again, it is whole.
 #[test]
-fn an_edited_copy_discards_the_object() {
+fn an_edited_copy_is_a_damaged_object() {
     let dir = tempfile::tempdir().unwrap();
     let (store, hash) = thin_store(dir.path(), &multi_group());
     let file = store.unpacked_path(&hash).join("site-packages/a.py");
@@ -339,7 +339,15 @@ fn an_edited_copy_discards_the_object() {
     let fresh = PackageStore::open(dir.path().join("store"));
     let err = fresh.unpacked(&hash).unwrap_err();
     assert_backing(&err, &file, BackingProblem::Changed);
-    assert!(!fresh.contains(&hash) && !fresh.thin_path(&hash).exists());
+    assert!(fresh.contains(&hash) && !fresh.verify(&hash).unwrap());
+    assert_eq!(
+        fresh.changed_in_copy(&hash),
+        Some(vec![std::path::PathBuf::from("site-packages/a.py")])
+    );
+    std::fs::remove_file(fresh.thin_path(&hash)).unwrap();
+    remove_tree(&fresh.unpacked_path(&hash)).unwrap();
+    let fresh = PackageStore::open(dir.path().join("store"));
+    assert!(!fresh.contains(&hash));
     assert_eq!(std::fs::read(&linked).unwrap(), b"a = 1\n");
     fresh.store(&multi_group()).unwrap();
     let again = fresh.unpacked(&hash).unwrap();
