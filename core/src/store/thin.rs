@@ -229,8 +229,12 @@ impl Thin {
                 continue;
             }
             let source = if is_kept(&entry) {
+                // Checked: entries of a damaged index may overlap, their lengths sum past u64.
                 let at = trailer.index_len + kept;
-                kept += entry.len;
+                kept = kept
+                    .checked_add(entry.len)
+                    .filter(|k| *k <= trailer.kept_len)
+                    .ok_or(ThinProblem::Index("kept length"))?;
                 Source::Kept { at }
             } else {
                 Source::File { index }

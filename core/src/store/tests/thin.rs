@@ -402,3 +402,58 @@ fn make_thin_checks_a_copy_it_did_not_make() {
     );
     assert!(fresh.get_path(&hash).is_file() && !fresh.thin_path(&hash).exists());
 }
+
+/// A thin file whose index and trailer disagree is refused, naming the problem, never read
+/// out of bounds: kept entries longer than the kept section, a data offset that is not the
+/// index's length.
+#[test]
+fn an_index_that_disagrees_with_its_trailer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = mixed(&BTreeMap::from([("a.py".to_string(), vec![1u8; 30_000])]));
+    let (store, hash) = thin_store(dir.path(), &full);
+    let path = store.thin_path(&hash);
+    let good = std::fs::read(&path).unwrap();
+    let t = Trailer::parse(&good).unwrap();
+    assert!(t.kept_len > 0);
+    let rewrite = |bytes: Vec<u8>| {
+        crate::atomic::set_mode(&path, 0o644).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        PackageStore::open(dir.path().join("store"))
+            .get(&hash)
+            .unwrap_err()
+    };
+    let trailer = |index_len: u64, kept_len: u64| {
+        let mut out = good[good.len() - 64..].to_vec();
+        out[24..32].copy_from_slice(&index_len.to_le_bytes());
+        out[32..40].copy_from_slice(&kept_len.to_le_bytes());
+        out
+    };
+    // No kept section, though the index has scripts and a link.
+    let mut short = good[..t.index_len as usize].to_vec();
+    short.extend(trailer(t.index_len, 0));
+    let err = rewrite(short);
+    assert!(
+        matches!(
+            &err,
+            StoreError::InvalidThin {
+                problem: ThinProblem::Index("kept length"),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // One byte of the index counted as kept.
+    let mut shifted = good[..good.len() - 64].to_vec();
+    shifted.extend(trailer(t.index_len - 1, t.kept_len + 1));
+    let err = rewrite(shifted);
+    assert!(
+        matches!(
+            &err,
+            StoreError::InvalidThin {
+                problem: ThinProblem::Index("data offset"),
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
