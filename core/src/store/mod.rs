@@ -141,14 +141,25 @@ pub enum Damage {
         end: u64,
     },
     /// The unpacked file that holds a file's bytes of a thin object
-    /// (docs/design/store-one-copy.md).
-    #[error("its file `{path}` is damaged: {problem}")]
-    Backing {
-        /// The unpacked file.
-        path: PathBuf,
-        /// What is wrong with it.
-        problem: BackingProblem,
-    },
+    /// (docs/design/store-one-copy.md). Boxed: every store error carries a `Damage`.
+    #[error("its file `{}` is damaged: {}", .0.path.display(), .0.problem)]
+    Backing(Box<BackingDamage>),
+}
+
+/// Which unpacked file of a thin object is damaged, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingDamage {
+    /// The unpacked file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub problem: BackingProblem,
+}
+
+impl Damage {
+    /// Damage of the unpacked file `path` of a thin object.
+    pub(crate) fn backing(path: PathBuf, problem: BackingProblem) -> Self {
+        Self::Backing(Box::new(BackingDamage { path, problem }))
+    }
 }
 
 /// The package store rooted at one directory.
@@ -672,14 +683,14 @@ impl PackageStore {
                         return Err(StoreError::Damaged {
                             hash: *hash,
                             path: self.thin_path(hash),
-                            damage: Damage::Backing {
-                                path: dir.join(
+                            damage: Damage::backing(
+                                dir.join(
                                     changed
                                         .and_then(|c| c.into_iter().next())
                                         .unwrap_or_default(),
                                 ),
-                                problem: BackingProblem::Changed,
-                            },
+                                BackingProblem::Changed,
+                            ),
                         });
                     }
                     tracing::warn!(

@@ -382,14 +382,10 @@ impl Thin {
     /// Maps the unpacked file of entry `index`, which must be a regular file of `len` bytes.
     fn map(&self, reader: &DxpkgReader<Mmap>, index: usize, len: u64) -> Result<Mmap, Damage> {
         let entry = reader.entry(index).map_err(|_| Damage::Whole)?;
-        let path = self.backing(&entry).ok_or_else(|| Damage::Backing {
-            path: self.dir.join(entry.path),
-            problem: BackingProblem::UnsafePath,
+        let path = self.backing(&entry).ok_or_else(|| {
+            Damage::backing(self.dir.join(entry.path), BackingProblem::UnsafePath)
         })?;
-        let damaged = |problem| Damage::Backing {
-            path: path.clone(),
-            problem,
-        };
+        let damaged = |problem| Damage::backing(path.clone(), problem);
         let meta =
             std::fs::symlink_metadata(&path).map_err(|e| damaged(BackingProblem::from(e)))?;
         if !meta.is_file() {

@@ -3,6 +3,8 @@
 mod integrity;
 mod properties;
 mod storing;
+// Thin objects are made on Unix only (a mapped file cannot be removed on Windows).
+#[cfg(unix)]
 mod thin;
 mod unpacking;
 
@@ -30,6 +32,7 @@ fn package(name: &str, files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
 
 /// A store at `root` whose unpacked copies are kept elsewhere (as for a shared read-only store),
 /// so that its objects stay full when they are unpacked.
+#[cfg(unix)]
 fn full_store(root: &std::path::Path) -> PackageStore {
     PackageStore::open(root).with_unpacked_root(root.join("own-unpacked"))
 }
