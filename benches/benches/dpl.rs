@@ -261,6 +261,7 @@ fn synthetic_universal_lock(n: usize) -> UniversalLock {
                     .collect(),
                 wheels,
                 sdist: Some(file("", ".tar.gz")),
+                local: None,
             });
         }
         i += 1;

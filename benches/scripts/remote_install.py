@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_uv as cu  # noqa: E402
@@ -98,8 +99,9 @@ class Nginx:
             self.proc.wait()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The options both remote benchmarks take."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", default="large", help="benchmark set (default: %(default)s)")
     ap.add_argument("--runs", type=int, default=3, help="trials per tool (default: %(default)s)")
     ap.add_argument("--dx-py", dest="dx_py", help=f"dx-py binary (default: {cu.DEFAULT_DX_PY})")
@@ -109,11 +111,17 @@ def main(argv=None) -> int:
     ap.add_argument("--sets-dir", default=str(cu.DEFAULT_SETS_DIR))
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = ap.parse_args(argv)
+    return ap
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
 
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def seeded(args, prefix: str) -> SimpleNamespace:
+    """uv, dx-py and the set's wheels found; a work directory whose `served/` holds the wheels
+    (`served/wheels/`) and the lock pushed by a seed install (`served/store/`); `exe` runs a
+    timed command there. Exits when something is missing."""
     if not shutil.which("nginx"):
         sys.exit("nginx is not installed (apt-get install nginx)")
     reqs = Path(args.sets_dir) / f"{args.set}.txt"
@@ -127,7 +135,7 @@ def main(argv=None) -> int:
         sys.exit("the set's wheels could not be downloaded")
 
     (cu.TARGET / "bench-tmp").mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="remote-", dir=cu.TARGET / "bench-tmp"))
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=cu.TARGET / "bench-tmp"))
     env = cu.tool_env()
 
     def exe(cmd, cwd=work, extra=None) -> float:
@@ -144,38 +152,53 @@ def main(argv=None) -> int:
     exe([dx, "--cache-dir", seed / "cache", "install", "-r", reqs, "--find-links", wheels,
          "--no-index", "--venv", seed / "venv", "--python", python], cwd=seed)
     exe([dx, "--cache-dir", seed / "cache", "store", "push", served / "store", "--lock", "dx-py.dpl"], cwd=seed)
-    lock = seed / "dx-py.dpl"
+    return SimpleNamespace(reqs=reqs, python=python, uv=uv, uv_note=uv_note, dx=dx, work=work, env=env,
+                           exe=exe, served=served, lock=seed / "dx-py.dpl")
+
+
+def trials(runs: int, tools, work: Path):
+    """`(trial, tool, run_dir)` for every trial of every tool, alternating which tool goes
+    first (the machine is shared: the noise falls on both); `run_dir` is new and empty."""
+    for trial in range(runs):
+        order = list(tools)
+        if trial % 2:
+            order.reverse()
+        for tool in order:
+            run_dir = work / f"{tool.replace(' ', '_')}-{trial}"
+            run_dir.mkdir()
+            os.sync()
+            yield trial, tool, run_dir
+
+
+def main(argv=None) -> int:
+    args = parser(__doc__).parse_args(argv)
+    s = seeded(args, "remote-")
+    reqs, python, uv, uv_note, dx, work, exe, served, lock = (
+        s.reqs, s.python, s.uv, s.uv_note, s.dx, s.work, s.exe, s.served, s.lock)
     server = Nginx(served, work)
     samples: dict[str, list[tuple[float, int, int]]] = {"dx-py remote": [], "uv": [], "uv --compile-bytecode": []}
     try:
-        for trial in range(args.runs):
-            order = list(samples)
-            if trial % 2:
-                order.reverse()
-            for tool in order:
-                run_dir = work / f"{tool.replace(' ', '_')}-{trial}"
-                run_dir.mkdir()
-                cache, venv = run_dir / "cache", run_dir / "venv"
-                os.sync()
-                before = server.offset()
-                if tool == "dx-py remote":
-                    shutil.copy(lock, run_dir / "dx-py.dpl")
-                    cmd = [dx, "--cache-dir", cache, "install", "--lock", "dx-py.dpl", "--no-index",
-                           "--store-url", f"{server.url}/store", "--venv", venv, "--python", python]
-                    secs = exe(cmd, cwd=run_dir)
-                else:
-                    uvenv = {"UV_CACHE_DIR": str(cache)}
-                    secs = exe([uv, "venv", venv, "--python", python], extra=uvenv)
-                    cmd = [uv, "pip", "install", "--no-index", "--find-links", f"{server.url}/wheels/",
-                           "-r", reqs, "--python", venv / "bin" / "python"]
-                    if "compile" in tool:
-                        cmd.append("--compile-bytecode")
-                    secs += exe(cmd, extra=uvenv)
-                sent, requests = server.bytes_since(before)
-                exe([venv / "bin" / "python", "-c", "import " + ", ".join(cu.CHECK_MODULES[args.set])])
-                samples[tool].append((secs, sent, requests))
-                log(f"trial {trial + 1}: {tool}: {secs:.2f} s, {sent / 1e6:.1f} MB in {requests} requests")
-                shutil.rmtree(run_dir, ignore_errors=True)
+        for trial, tool, run_dir in trials(args.runs, samples, work):
+            cache, venv = run_dir / "cache", run_dir / "venv"
+            before = server.offset()
+            if tool == "dx-py remote":
+                shutil.copy(lock, run_dir / "dx-py.dpl")
+                cmd = [dx, "--cache-dir", cache, "install", "--lock", "dx-py.dpl", "--no-index",
+                       "--store-url", f"{server.url}/store", "--venv", venv, "--python", python]
+                secs = exe(cmd, cwd=run_dir)
+            else:
+                uvenv = {"UV_CACHE_DIR": str(cache)}
+                secs = exe([uv, "venv", venv, "--python", python], extra=uvenv)
+                cmd = [uv, "pip", "install", "--no-index", "--find-links", f"{server.url}/wheels/",
+                       "-r", reqs, "--python", venv / "bin" / "python"]
+                if "compile" in tool:
+                    cmd.append("--compile-bytecode")
+                secs += exe(cmd, extra=uvenv)
+            sent, requests = server.bytes_since(before)
+            exe([venv / "bin" / "python", "-c", "import " + ", ".join(cu.CHECK_MODULES[args.set])])
+            samples[tool].append((secs, sent, requests))
+            log(f"trial {trial + 1}: {tool}: {secs:.2f} s, {sent / 1e6:.1f} MB in {requests} requests")
+            shutil.rmtree(run_dir, ignore_errors=True)
     finally:
         server.stop()
         if not args.keep:

@@ -51,6 +51,9 @@ fn main() -> ExitCode {
         Command::Store(cmd) => commands::store::run(cmd, &settings, &printer),
         Command::Cache(cmd) => commands::cache::run(cmd, &settings, &printer),
     };
+    // Ctrl-C during builds: the result is the interruption's echo; the thread that caught the
+    // signal removes this process's temporaries and exits (130).
+    dx_py_core::build::wait_if_stopping();
     // Every temporary of this process is gone by now: published, or dropped on an error path.
     dx_py_core::temp::release_writer();
     match result {

@@ -1,6 +1,6 @@
 //! The only unsafe code of dx-py-core: memory maps, the page advice that can drop a map's pages,
-//! the system calls rustix does not wrap (`sync_file_range`, `mincore`, a `pre_exec` hook), and
-//! one allocator setting (`mallopt`).
+//! the system calls rustix does not wrap (`sync_file_range`, `mincore`, a `pre_exec` hook, signal
+//! handlers), and one allocator setting (`mallopt`).
 //!
 //! Every other system call goes through `rustix` (safe wrappers) or std, and every other module
 //! is `#![deny(unsafe_code)]` (see `lib.rs`). Each function here is safe to call: its
@@ -167,6 +167,63 @@ pub fn detach_on_spawn(cmd: &mut std::process::Command) {
             rustix::process::setsid()?;
             Ok(())
         });
+    }
+}
+
+/// The write end of the pipe [`forward_signals`] made; -1 before.
+#[cfg(unix)]
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The handler of forwarded signals: one byte, the signal's number, into the pipe. Nothing else
+/// is safe in a signal handler; the thread reading the pipe does the work.
+#[cfg(unix)]
+extern "C" fn on_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = u8::try_from(signal).unwrap_or(u8::MAX);
+        // SAFETY: write(2) is async-signal-safe, `fd` is the pipe's write end (never closed)
+        // and the buffer a live byte. The pipe does not block: when it is full, readers have
+        // a byte to wake up for already and this one is dropped.
+        unsafe {
+            libc::write(fd, (&raw const byte).cast(), 1);
+        }
+    }
+}
+
+/// Makes each of `signals` write its number, as one byte, into a pipe instead of taking its
+/// default action, and returns the pipe's read end: the reader handles signals in an ordinary
+/// thread. Call once per process. The pipe is close-on-exec and `exec` restores default
+/// actions, so a process the caller `exec`s is not affected.
+#[cfg(unix)]
+pub fn forward_signals(signals: &[libc::c_int]) -> std::io::Result<std::io::PipeReader> {
+    use std::os::fd::IntoRawFd;
+    let (reader, writer) = std::io::pipe()?;
+    rustix::fs::fcntl_setfl(&writer, rustix::fs::OFlags::NONBLOCK)?;
+    SIGNAL_PIPE.store(writer.into_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    for &signal in signals {
+        // SAFETY: an all-zero `sigaction` is a valid value (no flags, empty mask) that is then
+        // filled in; the handler only does async-signal-safe work (see `on_signal`).
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&raw mut action.sa_mask);
+            libc::sigaction(signal, &raw const action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(reader)
+}
+
+/// Gives `signal` its default action back (after a first Ctrl-C was handled, a second one ends
+/// the process at once).
+#[cfg(unix)]
+pub fn default_signal_action(signal: libc::c_int) {
+    // SAFETY: SIG_DFL is always a valid disposition; signal(2) has no other precondition.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
     }
 }
 

@@ -193,6 +193,24 @@ pub fn sweep_all(dirs: &[PathBuf]) -> Swept {
     swept
 }
 
+/// Removes this process's own temporaries directly inside each of `dirs`: what an interrupted
+/// command does before it exits, so that it leaves no temporary behind (its work in progress is
+/// abandoned; a write that then fails to publish does not matter, the process is ending).
+pub fn remove_own(dirs: &[PathBuf]) -> Swept {
+    let me = Owner::current();
+    let mut swept = Swept::default();
+    for t in dirs.iter().flat_map(|d| scan(d)) {
+        let name = t.path.file_name().and_then(|n| n.to_str());
+        if name.and_then(Owner::parse) == Some(me) && remove_any(&t.path).is_ok() {
+            swept += Swept {
+                count: 1,
+                bytes: t.bytes,
+            };
+        }
+    }
+    swept
+}
+
 /// Removes a file, symlink or directory tree; a missing path is not an error.
 pub(crate) fn remove_any(path: &Path) -> std::io::Result<()> {
     let result = match std::fs::symlink_metadata(path) {
@@ -513,6 +531,26 @@ mod tests {
         assert!(legacy.exists());
         assert_eq!(sweep(dir.path()), Swept::default());
         assert_eq!(sweep(&dir.path().join("missing")), Swept::default());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_interrupted_process_removes_only_its_own_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Owner::current();
+        let other = Owner {
+            pid: me.pid + 1,
+            start: me.start,
+        };
+        let mine = touch(dir.path(), &format!("{}x", me.prefix()));
+        let my_dir = dir_in(dir.path()).unwrap().keep();
+        std::fs::write(my_dir.join("f"), b"12").unwrap();
+        let theirs = touch(dir.path(), &format!("{}y", other.prefix()));
+        let object = touch(dir.path(), "abcd.dxpkg");
+        let dirs = [dir.path().to_path_buf(), dir.path().join("missing")];
+        assert_eq!(remove_own(&dirs), Swept { count: 2, bytes: 7 });
+        assert!(!mine.exists() && !my_dir.exists());
+        assert!(theirs.exists() && object.exists());
     }
 
     #[cfg(unix)]

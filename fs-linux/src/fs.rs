@@ -8,19 +8,23 @@
 //! `FOPEN_KEEP_CACHE` (or not opened at all when the kernel supports no-open), and every request
 //! that would change something is answered `EROFS`. What a read copies into the mounted file's page
 //! cache is then handed back from the pack's ([`PackPages::Release`]): hot bytes are cached once.
+//!
+//! A file with a whole-file backing (its package's unpacked copy, [`TreeData::backing_file`]) is
+//! opened with FUSE passthrough where the kernel allows it ([`Passthrough`]): the kernel then
+//! reads and maps the backing file itself, and no read of that file reaches the server.
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dx_py_core::store::PackageStore;
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use memmap2::Mmap;
 
@@ -48,6 +52,8 @@ pub struct Counters {
     pub getattrs: AtomicU64,
     /// `open` requests (none after the first once no-open is negotiated).
     pub opens: AtomicU64,
+    /// `open` requests answered with a backing file (FUSE passthrough).
+    pub passthrough_opens: AtomicU64,
     /// `read` requests.
     pub reads: AtomicU64,
     /// `readdir` and `readdirplus` requests.
@@ -108,6 +114,18 @@ impl Counters {
 /// What a pack's page cache is used for; [`TreeFs`] uses [`PackPages::Release`].
 pub use crate::tree::PackPages;
 
+/// Whether files with a whole-file backing are opened with FUSE passthrough.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Passthrough {
+    /// When the kernel offers it (Linux ≥ 6.9, `CAP_SYS_ADMIN` for registering backing files)
+    /// and some pack of the tree has an unpacked copy; otherwise as [`Passthrough::Off`].
+    #[default]
+    Auto,
+    /// Every read goes through the server, and opens are not sent at all where the kernel
+    /// supports no-open.
+    Off,
+}
+
 /// A read-only venv served from a tree and a store.
 #[derive(Debug)]
 pub struct TreeFs {
@@ -118,6 +136,15 @@ pub struct TreeFs {
     gid: u32,
     no_open: AtomicBool,
     no_opendir: AtomicBool,
+    /// What the caller allows ([`TreeFs::passthrough`]).
+    passthrough_wanted: Passthrough,
+    /// Whether opens are answered with backing files now: decided at `init`, turned off for
+    /// good when the kernel refuses one.
+    passthrough: AtomicBool,
+    /// Per first-tree inode, the backing file registered with the kernel, on its first open.
+    /// Kept for the mount's life: every open of an inode must name the same backing, and the
+    /// kernel looks the id up after the reply is sent, so it cannot be closed right after it.
+    backings: Box<[OnceLock<Option<BackingId>>]>,
     /// Bytecode compiled after mounting ([`TreeFs::expect_bytecode`]); empty otherwise.
     late: Arc<LateSlot>,
 }
@@ -135,6 +162,7 @@ impl TreeFs {
     /// Serves `tree` with bytes from `store`.
     pub fn new(tree: Tree<Mmap>, store: PackageStore) -> Self {
         let (uid, gid) = crate::sys::ids();
+        let inodes = tree.len() as usize + 1;
         Self {
             counters: Arc::default(),
             data: TreeData::new(tree, store).with_pack_pages(PackPages::Release),
@@ -142,6 +170,9 @@ impl TreeFs {
             gid,
             no_open: AtomicBool::new(false),
             no_opendir: AtomicBool::new(false),
+            passthrough_wanted: Passthrough::default(),
+            passthrough: AtomicBool::new(false),
+            backings: (0..inodes).map(|_| OnceLock::new()).collect(),
             late: Arc::default(),
         }
     }
@@ -176,6 +207,50 @@ impl TreeFs {
     pub fn pack_pages(mut self, mode: PackPages) -> Self {
         self.data = self.data.with_pack_pages(mode);
         self
+    }
+
+    /// Whether files with a whole-file backing are opened with FUSE passthrough (default
+    /// [`Passthrough::Auto`]).
+    #[must_use]
+    pub fn passthrough(mut self, mode: Passthrough) -> Self {
+        self.passthrough_wanted = mode;
+        self
+    }
+
+    /// True when opens are answered with backing files (known once mounted).
+    pub fn uses_passthrough(&self) -> bool {
+        self.passthrough.load(Ordering::Relaxed)
+    }
+
+    /// The backing registered for first-tree file `ino` (registered on its first open), or
+    /// `None` when it has none: no backing file, or the kernel refused it.
+    fn backing(&self, ino: u64, node: &Node<'_>, reply: &ReplyOpen) -> Option<&BackingId> {
+        let slot = self.backings.get(usize::try_from(ino).ok()?)?;
+        slot.get_or_init(|| {
+            let file = match self.data.backing_file(node) {
+                Ok(file) => file?,
+                Err(e) => {
+                    // Served from the pack, checked, instead.
+                    let path = self.data.path_of(node);
+                    tracing::warn!("not passing `{path}` through: {e}");
+                    return None;
+                }
+            };
+            match reply.open_backing(file.file()) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    // The kernel refuses backing files to this server (no CAP_SYS_ADMIN in its
+                    // user namespace, a store on a file system it cannot stack on): it will
+                    // refuse the others too, so every file goes through the server from now.
+                    tracing::warn!(
+                        "FUSE passthrough refused ({e}): serving every file through the server"
+                    );
+                    self.passthrough.store(false, Ordering::Relaxed);
+                    None
+                }
+            }
+        })
+        .as_ref()
     }
 
     /// Serves the packs `arriving` names once they are stored (built from layouts, the tree
@@ -399,6 +474,14 @@ impl Filesystem for TreeFs {
             caps.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT),
             Ordering::Relaxed,
         );
+        // Passthrough needs every open to reach the server (no no-open): asked for only when
+        // some file may have a backing. Stack depth 2: the backing files may sit on an
+        // overlayfs (a container's root), the most the kernel allows.
+        let passthrough = self.passthrough_wanted == Passthrough::Auto
+            && self.data.may_have_backings()
+            && config.set_max_stack_depth(2).is_ok()
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok();
+        self.passthrough.store(passthrough, Ordering::Relaxed);
         for wanted in [
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_PARALLEL_DIROPS,
@@ -473,8 +556,24 @@ impl Filesystem for TreeFs {
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
-        if let Err(e) = self.node_or_reply(ino) {
-            return reply.error(e);
+        let served = match self.node_or_reply(ino) {
+            Ok(served) => served,
+            Err(e) => return reply.error(e),
+        };
+        if self.passthrough.load(Ordering::Relaxed) {
+            // Late bytecode (past the first tree) has no backing: its packs are never unpacked.
+            if self.is_base(&served)
+                && served.node.kind == NodeKind::File
+                && let Some(id) = self.backing(ino.0, &served.node, &reply)
+            {
+                self.counters.request(&self.counters.passthrough_opens);
+                return reply.opened_passthrough(FileHandle(0), FopenFlags::empty(), id);
+            }
+            // No ENOSYS while passthrough is on: it would stop all opens, those with a
+            // backing too.
+            if self.passthrough.load(Ordering::Relaxed) {
+                return reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+            }
         }
         if self.no_open.load(Ordering::Relaxed) {
             return reply.error(Errno::ENOSYS);
@@ -518,6 +617,10 @@ impl Filesystem for TreeFs {
                         Err(e) => tracing::debug!("releasing pack pages of inode {}: {e}", ino.0),
                     }
                 }
+            }
+            Err(e) if e.is_logged() => {
+                tracing::debug!("read inode {}: {e}", ino.0);
+                reply.error(Errno::EIO);
             }
             Err(e) => {
                 tracing::error!("read inode {}: {e}", ino.0);

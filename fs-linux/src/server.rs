@@ -12,16 +12,19 @@ use std::time::{Duration, Instant};
 
 use dx_py_core::cache::Cache;
 use dx_py_core::cache_lock::CacheLock;
+use dx_py_core::index::ClientOptions;
 use dx_py_core::install::BytecodeBatch;
 use dx_py_core::mount::{
     AfterMounting, MountPlanError, ServerSpec, ServerStatus, complete_tree, reason_of,
 };
 use dx_py_core::python::Interpreter;
+use dx_py_core::remote::{RemoteError, RemoteTier};
+use dx_py_core::store::PackageStore;
 
-use crate::fs::{PackPages, TreeFs};
+use crate::fs::{Counters, PackPages, Passthrough, TreeFs};
 use crate::late::LateError;
 use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, WatcherCommand};
-use crate::tree::{ArrivingPacks, OpenTreeError, TreeData};
+use crate::tree::{ArrivingPacks, OpenTreeError, TreeData, open_tree};
 
 /// A mount that answered a request this recently is in use: the compile waits.
 const IN_USE_WINDOW: Duration = Duration::from_millis(250);
@@ -43,6 +46,9 @@ pub enum ServerError {
     /// The mounted tree cannot take bytecode later.
     #[error(transparent)]
     Late(#[from] LateError),
+    /// The store's remote tier cannot be opened.
+    #[error(transparent)]
+    Remote(#[from] Box<RemoteError>),
 }
 
 /// Where a server reports its states.
@@ -105,7 +111,12 @@ pub fn run(
         true => PackPages::Keep,
         false => PackPages::Release,
     };
-    let fs = TreeFs::open(&spec.tree, cache.store_dir())?.pack_pages(pages);
+    // The server's store: a read-only store's unpacked copies (the backings of passthrough)
+    // live in this cache, and the remote tier of a lazy mount sits below it.
+    let fs = TreeFs::new(open_tree(&spec.tree)?, server_store(&spec, &cache)?)
+        .pack_pages(pages)
+        .passthrough(passthrough_from_env());
+    let counters = fs.counters();
     let live = {
         let reporter = reporter.clone();
         move || reporter.say(&ServerStatus::Mounted)
@@ -117,7 +128,61 @@ pub fn run(
         }
         None => serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})?,
     }
+    log_requests(&counters);
     Ok(())
+}
+
+/// The store the mount reads packs from: with the remote tier of `spec.store_url` below it,
+/// each object named in `spec.remote_names` under its package's name, the pairs of
+/// `spec.remote_pairs` fetched together.
+fn server_store(spec: &ServerSpec, cache: &Cache) -> Result<PackageStore, ServerError> {
+    let store = cache.store();
+    let Some(url) = &spec.store_url else {
+        return Ok(store);
+    };
+    let remote = RemoteTier::open(url, &ClientOptions::default()).map_err(Box::new)?;
+    for (hex, name) in &spec.remote_names {
+        if let Ok(hash) = hex.parse() {
+            remote.name_object(hash, name.clone());
+        }
+    }
+    for (package, pack) in &spec.remote_pairs {
+        if let (Ok(package), Ok(pack)) = (package.parse(), pack.parse()) {
+            remote.pair_objects(package, pack);
+        }
+    }
+    Ok(store.with_remote(Arc::new(remote)))
+}
+
+/// The variable that turns FUSE passthrough off for mount servers: `0`, `off`, `no` or `false`.
+pub const PASSTHROUGH_ENV: &str = "DX_PY_MOUNT_PASSTHROUGH";
+
+/// [`Passthrough::Off`] when [`PASSTHROUGH_ENV`] says so (to compare, or where the kernel
+/// misbehaves), else [`Passthrough::Auto`].
+fn passthrough_from_env() -> Passthrough {
+    match std::env::var(PASSTHROUGH_ENV).as_deref() {
+        Ok("0" | "off" | "no" | "false") => Passthrough::Off,
+        _ => Passthrough::Auto,
+    }
+}
+
+/// One log line (level info: `DX_PY_LOG=info`) with what reached the server while mounted,
+/// for benchmarks that ask where a mount's time went.
+fn log_requests(c: &Counters) {
+    let n = Counters::get;
+    tracing::info!(
+        "requests: lookups {} (negative {}), getattrs {}, opens {} (passthrough {}), reads {}, \
+         readdirs {}, flushes {}, ioctls {}",
+        n(&c.lookups),
+        n(&c.negative_lookups),
+        n(&c.getattrs),
+        n(&c.opens),
+        n(&c.passthrough_opens),
+        n(&c.reads),
+        n(&c.readdirs),
+        n(&c.flushes),
+        n(&c.ioctls),
+    );
 }
 
 /// Prepares `fs` (served from the first tree `spec.tree`) for what arrives after mounting, and

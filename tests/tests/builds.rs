@@ -101,6 +101,12 @@ fn install(
     cx.install_requirements(dir, reqs, url, more)
 }
 
+/// `module.attr` as printed by the Python of `dir`'s `.venv`.
+fn venv_attr(dir: &Path, module: &str, attr: &str) -> String {
+    let code = format!("import {module}; print({module}.{attr})");
+    venv_python(&dir.join(".venv"), &code).trim().to_owned()
+}
+
 #[test]
 fn an_sdist_only_package_is_built_installed_and_built_once() {
     let Some((cx, index_path)) = world() else {
@@ -123,8 +129,8 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
     );
     assert_eq!(greeting.trim(), "hello from an sdist");
 
-    // The build environment's layout is shared: hooks run with `-B` and it is not compiled, so
-    // it holds no `.pyc` at all.
+    // The build environment's layout is shared and compiled once (setuptools' `.pyc` files
+    // come from the store's bytecode packs); hooks run with `-B`, so they write nothing into it.
     let layouts = cx.cache_dir().join("layouts");
     let env_layout = std::fs::read_dir(&layouts)
         .unwrap()
@@ -132,11 +138,15 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
         .map(|e| e.path().join("site-packages"))
         .find(|sp| sp.join("setuptools").is_dir())
         .expect("the build environment's layout");
-    let pycs: Vec<String> = dx_py_tests::snapshot(&env_layout)
-        .into_keys()
-        .filter(|p| p.ends_with(".pyc"))
-        .collect();
-    assert!(pycs.is_empty(), "{pycs:?}");
+    let env_files = || -> Vec<String> { dx_py_tests::snapshot(&env_layout).into_keys().collect() };
+    let before = env_files();
+    let tag = dx_py_tests::cache_tag();
+    assert!(
+        before
+            .iter()
+            .any(|p| p == &format!("setuptools/__pycache__/build_meta.{tag}.pyc")),
+        "the build environment is not compiled"
+    );
 
     // Another project, the same cache: the built wheel is reused, nothing is built.
     let second = cx.temp.path().join("second");
@@ -157,7 +167,15 @@ fn an_sdist_only_package_is_built_installed_and_built_once() {
     assert_success(&out, "install of a second sdist");
     let text = printed(&out);
     assert!(text.contains("Built 1 source distribution"), "{text}");
-    assert!(text.contains("build environments: 0 resolved"), "{text}");
+    assert!(
+        text.contains("build environments: 0 resolved, 1 layout hits"),
+        "{text}"
+    );
+    assert_eq!(
+        env_files(),
+        before,
+        "a build wrote into the shared environment"
+    );
     assert_eq!(
         venv_python(
             &third.join(".venv"),
@@ -221,13 +239,12 @@ fn a_failing_build_shows_the_backends_error() {
     assert!(logs.is_file(), "{text}");
     assert!(!cx.cache_dir().join("builds/wheels").exists());
 
-    // A backend that takes too long is stopped at `--build-timeout`, naming the limit.
-    write_sdist(
-        &index_path,
-        "hello-stuck",
-        "1.0",
-        &[("setup.py", "import time\ntime.sleep(60)\n")],
-    );
+    // A backend that takes too long is stopped at `--build-timeout`, naming the limit, with
+    // the child it started.
+    let pids = cx.temp.path().join("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    let setup = stuck_setup("hello-stuck", "True", &pids.join("stuck"));
+    write_sdist(&index_path, "hello-stuck", "1.0", &[("setup.py", &setup)]);
     let started = std::time::Instant::now();
     let out = install(
         &cx,
@@ -248,6 +265,8 @@ fn a_failing_build_shows_the_backends_error() {
         started.elapsed() < std::time::Duration::from_secs(50),
         "{text}"
     );
+    #[cfg(target_os = "linux")]
+    assert_ended(&stuck_pids(&pids), "after the timeout");
     let out = install(
         &cx,
         &dir,
@@ -307,30 +326,110 @@ fn an_sdist_with_a_c_extension_is_compiled() {
     assert_eq!(answer.trim(), "42");
 }
 
-/// The pids of `pid`'s children (Linux: `/proc/{pid}/task/*/children`).
-#[cfg(target_os = "linux")]
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok()),
-        );
-    }
-    out
+/// A `setup.py` for `name` 1.0 that, when the Python expression `when` holds, starts a child
+/// (`sleep 300`), writes `{driver pid} {child pid}` to `pids` and sleeps: a backend whose own
+/// children must be stopped with it.
+fn stuck_setup(name: &str, when: &str, pids: &Path) -> String {
+    format!(
+        "import os, subprocess, time\n\
+         if {when}:\n\
+         \x20   child = subprocess.Popen(['sleep', '300'])\n\
+         \x20   open({p:?} + '.part', 'w').write(f'{{os.getpid()}} {{child.pid}}')\n\
+         \x20   os.replace({p:?} + '.part', {p:?})\n\
+         \x20   time.sleep(300)\n\
+         from setuptools import setup\n\
+         setup(name={name:?}, version='1.0')\n",
+        p = pids.display().to_string()
+    )
 }
 
-/// Ctrl-C during builds (SIGINT to dx-py and the backends, as a terminal sends it to the
-/// foreground group) stops every build running in parallel and leaves no entry in the
-/// built-wheel cache, only owned temporaries that the next command sweeps.
+/// The pids a [`stuck_setup`] wrote into `dir`'s files.
+fn stuck_pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".part"))
+        .flat_map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            text.split_whitespace()
+                .map(|p| p.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits up to 10 s for each of `pids` to end (Linux: `/proc`; a zombie has ended).
+#[cfg(target_os = "linux")]
+fn assert_ended(pids: &[u32], what: &str) {
+    // Judged as the owners of temporaries are: a zombie has ended.
+    let alive = |&pid: &u32| dx_py_core::temp::Owner { pid, start: 0 }.is_alive() != Some(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<&u32> = pids.iter().filter(|p| alive(p)).collect();
+    assert!(left.is_empty(), "{what}: processes {left:?} still run");
+}
+
+/// Every temporary (`.tmp…`) directly inside the cache's directories where dx-py makes them.
+fn temporaries(cache: &Path) -> Vec<PathBuf> {
+    dx_py_core::cache::Cache::new(cache, None)
+        .temp_dirs()
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Runs `cmd` with `DX_PY_TEST_SLOW` set until `backends` [`stuck_setup`] backends wrote their
+/// pids into `started`, then sends dx-py (alone) SIGINT: it must exit 130 within 15 s, the
+/// backends and their children must be gone and no temporary may be left in `cache`.
+#[cfg(target_os = "linux")]
+fn interrupt_when_stuck(
+    mut cmd: std::process::Command,
+    started: &Path,
+    backends: usize,
+    cache: &Path,
+) {
+    let mut child = cmd
+        .env("DX_PY_TEST_SLOW", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while stuck_pids(started).len() < 2 * backends {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the backends never started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pids = stuck_pids(started);
+    let interrupted = std::time::Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        interrupted.elapsed()
+    );
+    assert_ended(&pids, "after Ctrl-C");
+    assert_eq!(temporaries(cache), Vec::<PathBuf>::new());
+}
+
+/// Ctrl-C (SIGINT to dx-py alone, as `kill -INT` sends it) while two builds run in parallel:
+/// dx-py stops every backend with the children it started, exits 130 at once, and leaves no
+/// built wheel and no temporary; the same install then builds both.
 #[cfg(target_os = "linux")]
 #[test]
-fn an_interrupted_build_leaves_nothing_half_written() {
+fn an_interrupted_build_stops_its_backends_and_leaves_nothing_behind() {
     let Some((cx, index_path)) = world() else {
         return;
     };
@@ -339,23 +438,12 @@ fn an_interrupted_build_leaves_nothing_half_written() {
     // Slow only when asked: the lock that names them is made quickly first.
     let names = ["hello-slow", "hello-slower"];
     for name in names {
-        write_sdist(
-            &index_path,
+        let setup = stuck_setup(
             name,
-            "1.0",
-            &[(
-                "setup.py",
-                &format!(
-                    "import os, pathlib, time\n\
-                     if os.environ.get('DX_PY_TEST_SLOW'):\n\
-                     \x20   pathlib.Path({:?}, {name:?}).write_text('x')\n\
-                     \x20   time.sleep(60)\n\
-                     from setuptools import setup\n\
-                     setup(name={name:?}, version='1.0')\n",
-                    started.display().to_string()
-                ),
-            )],
+            "os.environ.get('DX_PY_TEST_SLOW')",
+            &started.join(name),
         );
+        write_sdist(&index_path, name, "1.0", &[("setup.py", &setup)]);
     }
     let index = TestIndex::serve(&index_path).unwrap();
     let dir = cx.temp.path().join("p");
@@ -372,72 +460,83 @@ fn an_interrupted_build_leaves_nothing_half_written() {
     // A machine that has not built them: the install builds both at once.
     let other = TestContext::new();
     let both = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) > 1;
-    let mut child = other
-        .dx_py()
-        .current_dir(&dir)
-        .args(["install", "--lock", "pylock.toml"])
-        .args(["--index-url", &index.index_url()])
-        .env("DX_PY_TEST_SLOW", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let install = || {
+        let mut cmd = other.dx_py();
+        cmd.current_dir(&dir)
+            .args(["install", "--lock", "pylock.toml"])
+            .args(["--index-url", &index.index_url()]);
+        cmd
+    };
     let want = if both { 2 } else { 1 };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::fs::read_dir(&started).unwrap().count() < want {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backends never started"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "dx-py ended before the builds"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let mut pids = vec![child.id()];
-    pids.extend(children(child.id()));
-    for pid in &pids {
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status();
-    }
-    let status = child.wait().unwrap();
-    assert!(!status.success());
-    // The backends went with it (they were interrupted too).
-    for pid in &pids[1..] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| !s.contains(") Z "))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "backend {pid} still runs"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-    let builds = other.cache_dir().join("builds");
+    interrupt_when_stuck(install(), &started, want, &other.cache_dir());
     assert!(
-        !builds.join("wheels").exists(),
+        built_wheels(&other.cache_dir()).is_empty(),
         "a built wheel was published"
     );
-    let temps = |dir: &Path| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".tmp"))
-            .collect()
-    };
-    assert_eq!(
-        temps(&builds).len(),
-        want,
-        "the interrupted builds' scratch"
+
+    let out = install().output().unwrap();
+    assert_success(&out, "install after the interruption");
+    assert!(
+        printed(&out).contains("Built 2 source distributions"),
+        "{}",
+        printed(&out)
     );
-    other.run_ok(&["cache", "clean", "--layouts"]);
-    assert_eq!(temps(&builds), Vec::<String>::new(), "swept");
+}
+
+/// The same for a local project: SIGINT to `dx-py sync` while its editable build's backend
+/// (and the child it started) runs ends both, exits 130 and leaves no local build and no
+/// temporary; the next sync builds and installs the project.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_sync_of_a_local_project_leaves_nothing_behind() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    let index = TestIndex::serve(&index_path).unwrap();
+    let started = cx.temp.path().join("started");
+    std::fs::create_dir_all(&started).unwrap();
+    let dir = cx.temp.path().join("proj");
+    std::fs::create_dir_all(dir.join("proj")).unwrap();
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+         build-backend = \"setuptools.build_meta\"\n\n\
+         [project]\nname = \"proj\"\nversion = \"0.1\"\n\n\
+         [tool.setuptools]\npackages = [\"proj\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("proj/__init__.py"), "GREETING = 'hi'\n").unwrap();
+    let setup = stuck_setup(
+        "proj",
+        "os.environ.get('DX_PY_TEST_SLOW')",
+        &started.join("proj"),
+    );
+    std::fs::write(dir.join("setup.py"), setup).unwrap();
+    let sync = || {
+        let mut cmd = cx.dx_py();
+        cmd.current_dir(&dir)
+            .args(["sync", "--index-url", &index.index_url()]);
+        cmd
+    };
+    interrupt_when_stuck(sync(), &started, 1, &cx.cache_dir());
+    let local = cx.cache_dir().join("builds/local");
+    let entries: Vec<_> = std::fs::read_dir(&local)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        entries.is_empty(),
+        "a local build was published: {entries:?}"
+    );
+
+    let out = sync().output().unwrap();
+    assert_success(&out, "sync after the interruption");
+    assert_eq!(
+        venv_python(&dir.join(".venv"), "import proj; print(proj.GREETING)").trim(),
+        "hi"
+    );
 }
 
 /// `--no-build-isolation` builds with the target venv's own packages: no build environment is
@@ -463,6 +562,25 @@ fn without_isolation_the_target_venvs_backend_builds() {
     let index = TestIndex::serve(&index_path).unwrap();
     let url = index.index_url();
     let dir = cx.temp.path().join("p");
+    // The target venv lacks the backend: refused, naming it and the way out.
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = cx
+        .dx_py()
+        .current_dir(&dir)
+        .args(["venv", ".venv"])
+        .output()
+        .unwrap();
+    assert_success(&made, "venv");
+    let out = install(&cx, &dir, "hello-shared\n", &url, &["--no-build-isolation"]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let text = printed(&out);
+    assert!(
+        text.contains("its build backend `setuptools.build_meta:__legacy__` is not installed")
+            && text.contains("--no-build-isolation")
+            && text.contains("hello-shared==1.0"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
     let out = install(&cx, &dir, "setuptools\nwheel\n", &url, &[]);
     assert_success(&out, "install of the backend into the target venv");
     let out = install(&cx, &dir, "hello-shared\n", &url, &["--no-build-isolation"]);
@@ -493,6 +611,65 @@ fn without_isolation_the_target_venvs_backend_builds() {
         "{}",
         printed(&out)
     );
+}
+
+/// `--config-settings KEY=VALUE` reach every hook of the backend as PEP 517 says: a dict of
+/// strings, a key given twice a list. The sdist's in-tree backend wraps setuptools and writes
+/// down what each hook received.
+#[test]
+fn config_settings_reach_every_hook() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    let received = cx.temp.path().join("received.jsonl");
+    let backend = format!(
+        "import json\n\
+         from setuptools import build_meta as _b\n\
+         def _got(hook, settings):\n\
+         \x20   with open({:?}, 'a') as f:\n\
+         \x20       f.write(json.dumps([hook, settings]) + '\\n')\n\
+         def get_requires_for_build_wheel(config_settings=None):\n\
+         \x20   _got('get_requires_for_build_wheel', config_settings)\n\
+         \x20   return _b.get_requires_for_build_wheel()\n\
+         def prepare_metadata_for_build_wheel(d, config_settings=None):\n\
+         \x20   _got('prepare_metadata_for_build_wheel', config_settings)\n\
+         \x20   return _b.prepare_metadata_for_build_wheel(d)\n\
+         def build_wheel(d, config_settings=None, metadata_directory=None):\n\
+         \x20   _got('build_wheel', config_settings)\n\
+         \x20   return _b.build_wheel(d, None, metadata_directory)\n",
+        received.display().to_string()
+    );
+    write_sdist(
+        &index_path,
+        "hello-settings",
+        "1.0",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+                 build-backend = \"recording_backend\"\nbackend-path = [\".\"]\n\n\
+                 [project]\nname = \"hello-settings\"\nversion = \"1.0\"\n\n\
+                 [tool.setuptools]\npackages = [\"hello_settings\"]\n",
+            ),
+            ("recording_backend.py", &backend),
+            ("hello_settings/__init__.py", "ANSWER = 1\n"),
+        ],
+    );
+    let index = TestIndex::serve(&index_path).unwrap();
+    let dir = cx.temp.path().join("p");
+    let flags = ["-C", "flavour=mint", "-C", "opt=a", "-C", "opt=b=c"];
+    let out = install(&cx, &dir, "hello-settings\n", &index.index_url(), &flags);
+    assert_success(&out, "install with config settings");
+    venv_python(&dir.join(".venv"), "import hello_settings");
+    let text = std::fs::read_to_string(&received).unwrap();
+    // Each line is `[hook, settings]` as Python's `json.dumps` writes it.
+    assert!(text.contains("[\"build_wheel\", "), "{text}");
+    for line in text.lines() {
+        assert!(
+            line.ends_with(", {\"flavour\": \"mint\", \"opt\": [\"a\", \"b=c\"]}]"),
+            "{text}"
+        );
+    }
 }
 
 /// A setuptools project whose `setup.py`, when `DX_PY_TEST_RENDEZVOUS` names a directory,
@@ -655,11 +832,7 @@ fn no_binary_builds_a_package_that_has_a_wheel() {
     pure_sdist(&index_path, "only-src", "src");
     let index = TestIndex::serve(&index_path).unwrap();
     let url = index.index_url();
-    let greeting = |dir: &Path| {
-        venv_python(&dir.join(".venv"), "import dual; print(dual.GREETING)")
-            .trim()
-            .to_owned()
-    };
+    let greeting = |dir: &Path| venv_attr(dir, "dual", "GREETING");
 
     let plain = cx.temp.path().join("plain");
     let out = install(&cx, &plain, "dual\n", &url, &[]);
@@ -765,4 +938,156 @@ fn a_real_sdist_from_pip_download_is_built_and_installed() {
     .collect();
     let (compiled, _) = dx_py_tests::check_bytecode(&files, "six.py", &record, &tag, "six");
     assert_eq!(compiled, 1);
+}
+
+/// As pip and uv, the newest version that fits is installed even when it has only an sdist and
+/// an older one has a wheel: it is built. `--no-build` (and `--only-binary`) take the older
+/// wheel instead; a universal lock names the newest version's sdist.
+#[test]
+fn the_newest_version_is_built_rather_than_an_older_wheel_installed() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    dx_py_tests::write_wheels(
+        &index_path,
+        &[
+            dx_py_core::wheel::testing::WheelBuilder::new("fresh", "1.0")
+                .file("fresh/__init__.py", b"VERSION = 'wheel 1.0'\n"),
+        ],
+    );
+    let pyproject = "[build-system]\nrequires = [\"setuptools>=61\"]\n\
+                     build-backend = \"setuptools.build_meta\"\n\n\
+                     [project]\nname = \"fresh\"\nversion = \"2.0\"\n";
+    write_sdist(
+        &index_path,
+        "fresh",
+        "2.0",
+        &[
+            ("pyproject.toml", pyproject),
+            ("fresh/__init__.py", "VERSION = 'sdist 2.0'\n"),
+        ],
+    );
+    let index = TestIndex::serve(&index_path).unwrap();
+    let url = index.index_url();
+    let version = |dir: &Path| venv_attr(dir, "fresh", "VERSION");
+
+    let built = cx.temp.path().join("built");
+    let out = install(&cx, &built, "fresh\n", &url, &[]);
+    assert_success(&out, "install of fresh");
+    assert!(
+        printed(&out).contains("Built 1 source distribution"),
+        "{}",
+        printed(&out)
+    );
+    assert_eq!(version(&built), "sdist 2.0");
+
+    for flags in [&["--no-build"][..], &["--only-binary", "fresh"]] {
+        let dir = cx.temp.path().join(flags[0].trim_start_matches('-'));
+        let out = install(&cx, &dir, "fresh\n", &url, flags);
+        assert_success(&out, &format!("install of fresh with {flags:?}"));
+        assert_eq!(version(&dir), "wheel 1.0", "{flags:?}");
+    }
+
+    let universal = cx.temp.path().join("universal");
+    std::fs::create_dir_all(&universal).unwrap();
+    std::fs::write(universal.join("requirements.in"), "fresh\n").unwrap();
+    let out = cx
+        .dx_py()
+        .current_dir(&universal)
+        .args(["lock", "--universal", "-r", "requirements.in"])
+        .args(["--index-url", &url])
+        .output()
+        .unwrap();
+    assert_success(&out, "universal lock of fresh");
+    let pylock = std::fs::read_to_string(universal.join("pylock.toml")).unwrap();
+    assert!(
+        pylock.contains("version = \"2.0\"") && pylock.contains("fresh-2.0.tar.gz"),
+        "{pylock}"
+    );
+}
+
+/// An sdist whose in-tree backend (`backend-path`, no build requirements) writes, by hand, a
+/// wheel for `wheel_name` 1.0 whose RECORD hashes are wrong when `corrupt`.
+fn hand_made_sdist(index: &Path, name: &str, wheel_name: &str, corrupt: bool) {
+    let backend = format!(
+        "import base64, hashlib, os, zipfile\n\
+         NAME, CORRUPT = {wheel_name:?}, {}\n\
+         def build_wheel(out, config_settings=None, metadata_directory=None):\n\
+         \x20   dist = NAME.replace('-', '_')\n\
+         \x20   info = dist + '-1.0.dist-info'\n\
+         \x20   files = {{dist + '/__init__.py': b'X = 1\\n',\n\
+         \x20            info + '/METADATA': ('Metadata-Version: 2.1\\nName: ' + NAME + '\\nVersion: 1.0\\n').encode(),\n\
+         \x20            info + '/WHEEL': b'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}}\n\
+         \x20   record = []\n\
+         \x20   for path, data in files.items():\n\
+         \x20       digest = hashlib.sha256(b'not these bytes' if CORRUPT else data).digest()\n\
+         \x20       b64 = base64.urlsafe_b64encode(digest).rstrip(b'=').decode()\n\
+         \x20       record.append(path + ',sha256=' + b64 + ',' + str(len(data)))\n\
+         \x20   record.append(info + '/RECORD,,')\n\
+         \x20   wheel = dist + '-1.0-py3-none-any.whl'\n\
+         \x20   with zipfile.ZipFile(os.path.join(out, wheel), 'w') as z:\n\
+         \x20       for path, data in files.items():\n\
+         \x20           z.writestr(path, data)\n\
+         \x20       z.writestr(info + '/RECORD', '\\n'.join(record) + '\\n')\n\
+         \x20   return wheel\n",
+        if corrupt { "True" } else { "False" }
+    );
+    write_sdist(
+        index,
+        name,
+        "1.0",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = []\nbuild-backend = \"hand_backend\"\n\
+                 backend-path = [\".\"]\n",
+            ),
+            ("hand_backend.py", &backend),
+        ],
+    );
+}
+
+/// A built wheel passes the checks of a downloaded one: a RECORD that does not match its files,
+/// or a wheel of another package than the sdist, is refused naming the sdist, and nothing is
+/// cached. A correct hand-made wheel from the same backend installs.
+#[test]
+fn a_built_wheel_is_checked_like_a_downloaded_one() {
+    let Some((cx, index_path)) = world() else {
+        return;
+    };
+    hand_made_sdist(&index_path, "hand-good", "hand-good", false);
+    hand_made_sdist(&index_path, "hand-corrupt", "hand-corrupt", true);
+    hand_made_sdist(&index_path, "hand-other", "someone-else", false);
+    let index = TestIndex::serve(&index_path).unwrap();
+    let url = index.index_url();
+
+    let dir = cx.temp.path().join("good");
+    let out = install(&cx, &dir, "hand-good\n", &url, &[]);
+    assert_success(&out, "install of a correct hand-made wheel");
+    venv_python(&dir.join(".venv"), "import hand_good");
+
+    let dir = cx.temp.path().join("corrupt");
+    let out = install(&cx, &dir, "hand-corrupt\n", &url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let text = printed(&out);
+    assert!(
+        text.contains("The wheel built from `hand_corrupt-1.0.tar.gz` is invalid"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+
+    let dir = cx.temp.path().join("other");
+    let out = install(&cx, &dir, "hand-other\n", &url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let text = printed(&out);
+    assert!(
+        text.contains("Building `hand-other==1.0`")
+            && text.contains("is for `someone-else`, not `hand-other`"),
+        "{text}"
+    );
+    let cached: Vec<String> = built_wheels(&cx.cache_dir())
+        .iter()
+        .map(|w| w.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cached, ["hand_good-1.0-py3-none-any.whl"]);
 }

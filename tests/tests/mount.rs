@@ -1146,3 +1146,89 @@ fn numpy_keeps_its_shipped_pyc_in_installs_and_cold_mounts() {
         );
     }
 }
+
+/// The `passthrough` count of the `requests:` line a mount server logs as it exits
+/// (`DX_PY_LOG=info`), from the log of the server that served `venv`.
+fn passthrough_opens(cx: &TestContext, venv: &Path) -> u64 {
+    let serving = format!("serving {}", std::path::absolute(venv).unwrap().display());
+    let log = server_logs(cx)
+        .into_iter()
+        .find(|l| l.contains(&serving))
+        .expect("the server's log");
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("requests:"))
+        .unwrap_or_else(|| panic!("no request counts in {log}"));
+    let count = line.split("(passthrough ").nth(1).unwrap();
+    count[..count.find(')').unwrap()].parse().unwrap()
+}
+
+/// Files whose package has an unpacked copy (`install` leaves them) are opened with FUSE
+/// passthrough to it: their bytes are RECORD's and Python imports them. A copy changed since it
+/// was unpacked (here through the layout's hardlink) is never served: the mount serves the
+/// checked pack instead. `DX_PY_MOUNT_PASSTHROUGH=0` serves everything through the server,
+/// with the same bytes. Where the kernel cannot pass through, both mounts are the fallback.
+#[test]
+fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
+    if !can_mount() {
+        return;
+    }
+    use sha2::Digest;
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    let fl = w.to_str().unwrap();
+    cx.run_ok(&["install", "--venv", "linked", "--find-links", fl]);
+    // An edit through the layout's hardlink (same size, new mtime) changes the unpacked copy.
+    let edited = layout_site_packages(&cx.project().join("linked")).join("ns/alpha/__init__.py");
+    assert!(
+        std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(&edited).unwrap()) >= 2,
+        "the layout hardlinks the unpacked copy"
+    );
+    std::fs::set_permissions(&edited, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&edited, b"NAME = 'ALPHA'\n").unwrap();
+    let records: Vec<_> = std::fs::read_dir(&w)
+        .unwrap()
+        .flatten()
+        .map(|e| dx_py_tests::wheel_record(&e.path()))
+        .collect();
+    for (venv, passthrough) in [("passed", "1"), ("served", "0")] {
+        let out = cx
+            .dx_py()
+            .args(["mount", venv, "--find-links", fl])
+            .env("DX_PY_LOG", "info")
+            .env("DX_PY_MOUNT_PASSTHROUGH", passthrough)
+            .output()
+            .unwrap();
+        let guard = Mounted {
+            cx: &cx,
+            venv: cx.project().join(venv),
+        };
+        assert_success(&out, "mount");
+        let sp = site_packages(&guard.venv);
+        for record in &records {
+            for (path, digest) in record {
+                let bytes = std::fs::read(sp.join(path)).unwrap();
+                assert_eq!(
+                    sha2::Sha256::digest(&bytes).as_slice(),
+                    digest.as_slice(),
+                    "{venv}: `{path}` differs from RECORD"
+                );
+            }
+        }
+        let got = venv_python(
+            &guard.venv,
+            "import ns.alpha, ns.beta, tool; print(ns.alpha.NAME, ns.beta.NAME, len(open(tool.__file__.replace('__init__.py', 'data.bin'), 'rb').read()))",
+        );
+        assert_eq!(got.trim(), "alpha beta 300000", "{venv}");
+        let pid = server_pid(&cx, &guard.venv);
+        cx.run_ok(&["unmount", guard.venv.to_str().unwrap()]);
+        wait_for_exit(pid);
+        let passed = passthrough_opens(&cx, &guard.venv);
+        if passthrough == "1" && dx_py_core::testing::fuse_passthrough() {
+            assert!(passed > 0, "{venv}: no file was passed through");
+        } else {
+            assert_eq!(passed, 0, "{venv}");
+        }
+    }
+}

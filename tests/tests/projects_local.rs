@@ -545,3 +545,7 @@ fn a_pylock_from_uv_with_a_directory_entry_installs_editable() {
     set_greeting(&app.join("lib"), "uvlib", "edited");
     assert_eq!(greeting(&app, "uvlib"), "edited");
 }
+
+// Path dependencies of projects, with these helpers.
+#[path = "projects_local/path_deps.rs"]
+mod path_deps;

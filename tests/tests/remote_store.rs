@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{
     TestContext, assert_printed, assert_success, can_run, check_site_packages, install_dir,
-    layout_site_packages, on_path, printed, skip, target_dir, venv_python, write_wheels,
+    layout_site_packages, on_path, printed, skip, target_dir, venv_python, venv_site_packages,
+    write_wheels,
 };
 
 /// A server process, stopped (by its pid) and reaped when dropped.
@@ -35,6 +36,25 @@ impl Drop for Server {
 impl Server {
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `(path, status)` of every GET, in order, from the access log.
+    fn requests(&self) -> Vec<(String, u16)> {
+        let log = std::fs::read_to_string(self.access_log.as_ref().unwrap()).unwrap_or_default();
+        let mut requests = Vec::new();
+        for line in log.lines() {
+            if let Some(rest) = line.split("\"GET ").nth(1) {
+                let path = rest.split(' ').next().unwrap_or_default().to_string();
+                let status = rest
+                    .split('"')
+                    .nth(1)
+                    .and_then(|after| after.split_whitespace().next())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                requests.push((path, status));
+            }
+        }
+        requests
     }
 
     /// GET requests per path, from the access log.
@@ -138,7 +158,20 @@ fn installed_and_pushed(
     env: &[(&str, &str)],
 ) -> (PathBuf, Vec<PathBuf>) {
     let dir = wheels(cx);
-    install_dir(cx, &dir, ".venv");
+    pushed_wheels(cx, &dir, target, env, 4)
+}
+
+/// Installs the wheels in `dir` into a first cache (compiling bytecode), pushes the lock to
+/// `target` (`objects` objects: packages and bytecode packs) and returns the lock and the
+/// wheels (moved away, so no later install can read them).
+fn pushed_wheels(
+    cx: &TestContext,
+    dir: &Path,
+    target: &str,
+    env: &[(&str, &str)],
+    objects: usize,
+) -> (PathBuf, Vec<PathBuf>) {
+    install_dir(cx, dir, ".venv");
     let out = cx
         .dx_py()
         .args(["store", "push", target, "--lock", "dx-py.dpl"])
@@ -146,9 +179,9 @@ fn installed_and_pushed(
         .output()
         .unwrap();
     assert_success(&out, "dx-py store push");
-    assert_printed(&out, "Pushed 4 objects");
+    assert_printed(&out, &format!("Pushed {objects} objects"));
     let hidden = cx.temp.path().join("wheels-hidden");
-    std::fs::rename(&dir, &hidden).unwrap();
+    std::fs::rename(dir, &hidden).unwrap();
     let wheels = std::fs::read_dir(&hidden)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -349,41 +382,264 @@ fn push_skips_what_is_there_and_refuses_http() {
     assert!(bad.contains("Invalid store URL `ftp://x/y`"), "{bad}");
 }
 
-/// `mount` from the remote tier: every object the lock needs is fetched (verified) before
-/// mounting, then the mounted venv imports with no index and no wheels.
+/// The packages of the lazy mount tests: each object larger than one 16 KiB group (so it has a
+/// sidecar and its index is read by ranges), one with a console script and a script file
+/// (which the tree copies: read by ranges too).
+fn lazy_wheels(cx: &TestContext) -> PathBuf {
+    write_wheels(
+        &cx.temp.path().join("wheels"),
+        &[
+            WheelBuilder::new("alpha", "1.0")
+                .file("alpha/__init__.py", b"from alpha.core import VALUE\n")
+                .file("alpha/core.py", b"VALUE = 41 + 1\n")
+                .file("alpha/blob.bin", &[1u8; 100_000]),
+            WheelBuilder::new("beta", "2.0")
+                .file("beta/__init__.py", b"NAME = 'beta'\n")
+                .file("beta/data.bin", &[7u8; 300_000]),
+            WheelBuilder::new("gamma", "3.0")
+                .file("gamma/__init__.py", b"def main():\n    print('gamma')\n")
+                .file("gamma/pad.bin", &[3u8; 40_000])
+                .console_script("gamma", "gamma:main")
+                .data_file("scripts", "gamma-tool", b"#!/bin/sh\necho tool\n"),
+        ],
+    )
+}
+
+/// [`lazy_wheels`] installed and pushed to a directory that nginx serves: the directory, the
+/// lock, the wheels and the server; `None` when this machine cannot mount or has no nginx.
+#[cfg(target_os = "linux")]
+fn lazy_served(cx: &TestContext) -> Option<(PathBuf, PathBuf, Vec<PathBuf>, Server)> {
+    if !dx_py_tests::can_mount() {
+        return None;
+    }
+    let served = cx.temp.path().join("served");
+    let dir = lazy_wheels(cx);
+    let (lock, wheels) = pushed_wheels(cx, &dir, served.to_str().unwrap(), &[], 6);
+    let server = nginx(&served, &cx.temp.path().join("nginx"))?;
+    Some((served, lock, wheels, server))
+}
+
+/// The remote's object key (`/ab/cd/{hex}.dxpkg`) of the package of `wheel`, by the pushed
+/// wheel record under `served`.
+fn object_key_of(served: &Path, wheel: &Path) -> String {
+    let sha = dx_py_core::hash::sha256_hex(&std::fs::read(wheel).unwrap());
+    let hex = std::fs::read_to_string(served.join("wheels").join(sha)).unwrap();
+    let hex = hex.trim();
+    format!("/{}/{}/{hex}.dxpkg", &hex[0..2], &hex[2..4])
+}
+
+fn wheel_named<'a>(wheels: &'a [PathBuf], prefix: &str) -> &'a Path {
+    wheels
+        .iter()
+        .find(|w| w.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .unwrap()
+}
+
+/// Statuses of the GETs of `path` in `requests`.
+fn statuses(requests: &[(String, u16)], path: &str) -> Vec<u16> {
+    requests
+        .iter()
+        .filter(|(p, _)| p == path)
+        .map(|(_, s)| *s)
+        .collect()
+}
+
+/// Imports alpha and reads a file of its object (its modules come from its bytecode pack).
+const IMPORT_ALPHA: &str = "import alpha, pathlib; \
+    print(alpha.VALUE, len((pathlib.Path(alpha.__file__).parent / 'blob.bin').read_bytes()))";
+
+/// Unmounts when the test ends, also when it fails.
+#[cfg(target_os = "linux")]
+struct Unmount<'a>(&'a TestContext, PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.dx_py().arg("unmount").arg(&self.1).output();
+        let _ = Command::new("umount").arg("-l").arg(&self.1).output();
+    }
+}
+
+/// Mounts `mnt` in `machine` from the store at `url` (`dx-py mount --store-url`), asserting
+/// success; the guard unmounts it.
+#[cfg(target_os = "linux")]
+fn mount_remote<'a>(machine: &'a TestContext, url: &str, env: &[(&str, &str)]) -> Unmount<'a> {
+    let out = machine
+        .dx_py()
+        .args(["mount", "mnt", "--lock", "dx-py.dpl", "--no-index", "-v"])
+        .args(["--store-url", url])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let guard = Unmount(machine, machine.project().join("mnt"));
+    assert_success(&out, "mount from the remote store");
+    guard
+}
+
+/// The mount server's log (its stderr) in `machine`'s cache.
+#[cfg(target_os = "linux")]
+fn server_log(machine: &TestContext) -> String {
+    let dir = machine.cache_dir().join("mounts");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
+/// Whether `machine`'s local store holds the object at the remote key `key`.
+fn stored_locally(machine: &TestContext, key: &str) -> bool {
+    machine
+        .cache_dir()
+        .join("store")
+        .join(key.trim_start_matches('/'))
+        .is_file()
+}
+
+/// `mount --store-url` on an empty cache with no index and no wheels returns before any object
+/// is fetched (the server saw only records, sidecars and ranges of the objects); the first
+/// import of one package fetches that package's object only; every file then matches RECORD
+/// (bytecode included, none compiled) and each object was fetched whole exactly once.
 #[cfg(target_os = "linux")]
 #[test]
-fn mount_from_nginx_with_no_index_and_no_wheels() {
-    if !dx_py_tests::can_mount() {
-        return;
-    }
+fn a_lazy_mount_fetches_a_package_on_the_first_read_of_its_files() {
     let cx = TestContext::new();
-    let Some((lock, _, server)) = pushed_and_served(&cx, |_, _| {}) else {
+    let Some((served, lock, wheels, server)) = lazy_served(&cx) else {
+        return;
+    };
+    let key = |prefix| object_key_of(&served, wheel_named(&wheels, prefix));
+    let (alpha, beta, gamma) = (key("alpha"), key("beta"), key("gamma"));
+    let machine = fresh_machine(&lock);
+    let _unmount = mount_remote(&machine, &server.url(), &[]);
+    let venv = machine.project().join("mnt");
+    let after_mount = server.requests();
+    for object in [&alpha, &beta, &gamma] {
+        let got = statuses(&after_mount, object);
+        assert!(
+            !got.is_empty() && got.iter().all(|&s| s == 206),
+            "{object}: {after_mount:?}"
+        );
+        assert!(
+            !stored_locally(&machine, object),
+            "{object} was fetched before mounting"
+        );
+    }
+    // The launcher came from a range of gamma's object.
+    assert!(venv.join("bin/gamma").is_file());
+    let got = venv_python(&venv, IMPORT_ALPHA);
+    assert_eq!(got.trim(), "42 100000");
+    let after_import = server.requests();
+    assert_eq!(
+        statuses(&after_import, &alpha).last(),
+        Some(&200),
+        "{after_import:?}"
+    );
+    for object in [&beta, &gamma] {
+        assert!(
+            statuses(&after_import, object).iter().all(|&s| s == 206),
+            "{object} fetched by an import of alpha: {after_import:?}"
+        );
+    }
+    check_site_packages(&venv_site_packages(&venv), &wheels, "the lazy mount");
+    let tool = std::fs::read(venv.join("bin/gamma-tool")).unwrap();
+    assert_eq!(tool, b"#!/bin/sh\necho tool\n");
+    let out = Command::new(venv.join("bin/gamma")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "gamma");
+    let all = server.requests();
+    for object in [&alpha, &beta, &gamma] {
+        let whole = statuses(&all, object).iter().filter(|&&s| s == 200).count();
+        assert_eq!(whole, 1, "{object}: {all:?}");
+        assert!(stored_locally(&machine, object));
+    }
+    // Only the sidecars of small objects (one group: none pushed) are absent.
+    let failed = |(path, status): &&(String, u16)| *status >= 400 && !path.ends_with(".dxcv");
+    assert!(!all.iter().any(|r| failed(&r)), "{all:?}");
+}
+
+/// An object corrupted on the server (a byte of its data, past its index) is refused when a
+/// read fetches it: that package's files give EIO, with one log line naming the package, the
+/// object and its URL, and are not asked again before the backoff; other packages are served;
+/// nothing wrong is stored.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_corrupt_object_gives_eio_for_its_package_only() {
+    let cx = TestContext::new();
+    let Some((served, lock, wheels, server)) = lazy_served(&cx) else {
+        return;
+    };
+    // nginx reads the file on each request: changed while it serves.
+    let beta = object_key_of(&served, wheel_named(&wheels, "beta"));
+    let path = served.join(beta.trim_start_matches('/'));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let machine = fresh_machine(&lock);
+    let _unmount = mount_remote(&machine, &server.url(), &[]);
+    let venv = machine.project().join("mnt");
+    let site = venv_site_packages(&venv);
+    for file in ["beta/data.bin", "beta/__init__.py", "beta/data.bin"] {
+        let err = std::fs::read(site.join(file)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(5), "{file}: {err}"); // EIO
+    }
+    // nginx logs a request once it is done, which may be after the client has its bytes.
+    let whole = || {
+        statuses(&server.requests(), &beta)
+            .iter()
+            .filter(|&&s| s == 200)
+            .count()
+    };
+    let start = Instant::now();
+    while whole() == 0 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        whole(),
+        1,
+        "asked again before the backoff: {:?}",
+        server.requests()
+    );
+    let got = venv_python(&venv, "import alpha; print(alpha.VALUE)");
+    assert_eq!(got.trim(), "42");
+    let log = server_log(&machine);
+    let hex = beta.rsplit('/').next().unwrap().trim_end_matches(".dxpkg");
+    let line = log
+        .lines()
+        .find(|l| l.contains("Cannot fetch package"))
+        .unwrap_or_else(|| panic!("no log line: {log}"));
+    assert!(line.contains("`beta 2.0`") && line.contains(hex), "{line}");
+    assert!(line.contains(&format!("{}{beta}", server.url())), "{line}");
+    assert_eq!(log.matches("Cannot fetch package").count(), 1, "{log}");
+    assert!(!stored_locally(&machine, &beta));
+}
+
+/// The server stopped mid-mount: packages fetched before keep being served, the others give
+/// EIO.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_server_stopped_mid_mount_fails_only_packages_not_fetched() {
+    let cx = TestContext::new();
+    let Some((_, lock, _, server)) = lazy_served(&cx) else {
         return;
     };
     let machine = fresh_machine(&lock);
+    let _unmount = mount_remote(&machine, &server.url(), &[]);
     let venv = machine.project().join("mnt");
-    /// Unmounts when the test ends, also when it fails.
-    struct Unmount<'a>(&'a TestContext, PathBuf);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.dx_py().arg("unmount").arg(&self.1).output();
-            let _ = Command::new("umount").arg("-l").arg(&self.1).output();
-        }
-    }
-    let out = machine
-        .dx_py()
-        .args(["mount", "mnt", "--lock", "dx-py.dpl", "--no-index"])
-        .args(["--store-url", &server.url()])
-        .output()
-        .unwrap();
-    let _unmount = Unmount(&machine, venv.clone());
-    assert_success(&out, "mount from the remote store");
-    let got = venv_python(&venv, "import alpha, beta; print(alpha.VALUE, beta.NAME)");
-    assert_eq!(got.trim(), "42 beta");
-    for (path, n) in server.gets() {
-        assert_eq!(n, 1, "{path} was fetched {n} times");
-    }
+    let got = venv_python(&venv, IMPORT_ALPHA);
+    assert_eq!(got.trim(), "42 100000");
+    drop(server);
+    let site = venv_site_packages(&venv);
+    let err = std::fs::read(site.join("beta/data.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(5), "{err}"); // EIO
+    assert_eq!(
+        std::fs::read(site.join("alpha/blob.bin")).unwrap(),
+        vec![1u8; 100_000]
+    );
+    let got = venv_python(&venv, "import alpha.core; print(alpha.core.VALUE)");
+    assert_eq!(got.trim(), "42");
+    assert!(server_log(&machine).contains("`beta 2.0`"));
 }
 
 fn alpha_wheel(wheels: &[PathBuf]) -> &Path {
@@ -452,30 +708,41 @@ fn moto() -> Option<(Server, PathBuf)> {
     ))
 }
 
+/// The `AWS_*` variables that point the S3 tier at moto's server at `endpoint`.
+fn s3_env(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+}
+
+/// Makes bucket `name` on moto's server, through moto's own client library (boto3 comes with
+/// it), run by `python`.
+fn make_bucket(python: &Path, endpoint: &str, name: &str) {
+    let made = Command::new(python)
+        .args([
+            "-c",
+            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket=sys.argv[2])",
+            endpoint,
+            name,
+        ])
+        .output()
+        .unwrap();
+    assert_success(&made, "create the bucket");
+}
+
 #[test]
 fn install_from_s3_with_no_index_and_no_wheels() {
     let Some((server, python)) = moto() else {
         return;
     };
     let endpoint = server.url();
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    // The bucket, made through moto's own client library (boto3 comes with it).
-    let made = Command::new(&python)
-        .args([
-            "-c",
-            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
-             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='dxpy')",
-            &endpoint,
-        ])
-        .output()
-        .unwrap();
-    assert_success(&made, "create the bucket");
+    let env = s3_env(&endpoint);
+    make_bucket(&python, &endpoint, "dxpy");
     let cx = TestContext::new();
     let (lock, wheels) = installed_and_pushed(&cx, "s3://dxpy/store/v1", &env);
     let machine = fresh_machine(&lock);
@@ -500,4 +767,53 @@ fn install_from_s3_with_no_index_and_no_wheels() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("s3://dxpy/store/v1/"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
+}
+
+/// The `.dxpkg` files in `machine`'s local store.
+fn local_objects(machine: &TestContext) -> usize {
+    let mut n = 0;
+    let mut stack = vec![machine.cache_dir().join("store")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dxpkg") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The lazy mount over S3 (moto): the mount fetches the three small bytecode packs whole and
+/// no package object; an import fetches its package's; every file then matches RECORD.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lazy_mount_from_s3_fetches_on_first_read() {
+    if !dx_py_tests::can_mount() {
+        return;
+    }
+    let Some((server, python)) = moto() else {
+        return;
+    };
+    let endpoint = server.url();
+    let env = s3_env(&endpoint);
+    make_bucket(&python, &endpoint, "lazy");
+    let cx = TestContext::new();
+    let dir = lazy_wheels(&cx);
+    let (lock, wheels) = pushed_wheels(&cx, &dir, "s3://lazy/store", &env, 6);
+    let machine = fresh_machine(&lock);
+    let _unmount = mount_remote(&machine, "s3://lazy/store", &env);
+    assert_eq!(local_objects(&machine), 3, "only the small bytecode packs");
+    let venv = machine.project().join("mnt");
+    let got = venv_python(&venv, IMPORT_ALPHA);
+    assert_eq!(got.trim(), "42 100000");
+    assert_eq!(local_objects(&machine), 4, "alpha's object only");
+    check_site_packages(
+        &venv_site_packages(&venv),
+        &wheels,
+        "the lazy mount from S3",
+    );
+    assert_eq!(local_objects(&machine), 6);
 }

@@ -193,10 +193,13 @@ fn the_mount_refuses_a_damaged_file_and_serves_its_neighbours() {
     let wheels = setup(&cx);
     dx_py_tests::assert_success(&dx_py_tests::install_from(&cx, &wheels, ".venv"), "install");
     damage_object(&cx);
+    // The pack's read path: with passthrough the mount would serve the unpacked copy that
+    // `install` left, which is intact (docs/design/mount.md, "Passthrough").
     let out = cx
         .dx_py()
         .args(["mount", "m", "-r", "requirements.txt", "--find-links"])
         .arg(&wheels)
+        .env("DX_PY_MOUNT_PASSTHROUGH", "0")
         .output()
         .unwrap();
     let mounted = Mounted {

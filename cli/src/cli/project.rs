@@ -163,7 +163,8 @@ pub(crate) struct EnvArgs {
 /// `add` and `remove`: which dependencies of `pyproject.toml` to edit.
 #[derive(Args, Debug)]
 pub(crate) struct EditArgs {
-    /// Packages: requirements to add (e.g. `requests`, `'flask>=3'`), or names to remove.
+    /// Packages: requirements to add (e.g. `requests`, `'flask>=3'`), local directories or
+    /// source archives to add (`./lib`, `../dist/x-1.0.tar.gz`), or names to remove.
     #[arg(required = true, value_name = "PACKAGE")]
     pub(crate) packages: Vec<String>,
     /// Edit this dependency group instead of `[project] dependencies`.
@@ -175,6 +176,9 @@ pub(crate) struct EditArgs {
     /// Only edit `pyproject.toml` and lock; do not sync the venv.
     #[arg(long)]
     pub(crate) no_sync: bool,
+    /// `add`: install the local directories given editable (`add -e ../lib`).
+    #[arg(long, short = 'e')]
+    pub(crate) editable: bool,
     #[command(flatten)]
     pub(crate) env: EnvArgs,
 }

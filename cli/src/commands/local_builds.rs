@@ -1,7 +1,8 @@
-//! Local source built for an install: the project itself (`sync`) and the local paths of
+//! Local source built for an install: the project itself (`sync`), the local paths of
 //! requirements files (`./project`, `-e ./project`, `name @ file:///abs/project`,
-//! `./x-1.0.tar.gz`). A wheel built before is found by its key without an index client; the
-//! client and the builder are made only when something must be built.
+//! `./x-1.0.tar.gz`) and a project's path dependencies (`[tool.dx-py.sources]`). A wheel built
+//! before is found by its key without an index client; the client and the builder are made only
+//! when something must be built.
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -9,9 +10,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use dx_py_core::build::{
     BuildCache, BuildError, BuildOptions, Builder, BuiltWheel, LocalMode, local_key,
 };
+use dx_py_core::install::{ResolveRequest, local_fingerprint};
+use dx_py_core::names::normalize_name;
+use dx_py_core::project::Project;
 use dx_py_core::python::Interpreter;
 use dx_py_core::requirements::{BuildKind, BuildReference, Requirements};
-use pep508_rs::PackageName;
+use pep508_rs::{PackageName, VerbatimUrl, VersionOrUrl};
+use url::Url;
 
 use super::resolve::build_options;
 use crate::cli::{ResolveArgs, SourceArgs};
@@ -162,6 +167,126 @@ impl LocalBuilds<'_> {
         let wheels: Vec<PathBuf> = self.wheels(&sources)?.into_iter().map(|w| w.path).collect();
         reqs.use_built(&wheels)?;
         Ok(reqs)
+    }
+}
+
+/// The path dependencies of a project that a request names, each with its normalized name.
+pub(crate) type ProjectLocals = Vec<(String, BuildReference)>;
+
+/// The path dependencies of `project` that `request` names; their fingerprints (relative to
+/// the lock's directory `lock_dir`, metadata) go into the request's inputs hash. A path that
+/// does not exist is refused naming where it was declared.
+pub(crate) fn project_locals(
+    project: &Project,
+    request: &mut ResolveRequest,
+    lock_dir: &Path,
+) -> Result<ProjectLocals> {
+    let named: std::collections::BTreeSet<String> = (request.requirements.iter())
+        .map(|r| normalize_name(r.name.as_ref()))
+        .collect();
+    let mut out = Vec::new();
+    for d in &project.local_dependencies {
+        if !named.contains(&d.name) {
+            continue;
+        }
+        if !d.path.exists() {
+            bail!(
+                "`{}` in `{}` names `{}`, which does not exist",
+                d.field,
+                project.path.display(),
+                d.path.display()
+            );
+        }
+        let absolute = std::path::absolute(&d.path)
+            .with_context(|| format!("Failed to read `{}`", d.path.display()))?;
+        let reference = BuildReference {
+            url: Url::from_file_path(&absolute)
+                .map_err(|()| anyhow!("`{}` is not a local path", absolute.display()))?,
+            path: Some(d.path.clone()),
+            kind: d.kind,
+            editable: d.editable,
+        };
+        request
+            .local_sources
+            .push(local_fingerprint(&d.path, &reference, lock_dir)?);
+        out.push((d.name.clone(), reference));
+    }
+    Ok(out)
+}
+
+/// `request` (of the requirements `files`, whose local source was built already) as its
+/// universal inputs hash sees it: a requirement on a wheel built from local source names the
+/// package alone, and the source is fingerprinted as a project's path dependency is, so that
+/// the hash holds no build-cache path (another checkout or interpreter finds the lock fresh).
+pub(crate) fn portable_request(
+    request: &ResolveRequest,
+    files: &[(PathBuf, Requirements)],
+    lock_dir: &Path,
+) -> Result<ResolveRequest> {
+    let built: Vec<(&Path, &BuildReference)> = (files.iter())
+        .flat_map(|(_, reqs)| reqs.built_sources())
+        .collect();
+    let mut portable = request.clone();
+    if built.is_empty() {
+        return Ok(portable);
+    }
+    // The lock's directory anchors the relative paths; it is about to hold the lock anyway.
+    std::fs::create_dir_all(lock_dir)
+        .with_context(|| format!("Failed to create `{}`", lock_dir.display()))?;
+    for requirement in &mut portable.requirements {
+        let Some(VersionOrUrl::Url(url)) = &requirement.version_or_url else {
+            continue;
+        };
+        let wheel = url.to_url().to_file_path().ok();
+        if built.iter().any(|(w, _)| wheel.as_deref() == Some(*w)) {
+            requirement.version_or_url = None;
+        }
+    }
+    for (_, from) in &built {
+        if let Some(source) = &from.path {
+            portable
+                .local_sources
+                .push(local_fingerprint(source, from, lock_dir)?);
+        }
+    }
+    Ok(portable)
+}
+
+impl LocalBuilds<'_> {
+    /// Builds each of `locals` (or finds it built) and points the requirements of `request`
+    /// on it at the wheel, as the resolver takes local wheels; returns each wheel with the
+    /// source it was built from, for the lock to name the source instead.
+    pub(crate) fn use_project_locals(
+        &self,
+        locals: &ProjectLocals,
+        request: &mut ResolveRequest,
+    ) -> Result<Vec<(PathBuf, BuildReference)>> {
+        let sources: Vec<LocalSource<'_>> = locals
+            .iter()
+            .filter_map(|(name, r)| {
+                Some(LocalSource {
+                    name: Some(name),
+                    path: r.path.as_deref()?,
+                    kind: r.kind,
+                    mode: mode_of(r),
+                })
+            })
+            .collect();
+        let wheels = self.wheels(&sources)?;
+        for requirement in &mut request.requirements {
+            let name = normalize_name(requirement.name.as_ref());
+            if let Some(i) = locals.iter().position(|(n, _)| *n == name) {
+                let url = Url::from_file_path(&wheels[i].path).map_err(|()| {
+                    anyhow!("`{}` is not an absolute path", wheels[i].path.display())
+                })?;
+                requirement.version_or_url = Some(VersionOrUrl::Url(VerbatimUrl::from_url(url)));
+            }
+        }
+        Ok(wheels
+            .into_iter()
+            .map(|w| w.path)
+            .zip(locals.iter().map(|(_, r)| r.clone()))
+            .collect())
     }
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod mount;
 pub(crate) mod mount_serve;
 pub(crate) mod project;
 mod project_build;
+mod project_local;
 pub(crate) mod resolve;
 pub(crate) mod store;
 #[cfg(target_os = "linux")]

@@ -34,8 +34,8 @@ pub(crate) fn run_mount(
     settings.store_dir = absolute(&settings.store_dir)?;
     let settings = &settings;
     let venv = dx_py_fs_linux::mounts::absolute(&args.venv)?;
-    let (tree, after) = match &args.tree {
-        Some(tree) => (absolute(tree)?, None),
+    let (tree, after, remote_names, remote_pairs) = match &args.tree {
+        Some(tree) => (absolute(tree)?, None, Vec::new(), Vec::new()),
         None => {
             if let Some(why) = fuse_unusable(args) {
                 printer.warn(format_args!(
@@ -43,8 +43,13 @@ pub(crate) fn run_mount(
                 ));
                 return fallback_install(args, settings, printer);
             }
-            let plan = plan(args, &venv, settings, printer)?;
-            (plan.tree, plan.later.map(|later| later.after))
+            let (plan, names) = plan(args, &venv, settings, printer)?;
+            let pairs = plan
+                .remote_pairs
+                .iter()
+                .map(|(a, b)| (a.to_hex().to_string(), b.to_hex().to_string()))
+                .collect();
+            (plan.tree, plan.later.map(|later| later.after), names, pairs)
         }
     };
     let cache = settings.cache();
@@ -55,14 +60,25 @@ pub(crate) fn run_mount(
         store: cache
             .store_is_shared()
             .then(|| cache.store_dir().to_path_buf()),
-        threads: MountOptions::default().threads,
+        // A read of a package not fetched yet holds its thread for the fetch: more threads
+        // keep the other packages served meanwhile.
+        threads: match settings.store_url {
+            Some(_) => MountOptions::default().threads.max(REMOTE_THREADS),
+            None => MountOptions::default().threads,
+        },
         allow_other: args.allow_other,
         auto_unmount: !args.no_auto_unmount,
         keep_pack_cache: args.keep_pack_cache,
         after,
+        store_url: settings.store_url.clone(),
+        remote_names,
+        remote_pairs,
     };
     super::mount_serve::start(spec, args, settings, printer)
 }
+
+/// Request threads of a mount with a remote tier.
+const REMOTE_THREADS: usize = 8;
 
 /// Why FUSE cannot serve this mount (`DX_PY_NO_FUSE=1` asks for the layout even where it
 /// could: containers that allow /dev/fuse but should not mount, and the fallback's own tests).
@@ -81,13 +97,17 @@ fn fuse_unusable(args: &MountArgs) -> Option<String> {
     serve::preflight(&opts).err().map(|why| why.to_string())
 }
 
-/// The tree of the lock `args` name for `venv`, from the cache or built now.
+/// Names of the objects a mount reads from the remote tier: `(object hex, package)`.
+type RemoteNames = Vec<(String, String)>;
+
+/// The tree of the lock `args` name for `venv`, from the cache or built now, and the names of
+/// the packages whose objects the server fetches on first read.
 fn plan(
     args: &MountArgs,
     venv: &Path,
     settings: &Settings,
     printer: &Printer,
-) -> Result<MountPlan> {
+) -> Result<(MountPlan, RemoteNames)> {
     let interp = settings.interpreter(args.python.as_deref())?;
     // Locking and fetching store packages: held shared, like install, so that `cache clean`
     // waits for them.
@@ -95,8 +115,8 @@ fn plan(
     let _shared = cache_lock.shared()?;
     settings.sweep_after_crashes();
     let cache = settings.cache();
-    // With `--store-url`, every object the lock needs is fetched before mounting (the lazy,
-    // per-package fetch is still to come).
+    // With `--store-url`, the packages the remote has are laid out from their objects'
+    // indexes; the server fetches each object on the first read of one of its files.
     let store = match settings.remote()? {
         Some(tier) => cache.store().with_remote(tier),
         None => cache.store(),
@@ -131,8 +151,9 @@ fn plan(
             later: None,
             built: None,
             warnings: Vec::new(),
+            remote_pairs: Vec::new(),
         };
-        return Ok(plan);
+        return Ok((plan, remote_names(&store, &dpl_path)));
     }
     let client = settings::sources(&args.sources, None, &interp, settings, printer)
         .ok()
@@ -163,7 +184,27 @@ fn plan(
     })?;
     print_plan(&plan, printer);
     dx_py_core::cache::roots::record_mount(&cache.roots_dir(), venv, &plan.tree);
-    Ok(plan)
+    Ok((plan, remote_names(&store, &dpl_path)))
+}
+
+/// The lock's packages (as the plan left the lock at `dpl`) that the store lacks, named.
+fn remote_names(store: &dx_py_core::store::PackageStore, dpl: &Path) -> RemoteNames {
+    if store.remote().is_none() {
+        return Vec::new();
+    }
+    let lock = std::fs::read(dpl).ok().and_then(|bytes| {
+        dx_py_core::dpl::DplReader::from_bytes(bytes.as_slice())
+            .ok()?
+            .to_lock()
+            .ok()
+    });
+    let Some(lock) = lock else {
+        return Vec::new();
+    };
+    dx_py_core::mount::unfetched_names(store, &lock)
+        .into_iter()
+        .map(|(hash, name)| (hash.to_hex().to_string(), name))
+        .collect()
 }
 
 fn print_plan(plan: &MountPlan, printer: &Printer) {

@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use dx_py_core::cache_lock::CacheLock;
 use dx_py_core::project::{DependencyTarget, EditError, Project, PyprojectEditor};
 use dx_py_core::python::Interpreter;
 
 use super::install::{Target, install_dpl};
 use super::project_build::with_project;
+use super::project_local::added_paths;
 use super::resolve::{Flags, Freshness, Inputs, lock_universal};
 use crate::cli::{EditArgs, EnvArgs, LinkModeArg, ProjectArgs, RunArgs, SyncArgs};
 use crate::printer::Printer;
@@ -48,35 +49,58 @@ pub(crate) fn run(args: &RunArgs, settings: &Settings, printer: &Printer) -> Res
 }
 
 pub(crate) fn add(args: &EditArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
-    edit(args, settings, printer, |editor, package, target| {
-        editor.add(package, target).map(|_| ())
-    })
+    let project = project_here()?;
+    let cwd = std::env::current_dir().context("Failed to read the current directory")?;
+    // Local paths first: their names come from building them.
+    let paths = added_paths(args, &project, &cwd, settings, printer)?;
+    edit(
+        &project,
+        args,
+        settings,
+        printer,
+        |editor, i, target| match &paths[i] {
+            Some(added) => {
+                editor.add(&added.name, target)?;
+                editor.add_source(&added.name, &added.written, added.editable)
+            }
+            None => editor.add(&args.packages[i], target).map(|_| ()),
+        },
+    )
 }
 
 pub(crate) fn remove(args: &EditArgs, settings: &Settings, printer: &Printer) -> Result<ExitCode> {
-    edit(args, settings, printer, |editor, package, target| {
-        editor.remove(package, target).map(|_| ())
+    if args.editable {
+        bail!("`-e` is for `dx-py add`: `remove` takes package names");
+    }
+    let project = project_here()?;
+    edit(&project, args, settings, printer, |editor, i, target| {
+        let package = &args.packages[i];
+        editor.remove(package, target)?;
+        // Its source goes with the last requirement on it.
+        editor.remove_source_if_unused(package);
+        Ok(())
     })
 }
 
-/// Applies `one` to each package of `args`, then locks and syncs (see [`edit_then_sync`]).
+/// Applies `one` to each package of `args` (by index), then locks and syncs (see
+/// [`edit_then_sync`]).
 fn edit(
+    project: &Project,
     args: &EditArgs,
     settings: &Settings,
     printer: &Printer,
-    one: impl Fn(&mut PyprojectEditor, &str, &DependencyTarget) -> Result<(), EditError>,
+    one: impl Fn(&mut PyprojectEditor, usize, &DependencyTarget) -> Result<(), EditError>,
 ) -> Result<ExitCode> {
-    let project = project_here()?;
     let target = target(args.group.as_deref(), args.optional.as_deref());
     edit_then_sync(
-        &project,
+        project,
         &args.env,
         args.no_sync,
         settings,
         printer,
         |editor| {
-            for package in &args.packages {
-                one(editor, package, &target)?;
+            for i in 0..args.packages.len() {
+                one(editor, i, &target)?;
             }
             Ok(())
         },

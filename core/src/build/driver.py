@@ -58,7 +58,20 @@ def main():
         request = json.load(f)
     source = os.path.abspath(request["source"])
     os.chdir(source)
-    backend = load_backend(request["backend"], request.get("backend_path") or [], source)
+    try:
+        backend = load_backend(request["backend"], request.get("backend_path") or [], source)
+    except ModuleNotFoundError as e:
+        # The backend itself is not installed (not a module it imports): the caller says where
+        # it is missing and what to do.
+        top = request["backend"].partition(":")[0].strip()
+        if not e.name or not (top == e.name or top.startswith(e.name + ".")):
+            raise
+        answer = {"missing_backend": str(e)}
+    else:
+        answer = None
+    if answer is not None:
+        write_answer(answer_path, answer)
+        return
     settings = request.get("config_settings") or None
     answer = run_hook(backend, request["hook"], settings, request["out"], request.get("metadata_directory"))
     then = request.get("then")
@@ -66,6 +79,11 @@ def main():
         # Nothing to add to the environment: the next hook runs here, saving an interpreter
         # start and the backend's import.
         answer.update(run_hook(backend, then["hook"], settings, then["out"], None))
+    write_answer(answer_path, answer)
+
+
+def write_answer(answer_path, answer):
+    # Whole or not at all: a process stopped while writing leaves no answer.
     tmp = answer_path + ".part"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(answer, f)

@@ -1,6 +1,7 @@
 //! Running one PEP 517 hook: the embedded Python driver (`driver.py`), written once into the
 //! cache under a name that is its hash, run by the build interpreter with a timeout, its output
-//! captured in a log and its answer read back as JSON from a file.
+//! captured in a log and its answer read back as JSON from a file. Each hook process leads its own
+//! process group, stopped as a whole on a timeout or Ctrl-C (`stop.rs`).
 //!
 //! ```text
 //! {build dir}/hook-{n}.json         the request: hook, backend, source tree, output dir, settings
@@ -108,6 +109,8 @@ pub struct Answer {
     /// `build_*`: set to the hook's name when the backend lacks it (PEP 660 makes
     /// `build_editable` optional).
     pub missing: Option<String>,
+    /// Any hook: the import error when the backend's module is not installed.
+    pub missing_backend: Option<String>,
 }
 
 /// Where and how hooks run for one build.
@@ -225,19 +228,30 @@ impl HookRunner<'_> {
             self.package,
             self.python.display()
         );
-        let mut child = cmd.spawn().map_err(|source| BuildError::Spawn {
+        let spawn_error = |source| BuildError::Spawn {
             python: self.python.clone(),
             source,
-        })?;
+        };
+        let interrupted = || BuildError::Interrupted {
+            package: self.package.to_string(),
+            hook: n,
+        };
+        let mut running = super::stop::spawn(&mut cmd)
+            .map_err(spawn_error)?
+            .ok_or_else(interrupted)?;
+        let child = &mut running.child;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
             }
-            if start.elapsed() > self.timeout {
-                // The backend's own children (compilers) see their parent die and stop
-                // writing into the scratch directory, which is removed with the build.
-                let _ = child.kill();
-                let _ = child.wait();
+            let timed_out = start.elapsed() > self.timeout;
+            if timed_out || super::stop::is_stopping() {
+                // The whole group: the backend's own children (compilers, subprocesses) would
+                // otherwise go on running, and writing into the scratch directory.
+                super::stop::stop(child, super::stop::GRACE);
+                if !timed_out {
+                    return Err(interrupted());
+                }
                 return Err(BuildError::Timeout {
                     package: self.package.to_string(),
                     hook: n,
@@ -245,8 +259,9 @@ impl HookRunner<'_> {
                     log: log_path,
                 });
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(super::stop::POLL);
         };
+        drop(running);
         tracing::debug!(
             "{}: `{n}` took {:.0} ms",
             self.package,
@@ -268,7 +283,17 @@ impl HookRunner<'_> {
         };
         let text = fs_err::read_to_string(&answer_path)
             .map_err(|e| bad(format!("no answer file ({e})")))?;
-        serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON ({e})")))
+        let answer: Answer =
+            serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON ({e})")))?;
+        if let Some(error) = answer.missing_backend {
+            return Err(BuildError::NoBackend {
+                package: self.package.to_string(),
+                backend: self.system.backend.clone(),
+                python: self.python.clone(),
+                error,
+            });
+        }
+        Ok(answer)
     }
 }
 
@@ -482,16 +507,66 @@ mod tests {
         });
     }
 
+    /// A timed-out hook is stopped with what it started: the backend's child, which would
+    /// outlive a killed driver, is gone too.
+    #[cfg(target_os = "linux")]
     #[test]
-    fn a_hook_running_too_long_is_stopped() {
-        let code = "import time\n\
+    fn a_hook_running_too_long_is_stopped_with_its_children() {
+        let code = "import os, subprocess, time\n\
                     def build_wheel(out, config_settings, metadata_directory=None):\n    \
-                    time.sleep(30)\n";
+                    child = subprocess.Popen(['sleep', '300'])\n    \
+                    open('pids.part', 'w').write(f'{os.getpid()} {child.pid}')\n    \
+                    os.replace('pids.part', 'pids')\n    \
+                    time.sleep(300)\n";
         with_backend(code, |runner, out| {
             let start = Instant::now();
             let e = runner.run(Hook::BuildWheel, out, None).unwrap_err();
             assert!(matches!(e, BuildError::Timeout { seconds: 2, .. }), "{e}");
             assert!(start.elapsed() < Duration::from_secs(20));
+            let pids = std::fs::read_to_string(runner.tree.join("pids")).unwrap();
+            let pids: Vec<&str> = pids.split_whitespace().collect();
+            assert_eq!(pids.len(), 2, "{pids:?}");
+            let alive = |pid: &str| super::super::stop::alive(pid.parse().unwrap());
+            // The grandchild may take a moment to be reaped by whoever adopted it.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pids.iter().any(|p| alive(p)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for pid in &pids {
+                assert!(!alive(pid), "process {pid} still runs after the timeout");
+            }
+        });
+    }
+
+    /// A backend that is not installed is named as such (with the way out); a backend that is
+    /// there but imports something missing fails as any backend does, with its traceback.
+    #[test]
+    fn a_missing_backend_is_named() {
+        with_backend("import not_installed_either\n", |runner, out| {
+            let system = BuildSystem {
+                backend: "no_such_backend.build_meta".into(),
+                ..runner.system.clone()
+            };
+            let missing = HookRunner {
+                system: &system,
+                python: runner.python.clone(),
+                bin: None,
+                ..*runner
+            };
+            let e = missing.run(Hook::BuildWheel, out, None).unwrap_err();
+            assert!(matches!(e, BuildError::NoBackend { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("`no_such_backend.build_meta` is not installed")
+                    && text.contains("--no-build-isolation")
+                    && text.contains("fake==1.0"),
+                "{text}"
+            );
+            let e = runner.run(Hook::BuildWheel, out, None).unwrap_err();
+            assert!(
+                matches!(&e, BuildError::Backend { tail, .. } if tail.contains("not_installed_either")),
+                "{e}"
+            );
         });
     }
 

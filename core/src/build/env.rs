@@ -4,7 +4,8 @@
 //! The resolved lock of a set is kept at `{cache}/builds/envs/{inputs hash}.dpl`, the hash being
 //! the one `dx-py lock` records (requirements, interpreter, index), so a set seen before is not
 //! resolved again: its lock is read and its layout, already cached, becomes the venv's
-//! site-packages with one symlink. Build requirements must be wheels: a build environment does
+//! site-packages with one symlink. The environment is bytecode-compiled like any install (the
+//! packs are shared). Build requirements must be wheels: a build environment does
 //! not build (no recursion through sdists of build tools).
 use std::path::Path;
 
@@ -92,11 +93,13 @@ pub fn install_env(
         lock_dir: &envs,
         // Build requirements are wheels: a build environment does not build.
         builder: None,
-        // Not compiled (as pip and uv do not): compiling setuptools costs about a second, once,
-        // where a hook process imports a fraction of it for ~0.1 s more without `.pyc` files;
-        // hooks run with `-B`, so they never write into the shared layout either way.
+        // Compiled, through the store's bytecode packs as any install: once per package and
+        // interpreter on this machine, shared by every environment (and venv) holding it. Each
+        // hook process imports the backend again; with `.pyc` files a setuptools build's two
+        // hooks took half the time (docs/design/build.md). Hooks run with `-B`: they never
+        // write into the shared layout.
         options: SyncOptions {
-            compile_bytecode: false,
+            compile_bytecode: true,
         },
         reporter: &NoReporter,
     };

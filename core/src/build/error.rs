@@ -71,6 +71,31 @@ pub enum BuildError {
         /// The output so far, kept.
         log: PathBuf,
     },
+    /// The build backend is not installed where the hooks run.
+    #[error(
+        "Cannot build `{package}`: its build backend `{backend}` is not installed for `{}` \
+         ({error}); without build isolation (`--no-build-isolation`) the backend must be \
+         installed in the target environment first, else list it in `build-system.requires`",
+        python.display()
+    )]
+    NoBackend {
+        /// `name==version` (a tree's name).
+        package: String,
+        /// The `build-backend`.
+        backend: String,
+        /// The interpreter that ran the hook.
+        python: PathBuf,
+        /// Python's import error.
+        error: String,
+    },
+    /// dx-py was interrupted (Ctrl-C, SIGTERM) while the hook ran; the backend was stopped.
+    #[error("Building `{package}` was interrupted while the backend's `{hook}` ran")]
+    Interrupted {
+        /// `name==version`.
+        package: String,
+        /// The PEP 517 hook.
+        hook: &'static str,
+    },
     /// The build interpreter could not be started.
     #[error("Cannot run the build interpreter `{}`", python.display())]
     Spawn {

@@ -83,6 +83,22 @@ pub fn local_key(tree: &Path, mode: LocalMode, builder_key: &str) -> std::io::Re
     h.update(mode.tag().as_bytes());
     h.update(b"\0");
     h.update(builder_key.as_bytes());
+    build_inputs(tree, mode, &mut h)?;
+    Ok(h.finalize().to_hex()[..32].to_string())
+}
+
+/// A digest of what a build of `tree` in `mode` depends on, wherever the tree is and whoever
+/// builds it: the metadata files' bytes, and for [`LocalMode::Wheel`] every file's path, size
+/// and modification time. What a lock or a selection that names the tree is keyed by.
+pub fn source_fingerprint(tree: &Path, mode: LocalMode) -> std::io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    h.update(mode.tag().as_bytes());
+    build_inputs(tree, mode, &mut h)?;
+    Ok(h.finalize().to_hex()[..32].to_string())
+}
+
+/// The metadata files of `tree` (absent ones as such), then its files when built.
+fn build_inputs(tree: &Path, mode: LocalMode, h: &mut blake3::Hasher) -> std::io::Result<()> {
     for name in KEY_FILES {
         h.update(b"\0");
         h.update(name.as_bytes());
@@ -98,9 +114,9 @@ pub fn local_key(tree: &Path, mode: LocalMode, builder_key: &str) -> std::io::Re
         }
     }
     if mode == LocalMode::Wheel {
-        fingerprint_tree(tree, Path::new(""), &mut h)?;
+        fingerprint_tree(tree, Path::new(""), h)?;
     }
-    Ok(h.finalize().to_hex()[..32].to_string())
+    Ok(())
 }
 
 /// Adds every file under `tree/rel` (sorted, recursively) to `h`: its relative path, size and

@@ -13,8 +13,9 @@
 //!
 //! The key names what makes a build differ: the interpreter's tag (`cp311-linux_x86_64`) and,
 //! when given, a fingerprint of the config settings. A build runs in an owned temporary
-//! directory under `{cache}/builds`: a failure or a Ctrl-C leaves no entry, only a temporary
-//! that the next command sweeps. Failed builds keep their log at
+//! directory under `{cache}/builds`: a failure leaves no entry, and neither does a Ctrl-C, which
+//! stops every backend with its children and removes the temporaries (`stop.rs`); a `kill -9`
+//! leaves a temporary that the next command sweeps. Failed builds keep their log at
 //! `{cache}/builds/logs/{name}-{version}.log`.
 //!
 //! Local source trees (a project, a `./path` requirement) take the same path without the
@@ -26,6 +27,7 @@ pub mod driver;
 mod env;
 mod error;
 mod local;
+mod stop;
 mod unpack;
 
 use std::collections::HashMap;
@@ -41,7 +43,10 @@ pub use cache::{BuildCache, BuiltWheel};
 pub use driver::{ConfigSettings, Hook};
 pub use env::{EnvContext, EnvOutcome, install_env};
 pub use error::BuildError;
-pub use local::{LocalMode, local_key};
+pub use local::{LocalMode, local_key, source_fingerprint};
+pub use stop::{
+    UndoOnInterrupt, arm as catch_interrupts, is_stopping, undo_on_interrupt, wait_if_stopping,
+};
 pub use unpack::{ArchiveKind, UnpackError, UnpackLimits, unpack_sdist};
 
 use crate::cache::Cache;
@@ -148,6 +153,9 @@ impl<'a> Builder<'a> {
         client: &'a IndexClient,
         options: BuildOptions,
     ) -> Self {
+        // Hooks run in process groups of their own, which the terminal's Ctrl-C no longer
+        // reaches: from now on this process stops them itself (once per process).
+        stop::arm(cache.temp_dirs());
         Self {
             builds: BuildCache::new(cache.builds_dir()),
             cache,

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{MarkerEnvironment, MarkerTree};
 
-use super::{LockedWheel, PylockDocument, PylockError, PylockSelector};
+use super::{LocalSource, LockedWheel, PylockDocument, PylockError, PylockSelector};
 
 /// One package the lock gives the environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,8 +16,14 @@ pub struct ExportedPackage {
     pub name: String,
     /// The version.
     pub version: String,
-    /// The sha256 of each wheel the lock lists for it, sorted.
+    /// The sha256 of each wheel the lock lists for it, sorted (of a local archive, the
+    /// archive's; none for a directory).
     pub hashes: Vec<String>,
+    /// Local source it is locked as: the directory's or archive's path, relative to the lock's
+    /// directory as the lock writes it.
+    pub path: Option<String>,
+    /// A directory installed editable.
+    pub editable: bool,
 }
 
 /// Why a lock cannot be read for the environment.
@@ -115,16 +121,27 @@ pub fn export_for(
         .packages
         .into_iter()
         .map(|p| {
-            let mut hashes = selector
-                .hashes
-                .remove(&p.name)
-                .unwrap_or_else(|| vec![data_encoding::HEXLOWER.encode(&p.wheel.sha256)]);
+            let directory = p
+                .directory()
+                .map(|(path, editable)| (path.to_owned(), editable));
+            let archive = (p.local == Some(LocalSource::Archive))
+                .then(|| p.sdist.as_ref().and_then(|s| s.path.clone()))
+                .flatten();
+            let mut hashes = match &directory {
+                Some(_) => Vec::new(),
+                None => selector
+                    .hashes
+                    .remove(&p.name)
+                    .unwrap_or_else(|| vec![data_encoding::HEXLOWER.encode(&p.wheel.sha256)]),
+            };
             hashes.sort();
             hashes.dedup();
             ExportedPackage {
                 name: p.name,
                 version: p.version,
                 hashes,
+                editable: directory.as_ref().is_some_and(|(_, e)| *e),
+                path: directory.map(|(path, _)| path).or(archive),
             }
         })
         .collect();
@@ -150,7 +167,18 @@ pub fn render_requirements(header: &[String], packages: &[ExportedPackage]) -> S
         out.push('\n');
     }
     for p in packages {
-        out.push_str(&format!("{}=={}", p.name, p.version));
+        match &p.path {
+            // pip takes a path for what contains a separator or starts with a dot.
+            Some(path) => {
+                let path = if path.starts_with('.') || path.starts_with('/') {
+                    path.clone()
+                } else {
+                    format!("./{path}")
+                };
+                out.push_str(&format!("{}{path}", if p.editable { "-e " } else { "" }));
+            }
+            None => out.push_str(&format!("{}=={}", p.name, p.version)),
+        }
         for h in &p.hashes {
             out.push_str(&format!(" \\\n    --hash=sha256:{h}"));
         }
@@ -256,12 +284,56 @@ wheels = [{{ url = "https://files.example/idna-3.7-py3-none-any.whl", hashes = {
             name: "idna".into(),
             version: "3.7".into(),
             hashes: vec![A.into(), B.into()],
+            path: None,
+            editable: false,
         }];
         assert_eq!(
             render_requirements(&["from pylock.toml".into()], &packages),
             format!(
                 "# from pylock.toml\nidna==3.7 \\\n    --hash=sha256:{A} \\\n    --hash=sha256:{B}\n"
             )
+        );
+    }
+
+    #[test]
+    fn local_source_is_exported_as_paths_relative_to_the_lock() {
+        let text = format!(
+            r#"lock-version = "1.0"
+created-by = "dx-py"
+
+[[packages]]
+name = "lib"
+version = "0.1"
+directory = {{ path = "../lib", editable = true }}
+
+[[packages]]
+name = "tool"
+version = "0.2"
+marker = "sys_platform == 'win32'"
+directory = {{ path = "tools/tool", editable = false }}
+
+[[packages]]
+name = "vendored"
+version = "1.0"
+archive = {{ name = "vendored-1.0.tar.gz", path = "dist/vendored-1.0.tar.gz", hashes = {{ sha256 = "{A}" }} }}
+"#
+        );
+        let for_platform = |platform: &str| {
+            let env = Platform::from_str(platform)
+                .unwrap()
+                .markers("3.12".parse().unwrap())
+                .unwrap();
+            render_requirements(&[], &export_for(&text, &env).unwrap())
+        };
+        assert_eq!(
+            for_platform("win32"),
+            format!(
+                "-e ../lib\n./tools/tool\n./dist/vendored-1.0.tar.gz \\\n    --hash=sha256:{A}\n"
+            )
+        );
+        assert_eq!(
+            for_platform("linux"),
+            format!("-e ../lib\n./dist/vendored-1.0.tar.gz \\\n    --hash=sha256:{A}\n")
         );
     }
 }

@@ -365,6 +365,47 @@ impl IndexClient {
         }
     }
 
+    /// GETs bytes `range` of `url` as [`IndexClient::get_optional`] does the whole file:
+    /// `Ok(None)` for a 404. A server that ignores `Range` answers the whole file (200): the
+    /// asked bytes are cut out of it, so the caller always gets exactly `range` (or fewer, at
+    /// the end of the file).
+    pub fn get_range_optional(
+        &self,
+        url: &Url,
+        range: std::ops::Range<u64>,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, IndexError> {
+        if range.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let get = Get {
+            accept: None,
+            // Ranges count bytes of the encoded body: ask for it unencoded.
+            headers: vec![
+                ("Range", format!("bytes={}-{}", range.start, range.end - 1)),
+                ("Accept-Encoding", "identity".into()),
+            ],
+            limit,
+        };
+        match self.fetch(url, &get) {
+            Ok(f) => {
+                self.counters.downloaded(f.body.len());
+                let mut body = f.body;
+                if f.status != 206 {
+                    let start = usize::try_from(range.start).unwrap_or(usize::MAX);
+                    let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+                    body = body
+                        .get(start.min(body.len())..end.min(body.len()))
+                        .unwrap_or_default()
+                        .to_vec();
+                }
+                Ok(Some(body))
+            }
+            Err(FetchError::NotFound) => Ok(None),
+            Err(FetchError::Failed(e)) => Err(e),
+        }
+    }
+
     /// Downloads `url` (`http`, `https`, `file`, or a local path), checks its sha256 when one is
     /// expected, and enforces the size limit. With a cache directory and an expected hash, a
     /// verified copy is kept and later served without the network.

@@ -4,7 +4,7 @@
 //! cache: such a lock installs on another machine, or after the project moved, by building.
 use std::path::{Component, Path, PathBuf};
 
-use crate::dpl::{LocalSource, Lock, LockedWheel, UNKNOWN_VERSION};
+use crate::dpl::{LocalSource, Lock, LockedWheel, UNKNOWN_VERSION, UniversalLock};
 use crate::hash::sha256_hex;
 use crate::requirements::{BuildKind, BuildReference};
 use crate::store::PackageStore;
@@ -35,10 +35,6 @@ pub fn name_local_sources<'a>(
     lock_dir: &Path,
     store: &PackageStore,
 ) -> Result<(), LocalSourceError> {
-    let read = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LocalSourceError::Read { path, source }
-    };
     let base = fs_err::canonicalize(lock_dir).map_err(read(lock_dir))?;
     for (wheel, from) in built {
         let Some(source) = &from.path else { continue };
@@ -49,57 +45,139 @@ pub fn name_local_sources<'a>(
         else {
             continue;
         };
-        let canonical = fs_err::canonicalize(source).map_err(read(source))?;
-        let path = relative_path(&canonical, &base);
+        let named = named_source(source, from, &base)?;
         let filename = p.wheel.filename.clone();
-        match from.kind {
-            BuildKind::Directory => {
+        let stand_in = |sha256| LockedWheel {
+            filename,
+            url: None,
+            path: None,
+            sha256,
+            size: None,
+        };
+        match named {
+            Named::Directory(local) => {
                 if p.store_hash.is_none() {
                     let bytes = fs_err::read(wheel).map_err(read(wheel))?;
-                    p.store_hash = store.wheel_object(&sha256_hex(&bytes), &filename);
+                    p.store_hash = store.wheel_object(&sha256_hex(&bytes), &p.wheel.filename);
                 }
-                p.wheel = LockedWheel {
-                    filename,
-                    url: None,
-                    path: None,
-                    sha256: [0; 32],
-                    size: None,
-                };
+                p.wheel = stand_in([0; 32]);
                 p.sdist = None;
-                p.local = Some(LocalSource::Directory {
-                    path,
-                    editable: from.editable,
-                });
+                p.local = Some(local);
             }
-            BuildKind::Archive => {
-                let bytes = fs_err::read(&canonical).map_err(read(&canonical))?;
-                let sha256: [u8; 32] = {
-                    use sha2::Digest;
-                    sha2::Sha256::digest(&bytes).into()
-                };
-                let archive_name = canonical
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                p.sdist = Some(LockedWheel {
-                    filename: archive_name,
-                    url: None,
-                    path: Some(path),
-                    sha256,
-                    size: Some(bytes.len() as u64),
-                });
-                p.wheel = LockedWheel {
-                    filename,
-                    url: None,
-                    path: None,
-                    sha256,
-                    size: None,
-                };
+            Named::Archive(archive) => {
+                p.wheel = stand_in(archive.sha256);
+                p.sdist = Some(archive);
                 p.local = Some(LocalSource::Archive);
             }
         }
     }
     Ok(())
+}
+
+/// [`name_local_sources`] for a universal lock: each entry whose wheel is one of `built` is
+/// locked as its source instead (a directory: no wheels; an archive: the archive as its sdist).
+pub fn name_universal_local_sources<'a>(
+    lock: &mut UniversalLock,
+    built: impl IntoIterator<Item = (&'a Path, &'a BuildReference)>,
+    lock_dir: &Path,
+) -> Result<(), LocalSourceError> {
+    let base = fs_err::canonicalize(lock_dir).map_err(read(lock_dir))?;
+    for (wheel, from) in built {
+        let Some(source) = &from.path else { continue };
+        let is_it = |w: &LockedWheel| w.path.as_deref().map(Path::new) == Some(wheel);
+        for p in lock
+            .packages
+            .iter_mut()
+            .filter(|p| p.wheels.iter().any(is_it))
+        {
+            p.wheels.clear();
+            match named_source(source, from, &base)? {
+                Named::Directory(local) => {
+                    p.sdist = None;
+                    p.local = Some(local);
+                }
+                Named::Archive(archive) => {
+                    p.sdist = Some(archive);
+                    p.local = Some(LocalSource::Archive);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a lock names a local source.
+enum Named {
+    /// A directory, relative to the lock.
+    Directory(LocalSource),
+    /// An archive: its path relative to the lock, sha256 and size.
+    Archive(LockedWheel),
+}
+
+/// `source` (what `from` names) as a lock whose directory is `base` (canonical) names it.
+fn named_source(
+    source: &Path,
+    from: &BuildReference,
+    base: &Path,
+) -> Result<Named, LocalSourceError> {
+    let canonical = fs_err::canonicalize(source).map_err(read(source))?;
+    let path = relative_path(&canonical, base);
+    Ok(match from.kind {
+        BuildKind::Directory => Named::Directory(LocalSource::Directory {
+            path,
+            editable: from.editable,
+        }),
+        BuildKind::Archive => {
+            let bytes = fs_err::read(&canonical).map_err(read(&canonical))?;
+            let sha256: [u8; 32] = {
+                use sha2::Digest;
+                sha2::Sha256::digest(&bytes).into()
+            };
+            let archive_name = canonical
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Named::Archive(LockedWheel {
+                filename: archive_name,
+                url: None,
+                path: Some(path),
+                sha256,
+                size: Some(bytes.len() as u64),
+            })
+        }
+    })
+}
+
+/// How the local source `from` (at `source`) counts in a lock's inputs hash: its path relative
+/// to `lock_dir`, whether editable, and for a directory the digest of its metadata files
+/// (`pyproject.toml`, `setup.py`, `setup.cfg`: what declares its dependencies), for an archive
+/// its sha256. Neither absolute paths nor source files count, so the lock stays fresh in another
+/// checkout and after a source edit (an install sees those: build.md).
+pub fn local_fingerprint(
+    source: &Path,
+    from: &BuildReference,
+    lock_dir: &Path,
+) -> Result<String, LocalSourceError> {
+    let base = fs_err::canonicalize(lock_dir).map_err(read(lock_dir))?;
+    let canonical = fs_err::canonicalize(source).map_err(read(source))?;
+    let digest = match from.kind {
+        BuildKind::Directory => {
+            crate::build::source_fingerprint(&canonical, crate::build::LocalMode::Editable)
+                .map_err(read(&canonical))?
+        }
+        BuildKind::Archive => sha256_hex(&fs_err::read(&canonical).map_err(read(&canonical))?),
+    };
+    Ok(format!(
+        "{} {} {digest}",
+        relative_path(&canonical, &base),
+        if from.editable { "editable" } else { "built" }
+    ))
+}
+
+/// The error of reading `path`.
+fn read(path: &Path) -> impl FnOnce(std::io::Error) -> LocalSourceError {
+    let path = path.to_path_buf();
+    move |source| LocalSourceError::Read { path, source }
 }
 
 /// Gives each directory entry of `lock` that names no version ([`UNKNOWN_VERSION`], as uv

@@ -38,7 +38,10 @@ pub use fetch::{
 };
 pub use local::JoinedLock;
 pub use lock::{LockOptions, inputs_hash, lock_requirements};
-pub use locked_source::{LocalSourceError, directory_versions, name_local_sources, relative_path};
+pub use locked_source::{
+    LocalSourceError, directory_versions, local_fingerprint, name_local_sources,
+    name_universal_local_sources, relative_path,
+};
 pub use planned::{PlannedPackage, ensure_stored_or_planned, planned_pack_key, store_planned};
 pub use prepare::{
     PrepareOptions, PreparedPackage, WheelSources, finish_bytecode, prepare_packages,

@@ -51,6 +51,11 @@ pub struct ResolveRequest {
     pub config_settings: crate::build::ConfigSettings,
     /// `--no-binary` / `--only-binary` (the files chosen differ, so the hash records them).
     pub binary: BinaryPolicy,
+    /// The local source the requirements name, each as `install::local_fingerprint` writes
+    /// it: where it is relative to the lock and what its metadata is, never a machine's cache
+    /// path, so a universal lock stays fresh in another checkout and goes stale when a local
+    /// project's dependencies change.
+    pub local_sources: Vec<String>,
 }
 
 impl ResolveRequest {
@@ -121,6 +126,9 @@ impl ResolveRequest {
         if !self.binary.is_default() {
             field("bin", &self.binary.fingerprint());
         }
+        for local in &self.local_sources {
+            field("l", local);
+        }
         for (tag, value) in target {
             field(tag, value);
         }
@@ -156,16 +164,7 @@ pub fn resolve_and_lock(
         ..meta
     };
     let index = IndexSource::new(client);
-    let mut source = WithDirectFiles {
-        inner: &index,
-        direct: BTreeMap::new(),
-        reporter,
-        builder,
-    };
-    let mut requirements = Vec::with_capacity(request.requirements.len());
-    for req in &request.requirements {
-        requirements.push(source.take_direct(req)?);
-    }
+    let (source, requirements) = WithDirectFiles::new(&index, reporter, builder, request)?;
     let manifest = Manifest {
         requirements,
         constraints: request.constraints.clone(),
@@ -197,15 +196,36 @@ pub fn resolve_and_lock(
 }
 
 /// A source where packages named by a wheel URL have that one file; it tells `reporter` of
-/// each package whose files are asked for (progress).
-struct WithDirectFiles<'a> {
+/// each package whose files are asked for (progress). Sdists whose `PKG-INFO` cannot be trusted
+/// for their dependencies get the metadata `builder` prepares, when there is one.
+pub(super) struct WithDirectFiles<'a> {
     inner: &'a dyn PackageSource,
     direct: BTreeMap<PackageName, IndexFile>,
     reporter: &'a dyn Reporter,
     builder: Option<&'a Builder<'a>>,
 }
 
-impl WithDirectFiles<'_> {
+impl<'a> WithDirectFiles<'a> {
+    /// The source over `inner` for `request`, and the request's requirements as the resolver
+    /// takes them (a wheel URL made a bare name whose one file is that wheel).
+    pub(super) fn new(
+        inner: &'a dyn PackageSource,
+        reporter: &'a dyn Reporter,
+        builder: Option<&'a Builder<'a>>,
+        request: &ResolveRequest,
+    ) -> Result<(Self, Vec<Requirement>), InstallError> {
+        let mut source = Self {
+            inner,
+            direct: BTreeMap::new(),
+            reporter,
+            builder,
+        };
+        let requirements = (request.requirements.iter())
+            .map(|r| source.take_direct(r))
+            .collect::<Result<_, _>>()?;
+        Ok((source, requirements))
+    }
+
     /// `req` as the resolver takes it: a wheel URL becomes the package's only file and the
     /// requirement a bare name (with its extras and marker).
     fn take_direct(&mut self, req: &Requirement) -> Result<Requirement, InstallError> {

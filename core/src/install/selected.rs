@@ -19,9 +19,10 @@ use std::str::FromStr;
 use pep508_rs::MarkerTree;
 
 use super::InstallError;
+use crate::build::LocalMode;
 use crate::dpl::{
-    DplFileError, DplReader, Lock, LockMeta, LockedPackage, LockedWheel, UniversalDplReader,
-    format_version,
+    DplFileError, DplReader, LocalSource, Lock, LockMeta, LockedPackage, LockedWheel,
+    UniversalDplEntry, UniversalDplReader, format_version,
 };
 use crate::hash::ContentHash;
 use crate::names::normalize_name;
@@ -157,6 +158,20 @@ pub fn selected_lock_at(
     let mut located = reader.key().to_hex().into_bytes();
     located.push(0);
     located.extend_from_slice(base.as_os_str().as_encoded_bytes());
+    // A directory installed built (not editable) is a copy of its files: the selection, into
+    // which an install records the stored package, is kept per state of those files. (A lock
+    // without one says so in its header: no walk.)
+    if reader.has_built_directories() {
+        for entry in reader.entries() {
+            let entry = entry.map_err(invalid)?;
+            if let Some((dir, false)) = entry.directory() {
+                let state = crate::build::source_fingerprint(&base.join(dir), LocalMode::Wheel)
+                    .unwrap_or_default();
+                located.push(0);
+                located.extend_from_slice(state.as_bytes());
+            }
+        }
+    }
     let dir = crate::cache::Cache::new(cache_dir, None).selected_dir();
     let kept = dir.join(format!(
         "{}.dpl",
@@ -169,7 +184,18 @@ pub fn selected_lock_at(
     let mut lock = select_for(&reader, path, interp)?;
     for p in &mut lock.packages {
         let sdist = p.sdist.as_mut().and_then(|s| s.path.as_mut());
-        for local in p.wheel.path.as_mut().into_iter().chain(sdist) {
+        let directory = match &mut p.local {
+            Some(LocalSource::Directory { path, .. }) => Some(path),
+            _ => None,
+        };
+        for local in p
+            .wheel
+            .path
+            .as_mut()
+            .into_iter()
+            .chain(sdist)
+            .chain(directory)
+        {
             *local = base.join(&*local).to_string_lossy().into_owned();
         }
     }
@@ -302,6 +328,18 @@ pub fn select_for<B: AsRef<[u8]>>(
                 environment: tag,
             });
         }
+        if let Some((dir, editable)) = entry.directory() {
+            chosen[entry.index() as usize] = Some(packages.len());
+            let local = LocalSource::Directory {
+                path: dir.to_owned(),
+                editable,
+            };
+            packages.push(
+                chosen_package(reader, &entry, stand_in(&entry, [0; 32]), None, Some(local))
+                    .map_err(invalid)?,
+            );
+            continue;
+        }
         let best = entry
             .wheels()
             .enumerate()
@@ -315,17 +353,7 @@ pub fn select_for<B: AsRef<[u8]>>(
             _ => None,
         };
         let wheel = match (&sdist, best) {
-            (Some(sdist), _) => Some(LockedWheel {
-                filename: format!(
-                    "{}-{}-py3-none-any.whl",
-                    normalize_name(entry.name()).replace('-', "_"),
-                    entry.version()
-                ),
-                url: None,
-                path: None,
-                sha256: sdist.sha256,
-                size: None,
-            }),
+            (Some(sdist), _) => Some(stand_in(&entry, sdist.sha256)),
             (None, best) => best.map(|w| w.to_owned()),
         };
         let Some(wheel) = wheel else {
@@ -347,23 +375,8 @@ pub fn select_for<B: AsRef<[u8]>>(
             });
         };
         chosen[entry.index() as usize] = Some(packages.len());
-        packages.push(LockedPackage {
-            name: entry.name().to_owned(),
-            version: entry.version().to_owned(),
-            marker: match entry.marker_index() {
-                Some(m) => Some(reader.marker(m).map_err(invalid)?.to_owned()),
-                None => None,
-            },
-            requires_python: entry.requires_python().map(str::to_owned),
-            index_url: entry.index_url().map(str::to_owned),
-            extras: Vec::new(),
-            extras_bitmap: 0,
-            wheel,
-            sdist,
-            local: None,
-            store_hash: None,
-            dependencies: Vec::new(),
-        });
+        let local = entry.is_archive().then_some(LocalSource::Archive);
+        packages.push(chosen_package(reader, &entry, wheel, sdist, local).map_err(invalid)?);
     }
     // Dependencies on entries that hold here; one on an entry for other environments is dropped.
     for entry in reader.entries() {
@@ -386,6 +399,50 @@ pub fn select_for<B: AsRef<[u8]>>(
             inputs_hash: reader.inputs_hash(),
         },
         packages,
+    })
+}
+
+/// The wheel a package built at install stands for: its name and version (what the store's
+/// records are checked against), `sha256` the source's (zero for a tree).
+fn stand_in(entry: &UniversalDplEntry<'_>, sha256: [u8; 32]) -> LockedWheel {
+    LockedWheel {
+        filename: format!(
+            "{}-{}-py3-none-any.whl",
+            normalize_name(entry.name()).replace('-', "_"),
+            entry.version()
+        ),
+        url: None,
+        path: None,
+        sha256,
+        size: None,
+    }
+}
+
+/// The one-interpreter entry of `entry` installed as `wheel` (built from `sdist` or `local`
+/// when given); dependencies are filled in afterwards.
+fn chosen_package<B: AsRef<[u8]>>(
+    reader: &UniversalDplReader<B>,
+    entry: &UniversalDplEntry<'_>,
+    wheel: LockedWheel,
+    sdist: Option<LockedWheel>,
+    local: Option<LocalSource>,
+) -> Result<LockedPackage, crate::dpl::DplError> {
+    Ok(LockedPackage {
+        name: entry.name().to_owned(),
+        version: entry.version().to_owned(),
+        marker: match entry.marker_index() {
+            Some(m) => Some(reader.marker(m)?.to_owned()),
+            None => None,
+        },
+        requires_python: entry.requires_python().map(str::to_owned),
+        index_url: entry.index_url().map(str::to_owned),
+        extras: Vec::new(),
+        extras_bitmap: 0,
+        wheel,
+        sdist,
+        local,
+        store_hash: None,
+        dependencies: Vec::new(),
     })
 }
 

@@ -303,7 +303,12 @@ fn ensure_venv<'a>(
         Ok(mut entries) => entries.next().is_none().then_some(Before::Empty),
         Err(_) => None,
     };
-    let made = MadeVenv(before.map(|before| (venv, before)));
+    let made = MadeVenv(before.map(|before| {
+        // A Ctrl-C exits from the signal watcher, where no `Drop` of this thread runs.
+        let owned = venv.to_path_buf();
+        let guard = crate::build::undo_on_interrupt(move || undo_venv(&owned, before));
+        (venv, before, guard)
+    }));
     let opts = VenvOptions {
         // Making the venv match the lock replaces one of another Python.
         existing: ExistingVenv::Clear,
@@ -328,7 +333,7 @@ enum Before {
 /// install that fails (a missing wheel, a full disk, a panic) leaves no half-made venv that the
 /// next command takes for a real one. `None` when nothing is to be undone.
 #[must_use]
-struct MadeVenv<'a>(Option<(&'a Path, Before)>);
+struct MadeVenv<'a>(Option<(&'a Path, Before, crate::build::UndoOnInterrupt)>);
 
 impl MadeVenv<'_> {
     /// The install finished: the venv stays.
@@ -339,25 +344,35 @@ impl MadeVenv<'_> {
 
 impl Drop for MadeVenv<'_> {
     fn drop(&mut self) {
-        let Some((venv, before)) = self.0.take() else {
-            return;
-        };
-        let undone = match before {
-            Before::Absent => fs_err::remove_dir_all(venv),
-            Before::Empty => fs_err::read_dir(venv).and_then(|entries| {
-                entries.into_iter().try_for_each(|e| {
-                    let e = e?;
-                    if e.file_type()?.is_dir() {
-                        fs_err::remove_dir_all(e.path())
-                    } else {
-                        fs_err::remove_file(e.path())
-                    }
-                })
-            }),
-        };
-        match undone {
-            Ok(()) => tracing::debug!("removed the venv {} left unfinished", venv.display()),
-            Err(e) => tracing::warn!("could not remove the unfinished venv: {e}"),
+        if let Some((venv, before, interrupt)) = self.0.take() {
+            if crate::build::is_stopping() {
+                // The signal watcher undoes it (this thread may be failing because of the
+                // interruption): keep it registered, do not race it.
+                std::mem::forget(interrupt);
+                return;
+            }
+            undo_venv(venv, before);
         }
+    }
+}
+
+/// Puts `venv` back as it was `before` this install made a venv there.
+fn undo_venv(venv: &Path, before: Before) {
+    let undone = match before {
+        Before::Absent => fs_err::remove_dir_all(venv),
+        Before::Empty => fs_err::read_dir(venv).and_then(|entries| {
+            entries.into_iter().try_for_each(|e| {
+                let e = e?;
+                if e.file_type()?.is_dir() {
+                    fs_err::remove_dir_all(e.path())
+                } else {
+                    fs_err::remove_file(e.path())
+                }
+            })
+        }),
+    };
+    match undone {
+        Ok(()) => tracing::debug!("removed the venv {} left unfinished", venv.display()),
+        Err(e) => tracing::warn!("could not remove the unfinished venv: {e}"),
     }
 }

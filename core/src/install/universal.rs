@@ -4,23 +4,22 @@
 //! platform.
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use pep508_rs::{MarkerTree, PackageName};
 
-use super::resolved::{file_digest, file_location};
+use super::NoReporter;
+use super::resolved::{WithDirectFiles, file_digest, file_location};
 use super::{InstallError, ResolveRequest};
 use crate::build::Builder;
 use crate::dpl::{
     LockedWheel, PylockDocument, PylockSelector, UniversalLock, UniversalLockedPackage,
 };
 use crate::hash::ContentHash;
-use crate::index::{IndexClient, IndexFile, Listing};
+use crate::index::{IndexClient, IndexFile};
 use crate::resolve::{
-    IndexSource, LockedVersion, Manifest, PackageSource, ResolveOptions, SourceError,
-    UniversalPackage, resolve_universal,
+    IndexSource, LockedVersion, Manifest, PackageSource, ResolveOptions, UniversalPackage,
+    resolve_universal,
 };
-use crate::wheel::WheelMetadata;
 
 /// The environments a universal lock of `request` covers: its `requires-python` (else Pythons
 /// from `python_floor` on), within any of the `environments` markers when some are given. A
@@ -92,12 +91,9 @@ pub fn resolve_universal_and_lock(
     builder: Option<&Builder<'_>>,
 ) -> Result<(UniversalLock, usize), InstallError> {
     let index = IndexSource::new(client);
-    let source = Building {
-        inner: &index,
-        builder,
-    };
+    let (source, requirements) = WithDirectFiles::new(&index, &NoReporter, builder, request)?;
     let manifest = Manifest {
-        requirements: request.requirements.clone(),
+        requirements,
         constraints: request.constraints.clone(),
         overrides: request.overrides.clone(),
         preferences: request.preferences.clone(),
@@ -128,27 +124,6 @@ pub fn resolve_universal_and_lock(
         packages,
     };
     Ok((lock, resolution.forks.len()))
-}
-
-/// A source whose sdists' metadata, when their `PKG-INFO` cannot be trusted for dependencies,
-/// `builder` prepares (a universal lock needs no wheel built: it names the sdist).
-struct Building<'a> {
-    inner: &'a dyn PackageSource,
-    builder: Option<&'a Builder<'a>>,
-}
-
-impl PackageSource for Building<'_> {
-    fn files(&self, name: &PackageName) -> Result<Arc<Listing>, SourceError> {
-        self.inner.files(name)
-    }
-
-    fn metadata(
-        &self,
-        name: &PackageName,
-        file: &IndexFile,
-    ) -> Result<Arc<WheelMetadata>, SourceError> {
-        super::resolved::or_built(self.inner.metadata(name, file), self.builder, name, file)
-    }
 }
 
 /// One entry: its files hashed (and, in hash-checking mode, only those with an allowed hash).
@@ -212,6 +187,7 @@ fn locked(
             .collect(),
         wheels,
         sdist,
+        local: None,
     })
 }
 

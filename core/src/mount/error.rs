@@ -9,6 +9,9 @@ pub enum MountPlanError {
     /// Bringing packages or bytecode into the store failed.
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
+    /// The remote store tier failed while the tree was planned from it.
+    #[error(transparent)]
+    Remote(#[from] Box<crate::remote::RemoteError>),
     /// The lock is damaged.
     #[error("Invalid lock `{}`", path.display())]
     Lock {

@@ -17,6 +17,7 @@
 mod after;
 mod error;
 mod plan;
+mod remote;
 mod spec;
 
 pub use after::{AfterMounting, PendingWork, ProjectLock, update_project_lock};
@@ -25,4 +26,5 @@ pub use plan::{
     BuiltTree, MountPlan, MountRequest, PlanWarning, StoreLater, cached_tree, complete_tree,
     plan_mount, tree_spec,
 };
+pub use remote::unfetched_names;
 pub use spec::{ServerSpec, ServerStatus, StatusError, reason_of};

@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 
 use super::after::{AfterMounting, ProjectLock};
 use super::error::MountPlanError;
+use super::remote::LazyPackage;
 use crate::cache::Cache;
-use crate::dpl::{DplReader, Lock};
+use crate::dpl::{DplReader, Lock, LockedPackage};
+use crate::dxpkg::PackageLayout;
 use crate::hash::ContentHash;
 use crate::install::{
-    BytecodeBatch, NoReporter, PlannedPackage, PreparedPackage, WheelSources, bytecode_pack,
-    ensure_stored_or_planned, existing_packs, finish_bytecode, prepared_packages, project_hash,
+    BytecodeBatch, FetchStats, NoReporter, PlannedPackage, PreparedPackage, WheelSources,
+    bytecode_pack, ensure_stored_or_planned, existing_packs, finish_bytecode, prepared_packages,
+    project_hash,
 };
 use crate::python::{Interpreter, VenvOptions, VenvShape, venv_text_files};
 use crate::store::PackageStore;
@@ -53,6 +56,9 @@ pub struct MountPlan {
     pub built: Option<BuiltTree>,
     /// What the caller should tell the user.
     pub warnings: Vec<PlanWarning>,
+    /// `(package object, its bytecode pack)` of the packages served before their objects are
+    /// fetched: the server fetches the two together.
+    pub remote_pairs: Vec<(ContentHash, ContentHash)>,
 }
 
 /// The work a first tree leaves to the server.
@@ -173,8 +179,12 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
     let mut lock = dpl.to_lock().map_err(invalid)?;
     drop(dpl);
     let before: Vec<_> = lock.packages.iter().map(|p| p.store_hash).collect();
-    let (stats, planned) =
-        ensure_stored_or_planned(&mut lock.packages, store, &sources, &NoReporter, known)?;
+    let can_compile = interp.info().cache_tag.is_some() && store.is_writable();
+    let tag = interp.info().cache_tag.as_deref().filter(|_| can_compile);
+    // With a remote tier, packages it has are laid out from their objects' indexes: not
+    // fetched before mounting.
+    let mut lazy = super::remote::lazy_packages(store, &mut lock.packages, tag)?;
+    let (stats, planned) = stored_or_planned(&mut lock.packages, &lazy, store, &sources, known)?;
     let lock_bytes = lock.dpl_bytes()?;
     // The project's lock as this plan leaves it: the server adds the store objects of the
     // packages it stores only if the file still holds these bytes.
@@ -189,6 +199,7 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
         }
     }
     let plan_of: HashMap<usize, &PlannedPackage> = planned.iter().map(|p| (p.index, p)).collect();
+    let lazy_of: HashMap<usize, &LazyPackage> = lazy.iter().map(|p| (p.index, p)).collect();
     let mut hashes = Vec::with_capacity(lock.packages.len());
     for (i, p) in lock.packages.iter().enumerate() {
         hashes.push(match plan_of.get(&i) {
@@ -198,15 +209,17 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
             })?,
         });
     }
-    // Bytecode only for the stored packages; a planned one's is compiled once it is stored.
+    // Bytecode only for the stored packages; a planned one's is compiled once it is stored, a
+    // lazy one's is the remote's.
     let stored: Vec<(usize, ContentHash)> = (0..hashes.len())
-        .filter(|i| !plan_of.contains_key(i))
+        .filter(|i| !plan_of.contains_key(i) && !lazy_of.contains_key(i))
         .map(|i| (i, hashes[i]))
         .collect();
     let mut bytecode = vec![None; hashes.len()];
-    let can_compile = interp.info().cache_tag.is_some() && store.is_writable();
-    if can_compile {
-        let tag = interp.info().cache_tag.as_deref().unwrap_or_default();
+    for p in &lazy {
+        bytecode[p.index] = p.bytecode.as_ref().map(|(pack, _)| *pack);
+    }
+    if let Some(tag) = tag {
         for &(i, h) in &stored {
             bytecode[i] = bytecode_pack(store, &h, tag);
         }
@@ -226,15 +239,33 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
         &DplReader::from_bytes(lock_bytes.as_slice()).map_err(invalid)?,
         &interp.tag(),
     )?;
-    let launchers: HashMap<ContentHash, &PlannedPackage> =
-        planned.iter().map(|p| (p.key, p)).collect();
+    if (!planned.is_empty() || missing > 0) && !lazy.is_empty() {
+        // The server completes this tree from stored objects: the lazy ones are fetched now.
+        super::remote::fetch_all(store, &lazy)?;
+        lazy.clear();
+    }
+    let mut unread: Unread<'_> = planned
+        .iter()
+        .map(|p| (p.key, (&p.layout, p.launchers.as_slice())))
+        .collect();
+    for p in &lazy {
+        let o = &p.object;
+        unread.insert(o.hash, (&o.layout, o.launchers.as_slice()));
+        if let Some((pack, Some(index))) = &p.bytecode {
+            unread.insert(*pack, (&index.layout, &[]));
+        }
+    }
+    let remote_pairs = lazy
+        .iter()
+        .filter_map(|p| Some((p.object.hash, p.bytecode.as_ref()?.0)))
+        .collect();
     if !planned.is_empty() || missing > 0 {
         let set = match project {
             Some(project) if planned.is_empty() => project.to_string(),
             _ => format!("planned {}", blake3::hash(&lock_bytes).to_hex()),
         };
         let (first, lock_copy) = first_tree_files(&trees, &tree_key(&set, venv, interp));
-        build_tree(&packages, &launchers, store, interp, venv, &first)?;
+        build_tree(&packages, &unread, store, interp, venv, &first)?;
         // The server works from its own copy: the project's lock may be another set's by then.
         crate::atomic::replace(&lock_copy, &lock_bytes)
             .map_err(MountPlanError::io("write", &lock_copy))?;
@@ -262,6 +293,7 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
                 missing,
             }),
             warnings,
+            remote_pairs,
         });
     }
     let project = project.ok_or_else(|| MountPlanError::NotStored {
@@ -269,7 +301,7 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
     })?;
     let key = tree_key(&project.to_string(), venv, interp);
     let path = trees.join(format!("{key}.dxtree"));
-    build_tree(&packages, &HashMap::new(), store, interp, venv, &path)?;
+    build_tree(&packages, &unread, store, interp, venv, &path)?;
     // What a server stopped mid-compile may have left for this venv.
     let (first, lock_copy) = first_tree_files(&trees, &key);
     for stale in [first, lock_copy] {
@@ -284,6 +316,7 @@ pub fn plan_mount(req: MountRequest<'_>) -> Result<MountPlan, MountPlanError> {
         tree: path,
         later: None,
         warnings,
+        remote_pairs,
     })
 }
 
@@ -333,11 +366,47 @@ pub fn complete_tree(
     Ok(open_tree(&path)?)
 }
 
+/// Packs the tree lays out without reading their objects (packages stored after mounting,
+/// objects fetched on first read): each one's layout and launchers.
+type Unread<'a> = HashMap<ContentHash, (&'a PackageLayout, &'a [(String, Vec<u8>)])>;
+
+/// The packages of `packages` that are not `lazy` made available as
+/// [`ensure_stored_or_planned`] does (the lazy ones are the remote's already).
+fn stored_or_planned(
+    packages: &mut [LockedPackage],
+    lazy: &[LazyPackage],
+    store: &PackageStore,
+    sources: &WheelSources<'_>,
+    known: Vec<PlannedPackage>,
+) -> Result<(FetchStats, Vec<PlannedPackage>), MountPlanError> {
+    if lazy.is_empty() {
+        return Ok(ensure_stored_or_planned(
+            packages,
+            store,
+            sources,
+            &NoReporter,
+            known,
+        )?);
+    }
+    let skip: std::collections::HashSet<usize> = lazy.iter().map(|p| p.index).collect();
+    let rest_index: Vec<usize> = (0..packages.len()).filter(|i| !skip.contains(i)).collect();
+    let mut rest: Vec<LockedPackage> = rest_index.iter().map(|&i| packages[i].clone()).collect();
+    let (stats, mut planned) =
+        ensure_stored_or_planned(&mut rest, store, sources, &NoReporter, known)?;
+    for (p, &i) in rest.into_iter().zip(&rest_index) {
+        packages[i].store_hash = p.store_hash;
+    }
+    for p in &mut planned {
+        p.index = rest_index[p.index];
+    }
+    Ok((stats, planned))
+}
+
 /// Writes the tree of `packages` (and their bytecode packs) for a venv at `venv` to `path`;
-/// `planned` gives the launchers of packages not stored yet.
+/// `unread` gives the layouts and launchers of packs not read from the store.
 fn build_tree(
     packages: &[PreparedPackage],
-    planned: &HashMap<ContentHash, &PlannedPackage>,
+    unread: &Unread<'_>,
     store: &PackageStore,
     interp: &Interpreter,
     venv: &Path,
@@ -345,8 +414,8 @@ fn build_tree(
 ) -> Result<(), MountPlanError> {
     let mut launchers = Vec::with_capacity(packages.len());
     for p in packages {
-        launchers.push(match planned.get(&p.hash) {
-            Some(planned) => planned.launchers.clone(),
+        launchers.push(match unread.get(&p.hash) {
+            Some((_, launchers)) => launchers.to_vec(),
             None => store.get(&p.hash)?.launchers()?,
         });
     }
@@ -367,7 +436,10 @@ fn build_tree(
     );
     let dir = path.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir).map_err(MountPlanError::io("create", dir))?;
-    let layouts = planned.iter().map(|(key, p)| (*key, &p.layout)).collect();
+    let layouts = unread
+        .iter()
+        .map(|(key, (layout, _))| (*key, *layout))
+        .collect();
     write_tree(path, &spec.build_with(store, &layouts)?)?;
     Ok(())
 }

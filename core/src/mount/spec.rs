@@ -35,6 +35,16 @@ pub struct ServerSpec {
     pub keep_pack_cache: bool,
     /// What to complete after mounting, for a first tree.
     pub after: Option<AfterMounting>,
+    /// The store's remote tier (`--store-url`): packs not in the store are fetched from it on
+    /// their first read.
+    #[serde(default)]
+    pub store_url: Option<String>,
+    /// `(object hex, package)` for the packs not in the store, to name them in the log.
+    #[serde(default)]
+    pub remote_names: Vec<(String, String)>,
+    /// `(package object hex, its bytecode pack hex)`: fetched together on a read of either.
+    #[serde(default)]
+    pub remote_pairs: Vec<(String, String)>,
 }
 
 impl ServerSpec {
@@ -263,6 +273,9 @@ mod tests {
                 find_links: vec!["/wheels".into()],
                 lock_dir: "/p".into(),
             }),
+            store_url: Some("http://127.0.0.1:9/store".into()),
+            remote_names: vec![("ab".repeat(32), "`x 1`".into())],
+            remote_pairs: vec![("ab".repeat(32), "cd".repeat(32))],
         };
         let mut bytes = Vec::new();
         spec.write_to(&mut bytes).unwrap();

@@ -51,8 +51,8 @@ pub enum AddOutcome {
 /// A `pyproject.toml` being edited.
 #[derive(Clone, Debug)]
 pub struct PyprojectEditor {
-    path: PathBuf,
-    doc: DocumentMut,
+    pub(super) path: PathBuf,
+    pub(super) doc: DocumentMut,
 }
 
 impl PyprojectEditor {
@@ -242,7 +242,7 @@ fn child_table<'a>(
 }
 
 /// The key in `table` that normalizes like `name` (so `--group Dev` edits `dev`), else `name`.
-fn existing_key(table: &dyn TableLike, name: &str) -> String {
+pub(super) fn existing_key(table: &dyn TableLike, name: &str) -> String {
     let wanted = normalize_name(name);
     table
         .iter()
@@ -253,7 +253,7 @@ fn existing_key(table: &dyn TableLike, name: &str) -> String {
 }
 
 /// The normalized package name of an array entry written as a requirement.
-fn entry_name(text: &str) -> Option<String> {
+pub(super) fn entry_name(text: &str) -> Option<String> {
     written_name_of(text.trim()).map(normalize_name)
 }
 

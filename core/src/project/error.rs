@@ -116,10 +116,10 @@ pub enum ProjectError {
         /// The groups there are.
         available: Vec<String>,
     },
-    /// A direct reference to source (a local project, a source archive): needs a build.
+    /// A direct reference to a remote source archive: needs a download and a build.
     #[error(
-        "Requirement `{requirement}` in `{}` needs a build: building local projects is not \
-         supported yet, build a wheel and name the wheel file instead",
+        "Requirement `{requirement}` in `{}` names a remote source archive, which is not \
+         supported yet: name a wheel, or a local path (`name @ file:///abs/path`)",
         path.display()
     )]
     NeedsBuild {
@@ -137,6 +137,60 @@ pub enum ProjectError {
         requirement: String,
         /// Why.
         reason: &'static str,
+    },
+    /// A `sources` entry of a kind this tool does not take yet (git, url, index, workspace,
+    /// several sources by marker).
+    #[error(
+        "Unsupported source `{field}` in `{}`: {kind} sources are not supported yet; use \
+         `{{ path = \"…\" }}` or name the package from the index",
+        path.display()
+    )]
+    UnsupportedSource {
+        /// The file.
+        path: PathBuf,
+        /// `tool.dx-py.sources.NAME` or `tool.uv.sources.NAME`.
+        field: String,
+        /// What kind (`git`, `url`, …).
+        kind: String,
+    },
+    /// A `sources` entry that is not a valid path source.
+    #[error("Invalid source `{field}` in `{}`: {reason}", path.display())]
+    InvalidSource {
+        /// The file.
+        path: PathBuf,
+        /// `tool.dx-py.sources.NAME` or `tool.uv.sources.NAME`.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `sources` entry for a package that no dependency names.
+    #[error(
+        "Source `{field}` in `{}` is for `{name}`, which no dependency, extra or group names: \
+         add `{name}` to the dependencies or remove the entry",
+        path.display()
+    )]
+    SourceWithoutDependency {
+        /// The file.
+        path: PathBuf,
+        /// `tool.dx-py.sources.NAME` or `tool.uv.sources.NAME`.
+        field: String,
+        /// The package.
+        name: String,
+    },
+    /// One package named with two different local sources.
+    #[error(
+        "`{name}` has two local sources in `{}`: `{first}` and `{second}`; keep one",
+        path.display()
+    )]
+    ConflictingSources {
+        /// The file.
+        path: PathBuf,
+        /// The package.
+        name: String,
+        /// Where the first was declared.
+        first: String,
+        /// Where the second was declared.
+        second: String,
     },
     /// Dependencies listed in `project.dynamic`: only a build can tell them.
     #[error(

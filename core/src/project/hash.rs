@@ -45,6 +45,18 @@ impl Project {
         );
         h.requirements(&self.constraint_dependencies);
         h.requirements(&self.override_dependencies);
+        // Where local dependencies are as written (their metadata is the lock's business:
+        // `install::local_fingerprint`); absent when there are none, so older digests hold.
+        if !self.local_dependencies.is_empty() {
+            h.list(self.local_dependencies.iter().map(|d| {
+                format!(
+                    "{} {} {}",
+                    d.name,
+                    d.written,
+                    if d.editable { "editable" } else { "built" }
+                )
+            }));
+        }
         *h.0.finalize().as_bytes()
     }
 }

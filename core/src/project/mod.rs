@@ -9,12 +9,14 @@
 //!                           unless `--no-dev`, as uv does; `{include-group = "…"}` expanded
 //! [tool.dx-py]              environments (markers of a universal lock, issue #17),
 //!                           constraint-dependencies, override-dependencies (as uv's)
+//! [tool.dx-py.sources]      local paths of dependencies (else `[tool.uv.sources]`)
 //! ```
 //!
 //! ```text
 //! pyproject.rs  the file as serde structs       groups.rs     dependency groups expanded
 //! selection.rs  extras and groups -> roots      hash.rs       the inputs hash of a lock
 //! edit.rs       add / remove, formatting kept   error.rs      ProjectError, EditError
+//! sources.rs    dependencies on local source    edit_sources.rs  `add ./lib`, `remove lib`
 //! ```
 //!
 //! A project is found by walking up from a directory to the nearest `pyproject.toml` that
@@ -27,16 +29,19 @@ use pep440_rs::VersionSpecifiers;
 use pep508_rs::{MarkerTree, Requirement};
 
 mod edit;
+mod edit_sources;
 mod error;
 mod groups;
 mod hash;
 mod pyproject;
 mod selection;
+mod sources;
 
 pub use edit::{AddOutcome, DependencyTarget, PyprojectEditor};
 pub use error::{EditError, ProjectError};
-pub use pyproject::{DxPyTable, GroupEntry, ProjectTable, PyProjectToml, ToolTable};
+pub use pyproject::{DxPyTable, GroupEntry, ProjectTable, PyProjectToml, ToolTable, UvTable};
 pub use selection::{DevGroup, ExtrasSelection, GroupsSelection};
+pub use sources::LocalDependency;
 
 use crate::names::normalize_name;
 
@@ -68,6 +73,9 @@ pub struct Project {
     pub constraint_dependencies: Vec<Requirement>,
     /// `tool.dx-py.override-dependencies`.
     pub override_dependencies: Vec<Requirement>,
+    /// Dependencies built from local source (`tool.dx-py.sources`, else `tool.uv.sources`, and
+    /// `file:` direct references, which the requirement lists then name bare), by name.
+    pub local_dependencies: Vec<LocalDependency>,
     /// The file as read (what the inputs hash covers).
     pub pyproject: PyProjectToml,
 }
@@ -134,7 +142,7 @@ impl Project {
                 .map(|(i, t)| parse_requirement(t, &format!("{field}[{i}]"), path))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let dependencies = list("project.dependencies", table.dependencies.as_ref())?;
+        let mut dependencies = list("project.dependencies", table.dependencies.as_ref())?;
         let mut optional_dependencies = BTreeMap::new();
         if let Some(extras) = &table.optional_dependencies {
             for (key, (written, reqs)) in
@@ -144,10 +152,19 @@ impl Project {
                 optional_dependencies.insert(key, list(&field, Some(reqs))?);
             }
         }
-        let dependency_groups = match &pyproject.dependency_groups {
+        let mut dependency_groups = match &pyproject.dependency_groups {
             Some(raw) => groups::expand_groups(raw, path)?,
             None => BTreeMap::new(),
         };
+        let root = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let mut lists = vec![("project.dependencies".to_owned(), &mut dependencies)];
+        for (extra, reqs) in &mut optional_dependencies {
+            lists.push((format!("project.optional-dependencies.{extra}"), reqs));
+        }
+        for (group, reqs) in &mut dependency_groups {
+            lists.push((format!("dependency-groups.{group}"), reqs));
+        }
+        let local_dependencies = sources::local_dependencies(&pyproject, &root, path, &mut lists)?;
         let tool = pyproject
             .tool
             .as_ref()
@@ -172,7 +189,7 @@ impl Project {
             tool.override_dependencies.as_ref(),
         )?;
         Ok(Self {
-            root: path.parent().unwrap_or(Path::new("")).to_path_buf(),
+            root,
             path: path.to_path_buf(),
             normalized_name: normalize_name(&table.name),
             name: table.name.clone(),
@@ -183,6 +200,7 @@ impl Project {
             environments,
             constraint_dependencies,
             override_dependencies,
+            local_dependencies,
             pyproject,
         })
     }

@@ -43,6 +43,15 @@ pub struct ToolTable {
     /// `[tool.dx-py]`.
     #[serde(rename = "dx-py")]
     pub dx_py: Option<DxPyTable>,
+    /// `[tool.uv]`: only its `sources`, read when `tool.dx-py.sources` is absent.
+    pub uv: Option<UvTable>,
+}
+
+/// `[tool.uv]`, of which only `sources` is read (the rest is uv's business).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct UvTable {
+    /// `tool.uv.sources`: package name -> source, as `tool.dx-py.sources`.
+    pub sources: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// `[tool.dx-py]`: settings of this tool, named as uv names its own.
@@ -55,6 +64,9 @@ pub struct DxPyTable {
     pub constraint_dependencies: Option<Vec<String>>,
     /// Requirements that replace every requirement on their package, as with `--override`.
     pub override_dependencies: Option<Vec<String>>,
+    /// Where packages come from instead of the index (`lib = { path = "../lib" }`), as uv's
+    /// `tool.uv.sources`; checked by `sources.rs`.
+    pub sources: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// One entry of a dependency group.

@@ -604,7 +604,7 @@ proptest! {
     /// Whatever the file holds, reading and editing it fail with an error, never a panic.
     #[test]
     fn arbitrary_pyprojects_never_panic(
-        body in "(\\[project\\]\nname = 'x'\n|\\[dependency-groups\\]\n|\\[tool.dx-py\\]\n|[a-z-]{1,12} = |\\[|\\]|\\{|\\}|'[a-zA-Z0-9<>=!~;. \\[\\]\u{e9}-]{0,12}'|, |\n|include-group = ){0,30}"
+        body in "(\\[project\\]\nname = 'x'\n|\\[dependency-groups\\]\n|\\[tool.dx-py\\]\n|\\[tool.dx-py.sources\\]\n|\\[tool.uv.sources\\]\n|x = \\{ path = '\\.\\./x' \\}\n|editable = true|dependencies = \\['x @ file:///x'\\]\n|[a-z-]{1,12} = |\\[|\\]|\\{|\\}|'[a-zA-Z0-9<>=!~;. \\[\\]\u{e9}-]{0,12}'|, |\n|include-group = ){0,30}"
     ) {
         if let Ok(p) = Project::parse_str(&body, Path::new(PATH)) {
             let _ = p.requirements(&ExtrasSelection::All, &GroupsSelection {
@@ -620,30 +620,126 @@ proptest! {
                 DependencyTarget::Group("dev".into()),
             ] {
                 let _ = e.add("abc>=1", &target);
+                let _ = e.add_source("abc", "../abc", true);
                 let _ = e.remove("abc", &target);
+                let _ = e.remove_source_if_unused("abc");
             }
         }
     }
 }
 
 #[test]
-fn direct_references_must_be_wheels_until_builds_arrive() {
+fn direct_references_name_wheels_or_local_source() {
     let with = |dep: &str| {
         project(&format!(
             "[project]\nname = 'x'\ndependencies = [\"{dep}\"]\n"
         ))
         .requirements(&ExtrasSelection::None, &GroupsSelection::default())
-        .map(|r| r.len())
+        .map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>())
         .map_err(|e| e.to_string())
     };
-    assert_eq!(with("w @ file:///abs/w-1.0-py3-none-any.whl"), Ok(1));
-    assert_eq!(with("w @ https://h.invalid/w-1.0-py3-none-any.whl"), Ok(1));
-    let e = with("lib @ file:///abs/lib").unwrap_err();
+    assert_eq!(
+        with("w @ file:///abs/w-1.0-py3-none-any.whl")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        with("w @ https://h.invalid/w-1.0-py3-none-any.whl")
+            .unwrap()
+            .len(),
+        1
+    );
+    // Local source: the requirement names the package alone, the project the source.
+    assert_eq!(
+        with("lib[x] @ file:///abs/lib ; python_version >= '3.9'").unwrap(),
+        ["lib[x] ; python_full_version >= '3.9'"]
+    );
+    let p =
+        project("[project]\nname = 'x'\ndependencies = [\"lib @ file:///abs/lib-1.0.tar.gz\"]\n");
+    assert_eq!(p.local_dependencies.len(), 1);
+    assert_eq!(
+        p.local_dependencies[0].kind,
+        crate::requirements::BuildKind::Archive
+    );
+    assert_eq!(p.local_dependencies[0].field, "project.dependencies[0]");
+    let e = with("s @ https://h.invalid/s-1.0.tar.gz").unwrap_err();
     assert!(
-        e.contains("needs a build: building local projects is not supported yet"),
+        e.contains("names a remote source archive, which is not supported yet"),
         "{e}"
     );
-    assert!(with("s @ https://h.invalid/s-1.0.tar.gz").is_err());
     let e = with("v @ git+https://h.invalid/v.git").unwrap_err();
     assert!(e.contains("version control URLs are not supported"), "{e}");
+}
+
+/// What may follow the project's tables: no tool tables, tool tables of others, our own
+/// settings, sources of ours or of uv.
+const TOOL_TAILS: [&str; 6] = [
+    "",
+    "\n[tool.ruff]\nline-length = 100\n",
+    "\n[tool.dx-py]\nenvironments = [\"sys_platform == 'linux'\"]\n",
+    "\n[tool.dx-py.sources]\nother = { path = \"../other\" }  # kept\n",
+    "\n[tool.uv.sources]\nother = { path = \"../other\", editable = true }\n",
+    "\n[tool]\n",
+];
+
+proptest! {
+    /// `add ./lib` then `remove lib` (a requirement and its source) gives back the document byte
+    /// for byte, wherever the sources live.
+    #[test]
+    fn add_source_then_remove_is_byte_identical(
+        deps in array_text(),
+        new in "[n-z][a-z]{0,5}",
+        tail in prop::sample::select(TOOL_TAILS.to_vec()),
+        editable in any::<bool>(),
+    ) {
+        let other = if tail.contains("other") { ", \"other\"" } else { "" };
+        let deps = if other.is_empty() {
+            deps
+        } else {
+            // `other` must stay a dependency for its source to be valid.
+            format!("[\"other\"{}", deps.strip_prefix('[').map(|d| if d.trim_start().starts_with(']') { d.to_owned() } else { format!(", {d}") }).unwrap_or_default())
+        };
+        let text = format!("# top\n[project]\nname = \"demo\"\ndependencies = {deps}\n{tail}");
+        let mut e = editor(&text);
+        e.add(&new, &DependencyTarget::Project).unwrap();
+        e.add_source(&new, "../libs/new", editable).unwrap();
+        let added = e.to_string();
+        let p = project(&added);
+        let local = p.local_dependencies.iter().find(|d| d.name == new).unwrap();
+        prop_assert_eq!(local.editable, editable);
+        prop_assert_eq!(&local.written, "../libs/new");
+        // uv's table is used when the project keeps its sources there.
+        prop_assert_eq!(
+            local.field.starts_with("tool.uv."),
+            tail.contains("tool.uv.sources")
+        );
+        e.remove(&new, &DependencyTarget::Project).unwrap();
+        prop_assert!(e.remove_source_if_unused(&new));
+        prop_assert_eq!(e.to_string(), text);
+    }
+}
+
+#[test]
+fn a_source_still_used_elsewhere_stays() {
+    let text = "[project]\nname = 'demo'\ndependencies = ['lib']\n\n[dependency-groups]\ndev = ['lib']\n\n[tool.dx-py.sources]\nlib = { path = '../lib' }\n";
+    let mut e = editor(text);
+    e.remove("lib", &DependencyTarget::Project).unwrap();
+    assert!(!e.remove_source_if_unused("lib"));
+    assert!(e.to_string().contains("lib = { path = '../lib' }"));
+    e.remove("lib", &DependencyTarget::Group("dev".into()))
+        .unwrap();
+    assert!(e.remove_source_if_unused("Lib"));
+    assert!(!e.to_string().contains("tool.dx-py"), "{e}");
+    // Adding again for the same package replaces its entry.
+    e.add("lib", &DependencyTarget::Project).unwrap();
+    e.add_source("lib", "../a", false).unwrap();
+    e.add_source("LIB", "../b", true).unwrap();
+    let p = project(&e.to_string());
+    assert_eq!(p.local_dependencies.len(), 1);
+    assert_eq!(p.local_dependencies[0].written, "../b");
+    // A `tool` that is not a table is an error naming it.
+    let mut e = editor("tool = 1\n[project]\nname = 'demo'\n");
+    let err = e.add_source("lib", "../lib", false).unwrap_err();
+    assert!(err.to_string().contains("Cannot edit `tool`"), "{err}");
 }

@@ -41,6 +41,27 @@ impl DirTier {
         }
     }
 
+    pub(super) fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = match fs_err::File::open(self.path(key)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io_error(key, e)),
+        };
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(range.start))
+            .and_then(|_| {
+                file.take(range.end.saturating_sub(range.start))
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(|e| self.io_error(key, e))?;
+        Ok(Some(bytes))
+    }
+
     pub(super) fn exists(&self, key: &str) -> bool {
         self.path(key).is_file()
     }

@@ -95,7 +95,7 @@ impl RemoteTier {
 
     /// The object a record names; `None` when the remote has no such record (remembered: not
     /// asked again).
-    fn record(&self, key: &str) -> Result<Option<ContentHash>, RemoteError> {
+    pub(super) fn record(&self, key: &str) -> Result<Option<ContentHash>, RemoteError> {
         if self.absent.contains(key) {
             return Ok(None);
         }

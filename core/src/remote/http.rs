@@ -60,4 +60,18 @@ impl HttpTier {
                 source: Box::new(source),
             })
     }
+
+    pub(super) fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.client
+            .get_range_optional(&self.url(key), range, limit)
+            .map_err(|source| RemoteError::Http {
+                url: self.location(key),
+                source: Box::new(source),
+            })
+    }
 }

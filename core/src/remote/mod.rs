@@ -21,6 +21,7 @@
 mod dir;
 mod fetch;
 mod http;
+mod lazy;
 mod push;
 mod s3;
 
@@ -34,6 +35,7 @@ use crate::index::ClientOptions;
 use crate::store::StoreError;
 
 pub use fetch::fetch_missing;
+pub use lazy::{FetchFailed, RemoteIndex};
 pub use push::{PushReport, push_lock};
 
 /// A failure of the remote tier, naming the URL (and object) concerned.
@@ -113,6 +115,27 @@ pub enum RemoteError {
         #[source]
         source: Box<StoreError>,
     },
+    /// An object's sidecar (its group CVs) does not describe the object named.
+    #[error("Sidecar `{url}` of object `{hash}` in the remote store is damaged: {why}")]
+    BadSidecar {
+        /// The object.
+        hash: ContentHash,
+        /// The sidecar.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An object's index, read by ranges, cannot be used (its groups matched the object's
+    /// name, so the object itself is malformed, or the server answered other ranges).
+    #[error("Object `{hash}` at `{url}` cannot be read by ranges: {why}")]
+    BadIndex {
+        /// The object.
+        hash: ContentHash,
+        /// Where it is.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A record file (`wheels/…`, `bytecode-v2/…`) does not hold an object's hex name.
     #[error("Record `{url}` in the remote store is damaged: expected an object's hex name")]
     BadRecord {
@@ -160,6 +183,12 @@ pub struct RemoteTier {
     in_flight: DashMap<ContentHash, Arc<std::sync::Mutex<()>>>,
     /// Record keys the remote answered 404 for: not asked again by this process.
     absent: DashSet<String>,
+    /// Objects reads asked for, with their last failure (for the backoff).
+    reads: DashMap<ContentHash, lazy::ReadSlot>,
+    /// Package names of objects, for the log lines of failed reads.
+    labels: DashMap<ContentHash, String>,
+    /// A package's object and its bytecode pack, both ways: fetched together for a read.
+    siblings: DashMap<ContentHash, ContentHash>,
     objects: AtomicU64,
     bytes: AtomicU64,
     missing: std::sync::Mutex<Vec<String>>,
@@ -221,6 +250,9 @@ impl RemoteTier {
             backend,
             in_flight: DashMap::new(),
             absent: DashSet::new(),
+            reads: DashMap::new(),
+            labels: DashMap::new(),
+            siblings: DashMap::new(),
             objects: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             missing: std::sync::Mutex::new(Vec::new()),
@@ -256,6 +288,20 @@ impl RemoteTier {
             Backend::Http(t) => t.get(key, limit),
             Backend::S3(t) => t.get(key),
             Backend::Dir(t) => t.get(key),
+        }
+    }
+
+    /// Bytes `range` of the file `key`, `None` when the remote does not have it.
+    fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        let limit = range.end.saturating_sub(range.start);
+        match &self.backend {
+            Backend::Http(t) => t.get_range(key, range, limit),
+            Backend::S3(t) => t.get_range(key, range),
+            Backend::Dir(t) => t.get_range(key, range),
         }
     }
 

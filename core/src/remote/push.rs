@@ -2,7 +2,9 @@
 //! installs the lock from the tier alone: each package's object and its wheel record, and for
 //! every interpreter the local store holds bytecode for, the pack and its record. Files the
 //! tier has are skipped (objects are immutable, records never rewritten); objects go before
-//! the records that name them.
+//! the records that name them. Each object of more than one 16 KiB group goes with its
+//! sidecar (`ab/cd/{hash}.dxcv`, the local store's own), which a lazy mount reads its index
+//! by.
 use crate::dpl::Lock;
 use crate::hash::ContentHash;
 use crate::store::PackageStore;
@@ -96,28 +98,7 @@ fn push_one(
     item: &Item,
 ) -> Result<Option<u64>, RemoteError> {
     let (key, bytes) = match item {
-        Item::Object(hash) => {
-            let key = object_key(hash);
-            if target.exists(&key)? {
-                return Ok(None);
-            }
-            // A thin object is reassembled: tiers hold full objects.
-            let path = store.object_file(hash);
-            let bytes = store.object_bytes(hash).map_err(|e| RemoteError::Io {
-                url: path.display().to_string(),
-                source: std::io::Error::other(e),
-            })?;
-            // A local object damaged since it was stored is not spread further.
-            let actual = ContentHash::of(&bytes);
-            if actual != *hash {
-                return Err(RemoteError::Corrupt {
-                    hash: *hash,
-                    url: path.display().to_string(),
-                    actual,
-                });
-            }
-            (key, bytes)
-        }
+        Item::Object(hash) => return push_object(store, target, hash),
         Item::Record { key, object } => {
             if target.exists(key)? {
                 return Ok(None);
@@ -125,6 +106,49 @@ fn push_one(
             (key.clone(), object.to_hex().into_bytes())
         }
     };
+    target.put(&key, &bytes)?;
+    Ok(Some(bytes.len() as u64))
+}
+
+/// Publishes object `hash` and its sidecar (its 16 KiB group CVs, which let a lazy mount read
+/// the object's index by verified ranges) unless the tier has them: the object's bytes
+/// written, `None` when it was there. A sidecar missing beside an object pushed before
+/// sidecars were is added.
+fn push_object(
+    store: &PackageStore,
+    target: &RemoteTier,
+    hash: &ContentHash,
+) -> Result<Option<u64>, RemoteError> {
+    let key = object_key(hash);
+    let side_key = super::lazy::sidecar_key(hash);
+    let has_object = target.exists(&key)?;
+    if has_object && target.exists(&side_key)? {
+        return Ok(None);
+    }
+    // A thin object is reassembled: tiers hold full objects.
+    let path = store.object_file(hash);
+    let bytes = store.object_bytes(hash).map_err(|e| RemoteError::Io {
+        url: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    // A local object damaged since it was stored is not spread further.
+    let (actual, cvs) = crate::store::groups::hash_groups(&bytes);
+    if actual != *hash {
+        return Err(RemoteError::Corrupt {
+            hash: *hash,
+            url: path.display().to_string(),
+            actual,
+        });
+    }
+    // The sidecar first: a reader that finds the object finds its sidecar (an object of one
+    // group has none and is fetched whole).
+    if cvs.len() >= 2 {
+        let side = crate::store::sidecar::encode(bytes.len() as u64, &cvs);
+        target.put(&side_key, &side)?;
+    }
+    if has_object {
+        return Ok(None);
+    }
     target.put(&key, &bytes)?;
     Ok(Some(bytes.len() as u64))
 }

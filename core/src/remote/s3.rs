@@ -96,6 +96,22 @@ impl S3Tier {
         }
     }
 
+    pub(super) fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        let path = self.path(key);
+        match self
+            .runtime
+            .block_on(self.store.get_range(&path, range.clone()))
+        {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
     pub(super) fn exists(&self, key: &str) -> Result<bool, RemoteError> {
         match self.runtime.block_on(self.store.head(&self.path(key))) {
             Ok(_) => Ok(true),

@@ -124,8 +124,9 @@ pub struct ResolveOptions {
     /// Threads fetching the metadata of likely next candidates while the solver works; 0 for
     /// none.
     pub prefetch_threads: usize,
-    /// A version with only sdists for the target may be chosen (when no version with a wheel
-    /// fits); the source must then answer metadata for its sdist (by building it).
+    /// A version with only sdists for the target may be chosen (the newest that fits, as pip
+    /// and uv choose; without builds one with a wheel comes first); the source must then answer
+    /// metadata for its sdist (by building it).
     pub build_sdists: bool,
     /// `--no-binary` / `--only-binary`: packages whose wheels, or whose sdists, are ignored.
     pub binary: BinaryPolicy,

@@ -368,8 +368,10 @@ impl<'a> Context<'a> {
                     .is_none_or(|a| a.iter().all(|s| arbitrary_equality_holds(s, &e.version)))
                 && !matches!(self.status(name, &versions.files, e), Status::Skipped)
         };
-        // Versions with a wheel for the target come first (as `--only-binary :all:` chooses
-        // in pip): one that needs a build is chosen, and reported, only when no other fits.
+        // Builds allowed: the newest version that fits, built from its sdist when it has no
+        // wheel for the target, as pip and uv choose. Without builds (`--no-build`), versions
+        // with a wheel come first (as uv's `--no-build` and pip's `--only-binary :all:`): one
+        // that needs a build is chosen, and reported, only when no other fits.
         let has_wheel =
             |e: &VersionEntry| matches!(self.status(name, &versions.files, e), Status::Usable(_));
         let buildable = |e: &VersionEntry| {
@@ -398,7 +400,7 @@ impl<'a> Context<'a> {
                 .iter()
                 .filter(|e| (prereleases || !e.version.any_prerelease()) && fits(e));
             let first = candidates.next()?;
-            if has_wheel(first) {
+            if self.build_sdists || has_wheel(first) {
                 return Some(first);
             }
             Some(candidates.find(|e| has_wheel(e)).unwrap_or(first))

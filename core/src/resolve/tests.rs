@@ -574,10 +574,11 @@ fn index_source_on_the_test_index() {
     );
 }
 
-/// With builds allowed, a version with only an sdist is chosen when no version with a wheel
-/// fits, and the resolution names the sdist as its file; a version with a wheel still wins.
+/// With builds allowed, the newest version that fits is chosen even when it has only an sdist
+/// (and an older one a wheel), as pip and uv choose, and the resolution names the sdist as its
+/// file; without builds the older version with a wheel is chosen.
 #[test]
-fn builds_allowed_choose_sdist_only_versions_last() {
+fn builds_allowed_choose_the_newest_version_even_from_an_sdist() {
     let markers = linux_311();
     let target = Target {
         markers: &markers,
@@ -600,6 +601,12 @@ fn builds_allowed_choose_sdist_only_versions_last() {
         .collect();
     assert_eq!(files, ["a-1.0.tar.gz", "b-1.0-py3-none-any.whl"]);
     let r = resolve(&manifest(&["c"]), target, &options, &src).unwrap();
+    assert_eq!(r.packages[0].file.filename, "c-2.0.tar.gz");
+    let no_build = ResolveOptions {
+        build_sdists: false,
+        ..options.clone()
+    };
+    let r = resolve(&manifest(&["c"]), target, &no_build, &src).unwrap();
     assert_eq!(render(Ok(r)), "c==1.0");
     let r = resolve(&manifest(&["c>1"]), target, &options, &src).unwrap();
     assert_eq!(r.packages[0].file.filename, "c-2.0.tar.gz");

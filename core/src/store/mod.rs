@@ -27,10 +27,11 @@
 //! A store may have a read-only remote tier below it ([`PackageStore::with_remote`],
 //! [`crate::remote`]): installs fetch the objects and bytecode packs it lacks from there, each
 //! verified against its name before it is written here like any other object.
-mod groups;
+mod backing;
+pub(crate) mod groups;
 mod link;
 mod mapped;
-mod sidecar;
+pub(crate) mod sidecar;
 mod thin;
 mod unpack;
 mod unpacked_check;
@@ -46,12 +47,14 @@ use dashmap::DashMap;
 use crate::dxpkg::{DxpkgError, DxpkgReader};
 use crate::hash::ContentHash;
 
+pub use backing::{BackingError, UnpackedFiles};
 #[cfg(target_os = "linux")]
 pub(crate) use groups::GROUP_LEN;
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;
 pub use thin::{BackingProblem, ThinProblem};
 pub use unpack::remove_tree;
+pub(crate) use unpack::{safe_relative, scheme_dir};
 pub use unpacked_check::UnpackedDamage;
 
 /// The store's own unpacked copies, below its root.

@@ -208,7 +208,7 @@ pub(crate) fn rewrite_manifest<'a>(
 
 /// What the manifest records of a file: what an edit, a replacement or a truncation changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
+pub(crate) struct Stat {
     size: u64,
     mtime_ns: i64,
     ino: u64,
@@ -216,7 +216,7 @@ struct Stat {
 
 impl Stat {
     #[cfg(unix)]
-    fn of(meta: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
             size: meta.len(),
@@ -229,7 +229,7 @@ impl Stat {
     }
 
     #[cfg(not(unix))]
-    fn of(meta: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
         let mtime_ns = meta
             .modified()
             .ok()
@@ -246,7 +246,7 @@ impl Stat {
 /// The manifest's records; encoded as `DXUNPACK` + version (u32) + count (u32), then per file
 /// size (u64), mtime_ns (i64), inode (u64), path length (u32), path (UTF-8), little-endian.
 #[derive(Default)]
-struct Manifest(Vec<(PathBuf, Stat)>);
+pub(crate) struct Manifest(Vec<(PathBuf, Stat)>);
 
 const MANIFEST_MAGIC: &[u8; 8] = b"DXUNPACK";
 
@@ -271,7 +271,7 @@ impl Manifest {
     }
 
     /// The records, or `None` for anything but a well-formed manifest of version 1.
-    fn decode(bytes: &[u8]) -> Option<Vec<(PathBuf, Stat)>> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Vec<(PathBuf, Stat)>> {
         let mut at = 0usize;
         let mut take = |n: usize| {
             let s = bytes.get(at..at.checked_add(n)?)?;

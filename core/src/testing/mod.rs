@@ -5,6 +5,6 @@ mod noise;
 mod target;
 
 pub use index_server::{LAST_MODIFIED, Logged, ServedFormat, TestIndex};
-pub use needs::{NotOnPath, NotRoot, REQUIRE_ALL, can_run, on_path, root, skip};
+pub use needs::{NotOnPath, NotRoot, REQUIRE_ALL, can_run, fuse_passthrough, on_path, root, skip};
 pub use noise::noise;
 pub use target::{cp311_tag_priority, linux_cp311_markers};

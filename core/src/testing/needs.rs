@@ -75,6 +75,20 @@ pub fn on_path(program: &str) -> Result<(), NotOnPath> {
     }
 }
 
+/// Whether a FUSE server here may open files with passthrough: Linux ≥ 6.9 (read from
+/// `/proc/sys/kernel/osrelease`) and root (the kernel asks `CAP_SYS_ADMIN` of a server that
+/// registers a backing file). Tests of passthrough check the fallback where this is false.
+pub fn fuse_passthrough() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().ok());
+    let version = (parts.next().flatten(), parts.next().flatten());
+    let new_enough = matches!(version, (Some(major), Some(minor)) if (major, minor) >= (6, 9));
+    new_enough && root().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

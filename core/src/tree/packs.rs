@@ -13,8 +13,12 @@
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::dxpkg::{EntryKind, Scheme};
 use crate::hash::ContentHash;
-use crate::store::{MappedPackage, PackageStore, StoreError};
+use crate::store::{BackingError, MappedPackage, PackageStore, StoreError, UnpackedFiles};
 
 use super::arriving::ArrivingPacks;
 use super::reader::{DataSource, Node, Tree, TreeError};
@@ -54,6 +58,9 @@ pub enum DataError {
         #[source]
         source: Box<StoreError>,
     },
+    /// A pack's object is neither here nor fetchable from the store's remote tier (for now).
+    #[error(transparent)]
+    Fetch(#[from] Box<crate::remote::FetchFailed>),
     /// A record points past the end of its pack.
     #[error("File data of inode {ino} lies outside package `{hash}`")]
     OutOfRange {
@@ -69,6 +76,12 @@ impl DataError {
     /// or changed pack): the front ends report the two differently.
     pub fn is_corrupt_tree(&self) -> bool {
         matches!(self, Self::Tree(_) | Self::OutOfRange { .. })
+    }
+
+    /// True when the failure was logged already (a fetch from the remote tier that failed
+    /// earlier and is not asked again yet): the front ends need not log every read of it.
+    pub fn is_logged(&self) -> bool {
+        matches!(self, Self::Fetch(f) if f.repeated)
     }
 }
 
@@ -104,10 +117,22 @@ pub struct TreeData<B> {
 #[derive(Debug, Default)]
 struct Slot {
     map: OnceLock<Arc<MappedPackage>>,
+    /// The pack's whole-file backings ([`TreeData::backing_file`]), looked up on first use;
+    /// `None` when the pack has none.
+    backing: OnceLock<Option<PackBacking>>,
     /// Opened when the pack is mapped ([`PackPages::Release`]) or on the first release; `None`
     /// when the object cannot be opened (then nothing of this pack is released).
     #[cfg(target_os = "linux")]
     file: OnceLock<Option<fs_err::File>>,
+}
+
+/// Where a pack's files have whole-file backings: its unpacked copy, and which of the copy's
+/// files holds the pack's bytes at each data offset.
+#[derive(Debug)]
+struct PackBacking {
+    files: UnpackedFiles,
+    /// Data offset in the pack of a non-empty file → its path in the unpacked copy.
+    by_offset: HashMap<u64, PathBuf>,
 }
 
 impl<B: AsRef<[u8]>> TreeData<B> {
@@ -166,6 +191,13 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         {
             want.hash = stored;
         }
+        // A pack of the store's remote tier not fetched yet: this read fetches it (reads of
+        // the same pack wait for it; other packs are served meanwhile).
+        if let Some(remote) = self.store.remote()
+            && !self.store.contains(&want.hash)
+        {
+            remote.fetch_for_read(&self.store, &want.hash)?;
+        }
         #[cfg(target_os = "linux")]
         if self.pack_pages == PackPages::Release {
             // Before the map exists: opening it reads the pack's index, and that first fault
@@ -191,6 +223,73 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             }
             pkg
         }))
+    }
+
+    /// The whole-file backing of leaf `node`, if it has one: an open file holding exactly the
+    /// node's bytes, which a reader may use instead of the pack (the FUSE mount hands it to the
+    /// kernel). Today that is the file of the pack's unpacked copy, while its stat is the one
+    /// the copy's manifest records ([`UnpackedFiles::open`]: the trust layouts give the same
+    /// files); `Ok(None)` for inline files, empty files, scripts (their shebangs are rewritten
+    /// in the copy), packs without a copy and packs still arriving. An error says why an
+    /// existing copy's file is not used: the node is then served from the pack.
+    ///
+    /// The only place that knows where backings come from, so that a store keeping each
+    /// package's files once can plug its own in here.
+    pub fn backing_file(&self, node: &Node<'_>) -> Result<Option<fs_err::File>, BackingError> {
+        let DataSource::Pack { pack, offset } = node.source else {
+            return Ok(None);
+        };
+        if node.size == 0 {
+            return Ok(None);
+        }
+        let Some(slot) = self.packs.get(pack as usize) else {
+            return Ok(None);
+        };
+        let backing = slot.backing.get_or_init(|| self.pack_backing(pack));
+        let Some(backing) = backing else {
+            return Ok(None);
+        };
+        match backing.by_offset.get(&offset) {
+            Some(rel) => backing.files.open(rel, node.size).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The unpacked copy of pack `index` and where its files lie, or `None` without a copy.
+    fn pack_backing(&self, index: u32) -> Option<PackBacking> {
+        // The tree's record first: a pack still arriving has a placeholder name (no copy), so
+        // this never waits for it.
+        let hash = self.tree.pack(index).ok()?.hash;
+        let files = self.store.unpacked_files(&hash)?;
+        let map = self.pack(index).ok()?;
+        let mut by_offset = HashMap::new();
+        for entry in map.reader().entries() {
+            let entry = entry.ok()?;
+            // Scripts are rewritten in the copy (their shebang): not the pack's bytes.
+            if entry.kind != EntryKind::File
+                || entry.scheme == Scheme::Scripts
+                || entry.data.is_empty()
+            {
+                continue;
+            }
+            // As unpacking names it (an unsafe path was never unpacked).
+            let Some(rel) = crate::store::safe_relative(entry.path) else {
+                continue;
+            };
+            let rel = Path::new(crate::store::scheme_dir(entry.scheme)).join(rel);
+            by_offset.insert(entry.data_offset, rel);
+        }
+        Some(PackBacking { files, by_offset })
+    }
+
+    /// True when some pack of the tree has an unpacked copy, so that some file may have a
+    /// [`TreeData::backing_file`]: O(packs) `stat`s.
+    pub fn may_have_backings(&self) -> bool {
+        (0..self.tree.pack_count()).any(|i| {
+            self.tree
+                .pack(i)
+                .is_ok_and(|p| self.store.unpacked_path(&p.hash).is_dir())
+        })
     }
 
     /// The bytes of a leaf: file contents or symlink target (empty for directories), checked

@@ -19,6 +19,7 @@ use dx_py_fs_linux::fs::TreeFs;
 use dx_py_fs_linux::serve::{
     AutoUnmount, MountError, MountOptions, MountedSession, WatcherCommand, spawn,
 };
+mod passthrough;
 mod util;
 
 use dx_py_fs_linux::tree::{FIXED_MTIME, PackPlacement, SyntheticFile, TreeSpec};
@@ -41,6 +42,8 @@ struct Fixture {
     store_dir: PathBuf,
     tree: PathBuf,
     want: BTreeMap<String, Want>,
+    /// The store objects, in the tree's pack order.
+    packs: Vec<dx_py_core::hash::ContentHash>,
 }
 
 impl Fixture {
@@ -114,9 +117,11 @@ impl Fixture {
         file("bin/alpha-cli".into(), b"#!/bin/sh\necho alpha\n", 0o555);
         let python = which_python();
         want.insert("bin/python".into(), Want::Link(python.clone()));
+        let packs = vec![alpha, beta, many];
         let spec = TreeSpec {
-            packs: [alpha, beta, many]
-                .into_iter()
+            packs: packs
+                .iter()
+                .copied()
                 .map(|h| {
                     (
                         h,
@@ -145,6 +150,7 @@ impl Fixture {
             store_dir,
             tree,
             want,
+            packs,
         }
     }
 
@@ -556,6 +562,9 @@ fn start(
         auto_unmount: auto_unmount == "watcher",
         keep_pack_cache: false,
         after: None,
+        store_url: None,
+        remote_names: Vec::new(),
+        remote_pairs: Vec::new(),
     };
     daemon::mount_background(server, &spec, &fx.state(), Duration::from_secs(30))
 }

@@ -237,6 +237,7 @@ fn sample_universal_lock() -> dx_py_core::dpl::UniversalLock {
             dependencies: Vec::new(),
             wheels,
             sdist: None,
+            local: None,
         }
     };
     let mut app = entry(

@@ -1,9 +1,14 @@
 //! Many processes on one cache at once: installs of the same and of different locks (sharing
 //! packages) into their own venvs, installs of different locks into one venv, and mounts beside
-//! installs. Afterwards every venv holds exactly its wheels' bytes, the store verifies and no
-//! temporary is left.
+//! installs, and installs racing `cache prune --max-size`. Afterwards every venv holds exactly
+//! its wheels' bytes (or, evicted by a prune, was named for reinstalling), the store verifies and
+//! no temporary is left.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dx_py_core::cache::Cache;
+use dx_py_core::cache::prune::{PruneOptions, prune};
 
 use dx_py_core::wheel::testing::WheelBuilder;
 use dx_py_tests::{
@@ -62,6 +67,19 @@ fn start(cx: &TestContext, dir: &Path, args: &[&str]) -> Child {
         .expect("spawn dx-py")
 }
 
+/// Runs `install` of `project` in `dir` (which has its requirements) to its end; asserts that
+/// it succeeded (`what` names it if not) and returns its output.
+fn install_in(cx: &TestContext, project: &Project, dir: &Path, what: &str) -> Output {
+    let out = cx
+        .dx_py()
+        .current_dir(dir)
+        .args(project.args("install", &[]))
+        .output()
+        .expect("run dx-py install");
+    assert_success(&out, what);
+    out
+}
+
 /// Waits for every child; returns their outputs in order.
 fn finish(children: Vec<Child>) -> Vec<Output> {
     children
@@ -108,13 +126,7 @@ fn eight_concurrent_installs_of_three_locks_give_verified_venvs() {
     // A venv made now is a layout hit of what the racing processes built.
     let after = cx.temp.path().join("after");
     ab.write_requirements(&after);
-    let out = cx
-        .dx_py()
-        .current_dir(&after)
-        .args(ab.args("install", &[]))
-        .output()
-        .unwrap();
-    assert_success(&out, "install after the race");
+    let out = install_in(&cx, &ab, &after, "install after the race");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("layout hit"),
         "{}",
@@ -218,4 +230,179 @@ fn concurrent_mounts_and_installs_of_one_lock_serve_the_same_verified_bytes() {
     );
     drop(guards);
     assert_cache_sound(&cx, &cx.cache_dir(), "mounts beside installs");
+}
+
+/// Three synthetic locks of different sizes that overlap: alpha + beta + shared, gamma +
+/// shared, and delta + gamma (the same gamma wheel as the second).
+fn three_locks(root: &Path) -> [Project; 3] {
+    let (ab, g) = two_locks(root);
+    let d = Project::synthetic(
+        &root.join("wheels-d"),
+        &[
+            WheelBuilder::new("delta", "3.0")
+                .file("delta/__init__.py", &module("delta", 1500))
+                .file("delta/table.bin", &[3u8; 120_000]),
+            WheelBuilder::new("gamma", "2.0").file("gamma.py", &module("gamma", 1000)),
+        ],
+        "delta, gamma",
+    );
+    [ab, g, d]
+}
+
+/// The bytes `cache prune` manages in the cache at `dir` (nothing else may be using it).
+fn managed_size(dir: &Path) -> u64 {
+    let opts = PruneOptions {
+        dry_run: true,
+        max_size: None,
+    };
+    prune(&Cache::new(dir, None), opts, &|_| false)
+        .expect("dry-run prune")
+        .size_before
+}
+
+/// Whether some prune's warnings name the venv in `dir` as stranded by `--max-size`.
+fn stranded(prunes: &[Output], dir: &Path) -> bool {
+    let venv = format!("{}/.venv lost what it used", dir.display());
+    prunes
+        .iter()
+        .any(|out| String::from_utf8_lossy(&out.stderr).contains(&venv))
+}
+
+/// Runs `install` of each project of `plan` at once (see [`race`]) while `cache prune
+/// --max-size SIZE` runs again and again, the last time after every install ended; returns the
+/// installs' outputs and the prunes'. Each is asserted to have succeeded: installs hold the cache
+/// lock shared, so a prune waits for them and none fails for what a prune took.
+fn race_with_prunes(
+    cx: &TestContext,
+    plan: &[(&Project, PathBuf)],
+    size: &str,
+) -> (Vec<Output>, Vec<Output>) {
+    let done = AtomicBool::new(false);
+    let (installs, prunes) = std::thread::scope(|s| {
+        let pruner = s.spawn(|| {
+            let mut outs = Vec::new();
+            loop {
+                let last = done.load(Ordering::SeqCst);
+                let out = cx
+                    .dx_py()
+                    .args(["cache", "prune", "--max-size", size])
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("run cache prune");
+                outs.push(out);
+                if last {
+                    break outs;
+                }
+            }
+        });
+        let installs = race(cx, plan, &[]);
+        done.store(true, Ordering::SeqCst);
+        (installs, pruner.join().expect("prune loop"))
+    });
+    for (out, (_, dir)) in installs.iter().zip(plan) {
+        assert_success(out, &format!("install in {}", dir.display()));
+    }
+    for out in &prunes {
+        assert_success(out, "cache prune --max-size beside installs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !said.contains("over `--max-size`"),
+            "no live mount holds anything: {said}"
+        );
+    }
+    (installs, prunes)
+}
+
+/// `cache prune --max-size` run again and again while eight installs of three locks race on
+/// one cache, twice: on a cold cache, then (the same venvs again) on what the prunes left of it,
+/// so that installs remake evicted layouts and objects while prunes run. Prune waits for
+/// installs (they hold the cache lock shared), so every install succeeds; at the end a venv is
+/// whole (imports, every file with its RECORD sha256) and a live root unless a prune of the
+/// second round named it stranded; the store verifies; and the last prune, after the installs,
+/// brings the managed entries within the size, after which nothing more would go.
+#[test]
+fn max_size_holds_under_eight_concurrent_installs() {
+    let cx = TestContext::new();
+    let locks = three_locks(cx.temp.path());
+    // The size: what the first lock alone takes, plus half of what the other two add, measured
+    // on a scratch cache; all three never fit, so eviction must happen.
+    let scratch = TestContext::new();
+    let mut sizes = Vec::new();
+    for (i, project) in locks.iter().enumerate() {
+        let dir = scratch.temp.path().join(format!("s{i}"));
+        project.write_requirements(&dir);
+        install_in(&scratch, project, &dir, "install on the scratch cache");
+        sizes.push(managed_size(&scratch.cache_dir()));
+    }
+    let size = sizes[0] + (sizes[2] - sizes[0]) / 2;
+    assert!(sizes[0] < size && size < sizes[2], "{sizes:?}");
+    let size_arg = size.to_string();
+
+    let plan: Vec<(&Project, PathBuf)> = (0..8)
+        .map(|i| {
+            let project = &locks[[0, 1, 2, 0, 1, 2, 0, 1][i]];
+            (project, cx.temp.path().join(format!("race-p{i}")))
+        })
+        .collect();
+    let (_, first) = race_with_prunes(&cx, &plan, &size_arg);
+    // All three locks together do not fit: a prune of the first round evicted something (the
+    // last one ran after every install).
+    let evicted = |prunes: &[Output]| {
+        prunes
+            .iter()
+            .any(|o| String::from_utf8_lossy(&o.stdout).contains("evicted"))
+    };
+    assert!(
+        evicted(&first),
+        "no prune evicted anything under {size} bytes"
+    );
+    // Now the cache fits: at least one lock's entries are gone, and the second round remakes
+    // them while prunes run.
+    assert!(managed_size(&cx.cache_dir()) <= size);
+    let (_, prunes) = race_with_prunes(&cx, &plan, &size_arg);
+
+    let opts = PruneOptions {
+        dry_run: true,
+        max_size: Some(size),
+    };
+    let after = prune(&Cache::new(cx.cache_dir(), None), opts, &|_| false).unwrap();
+    assert!(
+        after.size_before <= size,
+        "{} bytes left over a max size of {size}",
+        after.size_before
+    );
+    assert!(
+        after.removed.is_empty() && after.stranded.is_empty(),
+        "a prune after the last one still finds work: {after:?}"
+    );
+
+    // Every venv nobody was told to reinstall (since its last install) is whole and live.
+    let live: Vec<&Path> = after.live.iter().map(|r| r.path.as_path()).collect();
+    let mut whole = 0;
+    for (project, dir) in &plan {
+        if stranded(&prunes, dir) {
+            continue;
+        }
+        let venv = dir.join(".venv");
+        project.check_venv(&venv, &dir.display().to_string());
+        let tail = venv.strip_prefix(cx.temp.path()).unwrap();
+        assert!(
+            live.iter().any(|p| p.ends_with(tail)),
+            "{} is whole but not a live root: {live:?}",
+            venv.display()
+        );
+        whole += 1;
+    }
+    eprintln!(
+        "{whole} of 8 venvs whole after {} + {} prunes under {size} bytes",
+        first.len(),
+        prunes.len()
+    );
+    assert_cache_sound(&cx, &cx.cache_dir(), "installs racing max-size prunes");
+
+    // A stranded venv comes back with one more install.
+    if let Some((project, dir)) = plan.iter().find(|(_, d)| stranded(&prunes, d)) {
+        install_in(&cx, project, dir, "install into a stranded venv");
+        project.check_venv(&dir.join(".venv"), "the restored venv");
+    }
 }

@@ -7,11 +7,14 @@ use anyhow::{Context, Result, bail};
 use dx_py_core::build::Builder;
 use dx_py_core::dpl::UniversalDplReader;
 use dx_py_core::hash::ContentHash;
-use dx_py_core::install::{locked_versions, resolve_universal_and_lock, universal_scope};
+use dx_py_core::install::{
+    locked_versions, name_universal_local_sources, resolve_universal_and_lock, universal_scope,
+};
 use dx_py_core::python::Interpreter;
 
 use super::request::{build_options, request};
 use super::{DPL, Flags, Freshness, Inputs, PYLOCK, inputs_source, report_builds};
+use crate::commands::local_builds::{LocalBuilds, portable_request, project_locals};
 use crate::printer::Printer;
 use crate::settings::{self, Settings};
 
@@ -46,7 +49,11 @@ pub(crate) fn lock_universal(
         Inputs::Project(..) => None,
     };
     let sources = settings::sources(source_args, reqs_for_sources, interp, settings, printer)?;
-    let request = request(&inputs, resolve)?;
+    let mut request = request(&inputs, resolve)?;
+    let locals = match &inputs {
+        Inputs::Project(project, _) => project_locals(project, &mut request, dir)?,
+        Inputs::Files(_) => Vec::new(),
+    };
     let environments = match &inputs {
         Inputs::Project(project, _) => project.environments.clone(),
         Inputs::Files(_) => Vec::new(),
@@ -64,7 +71,13 @@ pub(crate) fn lock_universal(
                 .map_or_else(|| format!(">={floor}"), ToString::to_string)
         )
     })?;
-    let inputs_hash = request.universal_inputs_hash(&scope, &sources);
+    let inputs_hash = match &inputs {
+        Inputs::Project(..) => request.universal_inputs_hash(&scope, &sources),
+        // Requirements files arrive with their local source built: hashed as that source.
+        Inputs::Files(files) => {
+            portable_request(&request, files, dir)?.universal_inputs_hash(&scope, &sources)
+        }
+    };
     let upgrading = resolve.upgrade || !resolve.upgrade_package.is_empty();
     let existing = std::fs::read_to_string(&path).ok();
     printer.timeline().mark("inputs");
@@ -103,6 +116,21 @@ pub(crate) fn lock_universal(
         .then(|| build_options(resolve))
         .transpose()?
         .map(|options| Builder::new(&cache, interp, &client, options));
+    // Local source: resolved as the wheels built from it, locked as the source.
+    let local_builds = LocalBuilds {
+        interp,
+        resolve,
+        sources: source_args,
+        settings,
+        printer,
+    };
+    let built = match &inputs {
+        Inputs::Project(..) => local_builds.use_project_locals(&locals, &mut request)?,
+        Inputs::Files(files) => (files.iter())
+            .flat_map(|(_, reqs)| reqs.built_sources())
+            .map(|(wheel, from)| (wheel.to_path_buf(), from.clone()))
+            .collect(),
+    };
     let (mut lock, forks) = resolve_universal_and_lock(
         &request,
         &scope,
@@ -114,12 +142,14 @@ pub(crate) fn lock_universal(
     if let Some(stats) = builder.as_ref().map(Builder::stats) {
         report_builds(&stats, printer);
     }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("Failed to create `{}`", dir.display()))?;
+    let built = built.iter().map(|(wheel, from)| (wheel.as_path(), from));
+    name_universal_local_sources(&mut lock, built, dir)?;
     // Installs on an older Python are refused by the lock itself, not by a missing entry.
     lock.requires_python
         .get_or_insert_with(|| format!(">={floor}"));
     drop(spinner);
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("Failed to create `{}`", dir.display()))?;
     dx_py_core::atomic::replace(&path, lock.to_pylock_string().as_bytes())
         .with_context(|| format!("Failed to write `{}`", path.display()))?;
     // The binary twin: installs choose their entries from it by lookup (`selected_lock`).

@@ -5,8 +5,9 @@
 use serde::Serialize;
 
 use super::TOOL;
+use super::ser::DirectoryOut;
 use super::ser::{DependencyOut, PackageOut, PylockOut, Tool, WheelOut, to_text};
-use crate::dpl::model::LockedWheel;
+use crate::dpl::model::{LocalSource, LockedWheel};
 use crate::hash::ContentHash;
 
 /// A lock for every environment where its `requires-python` (and its environments) hold.
@@ -39,8 +40,12 @@ pub struct UniversalLockedPackage {
     pub dependencies: Vec<String>,
     /// Every wheel that may serve some environment of `marker`.
     pub wheels: Vec<LockedWheel>,
-    /// The source distribution, when the index has one.
+    /// The source distribution, when the index has one; for a local archive
+    /// ([`LocalSource::Archive`]), that archive (path relative to the lock's directory).
     pub sdist: Option<LockedWheel>,
+    /// Local source the entry is locked as (PEP 751 `directory` or `archive`): a directory
+    /// entry has no wheels and no sdist; an install builds it.
+    pub local: Option<LocalSource>,
 }
 
 /// `[tool.dx-py]` of a universal lock.
@@ -85,10 +90,20 @@ impl UniversalLock {
                     dependencies: (p.dependencies.iter())
                         .map(|name| DependencyOut { name })
                         .collect(),
-                    sdist: p.sdist.as_ref().map(WheelOut::of),
+                    sdist: (p.sdist.as_ref())
+                        .filter(|_| p.local.is_none())
+                        .map(WheelOut::of),
                     wheels: p.wheels.iter().map(WheelOut::of).collect(),
-                    directory: None,
-                    archive: None,
+                    directory: match &p.local {
+                        Some(LocalSource::Directory { path, editable }) => Some(DirectoryOut {
+                            path,
+                            editable: *editable,
+                        }),
+                        _ => None,
+                    },
+                    archive: (p.sdist.as_ref())
+                        .filter(|_| p.local == Some(LocalSource::Archive))
+                        .map(WheelOut::of),
                     tool: None,
                 })
                 .collect(),
@@ -137,6 +152,7 @@ mod tests {
                 .map(|(w, byte)| file(w, byte))
                 .collect(),
             sdist: None,
+            local: None,
         }
     }
 

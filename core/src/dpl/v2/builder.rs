@@ -7,7 +7,9 @@ use std::str::FromStr;
 use super::*;
 use crate::dpl::format::{Checksum, MAGIC, put_u32, put_u64};
 use crate::dpl::model::is_valid_name;
-use crate::dpl::{DplBuildError, DplFileError, LockedWheel, UniversalLock, UniversalLockedPackage};
+use crate::dpl::{
+    DplBuildError, DplFileError, LocalSource, LockedWheel, UniversalLock, UniversalLockedPackage,
+};
 use crate::names::normalize_name;
 use crate::wheel::WheelFilename;
 
@@ -169,14 +171,40 @@ fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
             None => NO_MARKER,
         };
         put_u32(rec, E_MARKER, marker);
-        if p.sdist.is_some() {
-            flags |= EF_SDIST;
-        }
+        // A directory is written as the file after the wheels (its path), where an sdist goes.
+        let directory = match &p.local {
+            Some(LocalSource::Directory { path, editable }) => {
+                flags |= EF_DIRECTORY | if *editable { EF_EDITABLE } else { 0 };
+                Some(path.as_str())
+            }
+            Some(LocalSource::Archive) if p.sdist.is_some() => {
+                flags |= EF_SDIST | EF_ARCHIVE;
+                None
+            }
+            Some(LocalSource::Archive) => {
+                return Err(DplBuildError::InvalidWheel {
+                    package: p.name.clone(),
+                    filename: String::new(),
+                    reason: "a local archive entry names no archive",
+                });
+            }
+            None => {
+                if p.sdist.is_some() {
+                    flags |= EF_SDIST;
+                }
+                None
+            }
+        };
         put_u32(rec, E_FLAGS, flags);
         put_u32(rec, E_FIRST_FILE, count("files", file_count)?);
         put_u32(rec, E_WHEEL_COUNT, count("files", p.wheels.len())?);
-        for f in p.wheels.iter().chain(&p.sdist) {
+        let sdist = p.sdist.as_ref().filter(|_| directory.is_none());
+        for f in p.wheels.iter().chain(sdist) {
             files.extend_from_slice(&file_record(f, name, &mut strings)?);
+            file_count += 1;
+        }
+        if let Some(path) = directory {
+            files.extend_from_slice(&directory_record(path, name, &mut strings)?);
             file_count += 1;
         }
         let mut targets = Vec::new();
@@ -242,6 +270,18 @@ fn build<'a>(lock: &'a UniversalLock) -> Result<Vec<u8>, DplBuildError> {
         put_str(&mut out, H_REQUIRES_PYTHON, r);
         meta |= META_REQUIRES_PYTHON;
     }
+    let built_directory = |p: &UniversalLockedPackage| {
+        matches!(
+            p.local,
+            Some(LocalSource::Directory {
+                editable: false,
+                ..
+            })
+        )
+    };
+    if lock.packages.iter().any(built_directory) {
+        meta |= META_BUILT_DIRECTORIES;
+    }
     put_u32(&mut out, H_META_FLAGS, meta);
     for (at, v) in [
         (H_MARKERS_OFF, markers_off),
@@ -277,18 +317,54 @@ fn file_record<'a>(
     package: &str,
     strings: &mut Strings<'a>,
 ) -> Result<[u8; FILE_LEN], DplBuildError> {
+    let parts = FileParts {
+        name: &f.filename,
+        url: f.url.as_deref(),
+        path: f.path.as_deref(),
+        sha256: f.sha256,
+        size: f.size,
+    };
+    record(&parts, package, strings)
+}
+
+/// The record of a local directory: its path, no name, no hash (a tree has none).
+fn directory_record<'a>(
+    path: &'a str,
+    package: &str,
+    strings: &mut Strings<'a>,
+) -> Result<[u8; FILE_LEN], DplBuildError> {
+    let parts = FileParts {
+        name: "",
+        url: None,
+        path: Some(path),
+        sha256: [0; 32],
+        size: None,
+    };
+    record(&parts, package, strings)
+}
+
+/// The fields of a file record.
+struct FileParts<'a> {
+    name: &'a str,
+    url: Option<&'a str>,
+    path: Option<&'a str>,
+    sha256: [u8; 32],
+    size: Option<u64>,
+}
+
+fn record<'a>(
+    f: &FileParts<'a>,
+    package: &str,
+    strings: &mut Strings<'a>,
+) -> Result<[u8; FILE_LEN], DplBuildError> {
     let mut rec = [0u8; FILE_LEN];
     let mut flags = 0;
-    put_str(
-        &mut rec,
-        F_NAME,
-        strings.add(&f.filename, package, "file name")?,
-    );
-    if let Some(u) = &f.url {
+    put_str(&mut rec, F_NAME, strings.add(f.name, package, "file name")?);
+    if let Some(u) = f.url {
         put_str(&mut rec, F_URL, strings.add(u, package, "file url")?);
         flags |= FF_URL;
     }
-    if let Some(p) = &f.path {
+    if let Some(p) = f.path {
         put_str(&mut rec, F_PATH, strings.add(p, package, "file path")?);
         flags |= FF_PATH;
     }

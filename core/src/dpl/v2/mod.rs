@@ -46,7 +46,7 @@ pub(crate) const H_MARKER_COUNT: usize = 24; // u32
 pub(crate) const H_FILE_COUNT: usize = 28; // u32
 pub(crate) const H_EDGE_COUNT: usize = 32; // u32
 pub(crate) const H_ENV_COUNT: usize = 36; // u32
-pub(crate) const H_META_FLAGS: usize = 40; // u32, bit 0: requires-python present
+pub(crate) const H_META_FLAGS: usize = 40; // u32, META_* bits
 // 44..48 reserved, 0.
 pub(crate) const H_MARKERS_OFF: usize = 48; // u64
 pub(crate) const H_ENTRIES_OFF: usize = 56; // u64
@@ -61,6 +61,11 @@ pub(crate) const H_BODY_HASH: usize = 144; // [u8; 32], blake3 of bytes [HEADER_
 pub(crate) const H_CHECKSUM: usize = 176; // u64 over bytes [0, 176)
 
 pub(crate) const META_REQUIRES_PYTHON: u32 = 1;
+/// Some entry is a local directory installed built (not editable): a selection, which records
+/// what an install stored, must be keyed by those trees' state (`install::selected_lock`). A
+/// flag, so that a lock without one costs that O(1) check and no walk over its entries.
+pub(crate) const META_BUILT_DIRECTORIES: u32 = 2;
+pub(crate) const META_KNOWN: u32 = META_REQUIRES_PYTHON | META_BUILT_DIRECTORIES;
 
 // Entry fields (strings are (u32 offset, u32 length) pairs, strings-relative).
 pub(crate) const E_NAME: usize = 0;
@@ -78,7 +83,13 @@ pub(crate) const E_EDGE_COUNT: usize = 52; // u32
 pub(crate) const EF_REQUIRES_PYTHON: u32 = 1 << 0;
 pub(crate) const EF_INDEX: u32 = 1 << 1;
 pub(crate) const EF_SDIST: u32 = 1 << 2;
-pub(crate) const EF_KNOWN: u32 = (1 << 3) - 1;
+/// The file after the wheels is a local project directory (its `path`), not an sdist.
+pub(crate) const EF_DIRECTORY: u32 = 1 << 3;
+/// With `EF_DIRECTORY`: installed editable (PEP 660).
+pub(crate) const EF_EDITABLE: u32 = 1 << 4;
+/// With `EF_SDIST`: the sdist is a local source archive named by path (PEP 751 `archive`).
+pub(crate) const EF_ARCHIVE: u32 = 1 << 5;
+pub(crate) const EF_KNOWN: u32 = (1 << 6) - 1;
 
 /// The marker index of an entry that holds everywhere the lock does.
 pub(crate) const NO_MARKER: u32 = u32::MAX;

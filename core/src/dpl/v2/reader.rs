@@ -6,7 +6,7 @@ use memmap2::Mmap;
 
 use super::*;
 use crate::dpl::format::{Checksum, normalized_bytes, u64_at};
-use crate::dpl::{DplFileError, DplWheel, UniversalLock, UniversalLockedPackage};
+use crate::dpl::{DplFileError, DplWheel, LocalSource, UniversalLock, UniversalLockedPackage};
 use crate::format::bytes::words_u32;
 use crate::hash::ContentHash;
 
@@ -27,6 +27,7 @@ pub struct UniversalDplReader<B> {
     file_len: usize,
     requires_python: Option<(u32, u32)>,
     inputs_hash: ContentHash,
+    built_directories: bool,
 }
 
 /// One entry of a universal lock, borrowed from the file; its strings, marker index, files and
@@ -42,7 +43,10 @@ pub struct UniversalDplEntry<'a> {
     /// The entry's file records: its wheels, then its sdist.
     files: &'a [u8],
     wheel_count: usize,
+    /// A file record follows the wheels: the sdist, or the local directory.
     has_sdist: bool,
+    /// `EF_*` bits of the local source (directory, editable, archive).
+    local: u32,
     strings: &'a [u8],
     edges: &'a [u8],
 }
@@ -150,11 +154,36 @@ impl<'a> UniversalDplEntry<'a> {
         (0..self.wheel_count).map(|i| self.file(i).unwrap_or(EMPTY_FILE))
     }
 
-    /// Its source distribution, when the lock has one.
+    /// Its source distribution, when the lock has one (for a local archive, that archive).
     pub fn sdist(&self) -> Option<DplWheel<'a>> {
-        self.has_sdist
+        (self.has_sdist && self.local & EF_DIRECTORY == 0)
             .then(|| self.file(self.wheel_count))
             .flatten()
+    }
+
+    /// The local directory it is locked as (path relative to the lock's directory, editable).
+    pub fn directory(&self) -> Option<(&'a str, bool)> {
+        if self.local & EF_DIRECTORY == 0 {
+            return None;
+        }
+        let path = self.file(self.wheel_count)?.path?;
+        Some((path, self.local & EF_EDITABLE != 0))
+    }
+
+    /// Whether its sdist is a local source archive named by path.
+    pub fn is_archive(&self) -> bool {
+        self.local & EF_ARCHIVE != 0
+    }
+
+    /// The local source it is locked as, if any.
+    pub fn local_source(&self) -> Option<LocalSource> {
+        match self.directory() {
+            Some((path, editable)) => Some(LocalSource::Directory {
+                path: path.to_owned(),
+                editable,
+            }),
+            None => self.is_archive().then_some(LocalSource::Archive),
+        }
     }
 
     /// Indices of the entries it depends on (each checked to be in range), ascending.
@@ -228,7 +257,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
         expect(
             "meta flags",
             0,
-            (le32(b, H_META_FLAGS) & !META_REQUIRES_PYTHON).into(),
+            (le32(b, H_META_FLAGS) & !META_KNOWN).into(),
         )?;
         expect("reserved header word", 0, le32(b, H_META_FLAGS + 4).into())?;
         let count = |at| u64::from(le32(b, at));
@@ -296,6 +325,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             file_len: us(file_len),
             requires_python,
             inputs_hash: ContentHash::from_bytes(inputs),
+            built_directories: le32(b, H_META_FLAGS) & META_BUILT_DIRECTORIES != 0,
             bytes,
         })
     }
@@ -428,7 +458,22 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             Ok(first..end as usize)
         };
         let wheel_count = le32(rec, E_WHEEL_COUNT) as usize;
-        let has_sdist = flags & EF_SDIST != 0;
+        let local = flags & (EF_DIRECTORY | EF_EDITABLE | EF_ARCHIVE);
+        // A directory takes the sdist's place; editable only with a directory, an archive only
+        // with an sdist.
+        let consistent = match (flags & EF_SDIST != 0, local & EF_DIRECTORY != 0) {
+            (true, true) => false,
+            (sdist, directory) => {
+                (directory || local & EF_EDITABLE == 0) && (sdist || local & EF_ARCHIVE == 0)
+            }
+        };
+        if !consistent {
+            return Err(DplError::BadEntry {
+                index,
+                what: "inconsistent local source flags",
+            });
+        }
+        let has_sdist = flags & (EF_SDIST | EF_DIRECTORY) != 0;
         let files = range(
             le32(rec, E_FIRST_FILE) as usize,
             wheel_count as u64 + u64::from(has_sdist),
@@ -468,6 +513,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             files,
             wheel_count,
             has_sdist,
+            local,
             strings,
             edges,
         })
@@ -543,10 +589,24 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
             }
             previous = Some(e);
         }
+        let built = (0..self.entry_count)
+            .filter_map(|i| self.entry(i).ok())
+            .any(|e| matches!(e.directory(), Some((_, false))));
+        if built != self.built_directories {
+            return Err(DplError::Inconsistent(
+                "the header's built-directories flag does not match the entries",
+            ));
+        }
         if next_file != self.file_count || next_edge != self.edge_count {
             return Err(DplError::Inconsistent("files or edges that no entry owns"));
         }
         Ok(())
+    }
+
+    /// Whether some entry is a local directory installed built, not editable (a header flag,
+    /// checked against the entries by [`Self::verify`]).
+    pub fn has_built_directories(&self) -> bool {
+        self.built_directories
     }
 
     /// The whole lock, owned (dependencies by name, each name once).
@@ -573,6 +633,7 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
                 dependencies,
                 wheels: e.wheels().map(|w| w.to_owned()).collect(),
                 sdist: e.sdist().map(|w| w.to_owned()),
+                local: e.local_source(),
             });
         }
         Ok(UniversalLock {

@@ -60,8 +60,14 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
         }
         if let Some(s) = e.sdist() {
             line(
-                "sdist",
+                if e.is_archive() { "archive" } else { "sdist" },
                 &format!("{}  sha256:{}", s.filename, s.sha256_hex()),
+            );
+        }
+        if let Some((path, editable)) = e.directory() {
+            line(
+                "directory",
+                &format!("{path}{}", if editable { "  (editable)" } else { "" }),
             );
         }
         let deps = e
@@ -91,6 +97,11 @@ impl<B: AsRef<[u8]>> UniversalDplReader<B> {
                 "index_url": e.index_url(),
                 "wheels": e.wheels().map(|w| file_json(&w)).collect::<Vec<_>>(),
                 "sdist": e.sdist().map(|s| file_json(&s)),
+                "archive": e.is_archive(),
+                "directory": e.directory().map(|(path, editable)| json!({
+                    "path": path,
+                    "editable": editable,
+                })),
                 "dependencies": e.dependencies().collect::<Vec<_>>(),
             }));
         }

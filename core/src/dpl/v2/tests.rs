@@ -4,7 +4,9 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
-use crate::dpl::{DplBuildError, DplReader, LockedWheel, UniversalLock, UniversalLockedPackage};
+use crate::dpl::{
+    DplBuildError, DplReader, LocalSource, LockedWheel, UniversalLock, UniversalLockedPackage,
+};
 use crate::hash::ContentHash;
 use crate::names::normalize_name;
 
@@ -78,7 +80,36 @@ pub(crate) fn entry(
         dependencies: deps.iter().map(|d| (*d).to_owned()).collect(),
         wheels,
         sdist: sdist.then(|| file(format!("{stem}.tar.gz"), 99, None, true)),
+        local: None,
     }
+}
+
+/// `p` locked as local source: 1 a directory, 2 an editable one, 3 an archive (0: as it is).
+pub(crate) fn localized(mut p: UniversalLockedPackage, kind: u8) -> UniversalLockedPackage {
+    let stem = format!(
+        "{}-{}",
+        normalize_name(&p.name).replace('-', "_"),
+        p.version
+    );
+    match kind {
+        1 | 2 => {
+            p.wheels.clear();
+            p.sdist = None;
+            p.local = Some(LocalSource::Directory {
+                path: format!("../{stem}"),
+                editable: kind == 2,
+            });
+        }
+        3 => {
+            p.wheels.clear();
+            let mut archive = file(format!("{stem}.tar.gz"), 98, Some(10), false);
+            archive.path = Some(format!("dist/{stem}.tar.gz"));
+            p.sdist = Some(archive);
+            p.local = Some(LocalSource::Archive);
+        }
+        _ => {}
+    }
+    p
 }
 
 /// A universal lock of up to `n` names: each once (marker or not) or twice under complementary
@@ -90,11 +121,12 @@ pub(crate) fn arb_universal_lock(n: usize) -> impl Strategy<Value = UniversalLoc
         1u16..1024,
         any::<bool>(),
         vec(0usize..64, 0..4),
+        0u8..8,
     );
     (vec(one, 1..n.max(2)), any::<bool>()).prop_map(|(specs, requires)| {
         let names: Vec<String> = (0..specs.len()).map(|i| format!("Pkg_{i}")).collect();
         let mut packages = Vec::new();
-        for (i, (shape, version, tags, sdist, deps)) in specs.iter().enumerate() {
+        for (i, (shape, version, tags, sdist, deps, local)) in specs.iter().enumerate() {
             let deps: Vec<&str> = deps
                 .iter()
                 .map(|d| names[d % names.len()].as_str())
@@ -103,14 +135,13 @@ pub(crate) fn arb_universal_lock(n: usize) -> impl Strategy<Value = UniversalLoc
             let v = format!("1.{version}");
             let name = names[i].as_str();
             match shape {
-                0..=2 => packages.push(entry(name, &v, None, *tags, *sdist, &deps)),
-                3..=5 => packages.push(entry(
-                    name,
-                    &v,
-                    Some(MARKERS[shape % 5]),
-                    *tags,
-                    *sdist,
-                    &deps,
+                0..=2 => packages.push(localized(
+                    entry(name, &v, None, *tags, *sdist, &deps),
+                    local % 4,
+                )),
+                3..=5 => packages.push(localized(
+                    entry(name, &v, Some(MARKERS[shape % 5]), *tags, *sdist, &deps),
+                    local % 4,
                 )),
                 _ => {
                     let (a, b) = PAIRS[shape % 2];
@@ -182,6 +213,9 @@ fn sample() -> UniversalLock {
             entry("App", "1.0", None, 1, false, &["numpy", "pywin32"]),
             entry("pywin32", "306", Some(MARKERS[0]), 0b110_0000, false, &[]),
             entry("only-sdist", "0.1", None, 0, true, &[]),
+            localized(entry("lib", "0.2", None, 0, false, &["numpy"]), 2),
+            localized(entry("tool", "0.3", Some(MARKERS[0]), 0, false, &[]), 1),
+            localized(entry("vendored", "1.0", None, 0, false, &[]), 3),
         ],
     }
 }
@@ -194,7 +228,18 @@ fn sample_round_trips_and_is_version_2() {
     let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
     reader.verify().unwrap();
     assert_eq!(reader.to_universal_lock().unwrap(), canonical(&lock));
-    assert_eq!(reader.len(), 5);
+    assert_eq!(reader.len(), 8);
+    let lib = &reader.get("lib").unwrap()[0];
+    assert_eq!(lib.directory(), Some(("../lib-0.2", true)));
+    assert!(lib.sdist().is_none() && lib.wheel_count() == 0);
+    let tool = &reader.get("tool").unwrap()[0];
+    assert_eq!(tool.directory(), Some(("../tool-0.3", false)));
+    let vendored = &reader.get("vendored").unwrap()[0];
+    assert!(vendored.is_archive() && vendored.directory().is_none());
+    assert_eq!(
+        vendored.sdist().and_then(|s| s.path),
+        Some("dist/vendored-1.0.tar.gz")
+    );
     // Four distinct markers: the two numpy ones, pywin32's, and the environment.
     assert_eq!(reader.marker_count(), 4);
     assert_eq!(reader.requires_python(), Ok(Some(">=3.9")));
@@ -294,7 +339,7 @@ fn header_rejections_name_the_field() {
         }
     ));
     assert!(matches!(
-        with(H_META_FLAGS, 2),
+        with(H_META_FLAGS, 4),
         DplError::BadHeader {
             what: "meta flags",
             ..
@@ -376,4 +421,90 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn inconsistent_local_source_flags_are_refused() {
+    let bytes = sample().dpl_bytes().unwrap();
+    let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
+    let at = |name: &str| {
+        let i = reader.get(name).unwrap()[0].index() as usize;
+        let entries = crate::dpl::format::u64_at(&bytes, H_ENTRIES_OFF).unwrap() as usize;
+        entries + i * ENTRY_LEN + E_FLAGS
+    };
+    let (lib, only_sdist, app) = (at("lib"), at("only-sdist"), at("App"));
+    for (at, flags) in [
+        // A directory and an sdist in one slot.
+        (lib, EF_DIRECTORY | EF_EDITABLE | EF_SDIST),
+        // Editable without a directory, an archive without an sdist.
+        (only_sdist, EF_SDIST | EF_EDITABLE),
+        (app, EF_ARCHIVE),
+    ] {
+        let mut b = bytes.clone();
+        let old = crate::dpl::format::u32_at(&b, at).unwrap();
+        crate::dpl::format::put_u32(&mut b, at, (old & (EF_REQUIRES_PYTHON | EF_INDEX)) | flags);
+        builder::seal(&mut b);
+        let reader = UniversalDplReader::from_bytes(&b[..]).unwrap();
+        let e = reader.verify().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DplError::BadEntry {
+                    what: "inconsistent local source flags",
+                    ..
+                }
+            ),
+            "{flags:#x}: {e}"
+        );
+    }
+}
+
+#[test]
+fn the_built_directories_flag_must_match_the_entries() {
+    let bytes = sample().dpl_bytes().unwrap();
+    let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
+    assert!(
+        reader.has_built_directories(),
+        "`tool` is a directory, not editable"
+    );
+    let mut b = bytes.clone();
+    crate::dpl::format::put_u32(&mut b, H_META_FLAGS, META_REQUIRES_PYTHON);
+    builder::seal(&mut b);
+    let reader = UniversalDplReader::from_bytes(&b[..]).unwrap();
+    assert!(matches!(
+        reader.verify(),
+        Err(DplError::Inconsistent(
+            "the header's built-directories flag does not match the entries"
+        ))
+    ));
+    // Editable directories only: no flag.
+    let mut lock = sample();
+    lock.packages.retain(|p| p.name != "tool");
+    let reader = UniversalDplReader::from_bytes(lock.dpl_bytes().unwrap()).unwrap();
+    assert!(!reader.has_built_directories());
+    reader.verify().unwrap();
+}
+
+#[test]
+fn dumps_show_local_source() {
+    let bytes = sample().dpl_bytes().unwrap();
+    let reader = UniversalDplReader::from_bytes(&bytes[..]).unwrap();
+    let lib = reader.render_entry(&reader.get("lib").unwrap()[0]).unwrap();
+    assert!(
+        lib.contains("directory        ../lib-0.2  (editable)"),
+        "{lib}"
+    );
+    let vendored = reader
+        .render_entry(&reader.get("vendored").unwrap()[0])
+        .unwrap();
+    assert!(
+        vendored.contains("archive          vendored-1.0.tar.gz"),
+        "{vendored}"
+    );
+    let json = reader.to_json().unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    let tool = entries.iter().find(|e| e["name"] == "tool").unwrap();
+    assert_eq!(tool["directory"]["path"], "../tool-0.3");
+    assert_eq!(tool["directory"]["editable"], false);
+    assert!(tool["sdist"].is_null());
 }

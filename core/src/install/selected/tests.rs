@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::dpl::UniversalLock;
-use crate::dpl::v2::tests::{arb_universal_lock, entry};
+use crate::dpl::v2::tests::{arb_universal_lock, entry, localized};
 use crate::install::{PylockSelectError, read_pylock_for};
 use crate::python::{InterpreterInfo, Libc, MarkerValues, PythonVersion, SchemePaths};
 
@@ -374,4 +374,66 @@ fn local_wheels_are_named_from_the_locks_directory() {
         selected_lock(other.path(), &linux, cache.path()).unwrap(),
         kept
     );
+}
+
+#[test]
+fn local_source_is_named_from_the_locks_directory_and_built_trees_key_the_selection() {
+    let lock = UniversalLock {
+        requires_python: None,
+        environments: Vec::new(),
+        inputs_hash: ContentHash::of(b"local"),
+        packages: vec![
+            localized(entry("lib", "0.2", None, 0, false, &[]), 1),
+            localized(entry("elib", "0.3", None, 0, false, &["lib"]), 2),
+            localized(entry("vendored", "1.0", None, 0, false, &[]), 3),
+        ],
+    };
+    let (dir, _, _) = both(&lock);
+    let root = dir.path().join("sub");
+    fs_err::create_dir_all(&root).unwrap();
+    // The lock lies in `sub`: its directories are `../lib-0.2` and `../elib-0.3`.
+    fs_err::rename(dir.path().join(DPL), root.join(DPL)).unwrap();
+    fs_err::create_dir_all(dir.path().join("lib-0.2")).unwrap();
+    fs_err::write(dir.path().join("lib-0.2/setup.py"), "").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let linux = interpreter("linux-x86_64", 11);
+    let kept = selected_lock(&root, &linux, cache.path()).unwrap();
+    let reader = DplReader::open(&kept).unwrap();
+    let local = |name: &str| {
+        let e = (0..reader.len())
+            .map(|i| reader.entry(i).unwrap())
+            .find(|e| e.name() == name)
+            .unwrap();
+        (e.local(), e.sdist().and_then(|s| s.path.map(str::to_owned)))
+    };
+    let at = |rel: &str| root.join(rel).to_string_lossy().into_owned();
+    assert_eq!(
+        local("lib"),
+        (
+            Some(LocalSource::Directory {
+                path: at("../lib-0.2"),
+                editable: false
+            }),
+            None
+        )
+    );
+    assert_eq!(
+        local("elib").0,
+        Some(LocalSource::Directory {
+            path: at("../elib-0.3"),
+            editable: true
+        })
+    );
+    assert_eq!(
+        local("vendored"),
+        (
+            Some(LocalSource::Archive),
+            Some(at("dist/vendored-1.0.tar.gz"))
+        )
+    );
+    // Unchanged: the same selection. A file of the tree installed built changed: another one
+    // (into which an install records the new build).
+    assert_eq!(selected_lock(&root, &linux, cache.path()).unwrap(), kept);
+    fs_err::write(dir.path().join("lib-0.2/setup.py"), "# changed").unwrap();
+    assert_ne!(selected_lock(&root, &linux, cache.path()).unwrap(), kept);
 }

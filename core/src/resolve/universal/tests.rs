@@ -252,11 +252,20 @@ fn binary_flags_decide_the_files_a_universal_lock_lists() {
     );
     // Without builds, `--no-binary a` leaves no file to install `a` from.
     assert!(files_of_a(index, &with(&["a"], &[], false)).is_err());
-    // A version with a wheel wins over a newer sdist-only one; with no such version the sdist
-    // is locked when builds are allowed, and `--only-binary` refuses it.
+    // With builds allowed the newest version is locked even when it has only an sdist (as pip
+    // and uv choose); without, an older version with a wheel wins. `--only-binary` refuses an
+    // sdist-only version.
     let index = "a 1.0\na 2.0 !sdist";
     assert_eq!(
         files_of_a(index, &with(&[], &[], true)).unwrap(),
+        ["a-2.0.tar.gz"]
+    );
+    assert_eq!(
+        files_of_a(index, &with(&[], &[], false)).unwrap(),
+        ["a-1.0-py3-none-any.whl"]
+    );
+    assert_eq!(
+        files_of_a(index, &with(&[], &["a"], true)).unwrap(),
         ["a-1.0-py3-none-any.whl"]
     );
     assert_eq!(
