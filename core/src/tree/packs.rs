@@ -268,7 +268,8 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             // Scripts are rewritten in the copy (their shebang): not the pack's bytes.
             if entry.kind != EntryKind::File
                 || entry.scheme == Scheme::Scripts
-                || entry.data.is_empty()
+                // `len`, not `data`: a thin pack's reader holds only its index.
+                || entry.len == 0
             {
                 continue;
             }
