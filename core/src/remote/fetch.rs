@@ -4,7 +4,7 @@
 use crate::dpl::LockedPackage;
 use crate::hash::ContentHash;
 use crate::install::{AfterStore, InstallError};
-use crate::store::{PackageStore, StoreError};
+use crate::store::{ObjectForm, PackageStore, StoreError};
 
 use super::{
     MAX_OBJECT, MAX_RECORD, RemoteError, RemoteTier, is_safe_component, lock, object_key, pack_key,
@@ -20,6 +20,18 @@ impl RemoteTier {
         store: &PackageStore,
         hash: &ContentHash,
     ) -> Result<bool, RemoteError> {
+        self.fetch_object_as(store, hash, ObjectForm::Full)
+    }
+
+    /// [`RemoteTier::fetch_object`], keeping the object in `form`: an install, which unpacks
+    /// it next, writes it once as its unpacked copy ([`ObjectForm::Unpacked`]); a mount, which
+    /// reads it, keeps it full.
+    pub(crate) fn fetch_object_as(
+        &self,
+        store: &PackageStore,
+        hash: &ContentHash,
+        form: ObjectForm,
+    ) -> Result<bool, RemoteError> {
         if store.contains(hash) {
             return Ok(true);
         }
@@ -33,20 +45,22 @@ impl RemoteTier {
             return Ok(false);
         };
         let url = || self.location(&key);
-        store
-            .store_verified(&bytes, hash)
-            .map_err(|source| match source {
-                StoreError::HashMismatch { actual, .. } => RemoteError::Corrupt {
-                    hash: *hash,
-                    url: url(),
-                    actual,
-                },
-                source => RemoteError::Store {
-                    hash: *hash,
-                    url: url(),
-                    source: Box::new(source),
-                },
-            })?;
+        let stored = match form {
+            ObjectForm::Full => store.store_verified(&bytes, hash),
+            ObjectForm::Unpacked => store.store_verified_unpacked(&bytes, hash),
+        };
+        stored.map_err(|source| match source {
+            StoreError::HashMismatch { actual, .. } => RemoteError::Corrupt {
+                hash: *hash,
+                url: url(),
+                actual,
+            },
+            source => RemoteError::Store {
+                hash: *hash,
+                url: url(),
+                source: Box::new(source),
+            },
+        })?;
         tracing::debug!("fetched {} ({} bytes)", url(), bytes.len());
         self.objects
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -67,7 +81,7 @@ impl RemoteTier {
         let Some(hash) = self.record(&wheel_key(sha256))? else {
             return Ok(None);
         };
-        if !self.fetch_object(store, &hash)? {
+        if !self.fetch_object_as(store, &hash, ObjectForm::Unpacked)? {
             return Ok(None);
         }
         // Recorded locally, then checked as every local record is (the object must hold this
@@ -90,7 +104,9 @@ impl RemoteTier {
         let Some(pack) = self.record(&pack_key(package, tag))? else {
             return Ok(None);
         };
-        Ok(self.fetch_object(store, &pack)?.then_some(pack))
+        Ok(self
+            .fetch_object_as(store, &pack, ObjectForm::Unpacked)?
+            .then_some(pack))
     }
 
     /// The object a record names; `None` when the remote has no such record (remembered: not

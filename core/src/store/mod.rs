@@ -32,6 +32,7 @@ pub(crate) mod groups;
 mod link;
 mod mapped;
 pub(crate) mod sidecar;
+mod split;
 mod thin;
 mod unpack;
 mod unpacked_check;
@@ -163,6 +164,16 @@ impl Damage {
     pub(crate) fn backing(path: PathBuf, problem: BackingProblem) -> Self {
         Self::Backing(Box::new(BackingDamage { path, problem }))
     }
+}
+
+/// How an object taken into the store is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectForm {
+    /// A full `.dxpkg` (an object a mount reads and nothing unpacks).
+    Full,
+    /// Written once, as its unpacked copy and a thin file, when the store makes thin objects
+    /// (an install unpacks it next; docs/design/store-one-copy.md); else full.
+    Unpacked,
 }
 
 /// The package store rooted at one directory.
@@ -304,6 +315,9 @@ impl PackageStore {
         &self,
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
     ) -> Result<(ContentHash, T), StoreError> {
+        if self.makes_thin() {
+            return self.store_once_with(write);
+        }
         let read_only = |source| StoreError::ReadOnly {
             path: self.root.clone(),
             what: "a new package".to_string(),
@@ -357,6 +371,152 @@ impl PackageStore {
             .map_err(|e| classify(e, read_only))?;
         self.learnt(&hash, cvs, published);
         Ok((hash, value))
+    }
+
+    /// [`PackageStore::store_with`] for a store that makes thin objects: the bytes are written
+    /// once, as the object's unpacked copy and its thin file ([`split`]), hashed on the way.
+    fn store_once_with<T>(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+    ) -> Result<(ContentHash, T), StoreError> {
+        let mut sink = HashingWriter {
+            inner: split::SplitSink::new(self.split_tree()?),
+            hasher: groups::GroupHasher::default(),
+        };
+        let value = match write(&mut sink) {
+            Ok(value) => value,
+            Err(e) => {
+                return Err(match sink.inner.problem() {
+                    Some(problem) => StoreError::InvalidThin {
+                        path: "<input>".into(),
+                        problem: problem.clone(),
+                    },
+                    None => classify(e, |source| self.read_only("a new package", source)),
+                });
+            }
+        };
+        let (hash, cvs) = sink.hasher.finish();
+        self.publish_split(&hash, cvs, sink.inner.finish()?)?;
+        Ok((hash, value))
+    }
+
+    /// Stores `bytes` (the object `expected`, for an install that unpacks it next) written
+    /// once, as its unpacked copy and thin file, when this store makes thin objects; else as
+    /// [`PackageStore::store_verified`]. On a hash mismatch nothing is written.
+    pub fn store_verified_unpacked(
+        &self,
+        bytes: &[u8],
+        expected: &ContentHash,
+    ) -> Result<(), StoreError> {
+        let (actual, cvs) = groups::hash_groups(bytes);
+        if actual != *expected {
+            return Err(StoreError::HashMismatch {
+                expected: *expected,
+                actual,
+            });
+        }
+        if !self.makes_thin() || self.is_stored(&self.get_path(expected), expected) {
+            return self.write_object(expected, cvs, bytes);
+        }
+        let mut sink = split::SplitSink::new(self.split_tree()?);
+        let split = match sink.write_all(bytes) {
+            Ok(()) => sink.finish(),
+            Err(e) if sink.problem().is_none() => {
+                return Err(classify(e, |source| {
+                    self.read_only(&expected.to_hex(), source)
+                }));
+            }
+            // Bytes that cannot be split (non-zero padding) are stored as they are.
+            Err(_) => Ok(split::Split::Whole(bytes.to_vec())),
+        };
+        match split {
+            Ok(split::Split::Whole(_)) | Err(StoreError::InvalidThin { .. }) => {
+                self.write_object(expected, cvs, bytes)
+            }
+            Ok(split) => self.publish_split(expected, cvs, split),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new temporary directory for an object's unpacked copy, where the copy is renamed to.
+    fn split_tree(&self) -> Result<tempfile::TempDir, StoreError> {
+        let parent = self.thin_copy_root();
+        fs_err::create_dir_all(&parent)
+            .and_then(|()| crate::temp::dir_in(&parent))
+            .map_err(|e| classify(e, |source| self.read_only("a new package", source)))
+    }
+
+    /// The error for a store that refused to take `what`.
+    fn read_only(&self, what: &str, source: std::io::Error) -> StoreError {
+        StoreError::ReadOnly {
+            path: self.root.clone(),
+            what: what.to_string(),
+            source,
+        }
+    }
+
+    /// Publishes the object `hash` that a stream became: a whole object as a full `.dxpkg`; a
+    /// split one by writing its thin file, then renaming its unpacked copy into place (the
+    /// object exists once both do: a thin file without its copy is no object, and its bytes
+    /// are the same for every writer). Publishing an object that is there already is a no-op.
+    fn publish_split(
+        &self,
+        hash: &ContentHash,
+        cvs: Vec<ChainingValue>,
+        split: split::Split,
+    ) -> Result<(), StoreError> {
+        let (tree, thin) = match split {
+            split::Split::Whole(bytes) => return self.write_object(hash, cvs, &bytes),
+            split::Split::Thin { tree, thin } => (tree, thin),
+        };
+        if self.is_stored(&self.get_path(hash), hash) {
+            self.learnt(hash, cvs, false);
+            return Ok(());
+        }
+        let read_only = |source| self.read_only(&hash.to_hex(), source);
+        let object_len = thin::Trailer::parse(&thin)
+            .map(|t| t.object_len)
+            .expect("the sink writes a valid trailer");
+        let path = self.thin_path(hash);
+        let dir = path.parent().expect("object paths have a parent");
+        fs_err::create_dir_all(dir).map_err(|e| classify(e, read_only))?;
+        // Before the thin file: a reader that finds the object finds its sidecar.
+        if cvs.len() >= 2 {
+            self.write_sidecar(hash, object_len, &cvs);
+        }
+        let published = crate::atomic::write_new_via(&self.root, &path, &thin, 0o444)
+            .map_err(|e| classify(e, read_only))?;
+        let dest = self.thin_copy(hash);
+        let tmp = tree.keep();
+        let mut renamed = std::fs::rename(&tmp, &dest).map_err(StoreError::from);
+        if renamed.is_err() && dest.is_dir() {
+            if unpack::changed_since_unpacked(&dest).is_some_and(|c| c.is_empty()) {
+                // Another writer's whole copy (its manifest is written last): it is the object's.
+                let _ = unpack::remove_tree(&tmp);
+                self.learnt(hash, cvs, false);
+                return Ok(());
+            }
+            // A copy without its manifest or with files changed: left by a crash (of prune,
+            // or of a writer before the copy was whole) or edited; never trusted. Ours replaces it.
+            renamed = self
+                .set_aside(&dest, hash)
+                .and_then(|()| Ok(std::fs::rename(&tmp, &dest)?));
+        }
+        if let Err(e) = renamed {
+            let _ = unpack::remove_tree(&tmp);
+            return Err(match e {
+                StoreError::Io(io) => classify(
+                    std::io::Error::new(io.kind(), format!("{}: {io}", dest.display())),
+                    read_only,
+                ),
+                other => other,
+            });
+        }
+        // The copy is ours: its bytes were hashed into the name as they were written.
+        self.mapped.remove(hash);
+        self.unpacked_here.insert(*hash);
+        self.known.insert(*hash, (cvs.into(), published));
+        Ok(())
     }
 
     /// Remembers the CVs of `hash`, computed from bytes this process hashed, writes its
@@ -556,7 +716,12 @@ impl PackageStore {
     /// Where a thin object's files are: the store's own unpacked copy (never one kept
     /// elsewhere, [`PackageStore::with_unpacked_root`]).
     fn thin_copy(&self, hash: &ContentHash) -> PathBuf {
-        self.root.join(UNPACKED_DIR).join(hash.to_hex())
+        self.thin_copy_root().join(hash.to_hex())
+    }
+
+    /// Where thin objects' copies are: the store's own unpacked root.
+    fn thin_copy_root(&self) -> PathBuf {
+        self.root.join(UNPACKED_DIR)
     }
 
     /// True when this store makes the objects it unpacks thin: on Unix (a mapped file cannot

@@ -118,7 +118,7 @@ impl Trailer {
         Ok(trailer)
     }
 
-    fn encode(&self) -> [u8; TRAILER_LEN as usize] {
+    pub(crate) fn encode(&self) -> [u8; TRAILER_LEN as usize] {
         let mut out = [0u8; TRAILER_LEN as usize];
         out[..8].copy_from_slice(&MAGIC);
         out[8..12].copy_from_slice(&VERSION.to_le_bytes());

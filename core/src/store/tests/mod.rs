@@ -7,6 +7,8 @@ mod storing;
 #[cfg(unix)]
 mod thin;
 mod unpacking;
+#[cfg(unix)]
+mod write_once;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -232,5 +232,6 @@ fn a_full_disk_names_the_file_being_written() {
         })
         .unwrap_err();
     assert!(matches!(&err, StoreError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull));
-    assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 0);
+    assert!(store.objects().unwrap().is_empty());
+    assert!(temp_files(store.root()).is_empty());
 }
