@@ -232,7 +232,7 @@ mod tests {
                 prop_assert_eq!(a.inline_data(&x).unwrap(), b.inline_data(&y).unwrap());
             }
             let mapped = store.get(&stored).unwrap();
-            prop_assert_eq!(plan.launchers, crate::scripts::launchers_for(mapped.reader()));
+            prop_assert_eq!(plan.launchers, mapped.launchers().unwrap());
         }
     }
 }

@@ -95,6 +95,9 @@ fn push_then_fetch_brings_every_package_into_an_empty_store() {
         assert_eq!(p.store_hash, q.store_hash);
         let hash = p.store_hash.unwrap();
         assert!(fresh.verify(&hash).unwrap());
+        // Fetched for an install: written once, as its unpacked copy and its thin file.
+        #[cfg(unix)]
+        assert!(fresh.thin_path(&hash).is_file() && !fresh.get_path(&hash).exists());
         // Recorded locally: the next lock of this wheel finds it without the remote.
         assert_eq!(
             fresh.wheel_object(&p.wheel.sha256_hex(), &p.wheel.filename),
@@ -186,6 +189,8 @@ fn concurrent_askers_fetch_an_object_once() {
         }
     });
     assert_eq!(remote.stats().objects, 1);
+    // Fetched for a mount: kept full, nothing unpacked.
+    assert!(fresh.get_path(&hash).is_file() && !fresh.unpacked_path(&hash).exists());
 }
 
 #[test]
@@ -331,7 +336,7 @@ proptest::proptest! {
         proptest::prop_assert!(tier(&remote_dir).fetch_object(&intact, &hash).unwrap());
         proptest::prop_assert_eq!(
             std::fs::read(intact.get_path(&hash)).unwrap(),
-            std::fs::read(store.get_path(&hash)).unwrap()
+            store.object_bytes(&hash).unwrap()
         );
 
         let object = remote_dir.join(object_key(&hash));
