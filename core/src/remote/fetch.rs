@@ -71,17 +71,19 @@ impl RemoteTier {
 
     /// The object the wheel `filename` (sha256 `sha256`) became, by the remote's record, brought
     /// into `store` and recorded there; `None` when the remote has no record or no object, or
-    /// when its object is not that wheel's package (then the wheel is converted as usual).
+    /// when its object is not that wheel's package (then the wheel is converted as usual). The
+    /// object is kept in `form` ([`crate::install::form_for`]).
     pub fn fetch_for_wheel(
         &self,
         store: &PackageStore,
         sha256: &str,
         filename: &str,
+        form: ObjectForm,
     ) -> Result<Option<ContentHash>, RemoteError> {
         let Some(hash) = self.record(&wheel_key(sha256))? else {
             return Ok(None);
         };
-        if !self.fetch_object_as(store, &hash, ObjectForm::Unpacked)? {
+        if !self.fetch_object_as(store, &hash, form)? {
             return Ok(None);
         }
         // Recorded locally, then checked as every local record is (the object must hold this
@@ -104,9 +106,7 @@ impl RemoteTier {
         let Some(pack) = self.record(&pack_key(package, tag))? else {
             return Ok(None);
         };
-        Ok(self
-            .fetch_object_as(store, &pack, ObjectForm::Unpacked)?
-            .then_some(pack))
+        Ok(self.fetch_object(store, &pack)?.then_some(pack))
     }
 
     /// The object a record names; `None` when the remote has no such record (remembered: not
@@ -151,6 +151,7 @@ pub fn fetch_missing(
         return Ok(todo);
     }
     let shared: &[LockedPackage] = packages;
+    let form = crate::install::form_for(after_store);
     let found = crate::parallel::map_largest_first(
         &todo,
         8,
@@ -158,7 +159,7 @@ pub fn fetch_missing(
         |&i| -> Result<Option<ContentHash>, RemoteError> {
             let p = &shared[i];
             let Some(hash) =
-                remote.fetch_for_wheel(store, &p.wheel.sha256_hex(), &p.wheel.filename)?
+                remote.fetch_for_wheel(store, &p.wheel.sha256_hex(), &p.wheel.filename, form)?
             else {
                 return Ok(None);
             };

@@ -89,7 +89,9 @@ fn push_then_fetch_brings_every_package_into_an_empty_store() {
     for p in &mut packages {
         p.store_hash = None;
     }
-    let rest = fetch_missing(&fresh, &mut packages, vec![0, 1], None).unwrap();
+    // As an install fetches: it unpacks what it stores.
+    let unpack = crate::install::unpack_when_stored(&fresh);
+    let rest = fetch_missing(&fresh, &mut packages, vec![0, 1], Some(&unpack)).unwrap();
     assert!(rest.is_empty());
     for (p, q) in packages.iter().zip(&lock.packages) {
         assert_eq!(p.store_hash, q.store_hash);
@@ -169,7 +171,12 @@ fn a_damaged_record_is_an_error_naming_it() {
     replace(&remote_dir.join(&key), b"not a hash");
     let fresh = PackageStore::open(tmp.path().join("b"));
     let err = tier(&remote_dir)
-        .fetch_for_wheel(&fresh, &lock.packages[0].wheel.sha256_hex(), "x")
+        .fetch_for_wheel(
+            &fresh,
+            &lock.packages[0].wheel.sha256_hex(),
+            "x",
+            crate::store::ObjectForm::Full,
+        )
         .unwrap_err();
     assert!(
         matches!(&err, RemoteError::BadRecord { url } if url.ends_with(&key)),

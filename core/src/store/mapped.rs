@@ -252,14 +252,6 @@ impl MappedPackage {
         self.thin.is_some()
     }
 
-    /// The unpacked file that holds `entry`'s bytes verbatim, for a thin object: what a reader
-    /// may hand out as the entry's whole-file backing. Not checked (read it through
-    /// [`MappedPackage::entry_data`] or check its range first). `None` for a full object, and
-    /// for symlinks and scripts (their unpacked form differs from their bytes).
-    pub fn backing_file(&self, entry: &FileEntry<'_>) -> Option<PathBuf> {
-        self.thin.as_ref()?.backing(entry)
-    }
-
     /// Bytes `range` of the object (clamped to its length), not checked.
     pub(crate) fn unchecked(&self, range: Range<u64>) -> Result<Cow<'_, [u8]>, Damage> {
         match &self.thin {

@@ -27,7 +27,7 @@
 //! A store may have a read-only remote tier below it ([`PackageStore::with_remote`],
 //! [`crate::remote`]): installs fetch the objects and bytecode packs it lacks from there, each
 //! verified against its name before it is written here like any other object.
-mod backing;
+pub(crate) mod backing;
 pub(crate) mod groups;
 mod link;
 mod mapped;
@@ -48,14 +48,13 @@ use dashmap::DashMap;
 use crate::dxpkg::{DxpkgError, DxpkgReader};
 use crate::hash::ContentHash;
 
-pub use backing::{BackingError, UnpackedFiles};
+pub use backing::{BackingError, PackBackings, UnpackedFiles};
 #[cfg(target_os = "linux")]
 pub(crate) use groups::GROUP_LEN;
 pub use link::{LinkMode, link_tree};
 pub use mapped::MappedPackage;
 pub use thin::{BackingProblem, ThinProblem};
 pub use unpack::remove_tree;
-pub(crate) use unpack::{safe_relative, scheme_dir};
 pub use unpacked_check::UnpackedDamage;
 
 /// The store's own unpacked copies, below its root.
@@ -315,7 +314,18 @@ impl PackageStore {
         &self,
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
     ) -> Result<(ContentHash, T), StoreError> {
-        if self.makes_thin() {
+        self.store_with_as(ObjectForm::Full, write)
+    }
+
+    /// [`PackageStore::store_with`], keeping the object in `form`: written once, as its
+    /// unpacked copy and thin file ([`ObjectForm::Unpacked`], when this store makes thin
+    /// objects), or as a full `.dxpkg`.
+    pub fn store_with_as<T>(
+        &self,
+        form: ObjectForm,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+    ) -> Result<(ContentHash, T), StoreError> {
+        if form == ObjectForm::Unpacked && self.makes_thin() {
             return self.store_once_with(write);
         }
         let read_only = |source| StoreError::ReadOnly {

@@ -27,7 +27,6 @@ use std::sync::OnceLock;
 use memmap2::Mmap;
 
 use super::Damage;
-use super::unpack::{safe_relative, scheme_dir};
 use crate::dxpkg::{DxpkgReader, EntryKind, FileEntry, Scheme};
 use crate::format::bytes::u64_at;
 
@@ -267,16 +266,6 @@ impl Thin {
         self.object_len
     }
 
-    /// The unpacked file holding `entry`'s bytes as they are, if there is one (not for kept
-    /// entries). Not checked.
-    pub(crate) fn backing(&self, entry: &FileEntry<'_>) -> Option<PathBuf> {
-        if is_kept(entry) || entry.kind != EntryKind::File {
-            return None;
-        }
-        let rel = safe_relative(entry.path)?;
-        Some(self.dir.join(scheme_dir(entry.scheme)).join(rel))
-    }
-
     /// Bytes `range` of the object (clamped to its length), unchecked: borrowed when they lie in
     /// the index or in one file, else assembled.
     pub(crate) fn bytes<'a>(
@@ -382,9 +371,11 @@ impl Thin {
     /// Maps the unpacked file of entry `index`, which must be a regular file of `len` bytes.
     fn map(&self, reader: &DxpkgReader<Mmap>, index: usize, len: u64) -> Result<Mmap, Damage> {
         let entry = reader.entry(index).map_err(|_| Damage::Whole)?;
-        let path = self.backing(&entry).ok_or_else(|| {
-            Damage::backing(self.dir.join(entry.path), BackingProblem::UnsafePath)
-        })?;
+        let path = super::backing::verbatim_file(&entry)
+            .map(|rel| self.dir.join(rel))
+            .ok_or_else(|| {
+                Damage::backing(self.dir.join(entry.path), BackingProblem::UnsafePath)
+            })?;
         let damaged = |problem| Damage::backing(path.clone(), problem);
         let meta =
             std::fs::symlink_metadata(&path).map_err(|e| damaged(BackingProblem::from(e)))?;

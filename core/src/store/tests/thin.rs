@@ -139,23 +139,19 @@ fn only_scripts_and_links_are_kept_and_files_are_backed_by_the_unpacked_copy() {
     .sum();
     assert_eq!(thin_len, reference.data_offset() + kept + 64);
     let p = store.get(&hash).unwrap();
+    let verbatim = |e| crate::store::backing::verbatim_file(&e);
     let big = p.get_file("pkg/big.bin").unwrap().unwrap();
     assert_eq!(
-        p.backing_file(&big).unwrap(),
+        store.unpacked_path(&hash).join(verbatim(big).unwrap()),
         store.unpacked_path(&hash).join("site-packages/pkg/big.bin")
     );
-    let link = p.get_file("zlink.py").unwrap().unwrap();
-    assert_eq!(p.backing_file(&link), None);
+    assert_eq!(verbatim(p.get_file("zlink.py").unwrap().unwrap()), None);
     let tool = p.reader().get(Scheme::Scripts, "tool").unwrap().unwrap();
-    assert_eq!(p.backing_file(&tool), None);
-    // A full object has no backing files.
-    let other = store.store(&package("o", &files)).unwrap();
-    let o = store.get(&other).unwrap();
-    assert!(!o.is_thin());
-    assert_eq!(
-        o.backing_file(&o.get_file("pkg/big.bin").unwrap().unwrap()),
-        None
-    );
+    assert_eq!(verbatim(tool), None);
+    // The mount's backings follow the same rule: the big file has one, the script none.
+    let backings = store.pack_backings(&hash, &p).unwrap();
+    assert!(backings.open(big.data_offset, big.len).unwrap().is_some());
+    assert!(backings.open(tool.data_offset, tool.len).unwrap().is_none());
 }
 
 #[cfg(unix)]

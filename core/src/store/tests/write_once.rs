@@ -90,10 +90,11 @@ fn listing(root: &std::path::Path) -> BTreeMap<String, (Vec<u8>, u32)> {
     out
 }
 
-/// Streams `bytes` into `store` in pieces of the given sizes (cycled), as conversion does.
+/// Streams `bytes` into `store` in pieces of the given sizes (cycled), as an install's
+/// conversion does.
 fn stream(store: &PackageStore, bytes: &[u8], pieces: &[usize]) -> Result<ContentHash, StoreError> {
     store
-        .store_with(|w| {
+        .store_with_as(ObjectForm::Unpacked, |w| {
             let mut rest = bytes;
             for n in pieces.iter().cycle() {
                 if rest.is_empty() {
@@ -303,4 +304,15 @@ fn a_mapped_full_object_made_thin_keeps_reading() {
             .unwrap()
             .is_thin()
     );
+}
+
+/// A stream stored for a reader (a mount's conversion) stays a full object.
+#[test]
+fn a_stream_for_a_reader_is_stored_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = varied(&BTreeMap::from([("a.py".into(), b"A = 1\n".to_vec())]));
+    let store = PackageStore::open(dir.path().join("store"));
+    let (hash, ()) = store.store_with(|w| w.write_all(&full)).unwrap();
+    assert_eq!(std::fs::read(store.get_path(&hash)).unwrap(), full);
+    assert!(!store.unpacked_path(&hash).exists() && !store.thin_path(&hash).exists());
 }
