@@ -56,6 +56,19 @@ fn arb_files() -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
     )
 }
 
+/// Up to `max` files (fewer than), from empty to several 16 KiB groups.
+#[cfg(unix)]
+fn arb_sized_files(max: usize) -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
+    btree_map(
+        "(d[a-z]{1,3}/){0,2}f[a-z]{1,5}\\.py",
+        (0usize..3, any::<u8>()).prop_flat_map(|(size_class, seed)| {
+            let max = [64, 20_000, 70_000][size_class];
+            (0..max).prop_map(move |n| (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect())
+        }),
+        1..max,
+    )
+}
+
 fn tree(root: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
