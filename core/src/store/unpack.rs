@@ -360,6 +360,19 @@ pub(super) fn create_new(path: &Path, mode: u32) -> std::io::Result<std::fs::Fil
     Ok(file)
 }
 
+/// Creates `path` (which must not exist yet) for writing. The mode is not applied: only
+/// writing objects once ([`super::split`]) uses this, and Windows stores keep their objects
+/// full (docs/design/store-one-copy.md).
+#[cfg(not(unix))]
+pub(super) fn create_new(path: &Path, _mode: u32) -> std::io::Result<std::fs::File> {
+    Ok(fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?
+        .into_parts()
+        .0)
+}
+
 #[cfg(not(unix))]
 pub(super) fn create_file(
     path: &Path,
