@@ -410,7 +410,7 @@ impl Files {
             .map(|(name, _)| Some(Path::new("bin").join(safe_relative(name)?)))
             .collect();
         let (true, Some(launcher_paths)) = (links_stay_inside, launcher_paths) else {
-            return Ok(Split::Whole(self.reassemble(tree.path())));
+            return Ok(Split::Whole(self.reassemble(tree.path())?));
         };
         {
             let root = tree.path();
@@ -464,8 +464,8 @@ impl Files {
     }
 
     /// The whole object again, from the index, the kept bytes and the files written to `tree`
-    /// (zeros between them).
-    fn reassemble(&self, tree: &Path) -> Vec<u8> {
+    /// (zeros between them); a file that does not read back as written is an error.
+    fn reassemble(&self, tree: &Path) -> std::io::Result<Vec<u8>> {
         let mut out = self.index.clone();
         out.resize(usize::try_from(self.object_len).unwrap_or(usize::MAX), 0);
         for span in &self.spans {
@@ -473,15 +473,19 @@ impl Files {
             match &span.target {
                 Target::Kept(k) => out[at].copy_from_slice(&self.kept[*k].data),
                 Target::File { rel, .. } => {
-                    if let Ok(bytes) = fs_err::read(tree.join(rel))
-                        && bytes.len() == at.len()
-                    {
-                        out[at].copy_from_slice(&bytes);
+                    let path = tree.join(rel);
+                    let bytes = fs_err::read(&path)?;
+                    if bytes.len() != at.len() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("`{}` changed while it was written", path.display()),
+                        ));
                     }
+                    out[at].copy_from_slice(&bytes);
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 
