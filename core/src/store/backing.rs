@@ -30,7 +30,7 @@ pub(crate) fn verbatim_file(entry: &FileEntry<'_>) -> Option<PathBuf> {
 }
 
 /// The whole-file backings of one object's non-empty files: its unpacked copy's files
-/// ([`verbatim_file`]), by the data offset of the bytes each holds, opened only while their
+/// (the unpacked file holding each verbatim: `verbatim_file`), by the data offset of the bytes each holds, opened only while their
 /// stat is the manifest's ([`UnpackedFiles::open`]).
 #[derive(Debug)]
 pub struct PackBackings {

@@ -3,6 +3,8 @@
 //! ```text
 //! {store}/
 //! ├── ab/cd/abcd….dxpkg        immutable objects, named by the blake3 of their bytes
+//! ├── ab/cd/abcd….dxthin       or the object thin: its index, its file bytes in its unpacked
+//! │                            copy (docs/design/store-one-copy.md)
 //! ├── ab/cd/abcd….dxcv         the object's 16 KiB group hashes, to check it lazily
 //! ├── unpacked/abcd…/          one read-only unpacked copy per object, made on first use
 //! │   ├── site-packages/…      purelib + platlib
@@ -17,7 +19,9 @@
 //! without replacing an existing object, so concurrent writers of the same package end with one
 //! intact file and readers never see a partial one. [`PackageStore::store`] knows the name first
 //! and writes beside it; [`PackageStore::store_with`] learns the name only once the bytes are
-//! written, so its temporary file sits in the root, on the same filesystem.
+//! written, so its temporary file sits in the root, on the same filesystem. An install writes
+//! each object once instead ([`PackageStore::store_with_as`] with [`ObjectForm::Unpacked`]):
+//! the stream is split into its unpacked copy and its thin file as it arrives (`split.rs`).
 //!
 //! Every byte read out of an object is checked against the object's name first, lazily, 16 KiB
 //! at a time ([`MappedPackage`], docs/formats/dxcv.md): the writer keeps the blake3 chaining
