@@ -29,9 +29,9 @@ pub(crate) fn verbatim_file(entry: &FileEntry<'_>) -> Option<PathBuf> {
     Some(Path::new(scheme_dir(entry.scheme)).join(safe_relative(entry.path)?))
 }
 
-/// The whole-file backings of one object's non-empty files: its unpacked copy's files
-/// (the unpacked file holding each verbatim: `verbatim_file`), by the data offset of the bytes each holds, opened only while their
-/// stat is the manifest's ([`UnpackedFiles::open`]).
+/// The whole-file backings of one object's non-empty files: the files of its unpacked copy
+/// that hold them verbatim (`verbatim_file`), by the data offset of the bytes each holds,
+/// opened only while their stat is the manifest's ([`UnpackedFiles::open`]).
 #[derive(Debug)]
 pub struct PackBackings {
     files: UnpackedFiles,
