@@ -113,7 +113,7 @@ mod linux {
                     let e = e.unwrap();
                     let p = root.join(SP).join(e.path);
                     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                    std::fs::write(&p, e.data).unwrap();
+                    std::fs::write(&p, pkg.entry_data(&e).unwrap()).unwrap();
                 }
             }
             root

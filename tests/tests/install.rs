@@ -705,18 +705,12 @@ fn cache_verify_finds_an_edited_layout_file_and_repair_restores_it_everywhere() 
         "edited==1.0\nother==1.0\n",
     )
     .unwrap();
-    for venv in ["a", "b"] {
-        cx.run_ok(&[
-            "install",
-            "-r",
-            "requirements.txt",
-            "--venv",
-            venv,
-            "--no-index",
-            "--find-links",
-            w,
-        ]);
-    }
+    let install_both = || {
+        for venv in ["a", "b"] {
+            dx_py_tests::assert_success(&dx_py_tests::install_from(&cx, &wheels, venv), "install");
+        }
+    };
+    install_both();
     cx.run_ok(&["cache", "verify"]);
 
     // A user (root ignores the read-only mode) edits the file Python reports under the layout.
@@ -733,23 +727,35 @@ fn cache_verify_finds_an_edited_layout_file_and_repair_restores_it_everywhere() 
         "import edited, pathlib; print(pathlib.Path(edited.__file__).read_text().splitlines()[0])";
     assert_eq!(venv_python(&b, source).trim(), "VALUE = 'edited'");
 
-    // `cache verify` finds it and says how to mend it; nothing is changed by looking.
+    // `cache verify` finds it and says how to mend it; nothing is changed by looking. The
+    // object is thin (docs/design/store-one-copy.md): the edited file is its data, so the
+    // object is damaged.
     let err = cx.run_err(&["cache", "verify"], 1);
     assert!(err.contains("edited/__init__.py"), "{err}");
+    assert!(err.contains("damaged"), "{err}");
     assert!(err.contains("--repair"), "{err}");
-    // `--repair` restores the bytes in place: every venv of the lock sees the original again.
-    cx.run_ok(&["cache", "verify", "--repair"]);
+    // `--repair` removes the object and the layouts made from it; the next install of each
+    // venv converts the wheel again: every venv of the lock sees the original again.
+    let out = cx
+        .dx_py()
+        .args(["cache", "verify", "--repair"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("removed with its object"), "{said}");
     cx.run_ok(&["cache", "verify"]);
-    assert_eq!(std::fs::read(&file).unwrap(), body);
+    install_both();
     for venv in [&a, &b] {
         assert_eq!(venv_python(venv, source).trim(), "VALUE = 'original'");
     }
+    cx.run_ok(&["cache", "verify"]);
 
     // A damaged store object: reported, removed by --repair, fetched again by the next install.
     let objects = cx.cache_dir().join("store");
     let object = walk_files(&objects)
         .into_iter()
-        .find(|p| p.extension().is_some_and(|x| x == "dxpkg"))
+        .find(|p| p.extension().is_some_and(|x| x == "dxthin"))
         .unwrap();
     let mut bytes = std::fs::read(&object).unwrap();
     let at = bytes.len() - 3;

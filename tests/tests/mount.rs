@@ -1165,8 +1165,8 @@ fn passthrough_opens(cx: &TestContext, venv: &Path) -> u64 {
 
 /// Files whose package has an unpacked copy (`install` leaves them) are opened with FUSE
 /// passthrough to it: their bytes are RECORD's and Python imports them. A copy changed since it
-/// was unpacked (here through the layout's hardlink) is never served: the mount serves the
-/// checked pack instead. `DX_PY_MOUNT_PASSTHROUGH=0` serves everything through the server,
+/// was unpacked (here through the layout's hardlink) is never served: that copy was the thin
+/// object's only bytes, so the file's reads fail. `DX_PY_MOUNT_PASSTHROUGH=0` serves everything through the server,
 /// with the same bytes. Where the kernel cannot pass through, both mounts are the fallback.
 #[test]
 fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
@@ -1179,14 +1179,6 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
     lock(&cx, &w);
     let fl = w.to_str().unwrap();
     cx.run_ok(&["install", "--venv", "linked", "--find-links", fl]);
-    // An edit through the layout's hardlink (same size, new mtime) changes the unpacked copy.
-    let edited = layout_site_packages(&cx.project().join("linked")).join("ns/alpha/__init__.py");
-    assert!(
-        std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(&edited).unwrap()) >= 2,
-        "the layout hardlinks the unpacked copy"
-    );
-    std::fs::set_permissions(&edited, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    std::fs::write(&edited, b"NAME = 'ALPHA'\n").unwrap();
     let records: Vec<_> = std::fs::read_dir(&w)
         .unwrap()
         .flatten()
@@ -1230,5 +1222,28 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
         } else {
             assert_eq!(passed, 0, "{venv}");
         }
+    }
+    // An edit through the layout's hardlink (same size, new mtime) changes the unpacked copy,
+    // which is the thin object's only copy of those bytes (docs/design/store-one-copy.md): the
+    // object is damaged, and the mount refuses the file rather than serve it changed.
+    let edited = layout_site_packages(&cx.project().join("linked")).join("ns/alpha/__init__.py");
+    assert!(
+        std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(&edited).unwrap()) >= 2,
+        "the layout hardlinks the unpacked copy"
+    );
+    std::fs::set_permissions(&edited, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&edited, b"NAME = 'ALPHA'\n").unwrap();
+    let out = cx
+        .dx_py()
+        .args(["mount", "damaged", "--find-links", fl])
+        .output()
+        .unwrap();
+    let guard = Mounted {
+        cx: &cx,
+        venv: cx.project().join("damaged"),
+    };
+    if out.status.success() {
+        let read = std::fs::read(site_packages(&guard.venv).join("ns/alpha/__init__.py"));
+        assert!(read.is_err(), "the edited file was served: {read:?}");
     }
 }

@@ -53,13 +53,21 @@ fn layout_of(venv: &Path) -> (PathBuf, Vec<(String, ContentHash)>) {
     (dir, objects)
 }
 
+/// The file of object `h`: its `.dxpkg`, or once it is thin (installed: its bytes are in its
+/// unpacked copy) its `.dxthin`.
 fn object_path(cx: &TestContext, h: &ContentHash) -> PathBuf {
     let hex = h.to_hex();
-    cx.cache_dir()
+    let full = cx
+        .cache_dir()
         .join("store")
         .join(&hex[0..2])
         .join(&hex[2..4])
-        .join(format!("{hex}.dxpkg"))
+        .join(format!("{hex}.dxpkg"));
+    if full.exists() {
+        full
+    } else {
+        full.with_extension("dxthin")
+    }
 }
 
 fn object_of(objects: &[(String, ContentHash)], name: &str) -> ContentHash {

@@ -488,13 +488,56 @@ fn server_log(machine: &TestContext) -> String {
         .collect()
 }
 
-/// Whether `machine`'s local store holds the object at the remote key `key`.
+/// Whether `machine`'s local store holds the object at the remote key `key` (full, or thin:
+/// docs/design/store-one-copy.md).
 fn stored_locally(machine: &TestContext, key: &str) -> bool {
+    let full = local_object(machine, key);
+    full.is_file() || full.with_extension("dxthin").is_file()
+}
+
+/// Where `machine`'s local store keeps the full object of the remote key `key`.
+fn local_object(machine: &TestContext, key: &str) -> PathBuf {
     machine
         .cache_dir()
         .join("store")
         .join(key.trim_start_matches('/'))
-        .is_file()
+}
+
+/// An object a lazy mount fetched (full) and is serving is made thin by an install of the same
+/// lock on that machine (its `.dxpkg` removed under the mount); the objects the install fetches
+/// are written once. The mount keeps serving every file right: those it mapped, and those it
+/// reads first from the thin objects.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lazily_fetched_object_made_thin_by_an_install_keeps_being_served() {
+    let cx = TestContext::new();
+    let Some((served, lock, wheels, server)) = lazy_served(&cx) else {
+        return;
+    };
+    let key = |prefix| object_key_of(&served, wheel_named(&wheels, prefix));
+    let (alpha, beta) = (key("alpha"), key("beta"));
+    let machine = fresh_machine(&lock);
+    let _unmount = mount_remote(&machine, &server.url(), &[]);
+    let venv = machine.project().join("mnt");
+    assert_eq!(venv_python(&venv, IMPORT_ALPHA).trim(), "42 100000");
+    assert!(
+        local_object(&machine, &alpha).is_file(),
+        "fetched full for the mount"
+    );
+
+    let out = install_remote(&machine, &server.url(), &[]);
+    assert_success(&out, "install on the mounting machine");
+    check_installed(&machine, &wheels);
+    for object in [&alpha, &beta] {
+        let full = local_object(&machine, object);
+        assert!(
+            !full.is_file() && full.with_extension("dxthin").is_file(),
+            "{object} is thin after the install"
+        );
+    }
+    assert_eq!(venv_python(&venv, IMPORT_ALPHA).trim(), "42 100000");
+    let site = venv_site_packages(&venv);
+    check_site_packages(&site, &wheels, "the mount after the install");
 }
 
 /// `mount --store-url` on an empty cache with no index and no wheels returns before any object

@@ -55,14 +55,34 @@ fn find(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Flips a bit inside the marker of `dmg/big.py` in its store object; returns the object.
+/// Flips a bit inside the marker of `dmg/big.py` in its store object; returns the object. An
+/// installed object is thin (docs/design/store-one-copy.md): the bytes are flipped in its
+/// unpacked copy, in place (the inode that layouts link).
 fn damage_object(cx: &TestContext) -> PathBuf {
-    for object in find(&cx.cache_dir().join("store"), ".dxpkg") {
-        let mut bytes = std::fs::read(&object).unwrap();
-        if let Some(at) = bytes.windows(MARKER.len()).position(|w| w == MARKER) {
-            bytes[at + 2] ^= 0x20;
-            std::fs::remove_file(&object).unwrap();
-            std::fs::write(&object, bytes).unwrap();
+    let store = cx.cache_dir().join("store");
+    let flip = |file: &Path| {
+        let mut bytes = std::fs::read(file).unwrap();
+        let at = bytes.windows(MARKER.len()).position(|w| w == MARKER)?;
+        bytes[at + 2] ^= 0x20;
+        let mut perms = std::fs::metadata(file).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(file, perms).unwrap();
+        std::fs::write(file, bytes).unwrap();
+        Some(())
+    };
+    for object in find(&store, ".dxpkg") {
+        if flip(&object).is_some() {
+            return object;
+        }
+    }
+    for object in find(&store, ".dxthin") {
+        let hex = object.file_stem().unwrap().to_string_lossy().into_owned();
+        let file = store
+            .join("unpacked")
+            .join(hex)
+            .join("site-packages/dmg/big.py");
+        if file.is_file() && flip(&file).is_some() {
             return object;
         }
     }
@@ -89,9 +109,9 @@ fn a_damaged_object_fails_an_install_that_rebuilds_from_it() {
         "first install",
     );
     let object = damage_object(&cx);
-    // Nothing prebuilt to fall back on: the layout is made again from the object.
+    // Nothing prebuilt to fall back on: the layout is made again from the object (thin: from
+    // its unpacked copy, which is the object's data).
     cx.run_ok(&["cache", "clean", "--layouts", "--force"]);
-    std::fs::remove_dir_all(cx.cache_dir().join("store/unpacked")).unwrap();
     let out = dx_py_tests::install_from(&cx, &wheels, "second");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -109,6 +129,9 @@ fn a_damaged_object_fails_an_install_that_rebuilds_from_it() {
     );
 }
 
+/// The unpacked copy is a thin object's data (docs/design/store-one-copy.md): an edited file
+/// is a damaged object, refused by the next install that needs it (naming the file and the
+/// repair), until `cache verify --repair` removes it and the install converts the wheel again.
 #[test]
 fn an_edited_unpacked_file_does_not_reach_a_new_layout() {
     let cx = TestContext::new();
@@ -128,6 +151,16 @@ fn an_edited_unpacked_file_does_not_reach_a_new_layout() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&real, b"OK = 2\n").unwrap();
     cx.run_ok(&["cache", "clean", "--layouts", "--force"]);
+    let out = dx_py_tests::install_from(&cx, &wheels, "second");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("dmg/__init__.py")
+            && stderr.contains("changed")
+            && stderr.contains("cache verify --repair"),
+        "{stderr}"
+    );
+    cx.run_ok(&["cache", "verify", "--repair"]);
     let out = dx_py_tests::install_from(&cx, &wheels, "second");
     dx_py_tests::assert_success(&out, "second install");
     let second = cx.project().join("second");

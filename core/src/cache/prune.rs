@@ -270,14 +270,16 @@ fn inventory(cache: &Cache) -> Result<Inventory, PruneError> {
     if own {
         let store = cache.store();
         for h in store.objects()? {
-            let object = store.get_path(&h);
+            let object = store.object_file(&h);
             let used = std::fs::metadata(&object)
                 .ok()
                 .and_then(|m| m.accessed().ok().max(m.modified().ok()));
+            // A thin object's file bytes are its unpacked copy: both go together.
             let paths = vec![
                 cache.store_unpacked_dir().join(h.to_hex()),
                 cache.own_unpacked_dir().join(h.to_hex()),
-                object,
+                store.get_path(&h),
+                store.thin_path(&h),
                 store.sidecar_path(&h),
             ];
             inv.add(Item::Object(h), paths, used);

@@ -82,6 +82,13 @@ pub fn verify(cache: &Cache, repair: bool) -> Result<CacheVerifyReport, CacheVer
     for hash in &objects {
         if !store.verify(hash)? {
             report.bad_objects.push(*hash);
+            // A thin object's file bytes are its unpacked copy: the files whose stat changed
+            // say which were edited (there is no object left to mend them from).
+            let changed = store.changed_in_copy(hash).unwrap_or_default();
+            if !changed.is_empty() {
+                let damage = changed.into_iter().map(UnpackedDamage::Changed).collect();
+                report.bad_unpacked.push((*hash, damage));
+            }
         }
     }
     if repair {

@@ -92,3 +92,14 @@ pub(crate) fn key_hash(scheme: Scheme, path: &[u8]) -> u64 {
 pub(crate) fn bucket_count(n: usize) -> usize {
     (n * 2).max(2).next_power_of_two()
 }
+
+/// The data section's offset and the package's length, as the header at the start of `bytes`
+/// gives them (unchecked: the reader checks them); `None` until the header is whole.
+pub(crate) fn data_extent(bytes: &[u8]) -> Option<(u64, u64)> {
+    let field = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    if bytes.len() < HEADER_LEN {
+        return None;
+    }
+    let (off, len) = (field(H_DATA_OFF)?, field(H_DATA_LEN)?);
+    Some((off, off.checked_add(len)?))
+}

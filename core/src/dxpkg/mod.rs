@@ -15,5 +15,6 @@ mod reader;
 mod writer;
 
 pub use format::{EntryKind, Scheme};
+pub(crate) use format::{HEADER_LEN, data_extent};
 pub use reader::{DxpkgError, DxpkgReader, FileEntry};
 pub use writer::{DxpkgWriter, DxpkgWriterError, PackageLayout, PlannedEntry, PreparedDxpkg};

@@ -43,10 +43,13 @@ pub struct FileEntry<'a> {
     pub kind: EntryKind,
     /// Permission bits.
     pub mode: u32,
-    /// The bytes (the link target for a symlink).
+    /// The bytes (the link target for a symlink); empty when the reader holds only the
+    /// package's index ([`DxpkgReader::new_index`]): `len` is the length either way.
     pub data: &'a [u8],
-    /// Absolute offset of `data` in the file, for readers that serve byte ranges.
+    /// Absolute offset of the file's bytes in the package, for readers that serve byte ranges.
     pub data_offset: u64,
+    /// The file's length in bytes.
+    pub len: u64,
 }
 
 /// A validated view of `.dxpkg` bytes (a `Mmap`, a `Vec<u8>`, a slice).
@@ -61,6 +64,9 @@ pub struct DxpkgReader<B> {
     name: (usize, usize),
     version: (usize, usize),
     dist_info: (usize, usize),
+    /// The package's index only: the data section lies past the bytes held (a thin store
+    /// object, docs/design/store-one-copy.md), and entries carry no data.
+    index_only: bool,
 }
 
 fn to_usize(v: u64) -> Result<usize, DxpkgError> {
@@ -70,8 +76,32 @@ fn to_usize(v: u64) -> Result<usize, DxpkgError> {
 impl<B: AsRef<[u8]>> DxpkgReader<B> {
     /// Checks the header and section bounds; O(1) in the number of files.
     pub fn new(bytes: B) -> Result<Self, DxpkgError> {
+        let len = bytes.as_ref().len() as u64;
+        Self::parse(bytes, len, false)
+    }
+
+    /// Reads only the index of a package of `package_len` bytes from `bytes`, which hold at
+    /// least every byte before the data section (header, buckets, entries, strings) and
+    /// anything after: entries then carry their offsets and lengths but no data. The same
+    /// checks as [`DxpkgReader::new`], with the data section bounded by `package_len`.
+    pub fn new_index(bytes: B, package_len: u64) -> Result<Self, DxpkgError> {
+        let reader = Self::parse(bytes, package_len, true)?;
+        if reader.bytes().len() < reader.data.0 {
+            return Err(DxpkgError::Truncated {
+                needed: reader.data.0 as u64,
+                len: reader.bytes().len() as u64,
+            });
+        }
+        Ok(reader)
+    }
+
+    /// True when the reader holds only the package's index ([`DxpkgReader::new_index`]).
+    pub fn is_index_only(&self) -> bool {
+        self.index_only
+    }
+
+    fn parse(bytes: B, len: u64, index_only: bool) -> Result<Self, DxpkgError> {
         let b = bytes.as_ref();
-        let len = b.len() as u64;
         if b.len() < HEADER_LEN {
             if b.len() >= 8 && b[..8] != MAGIC {
                 return Err(DxpkgError::BadMagic);
@@ -141,6 +171,7 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
             name: (0, name_len),
             version: (name_len, version_len),
             dist_info: (name_len + version_len, dist_info_len),
+            index_only,
         };
         for s in [reader.name, reader.version, reader.dist_info] {
             reader.string(s.0, s.1)?;
@@ -201,6 +232,12 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
         self.data.0 as u64
     }
 
+    /// The data section's length (with the padding after every file): the package ends at
+    /// `data_offset() + data_len()`.
+    pub fn data_len(&self) -> u64 {
+        self.data.1 as u64
+    }
+
     /// Entry `index` (in (scheme, path) order), bounds-checked.
     pub fn entry(&self, index: usize) -> Result<FileEntry<'_>, DxpkgError> {
         if index >= self.entry_count {
@@ -223,13 +260,19 @@ impl<B: AsRef<[u8]>> DxpkgReader<B> {
             .ok_or(DxpkgError::Corrupt("file data out of range"))?;
         let path = self.string(path_off, path_len)?;
         let start = self.data.0 + data_rel;
+        let data = if self.index_only {
+            &[][..]
+        } else {
+            &b[start..self.data.0 + data_end]
+        };
         Ok(FileEntry {
             scheme,
             path,
             kind,
             mode,
-            data: &b[start..self.data.0 + data_end],
+            data,
             data_offset: start as u64,
+            len: data_len as u64,
         })
     }
 
@@ -333,6 +376,43 @@ mod tests {
             0o755
         );
         r.validate().unwrap();
+    }
+
+    /// An index-only reader over the bytes before the data section (plus anything after)
+    /// gives every entry's place and length, no data, and refuses what `new` refuses.
+    #[test]
+    fn index_only_reads_places_not_data() {
+        let bytes = sample();
+        let full = DxpkgReader::new(&bytes[..]).unwrap();
+        let data_off = full.data_offset() as usize;
+        let mut thin = bytes[..data_off].to_vec();
+        thin.extend_from_slice(b"trailing bytes that are not the data section");
+        let r = DxpkgReader::new_index(&thin[..], bytes.len() as u64).unwrap();
+        assert!(r.is_index_only() && !full.is_index_only());
+        r.validate().unwrap();
+        for (a, b) in r.entries().zip(full.entries()) {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(
+                (a.path, a.data_offset, a.len),
+                (b.path, b.data_offset, b.len)
+            );
+            assert_eq!(b.len, b.data.len() as u64);
+            assert!(a.data.is_empty());
+        }
+        assert_eq!(
+            DxpkgReader::new_index(&bytes[..data_off - 1], bytes.len() as u64).unwrap_err(),
+            DxpkgError::Truncated {
+                needed: data_off as u64,
+                len: data_off as u64 - 1
+            }
+        );
+        assert_eq!(
+            DxpkgReader::new_index(&bytes[..data_off], bytes.len() as u64 - 1).unwrap_err(),
+            DxpkgError::Truncated {
+                needed: bytes.len() as u64,
+                len: bytes.len() as u64 - 1
+            }
+        );
     }
 
     #[test]

@@ -150,10 +150,14 @@ impl SessionSource for PackageSource {
     }
 
     fn bytes(&self) -> &[u8] {
+        // Checked when queued (its groups stay checked); a thin package's bytes are its
+        // unpacked file's, which `entry_data` maps.
         self.package
             .reader()
             .entry(self.index)
-            .map_or(&[], |e| e.data)
+            .ok()
+            .and_then(|e| self.package.entry_data(&e).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -334,7 +338,8 @@ impl<'a> BytecodeBatch<'a> {
             |(package, _, pack)| -> Result<ContentHash, InstallError> {
                 // Each pack is taken exactly once: the lock only moves it to its thread.
                 let pack = lock(pack).take().expect("each pack is stored once");
-                let (hash, ()) = store.store_with(|w| pack.write_to(w))?;
+                let form = super::fetch::form_for(after_store);
+                let (hash, ()) = store.store_with_as(form, |w| pack.write_to(w))?;
                 let map = map_path(store, package, &cache_tag);
                 fs_err::create_dir_all(map.parent().expect("map paths have a parent"))?;
                 crate::atomic::write_new(&map, hash.to_hex().as_bytes(), 0o444)?;

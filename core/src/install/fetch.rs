@@ -11,7 +11,7 @@ use crate::build::LocalMode;
 use crate::dpl::{LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
 use crate::index::IndexFile;
-use crate::store::PackageStore;
+use crate::store::{ObjectForm, PackageStore};
 use crate::wheel::{ConvertLimits, PreparedWheel, WheelInfo, WheelWriteError, prepare_wheel};
 
 /// Checks and converts wheel bytes and streams the package into the store, each file
@@ -23,6 +23,16 @@ pub fn store_wheel_bytes(
     store: &PackageStore,
     filename: &str,
     bytes: &[u8],
+) -> Result<(ContentHash, WheelInfo), InstallError> {
+    store_wheel_bytes_as(store, filename, bytes, ObjectForm::Full)
+}
+
+/// [`store_wheel_bytes`], keeping the package in `form` ([`form_for`]).
+pub fn store_wheel_bytes_as(
+    store: &PackageStore,
+    filename: &str,
+    bytes: &[u8],
+    form: ObjectForm,
 ) -> Result<(ContentHash, WheelInfo), InstallError> {
     let prepared = prepare_checked(filename, bytes)?;
     let (name, version) = (prepared.info.name.clone(), prepared.info.version.clone());
@@ -38,7 +48,7 @@ pub fn store_wheel_bytes(
     // The store sees only I/O errors; a file that fails its check mid-stream fails the write
     // (so the temporary file is dropped) and is reported from here.
     let mut bad_file = None;
-    let stored = store.store_with(|w| {
+    let stored = store.store_with_as(form, |w| {
         prepared.write_to(w).map_err(|e| match e {
             WheelWriteError::Io(e) => e,
             WheelWriteError::Wheel(e) => {
@@ -79,6 +89,16 @@ pub struct FetchStats {
 /// Run on each package right after it is stored, on the thread that stored it (an install
 /// unpacks there, so that unpacking one package overlaps converting the next).
 pub type AfterStore<'a> = &'a (dyn Fn(&ContentHash) + Sync);
+
+/// How a package stored now is kept: an install, which unpacks what it stores (its
+/// `after_store`), writes it once as its unpacked copy; a mount, which reads it and unpacks
+/// nothing (no `after_store`), keeps it full (docs/design/store-one-copy.md).
+pub fn form_for(after_store: Option<AfterStore<'_>>) -> ObjectForm {
+    match after_store {
+        Some(_) => ObjectForm::Unpacked,
+        None => ObjectForm::Full,
+    }
+}
 
 /// The work installs run as their [`AfterStore`]: unpack the package's read-only tree for the
 /// layout. A failure is left for the layout build, which unpacks again and reports it.
@@ -205,7 +225,8 @@ impl Fetching<'_> {
         records: &[&str],
     ) -> Result<ContentHash, InstallError> {
         self.slots.run(bytes.len() as u64, || {
-            let (hash, _) = store_wheel_bytes(self.store, filename, bytes)?;
+            let (hash, _) =
+                store_wheel_bytes_as(self.store, filename, bytes, form_for(self.after_store))?;
             for key in records {
                 self.store.record_wheel(key, &hash);
             }

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use pep508_rs::ExtraName;
 
-use super::{InstallError, Reporter, store_wheel_bytes};
+use super::{InstallError, Reporter};
 use crate::closure::{Dist, analyze};
 use crate::dpl::{Lock, LockMeta, LockedPackage, LockedWheel};
 use crate::hash::{ContentHash, sha256_hex};
@@ -209,7 +209,9 @@ fn lock_one(
         }
         _ => {
             let (hash, info) = slots.run(bytes.len() as u64, || {
-                let stored = store_wheel_bytes(opts.store, &file.filename, &bytes)?;
+                let form = super::fetch::form_for(opts.after_store);
+                let stored =
+                    super::fetch::store_wheel_bytes_as(opts.store, &file.filename, &bytes, form)?;
                 opts.store.record_wheel(&actual, &stored.0);
                 opts.reporter.on_stored(&req.name);
                 if let Some(after_store) = opts.after_store {

@@ -34,7 +34,8 @@ pub use changes::PackageChange;
 pub use error::InstallError;
 pub(crate) use fetch::prepare_checked;
 pub use fetch::{
-    AfterStore, FetchStats, ensure_stored, local_wheel, store_wheel_bytes, unpack_when_stored,
+    AfterStore, FetchStats, ensure_stored, form_for, local_wheel, store_wheel_bytes,
+    store_wheel_bytes_as, unpack_when_stored,
 };
 pub use local::JoinedLock;
 pub use lock::{LockOptions, inputs_hash, lock_requirements};

@@ -147,7 +147,7 @@ pub fn store_planned(
     check_sha256(locked, &bytes)?;
     let (hash, _) = store_wheel_bytes(store, &locked.wheel.filename, &bytes)?;
     store.record_wheel(&locked.wheel.sha256_hex(), &hash);
-    let len = store.get(&hash)?.reader().bytes().len() as u64;
+    let len = store.get(&hash)?.object_len();
     if len != expected_len {
         return Err(InstallError::LayoutChanged {
             filename: locked.wheel.filename.clone(),
@@ -232,7 +232,7 @@ mod tests {
                 prop_assert_eq!(a.inline_data(&x).unwrap(), b.inline_data(&y).unwrap());
             }
             let mapped = store.get(&stored).unwrap();
-            prop_assert_eq!(plan.launchers, crate::scripts::launchers_for(mapped.reader()));
+            prop_assert_eq!(plan.launchers, mapped.launchers().unwrap());
         }
     }
 }

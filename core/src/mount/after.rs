@@ -235,7 +235,7 @@ fn serves_its_files(
     let mut files = HashSet::new();
     for entry in package.reader().entries() {
         let entry = entry?;
-        files.insert((entry.data_offset, entry.data.len() as u64));
+        files.insert((entry.data_offset, entry.len));
     }
     match ranges.iter().find(|r| !files.contains(r)) {
         None => Ok(()),

@@ -4,7 +4,7 @@
 use crate::dpl::LockedPackage;
 use crate::hash::ContentHash;
 use crate::install::{AfterStore, InstallError};
-use crate::store::{PackageStore, StoreError};
+use crate::store::{ObjectForm, PackageStore, StoreError};
 
 use super::{
     MAX_OBJECT, MAX_RECORD, RemoteError, RemoteTier, is_safe_component, lock, object_key, pack_key,
@@ -20,6 +20,18 @@ impl RemoteTier {
         store: &PackageStore,
         hash: &ContentHash,
     ) -> Result<bool, RemoteError> {
+        self.fetch_object_as(store, hash, ObjectForm::Full)
+    }
+
+    /// [`RemoteTier::fetch_object`], keeping the object in `form`: an install, which unpacks
+    /// it next, writes it once as its unpacked copy ([`ObjectForm::Unpacked`]); a mount, which
+    /// reads it, keeps it full.
+    pub(crate) fn fetch_object_as(
+        &self,
+        store: &PackageStore,
+        hash: &ContentHash,
+        form: ObjectForm,
+    ) -> Result<bool, RemoteError> {
         if store.contains(hash) {
             return Ok(true);
         }
@@ -33,20 +45,22 @@ impl RemoteTier {
             return Ok(false);
         };
         let url = || self.location(&key);
-        store
-            .store_verified(&bytes, hash)
-            .map_err(|source| match source {
-                StoreError::HashMismatch { actual, .. } => RemoteError::Corrupt {
-                    hash: *hash,
-                    url: url(),
-                    actual,
-                },
-                source => RemoteError::Store {
-                    hash: *hash,
-                    url: url(),
-                    source: Box::new(source),
-                },
-            })?;
+        let stored = match form {
+            ObjectForm::Full => store.store_verified(&bytes, hash),
+            ObjectForm::Unpacked => store.store_verified_unpacked(&bytes, hash),
+        };
+        stored.map_err(|source| match source {
+            StoreError::HashMismatch { actual, .. } => RemoteError::Corrupt {
+                hash: *hash,
+                url: url(),
+                actual,
+            },
+            source => RemoteError::Store {
+                hash: *hash,
+                url: url(),
+                source: Box::new(source),
+            },
+        })?;
         tracing::debug!("fetched {} ({} bytes)", url(), bytes.len());
         self.objects
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -57,17 +71,19 @@ impl RemoteTier {
 
     /// The object the wheel `filename` (sha256 `sha256`) became, by the remote's record, brought
     /// into `store` and recorded there; `None` when the remote has no record or no object, or
-    /// when its object is not that wheel's package (then the wheel is converted as usual).
+    /// when its object is not that wheel's package (then the wheel is converted as usual). The
+    /// object is kept in `form` ([`crate::install::form_for`]).
     pub fn fetch_for_wheel(
         &self,
         store: &PackageStore,
         sha256: &str,
         filename: &str,
+        form: ObjectForm,
     ) -> Result<Option<ContentHash>, RemoteError> {
         let Some(hash) = self.record(&wheel_key(sha256))? else {
             return Ok(None);
         };
-        if !self.fetch_object(store, &hash)? {
+        if !self.fetch_object_as(store, &hash, form)? {
             return Ok(None);
         }
         // Recorded locally, then checked as every local record is (the object must hold this
@@ -135,6 +151,7 @@ pub fn fetch_missing(
         return Ok(todo);
     }
     let shared: &[LockedPackage] = packages;
+    let form = crate::install::form_for(after_store);
     let found = crate::parallel::map_largest_first(
         &todo,
         8,
@@ -142,7 +159,7 @@ pub fn fetch_missing(
         |&i| -> Result<Option<ContentHash>, RemoteError> {
             let p = &shared[i];
             let Some(hash) =
-                remote.fetch_for_wheel(store, &p.wheel.sha256_hex(), &p.wheel.filename)?
+                remote.fetch_for_wheel(store, &p.wheel.sha256_hex(), &p.wheel.filename, form)?
             else {
                 return Ok(None);
             };

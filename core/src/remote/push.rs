@@ -70,7 +70,7 @@ pub fn push_lock(
     // the object it names.
     for batch in [objects, records] {
         let size = |item: &Item| match item {
-            Item::Object(h) => fs_err::metadata(store.get_path(h)).map_or(0, |m| m.len()),
+            Item::Object(h) => fs_err::metadata(store.object_file(h)).map_or(0, |m| m.len()),
             Item::Record { .. } => 0,
         };
         let done = crate::parallel::map_largest_first(&batch, 8, size, |item| {
@@ -125,10 +125,11 @@ fn push_object(
     if has_object && target.exists(&side_key)? {
         return Ok(None);
     }
-    let path = store.get_path(hash);
-    let bytes = fs_err::read(&path).map_err(|source| RemoteError::Io {
+    // A thin object is reassembled: tiers hold full objects.
+    let path = store.object_file(hash);
+    let bytes = store.object_bytes(hash).map_err(|e| RemoteError::Io {
         url: path.display().to_string(),
-        source,
+        source: std::io::Error::other(e),
     })?;
     // A local object damaged since it was stored is not spread further.
     let (actual, cvs) = crate::store::groups::hash_groups(&bytes);

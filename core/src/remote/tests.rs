@@ -89,12 +89,17 @@ fn push_then_fetch_brings_every_package_into_an_empty_store() {
     for p in &mut packages {
         p.store_hash = None;
     }
-    let rest = fetch_missing(&fresh, &mut packages, vec![0, 1], None).unwrap();
+    // As an install fetches: it unpacks what it stores.
+    let unpack = crate::install::unpack_when_stored(&fresh);
+    let rest = fetch_missing(&fresh, &mut packages, vec![0, 1], Some(&unpack)).unwrap();
     assert!(rest.is_empty());
     for (p, q) in packages.iter().zip(&lock.packages) {
         assert_eq!(p.store_hash, q.store_hash);
         let hash = p.store_hash.unwrap();
         assert!(fresh.verify(&hash).unwrap());
+        // Fetched for an install: written once, as its unpacked copy and its thin file.
+        #[cfg(unix)]
+        assert!(fresh.thin_path(&hash).is_file() && !fresh.get_path(&hash).exists());
         // Recorded locally: the next lock of this wheel finds it without the remote.
         assert_eq!(
             fresh.wheel_object(&p.wheel.sha256_hex(), &p.wheel.filename),
@@ -166,7 +171,12 @@ fn a_damaged_record_is_an_error_naming_it() {
     replace(&remote_dir.join(&key), b"not a hash");
     let fresh = PackageStore::open(tmp.path().join("b"));
     let err = tier(&remote_dir)
-        .fetch_for_wheel(&fresh, &lock.packages[0].wheel.sha256_hex(), "x")
+        .fetch_for_wheel(
+            &fresh,
+            &lock.packages[0].wheel.sha256_hex(),
+            "x",
+            crate::store::ObjectForm::Full,
+        )
         .unwrap_err();
     assert!(
         matches!(&err, RemoteError::BadRecord { url } if url.ends_with(&key)),
@@ -186,6 +196,8 @@ fn concurrent_askers_fetch_an_object_once() {
         }
     });
     assert_eq!(remote.stats().objects, 1);
+    // Fetched for a mount: kept full, nothing unpacked.
+    assert!(fresh.get_path(&hash).is_file() && !fresh.unpacked_path(&hash).exists());
 }
 
 #[test]
@@ -331,7 +343,7 @@ proptest::proptest! {
         proptest::prop_assert!(tier(&remote_dir).fetch_object(&intact, &hash).unwrap());
         proptest::prop_assert_eq!(
             std::fs::read(intact.get_path(&hash)).unwrap(),
-            std::fs::read(store.get_path(&hash)).unwrap()
+            store.object_bytes(&hash).unwrap()
         );
 
         let object = remote_dir.join(object_key(&hash));

@@ -12,9 +12,44 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::PackageStore;
-use super::unpack::{MANIFEST, Manifest, Stat};
+use super::unpack::{MANIFEST, Manifest, Stat, safe_relative, scheme_dir};
+use super::{MappedPackage, PackageStore};
+use crate::dxpkg::{EntryKind, FileEntry};
 use crate::hash::ContentHash;
+
+/// The file of an object's unpacked copy that holds `entry`'s bytes verbatim, relative to the
+/// copy's root; `None` for entries whose unpacked form differs from their bytes (symlinks,
+/// scripts: [`super::thin::is_kept`]) and for unsafe paths (never unpacked). The one rule for
+/// whole-file backings: a thin object reads its files' bytes from these files, a mount hands
+/// them to the kernel ([`PackBackings`]).
+pub(crate) fn verbatim_file(entry: &FileEntry<'_>) -> Option<PathBuf> {
+    if super::thin::is_kept(entry) || entry.kind != EntryKind::File {
+        return None;
+    }
+    Some(Path::new(scheme_dir(entry.scheme)).join(safe_relative(entry.path)?))
+}
+
+/// The whole-file backings of one object's non-empty files: the files of its unpacked copy
+/// that hold them verbatim (`verbatim_file`), by the data offset of the bytes each holds,
+/// opened only while their stat is the manifest's ([`UnpackedFiles::open`]).
+#[derive(Debug)]
+pub struct PackBackings {
+    files: UnpackedFiles,
+    /// Data offset in the object of a non-empty file → its path in the unpacked copy.
+    by_offset: HashMap<u64, PathBuf>,
+}
+
+impl PackBackings {
+    /// The backing of the object's file whose bytes start at `data_offset` and are `size`
+    /// long: `Ok(None)` when that file has none (a script, a link, no such file), an error
+    /// when its unpacked file changed since it was written.
+    pub fn open(&self, data_offset: u64, size: u64) -> Result<Option<fs_err::File>, BackingError> {
+        match self.by_offset.get(&data_offset) {
+            Some(rel) => self.files.open(rel, size).map(Some),
+            None => Ok(None),
+        }
+    }
+}
 
 /// Why a file of an unpacked copy cannot stand in for the object's bytes.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +92,28 @@ impl PackageStore {
         let bytes = std::fs::read(root.join(MANIFEST)).ok()?;
         let stats = Manifest::decode(&bytes)?.into_iter().collect();
         Some(UnpackedFiles { root, stats })
+    }
+
+    /// The whole-file backings of `package` (the object `hash`), or `None` without an unpacked
+    /// copy with a readable manifest. O(files).
+    pub fn pack_backings(
+        &self,
+        hash: &ContentHash,
+        package: &MappedPackage,
+    ) -> Option<PackBackings> {
+        let files = self.unpacked_files(hash)?;
+        let mut by_offset = HashMap::new();
+        for entry in package.reader().entries() {
+            let entry = entry.ok()?;
+            // `len`, not `data`: a thin object's reader holds only its index.
+            if entry.len == 0 {
+                continue;
+            }
+            if let Some(rel) = verbatim_file(&entry) {
+                by_offset.insert(entry.data_offset, rel);
+            }
+        }
+        Some(PackBackings { files, by_offset })
     }
 }
 

@@ -7,6 +7,7 @@
 //! remembers the answer, so the mount verifies only what it serves and every later read of the
 //! group is free. [`MappedPackage::forget`] clears the bits of bytes whose pages were handed
 //! back to the kernel, so that they are checked again after the next read from disk.
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use blake3::hazmat::ChainingValue;
 use memmap2::Mmap;
 
 use super::groups::{GROUP_LEN, group_count, group_cv, group_range};
+use super::thin::Thin;
 use super::{Damage, StoreError};
 use crate::dxpkg::{DxpkgReader, FileEntry};
 use crate::hash::ContentHash;
@@ -28,7 +30,10 @@ use crate::hash::ContentHash;
 #[derive(Debug)]
 pub struct MappedPackage {
     path: PathBuf,
+    /// A full object's bytes, or a thin object's file (its index read in place).
     reader: DxpkgReader<Mmap>,
+    /// How a thin object's file bytes are found; `None` for a full object.
+    thin: Option<Thin>,
     groups: Groups,
 }
 
@@ -59,9 +64,44 @@ struct Groups {
 }
 
 impl Groups {
-    /// Checks every group of `all` (the object) that `range` touches.
-    fn check(&self, all: &[u8], range: Range<u64>) -> Result<(), Damage> {
-        let len = all.len() as u64;
+    /// The groups of the object `hash` of `len` bytes, with `cvs`; `compute` hashes the whole
+    /// object (its name and CVs) when `cvs` is [`Cvs::Compute`].
+    fn new(
+        hash: ContentHash,
+        len: u64,
+        cvs: Cvs,
+        compute: impl FnOnce() -> Result<(ContentHash, Vec<ChainingValue>), Damage>,
+    ) -> Result<Self, Damage> {
+        let (cvs, all_checked): (Arc<[ChainingValue]>, bool) = match cvs {
+            Cvs::Known { cvs, written_here } => (cvs, written_here),
+            Cvs::Sidecar(cvs) => (cvs.into(), false),
+            Cvs::Compute if len <= GROUP_LEN => (Arc::from([]), false),
+            Cvs::Compute => {
+                let (name, cvs) = compute()?;
+                if name != hash {
+                    return Err(Damage::Whole);
+                }
+                (cvs.into(), true)
+            }
+        };
+        let fill = if all_checked { u64::MAX } else { 0 };
+        Ok(Self {
+            hash,
+            cvs,
+            checked: (0..group_count(len).div_ceil(64))
+                .map(|_| AtomicU64::new(fill))
+                .collect(),
+        })
+    }
+
+    /// Checks every group of an object of `len` bytes that `range` touches; `bytes` gives any
+    /// range of the object (a slice of a full object, or reassembled from a thin one).
+    fn check<'a>(
+        &self,
+        len: u64,
+        range: Range<u64>,
+        bytes: impl Fn(Range<u64>) -> Result<Cow<'a, [u8]>, Damage>,
+    ) -> Result<(), Damage> {
         let end = range.end.min(len);
         if range.start >= end {
             return Ok(());
@@ -76,14 +116,16 @@ impl Groups {
             match self.cvs.get(g as usize) {
                 Some(cv) => {
                     let r = group_range(g, len);
-                    if group_cv(g, &all[r.clone()]) != *cv {
+                    if group_cv(g, &bytes(r.start as u64..r.end as u64)?) != *cv {
                         return Err(Damage::Group {
                             start: r.start as u64,
                             end: r.end as u64,
                         });
                     }
                 }
-                None if ContentHash::of(all) != self.hash => return Err(Damage::Whole),
+                None if ContentHash::of(&bytes(0..len)?) != self.hash => {
+                    return Err(Damage::Whole);
+                }
                 None => {}
             }
             word.fetch_or(bit, Ordering::Relaxed);
@@ -103,53 +145,67 @@ impl Groups {
 }
 
 impl MappedPackage {
-    /// Maps the object `hash` at `path` and checks its index. With [`Cvs::Compute`] this reads
-    /// and checks the whole object (an object of one group is checked whole in any case).
-    pub(crate) fn open(path: &Path, hash: ContentHash, cvs: Cvs) -> Result<Self, StoreError> {
+    /// Maps the object `hash` at `path` and checks its index: a full `.dxpkg`, or with
+    /// `unpacked` a thin object (docs/design/store-one-copy.md) whose files are that unpacked
+    /// copy's. `cvs` picks the CVs for an object of the length it is given. With [`Cvs::Compute`]
+    /// this reads and checks the whole object (an object of one group is checked whole in any
+    /// case).
+    pub(crate) fn open(
+        path: &Path,
+        unpacked: Option<&Path>,
+        hash: ContentHash,
+        cvs: impl FnOnce(u64) -> Cvs,
+    ) -> Result<Self, StoreError> {
         // Store objects are written under a temporary name, made read-only and linked into
         // place; they are never modified afterwards.
         let map = crate::sys::map_immutable(path)?;
-        let len = map.len() as u64;
         let damaged = |damage| StoreError::Damaged {
             hash,
             path: path.to_path_buf(),
             damage,
         };
-        let (cvs, all_checked): (Arc<[ChainingValue]>, bool) = match cvs {
-            Cvs::Known { cvs, written_here } => (cvs, written_here),
-            Cvs::Sidecar(cvs) => (cvs.into(), false),
-            Cvs::Compute if len <= GROUP_LEN => (Arc::from([]), false),
-            Cvs::Compute => {
-                let (name, cvs) = super::groups::hash_groups(&map);
-                if name != hash {
-                    return Err(damaged(Damage::Whole));
-                }
-                (cvs.into(), true)
-            }
-        };
-        let fill = if all_checked { u64::MAX } else { 0 };
-        let groups = Groups {
-            hash,
-            cvs,
-            checked: (0..group_count(len).div_ceil(64))
-                .map(|_| AtomicU64::new(fill))
-                .collect(),
-        };
-        // The header first, so that a damaged one is reported as damage, not as a bad format.
-        groups.check(&map, 0..64).map_err(damaged)?;
-        let reader = DxpkgReader::new(map).map_err(|source| StoreError::InvalidObject {
+        let invalid = |source| StoreError::InvalidObject {
             path: path.to_path_buf(),
             source,
-        })?;
-        // The index names every file and where its bytes lie: checked before anything reads it.
-        groups
-            .check(reader.bytes(), 0..reader.data_offset())
-            .map_err(damaged)?;
-        Ok(Self {
+        };
+        let (reader, thin, groups) = match unpacked {
+            None => {
+                let len = map.len() as u64;
+                let groups =
+                    Groups::new(hash, len, cvs(len), || Ok(super::groups::hash_groups(&map)))
+                        .map_err(damaged)?;
+                // The header first, so that a damaged one is reported as damage, not as a bad
+                // format.
+                groups
+                    .check(len, 0..64, |r| {
+                        Ok(Cow::Borrowed(&map[r.start as usize..r.end as usize]))
+                    })
+                    .map_err(damaged)?;
+                (DxpkgReader::new(map).map_err(invalid)?, None, groups)
+            }
+            Some(dir) => {
+                let bad = |problem| StoreError::InvalidThin {
+                    path: path.to_path_buf(),
+                    problem,
+                };
+                let trailer = super::thin::Trailer::parse(&map).map_err(bad)?;
+                let reader = DxpkgReader::new_index(map, trailer.object_len).map_err(invalid)?;
+                let thin = Thin::new(&reader, trailer, dir).map_err(bad)?;
+                let len = thin.object_len();
+                let groups = Groups::new(hash, len, cvs(len), || thin.hash_groups(&reader))
+                    .map_err(damaged)?;
+                (reader, Some(thin), groups)
+            }
+        };
+        let package = Self {
             path: path.to_path_buf(),
             reader,
+            thin,
             groups,
-        })
+        };
+        // The index names every file and where its bytes lie: checked before anything reads it.
+        package.check(0..package.reader.data_offset())?;
+        Ok(package)
     }
 
     /// The object's path in the store.
@@ -183,21 +239,71 @@ impl MappedPackage {
             })
     }
 
+    /// The full object's length (for a thin object, more than its file's).
+    pub fn object_len(&self) -> u64 {
+        self.thin
+            .as_ref()
+            .map_or(self.reader.bytes().len() as u64, Thin::object_len)
+    }
+
+    /// True for a thin object: its file bytes are its unpacked copy's
+    /// (docs/design/store-one-copy.md), and [`MappedPackage::reader`] holds only its index.
+    pub fn is_thin(&self) -> bool {
+        self.thin.is_some()
+    }
+
+    /// Bytes `range` of the object (clamped to its length), not checked.
+    pub(crate) fn unchecked(&self, range: Range<u64>) -> Result<Cow<'_, [u8]>, Damage> {
+        match &self.thin {
+            Some(thin) => thin.bytes(&self.reader, range),
+            None => {
+                let all = self.reader.bytes();
+                let end = (range.end.min(all.len() as u64)) as usize;
+                Ok(Cow::Borrowed(&all[(range.start as usize).min(end)..end]))
+            }
+        }
+    }
+
+    /// Bytes `range` of the object, not checked, borrowed from a map: `None` when they lie past
+    /// its end or, in a thin object, across more than one file (a tree's leaf is one file).
+    /// Check them with [`MappedPackage::check`] before they leave the process.
+    pub fn unchecked_slice(&self, range: Range<u64>) -> Result<Option<&[u8]>, StoreError> {
+        if range.start > range.end || range.end > self.object_len() {
+            return Ok(None);
+        }
+        match self.unchecked(range).map_err(|d| self.damaged(d))? {
+            Cow::Borrowed(bytes) => Ok(Some(bytes)),
+            Cow::Owned(_) => Ok(None),
+        }
+    }
+
+    /// Bytes `range` of the object (clamped to its length), checked against its name first:
+    /// borrowed from the map (for a thin object, when they lie within one file or the index),
+    /// else assembled.
+    pub fn read(&self, range: Range<u64>) -> Result<Cow<'_, [u8]>, StoreError> {
+        self.check(range.clone())?;
+        self.unchecked(range).map_err(|damage| self.damaged(damage))
+    }
+
+    pub(crate) fn damaged(&self, damage: Damage) -> StoreError {
+        StoreError::Damaged {
+            hash: self.groups.hash,
+            path: self.path.clone(),
+            damage,
+        }
+    }
+
     /// Checks every group that bytes `range` of the object touch (what lies past the end is
     /// not there to check).
     pub fn check(&self, range: Range<u64>) -> Result<(), StoreError> {
         self.groups
-            .check(self.reader.bytes(), range)
-            .map_err(|damage| StoreError::Damaged {
-                hash: self.groups.hash,
-                path: self.path.clone(),
-                damage,
-            })
+            .check(self.object_len(), range, |r| self.unchecked(r))
+            .map_err(|damage| self.damaged(damage))
     }
 
     /// True when some group that bytes `range` touch is not checked yet.
     pub fn check_is_needed(&self, range: Range<u64>) -> bool {
-        let end = range.end.min(self.reader.bytes().len() as u64);
+        let end = range.end.min(self.object_len());
         range.start < end
             && (range.start / GROUP_LEN..=(end - 1) / GROUP_LEN).any(|g| {
                 self.groups.checked[(g / 64) as usize].load(Ordering::Relaxed) & (1 << (g % 64))
@@ -207,7 +313,7 @@ impl MappedPackage {
 
     /// The bytes that checking `range` reads: the groups it touches.
     pub fn group_span(&self, range: Range<u64>) -> Range<u64> {
-        let len = self.reader.bytes().len() as u64;
+        let len = self.object_len();
         let start = range.start / GROUP_LEN * GROUP_LEN;
         let end = range
             .end
@@ -219,10 +325,20 @@ impl MappedPackage {
 
     /// The checked bytes of `entry` (an entry of this package's reader).
     pub fn entry_data<'a>(&'a self, entry: &FileEntry<'a>) -> Result<&'a [u8], StoreError> {
-        let base = self.reader.bytes().as_ptr() as usize;
-        let start = (entry.data.as_ptr() as usize).wrapping_sub(base) as u64;
-        self.check(start..start.saturating_add(entry.data.len() as u64))?;
-        Ok(entry.data)
+        let range = entry.data_offset..entry.data_offset.saturating_add(entry.len);
+        self.check(range.clone())?;
+        let Some(thin) = &self.thin else {
+            return Ok(entry.data);
+        };
+        // An entry's bytes lie in the index (never), in the thin file or in one unpacked
+        // file: always borrowed.
+        match thin
+            .bytes(&self.reader, range)
+            .map_err(|d| self.damaged(d))?
+        {
+            Cow::Borrowed(bytes) => Ok(bytes),
+            Cow::Owned(_) => Err(self.damaged(Damage::Whole)),
+        }
     }
 
     /// The console and GUI script launchers the package's `entry_points.txt` asks for
@@ -238,6 +354,6 @@ impl MappedPackage {
     /// Forgets that the groups touching bytes `range` were checked: their pages were handed
     /// back to the kernel, so the next read of them comes from disk again.
     pub fn forget(&self, range: Range<u64>) {
-        self.groups.forget(self.reader.bytes().len() as u64, range);
+        self.groups.forget(self.object_len(), range);
     }
 }

@@ -251,11 +251,11 @@ pub(crate) struct Manifest(Vec<(PathBuf, Stat)>);
 const MANIFEST_MAGIC: &[u8; 8] = b"DXUNPACK";
 
 impl Manifest {
-    fn push(&mut self, rel: &Path, meta: &std::fs::Metadata) {
+    pub(super) fn push(&mut self, rel: &Path, meta: &std::fs::Metadata) {
         self.0.push((rel.to_path_buf(), Stat::of(meta)));
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = MANIFEST_MAGIC.to_vec();
         out.extend_from_slice(&1u32.to_le_bytes());
         out.extend_from_slice(&(self.0.len() as u32).to_le_bytes());
@@ -305,7 +305,7 @@ impl Manifest {
 
 /// Creates the (checked) symlink `link` at `target`; a copy of what it names where symlinks
 /// are not available.
-fn write_symlink(link: &str, target: &Path) -> Result<(), StoreError> {
+pub(super) fn write_symlink(link: &str, target: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     std::os::unix::fs::symlink(link, target)?;
     #[cfg(not(unix))]
@@ -316,36 +316,69 @@ fn write_symlink(link: &str, target: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates `path` (which must not exist yet) holding `bytes` with permission bits `mode`, given
-/// at creation: no separate chmod, which costs a path lookup and an inode update per file (a
-/// large package unpacks thousands), unless the umask took bits away. Returns the file's
-/// metadata once written (`fstat`: no second path lookup).
+/// Creates `path` (which must not exist yet) holding `bytes` with permission bits `mode`
+/// ([`create_new`]). Returns the file's metadata once written (`fstat`: no second path lookup).
 #[cfg(unix)]
-fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
+pub(super) fn create_file(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> std::io::Result<std::fs::Metadata> {
     use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let with_path = |e: std::io::Error| {
+    let mut file = create_new(path, mode)?;
+    file.write_all(bytes).map_err(naming(path))?;
+    file.metadata().map_err(naming(path))
+}
+
+/// The error `e` met writing `path`, naming it.
+#[cfg(unix)]
+fn naming(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| {
         std::io::Error::new(
             e.kind(),
             format!("failed to write `{}`: {e}", path.display()),
         )
-    };
-    let mut file = std::fs::OpenOptions::new()
+    }
+}
+
+/// Creates `path` (which must not exist yet) with permission bits `mode`, given at creation:
+/// no separate chmod, which costs a path lookup and an inode update per file (a large package
+/// unpacks thousands), unless the umask took bits away.
+#[cfg(unix)]
+pub(super) fn create_new(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(with_path)?;
-    file.write_all(bytes).map_err(with_path)?;
+        .map_err(naming(path))?;
     if mode & umask() != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(with_path)?;
+            .map_err(naming(path))?;
     }
-    file.metadata().map_err(with_path)
+    Ok(file)
+}
+
+/// Creates `path` (which must not exist yet) for writing. The mode is not applied: only
+/// writing objects once ([`super::split`]) uses this, and Windows stores keep their objects
+/// full (docs/design/store-one-copy.md).
+#[cfg(not(unix))]
+pub(super) fn create_new(path: &Path, _mode: u32) -> std::io::Result<std::fs::File> {
+    Ok(fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?
+        .into_parts()
+        .0)
 }
 
 #[cfg(not(unix))]
-fn create_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<std::fs::Metadata> {
+pub(super) fn create_file(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> std::io::Result<std::fs::Metadata> {
     fs_err::write(path, bytes)?;
     crate::atomic::set_mode(path, mode)?;
     fs_err::metadata(path)

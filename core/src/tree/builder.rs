@@ -398,18 +398,21 @@ impl TreeSpec {
                                 stored.entry_data(&e)?;
                             }
                         }
-                        let entries = reader.entries().map(|entry| {
+                        let stored = &stored;
+                        let entries = reader.entries().map(move |entry| {
                             entry.map(|e| PackEntry {
                                 scheme: e.scheme,
                                 path: e.path,
                                 kind: e.kind,
                                 mode: e.mode,
                                 data_offset: e.data_offset,
-                                len: e.data.len() as u64,
-                                bytes: Some(e.data),
+                                len: e.len,
+                                // Checked above where the tree needs them; a thin pack's
+                                // entries carry no data of their own.
+                                bytes: stored.entry_data(&e).ok(),
                             })
                         });
-                        (reader.bytes().len() as u64, Box::new(entries))
+                        (stored.object_len(), Box::new(entries))
                     }
                 };
             let index = match pack_index.get(hash) {

@@ -13,12 +13,8 @@
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use crate::dxpkg::{EntryKind, Scheme};
 use crate::hash::ContentHash;
-use crate::store::{BackingError, MappedPackage, PackageStore, StoreError, UnpackedFiles};
+use crate::store::{BackingError, MappedPackage, PackBackings, PackageStore, StoreError};
 
 use super::arriving::ArrivingPacks;
 use super::reader::{DataSource, Node, Tree, TreeError};
@@ -119,20 +115,11 @@ struct Slot {
     map: OnceLock<Arc<MappedPackage>>,
     /// The pack's whole-file backings ([`TreeData::backing_file`]), looked up on first use;
     /// `None` when the pack has none.
-    backing: OnceLock<Option<PackBacking>>,
+    backing: OnceLock<Option<PackBackings>>,
     /// Opened when the pack is mapped ([`PackPages::Release`]) or on the first release; `None`
     /// when the object cannot be opened (then nothing of this pack is released).
     #[cfg(target_os = "linux")]
     file: OnceLock<Option<fs_err::File>>,
-}
-
-/// Where a pack's files have whole-file backings: its unpacked copy, and which of the copy's
-/// files holds the pack's bytes at each data offset.
-#[derive(Debug)]
-struct PackBacking {
-    files: UnpackedFiles,
-    /// Data offset in the pack of a non-empty file → its path in the unpacked copy.
-    by_offset: HashMap<u64, PathBuf>,
 }
 
 impl<B: AsRef<[u8]>> TreeData<B> {
@@ -203,11 +190,11 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             // Before the map exists: opening it reads the pack's index, and that first fault
             // would read ahead around it (8 MiB on a disk set up for it; the whole of a small
             // pack). `MADV_RANDOM` can only come after.
-            let file = prefetch_index(&self.store.get_path(&want.hash));
+            let file = prefetch_index(&self.store.object_file(&want.hash));
             let _ = slot.file.set(file);
         }
         let pkg = self.store.get(&want.hash)?;
-        let got = pkg.reader().bytes().len() as u64;
+        let got = pkg.object_len();
         if got != want.size {
             return Err(DataError::PackChanged {
                 hash: want.hash,
@@ -227,14 +214,13 @@ impl<B: AsRef<[u8]>> TreeData<B> {
 
     /// The whole-file backing of leaf `node`, if it has one: an open file holding exactly the
     /// node's bytes, which a reader may use instead of the pack (the FUSE mount hands it to the
-    /// kernel). Today that is the file of the pack's unpacked copy, while its stat is the one
-    /// the copy's manifest records ([`UnpackedFiles::open`]: the trust layouts give the same
-    /// files); `Ok(None)` for inline files, empty files, scripts (their shebangs are rewritten
-    /// in the copy), packs without a copy and packs still arriving. An error says why an
-    /// existing copy's file is not used: the node is then served from the pack.
-    ///
-    /// The only place that knows where backings come from, so that a store keeping each
-    /// package's files once can plug its own in here.
+    /// kernel): the file of the pack's unpacked copy that holds its bytes verbatim, by the one
+    /// rule thin objects read their files with, while its stat is the one the copy's manifest
+    /// records ([`crate::store::PackBackings`]: the trust layouts give the same files);
+    /// `Ok(None)` for inline files, empty files, scripts (their shebangs are rewritten in the
+    /// copy), packs without a copy and packs still arriving. An error says why an existing
+    /// copy's file is not used: the node is then served from the pack (for a thin pack, whose
+    /// bytes are that file's, the read then fails its check: the object is damaged).
     pub fn backing_file(&self, node: &Node<'_>) -> Result<Option<fs_err::File>, BackingError> {
         let DataSource::Pack { pack, offset } = node.source else {
             return Ok(None);
@@ -249,37 +235,19 @@ impl<B: AsRef<[u8]>> TreeData<B> {
         let Some(backing) = backing else {
             return Ok(None);
         };
-        match backing.by_offset.get(&offset) {
-            Some(rel) => backing.files.open(rel, node.size).map(Some),
-            None => Ok(None),
-        }
+        backing.open(offset, node.size)
     }
 
-    /// The unpacked copy of pack `index` and where its files lie, or `None` without a copy.
-    fn pack_backing(&self, index: u32) -> Option<PackBacking> {
+    /// The whole-file backings of pack `index`, or `None` without an unpacked copy.
+    fn pack_backing(&self, index: u32) -> Option<PackBackings> {
         // The tree's record first: a pack still arriving has a placeholder name (no copy), so
         // this never waits for it.
         let hash = self.tree.pack(index).ok()?.hash;
-        let files = self.store.unpacked_files(&hash)?;
-        let map = self.pack(index).ok()?;
-        let mut by_offset = HashMap::new();
-        for entry in map.reader().entries() {
-            let entry = entry.ok()?;
-            // Scripts are rewritten in the copy (their shebang): not the pack's bytes.
-            if entry.kind != EntryKind::File
-                || entry.scheme == Scheme::Scripts
-                || entry.data.is_empty()
-            {
-                continue;
-            }
-            // As unpacking names it (an unsafe path was never unpacked).
-            let Some(rel) = crate::store::safe_relative(entry.path) else {
-                continue;
-            };
-            let rel = Path::new(crate::store::scheme_dir(entry.scheme)).join(rel);
-            by_offset.insert(entry.data_offset, rel);
+        // No copy, no need to map the pack.
+        if !self.store.unpacked_path(&hash).is_dir() {
+            return None;
         }
-        Some(PackBacking { files, by_offset })
+        self.store.pack_backings(&hash, self.pack(index).ok()?)
     }
 
     /// True when some pack of the tree has an unpacked copy, so that some file may have a
@@ -314,7 +282,10 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             let map = self.pack(pack)?;
             let range = at + start as u64..at + end as u64;
             #[cfg(target_os = "linux")]
-            if self.pack_pages == PackPages::Release && map.check_is_needed(range.clone()) {
+            if self.pack_pages == PackPages::Release
+                && !map.is_thin()
+                && map.check_is_needed(range.clone())
+            {
                 // The map reads no more than a fault asks for: ask for the groups at once.
                 // Advisory: a failure only makes the check fault page by page.
                 let _ = sys::prefetch_pages(map.reader().get_ref(), map.group_span(range.clone()));
@@ -356,11 +327,10 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             DataSource::None => Ok(&[]),
             DataSource::Inline { .. } => Ok(self.tree.inline_data(node)?.unwrap_or_default()),
             DataSource::Pack { pack, offset } => {
-                let bytes = self.pack(pack)?.reader().bytes();
-                usize::try_from(offset)
-                    .ok()
-                    .zip(usize::try_from(node.size).ok())
-                    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
+                let range = offset..offset.saturating_add(node.size);
+                // Borrowed from the pack's map (a thin pack's: the unpacked file's).
+                self.pack(pack)?
+                    .unchecked_slice(range)?
                     .ok_or_else(|| DataError::OutOfRange {
                         ino: node.ino,
                         hash: self
@@ -400,6 +370,10 @@ impl<B: AsRef<[u8]>> TreeData<B> {
             return None;
         };
         let map = self.packs.get(pack as usize)?.map.get()?;
+        // A thin pack's bytes are in its unpacked files, not in this map: no advice.
+        if map.is_thin() {
+            return None;
+        }
         let bytes = map.reader().bytes();
         let file = offset..offset.checked_add(node.size)?;
         // `data` checked the record against the pack's length; a corrupt one gets no advice.
@@ -463,8 +437,9 @@ impl<B: AsRef<[u8]>> TreeData<B> {
     }
 }
 
-/// Opens the `.dxpkg` at `path` and reads its index (header, buckets, entries and strings: the
-/// bytes before the data section) into the page cache, exactly, without read-ahead around it.
+/// Opens the object file at `path` (a `.dxpkg`, or a `.dxthin`, which starts with the same
+/// index) and reads its index (header, buckets, entries and strings: the bytes before the data
+/// section) into the page cache, exactly, without read-ahead around it.
 /// Returns the descriptor, for [`TreeData::release_served`]; `None` when the file cannot be
 /// opened (the store reports that when it maps the file).
 #[cfg(target_os = "linux")]

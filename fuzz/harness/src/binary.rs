@@ -307,3 +307,104 @@ pub(crate) fn layout_index_bytes(data: &[u8]) {
         );
     }
 }
+
+/// The package whose thin object `thin_reader` serves the input as: site-packages files of
+/// several 16 KiB groups, a small file, an empty one, a script and a symlink (kept entries).
+fn thin_sample() -> Vec<u8> {
+    use dx_py_core::dxpkg::{DxpkgWriter, EntryKind};
+    let mut w = DxpkgWriter::new("thin", "1.0", "thin-1.0.dist-info");
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let sp = Scheme::SitePackages;
+    w.add(
+        sp,
+        "thin/__init__.py",
+        EntryKind::File,
+        0o644,
+        b"X = 1\n".to_vec(),
+    );
+    w.add(sp, "thin/big.bin", EntryKind::File, 0o644, big);
+    w.add(sp, "thin/empty.py", EntryKind::File, 0o644, Vec::new());
+    w.add(
+        sp,
+        "thin/alias.py",
+        EntryKind::Symlink,
+        0o777,
+        b"__init__.py".to_vec(),
+    );
+    w.add(
+        Scheme::Scripts,
+        "thin-run",
+        EntryKind::File,
+        0o755,
+        b"#!python\nrun()\n".to_vec(),
+    );
+    w.finish().expect("sample package")
+}
+
+/// A store holding [`thin_sample`] as a thin object: the store's directory, the object's
+/// name, and its `.dxthin` bytes.
+pub(crate) fn thin_store() -> (tempfile::TempDir, dx_py_core::hash::ContentHash, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = dx_py_core::store::PackageStore::open(dir.path());
+    let hash = store.store(&thin_sample()).expect("store the sample");
+    store.unpacked(&hash).expect("unpack the sample");
+    let thin = std::fs::read(store.thin_path(&hash)).expect("the sample is thin");
+    (dir, hash, thin)
+}
+
+/// A `.dxthin` file (after the mode byte) over the unpacked copy of [`thin_sample`], opened
+/// through the store and read whole, entry by entry and verified. Odd mode: the object is
+/// named after its reassembled bytes first, so that it passes its checks and the reads behind
+/// them are explored; then every read must succeed and `verify` agree.
+pub fn thin_reader(data: &[u8]) {
+    use dx_py_core::store::PackageStore;
+    let Some((&mode, thin)) = data.split_first() else {
+        return;
+    };
+    let (dir, sample, _) = thin_store();
+    let store = PackageStore::open(dir.path());
+    let path = store.thin_path(&sample);
+    std::fs::remove_file(&path).expect("remove the sample's thin file");
+    std::fs::write(&path, thin).expect("write the input");
+    let mut hash = sample;
+    if mode & 1 == 1 {
+        let Some(name) = dx_py_core::store::thin_object_name(&path, &store.unpacked_path(&sample))
+        else {
+            return;
+        };
+        hash = name;
+        if hash != sample {
+            let moved = store.thin_path(&hash);
+            std::fs::create_dir_all(moved.parent().expect("object paths have a parent"))
+                .expect("fan-out directory");
+            std::fs::rename(&path, &moved).expect("rename the input");
+            std::fs::rename(store.unpacked_path(&sample), store.unpacked_path(&hash))
+                .expect("rename the copy");
+        }
+        let _ = std::fs::remove_file(store.sidecar_path(&sample));
+    }
+    let fresh = PackageStore::open(dir.path());
+    let Ok(package) = fresh.get(&hash) else {
+        assert!(mode & 1 == 0, "a resealed thin object opens");
+        return;
+    };
+    let forged = mode & 1 == 1;
+    let whole = package.read(0..package.object_len());
+    assert!(
+        !forged || whole.is_ok(),
+        "a resealed thin object reads whole"
+    );
+    for e in package.reader().entries().take(512).flatten() {
+        let data = package.entry_data(&e);
+        assert!(
+            !forged || data.is_ok_and(|d| d.len() as u64 == e.len),
+            "`{}` reads",
+            e.path
+        );
+    }
+    let verified = fresh.verify(&hash);
+    assert!(
+        !forged || matches!(verified, Ok(true)),
+        "a resealed thin object verifies"
+    );
+}

@@ -15,7 +15,7 @@ mod tests;
 mod text;
 mod wheel;
 
-pub use binary::{dpl_reader, dxpkg_reader, layout_index, tree_reader};
+pub use binary::{dpl_reader, dxpkg_reader, layout_index, thin_reader, tree_reader};
 pub use pages::simple_page;
 pub use seeds::{seeds, write_seed_corpus};
 pub use settings::{pip_conf, uv_toml};
@@ -38,4 +38,5 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("pip_conf", pip_conf),
     ("uv_toml", uv_toml),
     ("wheel", wheel),
+    ("thin_reader", thin_reader),
 ];

@@ -291,6 +291,7 @@ pub fn seeds() -> Vec<Seed> {
     let tree = sample_tree(&[converted[0].clone(), sample_dxpkg()]);
     let index = sample_index();
     let empty_index = encode_index(&[], 16, 0, 0).expect("empty index");
+    let (_dir, _, thin) = crate::binary::thin_store();
     let req = requirements_txt();
     let written = Requirements::parse_str(&req, &crate::text::requirements_path())
         .expect("sample requirements parse")
@@ -302,6 +303,8 @@ pub fn seeds() -> Vec<Seed> {
         seed("dpl_reader", "seed-v2-forged", moded(1, &universal)),
         seed("dxpkg_reader", "seed", sample_dxpkg()),
         seed("dxpkg_reader", "seed-wheel", converted[1].clone()),
+        seed("thin_reader", "seed", moded(0, &thin)),
+        seed("thin_reader", "seed-forged", moded(1, &thin)),
         seed("tree_reader", "seed", moded(0, &tree)),
         seed("tree_reader", "seed-forged", moded(1, &tree)),
         seed("layout_index", "seed", moded(0, &index)),

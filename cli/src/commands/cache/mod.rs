@@ -93,10 +93,16 @@ fn verify(settings: &Settings, repair: bool, printer: &Printer) -> Result<ExitCo
         ));
     }
     for (hash, damage) in &report.bad_unpacked {
+        // A thin object's copy is its data: removed with it, not mended.
+        let gone = report.bad_objects.contains(hash);
         for d in damage {
             printer.warn(format_args!(
                 "unpacked copy of {hash}: {d:?}{}",
-                if repair { "; mended" } else { "" }
+                match (repair, gone) {
+                    (false, _) => "",
+                    (true, false) => "; mended",
+                    (true, true) => "; removed with its object",
+                }
             ));
         }
     }

@@ -16,7 +16,7 @@ pub(super) fn run(settings: &Settings, printer: &Printer) -> Result<()> {
     let objects = store.objects()?;
     let object_bytes: u64 = objects
         .iter()
-        .filter_map(|h| std::fs::metadata(store.get_path(h)).ok())
+        .filter_map(|h| std::fs::metadata(store.object_file(h)).ok())
         .map(|m| m.len())
         .sum();
     let cache = settings.cache();

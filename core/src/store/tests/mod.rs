@@ -3,7 +3,12 @@
 mod integrity;
 mod properties;
 mod storing;
+// Thin objects are made on Unix only (a mapped file cannot be removed on Windows).
+#[cfg(unix)]
+mod thin;
 mod unpacking;
+#[cfg(unix)]
+mod write_once;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +32,13 @@ fn package(name: &str, files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     writer(name, files).finish().unwrap()
 }
 
+/// A store at `root` whose unpacked copies are kept elsewhere (as for a shared read-only store),
+/// so that its objects stay full when they are unpacked.
+#[cfg(unix)]
+fn full_store(root: &std::path::Path) -> PackageStore {
+    PackageStore::open(root).with_unpacked_root(root.join("own-unpacked"))
+}
+
 /// Names of `.tmp-*` entries anywhere under `dir`.
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
     walk_names(dir)
@@ -41,6 +53,19 @@ fn arb_files() -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
         "(d[a-z]{1,4}/){0,2}f[a-z]{1,6}\\.py",
         vec(any::<u8>(), 0..48),
         1..12,
+    )
+}
+
+/// Up to `max` files (fewer than), from empty to several 16 KiB groups.
+#[cfg(unix)]
+fn arb_sized_files(max: usize) -> impl Strategy<Value = BTreeMap<String, Vec<u8>>> {
+    btree_map(
+        "(d[a-z]{1,3}/){0,2}f[a-z]{1,5}\\.py",
+        (0usize..3, any::<u8>()).prop_flat_map(|(size_class, seed)| {
+            let max = [64, 20_000, 70_000][size_class];
+            (0..max).prop_map(move |n| (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect())
+        }),
+        1..max,
     )
 }
 

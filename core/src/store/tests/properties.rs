@@ -51,12 +51,12 @@ proptest! {
         prop_assert_eq!(a, b);
         prop_assert_eq!(a, ContentHash::of(&bytes));
         prop_assert_eq!(store.objects().unwrap(), vec![a]);
-        prop_assert_eq!(std::fs::read(store.get_path(&a)).unwrap(), bytes);
+        prop_assert_eq!(store.object_bytes(&a).unwrap(), bytes);
         prop_assert!(store.verify(&a).unwrap());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.get_path(&a)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(store.object_file(&a)).unwrap().permissions().mode();
             prop_assert_eq!(mode & 0o777, 0o444);
         }
         prop_assert!(temp_files(dir.path()).is_empty());

@@ -156,8 +156,9 @@ fn unpacked_files_are_read_only_with_their_modes() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Any mix of edits, deletions and additions in an unpacked copy is found, and repair makes
-    /// the copy equal to a fresh unpack again, keeping the inodes of files that stay files.
+    /// Any mix of edits, deletions and additions in an unpacked copy of a full object is found,
+    /// and repair makes the copy equal to a fresh unpack again, keeping the inodes of files that
+    /// stay files.
     #[test]
     #[cfg(unix)]
     fn unpacked_copy_damage_is_found_and_repaired(
@@ -166,7 +167,7 @@ proptest! {
     ) {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
-        let store = PackageStore::open(dir.path().join("store"));
+        let store = full_store(&dir.path().join("store"));
         let hash = store.store(&package("p", &files)).unwrap();
         let copy = store.unpacked(&hash).unwrap();
         prop_assert!(store.check_unpacked(&hash).unwrap().is_empty());
@@ -213,13 +214,14 @@ proptest! {
 }
 
 #[cfg(unix)]
-/// An unpacked copy edited after it was made (as through a layout's hardlink) is made again
-/// before it is used, without touching the edited inode; `verify_unpacked` names the file.
+/// An unpacked copy of a full object edited after it was made (as through a layout's hardlink)
+/// is made again before it is used, without touching the edited inode; `verify_unpacked` names
+/// the file. (A thin object's copy is its data: `thin::an_edited_copy_discards_the_object`.)
 #[test]
 fn an_edited_unpacked_copy_is_made_again() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    let store = PackageStore::open(dir.path());
+    let store = full_store(dir.path());
     let hash = store.store(&multi_group()).unwrap();
     let root = store.unpacked(&hash).unwrap();
     assert_eq!(store.verify_unpacked(&hash).unwrap(), Some(Vec::new()));
@@ -241,7 +243,7 @@ fn an_edited_unpacked_copy_is_made_again() {
         std::fs::read(root.join("site-packages/a.py")).unwrap(),
         b"a = 1\n"
     );
-    let again = PackageStore::open(dir.path()).unpacked(&hash).unwrap();
+    let again = full_store(dir.path()).unpacked(&hash).unwrap();
     assert_eq!(again, root);
     assert_eq!(
         std::fs::read(again.join("site-packages/a.py")).unwrap(),
@@ -269,7 +271,7 @@ fn an_edited_unpacked_copy_is_made_again() {
         Some(vec![std::path::PathBuf::from("site-packages/z.bin")])
     );
     assert!(
-        PackageStore::open(dir.path())
+        full_store(dir.path())
             .unpacked(&hash)
             .unwrap()
             .join("site-packages/z.bin")
@@ -280,7 +282,7 @@ fn an_edited_unpacked_copy_is_made_again() {
     let held = dir.path().join("held-a.py");
     std::fs::hard_link(root.join("site-packages/a.py"), &held).unwrap();
     let ino = std::fs::metadata(&held).unwrap().ino();
-    PackageStore::open(dir.path()).unpacked(&hash).unwrap();
+    full_store(dir.path()).unpacked(&hash).unwrap();
     assert_ne!(
         std::fs::metadata(root.join("site-packages/a.py"))
             .unwrap()
