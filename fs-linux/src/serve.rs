@@ -321,14 +321,42 @@ pub fn serve_with(
     serve_reporting(fs, mountpoint, opts, || {}, mounted)
 }
 
-/// [`serve_with`], calling `live` on this thread as soon as the kernel has the mount (before
-/// the watcher starts and before any request is read: requests made meanwhile wait for the
-/// server), so that whoever waits for the mount learns it first.
+/// [`serve_with`], calling `live` as soon as the kernel has the mount (before any request is
+/// read: requests made meanwhile wait for the server), so that whoever waits for the mount
+/// learns it first.
 pub fn serve_reporting(
     fs: TreeFs,
     mountpoint: &Path,
     opts: &MountOptions,
-    live: impl FnOnce(),
+    live: impl FnOnce() + Send + 'static,
+    mounted: impl FnOnce(Notify) + Send + 'static,
+) -> Result<(), MountError> {
+    serve_prewarmed(fs, mountpoint, opts, None, live, mounted)
+}
+
+/// Work done through a live mount by its own server (filling the kernel's caches,
+/// [`crate::prewarm`]), before or after the mount is reported live.
+pub struct Prewarm {
+    /// The work, given the absolute mount point.
+    pub run: Box<dyn FnOnce(&Path) + Send>,
+    /// Run it before `live`: whoever waits for the mount finds the caches filled.
+    pub before_live: bool,
+}
+
+impl std::fmt::Debug for Prewarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Prewarm {{ before_live: {} }}", self.before_live)
+    }
+}
+
+/// [`serve_reporting`], with `prewarm` run on a thread of its own once the server answers
+/// requests, and `live` called on that thread before or after it.
+pub fn serve_prewarmed(
+    fs: TreeFs,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    prewarm: Option<Prewarm>,
+    live: impl FnOnce() + Send + 'static,
     mounted: impl FnOnce(Notify) + Send + 'static,
 ) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
@@ -345,7 +373,25 @@ pub fn serve_reporting(
             .spawn(move || start_watcher(&auto, &abs))?
     };
     let session = session(fs, &abs, opts)?;
-    live();
+    match prewarm {
+        // Its requests wait until `session.run` below reads them: nothing here may wait for
+        // this thread.
+        Some(Prewarm { run, before_live }) => {
+            let abs = abs.clone();
+            std::thread::Builder::new()
+                .name("prewarm".into())
+                .spawn(move || {
+                    if before_live {
+                        run(&abs);
+                        live();
+                    } else {
+                        live();
+                        run(&abs);
+                    }
+                })?;
+        }
+        None => live(),
+    }
     let _watcher = watcher.join().map_err(|_| MountError::MountFailed {
         path: abs.clone(),
         source: std::io::Error::other("the thread starting the watcher panicked"),

@@ -23,7 +23,10 @@ use dx_py_core::store::PackageStore;
 
 use crate::fs::{Counters, PackPages, Passthrough, TreeFs};
 use crate::late::LateError;
-use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, WatcherCommand};
+use crate::prewarm::{
+    RECORD_WINDOW, REPLAY_THREADS, Recorder, ReplayPlan, Trace, TraceKey, trace_file,
+};
+use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, Prewarm, WatcherCommand};
 use crate::tree::{ArrivingPacks, OpenTreeError, TreeData, open_tree};
 
 /// A mount that answered a request this recently is in use: the compile waits.
@@ -113,7 +116,7 @@ pub fn run(
     };
     // The server's store: a read-only store's unpacked copies (the backings of passthrough)
     // live in this cache, and the remote tier of a lazy mount sits below it.
-    let fs = TreeFs::new(open_tree(&spec.tree)?, server_store(&spec, &cache)?)
+    let mut fs = TreeFs::new(open_tree(&spec.tree)?, server_store(&spec, &cache)?)
         .pack_pages(pages)
         .passthrough(passthrough_from_env());
     let counters = fs.counters();
@@ -126,10 +129,126 @@ pub fn run(
             let (fs, job) = after_job(after, fs, &spec, cache, pages, reporter)?;
             serve::serve_reporting(fs, &spec.mountpoint, &opts, live, job)?;
         }
-        None => serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})?,
+        None => {
+            // A first tree (above) is mounted once and its file removed: only a tree that
+            // later mounts serve again has a trace worth keeping.
+            let traced = Traced::start(prewarm_from_env(), &fs, &cache);
+            if let Some(t) = &traced {
+                fs = fs.record(Arc::clone(&t.recorder));
+            }
+            let prewarm = traced.as_ref().and_then(Traced::prewarm);
+            if let Some(t) = &traced {
+                t.save_after_window();
+            }
+            serve::serve_prewarmed(fs, &spec.mountpoint, &opts, prewarm, live, |_| {})?;
+            if let Some(t) = &traced {
+                t.save();
+            }
+        }
     }
     log_requests(&counters);
     Ok(())
+}
+
+/// The variable that sets how a mount server prewarms a fresh mount ([`crate::prewarm`]):
+/// `0`, `off`, `no` or `false` (neither replay nor record), `background` (replay after
+/// reporting the mount live); anything else replays before reporting it.
+pub const PREWARM_ENV: &str = "DX_PY_MOUNT_PREWARM";
+
+/// When a trace is replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PrewarmMode {
+    /// Not at all, and nothing is recorded.
+    Off,
+    /// Before the mount is reported live: `mount` returns with the caches filled.
+    Wait,
+    /// After: the first import runs beside the replay.
+    Background,
+}
+
+fn prewarm_from_env() -> PrewarmMode {
+    match std::env::var(PREWARM_ENV).as_deref() {
+        Ok("0" | "off" | "no" | "false") => PrewarmMode::Off,
+        Ok("background") => PrewarmMode::Background,
+        _ => PrewarmMode::Wait,
+    }
+}
+
+/// Writes what `recorder` holds to `file`, if it grew since it was last written.
+fn save_recorded(recorder: &Recorder, file: &Path, key: TraceKey) {
+    if let Some(trace) = recorder.take_changed()
+        && let Err(e) = trace.save(file, key)
+    {
+        tracing::debug!("not keeping this mount's trace: {e}");
+    }
+}
+
+/// A mount's trace: the one it replays (if any) and what it records for the next mount.
+struct Traced {
+    mode: PrewarmMode,
+    key: TraceKey,
+    file: PathBuf,
+    plan: Option<ReplayPlan>,
+    recorder: Arc<Recorder>,
+}
+
+impl Traced {
+    /// Reads the trace of `fs`'s tree (`None` when `mode` is off).
+    fn start(mode: PrewarmMode, fs: &TreeFs, cache: &Cache) -> Option<Self> {
+        if mode == PrewarmMode::Off {
+            return None;
+        }
+        let key = TraceKey::of(fs.tree());
+        let file = trace_file(&cache.mounts_dir(), key);
+        let trace = Trace::load(&file, key);
+        let plan = trace.as_ref().map(|t| t.plan(fs.tree()));
+        Some(Self {
+            mode,
+            key,
+            file,
+            plan,
+            recorder: Arc::new(Recorder::new(trace.unwrap_or_default())),
+        })
+    }
+
+    /// The replay of the trace read, if there was one.
+    fn prewarm(&self) -> Option<Prewarm> {
+        let plan = self.plan.clone()?;
+        Some(Prewarm {
+            run: Box::new(move |mountpoint: &Path| {
+                let r = plan.replay(mountpoint, REPLAY_THREADS);
+                tracing::info!(
+                    "prewarmed: {} directories listed, {} names looked up ({} skipped) in {:.1} ms",
+                    r.listed,
+                    r.looked_up,
+                    r.skipped,
+                    r.elapsed.as_secs_f64() * 1e3
+                );
+            }),
+            before_live: self.mode == PrewarmMode::Wait,
+        })
+    }
+
+    /// Writes what was recorded, if it grew. A cache where it cannot be written (read-only)
+    /// only loses the next mount's prewarm: a debug line.
+    fn save(&self) {
+        save_recorded(&self.recorder, &self.file, self.key);
+    }
+
+    /// Saves once the recording window has passed (a container's mount is seldom unmounted
+    /// before its process is killed).
+    fn save_after_window(&self) {
+        let (recorder, file, key) = (Arc::clone(&self.recorder), self.file.clone(), self.key);
+        let saving = std::thread::Builder::new()
+            .name("trace".into())
+            .spawn(move || {
+                std::thread::sleep(RECORD_WINDOW);
+                save_recorded(&recorder, &file, key);
+            });
+        if let Err(e) = saving {
+            tracing::debug!("no thread to save the trace: {e}");
+        }
+    }
 }
 
 /// The store the mount reads packs from: with the remote tier of `spec.store_url` below it,
