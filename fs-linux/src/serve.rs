@@ -373,35 +373,35 @@ pub fn serve_prewarmed(
             .spawn(move || start_watcher(&auto, &abs))?
     };
     let session = session(fs, &abs, opts)?;
-    match prewarm {
-        // Its requests wait until `session.run` below reads them: nothing here may wait for
-        // this thread.
-        Some(Prewarm { run, before_live }) => {
-            let abs = abs.clone();
-            std::thread::Builder::new()
-                .name("prewarm".into())
-                .spawn(move || {
-                    if before_live {
-                        run(&abs);
-                        live();
-                    } else {
-                        live();
-                        run(&abs);
-                    }
-                })?;
-        }
-        None => live(),
-    }
-    let _watcher = watcher.join().map_err(|_| MountError::MountFailed {
-        path: abs.clone(),
-        source: std::io::Error::other("the thread starting the watcher panicked"),
-    })??;
-    tracing::info!("serving {}", abs.display());
     let notify = Notify(session.notifier());
-    // Detached: it ends with the process, which ends when the mount does.
+    // Everything after the mount is made runs beside `session.run` below, which must start at
+    // once: until it does, every request (the prewarm's, the first import's) waits.
+    let started = {
+        let abs = abs.clone();
+        move || {
+            match prewarm {
+                Some(Prewarm { run, before_live }) if before_live => {
+                    run(&abs);
+                    live();
+                }
+                Some(Prewarm { run, .. }) => {
+                    live();
+                    run(&abs);
+                }
+                None => live(),
+            }
+            tracing::info!("serving {}", abs.display());
+            mounted(notify);
+        }
+    };
+    // Detached: they end with the process, which ends when the mount does. The watcher is
+    // waited for beside the requests: its exec takes 10-15 ms here.
     std::thread::Builder::new()
         .name("after-mount".into())
-        .spawn(move || mounted(notify))?;
+        .spawn(started)?;
+    std::thread::Builder::new()
+        .name("watcher".into())
+        .spawn(move || hold_watcher(watcher, &abs))?;
     session.run()?;
     Ok(())
 }
@@ -427,6 +427,28 @@ impl Notify {
         use std::os::unix::ffi::OsStrExt;
         self.0
             .inval_entry(fuser::INodeNo(parent), std::ffi::OsStr::from_bytes(name))
+    }
+}
+
+/// Waits for the watcher's start and keeps it for the life of the process. A watcher that could
+/// not start leaves a mount nobody would clean up if this process died: it is unmounted, which
+/// ends the server.
+fn hold_watcher(
+    watcher: std::thread::JoinHandle<Result<Option<WatcherGuard>, MountError>>,
+    mountpoint: &Path,
+) {
+    let failed = match watcher.join() {
+        // None wanted.
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(_guard))) => loop {
+            std::thread::park();
+        },
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "the thread starting the watcher panicked".to_string(),
+    };
+    tracing::error!("{failed}; unmounting");
+    if let Err(e) = mounts::unmount(mountpoint) {
+        tracing::error!("{e}");
     }
 }
 
