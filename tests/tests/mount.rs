@@ -1232,3 +1232,89 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
         }
     }
 }
+
+/// The log of the server that served `venv` (every mount of it appends there).
+fn server_log_of(cx: &TestContext, venv: &Path) -> String {
+    let serving = format!("serving {}", std::path::absolute(venv).unwrap().display());
+    server_logs(cx)
+        .into_iter()
+        .find(|l| l.contains(&serving))
+        .expect("the server's log")
+}
+
+/// A mount records what the import after it asks (`{cache}/mounts/<tree>.trace`) and the next
+/// mount of the same tree replays it before `mount` returns; a trace that is damaged, or a
+/// cache where none can be written, changes nothing but that.
+#[test]
+fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
+    if !can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let w = wheels(&cx);
+    lock(&cx, &w);
+    let fl = w.to_str().unwrap();
+    cx.run_ok(&["install", "--venv", "linked", "--find-links", fl]);
+    let traces = || -> Vec<PathBuf> {
+        std::fs::read_dir(cx.cache_dir().join("mounts"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "trace"))
+            .collect()
+    };
+    let mount_and_import = |what: &str| {
+        let out = cx
+            .dx_py()
+            .args(["mount", "served", "--find-links", fl])
+            .env("DX_PY_LOG", "info")
+            .output()
+            .unwrap();
+        let guard = Mounted {
+            cx: &cx,
+            venv: cx.project().join("served"),
+        };
+        assert_success(&out, what);
+        let got = venv_python(
+            &guard.venv,
+            "import ns.alpha, ns.beta, tool; print(ns.alpha.NAME, ns.beta.NAME)",
+        );
+        assert_eq!(got.trim(), "alpha beta", "{what}");
+        let pid = server_pid(&cx, &guard.venv);
+        cx.run_ok(&["unmount", guard.venv.to_str().unwrap()]);
+        wait_for_exit(pid);
+        server_log_of(&cx, &guard.venv)
+    };
+    let log = mount_and_import("the first mount");
+    assert!(!log.contains("prewarmed:"), "nothing to replay yet: {log}");
+    let [trace] = &traces()[..] else {
+        panic!("one trace: {:?}", traces())
+    };
+    let trace = trace.clone();
+    let log = mount_and_import("the second mount");
+    let line = log.lines().rfind(|l| l.contains("prewarmed:")).unwrap();
+    assert!(!line.contains(" 0 names looked up"), "{line}");
+    // Each mount's log starts afresh. A broken trace is a debug line (no warning; fuser's own
+    // warning at exit, when the unmount came first, shows at this log level).
+    let quiet = |log: &str| {
+        !log.lines()
+            .any(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains("trace"))
+    };
+    for (what, bytes) in [
+        (
+            "a truncated trace",
+            std::fs::read(&trace).unwrap()[..60].to_vec(),
+        ),
+        ("a garbage trace", b"not a trace".repeat(20)),
+    ] {
+        std::fs::write(&trace, bytes).unwrap();
+        let log = mount_and_import(what);
+        assert!(!log.contains("prewarmed:") && quiet(&log), "{what}: {log}");
+    }
+    // No place to write a trace: mounts all the same.
+    std::fs::remove_file(&trace).unwrap();
+    std::fs::create_dir(&trace).unwrap();
+    let log = mount_and_import("no place to write");
+    assert!(trace.is_dir());
+    assert!(quiet(&log), "{log}");
+}
