@@ -587,11 +587,6 @@ impl Filesystem for TreeFs {
             Ok(served) => served,
             Err(e) => return reply.error(e),
         };
-        if let Some(r) = &self.recorder
-            && self.is_base(&served)
-        {
-            r.opened(ino.0);
-        }
         if self.passthrough.load(Ordering::Relaxed) {
             // Late bytecode (past the first tree) has no backing: its packs are never unpacked.
             if self.is_base(&served)

@@ -25,9 +25,8 @@
 //! 8   4   version (1)
 //! 12  4   entry count
 //! 16  32  the tree's key (TraceKey): a trace read for another tree is refused
-//! 48  ..  entries: kind u8 (1 = directory listed, 2 = name looked up, 3 = file opened),
-//!         inode u64 (the directory's for 1 and 2), name length u16, name bytes (length 0 for
-//!         1 and 3)
+//! 48  ..  entries: kind u8 (1 = directory listed, 2 = name looked up), parent inode u64,
+//!         name length u16, name bytes (length 0 for a listing)
 //! end 32  blake3 of every byte before it: a torn or damaged file is refused whole
 //! ```
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,7 +41,7 @@ use dx_py_core::format::bytes::{
     OutOfRange, put_u16, put_u32, put_u64, u8_at, u16_at, u32_at, u64_at,
 };
 
-use crate::tree::{NodeKind, Tree};
+use crate::tree::Tree;
 
 /// How long after mounting the names asked are recorded: a container's first import.
 pub const RECORD_WINDOW: Duration = Duration::from_secs(10);
@@ -59,7 +58,6 @@ const HEADER_LEN: usize = 48;
 const CHECKSUM_LEN: usize = 32;
 const LISTED: u8 = 1;
 const LOOKED_UP: u8 = 2;
-const OPENED: u8 = 3;
 
 /// Which tree a trace is for: blake3 of the tree's 128-byte header, which holds the blake3 of
 /// the whole tree (its inode numbers and names), so O(1) to compute at mount.
@@ -120,9 +118,6 @@ pub struct Trace {
     pub listed: BTreeSet<u64>,
     /// `(directory, name)` looked up, found or not.
     pub looked_up: BTreeSet<(u64, Box<[u8]>)>,
-    /// Files opened (with passthrough every open reaches the server; its first one of a file
-    /// also finds and registers the file's backing, which a replayed open does beforehand).
-    pub opened: BTreeSet<u64>,
 }
 
 /// What one replay did.
@@ -132,8 +127,6 @@ pub struct Replayed {
     pub listed: usize,
     /// Names `lstat`ed through the mount.
     pub looked_up: usize,
-    /// Files opened (and closed) through the mount.
-    pub opened: usize,
     /// Entries skipped: an inode the tree lacks or a name that cannot be one.
     pub skipped: usize,
     /// How long it took.
@@ -152,7 +145,7 @@ fn valid_name(name: &[u8]) -> bool {
 impl Trace {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.listed.len() + self.looked_up.len() + self.opened.len()
+        self.listed.len() + self.looked_up.len()
     }
 
     /// True when it holds nothing.
@@ -182,9 +175,6 @@ impl Trace {
         }
         for (dir, name) in &self.looked_up {
             entry(LOOKED_UP, *dir, name);
-        }
-        for &file in &self.opened {
-            entry(OPENED, file, b"");
         }
         let sum = *blake3::hash(&out).as_bytes();
         out.extend_from_slice(&sum);
@@ -232,8 +222,7 @@ impl Trace {
             match kind {
                 LISTED if len == 0 => trace.listed.insert(ino),
                 LOOKED_UP if valid_name(name) => trace.looked_up.insert((ino, name.into())),
-                OPENED if len == 0 => trace.opened.insert(ino),
-                LISTED | LOOKED_UP | OPENED => return Err(damaged("an entry's name")),
+                LISTED | LOOKED_UP => return Err(damaged("an entry's name")),
                 _ => return Err(damaged("an entry's kind")),
             };
         }
@@ -287,7 +276,7 @@ impl Trace {
         let mut dir_path = |ino: u64| {
             paths
                 .entry(ino)
-                .or_insert_with(|| path_in(tree, ino, NodeKind::Dir))
+                .or_insert_with(|| dir_path_in(tree, ino))
                 .clone()
         };
         // Directories in which names the tree has were looked up, and how many.
@@ -328,17 +317,9 @@ impl Trace {
         }
         // Parents before their children: a child's walk then finds its ancestors cached.
         dirs.sort_by_key(|p| p.components().count());
-        let mut files = Vec::with_capacity(self.opened.len());
-        for &file in &self.opened {
-            match path_in(tree, file, NodeKind::File) {
-                Some(path) => files.push(path),
-                None => skipped += 1,
-            }
-        }
         ReplayPlan {
             dirs,
             names,
-            files,
             skipped,
         }
     }
@@ -351,8 +332,6 @@ pub struct ReplayPlan {
     pub dirs: Vec<PathBuf>,
     /// Names to `lstat`, found in the tree or not.
     pub names: Vec<PathBuf>,
-    /// Files to open.
-    pub files: Vec<PathBuf>,
     /// Trace entries whose directory the tree does not have.
     pub skipped: usize,
 }
@@ -370,24 +349,20 @@ impl ReplayPlan {
         in_parallel(&self.names, threads, |name| {
             let _ = std::fs::symlink_metadata(mountpoint.join(name));
         });
-        in_parallel(&self.files, threads, |file| {
-            let _ = std::fs::File::open(mountpoint.join(file));
-        });
         Replayed {
             listed: self.dirs.len(),
             looked_up: self.names.len(),
-            opened: self.files.len(),
             skipped: self.skipped,
             elapsed: started.elapsed(),
         }
     }
 }
 
-/// The path of inode `ino` of `tree`, relative to its root; `None` when `ino` is not one of
-/// the tree's of that `kind`.
-fn path_in<B: AsRef<[u8]>>(tree: &Tree<B>, ino: u64, kind: NodeKind) -> Option<PathBuf> {
+/// The path of directory `ino` of `tree`, relative to its root; `None` when `ino` is not a
+/// directory of the tree.
+fn dir_path_in<B: AsRef<[u8]>>(tree: &Tree<B>, ino: u64) -> Option<PathBuf> {
     let node = tree.node(ino).ok()?;
-    if node.kind != kind {
+    if node.kind != crate::tree::NodeKind::Dir {
         return None;
     }
     let mut names = Vec::new();
@@ -473,11 +448,6 @@ impl Recorder {
         self.add(|t| t.listed.insert(dir));
     }
 
-    /// File `file` was opened.
-    pub fn opened(&self, file: u64) {
-        self.add(|t| t.opened.insert(file));
-    }
-
     /// The trace, when something was added since it was last taken.
     pub fn take_changed(&self) -> Option<Trace> {
         let trace = self.trace.lock().unwrap_or_else(|e| e.into_inner());
@@ -504,7 +474,6 @@ mod tests {
         t.looked_up.insert((5, b"__pycache__".as_slice().into()));
         t.looked_up
             .insert((9, b"x.cpython-312.pyc".as_slice().into()));
-        t.opened.extend([10, 11]);
         t
     }
 
@@ -518,12 +487,10 @@ mod tests {
         fn a_trace_reads_back_as_written(
             listed in proptest::collection::btree_set(1u64..1_000_000, 0..50),
             looked_up in proptest::collection::btree_set((1u64..1_000_000, name()), 0..50),
-            opened in proptest::collection::btree_set(1u64..1_000_000, 0..50),
         ) {
             let trace = Trace {
                 listed,
                 looked_up: looked_up.into_iter().map(|(d, n)| (d, n.into())).collect(),
-                opened,
             };
             prop_assert_eq!(read(&trace.to_bytes(KEY)).unwrap(), trace);
         }
@@ -580,16 +547,15 @@ mod tests {
             body
         };
         let mut count = good.clone();
-        put_u32(&mut count, 12, sample().len() as u32 + 1);
+        put_u32(&mut count, 12, 6);
         let e = read(&resealed(count)).unwrap_err();
         assert!(e.to_string().contains("runs past the end"), "{e}");
         let mut kind = good.clone();
-        kind[HEADER_LEN] = 9;
+        kind[HEADER_LEN] = 3;
         let e = read(&resealed(kind)).unwrap_err();
         assert!(e.to_string().contains("kind"), "{e}");
         let mut name = good.clone();
-        // The last byte of the last name (the pyc's), before the two opened files.
-        let last = name.len() - CHECKSUM_LEN - 2 * 11 - 1;
+        let last = name.len() - CHECKSUM_LEN - 1;
         name[last] = b'/';
         let e = read(&resealed(name)).unwrap_err();
         assert!(e.to_string().contains("name"), "{e}");
@@ -639,10 +605,6 @@ mod tests {
         r.looked_up(5, b"new");
         let t = r.take_changed().unwrap();
         assert!(t.looked_up.contains(&(5, b"new".as_slice().into())));
-        r.opened(10);
-        assert!(r.take_changed().is_none(), "already there");
-        r.opened(12);
-        assert!(r.take_changed().unwrap().opened.contains(&12));
         let closed = Recorder::with_window(Trace::default(), Duration::ZERO);
         closed.listed(1);
         assert!(closed.take_changed().is_none(), "after its window");
