@@ -334,23 +334,12 @@ pub fn serve_reporting(
     serve_prewarmed(fs, mountpoint, opts, None, live, mounted)
 }
 
-/// Work done through a live mount by its own server (filling the kernel's caches,
-/// [`crate::prewarm`]), before or after the mount is reported live.
-pub struct Prewarm {
-    /// The work, given the absolute mount point.
-    pub run: Box<dyn FnOnce(&Path) + Send>,
-    /// Run it before `live`: whoever waits for the mount finds the caches filled.
-    pub before_live: bool,
-}
+/// Work done through a live mount by its own server once it is reported live (filling the
+/// kernel's caches, [`crate::prewarm`]), given the absolute mount point.
+pub type Prewarm = Box<dyn FnOnce(&Path) + Send>;
 
-impl std::fmt::Debug for Prewarm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Prewarm {{ before_live: {} }}", self.before_live)
-    }
-}
-
-/// [`serve_reporting`], with `prewarm` run on a thread of its own once the server answers
-/// requests, and `live` called on that thread before or after it.
+/// [`serve_reporting`], with `prewarm` run right after `live`, beside the requests (of the
+/// first import, which finds what the prewarm has asked already, or waits for the same answer).
 pub fn serve_prewarmed(
     fs: TreeFs,
     mountpoint: &Path,
@@ -379,16 +368,9 @@ pub fn serve_prewarmed(
     let started = {
         let abs = abs.clone();
         move || {
-            match prewarm {
-                Some(Prewarm { run, before_live }) if before_live => {
-                    run(&abs);
-                    live();
-                }
-                Some(Prewarm { run, .. }) => {
-                    live();
-                    run(&abs);
-                }
-                None => live(),
+            live();
+            if let Some(prewarm) = prewarm {
+                prewarm(&abs);
             }
             tracing::info!("serving {}", abs.display());
             mounted(notify);

@@ -23,9 +23,7 @@ use dx_py_core::store::PackageStore;
 
 use crate::fs::{Counters, PackPages, Passthrough, TreeFs};
 use crate::late::LateError;
-use crate::prewarm::{
-    RECORD_WINDOW, REPLAY_THREADS, Recorder, ReplayPlan, Trace, TraceKey, trace_file,
-};
+use crate::prewarm::{RECORD_WINDOW, REPLAY_THREADS, Recorder, Trace, TraceKey, trace_file};
 use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, Prewarm, WatcherCommand};
 use crate::tree::{ArrivingPacks, OpenTreeError, TreeData, open_tree};
 
@@ -132,7 +130,7 @@ pub fn run(
         None => {
             // A first tree (above) is mounted once and its file removed: only a tree that
             // later mounts serve again has a trace worth keeping.
-            let traced = Traced::start(prewarm_from_env(), &fs, &cache);
+            let traced = Traced::start(prewarm_from_env(), &fs, &spec.tree, &cache);
             if let Some(t) = &traced {
                 fs = fs.record(Arc::clone(&t.recorder));
             }
@@ -150,28 +148,16 @@ pub fn run(
     Ok(())
 }
 
-/// The variable that sets how a mount server prewarms a fresh mount ([`crate::prewarm`]):
-/// `0`, `off`, `no` or `false` (neither replay nor record), `background` (replay after
-/// reporting the mount live); anything else replays before reporting it.
+/// The variable that turns the prewarm of fresh mounts ([`crate::prewarm`]) off, replay and
+/// recording: `0`, `off`, `no` or `false`.
 pub const PREWARM_ENV: &str = "DX_PY_MOUNT_PREWARM";
 
-/// When a trace is replayed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PrewarmMode {
-    /// Not at all, and nothing is recorded.
-    Off,
-    /// Before the mount is reported live: `mount` returns with the caches filled.
-    Wait,
-    /// After: the first import runs beside the replay.
-    Background,
-}
-
-fn prewarm_from_env() -> PrewarmMode {
-    match std::env::var(PREWARM_ENV).as_deref() {
-        Ok("0" | "off" | "no" | "false") => PrewarmMode::Off,
-        Ok("background") => PrewarmMode::Background,
-        _ => PrewarmMode::Wait,
-    }
+/// Whether [`PREWARM_ENV`] leaves the prewarm on.
+fn prewarm_from_env() -> bool {
+    !matches!(
+        std::env::var(PREWARM_ENV).as_deref(),
+        Ok("0" | "off" | "no" | "false")
+    )
 }
 
 /// Writes what `recorder` holds to `file`, if it grew since it was last written.
@@ -185,48 +171,50 @@ fn save_recorded(recorder: &Recorder, file: &Path, key: TraceKey) {
 
 /// A mount's trace: the one it replays (if any) and what it records for the next mount.
 struct Traced {
-    mode: PrewarmMode,
     key: TraceKey,
     file: PathBuf,
-    plan: Option<ReplayPlan>,
+    /// The trace read, and the tree file it is replayed against.
+    replay: Option<(Trace, PathBuf)>,
     recorder: Arc<Recorder>,
 }
 
 impl Traced {
-    /// Reads the trace of `fs`'s tree (`None` when `mode` is off).
-    fn start(mode: PrewarmMode, fs: &TreeFs, cache: &Cache) -> Option<Self> {
-        if mode == PrewarmMode::Off {
+    /// Reads the trace of `fs`'s tree (`None` when the prewarm is off).
+    fn start(on: bool, fs: &TreeFs, tree: &Path, cache: &Cache) -> Option<Self> {
+        if !on {
             return None;
         }
         let key = TraceKey::of(fs.tree());
         let file = trace_file(&cache.mounts_dir(), key);
         let trace = Trace::load(&file, key);
-        let plan = trace.as_ref().map(|t| t.plan(fs.tree()));
         Some(Self {
-            mode,
             key,
             file,
-            plan,
-            recorder: Arc::new(Recorder::new(trace.unwrap_or_default())),
+            recorder: Arc::new(Recorder::new(trace.clone().unwrap_or_default())),
+            replay: trace.map(|t| (t, tree.to_path_buf())),
         })
     }
 
-    /// The replay of the trace read, if there was one.
+    /// The replay of the trace read, if there was one. It runs once the mount is reported
+    /// live, beside the first import: replayed before (`mount` returning with the caches
+    /// filled), it cost what it saved the import (docs/design/mount.md, "Prewarm").
     fn prewarm(&self) -> Option<Prewarm> {
-        let plan = self.plan.clone()?;
-        Some(Prewarm {
-            run: Box::new(move |mountpoint: &Path| {
-                let r = plan.replay(mountpoint, REPLAY_THREADS);
-                tracing::info!(
-                    "prewarmed: {} directories listed, {} names looked up ({} skipped) in {:.1} ms",
-                    r.listed,
-                    r.looked_up,
-                    r.skipped,
-                    r.elapsed.as_secs_f64() * 1e3
-                );
-            }),
-            before_live: self.mode == PrewarmMode::Wait,
-        })
+        let (trace, tree) = self.replay.clone()?;
+        Some(Box::new(move |mountpoint: &Path| {
+            // Planned here, off the mount's critical path: the tree is mapped again (O(1)).
+            let plan = match open_tree(&tree) {
+                Ok(tree) => trace.plan(&tree),
+                Err(e) => return tracing::debug!("not prewarming: {e}"),
+            };
+            let r = plan.replay(mountpoint, REPLAY_THREADS);
+            tracing::info!(
+                "prewarmed: {} directories listed, {} names looked up ({} skipped) in {:.1} ms",
+                r.listed,
+                r.looked_up,
+                r.skipped,
+                r.elapsed.as_secs_f64() * 1e3
+            );
+        }))
     }
 
     /// Writes what was recorded, if it grew. A cache where it cannot be written (read-only)
