@@ -321,9 +321,8 @@ pub fn serve_with(
     serve_reporting(fs, mountpoint, opts, || {}, mounted)
 }
 
-/// [`serve_with`], calling `live` as soon as the kernel has the mount (before any request is
-/// read: requests made meanwhile wait for the server), so that whoever waits for the mount
-/// learns it first.
+/// [`serve_with`], calling `live` as soon as the kernel has the mount and the watcher (if any)
+/// has started, so that whoever waits for the mount learns it first.
 pub fn serve_reporting(
     fs: TreeFs,
     mountpoint: &Path,
@@ -350,11 +349,11 @@ pub fn serve_prewarmed(
 ) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
     // The watcher must exist before `live` reports the mount (whoever started this process may
-    // kill it at any time after that, and a mount without its watcher would stay dead), but
-    // starting it blocks the starting thread until the watcher has exec'd (10-15 ms here, which
-    // `mount` would wait for): so it starts on a thread of its own, first, and the child holding
-    // the pipe exists within microseconds, long before the mount below is made. A watcher whose
-    // mount never comes sees this process end and finds nothing to unmount.
+    // kill it at any time after that, and a mount without its watcher would stay dead), and
+    // starting it blocks the starting thread until the watcher has exec'd (10-15 ms here): so
+    // it starts on a thread of its own, first, beside the mount, the first requests and the
+    // prewarm, and `live` waits for it. A watcher whose mount never comes sees this process end
+    // and finds nothing to unmount.
     let watcher = {
         let (auto, abs) = (opts.auto_unmount.clone(), abs.clone());
         std::thread::Builder::new()
@@ -364,26 +363,28 @@ pub fn serve_prewarmed(
     let session = session(fs, &abs, opts)?;
     let notify = Notify(session.notifier());
     // Everything after the mount is made runs beside `session.run` below, which must start at
-    // once: until it does, every request (the prewarm's, the first import's) waits.
-    let started = {
-        let abs = abs.clone();
-        move || {
-            live();
-            if let Some(prewarm) = prewarm {
-                prewarm(&abs);
+    // once: until it does, every request (the prewarm's) waits. The prewarm starts at once
+    // too, and runs while the watcher is waited for (its exec takes 10-15 ms here).
+    let started = move || {
+        if let Some(prewarm) = prewarm {
+            let abs = abs.clone();
+            let spawned = std::thread::Builder::new()
+                .name("prewarm".into())
+                .spawn(move || prewarm(&abs));
+            if let Err(e) = spawned {
+                tracing::debug!("no thread to prewarm: {e}");
             }
+        }
+        if keep_watcher(watcher, &abs) {
+            live();
             tracing::info!("serving {}", abs.display());
             mounted(notify);
         }
     };
-    // Detached: they end with the process, which ends when the mount does. The watcher is
-    // waited for beside the requests: its exec takes 10-15 ms here.
+    // Detached: it ends with the process, which ends when the mount does.
     std::thread::Builder::new()
         .name("after-mount".into())
         .spawn(started)?;
-    std::thread::Builder::new()
-        .name("watcher".into())
-        .spawn(move || hold_watcher(watcher, &abs))?;
     session.run()?;
     Ok(())
 }
@@ -412,19 +413,23 @@ impl Notify {
     }
 }
 
-/// Waits for the watcher's start and keeps it for the life of the process. A watcher that could
-/// not start leaves a mount nobody would clean up if this process died: it is unmounted, which
-/// ends the server.
-fn hold_watcher(
+/// Waits for the watcher's start and keeps it for the life of the process: true when the mount
+/// may be reported live (whoever started this process may kill it from then on, and the
+/// watcher must exist by then). A watcher that could not start would leave a mount nobody
+/// cleans up if this process died: it is unmounted, which ends the server, never reported
+/// live (`mount` then fails with the server's log).
+fn keep_watcher(
     watcher: std::thread::JoinHandle<Result<Option<WatcherGuard>, MountError>>,
     mountpoint: &Path,
-) {
+) -> bool {
     let failed = match watcher.join() {
         // None wanted.
-        Ok(Ok(None)) => return,
-        Ok(Ok(Some(_guard))) => loop {
-            std::thread::park();
-        },
+        Ok(Ok(None)) => return true,
+        Ok(Ok(Some(guard))) => {
+            // Its pipe must stay open for as long as this process lives, and no longer.
+            std::mem::forget(guard);
+            return true;
+        }
         Ok(Err(e)) => e.to_string(),
         Err(_) => "the thread starting the watcher panicked".to_string(),
     };
@@ -432,6 +437,7 @@ fn hold_watcher(
     if let Err(e) = mounts::unmount(mountpoint) {
         tracing::error!("{e}");
     }
+    false
 }
 
 /// Keeps a watcher's pipe open: dropping it (or the process dying) wakes the watcher.
