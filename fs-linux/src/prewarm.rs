@@ -7,8 +7,8 @@
 //! start, so a mount records them ([`Recorder`]: the names looked up, found or not, and the
 //! directories listed during its first [`RECORD_WINDOW`]) into a small [`Trace`] file keyed by
 //! the tree's content ([`TraceKey`]), and the next mount of that tree replays it through the
-//! mount itself from a few threads ([`ReplayPlan::replay`]), starting as the mount is reported
-//! live, beside the first import (which finds an answer already cached, or waits for the one
+//! mount itself from a few threads ([`ReplayPlan::replay`]), starting as the server serves,
+//! waited for by nobody, beside the first import (which finds an answer already cached, or waits for the one
 //! being asked instead of asking again): listings first (a `readdirplus` primes
 //! all of a directory's children in one round trip, which is also how the `__pycache__` entries
 //! Python never lists are primed), then an `lstat` per name (a dentry-cache hit when a listing

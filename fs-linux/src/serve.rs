@@ -333,12 +333,13 @@ pub fn serve_reporting(
     serve_prewarmed(fs, mountpoint, opts, None, live, mounted)
 }
 
-/// Work done through a live mount by its own server once it is reported live (filling the
-/// kernel's caches, [`crate::prewarm`]), given the absolute mount point.
+/// Work done through a mount by its own server (filling the kernel's caches,
+/// [`crate::prewarm`]), given the absolute mount point.
 pub type Prewarm = Box<dyn FnOnce(&Path) + Send>;
 
-/// [`serve_reporting`], with `prewarm` run right after `live`, beside the requests (of the
-/// first import, which finds what the prewarm has asked already, or waits for the same answer).
+/// [`serve_reporting`], with `prewarm` run on a thread of its own as soon as requests are
+/// served, waited for by nothing (the first import finds what it has asked already, or waits
+/// for the same answer).
 pub fn serve_prewarmed(
     fs: TreeFs,
     mountpoint: &Path,

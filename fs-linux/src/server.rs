@@ -195,9 +195,9 @@ impl Traced {
         })
     }
 
-    /// The replay of the trace read, if there was one. It runs once the mount is reported
-    /// live, beside the first import: replayed before (`mount` returning with the caches
-    /// filled), it cost what it saved the import (docs/design/mount.md, "Prewarm").
+    /// The replay of the trace read, if there was one. Nothing waits for it: it runs beside
+    /// the first import. Waited for (`mount` returning with the caches filled), it cost what it
+    /// saved the import (docs/design/mount.md, "Prewarm").
     fn prewarm(&self) -> Option<Prewarm> {
         let (trace, tree) = self.replay.clone()?;
         Some(Box::new(move |mountpoint: &Path| {
