@@ -61,6 +61,20 @@ const CHECKSUM_LEN: usize = 32;
 const LISTED: u8 = 1;
 const LOOKED_UP: u8 = 2;
 
+/// The largest trace file: [`MAX_ENTRIES`] of the longest names, and more. A larger file is not
+/// read at all (whatever put it there, the mount does not read it into memory).
+const MAX_FILE_LEN: u64 = 16 << 20;
+
+/// The bytes of `path`, or `None` when it holds more than `max`.
+fn read_at_most(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs_err::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
 /// Which tree a trace is for: blake3 of the tree's 128-byte header, which holds the blake3 of
 /// the whole tree (its inode numbers and names), so O(1) to compute at mount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,8 +251,16 @@ impl Trace {
     /// The trace at `path` for a tree of `key`; `None` (with a debug line saying why, when
     /// there is a file) when there is none to use.
     pub fn load(path: &Path, key: TraceKey) -> Option<Self> {
-        let bytes = match fs_err::read(path) {
-            Ok(bytes) => bytes,
+        let bytes = match read_at_most(path, MAX_FILE_LEN) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let e = TraceError::Damaged {
+                    path: path.to_path_buf(),
+                    what: "larger than any trace",
+                };
+                tracing::debug!("not prewarming: {e}");
+                return None;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 tracing::debug!("not prewarming: {e}");
@@ -584,6 +606,15 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         std::fs::write(&file, b"junk").unwrap();
         assert_eq!(Trace::load(&file, KEY), None, "damaged");
+        assert_eq!(read_at_most(&file, 4).unwrap().unwrap(), b"junk");
+        assert_eq!(
+            read_at_most(&file, 3).unwrap(),
+            None,
+            "never read past the limit"
+        );
+        let huge = std::fs::File::create(&file).unwrap();
+        huge.set_len(MAX_FILE_LEN + 1).unwrap();
+        assert_eq!(Trace::load(&file, KEY), None, "too large");
         // No place to write: an error, which the server logs and ignores.
         std::fs::remove_file(&file).unwrap();
         std::fs::create_dir(&file).unwrap();
