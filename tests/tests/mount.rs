@@ -1276,7 +1276,9 @@ fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
             .filter(|p| p.extension().is_some_and(|x| x == "trace"))
             .collect()
     };
-    let mount_and_import = |what: &str| {
+    // `replayed`: wait for the replay's log line before unmounting (it runs beside the import,
+    // waited for by nothing, and an unmount ends it wherever it is).
+    let mount_and_import = |what: &str, replayed: bool| {
         let out = cx
             .dx_py()
             .args(["mount", "served", "--find-links", fl])
@@ -1293,17 +1295,27 @@ fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
             "import ns.alpha, ns.beta, tool; print(ns.alpha.NAME, ns.beta.NAME)",
         );
         assert_eq!(got.trim(), "alpha beta", "{what}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while replayed
+            && !server_logs(&cx).iter().any(|l| l.contains("prewarmed:"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         unmount_and_wait(&cx, &guard.venv);
         server_log_of(&cx, &guard.venv)
     };
-    let log = mount_and_import("the first mount");
+    let log = mount_and_import("the first mount", false);
     assert!(!log.contains("prewarmed:"), "nothing to replay yet: {log}");
     let [trace] = &traces()[..] else {
         panic!("one trace: {:?}", traces())
     };
     let trace = trace.clone();
-    let log = mount_and_import("the second mount");
-    let line = log.lines().rfind(|l| l.contains("prewarmed:")).unwrap();
+    let log = mount_and_import("the second mount", true);
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("prewarmed:"))
+        .unwrap_or_else(|| panic!("no replay: {log}"));
     assert!(!line.contains(" 0 names looked up"), "{line}");
     // Each mount's log starts afresh. A broken trace is a debug line (no warning; fuser's own
     // warning at exit, when the unmount came first, shows at this log level).
@@ -1319,13 +1331,13 @@ fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
         ("a garbage trace", b"not a trace".repeat(20)),
     ] {
         std::fs::write(&trace, bytes).unwrap();
-        let log = mount_and_import(what);
+        let log = mount_and_import(what, false);
         assert!(!log.contains("prewarmed:") && quiet(&log), "{what}: {log}");
     }
     // No place to write a trace: mounts all the same.
     std::fs::remove_file(&trace).unwrap();
     std::fs::create_dir(&trace).unwrap();
-    let log = mount_and_import("no place to write");
+    let log = mount_and_import("no place to write", false);
     assert!(trace.is_dir());
     assert!(quiet(&log), "{log}");
 }
