@@ -4,13 +4,15 @@ binary with two environments (`--b-env DX_PY_MOUNT_PASSTHROUGH=0`), and optional
 
 Standard library only; run as root with /dev/fuse. Each binary gets its own cache and project
 (one `dx-py install` of the set, which also leaves the layout venv, then one mount that builds
-the tree); then, per round, each side in turn (order rotating) runs: a mount side mounts, the
-import runs once in the mount, the mount server's CPU time (user+sys from /proc) is read, and it
-unmounts; the `layout` side (`--layout`: the venv `dx-py install` made with binary B) runs the
+the tree and imports once, which leaves the trace later mounts prewarm from); then, per round,
+each side in turn (order rotating) runs: a mount side mounts (timed: `mount + first import` is
+reported too, against the layout's first import), the import runs once in the mount, the mount
+server's CPU time (user+sys from /proc) is read, and it unmounts; the `layout` side (`--layout`: the venv `dx-py install` made with binary B) runs the
 same import. With `--drop-caches`, `sync; echo 3 > /proc/sys/vm/drop_caches` comes before each
 side's trial (a mount side: after the previous unmount, before mounting), so every side starts
 from the same empty page cache. Mount servers run with `DX_PY_LOG=info` and their request counts
-(lookups, opens, reads, ioctls, …: the line `requests: …` of the server's log) are reported.
+(lookups, opens, reads, ioctls, …: the line `requests: …` of the server's log) are reported,
+and so is the prewarm's own time (the line `prewarmed: … in X ms`).
 Prints medians, and the per-round ratio of each side to A, which is what a shared, noisy machine
 can still compare.
 
@@ -154,18 +156,33 @@ def main() -> int:
             time.sleep(0.02)
         return {}
 
+    def prewarm_of(log: Path) -> list[float]:
+        # "prewarmed: N directories listed, M names looked up (K skipped) in X ms", this mount's
+        # (the log is appended to by every mount of this mount point).
+        try:
+            lines = [l for l in log.read_text().splitlines() if "prewarmed:" in l]
+        except OSError:
+            return []
+        m = re.search(r"in ([0-9.]+) ms", lines[-1]) if lines else None
+        return [float(m.group(1)) / 1000] if m else []
+
     names = list(sides) + (["layout"] if args.layout else [])
     wall = {n: [] for n in names}
     cpu = {n: [] for n in names}
     counts = {n: [] for n in names}
     warm = {n: [] for n in names}
+    mounted = {n: [] for n in names}  # how long `dx-py mount` took (0 for the layout)
+    prewarms = {n: [] for n in names}  # the server's own replay time, from its log
     try:
         for name, (binary, d, cache, env) in sides.items():
             sh([binary, "--cache-dir", cache, "install", "-r", args.reqs, "--find-links", args.wheels,
                 "--no-index", "--venv", d / "venv", "--python", args.python], d, env)
-        for name in sides:  # the first mount builds the tree
+        for name in sides:  # the first mount builds the tree; an import leaves a prewarm trace
             mount(name)
-            unmount(name)
+            try:
+                timed_imports(sides[name][1] / "mnt/bin/python", sides[name][1])
+            finally:
+                unmount(name)
         for i in range(args.pairs):
             order = names[i % len(names):] + names[:i % len(names)]
             for name in order:
@@ -174,11 +191,14 @@ def main() -> int:
                     before_trial()
                     first, more = timed_imports(d / "venv/bin/python", d)
                     wall[name].append(first)
+                    mounted[name].append(0.0)
                     warm[name].extend(more)
                     continue
                 binary, d, cache, env = sides[name]
                 before_trial()
+                t = time.perf_counter()
                 mount(name)
+                mounted[name].append(time.perf_counter() - t)
                 rec = None
                 try:
                     rec = server(d / "mnt", cache)
@@ -193,6 +213,7 @@ def main() -> int:
                     unmount(name)
                 if rec:
                     counts[name].append(requests_of(rec[1], rec[0]))
+                    prewarms[name].extend(prewarm_of(rec[1]))
     finally:
         for name in sides:
             subprocess.run(["umount", "-l", str(sides[name][1] / "mnt")], capture_output=True)
@@ -207,6 +228,12 @@ def main() -> int:
         if cpu[name]:
             line += f"; server CPU median {statistics.median(cpu[name]) * 1000:.0f} ms"
         print(f"{line}  [{ms(wall[name])}]")
+        if name != "layout":
+            both = [m + w for m, w in zip(mounted[name], wall[name])]
+            print(f"    mount: median {statistics.median(mounted[name]) * 1000:.0f} ms; mount + first import: median "
+                  f"{statistics.median(both) * 1000:.0f} ms, min {min(both) * 1000:.0f} ms")
+            if prewarms[name]:
+                print(f"    prewarm (server log): median {statistics.median(prewarms[name]) * 1000:.1f} ms over {len(prewarms[name])} mounts")
         if warm[name]:
             print(f"    warm: median {statistics.median(warm[name]) * 1000:.0f} ms, min {min(warm[name]) * 1000:.0f} ms ({len(warm[name])} imports)")
         seen = [c for c in counts[name] if c]
@@ -220,6 +247,9 @@ def main() -> int:
         for name in sides:
             ratios = sorted(x / l for l, x in zip(wall["layout"], wall[name]))
             print(f"per-round first import {name}/layout: median {statistics.median(ratios):.3f}")
+            ratios = sorted((m + x) / l for l, m, x in zip(wall["layout"], mounted[name], wall[name]))
+            print(f"per-round mount + first import {name}/layout: median {statistics.median(ratios):.3f}  "
+                  f"[{' '.join(f'{r:.2f}' for r in ratios)}]")
             if warm[name] and warm["layout"]:
                 print(f"warm import {name}/layout (medians): {statistics.median(warm[name]) / statistics.median(warm['layout']):.3f}")
     return 0

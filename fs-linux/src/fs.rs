@@ -29,6 +29,7 @@ use fuser::{
 use memmap2::Mmap;
 
 use crate::late::{Late, LateBytecode, LateError, LateSlot, is_bytecode_name};
+use crate::prewarm::Recorder;
 use crate::tree::{
     ArrivingPacks, Node, NodeKind, OpenTreeError, Tree, TreeData, TreeError, open_tree,
 };
@@ -147,6 +148,8 @@ pub struct TreeFs {
     backings: Box<[OnceLock<Option<BackingId>>]>,
     /// Bytecode compiled after mounting ([`TreeFs::expect_bytecode`]); empty otherwise.
     late: Arc<LateSlot>,
+    /// Records what the kernel asks first, for the next mount's prewarm ([`TreeFs::record`]).
+    recorder: Option<Arc<Recorder>>,
 }
 
 /// An inode as served: its node, the tree data it comes from, and the number the kernel knows
@@ -174,6 +177,7 @@ impl TreeFs {
             passthrough: AtomicBool::new(false),
             backings: (0..inodes).map(|_| OnceLock::new()).collect(),
             late: Arc::default(),
+            recorder: None,
         }
     }
 
@@ -251,6 +255,24 @@ impl TreeFs {
             }
         })
         .as_ref()
+    }
+
+    /// Records the names looked up and the directories listed in `recorder` (those of the
+    /// first tree, whose inode numbers a trace keeps).
+    #[must_use]
+    pub fn record(mut self, recorder: Arc<Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// A listing of `ino` from its start reached the server.
+    fn record_listing(&self, ino: u64, offset: u64) {
+        if let Some(r) = &self.recorder
+            && offset == 0
+            && ino <= self.base_len()
+        {
+            r.listed(ino);
+        }
     }
 
     /// Serves the packs `arriving` names once they are stored (built from layouts, the tree
@@ -496,6 +518,11 @@ impl Filesystem for TreeFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.counters.request(&self.counters.lookups);
+        if let Some(r) = &self.recorder
+            && parent.0 <= self.base_len()
+        {
+            r.looked_up(parent.0, name.as_bytes());
+        }
         let dir = match self.dir_or_reply(parent) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -700,6 +727,7 @@ impl Filesystem for TreeFs {
     ) {
         self.counters.request(&self.counters.readdirs);
         self.counters.touch();
+        self.record_listing(ino.0, offset);
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -736,6 +764,7 @@ impl Filesystem for TreeFs {
     ) {
         self.counters.request(&self.counters.readdirs);
         self.counters.touch();
+        self.record_listing(ino.0, offset);
         let dir = match self.dir_or_reply(ino) {
             Ok(d) => d,
             Err(e) => return reply.error(e),

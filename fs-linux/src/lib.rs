@@ -8,6 +8,7 @@
 //! - [`server`]: the mount server process: serves a `dx_py_core::mount::ServerSpec`, reports its
 //!   `ServerStatus`, and completes a first tree after mounting;
 //! - [`daemon`]: starting that server detached and reading its states, the pid and log records;
+//! - [`prewarm`]: a trace of what a mount is asked first, replayed by the next mount of the tree;
 //! - [`mounts`]: finding, unmounting and cleaning up (dead) dx-py mounts.
 //!
 //! The mount tests are an integration suite (`tests/fuse/`): they use only this public API.
@@ -20,6 +21,7 @@ pub mod daemon;
 pub mod fs;
 pub mod late;
 pub mod mounts;
+pub mod prewarm;
 pub mod serve;
 pub mod server;
 mod sys;

@@ -321,23 +321,40 @@ pub fn serve_with(
     serve_reporting(fs, mountpoint, opts, || {}, mounted)
 }
 
-/// [`serve_with`], calling `live` on this thread as soon as the kernel has the mount (before
-/// the watcher starts and before any request is read: requests made meanwhile wait for the
-/// server), so that whoever waits for the mount learns it first.
+/// [`serve_with`], calling `live` as soon as the kernel has the mount and the watcher (if any)
+/// has started, so that whoever waits for the mount learns it first.
 pub fn serve_reporting(
     fs: TreeFs,
     mountpoint: &Path,
     opts: &MountOptions,
-    live: impl FnOnce(),
+    live: impl FnOnce() + Send + 'static,
+    mounted: impl FnOnce(Notify) + Send + 'static,
+) -> Result<(), MountError> {
+    serve_prewarmed(fs, mountpoint, opts, None, live, mounted)
+}
+
+/// Work done through a mount by its own server (filling the kernel's caches,
+/// [`crate::prewarm`]), given the absolute mount point.
+pub type Prewarm = Box<dyn FnOnce(&Path) + Send>;
+
+/// [`serve_reporting`], with `prewarm` run on a thread of its own as soon as requests are
+/// served, waited for by nothing (the first import finds what it has asked already, or waits
+/// for the same answer).
+pub fn serve_prewarmed(
+    fs: TreeFs,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    prewarm: Option<Prewarm>,
+    live: impl FnOnce() + Send + 'static,
     mounted: impl FnOnce(Notify) + Send + 'static,
 ) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
-    // The watcher must exist before `live` reports the mount: whoever started this process may
-    // kill it at any time after that, and a mount without its watcher would stay dead (seen:
-    // `kill -9` right after `mount` returned, while a loaded machine had not yet run the thread
-    // starting the watcher). Starting it blocks until the watcher has exec'd, so it starts on a
-    // thread of its own, first, while the mount below is made; `live` waits for it. A watcher
-    // whose mount never comes sees this process end and finds nothing to unmount.
+    // The watcher must exist before `live` reports the mount (whoever started this process may
+    // kill it at any time after that, and a mount without its watcher would stay dead), and
+    // starting it blocks the starting thread until the watcher has exec'd (10-15 ms here): so
+    // it starts on a thread of its own, first, beside the mount, the first requests and the
+    // prewarm, and `live` waits for it. A watcher whose mount never comes sees this process end
+    // and finds nothing to unmount.
     let watcher = {
         let (auto, abs) = (opts.auto_unmount.clone(), abs.clone());
         std::thread::Builder::new()
@@ -345,17 +362,30 @@ pub fn serve_reporting(
             .spawn(move || start_watcher(&auto, &abs))?
     };
     let session = session(fs, &abs, opts)?;
-    let _watcher = watcher.join().map_err(|_| MountError::MountFailed {
-        path: abs.clone(),
-        source: std::io::Error::other("the thread starting the watcher panicked"),
-    })??;
-    live();
-    tracing::info!("serving {}", abs.display());
     let notify = Notify(session.notifier());
+    // Everything after the mount is made runs beside `session.run` below, which must start at
+    // once: until it does, every request (the prewarm's) waits. The prewarm starts at once
+    // too, and runs while the watcher is waited for (its exec takes 10-15 ms here).
+    let started = move || {
+        if let Some(prewarm) = prewarm {
+            let abs = abs.clone();
+            let spawned = std::thread::Builder::new()
+                .name("prewarm".into())
+                .spawn(move || prewarm(&abs));
+            if let Err(e) = spawned {
+                tracing::debug!("no thread to prewarm: {e}");
+            }
+        }
+        if keep_watcher(watcher, &abs) {
+            live();
+            tracing::info!("serving {}", abs.display());
+            mounted(notify);
+        }
+    };
     // Detached: it ends with the process, which ends when the mount does.
     std::thread::Builder::new()
         .name("after-mount".into())
-        .spawn(move || mounted(notify))?;
+        .spawn(started)?;
     session.run()?;
     Ok(())
 }
@@ -382,6 +412,33 @@ impl Notify {
         self.0
             .inval_entry(fuser::INodeNo(parent), std::ffi::OsStr::from_bytes(name))
     }
+}
+
+/// Waits for the watcher's start and keeps it for the life of the process: true when the mount
+/// may be reported live (whoever started this process may kill it from then on, and the
+/// watcher must exist by then). A watcher that could not start would leave a mount nobody
+/// cleans up if this process died: it is unmounted, which ends the server, never reported
+/// live (`mount` then fails with the server's log).
+fn keep_watcher(
+    watcher: std::thread::JoinHandle<Result<Option<WatcherGuard>, MountError>>,
+    mountpoint: &Path,
+) -> bool {
+    let failed = match watcher.join() {
+        // None wanted.
+        Ok(Ok(None)) => return true,
+        Ok(Ok(Some(guard))) => {
+            // Its pipe must stay open for as long as this process lives, and no longer.
+            std::mem::forget(guard);
+            return true;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "the thread starting the watcher panicked".to_string(),
+    };
+    tracing::error!("{failed}; unmounting");
+    if let Err(e) = mounts::unmount(mountpoint) {
+        tracing::error!("{e}");
+    }
+    false
 }
 
 /// Keeps a watcher's pipe open: dropping it (or the process dying) wakes the watcher.

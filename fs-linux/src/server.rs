@@ -23,7 +23,8 @@ use dx_py_core::store::PackageStore;
 
 use crate::fs::{Counters, PackPages, Passthrough, TreeFs};
 use crate::late::LateError;
-use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, WatcherCommand};
+use crate::prewarm::{RECORD_WINDOW, REPLAY_THREADS, Recorder, Trace, TraceKey, trace_file};
+use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, Prewarm, WatcherCommand};
 use crate::tree::{ArrivingPacks, OpenTreeError, TreeData, open_tree};
 
 /// A mount that answered a request this recently is in use: the compile waits.
@@ -113,7 +114,7 @@ pub fn run(
     };
     // The server's store: a read-only store's unpacked copies (the backings of passthrough)
     // live in this cache, and the remote tier of a lazy mount sits below it.
-    let fs = TreeFs::new(open_tree(&spec.tree)?, server_store(&spec, &cache)?)
+    let mut fs = TreeFs::new(open_tree(&spec.tree)?, server_store(&spec, &cache)?)
         .pack_pages(pages)
         .passthrough(passthrough_from_env());
     let counters = fs.counters();
@@ -126,10 +127,116 @@ pub fn run(
             let (fs, job) = after_job(after, fs, &spec, cache, pages, reporter)?;
             serve::serve_reporting(fs, &spec.mountpoint, &opts, live, job)?;
         }
-        None => serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})?,
+        None => {
+            // A first tree (above) is mounted once and its file removed: only a tree that
+            // later mounts serve again has a trace worth keeping.
+            let traced = Traced::start(prewarm_from_env(), &fs, &spec.tree, &cache);
+            if let Some(t) = &traced {
+                fs = fs.record(Arc::clone(&t.recorder));
+            }
+            let prewarm = traced.as_ref().and_then(Traced::prewarm);
+            if let Some(t) = &traced {
+                t.save_after_window();
+            }
+            serve::serve_prewarmed(fs, &spec.mountpoint, &opts, prewarm, live, |_| {})?;
+            if let Some(t) = &traced {
+                t.save();
+            }
+        }
     }
     log_requests(&counters);
     Ok(())
+}
+
+/// The variable that turns the prewarm of fresh mounts ([`crate::prewarm`]) off, replay and
+/// recording: `0`, `off`, `no` or `false`.
+pub const PREWARM_ENV: &str = "DX_PY_MOUNT_PREWARM";
+
+/// Whether [`PREWARM_ENV`] leaves the prewarm on.
+fn prewarm_from_env() -> bool {
+    !matches!(
+        std::env::var(PREWARM_ENV).as_deref(),
+        Ok("0" | "off" | "no" | "false")
+    )
+}
+
+/// Writes what `recorder` holds to `file`, if it grew since it was last written.
+fn save_recorded(recorder: &Recorder, file: &Path, key: TraceKey) {
+    if let Some(trace) = recorder.take_changed()
+        && let Err(e) = trace.save(file, key)
+    {
+        tracing::debug!("not keeping this mount's trace: {e}");
+    }
+}
+
+/// A mount's trace: the one it replays (if any) and what it records for the next mount.
+struct Traced {
+    key: TraceKey,
+    file: PathBuf,
+    /// The trace read, and the tree file it is replayed against.
+    replay: Option<(Trace, PathBuf)>,
+    recorder: Arc<Recorder>,
+}
+
+impl Traced {
+    /// Reads the trace of `fs`'s tree (`None` when the prewarm is off).
+    fn start(on: bool, fs: &TreeFs, tree: &Path, cache: &Cache) -> Option<Self> {
+        if !on {
+            return None;
+        }
+        let key = TraceKey::of(fs.tree());
+        let file = trace_file(&cache.mounts_dir(), key);
+        let trace = Trace::load(&file, key);
+        Some(Self {
+            key,
+            file,
+            recorder: Arc::new(Recorder::new(trace.clone().unwrap_or_default())),
+            replay: trace.map(|t| (t, tree.to_path_buf())),
+        })
+    }
+
+    /// The replay of the trace read, if there was one. Nothing waits for it: it runs beside
+    /// the first import. Waited for (`mount` returning with the caches filled), it cost what it
+    /// saved the import (docs/design/mount.md, "Prewarm").
+    fn prewarm(&self) -> Option<Prewarm> {
+        let (trace, tree) = self.replay.clone()?;
+        Some(Box::new(move |mountpoint: &Path| {
+            // Planned here, off the mount's critical path: the tree is mapped again (O(1)).
+            let plan = match open_tree(&tree) {
+                Ok(tree) => trace.plan(&tree),
+                Err(e) => return tracing::debug!("not prewarming: {e}"),
+            };
+            let r = plan.replay(mountpoint, REPLAY_THREADS);
+            tracing::info!(
+                "prewarmed: {} directories listed, {} names looked up ({} skipped) in {:.1} ms",
+                r.listed,
+                r.looked_up,
+                r.skipped,
+                r.elapsed.as_secs_f64() * 1e3
+            );
+        }))
+    }
+
+    /// Writes what was recorded, if it grew. A cache where it cannot be written (read-only)
+    /// only loses the next mount's prewarm: a debug line.
+    fn save(&self) {
+        save_recorded(&self.recorder, &self.file, self.key);
+    }
+
+    /// Saves once the recording window has passed (a container's mount is seldom unmounted
+    /// before its process is killed).
+    fn save_after_window(&self) {
+        let (recorder, file, key) = (Arc::clone(&self.recorder), self.file.clone(), self.key);
+        let saving = std::thread::Builder::new()
+            .name("trace".into())
+            .spawn(move || {
+                std::thread::sleep(RECORD_WINDOW);
+                save_recorded(&recorder, &file, key);
+            });
+        if let Err(e) = saving {
+            tracing::debug!("no thread to save the trace: {e}");
+        }
+    }
 }
 
 /// The store the mount reads packs from: with the remote tier of `spec.store_url` below it,

@@ -863,6 +863,14 @@ fn server_pid(cx: &TestContext, venv: &Path) -> u32 {
     record.lines().next().unwrap().parse().unwrap()
 }
 
+/// Unmounts `venv` with the binary and waits until its server has exited (and written its
+/// last log lines).
+fn unmount_and_wait(cx: &TestContext, venv: &Path) {
+    let pid = server_pid(cx, venv);
+    cx.run_ok(&["unmount", venv.to_str().unwrap()]);
+    wait_for_exit(pid);
+}
+
 /// Waits (up to 10 s) until process `pid` has exited (gone, or a zombie).
 fn wait_for_exit(pid: u32) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -1147,20 +1155,40 @@ fn numpy_keeps_its_shipped_pyc_in_installs_and_cold_mounts() {
     }
 }
 
+/// The log of the server that served `venv` (each mount of it starts it afresh).
+fn server_log_of(cx: &TestContext, venv: &Path) -> String {
+    let serving = format!("serving {}", std::path::absolute(venv).unwrap().display());
+    server_logs(cx)
+        .into_iter()
+        .find(|l| l.contains(&serving))
+        .expect("the server's log")
+}
+
 /// The `passthrough` count of the `requests:` line a mount server logs as it exits
 /// (`DX_PY_LOG=info`), from the log of the server that served `venv`.
 fn passthrough_opens(cx: &TestContext, venv: &Path) -> u64 {
-    let serving = format!("serving {}", std::path::absolute(venv).unwrap().display());
-    let log = server_logs(cx)
-        .into_iter()
-        .find(|l| l.contains(&serving))
-        .expect("the server's log");
+    let log = server_log_of(cx, venv);
     let line = log
         .lines()
         .rfind(|l| l.contains("requests:"))
         .unwrap_or_else(|| panic!("no request counts in {log}"));
     let count = line.split("(passthrough ").nth(1).unwrap();
     count[..count.find(')').unwrap()].parse().unwrap()
+}
+
+/// The test wheels, locked and installed into `linked` (which leaves every package's unpacked
+/// copy, the backing of passthrough).
+fn locked_and_installed(cx: &TestContext) -> PathBuf {
+    let w = wheels(cx);
+    lock(cx, &w);
+    cx.run_ok(&[
+        "install",
+        "--venv",
+        "linked",
+        "--find-links",
+        w.to_str().unwrap(),
+    ]);
+    w
 }
 
 /// Files whose package has an unpacked copy (`install` leaves them) are opened with FUSE
@@ -1175,10 +1203,8 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
     }
     use sha2::Digest;
     let cx = TestContext::new();
-    let w = wheels(&cx);
-    lock(&cx, &w);
+    let w = locked_and_installed(&cx);
     let fl = w.to_str().unwrap();
-    cx.run_ok(&["install", "--venv", "linked", "--find-links", fl]);
     let records: Vec<_> = std::fs::read_dir(&w)
         .unwrap()
         .flatten()
@@ -1213,9 +1239,7 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
             "import ns.alpha, ns.beta, tool; print(ns.alpha.NAME, ns.beta.NAME, len(open(tool.__file__.replace('__init__.py', 'data.bin'), 'rb').read()))",
         );
         assert_eq!(got.trim(), "alpha beta 300000", "{venv}");
-        let pid = server_pid(&cx, &guard.venv);
-        cx.run_ok(&["unmount", guard.venv.to_str().unwrap()]);
-        wait_for_exit(pid);
+        unmount_and_wait(&cx, &guard.venv);
         let passed = passthrough_opens(&cx, &guard.venv);
         if passthrough == "1" && dx_py_core::testing::fuse_passthrough() {
             assert!(passed > 0, "{venv}: no file was passed through");
@@ -1246,4 +1270,89 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
         let read = std::fs::read(site_packages(&guard.venv).join("ns/alpha/__init__.py"));
         assert!(read.is_err(), "the edited file was served: {read:?}");
     }
+}
+
+/// A mount records what the import after it asks (`{cache}/mounts/<tree>.trace`) and the next
+/// mount of the same tree replays it beside the import; a trace that is damaged, or a
+/// cache where none can be written, changes nothing but that.
+#[test]
+fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
+    if !can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let w = locked_and_installed(&cx);
+    let fl = w.to_str().unwrap();
+    let traces = || -> Vec<PathBuf> {
+        std::fs::read_dir(cx.cache_dir().join("mounts"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "trace"))
+            .collect()
+    };
+    // `replayed`: wait for the replay's log line before unmounting (it runs beside the import,
+    // waited for by nothing, and an unmount ends it wherever it is).
+    let mount_and_import = |what: &str, replayed: bool| {
+        let out = cx
+            .dx_py()
+            .args(["mount", "served", "--find-links", fl])
+            .env("DX_PY_LOG", "info")
+            .output()
+            .unwrap();
+        let guard = Mounted {
+            cx: &cx,
+            venv: cx.project().join("served"),
+        };
+        assert_success(&out, what);
+        let got = venv_python(
+            &guard.venv,
+            "import ns.alpha, ns.beta, tool; print(ns.alpha.NAME, ns.beta.NAME)",
+        );
+        assert_eq!(got.trim(), "alpha beta", "{what}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while replayed
+            && !server_logs(&cx).iter().any(|l| l.contains("prewarmed:"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        unmount_and_wait(&cx, &guard.venv);
+        server_log_of(&cx, &guard.venv)
+    };
+    let log = mount_and_import("the first mount", false);
+    assert!(!log.contains("prewarmed:"), "nothing to replay yet: {log}");
+    let [trace] = &traces()[..] else {
+        panic!("one trace: {:?}", traces())
+    };
+    let trace = trace.clone();
+    let log = mount_and_import("the second mount", true);
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("prewarmed:"))
+        .unwrap_or_else(|| panic!("no replay: {log}"));
+    assert!(!line.contains(" 0 names looked up"), "{line}");
+    // Each mount's log starts afresh. A broken trace is a debug line (no warning; fuser's own
+    // warning at exit, when the unmount came first, shows at this log level).
+    let quiet = |log: &str| {
+        !log.lines()
+            .any(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains("trace"))
+    };
+    for (what, bytes) in [
+        (
+            "a truncated trace",
+            std::fs::read(&trace).unwrap()[..60].to_vec(),
+        ),
+        ("a garbage trace", b"not a trace".repeat(20)),
+    ] {
+        std::fs::write(&trace, bytes).unwrap();
+        let log = mount_and_import(what, false);
+        assert!(!log.contains("prewarmed:") && quiet(&log), "{what}: {log}");
+    }
+    // No place to write a trace: mounts all the same.
+    std::fs::remove_file(&trace).unwrap();
+    std::fs::create_dir(&trace).unwrap();
+    let log = mount_and_import("no place to write", false);
+    assert!(trace.is_dir());
+    assert!(quiet(&log), "{log}");
 }

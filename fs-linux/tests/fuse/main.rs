@@ -20,6 +20,7 @@ use dx_py_fs_linux::serve::{
     AutoUnmount, MountError, MountOptions, MountedSession, WatcherCommand, spawn,
 };
 mod passthrough;
+mod prewarm;
 mod util;
 
 use dx_py_fs_linux::tree::{FIXED_MTIME, PackPlacement, SyntheticFile, TreeSpec};
