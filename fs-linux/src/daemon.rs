@@ -240,11 +240,22 @@ pub fn unmount_recorded(state_dir: &Path, mountpoint: &Path) -> Result<Unmounted
     })
 }
 
+/// A trace to replay through the mount once it is live ([`crate::prewarm::replay_file`]).
+#[derive(Clone, Debug)]
+pub struct PrewarmFiles {
+    /// The trace file.
+    pub trace: PathBuf,
+    /// The tree file the mount serves.
+    pub tree: PathBuf,
+}
+
 /// The body of an [`crate::serve::AutoUnmount::Watcher`] process: blocks until stdin (a pipe
 /// whose write end the server holds) reaches EOF — the server exited or was killed — then, if
 /// a dead dx-py mount is left at `mountpoint`, unmounts it. A mount that is gone or alive (a new
-/// server mounted there) is left alone.
-pub fn watch(mountpoint: &Path) -> Result<(), MountError> {
+/// server mounted there) is left alone. When the server says the mount is live (a byte on the
+/// pipe), `prewarm` is replayed through it on a thread of this process: never the server's
+/// (see [`crate::prewarm::replay_file`]).
+pub fn watch(mountpoint: &Path, mut prewarm: Option<PrewarmFiles>) -> Result<(), MountError> {
     use std::io::Read;
     let abs = mounts::absolute(mountpoint)?;
     let mut stdin = std::io::stdin().lock();
@@ -252,7 +263,20 @@ pub fn watch(mountpoint: &Path) -> Result<(), MountError> {
     loop {
         match stdin.read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(files) = prewarm.take() {
+                    let abs = abs.clone();
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("prewarm".into())
+                            .spawn(move || {
+                                crate::prewarm::replay_file(&abs, &files.trace, &files.tree);
+                            });
+                    if let Err(e) = spawned {
+                        tracing::debug!("no thread to prewarm: {e}");
+                    }
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }

@@ -7,9 +7,10 @@
 //! start, so a mount records them ([`Recorder`]: the names looked up, found or not, and the
 //! directories listed during its first [`RECORD_WINDOW`]) into a small [`Trace`] file keyed by
 //! the tree's content ([`TraceKey`]), and the next mount of that tree replays it through the
-//! mount itself from a few threads ([`ReplayPlan::replay`]), starting as the server serves,
-//! waited for by nobody, beside the first import (which finds an answer already cached, or waits for the one
-//! being asked instead of asking again): listings first (a `readdirplus` primes
+//! mount itself from a few threads of the mount's watcher process ([`replay_file`]; never the
+//! server's own, see there), starting once the mount is live, waited for by nobody, beside the
+//! first import (which finds an answer already cached, or waits for the one being asked instead
+//! of asking again): listings first (a `readdirplus` primes
 //! all of a directory's children in one round trip, which is also how the `__pycache__` entries
 //! Python never lists are primed), then an `lstat` per name (a dentry-cache hit when a listing
 //! primed it, else one lookup; absent names leave negative entries). Many round trips in flight
@@ -91,6 +92,34 @@ impl TraceKey {
     pub fn hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// Replays the trace at `trace` for the tree file `tree` through the mount at `mountpoint` and
+/// logs what it did; a trace that cannot be used (absent, damaged, of another tree) or a tree
+/// that cannot be opened is a debug line.
+///
+/// This runs in a process other than the server's (its watcher's): a thread that asks a FUSE
+/// server for something and is killed with the request already read waits, uninterruptibly,
+/// for the answer or for the connection to end, which ends when the server's last device
+/// descriptor closes. In the server's own process that descriptor would never close (the
+/// waiting thread keeps the process from exiting), so a `kill -9` during a replay would leave
+/// an unkillable server and a mount on which every access hangs.
+pub fn replay_file(mountpoint: &Path, trace: &Path, tree: &Path) {
+    let tree = match crate::tree::open_tree(tree) {
+        Ok(tree) => tree,
+        Err(e) => return tracing::debug!("not prewarming: {e}"),
+    };
+    let Some(trace) = Trace::load(trace, TraceKey::of(&tree)) else {
+        return;
+    };
+    let r = trace.plan(&tree).replay(mountpoint, REPLAY_THREADS);
+    tracing::info!(
+        "prewarmed: {} directories listed, {} names looked up ({} skipped) in {:.1} ms",
+        r.listed,
+        r.looked_up,
+        r.skipped,
+        r.elapsed.as_secs_f64() * 1e3
+    );
 }
 
 /// `{mounts_dir}/<key>.trace`.

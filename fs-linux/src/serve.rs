@@ -330,30 +330,12 @@ pub fn serve_reporting(
     live: impl FnOnce() + Send + 'static,
     mounted: impl FnOnce(Notify) + Send + 'static,
 ) -> Result<(), MountError> {
-    serve_prewarmed(fs, mountpoint, opts, None, live, mounted)
-}
-
-/// Work done through a mount by its own server (filling the kernel's caches,
-/// [`crate::prewarm`]), given the absolute mount point.
-pub type Prewarm = Box<dyn FnOnce(&Path) + Send>;
-
-/// [`serve_reporting`], with `prewarm` run on a thread of its own as soon as requests are
-/// served, waited for by nothing (the first import finds what it has asked already, or waits
-/// for the same answer).
-pub fn serve_prewarmed(
-    fs: TreeFs,
-    mountpoint: &Path,
-    opts: &MountOptions,
-    prewarm: Option<Prewarm>,
-    live: impl FnOnce() + Send + 'static,
-    mounted: impl FnOnce(Notify) + Send + 'static,
-) -> Result<(), MountError> {
     let abs = mounts::absolute(mountpoint)?;
     // The watcher must exist before `live` reports the mount (whoever started this process may
     // kill it at any time after that, and a mount without its watcher would stay dead), and
     // starting it blocks the starting thread until the watcher has exec'd (10-15 ms here): so
-    // it starts on a thread of its own, first, beside the mount, the first requests and the
-    // prewarm, and `live` waits for it. A watcher whose mount never comes sees this process end
+    // it starts on a thread of its own, first, beside the mount and the first requests, and
+    // `live` waits for it. A watcher whose mount never comes sees this process end
     // and finds nothing to unmount.
     let watcher = {
         let (auto, abs) = (opts.auto_unmount.clone(), abs.clone());
@@ -364,18 +346,8 @@ pub fn serve_prewarmed(
     let session = session(fs, &abs, opts)?;
     let notify = Notify(session.notifier());
     // Everything after the mount is made runs beside `session.run` below, which must start at
-    // once: until it does, every request (the prewarm's) waits. The prewarm starts at once
-    // too, and runs while the watcher is waited for (its exec takes 10-15 ms here).
+    // once: until it does, every request waits.
     let started = move || {
-        if let Some(prewarm) = prewarm {
-            let abs = abs.clone();
-            let spawned = std::thread::Builder::new()
-                .name("prewarm".into())
-                .spawn(move || prewarm(&abs));
-            if let Err(e) = spawned {
-                tracing::debug!("no thread to prewarm: {e}");
-            }
-        }
         if keep_watcher(watcher, &abs) {
             live();
             tracing::info!("serving {}", abs.display());
@@ -426,7 +398,10 @@ fn keep_watcher(
     let failed = match watcher.join() {
         // None wanted.
         Ok(Ok(None)) => return true,
-        Ok(Ok(Some(guard))) => {
+        Ok(Ok(Some(mut guard))) => {
+            // The mount exists: the watcher may work through it now (a prewarm). A watcher
+            // that has exited already had nothing to do.
+            let _ = std::io::Write::write_all(&mut guard.pipe, MOUNT_IS_LIVE);
             // Its pipe must stay open for as long as this process lives, and no longer.
             std::mem::forget(guard);
             return true;
@@ -441,10 +416,13 @@ fn keep_watcher(
     false
 }
 
+/// What the server writes into its watcher's pipe once the mount is live.
+pub(crate) const MOUNT_IS_LIVE: &[u8] = b"m";
+
 /// Keeps a watcher's pipe open: dropping it (or the process dying) wakes the watcher.
 #[derive(Debug)]
 struct WatcherGuard {
-    _pipe: std::io::PipeWriter,
+    pipe: std::io::PipeWriter,
     _child: std::process::Child,
 }
 
@@ -471,7 +449,7 @@ fn start_watcher(
             source,
         })?;
     Ok(Some(WatcherGuard {
-        _pipe: write,
+        pipe: write,
         _child: child,
     }))
 }

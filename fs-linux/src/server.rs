@@ -23,8 +23,8 @@ use dx_py_core::store::PackageStore;
 
 use crate::fs::{Counters, PackPages, Passthrough, TreeFs};
 use crate::late::LateError;
-use crate::prewarm::{RECORD_WINDOW, REPLAY_THREADS, Recorder, Trace, TraceKey, trace_file};
-use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, Prewarm, WatcherCommand};
+use crate::prewarm::{RECORD_WINDOW, Recorder, Trace, TraceKey, trace_file};
+use crate::serve::{self, AutoUnmount, MountError, MountOptions, Notify, WatcherCommand};
 use crate::tree::{ArrivingPacks, OpenTreeError, TreeData, open_tree};
 
 /// A mount that answered a request this recently is in use: the compile waits.
@@ -134,11 +134,13 @@ pub fn run(
             if let Some(t) = &traced {
                 fs = fs.record(Arc::clone(&t.recorder));
             }
-            let prewarm = traced.as_ref().and_then(Traced::prewarm);
+            if let (Some(t), AutoUnmount::Watcher(w)) = (&traced, &mut opts.auto_unmount) {
+                w.args.extend(t.watcher_args());
+            }
             if let Some(t) = &traced {
                 t.save_after_window();
             }
-            serve::serve_prewarmed(fs, &spec.mountpoint, &opts, prewarm, live, |_| {})?;
+            serve::serve_reporting(fs, &spec.mountpoint, &opts, live, |_| {})?;
             if let Some(t) = &traced {
                 t.save();
             }
@@ -173,8 +175,8 @@ fn save_recorded(recorder: &Recorder, file: &Path, key: TraceKey) {
 struct Traced {
     key: TraceKey,
     file: PathBuf,
-    /// The trace read, and the tree file it is replayed against.
-    replay: Option<(Trace, PathBuf)>,
+    /// The tree file, when a trace was read for it (the watcher replays that trace).
+    replay: Option<PathBuf>,
     recorder: Arc<Recorder>,
 }
 
@@ -190,31 +192,25 @@ impl Traced {
         Some(Self {
             key,
             file,
-            recorder: Arc::new(Recorder::new(trace.clone().unwrap_or_default())),
-            replay: trace.map(|t| (t, tree.to_path_buf())),
+            replay: trace.is_some().then(|| tree.to_path_buf()),
+            recorder: Arc::new(Recorder::new(trace.unwrap_or_default())),
         })
     }
 
-    /// The replay of the trace read, if there was one. Nothing waits for it: it runs beside
-    /// the first import. Waited for (`mount` returning with the caches filled), it cost what it
-    /// saved the import (docs/design/mount.md, "Prewarm").
-    fn prewarm(&self) -> Option<Prewarm> {
-        let (trace, tree) = self.replay.clone()?;
-        Some(Box::new(move |mountpoint: &Path| {
-            // Planned here, off the mount's critical path: the tree is mapped again (O(1)).
-            let plan = match open_tree(&tree) {
-                Ok(tree) => trace.plan(&tree),
-                Err(e) => return tracing::debug!("not prewarming: {e}"),
-            };
-            let r = plan.replay(mountpoint, REPLAY_THREADS);
-            tracing::info!(
-                "prewarmed: {} directories listed, {} names looked up ({} skipped) in {:.1} ms",
-                r.listed,
-                r.looked_up,
-                r.skipped,
-                r.elapsed.as_secs_f64() * 1e3
-            );
-        }))
+    /// The watcher's arguments that make it replay the trace read, if there was one, once the
+    /// mount is reported live, beside the first import (replayed before `mount` returns, it
+    /// cost what it saved the import: docs/design/mount.md, "Prewarm"). The watcher, not this
+    /// process, replays it: see [`crate::prewarm::replay_file`].
+    fn watcher_args(&self) -> Vec<std::ffi::OsString> {
+        let Some(tree) = &self.replay else {
+            return Vec::new();
+        };
+        vec![
+            "--prewarm-trace".into(),
+            self.file.clone().into_os_string(),
+            "--prewarm-tree".into(),
+            tree.clone().into_os_string(),
+        ]
     }
 
     /// Writes what was recorded, if it grew. A cache where it cannot be written (read-only)

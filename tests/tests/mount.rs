@@ -1356,3 +1356,66 @@ fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
     assert!(trace.is_dir());
     assert!(quiet(&log), "{log}");
 }
+
+/// A server killed (`kill -9`) while the next mount's trace is being replayed ends like any
+/// killed server: its process goes, the watcher unmounts the dead mount. (Replayed by the
+/// server itself, a replay thread waiting for an answer the killed server had already read
+/// would keep the process from exiting, and the mount would hang every access.)
+#[test]
+fn a_server_killed_during_its_prewarm_goes_and_its_mount_is_unmounted() {
+    if !can_mount() {
+        return;
+    }
+    let cx = TestContext::new();
+    let w = locked_and_installed(&cx);
+    let fl = w.to_str().unwrap();
+    let venv = cx.project().join("served");
+    let mount = || {
+        let out = cx
+            .dx_py()
+            .args(["mount", "served", "--find-links", fl])
+            .env("DX_PY_LOG", "info")
+            .output()
+            .unwrap();
+        assert_success(&out, "mount");
+    };
+    mount();
+    {
+        let guard = Mounted {
+            cx: &cx,
+            venv: venv.clone(),
+        };
+        venv_python(&guard.venv, "import ns.alpha, ns.beta, tool");
+        unmount_and_wait(&cx, &guard.venv);
+    }
+    for round in 0..3 {
+        mount();
+        let guard = Mounted {
+            cx: &cx,
+            venv: venv.clone(),
+        };
+        let pid = server_pid(&cx, &guard.venv);
+        // The server is our child's child: this test started it, so it may end it. Right
+        // after `mount` returned, the replay is running (or about to).
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        let gone = || !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let mounted = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .contains(guard.venv.to_str().unwrap())
+        };
+        while !gone() || mounted() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: server gone {}, still mounted {}",
+                gone(),
+                mounted()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}

@@ -74,4 +74,10 @@ pub(crate) struct UnmountArgs {
 pub(crate) struct WatchMountArgs {
     /// The mount point to watch.
     pub(crate) mountpoint: PathBuf,
+    /// A trace to replay through the mount once it is live (with `--prewarm-tree`).
+    #[arg(long, requires = "prewarm_tree")]
+    pub(crate) prewarm_trace: Option<PathBuf>,
+    /// The tree file the mount serves, which the trace names inodes of.
+    #[arg(long, requires = "prewarm_trace")]
+    pub(crate) prewarm_tree: Option<PathBuf>,
 }

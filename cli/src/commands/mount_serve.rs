@@ -138,6 +138,11 @@ pub(crate) fn run_serve() -> Result<ExitCode> {
 }
 
 pub(crate) fn run_watch(args: &WatchMountArgs) -> Result<ExitCode> {
-    daemon::watch(&args.mountpoint)?;
+    let prewarm = args
+        .prewarm_trace
+        .clone()
+        .zip(args.prewarm_tree.clone())
+        .map(|(trace, tree)| daemon::PrewarmFiles { trace, tree });
+    daemon::watch(&args.mountpoint, prewarm)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -511,7 +511,7 @@ fn serve_helper() {
 #[test]
 fn watch_helper() {
     if let Some(mnt) = std::env::var_os("DX_PY_TEST_WATCH") {
-        daemon::watch(Path::new(&mnt)).unwrap();
+        daemon::watch(Path::new(&mnt), None).unwrap();
     }
 }
 
