@@ -21,7 +21,8 @@
 //! truncated, damaged, for another tree) is ignored with a debug line, a name the tree lacks is
 //! a negative lookup, and a cache where no trace can be written mounts as before.
 //!
-//! The file, `{cache}/mounts/<key>.trace` ([`trace_file`]), little-endian:
+//! The file, `{cache}/mounts/trees/<tree key>.trace` beside its tree ([`trace_file`]),
+//! little-endian:
 //!
 //! ```text
 //! 0   8   magic "DXPYTRC\0"
@@ -122,9 +123,11 @@ pub fn replay_file(mountpoint: &Path, trace: &Path, tree: &Path) {
     );
 }
 
-/// `{mounts_dir}/<key>.trace`.
-pub fn trace_file(mounts_dir: &Path, key: TraceKey) -> PathBuf {
-    mounts_dir.join(format!("{}.trace", key.hex()))
+/// The trace of the tree file `tree` (`{trees}/<tree key>.dxtree`): `{trees}/<tree key>.trace`,
+/// beside it, so that `cache prune` and `cache clean` count and remove it with its tree (they
+/// group a tree's files by the name before the first dot).
+pub fn trace_file(tree: &Path) -> PathBuf {
+    tree.with_extension("trace")
 }
 
 /// Why a trace file was not used.
@@ -622,7 +625,7 @@ mod tests {
     #[test]
     fn load_ignores_what_it_cannot_use_and_save_replaces_atomically() {
         let dir = tempfile::tempdir().unwrap();
-        let file = trace_file(dir.path(), KEY);
+        let file = trace_file(&dir.path().join("t.dxtree"));
         assert_eq!(Trace::load(&file, KEY), None, "absent");
         sample().save(&file, KEY).unwrap();
         assert_eq!(Trace::load(&file, KEY), Some(sample()));

@@ -130,7 +130,7 @@ pub fn run(
         None => {
             // A first tree (above) is mounted once and its file removed: only a tree that
             // later mounts serve again has a trace worth keeping.
-            let traced = Traced::start(prewarm_from_env(), &fs, &spec.tree, &cache);
+            let traced = Traced::start(prewarm_from_env(), &fs, &spec.tree);
             if let Some(t) = &traced {
                 fs = fs.record(Arc::clone(&t.recorder));
             }
@@ -182,12 +182,12 @@ struct Traced {
 
 impl Traced {
     /// Reads the trace of `fs`'s tree (`None` when the prewarm is off).
-    fn start(on: bool, fs: &TreeFs, tree: &Path, cache: &Cache) -> Option<Self> {
+    fn start(on: bool, fs: &TreeFs, tree: &Path) -> Option<Self> {
         if !on {
             return None;
         }
         let key = TraceKey::of(fs.tree());
-        let file = trace_file(&cache.mounts_dir(), key);
+        let file = trace_file(tree);
         let trace = Trace::load(&file, key);
         Some(Self {
             key,

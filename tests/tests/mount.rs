@@ -1272,7 +1272,7 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
     }
 }
 
-/// A mount records what the import after it asks (`{cache}/mounts/<tree>.trace`) and the next
+/// A mount records what the import after it asks (`{cache}/mounts/trees/<tree>.trace`) and the next
 /// mount of the same tree replays it beside the import; a trace that is damaged, or a
 /// cache where none can be written, changes nothing but that.
 #[test]
@@ -1284,7 +1284,7 @@ fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
     let w = locked_and_installed(&cx);
     let fl = w.to_str().unwrap();
     let traces = || -> Vec<PathBuf> {
-        std::fs::read_dir(cx.cache_dir().join("mounts"))
+        std::fs::read_dir(cx.cache_dir().join("mounts/trees"))
             .unwrap()
             .flatten()
             .map(|e| e.path())
@@ -1355,6 +1355,14 @@ fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
     let log = mount_and_import("no place to write", false);
     assert!(trace.is_dir());
     assert!(quiet(&log), "{log}");
+    // The trace lives beside its tree: `cache prune` removes both once no mount uses the tree.
+    std::fs::remove_dir(&trace).unwrap();
+    mount_and_import("a last mount", false);
+    assert!(trace.is_file());
+    let tree = trace.with_extension("dxtree");
+    assert!(tree.is_file(), "{}", tree.display());
+    let out = cx.run_ok(&["cache", "prune"]);
+    assert!(!tree.exists() && !trace.exists(), "{out}");
 }
 
 /// A server killed (`kill -9`) while the next mount's trace is being replayed ends like any

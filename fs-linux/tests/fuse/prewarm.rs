@@ -62,7 +62,7 @@ fn a_replayed_trace_makes_the_import_ask_the_server_nothing() {
     }
     let fx = Fixture::new();
     let key = TraceKey::of(&open_tree(&fx.tree).unwrap());
-    let file = trace_file(&fx.dir.path().join("traces"), key);
+    let file = fx.dir.path().join("traces").join("t.trace");
     // The first mount records what the import asks.
     let first = Arc::new(Recorder::new(Trace::default()));
     let (m, counters) = mount(&fx, "mnt", &first);
@@ -146,7 +146,7 @@ fn the_server_keeps_a_trace_and_never_fails_because_of_one() {
     let mnt = fx.mountpoint("mnt");
     let _guard = Unmount(mounts::absolute(&mnt).unwrap());
     let key = TraceKey::of(&open_tree(&fx.tree).unwrap());
-    let file = trace_file(&fx.state(), key);
+    let file = trace_file(&fx.tree);
     let mount_and_import = |what: &str| {
         let server = background(&fx, &mnt, "off");
         import_like(&mnt);
