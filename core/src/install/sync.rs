@@ -12,10 +12,15 @@ use super::{
     InstallError, InstallReport, PrepareOptions, Reporter, WheelSources, prepare_packages,
 };
 use crate::dpl::{DplReader, Lock};
+use crate::hash::ContentHash;
 use crate::index::IndexClient;
 use crate::layout::{LayoutCache, LayoutPackage, LayoutSpec, ProjectHash};
 use crate::python::{ExistingVenv, Interpreter, Venv, VenvOptions, create_venv};
 use crate::store::PackageStore;
+
+/// Bytecode packs unpacked at once on the cold path (file creation is kernel time that
+/// overlaps, even on two cores).
+const UNPACK_WORKERS: usize = 4;
 
 /// Choices for [`sync_venv`].
 #[derive(Debug, Clone, Copy)]
@@ -172,10 +177,19 @@ pub fn sync_venv<B: AsRef<[u8]>>(
     )?;
     // `prepare_packages` timed its own phases (fetch, bytecode).
     timer.restart();
+    // Bytecode packs not unpacked yet (fetched from a remote tier) are unpacked here, several at
+    // once: each is thousands of small files, and creating files is most of the time.
+    let packs: Vec<Option<ContentHash>> = prepared.iter().map(|p| p.bytecode).collect();
+    let mut trees = crate::parallel::map_in_order(&packs, UNPACK_WORKERS, |pack| {
+        pack.as_ref()
+            .map(|pack| ctx.store.unpacked(pack))
+            .transpose()
+    })
+    .into_iter();
     let mut packages = Vec::with_capacity(prepared.len());
     for p in prepared {
-        let extra_trees = match p.bytecode {
-            Some(pack) => vec![ctx.store.unpacked(&pack)?],
+        let extra_trees = match trees.next().transpose()?.flatten() {
+            Some(tree) => vec![tree],
             None => Vec::new(),
         };
         packages.push(LayoutPackage {
