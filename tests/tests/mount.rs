@@ -1269,12 +1269,16 @@ fn passthrough_serves_record_bytes_and_never_a_changed_copy() {
     if out.status.success() {
         let read = std::fs::read(site_packages(&guard.venv).join("ns/alpha/__init__.py"));
         assert!(read.is_err(), "the edited file was served: {read:?}");
+    } else {
+        // Refused before mounting: for the damaged object, not for anything else.
+        assert_printed(&out, "is damaged");
     }
 }
 
-/// A mount records what the import after it asks (`{cache}/mounts/trees/<tree>.trace`) and the next
-/// mount of the same tree replays it beside the import; a trace that is damaged, or a
-/// cache where none can be written, changes nothing but that.
+/// A mount records what the import after it asks (`{cache}/mounts/trees/<tree>.trace`) and
+/// the next mount of the same tree replays it beside the import; a trace that is damaged, or a
+/// cache where none can be written, changes nothing but that; `cache prune` removes the trace
+/// with its tree.
 #[test]
 fn the_next_mount_is_prewarmed_from_the_last_ones_trace() {
     if !can_mount() {
